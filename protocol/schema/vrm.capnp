@@ -1,0 +1,296 @@
+# Wire schemas for vrm. One message per ZeroMQ frame (after routing frames).
+#
+# Conventions: times are Int64 nanoseconds since the Unix epoch (TimeNs), durations Int64 ns,
+# sizes UInt64 bytes, rates Float64 bytes per second. Intervals are half-open [start, end).
+# Every request carries a requestId that its reply echoes; every reply carries a Status.
+@0xc4b1d0f6a2e37a91;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("vrm::wire");
+
+enum StatusCode {
+  ok @0;
+  rejected @1;         # well-formed but refused (no capacity, too late, conflict)
+  invalidArgument @2;  # malformed or impossible request
+  notFound @3;
+  unauthorized @4;
+  internal @5;
+  unavailable @6;      # a needed peer (agent, daemon) cannot be reached
+}
+
+struct Status {
+  code @0 :StatusCode;
+  message @1 :Text;    # one line a person can act on; empty when ok
+}
+
+# ---------------------------------------------------------------------------------------------
+# Shared vocabulary
+
+struct HostInfo {
+  name @0 :Text;
+  cpuCores @1 :UInt32;
+  memoryBytes @2 :UInt64;
+  nicBandwidthBytesPerSec @3 :Float64;
+  reachable @4 :Bool;           # filled by vrmd in replies to clients
+  lastHeartbeatNs @5 :Int64;    # filled by vrmd in replies to clients
+}
+
+enum VmState {
+  running @0;
+  suspended @1;
+  migratingOut @2;
+  incoming @3;        # prepared as a migration destination, not yet committed
+  cloning @4;
+}
+
+struct VmInfo {
+  id @0 :Text;
+  host @1 :Text;
+  cpuCores @2 :UInt32;
+  memoryBytes @3 :UInt64;
+  nonzeroMemoryBytes @4 :UInt64;     # resident, non-zero pages: what a migration really sends
+  dirtyRateBytesPerSec @5 :Float64;
+  state @6 :VmState;
+  reservationId @7 :Text;            # empty for long-lived VMs
+  address @8 :Text;
+  diskBytes @9 :UInt64;
+  template @10 :Text;
+}
+
+enum MigrationMode {
+  live @0;               # pre-copy live migration
+  suspendCopyResume @1;  # Zhao & Figueiredo's suspend, copy, resume
+}
+
+# ---------------------------------------------------------------------------------------------
+# Client <-> vrmd
+
+enum ReservationKind {
+  dedicated @0;   # vacate whole hosts, then clone the template's VMs there
+  shared @1;      # place VMs where there is room, no vacate
+}
+
+struct ReservationRequest {
+  owner @0 :Text;
+  kind @1 :ReservationKind;
+  hostCount @2 :UInt32;          # dedicated: number of hosts wanted (or 0 with hostNames)
+  hostNames @3 :List(Text);      # dedicated: explicit hosts
+  startNs @4 :Int64;
+  endNs @5 :Int64;
+  template @6 :Text;             # VM template to clone
+  vmsPerHost @7 :UInt32;         # dedicated: clones per host (0 = template default)
+  vmCount @8 :UInt32;            # shared: number of VMs
+  dryRun @9 :Bool;               # admission decision only; books nothing
+  label @10 :Text;               # free text shown in listings
+}
+
+enum ReservationState {
+  requested @0;
+  admitted @1;
+  vacating @2;
+  preparing @3;
+  ready @4;
+  active @5;
+  ending @6;
+  done @7;
+  rejected @8;
+  cancelled @9;
+  failed @10;
+}
+
+enum MoveState {
+  planned @0;
+  running @1;
+  done @2;
+  failed @3;
+  skipped @4;
+}
+
+struct PlannedMove {
+  vmId @0 :Text;
+  fromHost @1 :Text;
+  toHost @2 :Text;
+  mode @3 :MigrationMode;
+  batch @4 :UInt32;
+  startOffsetNs @5 :Int64;       # relative to the vacate start
+  endOffsetNs @6 :Int64;
+  transferredBytes @7 :UInt64;
+  downtimeNs @8 :Int64;
+  state @9 :MoveState;
+  actualStartNs @10 :Int64;      # 0 until it starts
+  actualEndNs @11 :Int64;        # 0 until it ends
+  memoryBytes @12 :UInt64;
+}
+
+struct VacatePlan {
+  strategy @0 :Text;             # "sequential", "parallel", "batched(k)"
+  model @1 :Text;                # migration model used for the predictions
+  moves @2 :List(PlannedMove);
+  makespanNs @3 :Int64;
+  cloneTimeNs @4 :Int64;
+  marginNs @5 :Int64;
+  latestSafeStartNs @6 :Int64;
+}
+
+struct VmHandle {
+  vmId @0 :Text;
+  host @1 :Text;
+  address @2 :Text;
+  account @3 :Text;
+}
+
+struct ReservationEvent {
+  timeNs @0 :Int64;
+  state @1 :ReservationState;
+  message @2 :Text;
+}
+
+struct Reservation {
+  id @0 :Text;
+  request @1 :ReservationRequest;
+  state @2 :ReservationState;
+  reason @3 :Text;               # why rejected / failed / cancelled
+  hosts @4 :List(Text);          # hosts booked for the reservation
+  plan @5 :VacatePlan;
+  handles @6 :List(VmHandle);
+  events @7 :List(ReservationEvent);
+  createdNs @8 :Int64;
+  earliestFeasibleStartNs @9 :Int64;   # on rejection: a start that would be admitted (0 = unknown)
+}
+
+struct ListFilter {
+  owner @0 :Text;                # empty = any
+  states @1 :List(ReservationState);  # empty = any
+  fromNs @2 :Int64;              # overlapping [fromNs, toNs); 0 = unbounded
+  toNs @3 :Int64;
+}
+
+struct ClientRequest {
+  requestId @0 :UInt64;
+  union {
+    submit @1 :ReservationRequest;
+    get @2 :Text;                # reservation id
+    list @3 :ListFilter;
+    cancel @4 :Text;             # reservation id
+    hosts @5 :Void;
+    vms @6 :Void;
+  }
+}
+
+struct ClientReply {
+  requestId @0 :UInt64;
+  status @1 :Status;
+  nowNs @2 :Int64;               # vrmd's clock when replying
+  union {
+    none @3 :Void;
+    reservation @4 :Reservation; # submit, get, cancel
+    reservations @5 :List(Reservation);
+    hosts @6 :List(HostInfo);
+    vms @7 :List(VmInfo);
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# vrmd <-> agent (vmschedd). Agents connect a DEALER whose identity is their host name.
+
+struct AgentRegister {
+  host @0 :HostInfo;
+  vms @1 :List(VmInfo);
+  backend @2 :Text;              # "sim", "qemu", "libvirt"
+  migrationEndpoint @3 :Text;    # where peers send migration streams (backend specific)
+}
+
+struct AgentHeartbeat {
+  timeNs @0 :Int64;
+  vms @1 :List(VmInfo);          # current inventory
+}
+
+struct MigrateCommand {
+  vmId @0 :Text;
+  destinationHost @1 :Text;
+  destinationEndpoint @2 :Text;  # returned by the destination's prepareIncoming
+  mode @3 :MigrationMode;
+  maxBandwidthBytesPerSec @4 :Float64;   # 0 = unlimited
+  downtimeLimitNs @5 :Int64;             # 0 = backend default
+}
+
+struct CloneCommand {
+  vmId @0 :Text;                 # chosen by vrmd so a retried clone is idempotent
+  template @1 :Text;
+  cpuCores @2 :UInt32;
+  memoryBytes @3 :UInt64;
+  reservationId @4 :Text;
+  bootTimeNs @5 :Int64;          # expected clone + boot time (sim backends take this long)
+}
+
+struct AgentCommand {
+  commandId @0 :UInt64;
+  union {
+    prepareIncoming @1 :VmInfo;  # get ready to receive this VM; reply carries the endpoint
+    migrate @2 :MigrateCommand;
+    finishIncoming @3 :FinishIncoming;
+    suspend @4 :Text;            # vm id
+    resume @5 :Text;             # vm id
+    clone @6 :CloneCommand;
+    destroy @7 :Text;            # vm id
+  }
+}
+
+struct FinishIncoming {
+  vmId @0 :Text;
+  commit @1 :Bool;               # true: the VM now lives here; false: drop the prepared VM
+}
+
+# Measured phases of one completed migration: what the calibrator learns from.
+struct MigrationObservation {
+  vmId @0 :Text;
+  fromHost @1 :Text;
+  toHost @2 :Text;
+  mode @3 :MigrationMode;
+  memoryBytes @4 :UInt64;
+  nonzeroMemoryBytes @5 :UInt64;
+  dirtyRateBytesPerSec @6 :Float64;
+  startNs @7 :Int64;
+  endNs @8 :Int64;
+  setupNs @9 :Int64;
+  downtimeNs @10 :Int64;
+  transferredBytes @11 :UInt64;
+  rounds @12 :UInt32;
+  bandwidthBytesPerSec @13 :Float64;
+}
+
+struct CommandProgress {
+  commandId @0 :UInt64;
+  fraction @1 :Float64;          # 0..1
+  bytesSent @2 :UInt64;
+  bytesTotal @3 :UInt64;
+  phase @4 :Text;
+}
+
+struct CommandResult {
+  commandId @0 :UInt64;
+  status @1 :Status;
+  union {
+    none @2 :Void;
+    incomingEndpoint @3 :Text;   # prepareIncoming
+    migrated @4 :MigrationObservation;
+    cloned @5 :VmHandle;
+  }
+}
+
+struct AgentMessage {
+  union {
+    register @0 :AgentRegister;
+    heartbeat @1 :AgentHeartbeat;
+    progress @2 :CommandProgress;
+    result @3 :CommandResult;
+  }
+}
+
+# vrmd -> agent
+struct ManagerMessage {
+  union {
+    registered @0 :Status;       # answer to register
+    command @1 :AgentCommand;
+  }
+}

@@ -1,0 +1,68 @@
+#include "vrm/protocol/codec.h"
+
+#include <cstdint>
+#include <cstring>
+
+namespace vrm::protocol {
+
+Status decodeInto(DecodedFrame::Impl& impl, const void* data, std::size_t size,
+                  const DecodeLimits& limits) {
+  if (size == 0) return Status::invalid("empty frame");
+  if (size > limits.maxFrameBytes) {
+    return Status::invalid("frame of " + std::to_string(size) + " bytes exceeds the limit of " +
+                           std::to_string(limits.maxFrameBytes));
+  }
+  if (size % sizeof(capnp::word) != 0) {
+    return Status::invalid("truncated frame: " + std::to_string(size) +
+                           " bytes is not a whole number of 8-byte words");
+  }
+  kj::ArrayPtr<const capnp::word> words;
+  if (reinterpret_cast<std::uintptr_t>(data) % alignof(capnp::word) == 0) {
+    words = kj::arrayPtr(static_cast<const capnp::word*>(data), size / sizeof(capnp::word));
+  } else {
+    impl.storage = kj::heapArray<capnp::word>(size / sizeof(capnp::word));
+    std::memcpy(impl.storage.begin(), data, size);
+    words = impl.storage.asPtr();
+  }
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = limits.traversalLimitWords;
+  options.nestingLimit = limits.nestingLimit;
+  try {
+    impl.reader = std::make_unique<capnp::FlatArrayMessageReader>(words, options);
+    // The segment table may claim less data than the frame holds: trailing bytes mean a
+    // framing error (two messages in one frame, or garbage).
+    if (impl.reader->getEnd() != words.end()) {
+      impl.reader.reset();
+      return Status::invalid("frame has trailing bytes after the message");
+    }
+  } catch (const kj::Exception& e) {
+    impl.reader.reset();
+    return Status::invalid(std::string("bad frame: ") + e.getDescription().cStr());
+  }
+  return Status::ok();
+}
+
+Result<DecodedFrame> decodeFrame(const void* data, std::size_t size, const DecodeLimits& limits) {
+  DecodedFrame frame;
+  Status s = decodeInto(*frame.impl_, data, size, limits);
+  if (!s) return s;
+  return frame;
+}
+
+Result<DecodedFrame> decodeFrame(zmq::message_t&& message, const DecodeLimits& limits) {
+  DecodedFrame frame;
+  // Move first, then decode in place: zmq keeps small messages inline in zmq_msg_t, so the data
+  // pointer changes on a move. Impl lives on the heap and does not move afterwards.
+  frame.impl_->owned = std::move(message);
+  Status s = decodeInto(*frame.impl_, frame.impl_->owned.data(), frame.impl_->owned.size(), limits);
+  if (!s) return s;
+  return frame;
+}
+
+zmq::message_t encodeFrame(capnp::MessageBuilder& message) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  return zmq::message_t(bytes.begin(), bytes.size());
+}
+
+}  // namespace vrm::protocol

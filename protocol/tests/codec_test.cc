@@ -1,0 +1,139 @@
+#include "vrm/protocol/codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "schema/vrm.capnp.h"
+
+namespace vrm::protocol {
+namespace {
+
+zmq::message_t sampleSubmit() {
+  capnp::MallocMessageBuilder b;
+  auto req = b.initRoot<wire::ClientRequest>();
+  req.setRequestId(42);
+  auto s = req.initSubmit();
+  s.setOwner("lab-bmi");
+  s.setHostCount(2);
+  s.setStartNs(1000);
+  s.setEndNs(2000);
+  s.setTemplate("bmi-decoder");
+  return encodeFrame(b);
+}
+
+// Ensures a message survives encode/decode with every field intact.
+TEST(CodecTest, RoundTrip) {
+  auto frame = decodeFrame(sampleSubmit());
+  ASSERT_TRUE(frame.isOk()) << frame.status().toString();
+  auto root = frame->root<wire::ClientRequest>();
+  ASSERT_TRUE(root.isOk());
+  EXPECT_EQ(root->getRequestId(), 42u);
+  ASSERT_TRUE(root->isSubmit());
+  EXPECT_EQ(toStd(root->getSubmit().getOwner()), "lab-bmi");
+  EXPECT_EQ(root->getSubmit().getHostCount(), 2u);
+  EXPECT_EQ(toStd(root->getSubmit().getTemplate()), "bmi-decoder");
+}
+
+// Ensures frames whose bytes are not 8-byte aligned are copied and decoded correctly.
+TEST(CodecTest, MisalignedFrameIsCopied) {
+  zmq::message_t msg = sampleSubmit();
+  std::vector<char> buf(msg.size() + 1);
+  std::memcpy(buf.data() + 1, msg.data(), msg.size());
+  auto frame = decodeFrame(buf.data() + 1, msg.size());
+  ASSERT_TRUE(frame.isOk()) << frame.status().toString();
+  auto root = frame->root<wire::ClientRequest>();
+  ASSERT_TRUE(root.isOk());
+  EXPECT_EQ(root->getRequestId(), 42u);
+}
+
+// Ensures a cut-off frame is an invalid-argument error, at every cut point.
+TEST(CodecTest, TruncatedFrameIsRejected) {
+  zmq::message_t msg = sampleSubmit();
+  for (std::size_t cut = 0; cut < msg.size(); ++cut) {
+    auto frame = decodeFrame(msg.data(), cut);
+    if (!frame.isOk()) {
+      EXPECT_EQ(frame.status().code(), StatusCode::kInvalidArgument);
+      continue;
+    }
+    // Word-aligned prefixes may parse a segment table; reading the root must then fail.
+    auto root = frame->root<wire::ClientRequest>();
+    EXPECT_FALSE(root.isOk()) << "cut at " << cut;
+  }
+}
+
+// Ensures random bytes never crash the decoder and yield a typed error or a readable message.
+TEST(CodecTest, GarbageFrameIsRejected) {
+  std::uint64_t state = 0x9E3779B97F4A7C15ull;
+  int rejected = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<unsigned char> bytes(8 * (1 + trial % 32));
+    for (auto& b : bytes) {
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      b = static_cast<unsigned char>(state);
+    }
+    auto frame = decodeFrame(bytes.data(), bytes.size());
+    if (!frame.isOk()) {
+      ++rejected;
+      EXPECT_EQ(frame.status().code(), StatusCode::kInvalidArgument);
+      continue;
+    }
+    auto root = frame->root<wire::ClientRequest>();
+    if (!root.isOk()) ++rejected;
+  }
+  EXPECT_GT(rejected, 1900);
+  std::string text = "GET / HTTP/1.1\r\n\r\n";
+  EXPECT_FALSE(decodeFrame(text.data(), text.size()).isOk());
+}
+
+// Ensures frames above the configured limit are refused before parsing.
+TEST(CodecTest, OversizedFrameIsRejected) {
+  zmq::message_t msg = sampleSubmit();
+  DecodeLimits limits;
+  limits.maxFrameBytes = msg.size() - 8;
+  auto frame = decodeFrame(msg.data(), msg.size(), limits);
+  ASSERT_FALSE(frame.isOk());
+  EXPECT_EQ(frame.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(frame.status().message().find("exceeds"), std::string::npos);
+}
+
+// Ensures the traversal limit stops a message that points at far more data than allowed.
+TEST(CodecTest, TraversalLimitIsEnforced) {
+  capnp::MallocMessageBuilder b;
+  auto list = b.initRoot<wire::ClientReply>().initVms(2000);
+  for (auto vm : list) vm.setId("a-fairly-long-vm-identifier-to-take-space");
+  zmq::message_t msg = encodeFrame(b);
+  DecodeLimits limits;
+  limits.traversalLimitWords = 64;
+  auto frame = decodeFrame(std::move(msg), limits);
+  ASSERT_TRUE(frame.isOk());
+  EXPECT_FALSE(frame->root<wire::ClientReply>().isOk());
+}
+
+// Ensures two messages glued in one frame are refused rather than half-read.
+TEST(CodecTest, TrailingBytesAreRejected) {
+  zmq::message_t a = sampleSubmit();
+  std::vector<char> both(a.size() * 2);
+  std::memcpy(both.data(), a.data(), a.size());
+  std::memcpy(both.data() + a.size(), a.data(), a.size());
+  auto frame = decodeFrame(both.data(), both.size());
+  EXPECT_FALSE(frame.isOk());
+}
+
+// Ensures tiny (inline-stored) zmq messages stay valid after decodeFrame takes ownership.
+TEST(CodecTest, SmallOwnedFrameStaysValid) {
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::Status>();
+  zmq::message_t msg = encodeFrame(b);
+  ASSERT_LE(msg.size(), 33u);  // zmq keeps these inline in zmq_msg_t
+  auto frame = decodeFrame(std::move(msg));
+  ASSERT_TRUE(frame.isOk());
+  auto moved = std::move(*frame);
+  EXPECT_TRUE(moved.root<wire::Status>().isOk());
+}
+
+}  // namespace
+}  // namespace vrm::protocol

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian package vrm needs to build, test and run its demo.
+# A no-op when everything is already installed; needs root (or sudo) otherwise.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libboost-dev            # Boost.ICL (calendars), Boost.Asio
+  libzmq3-dev cppzmq-dev  # ZeroMQ transport
+  capnproto libcapnp-dev  # wire schemas
+  libsqlite3-dev          # durable store
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev            # command lines
+  libspdlog-dev libfmt-dev
+  libyaml-cpp-dev         # cluster descriptions
+  nlohmann-json3-dev      # --json output
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
