@@ -1,0 +1,114 @@
+// The per-host agent (vmschedd's event loop): talks to vrmd and drives the Hypervisor.
+//
+// Wire contract with vrmd (see protocol/schema/vrm.capnp, vrmd <-> agent section):
+//  * The agent connects a DEALER whose routing id is the host name; one Cap'n Proto message per
+//    frame. It sends AgentMessage and receives ManagerMessage.
+//  * Registration: AgentMessage.register{host, vms, backend, migrationEndpoint} is sent at the
+//    first runOnce() and re-sent every registerRetryIntervalNs until vrmd answers
+//    ManagerMessage.registered with ok. registered(notFound) at any time (vrmd restarted and
+//    forgot the host) triggers an immediate re-register. Any other non-ok code is logged as an
+//    error and registration is retried every registerErrorRetryIntervalNs.
+//  * Heartbeats: once registered, AgentMessage.heartbeat{timeNs, vms (full inventory)} whenever
+//    heartbeatIntervalNs of clock time have passed since registration or the last heartbeat.
+//  * Commands: every ManagerMessage.command gets exactly one AgentMessage.result with the same
+//    commandId. Immediate commands (prepareIncoming, finishIncoming, suspend, resume, destroy)
+//    answer in the same loop iteration; migrate and clone answer when the hypervisor completes
+//    them and meanwhile send AgentMessage.progress, at most once per 10 % of progress.
+//    A commandId seen before is not executed again: while it runs the repeat is ignored, once
+//    finished the stored result is sent again (the last `rememberedResults` are kept).
+//    A command of a kind this agent does not know is answered invalid-argument.
+//  * A malformed frame or unknown ManagerMessage member is logged (warn) and dropped.
+//
+// Thread safety: none. The Agent, its Hypervisor and its socket belong to the thread that
+// calls runOnce()/run(). The clock, hypervisor and context are borrowed and must outlive it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <zmq.hpp>
+
+#include "schema/vrm.capnp.h"
+#include "vrm/protocol/codec.h"
+#include "vrm/protocol/time.h"
+#include "vrm/vmscheduler/hypervisor.h"
+
+namespace vrm::vmscheduler {
+
+struct AgentOptions {
+  // vrmd's agent ROUTER. Default "tcp://127.0.0.1:5556".
+  std::string vrmdEndpoint = "tcp://127.0.0.1:5556";
+  // Clock time between heartbeats once registered. Default 5 s.
+  TimeNs heartbeatIntervalNs = 5 * kNsPerSec;
+  // Clock time between register attempts while vrmd has not answered. Default 1 s.
+  TimeNs registerRetryIntervalNs = 1 * kNsPerSec;
+  // Clock time between register attempts after vrmd refused with a code other than notFound
+  // (e.g. unauthorized): retry slowly, an operator has to act. Default 30 s.
+  TimeNs registerErrorRetryIntervalNs = 30 * kNsPerSec;
+  // Limits applied to every frame from vrmd (untrusted input). Defaults: see codec.h.
+  protocol::DecodeLimits decodeLimits;
+  // Finished command results kept for answering repeated command ids. Default 1024.
+  std::size_t rememberedResults = 1024;
+};
+
+class Agent {
+ public:
+  // Connects the DEALER to options.vrmdEndpoint (routing id = hypervisor.hostInfo().name,
+  // linger 0). Sends nothing until the first runOnce(). zmq errors here (bad endpoint) throw
+  // zmq::error_t: they are configuration bugs found at start-up.
+  Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, AgentOptions options);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // One loop iteration: sends what is due (register, heartbeat, progress, results), waits for
+  // frames from vrmd at most `maxWait` (less when a timer or hypervisor event is due sooner),
+  // handles every frame that arrived, and sends what became due. Never throws for bad input;
+  // returns early when interrupted by a signal.
+  void runOnce(std::chrono::milliseconds maxWait);
+  // Calls runOnce() until `stop` is set (checked at least every 100 ms of real time).
+  void run(const std::atomic<bool>& stop);
+
+  // True once vrmd acknowledged the last register. For tests and status logs.
+  bool registered() const { return registered_; }
+
+ private:
+  // A migrate or clone the hypervisor is still running.
+  struct InFlight {
+    int lastProgressStep = -1;  // last tenth of progress sent to vrmd
+  };
+
+  void sendDue();
+  void sendRegister();
+  void sendHeartbeat(TimeNs now);
+  void pollHypervisor(TimeNs now);
+  void receiveAll();
+  void handleFrame(zmq::message_t&& frame);
+  void handleRegistered(StatusCode code, const std::string& message);
+  void handleCommand(wire::AgentCommand::Reader command);
+  void send(zmq::message_t&& frame);
+  // Sends a command's one result and remembers it for repeats of the same command id.
+  void sendResult(std::uint64_t commandId, zmq::message_t&& frame);
+
+  Clock& clock_;
+  Hypervisor& hypervisor_;
+  AgentOptions options_;
+  std::string host_;
+  zmq::socket_t socket_;
+
+  bool registered_ = false;
+  TimeNs nextRegisterNs_ = 0;  // while !registered_; 0 = at the first runOnce()
+  TimeNs registerIntervalNs_ = 0;  // retry or error-retry interval, by vrmd's last answer
+  TimeNs nextHeartbeatNs_ = kTimeInfinity;  // while registered_
+
+  std::unordered_map<std::uint64_t, InFlight> inFlight_;
+  // Encoded result frames of finished commands, and their ids oldest first for eviction.
+  std::unordered_map<std::uint64_t, std::string> finished_;
+  std::deque<std::uint64_t> finishedOrder_;
+};
+
+}  // namespace vrm::vmscheduler

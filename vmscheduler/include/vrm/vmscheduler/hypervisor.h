@@ -1,0 +1,183 @@
+// The hypervisor behind one vmschedd: inventory, migrate, suspend/resume, clone, destroy.
+//
+// A Hypervisor is a plug point: one implementation per backend, chosen by name through
+// Hypervisor::create(). Only "sim" exists today; "qemu" and "libvirt" will follow, so the
+// interface is asynchronous the way real backends are: long operations (migration, clone) are
+// started with an operation id chosen by the caller and finish later, reported by poll().
+//
+// Thread safety: none. One Hypervisor is owned and driven by one thread (the agent's event
+// loop). Time: backends that need time read it only from the `now` given to poll(), never from
+// a clock of their own, so tests can run them deterministically.
+// Errors: expected failures are Status / Result values, never exceptions:
+//   not-found         the VM id is unknown on this host
+//   rejected          the VM is busy (e.g. migrating out), the id already exists, or there is
+//                     not enough free memory / cores
+//   invalid-argument  the request itself is impossible (zero memory, migrate to self, ...)
+// Units: bytes, bytes per second, TimeNs (int64 ns).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vrm/protocol/cluster.h"
+#include "vrm/protocol/status.h"
+#include "vrm/protocol/time.h"
+
+namespace vrm::vmscheduler {
+
+// Chosen by the caller, unique among the operations in flight (the agent uses the command id).
+using OperationId = std::uint64_t;
+
+enum class VmState { kRunning, kSuspended, kMigratingOut, kIncoming, kCloning };
+enum class MigrationMode { kLive, kSuspendCopyResume };
+
+// "running", "migrating-out", ...; for logs.
+const char* vmStateName(VmState state);
+
+struct HostInfo {
+  std::string name;
+  std::uint32_t cpuCores = 0;
+  std::uint64_t memoryBytes = 0;
+  double nicBandwidthBytesPerSec = 0;
+};
+
+struct VmInfo {
+  std::string id;
+  std::uint32_t cpuCores = 1;
+  std::uint64_t memoryBytes = 0;
+  std::uint64_t nonzeroMemoryBytes = 0;  // resident non-zero pages: what a migration sends
+  double dirtyRateBytesPerSec = 0;
+  std::uint64_t diskBytes = 0;
+  VmState state = VmState::kRunning;
+  std::string reservationId;  // empty for long-lived VMs
+  std::string address;
+  std::string templateName;  // empty unless cloned from a template
+};
+
+struct MigrationSpec {
+  std::string vmId;
+  std::string destinationHost;
+  std::string destinationEndpoint;  // from the destination's prepareIncoming()
+  MigrationMode mode = MigrationMode::kLive;
+  double maxBandwidthBytesPerSec = 0;  // 0 = unlimited (the NIC's bandwidth)
+  TimeNs downtimeLimitNs = 0;          // 0 = backend default; the sim ignores it
+};
+
+struct CloneSpec {
+  std::string vmId;  // chosen by vrmd
+  std::string templateName;
+  std::uint32_t cpuCores = 1;
+  std::uint64_t memoryBytes = 0;
+  std::string reservationId;
+  TimeNs bootTimeNs = 0;  // clone + boot until the VM answers (the sim takes exactly this long)
+};
+
+// Measured phases of one completed migration, for the calibrator.
+struct MigrationObservation {
+  std::string vmId;
+  std::string fromHost;
+  std::string toHost;
+  MigrationMode mode = MigrationMode::kLive;
+  std::uint64_t memoryBytes = 0;
+  std::uint64_t nonzeroMemoryBytes = 0;
+  double dirtyRateBytesPerSec = 0;
+  TimeNs startNs = 0;
+  TimeNs endNs = 0;
+  TimeNs setupNs = 0;
+  TimeNs downtimeNs = 0;
+  std::uint64_t transferredBytes = 0;
+  std::uint32_t rounds = 0;
+  double bandwidthBytesPerSec = 0;
+};
+
+// How to reach a cloned VM.
+struct VmHandle {
+  std::string vmId;
+  std::string host;
+  std::string address;
+  std::string account;
+};
+
+// Something that happened to an operation in flight, reported by poll().
+struct OperationEvent {
+  enum class Kind { kProgress, kCompleted };
+  OperationId opId = 0;
+  Kind kind = Kind::kProgress;
+
+  // kProgress
+  double fraction = 0;  // 0..1
+  std::uint64_t bytesSent = 0;
+  std::uint64_t bytesTotal = 0;
+  std::string phase;  // "setup", "copy", "commit", "clone", ...
+
+  // kCompleted: the outcome, and on success exactly one of these for the operation's kind.
+  Status status;
+  std::optional<MigrationObservation> migration;
+  std::optional<VmHandle> clone;
+};
+
+// Backend configuration. `host` describes the machine (the sim takes capacity and initial VMs
+// from it; real backends will take only the name and discover the rest). `params` holds
+// backend-specific settings (e.g. a libvirt URI); unknown keys are an error.
+struct HypervisorOptions {
+  HostSpec host;
+  std::map<std::string, std::string> params;
+};
+
+class Hypervisor {
+ public:
+  virtual ~Hypervisor() = default;
+
+  // Builds the backend called `name` ("sim"). Errors: invalid-argument for an unknown backend or
+  // options it cannot use (e.g. VMs that do not fit the host).
+  static Result<std::unique_ptr<Hypervisor>> create(std::string_view name,
+                                                    const HypervisorOptions& options);
+
+  virtual std::string_view backendName() const = 0;  // "sim"
+  virtual HostInfo hostInfo() const = 0;
+  // Where peers send migration streams to this host (backend specific, e.g. "sim://h1").
+  virtual std::string migrationEndpoint() const = 0;
+  // Every VM on the host, in every state, ordered by id.
+  virtual std::vector<VmInfo> inventory() const = 0;
+
+  // Reserves capacity for `vm` arriving by migration and lists it in state incoming.
+  // Returns the endpoint the source must send to. Errors: rejected (id exists, no room).
+  virtual Result<std::string> prepareIncoming(const VmInfo& vm) = 0;
+  // commit=true: the prepared VM now runs here; commit=false: drop it and free its capacity.
+  // Errors: not-found, rejected (the VM is not incoming).
+  virtual Status finishIncoming(const std::string& vmId, bool commit) = 0;
+
+  // Starts migrating a VM away; completion (with a MigrationObservation) comes from poll(), after
+  // which the VM is gone from inventory(). The VM is migratingOut meanwhile.
+  // Errors (nothing started): not-found, rejected (busy), invalid-argument.
+  virtual Status startMigration(OperationId op, const MigrationSpec& spec) = 0;
+
+  // Suspending a suspended VM, or resuming a running one, is ok (idempotent).
+  // Errors: not-found, rejected (busy: migrating, incoming, cloning).
+  virtual Status suspend(const std::string& vmId) = 0;
+  virtual Status resume(const std::string& vmId) = 0;
+
+  // Starts cloning a VM from a template; completion (with a VmHandle) comes from poll(). The VM
+  // is listed in state cloning meanwhile. Re-cloning an id that already finished cloning with the
+  // same template and reservation succeeds again with the same handle (vrmd retries clones).
+  // Errors (nothing started): rejected (id exists, no room), invalid-argument.
+  virtual Status startClone(OperationId op, const CloneSpec& spec) = 0;
+
+  // Removes a VM and frees its capacity. A VM still cloning is removed and its clone operation
+  // completes as rejected. Errors: not-found, rejected (migrating out).
+  virtual Status destroy(const std::string& vmId) = 0;
+
+  // Advances the backend to `now` and returns what happened since the last call, in order.
+  // `now` must not decrease between calls.
+  virtual std::vector<OperationEvent> poll(TimeNs now) = 0;
+  // When poll() next has something to report; kTimeInfinity when nothing is in flight, and a
+  // time at or before the last poll's `now` when poll() should be called right away.
+  virtual TimeNs nextEventTime() const = 0;
+};
+
+}  // namespace vrm::vmscheduler

@@ -1,0 +1,342 @@
+#include "vrm/vmscheduler/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "wire.h"
+
+namespace vrm::vmscheduler {
+namespace {
+
+using protocol::toStd;
+
+// Frames handled per runOnce() at most, so that a flood cannot starve timers and progress.
+constexpr int kMaxFramesPerIteration = 1000;
+
+zmq::message_t resultFrame(std::uint64_t commandId, const Status& status,
+                           const std::function<void(wire::CommandResult::Builder)>& fill = {}) {
+  capnp::MallocMessageBuilder b;
+  auto result = b.initRoot<wire::AgentMessage>().initResult();
+  result.setCommandId(commandId);
+  wireconv::toWire(status, result.initStatus());
+  if (status.isOk() && fill) {
+    fill(result);
+  } else {
+    result.setNone();
+  }
+  return protocol::encodeFrame(b);
+}
+
+}  // namespace
+
+Agent::Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, AgentOptions options)
+    : clock_(clock),
+      hypervisor_(hypervisor),
+      options_(std::move(options)),
+      host_(hypervisor.hostInfo().name),
+      socket_(context, zmq::socket_type::dealer) {
+  // vrmd's ROUTER addresses this agent by host name, so the id must be set before connecting.
+  socket_.set(zmq::sockopt::routing_id, host_);
+  socket_.set(zmq::sockopt::linger, 0);
+  socket_.connect(options_.vrmdEndpoint);
+  registerIntervalNs_ = options_.registerRetryIntervalNs;
+}
+
+Agent::~Agent() = default;
+
+void Agent::run(const std::atomic<bool>& stop) {
+  while (!stop.load()) runOnce(std::chrono::milliseconds(100));
+}
+
+void Agent::runOnce(std::chrono::milliseconds maxWait) {
+  sendDue();
+  const TimeNs timer = registered_ ? nextHeartbeatNs_ : nextRegisterNs_;
+  const TimeNs wake = std::min(timer, hypervisor_.nextEventTime());
+  const auto timeout = clock_.realDelayUntil(wake, maxWait);
+  zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+  try {
+    zmq::poll(items, 1, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return;  // a signal: let run() look at its stop flag
+    throw;
+  }
+  if (items[0].revents & ZMQ_POLLIN) receiveAll();
+  sendDue();
+}
+
+void Agent::sendDue() {
+  const TimeNs now = clock_.now();
+  if (!registered_ && now >= nextRegisterNs_) {
+    sendRegister();
+    nextRegisterNs_ = now + registerIntervalNs_;
+  }
+  // Before the heartbeat, so the inventory it carries reflects finished operations.
+  pollHypervisor(now);
+  if (registered_ && now >= nextHeartbeatNs_) {
+    sendHeartbeat(now);
+    nextHeartbeatNs_ = now + options_.heartbeatIntervalNs;
+  }
+}
+
+void Agent::sendRegister() {
+  capnp::MallocMessageBuilder b;
+  auto reg = b.initRoot<wire::AgentMessage>().initRegister();
+  wireconv::toWire(hypervisor_.hostInfo(), reg.initHost());
+  const std::vector<VmInfo> vms = hypervisor_.inventory();
+  auto list = reg.initVms(static_cast<unsigned>(vms.size()));
+  for (unsigned i = 0; i < vms.size(); ++i) wireconv::toWire(vms[i], host_, list[i]);
+  reg.setBackend(std::string(hypervisor_.backendName()));
+  reg.setMigrationEndpoint(hypervisor_.migrationEndpoint());
+  spdlog::debug("registering host {} with {} VMs at {}", host_, vms.size(), options_.vrmdEndpoint);
+  send(protocol::encodeFrame(b));
+}
+
+void Agent::sendHeartbeat(TimeNs now) {
+  capnp::MallocMessageBuilder b;
+  auto hb = b.initRoot<wire::AgentMessage>().initHeartbeat();
+  hb.setTimeNs(now);
+  const std::vector<VmInfo> vms = hypervisor_.inventory();
+  auto list = hb.initVms(static_cast<unsigned>(vms.size()));
+  for (unsigned i = 0; i < vms.size(); ++i) wireconv::toWire(vms[i], host_, list[i]);
+  send(protocol::encodeFrame(b));
+}
+
+void Agent::pollHypervisor(TimeNs now) {
+  for (OperationEvent& e : hypervisor_.poll(now)) {
+    auto it = inFlight_.find(e.opId);
+    if (it == inFlight_.end()) {
+      spdlog::warn("hypervisor reported operation {} which no command started", e.opId);
+      continue;
+    }
+    if (e.kind == OperationEvent::Kind::kProgress) {
+      // At most one progress message per tenth; the result itself says "done".
+      if (!(e.fraction < 1.0)) continue;
+      const int step = std::clamp(static_cast<int>(std::floor(e.fraction * 10)), 0, 9);
+      if (step <= it->second.lastProgressStep) continue;
+      it->second.lastProgressStep = step;
+      capnp::MallocMessageBuilder b;
+      auto p = b.initRoot<wire::AgentMessage>().initProgress();
+      p.setCommandId(e.opId);
+      p.setFraction(std::max(0.0, e.fraction));
+      p.setBytesSent(e.bytesSent);
+      p.setBytesTotal(e.bytesTotal);
+      p.setPhase(e.phase);
+      send(protocol::encodeFrame(b));
+      continue;
+    }
+    inFlight_.erase(it);
+    if (e.status.isOk()) {
+      spdlog::info("command {} finished", e.opId);
+    } else {
+      spdlog::warn("command {} failed: {}", e.opId, e.status.toString());
+    }
+    sendResult(e.opId, resultFrame(e.opId, e.status, [&](wire::CommandResult::Builder r) {
+                 if (e.migration) {
+                   wireconv::toWire(*e.migration, r.initMigrated());
+                 } else if (e.clone) {
+                   wireconv::toWire(*e.clone, r.initCloned());
+                 } else {
+                   r.setNone();
+                 }
+               }));
+  }
+}
+
+void Agent::receiveAll() {
+  try {
+    for (int n = 0; n < kMaxFramesPerIteration; ++n) {
+      std::vector<zmq::message_t> parts(1);
+      if (!socket_.recv(parts[0], zmq::recv_flags::dontwait)) return;
+      while (socket_.get(zmq::sockopt::rcvmore)) {
+        parts.emplace_back();
+        (void)socket_.recv(parts.back());
+      }
+      // One message per frame. Tolerate an empty delimiter frame (REQ-style peers) and nothing
+      // else.
+      std::vector<zmq::message_t*> payloads;
+      for (auto& part : parts) {
+        if (part.size() > 0) payloads.push_back(&part);
+      }
+      if (payloads.size() != 1) {
+        spdlog::warn("dropping a message from vrmd with {} non-empty frames (expected 1)",
+                     payloads.size());
+        continue;
+      }
+      handleFrame(std::move(*payloads[0]));
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) spdlog::error("receiving from vrmd failed: {}", e.what());
+  }
+}
+
+void Agent::handleFrame(zmq::message_t&& frame) {
+  auto decoded = protocol::decodeFrame(std::move(frame), options_.decodeLimits);
+  if (!decoded) {
+    spdlog::warn("dropping a malformed frame from vrmd: {}", decoded.status().toString());
+    return;
+  }
+  auto root = decoded->root<wire::ManagerMessage>();
+  if (!root) {
+    spdlog::warn("dropping a malformed frame from vrmd: {}", root.status().toString());
+    return;
+  }
+  try {
+    switch (root->which()) {
+      case wire::ManagerMessage::REGISTERED: {
+        auto status = root->getRegistered();
+        handleRegistered(wireconv::fromWire(status.getCode()), toStd(status.getMessage()));
+        return;
+      }
+      case wire::ManagerMessage::COMMAND:
+        handleCommand(root->getCommand());
+        return;
+    }
+    spdlog::warn("dropping a ManagerMessage with unknown member {}",
+                 static_cast<int>(root->which()));
+  } catch (const kj::Exception& e) {
+    // Reading a field can still fail on hostile input (e.g. text without its NUL). Fields are
+    // read before anything is executed, so dropping here leaves no half-done command.
+    spdlog::warn("dropping a malformed message from vrmd: {}", e.getDescription().cStr());
+  }
+}
+
+void Agent::handleRegistered(StatusCode code, const std::string& message) {
+  const TimeNs now = clock_.now();
+  if (code == StatusCode::kOk) {
+    registerIntervalNs_ = options_.registerRetryIntervalNs;
+    if (registered_) return;  // an answer to a repeated register
+    registered_ = true;
+    nextHeartbeatNs_ = now + options_.heartbeatIntervalNs;
+    spdlog::info("host {} registered with vrmd", host_);
+    return;
+  }
+  registered_ = false;
+  nextHeartbeatNs_ = kTimeInfinity;
+  if (code == StatusCode::kNotFound) {
+    // vrmd restarted and forgot this host: tell it again now.
+    spdlog::info("vrmd does not know host {} ({}); registering again", host_, message);
+    registerIntervalNs_ = options_.registerRetryIntervalNs;
+    sendRegister();
+    nextRegisterNs_ = now + registerIntervalNs_;
+    return;
+  }
+  registerIntervalNs_ = options_.registerErrorRetryIntervalNs;
+  nextRegisterNs_ = now + registerIntervalNs_;
+  spdlog::error("vrmd refused to register host {}: {}: {}; retrying every {:.0f}s", host_,
+                statusCodeName(code), message, nsToSeconds(registerIntervalNs_));
+}
+
+void Agent::handleCommand(wire::AgentCommand::Reader command) {
+  const std::uint64_t id = command.getCommandId();
+  if (inFlight_.count(id)) {
+    spdlog::debug("command {} repeated while still running; ignoring the repeat", id);
+    return;
+  }
+  if (auto f = finished_.find(id); f != finished_.end()) {
+    spdlog::info("command {} repeated; sending its result again", id);
+    send(zmq::message_t(f->second.data(), f->second.size()));
+    return;
+  }
+
+  switch (command.which()) {
+    case wire::AgentCommand::PREPARE_INCOMING: {
+      const VmInfo vm = wireconv::fromWire(command.getPrepareIncoming());
+      spdlog::info("command {}: prepare incoming vm {}", id, vm.id);
+      auto endpoint = hypervisor_.prepareIncoming(vm);
+      sendResult(id, resultFrame(id, endpoint.status(), [&](wire::CommandResult::Builder r) {
+                   r.setIncomingEndpoint(*endpoint);
+                 }));
+      return;
+    }
+    case wire::AgentCommand::MIGRATE: {
+      auto m = command.getMigrate();
+      if (static_cast<unsigned>(m.getMode()) > 1) {
+        sendResult(id, resultFrame(id, Status::invalid("unknown migration mode " +
+                                                       std::to_string(static_cast<unsigned>(
+                                                           m.getMode())))));
+        return;
+      }
+      const MigrationSpec spec = wireconv::fromWire(m);
+      spdlog::info("command {}: migrate vm {} to {}", id, spec.vmId, spec.destinationHost);
+      Status s = hypervisor_.startMigration(id, spec);
+      if (s) {
+        inFlight_.emplace(id, InFlight{});
+      } else {
+        sendResult(id, resultFrame(id, s));
+      }
+      return;
+    }
+    case wire::AgentCommand::FINISH_INCOMING: {
+      auto f = command.getFinishIncoming();
+      const std::string vmId = toStd(f.getVmId());
+      spdlog::info("command {}: finish incoming vm {} ({})", id, vmId,
+                   f.getCommit() ? "commit" : "drop");
+      sendResult(id, resultFrame(id, hypervisor_.finishIncoming(vmId, f.getCommit())));
+      return;
+    }
+    case wire::AgentCommand::SUSPEND: {
+      const std::string vmId = toStd(command.getSuspend());
+      spdlog::info("command {}: suspend vm {}", id, vmId);
+      sendResult(id, resultFrame(id, hypervisor_.suspend(vmId)));
+      return;
+    }
+    case wire::AgentCommand::RESUME: {
+      const std::string vmId = toStd(command.getResume());
+      spdlog::info("command {}: resume vm {}", id, vmId);
+      sendResult(id, resultFrame(id, hypervisor_.resume(vmId)));
+      return;
+    }
+    case wire::AgentCommand::CLONE: {
+      const CloneSpec spec = wireconv::fromWire(command.getClone());
+      spdlog::info("command {}: clone vm {} from template {}", id, spec.vmId, spec.templateName);
+      Status s = hypervisor_.startClone(id, spec);
+      if (s) {
+        inFlight_.emplace(id, InFlight{});
+      } else {
+        sendResult(id, resultFrame(id, s));
+      }
+      return;
+    }
+    case wire::AgentCommand::DESTROY: {
+      const std::string vmId = toStd(command.getDestroy());
+      spdlog::info("command {}: destroy vm {}", id, vmId);
+      sendResult(id, resultFrame(id, hypervisor_.destroy(vmId)));
+      return;
+    }
+  }
+  // A command kind added to the schema after this agent was built. It still gets its one
+  // result, so vrmd does not wait for it forever.
+  const auto kind = static_cast<unsigned>(command.which());
+  spdlog::warn("command {} has unknown kind {}; answering invalid-argument", id, kind);
+  sendResult(id, resultFrame(id, Status::invalid("this agent does not know command kind " +
+                                                 std::to_string(kind))));
+}
+
+void Agent::sendResult(std::uint64_t commandId, zmq::message_t&& frame) {
+  finished_[commandId] = std::string(static_cast<const char*>(frame.data()), frame.size());
+  finishedOrder_.push_back(commandId);
+  while (finishedOrder_.size() > options_.rememberedResults) {
+    finished_.erase(finishedOrder_.front());
+    finishedOrder_.pop_front();
+  }
+  send(std::move(frame));
+}
+
+void Agent::send(zmq::message_t&& frame) {
+  try {
+    // Never block the loop: with vrmd away the queue fills up to the high-water mark, and
+    // anything beyond is dropped (vrmd repeats commands and gets stored results).
+    if (!socket_.send(frame, zmq::send_flags::dontwait)) {
+      spdlog::warn("queue to vrmd is full; dropped an outgoing message");
+    }
+  } catch (const zmq::error_t& e) {
+    spdlog::error("sending to vrmd failed: {}", e.what());
+  }
+}
+
+}  // namespace vrm::vmscheduler

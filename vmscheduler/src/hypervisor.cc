@@ -1,0 +1,24 @@
+#include "vrm/vmscheduler/hypervisor.h"
+
+#include "sim_hypervisor.h"
+
+namespace vrm::vmscheduler {
+
+const char* vmStateName(VmState state) {
+  switch (state) {
+    case VmState::kRunning: return "running";
+    case VmState::kSuspended: return "suspended";
+    case VmState::kMigratingOut: return "migrating-out";
+    case VmState::kIncoming: return "incoming";
+    case VmState::kCloning: return "cloning";
+  }
+  return "unknown";
+}
+
+Result<std::unique_ptr<Hypervisor>> Hypervisor::create(std::string_view name,
+                                                       const HypervisorOptions& options) {
+  if (name == "sim") return SimHypervisor::create(options);
+  return Status::invalid("unknown hypervisor backend '" + std::string(name) + "' (available: sim)");
+}
+
+}  // namespace vrm::vmscheduler

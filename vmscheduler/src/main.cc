@@ -1,0 +1,121 @@
+// vmschedd: the per-host agent. Parses options, wires clock, hypervisor and agent, runs the loop.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <zmq.hpp>
+
+#include "vrm/protocol/cluster.h"
+#include "vrm/protocol/time.h"
+#include "vrm/protocol/units.h"
+#include "vrm/vmscheduler/agent.h"
+#include "vrm/vmscheduler/hypervisor.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void onSignal(int) { g_stop.store(true); }
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "vmschedd: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vmschedd: per-host VM scheduler agent of vrm"};
+  std::string host;
+  std::string clusterFile;
+  std::string vrmdEndpoint = "tcp://127.0.0.1:5556";
+  std::string backend = "sim";
+  std::string heartbeatText = "5s";
+  std::optional<double> timeScale;
+  std::optional<std::int64_t> clockOrigin;
+  std::string logLevel = "info";
+  app.add_option("--host", host, "this host's name, as in the cluster file")->required();
+  app.add_option("--cluster", clusterFile, "cluster file (YAML) describing this host")->required();
+  app.add_option("--vrmd", vrmdEndpoint, "vrmd's agent endpoint")->capture_default_str();
+  app.add_option("--backend", backend, "hypervisor backend")
+      ->check(CLI::IsMember({"sim"}))
+      ->capture_default_str();
+  app.add_option("--heartbeat-interval", heartbeatText, "clock time between heartbeats (e.g. 5s)")
+      ->capture_default_str();
+  app.add_option("--time-scale", timeScale, "run the clock this many times faster than real time")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--clock-origin", clockOrigin,
+                 "ns since the epoch where the scaled clock meets real time (default: now)");
+  app.add_option("--log-level", logLevel, "trace, debug, info, warn, error, critical, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(e.what());
+  }
+  if (clockOrigin && !timeScale) return fail("--clock-origin needs --time-scale");
+  auto heartbeat = vrm::parseDurationNs(heartbeatText);
+  if (!heartbeat) return fail("--heartbeat-interval: " + heartbeat.status().message());
+  if (*heartbeat <= 0) return fail("--heartbeat-interval must be positive");
+
+  auto logger = spdlog::stderr_color_mt("vmschedd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(logLevel));
+
+  auto cluster = vrm::loadClusterSpec(clusterFile);
+  if (!cluster) return fail(clusterFile + ": " + cluster.status().message());
+  const vrm::HostSpec* spec = cluster->findHost(host);
+  if (!spec) return fail("host '" + host + "' is not in " + clusterFile);
+
+  vrm::vmscheduler::HypervisorOptions hvOptions;
+  hvOptions.host = *spec;
+  auto hypervisor = vrm::vmscheduler::Hypervisor::create(backend, hvOptions);
+  if (!hypervisor) return fail(hypervisor.status().message());
+
+  std::unique_ptr<vrm::Clock> clock;
+  double scale = 1;
+  if (timeScale) {
+    scale = *timeScale;
+    const vrm::TimeNs origin = clockOrigin ? *clockOrigin : vrm::SystemClock().now();
+    clock = std::make_unique<vrm::ScaledClock>(origin, scale);
+  } else {
+    clock = std::make_unique<vrm::SystemClock>();
+  }
+
+  vrm::vmscheduler::AgentOptions options;
+  options.vrmdEndpoint = vrmdEndpoint;
+  options.heartbeatIntervalNs = *heartbeat;
+  // Register retries are in clock time; keep them about one real second apart on a fast clock
+  // so a vrmd that is not up yet does not find thousands of queued registers.
+  options.registerRetryIntervalNs =
+      std::max<vrm::TimeNs>(options.registerRetryIntervalNs, vrm::secondsToNs(scale));
+  options.registerErrorRetryIntervalNs =
+      std::max<vrm::TimeNs>(options.registerErrorRetryIntervalNs, vrm::secondsToNs(30 * scale));
+
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  zmq::context_t context;
+  try {
+    vrm::vmscheduler::Agent agent(*clock, **hypervisor, context, options);
+    spdlog::info("vmschedd for host {} ({} backend) connecting to {}", host, backend, vrmdEndpoint);
+    agent.run(g_stop);
+  } catch (const zmq::error_t& e) {
+    return fail(std::string("--vrmd ") + vrmdEndpoint + ": " + e.what());
+  }
+  spdlog::info("vmschedd for host {} stopped", host);
+  return 0;
+}

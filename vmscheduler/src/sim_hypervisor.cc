@@ -1,0 +1,336 @@
+#include "sim_hypervisor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "vrm/protocol/units.h"
+
+namespace vrm::vmscheduler {
+namespace {
+
+// ceil(a / b) for non-negative a and positive b.
+TimeNs ceilDiv(TimeNs a, TimeNs b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOptions& options) {
+  const HostSpec& spec = options.host;
+  if (!options.params.empty()) {
+    return Status::invalid("sim backend takes no parameters, got '" +
+                           options.params.begin()->first + "'");
+  }
+  if (spec.name.empty()) return Status::invalid("sim host needs a name");
+  if (spec.cpuCores == 0 || spec.memoryBytes == 0 || !(spec.nicBandwidthBytesPerSec > 0)) {
+    return Status::invalid("sim host '" + spec.name +
+                           "' needs positive cpu cores, memory and NIC bandwidth");
+  }
+  HostInfo host{spec.name, spec.cpuCores, spec.memoryBytes, spec.nicBandwidthBytesPerSec};
+  std::unique_ptr<SimHypervisor> sim(new SimHypervisor(std::move(host)));
+  for (const VmSpec& v : spec.vms) {
+    VmInfo vm;
+    vm.id = v.id;
+    vm.cpuCores = v.cpuCores;
+    vm.memoryBytes = v.memoryBytes;
+    vm.nonzeroMemoryBytes = std::min(v.nonzeroMemoryBytes, v.memoryBytes);
+    vm.dirtyRateBytesPerSec = v.dirtyRateBytesPerSec;
+    vm.diskBytes = v.diskBytes;
+    vm.state = VmState::kRunning;
+    vm.address = v.id + "." + spec.name + ".sim";
+    if (vm.id.empty()) return Status::invalid("sim host '" + spec.name + "' has a VM without id");
+    if (sim->vms_.count(vm.id)) {
+      return Status::invalid("sim host '" + spec.name + "' lists VM '" + vm.id + "' twice");
+    }
+    if (Status s = sim->checkRoom(vm.cpuCores, vm.memoryBytes); !s) {
+      return Status::invalid("initial VM '" + vm.id + "': " + s.message());
+    }
+    sim->vms_.emplace(vm.id, std::move(vm));
+  }
+  return std::unique_ptr<Hypervisor>(std::move(sim));
+}
+
+std::string SimHypervisor::migrationEndpoint() const { return "sim://" + host_.name; }
+
+std::vector<VmInfo> SimHypervisor::inventory() const {
+  std::vector<VmInfo> out;
+  out.reserve(vms_.size());
+  for (const auto& [id, vm] : vms_) out.push_back(vm);
+  return out;
+}
+
+Status SimHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const {
+  std::uint64_t usedMemory = 0;
+  std::uint64_t usedCores = 0;
+  for (const auto& [id, vm] : vms_) {
+    usedMemory += vm.memoryBytes;
+    usedCores += vm.cpuCores;
+  }
+  std::uint64_t freeMemory = host_.memoryBytes > usedMemory ? host_.memoryBytes - usedMemory : 0;
+  std::uint64_t freeCores = host_.cpuCores > usedCores ? host_.cpuCores - usedCores : 0;
+  if (memoryBytes > freeMemory) {
+    return Status::rejected("not enough free memory on host '" + host_.name + "': need " +
+                            formatBytes(static_cast<double>(memoryBytes)) + ", free " +
+                            formatBytes(static_cast<double>(freeMemory)));
+  }
+  if (cores > freeCores) {
+    return Status::rejected("not enough free cpu cores on host '" + host_.name + "': need " +
+                            std::to_string(cores) + ", free " + std::to_string(freeCores));
+  }
+  return Status::ok();
+}
+
+Status SimHypervisor::checkIdle(const VmInfo& vm) const {
+  if (vm.state == VmState::kRunning || vm.state == VmState::kSuspended) return Status::ok();
+  return Status::rejected("vm '" + vm.id + "' is busy (" + vmStateName(vm.state) + ")");
+}
+
+Result<std::string> SimHypervisor::prepareIncoming(const VmInfo& vm) {
+  if (vm.id.empty()) return Status::invalid("incoming vm has no id");
+  if (vm.memoryBytes == 0 || vm.cpuCores == 0) {
+    return Status::invalid("incoming vm '" + vm.id + "' needs positive memory and cpu cores");
+  }
+  if (vms_.count(vm.id)) {
+    return Status::rejected("vm id '" + vm.id + "' already exists on host '" + host_.name + "'");
+  }
+  if (Status s = checkRoom(vm.cpuCores, vm.memoryBytes); !s) return s;
+  VmInfo incoming = vm;
+  incoming.state = VmState::kIncoming;
+  incoming.nonzeroMemoryBytes = std::min(vm.nonzeroMemoryBytes, vm.memoryBytes);
+  vms_.emplace(vm.id, std::move(incoming));
+  return migrationEndpoint() + "/" + vm.id;
+}
+
+Status SimHypervisor::finishIncoming(const std::string& vmId, bool commit) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  if (it->second.state != VmState::kIncoming) {
+    return Status::rejected("vm '" + vmId + "' is not incoming (" + vmStateName(it->second.state) +
+                            ")");
+  }
+  if (commit) {
+    it->second.state = VmState::kRunning;
+  } else {
+    vms_.erase(it);
+  }
+  return Status::ok();
+}
+
+Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) {
+  auto it = vms_.find(spec.vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + spec.vmId + "' is not on host '" + host_.name + "'");
+  }
+  VmInfo& vm = it->second;
+  if (Status s = checkIdle(vm); !s) return s;
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+  if (spec.destinationHost.empty()) return Status::invalid("migration needs a destination host");
+  if (spec.destinationHost == host_.name) {
+    return Status::invalid("vm '" + spec.vmId + "' cannot migrate to its own host");
+  }
+  if (spec.maxBandwidthBytesPerSec < 0 || !std::isfinite(spec.maxBandwidthBytesPerSec)) {
+    return Status::invalid("max bandwidth must be a finite rate >= 0");
+  }
+  double bandwidth = host_.nicBandwidthBytesPerSec;
+  if (spec.maxBandwidthBytesPerSec > 0) bandwidth = std::min(bandwidth, spec.maxBandwidthBytesPerSec);
+
+  const bool live = spec.mode == MigrationMode::kLive;
+  const double copyS = static_cast<double>(vm.nonzeroMemoryBytes) / bandwidth;
+  // A suspended VM dirties nothing while it is copied.
+  const double dirtyRate = vm.state == VmState::kSuspended ? 0.0 : vm.dirtyRateBytesPerSec;
+  const double extraBytes =
+      live ? std::min(dirtyRate * copyS, static_cast<double>(vm.memoryBytes)) : 0.0;
+  const TimeNs firstPassNs = secondsToNs(copyS);
+  const TimeNs copyNs = firstPassNs + secondsToNs(extraBytes / bandwidth);
+
+  Operation op;
+  op.isMigration = true;
+  op.vmId = vm.id;
+  op.copyNs = copyNs;
+  op.totalNs = kSetupNs + copyNs + kCommitNs;
+  op.bytesTotal = vm.nonzeroMemoryBytes + static_cast<std::uint64_t>(std::llround(extraBytes));
+  MigrationObservation& obs = op.observation;
+  obs.vmId = vm.id;
+  obs.fromHost = host_.name;
+  obs.toHost = spec.destinationHost;
+  obs.mode = spec.mode;
+  obs.memoryBytes = vm.memoryBytes;
+  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
+  obs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+  obs.setupNs = kSetupNs;
+  obs.downtimeNs = kCommitNs + (live ? 0 : firstPassNs);
+  obs.transferredBytes = op.bytesTotal;
+  obs.rounds = live ? 2 : 1;  // live: the full pass, then the dirty pass
+  obs.bandwidthBytesPerSec = bandwidth;
+
+  vm.state = VmState::kMigratingOut;
+  ops_.emplace(id, std::move(op));
+  return Status::ok();
+}
+
+Status SimHypervisor::suspend(const std::string& vmId) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  if (Status s = checkIdle(it->second); !s) return s;
+  it->second.state = VmState::kSuspended;
+  return Status::ok();
+}
+
+Status SimHypervisor::resume(const std::string& vmId) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  if (Status s = checkIdle(it->second); !s) return s;
+  it->second.state = VmState::kRunning;
+  return Status::ok();
+}
+
+Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
+  if (spec.vmId.empty()) return Status::invalid("clone needs a vm id");
+  if (spec.memoryBytes == 0 || spec.cpuCores == 0) {
+    return Status::invalid("clone '" + spec.vmId + "' needs positive memory and cpu cores");
+  }
+  if (spec.bootTimeNs < 0) return Status::invalid("clone '" + spec.vmId + "' has a negative boot time");
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+
+  VmHandle handle{spec.vmId, host_.name, spec.vmId + "." + host_.name + ".sim", "vrm"};
+  if (auto it = vms_.find(spec.vmId); it != vms_.end()) {
+    const VmInfo& vm = it->second;
+    const bool sameClone = (vm.state == VmState::kRunning || vm.state == VmState::kSuspended) &&
+                           vm.templateName == spec.templateName &&
+                           vm.reservationId == spec.reservationId;
+    if (!sameClone) {
+      return Status::rejected("vm id '" + spec.vmId + "' already exists on host '" + host_.name +
+                              "'");
+    }
+    // A retried clone that already finished: report the same handle again.
+    OperationEvent done;
+    done.opId = id;
+    done.kind = OperationEvent::Kind::kCompleted;
+    done.clone = handle;
+    immediate_.push_back(std::move(done));
+    return Status::ok();
+  }
+  if (Status s = checkRoom(spec.cpuCores, spec.memoryBytes); !s) return s;
+
+  VmInfo vm;
+  vm.id = spec.vmId;
+  vm.cpuCores = spec.cpuCores;
+  vm.memoryBytes = spec.memoryBytes;
+  vm.nonzeroMemoryBytes = spec.memoryBytes;
+  vm.state = VmState::kCloning;
+  vm.reservationId = spec.reservationId;
+  vm.templateName = spec.templateName;
+  vms_.emplace(vm.id, std::move(vm));
+
+  Operation op;
+  op.isMigration = false;
+  op.vmId = spec.vmId;
+  op.totalNs = spec.bootTimeNs;
+  op.handle = std::move(handle);
+  ops_.emplace(id, std::move(op));
+  return Status::ok();
+}
+
+Status SimHypervisor::destroy(const std::string& vmId) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  if (it->second.state == VmState::kMigratingOut) {
+    return Status::rejected("vm '" + vmId + "' is busy (migrating-out)");
+  }
+  if (it->second.state == VmState::kCloning) {
+    // The clone's requester still gets its one completion.
+    for (auto op = ops_.begin(); op != ops_.end(); ++op) {
+      if (op->second.vmId != vmId) continue;
+      OperationEvent done;
+      done.opId = op->first;
+      done.kind = OperationEvent::Kind::kCompleted;
+      done.status = Status::rejected("vm '" + vmId + "' was destroyed before its clone finished");
+      immediate_.push_back(std::move(done));
+      ops_.erase(op);
+      break;
+    }
+  }
+  vms_.erase(it);
+  return Status::ok();
+}
+
+OperationEvent SimHypervisor::progressOf(OperationId id, const Operation& op, TimeNs now) const {
+  OperationEvent e;
+  e.opId = id;
+  e.kind = OperationEvent::Kind::kProgress;
+  const TimeNs elapsed = now - op.startNs;
+  e.fraction = op.totalNs > 0 ? static_cast<double>(elapsed) / static_cast<double>(op.totalNs) : 1;
+  if (!op.isMigration) {
+    e.phase = "clone";
+    return e;
+  }
+  e.bytesTotal = op.bytesTotal;
+  if (elapsed < kSetupNs) {
+    e.phase = "setup";
+  } else if (elapsed < kSetupNs + op.copyNs) {
+    e.phase = "copy";
+    e.bytesSent = static_cast<std::uint64_t>(static_cast<double>(op.bytesTotal) *
+                                             static_cast<double>(elapsed - kSetupNs) /
+                                             static_cast<double>(op.copyNs));
+  } else {
+    e.phase = "commit";
+    e.bytesSent = op.bytesTotal;
+  }
+  return e;
+}
+
+OperationEvent SimHypervisor::complete(OperationId id, Operation& op) {
+  OperationEvent e;
+  e.opId = id;
+  e.kind = OperationEvent::Kind::kCompleted;
+  if (op.isMigration) {
+    vms_.erase(op.vmId);
+    e.migration = op.observation;
+  } else {
+    VmInfo& vm = vms_.at(op.vmId);  // destroy() removes the op along with a cloning VM
+    vm.state = VmState::kRunning;
+    vm.address = op.handle.address;
+    e.clone = op.handle;
+  }
+  return e;
+}
+
+std::vector<OperationEvent> SimHypervisor::poll(TimeNs now) {
+  lastPollNs_ = std::max(lastPollNs_, now);
+  std::vector<OperationEvent> events = std::move(immediate_);
+  immediate_.clear();
+  for (auto it = ops_.begin(); it != ops_.end();) {
+    Operation& op = it->second;
+    if (!op.started) {
+      op.started = true;
+      op.startNs = now;
+      op.observation.startNs = now;
+      op.observation.endNs = now + op.totalNs;
+    }
+    const TimeNs elapsed = now - op.startNs;
+    if (elapsed >= op.totalNs) {
+      events.push_back(complete(it->first, op));
+      it = ops_.erase(it);
+      continue;
+    }
+    const int step = static_cast<int>(elapsed * 10 / op.totalNs);
+    if (step > op.lastStep) {
+      op.lastStep = step;
+      events.push_back(progressOf(it->first, op, now));
+    }
+    ++it;
+  }
+  return events;
+}
+
+TimeNs SimHypervisor::nextEventTime() const {
+  if (!immediate_.empty()) return lastPollNs_;
+  TimeNs next = kTimeInfinity;
+  for (const auto& [id, op] : ops_) {
+    if (!op.started) return lastPollNs_;
+    // The next tenth of progress (the tenth tenth is completion).
+    next = std::min(next, op.startNs + ceilDiv(op.totalNs * (op.lastStep + 1), 10));
+  }
+  return next;
+}
+
+}  // namespace vrm::vmscheduler

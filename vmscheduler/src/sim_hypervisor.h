@@ -1,0 +1,74 @@
+// The "sim" backend: an in-process simulated host, for tests, the demo and laptops.
+//
+// Capacity and initial VMs come from a HostSpec. Operations take the time a simple rule says,
+// measured only against the `now` given to poll():
+//   migration = setup 0.5 s + nonzero memory / bandwidth
+//               (+ live: one extra pass of dirty rate x copy time bytes, capped at memory)
+//               + commit 0.1 s,   bandwidth = min(NIC, maxBandwidth if > 0);
+//   downtime  = commit (+ suspend-copy-resume: the whole copy);
+//   clone     = bootTimeNs.
+// An operation starts at the first poll() after it was requested (that is when the sim first
+// learns the time). Parallel migrations do not share the NIC yet.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vrm/vmscheduler/hypervisor.h"
+
+namespace vrm::vmscheduler {
+
+class SimHypervisor final : public Hypervisor {
+ public:
+  static constexpr TimeNs kSetupNs = 500 * kNsPerMs;
+  static constexpr TimeNs kCommitNs = 100 * kNsPerMs;
+
+  // Errors: invalid-argument when the spec has no name or capacity, or its VMs do not fit.
+  static Result<std::unique_ptr<Hypervisor>> create(const HypervisorOptions& options);
+
+  std::string_view backendName() const override { return "sim"; }
+  HostInfo hostInfo() const override { return host_; }
+  std::string migrationEndpoint() const override;
+  std::vector<VmInfo> inventory() const override;
+
+  Result<std::string> prepareIncoming(const VmInfo& vm) override;
+  Status finishIncoming(const std::string& vmId, bool commit) override;
+  Status startMigration(OperationId op, const MigrationSpec& spec) override;
+  Status suspend(const std::string& vmId) override;
+  Status resume(const std::string& vmId) override;
+  Status startClone(OperationId op, const CloneSpec& spec) override;
+  Status destroy(const std::string& vmId) override;
+  std::vector<OperationEvent> poll(TimeNs now) override;
+  TimeNs nextEventTime() const override;
+
+ private:
+  struct Operation {
+    bool isMigration = true;
+    std::string vmId;
+    bool started = false;
+    TimeNs startNs = 0;
+    TimeNs totalNs = 0;
+    int lastStep = -1;  // last tenth of progress reported
+    // Migration: durations of the phases and the observation (start/end filled when started).
+    TimeNs copyNs = 0;  // full pass plus, for live, the dirty pass
+    std::uint64_t bytesTotal = 0;
+    MigrationObservation observation;
+    // Clone: the VM's previous state is cloning; on success it becomes running with this handle.
+    VmHandle handle;
+  };
+
+  explicit SimHypervisor(HostInfo host) : host_(std::move(host)) {}
+  Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
+  Status checkIdle(const VmInfo& vm) const;
+  OperationEvent progressOf(OperationId id, const Operation& op, TimeNs now) const;
+  OperationEvent complete(OperationId id, Operation& op);
+
+  HostInfo host_;
+  std::map<std::string, VmInfo> vms_;
+  std::map<OperationId, Operation> ops_;
+  std::vector<OperationEvent> immediate_;  // completions decided outside poll()
+  TimeNs lastPollNs_ = 0;
+};
+
+}  // namespace vrm::vmscheduler

@@ -1,0 +1,506 @@
+#include "vrm/vmscheduler/agent.h"
+
+#include <capnp/any.h>
+#include <capnp/schema.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "schema/vrm.capnp.h"
+#include "vrm/protocol/codec.h"
+
+namespace vrm::vmscheduler {
+namespace {
+
+using namespace std::chrono_literals;
+using protocol::toStd;
+
+constexpr std::uint64_t kGB = 1'000'000'000;
+constexpr TimeNs kStart = 1'000 * kNsPerSec;
+constexpr TimeNs kHeartbeat = 5 * kNsPerSec;
+constexpr TimeNs kRetry = 1 * kNsPerSec;
+constexpr TimeNs kErrorRetry = 30 * kNsPerSec;
+
+HostSpec testHost() {
+  HostSpec h;
+  h.name = "h1";
+  h.cpuCores = 8;
+  h.memoryBytes = 16 * kGB;
+  h.nicBandwidthBytesPerSec = 1e9;
+  VmSpec web;
+  web.id = "web";
+  web.cpuCores = 2;
+  web.memoryBytes = 4 * kGB;
+  web.nonzeroMemoryBytes = 2 * kGB;
+  web.dirtyRateBytesPerSec = 1e8;
+  VmSpec db;
+  db.id = "db";
+  db.cpuCores = 2;
+  db.memoryBytes = 4 * kGB;
+  db.nonzeroMemoryBytes = 4 * kGB;
+  h.vms = {web, db};
+  return h;
+}
+
+// One AgentMessage as vrmd's ROUTER received it.
+struct Received {
+  protocol::DecodedFrame frame;
+  wire::AgentMessage::Reader msg() const { return *frame.root<wire::AgentMessage>(); }
+};
+
+// Plays vrmd: binds a ROUTER on inproc:// and drives one Agent over a ManualClock.
+class AgentTest : public ::testing::Test {
+ protected:
+  AgentTest() : clock_(kStart), router_(context_, zmq::socket_type::router) {
+    static std::atomic<int> counter{0};
+    endpoint_ = "inproc://vrmd-agents-" + std::to_string(counter++);
+    router_.set(zmq::sockopt::linger, 0);
+    router_.set(zmq::sockopt::router_mandatory, 1);  // a send to an unknown agent fails loudly
+    router_.bind(endpoint_);
+    HypervisorOptions hvOptions;
+    hvOptions.host = testHost();
+    hv_ = std::move(Hypervisor::create("sim", hvOptions)).value();
+    AgentOptions options;
+    options.vrmdEndpoint = endpoint_;
+    options.heartbeatIntervalNs = kHeartbeat;
+    options.registerRetryIntervalNs = kRetry;
+    options.registerErrorRetryIntervalNs = kErrorRetry;
+    agent_ = std::make_unique<Agent>(clock_, *hv_, context_, options);
+  }
+
+  // The next message from the agent, or nullopt if none arrives within `wait` (a bound for
+  // failing tests, not a timing assumption: inproc delivery is immediate).
+  std::optional<Received> receive(std::chrono::milliseconds wait = 2000ms) {
+    zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, wait);
+    if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
+    zmq::message_t identity;
+    zmq::message_t payload;
+    EXPECT_TRUE(router_.recv(identity));
+    EXPECT_EQ(identity.to_string(), "h1");
+    EXPECT_TRUE(router_.get(zmq::sockopt::rcvmore));
+    EXPECT_TRUE(router_.recv(payload));
+    EXPECT_FALSE(router_.get(zmq::sockopt::rcvmore));
+    auto frame = protocol::decodeFrame(std::move(payload));
+    EXPECT_TRUE(frame.isOk()) << frame.status().toString();
+    if (!frame) return std::nullopt;
+    Received r{std::move(frame).value()};
+    EXPECT_TRUE(r.frame.root<wire::AgentMessage>().isOk());
+    return r;
+  }
+
+  // Skips heartbeats, which the clock may have made due along the way.
+  std::optional<Received> receiveSkippingHeartbeats() {
+    for (;;) {
+      auto r = receive();
+      if (!r || !r->msg().isHeartbeat()) return r;
+    }
+  }
+
+  bool nothingReceived() { return !receive(20ms).has_value(); }
+
+  void sendRaw(zmq::message_t frame) {
+    router_.send(zmq::buffer(std::string("h1")), zmq::send_flags::sndmore);
+    router_.send(frame, zmq::send_flags::none);
+  }
+
+  void sendRegistered(wire::StatusCode code) {
+    capnp::MallocMessageBuilder b;
+    auto st = b.initRoot<wire::ManagerMessage>().initRegistered();
+    st.setCode(code);
+    if (code != wire::StatusCode::OK) st.setMessage("test says so");
+    sendRaw(protocol::encodeFrame(b));
+  }
+
+  void sendCommand(std::uint64_t id, const std::function<void(wire::AgentCommand::Builder)>& fill) {
+    capnp::MallocMessageBuilder b;
+    auto cmd = b.initRoot<wire::ManagerMessage>().initCommand();
+    cmd.setCommandId(id);
+    fill(cmd);
+    sendRaw(protocol::encodeFrame(b));
+  }
+
+  void sendMigrate(std::uint64_t id, const std::string& vm) {
+    sendCommand(id, [&](wire::AgentCommand::Builder c) {
+      auto m = c.initMigrate();
+      m.setVmId(vm);
+      m.setDestinationHost("h2");
+      m.setDestinationEndpoint("sim://h2/" + vm);
+      m.setMode(wire::MigrationMode::LIVE);
+    });
+  }
+
+  void sendDestroy(std::uint64_t id, const std::string& vm) {
+    sendCommand(id, [&](wire::AgentCommand::Builder c) { c.setDestroy(vm); });
+  }
+
+  // Runs the start-up handshake: register, registered(ok).
+  void registerAgent() {
+    agent_->runOnce(0ms);
+    auto reg = receive();
+    ASSERT_TRUE(reg && reg->msg().isRegister());
+    sendRegistered(wire::StatusCode::OK);
+    agent_->runOnce(2000ms);
+    ASSERT_TRUE(agent_->registered());
+  }
+
+  // Expects the next non-heartbeat message to be command `id`'s result; returns it.
+  std::optional<Received> expectResult(std::uint64_t id) {
+    auto r = receiveSkippingHeartbeats();
+    EXPECT_TRUE(r.has_value());
+    if (!r) return r;
+    EXPECT_TRUE(r->msg().isResult());
+    if (!r->msg().isResult()) return std::nullopt;
+    EXPECT_EQ(r->msg().getResult().getCommandId(), id);
+    return r;
+  }
+
+  const VmInfo* findVm(const std::string& id) {
+    inventory_ = hv_->inventory();
+    for (const VmInfo& vm : inventory_) {
+      if (vm.id == id) return &vm;
+    }
+    return nullptr;
+  }
+
+  zmq::context_t context_;
+  ManualClock clock_;
+  std::string endpoint_;
+  zmq::socket_t router_;
+  std::unique_ptr<Hypervisor> hv_;
+  std::unique_ptr<Agent> agent_;
+  std::vector<VmInfo> inventory_;
+};
+
+// Ensures the agent registers at start with its host, inventory, backend and endpoint, and
+// repeats the register every retry interval until vrmd acknowledges it.
+TEST_F(AgentTest, RegistersOnStartAndRetriesUntilAcknowledged) {
+  agent_->runOnce(0ms);
+  auto reg = receive();
+  ASSERT_TRUE(reg && reg->msg().isRegister());
+  auto r = reg->msg().getRegister();
+  EXPECT_EQ(toStd(r.getHost().getName()), "h1");
+  EXPECT_EQ(r.getHost().getCpuCores(), 8u);
+  EXPECT_EQ(r.getHost().getMemoryBytes(), 16 * kGB);
+  EXPECT_DOUBLE_EQ(r.getHost().getNicBandwidthBytesPerSec(), 1e9);
+  EXPECT_EQ(toStd(r.getBackend()), "sim");
+  EXPECT_EQ(toStd(r.getMigrationEndpoint()), "sim://h1");
+  ASSERT_EQ(r.getVms().size(), 2u);
+  auto db = r.getVms()[0];  // inventory is ordered by id
+  EXPECT_EQ(toStd(db.getId()), "db");
+  EXPECT_EQ(toStd(db.getHost()), "h1");
+  EXPECT_EQ(db.getMemoryBytes(), 4 * kGB);
+  EXPECT_EQ(db.getState(), wire::VmState::RUNNING);
+
+  agent_->runOnce(0ms);
+  EXPECT_TRUE(nothingReceived());  // the retry interval has not passed
+  clock_.advance(kRetry);
+  agent_->runOnce(0ms);
+  auto again = receive();
+  ASSERT_TRUE(again && again->msg().isRegister());
+
+  sendRegistered(wire::StatusCode::OK);
+  agent_->runOnce(2000ms);
+  EXPECT_TRUE(agent_->registered());
+  clock_.advance(kRetry);
+  agent_->runOnce(0ms);
+  EXPECT_TRUE(nothingReceived());  // registered: no more registers, heartbeat not yet due
+}
+
+// Ensures registered(notFound) — vrmd restarted and forgot the host — makes the agent register
+// again at once, without waiting for the retry interval.
+TEST_F(AgentTest, ReregistersWhenManagerForgetsIt) {
+  registerAgent();
+  sendRegistered(wire::StatusCode::NOT_FOUND);
+  agent_->runOnce(2000ms);
+  EXPECT_FALSE(agent_->registered());
+  auto reg = receive();
+  ASSERT_TRUE(reg && reg->msg().isRegister());
+  EXPECT_EQ(reg->msg().getRegister().getVms().size(), 2u);
+  sendRegistered(wire::StatusCode::OK);
+  agent_->runOnce(2000ms);
+  EXPECT_TRUE(agent_->registered());
+}
+
+// Ensures a refusal other than notFound is retried, but only after the slow error interval.
+TEST_F(AgentTest, RefusedRegistrationIsRetriedSlowly) {
+  agent_->runOnce(0ms);
+  ASSERT_TRUE(receive());
+  sendRegistered(wire::StatusCode::UNAUTHORIZED);
+  agent_->runOnce(2000ms);
+  EXPECT_FALSE(agent_->registered());
+  clock_.advance(kRetry);
+  agent_->runOnce(0ms);
+  EXPECT_TRUE(nothingReceived());
+  clock_.advance(kErrorRetry - kRetry);
+  agent_->runOnce(0ms);
+  auto reg = receive();
+  ASSERT_TRUE(reg && reg->msg().isRegister());
+}
+
+// Ensures heartbeats carry the clock time and full inventory, and go out only once the
+// heartbeat interval of clock time has passed.
+TEST_F(AgentTest, HeartbeatsOnlyAfterTheInterval) {
+  registerAgent();
+  clock_.advance(kHeartbeat - 1);
+  agent_->runOnce(0ms);
+  EXPECT_TRUE(nothingReceived());
+  clock_.advance(1);
+  agent_->runOnce(0ms);
+  auto hb = receive();
+  ASSERT_TRUE(hb && hb->msg().isHeartbeat());
+  EXPECT_EQ(hb->msg().getHeartbeat().getTimeNs(), kStart + kHeartbeat);
+  EXPECT_EQ(hb->msg().getHeartbeat().getVms().size(), 2u);
+  agent_->runOnce(0ms);
+  EXPECT_TRUE(nothingReceived());  // one per interval
+}
+
+// Ensures a migrate command reports progress, then exactly one result with the measured
+// observation once the clock passes the end, and the VM leaves the inventory.
+TEST_F(AgentTest, MigrateReportsProgressThenOneResult) {
+  registerAgent();
+  sendMigrate(11, "web");
+  agent_->runOnce(2000ms);
+  auto start = receive();
+  ASSERT_TRUE(start && start->msg().isProgress());
+  EXPECT_EQ(start->msg().getProgress().getCommandId(), 11u);
+  EXPECT_EQ(start->msg().getProgress().getFraction(), 0.0);
+  EXPECT_EQ(toStd(start->msg().getProgress().getPhase()), "setup");
+  EXPECT_EQ(findVm("web")->state, VmState::kMigratingOut);
+
+  // Live: 0.5 s setup + 2 s copy + 0.2 s dirty pass + 0.1 s commit = 2.8 s.
+  clock_.advance(1'400 * kNsPerMs);
+  agent_->runOnce(0ms);
+  auto half = receive();
+  ASSERT_TRUE(half && half->msg().isProgress());
+  EXPECT_DOUBLE_EQ(half->msg().getProgress().getFraction(), 0.5);
+  EXPECT_EQ(toStd(half->msg().getProgress().getPhase()), "copy");
+  EXPECT_EQ(half->msg().getProgress().getBytesTotal(), 2'200'000'000u);
+  agent_->runOnce(0ms);
+  EXPECT_TRUE(nothingReceived());  // same tenth: no repeat
+
+  clock_.advance(1'400 * kNsPerMs);
+  agent_->runOnce(0ms);
+  auto result = expectResult(11);
+  ASSERT_TRUE(result);
+  auto res = result->msg().getResult();
+  EXPECT_EQ(res.getStatus().getCode(), wire::StatusCode::OK);
+  ASSERT_TRUE(res.isMigrated());
+  auto obs = res.getMigrated();
+  EXPECT_EQ(toStd(obs.getVmId()), "web");
+  EXPECT_EQ(toStd(obs.getFromHost()), "h1");
+  EXPECT_EQ(toStd(obs.getToHost()), "h2");
+  EXPECT_EQ(obs.getMode(), wire::MigrationMode::LIVE);
+  EXPECT_EQ(obs.getMemoryBytes(), 4 * kGB);
+  EXPECT_EQ(obs.getNonzeroMemoryBytes(), 2 * kGB);
+  EXPECT_DOUBLE_EQ(obs.getDirtyRateBytesPerSec(), 1e8);
+  EXPECT_EQ(obs.getStartNs(), kStart);
+  EXPECT_EQ(obs.getEndNs(), kStart + 2'800 * kNsPerMs);
+  EXPECT_EQ(obs.getSetupNs(), 500 * kNsPerMs);
+  EXPECT_EQ(obs.getDowntimeNs(), 100 * kNsPerMs);
+  EXPECT_EQ(obs.getTransferredBytes(), 2'200'000'000u);
+  EXPECT_EQ(obs.getRounds(), 2u);
+  EXPECT_DOUBLE_EQ(obs.getBandwidthBytesPerSec(), 1e9);
+  EXPECT_EQ(findVm("web"), nullptr);
+
+  clock_.advance(kHeartbeat);
+  agent_->runOnce(0ms);
+  auto hb = receive();
+  ASSERT_TRUE(hb && hb->msg().isHeartbeat());
+  ASSERT_EQ(hb->msg().getHeartbeat().getVms().size(), 1u);
+  EXPECT_EQ(toStd(hb->msg().getHeartbeat().getVms()[0].getId()), "db");
+  EXPECT_TRUE(nothingReceived());  // exactly one result
+}
+
+// Ensures a migrate that cannot start is answered at once with its error.
+TEST_F(AgentTest, MigrateOfUnknownVmIsNotFound) {
+  registerAgent();
+  sendMigrate(12, "ghost");
+  agent_->runOnce(2000ms);
+  auto result = expectResult(12);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->msg().getResult().getStatus().getCode(), wire::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(result->msg().getResult().isNone());
+}
+
+// Ensures prepareIncoming answers with the endpoint and lists the VM as incoming, and
+// finishIncoming(commit) makes it run.
+TEST_F(AgentTest, PrepareAndFinishIncoming) {
+  registerAgent();
+  sendCommand(20, [](wire::AgentCommand::Builder c) {
+    auto vm = c.initPrepareIncoming();
+    vm.setId("app");
+    vm.setHost("h2");
+    vm.setCpuCores(2);
+    vm.setMemoryBytes(4 * kGB);
+    vm.setNonzeroMemoryBytes(1 * kGB);
+    vm.setDirtyRateBytesPerSec(5e6);
+    vm.setAddress("10.0.0.7");
+  });
+  agent_->runOnce(2000ms);
+  auto prepared = expectResult(20);
+  ASSERT_TRUE(prepared);
+  EXPECT_EQ(prepared->msg().getResult().getStatus().getCode(), wire::StatusCode::OK);
+  ASSERT_TRUE(prepared->msg().getResult().isIncomingEndpoint());
+  EXPECT_EQ(toStd(prepared->msg().getResult().getIncomingEndpoint()), "sim://h1/app");
+  ASSERT_NE(findVm("app"), nullptr);
+  EXPECT_EQ(findVm("app")->state, VmState::kIncoming);
+  EXPECT_EQ(findVm("app")->address, "10.0.0.7");
+
+  sendCommand(21, [](wire::AgentCommand::Builder c) {
+    auto f = c.initFinishIncoming();
+    f.setVmId("app");
+    f.setCommit(true);
+  });
+  agent_->runOnce(2000ms);
+  auto finished = expectResult(21);
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(finished->msg().getResult().getStatus().getCode(), wire::StatusCode::OK);
+  EXPECT_TRUE(finished->msg().getResult().isNone());
+  EXPECT_EQ(findVm("app")->state, VmState::kRunning);
+}
+
+// Ensures a clone reports progress and, after its boot time, one result with the VM's handle.
+TEST_F(AgentTest, CloneReturnsHandle) {
+  registerAgent();
+  sendCommand(30, [](wire::AgentCommand::Builder c) {
+    auto cl = c.initClone();
+    cl.setVmId("r1-0");
+    cl.setTemplate("bmi-decoder");
+    cl.setCpuCores(2);
+    cl.setMemoryBytes(4 * kGB);
+    cl.setReservationId("r1");
+    cl.setBootTimeNs(30 * kNsPerSec);
+  });
+  agent_->runOnce(2000ms);
+  auto progress = receive();
+  ASSERT_TRUE(progress && progress->msg().isProgress());
+  EXPECT_EQ(toStd(progress->msg().getProgress().getPhase()), "clone");
+  EXPECT_EQ(findVm("r1-0")->state, VmState::kCloning);
+
+  clock_.advance(30 * kNsPerSec);
+  agent_->runOnce(0ms);
+  auto result = expectResult(30);
+  ASSERT_TRUE(result);
+  auto res = result->msg().getResult();
+  EXPECT_EQ(res.getStatus().getCode(), wire::StatusCode::OK);
+  ASSERT_TRUE(res.isCloned());
+  EXPECT_EQ(toStd(res.getCloned().getVmId()), "r1-0");
+  EXPECT_EQ(toStd(res.getCloned().getHost()), "h1");
+  EXPECT_EQ(toStd(res.getCloned().getAddress()), "r1-0.h1.sim");
+  EXPECT_EQ(toStd(res.getCloned().getAccount()), "vrm");
+  EXPECT_EQ(findVm("r1-0")->state, VmState::kRunning);
+}
+
+// Ensures destroying a VM the host does not have is answered notFound with no payload.
+TEST_F(AgentTest, DestroyOfUnknownVmIsNotFound) {
+  registerAgent();
+  sendDestroy(40, "ghost");
+  agent_->runOnce(2000ms);
+  auto result = expectResult(40);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->msg().getResult().getStatus().getCode(), wire::StatusCode::NOT_FOUND);
+  EXPECT_FALSE(result->msg().getResult().getStatus().getMessage().size() == 0);
+  EXPECT_TRUE(result->msg().getResult().isNone());
+}
+
+// Ensures a repeated command id is not executed twice: ignored while running, answered with
+// the stored result once finished.
+TEST_F(AgentTest, DuplicateCommandIdRunsOnce) {
+  registerAgent();
+  sendDestroy(50, "db");
+  agent_->runOnce(2000ms);
+  auto first = expectResult(50);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->msg().getResult().getStatus().getCode(), wire::StatusCode::OK);
+  sendDestroy(50, "db");  // run again, it would be notFound
+  agent_->runOnce(2000ms);
+  auto repeat = expectResult(50);
+  ASSERT_TRUE(repeat);
+  EXPECT_EQ(repeat->msg().getResult().getStatus().getCode(), wire::StatusCode::OK);
+
+  sendMigrate(51, "web");
+  agent_->runOnce(2000ms);
+  ASSERT_TRUE(receive());  // progress 0
+  sendMigrate(51, "web");  // while running: ignored
+  agent_->runOnce(2000ms);
+  EXPECT_TRUE(nothingReceived());
+  clock_.advance(2'800 * kNsPerMs);
+  agent_->runOnce(0ms);
+  auto done = expectResult(51);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->msg().getResult().getStatus().getCode(), wire::StatusCode::OK);
+  sendMigrate(51, "web");  // finished: the same observation again, no new migration
+  agent_->runOnce(2000ms);
+  auto again = expectResult(51);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->msg().getResult().getStatus().getCode(), wire::StatusCode::OK);
+  ASSERT_TRUE(again->msg().getResult().isMigrated());
+  EXPECT_EQ(again->msg().getResult().getMigrated().getStartNs(), kStart);
+  EXPECT_TRUE(nothingReceived());
+}
+
+// Ensures garbage frames (bad sizes, random words, empty, multi-frame, wrong union member) are
+// dropped without a crash and the agent still answers the next command.
+TEST_F(AgentTest, GarbageFrameIsDroppedAndAgentKeepsAnswering) {
+  registerAgent();
+  sendRaw(zmq::message_t(std::string("definitely not capnp")));
+  std::vector<std::uint64_t> words = {0x0123456789abcdefull, 0xfedcba9876543210ull,
+                                      0xffffffffffffffffull};
+  sendRaw(zmq::message_t(words.data(), words.size() * sizeof(std::uint64_t)));
+  sendRaw(zmq::message_t());
+  router_.send(zmq::buffer(std::string("h1")), zmq::send_flags::sndmore);
+  router_.send(zmq::buffer(std::string("part one")), zmq::send_flags::sndmore);
+  router_.send(zmq::buffer(std::string("part two")), zmq::send_flags::none);
+  {
+    // A ManagerMessage whose union discriminant is from the future.
+    capnp::MallocMessageBuilder b;
+    auto msg = b.initRoot<wire::ManagerMessage>();
+    msg.initRegistered();
+    auto offset = capnp::Schema::from<wire::ManagerMessage>().getProto().getStruct()
+                      .getDiscriminantOffset();
+    auto data = capnp::toAny(msg).getDataSection();
+    data[offset * 2] = 0x7f;
+    sendRaw(protocol::encodeFrame(b));
+  }
+  agent_->runOnce(2000ms);
+  agent_->runOnce(0ms);
+  EXPECT_TRUE(nothingReceived());
+
+  sendDestroy(60, "ghost");
+  agent_->runOnce(2000ms);
+  auto result = expectResult(60);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->msg().getResult().getStatus().getCode(), wire::StatusCode::NOT_FOUND);
+}
+
+// Ensures a command of a kind this agent does not know still gets its one result
+// (invalid-argument), so vrmd never waits for it.
+TEST_F(AgentTest, UnknownCommandKindIsAnsweredInvalid) {
+  registerAgent();
+  sendCommand(70, [](wire::AgentCommand::Builder c) {
+    c.setDestroy("db");
+    auto offset = capnp::Schema::from<wire::AgentCommand>().getProto().getStruct()
+                      .getDiscriminantOffset();
+    auto data = capnp::toAny(c).getDataSection();
+    data[offset * 2] = 0x7f;
+  });
+  agent_->runOnce(2000ms);
+  auto result = expectResult(70);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->msg().getResult().getStatus().getCode(), wire::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(findVm("db"), nullptr);  // nothing was destroyed
+}
+
+// Ensures run() returns promptly once its stop flag is set.
+TEST_F(AgentTest, RunStopsWhenAsked) {
+  std::atomic<bool> stop{true};
+  agent_->run(stop);
+  SUCCEED();
+}
+
+}  // namespace
+}  // namespace vrm::vmscheduler
