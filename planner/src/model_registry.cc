@@ -18,6 +18,10 @@ struct Entry {
 const std::vector<Entry>& registry() {
   static const std::vector<Entry> kModels = {
       {"simple", makeSimpleModel},
+      {"akoush-bounds", makeAkoushBoundsModel},
+      {"akoush-avg", makeAkoushAvgModel},
+      {"akoush-hist", makeAkoushHistModel},
+      {"tsakalozos-disk", makeTsakalozosDiskModel},
       // MODEL-REGISTRY: add one line per model above this comment.
   };
   return kModels;
