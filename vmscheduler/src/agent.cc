@@ -256,9 +256,10 @@ void Agent::handleCommand(wire::AgentCommand::Reader command) {
     case wire::AgentCommand::MIGRATE: {
       auto m = command.getMigrate();
       if (static_cast<unsigned>(m.getMode()) > 1) {
-        sendResult(id, resultFrame(id, Status::invalid("unknown migration mode " +
-                                                       std::to_string(static_cast<unsigned>(
-                                                           m.getMode())))));
+        sendResult(
+            id,
+            resultFrame(id, Status::invalid("unknown migration mode " +
+                                            std::to_string(static_cast<unsigned>(m.getMode())))));
         return;
       }
       const MigrationSpec spec = wireconv::fromWire(m);

@@ -6,11 +6,16 @@ namespace vrm::vmscheduler {
 
 const char* vmStateName(VmState state) {
   switch (state) {
-    case VmState::kRunning: return "running";
-    case VmState::kSuspended: return "suspended";
-    case VmState::kMigratingOut: return "migrating-out";
-    case VmState::kIncoming: return "incoming";
-    case VmState::kCloning: return "cloning";
+    case VmState::kRunning:
+      return "running";
+    case VmState::kSuspended:
+      return "suspended";
+    case VmState::kMigratingOut:
+      return "migrating-out";
+    case VmState::kIncoming:
+      return "incoming";
+    case VmState::kCloning:
+      return "cloning";
   }
   return "unknown";
 }

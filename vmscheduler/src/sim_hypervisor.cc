@@ -102,7 +102,8 @@ Result<std::string> SimHypervisor::prepareIncoming(const VmInfo& vm) {
 
 Status SimHypervisor::finishIncoming(const std::string& vmId, bool commit) {
   auto it = vms_.find(vmId);
-  if (it == vms_.end()) return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  if (it == vms_.end())
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
   if (it->second.state != VmState::kIncoming) {
     return Status::rejected("vm '" + vmId + "' is not incoming (" + vmStateName(it->second.state) +
                             ")");
@@ -131,7 +132,8 @@ Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) 
     return Status::invalid("max bandwidth must be a finite rate >= 0");
   }
   double bandwidth = host_.nicBandwidthBytesPerSec;
-  if (spec.maxBandwidthBytesPerSec > 0) bandwidth = std::min(bandwidth, spec.maxBandwidthBytesPerSec);
+  if (spec.maxBandwidthBytesPerSec > 0)
+    bandwidth = std::min(bandwidth, spec.maxBandwidthBytesPerSec);
 
   const bool live = spec.mode == MigrationMode::kLive;
   const double copyS = static_cast<double>(vm.nonzeroMemoryBytes) / bandwidth;
@@ -169,7 +171,8 @@ Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) 
 
 Status SimHypervisor::suspend(const std::string& vmId) {
   auto it = vms_.find(vmId);
-  if (it == vms_.end()) return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  if (it == vms_.end())
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
   if (Status s = checkIdle(it->second); !s) return s;
   it->second.state = VmState::kSuspended;
   return Status::ok();
@@ -177,7 +180,8 @@ Status SimHypervisor::suspend(const std::string& vmId) {
 
 Status SimHypervisor::resume(const std::string& vmId) {
   auto it = vms_.find(vmId);
-  if (it == vms_.end()) return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  if (it == vms_.end())
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
   if (Status s = checkIdle(it->second); !s) return s;
   it->second.state = VmState::kRunning;
   return Status::ok();
@@ -188,7 +192,8 @@ Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   if (spec.memoryBytes == 0 || spec.cpuCores == 0) {
     return Status::invalid("clone '" + spec.vmId + "' needs positive memory and cpu cores");
   }
-  if (spec.bootTimeNs < 0) return Status::invalid("clone '" + spec.vmId + "' has a negative boot time");
+  if (spec.bootTimeNs < 0)
+    return Status::invalid("clone '" + spec.vmId + "' has a negative boot time");
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
 
   VmHandle handle{spec.vmId, host_.name, spec.vmId + "." + host_.name + ".sim", "vrm"};
@@ -232,7 +237,8 @@ Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
 
 Status SimHypervisor::destroy(const std::string& vmId) {
   auto it = vms_.find(vmId);
-  if (it == vms_.end()) return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  if (it == vms_.end())
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
   if (it->second.state == VmState::kMigratingOut) {
     return Status::rejected("vm '" + vmId + "' is busy (migrating-out)");
   }

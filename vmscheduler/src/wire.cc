@@ -8,26 +8,40 @@ using protocol::toStd;
 
 wire::StatusCode toWire(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return wire::StatusCode::OK;
-    case StatusCode::kRejected: return wire::StatusCode::REJECTED;
-    case StatusCode::kInvalidArgument: return wire::StatusCode::INVALID_ARGUMENT;
-    case StatusCode::kNotFound: return wire::StatusCode::NOT_FOUND;
-    case StatusCode::kUnauthorized: return wire::StatusCode::UNAUTHORIZED;
-    case StatusCode::kInternal: return wire::StatusCode::INTERNAL;
-    case StatusCode::kUnavailable: return wire::StatusCode::UNAVAILABLE;
+    case StatusCode::kOk:
+      return wire::StatusCode::OK;
+    case StatusCode::kRejected:
+      return wire::StatusCode::REJECTED;
+    case StatusCode::kInvalidArgument:
+      return wire::StatusCode::INVALID_ARGUMENT;
+    case StatusCode::kNotFound:
+      return wire::StatusCode::NOT_FOUND;
+    case StatusCode::kUnauthorized:
+      return wire::StatusCode::UNAUTHORIZED;
+    case StatusCode::kInternal:
+      return wire::StatusCode::INTERNAL;
+    case StatusCode::kUnavailable:
+      return wire::StatusCode::UNAVAILABLE;
   }
   return wire::StatusCode::INTERNAL;
 }
 
 StatusCode fromWire(wire::StatusCode code) {
   switch (code) {
-    case wire::StatusCode::OK: return StatusCode::kOk;
-    case wire::StatusCode::REJECTED: return StatusCode::kRejected;
-    case wire::StatusCode::INVALID_ARGUMENT: return StatusCode::kInvalidArgument;
-    case wire::StatusCode::NOT_FOUND: return StatusCode::kNotFound;
-    case wire::StatusCode::UNAUTHORIZED: return StatusCode::kUnauthorized;
-    case wire::StatusCode::INTERNAL: return StatusCode::kInternal;
-    case wire::StatusCode::UNAVAILABLE: return StatusCode::kUnavailable;
+    case wire::StatusCode::OK:
+      return StatusCode::kOk;
+    case wire::StatusCode::REJECTED:
+      return StatusCode::kRejected;
+    case wire::StatusCode::INVALID_ARGUMENT:
+      return StatusCode::kInvalidArgument;
+    case wire::StatusCode::NOT_FOUND:
+      return StatusCode::kNotFound;
+    case wire::StatusCode::UNAUTHORIZED:
+      return StatusCode::kUnauthorized;
+    case wire::StatusCode::INTERNAL:
+      return StatusCode::kInternal;
+    case wire::StatusCode::UNAVAILABLE:
+      return StatusCode::kUnavailable;
   }
   // A code added to the schema after this agent was built: treat as an internal error.
   return StatusCode::kInternal;
@@ -40,22 +54,32 @@ void toWire(const Status& status, wire::Status::Builder out) {
 
 wire::VmState toWire(VmState state) {
   switch (state) {
-    case VmState::kRunning: return wire::VmState::RUNNING;
-    case VmState::kSuspended: return wire::VmState::SUSPENDED;
-    case VmState::kMigratingOut: return wire::VmState::MIGRATING_OUT;
-    case VmState::kIncoming: return wire::VmState::INCOMING;
-    case VmState::kCloning: return wire::VmState::CLONING;
+    case VmState::kRunning:
+      return wire::VmState::RUNNING;
+    case VmState::kSuspended:
+      return wire::VmState::SUSPENDED;
+    case VmState::kMigratingOut:
+      return wire::VmState::MIGRATING_OUT;
+    case VmState::kIncoming:
+      return wire::VmState::INCOMING;
+    case VmState::kCloning:
+      return wire::VmState::CLONING;
   }
   return wire::VmState::RUNNING;
 }
 
 VmState fromWire(wire::VmState state) {
   switch (state) {
-    case wire::VmState::RUNNING: return VmState::kRunning;
-    case wire::VmState::SUSPENDED: return VmState::kSuspended;
-    case wire::VmState::MIGRATING_OUT: return VmState::kMigratingOut;
-    case wire::VmState::INCOMING: return VmState::kIncoming;
-    case wire::VmState::CLONING: return VmState::kCloning;
+    case wire::VmState::RUNNING:
+      return VmState::kRunning;
+    case wire::VmState::SUSPENDED:
+      return VmState::kSuspended;
+    case wire::VmState::MIGRATING_OUT:
+      return VmState::kMigratingOut;
+    case wire::VmState::INCOMING:
+      return VmState::kIncoming;
+    case wire::VmState::CLONING:
+      return VmState::kCloning;
   }
   return VmState::kRunning;
 }
@@ -67,7 +91,7 @@ wire::MigrationMode toWire(MigrationMode mode) {
 
 MigrationMode fromWire(wire::MigrationMode mode) {
   return mode == wire::MigrationMode::SUSPEND_COPY_RESUME ? MigrationMode::kSuspendCopyResume
-                                                           : MigrationMode::kLive;
+                                                          : MigrationMode::kLive;
 }
 
 void toWire(const HostInfo& host, wire::HostInfo::Builder out) {

@@ -460,8 +460,8 @@ TEST_F(AgentTest, GarbageFrameIsDroppedAndAgentKeepsAnswering) {
     capnp::MallocMessageBuilder b;
     auto msg = b.initRoot<wire::ManagerMessage>();
     msg.initRegistered();
-    auto offset = capnp::Schema::from<wire::ManagerMessage>().getProto().getStruct()
-                      .getDiscriminantOffset();
+    auto offset =
+        capnp::Schema::from<wire::ManagerMessage>().getProto().getStruct().getDiscriminantOffset();
     auto data = capnp::toAny(msg).getDataSection();
     data[offset * 2] = 0x7f;
     sendRaw(protocol::encodeFrame(b));
@@ -483,8 +483,8 @@ TEST_F(AgentTest, UnknownCommandKindIsAnsweredInvalid) {
   registerAgent();
   sendCommand(70, [](wire::AgentCommand::Builder c) {
     c.setDestroy("db");
-    auto offset = capnp::Schema::from<wire::AgentCommand>().getProto().getStruct()
-                      .getDiscriminantOffset();
+    auto offset =
+        capnp::Schema::from<wire::AgentCommand>().getProto().getStruct().getDiscriminantOffset();
     auto data = capnp::toAny(c).getDataSection();
     data[offset * 2] = 0x7f;
   });
@@ -493,6 +493,65 @@ TEST_F(AgentTest, UnknownCommandKindIsAnsweredInvalid) {
   ASSERT_TRUE(result);
   EXPECT_EQ(result->msg().getResult().getStatus().getCode(), wire::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(findVm("db"), nullptr);  // nothing was destroyed
+}
+
+// Ensures the handshake and a command work over real TCP too, where small frames arrive
+// unaligned and the connection is established asynchronously.
+TEST(AgentTcpTest, RegistersAndAnswersOverTcp) {
+  zmq::context_t context;
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind("tcp://127.0.0.1:*");
+  ManualClock clock(kStart);
+  HypervisorOptions hvOptions;
+  hvOptions.host = testHost();
+  auto hv = std::move(Hypervisor::create("sim", hvOptions)).value();
+  AgentOptions options;
+  options.vrmdEndpoint = router.get(zmq::sockopt::last_endpoint);
+  Agent agent(clock, *hv, context, options);
+
+  auto receive = [&]() -> std::optional<protocol::DecodedFrame> {
+    zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, 5000ms);
+    if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
+    zmq::message_t identity, payload;
+    EXPECT_TRUE(router.recv(identity));
+    EXPECT_EQ(identity.to_string(), "h1");
+    EXPECT_TRUE(router.recv(payload));
+    auto frame = protocol::decodeFrame(std::move(payload));
+    if (!frame) return std::nullopt;
+    return std::move(frame).value();
+  };
+  auto sendToAgent = [&](capnp::MallocMessageBuilder& b) {
+    router.send(zmq::buffer(std::string("h1")), zmq::send_flags::sndmore);
+    router.send(protocol::encodeFrame(b), zmq::send_flags::none);
+  };
+
+  agent.runOnce(0ms);
+  auto reg = receive();
+  ASSERT_TRUE(reg);
+  ASSERT_TRUE(reg->root<wire::AgentMessage>()->isRegister());
+  {
+    capnp::MallocMessageBuilder b;
+    b.initRoot<wire::ManagerMessage>().initRegistered().setCode(wire::StatusCode::OK);
+    sendToAgent(b);
+  }
+  for (int i = 0; i < 50 && !agent.registered(); ++i) agent.runOnce(100ms);
+  ASSERT_TRUE(agent.registered());
+  {
+    capnp::MallocMessageBuilder b;
+    auto cmd = b.initRoot<wire::ManagerMessage>().initCommand();
+    cmd.setCommandId(80);
+    cmd.setSuspend("web");
+    sendToAgent(b);
+  }
+  agent.runOnce(5000ms);
+  auto result = receive();
+  ASSERT_TRUE(result);
+  auto msg = *result->root<wire::AgentMessage>();
+  ASSERT_TRUE(msg.isResult());
+  EXPECT_EQ(msg.getResult().getCommandId(), 80u);
+  EXPECT_EQ(msg.getResult().getStatus().getCode(), wire::StatusCode::OK);
 }
 
 // Ensures run() returns promptly once its stop flag is set.

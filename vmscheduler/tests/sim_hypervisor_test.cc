@@ -149,7 +149,8 @@ TEST(SimHypervisorTest, SuspendCopyResumeDowntimeIncludesCopy) {
 // Ensures a bandwidth limit below the NIC slows the copy, and one above it changes nothing.
 TEST(SimHypervisorTest, BandwidthLimitSlowsTheCopy) {
   auto hv = makeSim();
-  ASSERT_TRUE(hv->startMigration(1, migrateSpec("db", MigrationMode::kSuspendCopyResume, 5e8)).isOk());
+  ASSERT_TRUE(
+      hv->startMigration(1, migrateSpec("db", MigrationMode::kSuspendCopyResume, 5e8)).isOk());
   (void)hv->poll(kStart);
   // 4 GB at 500 MB/s = 8 s.
   const TimeNs total = 500 * kNsPerMs + 8 * kNsPerSec + 100 * kNsPerMs;
@@ -159,7 +160,8 @@ TEST(SimHypervisorTest, BandwidthLimitSlowsTheCopy) {
   EXPECT_DOUBLE_EQ(done->migration->bandwidthBytesPerSec, 5e8);
 
   auto hv2 = makeSim();
-  ASSERT_TRUE(hv2->startMigration(2, migrateSpec("db", MigrationMode::kSuspendCopyResume, 1e12)).isOk());
+  ASSERT_TRUE(
+      hv2->startMigration(2, migrateSpec("db", MigrationMode::kSuspendCopyResume, 1e12)).isOk());
   (void)hv2->poll(kStart);
   auto fast = completionAt(*hv2, 2, kStart + 500 * kNsPerMs + 4 * kNsPerSec + 100 * kNsPerMs);
   ASSERT_TRUE(fast && fast->migration);

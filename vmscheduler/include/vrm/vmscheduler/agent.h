@@ -101,8 +101,8 @@ class Agent {
   zmq::socket_t socket_;
 
   bool registered_ = false;
-  TimeNs nextRegisterNs_ = 0;  // while !registered_; 0 = at the first runOnce()
-  TimeNs registerIntervalNs_ = 0;  // retry or error-retry interval, by vrmd's last answer
+  TimeNs nextRegisterNs_ = 0;               // while !registered_; 0 = at the first runOnce()
+  TimeNs registerIntervalNs_ = 0;           // retry or error-retry interval, by vrmd's last answer
   TimeNs nextHeartbeatNs_ = kTimeInfinity;  // while registered_
 
   std::unordered_map<std::uint64_t, InFlight> inFlight_;
