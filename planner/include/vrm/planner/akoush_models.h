@@ -15,7 +15,8 @@
 //      with a constant dirty rate VmProfile::dirtyRateBytesPerSec.
 //
 //   "akoush-hist"    HIST: the same loop driven by VmProfile::dirtyLog (a page-dirtying log
-//      recorded on an earlier run, see dirty_log.h); invalid-argument without one.
+//      recorded on an earlier run; vrmctl --dirty-log FILE reads it with parseDirtyLog() from
+//      dirty_log.h); invalid-argument without one.
 //
 // Simulation semantics (AVG and HIST), following Algorithm 1 / xc_domain_save.c:
 //  * Round 1's to-send set is every page; round k+1's is the pages dirtied during round k.

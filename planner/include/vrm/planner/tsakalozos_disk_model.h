@@ -7,6 +7,8 @@
 // with Disk_size = VmProfile::diskBytes, Net_Rate = LinkProfile::bandwidthBytesPerSec,
 // Dirty_Rate = VmProfile::diskDirtyRateBytesPerSec, VMM_time = vmm_time_s, finish_time =
 // deadline_s (seconds from the start of the migration).
+// (vrmctl --disk-size and --disk-dirty-rate fill the two VmProfile fields; --vmm-time and
+// --deadline the parameters below.)
 //
 // Estimate:
 //   extras["sync_time_s"] = Disk_size / (Net_Rate - Dirty_Rate)   (phases 1 + 2 of MigrateFS;
