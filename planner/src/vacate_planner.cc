@@ -6,14 +6,6 @@
 
 namespace vrm::planner {
 
-const char* moveModeName(MoveMode mode) {
-  switch (mode) {
-    case MoveMode::kLive: return "live";
-    case MoveMode::kSuspendCopyResume: return "suspend-copy-resume";
-  }
-  return "unknown";
-}
-
 std::uint64_t vacateBytes(const VacateRequest& request, const std::string& host) {
   std::uint64_t bytes = 0;
   for (const auto& vm : request.vms) {

@@ -139,6 +139,25 @@ struct VmHandle {
   account @3 :Text;
 }
 
+enum CloneState {
+  pending @0;     # placed, not yet asked for
+  cloning @1;     # clone command sent
+  running @2;     # handle returned
+  destroying @3;  # destroy command sent
+  destroyed @4;
+  failed @5;
+}
+
+# One VM the reservation clones: where, and how far it got. vmId is chosen at admission so that
+# a retried clone or destroy is idempotent.
+struct ClonePlacement {
+  vmId @0 :Text;
+  host @1 :Text;
+  state @2 :CloneState;
+  address @3 :Text;
+  account @4 :Text;
+}
+
 struct ReservationEvent {
   timeNs @0 :Int64;
   state @1 :ReservationState;
@@ -156,6 +175,8 @@ struct Reservation {
   events @7 :List(ReservationEvent);
   createdNs @8 :Int64;
   earliestFeasibleStartNs @9 :Int64;   # on rejection: a start that would be admitted (0 = unknown)
+  clones @10 :List(ClonePlacement);
+  updatedNs @11 :Int64;
 }
 
 struct ListFilter {
@@ -175,6 +196,7 @@ struct ClientRequest {
     hosts @5 :Void;
     vms @6 :Void;
   }
+  requester @7 :Text;            # who asks (owner checks on cancel); empty = operator
 }
 
 struct ClientReply {

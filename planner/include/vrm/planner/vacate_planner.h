@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vrm/planner/migration_model.h"
+#include "vrm/protocol/plan.h"
 #include "vrm/protocol/status.h"
 #include "vrm/protocol/time.h"
 
@@ -41,31 +42,11 @@ struct VmSnapshot {
   bool allowSuspend = true;
 };
 
-enum class MoveMode { kLive, kSuspendCopyResume };
-const char* moveModeName(MoveMode mode);  // "live", "suspend-copy-resume"
-
-struct PlannedMove {
-  std::string vmId;
-  std::string fromHost;
-  std::string toHost;
-  MoveMode mode = MoveMode::kLive;
-  std::uint32_t batch = 0;      // moves of one batch run concurrently
-  TimeNs startOffsetNs = 0;     // relative to the vacate start
-  TimeNs endOffsetNs = 0;
-  std::uint64_t transferredBytes = 0;
-  std::uint64_t memoryBytes = 0;
-  TimeNs downtimeNs = 0;
-};
-
-struct VacatePlan {
-  std::string strategy;  // "sequential", ...
-  std::string model;     // migration model used
-  std::vector<PlannedMove> moves;
-  TimeNs makespanNs = 0;
-  TimeNs cloneTimeNs = 0;
-  TimeNs marginNs = 0;
-  TimeNs latestSafeStartNs = 0;
-};
+// The plan vocabulary lives in protocol (plan.h) because vrmd and clients share it.
+using vrm::MoveMode;
+using vrm::moveModeName;
+using vrm::PlannedMove;
+using vrm::VacatePlan;
 
 struct VacateRequest {
   std::vector<HostSnapshot> hosts;       // every host in the cluster

@@ -1,0 +1,174 @@
+// Domain types of the reservation API: reservations, their lifecycle, hosts, VMs and the
+// commands exchanged with agents. Shared by vrmd and the clients. Wire (Cap'n Proto) types are
+// converted to these at the edge (wire_convert.h); nothing past the edge sees a capnp reader.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vrm/protocol/plan.h"
+#include "vrm/protocol/status.h"
+#include "vrm/protocol/time.h"
+
+namespace vrm {
+
+// requested -> admitted -> vacating -> preparing -> ready -> active -> ending -> done,
+// plus the terminal rejected, cancelled and failed.
+enum class ReservationState {
+  kRequested,
+  kAdmitted,
+  kVacating,
+  kPreparing,
+  kReady,
+  kActive,
+  kEnding,
+  kDone,
+  kRejected,
+  kCancelled,
+  kFailed,
+};
+const char* stateName(ReservationState state);  // "admitted", ...
+std::optional<ReservationState> stateFromName(const std::string& name);
+bool isTerminal(ReservationState state);
+
+enum class ReservationKind { kDedicated, kShared };
+
+struct ReservationRequest {
+  std::string owner;
+  ReservationKind kind = ReservationKind::kDedicated;
+  std::uint32_t hostCount = 0;          // dedicated: how many hosts
+  std::vector<std::string> hostNames;   // dedicated: or exactly these
+  TimeNs startNs = 0;
+  TimeNs endNs = 0;
+  std::string templateName;
+  std::uint32_t vmsPerHost = 0;         // dedicated: 0 = template default
+  std::uint32_t vmCount = 0;            // shared: how many VMs
+  bool dryRun = false;
+  std::string label;
+};
+
+enum class MoveState { kPlanned, kRunning, kDone, kFailed, kSkipped };
+const char* moveStateName(MoveState state);
+
+// Execution state of one planned move, parallel to VacatePlan::moves.
+struct MoveProgress {
+  MoveState state = MoveState::kPlanned;
+  TimeNs actualStartNs = 0;
+  TimeNs actualEndNs = 0;
+};
+
+enum class CloneState { kPending, kCloning, kRunning, kDestroying, kDestroyed, kFailed };
+const char* cloneStateName(CloneState state);
+
+struct ClonePlacement {
+  std::string vmId;
+  std::string host;
+  CloneState state = CloneState::kPending;
+  std::string address;
+  std::string account;
+};
+
+struct ReservationEvent {
+  TimeNs timeNs = 0;
+  ReservationState state = ReservationState::kRequested;
+  std::string message;
+};
+
+struct Reservation {
+  std::string id;
+  ReservationRequest request;
+  ReservationState state = ReservationState::kRequested;
+  std::string reason;                 // why rejected / cancelled / failed
+  std::vector<std::string> hosts;     // dedicated hosts (vacated) or shared placement hosts
+  VacatePlan plan;           // empty for shared reservations
+  std::vector<MoveProgress> moves;    // parallel to plan.moves
+  std::vector<ClonePlacement> clones;
+  std::vector<ReservationEvent> events;
+  TimeNs createdNs = 0;
+  TimeNs updatedNs = 0;
+  TimeNs earliestFeasibleStartNs = 0;  // on rejection, when known
+};
+
+// A host as the manager knows it, from its agent's registration and heartbeats.
+struct HostRecord {
+  std::string name;
+  std::uint32_t cpuCores = 0;
+  std::uint64_t memoryBytes = 0;
+  double nicBandwidthBytesPerSec = 0;
+  std::string backend;
+  std::string migrationEndpoint;
+  bool reachable = false;
+  TimeNs lastHeartbeatNs = 0;
+};
+
+enum class VmState { kRunning, kSuspended, kMigratingOut, kIncoming, kCloning };
+
+struct VmRecord {
+  std::string id;
+  std::string host;
+  std::uint32_t cpuCores = 1;
+  std::uint64_t memoryBytes = 0;
+  std::uint64_t nonzeroMemoryBytes = 0;
+  double dirtyRateBytesPerSec = 0;
+  VmState state = VmState::kRunning;
+  std::string reservationId;
+  std::string address;
+  std::uint64_t diskBytes = 0;
+  std::string templateName;
+};
+
+// Measured phases of one completed migration (fed to the calibrator).
+struct MigrationObservation {
+  std::string vmId, fromHost, toHost;
+  MoveMode mode = MoveMode::kLive;
+  std::uint64_t memoryBytes = 0, nonzeroMemoryBytes = 0, transferredBytes = 0;
+  double dirtyRateBytesPerSec = 0, bandwidthBytesPerSec = 0;
+  TimeNs startNs = 0, endNs = 0, setupNs = 0, downtimeNs = 0;
+  std::uint32_t rounds = 0;
+};
+
+// A command for one agent. Only the fields of its kind are meaningful.
+struct AgentCommand {
+  enum class Kind { kPrepareIncoming, kMigrate, kFinishIncoming, kSuspend, kResume, kClone, kDestroy };
+  std::uint64_t id = 0;
+  std::string host;  // agent that executes it
+  Kind kind = Kind::kDestroy;
+  std::string vmId;
+  VmRecord vm;                        // prepareIncoming
+  std::string destinationHost;        // migrate
+  std::string destinationEndpoint;    // migrate
+  MoveMode mode = MoveMode::kLive;
+  bool commit = true;                 // finishIncoming
+  std::string templateName;           // clone
+  std::uint32_t cpuCores = 0;         // clone
+  std::uint64_t memoryBytes = 0;      // clone
+  std::string reservationId;          // clone
+  TimeNs bootTimeNs = 0;              // clone
+};
+const char* commandKindName(AgentCommand::Kind kind);
+
+// An agent's answer to one command.
+struct AgentResult {
+  std::uint64_t commandId = 0;
+  Status status;
+  std::string incomingEndpoint;
+  std::optional<MigrationObservation> migrated;
+  std::optional<ClonePlacement> cloned;  // vmId, host, address, account
+};
+
+struct AgentProgress {
+  std::uint64_t commandId = 0;
+  double fraction = 0;
+  std::uint64_t bytesSent = 0, bytesTotal = 0;
+  std::string phase;
+};
+
+struct ListFilter {
+  std::string owner;                       // empty = any
+  std::vector<ReservationState> states;    // empty = any
+  TimeNs fromNs = 0, toNs = 0;             // overlapping [from, to); 0 = unbounded
+};
+
+}  // namespace vrm

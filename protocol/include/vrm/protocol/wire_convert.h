@@ -1,0 +1,44 @@
+// Conversions between Cap'n Proto wire types and the domain types of reservation.h. This is the
+// edge: readers come in, domain values go out; nothing past it touches capnp.
+// Readers must come from a validated DecodedFrame (see protocol/codec.h).
+#pragma once
+
+#include <string>
+
+#include "schema/vrm.capnp.h"
+#include "vrm/protocol/reservation.h"
+
+namespace vrm::protocol {
+
+wire::StatusCode toWire(StatusCode code);
+StatusCode fromWire(wire::StatusCode code);
+void toWire(const Status& status, wire::Status::Builder out);
+Status fromWire(wire::Status::Reader in);
+
+wire::ReservationState toWire(ReservationState state);
+ReservationState fromWire(wire::ReservationState state);
+
+void toWire(const ReservationRequest& in, wire::ReservationRequest::Builder out);
+ReservationRequest fromWire(wire::ReservationRequest::Reader in);
+
+void toWire(const Reservation& in, wire::Reservation::Builder out);
+Reservation fromWire(wire::Reservation::Reader in);
+
+void toWire(const HostRecord& in, wire::HostInfo::Builder out);
+HostRecord fromWire(wire::HostInfo::Reader in);
+
+void toWire(const VmRecord& in, wire::VmInfo::Builder out);
+VmRecord fromWire(wire::VmInfo::Reader in);
+
+void toWire(const AgentCommand& in, wire::AgentCommand::Builder out);
+AgentResult fromWire(wire::CommandResult::Reader in);
+AgentProgress fromWire(wire::CommandProgress::Reader in);
+
+ListFilter fromWire(wire::ListFilter::Reader in);
+void toWire(const ListFilter& in, wire::ListFilter::Builder out);
+
+// Whole-reservation serialization, used by the store.
+std::string serializeReservation(const Reservation& r);
+Result<Reservation> parseReservation(const void* data, std::size_t size);
+
+}  // namespace vrm::protocol

@@ -1,0 +1,402 @@
+#include "vrm/protocol/wire_convert.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include "vrm/protocol/codec.h"
+
+namespace vrm::protocol {
+
+
+wire::StatusCode toWire(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return wire::StatusCode::OK;
+    case StatusCode::kRejected: return wire::StatusCode::REJECTED;
+    case StatusCode::kInvalidArgument: return wire::StatusCode::INVALID_ARGUMENT;
+    case StatusCode::kNotFound: return wire::StatusCode::NOT_FOUND;
+    case StatusCode::kUnauthorized: return wire::StatusCode::UNAUTHORIZED;
+    case StatusCode::kInternal: return wire::StatusCode::INTERNAL;
+    case StatusCode::kUnavailable: return wire::StatusCode::UNAVAILABLE;
+  }
+  return wire::StatusCode::INTERNAL;
+}
+
+StatusCode fromWire(wire::StatusCode code) {
+  switch (code) {
+    case wire::StatusCode::OK: return StatusCode::kOk;
+    case wire::StatusCode::REJECTED: return StatusCode::kRejected;
+    case wire::StatusCode::INVALID_ARGUMENT: return StatusCode::kInvalidArgument;
+    case wire::StatusCode::NOT_FOUND: return StatusCode::kNotFound;
+    case wire::StatusCode::UNAUTHORIZED: return StatusCode::kUnauthorized;
+    case wire::StatusCode::INTERNAL: return StatusCode::kInternal;
+    case wire::StatusCode::UNAVAILABLE: return StatusCode::kUnavailable;
+  }
+  return StatusCode::kInternal;  // an enum value from a newer peer
+}
+
+void toWire(const Status& status, wire::Status::Builder out) {
+  out.setCode(toWire(status.code()));
+  out.setMessage(status.message());
+}
+
+Status fromWire(wire::Status::Reader in) {
+  StatusCode code = fromWire(in.getCode());
+  if (code == StatusCode::kOk) return Status::ok();
+  return Status(code, toStd(in.getMessage()));
+}
+
+wire::ReservationState toWire(ReservationState s) {
+  return static_cast<wire::ReservationState>(static_cast<int>(s));
+}
+
+ReservationState fromWire(wire::ReservationState s) {
+  int v = static_cast<int>(s);
+  if (v < 0 || v > static_cast<int>(ReservationState::kFailed)) return ReservationState::kFailed;
+  return static_cast<ReservationState>(v);
+}
+
+static_assert(static_cast<int>(wire::ReservationState::FAILED) ==
+              static_cast<int>(ReservationState::kFailed));
+
+void toWire(const ReservationRequest& in, wire::ReservationRequest::Builder out) {
+  out.setOwner(in.owner);
+  out.setKind(in.kind == ReservationKind::kShared ? wire::ReservationKind::SHARED
+                                                  : wire::ReservationKind::DEDICATED);
+  out.setHostCount(in.hostCount);
+  auto names = out.initHostNames(static_cast<unsigned>(in.hostNames.size()));
+  for (unsigned i = 0; i < in.hostNames.size(); ++i) names.set(i, in.hostNames[i]);
+  out.setStartNs(in.startNs);
+  out.setEndNs(in.endNs);
+  out.setTemplate(in.templateName);
+  out.setVmsPerHost(in.vmsPerHost);
+  out.setVmCount(in.vmCount);
+  out.setDryRun(in.dryRun);
+  out.setLabel(in.label);
+}
+
+ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
+  ReservationRequest r;
+  r.owner = toStd(in.getOwner());
+  r.kind = in.getKind() == wire::ReservationKind::SHARED ? ReservationKind::kShared
+                                                         : ReservationKind::kDedicated;
+  r.hostCount = in.getHostCount();
+  for (auto n : in.getHostNames()) r.hostNames.push_back(toStd(n));
+  r.startNs = in.getStartNs();
+  r.endNs = in.getEndNs();
+  r.templateName = toStd(in.getTemplate());
+  r.vmsPerHost = in.getVmsPerHost();
+  r.vmCount = in.getVmCount();
+  r.dryRun = in.getDryRun();
+  r.label = toStd(in.getLabel());
+  return r;
+}
+
+namespace {
+
+wire::MigrationMode toWire(MoveMode m) {
+  return m == MoveMode::kLive ? wire::MigrationMode::LIVE
+                                       : wire::MigrationMode::SUSPEND_COPY_RESUME;
+}
+
+MoveMode fromWire(wire::MigrationMode m) {
+  return m == wire::MigrationMode::SUSPEND_COPY_RESUME ? MoveMode::kSuspendCopyResume
+                                                       : MoveMode::kLive;
+}
+
+template <typename E>
+E clampEnum(E v, E max, E fallback) {
+  return static_cast<int>(v) >= 0 && static_cast<int>(v) <= static_cast<int>(max) ? v : fallback;
+}
+
+}  // namespace
+
+void toWire(const Reservation& in, wire::Reservation::Builder out) {
+  out.setId(in.id);
+  toWire(in.request, out.initRequest());
+  out.setState(toWire(in.state));
+  out.setReason(in.reason);
+  auto hosts = out.initHosts(static_cast<unsigned>(in.hosts.size()));
+  for (unsigned i = 0; i < in.hosts.size(); ++i) hosts.set(i, in.hosts[i]);
+
+  auto plan = out.initPlan();
+  plan.setStrategy(in.plan.strategy);
+  plan.setModel(in.plan.model);
+  plan.setMakespanNs(in.plan.makespanNs);
+  plan.setCloneTimeNs(in.plan.cloneTimeNs);
+  plan.setMarginNs(in.plan.marginNs);
+  plan.setLatestSafeStartNs(in.plan.latestSafeStartNs);
+  auto moves = plan.initMoves(static_cast<unsigned>(in.plan.moves.size()));
+  for (unsigned i = 0; i < in.plan.moves.size(); ++i) {
+    const auto& m = in.plan.moves[i];
+    auto w = moves[i];
+    w.setVmId(m.vmId);
+    w.setFromHost(m.fromHost);
+    w.setToHost(m.toHost);
+    w.setMode(toWire(m.mode));
+    w.setBatch(m.batch);
+    w.setStartOffsetNs(m.startOffsetNs);
+    w.setEndOffsetNs(m.endOffsetNs);
+    w.setTransferredBytes(m.transferredBytes);
+    w.setDowntimeNs(m.downtimeNs);
+    w.setMemoryBytes(m.memoryBytes);
+    if (i < in.moves.size()) {
+      w.setState(static_cast<wire::MoveState>(static_cast<int>(in.moves[i].state)));
+      w.setActualStartNs(in.moves[i].actualStartNs);
+      w.setActualEndNs(in.moves[i].actualEndNs);
+    }
+  }
+
+  std::vector<const ClonePlacement*> running;
+  for (const auto& c : in.clones) {
+    if (c.state == CloneState::kRunning) running.push_back(&c);
+  }
+  auto handles = out.initHandles(static_cast<unsigned>(running.size()));
+  for (unsigned i = 0; i < running.size(); ++i) {
+    handles[i].setVmId(running[i]->vmId);
+    handles[i].setHost(running[i]->host);
+    handles[i].setAddress(running[i]->address);
+    handles[i].setAccount(running[i]->account);
+  }
+  auto clones = out.initClones(static_cast<unsigned>(in.clones.size()));
+  for (unsigned i = 0; i < in.clones.size(); ++i) {
+    const auto& c = in.clones[i];
+    clones[i].setVmId(c.vmId);
+    clones[i].setHost(c.host);
+    clones[i].setState(static_cast<wire::CloneState>(static_cast<int>(c.state)));
+    clones[i].setAddress(c.address);
+    clones[i].setAccount(c.account);
+  }
+  auto events = out.initEvents(static_cast<unsigned>(in.events.size()));
+  for (unsigned i = 0; i < in.events.size(); ++i) {
+    events[i].setTimeNs(in.events[i].timeNs);
+    events[i].setState(toWire(in.events[i].state));
+    events[i].setMessage(in.events[i].message);
+  }
+  out.setCreatedNs(in.createdNs);
+  out.setUpdatedNs(in.updatedNs);
+  out.setEarliestFeasibleStartNs(in.earliestFeasibleStartNs);
+}
+
+Reservation fromWire(wire::Reservation::Reader in) {
+  Reservation r;
+  r.id = toStd(in.getId());
+  r.request = fromWire(in.getRequest());
+  r.state = fromWire(in.getState());
+  r.reason = toStd(in.getReason());
+  for (auto h : in.getHosts()) r.hosts.push_back(toStd(h));
+  auto plan = in.getPlan();
+  r.plan.strategy = toStd(plan.getStrategy());
+  r.plan.model = toStd(plan.getModel());
+  r.plan.makespanNs = plan.getMakespanNs();
+  r.plan.cloneTimeNs = plan.getCloneTimeNs();
+  r.plan.marginNs = plan.getMarginNs();
+  r.plan.latestSafeStartNs = plan.getLatestSafeStartNs();
+  for (auto w : plan.getMoves()) {
+    PlannedMove m;
+    m.vmId = toStd(w.getVmId());
+    m.fromHost = toStd(w.getFromHost());
+    m.toHost = toStd(w.getToHost());
+    m.mode = fromWire(w.getMode());
+    m.batch = w.getBatch();
+    m.startOffsetNs = w.getStartOffsetNs();
+    m.endOffsetNs = w.getEndOffsetNs();
+    m.transferredBytes = w.getTransferredBytes();
+    m.downtimeNs = w.getDowntimeNs();
+    m.memoryBytes = w.getMemoryBytes();
+    r.plan.moves.push_back(std::move(m));
+    MoveProgress p;
+    p.state = static_cast<MoveState>(
+        static_cast<int>(clampEnum(w.getState(), wire::MoveState::SKIPPED, wire::MoveState::FAILED)));
+    p.actualStartNs = w.getActualStartNs();
+    p.actualEndNs = w.getActualEndNs();
+    r.moves.push_back(p);
+  }
+  for (auto c : in.getClones()) {
+    ClonePlacement p;
+    p.vmId = toStd(c.getVmId());
+    p.host = toStd(c.getHost());
+    p.state = static_cast<CloneState>(
+        static_cast<int>(clampEnum(c.getState(), wire::CloneState::FAILED, wire::CloneState::FAILED)));
+    p.address = toStd(c.getAddress());
+    p.account = toStd(c.getAccount());
+    r.clones.push_back(std::move(p));
+  }
+  for (auto e : in.getEvents()) {
+    r.events.push_back({e.getTimeNs(), fromWire(e.getState()), toStd(e.getMessage())});
+  }
+  r.createdNs = in.getCreatedNs();
+  r.updatedNs = in.getUpdatedNs();
+  r.earliestFeasibleStartNs = in.getEarliestFeasibleStartNs();
+  return r;
+}
+
+void toWire(const HostRecord& in, wire::HostInfo::Builder out) {
+  out.setName(in.name);
+  out.setCpuCores(in.cpuCores);
+  out.setMemoryBytes(in.memoryBytes);
+  out.setNicBandwidthBytesPerSec(in.nicBandwidthBytesPerSec);
+  out.setReachable(in.reachable);
+  out.setLastHeartbeatNs(in.lastHeartbeatNs);
+}
+
+HostRecord fromWire(wire::HostInfo::Reader in) {
+  HostRecord h;
+  h.name = toStd(in.getName());
+  h.cpuCores = in.getCpuCores();
+  h.memoryBytes = in.getMemoryBytes();
+  h.nicBandwidthBytesPerSec = in.getNicBandwidthBytesPerSec();
+  h.reachable = in.getReachable();
+  h.lastHeartbeatNs = in.getLastHeartbeatNs();
+  return h;
+}
+
+void toWire(const VmRecord& in, wire::VmInfo::Builder out) {
+  out.setId(in.id);
+  out.setHost(in.host);
+  out.setCpuCores(in.cpuCores);
+  out.setMemoryBytes(in.memoryBytes);
+  out.setNonzeroMemoryBytes(in.nonzeroMemoryBytes);
+  out.setDirtyRateBytesPerSec(in.dirtyRateBytesPerSec);
+  out.setState(static_cast<wire::VmState>(static_cast<int>(in.state)));
+  out.setReservationId(in.reservationId);
+  out.setAddress(in.address);
+  out.setDiskBytes(in.diskBytes);
+  out.setTemplate(in.templateName);
+}
+
+VmRecord fromWire(wire::VmInfo::Reader in) {
+  VmRecord v;
+  v.id = toStd(in.getId());
+  v.host = toStd(in.getHost());
+  v.cpuCores = in.getCpuCores();
+  v.memoryBytes = in.getMemoryBytes();
+  v.nonzeroMemoryBytes = in.getNonzeroMemoryBytes();
+  v.dirtyRateBytesPerSec = in.getDirtyRateBytesPerSec();
+  v.state = static_cast<VmState>(
+      static_cast<int>(clampEnum(in.getState(), wire::VmState::CLONING, wire::VmState::RUNNING)));
+  v.reservationId = toStd(in.getReservationId());
+  v.address = toStd(in.getAddress());
+  v.diskBytes = in.getDiskBytes();
+  v.templateName = toStd(in.getTemplate());
+  return v;
+}
+
+void toWire(const AgentCommand& in, wire::AgentCommand::Builder out) {
+  out.setCommandId(in.id);
+  using K = AgentCommand::Kind;
+  switch (in.kind) {
+    case K::kPrepareIncoming: toWire(in.vm, out.initPrepareIncoming()); break;
+    case K::kMigrate: {
+      auto m = out.initMigrate();
+      m.setVmId(in.vmId);
+      m.setDestinationHost(in.destinationHost);
+      m.setDestinationEndpoint(in.destinationEndpoint);
+      m.setMode(toWire(in.mode));
+      break;
+    }
+    case K::kFinishIncoming: {
+      auto f = out.initFinishIncoming();
+      f.setVmId(in.vmId);
+      f.setCommit(in.commit);
+      break;
+    }
+    case K::kSuspend: out.setSuspend(in.vmId); break;
+    case K::kResume: out.setResume(in.vmId); break;
+    case K::kClone: {
+      auto c = out.initClone();
+      c.setVmId(in.vmId);
+      c.setTemplate(in.templateName);
+      c.setCpuCores(in.cpuCores);
+      c.setMemoryBytes(in.memoryBytes);
+      c.setReservationId(in.reservationId);
+      c.setBootTimeNs(in.bootTimeNs);
+      break;
+    }
+    case K::kDestroy: out.setDestroy(in.vmId); break;
+  }
+}
+
+AgentResult fromWire(wire::CommandResult::Reader in) {
+  AgentResult r;
+  r.commandId = in.getCommandId();
+  r.status = fromWire(in.getStatus());
+  switch (in.which()) {
+    case wire::CommandResult::INCOMING_ENDPOINT:
+      r.incomingEndpoint = toStd(in.getIncomingEndpoint());
+      break;
+    case wire::CommandResult::MIGRATED: {
+      auto m = in.getMigrated();
+      MigrationObservation o;
+      o.vmId = toStd(m.getVmId());
+      o.fromHost = toStd(m.getFromHost());
+      o.toHost = toStd(m.getToHost());
+      o.mode = fromWire(m.getMode());
+      o.memoryBytes = m.getMemoryBytes();
+      o.nonzeroMemoryBytes = m.getNonzeroMemoryBytes();
+      o.dirtyRateBytesPerSec = m.getDirtyRateBytesPerSec();
+      o.startNs = m.getStartNs();
+      o.endNs = m.getEndNs();
+      o.setupNs = m.getSetupNs();
+      o.downtimeNs = m.getDowntimeNs();
+      o.transferredBytes = m.getTransferredBytes();
+      o.rounds = m.getRounds();
+      o.bandwidthBytesPerSec = m.getBandwidthBytesPerSec();
+      r.migrated = o;
+      break;
+    }
+    case wire::CommandResult::CLONED: {
+      auto h = in.getCloned();
+      ClonePlacement c;
+      c.vmId = toStd(h.getVmId());
+      c.host = toStd(h.getHost());
+      c.address = toStd(h.getAddress());
+      c.account = toStd(h.getAccount());
+      c.state = CloneState::kRunning;
+      r.cloned = c;
+      break;
+    }
+    default:
+      break;
+  }
+  return r;
+}
+
+AgentProgress fromWire(wire::CommandProgress::Reader in) {
+  return {in.getCommandId(), in.getFraction(), in.getBytesSent(), in.getBytesTotal(),
+          toStd(in.getPhase())};
+}
+
+ListFilter fromWire(wire::ListFilter::Reader in) {
+  ListFilter f;
+  f.owner = toStd(in.getOwner());
+  for (auto s : in.getStates()) f.states.push_back(fromWire(s));
+  f.fromNs = in.getFromNs();
+  f.toNs = in.getToNs();
+  return f;
+}
+
+void toWire(const ListFilter& in, wire::ListFilter::Builder out) {
+  out.setOwner(in.owner);
+  auto states = out.initStates(static_cast<unsigned>(in.states.size()));
+  for (unsigned i = 0; i < in.states.size(); ++i) states.set(i, toWire(in.states[i]));
+  out.setFromNs(in.fromNs);
+  out.setToNs(in.toNs);
+}
+
+std::string serializeReservation(const Reservation& r) {
+  capnp::MallocMessageBuilder b;
+  toWire(r, b.initRoot<wire::Reservation>());
+  auto words = capnp::messageToFlatArray(b);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+Result<Reservation> parseReservation(const void* data, std::size_t size) {
+  auto frame = protocol::decodeFrame(data, size);
+  if (!frame) return frame.status();
+  auto root = frame->root<wire::Reservation>();
+  if (!root) return root.status();
+  return fromWire(*root);
+}
+
+}  // namespace vrm::protocol

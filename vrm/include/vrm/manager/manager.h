@@ -1,0 +1,128 @@
+// The Virtual Resource Manager's core: admission, the reservation lifecycle, and execution of
+// vacate plans through agents. No sockets here: the server (server.h) decodes messages into the
+// calls below and sends what takeOutbox() returns, so tests drive the manager directly with a
+// ManualClock.
+//
+// Lifecycle (ARCHITECTURE.md): requested -> admitted -> vacating -> preparing -> ready ->
+// active -> ending -> done, or rejected / cancelled / failed with a reason. Every transition is
+// saved to the Store before the call returns, so what a client was told survives a crash.
+//
+// Not thread-safe: one event loop owns it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "vrm/manager/store.h"
+#include "vrm/protocol/reservation.h"
+#include "vrm/planner/vacate_planner.h"
+#include "vrm/protocol/cluster.h"
+#include "vrm/protocol/time.h"
+
+namespace vrm::manager {
+
+struct ManagerOptions {
+  // Slack between the end of vacating and the start of cloning. Default 60 s.
+  TimeNs marginNs = 60 * kNsPerSec;
+  // Admission requires latest safe start >= now + this (time to plan and dispatch). Default 1 s.
+  TimeNs planningLatencyNs = kNsPerSec;
+  // An agent silent for this long is unreachable. Default 30 s.
+  TimeNs heartbeatTimeoutNs = 30 * kNsPerSec;
+};
+
+class Manager {
+ public:
+  // `clock`, `store` and `planner` must outlive the manager.
+  Manager(const Clock& clock, Store& store, const planner::VacatePlanner& planner,
+          std::vector<TemplateSpec> templates, ManagerOptions options = {});
+
+  // Loads reservations from the store (after a restart). In-flight moves and clones are
+  // reconciled against agents' inventories once their hosts have registered again.
+  Status recover();
+
+  // --- client API ---
+  // Admits or rejects. Returns the stored reservation (state admitted or rejected); errors are
+  // invalid-argument for malformed requests and internal for store failures. A dry run returns
+  // the decision without storing or booking anything (id "dry-run").
+  Result<Reservation> submit(ReservationRequest request);
+  Result<Reservation> get(const std::string& id) const;
+  std::vector<Reservation> list(const ListFilter& filter) const;
+  // Cancels at any non-terminal state, cleaning up. `requester` must be the owner (or empty for
+  // an operator). Errors: not-found, unauthorized, rejected (already terminal).
+  Result<Reservation> cancel(const std::string& id, const std::string& requester);
+  std::vector<HostRecord> hosts() const;
+  std::vector<VmRecord> vms() const;
+
+  // --- agent API ---
+  Status onRegister(const HostRecord& host, const std::vector<VmRecord>& vms);
+  // not-found when the host has not registered (the agent must register again).
+  Status onHeartbeat(const std::string& host, const std::vector<VmRecord>& vms);
+  void onProgress(const std::string& host, const AgentProgress& progress);
+  void onResult(const std::string& host, const AgentResult& result);
+  // The command could not be delivered (agent gone): handled as a failed result.
+  void onSendFailed(std::uint64_t commandId, const std::string& why);
+
+  // Advances every reservation to the clock's now: starts vacates at their latest safe start,
+  // issues moves and clones, activates, ends, and marks silent agents unreachable.
+  void tick();
+  // The clock time at which tick() next has something to do (kTimeInfinity if nothing).
+  TimeNs nextWakeNs() const;
+  // Commands to send, in order. Empties the outbox.
+  std::vector<AgentCommand> takeOutbox();
+
+ private:
+  enum class Step { kPrepareIncoming, kMigrate, kFinishIncoming, kClone, kDestroy };
+  struct Pending {
+    std::string reservationId;
+    Step step;
+    std::size_t index;  // move or clone index
+    std::string host;
+  };
+
+  Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
+  Result<Reservation> admitShared(Reservation r, const TemplateSpec& tmpl);
+  Status validate(const ReservationRequest& req, const TemplateSpec** tmpl) const;
+  planner::VacateRequest snapshot(const Reservation& candidate) const;
+  // Hosts the reservation must not touch, with the id of the reservation holding each.
+  std::map<std::string, std::string> bookedHosts(TimeNs from, TimeNs to,
+                                                 const std::string& except) const;
+  std::set<std::string> pendingDestinations() const;
+  TimeNs prepareAt(const Reservation& r) const;
+
+  void transition(Reservation& r, ReservationState to, const std::string& message);
+  void note(Reservation& r, const std::string& message);
+  void persist(Reservation& r);
+  void advance(Reservation& r);
+  void driveMoves(Reservation& r);
+  void driveClones(Reservation& r);
+  void driveTeardown(Reservation& r);
+  void reconcile(Reservation& r);
+  void fail(Reservation& r, const std::string& reason);
+  void startTeardown(Reservation& r);
+  std::uint64_t issue(AgentCommand cmd, const std::string& reservationId, Step step,
+                      std::size_t index);
+  bool inFlight(const std::string& reservationId, Step step, std::size_t index) const;
+  const VmRecord* findVm(const std::string& host, const std::string& vmId) const;
+  void moveVmLocally(const std::string& vmId, const std::string& from, const std::string& to);
+  const TemplateSpec* findTemplate(const std::string& name) const;
+
+  const Clock& clock_;
+  Store& store_;
+  const planner::VacatePlanner& planner_;
+  std::vector<TemplateSpec> templates_;
+  ManagerOptions options_;
+
+  std::map<std::string, HostRecord> hosts_;
+  std::map<std::string, std::vector<VmRecord>> vmsByHost_;
+  std::set<std::string> registeredSinceStart_;
+  std::map<std::string, Reservation> reservations_;
+  std::map<std::uint64_t, Pending> pending_;
+  std::uint64_t nextCommandId_;
+  std::vector<AgentCommand> outbox_;
+};
+
+}  // namespace vrm::manager

@@ -1,0 +1,47 @@
+// Durable state of vrmd in SQLite (WAL mode).
+//
+// A reservation is saved whole (its Cap'n Proto encoding plus indexed columns) together with its
+// newest event, in one transaction, before the client is answered: nothing acknowledged is lost.
+// Migration observations are kept for the calibrator. Not thread-safe: one owner (vrmd's event
+// loop) calls it. Every error is a Status with SQLite's message.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vrm/protocol/reservation.h"
+
+struct sqlite3;
+
+namespace vrm::manager {
+
+class Store {
+ public:
+  // Opens or creates the database at `path` (":memory:" for tests) and its schema.
+  static Result<std::unique_ptr<Store>> open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Returns a fresh reservation id ("r1", "r2", ...), durable across restarts.
+  Result<std::string> allocateReservationId();
+  // Inserts or replaces the reservation and appends its last event (if any) to the event log,
+  // atomically.
+  Status saveReservation(const Reservation& reservation);
+  Result<std::vector<Reservation>> loadReservations();
+
+  Status saveObservation(const MigrationObservation& observation);
+  Result<std::vector<MigrationObservation>> loadObservations();
+
+  // Number of rows in the event log for one reservation (tests, audits).
+  Result<std::int64_t> countEvents(const std::string& reservationId);
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  Status exec(const char* sql);
+  sqlite3* db_;
+};
+
+}  // namespace vrm::manager

@@ -1,0 +1,109 @@
+// vrmd: the Virtual Resource Manager daemon. Parses options and wires clock, store, planner,
+// manager and server together; everything else lives in the library.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "vrm/manager/server.h"
+#include "vrm/protocol/units.h"
+
+namespace {
+
+std::atomic<bool> gStop{false};
+void onSignal(int) { gStop = true; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vrmd - reservation-aware Virtual Resource Manager"};
+  std::string clientEndpoint = "tcp://127.0.0.1:5555";
+  std::string agentEndpoint = "tcp://127.0.0.1:5556";
+  std::string storePath = "vrm.db";
+  std::string clusterPath;
+  std::string margin = "60s", planningLatency = "1s", heartbeatTimeout = "30s";
+  std::string model = "simple";
+  double timeScale = 0;
+  std::int64_t clockOrigin = 0;
+  std::string logLevel = "info";
+  app.add_option("--clients", clientEndpoint, "ZeroMQ endpoint for clients")->capture_default_str();
+  app.add_option("--agents", agentEndpoint, "ZeroMQ endpoint for vmschedd agents")
+      ->capture_default_str();
+  app.add_option("--store", storePath, "SQLite database file")->capture_default_str();
+  app.add_option("--cluster", clusterPath, "cluster description (YAML) with the VM templates")
+      ->required();
+  app.add_option("--margin", margin, "slack between vacate end and cloning")->capture_default_str();
+  app.add_option("--planning-latency", planningLatency,
+                 "admission needs the latest safe start at least this far ahead")
+      ->capture_default_str();
+  app.add_option("--heartbeat-timeout", heartbeatTimeout,
+                 "an agent silent this long is unreachable")
+      ->capture_default_str();
+  app.add_option("--model", model, "migration cost model for plans")->capture_default_str();
+  app.add_option("--time-scale", timeScale,
+                 "run the clock this many times faster than real time (simulation, demos)");
+  app.add_option("--clock-origin", clockOrigin,
+                 "ns since the epoch where the scaled clock starts (share it with the agents)");
+  app.add_option("--log-level", logLevel, "trace, debug, info, warn, error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(logLevel));
+  spdlog::set_pattern("%H:%M:%S.%e vrmd %^%l%$ %v");
+
+  auto fail = [](const std::string& what) {
+    std::fprintf(stderr, "vrmd: %s\n", what.c_str());
+    return 2;
+  };
+  auto marginNs = vrm::parseDurationNs(margin);
+  if (!marginNs) return fail("--margin: " + marginNs.status().message());
+  auto latencyNs = vrm::parseDurationNs(planningLatency);
+  if (!latencyNs) return fail("--planning-latency: " + latencyNs.status().message());
+  auto timeoutNs = vrm::parseDurationNs(heartbeatTimeout);
+  if (!timeoutNs) return fail("--heartbeat-timeout: " + timeoutNs.status().message());
+  if (timeScale < 0) return fail("--time-scale must be positive");
+  auto cluster = vrm::loadClusterSpec(clusterPath);
+  if (!cluster) return fail(cluster.status().message());
+  auto migrationModel = vrm::planner::createMigrationModel(model);
+  if (!migrationModel) return fail("--model: " + migrationModel.status().message());
+
+  std::unique_ptr<vrm::Clock> clock;
+  if (timeScale > 0) {
+    vrm::SystemClock real;
+    clock = std::make_unique<vrm::ScaledClock>(clockOrigin ? clockOrigin : real.now(), timeScale);
+    spdlog::info("clock runs {}x faster than real time", timeScale);
+  } else {
+    clock = std::make_unique<vrm::SystemClock>();
+  }
+
+  auto store = vrm::manager::Store::open(storePath);
+  if (!store) return fail(store.status().message());
+  vrm::planner::SequentialVacatePlanner planner(
+      std::shared_ptr<const vrm::planner::MigrationModel>(std::move(*migrationModel)));
+  vrm::manager::ManagerOptions options;
+  options.marginNs = *marginNs;
+  options.planningLatencyNs = *latencyNs;
+  options.heartbeatTimeoutNs = *timeoutNs;
+  vrm::manager::Manager manager(*clock, **store, planner, cluster->templates, options);
+  if (vrm::Status s = manager.recover(); !s) return fail("recovery: " + s.toString());
+
+  zmq::context_t context(1);
+  vrm::manager::ServerOptions serverOptions;
+  serverOptions.clientEndpoint = clientEndpoint;
+  serverOptions.agentEndpoint = agentEndpoint;
+  vrm::manager::Server server(context, manager, *clock, serverOptions);
+  if (vrm::Status s = server.bind(); !s) return fail(s.message());
+  spdlog::info("listening for clients on {}, agents on {}, store {}", server.clientEndpoint(),
+               server.agentEndpoint(), storePath);
+
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  server.run(gStop);
+  spdlog::info("stopped");
+  return 0;
+}

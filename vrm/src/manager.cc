@@ -1,0 +1,948 @@
+#include "vrm/manager/manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "vrm/protocol/units.h"
+
+namespace vrm::manager {
+namespace {
+
+bool overlaps(TimeNs a0, TimeNs a1, TimeNs b0, TimeNs b1) { return a0 < b1 && b0 < a1; }
+
+std::uint64_t usedMemory(const std::vector<VmRecord>& vms) {
+  std::uint64_t m = 0;
+  for (const auto& v : vms) m += v.memoryBytes;
+  return m;
+}
+
+std::uint32_t usedCores(const std::vector<VmRecord>& vms) {
+  std::uint32_t c = 0;
+  for (const auto& v : vms) c += v.cpuCores;
+  return c;
+}
+
+}  // namespace
+
+Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner& planner,
+                 std::vector<TemplateSpec> templates, ManagerOptions options)
+    : clock_(clock),
+      store_(store),
+      planner_(planner),
+      templates_(std::move(templates)),
+      options_(options),
+      // Seeded from the clock so ids never repeat across restarts: agents de-duplicate by id.
+      nextCommandId_(static_cast<std::uint64_t>(std::max<TimeNs>(clock.now(), 1))) {}
+
+Status Manager::recover() {
+  auto loaded = store_.loadReservations();
+  if (!loaded) return loaded.status();
+  for (auto& r : *loaded) reservations_[r.id] = std::move(r);
+  spdlog::info("recovered {} reservations from the store", reservations_.size());
+  return Status::ok();
+}
+
+const TemplateSpec* Manager::findTemplate(const std::string& name) const {
+  for (const auto& t : templates_) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admission
+
+Status Manager::validate(const ReservationRequest& req, const TemplateSpec** tmpl) const {
+  const TimeNs now = clock_.now();
+  if (req.endNs <= req.startNs) return Status::invalid("end must be after start");
+  if (req.startNs <= now) {
+    return Status::invalid("start " + formatTime(req.startNs) + " is in the past (now " +
+                           formatTime(now) + ")");
+  }
+  *tmpl = findTemplate(req.templateName);
+  if (!*tmpl) {
+    std::string known;
+    for (const auto& t : templates_) known += (known.empty() ? "" : ", ") + t.name;
+    return Status::invalid("unknown template '" + req.templateName + "' (known: " +
+                           (known.empty() ? "none" : known) + ")");
+  }
+  if (req.kind == ReservationKind::kShared) {
+    if (req.vmCount == 0) return Status::invalid("a shared reservation needs at least one VM");
+    if (!req.hostNames.empty() || req.hostCount != 0) {
+      return Status::invalid("a shared reservation takes a VM count, not hosts");
+    }
+    return Status::ok();
+  }
+  if (req.hostCount == 0 && req.hostNames.empty()) {
+    return Status::invalid("a dedicated reservation needs at least one host");
+  }
+  if (!req.hostNames.empty() && req.hostCount != 0 && req.hostCount != req.hostNames.size()) {
+    return Status::invalid("host count " + std::to_string(req.hostCount) + " disagrees with " +
+                           std::to_string(req.hostNames.size()) + " named hosts");
+  }
+  std::set<std::string> seen;
+  for (const auto& name : req.hostNames) {
+    if (!hosts_.count(name)) return Status::invalid("unknown host '" + name + "'");
+    if (!seen.insert(name).second) return Status::invalid("host '" + name + "' named twice");
+  }
+  const std::size_t wanted = req.hostNames.empty() ? req.hostCount : req.hostNames.size();
+  if (wanted > hosts_.size()) {
+    return Status::invalid("asked for " + std::to_string(wanted) + " hosts but the cluster has " +
+                           std::to_string(hosts_.size()));
+  }
+  return Status::ok();
+}
+
+Result<Reservation> Manager::submit(ReservationRequest request) {
+  const TimeNs now = clock_.now();
+  const TemplateSpec* tmpl = nullptr;
+  if (Status s = validate(request, &tmpl); !s) return s;
+  if (request.kind == ReservationKind::kDedicated && request.vmsPerHost == 0) {
+    request.vmsPerHost = tmpl->vmsPerHost;
+  }
+  Reservation r;
+  r.request = std::move(request);
+  r.createdNs = now;
+  r.updatedNs = now;
+  if (r.request.dryRun) {
+    r.id = "dry-run";
+  } else {
+    auto id = store_.allocateReservationId();
+    if (!id) return id.status();
+    r.id = *id;
+  }
+  r.events.push_back({now, ReservationState::kRequested, "requested by " + r.request.owner});
+  auto decided = r.request.kind == ReservationKind::kShared ? admitShared(std::move(r), *tmpl)
+                                                            : admitDedicated(std::move(r), *tmpl);
+  if (!decided) return decided.status();
+  Reservation& out = *decided;
+  if (out.request.dryRun) return out;
+  // Durable before the client hears about it.
+  if (Status s = store_.saveReservation(out); !s) return s;
+  spdlog::info("{} {} for {}: {}", out.id, stateName(out.state), out.request.owner,
+               out.state == ReservationState::kRejected ? out.reason : "hosts " + [&] {
+                 std::string h;
+                 for (const auto& x : out.hosts) h += (h.empty() ? "" : ",") + x;
+                 return h;
+               }());
+  reservations_[out.id] = out;
+  return out;
+}
+
+std::map<std::string, std::string> Manager::bookedHosts(TimeNs from, TimeNs to,
+                                                        const std::string& except) const {
+  std::map<std::string, std::string> booked;
+  for (const auto& [id, r] : reservations_) {
+    if (id == except || isTerminal(r.state)) continue;
+    TimeNs begin = r.request.kind == ReservationKind::kDedicated
+                       ? std::min(r.plan.latestSafeStartNs, r.request.startNs)
+                       : prepareAt(r);
+    if (!overlaps(begin, r.request.endNs, from, to)) continue;
+    if (r.request.kind == ReservationKind::kDedicated) {
+      for (const auto& h : r.hosts) booked.emplace(h, id);
+    }
+  }
+  return booked;
+}
+
+std::set<std::string> Manager::pendingDestinations() const {
+  std::set<std::string> dests;
+  for (const auto& [id, r] : reservations_) {
+    if (isTerminal(r.state)) continue;
+    for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
+      if (i < r.moves.size() && r.moves[i].state == MoveState::kDone) continue;
+      dests.insert(r.plan.moves[i].toHost);
+    }
+  }
+  return dests;
+}
+
+TimeNs Manager::prepareAt(const Reservation& r) const {
+  if (r.request.kind == ReservationKind::kDedicated) return r.plan.latestSafeStartNs;
+  const TemplateSpec* t = findTemplate(r.request.templateName);
+  TimeNs clone = t ? t->cloneTimeNs : 0;
+  return r.request.startNs - clone - options_.marginNs;
+}
+
+planner::VacateRequest Manager::snapshot(const Reservation& candidate) const {
+  planner::VacateRequest req;
+  const TimeNs now = clock_.now();
+  // Displaced VMs stay where they land, so a destination must not be booked by any reservation
+  // from now on: its own vacate plan would not know about the newcomer.
+  auto booked = bookedHosts(now, kTimeInfinity, candidate.id);
+  // Memory and cores promised to other reservations' pending moves and shared clones.
+  std::map<std::string, std::uint64_t> promisedMem;
+  std::map<std::string, std::uint32_t> promisedCores;
+  for (const auto& [id, r] : reservations_) {
+    if (isTerminal(r.state) || id == candidate.id) continue;
+    for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
+      if (i < r.moves.size() && r.moves[i].state != MoveState::kPlanned) continue;
+      promisedMem[r.plan.moves[i].toHost] += r.plan.moves[i].memoryBytes;
+      const VmRecord* vm = findVm(r.plan.moves[i].fromHost, r.plan.moves[i].vmId);
+      promisedCores[r.plan.moves[i].toHost] += vm ? vm->cpuCores : 1;
+    }
+    if (r.request.kind == ReservationKind::kShared) {
+      const TemplateSpec* t = findTemplate(r.request.templateName);
+      for (const auto& c : r.clones) {
+        if (c.state != CloneState::kPending || !t) continue;  // running clones are in inventory
+        promisedMem[c.host] += t->memoryBytes;
+        promisedCores[c.host] += t->cpuCores;
+      }
+    }
+  }
+  for (const auto& [name, h] : hosts_) {
+    planner::HostSnapshot s;
+    s.name = name;
+    s.cpuCores = h.cpuCores;
+    s.memoryBytes = h.memoryBytes;
+    s.nicBandwidthBytesPerSec = h.nicBandwidthBytesPerSec;
+    auto it = vmsByHost_.find(name);
+    static const std::vector<VmRecord> kNone;
+    const auto& vms = it == vmsByHost_.end() ? kNone : it->second;
+    std::uint64_t mem = usedMemory(vms) + promisedMem[name];
+    std::uint32_t cores = usedCores(vms) + promisedCores[name];
+    s.freeMemoryBytes = mem >= h.memoryBytes ? 0 : h.memoryBytes - mem;
+    s.freeCpuCores = cores >= h.cpuCores ? 0 : h.cpuCores - cores;
+    s.canReceive = h.reachable && !booked.count(name);
+    req.hosts.push_back(s);
+    for (const auto& v : vms) {
+      if (v.state == VmState::kIncoming) continue;  // counted on its source
+      planner::VmSnapshot vs;
+      vs.id = v.id;
+      vs.host = name;
+      vs.cpuCores = v.cpuCores;
+      vs.memoryBytes = v.memoryBytes;
+      vs.nonzeroMemoryBytes = v.nonzeroMemoryBytes ? v.nonzeroMemoryBytes : v.memoryBytes;
+      vs.dirtyRateBytesPerSec = v.dirtyRateBytesPerSec;
+      req.vms.push_back(vs);
+    }
+  }
+  return req;
+}
+
+Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& tmpl) {
+  const TimeNs now = clock_.now();
+  const auto& req = r.request;
+  auto reject = [&](const std::string& why, TimeNs earliest = 0) {
+    r.reason = why;
+    r.earliestFeasibleStartNs = earliest;
+    transition(r, ReservationState::kRejected, why);
+    return r;
+  };
+  const std::size_t wanted = req.hostNames.empty() ? req.hostCount : req.hostNames.size();
+  // The clones must fit an emptied host.
+  const std::uint64_t cloneMem = tmpl.memoryBytes * req.vmsPerHost;
+  const std::uint32_t cloneCores = tmpl.cpuCores * req.vmsPerHost;
+
+  planner::VacateRequest base = snapshot(r);
+  base.reservationStartNs = req.startNs;
+  base.cloneTimeNs = tmpl.cloneTimeNs;
+  base.marginNs = options_.marginNs;
+
+  auto booked = bookedHosts(req.startNs, req.endNs, r.id);
+  auto incoming = pendingDestinations();
+  std::vector<std::string> candidates;
+  std::string firstReason;
+  auto consider = [&](const std::string& name) -> std::string {
+    const HostRecord& h = hosts_.at(name);
+    if (!h.reachable) return "host " + name + " is unreachable";
+    if (auto it = booked.find(name); it != booked.end()) {
+      return "host " + name + " conflicts with reservation " + it->second;
+    }
+    if (incoming.count(name)) return "host " + name + " is receiving VMs of another vacate";
+    if (h.memoryBytes < cloneMem || h.cpuCores < cloneCores) {
+      return "host " + name + " is too small for " + std::to_string(req.vmsPerHost) + " x " +
+             tmpl.name;
+    }
+    return "";
+  };
+  if (!req.hostNames.empty()) {
+    for (const auto& name : req.hostNames) {
+      std::string why = consider(name);
+      if (!why.empty()) return reject(why);
+      candidates.push_back(name);
+    }
+  } else {
+    for (const auto& [name, h] : hosts_) {
+      std::string why = consider(name);
+      if (why.empty()) {
+        candidates.push_back(name);
+      } else if (firstReason.empty()) {
+        firstReason = why;
+      }
+    }
+    // Cheapest vacate first: fewest bytes to move.
+    std::stable_sort(candidates.begin(), candidates.end(), [&](const auto& a, const auto& b) {
+      return planner::vacateBytes(base, a) < planner::vacateBytes(base, b);
+    });
+  }
+
+  std::vector<std::string> chosen;
+  Result<VacatePlan> plan = Status::rejected("no candidate host");
+  std::string lastFailure;
+  for (const auto& c : candidates) {
+    planner::VacateRequest trial = base;
+    trial.hostsToVacate = chosen;
+    trial.hostsToVacate.push_back(c);
+    auto p = planner_.plan(trial);
+    if (p) {
+      chosen.push_back(c);
+      plan = std::move(p);
+      if (chosen.size() == wanted) break;
+    } else {
+      lastFailure = p.status().message();
+      if (!req.hostNames.empty()) break;
+    }
+  }
+  if (chosen.size() < wanted) {
+    std::string why = "not enough capacity: " + std::to_string(chosen.size()) + " of " +
+                      std::to_string(wanted) + " hosts can be vacated";
+    if (!lastFailure.empty()) {
+      why += " (" + lastFailure + ")";
+    } else if (!firstReason.empty()) {
+      why += " (" + firstReason + ")";
+    }
+    return reject(why);
+  }
+  r.plan = std::move(*plan);
+  r.hosts = chosen;
+  if (r.plan.latestSafeStartNs < now + options_.planningLatencyNs) {
+    // Everything shifts with the start, so this start would be just in time.
+    TimeNs earliest = req.startNs + (now + options_.planningLatencyNs - r.plan.latestSafeStartNs);
+    return reject("vacate cannot finish by the start: moving " +
+                      std::to_string(r.plan.moves.size()) + " VMs takes " +
+                      formatDuration(r.plan.makespanNs) + ", cloning " +
+                      formatDuration(r.plan.cloneTimeNs) + ", margin " +
+                      formatDuration(r.plan.marginNs) + "; latest safe start " +
+                      formatTime(r.plan.latestSafeStartNs) + " has passed",
+                  earliest);
+  }
+  r.moves.assign(r.plan.moves.size(), MoveProgress{});
+  std::uint32_t k = 0;
+  for (const auto& host : r.hosts) {
+    for (std::uint32_t i = 0; i < req.vmsPerHost; ++i) {
+      ClonePlacement c;
+      c.vmId = r.id + "-" + tmpl.name + "-" + std::to_string(++k);
+      c.host = host;
+      r.clones.push_back(std::move(c));
+    }
+  }
+  std::string hostsText;
+  for (const auto& h : r.hosts) hostsText += (hostsText.empty() ? "" : ", ") + h;
+  transition(r, ReservationState::kAdmitted,
+             "admitted on " + hostsText + "; " + std::to_string(r.plan.moves.size()) +
+                 " VMs to move (" + r.plan.strategy + ", predicted " +
+                 formatDuration(r.plan.makespanNs) + "); vacate starts at " +
+                 formatTime(r.plan.latestSafeStartNs));
+  return r;
+}
+
+Result<Reservation> Manager::admitShared(Reservation r, const TemplateSpec& tmpl) {
+  const TimeNs now = clock_.now();
+  const auto& req = r.request;
+  const TimeNs begin = req.startNs - tmpl.cloneTimeNs - options_.marginNs;
+  if (begin < now + options_.planningLatencyNs) {
+    r.reason = "too late to clone: cloning takes " + formatDuration(tmpl.cloneTimeNs) +
+               " plus a margin of " + formatDuration(options_.marginNs);
+    r.earliestFeasibleStartNs = now + options_.planningLatencyNs + tmpl.cloneTimeNs +
+                                options_.marginNs;
+    transition(r, ReservationState::kRejected, r.reason);
+    return r;
+  }
+  planner::VacateRequest snap = snapshot(r);
+  auto booked = bookedHosts(begin, req.endNs, r.id);
+  auto incoming = pendingDestinations();
+  std::uint32_t placed = 0;
+  for (auto& h : snap.hosts) {
+    if (!hosts_.at(h.name).reachable || booked.count(h.name) || incoming.count(h.name)) continue;
+    while (placed < req.vmCount && h.freeMemoryBytes >= tmpl.memoryBytes &&
+           h.freeCpuCores >= tmpl.cpuCores) {
+      h.freeMemoryBytes -= tmpl.memoryBytes;
+      h.freeCpuCores -= tmpl.cpuCores;
+      ClonePlacement c;
+      c.vmId = r.id + "-" + tmpl.name + "-" + std::to_string(++placed);
+      c.host = h.name;
+      r.clones.push_back(std::move(c));
+      if (std::find(r.hosts.begin(), r.hosts.end(), h.name) == r.hosts.end()) {
+        r.hosts.push_back(h.name);
+      }
+    }
+  }
+  if (placed < req.vmCount) {
+    r.clones.clear();
+    r.hosts.clear();
+    r.reason = "not enough capacity: room for " + std::to_string(placed) + " of " +
+               std::to_string(req.vmCount) + " x " + tmpl.name;
+    transition(r, ReservationState::kRejected, r.reason);
+    return r;
+  }
+  r.plan.cloneTimeNs = tmpl.cloneTimeNs;
+  r.plan.marginNs = options_.marginNs;
+  r.plan.latestSafeStartNs = begin;
+  r.plan.strategy = "none";
+  transition(r, ReservationState::kAdmitted,
+             "admitted: " + std::to_string(placed) + " x " + tmpl.name + "; cloning starts at " +
+                 formatTime(begin));
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries and cancel
+
+Result<Reservation> Manager::get(const std::string& id) const {
+  auto it = reservations_.find(id);
+  if (it == reservations_.end()) return Status::notFound("no reservation '" + id + "'");
+  return it->second;
+}
+
+std::vector<Reservation> Manager::list(const ListFilter& f) const {
+  std::vector<Reservation> out;
+  for (const auto& [id, r] : reservations_) {
+    if (!f.owner.empty() && r.request.owner != f.owner) continue;
+    if (!f.states.empty() &&
+        std::find(f.states.begin(), f.states.end(), r.state) == f.states.end()) {
+      continue;
+    }
+    TimeNs to = f.toNs == 0 ? kTimeInfinity : f.toNs;
+    if (!overlaps(r.request.startNs, r.request.endNs, f.fromNs, to)) continue;
+    out.push_back(r);
+  }
+  std::sort(out.begin(), out.end(), [](const Reservation& a, const Reservation& b) {
+    return a.createdNs != b.createdNs ? a.createdNs < b.createdNs : a.id < b.id;
+  });
+  return out;
+}
+
+Result<Reservation> Manager::cancel(const std::string& id, const std::string& requester) {
+  auto it = reservations_.find(id);
+  if (it == reservations_.end()) return Status::notFound("no reservation '" + id + "'");
+  Reservation& r = it->second;
+  if (!requester.empty() && requester != r.request.owner) {
+    return Status::unauthorized("reservation " + id + " belongs to " + r.request.owner);
+  }
+  if (isTerminal(r.state)) {
+    return Status::rejected("reservation " + id + " is already " + stateName(r.state));
+  }
+  const ReservationState was = r.state;
+  r.reason = "cancelled by " + (requester.empty() ? std::string("an operator") : requester);
+  // Moves already running finish (their results are still handled); no new move starts.
+  for (auto& m : r.moves) {
+    if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;
+  }
+  transition(r, ReservationState::kCancelled,
+             r.reason + " while " + stateName(was));
+  startTeardown(r);
+  persist(r);
+  return r;
+}
+
+std::vector<HostRecord> Manager::hosts() const {
+  std::vector<HostRecord> out;
+  for (const auto& [name, h] : hosts_) out.push_back(h);
+  return out;
+}
+
+std::vector<VmRecord> Manager::vms() const {
+  std::vector<VmRecord> out;
+  for (const auto& [host, vms] : vmsByHost_) out.insert(out.end(), vms.begin(), vms.end());
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents
+
+Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& vms) {
+  if (host.name.empty()) return Status::invalid("host name is empty");
+  if (host.cpuCores == 0 || host.memoryBytes == 0 || !(host.nicBandwidthBytesPerSec > 0)) {
+    return Status::invalid("host " + host.name + " reports no capacity");
+  }
+  HostRecord h = host;
+  h.reachable = true;
+  h.lastHeartbeatNs = clock_.now();
+  const bool known = hosts_.count(h.name) > 0;
+  hosts_[h.name] = h;
+  auto& inv = vmsByHost_[h.name];
+  inv = vms;
+  for (auto& v : inv) v.host = h.name;
+  registeredSinceStart_.insert(h.name);
+  spdlog::info("agent {} {} ({} cores, {}, {}, {} VMs)", h.name,
+               known ? "re-registered" : "registered", h.cpuCores, formatBytes(h.memoryBytes),
+               formatRate(h.nicBandwidthBytesPerSec), inv.size());
+  return Status::ok();
+}
+
+Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>& vms) {
+  auto it = hosts_.find(host);
+  if (it == hosts_.end() || !registeredSinceStart_.count(host)) {
+    return Status::notFound("host " + host + " is not registered");
+  }
+  if (!it->second.reachable) spdlog::info("agent {} is reachable again", host);
+  it->second.reachable = true;
+  it->second.lastHeartbeatNs = clock_.now();
+  auto& inv = vmsByHost_[host];
+  inv = vms;
+  for (auto& v : inv) v.host = host;
+  return Status::ok();
+}
+
+void Manager::onProgress(const std::string& host, const AgentProgress& progress) {
+  spdlog::debug("progress from {}: command {} {:.0f}% {}", host, progress.commandId,
+                progress.fraction * 100, progress.phase);
+}
+
+void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
+  auto it = pending_.find(commandId);
+  if (it == pending_.end()) return;
+  AgentResult r;
+  r.commandId = commandId;
+  r.status = Status::unavailable(why);
+  onResult(it->second.host, r);
+}
+
+void Manager::onResult(const std::string& host, const AgentResult& result) {
+  auto pit = pending_.find(result.commandId);
+  if (pit == pending_.end()) {
+    spdlog::warn("result for unknown command {} from {} ignored", result.commandId, host);
+    return;
+  }
+  Pending p = pit->second;
+  pending_.erase(pit);
+  if (p.host != host) {
+    spdlog::warn("result for command {} came from {} instead of {}", result.commandId, host,
+                 p.host);
+  }
+  auto rit = reservations_.find(p.reservationId);
+  if (rit == reservations_.end()) return;
+  Reservation& r = rit->second;
+  const TimeNs now = clock_.now();
+
+  switch (p.step) {
+    case Step::kPrepareIncoming: {
+      const auto& move = r.plan.moves[p.index];
+      if (!result.status) {
+        r.moves[p.index].state = MoveState::kFailed;
+        fail(r, "destination " + move.toHost + " cannot receive " + move.vmId + ": " +
+                    result.status.toString());
+        break;
+      }
+      AgentCommand cmd;
+      cmd.kind = AgentCommand::Kind::kMigrate;
+      cmd.host = move.fromHost;
+      cmd.vmId = move.vmId;
+      cmd.destinationHost = move.toHost;
+      cmd.destinationEndpoint = result.incomingEndpoint;
+      cmd.mode = move.mode;
+      issue(std::move(cmd), r.id, Step::kMigrate, p.index);
+      break;
+    }
+    case Step::kMigrate: {
+      const auto& move = r.plan.moves[p.index];
+      if (!result.status) {
+        // Drop the half-prepared VM at the destination; it still runs at the source.
+        AgentCommand abort;
+        abort.kind = AgentCommand::Kind::kFinishIncoming;
+        abort.host = move.toHost;
+        abort.vmId = move.vmId;
+        abort.commit = false;
+        abort.id = nextCommandId_++;  // fire and forget: the move has failed either way
+        outbox_.push_back(std::move(abort));
+        r.moves[p.index].state = MoveState::kFailed;
+        fail(r, "migration of " + move.vmId + " from " + move.fromHost + " failed: " +
+                    result.status.toString());
+        break;
+      }
+      if (result.migrated) {
+        if (Status s = store_.saveObservation(*result.migrated); !s) {
+          spdlog::error("cannot store migration observation: {}", s.toString());
+        }
+      }
+      moveVmLocally(move.vmId, move.fromHost, move.toHost);
+      AgentCommand cmd;
+      cmd.kind = AgentCommand::Kind::kFinishIncoming;
+      cmd.host = move.toHost;
+      cmd.vmId = move.vmId;
+      cmd.commit = true;
+      issue(std::move(cmd), r.id, Step::kFinishIncoming, p.index);
+      break;
+    }
+    case Step::kFinishIncoming: {
+      const auto& move = r.plan.moves[p.index];
+      auto& prog = r.moves[p.index];
+      if (!result.status) {
+        prog.state = MoveState::kFailed;
+        fail(r, "destination " + move.toHost + " could not commit " + move.vmId + ": " +
+                    result.status.toString());
+        break;
+      }
+      prog.state = MoveState::kDone;
+      prog.actualEndNs = now;
+      note(r, "moved " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " in " +
+                  formatDuration(prog.actualEndNs - prog.actualStartNs) + " (predicted " +
+                  formatDuration(move.endOffsetNs - move.startOffsetNs) + ")");
+      advance(r);
+      break;
+    }
+    case Step::kClone: {
+      auto& c = r.clones[p.index];
+      if (!result.status) {
+        c.state = CloneState::kFailed;
+        fail(r, "clone " + c.vmId + " on " + c.host + " failed: " + result.status.toString());
+        break;
+      }
+      c.state = CloneState::kRunning;
+      if (result.cloned) {
+        c.address = result.cloned->address;
+        c.account = result.cloned->account;
+      }
+      if (isTerminal(r.state)) {
+        startTeardown(r);  // cancelled or failed while cloning: do not leak the VM
+      } else {
+        note(r, "cloned " + c.vmId + " on " + c.host + " at " + c.address);
+        advance(r);
+      }
+      break;
+    }
+    case Step::kDestroy: {
+      auto& c = r.clones[p.index];
+      if (!result.status && result.status.code() != StatusCode::kNotFound) {
+        spdlog::error("{}: destroy of {} on {} failed: {}", r.id, c.vmId, c.host,
+                      result.status.toString());
+        c.state = CloneState::kRunning;  // retried by the next tick
+      } else {
+        c.state = CloneState::kDestroyed;
+      }
+      advance(r);
+      break;
+    }
+  }
+  persist(r);
+}
+
+void Manager::moveVmLocally(const std::string& vmId, const std::string& from,
+                            const std::string& to) {
+  auto& src = vmsByHost_[from];
+  auto it = std::find_if(src.begin(), src.end(), [&](const VmRecord& v) { return v.id == vmId; });
+  if (it == src.end()) return;
+  VmRecord vm = *it;
+  src.erase(it);
+  auto& dst = vmsByHost_[to];
+  dst.erase(std::remove_if(dst.begin(), dst.end(), [&](const VmRecord& v) { return v.id == vmId; }),
+            dst.end());
+  vm.host = to;
+  vm.state = VmState::kRunning;
+  dst.push_back(vm);
+}
+
+const VmRecord* Manager::findVm(const std::string& host, const std::string& vmId) const {
+  auto it = vmsByHost_.find(host);
+  if (it == vmsByHost_.end()) return nullptr;
+  for (const auto& v : it->second) {
+    if (v.id == vmId) return &v;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+void Manager::transition(Reservation& r, ReservationState to, const std::string& message) {
+  r.state = to;
+  r.updatedNs = clock_.now();
+  r.events.push_back({r.updatedNs, to, message});
+}
+
+void Manager::note(Reservation& r, const std::string& message) {
+  r.updatedNs = clock_.now();
+  r.events.push_back({r.updatedNs, r.state, message});
+}
+
+void Manager::persist(Reservation& r) {
+  if (Status s = store_.saveReservation(r); !s) {
+    spdlog::error("cannot persist {}: {}", r.id, s.toString());
+  }
+}
+
+void Manager::fail(Reservation& r, const std::string& reason) {
+  if (isTerminal(r.state)) {
+    note(r, reason);
+    return;
+  }
+  spdlog::error("{} failed: {}", r.id, reason);
+  r.reason = reason;
+  for (auto& m : r.moves) {
+    if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;
+  }
+  transition(r, ReservationState::kFailed, reason);
+  startTeardown(r);
+}
+
+void Manager::startTeardown(Reservation& r) {
+  for (std::size_t i = 0; i < r.clones.size(); ++i) {
+    auto& c = r.clones[i];
+    if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
+    if (c.state == CloneState::kRunning) {
+      AgentCommand cmd;
+      cmd.kind = AgentCommand::Kind::kDestroy;
+      cmd.host = c.host;
+      cmd.vmId = c.vmId;
+      c.state = CloneState::kDestroying;
+      issue(std::move(cmd), r.id, Step::kDestroy, i);
+    }
+  }
+}
+
+std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId, Step step,
+                             std::size_t index) {
+  cmd.id = nextCommandId_++;
+  pending_[cmd.id] = Pending{reservationId, step, index, cmd.host};
+  spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind),
+                cmd.vmId, cmd.host, cmd.id);
+  outbox_.push_back(std::move(cmd));
+  return outbox_.back().id;
+}
+
+bool Manager::inFlight(const std::string& reservationId, Step step, std::size_t index) const {
+  for (const auto& [id, p] : pending_) {
+    if (p.reservationId == reservationId && p.step == step && p.index == index) return true;
+  }
+  return false;
+}
+
+void Manager::driveMoves(Reservation& r) {
+  const TimeNs now = clock_.now();
+  // The lowest batch with unfinished moves runs; the next starts when it is done.
+  std::uint32_t batch = UINT32_MAX;
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    if (r.moves[i].state == MoveState::kPlanned || r.moves[i].state == MoveState::kRunning) {
+      batch = std::min(batch, r.plan.moves[i].batch);
+    }
+  }
+  if (batch == UINT32_MAX) {
+    transition(r, ReservationState::kPreparing, "hosts vacated; cloning " +
+                                                    std::to_string(r.clones.size()) + " VMs");
+    return;
+  }
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    const auto& move = r.plan.moves[i];
+    if (move.batch != batch || r.moves[i].state != MoveState::kPlanned) continue;
+    const VmRecord* vm = findVm(move.fromHost, move.vmId);
+    if (!vm) {
+      // Already gone from the source (moved by someone else, or destroyed): nothing to do.
+      r.moves[i].state = MoveState::kSkipped;
+      note(r, move.vmId + " is no longer on " + move.fromHost + "; move skipped");
+      continue;
+    }
+    r.moves[i].state = MoveState::kRunning;
+    r.moves[i].actualStartNs = now;
+    AgentCommand cmd;
+    cmd.kind = AgentCommand::Kind::kPrepareIncoming;
+    cmd.host = move.toHost;
+    cmd.vmId = move.vmId;
+    cmd.vm = *vm;
+    issue(std::move(cmd), r.id, Step::kPrepareIncoming, i);
+    note(r, "moving " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " (" +
+                moveModeName(move.mode) + ", " + formatBytes(move.transferredBytes) +
+                ")");
+  }
+}
+
+void Manager::driveClones(Reservation& r) {
+  const TemplateSpec* t = findTemplate(r.request.templateName);
+  bool allRunning = true;
+  for (std::size_t i = 0; i < r.clones.size(); ++i) {
+    auto& c = r.clones[i];
+    if (c.state != CloneState::kRunning) allRunning = false;
+    if (c.state != CloneState::kPending || !t) continue;
+    AgentCommand cmd;
+    cmd.kind = AgentCommand::Kind::kClone;
+    cmd.host = c.host;
+    cmd.vmId = c.vmId;
+    cmd.templateName = t->name;
+    cmd.cpuCores = t->cpuCores;
+    cmd.memoryBytes = t->memoryBytes;
+    cmd.reservationId = r.id;
+    cmd.bootTimeNs = t->cloneTimeNs;
+    c.state = CloneState::kCloning;
+    issue(std::move(cmd), r.id, Step::kClone, i);
+  }
+  if (allRunning) {
+    std::string handles;
+    for (const auto& c : r.clones) handles += (handles.empty() ? "" : ", ") + c.address;
+    transition(r, ReservationState::kReady, "ready: " + handles);
+  }
+}
+
+void Manager::driveTeardown(Reservation& r) {
+  startTeardown(r);
+  bool allGone = std::all_of(r.clones.begin(), r.clones.end(), [](const ClonePlacement& c) {
+    return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
+  });
+  if (allGone && r.state == ReservationState::kEnding) {
+    transition(r, ReservationState::kDone, "reservation ended; its VMs are destroyed");
+  }
+}
+
+// After a restart nothing is in flight: settle moves and clones that were running from what the
+// agents report, re-issuing what did not happen. Waits until the hosts involved registered.
+void Manager::reconcile(Reservation& r) {
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    auto& prog = r.moves[i];
+    if (prog.state != MoveState::kRunning) continue;
+    if (inFlight(r.id, Step::kPrepareIncoming, i) || inFlight(r.id, Step::kMigrate, i) ||
+        inFlight(r.id, Step::kFinishIncoming, i)) {
+      continue;
+    }
+    const auto& move = r.plan.moves[i];
+    if (!registeredSinceStart_.count(move.fromHost) || !registeredSinceStart_.count(move.toHost)) {
+      continue;
+    }
+    const VmRecord* atDest = findVm(move.toHost, move.vmId);
+    const VmRecord* atSource = findVm(move.fromHost, move.vmId);
+    if (atDest && (!atSource || atDest->state != VmState::kIncoming)) {
+      // The migration finished while we were away; make sure the destination committed it.
+      AgentCommand cmd;
+      cmd.kind = AgentCommand::Kind::kFinishIncoming;
+      cmd.host = move.toHost;
+      cmd.vmId = move.vmId;
+      cmd.commit = true;
+      issue(std::move(cmd), r.id, Step::kFinishIncoming, i);
+    } else if (atSource) {
+      if (atDest) {  // a stale prepared copy: drop it before trying again
+        AgentCommand drop;
+        drop.kind = AgentCommand::Kind::kFinishIncoming;
+        drop.host = move.toHost;
+        drop.vmId = move.vmId;
+        drop.commit = false;
+        drop.id = nextCommandId_++;
+        outbox_.push_back(drop);
+        vmsByHost_[move.toHost].erase(
+            std::remove_if(vmsByHost_[move.toHost].begin(), vmsByHost_[move.toHost].end(),
+                           [&](const VmRecord& v) { return v.id == move.vmId; }),
+            vmsByHost_[move.toHost].end());
+      }
+      prog.state = MoveState::kPlanned;
+      note(r, "re-issuing the move of " + move.vmId + " after a restart");
+    } else {
+      prog.state = MoveState::kFailed;
+      fail(r, "VM " + move.vmId + " is on neither " + move.fromHost + " nor " + move.toHost);
+    }
+  }
+  for (std::size_t i = 0; i < r.clones.size(); ++i) {
+    auto& c = r.clones[i];
+    bool cloning = c.state == CloneState::kCloning && !inFlight(r.id, Step::kClone, i);
+    bool destroying = c.state == CloneState::kDestroying && !inFlight(r.id, Step::kDestroy, i);
+    if ((!cloning && !destroying) || !registeredSinceStart_.count(c.host)) continue;
+    const VmRecord* vm = findVm(c.host, c.vmId);
+    if (cloning) {
+      if (vm && vm->state == VmState::kRunning) {
+        c.state = CloneState::kRunning;
+        c.address = vm->address;
+        c.account = "vrm";
+      } else if (!vm) {
+        c.state = CloneState::kPending;  // driveClones re-issues it
+      }
+    } else {
+      c.state = vm ? CloneState::kRunning : CloneState::kDestroyed;  // teardown re-issues
+    }
+  }
+}
+
+void Manager::advance(Reservation& r) {
+  const TimeNs now = clock_.now();
+  for (int guard = 0; guard < 16; ++guard) {
+    const ReservationState before = r.state;
+    reconcile(r);
+    switch (r.state) {
+      case ReservationState::kAdmitted:
+        if (now >= prepareAt(r)) {
+          if (r.request.kind == ReservationKind::kDedicated) {
+            transition(r, ReservationState::kVacating,
+                       "latest safe start reached: vacating " + std::to_string(r.moves.size()) +
+                           " VMs");
+          } else {
+            transition(r, ReservationState::kPreparing,
+                       "cloning " + std::to_string(r.clones.size()) + " VMs");
+          }
+        }
+        break;
+      case ReservationState::kVacating:
+        driveMoves(r);
+        break;
+      case ReservationState::kPreparing:
+        driveClones(r);
+        break;
+      case ReservationState::kReady:
+        if (now >= r.request.startNs) transition(r, ReservationState::kActive, "started");
+        break;
+      case ReservationState::kActive:
+        if (now >= r.request.endNs) {
+          transition(r, ReservationState::kEnding, "window ended; destroying its VMs");
+        }
+        break;
+      case ReservationState::kEnding:
+      case ReservationState::kCancelled:
+      case ReservationState::kFailed:
+        driveTeardown(r);
+        break;
+      default:
+        break;
+    }
+    if (r.state == before) break;
+  }
+  if ((r.state == ReservationState::kVacating || r.state == ReservationState::kPreparing) &&
+      now >= r.request.startNs &&
+      (r.events.empty() || r.events.back().message.rfind("late:", 0) != 0)) {
+    note(r, "late: the reservation's start has passed before its hosts were ready");
+  }
+}
+
+void Manager::tick() {
+  const TimeNs now = clock_.now();
+  for (auto& [name, h] : hosts_) {
+    if (h.reachable && now - h.lastHeartbeatNs > options_.heartbeatTimeoutNs) {
+      h.reachable = false;
+      spdlog::warn("agent {} is unreachable: no heartbeat for {}", name,
+                   formatDuration(now - h.lastHeartbeatNs));
+    }
+  }
+  for (auto& [id, r] : reservations_) {
+    if (r.state == ReservationState::kDone || r.state == ReservationState::kRejected) continue;
+    const std::size_t events = r.events.size();
+    const auto clonesBefore = r.clones.size();
+    std::vector<int> before;
+    for (const auto& m : r.moves) before.push_back(static_cast<int>(m.state));
+    for (const auto& c : r.clones) before.push_back(static_cast<int>(c.state));
+    advance(r);
+    std::vector<int> after;
+    for (const auto& m : r.moves) after.push_back(static_cast<int>(m.state));
+    for (const auto& c : r.clones) after.push_back(static_cast<int>(c.state));
+    if (r.events.size() != events || before != after || clonesBefore != r.clones.size()) {
+      persist(r);
+    }
+  }
+}
+
+TimeNs Manager::nextWakeNs() const {
+  TimeNs next = kTimeInfinity;
+  for (const auto& [id, r] : reservations_) {
+    switch (r.state) {
+      case ReservationState::kAdmitted: next = std::min(next, prepareAt(r)); break;
+      case ReservationState::kReady: next = std::min(next, r.request.startNs); break;
+      case ReservationState::kActive: next = std::min(next, r.request.endNs); break;
+      default: break;
+    }
+  }
+  for (const auto& [name, h] : hosts_) {
+    if (h.reachable) next = std::min(next, h.lastHeartbeatNs + options_.heartbeatTimeoutNs + 1);
+  }
+  return next;
+}
+
+std::vector<AgentCommand> Manager::takeOutbox() {
+  std::vector<AgentCommand> out;
+  out.swap(outbox_);
+  return out;
+}
+
+}  // namespace vrm::manager

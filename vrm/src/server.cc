@@ -1,0 +1,257 @@
+#include "vrm/manager/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+#include "vrm/protocol/wire_convert.h"
+
+namespace vrm::manager {
+
+using protocol::fromWire;
+using protocol::toStd;
+using protocol::toWire;
+
+
+Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock,
+               ServerOptions options)
+    : context_(context),
+      manager_(manager),
+      clock_(clock),
+      options_(std::move(options)),
+      clients_(context, zmq::socket_type::router),
+      agents_(context, zmq::socket_type::router) {
+  clients_.set(zmq::sockopt::linger, 0);
+  agents_.set(zmq::sockopt::linger, 0);
+  // Fail a send to a disconnected agent instead of dropping it silently.
+  agents_.set(zmq::sockopt::router_mandatory, 1);
+  // A restarted agent takes over its host name from the dead connection.
+  agents_.set(zmq::sockopt::router_handover, 1);
+  clients_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options_.limits.maxFrameBytes));
+  agents_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options_.limits.maxFrameBytes));
+}
+
+Status Server::bind() {
+  try {
+    clients_.bind(options_.clientEndpoint);
+    agents_.bind(options_.agentEndpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::unavailable(std::string("cannot bind: ") + e.what());
+  }
+  return Status::ok();
+}
+
+std::string Server::clientEndpoint() const { return clients_.get(zmq::sockopt::last_endpoint); }
+std::string Server::agentEndpoint() const { return agents_.get(zmq::sockopt::last_endpoint); }
+
+void Server::runOnce(std::chrono::milliseconds maxWait) {
+  auto wait = std::min(maxWait, clock_.realDelayUntil(manager_.nextWakeNs(), maxWait));
+  zmq::pollitem_t items[] = {{clients_.handle(), 0, ZMQ_POLLIN, 0},
+                             {agents_.handle(), 0, ZMQ_POLLIN, 0}};
+  try {
+    zmq::poll(items, 2, wait);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) throw;
+  }
+  // Drain what is there, bounded so one busy socket cannot starve the other or the ticks.
+  for (int i = 0; i < 256 && (items[1].revents & ZMQ_POLLIN); ++i) {
+    handleAgent();
+    if (!(agents_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
+  }
+  for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i) {
+    handleClient();
+    if (!(clients_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
+  }
+  manager_.tick();
+  flushOutbox();
+}
+
+void Server::run(const std::atomic<bool>& stop) {
+  while (!stop.load()) runOnce(options_.maxPollWait);
+}
+
+namespace {
+
+// Reads all frames of one multipart message.
+std::vector<zmq::message_t> receiveAll(zmq::socket_t& socket) {
+  std::vector<zmq::message_t> parts;
+  while (true) {
+    zmq::message_t part;
+    if (!socket.recv(part, zmq::recv_flags::dontwait)) break;
+    bool more = part.more();
+    parts.push_back(std::move(part));
+    if (!more) break;
+  }
+  return parts;
+}
+
+void fillReservation(const Reservation& r, wire::Reservation::Builder out) { toWire(r, out); }
+
+}  // namespace
+
+void Server::handleClient() {
+  auto parts = receiveAll(clients_);
+  if (parts.size() < 2) return;  // no envelope: nothing to answer
+  // Envelope: identity, [empty delimiter (REQ clients)], payload.
+  const bool delimited = parts.size() >= 3 && parts[1].size() == 0;
+  zmq::message_t payload = std::move(parts.back());
+
+  capnp::MallocMessageBuilder reply;
+  auto out = reply.initRoot<wire::ClientReply>();
+  out.setNowNs(clock_.now());
+  auto setStatus = [&](const Status& s) { toWire(s, out.initStatus()); };
+
+  auto frame = protocol::decodeFrame(std::move(payload), options_.limits);
+  Result<wire::ClientRequest::Reader> req =
+      frame ? frame->root<wire::ClientRequest>() : Result<wire::ClientRequest::Reader>(frame.status());
+  if (!req) {
+    spdlog::warn("malformed client request: {}", req.status().message());
+    setStatus(req.status());
+  } else {
+    out.setRequestId(req->getRequestId());
+    const std::string requester = toStd(req->getRequester());
+    try {
+      switch (req->which()) {
+        case wire::ClientRequest::SUBMIT: {
+          auto r = manager_.submit(fromWire(req->getSubmit()));
+          if (!r) {
+            setStatus(r.status());
+          } else {
+            setStatus(r->state == ReservationState::kRejected ? Status::rejected(r->reason)
+                                                              : Status::ok());
+            fillReservation(*r, out.initReservation());
+          }
+          break;
+        }
+        case wire::ClientRequest::GET: {
+          auto r = manager_.get(toStd(req->getGet()));
+          setStatus(r.status());
+          if (r) fillReservation(*r, out.initReservation());
+          break;
+        }
+        case wire::ClientRequest::CANCEL: {
+          auto r = manager_.cancel(toStd(req->getCancel()), requester);
+          setStatus(r.status());
+          if (r) fillReservation(*r, out.initReservation());
+          break;
+        }
+        case wire::ClientRequest::LIST: {
+          auto rs = manager_.list(fromWire(req->getList()));
+          setStatus(Status::ok());
+          auto list = out.initReservations(static_cast<unsigned>(rs.size()));
+          for (unsigned i = 0; i < rs.size(); ++i) fillReservation(rs[i], list[i]);
+          break;
+        }
+        case wire::ClientRequest::HOSTS: {
+          auto hs = manager_.hosts();
+          setStatus(Status::ok());
+          auto list = out.initHosts(static_cast<unsigned>(hs.size()));
+          for (unsigned i = 0; i < hs.size(); ++i) toWire(hs[i], list[i]);
+          break;
+        }
+        case wire::ClientRequest::VMS: {
+          auto vs = manager_.vms();
+          setStatus(Status::ok());
+          auto list = out.initVms(static_cast<unsigned>(vs.size()));
+          for (unsigned i = 0; i < vs.size(); ++i) toWire(vs[i], list[i]);
+          break;
+        }
+        default:
+          setStatus(Status::invalid("unknown request type (newer client?)"));
+      }
+    } catch (const kj::Exception& e) {
+      // A field out of range or the like, discovered while converting at the edge.
+      setStatus(Status::invalid(std::string("malformed request: ") + e.getDescription().cStr()));
+    }
+  }
+  zmq::message_t encoded = protocol::encodeFrame(reply);
+  try {
+    clients_.send(parts[0], zmq::send_flags::sndmore);
+    if (delimited) clients_.send(zmq::message_t(), zmq::send_flags::sndmore);
+    clients_.send(encoded, zmq::send_flags::none);
+  } catch (const zmq::error_t& e) {
+    spdlog::warn("cannot reply to a client: {}", e.what());
+  }
+}
+
+void Server::sendToAgent(const std::string& host, capnp::MessageBuilder& message) {
+  zmq::message_t encoded = protocol::encodeFrame(message);
+  agents_.send(zmq::buffer(host), zmq::send_flags::sndmore);
+  agents_.send(encoded, zmq::send_flags::none);
+}
+
+void Server::handleAgent() {
+  auto parts = receiveAll(agents_);
+  if (parts.size() < 2) return;
+  const std::string host = parts[0].to_string();
+  auto frame = protocol::decodeFrame(std::move(parts.back()), options_.limits);
+  Result<wire::AgentMessage::Reader> msg =
+      frame ? frame->root<wire::AgentMessage>() : Result<wire::AgentMessage::Reader>(frame.status());
+  if (!msg) {
+    spdlog::warn("malformed message from agent {}: {}", host, msg.status().message());
+    return;
+  }
+  auto answerRegistered = [&](const Status& s) {
+    capnp::MallocMessageBuilder b;
+    toWire(s, b.initRoot<wire::ManagerMessage>().initRegistered());
+    try {
+      sendToAgent(host, b);
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("cannot answer agent {}: {}", host, e.what());
+    }
+  };
+  try {
+    switch (msg->which()) {
+      case wire::AgentMessage::REGISTER: {
+        auto reg = msg->getRegister();
+        HostRecord h = fromWire(reg.getHost());
+        h.backend = toStd(reg.getBackend());
+        h.migrationEndpoint = toStd(reg.getMigrationEndpoint());
+        Status s;
+        if (h.name != host) {
+          // An agent speaks only for its own host.
+          s = Status::unauthorized("agent " + host + " tried to register host '" + h.name + "'");
+        } else {
+          std::vector<VmRecord> vms;
+          for (auto v : reg.getVms()) vms.push_back(fromWire(v));
+          s = manager_.onRegister(h, vms);
+        }
+        if (!s) spdlog::warn("registration of {} refused: {}", host, s.toString());
+        answerRegistered(s);
+        break;
+      }
+      case wire::AgentMessage::HEARTBEAT: {
+        std::vector<VmRecord> vms;
+        for (auto v : msg->getHeartbeat().getVms()) vms.push_back(fromWire(v));
+        Status s = manager_.onHeartbeat(host, vms);
+        if (s.code() == StatusCode::kNotFound) answerRegistered(s);
+        break;
+      }
+      case wire::AgentMessage::PROGRESS:
+        manager_.onProgress(host, fromWire(msg->getProgress()));
+        break;
+      case wire::AgentMessage::RESULT:
+        manager_.onResult(host, fromWire(msg->getResult()));
+        break;
+      default:
+        spdlog::warn("unknown message type from agent {}", host);
+    }
+  } catch (const kj::Exception& e) {
+    spdlog::warn("malformed message from agent {}: {}", host, e.getDescription().cStr());
+  }
+}
+
+void Server::flushOutbox() {
+  for (AgentCommand& cmd : manager_.takeOutbox()) {
+    capnp::MallocMessageBuilder b;
+    toWire(cmd, b.initRoot<wire::ManagerMessage>().initCommand());
+    try {
+      sendToAgent(cmd.host, b);
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("cannot send {} to {}: {}", commandKindName(cmd.kind), cmd.host, e.what());
+      manager_.onSendFailed(cmd.id, "agent " + cmd.host + " is not connected");
+    }
+  }
+}
+
+}  // namespace vrm::manager

@@ -1,0 +1,250 @@
+#include "vrm/manager/store.h"
+
+#include <sqlite3.h>
+
+#include "vrm/protocol/wire_convert.h"
+
+namespace vrm::manager {
+
+using protocol::fromWire;
+using protocol::toWire;
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('next_reservation', 1);
+CREATE TABLE IF NOT EXISTS reservations (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  state TEXT NOT NULL,
+  start_ns INTEGER NOT NULL,
+  end_ns INTEGER NOT NULL,
+  updated_ns INTEGER NOT NULL,
+  body BLOB NOT NULL            -- Cap'n Proto vrm.Reservation
+);
+CREATE INDEX IF NOT EXISTS reservations_state ON reservations (state);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  reservation_id TEXT NOT NULL,
+  time_ns INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_reservation ON events (reservation_id);
+CREATE TABLE IF NOT EXISTS observations (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  vm_id TEXT NOT NULL, from_host TEXT NOT NULL, to_host TEXT NOT NULL, mode TEXT NOT NULL,
+  memory_bytes INTEGER NOT NULL, nonzero_memory_bytes INTEGER NOT NULL,
+  dirty_rate REAL NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+  setup_ns INTEGER NOT NULL, downtime_ns INTEGER NOT NULL, transferred_bytes INTEGER NOT NULL,
+  rounds INTEGER NOT NULL, bandwidth REAL NOT NULL
+);
+)sql";
+
+Status sqliteError(sqlite3* db, const std::string& what) {
+  return Status::internal(what + ": " + sqlite3_errmsg(db));
+}
+
+// A prepared statement that finalizes itself.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  bool ok() const { return stmt_ != nullptr; }
+  sqlite3_stmt* get() { return stmt_; }
+  void bind(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void bindBlob(int i, const std::string& s) {
+    sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
+  int step() { return sqlite3_step(stmt_); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+std::string text(sqlite3_stmt* s, int col) {
+  const unsigned char* p = sqlite3_column_text(s, col);
+  return p ? reinterpret_cast<const char*>(p) : "";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Status::unavailable("cannot open store '" + path + "': " + msg);
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  sqlite3_busy_timeout(db, 5000);
+  // WAL: readers never block the writer; synchronous=FULL so a commit survives power loss.
+  if (Status s = store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s) return s;
+  if (Status s = store->exec(kSchema); !s) return s;
+  return store;
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+Status Store::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Status::internal(std::string("store: ") + msg);
+  }
+  return Status::ok();
+}
+
+Result<std::string> Store::allocateReservationId() {
+  if (Status s = exec("BEGIN IMMEDIATE"); !s) return s;
+  Stmt sel(db_, "SELECT value FROM meta WHERE key = 'next_reservation'");
+  if (!sel.ok() || sel.step() != SQLITE_ROW) {
+    (void)exec("ROLLBACK");
+    return sqliteError(db_, "allocate reservation id");
+  }
+  std::int64_t n = sqlite3_column_int64(sel.get(), 0);
+  Stmt upd(db_, "UPDATE meta SET value = value + 1 WHERE key = 'next_reservation'");
+  if (!upd.ok() || upd.step() != SQLITE_DONE) {
+    (void)exec("ROLLBACK");
+    return sqliteError(db_, "allocate reservation id");
+  }
+  if (Status s = exec("COMMIT"); !s) return s;
+  return "r" + std::to_string(n);
+}
+
+Status Store::saveReservation(const Reservation& r) {
+  if (Status s = exec("BEGIN IMMEDIATE"); !s) return s;
+  Stmt up(db_,
+          "INSERT OR REPLACE INTO reservations (id, owner, state, start_ns, end_ns, updated_ns, body)"
+          " VALUES (?, ?, ?, ?, ?, ?, ?)");
+  if (!up.ok()) {
+    (void)exec("ROLLBACK");
+    return sqliteError(db_, "save reservation");
+  }
+  up.bind(1, r.id);
+  up.bind(2, r.request.owner);
+  up.bind(3, std::string(stateName(r.state)));
+  up.bind(4, static_cast<std::int64_t>(r.request.startNs));
+  up.bind(5, static_cast<std::int64_t>(r.request.endNs));
+  up.bind(6, static_cast<std::int64_t>(r.updatedNs));
+  up.bindBlob(7, protocol::serializeReservation(r));
+  if (up.step() != SQLITE_DONE) {
+    Status s = sqliteError(db_, "save reservation " + r.id);
+    (void)exec("ROLLBACK");
+    return s;
+  }
+  if (!r.events.empty()) {
+    const ReservationEvent& e = r.events.back();
+    Stmt ev(db_,
+            "INSERT INTO events (reservation_id, time_ns, state, message) "
+            "SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE reservation_id = ? "
+            "AND time_ns = ? AND state = ? AND message = ?)");
+    if (!ev.ok()) {
+      (void)exec("ROLLBACK");
+      return sqliteError(db_, "save event");
+    }
+    for (int base : {0, 4}) {
+      ev.bind(base + 1, r.id);
+      ev.bind(base + 2, static_cast<std::int64_t>(e.timeNs));
+      ev.bind(base + 3, std::string(stateName(e.state)));
+      ev.bind(base + 4, e.message);
+    }
+    if (ev.step() != SQLITE_DONE) {
+      Status s = sqliteError(db_, "save event for " + r.id);
+      (void)exec("ROLLBACK");
+      return s;
+    }
+  }
+  return exec("COMMIT");
+}
+
+Result<std::vector<Reservation>> Store::loadReservations() {
+  Stmt sel(db_, "SELECT id, body FROM reservations ORDER BY rowid");
+  if (!sel.ok()) return sqliteError(db_, "load reservations");
+  std::vector<Reservation> out;
+  int rc;
+  while ((rc = sel.step()) == SQLITE_ROW) {
+    const void* blob = sqlite3_column_blob(sel.get(), 1);
+    int size = sqlite3_column_bytes(sel.get(), 1);
+    auto r = protocol::parseReservation(blob, static_cast<std::size_t>(size));
+    if (!r) {
+      return Status::internal("store: reservation " + text(sel.get(), 0) +
+                              " is corrupt: " + r.status().message());
+    }
+    out.push_back(std::move(*r));
+  }
+  if (rc != SQLITE_DONE) return sqliteError(db_, "load reservations");
+  return out;
+}
+
+Status Store::saveObservation(const MigrationObservation& o) {
+  Stmt ins(db_,
+           "INSERT INTO observations (vm_id, from_host, to_host, mode, memory_bytes, "
+           "nonzero_memory_bytes, dirty_rate, start_ns, end_ns, setup_ns, downtime_ns, "
+           "transferred_bytes, rounds, bandwidth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  if (!ins.ok()) return sqliteError(db_, "save observation");
+  ins.bind(1, o.vmId);
+  ins.bind(2, o.fromHost);
+  ins.bind(3, o.toHost);
+  ins.bind(4, std::string(moveModeName(o.mode)));
+  ins.bind(5, static_cast<std::int64_t>(o.memoryBytes));
+  ins.bind(6, static_cast<std::int64_t>(o.nonzeroMemoryBytes));
+  ins.bind(7, o.dirtyRateBytesPerSec);
+  ins.bind(8, static_cast<std::int64_t>(o.startNs));
+  ins.bind(9, static_cast<std::int64_t>(o.endNs));
+  ins.bind(10, static_cast<std::int64_t>(o.setupNs));
+  ins.bind(11, static_cast<std::int64_t>(o.downtimeNs));
+  ins.bind(12, static_cast<std::int64_t>(o.transferredBytes));
+  ins.bind(13, static_cast<std::int64_t>(o.rounds));
+  ins.bind(14, o.bandwidthBytesPerSec);
+  if (ins.step() != SQLITE_DONE) return sqliteError(db_, "save observation");
+  return Status::ok();
+}
+
+Result<std::vector<MigrationObservation>> Store::loadObservations() {
+  Stmt sel(db_,
+           "SELECT vm_id, from_host, to_host, mode, memory_bytes, nonzero_memory_bytes, "
+           "dirty_rate, start_ns, end_ns, setup_ns, downtime_ns, transferred_bytes, rounds, "
+           "bandwidth FROM observations ORDER BY seq");
+  if (!sel.ok()) return sqliteError(db_, "load observations");
+  std::vector<MigrationObservation> out;
+  while (sel.step() == SQLITE_ROW) {
+    sqlite3_stmt* s = sel.get();
+    MigrationObservation o;
+    o.vmId = text(s, 0);
+    o.fromHost = text(s, 1);
+    o.toHost = text(s, 2);
+    o.mode = text(s, 3) == "live" ? MoveMode::kLive : MoveMode::kSuspendCopyResume;
+    o.memoryBytes = static_cast<std::uint64_t>(sqlite3_column_int64(s, 4));
+    o.nonzeroMemoryBytes = static_cast<std::uint64_t>(sqlite3_column_int64(s, 5));
+    o.dirtyRateBytesPerSec = sqlite3_column_double(s, 6);
+    o.startNs = sqlite3_column_int64(s, 7);
+    o.endNs = sqlite3_column_int64(s, 8);
+    o.setupNs = sqlite3_column_int64(s, 9);
+    o.downtimeNs = sqlite3_column_int64(s, 10);
+    o.transferredBytes = static_cast<std::uint64_t>(sqlite3_column_int64(s, 11));
+    o.rounds = static_cast<std::uint32_t>(sqlite3_column_int64(s, 12));
+    o.bandwidthBytesPerSec = sqlite3_column_double(s, 13);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+Result<std::int64_t> Store::countEvents(const std::string& reservationId) {
+  Stmt sel(db_, "SELECT COUNT(*) FROM events WHERE reservation_id = ?");
+  if (!sel.ok()) return sqliteError(db_, "count events");
+  sel.bind(1, reservationId);
+  if (sel.step() != SQLITE_ROW) return sqliteError(db_, "count events");
+  return static_cast<std::int64_t>(sqlite3_column_int64(sel.get(), 0));
+}
+
+}  // namespace vrm::manager

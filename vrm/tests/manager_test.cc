@@ -1,0 +1,320 @@
+#include "vrm/manager/manager.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "fake_agents.h"
+
+namespace vrm::manager {
+namespace {
+
+using testing::FakeAgents;
+using testing::kGiB;
+
+constexpr TimeNs kStartOfTime = 1'800'000'000 * kNsPerSec;
+constexpr TimeNs kHour = 3600 * kNsPerSec;
+
+std::vector<TemplateSpec> templates() {
+  TemplateSpec t;
+  t.name = "bmi-decoder";
+  t.cpuCores = 8;
+  t.memoryBytes = 16 * kGiB;
+  t.cloneTimeNs = 45 * kNsPerSec;
+  t.vmsPerHost = 1;
+  return {t};
+}
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(*Store::open(":memory:"));
+    model_ = std::shared_ptr<const planner::MigrationModel>(
+        std::move(*planner::createMigrationModel("simple")));
+    planner_ = std::make_unique<planner::SequentialVacatePlanner>(model_);
+    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, templates());
+    agents_ = std::make_unique<FakeAgents>(*manager_);
+    // node1 is busiest, node3 cheapest to vacate (one small VM).
+    agents_->addHost("node1", 16, 64 * kGiB,
+                     {FakeAgents::vm("a1", 8 * kGiB), FakeAgents::vm("a2", 8 * kGiB)});
+    agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
+    agents_->addHost("node3", 16, 64 * kGiB, {FakeAgents::vm("c1", 2 * kGiB)});
+  }
+
+  ReservationRequest dedicated(TimeNs startIn, TimeNs length, std::uint32_t hosts = 1) {
+    ReservationRequest r;
+    r.owner = "lab-bmi";
+    r.hostCount = hosts;
+    r.startNs = clock_.now() + startIn;
+    r.endNs = r.startNs + length;
+    r.templateName = "bmi-decoder";
+    return r;
+  }
+
+  // Advances the clock in steps, keeping agents alive and answering commands.
+  void runUntil(TimeNs t, TimeNs step = 10 * kNsPerSec) {
+    while (clock_.now() < t) {
+      clock_.set(std::min(t, clock_.now() + step));
+      agents_->heartbeat();
+      manager_->tick();
+      agents_->pump();
+    }
+  }
+
+  ManualClock clock_{kStartOfTime};
+  std::unique_ptr<Store> store_;
+  std::shared_ptr<const planner::MigrationModel> model_;
+  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<FakeAgents> agents_;
+};
+
+// Ensures a dedicated reservation goes admitted -> vacating -> preparing -> ready -> active ->
+// ending -> done, vacating the cheapest host no earlier than its latest safe start.
+TEST_F(ManagerTest, DedicatedReservationRunsItsWholeLifecycle) {
+  auto r = manager_->submit(dedicated(2 * kHour, 2 * kHour));
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+  EXPECT_EQ(r->hosts, std::vector<std::string>{"node3"});
+  ASSERT_EQ(r->plan.moves.size(), 1u);
+  EXPECT_EQ(r->plan.moves[0].vmId, "c1");
+  const TimeNs lss = r->plan.latestSafeStartNs;
+  EXPECT_EQ(lss, r->request.startNs - 45 * kNsPerSec - r->plan.makespanNs - 60 * kNsPerSec);
+
+  runUntil(lss - kNsPerSec);
+  EXPECT_EQ(manager_->get(r->id)->state, ReservationState::kAdmitted);
+  EXPECT_TRUE(agents_->log.empty()) << "nothing may move before the latest safe start";
+
+  runUntil(r->request.startNs - kNsPerSec, kNsPerSec);
+  auto ready = manager_->get(r->id);
+  EXPECT_EQ(ready->state, ReservationState::kReady);
+  ASSERT_FALSE(agents_->log.empty());
+  EXPECT_EQ(agents_->hostOf("c1"), "node1");
+  ASSERT_EQ(ready->clones.size(), 1u);
+  EXPECT_EQ(ready->clones[0].state, CloneState::kRunning);
+  EXPECT_EQ(ready->clones[0].host, "node3");
+  EXPECT_EQ(agents_->count(ready->clones[0].vmId), 1u);
+  EXPECT_GE(ready->moves[0].actualStartNs, lss);
+
+  runUntil(r->request.startNs + kNsPerSec);
+  EXPECT_EQ(manager_->get(r->id)->state, ReservationState::kActive);
+  runUntil(r->request.endNs + kNsPerSec);
+  auto done = manager_->get(r->id);
+  EXPECT_EQ(done->state, ReservationState::kDone);
+  EXPECT_EQ(agents_->count(ready->clones[0].vmId), 0u) << "clone destroyed at the end";
+  EXPECT_EQ(agents_->count("c1"), 1u) << "the displaced VM is kept, exactly once";
+
+  std::vector<ReservationState> seen;
+  for (const auto& e : done->events) {
+    if (seen.empty() || seen.back() != e.state) seen.push_back(e.state);
+  }
+  using S = ReservationState;
+  EXPECT_EQ(seen, (std::vector<S>{S::kRequested, S::kAdmitted, S::kVacating, S::kPreparing,
+                                  S::kReady, S::kActive, S::kEnding, S::kDone}));
+}
+
+// Ensures malformed or impossible requests are invalid-argument errors with a reason.
+TEST_F(ManagerTest, ImpossibleRequestsAreInvalid) {
+  auto expectInvalid = [&](ReservationRequest req, const std::string& needle) {
+    auto r = manager_->submit(req);
+    ASSERT_FALSE(r.isOk()) << needle;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+  };
+  auto req = dedicated(kHour, kHour);
+  req.endNs = req.startNs - 1;
+  expectInvalid(req, "end must be after start");
+  expectInvalid(dedicated(-kHour, kHour), "in the past");
+  expectInvalid(dedicated(kHour, kHour, 0), "at least one host");
+  expectInvalid(dedicated(kHour, kHour, 4), "cluster has 3");
+  req = dedicated(kHour, kHour);
+  req.templateName = "nope";
+  expectInvalid(req, "unknown template");
+  req = dedicated(kHour, kHour, 0);
+  req.hostNames = {"node9"};
+  expectInvalid(req, "unknown host 'node9'");
+  EXPECT_TRUE(manager_->list({}).empty()) << "invalid requests are not stored";
+}
+
+// Ensures a reservation whose vacate cannot finish in time is rejected with the earliest start
+// that would work, and that start is then admitted.
+TEST_F(ManagerTest, TooLateIsRejectedWithEarliestFeasibleStart) {
+  auto r = manager_->submit(dedicated(30 * kNsPerSec, kHour));
+  ASSERT_TRUE(r.isOk());
+  EXPECT_EQ(r->state, ReservationState::kRejected);
+  EXPECT_NE(r->reason.find("cannot finish by the start"), std::string::npos) << r->reason;
+  ASSERT_GT(r->earliestFeasibleStartNs, r->request.startNs);
+  auto retry = dedicated(0, kHour);
+  retry.startNs = r->earliestFeasibleStartNs;
+  retry.endNs = retry.startNs + kHour;
+  auto again = manager_->submit(retry);
+  ASSERT_TRUE(again.isOk());
+  EXPECT_EQ(again->state, ReservationState::kAdmitted) << again->reason;
+}
+
+// Ensures two overlapping reservations never get the same host, and the conflict is named.
+TEST_F(ManagerTest, OverlappingReservationsDoNotShareHosts) {
+  auto first = manager_->submit(dedicated(2 * kHour, 2 * kHour));
+  ASSERT_EQ(first->state, ReservationState::kAdmitted);
+  auto second = manager_->submit(dedicated(3 * kHour, 2 * kHour));
+  ASSERT_EQ(second->state, ReservationState::kAdmitted) << second->reason;
+  EXPECT_NE(first->hosts, second->hosts);
+  auto named = dedicated(2 * kHour, kHour, 0);
+  named.hostNames = first->hosts;
+  auto third = manager_->submit(named);
+  ASSERT_TRUE(third.isOk());
+  EXPECT_EQ(third->state, ReservationState::kRejected);
+  EXPECT_NE(third->reason.find("conflicts with reservation " + first->id), std::string::npos)
+      << third->reason;
+  // After the first window a later reservation may take the same host.
+  auto later = dedicated(10 * kHour, kHour, 0);
+  later.hostNames = first->hosts;
+  EXPECT_EQ(manager_->submit(later)->state, ReservationState::kAdmitted);
+}
+
+// Ensures a dry run decides without storing or booking.
+TEST_F(ManagerTest, DryRunBooksNothing) {
+  auto req = dedicated(2 * kHour, kHour, 3);
+  req.dryRun = true;
+  auto r = manager_->submit(req);
+  ASSERT_TRUE(r.isOk());
+  EXPECT_EQ(r->state, ReservationState::kRejected) << "all 3 hosts cannot be emptied";
+  req.hostCount = 1;
+  EXPECT_EQ(manager_->submit(req)->state, ReservationState::kAdmitted);
+  EXPECT_TRUE(manager_->list({}).empty());
+}
+
+// Ensures cancel checks the owner and, once ready, destroys the clones.
+TEST_F(ManagerTest, CancelChecksOwnerAndCleansUp) {
+  auto r = manager_->submit(dedicated(2 * kHour, 2 * kHour));
+  EXPECT_EQ(manager_->cancel(r->id, "someone-else").status().code(), StatusCode::kUnauthorized);
+  EXPECT_EQ(manager_->cancel("r999", "").status().code(), StatusCode::kNotFound);
+  runUntil(r->request.startNs - kNsPerSec, kNsPerSec);
+  auto ready = manager_->get(r->id);
+  ASSERT_EQ(ready->state, ReservationState::kReady);
+  const std::string clone = ready->clones[0].vmId;
+  auto c = manager_->cancel(r->id, "lab-bmi");
+  ASSERT_TRUE(c.isOk());
+  EXPECT_EQ(c->state, ReservationState::kCancelled);
+  agents_->pump();
+  EXPECT_EQ(agents_->count(clone), 0u);
+  EXPECT_EQ(manager_->cancel(r->id, "lab-bmi").status().code(), StatusCode::kRejected);
+}
+
+// Ensures a cancel during the vacate lets the running move finish and starts no other.
+TEST_F(ManagerTest, CancelWhileVacatingStopsNewMoves) {
+  auto req = dedicated(2 * kHour, kHour, 0);
+  req.hostNames = {"node1"};  // two VMs: two sequential moves
+  auto r = manager_->submit(req);
+  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  runUntil(r->plan.latestSafeStartNs + kNsPerSec, kNsPerSec);
+  ASSERT_EQ(manager_->get(r->id)->state, ReservationState::kVacating);
+  ASSERT_EQ(agents_->held.size(), 1u);
+  ASSERT_TRUE(manager_->cancel(r->id, "").isOk());
+  agents_->hold.clear();
+  for (const auto& c : agents_->held) manager_->onResult(c.host, agents_->execute(c));
+  agents_->pump();
+  runUntil(clock_.now() + kHour);
+  auto after = manager_->get(r->id);
+  EXPECT_EQ(after->state, ReservationState::kCancelled);
+  int migrations = 0;
+  for (const auto& c : agents_->log) migrations += c.kind == AgentCommand::Kind::kMigrate;
+  EXPECT_EQ(migrations, 1);
+  EXPECT_EQ(agents_->count("a1") + agents_->count("a2"), 2u) << "no VM lost or duplicated";
+}
+
+// Ensures a failed migration fails the reservation with the agent's reason, and nothing leaks.
+TEST_F(ManagerTest, FailedMoveFailsTheReservationWithReason) {
+  auto r = manager_->submit(dedicated(2 * kHour, kHour));
+  agents_->down.insert("node3");  // the source agent vanished
+  runUntil(r->plan.latestSafeStartNs + kNsPerSec, kNsPerSec);
+  auto f = manager_->get(r->id);
+  EXPECT_EQ(f->state, ReservationState::kFailed);
+  EXPECT_NE(f->reason.find("not connected"), std::string::npos) << f->reason;
+  EXPECT_EQ(agents_->count("c1"), 1u);
+}
+
+// Ensures state survives a restart: a new manager on the same store sees every reservation.
+TEST_F(ManagerTest, RecoverReloadsReservations) {
+  auto r = manager_->submit(dedicated(2 * kHour, kHour));
+  Manager restarted(clock_, *store_, *planner_, templates());
+  ASSERT_TRUE(restarted.recover().isOk());
+  auto got = restarted.get(r->id);
+  ASSERT_TRUE(got.isOk());
+  EXPECT_EQ(got->state, ReservationState::kAdmitted);
+  EXPECT_EQ(got->plan.moves.size(), 1u);
+  EXPECT_EQ(got->plan.latestSafeStartNs, r->plan.latestSafeStartNs);
+}
+
+// Ensures a restart in the middle of a vacate re-issues or settles the running move from what
+// the agents report, so every VM ends up on exactly one host.
+TEST_F(ManagerTest, RestartMidVacateSettlesTheRunningMove) {
+  auto req = dedicated(2 * kHour, kHour, 0);
+  req.hostNames = {"node1"};
+  auto r = manager_->submit(req);
+  agents_->hold = {AgentCommand::Kind::kFinishIncoming};
+  runUntil(r->plan.latestSafeStartNs + kNsPerSec, kNsPerSec);
+  ASSERT_EQ(agents_->held.size(), 1u);  // first VM migrated, commit not yet answered
+  // vrmd dies here; agents keep their state.
+  agents_->hold.clear();
+  agents_->held.clear();
+  Manager restarted(clock_, *store_, *planner_, templates());
+  ASSERT_TRUE(restarted.recover().isOk());
+  FakeAgents again(restarted);
+  again.inventory_ = agents_->inventory_;
+  for (auto& [name, h] : agents_->hosts_) {
+    ASSERT_TRUE(restarted.onRegister(h, again.inventory_[name]).isOk());
+  }
+  for (int i = 0; i < 200 && restarted.get(r->id)->state != ReservationState::kReady; ++i) {
+    clock_.advance(kNsPerSec);
+    again.heartbeat();
+    restarted.tick();
+    again.pump();
+  }
+  EXPECT_EQ(restarted.get(r->id)->state, ReservationState::kReady);
+  EXPECT_EQ(again.count("a1"), 1u);
+  EXPECT_EQ(again.count("a2"), 1u);
+  EXPECT_NE(again.hostOf("a1"), "node1");
+  EXPECT_NE(again.hostOf("a2"), "node1");
+}
+
+// Ensures a shared reservation is placed where there is room, cloned before its start and
+// torn down at its end, without any migration.
+TEST_F(ManagerTest, SharedReservationClonesWithoutVacating) {
+  ReservationRequest req;
+  req.owner = "course";
+  req.kind = ReservationKind::kShared;
+  req.vmCount = 3;  // one 8-core clone fits beside each host's existing VMs
+  req.startNs = clock_.now() + kHour;
+  req.endNs = req.startNs + kHour;
+  req.templateName = "bmi-decoder";
+  auto r = manager_->submit(req);
+  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+  EXPECT_EQ(r->clones.size(), 3u);
+  req.vmCount = 100;
+  auto big = manager_->submit(req);
+  EXPECT_EQ(big->state, ReservationState::kRejected);
+  EXPECT_NE(big->reason.find("not enough capacity"), std::string::npos);
+  runUntil(r->request.startNs + kNsPerSec, kNsPerSec * 5);
+  EXPECT_EQ(manager_->get(r->id)->state, ReservationState::kActive);
+  for (const auto& c : agents_->log) EXPECT_NE(c.kind, AgentCommand::Kind::kMigrate);
+  runUntil(r->request.endNs + kNsPerSec, kNsPerSec * 5);
+  EXPECT_EQ(manager_->get(r->id)->state, ReservationState::kDone);
+}
+
+// Ensures an agent that stops heartbeating is marked unreachable and not chosen.
+TEST_F(ManagerTest, SilentAgentBecomesUnreachable) {
+  agents_->down.insert("node3");
+  runUntil(clock_.now() + 40 * kNsPerSec);
+  auto hosts = manager_->hosts();
+  auto it = std::find_if(hosts.begin(), hosts.end(), [](auto& h) { return h.name == "node3"; });
+  ASSERT_NE(it, hosts.end());
+  EXPECT_FALSE(it->reachable);
+  auto r = manager_->submit(dedicated(2 * kHour, kHour));
+  EXPECT_NE(r->hosts, std::vector<std::string>{"node3"});
+}
+
+}  // namespace
+}  // namespace vrm::manager

@@ -1,0 +1,142 @@
+#include "vrm/manager/server.h"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+
+#include "vrm/protocol/wire_convert.h"
+
+namespace vrm::manager {
+
+using protocol::fromWire;
+using protocol::toStd;
+using protocol::toWire;
+namespace {
+
+constexpr std::uint64_t kGiB = 1ull << 30;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(*Store::open(":memory:"));
+    planner_ = std::make_unique<planner::SequentialVacatePlanner>(
+        std::shared_ptr<const planner::MigrationModel>(
+            std::move(*planner::createMigrationModel("simple"))));
+    TemplateSpec t;
+    t.name = "bmi";
+    t.memoryBytes = 4 * kGiB;
+    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, std::vector{t});
+    ServerOptions o;
+    o.clientEndpoint = "tcp://127.0.0.1:*";
+    o.agentEndpoint = "tcp://127.0.0.1:*";
+    server_ = std::make_unique<Server>(ctx_, *manager_, clock_, o);
+    ASSERT_TRUE(server_->bind().isOk());
+    client_.set(zmq::sockopt::linger, 0);
+    client_.connect(server_->clientEndpoint());
+  }
+
+  // Serves until `socket` has a message (bounded), then returns its last frame.
+  std::optional<zmq::message_t> serveUntilReply(zmq::socket_t& socket) {
+    for (int i = 0; i < 500; ++i) {
+      server_->runOnce(std::chrono::milliseconds(5));
+      zmq::message_t msg;
+      if (socket.recv(msg, zmq::recv_flags::dontwait)) {
+        while (msg.more()) (void)socket.recv(msg);
+        return msg;
+      }
+    }
+    return std::nullopt;
+  }
+
+  wire::StatusCode request(capnp::MessageBuilder& b, std::string* message = nullptr) {
+    client_.send(protocol::encodeFrame(b), zmq::send_flags::none);
+    auto reply = serveUntilReply(client_);
+    EXPECT_TRUE(reply.has_value());
+    auto frame = protocol::decodeFrame(std::move(*reply));
+    auto root = frame->root<wire::ClientReply>();
+    if (message) *message = protocol::toStd(root->getStatus().getMessage());
+    return root->getStatus().getCode();
+  }
+
+  ManualClock clock_{1'800'000'000 * kNsPerSec};
+  zmq::context_t ctx_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<Server> server_;
+  zmq::socket_t client_{ctx_, zmq::socket_type::dealer};
+};
+
+// Ensures a garbage frame is answered with invalid-argument and the server keeps serving.
+TEST_F(ServerTest, GarbageFromClientGetsTypedErrorReply) {
+  client_.send(zmq::buffer(std::string("definitely not capnp")), zmq::send_flags::none);
+  auto reply = serveUntilReply(client_);
+  ASSERT_TRUE(reply.has_value());
+  auto frame = protocol::decodeFrame(std::move(*reply));
+  ASSERT_TRUE(frame.isOk());
+  EXPECT_EQ(frame->root<wire::ClientReply>()->getStatus().getCode(),
+            wire::StatusCode::INVALID_ARGUMENT);
+
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::ClientRequest>().setHosts();
+  EXPECT_EQ(request(b), wire::StatusCode::OK);
+}
+
+// Ensures an impossible reservation over the wire is an invalid-argument reply with a reason.
+TEST_F(ServerTest, ImpossibleReservationIsInvalid) {
+  capnp::MallocMessageBuilder b;
+  auto req = b.initRoot<wire::ClientRequest>();
+  req.setRequestId(7);
+  auto s = req.initSubmit();
+  s.setOwner("lab");
+  s.setHostCount(1);
+  s.setStartNs(clock_.now() + kNsPerSec * 3600);
+  s.setEndNs(clock_.now());  // before start
+  s.setTemplate("bmi");
+  std::string why;
+  EXPECT_EQ(request(b, &why), wire::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(why.find("end must be after start"), std::string::npos);
+}
+
+// Ensures agents register under their own name only, and a heartbeat from an unknown host is
+// told to register.
+TEST_F(ServerTest, AgentsRegisterOnlyForTheirOwnHost) {
+  auto registerAs = [&](const std::string& identity, const std::string& name) {
+    zmq::socket_t agent(ctx_, zmq::socket_type::dealer);
+    agent.set(zmq::sockopt::routing_id, identity);
+    agent.set(zmq::sockopt::linger, 0);
+    agent.connect(server_->agentEndpoint());
+    capnp::MallocMessageBuilder b;
+    auto reg = b.initRoot<wire::AgentMessage>().initRegister();
+    reg.initHost().setName(name);
+    reg.getHost().setCpuCores(8);
+    reg.getHost().setMemoryBytes(16 * kGiB);
+    reg.getHost().setNicBandwidthBytesPerSec(125e6);
+    agent.send(protocol::encodeFrame(b), zmq::send_flags::none);
+    auto reply = serveUntilReply(agent);
+    EXPECT_TRUE(reply.has_value());
+    auto frame = protocol::decodeFrame(std::move(*reply));
+    auto msg = frame->root<wire::ManagerMessage>();
+    EXPECT_TRUE(msg->isRegistered());
+    return msg->getRegistered().getCode();
+  };
+  EXPECT_EQ(registerAs("node1", "node1"), wire::StatusCode::OK);
+  EXPECT_EQ(registerAs("node2", "node1"), wire::StatusCode::UNAUTHORIZED);
+  EXPECT_EQ(manager_->hosts().size(), 1u);
+
+  zmq::socket_t stranger(ctx_, zmq::socket_type::dealer);
+  stranger.set(zmq::sockopt::routing_id, std::string("node7"));
+  stranger.set(zmq::sockopt::linger, 0);
+  stranger.connect(server_->agentEndpoint());
+  capnp::MallocMessageBuilder hb;
+  hb.initRoot<wire::AgentMessage>().initHeartbeat().setTimeNs(1);
+  stranger.send(protocol::encodeFrame(hb), zmq::send_flags::none);
+  auto reply = serveUntilReply(stranger);
+  ASSERT_TRUE(reply.has_value());
+  auto frame = protocol::decodeFrame(std::move(*reply));
+  EXPECT_EQ(frame->root<wire::ManagerMessage>()->getRegistered().getCode(),
+            wire::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace vrm::manager

@@ -1,0 +1,105 @@
+#include "vrm/manager/store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace vrm::manager {
+namespace {
+
+Reservation sample(const std::string& id) {
+  Reservation r;
+  r.id = id;
+  r.request.owner = "lab";
+  r.request.hostCount = 2;
+  r.request.startNs = 100;
+  r.request.endNs = 200;
+  r.request.templateName = "t";
+  r.state = ReservationState::kAdmitted;
+  r.hosts = {"a", "b"};
+  r.plan.strategy = "sequential";
+  PlannedMove m;
+  m.vmId = "v";
+  m.fromHost = "a";
+  m.toHost = "c";
+  m.endOffsetNs = 5;
+  r.plan.moves.push_back(m);
+  r.moves.push_back({MoveState::kRunning, 7, 0});
+  r.clones.push_back({"r1-t-1", "a", CloneState::kRunning, "addr", "vrm"});
+  r.events.push_back({1, ReservationState::kAdmitted, "admitted"});
+  return r;
+}
+
+// Ensures a reservation round-trips through the store with plan, moves, clones and events.
+TEST(StoreTest, SaveAndLoadRoundTrip) {
+  auto store = Store::open(":memory:");
+  ASSERT_TRUE(store.isOk());
+  ASSERT_TRUE((*store)->saveReservation(sample("r1")).isOk());
+  auto loaded = (*store)->loadReservations();
+  ASSERT_TRUE(loaded.isOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  const Reservation& r = (*loaded)[0];
+  EXPECT_EQ(r.hosts, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(r.plan.moves[0].toHost, "c");
+  EXPECT_EQ(r.moves[0].state, MoveState::kRunning);
+  EXPECT_EQ(r.moves[0].actualStartNs, 7);
+  EXPECT_EQ(r.clones[0].address, "addr");
+  EXPECT_EQ(r.events[0].message, "admitted");
+  EXPECT_EQ(*(*store)->countEvents("r1"), 1);
+}
+
+// Ensures ids are never reused after reopening the database file, and data persists.
+TEST(StoreTest, IdsAndDataSurviveReopen) {
+  auto dir = std::filesystem::temp_directory_path() / ("vrm-store-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "vrm.db").string();
+  {
+    auto store = Store::open(path);
+    ASSERT_TRUE(store.isOk());
+    EXPECT_EQ(*(*store)->allocateReservationId(), "r1");
+    EXPECT_EQ(*(*store)->allocateReservationId(), "r2");
+    ASSERT_TRUE((*store)->saveReservation(sample("r2")).isOk());
+  }
+  {
+    auto store = Store::open(path);
+    EXPECT_EQ(*(*store)->allocateReservationId(), "r3");
+    EXPECT_EQ((*store)->loadReservations()->size(), 1u);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Ensures re-saving with the same last event does not duplicate it in the log.
+TEST(StoreTest, EventLogAppendsOnlyNewEvents) {
+  auto store = std::move(*Store::open(":memory:"));
+  Reservation r = sample("r1");
+  ASSERT_TRUE(store->saveReservation(r).isOk());
+  ASSERT_TRUE(store->saveReservation(r).isOk());
+  r.events.push_back({2, ReservationState::kVacating, "vacating"});
+  ASSERT_TRUE(store->saveReservation(r).isOk());
+  EXPECT_EQ(*store->countEvents("r1"), 2);
+}
+
+// Ensures an unopenable path is a typed error, not a crash.
+TEST(StoreTest, UnopenablePathIsUnavailable) {
+  auto store = Store::open("/nonexistent-dir/x/vrm.db");
+  ASSERT_FALSE(store.isOk());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable);
+}
+
+// Ensures migration observations are kept for the calibrator.
+TEST(StoreTest, ObservationsRoundTrip) {
+  auto store = std::move(*Store::open(":memory:"));
+  MigrationObservation o;
+  o.vmId = "v";
+  o.mode = MoveMode::kSuspendCopyResume;
+  o.transferredBytes = 1234;
+  ASSERT_TRUE(store->saveObservation(o).isOk());
+  auto all = store->loadObservations();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].transferredBytes, 1234u);
+  EXPECT_EQ((*all)[0].mode, MoveMode::kSuspendCopyResume);
+}
+
+}  // namespace
+}  // namespace vrm::manager
