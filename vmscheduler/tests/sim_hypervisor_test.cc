@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "vrm/vmscheduler/hypervisor.h"
 
@@ -41,9 +42,11 @@ std::unique_ptr<Hypervisor> makeSim(HostSpec spec = testHost()) {
   return std::move(hv).value();
 }
 
-const VmInfo* findVm(const std::vector<VmInfo>& vms, const std::string& id) {
+// A copy, not a pointer: callers pass a temporary inventory().
+std::optional<VmInfo> findVm(const std::vector<VmInfo>& vms, const std::string& id) {
   auto it = std::find_if(vms.begin(), vms.end(), [&](const VmInfo& v) { return v.id == id; });
-  return it == vms.end() ? nullptr : &*it;
+  if (it == vms.end()) return std::nullopt;
+  return *it;
 }
 
 MigrationSpec migrateSpec(const std::string& vm, MigrationMode mode, double maxBw = 0) {
@@ -81,8 +84,8 @@ TEST(SimHypervisorTest, InventoryComesFromHostSpec) {
   EXPECT_EQ(hv->hostInfo().memoryBytes, 16 * kGB);
   auto vms = hv->inventory();
   ASSERT_EQ(vms.size(), 2u);
-  const VmInfo* web = findVm(vms, "web");
-  ASSERT_NE(web, nullptr);
+  auto web = findVm(vms, "web");
+  ASSERT_TRUE(web.has_value());
   EXPECT_EQ(web->state, VmState::kRunning);
   EXPECT_EQ(web->nonzeroMemoryBytes, 2 * kGB);
   EXPECT_DOUBLE_EQ(web->dirtyRateBytesPerSec, 1e8);
@@ -112,7 +115,7 @@ TEST(SimHypervisorTest, LiveMigrationFollowsTheRule) {
   const TimeNs total = 500 * kNsPerMs + 2 * kNsPerSec + 200 * kNsPerMs + 100 * kNsPerMs;
   EXPECT_FALSE(completionAt(*hv, 7, kStart));
   EXPECT_FALSE(completionAt(*hv, 7, kStart + total - 1));
-  ASSERT_NE(findVm(hv->inventory(), "web"), nullptr);
+  ASSERT_TRUE(findVm(hv->inventory(), "web").has_value());
   auto done = completionAt(*hv, 7, kStart + total);
   ASSERT_TRUE(done);
   ASSERT_TRUE(done->status.isOk()) << done->status.toString();
@@ -128,7 +131,7 @@ TEST(SimHypervisorTest, LiveMigrationFollowsTheRule) {
   EXPECT_EQ(obs.transferredBytes, 2 * kGB + 200'000'000u);
   EXPECT_EQ(obs.rounds, 2u);
   EXPECT_DOUBLE_EQ(obs.bandwidthBytesPerSec, 1e9);
-  EXPECT_EQ(findVm(hv->inventory(), "web"), nullptr);
+  EXPECT_FALSE(findVm(hv->inventory(), "web").has_value());
   EXPECT_EQ(hv->nextEventTime(), kTimeInfinity);
 }
 
@@ -264,7 +267,7 @@ TEST(SimHypervisorTest, PrepareIncomingReservesAndFinishes) {
   small.memoryBytes = 1 * kGB;
   ASSERT_TRUE(hv->prepareIncoming(small).isOk());
   ASSERT_TRUE(hv->finishIncoming("small", false).isOk());
-  EXPECT_EQ(findVm(hv->inventory(), "small"), nullptr);
+  EXPECT_FALSE(findVm(hv->inventory(), "small").has_value());
 }
 
 // Ensures cores are checked as well as memory.
@@ -296,8 +299,8 @@ TEST(SimHypervisorTest, CloneTakesBootTime) {
   EXPECT_EQ(done->clone->host, "h1");
   EXPECT_EQ(done->clone->address, "r1-0.h1.sim");
   EXPECT_EQ(done->clone->account, "vrm");
-  const VmInfo* vm = findVm(hv->inventory(), "r1-0");
-  ASSERT_NE(vm, nullptr);
+  auto vm = findVm(hv->inventory(), "r1-0");
+  ASSERT_TRUE(vm.has_value());
   EXPECT_EQ(vm->state, VmState::kRunning);
   EXPECT_EQ(vm->reservationId, "r1");
   EXPECT_EQ(vm->templateName, "bmi-decoder");
@@ -337,7 +340,7 @@ TEST(SimHypervisorTest, DestroyWhileCloningCompletesTheClone) {
   auto done = completionAt(*hv, 4, kStart + 1);
   ASSERT_TRUE(done);
   EXPECT_EQ(done->status.code(), StatusCode::kRejected);
-  EXPECT_EQ(findVm(hv->inventory(), "r1-0"), nullptr);
+  EXPECT_FALSE(findVm(hv->inventory(), "r1-0").has_value());
   EXPECT_EQ(hv->nextEventTime(), kTimeInfinity);
 }
 
@@ -351,7 +354,7 @@ TEST(SimHypervisorTest, SuspendAndResume) {
   EXPECT_EQ(findVm(hv->inventory(), "db")->state, VmState::kRunning);
   ASSERT_TRUE(hv->resume("db").isOk());
   ASSERT_TRUE(hv->destroy("db").isOk());
-  EXPECT_EQ(findVm(hv->inventory(), "db"), nullptr);
+  EXPECT_FALSE(findVm(hv->inventory(), "db").has_value());
 }
 
 }  // namespace
