@@ -18,6 +18,10 @@ struct Entry {
 const std::vector<Entry>& registry() {
   static const std::vector<Entry> kModels = {
       {"simple", makeSimpleModel},
+      {"zhao-scr", makeZhaoScrModel},
+      {"liu-base", makeLiuBaseModel},
+      {"liu-refined", makeLiuRefinedModel},
+      {"qemu-precopy", makeQemuPrecopyModel},
       {"akoush-bounds", makeAkoushBoundsModel},
       {"akoush-avg", makeAkoushAvgModel},
       {"akoush-hist", makeAkoushHistModel},

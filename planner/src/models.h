@@ -14,6 +14,10 @@ Result<ModelParameters> mergeParameters(std::string_view model, const ModelParam
                                         const ModelParameters& given);
 
 Result<std::unique_ptr<MigrationModel>> makeSimpleModel(const ModelParameters& params);
+Result<std::unique_ptr<MigrationModel>> makeZhaoScrModel(const ModelParameters& params);
+Result<std::unique_ptr<MigrationModel>> makeLiuBaseModel(const ModelParameters& params);
+Result<std::unique_ptr<MigrationModel>> makeLiuRefinedModel(const ModelParameters& params);
+Result<std::unique_ptr<MigrationModel>> makeQemuPrecopyModel(const ModelParameters& params);
 Result<std::unique_ptr<MigrationModel>> makeAkoushBoundsModel(const ModelParameters& params);
 Result<std::unique_ptr<MigrationModel>> makeAkoushAvgModel(const ModelParameters& params);
 Result<std::unique_ptr<MigrationModel>> makeAkoushHistModel(const ModelParameters& params);
