@@ -17,7 +17,7 @@
 // calls this case "not applicable" to the base model), so its figures are only a ranking signal;
 // converges = false flags it. liu-refined handles it through the V_{i+1} > V_i stop test.
 // liu-refined runs Algorithm 1's loop "for i = 0 to max_round" as written, so with the final
-// stop-and-copy it sends at most max_rounds + 2 rounds, where liu-base (eq. 8) sends max_rounds + 1.
+// stop-and-copy it sends at most max_rounds + 2 rounds (liu-base, eq. 8: max_rounds + 1).
 //
 // Parameter keys (defaults):            vrmctl predict flag
 //   threshold_pages         50           --threshold     V_thd, in pages (Xen's value)
