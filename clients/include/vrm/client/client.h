@@ -1,0 +1,70 @@
+// The C++ client library for vrmd, for job managers and tools (vrmctl uses it).
+//
+// One Client holds one DEALER connection. Every call sends a request with a fresh id and waits
+// up to the timeout for the matching reply; replies to earlier, timed-out requests are
+// discarded. When vrmd does not answer in time the call fails with `unavailable` and the socket
+// is re-created (so a late reply cannot be mistaken for the next one). Not thread-safe: use one
+// Client per thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vrm/protocol/reservation.h"
+#include "vrm/protocol/status.h"
+
+namespace zmq {
+class context_t;
+}
+
+namespace vrm::client {
+
+struct ClientOptions {
+  std::string endpoint = "tcp://127.0.0.1:5555";   // vrmd's client endpoint
+  std::chrono::milliseconds timeout{5000};         // per request
+  std::string requester;                           // who asks; owner checks use it
+};
+
+class Client {
+ public:
+  // `context` may be shared with other sockets (needed for inproc://); when null the client
+  // owns one.
+  explicit Client(ClientOptions options, zmq::context_t* context = nullptr);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Admission decision. A rejection is not an error: the result is the reservation in state
+  // `rejected` with its reason and, when known, earliestFeasibleStartNs. Errors:
+  // invalid-argument (malformed request), unavailable (vrmd unreachable), internal.
+  Result<Reservation> submit(const ReservationRequest& request);
+  Result<Reservation> get(const std::string& id);
+  Result<std::vector<Reservation>> list(const ListFilter& filter = {});
+  Result<Reservation> cancel(const std::string& id);
+  Result<std::vector<HostRecord>> hosts();
+  Result<std::vector<VmRecord>> vms();
+
+  // Polls until the reservation is ready (or active), calling `onChange` whenever its state or
+  // event count changes. Errors: the reservation reached a terminal state (failed / cancelled /
+  // rejected: status rejected with its reason), `timeout` elapsed (unavailable), or transport.
+  Result<Reservation> waitUntilReady(const std::string& id, std::chrono::milliseconds timeout,
+                                     const std::function<void(const Reservation&)>& onChange = {},
+                                     std::chrono::milliseconds pollInterval =
+                                         std::chrono::milliseconds(50));
+
+  // vrmd's clock at its last reply (0 before the first): relative times ("+2h") must be taken
+  // from it, because vrmd may run a scaled clock.
+  TimeNs serverNowNs() const { return serverNowNs_; }
+  // Asks vrmd for its clock.
+  Result<TimeNs> serverNow();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  TimeNs serverNowNs_ = 0;
+};
+
+}  // namespace vrm::client

@@ -1,0 +1,187 @@
+#include "vrm/client/client.h"
+
+#include <capnp/message.h>
+
+#include <thread>
+#include <zmq.hpp>
+
+#include "vrm/protocol/codec.h"
+#include "vrm/protocol/wire_convert.h"
+
+namespace vrm::client {
+
+using protocol::fromWire;
+using protocol::toWire;
+
+struct Client::Impl {
+  ClientOptions options;
+  std::unique_ptr<zmq::context_t> ownedContext;
+  zmq::context_t* context;
+  std::unique_ptr<zmq::socket_t> socket;
+  std::uint64_t nextRequestId = 1;
+
+  void connect() {
+    socket = std::make_unique<zmq::socket_t>(*context, zmq::socket_type::dealer);
+    socket->set(zmq::sockopt::linger, 0);
+    socket->connect(options.endpoint);
+  }
+
+  // Sends the request built in `b` (its requestId is set here) and returns the decoded reply.
+  template <typename Fill, typename Read>
+  auto call(Fill fill, Read read, TimeNs* serverNow) -> decltype(read(
+      std::declval<wire::ClientReply::Reader>())) {
+    capnp::MallocMessageBuilder b;
+    auto req = b.initRoot<wire::ClientRequest>();
+    const std::uint64_t id = nextRequestId++;
+    req.setRequestId(id);
+    req.setRequester(options.requester);
+    fill(req);
+    try {
+      socket->send(protocol::encodeFrame(b), zmq::send_flags::none);
+      const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+      while (true) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        zmq::pollitem_t item{socket->handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, left);
+        if (!(item.revents & ZMQ_POLLIN)) continue;
+        zmq::message_t msg;
+        if (!socket->recv(msg, zmq::recv_flags::dontwait)) continue;
+        auto frame = protocol::decodeFrame(std::move(msg));
+        if (!frame) return Status::internal("malformed reply from vrmd: " + frame.status().message());
+        auto reply = frame->root<wire::ClientReply>();
+        if (!reply) return Status::internal("malformed reply from vrmd: " + reply.status().message());
+        if (reply->getRequestId() != id && reply->getRequestId() != 0) continue;  // stale
+        *serverNow = reply->getNowNs();
+        try {
+          return read(*reply);
+        } catch (const kj::Exception& e) {
+          return Status::internal(std::string("malformed reply from vrmd: ") +
+                                  e.getDescription().cStr());
+        }
+      }
+    } catch (const zmq::error_t& e) {
+      connect();
+      return Status::unavailable("cannot reach vrmd at " + options.endpoint + ": " + e.what());
+    }
+    connect();  // drop whatever arrives late
+    return Status::unavailable("vrmd at " + options.endpoint + " did not answer within " +
+                               std::to_string(options.timeout.count()) + " ms");
+  }
+};
+
+Client::Client(ClientOptions options, zmq::context_t* context) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  if (!context) {
+    impl_->ownedContext = std::make_unique<zmq::context_t>(1);
+    context = impl_->ownedContext.get();
+  }
+  impl_->context = context;
+  impl_->connect();
+}
+
+Client::~Client() = default;
+
+namespace {
+
+Result<Reservation> readReservation(wire::ClientReply::Reader reply) {
+  Status s = fromWire(reply.getStatus());
+  // A rejected submit still carries the reservation with its reason: that is an answer.
+  if (reply.isReservation() && (s.isOk() || s.code() == StatusCode::kRejected)) {
+    auto r = fromWire(reply.getReservation());
+    if (s.isOk() || r.state == ReservationState::kRejected) return r;
+  }
+  if (!s.isOk()) return s;
+  return Status::internal("vrmd's reply carries no reservation");
+}
+
+}  // namespace
+
+Result<Reservation> Client::submit(const ReservationRequest& request) {
+  return impl_->call([&](auto req) { toWire(request, req.initSubmit()); }, readReservation,
+                     &serverNowNs_);
+}
+
+Result<Reservation> Client::get(const std::string& id) {
+  return impl_->call([&](auto req) { req.setGet(id); }, readReservation, &serverNowNs_);
+}
+
+Result<Reservation> Client::cancel(const std::string& id) {
+  return impl_->call([&](auto req) { req.setCancel(id); }, readReservation, &serverNowNs_);
+}
+
+Result<std::vector<Reservation>> Client::list(const ListFilter& filter) {
+  return impl_->call(
+      [&](auto req) { toWire(filter, req.initList()); },
+      [](wire::ClientReply::Reader reply) -> Result<std::vector<Reservation>> {
+        Status s = fromWire(reply.getStatus());
+        if (!s) return s;
+        std::vector<Reservation> out;
+        for (auto r : reply.getReservations()) out.push_back(fromWire(r));
+        return out;
+      },
+      &serverNowNs_);
+}
+
+Result<std::vector<HostRecord>> Client::hosts() {
+  return impl_->call(
+      [](auto req) { req.setHosts(); },
+      [](wire::ClientReply::Reader reply) -> Result<std::vector<HostRecord>> {
+        Status s = fromWire(reply.getStatus());
+        if (!s) return s;
+        std::vector<HostRecord> out;
+        for (auto h : reply.getHosts()) out.push_back(fromWire(h));
+        return out;
+      },
+      &serverNowNs_);
+}
+
+Result<std::vector<VmRecord>> Client::vms() {
+  return impl_->call(
+      [](auto req) { req.setVms(); },
+      [](wire::ClientReply::Reader reply) -> Result<std::vector<VmRecord>> {
+        Status s = fromWire(reply.getStatus());
+        if (!s) return s;
+        std::vector<VmRecord> out;
+        for (auto v : reply.getVms()) out.push_back(fromWire(v));
+        return out;
+      },
+      &serverNowNs_);
+}
+
+Result<TimeNs> Client::serverNow() {
+  auto h = hosts();
+  if (!h) return h.status();
+  return serverNowNs_;
+}
+
+Result<Reservation> Client::waitUntilReady(const std::string& id,
+                                           std::chrono::milliseconds timeout,
+                                           const std::function<void(const Reservation&)>& onChange,
+                                           std::chrono::milliseconds pollInterval) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t seenEvents = 0;
+  ReservationState seenState = ReservationState::kRequested;
+  while (true) {
+    auto r = get(id);
+    if (!r) return r.status();
+    if (onChange && (r->events.size() != seenEvents || r->state != seenState)) onChange(*r);
+    seenEvents = r->events.size();
+    seenState = r->state;
+    if (r->state == ReservationState::kReady || r->state == ReservationState::kActive) return r;
+    if (isTerminal(r->state)) {
+      return Status::rejected("reservation " + id + " is " + stateName(r->state) +
+                              (r->reason.empty() ? "" : ": " + r->reason));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::unavailable("reservation " + id + " not ready within " +
+                                 std::to_string(timeout.count()) + " ms (state " +
+                                 stateName(r->state) + ")");
+    }
+    // Polling is the client's pace, not a correctness sleep: state lives in vrmd.
+    std::this_thread::sleep_for(pollInterval);
+  }
+}
+
+}  // namespace vrm::client

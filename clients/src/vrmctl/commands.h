@@ -1,0 +1,38 @@
+// vrmctl's subcommands. Each add*Command registers one CLI11 subcommand; the callback it sets
+// stores the exit code in ctx.exitCode. Exit codes (README): 0 ok, 1 rejected, 2 bad input,
+// 3 cannot reach vrmd.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "vrm/client/client.h"
+
+namespace vrm::vrmctl {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRejected = 1;
+inline constexpr int kExitBadInput = 2;
+inline constexpr int kExitUnreachable = 3;
+
+struct Context {
+  std::string endpoint = "tcp://127.0.0.1:5555";
+  std::string owner;
+  bool json = false;
+  int timeoutMs = 5000;
+  int exitCode = kExitOk;
+
+  client::Client makeClient() const;
+  // Prints `status` as one line on stderr (and as {"error":...} on stdout with --json) and
+  // returns its exit code.
+  int fail(const Status& status) const;
+};
+
+int exitCodeFor(const Status& status);
+// One event as a single-line JSON object (watch --json).
+std::string eventJsonLine(const ReservationEvent& e);
+
+void addReservationCommands(CLI::App& app, Context& ctx);  // submit show list cancel watch
+void addClusterCommands(CLI::App& app, Context& ctx);      // hosts vms
+
+}  // namespace vrm::vrmctl

@@ -1,0 +1,64 @@
+#include "vrm/client/render.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace vrm::client {
+namespace {
+
+Reservation sample() {
+  Reservation r;
+  r.id = "r7";
+  r.request.owner = "lab-bmi";
+  r.request.hostCount = 1;
+  r.request.vmsPerHost = 1;
+  r.request.startNs = 7200 * kNsPerSec;
+  r.request.endNs = 14400 * kNsPerSec;
+  r.request.templateName = "bmi-decoder";
+  r.state = ReservationState::kReady;
+  r.hosts = {"node3"};
+  r.plan.strategy = "sequential";
+  r.plan.model = "simple";
+  r.plan.makespanNs = 20 * kNsPerSec;
+  r.plan.latestSafeStartNs = 7000 * kNsPerSec;
+  PlannedMove m;
+  m.vmId = "web-1";
+  m.fromHost = "node3";
+  m.toHost = "node1";
+  m.endOffsetNs = 20 * kNsPerSec;
+  m.transferredBytes = 1 << 30;
+  r.plan.moves = {m};
+  r.moves = {{MoveState::kDone, 7000 * kNsPerSec, 7019 * kNsPerSec}};
+  r.clones = {{"r7-bmi-decoder-1", "node3", CloneState::kRunning, "r7.node3.sim", "vrm"}};
+  r.events = {{1, ReservationState::kAdmitted, "admitted"}};
+  return r;
+}
+
+// Ensures the JSON carries the fields scripts rely on, with handles only for running clones.
+TEST(RenderTest, ReservationJsonHasTheContractFields) {
+  auto j = nlohmann::json::parse(reservationJson(sample()));
+  EXPECT_EQ(j["id"], "r7");
+  EXPECT_EQ(j["state"], "ready");
+  EXPECT_EQ(j["hosts"][0], "node3");
+  EXPECT_EQ(j["plan"]["moves"][0]["vm"], "web-1");
+  EXPECT_EQ(j["plan"]["moves"][0]["state"], "done");
+  EXPECT_DOUBLE_EQ(j["plan"]["makespan_s"].get<double>(), 20.0);
+  EXPECT_EQ(j["plan"]["latest_safe_start"], "1970-01-01T01:56:40Z");
+  ASSERT_EQ(j["handles"].size(), 1u);
+  EXPECT_EQ(j["handles"][0]["address"], "r7.node3.sim");
+  EXPECT_EQ(j["events"][0]["message"], "admitted");
+}
+
+// Ensures the human form shows the plan table, a timeline and the handles.
+TEST(RenderTest, ReservationTextShowsPlanTimelineAndHandles) {
+  std::string text = reservationText(sample(), 0);
+  EXPECT_NE(text.find("latest safe start"), std::string::npos);
+  EXPECT_NE(text.find("web-1"), std::string::npos);
+  EXPECT_NE(text.find("timeline"), std::string::npos);
+  EXPECT_NE(text.find("####"), std::string::npos);
+  EXPECT_NE(text.find("r7.node3.sim"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vrm::client
