@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The system doing its main job, end to end, on one machine:
+#   vrmd and three vmschedd agents (simulated hypervisor, clock 600x faster than real time) on
+#   loopback; a BMI-style reservation that forces a host to be vacated; the admission decision,
+#   the vacate plan, progress, the returned handles, and the teardown at the end of the window.
+# Stops everything it started and exits 0 when the reservation completed.
+#
+# Environment: VRM_DEMO_PORT (default 15555; uses it and the next port), VRM_DEMO_SCALE
+# (default 600), VRM_BUILD_DIR (default build/), VRM_DEMO_NO_BUILD=1 (tests: already built).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+[[ -n ${VRM_DEMO_NO_BUILD:-} ]] || "$root/scripts/build.sh" >&2
+
+build=${VRM_BUILD_DIR:-$root/build}
+port=${VRM_DEMO_PORT:-15555}
+scale=${VRM_DEMO_SCALE:-600}
+work=$(mktemp -d -t vrm-demo.XXXXXX)
+clients="tcp://127.0.0.1:$port"
+agents="tcp://127.0.0.1:$((port + 1))"
+origin=$(date +%s%N)  # shared by every process so their scaled clocks agree
+pids=()
+
+cleanup() {
+  local rc=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ $rc -ne 0 ]]; then
+    echo "--- demo failed (exit $rc); daemon logs follow ---" >&2
+    tail -n 30 "$work"/*.log >&2 || true
+  fi
+  rm -rf "$work"
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+export VRM_ENDPOINT=$clients VRM_OWNER=lab-bmi
+vrmctl() { "$build/clients/vrmctl" "$@"; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Starting vrmd and three agents (clock ${scale}x real time, logs in $work)"
+"$build/vrm/vrmd" --cluster "$root/examples/cluster.yaml" --store "$work/vrm.db" \
+  --clients "$clients" --agents "$agents" --time-scale "$scale" --clock-origin "$origin" \
+  --heartbeat-timeout 5min >"$work/vrmd.log" 2>&1 &
+pids+=($!)
+for host in node1 node2 node3; do
+  "$build/vmscheduler/vmschedd" --host "$host" --cluster "$root/examples/cluster.yaml" \
+    --vrmd "$agents" --backend sim --time-scale "$scale" --clock-origin "$origin" \
+    --heartbeat-interval 30s >"$work/$host.log" 2>&1 &
+  pids+=($!)
+done
+
+# Wait (bounded) until all three agents have registered.
+for _ in $(seq 1 100); do
+  up=$(vrmctl --json hosts 2>/dev/null | grep -c '"reachable": true' || true)
+  [[ $up -ge 3 ]] && break
+  sleep 0.1
+done
+[[ ${up:-0} -ge 3 ]] || { echo "agents did not register" >&2; exit 1; }
+
+say "The cluster: every host runs other people's VMs"
+vrmctl hosts
+vrmctl vms
+
+say "Lab staff reserve one dedicated host for a 2 h BMI session starting in 30 minutes"
+echo "\$ vrmctl submit --hosts 1 --start +30min --duration 2h --template bmi-decoder"
+submitted=$(vrmctl submit --hosts 1 --start +30min --duration 2h --template bmi-decoder \
+  --label "BMI closed-loop session")
+echo "$submitted"
+id=$(head -n 1 <<<"$submitted" | awk '{print $1}')
+
+say "Following $id: nothing moves before the latest safe start, then the vacate runs"
+vrmctl watch "$id" --until ready --timeout 2min
+
+say "Ready before its start: the handles"
+vrmctl show "$id"
+echo
+vrmctl vms
+
+say "The window passes; at its end the reservation's VMs are destroyed"
+vrmctl watch "$id" --until done --timeout 2min | tail -n 4
+vrmctl show "$id" | head -n 3
+
+state=$(vrmctl show "$id" | head -n 1 | awk '{print $2}')
+[[ $state == done ]] || { echo "reservation ended in state $state" >&2; exit 1; }
+say "Done: admitted, vacated, cloned, handed back and torn down"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Ensures vrmctl's commands work against a running vrmd and that every kind of bad input or
+# refusal gets its documented exit code (0 ok, 1 rejected, 2 bad input, 3 unreachable) and a
+# one-line reason.
+PORT=${PORT:-16655}
+source "$(dirname "$0")/lib.sh"
+start_cluster
+
+expect_exit 0 "hosts lists three hosts" -- vrmctl hosts
+expect_output "node3" "hosts table names node3"
+expect_exit 0 "vms --json" -- vrmctl --json vms
+expect_output '"id": "db-1"' "vms JSON carries VM ids"
+
+expect_exit 2 "end before start" -- vrmctl submit --hosts 1 --start +2h --end +1h --template small
+expect_output "end must be after start" "says why"
+expect_exit 2 "unparseable start" -- vrmctl submit --hosts 1 --start soonish --duration 1h --template small
+expect_output "ISO 8601" "lists the accepted forms"
+expect_exit 2 "start in the past" -- vrmctl submit --hosts 1 --start 2001-01-01T00:00:00Z --duration 1h --template small
+expect_exit 2 "zero hosts" -- vrmctl submit --hosts 0 --start +2h --duration 1h --template small
+expect_exit 2 "more hosts than the cluster has" -- vrmctl submit --hosts 9 --start +2h --duration 1h --template small
+expect_output "cluster has 3" "says how many there are"
+expect_exit 2 "unknown template" -- vrmctl submit --hosts 1 --start +2h --duration 1h --template nope
+expect_exit 2 "unknown host" -- vrmctl submit --host node9 --start +2h --duration 1h --template small
+expect_exit 2 "bad duration unit" -- vrmctl submit --hosts 1 --start +2h --duration 1parsec --template small
+expect_exit 2 "missing required flag" -- vrmctl submit --hosts 1 --duration 1h --template small
+expect_exit 1 "too late to vacate is rejected" -- vrmctl submit --hosts 1 --start +20s --duration 1h --template small
+expect_output "earliest feasible start" "offers the earliest feasible start"
+expect_exit 0 "dry run admits" -- vrmctl --json submit --hosts 1 --start +3h --duration 1h --template small --dry-run
+expect_output '"state": "admitted"' "dry-run decision in JSON"
+expect_exit 0 "list is empty after a dry run" -- vrmctl --json list --state admitted
+expect_output '^\[\]$' "nothing was booked"
+
+expect_exit 0 "submit a dedicated reservation" -- vrmctl submit --hosts 1 --start +3h --duration 1h --template small
+id=$(head -n 1 "$work/out" | awk '{print $1}')
+expect_exit 0 "show it" -- vrmctl --json show "$id"
+expect_output '"latest_safe_start"' "plan has a latest safe start"
+expect_exit 0 "list by owner" -- vrmctl list --owner tester
+expect_output "$id" "listed"
+expect_exit 1 "another owner cannot cancel" -- env VRM_OWNER=intruder "$build/clients/vrmctl" cancel "$id"
+expect_output "unauthorized" "says unauthorized"
+expect_exit 0 "the owner cancels" -- vrmctl cancel "$id"
+expect_exit 1 "cancelling twice is refused" -- vrmctl cancel "$id"
+expect_exit 2 "unknown reservation" -- vrmctl show r999
+expect_exit 2 "unknown state filter" -- vrmctl list --state sleepy
+
+expect_exit 0 "shared reservation" -- vrmctl submit --vms 2 --start +1h --duration 1h --template small --wait --wait-timeout 1min
+expect_output "handles" "returns handles when ready"
+
+expect_exit 3 "unreachable vrmd" -- vrmctl --vrmd tcp://127.0.0.1:1 --timeout-ms 300 hosts
+expect_output "did not answer|cannot reach" "says vrmd cannot be reached"
+finish

@@ -1,0 +1,107 @@
+# Shared by the end-to-end tests: start vrmd and sim agents on loopback under a scaled clock,
+# stop them on exit, and assert on exit codes and output. Source it; set PORT first.
+set -euo pipefail
+: "${VRM_BUILD_DIR:?VRM_BUILD_DIR must point at the build directory}"
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=$VRM_BUILD_DIR
+work=$(mktemp -d -t vrm-e2e.XXXXXX)
+SCALE=${SCALE:-600}
+ORIGIN=$(date +%s%N)
+CLIENTS="tcp://127.0.0.1:$PORT"
+AGENTS="tcp://127.0.0.1:$((PORT + 1))"
+CLUSTER=${CLUSTER:-$root/examples/cluster.yaml}
+declare -A agent_pids=()
+vrmd_pid=""
+failures=0
+checks=0
+
+cleanup() {
+  local rc=$?
+  [[ -n $vrmd_pid ]] && kill -9 "$vrmd_pid" 2>/dev/null || true
+  for pid in "${agent_pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ $rc -ne 0 || $failures -ne 0 ]]; then tail -n 40 "$work"/*.log >&2 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export VRM_ENDPOINT=$CLIENTS VRM_OWNER=tester
+vrmctl() { "$build/clients/vrmctl" "$@"; }
+
+start_vrmd() {
+  "$build/vrm/vrmd" --cluster "$CLUSTER" --store "$work/vrm.db" --clients "$CLIENTS" \
+    --agents "$AGENTS" --time-scale "$SCALE" --clock-origin "$ORIGIN" \
+    --heartbeat-timeout 5min >>"$work/vrmd.log" 2>&1 &
+  vrmd_pid=$!
+}
+
+start_agent() {
+  "$build/vmscheduler/vmschedd" --host "$1" --cluster "$CLUSTER" --vrmd "$AGENTS" \
+    --backend sim --time-scale "$SCALE" --clock-origin "$ORIGIN" \
+    --heartbeat-interval 30s >>"$work/$1.log" 2>&1 &
+  agent_pids[$1]=$!
+}
+
+# Waits (bounded, real time) until `vrmctl hosts --json` shows N reachable hosts.
+wait_hosts() {
+  local n=$1 up=0
+  for _ in $(seq 1 150); do
+    up=$(vrmctl --json hosts 2>/dev/null | grep -c '"reachable": true' || true)
+    [[ $up -ge $n ]] && return 0
+    sleep 0.1
+  done
+  echo "only $up of $n hosts registered" >&2
+  return 1
+}
+
+start_cluster() {
+  start_vrmd
+  for h in node1 node2 node3; do start_agent "$h"; done
+  wait_hosts 3
+}
+
+# expect_exit CODE DESCRIPTION -- COMMAND...: runs COMMAND, checks its exit code.
+expect_exit() {
+  local want=$1 what=$2
+  shift 3
+  local got=0
+  "$@" >"$work/out" 2>"$work/err" || got=$?
+  checks=$((checks + 1))
+  if [[ $got -ne $want ]]; then
+    failures=$((failures + 1))
+    echo "FAIL: $what: exit $got, expected $want" >&2
+    sed 's/^/  | /' "$work/out" "$work/err" >&2
+  else
+    echo "ok: $what (exit $got)"
+  fi
+}
+
+# expect_output PATTERN DESCRIPTION: the last command's stdout+stderr match PATTERN.
+expect_output() {
+  checks=$((checks + 1))
+  if grep -qE "$1" "$work/out" "$work/err"; then
+    echo "ok: $2"
+  else
+    failures=$((failures + 1))
+    echo "FAIL: $2: no match for /$1/" >&2
+    sed 's/^/  | /' "$work/out" "$work/err" >&2
+  fi
+}
+
+finish() {
+  echo "$((checks - failures)) passed, $failures failed"
+  [[ $failures -eq 0 ]]
+}
+
+# state_of ID: the reservation's state word.
+state_of() { vrmctl show "$1" | head -n 1 | awk '{print $2}'; }
+
+# wait_state ID REGEX: bounded real-time wait until the state matches (e.g. 'ready|active').
+wait_state() {
+  for _ in $(seq 1 300); do
+    [[ $(state_of "$1") =~ ^($2)$ ]] && return 0
+    sleep 0.1
+  done
+  echo "$1 never reached $2 (is $(state_of "$1"))" >&2
+  return 1
+}
