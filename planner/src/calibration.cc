@@ -51,8 +51,8 @@ struct LinearFit {
 // pinned at 0 and the rest refitted (a simple active set; each pass pins one more, so it ends).
 // Columns are scaled to unit RMS before the normal equations are solved, which keeps seconds,
 // GiB and GiB^2 columns comparable.
-LinearFit fitNonNegative(const std::vector<std::vector<double>>& rows,
-                         const std::vector<double>& y, const std::vector<double>& prior) {
+LinearFit fitNonNegative(const std::vector<std::vector<double>>& rows, const std::vector<double>& y,
+                         const std::vector<double>& prior) {
   const std::size_t p = prior.size();
   const std::size_t n = rows.size();
   LinearFit fit{prior, std::vector<Coef>(p, Coef::kFitted)};
@@ -339,9 +339,10 @@ Status fitLiuGamma(Calibration& c, const std::vector<MigrationObservation>& obs,
   for (std::size_t j = 0; j < keys.size(); ++j) c.parameters[keys[j]] = result.best[j];
   c.goodputFactor = std::exp(result.best[3]);
   c.overheadS = overheadAndSse(result.best).first;
-  c.notes.push_back("gamma_a, gamma_b, gamma_c and goodput_factor fitted by Nelder-Mead on total "
-                    "time (" + std::to_string(firstEvaluations + result.evaluations) +
-                    " evaluations)");
+  c.notes.push_back(
+      "gamma_a, gamma_b, gamma_c and goodput_factor fitted by Nelder-Mead on total "
+      "time (" +
+      std::to_string(firstEvaluations + result.evaluations) + " evaluations)");
   return Status::ok();
 }
 
@@ -420,10 +421,10 @@ Status fitZhao(Calibration& c, const std::vector<MigrationObservation>& obs) {
   } else {
     std::vector<std::string> keys = {"suspend_base_s", "suspend_s_per_gib",
                                      "suspend_s_per_modified_gib", "copy_bandwidth_factor"};
-    std::vector<double> prior = {p.at("suspend_base_s") + p.at("resume_time_s") +
-                                     p.at("copy_base_s"),
-                                 p.at("suspend_s_per_gib") + p.at("resume_s_per_gib"),
-                                 p.at("suspend_s_per_modified_gib"), bandwidthFactor};
+    std::vector<double> prior = {
+        p.at("suspend_base_s") + p.at("resume_time_s") + p.at("copy_base_s"),
+        p.at("suspend_s_per_gib") + p.at("resume_s_per_gib"), p.at("suspend_s_per_modified_gib"),
+        bandwidthFactor};
     if (disk) {
       keys.push_back("copy_disk_s_per_gib2");
       prior.push_back(p.at("copy_disk_s_per_gib2"));
@@ -468,8 +469,8 @@ Status fillResiduals(Calibration& c, const std::vector<MigrationObservation>& ob
   auto r2 = [](const std::vector<double>& observed,
                const std::vector<double>& residuals) -> std::optional<double> {
     if (observed.empty()) return std::nullopt;
-    const double mean =
-        std::accumulate(observed.begin(), observed.end(), 0.0) / static_cast<double>(observed.size());
+    const double mean = std::accumulate(observed.begin(), observed.end(), 0.0) /
+                        static_cast<double>(observed.size());
     double total = 0, res = 0;
     for (double v : observed) total += (v - mean) * (v - mean);
     for (double r : residuals) res += r * r;

@@ -94,7 +94,8 @@ std::vector<std::string_view> splitCommas(std::string_view line) {
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = line.find(',', start);
-    out.push_back(trim(line.substr(start, comma == std::string_view::npos ? comma : comma - start)));
+    out.push_back(
+        trim(line.substr(start, comma == std::string_view::npos ? comma : comma - start)));
     if (comma == std::string_view::npos) return out;
     start = comma + 1;
   }
@@ -103,8 +104,8 @@ std::vector<std::string_view> splitCommas(std::string_view line) {
 // --- parameters file --------------------------------------------------------------------------
 
 std::string quantileKey(const char* metric, double q) {
-  return std::string(metric) + "_residual_p" + std::to_string(static_cast<int>(std::lround(q * 100))) +
-         "_s";
+  return std::string(metric) + "_residual_p" +
+         std::to_string(static_cast<int>(std::lround(q * 100))) + "_s";
 }
 
 }  // namespace
@@ -200,7 +201,8 @@ std::string formatCalibration(const Calibration& c) {
       for (const auto& [q, v] : fixed) line(quantileKey(metric, q), exact(v));
       return;
     }
-    for (double q : kReportedQuantiles) line(quantileKey(metric, q), exact(residualQuantile(sorted, q)));
+    for (double q : kReportedQuantiles)
+      line(quantileKey(metric, q), exact(residualQuantile(sorted, q)));
     std::string list;
     for (double r : sorted) list += (list.empty() ? "" : " ") + exact(r);
     line(std::string(metric) + "_residuals_s", list);
@@ -241,9 +243,9 @@ Result<Calibration> parseCalibration(std::string_view text) {
         if (end == std::string_view::npos) end = value.size();
         if (end > start) {
           const std::optional<double> v = number(value.substr(start, end - start));
-          if (!v || !std::isfinite(*v)) return fail(key + ": '" +
-                                                    std::string(value.substr(start, end - start)) +
-                                                    "' is not a number");
+          if (!v || !std::isfinite(*v))
+            return fail(key + ": '" + std::string(value.substr(start, end - start)) +
+                        "' is not a number");
           list.push_back(*v);
         }
         start = end + 1;
@@ -285,7 +287,8 @@ Result<Calibration> parseCalibration(std::string_view text) {
       const std::optional<double> level =
           suffix > at ? number(std::string_view(key).substr(at, suffix - at)) : std::nullopt;
       if (!level || !(*level > 0 && *level < 100) || suffix + 2 != key.size()) {
-        return fail("'" + key + "' is not a residual quantile key (e.g. total_time_residual_p99_s)");
+        return fail("'" + key +
+                    "' is not a residual quantile key (e.g. total_time_residual_p99_s)");
       }
       if (Status s = needFinite(); !s) return s;
       (total ? c.totalTimeQuantilesS : c.downtimeQuantilesS)[*level / 100] = *v;

@@ -134,10 +134,10 @@ TEST(CalibratorTest, RecoversGoodputForDirtyPrecopyModels) {
 // Ensures Zhao's phase coefficients are recovered per phase when suspend/copy/resume are
 // measured, and a coefficient without signal (no disk term on a RAM destination) is untouched.
 TEST(CalibratorTest, RecoversZhaoPhaseCoefficients) {
-  const ModelParameters truth = {{"suspend_base_s", 0.8},  {"suspend_s_per_gib", 0.3},
-                                 {"suspend_s_per_modified_gib", 15},
-                                 {"copy_base_s", 0.4},      {"copy_bandwidth_factor", 1.2},
-                                 {"resume_time_s", 1.1},    {"resume_s_per_gib", 0.2}};
+  const ModelParameters truth = {
+      {"suspend_base_s", 0.8},  {"suspend_s_per_gib", 0.3},     {"suspend_s_per_modified_gib", 15},
+      {"copy_base_s", 0.4},     {"copy_bandwidth_factor", 1.2}, {"resume_time_s", 1.1},
+      {"resume_s_per_gib", 0.2}};
   const auto obs = synthesize(truthFor("zhao-scr", truth, 0, 1), 0.005);
   auto c = Calibrator().fit("zhao-scr", obs);
   ASSERT_TRUE(c.isOk()) << c.status().toString();
@@ -163,8 +163,7 @@ TEST(CalibratorTest, ZhaoTotalOnlyFitPredictsTotals) {
 // Ensures Liu's energy coefficients come back from (V_mig, E) pairs.
 TEST(CalibratorTest, RecoversLiuEnergyCoefficients) {
   const auto obs = synthesize(
-      truthFor("liu-base", {{"energy_alpha_j_per_mib", 0.3}, {"energy_beta_j", 50}}, 0.5, 1),
-      0.01);
+      truthFor("liu-base", {{"energy_alpha_j_per_mib", 0.3}, {"energy_beta_j", 50}}, 0.5, 1), 0.01);
   auto c = Calibrator().fit("liu-base", obs);
   ASSERT_TRUE(c.isOk()) << c.status().toString();
   EXPECT_NEAR(c->parameters.at("energy_alpha_j_per_mib"), 0.3, 0.01);
@@ -265,8 +264,10 @@ TEST(CalibrationFileTest, QuantileLinesWithoutResiduals) {
 
 // Ensures bad parameter files and bad calibrator input are rejected with a reason.
 TEST(CalibrationFileTest, RejectsBadInput) {
-  EXPECT_NE(parseCalibration("model = simple\ngoodput_factor = 0\n").status().message().find(
-                "line 2: goodput_factor must be > 0"),
+  EXPECT_NE(parseCalibration("model = simple\ngoodput_factor = 0\n")
+                .status()
+                .message()
+                .find("line 2: goodput_factor must be > 0"),
             std::string::npos);
   EXPECT_NE(parseCalibration("overhead_s = 1\n").status().message().find("no 'model"),
             std::string::npos);

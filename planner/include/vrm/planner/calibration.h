@@ -33,9 +33,9 @@
 //    [0, 1] inside the model, so a, b, c are identifiable only as far as the observations reach
 //    unclamped gammas; the fit is judged on total time (R^2), not on recovering a, b, c.
 // Linear fits keep every coefficient >= 0 (each is a time, an energy or a factor) by an active
-// set: a coefficient that comes out negative is pinned at 0 and the rest refitted. A coefficient the observations cannot identify (its column is all zero
-// or collinear with others, e.g. no row had modified memory) keeps its starting value; the
-// Calibration's notes say which.
+// set: a coefficient that comes out negative is pinned at 0 and the rest refitted. A coefficient
+// the observations cannot identify (its column is all zero or collinear with others, e.g. no row
+// had modified memory) keeps its starting value; the Calibration's notes say which.
 //
 // Prediction at a quantile q (CalibratedModel): mean prediction + the empirical q-quantile of the
 // residuals (linear interpolation between order statistics), for total time and for downtime
@@ -94,7 +94,7 @@ struct Calibration {
   double goodputFactor = 1;    // key goodput_factor: multiplies the link bandwidth (> 0)
   double relativeError = 0.1;  // key relative_error: quantile spread without residuals (>= 0)
 
-  int observations = 0;           // rows the fit used
+  int observations = 0;               // rows the fit used
   std::optional<double> r2TotalTime;  // 1 - SSres/SStot; absent when SStot == 0
   std::optional<double> r2Downtime;   // over rows with a measured downtime
   double rmseTotalTimeS = 0;
@@ -109,8 +109,8 @@ struct Calibration {
 };
 
 struct CalibratorOptions {
-  ModelParameters initial;     // starting values overlaid on the model's defaults
-  double relativeError = 0.1;  // copied into Calibration::relativeError
+  ModelParameters initial;         // starting values overlaid on the model's defaults
+  double relativeError = 0.1;      // copied into Calibration::relativeError
   int maxSearchEvaluations = 600;  // Nelder-Mead budget (liu-refined's gamma)
 };
 
@@ -151,7 +151,9 @@ Result<Calibration> parseCalibration(std::string_view text);
 
 // The calibrated model: `calibration.model` with its parameters, the link calibration applied to
 // every estimate, and, with a quantile in (0, 1), total time and downtime raised to that
-// quantile (extras total_time_mean_s, downtime_mean_s and quantile keep the mean figures).
+// quantile (extras total_time_mean_s, downtime_mean_s and quantile keep the mean figures, and a
+// "quantile margin" phase the difference). parameters() lists the model's keys plus overhead_s
+// and goodput_factor.
 // Errors: as createMigrationModel, and invalid-argument for a quantile outside (0, 1).
 Result<std::unique_ptr<MigrationModel>> createCalibratedModel(
     const Calibration& calibration, std::optional<double> quantile = std::nullopt);
