@@ -14,6 +14,8 @@ packages=(
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev         # cluster descriptions
   nlohmann-json3-dev      # --json output
+  qemu-system-x86 qemu-utils  # qemu backend (qemu-img for qcow2 overlays)
+  busybox-static cpio         # the qemu tests' guest initramfs (tests/guest/build-guest.sh)
 )
 
 missing=()

@@ -1,5 +1,6 @@
 #include "vrm/vmscheduler/hypervisor.h"
 
+#include "qemu/qemu_hypervisor.h"
 #include "sim_hypervisor.h"
 
 namespace vrm::vmscheduler {
@@ -23,7 +24,9 @@ const char* vmStateName(VmState state) {
 Result<std::unique_ptr<Hypervisor>> Hypervisor::create(std::string_view name,
                                                        const HypervisorOptions& options) {
   if (name == "sim") return SimHypervisor::create(options);
-  return Status::invalid("unknown hypervisor backend '" + std::string(name) + "' (available: sim)");
+  if (name == "qemu") return QemuHypervisor::create(options);
+  return Status::invalid("unknown hypervisor backend '" + std::string(name) +
+                         "' (available: sim, qemu)");
 }
 
 }  // namespace vrm::vmscheduler

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 #include <zmq.hpp>
 
 #include "vrm/protocol/cluster.h"
@@ -39,12 +41,15 @@ int main(int argc, char** argv) {
   std::optional<double> timeScale;
   std::optional<std::int64_t> clockOrigin;
   std::string logLevel = "info";
+  std::vector<std::string> backendParams;
   app.add_option("--host", host, "this host's name, as in the cluster file")->required();
   app.add_option("--cluster", clusterFile, "cluster file (YAML) describing this host")->required();
   app.add_option("--vrmd", vrmdEndpoint, "vrmd's agent endpoint")->capture_default_str();
   app.add_option("--backend", backend, "hypervisor backend")
-      ->check(CLI::IsMember({"sim"}))
+      ->check(CLI::IsMember({"sim", "qemu"}))
       ->capture_default_str();
+  app.add_option("--backend-param", backendParams,
+                 "KEY=VALUE setting of the backend (repeatable; e.g. qemu's accel=tcg)");
   app.add_option("--heartbeat-interval", heartbeatText, "clock time between heartbeats (e.g. 5s)")
       ->capture_default_str();
   app.add_option("--time-scale", timeScale, "run the clock this many times faster than real time")
@@ -79,6 +84,11 @@ int main(int argc, char** argv) {
 
   vrm::vmscheduler::HypervisorOptions hvOptions;
   hvOptions.host = *spec;
+  for (const std::string& param : backendParams) {
+    const auto eq = param.find('=');
+    if (eq == std::string::npos || eq == 0) return fail("--backend-param wants KEY=VALUE");
+    hvOptions.params[param.substr(0, eq)] = param.substr(eq + 1);
+  }
   auto hypervisor = vrm::vmscheduler::Hypervisor::create(backend, hvOptions);
   if (!hypervisor) return fail(hypervisor.status().message());
 

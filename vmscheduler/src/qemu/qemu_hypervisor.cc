@@ -1,0 +1,1063 @@
+#include "qemu_hypervisor.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "vrm/protocol/units.h"
+
+namespace vrm::vmscheduler {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kQmpTimeout{1000};
+constexpr milliseconds kLaunchTimeout{10000};
+constexpr TimeNs kPollIntervalNs = 50 * kNsPerMs;
+constexpr TimeNs kIdlePollIntervalNs = 1 * kNsPerSec;
+constexpr TimeNs kResidentIntervalNs = 5 * kNsPerSec;
+// What "unlimited" means for max-bandwidth when the host has no NIC figure (QEMU's own default
+// is only 32 MiB/s).
+constexpr double kUnlimitedBytesPerSec = 100e9;
+
+bool onPath(const std::string& binary) {
+  if (binary.find('/') != std::string::npos) return access(binary.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (!dir.empty() && access((dir + "/" + binary).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+// -m in KiB, avoiding multiples of 256 KiB (QEMU 7.2 TCG dirty-bitmap bug, see the header).
+std::string qemuMemoryArg(std::uint64_t memoryBytes) {
+  std::uint64_t kib = (memoryBytes + 1023) / 1024;
+  if (kib % 256 == 0) kib += 8;
+  return std::to_string(kib) + "k";
+}
+
+std::string describeExit(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "stopped";
+}
+
+std::string tailOf(const std::string& path, std::size_t bytes = 400) {
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.size() > bytes) text = text.substr(text.size() - bytes);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+bool fileContains(const std::string& path, const std::string& needle) {
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return text.find(needle) != std::string::npos;
+}
+
+// Runs a program to completion (short helpers like qemu-img). Returns its output on failure.
+Status runProgram(const std::vector<std::string>& argv) {
+  int pipeFds[2];
+  if (pipe(pipeFds) != 0) return Status::internal("pipe: " + std::string(std::strerror(errno)));
+  pid_t pid = fork();
+  if (pid < 0) return Status::internal("fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    dup2(pipeFds[1], 1);
+    dup2(pipeFds[1], 2);
+    close(pipeFds[0]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(pipeFds[1]);
+  std::string output;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(pipeFds[0], buf, sizeof buf)) > 0) output.append(buf, static_cast<size_t>(n));
+  close(pipeFds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::ok();
+  return Status::internal(argv[0] + " " + describeExit(status) + ": " + output);
+}
+
+bool portFree(const std::string& address, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(port));
+  inet_pton(AF_INET, address.c_str(), &sa.sin_addr);
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  close(fd);
+  return ok;
+}
+
+// Parses "tcp:HOST:PORT".
+bool parseTcpEndpoint(const std::string& endpoint, std::string& host, int& port) {
+  if (endpoint.rfind("tcp:", 0) != 0) return false;
+  const auto colon = endpoint.rfind(':');
+  if (colon <= 4) return false;
+  host = endpoint.substr(4, colon - 4);
+  try {
+    port = std::stoi(endpoint.substr(colon + 1));
+  } catch (...) {
+    return false;
+  }
+  return port > 0 && port < 65536;
+}
+
+// The child of a suspend-copy-resume transfer: streams `path` to host:port at most
+// `bytesPerSec` (0 = unlimited) and exits 0 on success.
+[[noreturn]] void streamFile(const std::string& path, const std::string& host, int port,
+                             double bytesPerSec) {
+  int in = open(path.c_str(), O_RDONLY);
+  if (in < 0) _exit(2);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) _exit(3);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) _exit(4);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<char> buf(64 * 1024);
+  double sent = 0;
+  for (;;) {
+    ssize_t n = read(in, buf.data(), buf.size());
+    if (n < 0) _exit(5);
+    if (n == 0) break;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = write(fd, buf.data() + off, static_cast<size_t>(n - off));
+      if (w <= 0) _exit(6);
+      off += w;
+    }
+    sent += static_cast<double>(n);
+    if (bytesPerSec > 0) {
+      const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                   std::chrono::duration<double>(sent / bytesPerSec));
+      std::this_thread::sleep_until(due);
+    }
+  }
+  shutdown(fd, SHUT_WR);
+  // Wait for the destination to close: it has read everything.
+  while (read(fd, buf.data(), buf.size()) > 0) {
+  }
+  _exit(0);
+}
+
+double jsonNumber(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptions& options) {
+  const HostSpec& spec = options.host;
+  if (spec.name.empty()) return Status::invalid("qemu host needs a name");
+  Config config;
+  config.runDir = "/tmp/vrm-qemu-" + spec.name;
+  config.stateDir = "/dev/shm/vrm-" + spec.name;
+  config.accel = access("/dev/kvm", R_OK | W_OK) == 0 ? "kvm" : "tcg";
+  auto duration = [](const std::string& key, const std::string& value) -> Result<TimeNs> {
+    auto d = parseDurationNs(value);
+    if (!d) return Status::invalid("qemu param " + key + ": " + d.status().message());
+    if (*d < 0) return Status::invalid("qemu param " + key + " must not be negative");
+    return *d;
+  };
+  for (const auto& [key, value] : options.params) {
+    if (key == "binary") {
+      config.binary = value;
+    } else if (key == "accel") {
+      if (value != "tcg" && value != "kvm") {
+        return Status::invalid("qemu param accel must be tcg or kvm, got '" + value + "'");
+      }
+      config.accel = value;
+    } else if (key == "run-dir") {
+      config.runDir = value;
+    } else if (key == "state-dir") {
+      config.stateDir = value;
+    } else if (key == "migration-address") {
+      config.migrationAddress = value;
+    } else if (key == "migration-ports") {
+      int first = 0, last = 0;
+      char dash = 0;
+      std::istringstream in(value);
+      if (!(in >> first >> dash >> last) || dash != '-' || first <= 0 || last < first ||
+          last > 65535) {
+        return Status::invalid("qemu param migration-ports must be FIRST-LAST, got '" + value +
+                               "'");
+      }
+      config.firstPort = first;
+      config.lastPort = last;
+    } else if (key == "boot-timeout") {
+      auto d = duration(key, value);
+      if (!d) return d.status();
+      config.bootTimeoutNs = *d;
+    } else if (key == "migration-timeout") {
+      auto d = duration(key, value);
+      if (!d) return d.status();
+      config.migrationTimeoutNs = *d;
+    } else if (key == "dirty-rate-interval") {
+      auto d = duration(key, value);
+      if (!d) return d.status();
+      config.dirtyRateIntervalNs = *d;
+    } else if (key == "max-rounds") {
+      try {
+        config.maxRounds = std::stoi(value);
+      } catch (...) {
+        return Status::invalid("qemu param max-rounds must be a number, got '" + value + "'");
+      }
+    } else if (key == "initial-template") {
+      config.initialTemplate = value;
+    } else if (key.rfind("template.", 0) == 0) {
+      const auto dot = key.rfind('.');
+      const std::string name = key.substr(9, dot > 9 ? dot - 9 : 0);
+      const std::string field = key.substr(dot + 1);
+      if (name.empty() || dot <= 9) return Status::invalid("qemu param " + key + ": no name");
+      Template& t = config.templates[name];
+      if (field == "kernel") {
+        t.kernel = value;
+      } else if (field == "initrd") {
+        t.initrd = value;
+      } else if (field == "append") {
+        t.append = value;
+      } else if (field == "image") {
+        t.image = value;
+      } else if (field == "ready") {
+        t.ready = value;
+      } else {
+        return Status::invalid("unknown qemu template field '" + field + "' in " + key);
+      }
+    } else {
+      return Status::invalid("unknown qemu backend param '" + key + "'");
+    }
+  }
+  for (const auto& [name, t] : config.templates) {
+    if (t.kernel.empty() == t.image.empty()) {
+      return Status::invalid("qemu template '" + name + "' needs exactly one of kernel or image");
+    }
+    for (const std::string* path : {&t.kernel, &t.initrd, &t.image}) {
+      if (!path->empty() && access(path->c_str(), R_OK) != 0) {
+        return Status::invalid("qemu template '" + name + "': cannot read " + *path);
+      }
+    }
+  }
+  if (!onPath(config.binary)) {
+    return Status::invalid("qemu binary '" + config.binary + "' not found");
+  }
+  std::error_code ec;
+  for (const std::string& dir : {config.runDir, config.stateDir}) {
+    fs::create_directories(dir, ec);
+    if (ec) return Status::invalid("cannot create " + dir + ": " + ec.message());
+  }
+  HostInfo host;
+  host.name = spec.name;
+  host.cpuCores = spec.cpuCores > 0 ? spec.cpuCores : std::thread::hardware_concurrency();
+  host.memoryBytes = spec.memoryBytes > 0 ? spec.memoryBytes
+                                          : static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                                                static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  host.nicBandwidthBytesPerSec = spec.nicBandwidthBytesPerSec;
+  std::unique_ptr<QemuHypervisor> qemu(new QemuHypervisor(std::move(host), std::move(config)));
+  if (!spec.vms.empty()) {
+    const std::string& tname = qemu->config_.initialTemplate;
+    if (tname.empty() || !qemu->config_.templates.count(tname)) {
+      return Status::invalid("qemu host '" + spec.name +
+                             "' lists VMs: set initial-template to a defined template");
+    }
+    for (const VmSpec& v : spec.vms) {
+      Vm vm;
+      vm.info.id = v.id;
+      vm.info.cpuCores = std::max<std::uint32_t>(1, v.cpuCores);
+      vm.info.memoryBytes = v.memoryBytes;
+      vm.info.nonzeroMemoryBytes = v.memoryBytes;
+      vm.info.templateName = tname;
+      if (Status s = qemu->checkRoom(vm.info.cpuCores, vm.info.memoryBytes); !s) {
+        return Status::invalid("initial VM '" + v.id + "': " + s.message());
+      }
+      if (Status s = qemu->launch(vm, false); !s) return s;
+      qemu->vms_.emplace(v.id, std::move(vm));
+    }
+  }
+  return std::unique_ptr<Hypervisor>(std::move(qemu));
+}
+
+QemuHypervisor::~QemuHypervisor() {
+  for (auto& [id, op] : ops_) {
+    if (op.copyPid > 0) {
+      ::kill(op.copyPid, SIGKILL);
+      waitpid(op.copyPid, nullptr, 0);
+    }
+  }
+  for (auto& [id, vm] : vms_) kill(vm);
+}
+
+std::string QemuHypervisor::migrationEndpoint() const {
+  return "tcp:" + config_.migrationAddress;
+}
+
+std::vector<VmInfo> QemuHypervisor::inventory() const {
+  std::vector<VmInfo> out;
+  for (const auto& [id, vm] : vms_) out.push_back(vm.info);
+  return out;
+}
+
+Status QemuHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const {
+  std::uint64_t usedMemory = 0, usedCores = 0;
+  for (const auto& [id, vm] : vms_) {
+    usedMemory += vm.info.memoryBytes;
+    usedCores += vm.info.cpuCores;
+  }
+  const std::uint64_t freeMemory =
+      host_.memoryBytes > usedMemory ? host_.memoryBytes - usedMemory : 0;
+  const std::uint64_t freeCores = host_.cpuCores > usedCores ? host_.cpuCores - usedCores : 0;
+  if (memoryBytes > freeMemory) {
+    return Status::rejected("not enough free memory on host '" + host_.name + "': need " +
+                            formatBytes(static_cast<double>(memoryBytes)) + ", free " +
+                            formatBytes(static_cast<double>(freeMemory)));
+  }
+  if (cores > freeCores) {
+    return Status::rejected("not enough free cpu cores on host '" + host_.name + "': need " +
+                            std::to_string(cores) + ", free " + std::to_string(freeCores));
+  }
+  return Status::ok();
+}
+
+Status QemuHypervisor::launch(Vm& vm, bool incoming) {
+  auto tit = config_.templates.find(vm.info.templateName);
+  if (tit == config_.templates.end()) {
+    return Status::invalid("unknown template '" + vm.info.templateName + "' on host '" +
+                           host_.name + "'");
+  }
+  const Template& t = tit->second;
+  const std::string base =
+      config_.runDir + "/" + vm.info.id + "." + std::to_string(++launchCount_);
+  Process proc;
+  proc.qmpPath = base + ".qmp";
+  proc.serialPath = base + ".serial";
+  proc.logPath = base + ".log";
+  ::unlink(proc.qmpPath.c_str());
+
+  std::vector<std::string> args = {config_.binary,
+                                   "-accel",
+                                   config_.accel,
+                                   "-machine",
+                                   "pc",
+                                   "-m",
+                                   qemuMemoryArg(vm.info.memoryBytes),
+                                   "-smp",
+                                   std::to_string(vm.info.cpuCores),
+                                   "-nodefaults",
+                                   "-no-user-config",
+                                   "-display",
+                                   "none",
+                                   "-no-reboot",
+                                   "-serial",
+                                   "file:" + proc.serialPath,
+                                   "-qmp",
+                                   "unix:" + proc.qmpPath + ",server=on,wait=off"};
+  if (!t.kernel.empty()) {
+    args.insert(args.end(), {"-kernel", t.kernel});
+    if (!t.initrd.empty()) args.insert(args.end(), {"-initrd", t.initrd});
+    args.insert(args.end(), {"-append", t.append});
+  } else {
+    if (vm.diskPath.empty()) vm.diskPath = config_.runDir + "/" + vm.info.id + ".qcow2";
+    args.insert(args.end(), {"-drive", "file=" + vm.diskPath + ",if=virtio,format=qcow2"});
+  }
+  if (incoming) args.insert(args.end(), {"-incoming", "defer"});
+
+  pid_t pid = fork();
+  if (pid < 0) return Status::internal("fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setpgid(0, 0);  // keep terminal signals meant for the agent away from its VMs
+    int devnull = open("/dev/null", O_RDONLY);
+    int log = open(proc.logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (devnull >= 0) dup2(devnull, 0);
+    if (log >= 0) {
+      dup2(log, 1);
+      dup2(log, 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  proc.pid = pid;
+  // Connect while watching for an early exit (bad arguments).
+  const auto deadline = std::chrono::steady_clock::now() + kLaunchTimeout;
+  Status lastError = Status::unavailable("QMP socket did not appear");
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return Status::internal("qemu for vm '" + vm.info.id + "' " + describeExit(status) + ": " +
+                              tailOf(proc.logPath));
+    }
+    auto client = QmpClient::connect(proc.qmpPath, milliseconds(200));
+    if (client) {
+      proc.qmp = std::move(*client);
+      break;
+    }
+    lastError = client.status();
+  }
+  if (!proc.qmp) {
+    ::kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return Status::internal("qemu for vm '" + vm.info.id + "': " + lastError.message());
+  }
+  spdlog::debug("qemu: started pid {} for vm {} ({})", pid, vm.info.id,
+                incoming ? "incoming" : "boot");
+  vm.proc = std::move(proc);
+  return Status::ok();
+}
+
+void QemuHypervisor::kill(Vm& vm) {
+  vm.proc.qmp.reset();
+  if (vm.proc.pid > 0) {
+    ::kill(vm.proc.pid, SIGKILL);
+    waitpid(vm.proc.pid, nullptr, 0);
+    vm.proc.pid = -1;
+  }
+}
+
+std::vector<std::string> QemuHypervisor::reap() {
+  std::vector<std::string> dead;
+  for (auto& [id, vm] : vms_) {
+    if (vm.proc.pid <= 0) continue;
+    int status = 0;
+    if (waitpid(vm.proc.pid, &status, WNOHANG) == vm.proc.pid) {
+      exitReasons_[id] = describeExit(status);
+      spdlog::warn("qemu: vm {} ({}) {}", id, vmStateName(vm.info.state), describeExit(status));
+      vm.proc.pid = -1;
+      vm.proc.qmp.reset();
+      dead.push_back(id);
+    }
+  }
+  return dead;
+}
+
+Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
+  if (info.id.empty()) return Status::invalid("incoming vm has no id");
+  if (info.memoryBytes == 0 || info.cpuCores == 0) {
+    return Status::invalid("incoming vm '" + info.id + "' needs positive memory and cpu cores");
+  }
+  if (vms_.count(info.id)) {
+    return Status::rejected("vm id '" + info.id + "' already exists on host '" + host_.name + "'");
+  }
+  if (Status s = checkRoom(info.cpuCores, info.memoryBytes); !s) return s;
+  Vm vm;
+  vm.info = info;
+  vm.info.state = VmState::kIncoming;
+  if (vm.info.templateName.empty()) vm.info.templateName = config_.initialTemplate;
+  int port = 0;
+  for (int p = config_.firstPort; p <= config_.lastPort && port == 0; ++p) {
+    bool ours = false;
+    for (const auto& [id, other] : vms_) ours = ours || other.incomingPort == p;
+    if (!ours && portFree(config_.migrationAddress, p)) port = p;
+  }
+  if (port == 0) return Status::rejected("no free migration port on host '" + host_.name + "'");
+  if (Status s = launch(vm, true); !s) return s;
+  const std::string endpoint = "tcp:" + config_.migrationAddress + ":" + std::to_string(port);
+  auto r = vm.proc.qmp->execute("migrate-incoming", {{"uri", endpoint}}, kQmpTimeout);
+  if (!r) {
+    kill(vm);
+    return Status::internal("migrate-incoming on host '" + host_.name + "': " +
+                            r.status().message());
+  }
+  vm.incomingPort = port;
+  vms_.emplace(info.id, std::move(vm));
+  return endpoint;
+}
+
+Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  Vm& vm = it->second;
+  if (vm.info.state != VmState::kIncoming) {
+    return Status::rejected("vm '" + vmId + "' is not incoming (" + vmStateName(vm.info.state) +
+                            ")");
+  }
+  if (!commit) {
+    kill(vm);
+    vms_.erase(it);
+    return Status::ok();
+  }
+  if (!vm.proc.qmp) return Status::internal("qemu of incoming vm '" + vmId + "' is gone");
+  // The source reports completion a moment before the destination has loaded the last bytes.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string status;
+  for (;;) {
+    auto r = vm.proc.qmp->execute("query-status", {}, kQmpTimeout);
+    if (!r) return Status::internal("incoming vm '" + vmId + "': " + r.status().message());
+    status = r->value("status", "");
+    if (status != "inmigrate") break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::rejected("incoming vm '" + vmId + "' has not received its state yet");
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  if (status != "running") {
+    if (status != "paused" && status != "prelaunch" && status != "postmigrate") {
+      return Status::internal("incoming vm '" + vmId + "' is in state " + status);
+    }
+    auto r = vm.proc.qmp->execute("cont", {}, kQmpTimeout);
+    if (!r) return Status::internal("cont of incoming vm '" + vmId + "': " + r.status().message());
+  }
+  vm.info.state = VmState::kRunning;
+  vm.incomingPort = 0;
+  vm.nextDirtyRateNs = 0;
+  return Status::ok();
+}
+
+Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec) {
+  auto it = vms_.find(spec.vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + spec.vmId + "' is not on host '" + host_.name + "'");
+  }
+  Vm& vm = it->second;
+  if (vm.info.state != VmState::kRunning && vm.info.state != VmState::kSuspended) {
+    return Status::rejected("vm '" + vm.info.id + "' is busy (" + vmStateName(vm.info.state) +
+                            ")");
+  }
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+  if (spec.destinationHost.empty()) return Status::invalid("migration needs a destination host");
+  if (spec.destinationHost == host_.name) {
+    return Status::invalid("vm '" + spec.vmId + "' cannot migrate to its own host");
+  }
+  if (spec.maxBandwidthBytesPerSec < 0 || !std::isfinite(spec.maxBandwidthBytesPerSec)) {
+    return Status::invalid("max bandwidth must be a finite rate >= 0");
+  }
+  std::string destHost;
+  int destPort = 0;
+  if (!parseTcpEndpoint(spec.destinationEndpoint, destHost, destPort)) {
+    return Status::invalid("qemu migrates to tcp:HOST:PORT endpoints, got '" +
+                           spec.destinationEndpoint + "'");
+  }
+  if (!vm.proc.qmp) return Status::internal("qemu of vm '" + vm.info.id + "' is gone");
+  QmpClient& qmp = *vm.proc.qmp;
+  double bandwidth = host_.nicBandwidthBytesPerSec > 0 ? host_.nicBandwidthBytesPerSec
+                                                       : kUnlimitedBytesPerSec;
+  if (spec.maxBandwidthBytesPerSec > 0) bandwidth = std::min(bandwidth, spec.maxBandwidthBytesPerSec);
+
+  Operation op;
+  op.vmId = vm.info.id;
+  op.spec = spec;
+  op.previousState = vm.info.state;
+  MigrationObservation& obs = op.observation;
+  obs.vmId = vm.info.id;
+  obs.fromHost = host_.name;
+  obs.toHost = spec.destinationHost;
+  obs.mode = spec.mode;
+  obs.memoryBytes = vm.info.memoryBytes;
+  obs.nonzeroMemoryBytes = vm.info.nonzeroMemoryBytes;
+  obs.dirtyRateBytesPerSec = vm.info.dirtyRateBytesPerSec;
+
+  json params = {{"max-bandwidth", static_cast<std::int64_t>(bandwidth)}};
+  std::string uri = spec.destinationEndpoint;
+  if (spec.mode == MigrationMode::kLive) {
+    op.kind = OpKind::kLive;
+    if (spec.downtimeLimitNs > 0) {
+      params["downtime-limit"] = std::max<std::int64_t>(1, spec.downtimeLimitNs / kNsPerMs);
+    }
+  } else {
+    op.kind = OpKind::kScrSave;
+    // Saving to the local state dir is not the network copy: do not throttle it.
+    params["max-bandwidth"] = static_cast<std::int64_t>(kUnlimitedBytesPerSec);
+    op.statePath = config_.stateDir + "/" + vm.info.id + ".state";
+    ::unlink(op.statePath.c_str());
+    uri = "exec:cat > '" + op.statePath + "'";
+    if (vm.info.state == VmState::kRunning) {
+      if (auto r = qmp.execute("stop", {}, kQmpTimeout); !r) return r.status();
+    }
+  }
+  auto restore = [&] {
+    if (spec.mode != MigrationMode::kLive && op.previousState == VmState::kRunning) {
+      (void)qmp.execute("cont", {}, kQmpTimeout);
+    }
+  };
+  if (auto r = qmp.execute("migrate-set-parameters", params, kQmpTimeout); !r) {
+    restore();
+    return Status::internal("vm '" + vm.info.id + "': " + r.status().message());
+  }
+  if (auto r = qmp.execute("migrate", {{"uri", uri}}, kQmpTimeout); !r) {
+    restore();
+    return Status::internal("vm '" + vm.info.id + "': " + r.status().message());
+  }
+  op.observation.bandwidthBytesPerSec = bandwidth;
+  vm.info.state = VmState::kMigratingOut;
+  ops_.emplace(id, std::move(op));
+  return Status::ok();
+}
+
+Status QemuHypervisor::suspend(const std::string& vmId) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  Vm& vm = it->second;
+  if (vm.info.state == VmState::kSuspended) return Status::ok();
+  if (vm.info.state != VmState::kRunning) {
+    return Status::rejected("vm '" + vmId + "' is busy (" + vmStateName(vm.info.state) + ")");
+  }
+  if (!vm.proc.qmp) return Status::internal("qemu of vm '" + vmId + "' is gone");
+  if (auto r = vm.proc.qmp->execute("stop", {}, kQmpTimeout); !r) return r.status();
+  vm.info.state = VmState::kSuspended;
+  return Status::ok();
+}
+
+Status QemuHypervisor::resume(const std::string& vmId) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  Vm& vm = it->second;
+  if (vm.info.state == VmState::kRunning) return Status::ok();
+  if (vm.info.state != VmState::kSuspended) {
+    return Status::rejected("vm '" + vmId + "' is busy (" + vmStateName(vm.info.state) + ")");
+  }
+  if (!vm.proc.qmp) return Status::internal("qemu of vm '" + vmId + "' is gone");
+  if (auto r = vm.proc.qmp->execute("cont", {}, kQmpTimeout); !r) return r.status();
+  vm.info.state = VmState::kRunning;
+  return Status::ok();
+}
+
+Status QemuHypervisor::startClone(OperationId id, const CloneSpec& spec) {
+  if (spec.vmId.empty()) return Status::invalid("clone needs a vm id");
+  if (spec.memoryBytes == 0 || spec.cpuCores == 0) {
+    return Status::invalid("clone '" + spec.vmId + "' needs positive memory and cpu cores");
+  }
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+  auto tit = config_.templates.find(spec.templateName);
+  if (tit == config_.templates.end()) {
+    return Status::invalid("unknown template '" + spec.templateName + "' on host '" + host_.name +
+                           "'");
+  }
+  VmHandle handle{spec.vmId, host_.name, "", "root"};
+  if (auto it = vms_.find(spec.vmId); it != vms_.end()) {
+    const VmInfo& existing = it->second.info;
+    const bool sameClone =
+        (existing.state == VmState::kRunning || existing.state == VmState::kSuspended) &&
+        existing.templateName == spec.templateName && existing.reservationId == spec.reservationId;
+    if (!sameClone) {
+      return Status::rejected("vm id '" + spec.vmId + "' already exists on host '" + host_.name +
+                              "'");
+    }
+    handle.address = existing.address;
+    OperationEvent done;
+    done.opId = id;
+    done.kind = OperationEvent::Kind::kCompleted;
+    done.clone = handle;
+    immediate_.push_back(std::move(done));
+    return Status::ok();
+  }
+  if (Status s = checkRoom(spec.cpuCores, spec.memoryBytes); !s) return s;
+  Vm vm;
+  vm.info.id = spec.vmId;
+  vm.info.cpuCores = spec.cpuCores;
+  vm.info.memoryBytes = spec.memoryBytes;
+  vm.info.nonzeroMemoryBytes = 0;
+  vm.info.state = VmState::kCloning;
+  vm.info.reservationId = spec.reservationId;
+  vm.info.templateName = spec.templateName;
+  if (!tit->second.image.empty()) {
+    vm.diskPath = config_.runDir + "/" + spec.vmId + ".qcow2";
+    ::unlink(vm.diskPath.c_str());
+    if (Status s = runProgram({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                               tit->second.image, vm.diskPath});
+        !s) {
+      return s;
+    }
+  }
+  if (Status s = launch(vm, false); !s) return s;
+  vm.info.address = "unix:" + vm.proc.qmpPath;
+  handle.address = vm.info.address;
+  Operation op;
+  op.kind = OpKind::kClone;
+  op.vmId = spec.vmId;
+  op.handle = handle;
+  vms_.emplace(spec.vmId, std::move(vm));
+  ops_.emplace(id, std::move(op));
+  return Status::ok();
+}
+
+Status QemuHypervisor::destroy(const std::string& vmId) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  if (it->second.info.state == VmState::kMigratingOut) {
+    return Status::rejected("vm '" + vmId + "' is busy (migrating-out)");
+  }
+  for (auto op = ops_.begin(); op != ops_.end(); ++op) {
+    if (op->second.vmId != vmId) continue;
+    immediate_.push_back(
+        completed(op->first, Status::rejected("vm '" + vmId +
+                                              "' was destroyed before its clone finished")));
+    ops_.erase(op);
+    break;
+  }
+  kill(it->second);
+  if (!it->second.diskPath.empty()) ::unlink(it->second.diskPath.c_str());
+  vms_.erase(it);
+  return Status::ok();
+}
+
+OperationEvent QemuHypervisor::completed(OperationId id, Status status) {
+  OperationEvent e;
+  e.opId = id;
+  e.kind = OperationEvent::Kind::kCompleted;
+  e.status = std::move(status);
+  return e;
+}
+
+void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
+                                   std::vector<OperationEvent>& out, bool& finished) {
+  finished = false;
+  auto vit = vms_.find(op.vmId);
+  if (!op.started) {
+    op.started = true;
+    op.startNs = now;
+    op.observation.startNs = now;
+  }
+  if (vit == vms_.end() || !vit->second.proc.qmp) {
+    // The QEMU exited (reaped this poll): the VM is gone with it.
+    std::string reason = exitReasons_.count(op.vmId) ? exitReasons_[op.vmId] : "is gone";
+    if (op.copyPid > 0) {
+      ::kill(op.copyPid, SIGKILL);
+      waitpid(op.copyPid, nullptr, 0);
+      op.copyPid = -1;
+    }
+    out.push_back(completed(id, Status::internal("qemu of vm '" + op.vmId + "' on host '" +
+                                                 host_.name + "' " + reason)));
+    if (vit != vms_.end()) vms_.erase(vit);
+    finished = true;
+    return;
+  }
+  Vm& vm = vit->second;
+  QmpClient& qmp = *vm.proc.qmp;
+  const TimeNs elapsed = now - op.startNs;
+
+  auto progress = [&](double fraction, std::uint64_t sent, std::uint64_t total,
+                      const std::string& phase) {
+    const int step = std::clamp(static_cast<int>(fraction * 10), 0, 9);
+    if (step <= op.lastStep) return;
+    op.lastStep = step;
+    OperationEvent e;
+    e.opId = id;
+    e.kind = OperationEvent::Kind::kProgress;
+    e.fraction = fraction;
+    e.bytesSent = sent;
+    e.bytesTotal = total;
+    e.phase = phase;
+    out.push_back(std::move(e));
+  };
+  auto failMigration = [&](Status status) {
+    // The VM stays here, as it was before.
+    if (op.previousState == VmState::kRunning) {
+      auto st = qmp.execute("query-status", {}, kQmpTimeout);
+      if (st && st->value("status", "") != "running") (void)qmp.execute("cont", {}, kQmpTimeout);
+    }
+    vm.info.state = op.previousState;
+    if (!op.statePath.empty()) ::unlink(op.statePath.c_str());
+    out.push_back(completed(id, std::move(status)));
+    finished = true;
+  };
+
+  if (op.kind == OpKind::kClone) {
+    const Template& t = config_.templates.at(vm.info.templateName);
+    bool ready = false;
+    if (!t.ready.empty()) {
+      ready = fileContains(vm.proc.serialPath, t.ready);
+    } else {
+      auto st = qmp.execute("query-status", {}, kQmpTimeout);
+      ready = st && st->value("status", "") == "running";
+    }
+    if (ready) {
+      vm.info.state = VmState::kRunning;
+      OperationEvent e = completed(id, Status::ok());
+      e.clone = op.handle;
+      out.push_back(std::move(e));
+      finished = true;
+      return;
+    }
+    if (config_.bootTimeoutNs > 0 && elapsed > config_.bootTimeoutNs) {
+      const std::string console = tailOf(vm.proc.serialPath, 200);
+      kill(vm);
+      vms_.erase(vit);
+      out.push_back(completed(id, Status::internal("vm '" + op.vmId + "' was not ready after " +
+                                                   formatDuration(config_.bootTimeoutNs) +
+                                                   "; console: " + console)));
+      finished = true;
+      return;
+    }
+    progress(config_.bootTimeoutNs > 0
+                 ? static_cast<double>(elapsed) / static_cast<double>(config_.bootTimeoutNs)
+                 : 0,
+             0, 0, "clone");
+    return;
+  }
+
+  if (op.kind == OpKind::kScrCopy) {
+    int status = 0;
+    const pid_t r = waitpid(op.copyPid, &status, WNOHANG);
+    const double bw = op.observation.bandwidthBytesPerSec;
+    if (r == 0) {
+      const double sentBytes = std::min(static_cast<double>(op.stateBytes),
+                                        bw * static_cast<double>(now - op.copyStartNs) / 1e9);
+      progress(0.1 + 0.9 * sentBytes / std::max(1.0, static_cast<double>(op.stateBytes)),
+               static_cast<std::uint64_t>(sentBytes), op.stateBytes, "copy");
+      return;
+    }
+    op.copyPid = -1;
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+      failMigration(Status::unavailable("transfer of vm '" + op.vmId + "' state to " +
+                                        op.spec.destinationEndpoint + " failed (" +
+                                        describeExit(status) + ")"));
+      return;
+    }
+    MigrationObservation obs = op.observation;
+    obs.endNs = now;
+    obs.setupNs = op.copyStartNs - op.startNs;  // the save to the state dir
+    obs.downtimeNs = now - op.startNs;          // stopped from start to end
+    obs.transferredBytes = op.stateBytes;
+    obs.rounds = 1;
+    const TimeNs copyNs = now - op.copyStartNs;
+    if (copyNs > 0) obs.bandwidthBytesPerSec = static_cast<double>(op.stateBytes) * 1e9 / copyNs;
+    ::unlink(op.statePath.c_str());
+    kill(vm);
+    vms_.erase(vit);
+    OperationEvent e = completed(id, Status::ok());
+    e.migration = obs;
+    out.push_back(std::move(e));
+    finished = true;
+    return;
+  }
+
+  // kLive and kScrSave: follow QEMU's migration.
+  auto q = qmp.execute("query-migrate", {}, kQmpTimeout);
+  if (!q) return;  // try again next poll (a dead QEMU is reaped then)
+  const std::string status = q->value("status", "");
+  const json ram = q->value("ram", json::object());
+  if (status == "completed") {
+    if (op.kind == OpKind::kScrSave) {
+      struct stat st {};
+      op.stateBytes =
+          ::stat(op.statePath.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+      std::string host;
+      int port = 0;
+      parseTcpEndpoint(op.spec.destinationEndpoint, host, port);
+      const double bw = op.observation.bandwidthBytesPerSec >= kUnlimitedBytesPerSec
+                            ? 0
+                            : op.observation.bandwidthBytesPerSec;
+      pid_t child = fork();
+      if (child < 0) {
+        failMigration(Status::internal("fork: " + std::string(std::strerror(errno))));
+        return;
+      }
+      if (child == 0) streamFile(op.statePath, host, port, bw);
+      op.copyPid = child;
+      op.copyStartNs = now;
+      op.kind = OpKind::kScrCopy;
+      progress(0.1, 0, op.stateBytes, "copy");
+      return;
+    }
+    MigrationObservation obs = op.observation;
+    const double totalMs = jsonNumber(*q, "total-time");
+    obs.endNs = obs.startNs + static_cast<TimeNs>(totalMs * kNsPerMs);
+    obs.setupNs = static_cast<TimeNs>(jsonNumber(*q, "setup-time") * kNsPerMs);
+    obs.downtimeNs = static_cast<TimeNs>(jsonNumber(*q, "downtime") * kNsPerMs);
+    obs.transferredBytes = static_cast<std::uint64_t>(jsonNumber(ram, "transferred"));
+    obs.rounds = static_cast<std::uint32_t>(jsonNumber(ram, "dirty-sync-count"));
+    const double copyS = (totalMs - jsonNumber(*q, "setup-time")) / 1e3;
+    if (copyS > 0) obs.bandwidthBytesPerSec = static_cast<double>(obs.transferredBytes) / copyS;
+    kill(vm);
+    vms_.erase(vit);
+    OperationEvent e = completed(id, Status::ok());
+    e.migration = obs;
+    out.push_back(std::move(e));
+    finished = true;
+    return;
+  }
+  if (status == "failed" || status == "cancelled") {
+    if (!op.cancelReason.empty()) {
+      failMigration(Status::rejected(op.cancelReason));
+    } else {
+      failMigration(Status::unavailable("migration of vm '" + op.vmId + "' to " +
+                                        op.spec.destinationHost + " " + status + ": " +
+                                        q->value("error-desc", std::string("no reason given"))));
+    }
+    return;
+  }
+  // setup, active, device, pre-switchover, cancelling, ...
+  const double total = jsonNumber(ram, "total");
+  const double transferred = jsonNumber(ram, "transferred");
+  const double remaining = jsonNumber(ram, "remaining");
+  if (op.kind == OpKind::kLive && op.cancelReason.empty()) {
+    const int rounds = static_cast<int>(jsonNumber(ram, "dirty-sync-count"));
+    std::string why;
+    if (config_.maxRounds > 0 && rounds > config_.maxRounds) {
+      why = std::to_string(rounds) + " rounds";
+    } else if (config_.migrationTimeoutNs > 0 && elapsed > config_.migrationTimeoutNs) {
+      why = formatDuration(elapsed);
+    }
+    if (!why.empty()) {
+      op.cancelReason = "live migration of vm '" + op.vmId + "' did not converge after " + why +
+                        " (" + formatBytes(remaining) + " still dirty, dirty rate " +
+                        formatBytes(jsonNumber(ram, "dirty-pages-rate") * 4096) +
+                        "/s): cancelled, the vm keeps running on " + host_.name;
+      (void)qmp.execute("migrate_cancel", {}, kQmpTimeout);
+      return;
+    }
+  }
+  if (op.kind == OpKind::kLive) {
+    const double fraction = total > 0 ? std::min(1.0, (total - remaining) / total) : 0;
+    progress(fraction, static_cast<std::uint64_t>(transferred),
+             static_cast<std::uint64_t>(total), status == "setup" ? "setup" : "copy");
+  } else {
+    progress(0, static_cast<std::uint64_t>(transferred), static_cast<std::uint64_t>(total),
+             "save");
+  }
+}
+
+void QemuHypervisor::pollDirtyRate(Vm& vm, TimeNs now) {
+  if (config_.dirtyRateIntervalNs <= 0 || vm.info.state != VmState::kRunning || !vm.proc.qmp) {
+    return;
+  }
+  QmpClient& qmp = *vm.proc.qmp;
+  if (!vm.dirtyRatePending) {
+    if (now < vm.nextDirtyRateNs) return;
+    auto r = qmp.execute("calc-dirty-rate", {{"calc-time", 1}, {"mode", "page-sampling"}},
+                         kQmpTimeout);
+    vm.nextDirtyRateNs = now + config_.dirtyRateIntervalNs;
+    if (r) {
+      vm.dirtyRatePending = true;
+      vm.dirtyRateDueNs = now + 1100 * kNsPerMs;
+    }
+    return;
+  }
+  if (now < vm.dirtyRateDueNs) return;
+  auto r = qmp.execute("query-dirty-rate", {}, kQmpTimeout);
+  if (!r) return;
+  const std::string status = r->value("status", "");
+  if (status == "measuring") {
+    vm.dirtyRateDueNs = now + 200 * kNsPerMs;
+    return;
+  }
+  vm.dirtyRatePending = false;
+  if (status == "measured") {
+    // dirty-rate is in MiB/s.
+    vm.info.dirtyRateBytesPerSec = jsonNumber(*r, "dirty-rate") * 1024 * 1024;
+  }
+}
+
+void QemuHypervisor::updateResident(Vm& vm) {
+  // Guest RAM is the anonymous mapping of (about) the guest's memory size; its resident size is
+  // what a migration has to send (untouched pages are zero and cost almost nothing).
+  if (vm.proc.pid <= 0) return;
+  std::ifstream smaps("/proc/" + std::to_string(vm.proc.pid) + "/smaps");
+  const std::uint64_t ramKib = (vm.info.memoryBytes + 1023) / 1024;
+  std::uint64_t bestSize = 0, bestRss = 0, size = 0;
+  std::string line;
+  while (std::getline(smaps, line)) {
+    std::uint64_t kb = 0;
+    if (std::sscanf(line.c_str(), "Size: %lu kB", &kb) == 1) {
+      size = kb;
+    } else if (std::sscanf(line.c_str(), "Rss: %lu kB", &kb) == 1) {
+      if (size >= ramKib && size <= ramKib + 4096 && (bestSize == 0 || size < bestSize)) {
+        bestSize = size;
+        bestRss = kb;
+      }
+    }
+  }
+  if (bestSize > 0) vm.info.nonzeroMemoryBytes = std::min(bestRss * 1024, vm.info.memoryBytes);
+}
+
+std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
+  lastPollNs_ = std::max(lastPollNs_, now);
+  std::vector<OperationEvent> events = std::move(immediate_);
+  immediate_.clear();
+  const std::vector<std::string> dead = reap();
+  for (auto it = ops_.begin(); it != ops_.end();) {
+    bool finished = false;
+    pollOperation(it->first, it->second, now, events, finished);
+    it = finished ? ops_.erase(it) : std::next(it);
+  }
+  // VMs whose QEMU exited with no operation on them leave the inventory too.
+  for (const std::string& id : dead) {
+    auto it = vms_.find(id);
+    if (it != vms_.end() && !it->second.proc.qmp) {
+      if (!it->second.diskPath.empty()) ::unlink(it->second.diskPath.c_str());
+      vms_.erase(it);
+    }
+  }
+  for (auto& [id, vm] : vms_) {
+    if (vm.info.state == VmState::kRunning) pollDirtyRate(vm, now);
+    if (vm.info.state != VmState::kIncoming && now >= vm.nextResidentNs) {
+      updateResident(vm);
+      vm.nextResidentNs = now + kResidentIntervalNs;
+    }
+  }
+  return events;
+}
+
+TimeNs QemuHypervisor::nextEventTime() const {
+  if (!immediate_.empty()) return lastPollNs_;
+  if (!ops_.empty()) return lastPollNs_ + kPollIntervalNs;
+  TimeNs next = kTimeInfinity;
+  for (const auto& [id, vm] : vms_) {
+    next = std::min(next, lastPollNs_ + kIdlePollIntervalNs);
+    if (vm.dirtyRatePending) next = std::min(next, vm.dirtyRateDueNs);
+  }
+  return next;
+}
+
+Result<std::string> QemuHypervisor::consoleLogPath(const std::string& vmId) const {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) return Status::notFound("vm '" + vmId + "' is not on " + host_.name);
+  return it->second.proc.serialPath;
+}
+
+Result<pid_t> QemuHypervisor::qemuPid(const std::string& vmId) const {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end() || it->second.proc.pid <= 0) {
+    return Status::notFound("vm '" + vmId + "' has no qemu on " + host_.name);
+  }
+  return it->second.proc.pid;
+}
+
+Result<nlohmann::json> QemuHypervisor::qmp(const std::string& vmId, const std::string& command,
+                                           const nlohmann::json& arguments) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end() || !it->second.proc.qmp) {
+    return Status::notFound("vm '" + vmId + "' has no qemu on " + host_.name);
+  }
+  return it->second.proc.qmp->execute(command, arguments, kQmpTimeout);
+}
+
+}  // namespace vrm::vmscheduler

@@ -1,0 +1,167 @@
+// The "qemu" backend: real VMs as qemu-system-x86_64 processes this agent starts, owns and drives
+// over QMP.
+//
+// Parameters (HypervisorOptions::params; unknown keys are invalid-argument):
+//   binary              QEMU executable. Default "qemu-system-x86_64" (found on PATH).
+//   accel               "tcg" or "kvm". Default kvm when /dev/kvm is usable, else tcg.
+//   run-dir             QMP sockets, serial logs, qemu logs, qcow2 overlays.
+//                       Default /tmp/vrm-qemu-<host>.
+//   state-dir           where suspend-copy-resume stages the saved state. Default
+//                       /dev/shm/vrm-<host> (RAM-backed: the copy phase stays linear).
+//   migration-address   address incoming migrations listen on. Default 127.0.0.1.
+//   migration-ports     "FIRST-LAST" ports for incoming migrations. Default 49200-49399.
+//   boot-timeout        a clone that is not ready after this is failed. Default 120s.
+//   migration-timeout   a migration still running after this is cancelled and reported as not
+//                       converging. Default 600s.
+//   max-rounds          a live migration past this many dirty-sync rounds is cancelled and
+//                       reported as not converging. Default 60.
+//   dirty-rate-interval time between dirty-rate measurements of each running VM
+//                       (calc-dirty-rate, page-sampling, 1 s); 0s disables. Default 30s.
+//   initial-template    template the HostSpec's VMs are booted from at start. Default: none
+//                       (then the HostSpec must list no VMs).
+//   template.NAME.kernel / .initrd / .append   a direct-kernel template, or
+//   template.NAME.image                         a disk template: clones get a qcow2 overlay
+//                                               (qemu-img) over this base image; migrating such
+//                                               a VM needs run-dir on storage both hosts share.
+//   template.NAME.ready  text on the serial console that marks a clone ready. Default: the VM
+//                        is ready as soon as QEMU reports it running.
+//
+// Facts of QEMU 7.2 under TCG this backend works around:
+//   * guest RAM that is a multiple of 256 KiB is corrupted by live migration of a guest that
+//     writes memory (fixed upstream in 9.0): -m is given in KiB, plus 8 KiB when the size is
+//     such a multiple; VmInfo::memoryBytes stays the requested size;
+//   * calc-dirty-rate dirty-bitmap mode crashes: only page-sampling is used;
+//   * no file: URIs: suspend-copy-resume saves with exec:cat.
+//
+// Migration: the destination's prepareIncoming() starts QEMU with `-incoming defer` and
+// `migrate-incoming tcp:ADDR:PORT`, and returns "tcp:ADDR:PORT". Live: the source sets
+// max-bandwidth and downtime-limit and migrates to it; progress comes from query-migrate; when it
+// completes, the source QEMU is killed and the VM leaves the source's inventory. Suspend-copy-
+// resume: the source stops the VM, saves it with `migrate exec:cat > STATE-DIR/ID.state`, then a
+// child process streams that file to the destination's endpoint at the bandwidth limit (the
+// destination loads it as it arrives and stays paused); finishIncoming(commit) `cont`s it.
+// On failure the destination's VM stays incoming until finishIncoming(false) kills it, and the
+// VM keeps running on the source.
+//
+// QEMU processes are children of this process, die with it (PR_SET_PDEATHSIG) and are reaped by
+// poll(); a VM whose QEMU exits is removed from inventory and any operation on it completes with
+// an internal error. Time: operations start and are measured at poll()'s `now`; phase durations
+// of live migrations come from QEMU's own query-migrate figures.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vrm/vmscheduler/hypervisor.h"
+#include "vrm/vmscheduler/qmp_client.h"
+
+namespace vrm::vmscheduler {
+
+class QemuHypervisor final : public Hypervisor {
+ public:
+  // Errors: invalid-argument for unknown or malformed params, or a binary that cannot be found.
+  static Result<std::unique_ptr<Hypervisor>> create(const HypervisorOptions& options);
+  ~QemuHypervisor() override;
+
+  std::string_view backendName() const override { return "qemu"; }
+  HostInfo hostInfo() const override { return host_; }
+  std::string migrationEndpoint() const override;
+  std::vector<VmInfo> inventory() const override;
+
+  Result<std::string> prepareIncoming(const VmInfo& vm) override;
+  Status finishIncoming(const std::string& vmId, bool commit) override;
+  Status startMigration(OperationId op, const MigrationSpec& spec) override;
+  Status suspend(const std::string& vmId) override;
+  Status resume(const std::string& vmId) override;
+  Status startClone(OperationId op, const CloneSpec& spec) override;
+  Status destroy(const std::string& vmId) override;
+  std::vector<OperationEvent> poll(TimeNs now) override;
+  TimeNs nextEventTime() const override;
+
+  // For tests and diagnostics: the serial console log of the VM's current QEMU process, its pid,
+  // and a raw QMP command on it. Errors: not-found.
+  Result<std::string> consoleLogPath(const std::string& vmId) const;
+  Result<pid_t> qemuPid(const std::string& vmId) const;
+  Result<nlohmann::json> qmp(const std::string& vmId, const std::string& command,
+                             const nlohmann::json& arguments = nlohmann::json());
+
+ private:
+  struct Template {
+    std::string kernel, initrd, append, image, ready;
+  };
+  struct Config {
+    std::string binary = "qemu-system-x86_64";
+    std::string accel;
+    std::string runDir, stateDir;
+    std::string migrationAddress = "127.0.0.1";
+    int firstPort = 49200, lastPort = 49399;
+    TimeNs bootTimeoutNs = 120 * kNsPerSec;
+    TimeNs migrationTimeoutNs = 600 * kNsPerSec;
+    int maxRounds = 60;
+    TimeNs dirtyRateIntervalNs = 30 * kNsPerSec;
+    std::string initialTemplate;
+    std::map<std::string, Template> templates;
+  };
+  struct Process {
+    pid_t pid = -1;
+    std::string qmpPath, serialPath, logPath;
+    std::unique_ptr<QmpClient> qmp;
+  };
+  struct Vm {
+    VmInfo info;
+    Process proc;
+    std::string diskPath;  // qcow2 overlay, for image templates
+    TimeNs nextDirtyRateNs = 0;
+    bool dirtyRatePending = false;
+    TimeNs dirtyRateDueNs = 0;
+    TimeNs nextResidentNs = 0;
+    int incomingPort = 0;
+  };
+  enum class OpKind { kClone, kLive, kScrSave, kScrCopy };
+  struct Operation {
+    OpKind kind = OpKind::kClone;
+    std::string vmId;
+    bool started = false;
+    TimeNs startNs = 0;
+    int lastStep = -1;
+    MigrationSpec spec;
+    VmState previousState = VmState::kRunning;
+    MigrationObservation observation;
+    std::string cancelReason;  // set when we cancelled a migration ourselves
+    // Suspend-copy-resume.
+    std::string statePath;
+    TimeNs stopNs = 0, copyStartNs = 0;
+    std::uint64_t stateBytes = 0;
+    pid_t copyPid = -1;
+    VmHandle handle;
+  };
+
+  QemuHypervisor(HostInfo host, Config config) : host_(std::move(host)), config_(std::move(config)) {}
+
+  Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
+  // Starts QEMU for `vm`; `incoming` adds -incoming defer. Fills vm.proc (connected).
+  Status launch(Vm& vm, bool incoming);
+  void kill(Vm& vm);
+  // Reaps exited QEMUs and transfer children; returns the ids of VMs whose QEMU exited.
+  std::vector<std::string> reap();
+  void pollOperation(OperationId id, Operation& op, TimeNs now, std::vector<OperationEvent>& out,
+                     bool& finished);
+  void pollDirtyRate(Vm& vm, TimeNs now);
+  void updateResident(Vm& vm);
+  OperationEvent completed(OperationId id, Status status);
+
+  HostInfo host_;
+  Config config_;
+  std::map<std::string, Vm> vms_;
+  std::map<OperationId, Operation> ops_;
+  std::map<std::string, std::string> exitReasons_;  // vm id -> why its QEMU exited
+  std::vector<OperationEvent> immediate_;
+  TimeNs lastPollNs_ = 0;
+  std::uint64_t launchCount_ = 0;
+};
+
+}  // namespace vrm::vmscheduler

@@ -1,0 +1,407 @@
+// Tests of the qemu backend with real guests (ctest label "slow"): a Debian cloud kernel and an
+// initramfs running memtouch (tests/guest/), booted under TCG.
+//
+// Guest memory is verified by the guest itself: memtouch rewrites pages in a deterministic order
+// and every second checks that every page holds what that order says, printing "verify ok" or
+// "CORRUPT" on the serial console. A page lost or damaged by a migration fails the check on the
+// destination, whose console is a fresh file, so a "verify ok" there was computed after the move.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <capnp/message.h>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <thread>
+#include <zmq.hpp>
+
+#include "qemu/qemu_hypervisor.h"
+#include "schema/vrm.capnp.h"
+#include "vrm/protocol/codec.h"
+#include "vrm/vmscheduler/agent.h"
+#include "vrm/vmscheduler/hypervisor.h"
+#include "vrm/vmscheduler/qmp_client.h"
+
+namespace vrm::vmscheduler {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr std::uint64_t kMiB = 1024 * 1024;
+
+bool haveQemu() { return std::system("command -v qemu-system-x86_64 >/dev/null 2>&1") == 0; }
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::size_t countOf(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+class QemuHypervisorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!haveQemu()) return;
+    const std::string cmd = std::string(VRM_GUEST_SCRIPT) + " " + VRM_GUEST_DIR + " 2>&1";
+    guestBuilt_ = std::system(cmd.c_str()) == 0;
+  }
+
+  void SetUp() override {
+    if (!haveQemu()) GTEST_SKIP() << "qemu-system-x86_64 is not installed (scripts/install-deps.sh)";
+    ASSERT_TRUE(guestBuilt_) << "tests/guest/build-guest.sh " << VRM_GUEST_DIR << " failed";
+    static int counter = 0;
+    root_ = fs::temp_directory_path() /
+            ("vrm-qemu-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+    fs::create_directories(root_);
+    h1_ = make("h1", {});
+    h2_ = make("h2", {});
+  }
+
+  void TearDown() override {
+    h1_.reset();
+    h2_.reset();
+    std::error_code ec;
+    if (!root_.empty()) fs::remove_all(root_, ec);
+  }
+
+  std::unique_ptr<Hypervisor> make(const std::string& name,
+                                   std::map<std::string, std::string> extra) {
+    HypervisorOptions o;
+    o.host.name = name;
+    o.host.cpuCores = 4;
+    o.host.memoryBytes = 2048 * kMiB;
+    o.params = {{"accel", "tcg"},
+                {"run-dir", (root_ / name / "run").string()},
+                {"state-dir", (root_ / name / "state").string()},
+                {"dirty-rate-interval", "2s"},
+                {"boot-timeout", "180s"}};
+    const std::string guest = VRM_GUEST_DIR;
+    for (auto [tname, rate] : {std::pair{"idle", 0}, {"dirty", 2000}, {"hot", 20000}}) {
+      const std::string t = std::string("template.") + tname;
+      o.params[t + ".kernel"] = guest + "/vmlinuz";
+      o.params[t + ".initrd"] = guest + "/initrd.img";
+      o.params[t + ".append"] = "console=ttyS0 quiet panic=-1 memtouch.mb=40 memtouch.rate=" +
+                                std::to_string(rate) + " memtouch.verify=1";
+      o.params[t + ".ready"] = "memtouch: verify ok";
+    }
+    for (auto& [k, v] : extra) o.params[k] = v;
+    auto hv = Hypervisor::create("qemu", o);
+    EXPECT_TRUE(hv.isOk()) << hv.status().toString();
+    return hv ? std::move(hv).value() : nullptr;
+  }
+
+  static TimeNs now() { return SystemClock().now(); }
+
+  // Polls both hypervisors until operation `op` completes (or `limit` passes); returns its
+  // completion. Progress events are kept in progress_.
+  std::optional<OperationEvent> runUntilDone(OperationId op, std::chrono::seconds limit,
+                                             const std::function<void()>& onProgress = {}) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (Hypervisor* hv : {h1_.get(), h2_.get()}) {
+        for (OperationEvent& e : hv->poll(now())) {
+          if (e.opId != op) continue;
+          if (e.kind == OperationEvent::Kind::kCompleted) return e;
+          progress_.push_back(e);
+          if (onProgress) onProgress();
+        }
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return std::nullopt;
+  }
+
+  // Polls both hypervisors for `duration` (lets dirty-rate measurements finish).
+  void pollFor(std::chrono::milliseconds duration) {
+    const auto deadline = std::chrono::steady_clock::now() + duration;
+    while (std::chrono::steady_clock::now() < deadline) {
+      h1_->poll(now());
+      h2_->poll(now());
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  static QemuHypervisor& qemu(Hypervisor& hv) { return dynamic_cast<QemuHypervisor&>(hv); }
+
+  static std::optional<VmInfo> find(Hypervisor& hv, const std::string& id) {
+    for (const VmInfo& vm : hv.inventory()) {
+      if (vm.id == id) return vm;
+    }
+    return std::nullopt;
+  }
+
+  // Boots `id` from `templateName` on `hv`; fails the test if it is not ready in time.
+  void clone(Hypervisor& hv, const std::string& id, const std::string& templateName,
+             OperationId op) {
+    CloneSpec spec;
+    spec.vmId = id;
+    spec.templateName = templateName;
+    spec.memoryBytes = 128 * kMiB;  // the cloud kernel does not boot in 64 MiB
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(hv.startClone(op, spec).isOk());
+    auto done = runUntilDone(op, 200s);
+    ASSERT_TRUE(done.has_value()) << "clone of " << id << " did not finish";
+    ASSERT_TRUE(done->status.isOk()) << done->status.toString();
+    ASSERT_TRUE(done->clone.has_value());
+    std::printf("[ measured ] boot of %s until memtouch verified: %.1f s\n", id.c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+
+  // Waits until the console of `id` on `hv` shows a new "verify ok" and no CORRUPT.
+  void expectMemoryIntact(Hypervisor& hv, const std::string& id) {
+    auto path = qemu(hv).consoleLogPath(id);
+    ASSERT_TRUE(path.isOk());
+    const std::size_t before = countOf(readFile(*path), "memtouch: verify ok");
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    std::string text;
+    while (std::chrono::steady_clock::now() < deadline) {
+      text = readFile(*path);
+      if (text.find("CORRUPT") != std::string::npos) break;
+      if (countOf(text, "memtouch: verify ok") > before) break;
+      hv.poll(now());
+      std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(text.find("CORRUPT"), std::string::npos) << text;
+    EXPECT_GT(countOf(text, "memtouch: verify ok"), before) << "console of " << id << ": " << text;
+  }
+
+  static void printObservation(const char* what, const MigrationObservation& o) {
+    std::printf(
+        "[ measured ] %s: total %.3f s, setup %.3f s, downtime %.3f s, %.1f MiB sent in %u "
+        "rounds at %.1f MiB/s (resident %.1f MiB, dirty rate %.1f MiB/s)\n",
+        what, static_cast<double>(o.endNs - o.startNs) / 1e9, static_cast<double>(o.setupNs) / 1e9,
+        static_cast<double>(o.downtimeNs) / 1e9, static_cast<double>(o.transferredBytes) / kMiB,
+        o.rounds, o.bandwidthBytesPerSec / kMiB, static_cast<double>(o.nonzeroMemoryBytes) / kMiB,
+        o.dirtyRateBytesPerSec / kMiB);
+  }
+
+  inline static bool guestBuilt_ = false;
+  fs::path root_;
+  std::unique_ptr<Hypervisor> h1_, h2_;
+  std::vector<OperationEvent> progress_;
+};
+
+// Ensures the whole lifecycle on real guests: clone, suspend/resume, live migration (bandwidth
+// and downtime limits honoured) and suspend-copy-resume between two hosts, with the dirtying
+// guest's memory intact after each move, dirty rate and resident memory measured, and destroy.
+TEST_F(QemuHypervisorTest, CloneMigrateLiveAndSuspendCopyResumeThenDestroy) {
+  clone(*h1_, "a", "dirty", 1);
+  pollFor(2500ms);  // a dirty-rate measurement (1 s page sampling) and a resident-memory sample
+  auto a = find(*h1_, "a");
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->state, VmState::kRunning);
+  EXPECT_EQ(a->memoryBytes, 128 * kMiB);
+  EXPECT_GT(a->nonzeroMemoryBytes, 40 * kMiB);  // memtouch fills 40 MiB
+  EXPECT_LE(a->nonzeroMemoryBytes, 128 * kMiB);
+  EXPECT_GT(a->dirtyRateBytesPerSec, 0);
+  std::printf("[ measured ] vm a: resident %.1f MiB, page-sampling dirty rate %.2f MiB/s "
+              "(memtouch writes 7.8 MiB/s)\n",
+              static_cast<double>(a->nonzeroMemoryBytes) / kMiB, a->dirtyRateBytesPerSec / kMiB);
+
+  // Suspend and resume.
+  ASSERT_TRUE(h1_->suspend("a").isOk());
+  EXPECT_EQ(qemu(*h1_).qmp("a", "query-status")->value("status", ""), "paused");
+  EXPECT_EQ(find(*h1_, "a")->state, VmState::kSuspended);
+  ASSERT_TRUE(h1_->resume("a").isOk());
+  EXPECT_EQ(qemu(*h1_).qmp("a", "query-status")->value("status", ""), "running");
+
+  // Live migration h1 -> h2 at 16 MiB/s with a 300 ms downtime limit.
+  auto endpoint = h2_->prepareIncoming(*find(*h1_, "a"));
+  ASSERT_TRUE(endpoint.isOk()) << endpoint.status().toString();
+  EXPECT_EQ(endpoint->rfind("tcp:127.0.0.1:", 0), 0u);
+  EXPECT_EQ(find(*h2_, "a")->state, VmState::kIncoming);
+  MigrationSpec live;
+  live.vmId = "a";
+  live.destinationHost = "h2";
+  live.destinationEndpoint = *endpoint;
+  live.maxBandwidthBytesPerSec = 16.0 * kMiB;
+  live.downtimeLimitNs = 300 * kNsPerMs;
+  ASSERT_TRUE(h1_->startMigration(2, live).isOk());
+  EXPECT_EQ(find(*h1_, "a")->state, VmState::kMigratingOut);
+  auto moved = runUntilDone(2, 120s);
+  ASSERT_TRUE(moved.has_value());
+  ASSERT_TRUE(moved->status.isOk()) << moved->status.toString();
+  ASSERT_TRUE(moved->migration.has_value());
+  const MigrationObservation& obs = *moved->migration;
+  printObservation("live h1->h2 16 MiB/s", obs);
+  EXPECT_FALSE(progress_.empty());
+  EXPECT_GE(obs.transferredBytes, 40 * kMiB);
+  EXPECT_LE(obs.bandwidthBytesPerSec, 16.0 * kMiB * 1.25);  // the limit is honoured
+  EXPECT_LE(obs.downtimeNs, 300 * kNsPerMs + 700 * kNsPerMs);  // TCG: device state, stop, slack
+  EXPECT_GE(obs.rounds, 2u);
+  EXPECT_FALSE(find(*h1_, "a").has_value());
+  ASSERT_TRUE(h2_->finishIncoming("a", true).isOk());
+  EXPECT_EQ(find(*h2_, "a")->state, VmState::kRunning);
+  expectMemoryIntact(*h2_, "a");
+
+  // Suspend-copy-resume h2 -> h1 at 32 MiB/s through the state dir.
+  auto back = h1_->prepareIncoming(*find(*h2_, "a"));
+  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  MigrationSpec scr;
+  scr.vmId = "a";
+  scr.destinationHost = "h1";
+  scr.destinationEndpoint = *back;
+  scr.mode = MigrationMode::kSuspendCopyResume;
+  scr.maxBandwidthBytesPerSec = 32.0 * kMiB;
+  ASSERT_TRUE(h2_->startMigration(3, scr).isOk());
+  auto copied = runUntilDone(3, 120s);
+  ASSERT_TRUE(copied.has_value());
+  ASSERT_TRUE(copied->status.isOk()) << copied->status.toString();
+  ASSERT_TRUE(copied->migration.has_value());
+  printObservation("suspend-copy-resume h2->h1 32 MiB/s", *copied->migration);
+  EXPECT_EQ(copied->migration->downtimeNs, copied->migration->endNs - copied->migration->startNs);
+  EXPECT_GE(copied->migration->transferredBytes, 40 * kMiB);
+  EXPECT_FALSE(find(*h2_, "a").has_value());
+  ASSERT_TRUE(h1_->finishIncoming("a", true).isOk());
+  EXPECT_EQ(qemu(*h1_).qmp("a", "query-status")->value("status", ""), "running");
+  expectMemoryIntact(*h1_, "a");
+  EXPECT_TRUE(fs::is_empty(root_ / "h2" / "state"));  // the staged state is cleaned up
+
+  // Destroy.
+  const pid_t pid = *qemu(*h1_).qemuPid("a");
+  ASSERT_TRUE(h1_->destroy("a").isOk());
+  EXPECT_TRUE(h1_->inventory().empty());
+  EXPECT_NE(::kill(pid, 0), 0);  // reaped
+  EXPECT_EQ(h1_->destroy("a").code(), StatusCode::kNotFound);
+}
+
+// Ensures a live migration that cannot converge (dirty rate far above the bandwidth limit) is
+// cancelled and reported as rejected instead of hanging, and the VM keeps running at the source.
+TEST_F(QemuHypervisorTest, NonConvergingMigrationIsReportedAndVmStays) {
+  h1_ = make("h1", {{"max-rounds", "4"}, {"migration-timeout", "25s"}});
+  clone(*h1_, "hot", "hot", 1);
+  auto endpoint = h2_->prepareIncoming(*find(*h1_, "hot"));
+  ASSERT_TRUE(endpoint.isOk());
+  MigrationSpec spec;
+  spec.vmId = "hot";
+  spec.destinationHost = "h2";
+  spec.destinationEndpoint = *endpoint;
+  spec.maxBandwidthBytesPerSec = 8.0 * kMiB;  // memtouch rewrites its 40 MiB many times a second
+  spec.downtimeLimitNs = 10 * kNsPerMs;
+  ASSERT_TRUE(h1_->startMigration(2, spec).isOk());
+  auto done = runUntilDone(2, 90s);
+  ASSERT_TRUE(done.has_value()) << "the migration hung";
+  EXPECT_EQ(done->status.code(), StatusCode::kRejected) << done->status.toString();
+  EXPECT_NE(done->status.message().find("did not converge"), std::string::npos);
+  std::printf("[ measured ] %s\n", done->status.message().c_str());
+  EXPECT_EQ(find(*h1_, "hot")->state, VmState::kRunning);
+  EXPECT_EQ(qemu(*h1_).qmp("hot", "query-status")->value("status", ""), "running");
+  ASSERT_TRUE(h2_->finishIncoming("hot", false).isOk());
+  EXPECT_TRUE(h2_->inventory().empty());
+  expectMemoryIntact(*h1_, "hot");
+}
+
+// Ensures a QEMU killed mid-migration reaches vrmd as a typed failure through the agent: the
+// destination's QEMU killed -> unavailable, and the VM is on the source only; the source's QEMU
+// killed -> internal, and the VM is on no host (it died with its QEMU).
+TEST_F(QemuHypervisorTest, QemuKilledMidMigrationIsATypedFailureAtVrmd) {
+  clone(*h1_, "c", "dirty", 1);
+
+  zmq::context_t context;
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind("inproc://vrmd-qemu-test");
+  SystemClock clock;
+  AgentOptions options;
+  options.vrmdEndpoint = "inproc://vrmd-qemu-test";
+  Agent agent(clock, *h1_, context, options);
+
+  // Receives one AgentMessage; runs the agent and polls h2 meanwhile.
+  auto receive = [&](std::chrono::seconds limit) -> std::optional<protocol::DecodedFrame> {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      agent.runOnce(50ms);
+      h2_->poll(now());
+      zmq::message_t identity, payload;
+      if (!router.recv(identity, zmq::recv_flags::dontwait)) continue;
+      EXPECT_TRUE(router.recv(payload));
+      auto frame = protocol::decodeFrame(std::move(payload));
+      if (frame) return std::move(frame).value();
+    }
+    return std::nullopt;
+  };
+  auto send = [&](const std::function<void(wire::ManagerMessage::Builder)>& fill) {
+    capnp::MallocMessageBuilder b;
+    fill(b.initRoot<wire::ManagerMessage>());
+    router.send(zmq::buffer(std::string("h1")), zmq::send_flags::sndmore);
+    router.send(protocol::encodeFrame(b), zmq::send_flags::none);
+  };
+  auto reg = receive(10s);
+  ASSERT_TRUE(reg && reg->root<wire::AgentMessage>()->isRegister());
+  send([](wire::ManagerMessage::Builder m) {
+    m.initRegistered().setCode(wire::StatusCode::OK);
+  });
+
+  // Migrates `vm` with command `id` at 2 MiB/s, kills `victim`'s QEMU at the first progress
+  // report past 10 %, and returns the command's result code.
+  auto migrateAndKill = [&](std::uint64_t id, Hypervisor& victim) -> std::optional<wire::StatusCode> {
+    auto endpoint = h2_->prepareIncoming(*find(*h1_, "c"));
+    EXPECT_TRUE(endpoint.isOk());
+    if (!endpoint) return std::nullopt;
+    send([&](wire::ManagerMessage::Builder m) {
+      auto cmd = m.initCommand();
+      cmd.setCommandId(id);
+      auto mig = cmd.initMigrate();
+      mig.setVmId("c");
+      mig.setDestinationHost("h2");
+      mig.setDestinationEndpoint(*endpoint);
+      mig.setMode(wire::MigrationMode::LIVE);
+      mig.setMaxBandwidthBytesPerSec(2.0 * kMiB);
+    });
+    bool killed = false;
+    for (;;) {
+      auto frame = receive(120s);
+      if (!frame) return std::nullopt;
+      auto msg = *frame->root<wire::AgentMessage>();
+      if (msg.isProgress() && !killed && msg.getProgress().getFraction() > 0.1) {
+        auto pid = qemu(victim).qemuPid("c");
+        EXPECT_TRUE(pid.isOk());
+        if (pid) ::kill(*pid, SIGKILL);
+        killed = true;
+      }
+      if (msg.isResult() && msg.getResult().getCommandId() == id) {
+        EXPECT_TRUE(killed);
+        std::printf("[ measured ] result: %s\n",
+                    protocol::toStd(msg.getResult().getStatus().getMessage()).c_str());
+        return msg.getResult().getStatus().getCode();
+      }
+    }
+  };
+
+  auto destKilled = migrateAndKill(7, *h2_);
+  ASSERT_TRUE(destKilled.has_value());
+  EXPECT_EQ(*destKilled, wire::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(find(*h1_, "c")->state, VmState::kRunning);
+  EXPECT_FALSE(find(*h2_, "c").has_value());  // its QEMU died: dropped from the inventory
+  EXPECT_EQ(h2_->finishIncoming("c", false).code(), StatusCode::kNotFound);
+
+  auto sourceKilled = migrateAndKill(8, *h1_);
+  ASSERT_TRUE(sourceKilled.has_value());
+  EXPECT_EQ(*sourceKilled, wire::StatusCode::INTERNAL);
+  EXPECT_FALSE(find(*h1_, "c").has_value());
+  // The destination's QEMU exits by itself when its incoming stream breaks; either way vrmd's
+  // finishIncoming(commit=false) leaves no trace of the VM there.
+  if (auto left = find(*h2_, "c")) {
+    EXPECT_EQ(left->state, VmState::kIncoming);
+  }
+  const Status dropped = h2_->finishIncoming("c", false);
+  EXPECT_TRUE(dropped.isOk() || dropped.code() == StatusCode::kNotFound) << dropped.toString();
+  EXPECT_TRUE(h2_->inventory().empty());
+}
+
+}  // namespace
+}  // namespace vrm::vmscheduler

@@ -1,0 +1,196 @@
+// vrm-qemu-sweep: runs real QEMU migrations between two qemu-backend hosts on loopback and prints
+// one CSV row per migration in the planner's observations format (planner/calibration.h), so
+// `vrmctl calibrate` and `vrmctl predict` can be checked against measurements
+// (examples/validate-qemu.sh).
+//
+// Each case is FILL_MIB:RATE_PAGES_PER_S:BANDWIDTH_MIB_S:MODE (MODE live or scr), e.g. 48:2000:16:live.
+// Cases with the same fill and rate share one booted guest, which migrates back and forth.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "vrm/vmscheduler/hypervisor.h"
+
+namespace {
+
+using namespace vrm;
+using namespace vrm::vmscheduler;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+constexpr double kMiB = 1024 * 1024;
+
+struct Case {
+  int fillMib = 0;
+  int ratePages = 0;
+  double bandwidthMibS = 0;
+  bool live = true;
+};
+
+std::optional<OperationEvent> waitFor(OperationId op, Hypervisor& a, Hypervisor& b,
+                                      std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (Hypervisor* hv : {&a, &b}) {
+      for (OperationEvent& e : hv->poll(SystemClock().now())) {
+        if (e.opId == op && e.kind == OperationEvent::Kind::kCompleted) return e;
+      }
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return std::nullopt;
+}
+
+std::optional<VmInfo> find(Hypervisor& hv, const std::string& id) {
+  for (const VmInfo& vm : hv.inventory()) {
+    if (vm.id == id) return vm;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vrm-qemu-sweep: real QEMU migrations on loopback, as an observations CSV"};
+  std::string guestDir;
+  std::string workDir = (fs::temp_directory_path() / "vrm-qemu-sweep").string();
+  std::vector<std::string> caseTexts;
+  int memoryMib = 128;
+  double downtimeMs = 300;
+  app.add_option("--guest", guestDir, "dir with vmlinuz and initrd.img (build-guest.sh)")
+      ->required();
+  app.add_option("--work", workDir, "scratch dir for the two hosts")->capture_default_str();
+  app.add_option("--memory", memoryMib, "guest memory, MiB")->capture_default_str();
+  app.add_option("--downtime-ms", downtimeMs, "live downtime limit")->capture_default_str();
+  app.add_option("cases", caseTexts, "FILL_MIB:RATE:BANDWIDTH_MIB_S:live|scr")->required();
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::warn);
+
+  std::map<std::pair<int, int>, std::vector<Case>> groups;
+  for (const std::string& text : caseTexts) {
+    Case c;
+    char s1, s2, s3;
+    std::string mode;
+    std::istringstream in(text);
+    if (!(in >> c.fillMib >> s1 >> c.ratePages >> s2 >> c.bandwidthMibS >> s3) || s1 != ':' ||
+        s2 != ':' || s3 != ':' || !(in >> mode) || (mode != "live" && mode != "scr")) {
+      std::fprintf(stderr, "vrm-qemu-sweep: bad case '%s'\n", text.c_str());
+      return 2;
+    }
+    c.live = mode == "live";
+    groups[{c.fillMib, c.ratePages}].push_back(c);
+  }
+
+  std::unique_ptr<Hypervisor> hosts[2];
+  for (int i = 0; i < 2; ++i) {
+    HypervisorOptions o;
+    o.host.name = "sweep" + std::to_string(i + 1);
+    o.host.cpuCores = 4;
+    o.host.memoryBytes = 8ull << 30;
+    o.params = {{"run-dir", workDir + "/" + o.host.name + "/run"},
+                {"state-dir", "/dev/shm/vrm-sweep-" + std::to_string(getpid()) + "-" +
+                                  o.host.name},
+                {"dirty-rate-interval", "2s"},
+                {"max-rounds", "40"},
+                {"migration-timeout", "120s"}};
+    for (const auto& [key, cases] : groups) {
+      const std::string t = "template.g" + std::to_string(key.first) + "r" +
+                            std::to_string(key.second);
+      o.params[t + ".kernel"] = guestDir + "/vmlinuz";
+      o.params[t + ".initrd"] = guestDir + "/initrd.img";
+      o.params[t + ".append"] = "console=ttyS0 quiet panic=-1 memtouch.mb=" +
+                                std::to_string(key.first) + " memtouch.rate=" +
+                                std::to_string(key.second) + " memtouch.verify=0";
+      o.params[t + ".ready"] = "memtouch: ready";
+    }
+    auto hv = Hypervisor::create("qemu", o);
+    if (!hv) {
+      std::fprintf(stderr, "vrm-qemu-sweep: %s\n", hv.status().toString().c_str());
+      return 1;
+    }
+    hosts[i] = std::move(hv).value();
+  }
+
+  std::printf(
+      "memory_bytes,nonzero_memory_bytes,dirty_rate_bytes_per_sec,workload,"
+      "bandwidth_bytes_per_sec,total_time_s,downtime_s,transferred_bytes\n");
+  OperationId op = 1;
+  int failures = 0;
+  for (const auto& [key, cases] : groups) {
+    const std::string id = "g" + std::to_string(key.first) + "r" + std::to_string(key.second);
+    CloneSpec clone;
+    clone.vmId = id;
+    clone.templateName = id;
+    clone.memoryBytes = static_cast<std::uint64_t>(memoryMib) << 20;
+    if (Status s = hosts[0]->startClone(op, clone); !s) {
+      std::fprintf(stderr, "vrm-qemu-sweep: clone %s: %s\n", id.c_str(), s.toString().c_str());
+      return 1;
+    }
+    auto booted = waitFor(op++, *hosts[0], *hosts[1], 300s);
+    if (!booted || !booted->status) {
+      std::fprintf(stderr, "vrm-qemu-sweep: boot of %s failed\n", id.c_str());
+      return 1;
+    }
+    int at = 0;
+    for (const Case& c : cases) {
+      // Let the dirty-rate and resident-memory figures settle on the current host.
+      for (auto until = std::chrono::steady_clock::now() + 5500ms;
+           std::chrono::steady_clock::now() < until;) {
+        hosts[0]->poll(SystemClock().now());
+        hosts[1]->poll(SystemClock().now());
+        std::this_thread::sleep_for(50ms);
+      }
+      Hypervisor& from = *hosts[at];
+      Hypervisor& to = *hosts[1 - at];
+      VmInfo vm = *find(from, id);
+      auto endpoint = to.prepareIncoming(vm);
+      if (!endpoint) {
+        std::fprintf(stderr, "vrm-qemu-sweep: %s\n", endpoint.status().toString().c_str());
+        return 1;
+      }
+      MigrationSpec spec;
+      spec.vmId = id;
+      spec.destinationHost = to.hostInfo().name;
+      spec.destinationEndpoint = *endpoint;
+      spec.mode = c.live ? MigrationMode::kLive : MigrationMode::kSuspendCopyResume;
+      spec.maxBandwidthBytesPerSec = c.bandwidthMibS * kMiB;
+      spec.downtimeLimitNs = static_cast<TimeNs>(downtimeMs * 1e6);
+      if (Status s = from.startMigration(op, spec); !s) {
+        std::fprintf(stderr, "vrm-qemu-sweep: %s\n", s.toString().c_str());
+        return 1;
+      }
+      auto done = waitFor(op++, from, to, 300s);
+      if (!done || !done->status || !done->migration) {
+        std::fprintf(stderr, "vrm-qemu-sweep: %s %d:%d:%g:%s failed: %s\n", id.c_str(),
+                     c.fillMib, c.ratePages, c.bandwidthMibS, c.live ? "live" : "scr",
+                     done ? done->status.toString().c_str() : "timed out");
+        (void)to.finishIncoming(id, false);
+        ++failures;
+        continue;
+      }
+      if (Status s = to.finishIncoming(id, true); !s) {
+        std::fprintf(stderr, "vrm-qemu-sweep: finish: %s\n", s.toString().c_str());
+        return 1;
+      }
+      const MigrationObservation& o = *done->migration;
+      std::printf("%llu,%llu,%.0f,%s,%.0f,%.4f,%.4f,%llu\n",
+                  static_cast<unsigned long long>(o.memoryBytes),
+                  static_cast<unsigned long long>(o.nonzeroMemoryBytes), o.dirtyRateBytesPerSec,
+                  c.live ? "live" : "scr", spec.maxBandwidthBytesPerSec,
+                  static_cast<double>(o.endNs - o.startNs) / 1e9,
+                  static_cast<double>(o.downtimeNs) / 1e9,
+                  static_cast<unsigned long long>(o.transferredBytes));
+      std::fflush(stdout);
+      at = 1 - at;
+    }
+    for (auto& hv : hosts) {
+      if (find(*hv, id)) (void)hv->destroy(id);
+    }
+  }
+  return failures == 0 ? 0 : 3;
+}
