@@ -109,9 +109,9 @@ struct Calibration {
 };
 
 struct CalibratorOptions {
-  ModelParameters initial;         // starting values overlaid on the model's defaults
-  double relativeError = 0.1;      // copied into Calibration::relativeError
-  int maxSearchEvaluations = 600;  // Nelder-Mead budget (liu-refined's gamma)
+  ModelParameters initial;          // starting values overlaid on the model's defaults
+  double relativeError = 0.1;       // copied into Calibration::relativeError
+  int maxSearchEvaluations = 2000;  // Nelder-Mead budget (liu-refined's gamma)
 };
 
 class Calibrator {
