@@ -14,6 +14,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev         # cluster descriptions
   nlohmann-json3-dev      # --json output
+  libvirt-dev             # libvirt backend (the test:/// driver its tests use is in libvirt0)
   qemu-system-x86 qemu-utils  # qemu backend (qemu-img for qcow2 overlays)
   busybox-static cpio         # the qemu tests' guest initramfs (tests/guest/build-guest.sh)
 )

@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   app.add_option("--cluster", clusterFile, "cluster file (YAML) describing this host")->required();
   app.add_option("--vrmd", vrmdEndpoint, "vrmd's agent endpoint")->capture_default_str();
   app.add_option("--backend", backend, "hypervisor backend")
-      ->check(CLI::IsMember({"sim", "qemu"}))
+      ->check(CLI::IsMember({"sim", "qemu", "libvirt"}))
       ->capture_default_str();
   app.add_option("--backend-param", backendParams,
                  "KEY=VALUE setting of the backend (repeatable; e.g. qemu's accel=tcg)");

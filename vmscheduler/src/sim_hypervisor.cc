@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <stdexcept>
 
+#include "sim_ground_truth.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::vmscheduler {
@@ -16,9 +18,30 @@ TimeNs ceilDiv(TimeNs a, TimeNs b) { return (a + b - 1) / b; }
 
 Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOptions& options) {
   const HostSpec& spec = options.host;
-  if (!options.params.empty()) {
-    return Status::invalid("sim backend takes no parameters, got '" +
-                           options.params.begin()->first + "'");
+  bool rule = false;
+  std::uint64_t seed = 1;
+  for (const auto& [key, value] : options.params) {
+    if (key == "ground_truth") {
+      if (value != "precopy" && value != "rule") {
+        return Status::invalid("sim parameter ground_truth must be 'precopy' or 'rule', got '" +
+                               value + "'");
+      }
+      rule = value == "rule";
+    } else if (key == "seed") {
+      std::size_t used = 0;
+      try {
+        if (value.empty() || value[0] == '-') throw std::invalid_argument("negative");
+        seed = std::stoull(value, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != value.size()) {
+        return Status::invalid("sim parameter seed must be an unsigned integer, got '" + value +
+                               "'");
+      }
+    } else {
+      return Status::invalid("unknown sim parameter '" + key + "' (known: ground_truth, seed)");
+    }
   }
   if (spec.name.empty()) return Status::invalid("sim host needs a name");
   if (spec.cpuCores == 0 || spec.memoryBytes == 0 || !(spec.nicBandwidthBytesPerSec > 0)) {
@@ -26,7 +49,7 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
                            "' needs positive cpu cores, memory and NIC bandwidth");
   }
   HostInfo host{spec.name, spec.cpuCores, spec.memoryBytes, spec.nicBandwidthBytesPerSec};
-  std::unique_ptr<SimHypervisor> sim(new SimHypervisor(std::move(host)));
+  std::unique_ptr<SimHypervisor> sim(new SimHypervisor(std::move(host), rule, seed));
   for (const VmSpec& v : spec.vms) {
     VmInfo vm;
     vm.id = v.id;
@@ -136,20 +159,11 @@ Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) 
     bandwidth = std::min(bandwidth, spec.maxBandwidthBytesPerSec);
 
   const bool live = spec.mode == MigrationMode::kLive;
-  const double copyS = static_cast<double>(vm.nonzeroMemoryBytes) / bandwidth;
   // A suspended VM dirties nothing while it is copied.
   const double dirtyRate = vm.state == VmState::kSuspended ? 0.0 : vm.dirtyRateBytesPerSec;
-  const double extraBytes =
-      live ? std::min(dirtyRate * copyS, static_cast<double>(vm.memoryBytes)) : 0.0;
-  const TimeNs firstPassNs = secondsToNs(copyS);
-  const TimeNs copyNs = firstPassNs + secondsToNs(extraBytes / bandwidth);
-
   Operation op;
   op.isMigration = true;
   op.vmId = vm.id;
-  op.copyNs = copyNs;
-  op.totalNs = kSetupNs + copyNs + kCommitNs;
-  op.bytesTotal = vm.nonzeroMemoryBytes + static_cast<std::uint64_t>(std::llround(extraBytes));
   MigrationObservation& obs = op.observation;
   obs.vmId = vm.id;
   obs.fromHost = host_.name;
@@ -157,12 +171,45 @@ Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) 
   obs.mode = spec.mode;
   obs.memoryBytes = vm.memoryBytes;
   obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
-  obs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
-  obs.setupNs = kSetupNs;
-  obs.downtimeNs = kCommitNs + (live ? 0 : firstPassNs);
+
+  if (ruleGroundTruth_) {
+    const double copyS = static_cast<double>(vm.nonzeroMemoryBytes) / bandwidth;
+    const double extraBytes =
+        live ? std::min(dirtyRate * copyS, static_cast<double>(vm.memoryBytes)) : 0.0;
+    const TimeNs firstPassNs = secondsToNs(copyS);
+    op.setupNs = kSetupNs;
+    op.copyNs = firstPassNs + secondsToNs(extraBytes / bandwidth);
+    op.totalNs = kSetupNs + op.copyNs + kCommitNs;
+    op.bytesTotal = vm.nonzeroMemoryBytes + static_cast<std::uint64_t>(std::llround(extraBytes));
+    op.copyBytes = op.bytesTotal;
+    obs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+    obs.setupNs = kSetupNs;
+    obs.downtimeNs = kCommitNs + (live ? 0 : firstPassNs);
+    obs.rounds = live ? 2 : 1;  // live: the full pass, then the dirty pass
+    obs.bandwidthBytesPerSec = bandwidth;
+  } else {
+    sim::GroundTruthInput in;
+    in.mode = spec.mode;
+    in.memoryBytes = static_cast<double>(vm.memoryBytes);
+    in.nonzeroMemoryBytes = static_cast<double>(vm.nonzeroMemoryBytes);
+    in.meanDirtyRateBytesPerSec = dirtyRate;
+    in.bandwidthBytesPerSec = bandwidth;
+    sim::SimRandom random(sim::migrationSeed(seed_, vm.id, migrationCounts_[vm.id]++));
+    const sim::GroundTruthOutcome truth = sim::simulateMigration(in, random);
+    op.setupNs = secondsToNs(truth.setupS);
+    op.copyNs = secondsToNs(truth.precopyS() + (live ? 0 : truth.stopCopyS));
+    const TimeNs commitNs = secondsToNs(live ? truth.downtimeS() : truth.commitS);
+    op.totalNs = op.setupNs + op.copyNs + commitNs;
+    op.bytesTotal = static_cast<std::uint64_t>(std::llround(truth.transferredBytes()));
+    op.copyBytes = static_cast<std::uint64_t>(
+        std::llround(live ? truth.precopyBytes() : truth.transferredBytes()));
+    obs.dirtyRateBytesPerSec = truth.measuredDirtyRateBytesPerSec;
+    obs.setupNs = op.setupNs;
+    obs.downtimeNs = live ? commitNs : op.copyNs + commitNs;
+    obs.rounds = truth.rounds();
+    obs.bandwidthBytesPerSec = truth.goodputBytesPerSec();
+  }
   obs.transferredBytes = op.bytesTotal;
-  obs.rounds = live ? 2 : 1;  // live: the full pass, then the dirty pass
-  obs.bandwidthBytesPerSec = bandwidth;
 
   vm.state = VmState::kMigratingOut;
   ops_.emplace(id, std::move(op));
@@ -270,12 +317,12 @@ OperationEvent SimHypervisor::progressOf(OperationId id, const Operation& op, Ti
     return e;
   }
   e.bytesTotal = op.bytesTotal;
-  if (elapsed < kSetupNs) {
+  if (elapsed < op.setupNs) {
     e.phase = "setup";
-  } else if (elapsed < kSetupNs + op.copyNs) {
+  } else if (elapsed < op.setupNs + op.copyNs) {
     e.phase = "copy";
-    e.bytesSent = static_cast<std::uint64_t>(static_cast<double>(op.bytesTotal) *
-                                             static_cast<double>(elapsed - kSetupNs) /
+    e.bytesSent = static_cast<std::uint64_t>(static_cast<double>(op.copyBytes) *
+                                             static_cast<double>(elapsed - op.setupNs) /
                                              static_cast<double>(op.copyNs));
   } else {
     e.phase = "commit";

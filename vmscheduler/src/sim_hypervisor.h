@@ -1,12 +1,21 @@
 // The "sim" backend: an in-process simulated host, for tests, the demo and laptops.
 //
-// Capacity and initial VMs come from a HostSpec. Operations take the time a simple rule says,
-// measured only against the `now` given to poll():
-//   migration = setup 0.5 s + nonzero memory / bandwidth
-//               (+ live: one extra pass of dirty rate x copy time bytes, capped at memory)
-//               + commit 0.1 s,   bandwidth = min(NIC, maxBandwidth if > 0);
-//   downtime  = commit (+ suspend-copy-resume: the whole copy);
-//   clone     = bootTimeNs.
+// Capacity and initial VMs come from a HostSpec. Time is measured only against the `now` given
+// to poll(). A clone takes exactly bootTimeNs. A migration's duration comes from its ground truth,
+// chosen by the parameter `ground_truth`:
+//   "precopy" (default)  a stochastic pre-copy simulation (sim_ground_truth.h) that is not one of
+//       the planner's models, so model error is visible; deterministic for a given `seed`
+//       (parameter, unsigned integer, default 1): the n-th migration of a VM on a host with the
+//       same seed always takes the same time, a different seed gives different draws.
+//   "rule"  the fixed rule, for tests that need exact times:
+//       migration = setup 0.5 s + nonzero memory / bandwidth
+//                   (+ live: one extra pass of dirty rate x copy time bytes, capped at memory)
+//                   + commit 0.1 s;  downtime = commit (+ suspend-copy-resume: the whole copy).
+// bandwidth = min(NIC, maxBandwidth if > 0) is the nominal rate in both. Progress phases are
+// "setup", "copy" (the pre-copy rounds, or the whole copy of suspend-copy-resume) and "commit"
+// (stop-and-copy and resume). The MigrationObservation holds what the ground truth measured:
+// setup, downtime, bytes, rounds (pre-copy rounds + the stop-and-copy), mean goodput over the
+// copy (bytes / sending time) and the mean dirty rate seen during pre-copy.
 // An operation starts at the first poll() after it was requested (that is when the sim first
 // learns the time). Parallel migrations do not share the NIC yet.
 #pragma once
@@ -51,20 +60,26 @@ class SimHypervisor final : public Hypervisor {
     TimeNs totalNs = 0;
     int lastStep = -1;  // last tenth of progress reported
     // Migration: durations of the phases and the observation (start/end filled when started).
-    TimeNs copyNs = 0;  // full pass plus, for live, the dirty pass
+    TimeNs setupNs = 0;
+    TimeNs copyNs = 0;  // pre-copy rounds (rule: full pass plus, for live, the dirty pass)
+    std::uint64_t copyBytes = 0;  // sent during copyNs
     std::uint64_t bytesTotal = 0;
     MigrationObservation observation;
     // Clone: the VM's previous state is cloning; on success it becomes running with this handle.
     VmHandle handle;
   };
 
-  explicit SimHypervisor(HostInfo host) : host_(std::move(host)) {}
+  SimHypervisor(HostInfo host, bool ruleGroundTruth, std::uint64_t seed)
+      : host_(std::move(host)), ruleGroundTruth_(ruleGroundTruth), seed_(seed) {}
   Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
   Status checkIdle(const VmInfo& vm) const;
   OperationEvent progressOf(OperationId id, const Operation& op, TimeNs now) const;
   OperationEvent complete(OperationId id, Operation& op);
 
   HostInfo host_;
+  bool ruleGroundTruth_ = false;
+  std::uint64_t seed_ = 1;
+  std::map<std::string, std::uint64_t> migrationCounts_;  // per VM id, for per-migration seeds
   std::map<std::string, VmInfo> vms_;
   std::map<OperationId, Operation> ops_;
   std::vector<OperationEvent> immediate_;  // completions decided outside poll()

@@ -62,6 +62,7 @@ class AgentTest : public ::testing::Test {
     router_.bind(endpoint_);
     HypervisorOptions hvOptions;
     hvOptions.host = testHost();
+    hvOptions.params["ground_truth"] = "rule";  // exact times for the timing checks below
     hv_ = std::move(Hypervisor::create("sim", hvOptions)).value();
     AgentOptions options;
     options.vrmdEndpoint = endpoint_;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "sim_ground_truth.h"
+#include "vrm/planner/migration_model.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
 namespace vrm::vmscheduler {
@@ -34,9 +36,11 @@ HostSpec testHost() {
   return h;
 }
 
-std::unique_ptr<Hypervisor> makeSim(HostSpec spec = testHost()) {
+std::unique_ptr<Hypervisor> makeSim(HostSpec spec = testHost(),
+                                    std::map<std::string, std::string> params = {}) {
   HypervisorOptions options;
   options.host = std::move(spec);
+  options.params = std::move(params);
   auto hv = Hypervisor::create("sim", options);
   EXPECT_TRUE(hv.isOk()) << hv.status().toString();
   return std::move(hv).value();
@@ -58,6 +62,8 @@ MigrationSpec migrateSpec(const std::string& vm, MigrationMode mode, double maxB
   s.maxBandwidthBytesPerSec = maxBw;
   return s;
 }
+
+const std::map<std::string, std::string> kRule = {{"ground_truth", "rule"}};
 
 // Polls at `now` and returns the completion event of `op`, if any.
 std::optional<OperationEvent> completionAt(Hypervisor& hv, OperationId op, TimeNs now) {
@@ -105,8 +111,8 @@ TEST(SimHypervisorTest, OverfullHostSpecIsRejected) {
 
 // Ensures a live migration lasts setup + copy + one dirty pass + commit, with commit-only
 // downtime, and that the VM leaves the inventory when it completes.
-TEST(SimHypervisorTest, LiveMigrationFollowsTheRule) {
-  auto hv = makeSim();
+TEST(SimHypervisorTest, RuleLiveMigrationFollowsTheRule) {
+  auto hv = makeSim(testHost(), kRule);
   ASSERT_TRUE(hv->startMigration(7, migrateSpec("web", MigrationMode::kLive)).isOk());
   EXPECT_EQ(findVm(hv->inventory(), "web")->state, VmState::kMigratingOut);
   EXPECT_LE(hv->nextEventTime(), kStart);  // not started: poll now
@@ -136,8 +142,8 @@ TEST(SimHypervisorTest, LiveMigrationFollowsTheRule) {
 }
 
 // Ensures suspend-copy-resume sends the memory once and counts the whole copy as downtime.
-TEST(SimHypervisorTest, SuspendCopyResumeDowntimeIncludesCopy) {
-  auto hv = makeSim();
+TEST(SimHypervisorTest, RuleSuspendCopyResumeDowntimeIncludesCopy) {
+  auto hv = makeSim(testHost(), kRule);
   ASSERT_TRUE(hv->startMigration(1, migrateSpec("web", MigrationMode::kSuspendCopyResume)).isOk());
   (void)hv->poll(kStart);
   const TimeNs total = 500 * kNsPerMs + 2 * kNsPerSec + 100 * kNsPerMs;
@@ -150,8 +156,8 @@ TEST(SimHypervisorTest, SuspendCopyResumeDowntimeIncludesCopy) {
 }
 
 // Ensures a bandwidth limit below the NIC slows the copy, and one above it changes nothing.
-TEST(SimHypervisorTest, BandwidthLimitSlowsTheCopy) {
-  auto hv = makeSim();
+TEST(SimHypervisorTest, RuleBandwidthLimitSlowsTheCopy) {
+  auto hv = makeSim(testHost(), kRule);
   ASSERT_TRUE(
       hv->startMigration(1, migrateSpec("db", MigrationMode::kSuspendCopyResume, 5e8)).isOk());
   (void)hv->poll(kStart);
@@ -162,7 +168,7 @@ TEST(SimHypervisorTest, BandwidthLimitSlowsTheCopy) {
   ASSERT_TRUE(done && done->migration);
   EXPECT_DOUBLE_EQ(done->migration->bandwidthBytesPerSec, 5e8);
 
-  auto hv2 = makeSim();
+  auto hv2 = makeSim(testHost(), kRule);
   ASSERT_TRUE(
       hv2->startMigration(2, migrateSpec("db", MigrationMode::kSuspendCopyResume, 1e12)).isOk());
   (void)hv2->poll(kStart);
@@ -173,8 +179,8 @@ TEST(SimHypervisorTest, BandwidthLimitSlowsTheCopy) {
 
 // Ensures progress is reported once per tenth, with phases and bytes, and nextEventTime wakes
 // the loop at each tenth.
-TEST(SimHypervisorTest, ProgressIsReportedPerTenth) {
-  auto hv = makeSim();
+TEST(SimHypervisorTest, RuleProgressIsReportedPerTenth) {
+  auto hv = makeSim(testHost(), kRule);
   ASSERT_TRUE(hv->startMigration(3, migrateSpec("db", MigrationMode::kSuspendCopyResume)).isOk());
   // total = 0.5 + 4 + 0.1 = 4.6 s; a tenth is 0.46 s.
   auto first = hv->poll(kStart);
@@ -355,6 +361,216 @@ TEST(SimHypervisorTest, SuspendAndResume) {
   ASSERT_TRUE(hv->resume("db").isOk());
   ASSERT_TRUE(hv->destroy("db").isOk());
   EXPECT_FALSE(findVm(hv->inventory(), "db").has_value());
+}
+
+// Runs one migration of `vm` on a fresh sim with `params` to completion and returns what it
+// observed; the completion must come exactly at the observation's end, not a nanosecond before.
+MigrationObservation migrateToEnd(const std::string& vm, MigrationMode mode,
+                                  std::map<std::string, std::string> params,
+                                  HostSpec spec = testHost()) {
+  auto hv = makeSim(std::move(spec), std::move(params));
+  EXPECT_TRUE(hv->startMigration(1, migrateSpec(vm, mode)).isOk());
+  (void)hv->poll(kStart);
+  const TimeNs end = hv->nextEventTime();
+  TimeNs now = kStart;
+  // Walk the progress wake-ups until the completion.
+  for (int i = 0; i < 20; ++i) {
+    now = hv->nextEventTime();
+    if (now == kTimeInfinity) break;
+    EXPECT_FALSE(completionAt(*hv, 1, now - 1).has_value()) << i;
+    if (auto done = completionAt(*hv, 1, now)) {
+      EXPECT_TRUE(done->status.isOk()) << done->status.toString();
+      EXPECT_TRUE(done->migration.has_value());
+      if (done->migration) {
+        EXPECT_EQ(done->migration->endNs, now);
+        return *done->migration;
+      }
+      break;
+    }
+  }
+  ADD_FAILURE() << "migration of " << vm << " did not complete (first wake-up " << end << ")";
+  return {};
+}
+
+// Ensures the default ground truth reproduces an observation exactly for the same seed, and
+// gives different measurements for a different seed.
+TEST(SimGroundTruthTest, SameSeedReproducesDifferentSeedVaries) {
+  const auto a = migrateToEnd("web", MigrationMode::kLive, {{"seed", "7"}});
+  const auto b = migrateToEnd("web", MigrationMode::kLive, {{"seed", "7"}});
+  const auto c = migrateToEnd("web", MigrationMode::kLive, {{"seed", "8"}});
+  EXPECT_EQ(a.endNs, b.endNs);
+  EXPECT_EQ(a.setupNs, b.setupNs);
+  EXPECT_EQ(a.downtimeNs, b.downtimeNs);
+  EXPECT_EQ(a.transferredBytes, b.transferredBytes);
+  EXPECT_EQ(a.rounds, b.rounds);
+  EXPECT_DOUBLE_EQ(a.bandwidthBytesPerSec, b.bandwidthBytesPerSec);
+  EXPECT_DOUBLE_EQ(a.dirtyRateBytesPerSec, b.dirtyRateBytesPerSec);
+  EXPECT_NE(a.endNs, c.endNs);
+  EXPECT_NE(a.transferredBytes, c.transferredBytes);
+  EXPECT_NE(a.setupNs, c.setupNs);
+}
+
+// Ensures a second migration of the same VM on the same host draws afresh (a host does not
+// replay one outcome forever), while the sequence as a whole is reproducible.
+TEST(SimGroundTruthTest, RepeatedMigrationsDrawAfresh) {
+  auto run = [] {
+    auto hv = makeSim(testHost(), {{"seed", "3"}});
+    std::vector<TimeNs> totals;
+    TimeNs now = kStart;
+    for (OperationId op = 1; op <= 2; ++op) {
+      EXPECT_TRUE(hv->startMigration(op, migrateSpec("web", MigrationMode::kLive)).isOk());
+      (void)hv->poll(now);
+      std::optional<OperationEvent> done;
+      while (!done) {
+        now = hv->nextEventTime();
+        done = completionAt(*hv, op, now);
+      }
+      totals.push_back(done->migration->endNs - done->migration->startNs);
+      VmInfo back;
+      back.id = "web";
+      back.cpuCores = 2;
+      back.memoryBytes = 4 * kGB;
+      back.nonzeroMemoryBytes = 2 * kGB;
+      back.dirtyRateBytesPerSec = 1e8;
+      EXPECT_TRUE(hv->prepareIncoming(back).isOk());  // the VM comes back for the second run
+      EXPECT_TRUE(hv->finishIncoming("web", true).isOk());
+    }
+    return totals;
+  };
+  const auto first = run();
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_NE(first[0], first[1]);
+  EXPECT_EQ(run(), first);
+}
+
+// Ensures a live observation is complete and plausible: several pre-copy rounds, setup and
+// downtime near their means, more bytes than the non-zero memory, goodput a little under the
+// nominal rate, and a measured dirty rate around the VM's mean.
+TEST(SimGroundTruthTest, LiveObservationIsCompleteAndPlausible) {
+  const auto obs = migrateToEnd("web", MigrationMode::kLive, {});
+  EXPECT_EQ(obs.vmId, "web");
+  EXPECT_EQ(obs.mode, MigrationMode::kLive);
+  EXPECT_EQ(obs.memoryBytes, 4 * kGB);
+  EXPECT_EQ(obs.nonzeroMemoryBytes, 2 * kGB);
+  EXPECT_EQ(obs.startNs, kStart);
+  EXPECT_GE(obs.rounds, 3u);  // a 1 GB/s link against 100 MB/s of writes converges in rounds
+  EXPECT_LE(obs.rounds, sim::kMaxPrecopyRounds + 1);
+  EXPECT_GT(obs.setupNs, 200 * kNsPerMs);
+  EXPECT_LT(obs.setupNs, 1500 * kNsPerMs);
+  EXPECT_GT(obs.downtimeNs, 0);
+  EXPECT_LT(obs.downtimeNs, 1 * kNsPerSec);
+  EXPECT_GT(obs.transferredBytes, 2 * kGB);
+  EXPECT_LT(obs.transferredBytes, 3 * kGB);
+  EXPECT_GT(obs.bandwidthBytesPerSec, 0.88e9 - 1);
+  EXPECT_LT(obs.bandwidthBytesPerSec, 0.98e9 + 1);
+  EXPECT_GT(obs.dirtyRateBytesPerSec, 0.3e8);
+  EXPECT_LT(obs.dirtyRateBytesPerSec, 3e8);
+  EXPECT_GT(obs.endNs - obs.startNs, obs.setupNs + obs.downtimeNs);
+}
+
+// Ensures the sim is not the planner's model: over 20 seeds, suspend-copy-resume never takes
+// exactly what the "simple" model predicts (0.5 s + non-zero memory / bandwidth + 0.1 s), but
+// stays within a sane band of it, and is slower on average (goodput is below the nominal rate).
+TEST(SimGroundTruthTest, ModelErrorIsVisibleButBounded) {
+  auto model = planner::createMigrationModel("simple");
+  ASSERT_TRUE(model.isOk()) << model.status().toString();
+  planner::VmProfile vm;
+  vm.memoryBytes = 4e9;
+  vm.nonzeroMemoryBytes = 4e9;
+  planner::LinkProfile link{1e9, 0.5, 0.1};
+  auto predicted = (*model)->estimate(vm, link);
+  ASSERT_TRUE(predicted.isOk());
+  const double predictedS = predicted->totalTimeS;  // 4.6 s
+  double sumRatio = 0;
+  for (int seed = 1; seed <= 20; ++seed) {
+    const auto obs =
+        migrateToEnd("db", MigrationMode::kSuspendCopyResume, {{"seed", std::to_string(seed)}});
+    const double observedS = nsToSeconds(obs.endNs - obs.startNs);
+    EXPECT_GT(std::abs(observedS - predictedS), 1e-3) << "seed " << seed;
+    EXPECT_GT(observedS, 0.8 * predictedS) << "seed " << seed;
+    EXPECT_LT(observedS, 1.4 * predictedS) << "seed " << seed;
+    EXPECT_EQ(obs.rounds, 1u);
+    EXPECT_GT(obs.downtimeNs, obs.endNs - obs.startNs - obs.setupNs - 1);  // all but setup
+    sumRatio += observedS / predictedS;
+  }
+  EXPECT_GT(sumRatio / 20, 1.0);
+}
+
+// Ensures the pre-copy loop stops as Xen does: a light writer converges (last dirty set at most
+// 50 pages), a writer faster than the link is forced to stop by the round or volume limit, and a
+// suspended VM needs one round and an empty stop-and-copy.
+TEST(SimGroundTruthTest, PrecopyStopConditions) {
+  sim::GroundTruthInput light{MigrationMode::kLive, 4e9, 2e9, 1e6, 1e9};
+  sim::SimRandom r1(1);
+  auto converged = sim::simulateMigration(light, r1);
+  EXPECT_TRUE(converged.converged);
+  EXPECT_LE(converged.stopCopyBytes, sim::kStopBytes);
+  EXPECT_LT(converged.precopy.size(), sim::kMaxPrecopyRounds);
+
+  sim::GroundTruthInput heavy{MigrationMode::kLive, 4e9, 4e9, 2e9, 1e9};
+  sim::SimRandom r2(1);
+  auto forced = sim::simulateMigration(heavy, r2);
+  EXPECT_FALSE(forced.converged);
+  EXPECT_LE(forced.precopy.size(), sim::kMaxPrecopyRounds);
+  const double lastRound = forced.precopy.back().bytes;
+  EXPECT_LE(forced.precopyBytes() - lastRound, sim::kMaxSentFactor * 4e9);
+  EXPECT_GT(forced.stopCopyBytes, sim::kStopBytes);
+  EXPECT_GT(forced.downtimeS(), 1.0);  // the working set is copied with the VM paused
+
+  sim::GroundTruthInput paused{MigrationMode::kLive, 4e9, 2e9, 0, 1e9};
+  sim::SimRandom r3(1);
+  auto idle = sim::simulateMigration(paused, r3);
+  EXPECT_TRUE(idle.converged);
+  EXPECT_EQ(idle.precopy.size(), 1u);
+  EXPECT_EQ(idle.rounds(), 2u);
+  EXPECT_EQ(idle.stopCopyBytes, 0);
+  EXPECT_DOUBLE_EQ(idle.downtimeS(), idle.commitS);
+}
+
+// Ensures progress goes through setup, copy and commit in order, with bytes never decreasing,
+// and the completion's byte count matches the last progress total.
+TEST(SimGroundTruthTest, ProgressPhasesInOrder) {
+  auto hv = makeSim(testHost(), {{"seed", "11"}});
+  ASSERT_TRUE(hv->startMigration(5, migrateSpec("web", MigrationMode::kLive)).isOk());
+  std::vector<OperationEvent> events = hv->poll(kStart);
+  for (int i = 0; i < 20 && hv->nextEventTime() != kTimeInfinity; ++i) {
+    for (auto& e : hv->poll(hv->nextEventTime())) events.push_back(std::move(e));
+  }
+  ASSERT_GE(events.size(), 5u);
+  ASSERT_EQ(events.back().kind, OperationEvent::Kind::kCompleted);
+  const std::vector<std::string> order = {"setup", "copy", "commit"};
+  std::size_t phase = 0;
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    const auto& e = events[i];
+    ASSERT_EQ(e.kind, OperationEvent::Kind::kProgress);
+    auto at = std::find(order.begin(), order.end(), e.phase);
+    ASSERT_NE(at, order.end()) << e.phase;
+    const auto index = static_cast<std::size_t>(at - order.begin());
+    EXPECT_GE(index, phase);
+    phase = index;
+    EXPECT_GE(e.bytesSent, bytes);
+    bytes = e.bytesSent;
+    EXPECT_EQ(e.bytesTotal, events.back().migration->transferredBytes);
+  }
+}
+
+// Ensures bad sim parameters are invalid-argument errors naming the parameter.
+TEST(SimGroundTruthTest, BadParametersAreInvalid) {
+  for (const auto& params :
+       std::vector<std::map<std::string, std::string>>{{{"seed", "x"}},
+                                                       {{"seed", "-1"}},
+                                                       {{"ground_truth", "oracle"}},
+                                                       {{"uri", "test:///"}}}) {
+    HypervisorOptions options;
+    options.host = testHost();
+    options.params = params;
+    auto hv = Hypervisor::create("sim", options);
+    ASSERT_FALSE(hv.isOk());
+    EXPECT_EQ(hv.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(hv.status().message().find(params.begin()->first), std::string::npos)
+        << hv.status().message();
+  }
 }
 
 }  // namespace

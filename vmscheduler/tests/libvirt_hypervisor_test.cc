@@ -1,0 +1,395 @@
+// Tests of the libvirt backend against libvirt's in-process test driver: one node file per
+// simulated host (test:///path/node.xml gives each connection a fresh node of its own).
+#include "libvirt_hypervisor.h"
+
+#include <gtest/gtest.h>
+#include <libvirt/libvirt.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "vrm/vmscheduler/hypervisor.h"
+
+namespace vrm::vmscheduler {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr std::uint64_t kMiB = 1024 * 1024;
+constexpr TimeNs kStart = 1'000 * kNsPerSec;
+
+constexpr const char* kTemplate =
+    "<domain type='test'><name>{{name}}</name><memory unit='KiB'>{{memory_kib}}</memory>"
+    "<vcpu>{{vcpus}}</vcpu><os><type>hvm</type></os></domain>";
+
+// A plain domain XML, as `virsh dumpxml` would give, used as a template without placeholders.
+constexpr const char* kPlainTemplate =
+    "<domain type='test'>\n  <name>golden</name>\n"
+    "  <uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>\n"
+    "  <memory unit='GiB'>8</memory>\n  <currentMemory unit='GiB'>8</currentMemory>\n"
+    "  <vcpu placement='static'>4</vcpu>\n  <os><type>hvm</type></os>\n</domain>\n";
+
+// A fresh directory per test, removed at the end.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "vrm-libvirt-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Writes a test-driver node file with 8 cores, 16 GiB and `domains` (running VMs).
+std::string writeNode(const fs::path& dir, const std::string& name,
+                      const std::vector<std::string>& domains) {
+  const fs::path file = dir / (name + ".xml");
+  std::ofstream out(file);
+  out << "<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>8</cores><threads>1</threads>"
+         "<active>8</active><mhz>2000</mhz><model>i686</model></cpu>"
+         "<memory>16777216</memory>";
+  for (const auto& d : domains) {
+    out << "<domain type='test'><name>" << d
+        << "</name><memory unit='KiB'>1048576</memory><vcpu>2</vcpu><os><type>hvm</type></os>"
+           "</domain>";
+  }
+  out << "</node>";
+  return "test://" + file.string();
+}
+
+std::unique_ptr<Hypervisor> makeLibvirt(const std::string& host,
+                                        std::map<std::string, std::string> params) {
+  HypervisorOptions options;
+  options.host.name = host;
+  options.host.nicBandwidthBytesPerSec = 1e9;
+  options.params = std::move(params);
+  auto hv = Hypervisor::create("libvirt", options);
+  EXPECT_TRUE(hv.isOk()) << hv.status().toString();
+  return hv.isOk() ? std::move(hv).value() : nullptr;
+}
+
+std::optional<VmInfo> findVm(const std::vector<VmInfo>& vms, const std::string& id) {
+  auto it = std::find_if(vms.begin(), vms.end(), [&](const VmInfo& v) { return v.id == id; });
+  if (it == vms.end()) return std::nullopt;
+  return *it;
+}
+
+std::optional<OperationEvent> completionAt(Hypervisor& hv, OperationId op, TimeNs now) {
+  for (auto& e : hv.poll(now)) {
+    if (e.opId == op && e.kind == OperationEvent::Kind::kCompleted) return e;
+  }
+  return std::nullopt;
+}
+
+CloneSpec cloneSpec(const std::string& id, const std::string& templ = "small") {
+  return CloneSpec{id, templ, 2, 512 * kMiB, "r1", 0};
+}
+
+// Ensures the inventory lists the node's domains with their cores, memory and state, and the
+// host's capacity comes from the node.
+TEST(LibvirtHypervisorTest, InventoryListsTheNodesDomains) {
+  TempDir dir;
+  auto hv = makeLibvirt("h1", {{"uri", writeNode(dir.path(), "h1", {"vm1", "vm2"})}});
+  ASSERT_TRUE(hv);
+  EXPECT_EQ(hv->backendName(), "libvirt");
+  EXPECT_EQ(hv->hostInfo().name, "h1");
+  EXPECT_EQ(hv->hostInfo().cpuCores, 8u);
+  EXPECT_EQ(hv->hostInfo().memoryBytes, 16 * 1024 * kMiB);
+  EXPECT_DOUBLE_EQ(hv->hostInfo().nicBandwidthBytesPerSec, 1e9);
+  const auto vms = hv->inventory();
+  ASSERT_EQ(vms.size(), 2u);
+  EXPECT_EQ(vms[0].id, "vm1");
+  EXPECT_EQ(vms[0].cpuCores, 2u);
+  EXPECT_EQ(vms[0].memoryBytes, 1024 * kMiB);
+  EXPECT_EQ(vms[0].state, VmState::kRunning);
+  EXPECT_EQ(vms[1].id, "vm2");
+  EXPECT_EQ(hv->nextEventTime(), kTimeInfinity);
+}
+
+// Ensures a clone from an inline template is defined, tagged and started, reported by poll(),
+// listed with its reservation and template, repeated idempotently, and refused on a clash.
+TEST(LibvirtHypervisorTest, CloneDefinesAndStartsFromTemplate) {
+  TempDir dir;
+  auto hv =
+      makeLibvirt("h1", {{"uri", writeNode(dir.path(), "h1", {})}, {"template.small", kTemplate}});
+  ASSERT_TRUE(hv);
+  ASSERT_TRUE(hv->startClone(4, cloneSpec("r1-0")).isOk());
+  EXPECT_EQ(findVm(hv->inventory(), "r1-0")->state, VmState::kCloning);
+  EXPECT_LE(hv->nextEventTime(), kStart);
+  auto done = completionAt(*hv, 4, kStart);
+  ASSERT_TRUE(done);
+  ASSERT_TRUE(done->status.isOk()) << done->status.toString();
+  ASSERT_TRUE(done->clone);
+  EXPECT_EQ(done->clone->vmId, "r1-0");
+  EXPECT_EQ(done->clone->host, "h1");
+  EXPECT_EQ(done->clone->address, "r1-0.h1");
+  auto vm = findVm(hv->inventory(), "r1-0");
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->state, VmState::kRunning);
+  EXPECT_EQ(vm->cpuCores, 2u);
+  EXPECT_EQ(vm->memoryBytes, 512 * kMiB);
+  EXPECT_EQ(vm->reservationId, "r1");
+  EXPECT_EQ(vm->templateName, "small");
+
+  ASSERT_TRUE(hv->startClone(5, cloneSpec("r1-0")).isOk());  // vrmd retries: same handle
+  auto again = completionAt(*hv, 5, kStart + 1);
+  ASSERT_TRUE(again && again->clone);
+  EXPECT_EQ(again->clone->address, "r1-0.h1");
+  CloneSpec other = cloneSpec("r1-0");
+  other.reservationId = "r2";
+  EXPECT_EQ(hv->startClone(6, other).code(), StatusCode::kRejected);
+  EXPECT_EQ(hv->inventory().size(), 1u);
+}
+
+// Ensures a plain domain XML in template_xml_dir works as a template: the clone gets the VM id
+// as name, a fresh uuid, and the requested memory and cores.
+TEST(LibvirtHypervisorTest, CloneFromTemplateDirRewritesPlainXml) {
+  TempDir dir;
+  std::ofstream(dir.path() / "golden.xml") << kPlainTemplate;
+  auto hv = makeLibvirt(
+      "h1", {{"uri", writeNode(dir.path(), "h1", {})}, {"template_xml_dir", dir.path().string()}});
+  ASSERT_TRUE(hv);
+  ASSERT_TRUE(hv->startClone(1, cloneSpec("a", "golden")).isOk());
+  ASSERT_TRUE(hv->startClone(2, cloneSpec("b", "golden")).isOk());  // same template, new uuid
+  auto events = hv->poll(kStart);
+  ASSERT_EQ(events.size(), 2u);
+  for (const auto& e : events) EXPECT_TRUE(e.status.isOk()) << e.status.toString();
+  auto a = findVm(hv->inventory(), "a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->memoryBytes, 512 * kMiB);
+  EXPECT_EQ(a->cpuCores, 2u);
+  EXPECT_EQ(a->templateName, "golden");
+  EXPECT_TRUE(findVm(hv->inventory(), "b"));
+
+  const std::string xml = libvirt_detail::instantiateTemplate(kPlainTemplate, cloneSpec("c"));
+  EXPECT_NE(xml.find("<name>c</name>"), std::string::npos) << xml;
+  EXPECT_EQ(xml.find("<uuid>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<memory unit='KiB'>524288</memory>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<vcpu placement='static'>2</vcpu>"), std::string::npos) << xml;
+}
+
+// Ensures suspend and resume map to libvirt and are idempotent, resume starts a shut-off
+// domain, and destroy removes the VM.
+TEST(LibvirtHypervisorTest, SuspendResumeStartDestroy) {
+  TempDir dir;
+  const std::string uri = writeNode(dir.path(), "h1", {"vm1"});
+  auto hv = makeLibvirt("h1", {{"uri", uri}});
+  ASSERT_TRUE(hv);
+  ASSERT_TRUE(hv->suspend("vm1").isOk());
+  EXPECT_EQ(findVm(hv->inventory(), "vm1")->state, VmState::kSuspended);
+  ASSERT_TRUE(hv->suspend("vm1").isOk());
+  ASSERT_TRUE(hv->resume("vm1").isOk());
+  EXPECT_EQ(findVm(hv->inventory(), "vm1")->state, VmState::kRunning);
+  ASSERT_TRUE(hv->resume("vm1").isOk());
+
+  ASSERT_TRUE(hv->destroy("vm1").isOk());
+  EXPECT_FALSE(findVm(hv->inventory(), "vm1"));
+  EXPECT_EQ(hv->destroy("vm1").code(), StatusCode::kNotFound);
+}
+
+// Ensures a migration between two test-driver hosts works as save on the source and restore on
+// the destination, through the ordinary prepareIncoming / startMigration / finishIncoming
+// sequence, and that the source reports a complete suspend-copy-resume observation.
+TEST(LibvirtHypervisorTest, SaveOnOneHostRestoreOnAnotherIsAMigration) {
+  TempDir dir;
+  fs::create_directory(dir.path() / "state");
+  auto a =
+      makeLibvirt("a", {{"uri", writeNode(dir.path(), "a", {})}, {"template.small", kTemplate}});
+  auto b = makeLibvirt("b", {{"uri", writeNode(dir.path(), "b", {})},
+                             {"state_dir", (dir.path() / "state").string()}});
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->startClone(1, cloneSpec("r1-0")).isOk());
+  ASSERT_TRUE(completionAt(*a, 1, kStart));
+  const VmInfo vm = *findVm(a->inventory(), "r1-0");
+
+  auto endpoint = b->prepareIncoming(vm);
+  ASSERT_TRUE(endpoint.isOk()) << endpoint.status().toString();
+  EXPECT_EQ(*endpoint, "save:" + (dir.path() / "state" / "r1-0.vrmsave").string());
+  EXPECT_EQ(findVm(b->inventory(), "r1-0")->state, VmState::kIncoming);
+
+  MigrationSpec spec{"r1-0", "b", *endpoint, MigrationMode::kLive, 0, 0};
+  ASSERT_TRUE(a->startMigration(2, spec).isOk());
+  EXPECT_EQ(findVm(a->inventory(), "r1-0")->state, VmState::kMigratingOut);
+  EXPECT_EQ(a->suspend("r1-0").code(), StatusCode::kRejected);
+  auto done = completionAt(*a, 2, kStart + kNsPerSec);
+  ASSERT_TRUE(done);
+  ASSERT_TRUE(done->status.isOk()) << done->status.toString();
+  ASSERT_TRUE(done->migration);
+  const MigrationObservation& obs = *done->migration;
+  EXPECT_EQ(obs.vmId, "r1-0");
+  EXPECT_EQ(obs.fromHost, "a");
+  EXPECT_EQ(obs.toHost, "b");
+  EXPECT_EQ(obs.mode, MigrationMode::kSuspendCopyResume);  // what really happened
+  EXPECT_EQ(obs.memoryBytes, 512 * kMiB);
+  EXPECT_EQ(obs.rounds, 1u);
+  EXPECT_GT(obs.transferredBytes, 0u);  // the save image
+  EXPECT_EQ(obs.startNs, kStart + kNsPerSec);
+  EXPECT_GE(obs.endNs, obs.startNs + obs.setupNs + obs.downtimeNs);
+  EXPECT_GT(obs.bandwidthBytesPerSec, 0);
+  EXPECT_FALSE(findVm(a->inventory(), "r1-0"));
+
+  ASSERT_TRUE(b->finishIncoming("r1-0", true).isOk());
+  auto arrived = findVm(b->inventory(), "r1-0");
+  ASSERT_TRUE(arrived);
+  EXPECT_EQ(arrived->state, VmState::kRunning);
+  EXPECT_EQ(arrived->reservationId, "r1");  // metadata travels in the save image
+  EXPECT_EQ(arrived->templateName, "small");
+  EXPECT_FALSE(fs::exists(dir.path() / "state" / "r1-0.vrmsave"));
+  EXPECT_EQ(b->finishIncoming("r1-0", true).code(), StatusCode::kRejected);  // not incoming
+}
+
+// Ensures a dropped incoming VM frees its place, and committing one that never arrived is
+// rejected.
+TEST(LibvirtHypervisorTest, IncomingThatNeverArrives) {
+  TempDir dir;
+  auto b = makeLibvirt(
+      "b", {{"uri", writeNode(dir.path(), "b", {})}, {"state_dir", dir.path().string()}});
+  ASSERT_TRUE(b);
+  VmInfo vm;
+  vm.id = "x";
+  vm.cpuCores = 1;
+  vm.memoryBytes = 256 * kMiB;
+  ASSERT_TRUE(b->prepareIncoming(vm).isOk());
+  EXPECT_EQ(b->prepareIncoming(vm).status().code(), StatusCode::kRejected);  // already incoming
+  EXPECT_EQ(b->finishIncoming("x", true).code(), StatusCode::kRejected);
+  ASSERT_TRUE(b->finishIncoming("x", false).isOk());
+  EXPECT_TRUE(b->inventory().empty());
+  vm.memoryBytes = 32 * 1024 * kMiB;
+  EXPECT_EQ(b->prepareIncoming(vm).status().code(), StatusCode::kRejected);  // no room
+
+  TempDir other;
+  auto nowhere = makeLibvirt("c", {{"uri", writeNode(other.path(), "c", {})}});
+  ASSERT_TRUE(nowhere);
+  vm.memoryBytes = 256 * kMiB;
+  EXPECT_EQ(nowhere->prepareIncoming(vm).status().code(), StatusCode::kRejected);
+}
+
+// Ensures live migration to a libvirt URI is attempted with virDomainMigrateToURI3, and that
+// the test driver's refusal comes back as a typed failure with libvirt's message while the VM
+// stays where it was.
+TEST(LibvirtHypervisorTest, UriMigrationFailureIsTyped) {
+  TempDir dir;
+  auto a = makeLibvirt("a", {{"uri", writeNode(dir.path(), "a", {"vm1"})}});
+  ASSERT_TRUE(a);
+  MigrationSpec spec{"vm1", "b", "test:///default", MigrationMode::kLive, 1e8, 300 * kNsPerMs};
+  ASSERT_TRUE(a->startMigration(1, spec).isOk());
+  auto done = completionAt(*a, 1, kStart);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status.code(), StatusCode::kRejected);
+  EXPECT_NE(done->status.message().find("migrat"), std::string::npos) << done->status.message();
+  EXPECT_FALSE(done->migration);
+  EXPECT_EQ(findVm(a->inventory(), "vm1")->state, VmState::kRunning);
+}
+
+// Ensures with threads=on the libvirt calls run on workers and complete through poll().
+TEST(LibvirtHypervisorTest, WorkerThreadsCompleteThroughPoll) {
+  TempDir dir;
+  auto hv = makeLibvirt(
+      "h1",
+      {{"uri", writeNode(dir.path(), "h1", {})}, {"template.small", kTemplate}, {"threads", "on"}});
+  ASSERT_TRUE(hv);
+  (void)hv->poll(kStart);
+  ASSERT_TRUE(hv->startClone(1, cloneSpec("w")).isOk());
+  EXPECT_EQ(hv->nextEventTime(), kStart + kNsPerSec);  // look again in a second
+  static_cast<LibvirtHypervisor&>(*hv).waitForWorkers();
+  auto done = completionAt(*hv, 1, kStart + 1);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(done->status.isOk()) << done->status.toString();
+  EXPECT_EQ(findVm(hv->inventory(), "w")->state, VmState::kRunning);
+  EXPECT_EQ(hv->nextEventTime(), kTimeInfinity);
+}
+
+// Ensures expected failures are typed: unknown VMs are not-found, a bad template XML is
+// invalid-argument carrying libvirt's message, unknown templates and parameters and unusable
+// URIs are invalid-argument.
+TEST(LibvirtHypervisorTest, ErrorsAreTyped) {
+  TempDir dir;
+  auto hv = makeLibvirt(
+      "h1", {{"uri", writeNode(dir.path(), "h1", {})},
+             {"template.broken", "<domain>garbage"},
+             {"template.incomplete", "<domain type='test'><name>{{name}}</name></domain>"}});
+  ASSERT_TRUE(hv);
+  EXPECT_EQ(hv->suspend("ghost").code(), StatusCode::kNotFound);
+  EXPECT_EQ(hv->resume("ghost").code(), StatusCode::kNotFound);
+  EXPECT_EQ(hv->destroy("ghost").code(), StatusCode::kNotFound);
+  EXPECT_EQ(hv->finishIncoming("ghost", true).code(), StatusCode::kNotFound);
+  EXPECT_EQ(
+      hv->startMigration(1, {"ghost", "h2", "save:/tmp/x", MigrationMode::kLive, 0, 0}).code(),
+      StatusCode::kNotFound);
+  EXPECT_EQ(hv->startClone(2, cloneSpec("c", "nosuch")).code(), StatusCode::kInvalidArgument);
+
+  ASSERT_TRUE(hv->startClone(3, cloneSpec("c", "broken")).isOk());
+  auto broken = completionAt(*hv, 3, kStart);
+  ASSERT_TRUE(broken);
+  EXPECT_EQ(broken->status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(broken->status.message().find("garbage"), std::string::npos)
+      << broken->status.message();
+  ASSERT_TRUE(hv->startClone(4, cloneSpec("d", "incomplete")).isOk());
+  auto incomplete = completionAt(*hv, 4, kStart);
+  ASSERT_TRUE(incomplete);
+  EXPECT_EQ(incomplete->status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(incomplete->status.message().find("os <type>"), std::string::npos)
+      << incomplete->status.message();
+  EXPECT_TRUE(hv->inventory().empty());
+
+  for (const auto& params : std::vector<std::map<std::string, std::string>>{
+           {},
+           {{"uri", "test://" + (dir.path() / "missing.xml").string()}},
+           {{"uri", "nosuchdriver:///"}},
+           {{"uri", "test:///default"}, {"colour", "blue"}},
+           {{"uri", "test:///default"}, {"threads", "maybe"}},
+           {{"uri", "test:///default"}, {"template_xml_dir", "/nonexistent/dir"}}}) {
+    HypervisorOptions options;
+    options.host.name = "h1";
+    options.params = params;
+    auto bad = Hypervisor::create("libvirt", options);
+    ASSERT_FALSE(bad.isOk());
+    EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << bad.status().toString();
+  }
+}
+
+// Ensures destroying a VM still cloning (not yet started by poll) completes its clone as rejected.
+TEST(LibvirtHypervisorTest, DestroyWhileCloningCompletesTheClone) {
+  TempDir dir;
+  auto hv =
+      makeLibvirt("h1", {{"uri", writeNode(dir.path(), "h1", {})}, {"template.small", kTemplate}});
+  ASSERT_TRUE(hv);
+  ASSERT_TRUE(hv->startClone(1, cloneSpec("c")).isOk());
+  ASSERT_TRUE(hv->destroy("c").isOk());
+  auto done = completionAt(*hv, 1, kStart);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status.code(), StatusCode::kRejected);
+  EXPECT_TRUE(hv->inventory().empty());
+}
+
+// Ensures completed-job statistics (as QEMU reports them) fill the observation: setup,
+// downtime, bytes, rounds, goodput over the sending time, and dirty rate in bytes.
+TEST(LibvirtHypervisorTest, JobStatsFillTheObservation) {
+  virTypedParameterPtr params = nullptr;
+  int n = 0;
+  int cap = 0;
+  virTypedParamsAddULLong(&params, &n, &cap, VIR_DOMAIN_JOB_TIME_ELAPSED, 5'000);
+  virTypedParamsAddULLong(&params, &n, &cap, VIR_DOMAIN_JOB_SETUP_TIME, 1'000);
+  virTypedParamsAddULLong(&params, &n, &cap, VIR_DOMAIN_JOB_DOWNTIME, 120);
+  virTypedParamsAddULLong(&params, &n, &cap, VIR_DOMAIN_JOB_DATA_PROCESSED, 4'000'000'000ull);
+  virTypedParamsAddULLong(&params, &n, &cap, VIR_DOMAIN_JOB_MEMORY_ITERATION, 6);
+  virTypedParamsAddULLong(&params, &n, &cap, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, 25'000);
+  virTypedParamsAddULLong(&params, &n, &cap, VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE, 4096);
+  MigrationObservation obs;
+  libvirt_detail::applyJobStats(params, n, obs);
+  virTypedParamsFree(params, n);
+  EXPECT_EQ(obs.setupNs, 1'000 * kNsPerMs);
+  EXPECT_EQ(obs.downtimeNs, 120 * kNsPerMs);
+  EXPECT_EQ(obs.transferredBytes, 4'000'000'000u);
+  EXPECT_EQ(obs.rounds, 6u);
+  EXPECT_DOUBLE_EQ(obs.bandwidthBytesPerSec, 1e9);  // 4 GB over 5 s - 1 s of setup
+  EXPECT_DOUBLE_EQ(obs.dirtyRateBytesPerSec, 25'000.0 * 4096);
+}
+
+}  // namespace
+}  // namespace vrm::vmscheduler
