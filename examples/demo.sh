@@ -3,11 +3,22 @@
 #   vrmd and three vmschedd agents (simulated hypervisor, clock 600x faster than real time) on
 #   loopback; a BMI-style reservation that forces a host to be vacated; the admission decision,
 #   the vacate plan, progress, the returned handles, and the teardown at the end of the window.
-# Stops everything it started and exits 0 when the reservation completed.
+# Stops everything it started and exits 0 when the reservation completed; with --keep-running
+# it leaves vrmd, its web calendar and the agents up until Ctrl-C.
 #
-# Environment: VRM_DEMO_PORT (default 15555; uses it and the next port), VRM_DEMO_SCALE
-# (default 600), VRM_BUILD_DIR (default build/), VRM_DEMO_NO_BUILD=1 (tests: already built).
+# Usage: examples/demo.sh [--keep-running]
+# Environment: VRM_DEMO_PORT (default 15555; uses it and the next two ports: ZeroMQ clients,
+# agents, the web calendar), VRM_DEMO_SCALE (default 600), VRM_BUILD_DIR (default build/),
+# VRM_DEMO_NO_BUILD=1 (tests: already built).
 set -euo pipefail
+keep_running=""
+for arg in "$@"; do
+  case $arg in
+    --keep-running) keep_running=1 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo.sh: unknown argument '$arg' (try --keep-running)" >&2; exit 2 ;;
+  esac
+done
 root=$(cd "$(dirname "$0")/.." && pwd)
 [[ -n ${VRM_DEMO_NO_BUILD:-} ]] || "$root/scripts/build.sh" >&2
 
@@ -17,11 +28,13 @@ scale=${VRM_DEMO_SCALE:-600}
 work=$(mktemp -d -t vrm-demo.XXXXXX)
 clients="tcp://127.0.0.1:$port"
 agents="tcp://127.0.0.1:$((port + 1))"
+web="http://127.0.0.1:$((port + 2))/"
 origin=$(date +%s%N)  # shared by every process so their scaled clocks agree
 pids=()
 
 cleanup() {
   local rc=$?
+  if [[ -n ${stopping_on_request:-} ]]; then rc=0; fi  # Ctrl-C after --keep-running: normal end
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [[ $rc -ne 0 ]]; then
@@ -39,7 +52,8 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Starting vrmd and three agents (clock ${scale}x real time, logs in $work)"
 "$build/vrm/vrmd" --cluster "$root/examples/cluster.yaml" --store "$work/vrm.db" \
-  --clients "$clients" --agents "$agents" --time-scale "$scale" --clock-origin "$origin" \
+  --clients "$clients" --agents "$agents" --http "127.0.0.1:$((port + 2))" \
+  --time-scale "$scale" --clock-origin "$origin" \
   --heartbeat-timeout 5min >"$work/vrmd.log" 2>&1 &
 pids+=($!)
 for host in node1 node2 node3; do
@@ -56,6 +70,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [[ ${up:-0} -ge 3 ]] || { echo "agents did not register" >&2; exit 1; }
+
+echo "Web calendar: $web  (hosts x time, the vacate windows, a booking form; JSON under ${web}api/)"
+if [[ -z $keep_running ]]; then
+  echo "It closes when the demo ends; run 'examples/demo.sh --keep-running' to keep looking."
+fi
 
 say "The cluster: every host runs other people's VMs"
 vrmctl hosts
@@ -83,3 +102,13 @@ vrmctl show "$id" | head -n 3
 state=$(vrmctl show "$id" | head -n 1 | awk '{print $2}')
 [[ $state == done ]] || { echo "reservation ended in state $state" >&2; exit 1; }
 say "Done: admitted, vacated, cloned, handed back and torn down"
+
+if [[ -n $keep_running ]]; then
+  say "Still running (--keep-running): press Ctrl-C to stop vrmd and the agents"
+  echo "Web calendar: $web"
+  echo "vrmctl:       VRM_ENDPOINT=$clients $build/clients/vrmctl list"
+  echo "Metrics:      ${web}metrics"
+  echo "The clock runs ${scale}x real time (VRM_DEMO_SCALE=60 for a calmer calendar)."
+  stopping_on_request=1
+  wait || true
+fi

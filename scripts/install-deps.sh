@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libboost-dev            # Boost.ICL (calendars), Boost.Asio
+  libboost-dev            # Boost.ICL (calendars), Boost.Asio and Beast (web calendar)
   libzmq3-dev cppzmq-dev  # ZeroMQ transport
   capnproto libcapnp-dev  # wire schemas
   libsqlite3-dev          # durable store
@@ -14,6 +14,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev         # cluster descriptions
   nlohmann-json3-dev      # --json output
+  chromium curl           # the web calendar's browser test (tests/e2e/web_test.sh)
   libvirt-dev             # libvirt backend (the test:/// driver its tests use is in libvirt0)
   qemu-system-x86 qemu-utils  # qemu backend (qemu-img for qcow2 overlays)
   busybox-static cpio         # the qemu tests' guest initramfs (tests/guest/build-guest.sh)

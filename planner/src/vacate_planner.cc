@@ -6,6 +6,10 @@
 
 namespace vrm::planner {
 
+const char* vacateObjectiveName(VacateObjective objective) {
+  return objective == VacateObjective::kDegradation ? "degradation" : "makespan";
+}
+
 std::uint64_t vacateBytes(const VacateRequest& request, const std::string& host) {
   std::uint64_t bytes = 0;
   for (const auto& vm : request.vms) {

@@ -60,6 +60,7 @@ struct VmInfo {
 enum MigrationMode {
   live @0;               # pre-copy live migration
   suspendCopyResume @1;  # Zhao & Figueiredo's suspend, copy, resume
+  suspend @2;            # suspended for the reservation, resumed on its source afterwards
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -120,6 +121,10 @@ struct PlannedMove {
   actualStartNs @10 :Int64;      # 0 until it starts
   actualEndNs @11 :Int64;        # 0 until it ends
   memoryBytes @12 :UInt64;
+  resumeAtNs @13 :Int64;                   # suspend: when to resume it (0 = not suspended)
+  diskSyncNs @14 :Int64;                   # local-disk synchronisation (Tsakalozos Expr. 1)
+  networkLimitBytesPerSec @15 :Float64;    # bandwidth share the plan assumes
+  diskWriteLimitBytesPerSec @16 :Float64;  # broker's cap on the VM's disk writes (0 = none)
 }
 
 struct VacatePlan {
@@ -130,6 +135,17 @@ struct VacatePlan {
   cloneTimeNs @4 :Int64;
   marginNs @5 :Int64;
   latestSafeStartNs @6 :Int64;
+  objective @7 :Text;                # "makespan", "degradation" ("" = skeleton planner)
+  hosts @8 :List(Text);              # the hosts vacated
+  batchSize @9 :UInt32;
+  quantile @10 :Float64;
+  makespanQuantileNs @11 :Int64;
+  makespanLowerBoundNs @12 :Int64;
+  maxVmTimeNs @13 :Int64;
+  energyJ @14 :Float64;
+  feasible @15 :Bool = true;
+  earliestFeasibleStartNs @16 :Int64;
+  notes @17 :List(Text);
 }
 
 struct VmHandle {

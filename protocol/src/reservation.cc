@@ -51,6 +51,7 @@ const char* moveModeName(MoveMode mode) {
   switch (mode) {
     case MoveMode::kLive: return "live";
     case MoveMode::kSuspendCopyResume: return "suspend-copy-resume";
+    case MoveMode::kSuspend: return "suspend";
   }
   return "unknown";
 }

@@ -94,13 +94,20 @@ ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
 namespace {
 
 wire::MigrationMode toWire(MoveMode m) {
-  return m == MoveMode::kLive ? wire::MigrationMode::LIVE
-                                       : wire::MigrationMode::SUSPEND_COPY_RESUME;
+  switch (m) {
+    case MoveMode::kLive: return wire::MigrationMode::LIVE;
+    case MoveMode::kSuspendCopyResume: return wire::MigrationMode::SUSPEND_COPY_RESUME;
+    case MoveMode::kSuspend: return wire::MigrationMode::SUSPEND;
+  }
+  return wire::MigrationMode::LIVE;
 }
 
 MoveMode fromWire(wire::MigrationMode m) {
-  return m == wire::MigrationMode::SUSPEND_COPY_RESUME ? MoveMode::kSuspendCopyResume
-                                                       : MoveMode::kLive;
+  switch (m) {
+    case wire::MigrationMode::SUSPEND_COPY_RESUME: return MoveMode::kSuspendCopyResume;
+    case wire::MigrationMode::SUSPEND: return MoveMode::kSuspend;
+    default: return MoveMode::kLive;
+  }
 }
 
 template <typename E>
@@ -125,6 +132,19 @@ void toWire(const Reservation& in, wire::Reservation::Builder out) {
   plan.setCloneTimeNs(in.plan.cloneTimeNs);
   plan.setMarginNs(in.plan.marginNs);
   plan.setLatestSafeStartNs(in.plan.latestSafeStartNs);
+  plan.setObjective(in.plan.objective);
+  auto planHosts = plan.initHosts(static_cast<unsigned>(in.plan.hosts.size()));
+  for (unsigned i = 0; i < in.plan.hosts.size(); ++i) planHosts.set(i, in.plan.hosts[i]);
+  plan.setBatchSize(in.plan.batchSize);
+  plan.setQuantile(in.plan.quantile);
+  plan.setMakespanQuantileNs(in.plan.makespanQuantileNs);
+  plan.setMakespanLowerBoundNs(in.plan.makespanLowerBoundNs);
+  plan.setMaxVmTimeNs(in.plan.maxVmTimeNs);
+  plan.setEnergyJ(in.plan.energyJ);
+  plan.setFeasible(in.plan.feasible);
+  plan.setEarliestFeasibleStartNs(in.plan.earliestFeasibleStartNs);
+  auto notes = plan.initNotes(static_cast<unsigned>(in.plan.notes.size()));
+  for (unsigned i = 0; i < in.plan.notes.size(); ++i) notes.set(i, in.plan.notes[i]);
   auto moves = plan.initMoves(static_cast<unsigned>(in.plan.moves.size()));
   for (unsigned i = 0; i < in.plan.moves.size(); ++i) {
     const auto& m = in.plan.moves[i];
@@ -139,6 +159,10 @@ void toWire(const Reservation& in, wire::Reservation::Builder out) {
     w.setTransferredBytes(m.transferredBytes);
     w.setDowntimeNs(m.downtimeNs);
     w.setMemoryBytes(m.memoryBytes);
+    w.setResumeAtNs(m.resumeAtNs);
+    w.setDiskSyncNs(m.diskSyncNs);
+    w.setNetworkLimitBytesPerSec(m.networkLimitBytesPerSec);
+    w.setDiskWriteLimitBytesPerSec(m.diskWriteLimitBytesPerSec);
     if (i < in.moves.size()) {
       w.setState(static_cast<wire::MoveState>(static_cast<int>(in.moves[i].state)));
       w.setActualStartNs(in.moves[i].actualStartNs);
@@ -191,6 +215,17 @@ Reservation fromWire(wire::Reservation::Reader in) {
   r.plan.cloneTimeNs = plan.getCloneTimeNs();
   r.plan.marginNs = plan.getMarginNs();
   r.plan.latestSafeStartNs = plan.getLatestSafeStartNs();
+  r.plan.objective = toStd(plan.getObjective());
+  for (auto h : plan.getHosts()) r.plan.hosts.push_back(toStd(h));
+  r.plan.batchSize = plan.getBatchSize();
+  r.plan.quantile = plan.getQuantile();
+  r.plan.makespanQuantileNs = plan.getMakespanQuantileNs();
+  r.plan.makespanLowerBoundNs = plan.getMakespanLowerBoundNs();
+  r.plan.maxVmTimeNs = plan.getMaxVmTimeNs();
+  r.plan.energyJ = plan.getEnergyJ();
+  r.plan.feasible = plan.getFeasible();
+  r.plan.earliestFeasibleStartNs = plan.getEarliestFeasibleStartNs();
+  for (auto n : plan.getNotes()) r.plan.notes.push_back(toStd(n));
   for (auto w : plan.getMoves()) {
     PlannedMove m;
     m.vmId = toStd(w.getVmId());
@@ -203,6 +238,10 @@ Reservation fromWire(wire::Reservation::Reader in) {
     m.transferredBytes = w.getTransferredBytes();
     m.downtimeNs = w.getDowntimeNs();
     m.memoryBytes = w.getMemoryBytes();
+    m.resumeAtNs = w.getResumeAtNs();
+    m.diskSyncNs = w.getDiskSyncNs();
+    m.networkLimitBytesPerSec = w.getNetworkLimitBytesPerSec();
+    m.diskWriteLimitBytesPerSec = w.getDiskWriteLimitBytesPerSec();
     r.plan.moves.push_back(std::move(m));
     MoveProgress p;
     p.state = static_cast<MoveState>(

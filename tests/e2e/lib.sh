@@ -9,6 +9,9 @@ SCALE=${SCALE:-600}
 ORIGIN=$(date +%s%N)
 CLIENTS="tcp://127.0.0.1:$PORT"
 AGENTS="tcp://127.0.0.1:$((PORT + 1))"
+# The web calendar: off unless a test sets HTTP_PORT (vrmd's default 8080 would collide
+# between tests running in parallel).
+HTTP_PORT=${HTTP_PORT:-}
 CLUSTER=${CLUSTER:-$root/examples/cluster.yaml}
 declare -A agent_pids=()
 vrmd_pid=""
@@ -29,8 +32,11 @@ export VRM_ENDPOINT=$CLIENTS VRM_OWNER=tester
 vrmctl() { "$build/clients/vrmctl" "$@"; }
 
 start_vrmd() {
+  local http=off
+  if [[ -n $HTTP_PORT ]]; then http=127.0.0.1:$HTTP_PORT; fi
   "$build/vrm/vrmd" --cluster "$CLUSTER" --store "$work/vrm.db" --clients "$CLIENTS" \
     --agents "$AGENTS" --time-scale "$SCALE" --clock-origin "$ORIGIN" \
+    --http "$http" \
     --heartbeat-timeout 5min >>"$work/vrmd.log" 2>&1 &
   vrmd_pid=$!
 }

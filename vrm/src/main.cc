@@ -5,15 +5,35 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "vrm/manager/server.h"
+#include "vrm/manager/web_server.h"
 #include "vrm/protocol/units.h"
 
 namespace {
 
 std::atomic<bool> gStop{false};
 void onSignal(int) { gStop = true; }
+
+// The web calendar's static files: web/ next to the binary (an installed layout), the source
+// tree's vrm/web/ seen from a build directory (build/vrm/vrmd), or the source path compiled in.
+std::string defaultWebRoot(const char* argv0) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path exe = fs::canonical("/proc/self/exe", ec);
+  if (ec) exe = fs::absolute(argv0, ec);
+  const fs::path dir = exe.parent_path();
+  for (const fs::path& candidate : {dir / "web", dir / ".." / ".." / "vrm" / "web"}) {
+    if (fs::is_regular_file(candidate / "index.html", ec)) return candidate.lexically_normal();
+  }
+#ifdef VRM_SOURCE_WEB_ROOT
+  return VRM_SOURCE_WEB_ROOT;
+#else
+  return "web";
+#endif
+}
 
 }  // namespace
 
@@ -28,6 +48,8 @@ int main(int argc, char** argv) {
   double timeScale = 0;
   std::int64_t clockOrigin = 0;
   std::string logLevel = "info";
+  std::string httpListen = "127.0.0.1:8080";
+  std::string webRoot;
   app.add_option("--clients", clientEndpoint, "ZeroMQ endpoint for clients")->capture_default_str();
   app.add_option("--agents", agentEndpoint, "ZeroMQ endpoint for vmschedd agents")
       ->capture_default_str();
@@ -46,6 +68,11 @@ int main(int argc, char** argv) {
                  "run the clock this many times faster than real time (simulation, demos)");
   app.add_option("--clock-origin", clockOrigin,
                  "ns since the epoch where the scaled clock starts (share it with the agents)");
+  app.add_option("--http", httpListen,
+                 "web calendar and /api/ on ADDR:PORT (loopback by default), or off")
+      ->capture_default_str();
+  app.add_option("--web-root", webRoot,
+                 "directory of the web calendar's files (default: vrm/web of the project)");
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error")->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -71,6 +98,16 @@ int main(int argc, char** argv) {
   if (!cluster) return fail(cluster.status().message());
   auto migrationModel = vrm::planner::createMigrationModel(model);
   if (!migrationModel) return fail("--model: " + migrationModel.status().message());
+  const bool web = httpListen != "off";
+  vrm::manager::WebServerOptions webOptions;
+  if (web) {
+    if (vrm::Status s = vrm::manager::parseHttpListen(httpListen, webOptions); !s) {
+      return fail("--http: " + s.message());
+    }
+    webOptions.webRoot = webRoot.empty() ? defaultWebRoot(argv[0]) : webRoot;
+    webOptions.templates = cluster->templates;
+    webOptions.vrmdEndpoint = "inproc://vrm-web";
+  }
 
   std::unique_ptr<vrm::Clock> clock;
   if (timeScale > 0) {
@@ -96,14 +133,24 @@ int main(int argc, char** argv) {
   vrm::manager::ServerOptions serverOptions;
   serverOptions.clientEndpoint = clientEndpoint;
   serverOptions.agentEndpoint = agentEndpoint;
+  // The web calendar talks to the core as a client, over inproc://.
+  if (web) serverOptions.extraClientEndpoints.push_back(webOptions.vrmdEndpoint);
   vrm::manager::Server server(context, manager, *clock, serverOptions);
   if (vrm::Status s = server.bind(); !s) return fail(s.message());
   spdlog::info("listening for clients on {}, agents on {}, store {}", server.clientEndpoint(),
                server.agentEndpoint(), storePath);
+  vrm::manager::WebServer webServer(context, webOptions);
+  if (web) {
+    if (vrm::Status s = webServer.start(); !s) {
+      return fail("--http: " + s.message() + " (choose another with --http ADDR:PORT, or off)");
+    }
+    spdlog::info("web calendar on {} (files from {})", webServer.url(), webOptions.webRoot);
+  }
 
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   server.run(gStop);
+  webServer.stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -34,6 +34,8 @@ Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock,
 Status Server::bind() {
   try {
     clients_.bind(options_.clientEndpoint);
+    boundClientEndpoint_ = clients_.get(zmq::sockopt::last_endpoint);
+    for (const auto& endpoint : options_.extraClientEndpoints) clients_.bind(endpoint);
     agents_.bind(options_.agentEndpoint);
   } catch (const zmq::error_t& e) {
     return Status::unavailable(std::string("cannot bind: ") + e.what());
@@ -41,7 +43,7 @@ Status Server::bind() {
   return Status::ok();
 }
 
-std::string Server::clientEndpoint() const { return clients_.get(zmq::sockopt::last_endpoint); }
+std::string Server::clientEndpoint() const { return boundClientEndpoint_; }
 std::string Server::agentEndpoint() const { return agents_.get(zmq::sockopt::last_endpoint); }
 
 void Server::runOnce(std::chrono::milliseconds maxWait) {

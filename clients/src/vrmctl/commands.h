@@ -34,6 +34,7 @@ std::string eventJsonLine(const ReservationEvent& e);
 
 void addReservationCommands(CLI::App& app, Context& ctx);  // submit show list cancel watch
 void addClusterCommands(CLI::App& app, Context& ctx);      // hosts vms
+void addPlanCommand(CLI::App& app, Context& ctx);          // plan (offline what-if)
 void addModelCommands(CLI::App& app, Context& ctx);        // predict calibrate (offline)
 
 }  // namespace vrm::vrmctl

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", ctx.json, "machine-readable output");
   addReservationCommands(app, ctx);
   addClusterCommands(app, ctx);
+  addPlanCommand(app, ctx);
   addModelCommands(app, ctx);
   try {
     app.parse(argc, argv);

@@ -7,6 +7,7 @@
 // Pure code: no I/O, no clock. plan() is const and thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -19,6 +20,17 @@
 
 namespace vrm::planner {
 
+// Capacity another party holds on a host over [startNs, endNs): another reservation's clones, a
+// pending move's VM, maintenance. Times are absolute.
+struct CapacityBooking {
+  TimeNs startNs = 0;
+  TimeNs endNs = kTimeInfinity;
+  std::uint32_t cpuCores = 0;
+  std::uint64_t memoryBytes = 0;
+  bool exclusive = false;  // the whole host is taken (another reservation's dedicated host)
+  std::string owner;       // who holds it, for messages ("reservation r7")
+};
+
 struct HostSnapshot {
   std::string name;
   std::uint32_t cpuCores = 0;
@@ -29,6 +41,13 @@ struct HostSnapshot {
   std::uint32_t freeCpuCores = 0;
   std::uint64_t freeMemoryBytes = 0;
   bool canReceive = true;  // false: unreachable, or booked by another reservation
+  // Added for CostAwareVacatePlanner (the skeleton's planner ignores them):
+  // Future bookings not yet subtracted from free*: a destination must have room for a VM under
+  // the peak of the bookings that end after VacateRequest::nowNs (displaced VMs stay where they
+  // land), and a host with any booking overlapping [nowNs, reservationEndNs) is not a candidate
+  // for vacating.
+  std::vector<CapacityBooking> bookings;
+  bool canVacate = true;  // false: unreachable, receiving another vacate's VMs, pinned...
 };
 
 struct VmSnapshot {
@@ -40,6 +59,34 @@ struct VmSnapshot {
   double dirtyRateBytesPerSec = 0;
   bool allowLive = true;
   bool allowSuspend = true;
+  // Added for CostAwareVacatePlanner:
+  std::uint64_t diskBytes = 0;          // local disk to synchronise (0 = shared storage)
+  double diskDirtyRateBytesPerSec = 0;  // block-dirtying rate of that disk
+  std::vector<double> dirtyRateHistoryBytesPerSec;  // Liu eqs. 11-13, oldest first
+  std::uint64_t modifiedMemoryBytes = 0;            // Zhao's suspend-phase input
+  std::string workload;                             // "cpu", "memory" or "" (Zhao recovery time)
+};
+
+// A network element several migrations may share, e.g. a rack uplink. A migration crosses it when
+// exactly one of its two ends is in `hosts` (the link is the cut between `hosts` and the rest).
+// NICs need no entry: every host's NIC is a resource of its own (full duplex: sending and
+// receiving are separate).
+struct SharedLink {
+  std::string name;
+  double bandwidthBytesPerSec = 0;
+  std::vector<std::string> hosts;
+};
+
+enum class VacateObjective {
+  kMakespan,     // finish the vacate soonest
+  kDegradation,  // disturb each VM least (or within maxVmTimeNs) while meeting the deadline
+};
+const char* vacateObjectiveName(VacateObjective objective);  // "makespan", "degradation"
+
+enum class SuspendPolicy {
+  kNever,       // a VM without a destination makes plan() fail (rejected)
+  kWhenNoRoom,  // a VM without a destination that allows suspension is suspended for the
+                // reservation and resumed on its source afterwards (MoveMode::kSuspend)
 };
 
 // The plan vocabulary lives in protocol (plan.h) because vrmd and clients share it.
@@ -55,7 +102,41 @@ struct VacateRequest {
   TimeNs reservationStartNs = 0;
   TimeNs cloneTimeNs = 0;
   TimeNs marginNs = 0;
+
+  // Fields below are read by CostAwareVacatePlanner only; their defaults keep old callers valid.
+  // The earliest the vacate can start (vrmd: now + planning latency). Deadline checks and
+  // bookings are relative to it.
+  TimeNs nowNs = 0;
+  TimeNs reservationEndNs = 0;  // 0 = unknown (suspended VMs then have no resume time)
+  // When hostsToVacate is empty: choose this many hosts among candidateHosts (empty = every
+  // host), cheapest first by Liu eq. 18 (see CostAwareVacatePlanner::chooseHosts).
+  std::uint32_t hostCount = 0;
+  std::vector<std::string> candidateHosts;
+  // What a vacated host must hold for the reservation (template x VMs per host); 0 = no check.
+  std::uint32_t cloneCpuCoresPerHost = 0;
+  std::uint64_t cloneMemoryBytesPerHost = 0;
+  std::vector<SharedLink> links;
+  VacateObjective objective = VacateObjective::kMakespan;
+  // Per-VM bounds for kDegradation (0 = none): a move's own time (end - start) and downtime.
+  TimeNs maxVmTimeNs = 0;
+  TimeNs maxVmDowntimeNs = 0;
+  // 0 = the planner chooses the strategy; k = batches of exactly k moves (1 = sequential).
+  std::uint32_t batchSize = 0;
+  // makespan at this quantile sets the latest safe start, in (0, 1).
+  double quantile = 0.95;
+  // The calibrator's relative residuals of past vacates, (actual - predicted) / predicted; with
+  // at least kMinErrorSamples of them their empirical quantile is used, otherwise a normal error
+  // with this relative standard deviation.
+  std::vector<double> relativeErrorSamples;
+  double relativeErrorStdDev = 0.2;
+  SuspendPolicy suspendPolicy = SuspendPolicy::kWhenNoRoom;
+  // Where suspended VMs' state goes: "" = stays on the source (no network), else a store reached
+  // at suspendStoreBandwidthBytesPerSec (the copy then shares the source NIC like a migration).
+  std::string suspendStore;
+  double suspendStoreBandwidthBytesPerSec = 0;
 };
+
+inline constexpr std::size_t kMinErrorSamples = 5;
 
 class VacatePlanner {
  public:

@@ -10,8 +10,11 @@
 
 namespace vrm {
 
-enum class MoveMode { kLive, kSuspendCopyResume };
-const char* moveModeName(MoveMode mode);  // "live", "suspend-copy-resume"
+// kSuspend: no destination has room, so the VM is suspended for the reservation (its state kept on
+// the source, or copied to a store named by PlannedMove::toHost) and resumed on its source host
+// at PlannedMove::resumeAtNs.
+enum class MoveMode { kLive, kSuspendCopyResume, kSuspend };
+const char* moveModeName(MoveMode mode);  // "live", "suspend-copy-resume", "suspend"
 
 struct PlannedMove {
   std::string vmId;
@@ -24,16 +27,36 @@ struct PlannedMove {
   std::uint64_t transferredBytes = 0;
   std::uint64_t memoryBytes = 0;
   TimeNs downtimeNs = 0;
+  // Fields below were added with the cost-aware planner; 0 means "not applicable".
+  TimeNs resumeAtNs = 0;                 // kSuspend: when to resume it on fromHost (absolute)
+  TimeNs diskSyncNs = 0;                 // local-disk synchronisation inside the move (Expr. 1)
+  double networkLimitBytesPerSec = 0;    // the bandwidth share the plan assumes (broker limit)
+  double diskWriteLimitBytesPerSec = 0;  // cap on the VM's disk writes the broker would apply
 };
 
 struct VacatePlan {
-  std::string strategy;  // "sequential", ...
+  std::string strategy;  // "sequential", "parallel", "batched(k)"
   std::string model;     // migration model used
   std::vector<PlannedMove> moves;
-  TimeNs makespanNs = 0;
+  TimeNs makespanNs = 0;  // predicted mean
   TimeNs cloneTimeNs = 0;
   TimeNs marginNs = 0;
+  // reservation start - clone time - makespan at the quantile - margin (the skeleton's planner
+  // has no quantile and uses the mean).
   TimeNs latestSafeStartNs = 0;
+  // Fields below were added with the cost-aware planner; the skeleton's planner leaves them at
+  // their defaults.
+  std::string objective;               // "makespan" or "degradation"
+  std::vector<std::string> hosts;      // the hosts vacated
+  std::uint32_t batchSize = 0;         // moves per batch (1 = sequential)
+  double quantile = 0;                 // confidence quantile of makespanQuantileNs
+  TimeNs makespanQuantileNs = 0;       // makespan at `quantile`
+  TimeNs makespanLowerBoundNs = 0;     // no schedule of these moves can be faster
+  TimeNs maxVmTimeNs = 0;              // longest single migration (suspensions excluded)
+  double energyJ = 0;                  // Liu eq. 15 summed over the moves
+  bool feasible = true;                // false: even starting now misses the start
+  TimeNs earliestFeasibleStartNs = 0;  // when !feasible: earliest start that would work
+  std::vector<std::string> notes;      // suspensions, non-converging moves, disk caps
 };
 
 }  // namespace vrm

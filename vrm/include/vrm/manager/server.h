@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <vector>
 #include <zmq.hpp>
 
 #include "vrm/manager/manager.h"
@@ -20,6 +21,9 @@ namespace vrm::manager {
 struct ServerOptions {
   std::string clientEndpoint = "tcp://127.0.0.1:5555";  // default: loopback only
   std::string agentEndpoint = "tcp://127.0.0.1:5556";
+  // More endpoints the client ROUTER binds as well, e.g. "inproc://vrm-web" for helper threads
+  // of this process (the web calendar) that talk to the core as ordinary clients. Default none.
+  std::vector<std::string> extraClientEndpoints;
   protocol::DecodeLimits limits;
   // Longest real-time sleep of the loop, so ticks happen even with nothing to read.
   std::chrono::milliseconds maxPollWait{200};
@@ -31,9 +35,11 @@ class Server {
   // thread.
   Server(zmq::context_t& context, Manager& manager, const Clock& clock, ServerOptions options);
 
-  // Binds both sockets. Errors: unavailable with ZeroMQ's reason (address in use, ...).
+  // Binds both sockets (the client socket also on every extra endpoint). Errors: unavailable
+  // with ZeroMQ's reason (address in use, ...).
   Status bind();
-  // The bound endpoints, with the port the OS chose when the option said "*".
+  // The bound endpoints, with the port the OS chose when the option said "*". clientEndpoint()
+  // is the main one (ServerOptions::clientEndpoint), not an extra one.
   std::string clientEndpoint() const;
   std::string agentEndpoint() const;
 
@@ -54,6 +60,7 @@ class Server {
   ServerOptions options_;
   zmq::socket_t clients_;
   zmq::socket_t agents_;
+  std::string boundClientEndpoint_;
 };
 
 }  // namespace vrm::manager

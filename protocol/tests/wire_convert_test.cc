@@ -1,0 +1,69 @@
+#include "vrm/protocol/wire_convert.h"
+
+#include <capnp/message.h>
+#include <gtest/gtest.h>
+
+namespace vrm::protocol {
+namespace {
+
+// Ensures the cost-aware planner's plan fields (suspension, disk sync, broker limits, quantile
+// makespan, feasibility, notes) survive the wire and the store, which persist the same message.
+TEST(WireConvertTest, PlanFieldsRoundTrip) {
+  Reservation r;
+  r.id = "r1";
+  r.plan.strategy = "batched(4)";
+  r.plan.objective = "degradation";
+  r.plan.hosts = {"n1", "n2"};
+  r.plan.batchSize = 4;
+  r.plan.quantile = 0.95;
+  r.plan.makespanNs = 10 * kNsPerSec;
+  r.plan.makespanQuantileNs = 13 * kNsPerSec;
+  r.plan.makespanLowerBoundNs = 9 * kNsPerSec;
+  r.plan.maxVmTimeNs = 5 * kNsPerSec;
+  r.plan.energyJ = 123.5;
+  r.plan.feasible = false;
+  r.plan.earliestFeasibleStartNs = 42;
+  r.plan.notes = {"VM 'x' is suspended"};
+  PlannedMove m;
+  m.vmId = "x";
+  m.mode = MoveMode::kSuspend;
+  m.resumeAtNs = 7;
+  m.diskSyncNs = 8;
+  m.networkLimitBytesPerSec = 1.5e8;
+  m.diskWriteLimitBytesPerSec = 2e7;
+  r.plan.moves = {m};
+  r.moves.resize(1);
+
+  capnp::MallocMessageBuilder b;
+  toWire(r, b.initRoot<wire::Reservation>());
+  Reservation back = fromWire(b.getRoot<wire::Reservation>().asReader());
+  EXPECT_EQ(back.plan.objective, "degradation");
+  EXPECT_EQ(back.plan.hosts, r.plan.hosts);
+  EXPECT_EQ(back.plan.batchSize, 4u);
+  EXPECT_EQ(back.plan.quantile, 0.95);
+  EXPECT_EQ(back.plan.makespanQuantileNs, r.plan.makespanQuantileNs);
+  EXPECT_EQ(back.plan.makespanLowerBoundNs, r.plan.makespanLowerBoundNs);
+  EXPECT_EQ(back.plan.maxVmTimeNs, r.plan.maxVmTimeNs);
+  EXPECT_EQ(back.plan.energyJ, 123.5);
+  EXPECT_FALSE(back.plan.feasible);
+  EXPECT_EQ(back.plan.earliestFeasibleStartNs, 42);
+  EXPECT_EQ(back.plan.notes, r.plan.notes);
+  ASSERT_EQ(back.plan.moves.size(), 1u);
+  EXPECT_EQ(back.plan.moves[0].mode, MoveMode::kSuspend);
+  EXPECT_EQ(back.plan.moves[0].resumeAtNs, 7);
+  EXPECT_EQ(back.plan.moves[0].diskSyncNs, 8);
+  EXPECT_EQ(back.plan.moves[0].networkLimitBytesPerSec, 1.5e8);
+  EXPECT_EQ(back.plan.moves[0].diskWriteLimitBytesPerSec, 2e7);
+}
+
+// Ensures a plan written before these fields existed reads back as feasible (schema default).
+TEST(WireConvertTest, OldPlansReadAsFeasible) {
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::Reservation>().initPlan().setStrategy("sequential");
+  Reservation back = fromWire(b.getRoot<wire::Reservation>().asReader());
+  EXPECT_TRUE(back.plan.feasible);
+  EXPECT_EQ(std::string(moveModeName(MoveMode::kSuspend)), "suspend");
+}
+
+}  // namespace
+}  // namespace vrm::protocol

@@ -1,0 +1,102 @@
+// vrmd's web calendar: the static page (vrm/web/), a JSON API under /api/ and a Prometheus-style
+// /metrics endpoint over HTTP/1.1 (Boost.Beast), served on a thread of its own.
+//
+// The web server never touches the Manager. It is a client of vrmd like vrmctl: it talks to the
+// server's client ROUTER over an inproc:// endpoint (ServerOptions::extraClientEndpoints) with
+// vrm::client::Client, so the event loop stays the only thread that owns the manager, and the
+// JSON is what `vrmctl --json` prints (vrm/client/render.h).
+//
+// Routes
+//   GET  /, /index.html, /app.js, ...       files under webRoot (GET and HEAD only)
+//   GET  /api/now                           {"now": ISO, "now_ns": int}: vrmd's clock
+//   GET  /api/hosts, /api/vms               as `vrmctl --json hosts` / `vms`
+//   GET  /api/templates                     the cluster's VM templates
+//   GET  /api/reservations[?owner=&state=&from=&to=]   as `vrmctl --json list`
+//   GET  /api/reservations/{id}             as `vrmctl --json show ID`
+//   POST /api/reservations                  JSON body (below): the admission decision
+//   POST /api/reservations/{id}/cancel
+//   GET  /metrics                           text exposition format 0.0.4
+//
+// POST /api/reservations body: {"hosts": N} or {"host_names": [...]} (dedicated) or {"vms": K}
+// (shared); "start" (ISO 8601, "now" or "+30min", relative to vrmd's clock) or "start_ns";
+// "duration" ("2h") or "end" / "end_ns"; "template"; optional "vms_per_host", "label", "owner"
+// (default WebServerOptions::defaultOwner), "objective" ("makespan" | "degradation"),
+// "dry_run". Answers: 201 with the reservation when admitted (200 for a dry run), 422 with the
+// reservation (state "rejected", "reason", "earliest_feasible_start" when known) when rejected.
+//
+// Errors are {"error": "<status code name>", "message": "<why>"}: 400 invalid (malformed JSON,
+// bad field), 403 unauthorized, 404 not found, 405 method not allowed, 409 rejected (e.g.
+// cancelling a finished reservation), 413 body too large, 503 vrmd unavailable, 500 internal.
+// Bad requests never stop the server: each connection fails on its own.
+//
+// The web server acts as an operator (requester "") for cancels: keep it on loopback (the
+// default) or behind an authenticating proxy.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vrm/protocol/cluster.h"
+#include "vrm/protocol/status.h"
+
+namespace zmq {
+class context_t;
+}
+
+namespace vrm::manager {
+
+struct WebServerOptions {
+  // Where to listen. Default 127.0.0.1 (loopback only); port 0 lets the OS choose.
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 8080;
+  // Directory of the static files (index.html, app.js, style.css). Required.
+  std::string webRoot;
+  // vrmd's client endpoint to use, normally an inproc:// endpoint the Server also binds.
+  std::string vrmdEndpoint = "inproc://vrm-web";
+  // Per call to vrmd; an expired call answers 503. Default 5 s.
+  std::chrono::milliseconds vrmdTimeout{5000};
+  // Largest request body accepted (413 beyond). Default 64 KiB.
+  std::size_t maxBodyBytes = 64 * 1024;
+  // Largest static file served. Default 4 MiB.
+  std::size_t maxFileBytes = 4 * 1024 * 1024;
+  // An idle or slow connection is closed after this long. Default 30 s.
+  std::chrono::seconds idleTimeout{30};
+  // Owner of reservations booked without an "owner" field. Default "web".
+  std::string defaultOwner = "web";
+  // The cluster's templates, for /api/templates and the booking form. Default none.
+  std::vector<TemplateSpec> templates;
+};
+
+class WebServer {
+ public:
+  // `context` must be the one the Server binds its inproc endpoint on, and outlive this.
+  WebServer(zmq::context_t& context, WebServerOptions options);
+  // Stops the thread if it runs.
+  ~WebServer();
+  WebServer(const WebServer&) = delete;
+  WebServer& operator=(const WebServer&) = delete;
+
+  // Listens and starts the serving thread. Errors: invalid-argument (bad address, missing web
+  // root), unavailable (cannot listen: address in use, ...).
+  Status start();
+  // Stops listening, closes every connection and joins the thread. Idempotent.
+  void stop();
+
+  // The port listened on (the OS's choice when the option said 0); 0 before start().
+  std::uint16_t port() const;
+  // "http://127.0.0.1:8080/"
+  std::string url() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses "ADDR:PORT" ("127.0.0.1:8080", "[::1]:8080", ":8080" = loopback) into the options.
+// Errors: invalid-argument naming the accepted form.
+Status parseHttpListen(const std::string& text, WebServerOptions& options);
+
+}  // namespace vrm::manager

@@ -1,0 +1,390 @@
+#include "vrm/manager/web_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "fake_agents.h"
+#include "vrm/client/client.h"
+#include "vrm/client/render.h"
+#include "vrm/manager/server.h"
+
+namespace vrm::manager {
+namespace {
+
+using nlohmann::json;
+using testing::FakeAgents;
+using testing::kGiB;
+
+constexpr TimeNs kStartOfTime = 1'800'000'000 * kNsPerSec;
+constexpr char kInproc[] = "inproc://vrm-web-test";
+
+struct HttpReply {
+  int status = 0;
+  std::string headers;
+  std::string body;
+  json parsed() const { return json::parse(body, nullptr, false); }
+};
+
+// vrmd's core (Manager + Server on a loop thread, ManualClock) and a WebServer on loopback with
+// an OS-chosen port; requests over a raw socket so malformed ones can be sent too.
+class WebServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(*Store::open(":memory:"));
+    planner_ = std::make_unique<planner::SequentialVacatePlanner>(
+        std::shared_ptr<const planner::MigrationModel>(
+            std::move(*planner::createMigrationModel("simple"))));
+    TemplateSpec t;
+    t.name = "bmi";
+    t.cpuCores = 8;
+    t.memoryBytes = 16 * kGiB;
+    t.cloneTimeNs = 45 * kNsPerSec;
+    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, std::vector{t});
+    agents_ = std::make_unique<FakeAgents>(*manager_);
+    agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
+    agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
+    agents_->addHost("node3", 16, 64 * kGiB, {FakeAgents::vm("c1", 2 * kGiB)});
+
+    ServerOptions o;
+    o.clientEndpoint = "tcp://127.0.0.1:*";
+    o.agentEndpoint = "tcp://127.0.0.1:*";
+    o.extraClientEndpoints = {kInproc};
+    o.maxPollWait = std::chrono::milliseconds(10);
+    server_ = std::make_unique<Server>(ctx_, *manager_, clock_, o);
+    ASSERT_TRUE(server_->bind().isOk());
+
+    // A web root with a file, a hidden file and a symlink out; a secret beside the root.
+    base_ = std::filesystem::temp_directory_path() /
+            ("vrm-web-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(base_);
+    std::filesystem::create_directories(base_ / "www" / "sub");
+    std::ofstream(base_ / "www" / "index.html") << "<html>calendar</html>";
+    std::ofstream(base_ / "www" / "sub" / "app.js") << "let x = 1;";
+    std::ofstream(base_ / "www" / ".hidden") << "hidden";
+    std::ofstream(base_ / "secret.txt") << "TOP-SECRET";
+    std::filesystem::create_symlink(base_ / "secret.txt", base_ / "www" / "link.txt");
+
+    WebServerOptions w;
+    w.port = 0;
+    w.webRoot = (base_ / "www").string();
+    w.vrmdEndpoint = kInproc;
+    w.templates = {t};
+    w.maxBodyBytes = 4096;
+    web_ = std::make_unique<WebServer>(ctx_, w);
+    ASSERT_TRUE(web_->start().isOk());
+    ASSERT_NE(web_->port(), 0);
+    startLoop();
+  }
+
+  void TearDown() override {
+    web_->stop();
+    if (loop_.joinable()) stopLoop();
+    std::filesystem::remove_all(base_);
+  }
+
+  // While the loop runs, only its thread touches the manager; the test touches it only between
+  // stopLoop() and startLoop().
+  void startLoop() {
+    stop_ = false;
+    loop_ = std::thread([this] { server_->run(stop_); });
+  }
+  void stopLoop() {
+    stop_ = true;
+    loop_.join();
+  }
+
+  HttpReply raw(const std::string& request) {
+    HttpReply reply;
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(web_->port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      ADD_FAILURE() << "cannot connect";
+      return reply;
+    }
+    std::size_t sent = 0;
+    while (sent < request.size()) {
+      ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;  // the server may close early (413); read its answer anyway
+      sent += static_cast<std::size_t>(n);
+    }
+    std::string all;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) all.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    auto split = all.find("\r\n\r\n");
+    if (all.size() < 12 || split == std::string::npos) {
+      ADD_FAILURE() << "no HTTP reply to: " << request.substr(0, 80);
+      return reply;
+    }
+    reply.status = std::stoi(all.substr(9, 3));
+    reply.headers = all.substr(0, split);
+    reply.body = all.substr(split + 4);
+    return reply;
+  }
+  HttpReply get(const std::string& path) {
+    return raw("GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+  }
+  HttpReply post(const std::string& path, const std::string& body) {
+    return raw("POST " + path +
+               " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+               "Content-Type: application/json\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body);
+  }
+
+  ManualClock clock_{kStartOfTime};
+  zmq::context_t ctx_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<FakeAgents> agents_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<WebServer> web_;
+  std::filesystem::path base_;
+  std::atomic<bool> stop_{false};
+  std::thread loop_;
+};
+
+// Ensures the page and the API are served, and the API's JSON is what `vrmctl --json` prints.
+TEST_F(WebServerTest, ServesThePageAndApiJsonLikeVrmctl) {
+  auto page = get("/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.body, "<html>calendar</html>");
+  EXPECT_NE(page.headers.find("text/html"), std::string::npos);
+  EXPECT_EQ(get("/reservations/r1").body, page.body) << "the reservation page is the same app";
+  EXPECT_EQ(get("/sub/app.js").status, 200);
+
+  auto hosts = get("/api/hosts");
+  ASSERT_EQ(hosts.status, 200);
+  EXPECT_NE(hosts.headers.find("application/json"), std::string::npos);
+  client::ClientOptions co;
+  co.endpoint = kInproc;
+  client::Client vrmctl(co, &ctx_);
+  auto direct = vrmctl.hosts();
+  ASSERT_TRUE(direct.isOk());
+  EXPECT_EQ(hosts.parsed(), json::parse(client::hostsJson(*direct)));
+  EXPECT_EQ(hosts.parsed().size(), 3u);
+  EXPECT_EQ(get("/api/vms").parsed(), json::parse(client::vmsJson(*vrmctl.vms())));
+
+  auto now = get("/api/now").parsed();
+  EXPECT_EQ(now["now_ns"].get<TimeNs>(), kStartOfTime);
+  auto templates = get("/api/templates").parsed();
+  ASSERT_EQ(templates.size(), 1u);
+  EXPECT_EQ(templates[0]["name"], "bmi");
+  EXPECT_EQ(get("/api/reservations").parsed(), json::array());
+}
+
+// Ensures a booking through the API returns the decision: admitted with its plan and latest
+// safe start (201), rejected with its reason and earliest feasible start (422); and that the
+// reservation can be read, listed and cancelled once (409 the second time).
+TEST_F(WebServerTest, BooksAndShowsTheDecision) {
+  auto admitted = post("/api/reservations",
+                       R"({"hosts": 1, "start": "+2h", "duration": "1h", "template": "bmi",
+                           "label": "web booking", "objective": "makespan"})");
+  ASSERT_EQ(admitted.status, 201) << admitted.body;
+  auto r = admitted.parsed();
+  EXPECT_EQ(r["state"], "admitted");
+  EXPECT_EQ(r["owner"], "web");
+  EXPECT_EQ(r["label"], "web booking");
+  EXPECT_EQ(r["hosts"], json::array({"node3"}));
+  EXPECT_EQ(r["start_ns"].get<TimeNs>(), kStartOfTime + 2 * 3600 * kNsPerSec);
+  EXPECT_GT(r["plan"]["latest_safe_start_ns"].get<TimeNs>(), kStartOfTime);
+  EXPECT_EQ(r["plan"]["moves"].size(), 1u);
+  const std::string id = r["id"];
+
+  auto shown = get("/api/reservations/" + id);
+  ASSERT_EQ(shown.status, 200);
+  EXPECT_EQ(shown.parsed()["id"], id);
+  auto listed = get("/api/reservations?state=admitted,ready&owner=web");
+  ASSERT_EQ(listed.status, 200);
+  ASSERT_EQ(listed.parsed().size(), 1u);
+  EXPECT_EQ(listed.parsed()[0]["id"], id);
+  EXPECT_EQ(get("/api/reservations?owner=someone-else").parsed(), json::array());
+
+  auto rejected = post("/api/reservations",
+                       R"({"hosts": 1, "start": "+10s", "duration": "1h", "template": "bmi"})");
+  ASSERT_EQ(rejected.status, 422) << rejected.body;
+  EXPECT_EQ(rejected.parsed()["state"], "rejected");
+  EXPECT_FALSE(rejected.parsed()["reason"].get<std::string>().empty());
+  EXPECT_TRUE(rejected.parsed().contains("earliest_feasible_start")) << rejected.body;
+
+  auto dry = post("/api/reservations",
+                  R"({"vms": 1, "start": "+3h", "duration": "1h", "template": "bmi",
+                      "dry_run": true})");
+  EXPECT_EQ(dry.status, 200) << dry.body;
+  EXPECT_EQ(dry.parsed()["kind"], "shared");
+
+  auto cancelled = post("/api/reservations/" + id + "/cancel", "");
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_EQ(cancelled.parsed()["state"], "cancelled");
+  auto again = post("/api/reservations/" + id + "/cancel", "");
+  EXPECT_EQ(again.status, 409);
+  EXPECT_EQ(again.parsed()["error"], "rejected");
+}
+
+// Ensures bad requests get a JSON error with the documented status, and the server keeps
+// serving after each of them.
+TEST_F(WebServerTest, BadRequestsGetJsonErrors) {
+  auto expectError = [&](const HttpReply& reply, int status, const std::string& needle) {
+    EXPECT_EQ(reply.status, status) << reply.body;
+    auto j = reply.parsed();
+    ASSERT_TRUE(j.is_object()) << reply.body;
+    EXPECT_TRUE(j.contains("error"));
+    EXPECT_NE(j.value("message", "").find(needle), std::string::npos) << reply.body;
+  };
+  expectError(get("/api/reservations/r999"), 404, "r999");
+  expectError(get("/api/reservations/bad%20id"), 400, "reservation id");
+  expectError(get("/api/nothing"), 404, "no such API route");
+  expectError(get("/api/reservations?state=sleepy"), 400, "unknown state");
+  expectError(get("/api/reservations?colour=red"), 400, "unknown query parameter");
+  expectError(post("/api/reservations", R"({"hosts": 1,)"), 400, "malformed JSON");
+  expectError(post("/api/reservations", "[1, 2]"), 400, "JSON object");
+  expectError(post("/api/reservations", std::string(3000, '[')), 400, "malformed JSON");
+  expectError(post("/api/reservations", R"({"hots": 1})"), 400, "unknown field 'hots'");
+  expectError(post("/api/reservations", R"({"hosts": -1})"), 400, "whole number");
+  expectError(post("/api/reservations", R"({"hosts": "two"})"), 400, "whole number");
+  expectError(post("/api/reservations",
+                   R"({"hosts": 1, "start": "soonish", "duration": "1h", "template": "bmi"})"),
+              400, "start");
+  expectError(post("/api/reservations",
+                   R"({"hosts": 1, "start": "+1h", "duration": "1h", "template": "nope"})"),
+              400, "unknown template");
+  expectError(post("/api/reservations",
+                   R"({"hosts": 1, "start": "+1h", "duration": "1h", "end": "+3h",
+                       "template": "bmi"})"),
+              400, "exactly one of duration and end");
+  expectError(post("/api/reservations",
+                   R"({"hosts": 1, "start": "+2h", "duration": "1h", "template": "bmi",
+                       "objective": "fastest"})"),
+              400, "objective");
+  expectError(raw("DELETE /api/hosts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 405,
+              "GET");
+  expectError(post("/api/reservations", std::string(5000, ' ')), 413, "too large");
+  expectError(raw("HELLO\r\n\r\n"), 400, "malformed HTTP");
+  expectError(get("/%zz"), 400, "escape");
+  EXPECT_EQ(get("/api/now").status, 200) << "still serving";
+}
+
+// Ensures static files cannot be read from outside the web root: "..", encoded "..", hidden
+// files and symbolic links that lead out all answer 404.
+TEST_F(WebServerTest, StaticFilesStayInsideTheRoot) {
+  for (const std::string path :
+       {"/../secret.txt", "/%2e%2e/secret.txt", "/sub/../../secret.txt", "/sub/%2E%2E/%2E%2E/secret.txt",
+        "/..%2fsecret.txt", "/.hidden", "/link.txt", "/sub", "/nope.html", "/sub/..\\..\\secret.txt"}) {
+    auto reply = get(path);
+    EXPECT_EQ(reply.status, 404) << path;
+    EXPECT_EQ(reply.body.find("TOP-SECRET"), std::string::npos) << path;
+    EXPECT_EQ(reply.body.find("hidden\""), std::string::npos) << path;
+  }
+  auto head = raw("HEAD /sub/app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_NE(head.headers.find("Content-Length: 10"), std::string::npos) << head.headers;
+}
+
+// Ensures /metrics counts reservations by state, web admissions and their latency, migrations
+// in flight, and the prediction error of completed moves.
+TEST_F(WebServerTest, MetricsFollowTheReservations) {
+  auto booked = post("/api/reservations",
+                     R"({"hosts": 1, "start": "+2h", "duration": "1h", "template": "bmi"})");
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  const std::string id = booked.parsed()["id"];
+  auto metrics = get("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.headers.find("text/plain; version=0.0.4"), std::string::npos);
+  const std::string& m = metrics.body;
+  EXPECT_NE(m.find("vrm_reservations{state=\"admitted\"} 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("vrm_reservations{state=\"done\"} 0\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("vrm_admission_latency_seconds_count 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("vrm_admission_latency_seconds_bucket{le=\"+Inf\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.find("vrm_admissions_total{decision=\"admitted\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.find("vrm_migrations_in_flight 0\n"), std::string::npos);
+  EXPECT_NE(m.find("vrm_migrations_pending 1\n"), std::string::npos);
+  EXPECT_NE(m.find("vrm_hosts{reachable=\"true\"} 3\n"), std::string::npos);
+  EXPECT_NE(m.find("vrm_migration_prediction_error_seconds_count 0\n"), std::string::npos);
+
+  // Start the vacate with the migration held by its agent: one migration in flight.
+  stopLoop();
+  const TimeNs lss = manager_->get(id)->plan.latestSafeStartNs;
+  clock_.set(lss);
+  agents_->heartbeat();
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  manager_->tick();
+  agents_->pump();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  startLoop();
+  EXPECT_NE(get("/metrics").body.find("vrm_migrations_in_flight 1\n"), std::string::npos);
+
+  // The migration ends 5 s later; the vacate completes and the error is observed.
+  stopLoop();
+  clock_.advance(5 * kNsPerSec);
+  agents_->hold.clear();
+  for (const auto& c : agents_->held) manager_->onResult(c.host, agents_->execute(c));
+  agents_->held.clear();
+  for (int i = 0; i < 20; ++i) {
+    clock_.advance(kNsPerSec);
+    agents_->heartbeat();
+    manager_->tick();
+    agents_->pump();
+  }
+  ASSERT_EQ(manager_->get(id)->moves.at(0).state, MoveState::kDone);
+  startLoop();
+  const std::string after = get("/metrics").body;
+  EXPECT_NE(after.find("vrm_migrations_in_flight 0\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("vrm_migration_prediction_error_seconds_count 1\n"), std::string::npos)
+      << after;
+  EXPECT_NE(after.find("vrm_migration_prediction_error_seconds_sum "), std::string::npos);
+}
+
+// Ensures the project's own web calendar files exist and are served with their types.
+TEST(WebServerFilesTest, ServesTheProjectsCalendar) {
+  zmq::context_t ctx;
+  WebServerOptions w;
+  w.port = 0;
+  w.webRoot = VRM_SOURCE_WEB_ROOT;
+  WebServer web(ctx, w);
+  ASSERT_TRUE(web.start().isOk());
+  for (const char* file : {"index.html", "app.js", "style.css"}) {
+    EXPECT_TRUE(std::filesystem::is_regular_file(std::filesystem::path(VRM_SOURCE_WEB_ROOT) / file))
+        << file;
+  }
+  web.stop();
+  web.stop();  // idempotent
+}
+
+// Ensures the --http forms parse and bad ones are refused with the accepted forms.
+TEST(WebServerFilesTest, ParsesListenAddresses) {
+  WebServerOptions o;
+  ASSERT_TRUE(parseHttpListen("127.0.0.1:8081", o).isOk());
+  EXPECT_EQ(o.address, "127.0.0.1");
+  EXPECT_EQ(o.port, 8081);
+  ASSERT_TRUE(parseHttpListen("[::1]:9000", o).isOk());
+  EXPECT_EQ(o.address, "::1");
+  EXPECT_EQ(o.port, 9000);
+  ASSERT_TRUE(parseHttpListen("8082", o).isOk());
+  EXPECT_EQ(o.address, "127.0.0.1");
+  EXPECT_EQ(o.port, 8082);
+  EXPECT_FALSE(parseHttpListen("localhost:80", o).isOk());
+  EXPECT_FALSE(parseHttpListen("127.0.0.1:99999", o).isOk());
+  EXPECT_FALSE(parseHttpListen("127.0.0.1:", o).isOk());
+  EXPECT_NE(parseHttpListen("nonsense", o).message().find("ADDR:PORT"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vrm::manager
