@@ -3,7 +3,7 @@
 //
 // Parameters (HypervisorOptions::params; unknown keys are invalid-argument):
 //   binary              QEMU executable. Default "qemu-system-x86_64" (found on PATH).
-//   accel               "tcg" or "kvm". Default kvm when /dev/kvm is usable, else tcg.
+//   accel               "tcg" or "kvm". Default tcg (set kvm on hosts where KVM works).
 //   run-dir             QMP sockets, serial logs, qemu logs, qcow2 overlays.
 //                       Default /tmp/vrm-qemu-<host>.
 //   state-dir           where suspend-copy-resume stages the saved state. Default
