@@ -32,6 +32,7 @@ struct Cluster {
   std::unordered_map<std::string_view, int> hostIndex;
   std::vector<std::vector<int>> vmsOnHost;    // indices into req.vms
   std::vector<std::vector<int>> linksOfHost;  // sorted link indices whose `hosts` hold the host
+  std::vector<std::uint64_t> linkMask;        // the same as bits, when there are <= 64 links
   // Room for incoming VMs from nowNs on: free* minus the peak of the bookings ending after nowNs.
   std::vector<std::int64_t> roomCpu;
   std::vector<std::int64_t> roomMem;
@@ -115,6 +116,12 @@ Result<Cluster> indexCluster(const VacateRequest& req) {
     std::sort(links.begin(), links.end());
     links.erase(std::unique(links.begin(), links.end()), links.end());
   }
+  if (!req.links.empty() && req.links.size() <= 64) {
+    c.linkMask.assign(n, 0);
+    for (int h = 0; h < n; ++h) {
+      for (int l : c.linksOfHost[h]) c.linkMask[h] |= std::uint64_t{1} << l;
+    }
+  }
   if (!req.suspendStore.empty()) {
     if (!(req.suspendStoreBandwidthBytesPerSec > 0)) {
       return Status::invalid("suspend store '" + req.suspendStore + "' needs a positive bandwidth");
@@ -136,6 +143,12 @@ Result<Cluster> indexCluster(const VacateRequest& req) {
 // Links a migration from a to b crosses: those holding exactly one of the two.
 void crossedLinks(const Cluster& c, int a, int b, std::vector<int>& out) {
   out.clear();
+  if (!c.linkMask.empty()) {  // up to 64 links: one XOR
+    for (std::uint64_t x = c.linkMask[a] ^ c.linkMask[b]; x != 0; x &= x - 1) {
+      out.push_back(__builtin_ctzll(x));
+    }
+    return;
+  }
   const auto& la = c.linksOfHost[a];
   const auto& lb = c.linksOfHost[b];
   std::set_symmetric_difference(la.begin(), la.end(), lb.begin(), lb.end(),
@@ -182,7 +195,12 @@ Placement place(const Cluster& c, const std::vector<char>& vacating) {
         continue;
       }
       double score = (rxBytes[h] + bytes) / c.capacity[c.rx(h)];
-      if (!req.links.empty()) {
+      if (!c.linkMask.empty()) {
+        for (std::uint64_t x = c.linkMask[src] ^ c.linkMask[h]; x != 0; x &= x - 1) {
+          const int l = __builtin_ctzll(x);
+          score = std::max(score, (linkBytes[l] + bytes) / c.capacity[c.link(l)]);
+        }
+      } else if (!req.links.empty()) {
         crossedLinks(c, src, h, crossed);
         for (int l : crossed) {
           score = std::max(score, (linkBytes[l] + bytes) / c.capacity[c.link(l)]);
@@ -328,13 +346,19 @@ class FairShare {
       }
     }
     frozen_.assign(flows.size(), 0);
+    live_.assign(touched_.begin(), touched_.end());
     while (true) {
+      // Drop saturated resources as we go: most receivers saturate in the first rounds.
       double level = kInf;
-      for (int r : touched_) {
-        if (users_[r] > 0) level = std::min(level, left_[r] / users_[r]);
+      std::size_t kept = 0;
+      for (int r : live_) {
+        if (users_[r] == 0) continue;
+        live_[kept++] = r;
+        level = std::min(level, left_[r] / users_[r]);
       }
-      if (level == kInf) break;
-      for (int r : touched_) {
+      live_.resize(kept);
+      if (kept == 0) break;
+      for (int r : live_) {
         if (users_[r] == 0 || left_[r] / users_[r] > level * (1 + 1e-12)) continue;
         for (int f : flowsOn_[r]) {
           if (frozen_[f]) continue;
@@ -356,6 +380,7 @@ class FairShare {
   std::vector<int> users_;
   std::vector<std::vector<int>> flowsOn_;
   std::vector<int> touched_;
+  std::vector<int> live_;
   std::vector<char> frozen_;
 };
 
@@ -597,6 +622,7 @@ Result<MoveEval> evaluateMove(const Models& m, const VacateRequest& req, const V
   }
   const double memNetS = std::max(0.0, est->totalTimeS - setupS - suspendS - leadOther - trailS);
   const bool scr = e.mode == MoveMode::kSuspendCopyResume;
+  e.segments.reserve(5);
   e.segments.push_back({false, setupS + leadOther, false, false});
   e.segments.push_back({true, e.diskSyncS * bandwidth, false, false});
   e.segments.push_back({false, suspendS, scr, false});
