@@ -5,13 +5,15 @@
 // and every second checks that every page holds what that order says, printing "verify ok" or
 // "CORRUPT" on the serial console. A page lost or damaged by a migration fails the check on the
 // destination, whose console is a fresh file, so a "verify ok" there was computed after the move.
+#include "qemu/qemu_hypervisor.h"
+
+#include <capnp/message.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <capnp/message.h>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +24,6 @@
 #include <thread>
 #include <zmq.hpp>
 
-#include "qemu/qemu_hypervisor.h"
 #include "schema/vrm.capnp.h"
 #include "vrm/protocol/codec.h"
 #include "vrm/vmscheduler/agent.h"
@@ -61,7 +62,8 @@ class QemuHypervisorTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (!haveQemu()) GTEST_SKIP() << "qemu-system-x86_64 is not installed (scripts/install-deps.sh)";
+    if (!haveQemu())
+      GTEST_SKIP() << "qemu-system-x86_64 is not installed (scripts/install-deps.sh)";
     ASSERT_TRUE(guestBuilt_) << "tests/guest/build-guest.sh " << VRM_GUEST_DIR << " failed";
     static int counter = 0;
     root_ = fs::temp_directory_path() /
@@ -94,8 +96,9 @@ class QemuHypervisorTest : public ::testing::Test {
       const std::string t = std::string("template.") + tname;
       o.params[t + ".kernel"] = guest + "/vmlinuz";
       o.params[t + ".initrd"] = guest + "/initrd.img";
-      o.params[t + ".append"] = "console=ttyS0 quiet panic=-1 memtouch.mb=40 memtouch.rate=" +
-                                std::to_string(rate) + " memtouch.verify=1";
+      o.params[t + ".append"] =
+          "console=ttyS0 quiet panic=-1 memtouch.mb=40 memtouch.rate=" + std::to_string(rate) +
+          " memtouch.verify=1";
       o.params[t + ".ready"] = "memtouch: verify ok";
     }
     for (auto& [k, v] : extra) o.params[k] = v;
@@ -208,9 +211,10 @@ TEST_F(QemuHypervisorTest, CloneMigrateLiveAndSuspendCopyResumeThenDestroy) {
   EXPECT_GT(a->nonzeroMemoryBytes, 40 * kMiB);  // memtouch fills 40 MiB
   EXPECT_LE(a->nonzeroMemoryBytes, 128 * kMiB);
   EXPECT_GT(a->dirtyRateBytesPerSec, 0);
-  std::printf("[ measured ] vm a: resident %.1f MiB, page-sampling dirty rate %.2f MiB/s "
-              "(memtouch writes 7.8 MiB/s)\n",
-              static_cast<double>(a->nonzeroMemoryBytes) / kMiB, a->dirtyRateBytesPerSec / kMiB);
+  std::printf(
+      "[ measured ] vm a: resident %.1f MiB, page-sampling dirty rate %.2f MiB/s "
+      "(memtouch writes 7.8 MiB/s)\n",
+      static_cast<double>(a->nonzeroMemoryBytes) / kMiB, a->dirtyRateBytesPerSec / kMiB);
 
   // Suspend and resume.
   ASSERT_TRUE(h1_->suspend("a").isOk());
@@ -240,7 +244,7 @@ TEST_F(QemuHypervisorTest, CloneMigrateLiveAndSuspendCopyResumeThenDestroy) {
   printObservation("live h1->h2 16 MiB/s", obs);
   EXPECT_FALSE(progress_.empty());
   EXPECT_GE(obs.transferredBytes, 40 * kMiB);
-  EXPECT_LE(obs.bandwidthBytesPerSec, 16.0 * kMiB * 1.25);  // the limit is honoured
+  EXPECT_LE(obs.bandwidthBytesPerSec, 16.0 * kMiB * 1.25);     // the limit is honoured
   EXPECT_LE(obs.downtimeNs, 300 * kNsPerMs + 700 * kNsPerMs);  // TCG: device state, stop, slack
   EXPECT_GE(obs.rounds, 2u);
   EXPECT_FALSE(find(*h1_, "a").has_value());
@@ -342,13 +346,12 @@ TEST_F(QemuHypervisorTest, QemuKilledMidMigrationIsATypedFailureAtVrmd) {
   };
   auto reg = receive(10s);
   ASSERT_TRUE(reg && reg->root<wire::AgentMessage>()->isRegister());
-  send([](wire::ManagerMessage::Builder m) {
-    m.initRegistered().setCode(wire::StatusCode::OK);
-  });
+  send([](wire::ManagerMessage::Builder m) { m.initRegistered().setCode(wire::StatusCode::OK); });
 
   // Migrates `vm` with command `id` at 2 MiB/s, kills `victim`'s QEMU at the first progress
   // report past 10 %, and returns the command's result code.
-  auto migrateAndKill = [&](std::uint64_t id, Hypervisor& victim) -> std::optional<wire::StatusCode> {
+  auto migrateAndKill = [&](std::uint64_t id,
+                            Hypervisor& victim) -> std::optional<wire::StatusCode> {
     auto endpoint = h2_->prepareIncoming(*find(*h1_, "c"));
     EXPECT_TRUE(endpoint.isOk());
     if (!endpoint) return std::nullopt;
@@ -401,6 +404,37 @@ TEST_F(QemuHypervisorTest, QemuKilledMidMigrationIsATypedFailureAtVrmd) {
   const Status dropped = h2_->finishIncoming("c", false);
   EXPECT_TRUE(dropped.isOk() || dropped.code() == StatusCode::kNotFound) << dropped.toString();
   EXPECT_TRUE(h2_->inventory().empty());
+}
+
+// Ensures a disk template clones as a qcow2 overlay over the base image (the base is never
+// written), the VM is ready once QEMU runs it (no ready text), and destroy removes the overlay.
+TEST_F(QemuHypervisorTest, ImageTemplateClonesAsQcow2Overlay) {
+  const std::string base = (root_ / "base.qcow2").string();
+  ASSERT_EQ(std::system(("qemu-img create -q -f qcow2 " + base + " 32M").c_str()), 0);
+  auto h = make("h3", {{"template.disk.image", base}});
+  ASSERT_TRUE(h);
+  h1_ = std::move(h);  // polled by runUntilDone()
+  CloneSpec spec;
+  spec.vmId = "d";
+  spec.templateName = "disk";
+  spec.memoryBytes = 128 * kMiB;
+  ASSERT_TRUE(h1_->startClone(1, spec).isOk());
+  auto done = runUntilDone(1, 60s);
+  ASSERT_TRUE(done.has_value());
+  ASSERT_TRUE(done->status.isOk()) << done->status.toString();
+  const fs::path overlay = root_ / "h3" / "run" / "d.qcow2";
+  ASSERT_TRUE(fs::exists(overlay));
+  const std::string info =
+      "qemu-img info -U " + overlay.string() + " | grep -q 'backing file: " + base + "'";
+  EXPECT_EQ(std::system(info.c_str()), 0);
+  EXPECT_EQ(find(*h1_, "d")->state, VmState::kRunning);
+  // A retried clone of the finished VM answers with the same handle.
+  ASSERT_TRUE(h1_->startClone(2, spec).isOk());
+  auto again = runUntilDone(2, 5s);
+  ASSERT_TRUE(again && again->clone);
+  EXPECT_EQ(again->clone->address, done->clone->address);
+  ASSERT_TRUE(h1_->destroy("d").isOk());
+  EXPECT_FALSE(fs::exists(overlay));
 }
 
 }  // namespace

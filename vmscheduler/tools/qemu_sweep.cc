@@ -3,8 +3,9 @@
 // `vrmctl calibrate` and `vrmctl predict` can be checked against measurements
 // (examples/validate-qemu.sh).
 //
-// Each case is FILL_MIB:RATE_PAGES_PER_S:BANDWIDTH_MIB_S:MODE (MODE live or scr), e.g. 48:2000:16:live.
-// Cases with the same fill and rate share one booted guest, which migrates back and forth.
+// Each case is FILL_MIB:RATE_PAGES_PER_S:BANDWIDTH_MIB_S:MODE (MODE live or scr), e.g.
+// 48:2000:16:live. Cases with the same fill and rate share one booted guest, which migrates back
+// and forth.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -87,25 +88,26 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<Hypervisor> hosts[2];
+  std::vector<std::string> stateDirs;
   for (int i = 0; i < 2; ++i) {
     HypervisorOptions o;
     o.host.name = "sweep" + std::to_string(i + 1);
     o.host.cpuCores = 4;
     o.host.memoryBytes = 8ull << 30;
     o.params = {{"run-dir", workDir + "/" + o.host.name + "/run"},
-                {"state-dir", "/dev/shm/vrm-sweep-" + std::to_string(getpid()) + "-" +
-                                  o.host.name},
+                {"state-dir", "/dev/shm/vrm-sweep-" + std::to_string(getpid()) + "-" + o.host.name},
                 {"dirty-rate-interval", "2s"},
                 {"max-rounds", "40"},
                 {"migration-timeout", "120s"}};
+    stateDirs.push_back(o.params["state-dir"]);
     for (const auto& [key, cases] : groups) {
-      const std::string t = "template.g" + std::to_string(key.first) + "r" +
-                            std::to_string(key.second);
+      const std::string t =
+          "template.g" + std::to_string(key.first) + "r" + std::to_string(key.second);
       o.params[t + ".kernel"] = guestDir + "/vmlinuz";
       o.params[t + ".initrd"] = guestDir + "/initrd.img";
-      o.params[t + ".append"] = "console=ttyS0 quiet panic=-1 memtouch.mb=" +
-                                std::to_string(key.first) + " memtouch.rate=" +
-                                std::to_string(key.second) + " memtouch.verify=0";
+      o.params[t + ".append"] =
+          "console=ttyS0 quiet panic=-1 memtouch.mb=" + std::to_string(key.first) +
+          " memtouch.rate=" + std::to_string(key.second) + " memtouch.verify=0";
       o.params[t + ".ready"] = "memtouch: ready";
     }
     auto hv = Hypervisor::create("qemu", o);
@@ -166,8 +168,8 @@ int main(int argc, char** argv) {
       }
       auto done = waitFor(op++, from, to, 300s);
       if (!done || !done->status || !done->migration) {
-        std::fprintf(stderr, "vrm-qemu-sweep: %s %d:%d:%g:%s failed: %s\n", id.c_str(),
-                     c.fillMib, c.ratePages, c.bandwidthMibS, c.live ? "live" : "scr",
+        std::fprintf(stderr, "vrm-qemu-sweep: %s %d:%d:%g:%s failed: %s\n", id.c_str(), c.fillMib,
+                     c.ratePages, c.bandwidthMibS, c.live ? "live" : "scr",
                      done ? done->status.toString().c_str() : "timed out");
         (void)to.finishIncoming(id, false);
         ++failures;
@@ -178,13 +180,12 @@ int main(int argc, char** argv) {
         return 1;
       }
       const MigrationObservation& o = *done->migration;
-      std::printf("%llu,%llu,%.0f,%s,%.0f,%.4f,%.4f,%llu\n",
-                  static_cast<unsigned long long>(o.memoryBytes),
-                  static_cast<unsigned long long>(o.nonzeroMemoryBytes), o.dirtyRateBytesPerSec,
-                  c.live ? "live" : "scr", spec.maxBandwidthBytesPerSec,
-                  static_cast<double>(o.endNs - o.startNs) / 1e9,
-                  static_cast<double>(o.downtimeNs) / 1e9,
-                  static_cast<unsigned long long>(o.transferredBytes));
+      std::printf(
+          "%llu,%llu,%.0f,%s,%.0f,%.4f,%.4f,%llu\n", static_cast<unsigned long long>(o.memoryBytes),
+          static_cast<unsigned long long>(o.nonzeroMemoryBytes), o.dirtyRateBytesPerSec,
+          c.live ? "live" : "scr", spec.maxBandwidthBytesPerSec,
+          static_cast<double>(o.endNs - o.startNs) / 1e9, static_cast<double>(o.downtimeNs) / 1e9,
+          static_cast<unsigned long long>(o.transferredBytes));
       std::fflush(stdout);
       at = 1 - at;
     }
@@ -192,5 +193,8 @@ int main(int argc, char** argv) {
       if (find(*hv, id)) (void)hv->destroy(id);
     }
   }
+  for (auto& hv : hosts) hv.reset();
+  std::error_code ec;
+  for (const std::string& dir : stateDirs) fs::remove_all(dir, ec);
   return failures == 0 ? 0 : 3;
 }

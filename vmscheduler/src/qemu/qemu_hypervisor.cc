@@ -317,9 +317,7 @@ QemuHypervisor::~QemuHypervisor() {
   for (auto& [id, vm] : vms_) kill(vm);
 }
 
-std::string QemuHypervisor::migrationEndpoint() const {
-  return "tcp:" + config_.migrationAddress;
-}
+std::string QemuHypervisor::migrationEndpoint() const { return "tcp:" + config_.migrationAddress; }
 
 std::vector<VmInfo> QemuHypervisor::inventory() const {
   std::vector<VmInfo> out;
@@ -355,8 +353,7 @@ Status QemuHypervisor::launch(Vm& vm, bool incoming) {
                            host_.name + "'");
   }
   const Template& t = tit->second;
-  const std::string base =
-      config_.runDir + "/" + vm.info.id + "." + std::to_string(++launchCount_);
+  const std::string base = config_.runDir + "/" + vm.info.id + "." + std::to_string(++launchCount_);
   Process proc;
   proc.qmpPath = base + ".qmp";
   proc.serialPath = base + ".serial";
@@ -487,8 +484,8 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
   auto r = vm.proc.qmp->execute("migrate-incoming", {{"uri", endpoint}}, kQmpTimeout);
   if (!r) {
     kill(vm);
-    return Status::internal("migrate-incoming on host '" + host_.name + "': " +
-                            r.status().message());
+    return Status::internal("migrate-incoming on host '" + host_.name +
+                            "': " + r.status().message());
   }
   vm.incomingPort = port;
   vms_.emplace(info.id, std::move(vm));
@@ -544,8 +541,7 @@ Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec)
   }
   Vm& vm = it->second;
   if (vm.info.state != VmState::kRunning && vm.info.state != VmState::kSuspended) {
-    return Status::rejected("vm '" + vm.info.id + "' is busy (" + vmStateName(vm.info.state) +
-                            ")");
+    return Status::rejected("vm '" + vm.info.id + "' is busy (" + vmStateName(vm.info.state) + ")");
   }
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
   if (spec.destinationHost.empty()) return Status::invalid("migration needs a destination host");
@@ -563,9 +559,10 @@ Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec)
   }
   if (!vm.proc.qmp) return Status::internal("qemu of vm '" + vm.info.id + "' is gone");
   QmpClient& qmp = *vm.proc.qmp;
-  double bandwidth = host_.nicBandwidthBytesPerSec > 0 ? host_.nicBandwidthBytesPerSec
-                                                       : kUnlimitedBytesPerSec;
-  if (spec.maxBandwidthBytesPerSec > 0) bandwidth = std::min(bandwidth, spec.maxBandwidthBytesPerSec);
+  double bandwidth =
+      host_.nicBandwidthBytesPerSec > 0 ? host_.nicBandwidthBytesPerSec : kUnlimitedBytesPerSec;
+  if (spec.maxBandwidthBytesPerSec > 0)
+    bandwidth = std::min(bandwidth, spec.maxBandwidthBytesPerSec);
 
   Operation op;
   op.vmId = vm.info.id;
@@ -718,9 +715,8 @@ Status QemuHypervisor::destroy(const std::string& vmId) {
   }
   for (auto op = ops_.begin(); op != ops_.end(); ++op) {
     if (op->second.vmId != vmId) continue;
-    immediate_.push_back(
-        completed(op->first, Status::rejected("vm '" + vmId +
-                                              "' was destroyed before its clone finished")));
+    immediate_.push_back(completed(
+        op->first, Status::rejected("vm '" + vmId + "' was destroyed before its clone finished")));
     ops_.erase(op);
     break;
   }
@@ -812,9 +808,9 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
       const std::string console = tailOf(vm.proc.serialPath, 200);
       kill(vm);
       vms_.erase(vit);
-      out.push_back(completed(id, Status::internal("vm '" + op.vmId + "' was not ready after " +
-                                                   formatDuration(config_.bootTimeoutNs) +
-                                                   "; console: " + console)));
+      out.push_back(completed(
+          id, Status::internal("vm '" + op.vmId + "' was not ready after " +
+                               formatDuration(config_.bootTimeoutNs) + "; console: " + console)));
       finished = true;
       return;
     }
@@ -939,11 +935,10 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
   }
   if (op.kind == OpKind::kLive) {
     const double fraction = total > 0 ? std::min(1.0, (total - remaining) / total) : 0;
-    progress(fraction, static_cast<std::uint64_t>(transferred),
-             static_cast<std::uint64_t>(total), status == "setup" ? "setup" : "copy");
+    progress(fraction, static_cast<std::uint64_t>(transferred), static_cast<std::uint64_t>(total),
+             status == "setup" ? "setup" : "copy");
   } else {
-    progress(0, static_cast<std::uint64_t>(transferred), static_cast<std::uint64_t>(total),
-             "save");
+    progress(0, static_cast<std::uint64_t>(transferred), static_cast<std::uint64_t>(total), "save");
   }
 }
 
@@ -954,8 +949,8 @@ void QemuHypervisor::pollDirtyRate(Vm& vm, TimeNs now) {
   QmpClient& qmp = *vm.proc.qmp;
   if (!vm.dirtyRatePending) {
     if (now < vm.nextDirtyRateNs) return;
-    auto r = qmp.execute("calc-dirty-rate", {{"calc-time", 1}, {"mode", "page-sampling"}},
-                         kQmpTimeout);
+    auto r =
+        qmp.execute("calc-dirty-rate", {{"calc-time", 1}, {"mode", "page-sampling"}}, kQmpTimeout);
     vm.nextDirtyRateNs = now + config_.dirtyRateIntervalNs;
     if (r) {
       vm.dirtyRatePending = true;

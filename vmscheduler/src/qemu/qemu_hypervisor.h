@@ -140,7 +140,8 @@ class QemuHypervisor final : public Hypervisor {
     VmHandle handle;
   };
 
-  QemuHypervisor(HostInfo host, Config config) : host_(std::move(host)), config_(std::move(config)) {}
+  QemuHypervisor(HostInfo host, Config config)
+      : host_(std::move(host)), config_(std::move(config)) {}
 
   Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
   // Starts QEMU for `vm`; `incoming` adds -incoming defer. Fills vm.proc (connected).
