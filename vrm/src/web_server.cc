@@ -3,13 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <cctype>
-#include <cmath>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -45,13 +45,20 @@ struct BadRequest : std::runtime_error {
 
 int httpStatusOf(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kRejected: return 409;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kNotFound: return 404;
-    case StatusCode::kUnauthorized: return 403;
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kRejected:
+      return 409;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kUnauthorized:
+      return 403;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -126,10 +133,14 @@ bool isReservationId(const std::string& id) {
 
 const char* contentTypeOf(const std::filesystem::path& p) {
   static const std::map<std::string, const char*> kTypes = {
-      {".html", "text/html; charset=utf-8"},  {".js", "text/javascript; charset=utf-8"},
-      {".css", "text/css; charset=utf-8"},    {".json", "application/json"},
-      {".svg", "image/svg+xml"},              {".png", "image/png"},
-      {".ico", "image/x-icon"},               {".txt", "text/plain; charset=utf-8"}};
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".json", "application/json"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".txt", "text/plain; charset=utf-8"}};
   auto it = kTypes.find(p.extension().string());
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
@@ -335,8 +346,9 @@ Response WebServer::Impl::api(const Request& req, const std::vector<std::string>
       return reply(200, client::reservationJson(*r, -1));
     }
   }
-  return error(404, "not-found", "no such API route (see GET /api/...: now, hosts, vms, "
-                                 "templates, reservations)");
+  return error(404, "not-found",
+               "no such API route (see GET /api/...: now, hosts, vms, "
+               "templates, reservations)");
 }
 
 Response WebServer::Impl::listReservations(const std::multimap<std::string, std::string>& query) {
@@ -387,8 +399,8 @@ Response WebServer::Impl::submit(const Request& req) {
   }
   if (!body.is_object()) throw BadRequest("the body must be a JSON object");
   static const std::set<std::string> kFields = {
-      "hosts", "host_names", "vms",   "start", "start_ns", "duration",  "end",     "end_ns",
-      "template", "vms_per_host", "label", "owner", "objective", "dry_run"};
+      "hosts",  "host_names", "vms",          "start", "start_ns", "duration",  "end",
+      "end_ns", "template",   "vms_per_host", "label", "owner",    "objective", "dry_run"};
   for (const auto& [key, value] : body.items()) {
     if (!kFields.count(key)) throw BadRequest("unknown field '" + key + "'");
   }
@@ -448,8 +460,9 @@ Response WebServer::Impl::submit(const Request& req) {
     r.vmCount = vms;
   } else {
     if (hosts == 0 && r.hostNames.empty()) {
-      throw BadRequest("say how many hosts (hosts), which (host_names), or how many shared "
-                       "VMs (vms)");
+      throw BadRequest(
+          "say how many hosts (hosts), which (host_names), or how many shared "
+          "VMs (vms)");
     }
     r.kind = ReservationKind::kDedicated;
     r.hostCount = hosts;
@@ -630,8 +643,8 @@ class WebServer::Impl::Session : public std::enable_shared_from_this<Session> {
     } catch (const BadRequest& e) {
       res_ = app_.error(400, "invalid-argument", e.what());
     } catch (const std::exception& e) {
-      spdlog::warn("web: {} {}: {}", std::string(req.method_string()),
-                   std::string(req.target()), e.what());
+      spdlog::warn("web: {} {}: {}", std::string(req.method_string()), std::string(req.target()),
+                   e.what());
       res_ = app_.error(500, "internal", e.what());
     }
     res_.keep_alive(req.keep_alive());
@@ -662,12 +675,11 @@ class WebServer::Impl::Session : public std::enable_shared_from_this<Session> {
     drainOnce(0);
   }
   void drainOnce(std::size_t total) {
-    stream_.async_read_some(
-        net::buffer(*drain_), [self = shared_from_this(), total](beast::error_code ec,
-                                                                 std::size_t n) {
-          if (ec || total + n > 1024 * 1024) return self->close();
-          self->drainOnce(total + n);
-        });
+    stream_.async_read_some(net::buffer(*drain_), [self = shared_from_this(), total](
+                                                      beast::error_code ec, std::size_t n) {
+      if (ec || total + n > 1024 * 1024) return self->close();
+      self->drainOnce(total + n);
+    });
   }
 
   void close() {
@@ -717,8 +729,7 @@ Status WebServer::start() {
   auto fail = [&](const char* what) {
     m.acceptor.reset();
     return Status::unavailable(std::string("cannot listen on ") + m.options.address + ":" +
-                               std::to_string(m.options.port) + ": " + what + ": " +
-                               ec.message());
+                               std::to_string(m.options.port) + ": " + what + ": " + ec.message());
   };
   if (m.acceptor->open(endpoint.protocol(), ec)) return fail("open");
   if (m.acceptor->set_option(net::socket_base::reuse_address(true), ec)) return fail("option");

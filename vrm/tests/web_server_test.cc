@@ -34,6 +34,43 @@ struct HttpReply {
   json parsed() const { return json::parse(body, nullptr, false); }
 };
 
+// Sends `request` as is to 127.0.0.1:port and reads the answer until the server closes.
+HttpReply httpRequest(std::uint16_t port, const std::string& request) {
+  HttpReply reply;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    ADD_FAILURE() << "cannot connect";
+    return reply;
+  }
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may close early (413); read its answer anyway
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string all;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) all.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  auto split = all.find("\r\n\r\n");
+  if (all.size() < 12 || split == std::string::npos) {
+    ADD_FAILURE() << "no HTTP reply to: " << request.substr(0, 80);
+    return reply;
+  }
+  reply.status = std::stoi(all.substr(9, 3));
+  reply.headers = all.substr(0, split);
+  reply.body = all.substr(split + 4);
+  return reply;
+}
+
 // vrmd's core (Manager + Server on a loop thread, ManualClock) and a WebServer on loopback with
 // an OS-chosen port; requests over a raw socket so malformed ones can be sent too.
 class WebServerTest : public ::testing::Test {
@@ -103,41 +140,7 @@ class WebServerTest : public ::testing::Test {
     loop_.join();
   }
 
-  HttpReply raw(const std::string& request) {
-    HttpReply reply;
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(web_->port());
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
-      ADD_FAILURE() << "cannot connect";
-      return reply;
-    }
-    std::size_t sent = 0;
-    while (sent < request.size()) {
-      ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;  // the server may close early (413); read its answer anyway
-      sent += static_cast<std::size_t>(n);
-    }
-    std::string all;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) all.append(buf, static_cast<std::size_t>(n));
-    ::close(fd);
-    auto split = all.find("\r\n\r\n");
-    if (all.size() < 12 || split == std::string::npos) {
-      ADD_FAILURE() << "no HTTP reply to: " << request.substr(0, 80);
-      return reply;
-    }
-    reply.status = std::stoi(all.substr(9, 3));
-    reply.headers = all.substr(0, split);
-    reply.body = all.substr(split + 4);
-    return reply;
-  }
+  HttpReply raw(const std::string& request) { return httpRequest(web_->port(), request); }
   HttpReply get(const std::string& path) {
     return raw("GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
   }
@@ -284,9 +287,9 @@ TEST_F(WebServerTest, BadRequestsGetJsonErrors) {
 // Ensures static files cannot be read from outside the web root: "..", encoded "..", hidden
 // files and symbolic links that lead out all answer 404.
 TEST_F(WebServerTest, StaticFilesStayInsideTheRoot) {
-  for (const std::string path :
-       {"/../secret.txt", "/%2e%2e/secret.txt", "/sub/../../secret.txt", "/sub/%2E%2E/%2E%2E/secret.txt",
-        "/..%2fsecret.txt", "/.hidden", "/link.txt", "/sub", "/nope.html", "/sub/..\\..\\secret.txt"}) {
+  for (const std::string path : {"/../secret.txt", "/%2e%2e/secret.txt", "/sub/../../secret.txt",
+                                 "/sub/%2E%2E/%2E%2E/secret.txt", "/..%2fsecret.txt", "/.hidden",
+                                 "/link.txt", "/sub", "/nope.html", "/sub/..\\..\\secret.txt"}) {
     auto reply = get(path);
     EXPECT_EQ(reply.status, 404) << path;
     EXPECT_EQ(reply.body.find("TOP-SECRET"), std::string::npos) << path;
@@ -352,18 +355,31 @@ TEST_F(WebServerTest, MetricsFollowTheReservations) {
   EXPECT_NE(after.find("vrm_migration_prediction_error_seconds_sum "), std::string::npos);
 }
 
-// Ensures the project's own web calendar files exist and are served with their types.
+// Ensures the project's own web calendar files are served with their types, and that the API
+// answers 503 (not a hang, not a crash) when vrmd's core does not answer.
 TEST(WebServerFilesTest, ServesTheProjectsCalendar) {
   zmq::context_t ctx;
   WebServerOptions w;
   w.port = 0;
   w.webRoot = VRM_SOURCE_WEB_ROOT;
+  w.vrmdEndpoint = "inproc://nobody-binds-this";
+  w.vrmdTimeout = std::chrono::milliseconds(100);
   WebServer web(ctx, w);
   ASSERT_TRUE(web.start().isOk());
-  for (const char* file : {"index.html", "app.js", "style.css"}) {
-    EXPECT_TRUE(std::filesystem::is_regular_file(std::filesystem::path(VRM_SOURCE_WEB_ROOT) / file))
-        << file;
+  auto get = [&](const std::string& path) {
+    return httpRequest(web.port(),
+                       "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  };
+  for (const auto& [path, type] :
+       {std::pair{"/", "text/html"}, {"/app.js", "text/javascript"}, {"/style.css", "text/css"}}) {
+    auto reply = get(path);
+    EXPECT_EQ(reply.status, 200) << path;
+    EXPECT_NE(reply.headers.find(type), std::string::npos) << path;
+    EXPECT_FALSE(reply.body.empty()) << path;
   }
+  auto unavailable = get("/api/hosts");
+  EXPECT_EQ(unavailable.status, 503);
+  EXPECT_EQ(unavailable.parsed()["error"], "unavailable");
   web.stop();
   web.stop();  // idempotent
 }
