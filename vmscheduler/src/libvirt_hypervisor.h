@@ -26,8 +26,8 @@
 // Migration: the destination chooses how VMs arrive, through prepareIncoming()'s endpoint:
 //   "save:<path>"  (no migration_uri, a state_dir) the source saves the VM to <path>
 //                  (virDomainSaveFlags; a state_dir on storage both hosts see) and undefines it;
-//                  finishIncoming(commit) on the destination restores it (virDomainRestore) and
-//                  defines it persistently. This is suspend-copy-resume whatever the mode asked,
+//                  finishIncoming(commit) on the destination restores it (virDomainRestore,
+//                  synchronously, on the calling thread) and defines it persistently. This is suspend-copy-resume whatever the mode asked,
 //                  and it is how migration is tested on the test driver, which has no migration.
 //                  The observation's downtime covers the save only (the restore happens later).
 //   a libvirt URI  (migration_uri) virDomainMigrateToURI3 with PEER2PEER | PERSIST_DEST, plus

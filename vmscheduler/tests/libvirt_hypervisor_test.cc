@@ -192,6 +192,27 @@ TEST(LibvirtHypervisorTest, SuspendResumeStartDestroy) {
   EXPECT_EQ(hv->destroy("vm1").code(), StatusCode::kNotFound);
 }
 
+// Ensures a defined but shut-off domain is listed as suspended, suspending it again is a no-op,
+// and resume() starts it (virDomainCreate).
+TEST(LibvirtHypervisorTest, ResumeStartsAShutOffDomain) {
+  TempDir dir;
+  const fs::path file = dir.path() / "h1.xml";
+  std::ofstream(file)
+      << "<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>8</cores><threads>1</threads>"
+         "<active>8</active><mhz>2000</mhz><model>i686</model></cpu><memory>16777216</memory>"
+         "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
+         "<name>off</name><memory unit='KiB'>1048576</memory><vcpu>1</vcpu>"
+         "<os><type>hvm</type></os><test:runstate>5</test:runstate></domain></node>";
+  auto hv = makeLibvirt("h1", {{"uri", "test://" + file.string()}});
+  ASSERT_TRUE(hv);
+  EXPECT_EQ(findVm(hv->inventory(), "off")->state, VmState::kSuspended);
+  ASSERT_TRUE(hv->suspend("off").isOk());
+  ASSERT_TRUE(hv->resume("off").isOk());
+  EXPECT_EQ(findVm(hv->inventory(), "off")->state, VmState::kRunning);
+  ASSERT_TRUE(hv->destroy("off").isOk());
+  EXPECT_TRUE(hv->inventory().empty());
+}
+
 // Ensures a migration between two test-driver hosts works as save on the source and restore on
 // the destination, through the ordinary prepareIncoming / startMigration / finishIncoming
 // sequence, and that the source reports a complete suspend-copy-resume observation.

@@ -1,13 +1,15 @@
 // The hypervisor behind one vmschedd: inventory, migrate, suspend/resume, clone, destroy.
 //
 // A Hypervisor is a plug point: one implementation per backend, chosen by name through
-// Hypervisor::create(). Only "sim" exists today; "qemu" and "libvirt" will follow, so the
-// interface is asynchronous the way real backends are: long operations (migration, clone) are
-// started with an operation id chosen by the caller and finish later, reported by poll().
+// Hypervisor::create(): "sim", "qemu" and "libvirt". The interface is asynchronous the way real
+// backends are: long operations (migration, clone) are started with an operation id chosen by
+// the caller and finish later, reported by poll().
 //
 // Thread safety: none. One Hypervisor is owned and driven by one thread (the agent's event
 // loop). Time: backends that need time read it only from the `now` given to poll(), never from
-// a clock of their own, so tests can run them deterministically.
+// a clock of their own, so tests can run them deterministically. (Backends driving real
+// hypervisors measure how long the real operations took with a steady clock, and place those
+// durations on the poll() timeline.)
 // Errors: expected failures are Status / Result values, never exceptions:
 //   not-found         the VM id is unknown on this host
 //   rejected          the VM is busy (e.g. migrating out), the id already exists, or there is
@@ -77,7 +79,15 @@ struct CloneSpec {
   TimeNs bootTimeNs = 0;  // clone + boot until the VM answers (the sim takes exactly this long)
 };
 
-// Measured phases of one completed migration, for the calibrator.
+// Measured phases of one completed migration, for the calibrator. Every figure is what the
+// backend measured, not what it was asked for or what a model predicts; 0 in setupNs,
+// downtimeNs, transferredBytes, rounds or dirtyRateBytesPerSec means "not measured" (e.g. a
+// libvirt driver without job statistics). mode is what happened (a libvirt save/restore
+// migration is suspend-copy-resume even if live was asked). endNs - startNs is the total time;
+// rounds counts the pre-copy rounds plus the stop-and-copy (1 for suspend-copy-resume);
+// bandwidthBytesPerSec is the measured goodput (bytes over the time spent sending them), not the
+// nominal link rate; dirtyRateBytesPerSec is the rate measured during the migration (the sim:
+// mean over pre-copy; libvirt/QEMU: the job's last dirty-rate figure).
 struct MigrationObservation {
   std::string vmId;
   std::string fromHost;
