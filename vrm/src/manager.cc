@@ -38,7 +38,10 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
 Status Manager::recover() {
   auto loaded = store_.loadReservations();
   if (!loaded) return loaded.status();
-  for (auto& r : *loaded) reservations_[r.id] = std::move(r);
+  for (auto& r : *loaded) {
+    if (!isTerminal(r.state)) touch(r);  // rebuild the calendars from the store
+    reservations_[r.id] = std::move(r);
+  }
   spdlog::info("recovered {} reservations from the store", reservations_.size());
   return Status::ok();
 }
@@ -127,23 +130,8 @@ Result<Reservation> Manager::submit(ReservationRequest request) {
                  return h;
                }());
   reservations_[out.id] = out;
+  touch(out);
   return out;
-}
-
-std::map<std::string, std::string> Manager::bookedHosts(TimeNs from, TimeNs to,
-                                                        const std::string& except) const {
-  std::map<std::string, std::string> booked;
-  for (const auto& [id, r] : reservations_) {
-    if (id == except || isTerminal(r.state)) continue;
-    TimeNs begin = r.request.kind == ReservationKind::kDedicated
-                       ? std::min(r.plan.latestSafeStartNs, r.request.startNs)
-                       : prepareAt(r);
-    if (!overlaps(begin, r.request.endNs, from, to)) continue;
-    if (r.request.kind == ReservationKind::kDedicated) {
-      for (const auto& h : r.hosts) booked.emplace(h, id);
-    }
-  }
-  return booked;
 }
 
 std::set<std::string> Manager::pendingDestinations() const {
@@ -151,7 +139,10 @@ std::set<std::string> Manager::pendingDestinations() const {
   for (const auto& [id, r] : reservations_) {
     if (isTerminal(r.state)) continue;
     for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
-      if (i < r.moves.size() && r.moves[i].state == MoveState::kDone) continue;
+      if (i < r.moves.size() && r.moves[i].state != MoveState::kPlanned &&
+          r.moves[i].state != MoveState::kRunning) {
+        continue;
+      }
       dests.insert(r.plan.moves[i].toHost);
     }
   }
@@ -165,49 +156,188 @@ TimeNs Manager::prepareAt(const Reservation& r) const {
   return r.request.startNs - clone - options_.marginNs;
 }
 
+TimeNs Manager::cloneStart(const Reservation& r) const {
+  if (r.request.kind == ReservationKind::kShared) return prepareAt(r);
+  return r.plan.latestSafeStartNs + r.plan.makespanNs;
+}
+
+std::pair<TimeNs, TimeNs> Manager::moveWindow(const Reservation& r, std::size_t i) const {
+  const auto& m = r.plan.moves[i];
+  TimeNs start = r.plan.latestSafeStartNs + m.startOffsetNs;
+  TimeNs end = r.plan.latestSafeStartNs + m.endOffsetNs;
+  if (i < r.moves.size() && r.moves[i].actualStartNs) {
+    start = r.moves[i].actualStartNs;
+    end = std::max(end, start + (m.endOffsetNs - m.startOffsetNs));
+  }
+  return {start, end};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capacity calendar
+
+void Manager::touchHost(const std::string& host) { dirtyHosts_.insert(host); }
+
+void Manager::touch(const Reservation& r) {
+  auto add = [&](const std::string& h) {
+    dirtyHosts_.insert(h);
+    touching_[h].insert(r.id);
+  };
+  for (const auto& h : r.hosts) add(h);
+  for (const auto& m : r.plan.moves) {
+    add(m.fromHost);
+    add(m.toHost);
+  }
+  for (const auto& c : r.clones) add(c.host);
+}
+
+void Manager::rebuildHost(const std::string& host) {
+  calendar_.clearHost(host);
+  auto hit = hosts_.find(host);
+  if (hit != hosts_.end()) {
+    const HostRecord& h = hit->second;
+    calendar_.setCapacity(host, {static_cast<std::int64_t>(h.cpuCores),
+                                 static_cast<std::int64_t>(h.memoryBytes),
+                                 static_cast<std::int64_t>(h.nicBandwidthBytesPerSec)});
+  }
+  // VMs leaving this host under a plan stay booked until their move's predicted end; clones
+  // until their reservation's end; everything else forever.
+  std::map<std::string, TimeNs> leavesAt;
+  std::map<std::string, TimeNs> cloneUntil;
+  std::vector<const Reservation*> touching;
+  if (auto t = touching_.find(host); t != touching_.end()) {
+    for (const auto& id : t->second) {
+      auto rit = reservations_.find(id);
+      if (rit == reservations_.end() || isTerminal(rit->second.state)) continue;
+      touching.push_back(&rit->second);
+    }
+  }
+  for (const Reservation* r : touching) {
+    for (std::size_t i = 0; i < r->plan.moves.size(); ++i) {
+      const auto& m = r->plan.moves[i];
+      const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
+      if (m.fromHost == host && (st == MoveState::kPlanned || st == MoveState::kRunning)) {
+        leavesAt[m.vmId] = moveWindow(*r, i).second;
+      }
+    }
+    for (const auto& c : r->clones) {
+      if (c.host == host) cloneUntil[c.vmId] = r->request.endNs;
+    }
+  }
+  std::set<std::string> present;
+  if (auto vit = vmsByHost_.find(host); vit != vmsByHost_.end()) {
+    for (const auto& v : vit->second) {
+      present.insert(v.id);
+      TimeNs until = kTimeInfinity;
+      if (auto l = leavesAt.find(v.id); l != leavesAt.end() && v.state != VmState::kIncoming) {
+        until = l->second;
+      }
+      if (auto c = cloneUntil.find(v.id); c != cloneUntil.end()) until = c->second;
+      calendar_.book(host, kTimeMinusInfinity, until,
+                     {v.cpuCores, static_cast<std::int64_t>(v.memoryBytes), 0});
+    }
+  }
+  for (const Reservation* r : touching) {
+    // Incoming VMs from the move's start onward (once present, the inventory books them);
+    // both NICs for the move's window.
+    for (std::size_t i = 0; i < r->plan.moves.size(); ++i) {
+      const auto& m = r->plan.moves[i];
+      const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
+      if (st != MoveState::kPlanned && st != MoveState::kRunning) continue;
+      auto [start, end] = moveWindow(*r, i);
+      if (m.toHost == host && !present.count(m.vmId)) {
+        const VmRecord* vm = findVm(m.fromHost, m.vmId);
+        calendar_.book(host, start, kTimeInfinity,
+                       {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
+      }
+      if ((m.toHost == host || m.fromHost == host) && end > start) {
+        const double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
+        calendar_.book(host, start, end, {0, 0, static_cast<std::int64_t>(rate)});
+      }
+    }
+    const TemplateSpec* t = findTemplate(r->request.templateName);
+    for (const auto& c : r->clones) {
+      if (c.host != host || present.count(c.vmId) || !t) continue;
+      if (c.state == CloneState::kDestroyed || c.state == CloneState::kFailed) continue;
+      calendar_.book(host, cloneStart(*r), r->request.endNs,
+                     {t->cpuCores, static_cast<std::int64_t>(t->memoryBytes), 0});
+    }
+    if (r->request.kind == ReservationKind::kDedicated &&
+        std::find(r->hosts.begin(), r->hosts.end(), host) != r->hosts.end()) {
+      calendar_.bookExclusive(host, r->plan.latestSafeStartNs, r->request.endNs, r->id);
+    }
+  }
+}
+
+void Manager::refreshCalendar() {
+  for (const auto& h : dirtyHosts_) rebuildHost(h);
+  dirtyHosts_.clear();
+}
+
+const CapacityCalendar& Manager::calendar() {
+  refreshCalendar();
+  return calendar_;
+}
+
+std::string Manager::verifyBookings(const Reservation& r, bool keep) {
+  refreshCalendar();
+  std::set<std::string> hosts;
+  for (const auto& h : r.hosts) hosts.insert(h);
+  for (const auto& m : r.plan.moves) {
+    hosts.insert(m.fromHost);
+    hosts.insert(m.toHost);
+  }
+  for (const auto& c : r.clones) hosts.insert(c.host);
+  std::set<std::string> alreadyOver;
+  for (const auto& h : hosts) {
+    if (calendar_.overbooked(h)) alreadyOver.insert(h);  // agents report more than we knew
+  }
+  const bool inserted = reservations_.emplace(r.id, r).second;
+  touch(r);
+  refreshCalendar();
+  std::string violation;
+  for (const auto& h : hosts) {
+    std::string why;
+    if (!alreadyOver.count(h) && calendar_.overbooked(h, &why)) {
+      violation = "host " + h + " would be overbooked: " + why;
+      break;
+    }
+  }
+  if (!keep || !violation.empty()) {
+    if (inserted) reservations_.erase(r.id);
+    for (const auto& h : hosts) {
+      touching_[h].erase(r.id);
+      dirtyHosts_.insert(h);
+    }
+    if (!inserted) touch(reservations_.at(r.id));
+  }
+  return violation;
+}
+
 planner::VacateRequest Manager::snapshot(const Reservation& candidate) const {
   planner::VacateRequest req;
   const TimeNs now = clock_.now();
-  // Displaced VMs stay where they land, so a destination must not be booked by any reservation
-  // from now on: its own vacate plan would not know about the newcomer.
-  auto booked = bookedHosts(now, kTimeInfinity, candidate.id);
-  // Memory and cores promised to other reservations' pending moves and shared clones.
-  std::map<std::string, std::uint64_t> promisedMem;
-  std::map<std::string, std::uint32_t> promisedCores;
-  for (const auto& [id, r] : reservations_) {
-    if (isTerminal(r.state) || id == candidate.id) continue;
-    for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
-      if (i < r.moves.size() && r.moves[i].state != MoveState::kPlanned) continue;
-      promisedMem[r.plan.moves[i].toHost] += r.plan.moves[i].memoryBytes;
-      const VmRecord* vm = findVm(r.plan.moves[i].fromHost, r.plan.moves[i].vmId);
-      promisedCores[r.plan.moves[i].toHost] += vm ? vm->cpuCores : 1;
-    }
-    if (r.request.kind == ReservationKind::kShared) {
-      const TemplateSpec* t = findTemplate(r.request.templateName);
-      for (const auto& c : r.clones) {
-        if (c.state != CloneState::kPending || !t) continue;  // running clones are in inventory
-        promisedMem[c.host] += t->memoryBytes;
-        promisedCores[c.host] += t->cpuCores;
-      }
-    }
-  }
   for (const auto& [name, h] : hosts_) {
     planner::HostSnapshot s;
     s.name = name;
     s.cpuCores = h.cpuCores;
     s.memoryBytes = h.memoryBytes;
     s.nicBandwidthBytesPerSec = h.nicBandwidthBytesPerSec;
-    auto it = vmsByHost_.find(name);
-    static const std::vector<VmRecord> kNone;
-    const auto& vms = it == vmsByHost_.end() ? kNone : it->second;
-    std::uint64_t mem = usedMemory(vms) + promisedMem[name];
-    std::uint32_t cores = usedCores(vms) + promisedCores[name];
-    s.freeMemoryBytes = mem >= h.memoryBytes ? 0 : h.memoryBytes - mem;
-    s.freeCpuCores = cores >= h.cpuCores ? 0 : h.cpuCores - cores;
-    s.canReceive = h.reachable && !booked.count(name);
+    // What stays free from now on, after every booking (VMs, incoming moves, clones). Displaced
+    // VMs stay where they land, so a destination must also be free of exclusive windows
+    // forever: another reservation's vacate plan would not know about the newcomer.
+    Usage free = calendar_.free(name, now, kTimeInfinity);
+    s.freeMemoryBytes = static_cast<std::uint64_t>(std::max<std::int64_t>(free.memoryBytes, 0));
+    s.freeCpuCores = static_cast<std::uint32_t>(std::max<std::int64_t>(free.cpuCores, 0));
+    s.canReceive =
+        h.reachable && !calendar_.exclusiveOwner(name, now, kTimeInfinity, candidate.id);
     req.hosts.push_back(s);
-    for (const auto& v : vms) {
+    auto it = vmsByHost_.find(name);
+    if (it == vmsByHost_.end()) continue;
+    for (const auto& v : it->second) {
       if (v.state == VmState::kIncoming) continue;  // counted on its source
+      // Another reservation's clone leaves when that reservation ends, which the exclusive
+      // windows and shared-clone checks place before any vacate of this host.
+      if (!v.reservationId.empty()) continue;
       planner::VmSnapshot vs;
       vs.id = v.id;
       vs.host = name;
@@ -227,6 +357,10 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   auto reject = [&](const std::string& why, TimeNs earliest = 0) {
     r.reason = why;
     r.earliestFeasibleStartNs = earliest;
+    r.plan = {};
+    r.moves.clear();
+    r.clones.clear();
+    r.hosts.clear();
     transition(r, ReservationState::kRejected, why);
     return r;
   };
@@ -235,20 +369,41 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   const std::uint64_t cloneMem = tmpl.memoryBytes * req.vmsPerHost;
   const std::uint32_t cloneCores = tmpl.cpuCores * req.vmsPerHost;
 
+  refreshCalendar();
   planner::VacateRequest base = snapshot(r);
   base.reservationStartNs = req.startNs;
   base.cloneTimeNs = tmpl.cloneTimeNs;
   base.marginNs = options_.marginNs;
 
-  auto booked = bookedHosts(req.startNs, req.endNs, r.id);
   auto incoming = pendingDestinations();
+  // Shared clones booked on a host during the window keep it from being dedicated.
+  auto sharedClonesOn = [&](const std::string& host, TimeNs from) -> std::string {
+    auto t = touching_.find(host);
+    if (t == touching_.end()) return "";
+    for (const auto& id : t->second) {
+      auto it = reservations_.find(id);
+      if (it == reservations_.end() || isTerminal(it->second.state) ||
+          it->second.request.kind != ReservationKind::kShared) {
+        continue;
+      }
+      if (prepareAt(it->second) < req.endNs && from < it->second.request.endNs) {
+        for (const auto& c : it->second.clones) {
+          if (c.host == host) return id;
+        }
+      }
+    }
+    return "";
+  };
   std::vector<std::string> candidates;
   std::string firstReason;
   auto consider = [&](const std::string& name) -> std::string {
     const HostRecord& h = hosts_.at(name);
     if (!h.reachable) return "host " + name + " is unreachable";
-    if (auto it = booked.find(name); it != booked.end()) {
-      return "host " + name + " conflicts with reservation " + it->second;
+    if (auto owner = calendar_.exclusiveOwner(name, req.startNs, req.endNs, r.id)) {
+      return "host " + name + " conflicts with reservation " + *owner;
+    }
+    if (auto owner = sharedClonesOn(name, req.startNs); !owner.empty()) {
+      return "host " + name + " conflicts with reservation " + owner;
     }
     if (incoming.count(name)) return "host " + name + " is receiving VMs of another vacate";
     if (h.memoryBytes < cloneMem || h.cpuCores < cloneCores) {
@@ -287,6 +442,17 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
     trial.hostsToVacate.push_back(c);
     auto p = planner_.plan(trial);
     if (p) {
+      // The vacate window starts before the reservation: the host must be free then too.
+      std::optional<std::string> owner =
+          calendar_.exclusiveOwner(c, p->latestSafeStartNs, req.endNs, r.id);
+      if (!owner) {
+        if (auto shared = sharedClonesOn(c, p->latestSafeStartNs); !shared.empty()) owner = shared;
+      }
+      if (owner) {
+        lastFailure = "host " + c + " conflicts with reservation " + *owner;
+        if (!req.hostNames.empty()) break;
+        continue;
+      }
       chosen.push_back(c);
       plan = std::move(p);
       if (chosen.size() == wanted) break;
@@ -328,6 +494,10 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
       r.clones.push_back(std::move(c));
     }
   }
+  // Exact check: with this reservation booked, no host it touches is overbooked at any instant.
+  if (std::string violation = verifyBookings(r, /*keep=*/false); !violation.empty()) {
+    return reject("not enough capacity: " + violation);
+  }
   std::string hostsText;
   for (const auto& h : r.hosts) hostsText += (hostsText.empty() ? "" : ", ") + h;
   transition(r, ReservationState::kAdmitted,
@@ -350,37 +520,47 @@ Result<Reservation> Manager::admitShared(Reservation r, const TemplateSpec& tmpl
     transition(r, ReservationState::kRejected, r.reason);
     return r;
   }
-  planner::VacateRequest snap = snapshot(r);
-  auto booked = bookedHosts(begin, req.endNs, r.id);
+  refreshCalendar();
   auto incoming = pendingDestinations();
   std::uint32_t placed = 0;
-  for (auto& h : snap.hosts) {
-    if (!hosts_.at(h.name).reachable || booked.count(h.name) || incoming.count(h.name)) continue;
-    while (placed < req.vmCount && h.freeMemoryBytes >= tmpl.memoryBytes &&
-           h.freeCpuCores >= tmpl.cpuCores) {
-      h.freeMemoryBytes -= tmpl.memoryBytes;
-      h.freeCpuCores -= tmpl.cpuCores;
+  for (const auto& [name, h] : hosts_) {
+    if (placed == req.vmCount) break;
+    if (!h.reachable || incoming.count(name) ||
+        calendar_.exclusiveOwner(name, begin, req.endNs, r.id)) {
+      continue;
+    }
+    Usage free = calendar_.free(name, begin, req.endNs);
+    while (placed < req.vmCount && free.memoryBytes >= static_cast<std::int64_t>(tmpl.memoryBytes) &&
+           free.cpuCores >= tmpl.cpuCores) {
+      free.memoryBytes -= static_cast<std::int64_t>(tmpl.memoryBytes);
+      free.cpuCores -= tmpl.cpuCores;
       ClonePlacement c;
       c.vmId = r.id + "-" + tmpl.name + "-" + std::to_string(++placed);
-      c.host = h.name;
+      c.host = name;
       r.clones.push_back(std::move(c));
-      if (std::find(r.hosts.begin(), r.hosts.end(), h.name) == r.hosts.end()) {
-        r.hosts.push_back(h.name);
+      if (std::find(r.hosts.begin(), r.hosts.end(), name) == r.hosts.end()) {
+        r.hosts.push_back(name);
       }
     }
   }
-  if (placed < req.vmCount) {
+  auto reject = [&](const std::string& why) {
     r.clones.clear();
     r.hosts.clear();
-    r.reason = "not enough capacity: room for " + std::to_string(placed) + " of " +
-               std::to_string(req.vmCount) + " x " + tmpl.name;
+    r.reason = why;
     transition(r, ReservationState::kRejected, r.reason);
     return r;
+  };
+  if (placed < req.vmCount) {
+    return reject("not enough capacity: room for " + std::to_string(placed) + " of " +
+                  std::to_string(req.vmCount) + " x " + tmpl.name);
   }
   r.plan.cloneTimeNs = tmpl.cloneTimeNs;
   r.plan.marginNs = options_.marginNs;
   r.plan.latestSafeStartNs = begin;
   r.plan.strategy = "none";
+  if (std::string violation = verifyBookings(r, /*keep=*/false); !violation.empty()) {
+    return reject("not enough capacity: " + violation);
+  }
   transition(r, ReservationState::kAdmitted,
              "admitted: " + std::to_string(placed) + " x " + tmpl.name + "; cloning starts at " +
                  formatTime(begin));
@@ -434,7 +614,9 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
              r.reason + " while " + stateName(was));
   startTeardown(r);
   persist(r);
-  return r;
+  Reservation cancelled = r;  // repairAfter may rehash reservations_
+  repairAfter(cancelled);
+  return cancelled;
 }
 
 std::vector<HostRecord> Manager::hosts() const {
@@ -466,6 +648,7 @@ Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& 
   inv = vms;
   for (auto& v : inv) v.host = h.name;
   registeredSinceStart_.insert(h.name);
+  touchHost(h.name);
   spdlog::info("agent {} {} ({} cores, {}, {}, {} VMs)", h.name,
                known ? "re-registered" : "registered", h.cpuCores, formatBytes(h.memoryBytes),
                formatRate(h.nicBandwidthBytesPerSec), inv.size());
@@ -483,6 +666,7 @@ Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>
   auto& inv = vmsByHost_[host];
   inv = vms;
   for (auto& v : inv) v.host = host;
+  touchHost(host);
   return Status::ok();
 }
 
@@ -595,6 +779,21 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         c.address = result.cloned->address;
         c.account = result.cloned->account;
       }
+      // Our view of the host follows our own actions at once, not at the next heartbeat.
+      if (!findVm(c.host, c.vmId)) {
+        VmRecord vm;
+        vm.id = c.vmId;
+        vm.host = c.host;
+        vm.reservationId = r.id;
+        vm.address = c.address;
+        vm.templateName = r.request.templateName;
+        if (const TemplateSpec* t = findTemplate(r.request.templateName)) {
+          vm.cpuCores = t->cpuCores;
+          vm.memoryBytes = vm.nonzeroMemoryBytes = t->memoryBytes;
+        }
+        vmsByHost_[c.host].push_back(vm);
+      }
+      touchHost(c.host);
       if (isTerminal(r.state)) {
         startTeardown(r);  // cancelled or failed while cloning: do not leak the VM
       } else {
@@ -608,9 +807,16 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       if (!result.status && result.status.code() != StatusCode::kNotFound) {
         spdlog::error("{}: destroy of {} on {} failed: {}", r.id, c.vmId, c.host,
                       result.status.toString());
-        c.state = CloneState::kRunning;  // retried by the next tick
+        c.state = CloneState::kRunning;  // retried by a later tick, once the agent answers
+        persist(r);
+        return;
       } else {
         c.state = CloneState::kDestroyed;
+        auto& inv = vmsByHost_[c.host];
+        inv.erase(std::remove_if(inv.begin(), inv.end(),
+                                 [&](const VmRecord& v) { return v.id == c.vmId; }),
+                  inv.end());
+        touchHost(c.host);
       }
       advance(r);
       break;
@@ -632,6 +838,8 @@ void Manager::moveVmLocally(const std::string& vmId, const std::string& from,
   vm.host = to;
   vm.state = VmState::kRunning;
   dst.push_back(vm);
+  touchHost(from);
+  touchHost(to);
 }
 
 const VmRecord* Manager::findVm(const std::string& host, const std::string& vmId) const {
@@ -658,8 +866,74 @@ void Manager::note(Reservation& r, const std::string& message) {
 }
 
 void Manager::persist(Reservation& r) {
+  touch(r);
   if (Status s = store_.saveReservation(r); !s) {
     spdlog::error("cannot persist {}: {}", r.id, s.toString());
+  }
+}
+
+void Manager::repairAfter(const Reservation& cause) {
+  std::set<std::string> hosts(cause.hosts.begin(), cause.hosts.end());
+  for (const auto& m : cause.plan.moves) {
+    hosts.insert(m.fromHost);
+    hosts.insert(m.toHost);
+  }
+  refreshCalendar();
+  for (const auto& host : hosts) {
+    std::vector<std::string> victims;
+    if (auto t = touching_.find(host); t != touching_.end()) {
+      for (const auto& id : t->second) {
+        auto it = reservations_.find(id);
+        if (it != reservations_.end() && it->second.state == ReservationState::kAdmitted) {
+          victims.push_back(id);
+        }
+      }
+    }
+    // The newest promise gives way first.
+    std::sort(victims.begin(), victims.end(), [&](const auto& a, const auto& b) {
+      return reservations_.at(a).createdNs > reservations_.at(b).createdNs;
+    });
+    for (const auto& id : victims) {
+      if (!calendar_.overbooked(host)) break;
+      Reservation old = reservations_.at(id);
+      // Take it off the books and run admission again for the same request.
+      reservations_.erase(id);
+      touch(old);
+      refreshCalendar();
+      Reservation fresh;
+      fresh.id = old.id;
+      fresh.request = old.request;
+      fresh.createdNs = old.createdNs;
+      fresh.events = old.events;
+      const TemplateSpec* t = findTemplate(old.request.templateName);
+      Result<Reservation> again = Status::internal("template vanished");
+      if (t) {
+        again = old.request.kind == ReservationKind::kShared ? admitShared(fresh, *t)
+                                                             : admitDedicated(fresh, *t);
+      }
+      Reservation next = old;
+      const std::string why = cause.id + " ended before vacating " + host;
+      if (again && again->state == ReservationState::kAdmitted) {
+        next = std::move(*again);
+        next.events.back().message = "re-planned because " + why + ": " + next.events.back().message;
+      } else {
+        next.reason = "capacity lost because " + why + "; re-planning failed: " +
+                      (again ? again->reason : again.status().message());
+        next.plan = old.plan;
+        transition(next, ReservationState::kFailed, next.reason);
+        for (auto& m : next.moves) {
+          if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;
+        }
+        for (auto& c : next.clones) {
+          if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
+        }
+      }
+      spdlog::warn("{}: {}", next.id, next.events.back().message);
+      reservations_[id] = next;
+      touch(next);
+      persist(reservations_[id]);
+      refreshCalendar();
+    }
   }
 }
 
@@ -675,13 +949,17 @@ void Manager::fail(Reservation& r, const std::string& reason) {
   }
   transition(r, ReservationState::kFailed, reason);
   startTeardown(r);
+  touch(r);
+  repairAfter(r);
 }
 
 void Manager::startTeardown(Reservation& r) {
   for (std::size_t i = 0; i < r.clones.size(); ++i) {
     auto& c = r.clones[i];
     if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
-    if (c.state == CloneState::kRunning) {
+    if (c.state == CloneState::kRunning && !inFlight(r.id, Step::kDestroy, i)) {
+      // An unreachable agent cannot destroy anything; retry when it is back.
+      if (auto h = hosts_.find(c.host); h == hosts_.end() || !h->second.reachable) continue;
       AgentCommand cmd;
       cmd.kind = AgentCommand::Kind::kDestroy;
       cmd.host = c.host;
@@ -711,39 +989,46 @@ bool Manager::inFlight(const std::string& reservationId, Step step, std::size_t 
 
 void Manager::driveMoves(Reservation& r) {
   const TimeNs now = clock_.now();
-  // The lowest batch with unfinished moves runs; the next starts when it is done.
-  std::uint32_t batch = UINT32_MAX;
-  for (std::size_t i = 0; i < r.moves.size(); ++i) {
-    if (r.moves[i].state == MoveState::kPlanned || r.moves[i].state == MoveState::kRunning) {
-      batch = std::min(batch, r.plan.moves[i].batch);
+  // The lowest batch with unfinished moves runs; the next starts when it is done. A batch whose
+  // moves all turn out to be unnecessary is passed over at once.
+  while (true) {
+    std::uint32_t batch = UINT32_MAX;
+    for (std::size_t i = 0; i < r.moves.size(); ++i) {
+      if (r.moves[i].state == MoveState::kPlanned || r.moves[i].state == MoveState::kRunning) {
+        batch = std::min(batch, r.plan.moves[i].batch);
+      }
     }
-  }
-  if (batch == UINT32_MAX) {
-    transition(r, ReservationState::kPreparing, "hosts vacated; cloning " +
-                                                    std::to_string(r.clones.size()) + " VMs");
-    return;
-  }
-  for (std::size_t i = 0; i < r.moves.size(); ++i) {
-    const auto& move = r.plan.moves[i];
-    if (move.batch != batch || r.moves[i].state != MoveState::kPlanned) continue;
-    const VmRecord* vm = findVm(move.fromHost, move.vmId);
-    if (!vm) {
-      // Already gone from the source (moved by someone else, or destroyed): nothing to do.
-      r.moves[i].state = MoveState::kSkipped;
-      note(r, move.vmId + " is no longer on " + move.fromHost + "; move skipped");
-      continue;
+    if (batch == UINT32_MAX) {
+      transition(r, ReservationState::kPreparing,
+                 "hosts vacated; cloning " + std::to_string(r.clones.size()) + " VMs");
+      return;
     }
-    r.moves[i].state = MoveState::kRunning;
-    r.moves[i].actualStartNs = now;
-    AgentCommand cmd;
-    cmd.kind = AgentCommand::Kind::kPrepareIncoming;
-    cmd.host = move.toHost;
-    cmd.vmId = move.vmId;
-    cmd.vm = *vm;
-    issue(std::move(cmd), r.id, Step::kPrepareIncoming, i);
-    note(r, "moving " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " (" +
-                moveModeName(move.mode) + ", " + formatBytes(move.transferredBytes) +
-                ")");
+    bool busy = false;
+    for (std::size_t i = 0; i < r.moves.size(); ++i) {
+      const auto& move = r.plan.moves[i];
+      if (move.batch != batch) continue;
+      if (r.moves[i].state == MoveState::kRunning) busy = true;
+      if (r.moves[i].state != MoveState::kPlanned) continue;
+      const VmRecord* vm = findVm(move.fromHost, move.vmId);
+      if (!vm) {
+        // Already gone from the source (moved by an earlier vacate, or destroyed).
+        r.moves[i].state = MoveState::kSkipped;
+        note(r, move.vmId + " is no longer on " + move.fromHost + "; move skipped");
+        continue;
+      }
+      busy = true;
+      r.moves[i].state = MoveState::kRunning;
+      r.moves[i].actualStartNs = now;
+      AgentCommand cmd;
+      cmd.kind = AgentCommand::Kind::kPrepareIncoming;
+      cmd.host = move.toHost;
+      cmd.vmId = move.vmId;
+      cmd.vm = *vm;
+      issue(std::move(cmd), r.id, Step::kPrepareIncoming, i);
+      note(r, "moving " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " (" +
+                  moveModeName(move.mode) + ", " + formatBytes(move.transferredBytes) + ")");
+    }
+    if (busy) return;
   }
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "vrm/manager/capacity_calendar.h"
 #include "vrm/manager/store.h"
 #include "vrm/protocol/reservation.h"
 #include "vrm/planner/vacate_planner.h"
@@ -74,6 +75,10 @@ class Manager {
   // Commands to send, in order. Empties the outbox.
   std::vector<AgentCommand> takeOutbox();
 
+  // The booked capacity of every host, brought up to date. Exposed for tests and operators:
+  // an admitted reservation never leaves a host overbooked at any instant.
+  const CapacityCalendar& calendar();
+
  private:
   enum class Step { kPrepareIncoming, kMigrate, kFinishIncoming, kClone, kDestroy };
   struct Pending {
@@ -88,10 +93,25 @@ class Manager {
   Status validate(const ReservationRequest& req, const TemplateSpec** tmpl) const;
   planner::VacateRequest snapshot(const Reservation& candidate) const;
   // Hosts the reservation must not touch, with the id of the reservation holding each.
-  std::map<std::string, std::string> bookedHosts(TimeNs from, TimeNs to,
-                                                 const std::string& except) const;
   std::set<std::string> pendingDestinations() const;
   TimeNs prepareAt(const Reservation& r) const;
+  // Absolute predicted window of move i (actual start once it started).
+  std::pair<TimeNs, TimeNs> moveWindow(const Reservation& r, std::size_t i) const;
+  TimeNs cloneStart(const Reservation& r) const;
+
+  // Calendar maintenance: bookings of a host are derived from the VMs on it and from the
+  // reservations touching it, and rebuilt lazily when either changes.
+  void touch(const Reservation& r);
+  void touchHost(const std::string& host);
+  void rebuildHost(const std::string& host);
+  void refreshCalendar();
+  // Books `r` tentatively and checks that no host it touches becomes overbooked; removes it
+  // again unless `keep`. Returns the violation, or empty.
+  std::string verifyBookings(const Reservation& r, bool keep);
+  // After `cause` ended early (its vacate did not happen), hosts it touched may be overbooked
+  // in the future by reservations that counted on that vacate: re-plan those not yet started,
+  // newest first, and fail the ones that no longer fit, with the reason.
+  void repairAfter(const Reservation& cause);
 
   void transition(Reservation& r, ReservationState to, const std::string& message);
   void note(Reservation& r, const std::string& message);
@@ -123,6 +143,9 @@ class Manager {
   std::map<std::uint64_t, Pending> pending_;
   std::uint64_t nextCommandId_;
   std::vector<AgentCommand> outbox_;
+  CapacityCalendar calendar_;
+  std::set<std::string> dirtyHosts_;
+  std::map<std::string, std::set<std::string>> touching_;  // host -> reservations touching it
 };
 
 }  // namespace vrm::manager

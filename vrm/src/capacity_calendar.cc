@@ -1,0 +1,146 @@
+#include "vrm/manager/capacity_calendar.h"
+
+// Boost.ICL stays inside this file: it is template-heavy and nothing else needs it.
+#include <boost/icl/interval_map.hpp>
+#include <set>
+
+namespace vrm::manager {
+
+namespace icl = boost::icl;
+using Interval = icl::right_open_interval<TimeNs>;
+// Summed usage; segments that add back to 0 are absorbed (partial_absorber, the default).
+using UsageMap = icl::interval_map<TimeNs, std::int64_t, icl::partial_absorber, std::less,
+                                   icl::inplace_plus, icl::inter_section, Interval>;
+// Owners of exclusive windows; a segment with two owners is a double booking.
+using OwnerMap = icl::interval_map<TimeNs, std::set<std::string>, icl::partial_absorber,
+                                   std::less, icl::inplace_plus, icl::inter_section, Interval>;
+
+struct CapacityCalendar::HostCalendar {
+  Usage capacity;
+  UsageMap cpu, memory, nic;
+  OwnerMap exclusive;
+};
+
+namespace {
+
+std::int64_t peakOf(const UsageMap& map, TimeNs from, TimeNs to) {
+  std::int64_t peak = 0;
+  auto range = map.equal_range(Interval(from, to));
+  for (auto it = range.first; it != range.second; ++it) peak = std::max(peak, it->second);
+  return peak;
+}
+
+bool exceeds(const UsageMap& map, std::int64_t cap, const char* what, std::string* why) {
+  for (const auto& [iv, v] : map) {
+    if (v > cap) {
+      if (why) {
+        *why = std::string(what) + " booked " + std::to_string(v) + " > capacity " +
+               std::to_string(cap) + " from " + formatTime(iv.lower());
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+CapacityCalendar::CapacityCalendar() = default;
+CapacityCalendar::~CapacityCalendar() = default;
+CapacityCalendar::CapacityCalendar(CapacityCalendar&&) noexcept = default;
+CapacityCalendar& CapacityCalendar::operator=(CapacityCalendar&&) noexcept = default;
+
+CapacityCalendar::HostCalendar& CapacityCalendar::at(const std::string& host) {
+  auto& slot = hosts_[host];
+  if (!slot) slot = std::make_unique<HostCalendar>();
+  return *slot;
+}
+
+const CapacityCalendar::HostCalendar* CapacityCalendar::find(const std::string& host) const {
+  auto it = hosts_.find(host);
+  return it == hosts_.end() ? nullptr : it->second.get();
+}
+
+void CapacityCalendar::setCapacity(const std::string& host, const Usage& capacity) {
+  at(host).capacity = capacity;
+}
+
+Usage CapacityCalendar::capacity(const std::string& host) const {
+  const HostCalendar* h = find(host);
+  return h ? h->capacity : Usage{};
+}
+
+void CapacityCalendar::clearHost(const std::string& host) {
+  HostCalendar& h = at(host);
+  h.cpu.clear();
+  h.memory.clear();
+  h.nic.clear();
+  h.exclusive.clear();
+}
+
+void CapacityCalendar::book(const std::string& host, TimeNs from, TimeNs to, const Usage& u) {
+  if (from >= to) return;
+  HostCalendar& h = at(host);
+  Interval iv(from, to);
+  if (u.cpuCores) h.cpu += std::make_pair(iv, u.cpuCores);
+  if (u.memoryBytes) h.memory += std::make_pair(iv, u.memoryBytes);
+  if (u.nicBytesPerSec) h.nic += std::make_pair(iv, u.nicBytesPerSec);
+}
+
+void CapacityCalendar::bookExclusive(const std::string& host, TimeNs from, TimeNs to,
+                                     const std::string& owner) {
+  if (from >= to) return;
+  at(host).exclusive += std::make_pair(Interval(from, to), std::set<std::string>{owner});
+}
+
+Usage CapacityCalendar::peak(const std::string& host, TimeNs from, TimeNs to) const {
+  const HostCalendar* h = find(host);
+  if (!h || from >= to) return {};
+  return {peakOf(h->cpu, from, to), peakOf(h->memory, from, to), peakOf(h->nic, from, to)};
+}
+
+Usage CapacityCalendar::free(const std::string& host, TimeNs from, TimeNs to) const {
+  Usage cap = capacity(host);
+  Usage p = peak(host, from, to);
+  return {cap.cpuCores - p.cpuCores, cap.memoryBytes - p.memoryBytes,
+          cap.nicBytesPerSec - p.nicBytesPerSec};
+}
+
+std::optional<std::string> CapacityCalendar::exclusiveOwner(const std::string& host, TimeNs from,
+                                                            TimeNs to,
+                                                            const std::string& except) const {
+  const HostCalendar* h = find(host);
+  if (!h || from >= to) return std::nullopt;
+  auto range = h->exclusive.equal_range(Interval(from, to));
+  for (auto it = range.first; it != range.second; ++it) {
+    for (const auto& owner : it->second) {
+      if (owner != except) return owner;
+    }
+  }
+  return std::nullopt;
+}
+
+bool CapacityCalendar::overbooked(const std::string& host, std::string* why) const {
+  const HostCalendar* h = find(host);
+  if (!h) return false;
+  if (exceeds(h->cpu, h->capacity.cpuCores, "cpu cores", why) ||
+      exceeds(h->memory, h->capacity.memoryBytes, "memory bytes", why) ||
+      exceeds(h->nic, h->capacity.nicBytesPerSec, "nic bytes/s", why)) {
+    return true;
+  }
+  for (const auto& [iv, owners] : h->exclusive) {
+    if (owners.size() > 1) {
+      if (why) *why = "two exclusive owners from " + formatTime(iv.lower());
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> CapacityCalendar::hosts() const {
+  std::vector<std::string> out;
+  for (const auto& [name, h] : hosts_) out.push_back(name);
+  return out;
+}
+
+}  // namespace vrm::manager
