@@ -555,6 +555,104 @@ TEST(AgentTcpTest, RegistersAndAnswersOverTcp) {
   EXPECT_EQ(msg.getResult().getStatus().getCode(), wire::StatusCode::OK);
 }
 
+// Ensures the observation vrmd receives for a migration is, field by field, the one the
+// hypervisor measured (here the sim's stochastic ground truth, reproduced by a twin sim with the
+// same seed), so that the store and the calibrator get every measured phase.
+TEST(AgentObservationTest, ResultCarriesTheMeasuredObservation) {
+  HypervisorOptions hvOptions;
+  hvOptions.host = testHost();
+  hvOptions.params["seed"] = "5";
+  auto twin = std::move(Hypervisor::create("sim", hvOptions)).value();
+  MigrationSpec spec{"web", "h2", "sim://h2/web", MigrationMode::kLive, 0, 0};
+  ASSERT_TRUE(twin->startMigration(1, spec).isOk());
+  std::optional<MigrationObservation> expected;
+  for (TimeNs now = kStart; !expected && now != kTimeInfinity; now = twin->nextEventTime()) {
+    for (auto& e : twin->poll(now)) {
+      if (e.kind == OperationEvent::Kind::kCompleted) expected = e.migration;
+    }
+  }
+  ASSERT_TRUE(expected);
+
+  zmq::context_t context;
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind("inproc://agent-observation");
+  ManualClock clock(kStart);
+  auto hv = std::move(Hypervisor::create("sim", hvOptions)).value();
+  AgentOptions options;
+  options.vrmdEndpoint = "inproc://agent-observation";
+  options.heartbeatIntervalNs = 3600 * kNsPerSec;
+  Agent agent(clock, *hv, context, options);
+  // Waits at most `wait` (a bound for failing tests: inproc delivery is immediate).
+  auto receive = [&](std::chrono::milliseconds wait) -> std::optional<protocol::DecodedFrame> {
+    zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, wait);
+    if (!(items[0].revents & ZMQ_POLLIN)) return std::nullopt;
+    zmq::message_t identity, payload;
+    EXPECT_TRUE(router.recv(identity));
+    EXPECT_TRUE(router.recv(payload));
+    auto frame = protocol::decodeFrame(std::move(payload));
+    if (!frame) return std::nullopt;
+    return std::move(frame).value();
+  };
+  auto send = [&](capnp::MallocMessageBuilder& b) {
+    router.send(zmq::buffer(std::string("h1")), zmq::send_flags::sndmore);
+    router.send(protocol::encodeFrame(b), zmq::send_flags::none);
+  };
+  agent.runOnce(0ms);
+  ASSERT_TRUE(receive(2000ms));  // register
+  {
+    capnp::MallocMessageBuilder b;
+    b.initRoot<wire::ManagerMessage>().initRegistered().setCode(wire::StatusCode::OK);
+    send(b);
+  }
+  agent.runOnce(2000ms);
+  ASSERT_TRUE(agent.registered());
+  {
+    capnp::MallocMessageBuilder b;
+    auto cmd = b.initRoot<wire::ManagerMessage>().initCommand();
+    cmd.setCommandId(90);
+    auto m = cmd.initMigrate();
+    m.setVmId("web");
+    m.setDestinationHost("h2");
+    m.setDestinationEndpoint("sim://h2/web");
+    m.setMode(wire::MigrationMode::LIVE);
+    send(b);
+  }
+  agent.runOnce(2000ms);  // starts the migration at kStart
+  std::optional<protocol::DecodedFrame> result;
+  for (int i = 0; i < 40 && !result; ++i) {
+    while (auto frame = receive(20ms)) {
+      auto msg = *frame->root<wire::AgentMessage>();
+      if (msg.isResult()) {
+        result = std::move(frame);
+        break;
+      }
+    }
+    if (result) break;
+    const TimeNs next = hv->nextEventTime();
+    ASSERT_NE(next, kTimeInfinity);
+    if (next > clock.now()) clock.set(next);
+    agent.runOnce(0ms);
+  }
+  ASSERT_TRUE(result);
+  auto res = result->root<wire::AgentMessage>()->getResult();
+  ASSERT_EQ(res.getStatus().getCode(), wire::StatusCode::OK);
+  ASSERT_TRUE(res.isMigrated());
+  auto obs = res.getMigrated();
+  EXPECT_EQ(obs.getStartNs(), expected->startNs);
+  EXPECT_EQ(obs.getEndNs(), expected->endNs);
+  EXPECT_EQ(obs.getSetupNs(), expected->setupNs);
+  EXPECT_EQ(obs.getDowntimeNs(), expected->downtimeNs);
+  EXPECT_EQ(obs.getTransferredBytes(), expected->transferredBytes);
+  EXPECT_EQ(obs.getRounds(), expected->rounds);
+  EXPECT_DOUBLE_EQ(obs.getBandwidthBytesPerSec(), expected->bandwidthBytesPerSec);
+  EXPECT_DOUBLE_EQ(obs.getDirtyRateBytesPerSec(), expected->dirtyRateBytesPerSec);
+  EXPECT_EQ(obs.getMemoryBytes(), 4 * kGB);
+  EXPECT_EQ(obs.getNonzeroMemoryBytes(), 2 * kGB);
+  EXPECT_GE(obs.getRounds(), 3u);  // the stochastic pre-copy, not the fixed two-pass rule
+}
+
 // Ensures run() returns promptly once its stop flag is set.
 TEST_F(AgentTest, RunStopsWhenAsked) {
   std::atomic<bool> stop{true};
