@@ -200,7 +200,8 @@ class QemuHypervisorTest : public ::testing::Test {
 
 // Ensures the whole lifecycle on real guests: clone, suspend/resume, live migration (bandwidth
 // and downtime limits honoured) and suspend-copy-resume between two hosts, with the dirtying
-// guest's memory intact after each move, dirty rate and resident memory measured, and destroy.
+// guest's memory intact after each move, a suspended VM still suspended after its move, dirty
+// rate and resident memory measured, and destroy.
 TEST_F(QemuHypervisorTest, CloneMigrateLiveAndSuspendCopyResumeThenDestroy) {
   clone(*h1_, "a", "dirty", 1);
   pollFor(2500ms);  // a dirty-rate measurement (1 s page sampling) and a resident-memory sample
@@ -275,12 +276,29 @@ TEST_F(QemuHypervisorTest, CloneMigrateLiveAndSuspendCopyResumeThenDestroy) {
   expectMemoryIntact(*h1_, "a");
   EXPECT_TRUE(fs::is_empty(root_ / "h2" / "state"));  // the staged state is cleaned up
 
+  // A suspended VM migrates live and stays suspended at the destination.
+  ASSERT_TRUE(h1_->suspend("a").isOk());
+  auto third = h2_->prepareIncoming(*find(*h1_, "a"));
+  ASSERT_TRUE(third.isOk()) << third.status().toString();
+  live.destinationEndpoint = *third;
+  live.maxBandwidthBytesPerSec = 64.0 * kMiB;
+  ASSERT_TRUE(h1_->startMigration(4, live).isOk());
+  auto parked = runUntilDone(4, 60s);
+  ASSERT_TRUE(parked.has_value());
+  ASSERT_TRUE(parked->status.isOk()) << parked->status.toString();
+  ASSERT_TRUE(h2_->finishIncoming("a", true).isOk());
+  EXPECT_EQ(find(*h2_, "a")->state, VmState::kSuspended);
+  EXPECT_EQ(qemu(*h2_).qmp("a", "query-status")->value("status", ""), "paused");
+  ASSERT_TRUE(h2_->resume("a").isOk());
+  expectMemoryIntact(*h2_, "a");
+
   // Destroy.
-  const pid_t pid = *qemu(*h1_).qemuPid("a");
-  ASSERT_TRUE(h1_->destroy("a").isOk());
-  EXPECT_TRUE(h1_->inventory().empty());
+  const pid_t pid = *qemu(*h2_).qemuPid("a");
+  ASSERT_TRUE(h2_->destroy("a").isOk());
+  EXPECT_TRUE(h2_->inventory().empty());
   EXPECT_NE(::kill(pid, 0), 0);  // reaped
-  EXPECT_EQ(h1_->destroy("a").code(), StatusCode::kNotFound);
+  EXPECT_EQ(h2_->destroy("a").code(), StatusCode::kNotFound);
+  EXPECT_TRUE(h1_->inventory().empty());
 }
 
 // Ensures a live migration that cannot converge (dirty rate far above the bandwidth limit) is

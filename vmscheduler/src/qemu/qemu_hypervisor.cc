@@ -471,6 +471,7 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
   Vm vm;
   vm.info = info;
   vm.info.state = VmState::kIncoming;
+  vm.keepPaused = info.state == VmState::kSuspended;
   if (vm.info.templateName.empty()) vm.info.templateName = config_.initialTemplate;
   int port = 0;
   for (int p = config_.firstPort; p <= config_.lastPort && port == 0; ++p) {
@@ -521,14 +522,14 @@ Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
     }
     std::this_thread::sleep_for(milliseconds(20));
   }
-  if (status != "running") {
+  if (status != "running" && !vm.keepPaused) {
     if (status != "paused" && status != "prelaunch" && status != "postmigrate") {
       return Status::internal("incoming vm '" + vmId + "' is in state " + status);
     }
     auto r = vm.proc.qmp->execute("cont", {}, kQmpTimeout);
     if (!r) return Status::internal("cont of incoming vm '" + vmId + "': " + r.status().message());
   }
-  vm.info.state = VmState::kRunning;
+  vm.info.state = vm.keepPaused ? VmState::kSuspended : VmState::kRunning;
   vm.incomingPort = 0;
   vm.nextDirtyRateNs = 0;
   return Status::ok();

@@ -39,9 +39,11 @@
 // completes, the source QEMU is killed and the VM leaves the source's inventory. Suspend-copy-
 // resume: the source stops the VM, saves it with `migrate exec:cat > STATE-DIR/ID.state`, then a
 // child process streams that file to the destination's endpoint at the bandwidth limit (the
-// destination loads it as it arrives and stays paused); finishIncoming(commit) `cont`s it.
-// On failure the destination's VM stays incoming until finishIncoming(false) kills it, and the
-// VM keeps running on the source.
+// destination loads it as it arrives and stays paused); finishIncoming(commit) `cont`s it
+// (unless the VmInfo given to prepareIncoming() said suspended: then it stays suspended).
+// On failure the VM keeps running on the source, and the destination's VM stays incoming until
+// finishIncoming(false) kills it (QEMU 7.2 also exits by itself when its incoming stream breaks;
+// the VM then leaves the destination's inventory at the next poll()).
 //
 // QEMU processes are children of this process, die with it (PR_SET_PDEATHSIG) and are reaped by
 // poll(); a VM whose QEMU exits is removed from inventory and any operation on it completes with
@@ -120,6 +122,7 @@ class QemuHypervisor final : public Hypervisor {
     TimeNs dirtyRateDueNs = 0;
     TimeNs nextResidentNs = 0;
     int incomingPort = 0;
+    bool keepPaused = false;  // incoming VM that was suspended at the source: stays suspended
   };
   enum class OpKind { kClone, kLive, kScrSave, kScrCopy };
   struct Operation {
