@@ -893,6 +893,8 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
     obs.downtimeNs = static_cast<TimeNs>(jsonNumber(*q, "downtime") * kNsPerMs);
     obs.transferredBytes = static_cast<std::uint64_t>(jsonNumber(ram, "transferred"));
     obs.rounds = static_cast<std::uint32_t>(jsonNumber(ram, "dirty-sync-count"));
+    // The dirty rate QEMU saw during the migration; the VM's page-sampling figure otherwise.
+    if (op.lastDirtyBytesPerSec > 0) obs.dirtyRateBytesPerSec = op.lastDirtyBytesPerSec;
     const double copyS = (totalMs - jsonNumber(*q, "setup-time")) / 1e3;
     if (copyS > 0) obs.bandwidthBytesPerSec = static_cast<double>(obs.transferredBytes) / copyS;
     kill(vm);
@@ -917,6 +919,10 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
   const double total = jsonNumber(ram, "total");
   const double transferred = jsonNumber(ram, "transferred");
   const double remaining = jsonNumber(ram, "remaining");
+  if (const double pages = jsonNumber(ram, "dirty-pages-rate"); pages > 0) {
+    const double pageSize = jsonNumber(ram, "page-size");
+    op.lastDirtyBytesPerSec = pages * (pageSize > 0 ? pageSize : 4096);
+  }
   if (op.kind == OpKind::kLive && op.cancelReason.empty()) {
     const int rounds = static_cast<int>(jsonNumber(ram, "dirty-sync-count"));
     std::string why;
@@ -928,7 +934,7 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
     if (!why.empty()) {
       op.cancelReason = "live migration of vm '" + op.vmId + "' did not converge after " + why +
                         " (" + formatBytes(remaining) + " still dirty, dirty rate " +
-                        formatBytes(jsonNumber(ram, "dirty-pages-rate") * 4096) +
+                        formatBytes(op.lastDirtyBytesPerSec) +
                         "/s): cancelled, the vm keeps running on " + host_.name;
       (void)qmp.execute("migrate_cancel", {}, kQmpTimeout);
       return;

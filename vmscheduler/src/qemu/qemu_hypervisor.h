@@ -134,7 +134,8 @@ class QemuHypervisor final : public Hypervisor {
     MigrationSpec spec;
     VmState previousState = VmState::kRunning;
     MigrationObservation observation;
-    std::string cancelReason;  // set when we cancelled a migration ourselves
+    std::string cancelReason;         // set when we cancelled a migration ourselves
+    double lastDirtyBytesPerSec = 0;  // query-migrate's last dirty-pages-rate, in bytes/s
     // Suspend-copy-resume.
     std::string statePath;
     TimeNs stopNs = 0, copyStartNs = 0;
