@@ -391,6 +391,9 @@ TEST(LibvirtHypervisorTest, DestroyWhileCloningCompletesTheClone) {
 // Ensures completed-job statistics (as QEMU reports them) fill the observation: setup,
 // downtime, bytes, rounds, goodput over the sending time, and dirty rate in bytes.
 TEST(LibvirtHypervisorTest, JobStatsFillTheObservation) {
+  // The typed-parameter helpers reset libvirt's per-thread error, which needs the library
+  // initialised; run alone, this test opens no connection that would do it.
+  ASSERT_EQ(virInitialize(), 0);
   virTypedParameterPtr params = nullptr;
   int n = 0;
   int cap = 0;
