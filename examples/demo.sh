@@ -29,6 +29,7 @@ work=$(mktemp -d -t vrm-demo.XXXXXX)
 clients="tcp://127.0.0.1:$port"
 agents="tcp://127.0.0.1:$((port + 1))"
 web="http://127.0.0.1:$((port + 2))/"
+events="tcp://127.0.0.1:$((port + 3))"
 origin=$(date +%s%N)  # shared by every process so their scaled clocks agree
 pids=()
 
@@ -46,13 +47,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-export VRM_ENDPOINT=$clients VRM_OWNER=lab-bmi
+export VRM_ENDPOINT=$clients VRM_EVENTS=$events VRM_OWNER=lab-bmi
 vrmctl() { "$build/clients/vrmctl" "$@"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Starting vrmd and three agents (clock ${scale}x real time, logs in $work)"
 "$build/vrm/vrmd" --cluster "$root/examples/cluster.yaml" --store "$work/vrm.db" \
   --clients "$clients" --agents "$agents" --http "127.0.0.1:$((port + 2))" \
+  --events "$events" \
   --time-scale "$scale" --clock-origin "$origin" \
   --heartbeat-timeout 5min >"$work/vrmd.log" 2>&1 &
 pids+=($!)

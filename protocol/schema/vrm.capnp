@@ -195,6 +195,18 @@ struct Reservation {
   updatedNs @11 :Int64;
 }
 
+# Published by vrmd on its events endpoint (ZeroMQ PUB) for every committed reservation event.
+# Frames: topic "<reservationId>|", then this message.
+struct EventNotice {
+  reservationId @0 :Text;
+  event @1 :ReservationEvent;
+  state @2 :ReservationState;    # the reservation's state after the event
+  movesDone @3 :UInt32;          # progress of the vacate
+  movesTotal @4 :UInt32;
+  clonesRunning @5 :UInt32;
+  clonesTotal @6 :UInt32;
+}
+
 struct ListFilter {
   owner @0 :Text;                # empty = any
   states @1 :List(ReservationState);  # empty = any

@@ -9,6 +9,7 @@ SCALE=${SCALE:-600}
 ORIGIN=$(date +%s%N)
 CLIENTS="tcp://127.0.0.1:$PORT"
 AGENTS="tcp://127.0.0.1:$((PORT + 1))"
+EVENTS="tcp://127.0.0.1:$((PORT + 3))"
 # The web calendar: off unless a test sets HTTP_PORT (vrmd's default 8080 would collide
 # between tests running in parallel).
 HTTP_PORT=${HTTP_PORT:-}
@@ -28,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export VRM_ENDPOINT=$CLIENTS VRM_OWNER=tester
+export VRM_ENDPOINT=$CLIENTS VRM_EVENTS=$EVENTS VRM_OWNER=tester
 vrmctl() { "$build/clients/vrmctl" "$@"; }
 
 start_vrmd() {
@@ -36,7 +37,7 @@ start_vrmd() {
   if [[ -n $HTTP_PORT ]]; then http=127.0.0.1:$HTTP_PORT; fi
   "$build/vrm/vrmd" --cluster "$CLUSTER" --store "$work/vrm.db" --clients "$CLIENTS" \
     --agents "$AGENTS" --time-scale "$SCALE" --clock-origin "$ORIGIN" \
-    --http "$http" \
+    --http "$http" --events "$EVENTS" \
     --heartbeat-timeout 5min >>"$work/vrmd.log" 2>&1 &
   vrmd_pid=$!
 }

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   CLI::App app{"vrmd - reservation-aware Virtual Resource Manager"};
   std::string clientEndpoint = "tcp://127.0.0.1:5555";
   std::string agentEndpoint = "tcp://127.0.0.1:5556";
+  std::string eventsEndpoint = "tcp://127.0.0.1:5557";
   std::string storePath = "vrm.db";
   std::string clusterPath;
   std::string margin = "60s", planningLatency = "1s", heartbeatTimeout = "30s";
@@ -51,6 +52,9 @@ int main(int argc, char** argv) {
   std::string httpListen = "127.0.0.1:8080";
   std::string webRoot;
   app.add_option("--clients", clientEndpoint, "ZeroMQ endpoint for clients")->capture_default_str();
+  app.add_option("--events", eventsEndpoint,
+                 "ZeroMQ PUB endpoint streaming reservation events ('off' disables it)")
+      ->capture_default_str();
   app.add_option("--agents", agentEndpoint, "ZeroMQ endpoint for vmschedd agents")
       ->capture_default_str();
   app.add_option("--store", storePath, "SQLite database file")->capture_default_str();
@@ -133,6 +137,7 @@ int main(int argc, char** argv) {
   vrm::manager::ServerOptions serverOptions;
   serverOptions.clientEndpoint = clientEndpoint;
   serverOptions.agentEndpoint = agentEndpoint;
+  if (eventsEndpoint != "off") serverOptions.eventsEndpoint = eventsEndpoint;
   // The web calendar talks to the core as a client, over inproc://.
   if (web) serverOptions.extraClientEndpoints.push_back(webOptions.vrmdEndpoint);
   vrm::manager::Server server(context, manager, *clock, serverOptions);

@@ -40,6 +40,7 @@ Status Manager::recover() {
   if (!loaded) return loaded.status();
   for (auto& r : *loaded) {
     if (!isTerminal(r.state)) touch(r);  // rebuild the calendars from the store
+    publishedEvents_[r.id] = r.events.size();
     reservations_[r.id] = std::move(r);
   }
   spdlog::info("recovered {} reservations from the store", reservations_.size());
@@ -131,6 +132,7 @@ Result<Reservation> Manager::submit(ReservationRequest request) {
                }());
   reservations_[out.id] = out;
   touch(out);
+  publishNew(out);
   return out;
 }
 
@@ -869,7 +871,20 @@ void Manager::persist(Reservation& r) {
   touch(r);
   if (Status s = store_.saveReservation(r); !s) {
     spdlog::error("cannot persist {}: {}", r.id, s.toString());
+    return;
   }
+  publishNew(r);
+}
+
+void Manager::publishNew(const Reservation& r) {
+  std::size_t& published = publishedEvents_[r.id];
+  for (; published < r.events.size(); ++published) events_.emplace_back(r.events[published], r);
+}
+
+std::vector<std::pair<ReservationEvent, Reservation>> Manager::takeEvents() {
+  std::vector<std::pair<ReservationEvent, Reservation>> out;
+  out.swap(events_);
+  return out;
 }
 
 void Manager::repairAfter(const Reservation& cause) {

@@ -20,7 +20,9 @@ Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock,
       clock_(clock),
       options_(std::move(options)),
       clients_(context, zmq::socket_type::router),
-      agents_(context, zmq::socket_type::router) {
+      agents_(context, zmq::socket_type::router),
+      events_(context, zmq::socket_type::pub) {
+  events_.set(zmq::sockopt::linger, 0);
   clients_.set(zmq::sockopt::linger, 0);
   agents_.set(zmq::sockopt::linger, 0);
   // Fail a send to a disconnected agent instead of dropping it silently.
@@ -36,6 +38,7 @@ Status Server::bind() {
     clients_.bind(options_.clientEndpoint);
     boundClientEndpoint_ = clients_.get(zmq::sockopt::last_endpoint);
     for (const auto& endpoint : options_.extraClientEndpoints) clients_.bind(endpoint);
+    if (!options_.eventsEndpoint.empty()) events_.bind(options_.eventsEndpoint);
     agents_.bind(options_.agentEndpoint);
   } catch (const zmq::error_t& e) {
     return Status::unavailable(std::string("cannot bind: ") + e.what());
@@ -45,6 +48,9 @@ Status Server::bind() {
 
 std::string Server::clientEndpoint() const { return boundClientEndpoint_; }
 std::string Server::agentEndpoint() const { return agents_.get(zmq::sockopt::last_endpoint); }
+std::string Server::eventsEndpoint() const {
+  return options_.eventsEndpoint.empty() ? "" : events_.get(zmq::sockopt::last_endpoint);
+}
 
 void Server::runOnce(std::chrono::milliseconds maxWait) {
   auto wait = std::min(maxWait, clock_.realDelayUntil(manager_.nextWakeNs(), maxWait));
@@ -66,6 +72,7 @@ void Server::runOnce(std::chrono::milliseconds maxWait) {
   }
   manager_.tick();
   flushOutbox();
+  publishEvents();
 }
 
 void Server::run(const std::atomic<bool>& stop) {
@@ -240,6 +247,34 @@ void Server::handleAgent() {
     }
   } catch (const kj::Exception& e) {
     spdlog::warn("malformed message from agent {}: {}", host, e.getDescription().cStr());
+  }
+}
+
+void Server::publishEvents() {
+  for (const auto& [event, r] : manager_.takeEvents()) {
+    if (options_.eventsEndpoint.empty()) continue;
+    capnp::MallocMessageBuilder b;
+    auto notice = b.initRoot<wire::EventNotice>();
+    notice.setReservationId(r.id);
+    auto e = notice.initEvent();
+    e.setTimeNs(event.timeNs);
+    e.setState(toWire(event.state));
+    e.setMessage(event.message);
+    notice.setState(toWire(r.state));
+    std::uint32_t done = 0, running = 0;
+    for (const auto& m : r.moves) done += m.state == MoveState::kDone || m.state == MoveState::kSkipped;
+    for (const auto& c : r.clones) running += c.state == CloneState::kRunning;
+    notice.setMovesDone(done);
+    notice.setMovesTotal(static_cast<std::uint32_t>(r.moves.size()));
+    notice.setClonesRunning(running);
+    notice.setClonesTotal(static_cast<std::uint32_t>(r.clones.size()));
+    try {
+      // A PUB never blocks: slow subscribers lose messages, not vrmd its loop.
+      events_.send(zmq::buffer(r.id + "|"), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      events_.send(protocol::encodeFrame(b), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      spdlog::debug("cannot publish an event of {}: {}", r.id, e.what());
+    }
   }
 }
 

@@ -140,3 +140,63 @@ TEST_F(ServerTest, AgentsRegisterOnlyForTheirOwnHost) {
 
 }  // namespace
 }  // namespace vrm::manager
+
+namespace vrm::manager {
+namespace {
+
+// Ensures committed reservation events are published on the PUB socket under "<id>|".
+TEST(ServerEventsTest, SubmitPublishesItsEvents) {
+  ManualClock clock{1'800'000'000 * kNsPerSec};
+  zmq::context_t ctx;
+  auto store = std::move(*Store::open(":memory:"));
+  planner::SequentialVacatePlanner planner(std::shared_ptr<const planner::MigrationModel>(
+      std::move(*planner::createMigrationModel("simple"))));
+  TemplateSpec t;
+  t.name = "bmi";
+  t.memoryBytes = 4 * kGiB;
+  Manager manager(clock, *store, planner, std::vector{t});
+  HostRecord h{"node1", 8, 16 * kGiB, 125e6, "sim", "", true, 0};
+  ASSERT_TRUE(manager.onRegister(h, {}).isOk());
+  ServerOptions o;
+  o.clientEndpoint = "inproc://clients";
+  o.agentEndpoint = "inproc://agents";
+  o.eventsEndpoint = "inproc://events";
+  Server server(ctx, manager, clock, o);
+  ASSERT_TRUE(server.bind().isOk());
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "r1|");
+  sub.connect(server.eventsEndpoint());
+  zmq::socket_t client(ctx, zmq::socket_type::dealer);
+  client.connect("inproc://clients");
+
+  capnp::MallocMessageBuilder b;
+  auto s = b.initRoot<wire::ClientRequest>().initSubmit();
+  s.setOwner("lab");
+  s.setHostCount(1);
+  s.setStartNs(clock.now() + 3600 * kNsPerSec);
+  s.setEndNs(clock.now() + 7200 * kNsPerSec);
+  s.setTemplate("bmi");
+  client.send(protocol::encodeFrame(b), zmq::send_flags::none);
+
+  std::vector<std::string> messages;
+  for (int i = 0; i < 200 && messages.size() < 2; ++i) {
+    server.runOnce(std::chrono::milliseconds(5));
+    zmq::message_t topic, body;
+    while (sub.recv(topic, zmq::recv_flags::dontwait)) {
+      ASSERT_EQ(topic.to_string(), "r1|");
+      ASSERT_TRUE(sub.recv(body).has_value());
+      auto frame = protocol::decodeFrame(std::move(body));
+      ASSERT_TRUE(frame.isOk());
+      auto notice = frame->root<wire::EventNotice>();
+      ASSERT_TRUE(notice.isOk());
+      EXPECT_EQ(protocol::toStd(notice->getReservationId()), "r1");
+      messages.push_back(protocol::toStd(notice->getEvent().getMessage()));
+    }
+  }
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_NE(messages[0].find("requested"), std::string::npos);
+  EXPECT_NE(messages[1].find("admitted"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vrm::manager

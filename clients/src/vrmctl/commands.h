@@ -18,6 +18,7 @@ inline constexpr int kExitUnreachable = 3;
 struct Context {
   std::string endpoint = "tcp://127.0.0.1:5555";
   std::string owner;
+  std::string eventsEndpoint;  // vrmd's event stream (watch); empty = poll
   bool json = false;
   int timeoutMs = 5000;
   int exitCode = kExitOk;

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   app.add_option("--vrmd", ctx.endpoint, "vrmd's client endpoint")
       ->envname("VRM_ENDPOINT")
       ->capture_default_str();
+  app.add_option("--events", ctx.eventsEndpoint, "vrmd's event stream, for watch (else it polls)")
+      ->envname("VRM_EVENTS");
   app.add_option("--owner", ctx.owner, "who you are (owner of what you submit)")
       ->envname("VRM_OWNER")
       ->capture_default_str();

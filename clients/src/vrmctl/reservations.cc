@@ -1,6 +1,8 @@
 // submit, show, list, cancel, watch.
 #include <iostream>
+#include <optional>
 #include <thread>
+#include <zmq.hpp>
 
 #include "commands.h"
 #include "vrm/client/render.h"
@@ -112,6 +114,16 @@ int runWatch(const Context& ctx, const std::string& id, const std::string& until
   auto timeout = parseDurationNs(timeoutText);
   if (!timeout) return ctx.fail(Status::invalid("--timeout: " + timeout.status().message()));
   client::Client client = ctx.makeClient();
+  // With vrmd's event stream each notice wakes us to refresh at once; the refresh itself comes
+  // from `get`, so a notice lost by PUB/SUB costs latency, never correctness.
+  zmq::context_t zctx(1);
+  std::optional<zmq::socket_t> sub;
+  if (!ctx.eventsEndpoint.empty()) {
+    sub.emplace(zctx, zmq::socket_type::sub);
+    sub->set(zmq::sockopt::linger, 0);
+    sub->set(zmq::sockopt::subscribe, id + "|");
+    sub->connect(ctx.eventsEndpoint);
+  }
   std::size_t printed = 0;
   std::string lastBar;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(*timeout);
@@ -147,7 +159,15 @@ int runWatch(const Context& ctx, const std::string& id, const std::string& until
       return ctx.fail(Status::unavailable("watch timed out in state " +
                                           std::string(stateName(r->state))));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(intervalMs));
+    if (sub) {
+      zmq::pollitem_t item{sub->handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(std::max(intervalMs, 1000)));
+      zmq::message_t drop;
+      while (sub->recv(drop, zmq::recv_flags::dontwait)) {
+      }
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(intervalMs));
+    }
   }
 }
 
@@ -253,7 +273,9 @@ void addReservationCommands(CLI::App& app, Context& ctx) {
   auto* watch = app.add_subcommand("watch", "follow a reservation's events as they happen");
   watch->add_option("id", wa->id, "reservation id")->required();
   watch->add_option("--until", wa->until, "stop once this state is reached (default: the end)");
-  watch->add_option("--interval-ms", wa->intervalMs, "poll interval")->capture_default_str();
+  watch->add_option("--interval-ms", wa->intervalMs,
+                    "poll interval without --events (with it: the fallback is 1 s)")
+      ->capture_default_str();
   watch->add_option("--timeout", wa->timeout, "give up after this long (real time)")
       ->capture_default_str();
   watch->callback([&ctx, wa] {

@@ -75,6 +75,10 @@ class Manager {
   // Commands to send, in order. Empties the outbox.
   std::vector<AgentCommand> takeOutbox();
 
+  // Reservation events committed since the last call, oldest first, each with the
+  // reservation as it stood after it. Empties the queue. (The server publishes them.)
+  std::vector<std::pair<ReservationEvent, Reservation>> takeEvents();
+
   // The booked capacity of every host, brought up to date. Exposed for tests and operators:
   // an admitted reservation never leaves a host overbooked at any instant.
   const CapacityCalendar& calendar();
@@ -116,6 +120,8 @@ class Manager {
   void transition(Reservation& r, ReservationState to, const std::string& message);
   void note(Reservation& r, const std::string& message);
   void persist(Reservation& r);
+  // Queues r's events not yet published (only once they are committed).
+  void publishNew(const Reservation& r);
   void advance(Reservation& r);
   void driveMoves(Reservation& r);
   void driveClones(Reservation& r);
@@ -143,6 +149,8 @@ class Manager {
   std::map<std::uint64_t, Pending> pending_;
   std::uint64_t nextCommandId_;
   std::vector<AgentCommand> outbox_;
+  std::vector<std::pair<ReservationEvent, Reservation>> events_;
+  std::map<std::string, std::size_t> publishedEvents_;  // reservation -> events published
   CapacityCalendar calendar_;
   std::set<std::string> dirtyHosts_;
   std::map<std::string, std::set<std::string>> touching_;  // host -> reservations touching it

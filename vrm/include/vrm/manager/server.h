@@ -24,6 +24,9 @@ struct ServerOptions {
   // More endpoints the client ROUTER binds as well, e.g. "inproc://vrm-web" for helper threads
   // of this process (the web calendar) that talk to the core as ordinary clients. Default none.
   std::vector<std::string> extraClientEndpoints;
+  // PUB socket publishing every committed reservation event (EventNotice, topic "<id>|");
+  // empty = no event stream.
+  std::string eventsEndpoint;
   protocol::DecodeLimits limits;
   // Longest real-time sleep of the loop, so ticks happen even with nothing to read.
   std::chrono::milliseconds maxPollWait{200};
@@ -42,6 +45,7 @@ class Server {
   // is the main one (ServerOptions::clientEndpoint), not an extra one.
   std::string clientEndpoint() const;
   std::string agentEndpoint() const;
+  std::string eventsEndpoint() const;  // empty when events are off
 
   // One loop iteration: waits up to `maxWait` (less when the manager has something due),
   // handles what arrived, ticks the manager and sends its commands.
@@ -52,6 +56,7 @@ class Server {
   void handleClient();
   void handleAgent();
   void flushOutbox();
+  void publishEvents();
   void sendToAgent(const std::string& host, capnp::MessageBuilder& message);
 
   zmq::context_t& context_;
@@ -60,6 +65,7 @@ class Server {
   ServerOptions options_;
   zmq::socket_t clients_;
   zmq::socket_t agents_;
+  zmq::socket_t events_;
   std::string boundClientEndpoint_;
 };
 
