@@ -48,4 +48,17 @@ expect_output "handles" "returns handles when ready"
 
 expect_exit 3 "unreachable vrmd" -- vrmctl --vrmd tcp://127.0.0.1:1 --timeout-ms 300 hosts
 expect_output "did not answer|cannot reach" "says vrmd cannot be reached"
+
+# Configuration: flags > environment > config file.
+printf 'vrmd = tcp://127.0.0.1:1\ntimeout-ms = 300\n' >"$work/vrmctl.conf"
+expect_exit 3 "config file endpoint is used" -- env -u VRM_ENDPOINT "$build/clients/vrmctl" --config "$work/vrmctl.conf" hosts
+expect_exit 0 "environment overrides the config file" -- vrmctl --config "$work/vrmctl.conf" hosts
+expect_exit 0 "a flag overrides both" -- env VRM_ENDPOINT=tcp://127.0.0.1:1 "$build/clients/vrmctl" --config "$work/vrmctl.conf" --vrmd "$CLIENTS" hosts
+printf 'colour = blue\n' >"$work/bad.conf"
+expect_exit 2 "unknown config key" -- vrmctl --config "$work/bad.conf" hosts
+expect_output "bad.conf:1: unknown key" "names the file and line"
+
+# The example job manager: the client library's submit and waitUntilReady against the sim.
+expect_exit 0 "example job manager gets its VMs" -- "$build/examples/job_manager" --hosts 1 --start +15min --duration 1h --template small --job ./decode --wait 1min
+expect_output "ssh vrm@" "and submits its job to the handles"
 finish

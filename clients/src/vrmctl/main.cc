@@ -1,11 +1,81 @@
 // vrmctl: the command line for job managers, lab staff and operators.
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "commands.h"
 
+namespace {
+
+using namespace vrm::vrmctl;
+
+// The config file (`key = value`, '#' comments; keys vrmd, events, owner, timeout-ms) supplies
+// defaults: environment variables override it and flags override both. Its path: --config FILE,
+// else $VRM_CONFIG, else ~/.config/vrm/vrmctl.conf when it exists.
+vrm::Status loadConfig(int argc, char** argv, Context& ctx, std::string* path) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--config") == 0) *path = argv[i + 1];
+  }
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--config=", 9) == 0) *path = argv[i] + 9;
+  }
+  bool explicitPath = !path->empty();
+  if (path->empty()) {
+    if (const char* env = std::getenv("VRM_CONFIG"); env && *env) {
+      *path = env;
+      explicitPath = true;
+    } else if (const char* home = std::getenv("HOME"); home && *home) {
+      *path = std::string(home) + "/.config/vrm/vrmctl.conf";
+    }
+  }
+  if (path->empty()) return vrm::Status::ok();
+  std::ifstream in(*path);
+  if (!in) {
+    return explicitPath ? vrm::Status::invalid("cannot read config file '" + *path + "'")
+                        : vrm::Status::ok();
+  }
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    auto trim = [](std::string s) {
+      s.erase(0, s.find_first_not_of(" \t\r"));
+      s.erase(s.find_last_not_of(" \t\r") + 1);
+      return s;
+    };
+    line = trim(line.substr(0, line.find('#')));
+    if (line.empty()) continue;
+    auto eq = line.find('=');
+    if (eq == std::string::npos) {
+      return vrm::Status::invalid(*path + ":" + std::to_string(n) + ": expected key = value");
+    }
+    std::string key = trim(line.substr(0, eq));
+    std::string value = trim(line.substr(eq + 1));
+    if (key == "vrmd") {
+      ctx.endpoint = value;
+    } else if (key == "events") {
+      ctx.eventsEndpoint = value;
+    } else if (key == "owner") {
+      ctx.owner = value;
+    } else if (key == "timeout-ms") {
+      char* end = nullptr;
+      long ms = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end || ms <= 0) {
+        return vrm::Status::invalid(*path + ":" + std::to_string(n) +
+                                    ": timeout-ms must be a positive number");
+      }
+      ctx.timeoutMs = static_cast<int>(ms);
+    } else {
+      return vrm::Status::invalid(*path + ":" + std::to_string(n) + ": unknown key '" + key +
+                                  "' (known: vrmd, events, owner, timeout-ms)");
+    }
+  }
+  return vrm::Status::ok();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  using namespace vrm::vrmctl;
   CLI::App app{
       "vrmctl - reserve dedicated cluster resources for a future window\n\n"
       "Examples:\n"
@@ -13,11 +83,21 @@ int main(int argc, char** argv) {
       "  vrmctl show r1\n"
       "  vrmctl watch r1 --until ready\n"
       "  vrmctl list --state admitted --owner lab-bmi --json\n\n"
-      "Exit codes: 0 ok, 1 rejected, 2 bad input, 3 cannot reach vrmd."};
+      "Exit codes: 0 ok, 1 rejected, 2 bad input, 3 cannot reach vrmd.\n"
+      "Settings: flags, then VRM_* environment variables, then the config file."};
   app.require_subcommand(1);
   Context ctx;
   const char* user = std::getenv("USER");
   ctx.owner = user && *user ? user : "anonymous";
+  std::string configPath;
+  if (vrm::Status s = loadConfig(argc, argv, ctx, &configPath); !s) {
+    std::cerr << "vrmctl: " << s.toString() << "\n";
+    return kExitBadInput;
+  }
+  app.add_option("--config", configPath,
+                 "config file of defaults (key = value: vrmd, events, owner, timeout-ms); "
+                 "$VRM_CONFIG or ~/.config/vrm/vrmctl.conf. Flags > environment > file")
+      ->envname("VRM_CONFIG");
   app.add_option("--vrmd", ctx.endpoint, "vrmd's client endpoint")
       ->envname("VRM_ENDPOINT")
       ->capture_default_str();
