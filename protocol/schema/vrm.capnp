@@ -83,6 +83,8 @@ struct ReservationRequest {
   vmCount @8 :UInt32;            # shared: number of VMs
   dryRun @9 :Bool;               # admission decision only; books nothing
   label @10 :Text;               # free text shown in listings
+  objective @11 :Text;           # dedicated: "makespan" (default) or "degradation"
+  maxVmTimeNs @12 :Int64;        # degradation: bound on each VM's own migration time (0 = none)
 }
 
 enum ReservationState {

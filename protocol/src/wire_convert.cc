@@ -72,6 +72,8 @@ void toWire(const ReservationRequest& in, wire::ReservationRequest::Builder out)
   out.setVmCount(in.vmCount);
   out.setDryRun(in.dryRun);
   out.setLabel(in.label);
+  out.setObjective(in.objective);
+  out.setMaxVmTimeNs(in.maxVmTimeNs);
 }
 
 ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
@@ -88,6 +90,8 @@ ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
   r.vmCount = in.getVmCount();
   r.dryRun = in.getDryRun();
   r.label = toStd(in.getLabel());
+  r.objective = toStd(in.getObjective());
+  r.maxVmTimeNs = in.getMaxVmTimeNs();
   return r;
 }
 

@@ -27,6 +27,9 @@ expect_exit 1 "too late to vacate is rejected" -- vrmctl submit --hosts 1 --star
 expect_output "earliest feasible start" "offers the earliest feasible start"
 expect_exit 0 "dry run admits" -- vrmctl --json submit --hosts 1 --start +3h --duration 1h --template small --dry-run
 expect_output '"state": "admitted"' "dry-run decision in JSON"
+expect_exit 0 "degradation objective" -- vrmctl --json submit --hosts 1 --start +3h --duration 1h --template small --dry-run --objective degradation --max-vm-time 10min
+expect_output '"strategy"' "a plan comes back"
+expect_exit 2 "unknown objective" -- vrmctl submit --hosts 1 --start +3h --duration 1h --template small --objective fastest
 expect_exit 0 "list is empty after a dry run" -- vrmctl --json list --state admitted
 expect_output '^\[\]$' "nothing was booked"
 

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "vrm/manager/server.h"
+#include "vrm/planner/cost_aware_vacate_planner.h"
 #include "vrm/manager/web_server.h"
 #include "vrm/protocol/units.h"
 
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   std::string clusterPath;
   std::string margin = "60s", planningLatency = "1s", heartbeatTimeout = "30s";
   std::string model = "simple";
+  std::string plannerName = "cost-aware", liveModel = "qemu-precopy", scrModel = "zhao-scr";
   double timeScale = 0;
   std::int64_t clockOrigin = 0;
   std::string logLevel = "info";
@@ -67,7 +69,15 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-timeout", heartbeatTimeout,
                  "an agent silent this long is unreachable")
       ->capture_default_str();
-  app.add_option("--model", model, "migration cost model for plans")->capture_default_str();
+  app.add_option("--planner", plannerName,
+                 "cost-aware (strategy per objective, contention modelled) or sequential")
+      ->check(CLI::IsMember({"cost-aware", "sequential"}))
+      ->capture_default_str();
+  app.add_option("--live-model", liveModel, "cost-aware: model of live migrations")
+      ->capture_default_str();
+  app.add_option("--scr-model", scrModel, "cost-aware: model of suspend-copy-resume")
+      ->capture_default_str();
+  app.add_option("--model", model, "sequential: migration cost model")->capture_default_str();
   app.add_option("--time-scale", timeScale,
                  "run the clock this many times faster than real time (simulation, demos)");
   app.add_option("--clock-origin", clockOrigin,
@@ -124,13 +134,20 @@ int main(int argc, char** argv) {
 
   auto store = vrm::manager::Store::open(storePath);
   if (!store) return fail(store.status().message());
-  vrm::planner::SequentialVacatePlanner planner(
-      std::shared_ptr<const vrm::planner::MigrationModel>(std::move(*migrationModel)));
+  std::unique_ptr<vrm::planner::VacatePlanner> planner;
+  if (plannerName == "sequential") {
+    planner = std::make_unique<vrm::planner::SequentialVacatePlanner>(
+        std::shared_ptr<const vrm::planner::MigrationModel>(std::move(*migrationModel)));
+  } else {
+    auto costAware = vrm::planner::CostAwareVacatePlanner::create(liveModel, scrModel);
+    if (!costAware) return fail("--live-model/--scr-model: " + costAware.status().message());
+    planner = std::move(*costAware);
+  }
   vrm::manager::ManagerOptions options;
   options.marginNs = *marginNs;
   options.planningLatencyNs = *latencyNs;
   options.heartbeatTimeoutNs = *timeoutNs;
-  vrm::manager::Manager manager(*clock, **store, planner, cluster->templates, options);
+  vrm::manager::Manager manager(*clock, **store, *planner, cluster->templates, options);
   if (vrm::Status s = manager.recover(); !s) return fail("recovery: " + s.toString());
 
   zmq::context_t context(1);

@@ -78,6 +78,14 @@ Status Manager::validate(const ReservationRequest& req, const TemplateSpec** tmp
     }
     return Status::ok();
   }
+  if (!req.objective.empty() && req.objective != "makespan" && req.objective != "degradation") {
+    return Status::invalid("objective must be 'makespan' or 'degradation', not '" +
+                           req.objective + "'");
+  }
+  if (req.maxVmTimeNs < 0) return Status::invalid("max VM time cannot be negative");
+  if (req.maxVmTimeNs > 0 && req.objective != "degradation") {
+    return Status::invalid("a max VM time needs the degradation objective");
+  }
   if (req.hostCount == 0 && req.hostNames.empty()) {
     return Status::invalid("a dedicated reservation needs at least one host");
   }
@@ -374,8 +382,17 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   refreshCalendar();
   planner::VacateRequest base = snapshot(r);
   base.reservationStartNs = req.startNs;
+  base.reservationEndNs = req.endNs;
   base.cloneTimeNs = tmpl.cloneTimeNs;
   base.marginNs = options_.marginNs;
+  base.nowNs = now + options_.planningLatencyNs;
+  base.cloneCpuCoresPerHost = cloneCores;
+  base.cloneMemoryBytesPerHost = cloneMem;
+  base.objective = req.objective == "degradation" ? planner::VacateObjective::kDegradation
+                                                  : planner::VacateObjective::kMakespan;
+  base.maxVmTimeNs = req.maxVmTimeNs;
+  // vrmd does not execute suspensions yet: a VM with nowhere to go makes the host ineligible.
+  base.suspendPolicy = planner::SuspendPolicy::kNever;
 
   auto incoming = pendingDestinations();
   // Shared clones booked on a host during the window keep it from being dedicated.

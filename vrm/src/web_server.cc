@@ -439,8 +439,7 @@ Response WebServer::Impl::submit(const Request& req) {
   if (!objective.empty() && objective != "makespan" && objective != "degradation") {
     throw BadRequest("objective must be 'makespan' or 'degradation'");
   }
-  // TODO(manager): forward `objective` once ReservationRequest carries one; until then the
-  // manager's planner chooses.
+  r.objective = objective;
   const std::uint32_t hosts = count("hosts"), vms = count("vms");
   if (body.contains("host_names")) {
     const json& names = body["host_names"];

@@ -318,3 +318,64 @@ TEST_F(ManagerTest, SilentAgentBecomesUnreachable) {
 
 }  // namespace
 }  // namespace vrm::manager
+
+#include "vrm/planner/cost_aware_vacate_planner.h"
+
+namespace vrm::manager {
+namespace {
+
+// Ensures the reservation's objective reaches the cost-aware planner: makespan may run moves in
+// parallel, degradation with a per-VM bound keeps every move within it, and a bad objective is
+// invalid.
+TEST(ManagerObjectiveTest, ObjectiveAndBoundReachThePlanner) {
+  ManualClock clock{1'800'000'000 * kNsPerSec};
+  auto store = std::move(*Store::open(":memory:"));
+  auto planner = std::move(*planner::CostAwareVacatePlanner::create("qemu-precopy", "zhao-scr"));
+  TemplateSpec t{"bmi", 8, 16 * kGiB, 45 * kNsPerSec, 1};
+  Manager manager(clock, *store, *planner, {t});
+  FakeAgents agents(manager);
+  std::vector<VmRecord> vms;
+  for (int i = 0; i < 4; ++i) vms.push_back(FakeAgents::vm("v" + std::to_string(i), 2 * kGiB));
+  agents.addHost("src", 32, 64 * kGiB, vms);
+  agents.addHost("dst1", 32, 64 * kGiB, {});
+  agents.addHost("dst2", 32, 64 * kGiB, {});
+
+  ReservationRequest req;
+  req.owner = "lab";
+  req.hostNames = {"src"};
+  req.startNs = clock.now() + 3600 * kNsPerSec;
+  req.endNs = req.startNs + 3600 * kNsPerSec;
+  req.templateName = "bmi";
+  req.dryRun = true;
+  auto fast = manager.submit(req);
+  ASSERT_TRUE(fast.isOk()) << fast.status().toString();
+  ASSERT_EQ(fast->state, ReservationState::kAdmitted) << fast->reason;
+  ASSERT_EQ(fast->plan.moves.size(), 4u);
+
+  req.objective = "degradation";
+  auto gentle = manager.submit(req);
+  ASSERT_EQ(gentle->state, ReservationState::kAdmitted) << gentle->reason;
+  TimeNs longestFast = 0, longestGentle = 0;
+  for (const auto& m : fast->plan.moves) longestFast = std::max(longestFast, m.endOffsetNs - m.startOffsetNs);
+  for (const auto& m : gentle->plan.moves) {
+    longestGentle = std::max(longestGentle, m.endOffsetNs - m.startOffsetNs);
+  }
+  EXPECT_LE(longestGentle, longestFast) << "degradation is gentler on each VM";
+  EXPECT_GE(gentle->plan.makespanNs, fast->plan.makespanNs) << "and pays in makespan";
+
+  req.maxVmTimeNs = longestGentle;
+  auto bounded = manager.submit(req);
+  ASSERT_EQ(bounded->state, ReservationState::kAdmitted) << bounded->reason;
+  for (const auto& m : bounded->plan.moves) EXPECT_LE(m.endOffsetNs - m.startOffsetNs, longestGentle);
+  req.maxVmTimeNs = kNsPerMs;  // no migration is that quick
+  EXPECT_EQ(manager.submit(req)->state, ReservationState::kRejected);
+
+  req.objective = "fastest";
+  EXPECT_EQ(manager.submit(req).status().code(), StatusCode::kInvalidArgument);
+  req.objective = "";
+  req.maxVmTimeNs = 30 * kNsPerSec;
+  EXPECT_EQ(manager.submit(req).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace vrm::manager

@@ -20,6 +20,7 @@ struct SubmitArgs {
   std::uint32_t vmsPerHost = 0;
   bool dryRun = false;
   bool wait = false;
+  std::string objective, maxVmTime;
   std::string waitTimeout = "10min";
 };
 
@@ -30,6 +31,12 @@ int runSubmit(const Context& ctx, const SubmitArgs& a) {
   req.label = a.label;
   req.dryRun = a.dryRun;
   req.vmsPerHost = a.vmsPerHost;
+  req.objective = a.objective;
+  if (!a.maxVmTime.empty()) {
+    auto d = parseDurationNs(a.maxVmTime);
+    if (!d) return ctx.fail(Status::invalid("--max-vm-time: " + d.status().message()));
+    req.maxVmTimeNs = *d;
+  }
   if (a.vms > 0) {
     if (a.hosts || !a.hostNames.empty()) {
       return ctx.fail(Status::invalid("--vms (shared) and --hosts/--host (dedicated) exclude "
@@ -185,6 +192,12 @@ void addReservationCommands(CLI::App& app, Context& ctx) {
   submit->add_option("--template", args->templateName, "VM template to clone")->required();
   submit->add_option("--vms-per-host", args->vmsPerHost, "clones per dedicated host");
   submit->add_option("--label", args->label, "free text shown in listings");
+  submit->add_option("--objective", args->objective,
+                     "dedicated: makespan (finish vacating soonest, default) or degradation "
+                     "(gentlest on each moved VM)")
+      ->check(CLI::IsMember({"makespan", "degradation"}));
+  submit->add_option("--max-vm-time", args->maxVmTime,
+                     "degradation: bound on each VM's own migration time (e.g. 30s)");
   submit->add_flag("--dry-run", args->dryRun, "admission decision only; books nothing");
   submit->add_flag("--wait", args->wait, "wait until the reservation is ready");
   submit->add_option("--wait-timeout", args->waitTimeout, "with --wait (real time)")

@@ -47,6 +47,8 @@ struct ReservationRequest {
   std::uint32_t vmCount = 0;            // shared: how many VMs
   bool dryRun = false;
   std::string label;
+  std::string objective;   // dedicated: "makespan" (default, "" too) or "degradation"
+  TimeNs maxVmTimeNs = 0;  // degradation: bound on each VM's own migration time (0 = none)
 };
 
 enum class MoveState { kPlanned, kRunning, kDone, kFailed, kSkipped };
