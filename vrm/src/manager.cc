@@ -927,46 +927,67 @@ void Manager::repairAfter(const Reservation& cause) {
     });
     for (const auto& id : victims) {
       if (!calendar_.overbooked(host)) break;
-      Reservation old = reservations_.at(id);
-      // Take it off the books and run admission again for the same request.
-      reservations_.erase(id);
-      touch(old);
-      refreshCalendar();
-      Reservation fresh;
-      fresh.id = old.id;
-      fresh.request = old.request;
-      fresh.createdNs = old.createdNs;
-      fresh.events = old.events;
-      const TemplateSpec* t = findTemplate(old.request.templateName);
-      Result<Reservation> again = Status::internal("template vanished");
-      if (t) {
-        again = old.request.kind == ReservationKind::kShared ? admitShared(fresh, *t)
-                                                             : admitDedicated(fresh, *t);
-      }
-      Reservation next = old;
-      const std::string why = cause.id + " ended before vacating " + host;
-      if (again && again->state == ReservationState::kAdmitted) {
-        next = std::move(*again);
-        next.events.back().message = "re-planned because " + why + ": " + next.events.back().message;
-      } else {
-        next.reason = "capacity lost because " + why + "; re-planning failed: " +
-                      (again ? again->reason : again.status().message());
-        next.plan = old.plan;
-        transition(next, ReservationState::kFailed, next.reason);
-        for (auto& m : next.moves) {
-          if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;
-        }
-        for (auto& c : next.clones) {
-          if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
-        }
-      }
-      spdlog::warn("{}: {}", next.id, next.events.back().message);
-      reservations_[id] = next;
-      touch(next);
-      persist(reservations_[id]);
-      refreshCalendar();
+      readmit(id, cause.id + " ended before vacating " + host);
     }
   }
+}
+
+void Manager::readmit(const std::string& id, const std::string& why) {
+  Reservation old = reservations_.at(id);
+  // Take it off the books and run admission again for the same request.
+  reservations_.erase(id);
+  touch(old);
+  refreshCalendar();
+  Reservation fresh;
+  fresh.id = old.id;
+  fresh.request = old.request;
+  fresh.createdNs = old.createdNs;
+  fresh.events = old.events;
+  const TemplateSpec* t = findTemplate(old.request.templateName);
+  Result<Reservation> again = Status::internal("template vanished");
+  if (t) {
+    again = old.request.kind == ReservationKind::kShared ? admitShared(fresh, *t)
+                                                         : admitDedicated(fresh, *t);
+  }
+  Reservation next = old;
+  if (again && again->state == ReservationState::kAdmitted) {
+    next = std::move(*again);
+    next.events.back().message = "re-planned because " + why + ": " + next.events.back().message;
+  } else {
+    next.reason = "re-planning failed after " + why + ": " +
+                  (again ? again->reason : again.status().message());
+    next.plan = old.plan;
+    transition(next, ReservationState::kFailed, next.reason);
+    for (auto& m : next.moves) {
+      if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;
+    }
+    for (auto& c : next.clones) {
+      if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
+    }
+  }
+  spdlog::warn("{}: {}", next.id, next.events.back().message);
+  reservations_[id] = next;
+  touch(next);
+  persist(reservations_[id]);
+  refreshCalendar();
+}
+
+void Manager::replanAroundLostHosts() {
+  std::set<std::string> lost;
+  for (const auto& [name, h] : hosts_) {
+    if (!h.reachable) lost.insert(name);
+  }
+  if (lost.empty()) return;
+  std::vector<std::string> affected;
+  for (const auto& [id, r] : reservations_) {
+    if (r.state != ReservationState::kAdmitted) continue;
+    bool touches = false;
+    for (const auto& h : r.hosts) touches |= lost.count(h) > 0;
+    for (const auto& m : r.plan.moves) touches |= lost.count(m.fromHost) || lost.count(m.toHost);
+    for (const auto& c : r.clones) touches |= lost.count(c.host) > 0;
+    if (touches) affected.push_back(id);
+  }
+  for (const auto& id : affected) readmit(id, "an agent it depends on became unreachable");
 }
 
 void Manager::fail(Reservation& r, const std::string& reason) {
@@ -1216,13 +1237,18 @@ void Manager::advance(Reservation& r) {
 
 void Manager::tick() {
   const TimeNs now = clock_.now();
+  bool lostHost = false;
   for (auto& [name, h] : hosts_) {
     if (h.reachable && now - h.lastHeartbeatNs > options_.heartbeatTimeoutNs) {
       h.reachable = false;
+      lostHost = true;
       spdlog::warn("agent {} is unreachable: no heartbeat for {}", name,
                    formatDuration(now - h.lastHeartbeatNs));
     }
   }
+  // Promises that depend on a host that just went away are re-planned (or failed, with the
+  // reason) now, not when their vacate would have started.
+  if (lostHost) replanAroundLostHosts();
   for (auto& [id, r] : reservations_) {
     if (r.state == ReservationState::kDone || r.state == ReservationState::kRejected) continue;
     const std::size_t events = r.events.size();

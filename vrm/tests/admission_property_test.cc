@@ -118,7 +118,7 @@ void checkInvariants(World& w, const std::string& context) {
 
 // Ensures no overbooking and no silent lateness across random lifecycles.
 TEST(AdmissionPropertyTest, RandomLifecyclesNeverOverbook) {
-  for (std::uint32_t seed = 1; seed <= 25; ++seed) {
+  for (std::uint32_t seed = 1; seed <= 100; ++seed) {
     World w;
     std::mt19937 rng(seed);
     auto uniform = [&](std::int64_t lo, std::int64_t hi) {

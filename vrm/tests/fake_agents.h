@@ -41,7 +41,7 @@ class FakeAgents {
       if (cmds.empty()) return;
       for (const auto& c : cmds) {
         log.push_back(c);
-        if (down.count(c.host)) {
+        if (down.count(c.host) || refuse.count(c.host)) {
           m_.onSendFailed(c.id, "agent " + c.host + " is not connected");
           continue;
         }
@@ -155,7 +155,8 @@ class FakeAgents {
   std::map<std::string, std::vector<VmRecord>> inventory_;
   std::map<std::string, HostRecord> hosts_;
   std::vector<AgentCommand> log;
-  std::set<std::string> down;
+  std::set<std::string> down;    // agents gone: no heartbeats, commands undeliverable
+  std::set<std::string> refuse;  // agents alive (heartbeating) whose commands cannot be delivered
   std::set<AgentCommand::Kind> hold;  // commands of these kinds are kept in `held`
   std::vector<AgentCommand> held;
 

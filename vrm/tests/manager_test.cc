@@ -228,7 +228,7 @@ TEST_F(ManagerTest, CancelWhileVacatingStopsNewMoves) {
 // Ensures a failed migration fails the reservation with the agent's reason, and nothing leaks.
 TEST_F(ManagerTest, FailedMoveFailsTheReservationWithReason) {
   auto r = manager_->submit(dedicated(2 * kHour, kHour));
-  agents_->down.insert("node3");  // the source agent vanished
+  agents_->refuse.insert("node3");  // the source agent heartbeats but cannot be reached
   runUntil(r->plan.latestSafeStartNs + kNsPerSec, kNsPerSec);
   auto f = manager_->get(r->id);
   EXPECT_EQ(f->state, ReservationState::kFailed);
@@ -278,6 +278,36 @@ TEST_F(ManagerTest, RestartMidVacateSettlesTheRunningMove) {
   EXPECT_EQ(again.count("a2"), 1u);
   EXPECT_NE(again.hostOf("a1"), "node1");
   EXPECT_NE(again.hostOf("a2"), "node1");
+}
+
+// Ensures that when an agent goes silent, admitted reservations depending on it are re-planned
+// around it, and one that named the lost host fails with the reason, before any vacate starts.
+TEST_F(ManagerTest, LostAgentTriggersReplanning) {
+  agents_->addHost("node4", 16, 64 * kGiB, {FakeAgents::vm("d1", 8 * kGiB)});
+  auto moving = manager_->submit(dedicated(3 * kHour, kHour));  // node3, its VM to node1
+  ASSERT_EQ(moving->state, ReservationState::kAdmitted);
+  ASSERT_EQ(moving->plan.moves.size(), 1u);
+  ASSERT_EQ(moving->plan.moves[0].toHost, "node1");
+  auto named = dedicated(6 * kHour, kHour, 0);
+  named.hostNames = {"node2"};
+  auto onNode2 = manager_->submit(named);
+  ASSERT_EQ(onNode2->state, ReservationState::kAdmitted) << onNode2->reason;
+
+  agents_->down.insert("node1");
+  runUntil(clock_.now() + 40 * kNsPerSec, kNsPerSec);
+  auto replanned = manager_->get(moving->id);
+  EXPECT_EQ(replanned->state, ReservationState::kAdmitted) << replanned->reason;
+  ASSERT_EQ(replanned->plan.moves.size(), 1u);
+  EXPECT_EQ(replanned->plan.moves[0].toHost, "node4");
+  EXPECT_NE(replanned->events.back().message.find("re-planned"), std::string::npos);
+  EXPECT_EQ(manager_->get(onNode2->id)->state, ReservationState::kAdmitted) << "unaffected";
+
+  agents_->down.insert("node2");
+  runUntil(clock_.now() + 40 * kNsPerSec, kNsPerSec);
+  auto failed = manager_->get(onNode2->id);
+  EXPECT_EQ(failed->state, ReservationState::kFailed);
+  EXPECT_NE(failed->reason.find("unreachable"), std::string::npos) << failed->reason;
+  EXPECT_TRUE(agents_->log.empty()) << "nothing was sent to anyone";
 }
 
 // Ensures a shared reservation is placed where there is room, cloned before its start and

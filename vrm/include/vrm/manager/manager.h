@@ -116,6 +116,11 @@ class Manager {
   // in the future by reservations that counted on that vacate: re-plan those not yet started,
   // newest first, and fail the ones that no longer fit, with the reason.
   void repairAfter(const Reservation& cause);
+  // Takes reservation `id` (admitted, not started) off the books and admits its request again;
+  // on failure it becomes failed with `why` and the reason.
+  void readmit(const std::string& id, const std::string& why);
+  // Re-plans admitted reservations that depend on an unreachable host.
+  void replanAroundLostHosts();
 
   void transition(Reservation& r, ReservationState to, const std::string& message);
   void note(Reservation& r, const std::string& message);
