@@ -1,4 +1,4 @@
-// An example job manager built on the client library (vrm/client/client.h): it reserves a
+// An example job manager built on the client library (vrm/client.h): it reserves a
 // dedicated slot, waits until vrmd hands back the VMs, and "submits" its job to them — here it
 // prints the commands it would run. Exit codes follow vrmctl's: 0 ok, 1 rejected or failed,
 // 2 bad input, 3 vrmd unreachable.
@@ -9,8 +9,7 @@
 
 #include <iostream>
 
-#include "vrm/client/client.h"
-#include "vrm/client/time_spec.h"
+#include "vrm/client.h"
 #include "vrm/protocol/units.h"
 
 namespace {
