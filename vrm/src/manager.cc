@@ -1012,7 +1012,7 @@ void Manager::startTeardown(Reservation& r) {
     if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
     if (c.state == CloneState::kRunning && !inFlight(r.id, Step::kDestroy, i)) {
       // An unreachable agent cannot destroy anything; retry when it is back.
-      if (auto h = hosts_.find(c.host); h == hosts_.end() || !h->second.reachable) continue;
+      if (!agentReady(c.host)) continue;
       AgentCommand cmd;
       cmd.kind = AgentCommand::Kind::kDestroy;
       cmd.host = c.host;
@@ -1040,6 +1040,11 @@ bool Manager::inFlight(const std::string& reservationId, Step step, std::size_t 
   return false;
 }
 
+bool Manager::agentReady(const std::string& host) const {
+  auto it = hosts_.find(host);
+  return it != hosts_.end() && it->second.reachable && registeredSinceStart_.count(host) > 0;
+}
+
 void Manager::driveMoves(Reservation& r) {
   const TimeNs now = clock_.now();
   // The lowest batch with unfinished moves runs; the next starts when it is done. A batch whose
@@ -1062,6 +1067,12 @@ void Manager::driveMoves(Reservation& r) {
       if (move.batch != batch) continue;
       if (r.moves[i].state == MoveState::kRunning) busy = true;
       if (r.moves[i].state != MoveState::kPlanned) continue;
+      // Until both agents are back (after a restart, or a blip) their inventories are not
+      // known: wait rather than send into the void or skip a VM we cannot see yet.
+      if (!agentReady(move.fromHost) || !agentReady(move.toHost)) {
+        busy = true;
+        continue;
+      }
       const VmRecord* vm = findVm(move.fromHost, move.vmId);
       if (!vm) {
         // Already gone from the source (moved by an earlier vacate, or destroyed).
@@ -1091,7 +1102,7 @@ void Manager::driveClones(Reservation& r) {
   for (std::size_t i = 0; i < r.clones.size(); ++i) {
     auto& c = r.clones[i];
     if (c.state != CloneState::kRunning) allRunning = false;
-    if (c.state != CloneState::kPending || !t) continue;
+    if (c.state != CloneState::kPending || !t || !agentReady(c.host)) continue;
     AgentCommand cmd;
     cmd.kind = AgentCommand::Kind::kClone;
     cmd.host = c.host;

@@ -310,6 +310,36 @@ TEST_F(ManagerTest, LostAgentTriggersReplanning) {
   EXPECT_TRUE(agents_->log.empty()) << "nothing was sent to anyone";
 }
 
+// Ensures that after a restart nothing is sent, and no move is skipped, before the agents
+// involved have registered again: their inventories are unknown until then.
+TEST_F(ManagerTest, RestartWaitsForAgentsBeforeDrivingMoves) {
+  auto req = dedicated(2 * kHour, kHour, 0);
+  req.hostNames = {"node1"};
+  auto r = manager_->submit(req);
+  agents_->hold = {AgentCommand::Kind::kFinishIncoming};
+  runUntil(r->plan.latestSafeStartNs + kNsPerSec, kNsPerSec);
+  agents_->hold.clear();
+  agents_->held.clear();
+  Manager restarted(clock_, *store_, *planner_, templates());
+  ASSERT_TRUE(restarted.recover().isOk());
+  clock_.advance(kNsPerSec);
+  restarted.tick();
+  EXPECT_TRUE(restarted.takeOutbox().empty()) << "no agent is back yet";
+  for (const auto& m : restarted.get(r->id)->moves) EXPECT_NE(m.state, MoveState::kSkipped);
+  FakeAgents again(restarted);
+  again.inventory_ = agents_->inventory_;
+  for (auto& [name, h] : agents_->hosts_) {
+    ASSERT_TRUE(restarted.onRegister(h, again.inventory_[name]).isOk());
+  }
+  for (int i = 0; i < 50 && restarted.get(r->id)->state != ReservationState::kReady; ++i) {
+    clock_.advance(kNsPerSec);
+    again.heartbeat();
+    restarted.tick();
+    again.pump();
+  }
+  EXPECT_EQ(restarted.get(r->id)->state, ReservationState::kReady);
+}
+
 // Ensures a shared reservation is placed where there is room, cloned before its start and
 // torn down at its end, without any migration.
 TEST_F(ManagerTest, SharedReservationClonesWithoutVacating) {

@@ -128,6 +128,8 @@ class Manager {
   // Queues r's events not yet published (only once they are committed).
   void publishNew(const Reservation& r);
   void advance(Reservation& r);
+  // The host's agent registered since vrmd started and is heartbeating.
+  bool agentReady(const std::string& host) const;
   void driveMoves(Reservation& r);
   void driveClones(Reservation& r);
   void driveTeardown(Reservation& r);
