@@ -40,6 +40,9 @@ Status Manager::recover() {
   if (!loaded) return loaded.status();
   for (auto& r : *loaded) {
     if (!isTerminal(r.state)) touch(r);  // rebuild the calendars from the store
+    for (std::size_t i = 0; i < r.moves.size() && i < r.plan.moves.size(); ++i) {
+      if (r.moves[i].state == MoveState::kDone) recordMoveError(r.plan.moves[i], r.moves[i]);
+    }
     publishedEvents_[r.id] = r.events.size();
     reservations_[r.id] = std::move(r);
   }
@@ -391,6 +394,7 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   base.objective = req.objective == "degradation" ? planner::VacateObjective::kDegradation
                                                   : planner::VacateObjective::kMakespan;
   base.maxVmTimeNs = req.maxVmTimeNs;
+  base.relativeErrorSamples = moveErrors_;
   // vrmd does not execute suspensions yet: a VM with nowhere to go makes the host ineligible.
   base.suspendPolicy = planner::SuspendPolicy::kNever;
 
@@ -780,6 +784,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       }
       prog.state = MoveState::kDone;
       prog.actualEndNs = now;
+      recordMoveError(move, prog);
       note(r, "moved " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " in " +
                   formatDuration(prog.actualEndNs - prog.actualStartNs) + " (predicted " +
                   formatDuration(move.endOffsetNs - move.startOffsetNs) + ")");
@@ -1038,6 +1043,15 @@ bool Manager::inFlight(const std::string& reservationId, Step step, std::size_t 
     if (p.reservationId == reservationId && p.step == step && p.index == index) return true;
   }
   return false;
+}
+
+void Manager::recordMoveError(const PlannedMove& move, const MoveProgress& progress) {
+  const TimeNs predicted = move.endOffsetNs - move.startOffsetNs;
+  const TimeNs actual = progress.actualEndNs - progress.actualStartNs;
+  if (predicted <= 0 || actual <= 0 || progress.actualStartNs == 0) return;
+  moveErrors_.push_back(static_cast<double>(actual - predicted) / static_cast<double>(predicted));
+  constexpr std::size_t kKeep = 1000;  // recent behaviour matters most
+  if (moveErrors_.size() > kKeep) moveErrors_.erase(moveErrors_.begin());
 }
 
 bool Manager::agentReady(const std::string& host) const {

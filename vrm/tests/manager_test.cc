@@ -439,3 +439,89 @@ TEST(ManagerObjectiveTest, ObjectiveAndBoundReachThePlanner) {
 
 }  // namespace
 }  // namespace vrm::manager
+
+namespace vrm::manager {
+namespace {
+
+// Ensures observed migration errors feed planning: after moves that ran three times longer
+// than predicted, plans take the makespan at the quantile of those errors (so their latest safe
+// start comes earlier), also after a restart.
+TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
+  ManualClock clock{1'800'000'000 * kNsPerSec};
+  auto store = std::move(*Store::open(":memory:"));
+  auto planner = std::move(*planner::CostAwareVacatePlanner::create("qemu-precopy", "zhao-scr"));
+  TemplateSpec t{"bmi", 8, 16 * kGiB, 45 * kNsPerSec, 1};
+  Manager manager(clock, *store, *planner, {t});
+  FakeAgents agents(manager);
+  for (const char* src : {"src1", "src2"}) {
+    std::vector<VmRecord> vms;
+    for (int i = 0; i < 5; ++i) {
+      vms.push_back(FakeAgents::vm(std::string(src) + "-v" + std::to_string(i), 2 * kGiB));
+    }
+    agents.addHost(src, 32, 64 * kGiB, vms);
+  }
+  agents.addHost("dst1", 32, 128 * kGiB, {});
+  agents.addHost("dst2", 32, 128 * kGiB, {});
+  auto request = [&](const char* host, bool dry) {
+    ReservationRequest req;
+    req.owner = "lab";
+    req.hostNames = {host};
+    req.startNs = clock.now() + 3 * 3600 * kNsPerSec;
+    req.endNs = req.startNs + 3600 * kNsPerSec;
+    req.templateName = "bmi";
+    req.dryRun = dry;
+    return req;
+  };
+  auto before = manager.submit(request("src2", true));
+  ASSERT_EQ(before->state, ReservationState::kAdmitted) << before->reason;
+  // The quantile margin over the mean: a normal 20 % error before any observation.
+  auto margin = [](const Reservation& r) {
+    return static_cast<double>(r.plan.makespanQuantileNs) / static_cast<double>(r.plan.makespanNs);
+  };
+  EXPECT_LT(margin(*before), 1.5);
+
+  auto real = manager.submit(request("src1", false));
+  ASSERT_EQ(real->state, ReservationState::kAdmitted) << real->reason;
+  agents.hold = {AgentCommand::Kind::kMigrate};
+  auto step = [&](TimeNs to) {
+    while (clock.now() < to) {
+      clock.set(std::min(to, clock.now() + 10 * kNsPerSec));
+      agents.heartbeat();
+      manager.tick();
+      agents.pump();
+    }
+  };
+  step(real->plan.latestSafeStartNs + kNsPerSec);
+  for (int round = 0; round < 10 && manager.get(real->id)->state == ReservationState::kVacating;
+       ++round) {
+    ASSERT_FALSE(agents.held.empty());
+    TimeNs longest = 0;
+    for (const auto& m : real->plan.moves) longest = std::max(longest, m.endOffsetNs - m.startOffsetNs);
+    step(clock.now() + 3 * longest);  // every held move now takes at least 3x its prediction
+    auto held = std::move(agents.held);
+    agents.held.clear();
+    for (const auto& c : held) manager.onResult(c.host, agents.execute(c));
+    agents.pump();
+    manager.tick();
+    agents.pump();
+  }
+  ASSERT_NE(manager.get(real->id)->state, ReservationState::kVacating);
+
+  auto after = manager.submit(request("src2", true));
+  ASSERT_EQ(after->state, ReservationState::kAdmitted) << after->reason;
+  EXPECT_GT(margin(*after), 2.5) << "moves ran 3x their prediction: plan for it";
+  EXPECT_EQ(after->plan.latestSafeStartNs,
+            after->request.startNs - after->plan.cloneTimeNs - after->plan.makespanQuantileNs -
+                after->plan.marginNs);
+
+  Manager restarted(clock, *store, *planner, {t});
+  ASSERT_TRUE(restarted.recover().isOk());
+  FakeAgents again(restarted);
+  for (auto& [name, h] : agents.hosts_) ASSERT_TRUE(restarted.onRegister(h, agents.inventory_[name]).isOk());
+  auto remembered = restarted.submit(request("src2", true));
+  ASSERT_EQ(remembered->state, ReservationState::kAdmitted) << remembered->reason;
+  EXPECT_DOUBLE_EQ(margin(*remembered), margin(*after)) << "the errors are rebuilt from the store";
+}
+
+}  // namespace
+}  // namespace vrm::manager

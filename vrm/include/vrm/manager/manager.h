@@ -156,6 +156,10 @@ class Manager {
   std::map<std::uint64_t, Pending> pending_;
   std::uint64_t nextCommandId_;
   std::vector<AgentCommand> outbox_;
+  // (actual - predicted) / predicted duration of completed moves, newest last (bounded): the
+  // planner sets latest safe starts at the requested quantile of these.
+  std::vector<double> moveErrors_;
+  void recordMoveError(const PlannedMove& move, const MoveProgress& progress);
   std::vector<std::pair<ReservationEvent, Reservation>> events_;
   std::map<std::string, std::size_t> publishedEvents_;  // reservation -> events published
   CapacityCalendar calendar_;
