@@ -190,17 +190,21 @@ std::pair<TimeNs, TimeNs> Manager::moveWindow(const Reservation& r, std::size_t 
 
 void Manager::touchHost(const std::string& host) { dirtyHosts_.insert(host); }
 
+std::set<std::string> Manager::hostsTouchedBy(const Reservation& r) {
+  std::set<std::string> hosts(r.hosts.begin(), r.hosts.end());
+  for (const auto& m : r.plan.moves) {
+    hosts.insert(m.fromHost);
+    hosts.insert(m.toHost);
+  }
+  for (const auto& c : r.clones) hosts.insert(c.host);
+  return hosts;
+}
+
 void Manager::touch(const Reservation& r) {
-  auto add = [&](const std::string& h) {
+  for (const auto& h : hostsTouchedBy(r)) {
     dirtyHosts_.insert(h);
     touching_[h].insert(r.id);
-  };
-  for (const auto& h : r.hosts) add(h);
-  for (const auto& m : r.plan.moves) {
-    add(m.fromHost);
-    add(m.toHost);
   }
-  for (const auto& c : r.clones) add(c.host);
 }
 
 void Manager::rebuildHost(const std::string& host) {
@@ -293,13 +297,7 @@ const CapacityCalendar& Manager::calendar() {
 
 std::string Manager::verifyBookings(const Reservation& r, bool keep) {
   refreshCalendar();
-  std::set<std::string> hosts;
-  for (const auto& h : r.hosts) hosts.insert(h);
-  for (const auto& m : r.plan.moves) {
-    hosts.insert(m.fromHost);
-    hosts.insert(m.toHost);
-  }
-  for (const auto& c : r.clones) hosts.insert(c.host);
+  const std::set<std::string> hosts = hostsTouchedBy(r);
   std::set<std::string> alreadyOver;
   for (const auto& h : hosts) {
     if (calendar_.overbooked(h)) alreadyOver.insert(h);  // agents report more than we knew
@@ -747,13 +745,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       const auto& move = r.plan.moves[p.index];
       if (!result.status) {
         // Drop the half-prepared VM at the destination; it still runs at the source.
-        AgentCommand abort;
-        abort.kind = AgentCommand::Kind::kFinishIncoming;
-        abort.host = move.toHost;
-        abort.vmId = move.vmId;
-        abort.commit = false;
-        abort.id = nextCommandId_++;  // fire and forget: the move has failed either way
-        outbox_.push_back(std::move(abort));
+        dropIncoming(move.toHost, move.vmId);
         r.moves[p.index].state = MoveState::kFailed;
         fail(r, "migration of " + move.vmId + " from " + move.fromHost + " failed: " +
                     result.status.toString());
@@ -836,11 +828,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         return;
       } else {
         c.state = CloneState::kDestroyed;
-        auto& inv = vmsByHost_[c.host];
-        inv.erase(std::remove_if(inv.begin(), inv.end(),
-                                 [&](const VmRecord& v) { return v.id == c.vmId; }),
-                  inv.end());
-        touchHost(c.host);
+        dropVmLocally(c.host, c.vmId);
       }
       advance(r);
       break;
@@ -856,14 +844,28 @@ void Manager::moveVmLocally(const std::string& vmId, const std::string& from,
   if (it == src.end()) return;
   VmRecord vm = *it;
   src.erase(it);
-  auto& dst = vmsByHost_[to];
-  dst.erase(std::remove_if(dst.begin(), dst.end(), [&](const VmRecord& v) { return v.id == vmId; }),
-            dst.end());
+  dropVmLocally(to, vmId);  // its incoming placeholder
   vm.host = to;
   vm.state = VmState::kRunning;
-  dst.push_back(vm);
+  vmsByHost_[to].push_back(vm);
   touchHost(from);
-  touchHost(to);
+}
+
+void Manager::dropVmLocally(const std::string& host, const std::string& vmId) {
+  auto& inv = vmsByHost_[host];
+  inv.erase(std::remove_if(inv.begin(), inv.end(), [&](const VmRecord& v) { return v.id == vmId; }),
+            inv.end());
+  touchHost(host);
+}
+
+void Manager::dropIncoming(const std::string& host, const std::string& vmId) {
+  AgentCommand drop;
+  drop.kind = AgentCommand::Kind::kFinishIncoming;
+  drop.host = host;
+  drop.vmId = vmId;
+  drop.commit = false;
+  drop.id = nextCommandId_++;  // fire and forget: nothing waits on the answer
+  outbox_.push_back(std::move(drop));
 }
 
 const VmRecord* Manager::findVm(const std::string& host, const std::string& vmId) const {
@@ -910,13 +912,8 @@ std::vector<std::pair<ReservationEvent, Reservation>> Manager::takeEvents() {
 }
 
 void Manager::repairAfter(const Reservation& cause) {
-  std::set<std::string> hosts(cause.hosts.begin(), cause.hosts.end());
-  for (const auto& m : cause.plan.moves) {
-    hosts.insert(m.fromHost);
-    hosts.insert(m.toHost);
-  }
   refreshCalendar();
-  for (const auto& host : hosts) {
+  for (const auto& host : hostsTouchedBy(cause)) {
     std::vector<std::string> victims;
     if (auto t = touching_.find(host); t != touching_.end()) {
       for (const auto& id : t->second) {
@@ -1172,17 +1169,8 @@ void Manager::reconcile(Reservation& r) {
       issue(std::move(cmd), r.id, Step::kFinishIncoming, i);
     } else if (atSource) {
       if (atDest) {  // a stale prepared copy: drop it before trying again
-        AgentCommand drop;
-        drop.kind = AgentCommand::Kind::kFinishIncoming;
-        drop.host = move.toHost;
-        drop.vmId = move.vmId;
-        drop.commit = false;
-        drop.id = nextCommandId_++;
-        outbox_.push_back(drop);
-        vmsByHost_[move.toHost].erase(
-            std::remove_if(vmsByHost_[move.toHost].begin(), vmsByHost_[move.toHost].end(),
-                           [&](const VmRecord& v) { return v.id == move.vmId; }),
-            vmsByHost_[move.toHost].end());
+        dropIncoming(move.toHost, move.vmId);
+        dropVmLocally(move.toHost, move.vmId);
       }
       prog.state = MoveState::kPlanned;
       note(r, "re-issuing the move of " + move.vmId + " after a restart");

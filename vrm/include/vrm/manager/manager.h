@@ -105,6 +105,9 @@ class Manager {
 
   // Calendar maintenance: bookings of a host are derived from the VMs on it and from the
   // reservations touching it, and rebuilt lazily when either changes.
+  // Every host a reservation involves: its hosts, its moves' sources and destinations, its
+  // clones' hosts.
+  static std::set<std::string> hostsTouchedBy(const Reservation& r);
   void touch(const Reservation& r);
   void touchHost(const std::string& host);
   void rebuildHost(const std::string& host);
@@ -141,6 +144,10 @@ class Manager {
   bool inFlight(const std::string& reservationId, Step step, std::size_t index) const;
   const VmRecord* findVm(const std::string& host, const std::string& vmId) const;
   void moveVmLocally(const std::string& vmId, const std::string& from, const std::string& to);
+  // Forgets a VM on `host` in our view of it (the agent's next heartbeat confirms).
+  void dropVmLocally(const std::string& host, const std::string& vmId);
+  // Tells `host` to discard a prepared, uncommitted incoming VM; nothing waits on the answer.
+  void dropIncoming(const std::string& host, const std::string& vmId);
   const TemplateSpec* findTemplate(const std::string& name) const;
 
   const Clock& clock_;
