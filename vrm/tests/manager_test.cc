@@ -62,6 +62,38 @@ class ManagerTest : public ::testing::Test {
     }
   }
 
+  // Vacates node1 (two VMs) until the first VM has migrated but its commit is unanswered: the
+  // moment a crash of vrmd hurts most. Agents keep their state; the held commit is lost.
+  Reservation crashMidVacateOfNode1() {
+    auto req = dedicated(2 * kHour, kHour, 0);
+    req.hostNames = {"node1"};
+    auto r = manager_->submit(req);
+    agents_->hold = {AgentCommand::Kind::kFinishIncoming};
+    runUntil(r->plan.latestSafeStartNs + kNsPerSec, kNsPerSec);
+    EXPECT_EQ(agents_->held.size(), 1u);  // first VM migrated, commit not yet answered
+    agents_->hold.clear();
+    agents_->held.clear();
+    return *r;
+  }
+
+  // The agents, with the inventories they kept, register with a restarted manager.
+  void reregister(Manager& restarted, FakeAgents& again) {
+    again.inventory_ = agents_->inventory_;
+    for (auto& [name, h] : agents_->hosts_) {
+      ASSERT_TRUE(restarted.onRegister(h, again.inventory_[name]).isOk());
+    }
+  }
+
+  // Runs the restarted manager second by second until `id` is ready, at most `steps` seconds.
+  void runUntilReady(Manager& restarted, FakeAgents& again, const std::string& id, int steps) {
+    for (int i = 0; i < steps && restarted.get(id)->state != ReservationState::kReady; ++i) {
+      clock_.advance(kNsPerSec);
+      again.heartbeat();
+      restarted.tick();
+      again.pump();
+    }
+  }
+
   ManualClock clock_{kStartOfTime};
   std::unique_ptr<Store> store_;
   std::shared_ptr<const planner::MigrationModel> model_;
@@ -251,29 +283,14 @@ TEST_F(ManagerTest, RecoverReloadsReservations) {
 // Ensures a restart in the middle of a vacate re-issues or settles the running move from what
 // the agents report, so every VM ends up on exactly one host.
 TEST_F(ManagerTest, RestartMidVacateSettlesTheRunningMove) {
-  auto req = dedicated(2 * kHour, kHour, 0);
-  req.hostNames = {"node1"};
-  auto r = manager_->submit(req);
-  agents_->hold = {AgentCommand::Kind::kFinishIncoming};
-  runUntil(r->plan.latestSafeStartNs + kNsPerSec, kNsPerSec);
-  ASSERT_EQ(agents_->held.size(), 1u);  // first VM migrated, commit not yet answered
-  // vrmd dies here; agents keep their state.
-  agents_->hold.clear();
-  agents_->held.clear();
+  const Reservation r = crashMidVacateOfNode1();
+  ASSERT_FALSE(HasFailure());
   Manager restarted(clock_, *store_, *planner_, templates());
   ASSERT_TRUE(restarted.recover().isOk());
   FakeAgents again(restarted);
-  again.inventory_ = agents_->inventory_;
-  for (auto& [name, h] : agents_->hosts_) {
-    ASSERT_TRUE(restarted.onRegister(h, again.inventory_[name]).isOk());
-  }
-  for (int i = 0; i < 200 && restarted.get(r->id)->state != ReservationState::kReady; ++i) {
-    clock_.advance(kNsPerSec);
-    again.heartbeat();
-    restarted.tick();
-    again.pump();
-  }
-  EXPECT_EQ(restarted.get(r->id)->state, ReservationState::kReady);
+  reregister(restarted, again);
+  runUntilReady(restarted, again, r.id, 200);
+  EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kReady);
   EXPECT_EQ(again.count("a1"), 1u);
   EXPECT_EQ(again.count("a2"), 1u);
   EXPECT_NE(again.hostOf("a1"), "node1");
@@ -313,31 +330,17 @@ TEST_F(ManagerTest, LostAgentTriggersReplanning) {
 // Ensures that after a restart nothing is sent, and no move is skipped, before the agents
 // involved have registered again: their inventories are unknown until then.
 TEST_F(ManagerTest, RestartWaitsForAgentsBeforeDrivingMoves) {
-  auto req = dedicated(2 * kHour, kHour, 0);
-  req.hostNames = {"node1"};
-  auto r = manager_->submit(req);
-  agents_->hold = {AgentCommand::Kind::kFinishIncoming};
-  runUntil(r->plan.latestSafeStartNs + kNsPerSec, kNsPerSec);
-  agents_->hold.clear();
-  agents_->held.clear();
+  const Reservation r = crashMidVacateOfNode1();
   Manager restarted(clock_, *store_, *planner_, templates());
   ASSERT_TRUE(restarted.recover().isOk());
   clock_.advance(kNsPerSec);
   restarted.tick();
   EXPECT_TRUE(restarted.takeOutbox().empty()) << "no agent is back yet";
-  for (const auto& m : restarted.get(r->id)->moves) EXPECT_NE(m.state, MoveState::kSkipped);
+  for (const auto& m : restarted.get(r.id)->moves) EXPECT_NE(m.state, MoveState::kSkipped);
   FakeAgents again(restarted);
-  again.inventory_ = agents_->inventory_;
-  for (auto& [name, h] : agents_->hosts_) {
-    ASSERT_TRUE(restarted.onRegister(h, again.inventory_[name]).isOk());
-  }
-  for (int i = 0; i < 50 && restarted.get(r->id)->state != ReservationState::kReady; ++i) {
-    clock_.advance(kNsPerSec);
-    again.heartbeat();
-    restarted.tick();
-    again.pump();
-  }
-  EXPECT_EQ(restarted.get(r->id)->state, ReservationState::kReady);
+  reregister(restarted, again);
+  runUntilReady(restarted, again, r.id, 50);
+  EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kReady);
 }
 
 // Ensures a shared reservation is placed where there is room, cloned before its start and
