@@ -322,8 +322,13 @@ TEST_F(QemuHypervisorTest, NonConvergingMigrationIsReportedAndVmStays) {
   std::printf("[ measured ] %s\n", done->status.message().c_str());
   EXPECT_EQ(find(*h1_, "hot")->state, VmState::kRunning);
   EXPECT_EQ(qemu(*h1_).qmp("hot", "query-status")->value("status", ""), "running");
-  ASSERT_TRUE(h2_->finishIncoming("hot", false).isOk());
+  // The cancelled stream makes the incoming QEMU exit on its own; whether h2's last poll reaped
+  // it already (the VM left h2's inventory) or the drop kills it is a race, and both end with no
+  // trace of the VM on h2.
+  const Status dropped = h2_->finishIncoming("hot", false);
+  EXPECT_TRUE(dropped.isOk() || dropped.code() == StatusCode::kNotFound) << dropped.toString();
   EXPECT_TRUE(h2_->inventory().empty());
+  EXPECT_EQ(qemu(*h2_).qemuPid("hot").status().code(), StatusCode::kNotFound);
   expectMemoryIntact(*h1_, "hot");
 }
 
