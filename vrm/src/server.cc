@@ -4,14 +4,12 @@
 
 #include <vector>
 
+#include "vrm/manager/request_handler.h"
 #include "vrm/protocol/wire_convert.h"
 
 namespace vrm::manager {
 
-using protocol::fromWire;
-using protocol::toStd;
 using protocol::toWire;
-
 
 Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock,
                ServerOptions options)
@@ -94,8 +92,6 @@ std::vector<zmq::message_t> receiveAll(zmq::socket_t& socket) {
   return parts;
 }
 
-void fillReservation(const Reservation& r, wire::Reservation::Builder out) { toWire(r, out); }
-
 }  // namespace
 
 void Server::handleClient() {
@@ -103,77 +99,8 @@ void Server::handleClient() {
   if (parts.size() < 2) return;  // no envelope: nothing to answer
   // Envelope: identity, [empty delimiter (REQ clients)], payload.
   const bool delimited = parts.size() >= 3 && parts[1].size() == 0;
-  zmq::message_t payload = std::move(parts.back());
-
-  capnp::MallocMessageBuilder reply;
-  auto out = reply.initRoot<wire::ClientReply>();
-  out.setNowNs(clock_.now());
-  auto setStatus = [&](const Status& s) { toWire(s, out.initStatus()); };
-
-  auto frame = protocol::decodeFrame(std::move(payload), options_.limits);
-  Result<wire::ClientRequest::Reader> req =
-      frame ? frame->root<wire::ClientRequest>() : Result<wire::ClientRequest::Reader>(frame.status());
-  if (!req) {
-    spdlog::warn("malformed client request: {}", req.status().message());
-    setStatus(req.status());
-  } else {
-    out.setRequestId(req->getRequestId());
-    const std::string requester = toStd(req->getRequester());
-    try {
-      switch (req->which()) {
-        case wire::ClientRequest::SUBMIT: {
-          auto r = manager_.submit(fromWire(req->getSubmit()));
-          if (!r) {
-            setStatus(r.status());
-          } else {
-            setStatus(r->state == ReservationState::kRejected ? Status::rejected(r->reason)
-                                                              : Status::ok());
-            fillReservation(*r, out.initReservation());
-          }
-          break;
-        }
-        case wire::ClientRequest::GET: {
-          auto r = manager_.get(toStd(req->getGet()));
-          setStatus(r.status());
-          if (r) fillReservation(*r, out.initReservation());
-          break;
-        }
-        case wire::ClientRequest::CANCEL: {
-          auto r = manager_.cancel(toStd(req->getCancel()), requester);
-          setStatus(r.status());
-          if (r) fillReservation(*r, out.initReservation());
-          break;
-        }
-        case wire::ClientRequest::LIST: {
-          auto rs = manager_.list(fromWire(req->getList()));
-          setStatus(Status::ok());
-          auto list = out.initReservations(static_cast<unsigned>(rs.size()));
-          for (unsigned i = 0; i < rs.size(); ++i) fillReservation(rs[i], list[i]);
-          break;
-        }
-        case wire::ClientRequest::HOSTS: {
-          auto hs = manager_.hosts();
-          setStatus(Status::ok());
-          auto list = out.initHosts(static_cast<unsigned>(hs.size()));
-          for (unsigned i = 0; i < hs.size(); ++i) toWire(hs[i], list[i]);
-          break;
-        }
-        case wire::ClientRequest::VMS: {
-          auto vs = manager_.vms();
-          setStatus(Status::ok());
-          auto list = out.initVms(static_cast<unsigned>(vs.size()));
-          for (unsigned i = 0; i < vs.size(); ++i) toWire(vs[i], list[i]);
-          break;
-        }
-        default:
-          setStatus(Status::invalid("unknown request type (newer client?)"));
-      }
-    } catch (const kj::Exception& e) {
-      // A field out of range or the like, discovered while converting at the edge.
-      setStatus(Status::invalid(std::string("malformed request: ") + e.getDescription().cStr()));
-    }
-  }
-  zmq::message_t encoded = protocol::encodeFrame(reply);
+  zmq::message_t encoded =
+      answerClientFrame(manager_, clock_, std::move(parts.back()), options_.limits);
   try {
     clients_.send(parts[0], zmq::send_flags::sndmore);
     if (delimited) clients_.send(zmq::message_t(), zmq::send_flags::sndmore);
@@ -193,60 +120,13 @@ void Server::handleAgent() {
   auto parts = receiveAll(agents_);
   if (parts.size() < 2) return;
   const std::string host = parts[0].to_string();
-  auto frame = protocol::decodeFrame(std::move(parts.back()), options_.limits);
-  Result<wire::AgentMessage::Reader> msg =
-      frame ? frame->root<wire::AgentMessage>() : Result<wire::AgentMessage::Reader>(frame.status());
-  if (!msg) {
-    spdlog::warn("malformed message from agent {}: {}", host, msg.status().message());
-    return;
-  }
-  auto answerRegistered = [&](const Status& s) {
-    capnp::MallocMessageBuilder b;
-    toWire(s, b.initRoot<wire::ManagerMessage>().initRegistered());
-    try {
-      sendToAgent(host, b);
-    } catch (const zmq::error_t& e) {
-      spdlog::warn("cannot answer agent {}: {}", host, e.what());
-    }
-  };
+  auto answer = applyAgentFrame(manager_, host, std::move(parts.back()), options_.limits);
+  if (!answer) return;
   try {
-    switch (msg->which()) {
-      case wire::AgentMessage::REGISTER: {
-        auto reg = msg->getRegister();
-        HostRecord h = fromWire(reg.getHost());
-        h.backend = toStd(reg.getBackend());
-        h.migrationEndpoint = toStd(reg.getMigrationEndpoint());
-        Status s;
-        if (h.name != host) {
-          // An agent speaks only for its own host.
-          s = Status::unauthorized("agent " + host + " tried to register host '" + h.name + "'");
-        } else {
-          std::vector<VmRecord> vms;
-          for (auto v : reg.getVms()) vms.push_back(fromWire(v));
-          s = manager_.onRegister(h, vms);
-        }
-        if (!s) spdlog::warn("registration of {} refused: {}", host, s.toString());
-        answerRegistered(s);
-        break;
-      }
-      case wire::AgentMessage::HEARTBEAT: {
-        std::vector<VmRecord> vms;
-        for (auto v : msg->getHeartbeat().getVms()) vms.push_back(fromWire(v));
-        Status s = manager_.onHeartbeat(host, vms);
-        if (s.code() == StatusCode::kNotFound) answerRegistered(s);
-        break;
-      }
-      case wire::AgentMessage::PROGRESS:
-        manager_.onProgress(host, fromWire(msg->getProgress()));
-        break;
-      case wire::AgentMessage::RESULT:
-        manager_.onResult(host, fromWire(msg->getResult()));
-        break;
-      default:
-        spdlog::warn("unknown message type from agent {}", host);
-    }
-  } catch (const kj::Exception& e) {
-    spdlog::warn("malformed message from agent {}: {}", host, e.getDescription().cStr());
+    agents_.send(zmq::buffer(host), zmq::send_flags::sndmore);
+    agents_.send(*answer, zmq::send_flags::none);
+  } catch (const zmq::error_t& e) {
+    spdlog::warn("cannot answer agent {}: {}", host, e.what());
   }
 }
 

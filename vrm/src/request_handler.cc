@@ -1,0 +1,152 @@
+#include "vrm/manager/request_handler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+#include "vrm/protocol/wire_convert.h"
+
+namespace vrm::manager {
+
+using protocol::fromWire;
+using protocol::toStd;
+using protocol::toWire;
+
+namespace {
+
+void fillReservation(const Reservation& r, wire::Reservation::Builder out) { toWire(r, out); }
+
+}  // namespace
+
+zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, zmq::message_t payload,
+                                 const protocol::DecodeLimits& limits) {
+  capnp::MallocMessageBuilder reply;
+  auto out = reply.initRoot<wire::ClientReply>();
+  out.setNowNs(clock.now());
+  auto setStatus = [&](const Status& s) { toWire(s, out.initStatus()); };
+
+  auto frame = protocol::decodeFrame(std::move(payload), limits);
+  Result<wire::ClientRequest::Reader> req =
+      frame ? frame->root<wire::ClientRequest>() : Result<wire::ClientRequest::Reader>(frame.status());
+  if (!req) {
+    spdlog::warn("malformed client request: {}", req.status().message());
+    setStatus(req.status());
+  } else {
+    out.setRequestId(req->getRequestId());
+    const std::string requester = toStd(req->getRequester());
+    try {
+      switch (req->which()) {
+        case wire::ClientRequest::SUBMIT: {
+          auto r = manager.submit(fromWire(req->getSubmit()));
+          if (!r) {
+            setStatus(r.status());
+          } else {
+            setStatus(r->state == ReservationState::kRejected ? Status::rejected(r->reason)
+                                                              : Status::ok());
+            fillReservation(*r, out.initReservation());
+          }
+          break;
+        }
+        case wire::ClientRequest::GET: {
+          auto r = manager.get(toStd(req->getGet()));
+          setStatus(r.status());
+          if (r) fillReservation(*r, out.initReservation());
+          break;
+        }
+        case wire::ClientRequest::CANCEL: {
+          auto r = manager.cancel(toStd(req->getCancel()), requester);
+          setStatus(r.status());
+          if (r) fillReservation(*r, out.initReservation());
+          break;
+        }
+        case wire::ClientRequest::LIST: {
+          auto rs = manager.list(fromWire(req->getList()));
+          setStatus(Status::ok());
+          auto list = out.initReservations(static_cast<unsigned>(rs.size()));
+          for (unsigned i = 0; i < rs.size(); ++i) fillReservation(rs[i], list[i]);
+          break;
+        }
+        case wire::ClientRequest::HOSTS: {
+          auto hs = manager.hosts();
+          setStatus(Status::ok());
+          auto list = out.initHosts(static_cast<unsigned>(hs.size()));
+          for (unsigned i = 0; i < hs.size(); ++i) toWire(hs[i], list[i]);
+          break;
+        }
+        case wire::ClientRequest::VMS: {
+          auto vs = manager.vms();
+          setStatus(Status::ok());
+          auto list = out.initVms(static_cast<unsigned>(vs.size()));
+          for (unsigned i = 0; i < vs.size(); ++i) toWire(vs[i], list[i]);
+          break;
+        }
+        default:
+          setStatus(Status::invalid("unknown request type (newer client?)"));
+      }
+    } catch (const kj::Exception& e) {
+      // A field out of range or the like, discovered while converting at the edge.
+      setStatus(Status::invalid(std::string("malformed request: ") + e.getDescription().cStr()));
+    }
+  }
+  return protocol::encodeFrame(reply);
+}
+
+std::optional<zmq::message_t> applyAgentFrame(Manager& manager, const std::string& host,
+                                              zmq::message_t payload,
+                                              const protocol::DecodeLimits& limits) {
+  auto frame = protocol::decodeFrame(std::move(payload), limits);
+  Result<wire::AgentMessage::Reader> msg =
+      frame ? frame->root<wire::AgentMessage>() : Result<wire::AgentMessage::Reader>(frame.status());
+  if (!msg) {
+    spdlog::warn("malformed message from agent {}: {}", host, msg.status().message());
+    return std::nullopt;
+  }
+  std::optional<zmq::message_t> answer;
+  auto answerRegistered = [&](const Status& s) {
+    capnp::MallocMessageBuilder b;
+    toWire(s, b.initRoot<wire::ManagerMessage>().initRegistered());
+    answer = protocol::encodeFrame(b);
+  };
+  try {
+    switch (msg->which()) {
+      case wire::AgentMessage::REGISTER: {
+        auto reg = msg->getRegister();
+        HostRecord h = fromWire(reg.getHost());
+        h.backend = toStd(reg.getBackend());
+        h.migrationEndpoint = toStd(reg.getMigrationEndpoint());
+        Status s;
+        if (h.name != host) {
+          // An agent speaks only for its own host.
+          s = Status::unauthorized("agent " + host + " tried to register host '" + h.name + "'");
+        } else {
+          std::vector<VmRecord> vms;
+          for (auto v : reg.getVms()) vms.push_back(fromWire(v));
+          s = manager.onRegister(h, vms);
+        }
+        if (!s) spdlog::warn("registration of {} refused: {}", host, s.toString());
+        answerRegistered(s);
+        break;
+      }
+      case wire::AgentMessage::HEARTBEAT: {
+        std::vector<VmRecord> vms;
+        for (auto v : msg->getHeartbeat().getVms()) vms.push_back(fromWire(v));
+        Status s = manager.onHeartbeat(host, vms);
+        if (s.code() == StatusCode::kNotFound) answerRegistered(s);
+        break;
+      }
+      case wire::AgentMessage::PROGRESS:
+        manager.onProgress(host, fromWire(msg->getProgress()));
+        break;
+      case wire::AgentMessage::RESULT:
+        manager.onResult(host, fromWire(msg->getResult()));
+        break;
+      default:
+        spdlog::warn("unknown message type from agent {}", host);
+    }
+  } catch (const kj::Exception& e) {
+    spdlog::warn("malformed message from agent {}: {}", host, e.getDescription().cStr());
+  }
+  return answer;
+}
+
+}  // namespace vrm::manager
