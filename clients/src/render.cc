@@ -87,6 +87,11 @@ json toJson(const Reservation& r) {
     j["earliest_feasible_start"] = formatTime(r.earliestFeasibleStartNs);
     j["earliest_feasible_start_ns"] = r.earliestFeasibleStartNs;
   }
+  j["at_risk"] = r.atRisk;
+  if (r.atRisk) j["risk_reason"] = r.riskReason;
+  if (r.request.kind == ReservationKind::kDedicated) {
+    j["displaced"] = r.request.displaced.empty() ? "stay" : r.request.displaced;
+  }
   return j;
 }
 
@@ -142,6 +147,7 @@ std::string reservationText(const Reservation& r, TimeNs now) {
   if (!r.request.label.empty()) o << "  \"" << r.request.label << "\"";
   o << "\n";
   if (!r.reason.empty()) o << "  reason    " << r.reason << "\n";
+  if (r.atRisk) o << "  AT RISK   " << r.riskReason << "\n";
   if (r.earliestFeasibleStartNs) {
     o << "  earliest feasible start  " << formatTime(r.earliestFeasibleStartNs) << "\n";
   }

@@ -85,6 +85,8 @@ struct ReservationRequest {
   label @10 :Text;               # free text shown in listings
   objective @11 :Text;           # dedicated: "makespan" (default) or "degradation"
   maxVmTimeNs @12 :Int64;        # degradation: bound on each VM's own migration time (0 = none)
+  displaced @13 :Text;           # dedicated: what displaced VMs do after the window:
+                                 # "stay" (default, "" too) or "return" (migrate back home)
 }
 
 enum ReservationState {
@@ -195,6 +197,9 @@ struct Reservation {
   earliestFeasibleStartNs @9 :Int64;   # on rejection: a start that would be admitted (0 = unknown)
   clones @10 :List(ClonePlacement);
   updatedNs @11 :Int64;
+  atRisk @12 :Bool;              # the executor projects the vacate to miss its deadline
+  riskReason @13 :Text;          # why, as last assessed
+  returns @14 :List(PlannedMove);  # displaced VMs going home after the window (with progress)
 }
 
 # Published by vrmd on its events endpoint (ZeroMQ PUB) for every committed reservation event.

@@ -74,6 +74,7 @@ void toWire(const ReservationRequest& in, wire::ReservationRequest::Builder out)
   out.setLabel(in.label);
   out.setObjective(in.objective);
   out.setMaxVmTimeNs(in.maxVmTimeNs);
+  out.setDisplaced(in.displaced);
 }
 
 ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
@@ -92,6 +93,7 @@ ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
   r.label = toStd(in.getLabel());
   r.objective = toStd(in.getObjective());
   r.maxVmTimeNs = in.getMaxVmTimeNs();
+  r.displaced = toStd(in.getDisplaced());
   return r;
 }
 
@@ -117,6 +119,60 @@ MoveMode fromWire(wire::MigrationMode m) {
 template <typename E>
 E clampEnum(E v, E max, E fallback) {
   return static_cast<int>(v) >= 0 && static_cast<int>(v) <= static_cast<int>(max) ? v : fallback;
+}
+
+}  // namespace
+
+namespace {
+
+void writeMove(const PlannedMove& m, const MoveProgress* progress, wire::PlannedMove::Builder w) {
+  w.setVmId(m.vmId);
+  w.setFromHost(m.fromHost);
+  w.setToHost(m.toHost);
+  w.setMode(toWire(m.mode));
+  w.setBatch(m.batch);
+  w.setStartOffsetNs(m.startOffsetNs);
+  w.setEndOffsetNs(m.endOffsetNs);
+  w.setTransferredBytes(m.transferredBytes);
+  w.setDowntimeNs(m.downtimeNs);
+  w.setMemoryBytes(m.memoryBytes);
+  w.setResumeAtNs(m.resumeAtNs);
+  w.setDiskSyncNs(m.diskSyncNs);
+  w.setNetworkLimitBytesPerSec(m.networkLimitBytesPerSec);
+  w.setDiskWriteLimitBytesPerSec(m.diskWriteLimitBytesPerSec);
+  if (progress) {
+    w.setState(static_cast<wire::MoveState>(static_cast<int>(progress->state)));
+    w.setActualStartNs(progress->actualStartNs);
+    w.setActualEndNs(progress->actualEndNs);
+  }
+}
+
+PlannedMove readMove(wire::PlannedMove::Reader w) {
+  PlannedMove m;
+  m.vmId = toStd(w.getVmId());
+  m.fromHost = toStd(w.getFromHost());
+  m.toHost = toStd(w.getToHost());
+  m.mode = fromWire(w.getMode());
+  m.batch = w.getBatch();
+  m.startOffsetNs = w.getStartOffsetNs();
+  m.endOffsetNs = w.getEndOffsetNs();
+  m.transferredBytes = w.getTransferredBytes();
+  m.downtimeNs = w.getDowntimeNs();
+  m.memoryBytes = w.getMemoryBytes();
+  m.resumeAtNs = w.getResumeAtNs();
+  m.diskSyncNs = w.getDiskSyncNs();
+  m.networkLimitBytesPerSec = w.getNetworkLimitBytesPerSec();
+  m.diskWriteLimitBytesPerSec = w.getDiskWriteLimitBytesPerSec();
+  return m;
+}
+
+MoveProgress readProgress(wire::PlannedMove::Reader w) {
+  MoveProgress p;
+  p.state = static_cast<MoveState>(
+      static_cast<int>(clampEnum(w.getState(), wire::MoveState::SKIPPED, wire::MoveState::FAILED)));
+  p.actualStartNs = w.getActualStartNs();
+  p.actualEndNs = w.getActualEndNs();
+  return p;
 }
 
 }  // namespace
@@ -151,27 +207,12 @@ void toWire(const Reservation& in, wire::Reservation::Builder out) {
   for (unsigned i = 0; i < in.plan.notes.size(); ++i) notes.set(i, in.plan.notes[i]);
   auto moves = plan.initMoves(static_cast<unsigned>(in.plan.moves.size()));
   for (unsigned i = 0; i < in.plan.moves.size(); ++i) {
-    const auto& m = in.plan.moves[i];
-    auto w = moves[i];
-    w.setVmId(m.vmId);
-    w.setFromHost(m.fromHost);
-    w.setToHost(m.toHost);
-    w.setMode(toWire(m.mode));
-    w.setBatch(m.batch);
-    w.setStartOffsetNs(m.startOffsetNs);
-    w.setEndOffsetNs(m.endOffsetNs);
-    w.setTransferredBytes(m.transferredBytes);
-    w.setDowntimeNs(m.downtimeNs);
-    w.setMemoryBytes(m.memoryBytes);
-    w.setResumeAtNs(m.resumeAtNs);
-    w.setDiskSyncNs(m.diskSyncNs);
-    w.setNetworkLimitBytesPerSec(m.networkLimitBytesPerSec);
-    w.setDiskWriteLimitBytesPerSec(m.diskWriteLimitBytesPerSec);
-    if (i < in.moves.size()) {
-      w.setState(static_cast<wire::MoveState>(static_cast<int>(in.moves[i].state)));
-      w.setActualStartNs(in.moves[i].actualStartNs);
-      w.setActualEndNs(in.moves[i].actualEndNs);
-    }
+    writeMove(in.plan.moves[i], i < in.moves.size() ? &in.moves[i] : nullptr, moves[i]);
+  }
+  auto returns = out.initReturns(static_cast<unsigned>(in.returns.size()));
+  for (unsigned i = 0; i < in.returns.size(); ++i) {
+    writeMove(in.returns[i], i < in.returnProgress.size() ? &in.returnProgress[i] : nullptr,
+              returns[i]);
   }
 
   std::vector<const ClonePlacement*> running;
@@ -203,6 +244,8 @@ void toWire(const Reservation& in, wire::Reservation::Builder out) {
   out.setCreatedNs(in.createdNs);
   out.setUpdatedNs(in.updatedNs);
   out.setEarliestFeasibleStartNs(in.earliestFeasibleStartNs);
+  out.setAtRisk(in.atRisk);
+  out.setRiskReason(in.riskReason);
 }
 
 Reservation fromWire(wire::Reservation::Reader in) {
@@ -231,28 +274,12 @@ Reservation fromWire(wire::Reservation::Reader in) {
   r.plan.earliestFeasibleStartNs = plan.getEarliestFeasibleStartNs();
   for (auto n : plan.getNotes()) r.plan.notes.push_back(toStd(n));
   for (auto w : plan.getMoves()) {
-    PlannedMove m;
-    m.vmId = toStd(w.getVmId());
-    m.fromHost = toStd(w.getFromHost());
-    m.toHost = toStd(w.getToHost());
-    m.mode = fromWire(w.getMode());
-    m.batch = w.getBatch();
-    m.startOffsetNs = w.getStartOffsetNs();
-    m.endOffsetNs = w.getEndOffsetNs();
-    m.transferredBytes = w.getTransferredBytes();
-    m.downtimeNs = w.getDowntimeNs();
-    m.memoryBytes = w.getMemoryBytes();
-    m.resumeAtNs = w.getResumeAtNs();
-    m.diskSyncNs = w.getDiskSyncNs();
-    m.networkLimitBytesPerSec = w.getNetworkLimitBytesPerSec();
-    m.diskWriteLimitBytesPerSec = w.getDiskWriteLimitBytesPerSec();
-    r.plan.moves.push_back(std::move(m));
-    MoveProgress p;
-    p.state = static_cast<MoveState>(
-        static_cast<int>(clampEnum(w.getState(), wire::MoveState::SKIPPED, wire::MoveState::FAILED)));
-    p.actualStartNs = w.getActualStartNs();
-    p.actualEndNs = w.getActualEndNs();
-    r.moves.push_back(p);
+    r.plan.moves.push_back(readMove(w));
+    r.moves.push_back(readProgress(w));
+  }
+  for (auto w : in.getReturns()) {
+    r.returns.push_back(readMove(w));
+    r.returnProgress.push_back(readProgress(w));
   }
   for (auto c : in.getClones()) {
     ClonePlacement p;
@@ -270,6 +297,8 @@ Reservation fromWire(wire::Reservation::Reader in) {
   r.createdNs = in.getCreatedNs();
   r.updatedNs = in.getUpdatedNs();
   r.earliestFeasibleStartNs = in.getEarliestFeasibleStartNs();
+  r.atRisk = in.getAtRisk();
+  r.riskReason = toStd(in.getRiskReason());
   return r;
 }
 

@@ -56,6 +56,40 @@ TEST(WireConvertTest, PlanFieldsRoundTrip) {
   EXPECT_EQ(back.plan.moves[0].diskWriteLimitBytesPerSec, 2e7);
 }
 
+// Ensures the executor's record (at-risk mark, return moves with their progress) and the
+// displaced policy survive the wire and the store.
+TEST(WireConvertTest, RiskReturnsAndDisplacedPolicyRoundTrip) {
+  Reservation r;
+  r.id = "r2";
+  r.request.displaced = "return";
+  r.atRisk = true;
+  r.riskReason = "vacating is projected to end late";
+  PlannedMove back;
+  back.vmId = "v";
+  back.fromHost = "dst";
+  back.toHost = "src";
+  back.batch = 3;
+  r.returns = {back};
+  MoveProgress p;
+  p.state = MoveState::kRunning;
+  p.actualStartNs = 99;
+  r.returnProgress = {p};
+
+  capnp::MallocMessageBuilder b;
+  toWire(r, b.initRoot<wire::Reservation>());
+  Reservation got = fromWire(b.getRoot<wire::Reservation>().asReader());
+  EXPECT_EQ(got.request.displaced, "return");
+  EXPECT_TRUE(got.atRisk);
+  EXPECT_EQ(got.riskReason, r.riskReason);
+  ASSERT_EQ(got.returns.size(), 1u);
+  ASSERT_EQ(got.returnProgress.size(), 1u);
+  EXPECT_EQ(got.returns[0].fromHost, "dst");
+  EXPECT_EQ(got.returns[0].toHost, "src");
+  EXPECT_EQ(got.returns[0].batch, 3u);
+  EXPECT_EQ(got.returnProgress[0].state, MoveState::kRunning);
+  EXPECT_EQ(got.returnProgress[0].actualStartNs, 99);
+}
+
 // Ensures a plan written before these fields existed reads back as feasible (schema default).
 TEST(WireConvertTest, OldPlansReadAsFeasible) {
   capnp::MallocMessageBuilder b;

@@ -69,6 +69,17 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-timeout", heartbeatTimeout,
                  "an agent silent this long is unreachable")
       ->capture_default_str();
+  double warningRatio = 1.1, dangerRatio = 1.0;
+  std::string assessPeriod = "5s";
+  app.add_option("--warning-ratio", warningRatio,
+                 "while vacating, re-plan the moves not started when time to deadline / time "
+                 "left falls to this (seed 004's warning)")
+      ->capture_default_str();
+  app.add_option("--danger-ratio", dangerRatio,
+                 "mark the reservation at risk and tell its owner below this ratio (danger)")
+      ->capture_default_str();
+  app.add_option("--assess-period", assessPeriod, "how often a running vacate is assessed")
+      ->capture_default_str();
   app.add_option("--planner", plannerName,
                  "cost-aware (strategy per objective, contention modelled) or sequential")
       ->check(CLI::IsMember({"cost-aware", "sequential"}))
@@ -107,6 +118,14 @@ int main(int argc, char** argv) {
   if (!latencyNs) return fail("--planning-latency: " + latencyNs.status().message());
   auto timeoutNs = vrm::parseDurationNs(heartbeatTimeout);
   if (!timeoutNs) return fail("--heartbeat-timeout: " + timeoutNs.status().message());
+  auto assessNs = vrm::parseDurationNs(assessPeriod);
+  if (!assessNs || *assessNs <= 0) {
+    return fail("--assess-period: " +
+                (assessNs ? std::string("must be positive") : assessNs.status().message()));
+  }
+  if (!(dangerRatio > 0) || !(warningRatio >= dangerRatio)) {
+    return fail("--danger-ratio must be positive and at most --warning-ratio");
+  }
   if (timeScale < 0) return fail("--time-scale must be positive");
   auto cluster = vrm::loadClusterSpec(clusterPath);
   if (!cluster) return fail(cluster.status().message());
@@ -147,6 +166,9 @@ int main(int argc, char** argv) {
   options.marginNs = *marginNs;
   options.planningLatencyNs = *latencyNs;
   options.heartbeatTimeoutNs = *timeoutNs;
+  options.warningRatio = warningRatio;
+  options.dangerRatio = dangerRatio;
+  options.assessPeriodNs = *assessNs;
   vrm::manager::Manager manager(*clock, **store, *planner, cluster->templates, options);
   if (vrm::Status s = manager.recover(); !s) return fail("recovery: " + s.toString());
 

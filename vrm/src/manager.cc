@@ -74,7 +74,13 @@ Status Manager::validate(const ReservationRequest& req, const TemplateSpec** tmp
     return Status::invalid("unknown template '" + req.templateName + "' (known: " +
                            (known.empty() ? "none" : known) + ")");
   }
+  if (!req.displaced.empty() && req.displaced != "stay" && req.displaced != "return") {
+    return Status::invalid("displaced must be 'stay' or 'return', not '" + req.displaced + "'");
+  }
   if (req.kind == ReservationKind::kShared) {
+    if (!req.displaced.empty()) {
+      return Status::invalid("a shared reservation displaces no VMs (drop --displaced)");
+    }
     if (req.vmCount == 0) return Status::invalid("a shared reservation needs at least one VM");
     if (!req.hostNames.empty() || req.hostCount != 0) {
       return Status::invalid("a shared reservation takes a VM count, not hosts");
@@ -281,6 +287,31 @@ void Manager::rebuildHost(const std::string& host) {
     if (r->request.kind == ReservationKind::kDedicated &&
         std::find(r->hosts.begin(), r->hosts.end(), host) != r->hosts.end()) {
       calendar_.bookExclusive(host, r->plan.latestSafeStartNs, r->request.endNs, r->id);
+    }
+    // Displaced VMs that will come home keep their room at home from the window's end on
+    // (they stay booked where they went, too, until they leave: conservative, never over).
+    if (r->request.displaced == "return") {
+      for (std::size_t i = 0; i < r->plan.moves.size(); ++i) {
+        const auto& m = r->plan.moves[i];
+        const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
+        if (m.fromHost != host || present.count(m.vmId)) continue;
+        if (st != MoveState::kPlanned && st != MoveState::kRunning && st != MoveState::kDone) {
+          continue;
+        }
+        bool settled = false;  // its return already ended (done, skipped or failed)
+        for (std::size_t j = 0; j < r->returns.size(); ++j) {
+          if (r->returns[j].vmId == m.vmId && j < r->returnProgress.size() &&
+              r->returnProgress[j].state != MoveState::kPlanned &&
+              r->returnProgress[j].state != MoveState::kRunning) {
+            settled = true;
+          }
+        }
+        if (settled) continue;
+        const VmRecord* vm = findVm(m.toHost, m.vmId);
+        if (!vm) vm = findVm(m.fromHost, m.vmId);
+        calendar_.book(host, r->request.endNs, kTimeInfinity,
+                       {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
+      }
     }
   }
 }
@@ -694,6 +725,11 @@ Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>
 void Manager::onProgress(const std::string& host, const AgentProgress& progress) {
   spdlog::debug("progress from {}: command {} {:.0f}% {}", host, progress.commandId,
                 progress.fraction * 100, progress.phase);
+  auto it = pending_.find(progress.commandId);
+  if (it == pending_.end() || it->second.step != Step::kMigrate) return;
+  if (!(progress.fraction >= 0 && progress.fraction <= 1)) return;  // NaN or nonsense
+  moveFractions_[{it->second.reservationId, it->second.index}] = {progress.fraction,
+                                                                  clock_.now()};
 }
 
 void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
@@ -724,11 +760,11 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
 
   switch (p.step) {
     case Step::kPrepareIncoming: {
-      const auto& move = r.plan.moves[p.index];
+      const auto& move = moveAt(r, p.index);
       if (!result.status) {
-        r.moves[p.index].state = MoveState::kFailed;
-        fail(r, "destination " + move.toHost + " cannot receive " + move.vmId + ": " +
-                    result.status.toString());
+        progressAt(r, p.index).state = MoveState::kFailed;
+        failMove(r, p.index, "destination " + move.toHost + " cannot receive " + move.vmId +
+                                 ": " + result.status.toString());
         break;
       }
       AgentCommand cmd;
@@ -742,13 +778,14 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       break;
     }
     case Step::kMigrate: {
-      const auto& move = r.plan.moves[p.index];
+      const auto& move = moveAt(r, p.index);
+      moveFractions_.erase({r.id, p.index});
       if (!result.status) {
         // Drop the half-prepared VM at the destination; it still runs at the source.
         dropIncoming(move.toHost, move.vmId);
-        r.moves[p.index].state = MoveState::kFailed;
-        fail(r, "migration of " + move.vmId + " from " + move.fromHost + " failed: " +
-                    result.status.toString());
+        progressAt(r, p.index).state = MoveState::kFailed;
+        failMove(r, p.index, "migration of " + move.vmId + " from " + move.fromHost +
+                                 " failed: " + result.status.toString());
         break;
       }
       if (result.migrated) {
@@ -766,20 +803,25 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       break;
     }
     case Step::kFinishIncoming: {
-      const auto& move = r.plan.moves[p.index];
-      auto& prog = r.moves[p.index];
+      const auto& move = moveAt(r, p.index);
+      auto& prog = progressAt(r, p.index);
       if (!result.status) {
         prog.state = MoveState::kFailed;
-        fail(r, "destination " + move.toHost + " could not commit " + move.vmId + ": " +
-                    result.status.toString());
+        failMove(r, p.index, "destination " + move.toHost + " could not commit " + move.vmId +
+                                 ": " + result.status.toString());
         break;
       }
       prog.state = MoveState::kDone;
       prog.actualEndNs = now;
-      recordMoveError(move, prog);
-      note(r, "moved " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " in " +
-                  formatDuration(prog.actualEndNs - prog.actualStartNs) + " (predicted " +
-                  formatDuration(move.endOffsetNs - move.startOffsetNs) + ")");
+      if (isReturn(r, p.index)) {
+        note(r, "returned " + move.vmId + " home " + move.fromHost + " -> " + move.toHost +
+                    " in " + formatDuration(prog.actualEndNs - prog.actualStartNs));
+      } else {
+        recordMoveError(move, prog);
+        note(r, "moved " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " in " +
+                    formatDuration(prog.actualEndNs - prog.actualStartNs) + " (predicted " +
+                    formatDuration(move.endOffsetNs - move.startOffsetNs) + ")");
+      }
       advance(r);
       break;
     }
@@ -1107,6 +1149,298 @@ void Manager::driveMoves(Reservation& r) {
   }
 }
 
+PlannedMove& Manager::moveAt(Reservation& r, std::size_t index) {
+  return isReturn(r, index) ? r.returns[index - r.plan.moves.size()] : r.plan.moves[index];
+}
+
+MoveProgress& Manager::progressAt(Reservation& r, std::size_t index) {
+  return isReturn(r, index) ? r.returnProgress[index - r.plan.moves.size()] : r.moves[index];
+}
+
+void Manager::failMove(Reservation& r, std::size_t index, const std::string& reason) {
+  if (!isReturn(r, index)) {
+    fail(r, reason);
+    return;
+  }
+  const PlannedMove& move = moveAt(r, index);
+  note(r, reason + "; " + move.vmId + " stays on " +
+              (findVm(move.toHost, move.vmId) ? move.toHost : move.fromHost));
+  advance(r);
+}
+
+TimeNs Manager::projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch) const {
+  const TimeNs now = clock_.now();
+  std::uint32_t batch = UINT32_MAX;
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    if (r.moves[i].state == MoveState::kPlanned || r.moves[i].state == MoveState::kRunning) {
+      batch = std::min(batch, r.plan.moves[i].batch);
+    }
+  }
+  *runningBatch = batch;
+  if (batch == UINT32_MAX) return 0;
+  // The running batch ends with its slowest move. A move with a progress report is projected
+  // at its average rate so far (the agents' fraction covers all of its phases); one without is
+  // on plan until it overruns, and then assumed to need as long again as it has overrun.
+  TimeNs current = 0;
+  std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> laterSpans;  // batch -> planned [start, end)
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    const auto& m = r.plan.moves[i];
+    const auto& prog = r.moves[i];
+    const TimeNs predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 0);
+    if (m.batch == batch) {
+      TimeNs remaining = predicted;
+      if (prog.state == MoveState::kRunning && prog.actualStartNs > 0) {
+        const TimeNs elapsed = std::max<TimeNs>(now - prog.actualStartNs, 0);
+        auto f = moveFractions_.find({r.id, i});
+        if (f != moveFractions_.end() && f->second.first >= 0.02) {
+          const double total =
+              static_cast<double>(f->second.second - prog.actualStartNs) / f->second.first;
+          remaining = std::max<TimeNs>(
+              static_cast<TimeNs>(static_cast<double>(prog.actualStartNs) + total) - now, 0);
+        } else {
+          remaining = elapsed <= predicted ? predicted - elapsed : elapsed - predicted;
+        }
+      } else if (prog.state != MoveState::kPlanned) {
+        remaining = 0;
+      }
+      current = std::max(current, remaining);
+    } else if (m.batch > batch && prog.state == MoveState::kPlanned) {
+      auto [it, inserted] = laterSpans.emplace(m.batch, std::pair{m.startOffsetNs, m.endOffsetNs});
+      if (!inserted) {
+        it->second.first = std::min(it->second.first, m.startOffsetNs);
+        it->second.second = std::max(it->second.second, m.endOffsetNs);
+      }
+    }
+  }
+  TimeNs later = 0;
+  for (const auto& [b, span] : laterSpans) later += std::max<TimeNs>(span.second - span.first, 0);
+  return current + later;
+}
+
+void Manager::assessVacate(Reservation& r) {
+  const TimeNs now = clock_.now();
+  auto [next, first] = nextAssessNs_.emplace(r.id, now + options_.assessPeriodNs);
+  if (!first && now < next->second) return;
+  next->second = now + options_.assessPeriodNs;
+
+  std::uint32_t batch = 0;
+  const TimeNs left = projectedTimeLeft(r, &batch);
+  if (batch == UINT32_MAX || left <= 0) return;
+  // Judge at the plan's quantile, as admission did: at the latest safe start the ratio is then
+  // 1 + margin / makespan-at-quantile, whatever the error distribution.
+  const double q = r.plan.makespanNs > 0 && r.plan.makespanQuantileNs > r.plan.makespanNs
+                       ? static_cast<double>(r.plan.makespanQuantileNs) /
+                             static_cast<double>(r.plan.makespanNs)
+                       : 1.0;
+  const TimeNs deadline = r.request.startNs - r.plan.cloneTimeNs;
+  auto ratioOf = [&](TimeNs timeLeft) {
+    return static_cast<double>(deadline - now) / (static_cast<double>(timeLeft) * q);
+  };
+  double ratio = ratioOf(left);
+  if (ratio > options_.warningRatio) return;
+
+  constexpr int kMaxReplans = 3;
+  if (replans_[r.id] < kMaxReplans) {
+    // What the running batch still needs, i.e. when the re-planned moves could start.
+    std::uint32_t unused = 0;
+    Reservation runningOnly = r;
+    for (std::size_t i = 0; i < runningOnly.moves.size(); ++i) {
+      if (runningOnly.plan.moves[i].batch > batch) runningOnly.moves[i].state = MoveState::kSkipped;
+    }
+    const TimeNs runningLeft = projectedTimeLeft(runningOnly, &unused);
+    std::string outcome = replanRemaining(r, batch, now + runningLeft);
+    if (!outcome.empty()) {
+      ++replans_[r.id];
+      note(r, "warning: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) + " <= " +
+                  fmt::format("{:.2f}", options_.warningRatio) + "; " + outcome);
+      ratio = ratioOf(projectedTimeLeft(r, &unused));
+    }
+  }
+  if (ratio < options_.dangerRatio && !r.atRisk) {
+    const TimeNs finish = now + static_cast<TimeNs>(static_cast<double>(left) * q);
+    r.atRisk = true;
+    r.riskReason = "vacating is projected to end at " + formatTime(finish) + ", " +
+                   formatDuration(finish - deadline) + " after cloning must begin (" +
+                   formatTime(deadline) + ") for the start at " +
+                   formatTime(r.request.startNs);
+    spdlog::warn("{} at risk: {}", r.id, r.riskReason);
+    note(r, "at-risk: " + r.riskReason);
+  }
+}
+
+std::string Manager::replanRemaining(Reservation& r, std::uint32_t runningBatch, TimeNs fromNs) {
+  std::vector<std::size_t> rest;
+  TimeNs oldFirst = kTimeInfinity, oldLast = 0;
+  std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> spans;
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    const auto& m = r.plan.moves[i];
+    if (m.batch <= runningBatch || r.moves[i].state != MoveState::kPlanned) continue;
+    rest.push_back(i);
+    auto [it, inserted] = spans.emplace(m.batch, std::pair{m.startOffsetNs, m.endOffsetNs});
+    if (!inserted) {
+      it->second.first = std::min(it->second.first, m.startOffsetNs);
+      it->second.second = std::max(it->second.second, m.endOffsetNs);
+    }
+    oldFirst = std::min(oldFirst, m.startOffsetNs);
+    oldLast = std::max(oldLast, m.endOffsetNs);
+  }
+  if (rest.empty()) return "";
+  TimeNs oldSpan = 0;
+  for (const auto& [b, s] : spans) oldSpan += s.second - s.first;
+
+  // Plan the remaining VMs against the cluster without this reservation's remaining moves.
+  const Reservation original = r;
+  std::set<std::string> restVms;
+  for (std::size_t i : rest) restVms.insert(r.plan.moves[i].vmId);
+  for (auto it = rest.rbegin(); it != rest.rend(); ++it) {
+    r.plan.moves.erase(r.plan.moves.begin() + static_cast<std::ptrdiff_t>(*it));
+    r.moves.erase(r.moves.begin() + static_cast<std::ptrdiff_t>(*it));
+  }
+  for (const auto& h : hostsTouchedBy(original)) dirtyHosts_.insert(h);
+  refreshCalendar();
+  planner::VacateRequest req = snapshot(r);
+  req.vms.erase(std::remove_if(req.vms.begin(), req.vms.end(),
+                               [&](const planner::VmSnapshot& v) { return !restVms.count(v.id); }),
+                req.vms.end());
+  req.hostsToVacate = r.hosts;
+  req.reservationStartNs = r.request.startNs;
+  req.reservationEndNs = r.request.endNs;
+  req.cloneTimeNs = r.plan.cloneTimeNs;
+  req.marginNs = 0;
+  req.nowNs = fromNs;
+  req.objective = planner::VacateObjective::kMakespan;  // catching up: fastest wins
+  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : 0.95;
+  req.relativeErrorSamples = moveErrors_;
+  req.suspendPolicy = planner::SuspendPolicy::kNever;
+  auto plan = planner_.plan(req);
+  auto restore = [&](const std::string& why) {
+    r = original;
+    touch(r);
+    refreshCalendar();
+    return why;
+  };
+  if (!plan) return restore("re-planning the " + std::to_string(rest.size()) +
+                            " moves not started failed (" + plan.status().message() +
+                            "); keeping the plan");
+  if (static_cast<double>(plan->makespanNs) > 0.95 * static_cast<double>(oldSpan)) {
+    return restore("re-planning the " + std::to_string(rest.size()) +
+                   " moves not started gains nothing (" + plan->strategy + ": " +
+                   formatDuration(plan->makespanNs) + " vs " + formatDuration(oldSpan) +
+                   "); keeping the plan");
+  }
+  // The new moves follow the running batch, at offsets from the vacate start as before.
+  const TimeNs shift = fromNs - r.plan.latestSafeStartNs;
+  for (auto m : plan->moves) {
+    m.batch += runningBatch + 1;
+    m.startOffsetNs += shift;
+    m.endOffsetNs += shift;
+    r.plan.moves.push_back(std::move(m));
+    r.moves.push_back(MoveProgress{});
+  }
+  r.plan.notes.push_back("re-planned at " + formatTime(clock_.now()) + ": " +
+                         std::to_string(rest.size()) + " moves, " + plan->strategy + ", " +
+                         formatDuration(plan->makespanNs) + " instead of " +
+                         formatDuration(oldSpan));
+  // The running moves keep their indices (they precede the re-planned ones) only if nothing
+  // in flight pointed past them: pending commands index moves of batches <= runningBatch,
+  // which all come before the removed ones? Not necessarily, so re-index them.
+  std::map<std::size_t, std::size_t> newIndex;
+  for (std::size_t i = 0, j = 0; i < original.plan.moves.size(); ++i) {
+    if (std::find(rest.begin(), rest.end(), i) == rest.end()) newIndex[i] = j++;
+  }
+  for (auto& [id, p] : pending_) {
+    if (p.reservationId != r.id || p.step == Step::kClone || p.step == Step::kDestroy) continue;
+    if (auto n = newIndex.find(p.index); n != newIndex.end()) p.index = n->second;
+  }
+  std::map<std::pair<std::string, std::size_t>, std::pair<double, TimeNs>> fractions;
+  for (auto& [key, value] : moveFractions_) {
+    if (key.first != r.id) {
+      fractions.emplace(key, value);
+    } else if (auto n = newIndex.find(key.second); n != newIndex.end()) {
+      fractions.emplace(std::pair{key.first, n->second}, value);
+    }
+  }
+  moveFractions_.swap(fractions);
+  if (std::string violation = verifyBookings(r, /*keep=*/true); !violation.empty()) {
+    // Undo the re-indexing too.
+    std::map<std::size_t, std::size_t> back;
+    for (const auto& [o, n] : newIndex) back[n] = o;
+    for (auto& [id, p] : pending_) {
+      if (p.reservationId != r.id || p.step == Step::kClone || p.step == Step::kDestroy) continue;
+      if (auto o = back.find(p.index); o != back.end()) p.index = o->second;
+    }
+    std::map<std::pair<std::string, std::size_t>, std::pair<double, TimeNs>> undone;
+    for (auto& [key, value] : moveFractions_) {
+      if (key.first != r.id) {
+        undone.emplace(key, value);
+      } else if (auto o = back.find(key.second); o != back.end()) {
+        undone.emplace(std::pair{key.first, o->second}, value);
+      }
+    }
+    moveFractions_.swap(undone);
+    return restore("the faster re-plan does not fit the calendar (" + violation +
+                   "); keeping the plan");
+  }
+  return "re-planned the " + std::to_string(rest.size()) + " moves not started: " +
+         plan->strategy + ", " + formatDuration(plan->makespanNs) + " instead of " +
+         formatDuration(oldSpan);
+}
+
+bool Manager::driveReturns(Reservation& r) {
+  const TimeNs now = clock_.now();
+  if (r.returns.empty()) {
+    std::uint32_t k = 0;
+    for (std::size_t i = 0; i < r.moves.size(); ++i) {
+      if (r.moves[i].state != MoveState::kDone) continue;
+      const PlannedMove& out = r.plan.moves[i];
+      PlannedMove back;
+      back.vmId = out.vmId;
+      back.fromHost = out.toHost;
+      back.toHost = out.fromHost;
+      back.mode = out.mode;
+      back.batch = k++;
+      back.memoryBytes = out.memoryBytes;
+      back.transferredBytes = out.transferredBytes;
+      r.returns.push_back(back);
+      r.returnProgress.push_back(MoveProgress{});
+    }
+    if (r.returns.empty()) return true;
+    note(r, "returning " + std::to_string(r.returns.size()) + " displaced VMs home, one at a time");
+  }
+  for (std::size_t j = 0; j < r.returns.size(); ++j) {
+    auto& prog = r.returnProgress[j];
+    if (prog.state == MoveState::kRunning) return false;
+    if (prog.state != MoveState::kPlanned) continue;
+    const PlannedMove& move = r.returns[j];
+    if (!agentReady(move.fromHost) || !agentReady(move.toHost)) return false;
+    const VmRecord* vm = findVm(move.fromHost, move.vmId);
+    if (!vm || vm->state == VmState::kIncoming) {
+      prog.state = MoveState::kSkipped;
+      note(r, move.vmId + " is no longer on " + move.fromHost + "; not returned");
+      continue;
+    }
+    // Home may have been promised to someone else since (its capacity was kept for the VM, but
+    // an exclusive window means the host must stay empty): then the VM stays where it is.
+    if (auto owner = calendar_.exclusiveOwner(move.toHost, now, kTimeInfinity, r.id)) {
+      prog.state = MoveState::kSkipped;
+      note(r, move.vmId + " stays on " + move.fromHost + ": its home " + move.toHost +
+                  " is reserved by " + *owner);
+      continue;
+    }
+    prog.state = MoveState::kRunning;
+    prog.actualStartNs = now;
+    AgentCommand cmd;
+    cmd.kind = AgentCommand::Kind::kPrepareIncoming;
+    cmd.host = move.toHost;
+    cmd.vmId = move.vmId;
+    cmd.vm = *vm;
+    issue(std::move(cmd), r.id, Step::kPrepareIncoming, r.plan.moves.size() + j);
+    note(r, "returning " + move.vmId + " " + move.fromHost + " -> " + move.toHost);
+    return false;
+  }
+  return true;
+}
+
 void Manager::driveClones(Reservation& r) {
   const TemplateSpec* t = findTemplate(r.request.templateName);
   bool allRunning = true;
@@ -1139,21 +1473,29 @@ void Manager::driveTeardown(Reservation& r) {
     return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
   });
   if (allGone && r.state == ReservationState::kEnding) {
-    transition(r, ReservationState::kDone, "reservation ended; its VMs are destroyed");
+    if (r.request.displaced == "return" && !driveReturns(r)) return;
+    std::size_t returned = 0;
+    for (const auto& p : r.returnProgress) returned += p.state == MoveState::kDone;
+    transition(r, ReservationState::kDone,
+               "reservation ended; its VMs are destroyed" +
+                   (r.request.displaced == "return"
+                        ? "; " + std::to_string(returned) + " of " +
+                              std::to_string(r.returns.size()) + " displaced VMs returned home"
+                        : std::string()));
   }
 }
 
 // After a restart nothing is in flight: settle moves and clones that were running from what the
 // agents report, re-issuing what did not happen. Waits until the hosts involved registered.
 void Manager::reconcile(Reservation& r) {
-  for (std::size_t i = 0; i < r.moves.size(); ++i) {
-    auto& prog = r.moves[i];
+  for (std::size_t i = 0; i < r.moves.size() + r.returnProgress.size(); ++i) {
+    auto& prog = progressAt(r, i);
     if (prog.state != MoveState::kRunning) continue;
     if (inFlight(r.id, Step::kPrepareIncoming, i) || inFlight(r.id, Step::kMigrate, i) ||
         inFlight(r.id, Step::kFinishIncoming, i)) {
       continue;
     }
-    const auto& move = r.plan.moves[i];
+    const auto& move = moveAt(r, i);
     if (!registeredSinceStart_.count(move.fromHost) || !registeredSinceStart_.count(move.toHost)) {
       continue;
     }
@@ -1176,7 +1518,7 @@ void Manager::reconcile(Reservation& r) {
       note(r, "re-issuing the move of " + move.vmId + " after a restart");
     } else {
       prog.state = MoveState::kFailed;
-      fail(r, "VM " + move.vmId + " is on neither " + move.fromHost + " nor " + move.toHost);
+      failMove(r, i, "VM " + move.vmId + " is on neither " + move.fromHost + " nor " + move.toHost);
     }
   }
   for (std::size_t i = 0; i < r.clones.size(); ++i) {
@@ -1219,6 +1561,7 @@ void Manager::advance(Reservation& r) {
         break;
       case ReservationState::kVacating:
         driveMoves(r);
+        if (r.state == ReservationState::kVacating) assessVacate(r);
         break;
       case ReservationState::kPreparing:
         driveClones(r);
@@ -1286,6 +1629,11 @@ TimeNs Manager::nextWakeNs() const {
       case ReservationState::kAdmitted: next = std::min(next, prepareAt(r)); break;
       case ReservationState::kReady: next = std::min(next, r.request.startNs); break;
       case ReservationState::kActive: next = std::min(next, r.request.endNs); break;
+      case ReservationState::kVacating:
+        if (auto a = nextAssessNs_.find(id); a != nextAssessNs_.end()) {
+          next = std::min(next, a->second);
+        }
+        break;
       default: break;
     }
   }

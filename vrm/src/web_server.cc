@@ -525,11 +525,12 @@ Response WebServer::Impl::metrics() {
   for (int s = 0; s <= static_cast<int>(ReservationState::kFailed); ++s) {
     byState[stateName(static_cast<ReservationState>(s))] = 0;
   }
-  int running = 0, planned = 0, observed = 0;
+  int running = 0, planned = 0, observed = 0, atRisk = 0;
   double errorSum = 0, absErrorSum = 0, relErrorSum = 0;
   int relCount = 0;
   for (const auto& r : *rs) {
     byState[stateName(r.state)]++;
+    atRisk += r.atRisk && !isTerminal(r.state);
     for (std::size_t i = 0; i < r.moves.size() && i < r.plan.moves.size(); ++i) {
       const auto& m = r.moves[i];
       if (m.state == MoveState::kRunning) running++;
@@ -559,6 +560,9 @@ Response WebServer::Impl::metrics() {
   for (const auto& [state, count] : byState) {
     o << "vrm_reservations{state=\"" << labelValue(state) << "\"} " << count << "\n";
   }
+  head("vrm_reservations_at_risk", "gauge",
+       "Unfinished reservations whose vacate is projected to miss its deadline.");
+  o << "vrm_reservations_at_risk " << atRisk << "\n";
   head("vrm_migrations_in_flight", "gauge", "Planned moves running now.");
   o << "vrm_migrations_in_flight " << running << "\n";
   head("vrm_migrations_pending", "gauge",

@@ -318,6 +318,7 @@ TEST_F(WebServerTest, MetricsFollowTheReservations) {
   EXPECT_NE(m.find("vrm_admission_latency_seconds_bucket{le=\"+Inf\"} 1\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_admissions_total{decision=\"admitted\"} 1\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_migrations_in_flight 0\n"), std::string::npos);
+  EXPECT_NE(m.find("vrm_reservations_at_risk 0\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_migrations_pending 1\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_hosts{reachable=\"true\"} 3\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_migration_prediction_error_seconds_count 0\n"), std::string::npos);

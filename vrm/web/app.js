@@ -447,6 +447,7 @@ function renderReservationPage(id) {
       h('h2', {}, r.id), badge(r.state), h('span', { style: { marginLeft: 'auto' } }, cancel)),
     r.label ? h('div', {}, r.label) : null,
     r.reason ? h('div', { class: 'reason' }, r.reason) : null,
+    r.at_risk ? h('div', { class: 'reason at-risk' }, `At risk: ${r.risk_reason}`) : null,
     h('div', { class: 'facts' },
       fact('owner', r.owner),
       fact('kind', r.kind === 'shared' ? `shared, ${r.vm_count} VMs` :

@@ -20,7 +20,7 @@ struct SubmitArgs {
   std::uint32_t vmsPerHost = 0;
   bool dryRun = false;
   bool wait = false;
-  std::string objective, maxVmTime;
+  std::string objective, maxVmTime, displaced;
   std::string waitTimeout = "10min";
 };
 
@@ -32,6 +32,7 @@ int runSubmit(const Context& ctx, const SubmitArgs& a) {
   req.dryRun = a.dryRun;
   req.vmsPerHost = a.vmsPerHost;
   req.objective = a.objective;
+  req.displaced = a.displaced;
   if (!a.maxVmTime.empty()) {
     auto d = parseDurationNs(a.maxVmTime);
     if (!d) return ctx.fail(Status::invalid("--max-vm-time: " + d.status().message()));
@@ -198,6 +199,10 @@ void addReservationCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::IsMember({"makespan", "degradation"}));
   submit->add_option("--max-vm-time", args->maxVmTime,
                      "degradation: bound on each VM's own migration time (e.g. 30s)");
+  submit->add_option("--displaced", args->displaced,
+                     "dedicated: where the VMs moved off the hosts go after the window: stay "
+                     "(default) or return (migrate back home)")
+      ->check(CLI::IsMember({"stay", "return"}));
   submit->add_flag("--dry-run", args->dryRun, "admission decision only; books nothing");
   submit->add_flag("--wait", args->wait, "wait until the reservation is ready");
   submit->add_option("--wait-timeout", args->waitTimeout, "with --wait (real time)")

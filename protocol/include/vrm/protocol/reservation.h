@@ -49,6 +49,9 @@ struct ReservationRequest {
   std::string label;
   std::string objective;   // dedicated: "makespan" (default, "" too) or "degradation"
   TimeNs maxVmTimeNs = 0;  // degradation: bound on each VM's own migration time (0 = none)
+  // dedicated: what displaced VMs do once the window ends: "stay" ("" too) where the vacate put
+  // them, or "return" to the host they came from.
+  std::string displaced;
 };
 
 enum class MoveState { kPlanned, kRunning, kDone, kFailed, kSkipped };
@@ -87,10 +90,19 @@ struct Reservation {
   VacatePlan plan;           // empty for shared reservations
   std::vector<MoveProgress> moves;    // parallel to plan.moves
   std::vector<ClonePlacement> clones;
+  // request.displaced == "return": the moves taking displaced VMs home after the window (created
+  // when it ends), with their progress.
+  std::vector<PlannedMove> returns;
+  std::vector<MoveProgress> returnProgress;
   std::vector<ReservationEvent> events;
   TimeNs createdNs = 0;
   TimeNs updatedNs = 0;
   TimeNs earliestFeasibleStartNs = 0;  // on rejection, when known
+  // Set by the executor when, during the vacate, the projected finish leaves less slack before
+  // the deadline than its danger threshold allows (seed 004's Alg. 1); the owner is told by an
+  // "at-risk:" event. It stays set as a record once raised.
+  bool atRisk = false;
+  std::string riskReason;
 };
 
 // A host as the manager knows it, from its agent's registration and heartbeats.

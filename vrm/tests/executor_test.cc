@@ -1,0 +1,323 @@
+// The executor's deadline tracking (seed 004's warning and danger thresholds), re-planning of
+// the moves not started, the at-risk mark, and displaced VMs returning home. A scripted planner
+// makes every timing exact: each move takes kMove alone; "degradation" plans run them one at a
+// time, "makespan" plans all at once in kParallel.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "fake_agents.h"
+#include "vrm/manager/manager.h"
+
+namespace vrm::manager {
+namespace {
+
+using testing::FakeAgents;
+using testing::kGiB;
+
+constexpr TimeNs kStartOfTime = 1'800'000'000 * kNsPerSec;
+constexpr TimeNs kMove = 10 * kNsPerSec;
+constexpr TimeNs kParallel = 12 * kNsPerSec;
+
+class ScriptedPlanner final : public planner::VacatePlanner {
+ public:
+  Result<VacatePlan> plan(const planner::VacateRequest& req) const override {
+    VacatePlan p;
+    const bool sequential = req.objective == planner::VacateObjective::kDegradation;
+    p.strategy = sequential ? "sequential" : "parallel";
+    std::map<std::string, std::uint64_t> room;
+    for (const auto& h : req.hosts) {
+      const bool vacated = std::count(req.hostsToVacate.begin(), req.hostsToVacate.end(), h.name);
+      if (h.canReceive && !vacated) room[h.name] = h.freeMemoryBytes;
+    }
+    std::uint32_t k = 0;
+    for (const auto& vm : req.vms) {
+      if (!std::count(req.hostsToVacate.begin(), req.hostsToVacate.end(), vm.host)) continue;
+      auto dest = std::find_if(room.begin(), room.end(),
+                               [&](const auto& r) { return r.second >= vm.memoryBytes; });
+      if (dest == room.end()) return Status::rejected("no room for " + vm.id);
+      dest->second -= vm.memoryBytes;
+      PlannedMove m;
+      m.vmId = vm.id;
+      m.fromHost = vm.host;
+      m.toHost = dest->first;
+      m.memoryBytes = vm.memoryBytes;
+      // Little enough that even all four at once fit a 1 Gb/s NIC in the calendar.
+      m.transferredBytes = vm.memoryBytes * 3 / 20;
+      m.batch = sequential ? k : 0;
+      m.startOffsetNs = sequential ? k * kMove : 0;
+      m.endOffsetNs = sequential ? (k + 1) * kMove : kParallel;
+      p.moves.push_back(m);
+      ++k;
+    }
+    p.makespanNs = p.moves.empty() ? 0 : (sequential ? k * kMove : kParallel);
+    p.makespanQuantileNs = p.makespanNs;
+    p.quantile = 0.95;
+    p.cloneTimeNs = req.cloneTimeNs;
+    p.marginNs = req.marginNs;
+    p.latestSafeStartNs = req.reservationStartNs - req.cloneTimeNs - p.makespanNs - req.marginNs;
+    p.feasible = p.latestSafeStartNs >= req.nowNs;
+    return p;
+  }
+};
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(*Store::open(":memory:"));
+    TemplateSpec t{"bmi", 8, 16 * kGiB, 45 * kNsPerSec, 1};
+    ManagerOptions options;
+    options.marginNs = 10 * kNsPerSec;
+    options.planningLatencyNs = kNsPerSec;
+    options.assessPeriodNs = kNsPerSec;
+    options.heartbeatTimeoutNs = 3600 * kNsPerSec;
+    manager_ = std::make_unique<Manager>(clock_, *store_, planner_, std::vector{t}, options);
+    agents_ = std::make_unique<FakeAgents>(*manager_);
+    std::vector<VmRecord> vms;
+    for (int i = 0; i < 4; ++i) vms.push_back(FakeAgents::vm("v" + std::to_string(i), 2 * kGiB));
+    agents_->addHost("src", 32, 64 * kGiB, vms);
+    agents_->addHost("dst", 32, 64 * kGiB, {});
+  }
+
+  // A sequential vacate of src (4 moves of 10 s, deadline 50 s after the vacate starts:
+  // timetodeadline / timeleft = 1.25 at the start), with migrations held by the agents.
+  Reservation admitAndStartVacate(const std::string& displaced = "") {
+    ReservationRequest req;
+    req.owner = "lab";
+    req.hostNames = {"src"};
+    req.startNs = clock_.now() + 3600 * kNsPerSec;
+    req.endNs = req.startNs + 600 * kNsPerSec;
+    req.templateName = "bmi";
+    req.vmsPerHost = 1;
+    req.objective = "degradation";
+    req.displaced = displaced;
+    auto r = manager_->submit(req);
+    EXPECT_TRUE(r.isOk());
+    EXPECT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+    EXPECT_EQ(r->plan.strategy, "sequential");
+    vacateStart_ = r->plan.latestSafeStartNs;
+    agents_->hold.insert(AgentCommand::Kind::kMigrate);
+    clock_.set(vacateStart_);
+    step();
+    EXPECT_EQ(get(r->id).state, ReservationState::kVacating);
+    return get(r->id);
+  }
+
+  void step() {
+    agents_->heartbeat();
+    manager_->tick();
+    agents_->pump();
+  }
+  // Advances to vacate start + t, ticking every second as the server would.
+  void runTo(TimeNs t) {
+    while (clock_.now() < vacateStart_ + t) {
+      clock_.advance(std::min<TimeNs>(kNsPerSec, vacateStart_ + t - clock_.now()));
+      step();
+    }
+  }
+  void releaseHeld() {
+    agents_->hold.clear();
+    auto held = std::move(agents_->held);
+    agents_->held.clear();
+    for (const auto& c : held) manager_->onResult(c.host, agents_->execute(c));
+    agents_->pump();
+  }
+  Reservation get(const std::string& id) { return *manager_->get(id); }
+  static bool hasEvent(const Reservation& r, const std::string& prefix) {
+    return std::any_of(r.events.begin(), r.events.end(), [&](const ReservationEvent& e) {
+      return e.message.rfind(prefix, 0) == 0;
+    });
+  }
+  void expectNotOverbooked() {
+    const CapacityCalendar& cal = manager_->calendar();
+    for (const auto& h : cal.hosts()) {
+      std::string why;
+      EXPECT_FALSE(cal.overbooked(h, &why)) << h << ": " << why;
+    }
+  }
+
+  ManualClock clock_{kStartOfTime};
+  std::unique_ptr<Store> store_;
+  ScriptedPlanner planner_;
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<FakeAgents> agents_;
+  TimeNs vacateStart_ = 0;
+};
+
+// Ensures a move that overruns makes the executor re-plan the moves not started (here into one
+// parallel batch) once timetodeadline / timeleft falls to the warning ratio, and that with the
+// faster plan the reservation is not at risk and still becomes ready before its start.
+TEST_F(ExecutorTest, LateMoveReplansTheRestAndRecovers) {
+  Reservation r = admitAndStartVacate();
+  runTo(12 * kNsPerSec);  // 2 s over: ratio (50-12)/(2+30) = 1.19 > 1.1
+  EXPECT_FALSE(hasEvent(get(r.id), "warning:"));
+  runTo(14 * kNsPerSec);  // 4 s over: 36/34 = 1.06 <= 1.1
+  r = get(r.id);
+  ASSERT_TRUE(hasEvent(r, "warning:")) << r.events.back().message;
+  EXPECT_NE(r.events.back().message.find("re-planned the 3 moves not started: parallel"),
+            std::string::npos)
+      << r.events.back().message;
+  std::size_t inSecondBatch = 0;
+  for (const auto& m : r.plan.moves) inSecondBatch += m.batch == 1;
+  EXPECT_EQ(inSecondBatch, 3u) << "the rest runs as one batch after the running move";
+  EXPECT_FALSE(r.atRisk);
+  expectNotOverbooked();
+
+  releaseHeld();
+  runTo(40 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_EQ(r.state, ReservationState::kReady) << r.events.back().message;
+  EXPECT_FALSE(r.atRisk);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(agents_->hostOf("v" + std::to_string(i)), "dst");
+  expectNotOverbooked();
+}
+
+// Ensures a migration whose progress reports project it far past its plan makes the
+// reservation at risk before it even overruns its predicted time, with an event that tells the
+// owner when the vacate is projected to end.
+TEST_F(ExecutorTest, SlowProgressMarksAtRiskEarly) {
+  Reservation r = admitAndStartVacate();
+  ASSERT_FALSE(agents_->held.empty());
+  runTo(4 * kNsPerSec);
+  AgentProgress p;
+  p.commandId = agents_->held.front().id;
+  p.fraction = 0.08;  // 8% in 4 s: 50 s in all, 46 s to go
+  manager_->onProgress("src", p);
+  runTo(6 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_TRUE(r.atRisk);
+  EXPECT_TRUE(hasEvent(r, "at-risk: vacating is projected to end at")) << r.events.back().message;
+  EXPECT_NE(r.riskReason.find("after cloning must begin"), std::string::npos) << r.riskReason;
+  // Re-planned first (the rest in parallel), but that cannot save it.
+  EXPECT_TRUE(hasEvent(r, "warning:"));
+  EXPECT_LT(r.events.size(), 40u) << "no event storm";
+
+  // Progress that catches up does not clear the record, and the vacate finishes.
+  releaseHeld();
+  runTo(30 * kNsPerSec);
+  EXPECT_EQ(get(r.id).state, ReservationState::kReady);
+  EXPECT_TRUE(get(r.id).atRisk);
+}
+
+// Ensures a vacate on plan is never flagged: no warning, no at-risk.
+TEST_F(ExecutorTest, OnPlanVacateRaisesNothing) {
+  Reservation r = admitAndStartVacate();
+  for (int i = 0; i < 4; ++i) {
+    runTo((i + 1) * kMove - kNsPerSec);
+    ASSERT_FALSE(agents_->held.empty());
+    auto c = agents_->held.front();
+    agents_->held.erase(agents_->held.begin());
+    manager_->onResult(c.host, agents_->execute(c));
+    agents_->pump();
+  }
+  runTo(45 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_EQ(r.state, ReservationState::kReady);
+  EXPECT_FALSE(hasEvent(r, "warning:"));
+  EXPECT_FALSE(r.atRisk);
+}
+
+// Ensures displaced VMs go home after the window with displaced=return, one at a time, each
+// VM on exactly one host throughout, home capacity kept for them from the window's end on.
+TEST_F(ExecutorTest, DisplacedVmsReturnHomeAfterTheWindow) {
+  Reservation r = admitAndStartVacate("return");
+  releaseHeld();
+  runTo(50 * kNsPerSec);
+  ASSERT_EQ(get(r.id).state, ReservationState::kReady);
+  // Home keeps room for the four 2 GiB VMs from the window's end on (and dst keeps them too
+  // until they leave).
+  const CapacityCalendar& cal = manager_->calendar();
+  EXPECT_EQ(cal.free("src", r.request.endNs, kTimeInfinity).memoryBytes,
+            static_cast<std::int64_t>(56 * kGiB));
+  EXPECT_EQ(cal.free("dst", r.request.endNs, kTimeInfinity).memoryBytes,
+            static_cast<std::int64_t>(56 * kGiB));
+  expectNotOverbooked();
+  clock_.set(r.request.endNs);
+  step();
+  for (int i = 0; i < 10 && get(r.id).state != ReservationState::kDone; ++i) {
+    clock_.advance(kNsPerSec);
+    step();
+    for (int v = 0; v < 4; ++v) EXPECT_EQ(agents_->count("v" + std::to_string(v)), 1u);
+  }
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kDone) << [&] {
+    std::string all;
+    for (const auto& e : r.events) all += e.message + "\n";
+    for (const auto& c : r.clones) all += c.vmId + " " + cloneStateName(c.state) + "\n";
+    return all;
+  }();
+  EXPECT_NE(r.events.back().message.find("4 of 4 displaced VMs returned home"), std::string::npos)
+      << r.events.back().message;
+  for (int v = 0; v < 4; ++v) EXPECT_EQ(agents_->hostOf("v" + std::to_string(v)), "src");
+  expectNotOverbooked();
+}
+
+// Ensures a VM whose home is reserved by someone else when it would return stays where it is.
+TEST_F(ExecutorTest, ReturnSkipsAHomeReservedByAnother) {
+  Reservation r = admitAndStartVacate("return");
+  releaseHeld();
+  runTo(50 * kNsPerSec);
+  ASSERT_EQ(get(r.id).state, ReservationState::kReady);
+  // Another lab books src right after this window.
+  ReservationRequest next;
+  next.owner = "lab2";
+  next.hostNames = {"src"};
+  next.startNs = r.request.endNs + 3600 * kNsPerSec;
+  next.endNs = next.startNs + 600 * kNsPerSec;
+  next.templateName = "bmi";
+  next.vmsPerHost = 1;
+  auto second = manager_->submit(next);
+  ASSERT_TRUE(second.isOk());
+  ASSERT_EQ(second->state, ReservationState::kAdmitted) << second->reason;
+  clock_.set(r.request.endNs);
+  for (int i = 0; i < 10 && get(r.id).state != ReservationState::kDone; ++i) {
+    step();
+    clock_.advance(kNsPerSec);
+  }
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kDone);
+  EXPECT_NE(r.events.back().message.find("0 of 4 displaced VMs returned home"), std::string::npos)
+      << r.events.back().message;
+  EXPECT_TRUE(hasEvent(r, "v0 stays on dst: its home src is reserved by " + second->id));
+  for (int v = 0; v < 4; ++v) EXPECT_EQ(agents_->count("v" + std::to_string(v)), 1u);
+  expectNotOverbooked();
+}
+
+// Ensures "stay" (the default) moves nothing back and keeps no room at home.
+TEST_F(ExecutorTest, DisplacedVmsStayByDefault) {
+  Reservation r = admitAndStartVacate();
+  releaseHeld();
+  runTo(50 * kNsPerSec);
+  ASSERT_EQ(get(r.id).state, ReservationState::kReady);
+  EXPECT_EQ(manager_->calendar().free("src", r.request.endNs, kTimeInfinity).memoryBytes,
+            static_cast<std::int64_t>(64 * kGiB));
+  clock_.set(r.request.endNs);
+  for (int i = 0; i < 5; ++i) {
+    step();
+    clock_.advance(kNsPerSec);
+  }
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kDone);
+  EXPECT_TRUE(r.returns.empty());
+  for (int v = 0; v < 4; ++v) EXPECT_EQ(agents_->hostOf("v" + std::to_string(v)), "dst");
+}
+
+// Ensures the displaced policy is validated: unknown words and shared reservations are refused.
+TEST_F(ExecutorTest, DisplacedPolicyIsValidated) {
+  ReservationRequest req;
+  req.owner = "lab";
+  req.hostNames = {"src"};
+  req.startNs = clock_.now() + 3600 * kNsPerSec;
+  req.endNs = req.startNs + 600 * kNsPerSec;
+  req.templateName = "bmi";
+  req.displaced = "wander";
+  EXPECT_EQ(manager_->submit(req).status().code(), StatusCode::kInvalidArgument);
+  req.displaced = "return";
+  req.hostNames.clear();
+  req.kind = ReservationKind::kShared;
+  req.vmCount = 1;
+  EXPECT_EQ(manager_->submit(req).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace vrm::manager
