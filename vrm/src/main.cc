@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "vrm/manager/server.h"
+#include "vrm/manager/calibrating_planner.h"
 #include "vrm/planner/cost_aware_vacate_planner.h"
 #include "vrm/manager/web_server.h"
 #include "vrm/protocol/units.h"
@@ -70,6 +71,11 @@ int main(int argc, char** argv) {
                  "an agent silent this long is unreachable")
       ->capture_default_str();
   double warningRatio = 1.1, dangerRatio = 1.0;
+  bool calibrate = true;
+  app.add_option("--calibrate", calibrate,
+                 "cost-aware: refit the live and suspend-copy-resume models from the migrations "
+                 "vrmd watches (stored ones at start, then every 10 new ones of a mode)")
+      ->capture_default_str();
   std::string assessPeriod = "5s";
   app.add_option("--warning-ratio", warningRatio,
                  "while vacating, re-plan the moves not started when time to deadline / time "
@@ -154,15 +160,36 @@ int main(int argc, char** argv) {
   auto store = vrm::manager::Store::open(storePath);
   if (!store) return fail(store.status().message());
   std::unique_ptr<vrm::planner::VacatePlanner> planner;
+  vrm::manager::CalibratingPlanner* calibrating = nullptr;
   if (plannerName == "sequential") {
     planner = std::make_unique<vrm::planner::SequentialVacatePlanner>(
         std::shared_ptr<const vrm::planner::MigrationModel>(std::move(*migrationModel)));
-  } else {
+  } else if (!calibrate) {
     auto costAware = vrm::planner::CostAwareVacatePlanner::create(liveModel, scrModel);
     if (!costAware) return fail("--live-model/--scr-model: " + costAware.status().message());
     planner = std::move(*costAware);
+  } else {
+    vrm::manager::CalibratingPlannerOptions calibration;
+    calibration.liveModel = liveModel;
+    calibration.scrModel = scrModel;
+    for (const auto& h : cluster->hosts) {
+      calibration.nicBandwidthByHost[h.name] = h.nicBandwidthBytesPerSec;
+    }
+    auto p = vrm::manager::CalibratingPlanner::create(calibration);
+    if (!p) return fail("--live-model/--scr-model: " + p.status().message());
+    calibrating = p->get();
+    planner = std::move(*p);
+    // The migrations watched before this start calibrate the models now.
+    auto observed = (*store)->loadObservations();
+    if (!observed) return fail("store: " + observed.status().message());
+    calibrating->observe(*observed);
   }
   vrm::manager::ManagerOptions options;
+  if (calibrating) {
+    options.onObservation = [calibrating](const vrm::MigrationObservation& o) {
+      calibrating->observe({o});
+    };
+  }
   options.marginNs = *marginNs;
   options.planningLatencyNs = *latencyNs;
   options.heartbeatTimeoutNs = *timeoutNs;

@@ -792,6 +792,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         if (Status s = store_.saveObservation(*result.migrated); !s) {
           spdlog::error("cannot store migration observation: {}", s.toString());
         }
+        if (options_.onObservation) options_.onObservation(*result.migrated);
       }
       moveVmLocally(move.vmId, move.fromHost, move.toHost);
       AgentCommand cmd;

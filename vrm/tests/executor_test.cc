@@ -71,6 +71,7 @@ class ExecutorTest : public ::testing::Test {
     options.planningLatencyNs = kNsPerSec;
     options.assessPeriodNs = kNsPerSec;
     options.heartbeatTimeoutNs = 3600 * kNsPerSec;
+    options.onObservation = [this](const MigrationObservation& o) { observed_.push_back(o.vmId); };
     manager_ = std::make_unique<Manager>(clock_, *store_, planner_, std::vector{t}, options);
     agents_ = std::make_unique<FakeAgents>(*manager_);
     std::vector<VmRecord> vms;
@@ -142,6 +143,7 @@ class ExecutorTest : public ::testing::Test {
   std::unique_ptr<Manager> manager_;
   std::unique_ptr<FakeAgents> agents_;
   TimeNs vacateStart_ = 0;
+  std::vector<std::string> observed_;  // what ManagerOptions::onObservation was given
 };
 
 // Ensures a move that overruns makes the executor re-plan the moves not started (here into one
@@ -199,7 +201,8 @@ TEST_F(ExecutorTest, SlowProgressMarksAtRiskEarly) {
   EXPECT_TRUE(get(r.id).atRisk);
 }
 
-// Ensures a vacate on plan is never flagged: no warning, no at-risk.
+// Ensures a vacate on plan is never flagged (no warning, no at-risk), and that every completed
+// migration reaches the observation listener (vrmd's calibrating planner).
 TEST_F(ExecutorTest, OnPlanVacateRaisesNothing) {
   Reservation r = admitAndStartVacate();
   for (int i = 0; i < 4; ++i) {
@@ -215,6 +218,7 @@ TEST_F(ExecutorTest, OnPlanVacateRaisesNothing) {
   EXPECT_EQ(r.state, ReservationState::kReady);
   EXPECT_FALSE(hasEvent(r, "warning:"));
   EXPECT_FALSE(r.atRisk);
+  EXPECT_EQ(observed_, (std::vector<std::string>{"v0", "v1", "v2", "v3"}));
 }
 
 // Ensures displaced VMs go home after the window with displaced=return, one at a time, each

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -48,6 +49,10 @@ struct ManagerOptions {
   // The paper's 3.0 / 4.0 suit tasks whose deadline is hours away; vrmd starts each vacate at its
   // latest safe start, so the slack is the margin plus the quantile's headroom and the
   // defaults sit just above 1 (1.0: projected to miss the deadline).
+  // Called with every migration observation after it is stored (vrmd: the calibrating
+  // planner). Empty = nobody listens.
+  std::function<void(const MigrationObservation&)> onObservation;
+
   double warningRatio = 1.1;
   double dangerRatio = 1.0;
   TimeNs assessPeriodNs = 5 * kNsPerSec;
