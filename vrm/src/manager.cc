@@ -1428,6 +1428,18 @@ bool Manager::driveReturns(Reservation& r) {
                   " is reserved by " + *owner);
       continue;
     }
+    // A reservation that ended early (cancelled, failed) no longer keeps room at home: check it.
+    if (isTerminal(r.state)) {
+      refreshCalendar();
+      const Usage free = calendar_.free(move.toHost, now, kTimeInfinity);
+      if (free.memoryBytes < static_cast<std::int64_t>(vm->memoryBytes) ||
+          free.cpuCores < static_cast<std::int64_t>(vm->cpuCores)) {
+        prog.state = MoveState::kSkipped;
+        note(r, move.vmId + " stays on " + move.fromHost + ": its home " + move.toHost +
+                    " has no room for it any more");
+        continue;
+      }
+    }
     prog.state = MoveState::kRunning;
     prog.actualStartNs = now;
     AgentCommand cmd;
@@ -1473,8 +1485,26 @@ void Manager::driveTeardown(Reservation& r) {
   bool allGone = std::all_of(r.clones.begin(), r.clones.end(), [](const ClonePlacement& c) {
     return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
   });
+  if (allGone && r.request.displaced == "return") {
+    // After the window, or after a cancel or failure that stopped the vacate half-way (a roll
+    // back): once no move of the vacate is running any more.
+    const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const MoveProgress& m) {
+      return m.state == MoveState::kRunning;
+    });
+    if (moving || !driveReturns(r)) return;
+    if (isTerminal(r.state) && !r.returns.empty()) {
+      const std::string summary = "returns done";
+      if (std::none_of(r.events.begin(), r.events.end(), [&](const ReservationEvent& e) {
+            return e.message.rfind(summary, 0) == 0;
+          })) {
+        std::size_t returned = 0;
+        for (const auto& p : r.returnProgress) returned += p.state == MoveState::kDone;
+        note(r, summary + ": " + std::to_string(returned) + " of " +
+                    std::to_string(r.returns.size()) + " displaced VMs returned home");
+      }
+    }
+  }
   if (allGone && r.state == ReservationState::kEnding) {
-    if (r.request.displaced == "return" && !driveReturns(r)) return;
     std::size_t returned = 0;
     for (const auto& p : r.returnProgress) returned += p.state == MoveState::kDone;
     transition(r, ReservationState::kDone,

@@ -306,6 +306,36 @@ TEST_F(ExecutorTest, DisplacedVmsStayByDefault) {
   for (int v = 0; v < 4; ++v) EXPECT_EQ(agents_->hostOf("v" + std::to_string(v)), "dst");
 }
 
+// Ensures cancelling a reservation whose vacate is half done rolls it back with
+// displaced=return: the running move finishes, no new one starts, and the moved VMs go home.
+TEST_F(ExecutorTest, CancelMidVacateRollsBackWithReturn) {
+  Reservation r = admitAndStartVacate("return");
+  // v0 moves, v1 is migrating when the owner cancels.
+  ASSERT_EQ(agents_->held.size(), 1u);
+  auto first = agents_->held.front();
+  agents_->held.clear();
+  manager_->onResult(first.host, agents_->execute(first));
+  agents_->pump();
+  runTo(12 * kNsPerSec);
+  ASSERT_EQ(agents_->held.size(), 1u) << "v1 is migrating";
+  auto cancelled = manager_->cancel(r.id, "lab");
+  ASSERT_TRUE(cancelled.isOk());
+  EXPECT_EQ(cancelled->state, ReservationState::kCancelled);
+  releaseHeld();  // v1's migration completes after the cancel
+  for (int i = 0; i < 10; ++i) {
+    clock_.advance(kNsPerSec);
+    step();
+  }
+  r = get(r.id);
+  EXPECT_TRUE(hasEvent(r, "returns done: 2 of 2 displaced VMs returned home"))
+      << r.events.back().message;
+  for (int v = 0; v < 4; ++v) {
+    EXPECT_EQ(agents_->hostOf("v" + std::to_string(v)), "src") << "v" << v;
+    EXPECT_EQ(agents_->count("v" + std::to_string(v)), 1u);
+  }
+  expectNotOverbooked();
+}
+
 // Ensures the displaced policy is validated: unknown words and shared reservations are refused.
 TEST_F(ExecutorTest, DisplacedPolicyIsValidated) {
   ReservationRequest req;
