@@ -294,10 +294,13 @@ void Manager::rebuildHost(const std::string& host) {
       for (std::size_t i = 0; i < r->plan.moves.size(); ++i) {
         const auto& m = r->plan.moves[i];
         const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
-        if (m.fromHost != host || present.count(m.vmId)) continue;
+        if (m.fromHost != host) continue;
         if (st != MoveState::kPlanned && st != MoveState::kRunning && st != MoveState::kDone) {
           continue;
         }
+        // Still here and leaving: booked until its move ends above, and from the window's end
+        // on here. Moved and back here (or coming back): the inventory books it.
+        if (st == MoveState::kDone && present.count(m.vmId)) continue;
         bool settled = false;  // its return already ended (done, skipped or failed)
         for (std::size_t j = 0; j < r->returns.size(); ++j) {
           if (r->returns[j].vmId == m.vmId && j < r->returnProgress.size() &&

@@ -34,14 +34,27 @@ struct World {
   Manager manager{clock, *store, *planner, templates(), ManagerOptions{60 * kNsPerSec, kNsPerSec,
                                                                        15 * kMin}};
   FakeAgents agents{manager};
+  std::vector<std::string> originalVms;  // the cluster's own VMs (not clones)
 };
 
 // Brute force: what the hosts really hold (the fake agents' inventories) never exceeds their
-// capacity; hosts of a running dedicated reservation hold only its clones; two live dedicated
+// capacity; every VM of the cluster is on exactly one host; hosts of a running dedicated
+// reservation hold only its clones; two live dedicated
 // reservations never share a host in overlapping windows; a reservation whose start has passed
 // is ready/active/ending/done or has failed/been cancelled with a reason.
 void checkInvariants(World& w, const std::string& context) {
   const TimeNs now = w.clock.now();
+  // Every VM exists exactly once (the cluster's own ones never vanish; none is duplicated).
+  std::map<std::string, int> copies;
+  for (const auto& [host, vms] : w.agents.inventory_) {
+    for (const auto& v : vms) {
+      if (v.state != VmState::kIncoming) ++copies[v.id];
+    }
+  }
+  for (const auto& id : w.originalVms) {
+    ASSERT_EQ(copies[id], 1) << context << ": VM " << id << " is on " << copies[id] << " hosts";
+  }
+  for (const auto& [id, n] : copies) ASSERT_LE(n, 1) << context << ": " << id << " duplicated";
   for (const auto& [host, vms] : w.agents.inventory_) {
     std::uint64_t mem = 0, cores = 0;
     for (const auto& v : vms) {
@@ -131,6 +144,7 @@ TEST(AdmissionPropertyTest, RandomLifecyclesNeverOverbook) {
                                      static_cast<std::uint64_t>(uniform(1, 8)) * kGiB,
                                      static_cast<std::uint32_t>(uniform(1, 4))));
       }
+      for (const auto& v : vms) w.originalVms.push_back(v.id);
       w.agents.addHost("h" + std::to_string(h), 32, 64 * kGiB, vms);
     }
     int admitted = 0;
@@ -149,6 +163,7 @@ TEST(AdmissionPropertyTest, RandomLifecyclesNeverOverbook) {
         } else {
           req.hostCount = static_cast<std::uint32_t>(uniform(1, 2));
           req.templateName = uniform(0, 1) ? "bmi" : "small";
+          if (uniform(0, 1)) req.displaced = "return";
         }
         auto r = w.manager.submit(req);
         ASSERT_TRUE(r.isOk()) << context << ": " << r.status().toString();
