@@ -38,7 +38,7 @@ start_vrmd() {
   "$build/vrm/vrmd" --cluster "$CLUSTER" --store "$work/vrm.db" --clients "$CLIENTS" \
     --agents "$AGENTS" --time-scale "$SCALE" --clock-origin "$ORIGIN" \
     --http "$http" --events "$EVENTS" \
-    --heartbeat-timeout 5min >>"$work/vrmd.log" 2>&1 &
+    --heartbeat-timeout 5min ${VRMD_EXTRA:-} >>"$work/vrmd.log" 2>&1 &
   vrmd_pid=$!
 }
 
