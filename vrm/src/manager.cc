@@ -738,6 +738,12 @@ void Manager::onProgress(const std::string& host, const AgentProgress& progress)
 void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
   auto it = pending_.find(commandId);
   if (it == pending_.end()) return;
+  // Nobody is connected as that host: unreachable until its agent heartbeats again.
+  if (auto h = hosts_.find(it->second.host); h != hosts_.end() && h->second.reachable) {
+    spdlog::warn("agent {} is unreachable: {}", h->first, why);
+    h->second.reachable = false;
+    touchHost(h->first);
+  }
   AgentResult r;
   r.commandId = commandId;
   r.status = Status::unavailable(why);
@@ -764,6 +770,20 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
   switch (p.step) {
     case Step::kPrepareIncoming: {
       const auto& move = moveAt(r, p.index);
+      if (!result.status && result.status.code() == StatusCode::kUnavailable &&
+          !isReturn(r, p.index) && r.state == ReservationState::kVacating) {
+        // The destination's agent is gone: nothing started, the VM is still on its source.
+        // Send its move, and the others waiting for that host, elsewhere.
+        auto& prog = progressAt(r, p.index);
+        prog.state = MoveState::kPlanned;
+        prog.actualStartNs = 0;
+        note(r, "destination " + move.toHost + " cannot receive " + move.vmId + " (" +
+                    result.status.message() + ")");
+        if (auto h = hosts_.find(move.toHost); h != hosts_.end()) h->second.reachable = false;
+        persist(r);
+        replanAroundLostHosts();
+        return;
+      }
       if (!result.status) {
         progressAt(r, p.index).state = MoveState::kFailed;
         failMove(r, p.index, "destination " + move.toHost + " cannot receive " + move.vmId +
@@ -1036,6 +1056,36 @@ void Manager::replanAroundLostHosts() {
     if (touches) affected.push_back(id);
   }
   for (const auto& id : affected) readmit(id, "an agent it depends on became unreachable");
+
+  // Vacates under way: moves not started towards a lost destination go elsewhere; a lost host
+  // being vacated cannot be emptied until its agent returns, so the promise is at risk.
+  for (auto& [id, r] : reservations_) {
+    if (r.state != ReservationState::kVacating) continue;
+    std::string lostSource;
+    bool lostDestination = false;
+    std::uint32_t current = UINT32_MAX;
+    for (std::size_t i = 0; i < r.moves.size(); ++i) {
+      const auto& m = r.plan.moves[i];
+      if (r.moves[i].state == MoveState::kRunning || r.moves[i].state == MoveState::kPlanned) {
+        current = std::min(current, m.batch);
+      }
+      if (r.moves[i].state != MoveState::kPlanned) continue;
+      lostDestination |= lost.count(m.toHost) > 0;
+      if (lost.count(m.fromHost)) lostSource = m.fromHost;
+    }
+    if (lostDestination) {
+      std::string outcome =
+          replanRemaining(r, current, clock_.now() + runningBatchTimeLeft(r), /*force=*/true);
+      if (!outcome.empty()) note(r, "a destination became unreachable; " + outcome);
+    }
+    if (!lostSource.empty() && !r.atRisk) {
+      r.atRisk = true;
+      r.riskReason = "host " + lostSource + " being vacated is unreachable; its VMs move when "
+                     "its agent is back";
+      note(r, "at-risk: " + r.riskReason);
+    }
+    persist(r);
+  }
 }
 
 void Manager::fail(Reservation& r, const std::string& reason) {
@@ -1245,14 +1295,8 @@ void Manager::assessVacate(Reservation& r) {
 
   constexpr int kMaxReplans = 3;
   if (replans_[r.id] < kMaxReplans) {
-    // What the running batch still needs, i.e. when the re-planned moves could start.
     std::uint32_t unused = 0;
-    Reservation runningOnly = r;
-    for (std::size_t i = 0; i < runningOnly.moves.size(); ++i) {
-      if (runningOnly.plan.moves[i].batch > batch) runningOnly.moves[i].state = MoveState::kSkipped;
-    }
-    const TimeNs runningLeft = projectedTimeLeft(runningOnly, &unused);
-    std::string outcome = replanRemaining(r, batch, now + runningLeft);
+    std::string outcome = replanRemaining(r, batch + 1, now + runningBatchTimeLeft(r), false);
     if (!outcome.empty()) {
       ++replans_[r.id];
       note(r, "warning: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) + " <= " +
@@ -1272,21 +1316,45 @@ void Manager::assessVacate(Reservation& r) {
   }
 }
 
-std::string Manager::replanRemaining(Reservation& r, std::uint32_t runningBatch, TimeNs fromNs) {
+TimeNs Manager::runningBatchTimeLeft(const Reservation& r) const {
+  std::uint32_t batch = 0;
+  Reservation runningOnly = r;
+  std::uint32_t lowest = UINT32_MAX;
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    if (r.moves[i].state == MoveState::kPlanned || r.moves[i].state == MoveState::kRunning) {
+      lowest = std::min(lowest, r.plan.moves[i].batch);
+    }
+  }
+  for (std::size_t i = 0; i < runningOnly.moves.size(); ++i) {
+    if (runningOnly.plan.moves[i].batch != lowest ||
+        runningOnly.moves[i].state != MoveState::kRunning) {
+      if (runningOnly.moves[i].state == MoveState::kPlanned) {
+        runningOnly.moves[i].state = MoveState::kSkipped;
+      }
+    }
+  }
+  return projectedTimeLeft(runningOnly, &batch);
+}
+
+std::string Manager::replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs,
+                                     bool force) {
   std::vector<std::size_t> rest;
-  TimeNs oldFirst = kTimeInfinity, oldLast = 0;
   std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> spans;
+  std::uint32_t keptBatch = 0;
+  bool anyKept = false;
   for (std::size_t i = 0; i < r.moves.size(); ++i) {
     const auto& m = r.plan.moves[i];
-    if (m.batch <= runningBatch || r.moves[i].state != MoveState::kPlanned) continue;
+    if (m.batch < firstBatch || r.moves[i].state != MoveState::kPlanned) {
+      keptBatch = anyKept ? std::max(keptBatch, m.batch) : m.batch;
+      anyKept = true;
+      continue;
+    }
     rest.push_back(i);
     auto [it, inserted] = spans.emplace(m.batch, std::pair{m.startOffsetNs, m.endOffsetNs});
     if (!inserted) {
       it->second.first = std::min(it->second.first, m.startOffsetNs);
       it->second.second = std::max(it->second.second, m.endOffsetNs);
     }
-    oldFirst = std::min(oldFirst, m.startOffsetNs);
-    oldLast = std::max(oldLast, m.endOffsetNs);
   }
   if (rest.empty()) return "";
   TimeNs oldSpan = 0;
@@ -1326,7 +1394,7 @@ std::string Manager::replanRemaining(Reservation& r, std::uint32_t runningBatch,
   if (!plan) return restore("re-planning the " + std::to_string(rest.size()) +
                             " moves not started failed (" + plan.status().message() +
                             "); keeping the plan");
-  if (static_cast<double>(plan->makespanNs) > 0.95 * static_cast<double>(oldSpan)) {
+  if (!force && static_cast<double>(plan->makespanNs) > 0.95 * static_cast<double>(oldSpan)) {
     return restore("re-planning the " + std::to_string(rest.size()) +
                    " moves not started gains nothing (" + plan->strategy + ": " +
                    formatDuration(plan->makespanNs) + " vs " + formatDuration(oldSpan) +
@@ -1334,8 +1402,9 @@ std::string Manager::replanRemaining(Reservation& r, std::uint32_t runningBatch,
   }
   // The new moves follow the running batch, at offsets from the vacate start as before.
   const TimeNs shift = fromNs - r.plan.latestSafeStartNs;
+  const std::uint32_t base = anyKept ? keptBatch + 1 : firstBatch;
   for (auto m : plan->moves) {
-    m.batch += runningBatch + 1;
+    m.batch += base;
     m.startOffsetNs += shift;
     m.endOffsetNs += shift;
     r.plan.moves.push_back(std::move(m));
@@ -1619,9 +1688,25 @@ void Manager::advance(Reservation& r) {
     if (r.state == before) break;
   }
   if ((r.state == ReservationState::kVacating || r.state == ReservationState::kPreparing) &&
-      now >= r.request.startNs &&
-      (r.events.empty() || r.events.back().message.rfind("late:", 0) != 0)) {
-    note(r, "late: the reservation's start has passed before its hosts were ready");
+      now >= r.request.startNs) {
+    // Waiting for an agent that is gone would break the promise silently: past the start, a
+    // reservation that still needs an unreachable host fails, with the reason.
+    std::string gone;
+    for (std::size_t i = 0; i < r.moves.size() && gone.empty(); ++i) {
+      if (r.moves[i].state != MoveState::kPlanned) continue;
+      for (const auto* h : {&r.plan.moves[i].fromHost, &r.plan.moves[i].toHost}) {
+        if (auto it = hosts_.find(*h); it != hosts_.end() && !it->second.reachable) gone = *h;
+      }
+    }
+    for (const auto& c : r.clones) {
+      if (!gone.empty() || c.state != CloneState::kPending) continue;
+      if (auto it = hosts_.find(c.host); it != hosts_.end() && !it->second.reachable) gone = c.host;
+    }
+    if (!gone.empty()) {
+      fail(r, "not ready at its start: host " + gone + " it needs is unreachable");
+    } else if (r.events.empty() || r.events.back().message.rfind("late:", 0) != 0) {
+      note(r, "late: the reservation's start has passed before its hosts were ready");
+    }
   }
 }
 
@@ -1667,6 +1752,10 @@ TimeNs Manager::nextWakeNs() const {
         if (auto a = nextAssessNs_.find(id); a != nextAssessNs_.end()) {
           next = std::min(next, a->second);
         }
+        [[fallthrough]];
+      case ReservationState::kPreparing:
+        // The start is when a reservation still waiting for a lost agent fails.
+        if (r.request.startNs > clock_.now()) next = std::min(next, r.request.startNs);
         break;
       default: break;
     }

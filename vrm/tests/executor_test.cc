@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "fake_agents.h"
 #include "vrm/manager/manager.h"
@@ -78,11 +79,13 @@ class ExecutorTest : public ::testing::Test {
     for (int i = 0; i < 4; ++i) vms.push_back(FakeAgents::vm("v" + std::to_string(i), 2 * kGiB));
     agents_->addHost("src", 32, 64 * kGiB, vms);
     agents_->addHost("dst", 32, 64 * kGiB, {});
+    agents_->addHost("spare", 32, 64 * kGiB, {});  // planned after dst (name order)
   }
 
   // A sequential vacate of src (4 moves of 10 s, deadline 50 s after the vacate starts:
   // timetodeadline / timeleft = 1.25 at the start), with migrations held by the agents.
-  Reservation admitAndStartVacate(const std::string& displaced = "") {
+  Reservation admitAndStartVacate(const std::string& displaced = "",
+                                  const std::function<void()>& atStart = {}) {
     ReservationRequest req;
     req.owner = "lab";
     req.hostNames = {"src"};
@@ -99,6 +102,7 @@ class ExecutorTest : public ::testing::Test {
     vacateStart_ = r->plan.latestSafeStartNs;
     agents_->hold.insert(AgentCommand::Kind::kMigrate);
     clock_.set(vacateStart_);
+    if (atStart) atStart();
     step();
     EXPECT_EQ(get(r->id).state, ReservationState::kVacating);
     return get(r->id);
@@ -284,6 +288,28 @@ TEST_F(ExecutorTest, ReturnSkipsAHomeReservedByAnother) {
       << r.events.back().message;
   EXPECT_TRUE(hasEvent(r, "v0 stays on dst: its home src is reserved by " + second->id));
   for (int v = 0; v < 4; ++v) EXPECT_EQ(agents_->count("v" + std::to_string(v)), 1u);
+  expectNotOverbooked();
+}
+
+// Ensures a destination whose agent cannot be reached when the vacate starts does not fail
+// the reservation: the move goes back to planned, the moves not started are re-planned to
+// another host, and the reservation is ready on time with every VM there exactly once.
+TEST_F(ExecutorTest, UnreachableDestinationIsPlannedAround) {
+  Reservation r = admitAndStartVacate("", [&] { agents_->refuse.insert("dst"); });
+  r = get(r.id);
+  EXPECT_EQ(r.state, ReservationState::kVacating) << r.events.back().message;
+  EXPECT_TRUE(hasEvent(r, "destination dst cannot receive v0")) << r.events.back().message;
+  EXPECT_TRUE(hasEvent(r, "a destination became unreachable; re-planned the 4 moves not started"))
+      << r.events.back().message;
+  for (const auto& m : r.plan.moves) EXPECT_EQ(m.toHost, "spare") << m.vmId;
+  releaseHeld();
+  runTo(45 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_EQ(r.state, ReservationState::kReady) << r.events.back().message;
+  for (int v = 0; v < 4; ++v) {
+    EXPECT_EQ(agents_->hostOf("v" + std::to_string(v)), "spare");
+    EXPECT_EQ(agents_->count("v" + std::to_string(v)), 1u);
+  }
   expectNotOverbooked();
 }
 

@@ -162,9 +162,13 @@ class Manager {
   void assessVacate(Reservation& r);
   // Projected time the vacate still needs (mean, not scaled), with the lowest unfinished batch.
   TimeNs projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch) const;
-  // Re-plans the moves of batches after `runningBatch` to start at `fromNs`; keeps the new plan
-  // when it is at least 5% faster than the old and its bookings fit. Returns what happened.
-  std::string replanRemaining(Reservation& r, std::uint32_t runningBatch, TimeNs fromNs);
+  // Re-plans the moves not started of batches >= `firstBatch` to start at `fromNs`, after the
+  // moves that stay; keeps the new plan when its bookings fit and (unless `force`: a destination
+  // was lost) it is at least 5% faster than the old. Returns what happened ("" = nothing to do).
+  std::string replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs,
+                              bool force);
+  // Projected time the running moves of the lowest unfinished batch still need.
+  TimeNs runningBatchTimeLeft(const Reservation& r) const;
   // Displaced VMs going home after the window (request.displaced == "return"), one at a time.
   // Creates the return moves on first call; true once every one has ended (done, skipped or
   // failed: a VM that cannot go home stays where it is, noted).
