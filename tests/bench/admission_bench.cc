@@ -1,0 +1,180 @@
+// Admission latency of the Manager at cluster scale (issue 5 "Speed", issue 8 item 5): a
+// generated cluster of 10,000 hosts and 100,000 VMs with 10,000 reservations already booked
+// (tests/scale/generated_cluster.h), the CostAwareVacatePlanner that vrmd uses, an in-memory
+// store. Each benchmark times every submit() and reports the p50 and p99 of those samples as
+// counters (microseconds); targets: p99 < 1 ms shared, < 10 ms for a 4-host dedicated
+// reservation, planning included. "DryRun" decides without booking; "Booked" also stores and
+// books (the cluster fills a little as it runs).
+//
+// Size: --hosts=N --reservations=N (default 10,000 each). A tiny --benchmark_min_time (the ctest
+// smoke run) shrinks the defaults to 200 hosts / 200 reservations. Figures: README "Performance".
+#include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../scale/generated_cluster.h"
+#include "vrm/manager/manager.h"
+#include "vrm/planner/cost_aware_vacate_planner.h"
+
+namespace {
+
+using namespace vrm;
+using namespace vrm::manager;
+
+std::uint32_t gHosts = 10000;
+std::uint32_t gReservations = 10000;
+constexpr TimeNs kNow = 1'800'000'000 * kNsPerSec;
+
+struct World {
+  ManualClock clock{kNow};
+  std::unique_ptr<Store> store;
+  std::unique_ptr<planner::CostAwareVacatePlanner> planner;
+  std::unique_ptr<Manager> manager;
+  std::uint32_t admitted = 0, rejected = 0;
+};
+
+// Built once, shared by every benchmark (booking 10,000 reservations takes a while).
+World& world() {
+  static World* w = [] {
+    auto* w = new World;
+    w->store = std::move(*Store::open(":memory:"));
+    w->planner = std::move(*planner::CostAwareVacatePlanner::create("qemu-precopy", "zhao-scr"));
+    w->manager = std::make_unique<Manager>(w->clock, *w->store, *w->planner,
+                                           scale::generatedTemplates());
+    for (std::uint32_t i = 0; i < gHosts; ++i) {
+      if (!w->manager->onRegister(scale::generatedHost(i), scale::generatedVms(i))) std::abort();
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint32_t i = 0; i < gReservations; ++i) {
+      auto r = w->manager->submit(scale::generatedRequest(i, kNow));
+      if (!r) {
+        std::fprintf(stderr, "setup submit %u: %s\n", i, r.status().toString().c_str());
+        std::abort();
+      }
+      (r->state == ReservationState::kAdmitted ? w->admitted : w->rejected)++;
+    }
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "setup: %u hosts, %u VMs, %u reservations booked (%u rejected) in %.1f s\n",
+                 gHosts, gHosts * scale::kVmsPerHost, w->admitted, w->rejected, s);
+    return w;
+  }();
+  return *w;
+}
+
+ReservationRequest sharedRequest(std::mt19937& rng, bool dryRun) {
+  std::uniform_int_distribution<TimeNs> start(2 * 3600 * kNsPerSec, 7 * 24 * 3600 * kNsPerSec);
+  ReservationRequest r;
+  r.owner = "bench";
+  r.kind = ReservationKind::kShared;
+  r.vmCount = 4;
+  r.templateName = "small";
+  r.startNs = kNow + start(rng);
+  r.endNs = r.startNs + 2 * 3600 * kNsPerSec;
+  r.dryRun = dryRun;
+  return r;
+}
+
+ReservationRequest dedicatedRequest(std::mt19937& rng, bool dryRun) {
+  // After the booked horizon (7 days): the vacate's moves meet no other reservation's moves.
+  std::uniform_int_distribution<TimeNs> start(8 * 24 * 3600 * kNsPerSec, 14 * 24 * 3600 * kNsPerSec);
+  ReservationRequest r;
+  r.owner = "bench";
+  r.kind = ReservationKind::kDedicated;
+  r.hostCount = 4;
+  r.templateName = "node";
+  r.startNs = kNow + start(rng);
+  r.endNs = r.startNs + 2 * 3600 * kNsPerSec;
+  r.dryRun = dryRun;
+  return r;
+}
+
+void run(benchmark::State& state, const char* name, ReservationRequest (*make)(std::mt19937&, bool), bool dryRun) {
+  Manager& m = *world().manager;
+  std::mt19937 rng(42);
+  std::vector<double> us;
+  std::uint64_t admitted = 0;
+  for (auto _ : state) {
+    ReservationRequest req = make(rng, dryRun);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = m.submit(std::move(req));
+    const auto t1 = std::chrono::steady_clock::now();
+    if (!r) {
+      state.SkipWithError(r.status().toString().c_str());
+      break;
+    }
+    admitted += r->state == ReservationState::kAdmitted;
+    if (r->state != ReservationState::kAdmitted && us.empty()) {
+      std::fprintf(stderr, "%s: first rejection: %s\n", name, r->reason.c_str());
+    }
+    us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  }
+  if (us.empty()) return;
+  std::sort(us.begin(), us.end());
+  auto pct = [&](double q) {
+    return us[std::min(us.size() - 1, static_cast<std::size_t>(q * static_cast<double>(us.size())))];
+  };
+  state.counters["p50_us"] = pct(0.50);
+  state.counters["p99_us"] = pct(0.99);
+  state.counters["max_us"] = us.back();
+  state.counters["admitted_pct"] = 100.0 * static_cast<double>(admitted) / static_cast<double>(us.size());
+  state.SetLabel(std::to_string(gHosts) + " hosts, " + std::to_string(gHosts * scale::kVmsPerHost) +
+                 " VMs, " + std::to_string(gReservations) + " booked");
+}
+
+void BM_AdmitSharedDryRun(benchmark::State& s) { run(s, "BM_AdmitSharedDryRun", sharedRequest, true); }
+void BM_AdmitSharedBooked(benchmark::State& s) { run(s, "BM_AdmitSharedBooked", sharedRequest, false); }
+void BM_AdmitDedicated4DryRun(benchmark::State& s) { run(s, "BM_AdmitDedicated4DryRun", dedicatedRequest, true); }
+void BM_AdmitDedicated4Booked(benchmark::State& s) { run(s, "BM_AdmitDedicated4Booked", dedicatedRequest, false); }
+BENCHMARK(BM_AdmitSharedDryRun)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AdmitSharedBooked)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AdmitDedicated4DryRun)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AdmitDedicated4Booked)->Unit(benchmark::kMicrosecond);
+
+// Takes --hosts=N / --reservations=N out of argv; a min_time under 0.05 s means a smoke run.
+void parseSize(int& argc, char** argv) {
+  bool smoke = false, hostsSet = false, reservationsSet = false;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    const char* a = argv[i];
+    if (std::strncmp(a, "--hosts=", 8) == 0) {
+      gHosts = static_cast<std::uint32_t>(std::strtoul(a + 8, nullptr, 10));
+      hostsSet = true;
+      continue;
+    }
+    if (std::strncmp(a, "--reservations=", 15) == 0) {
+      gReservations = static_cast<std::uint32_t>(std::strtoul(a + 15, nullptr, 10));
+      reservationsSet = true;
+      continue;
+    }
+    if (std::strncmp(a, "--benchmark_min_time=", 21) == 0 && std::strtod(a + 21, nullptr) < 0.05) {
+      smoke = true;
+    }
+    argv[out++] = argv[i];
+  }
+  argc = out;
+  if (smoke && !hostsSet) gHosts = 200;
+  if (smoke && !reservationsSet) gReservations = 200;
+  if (gHosts < 4) gHosts = 4;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  parseSize(argc, argv);
+  spdlog::set_level(spdlog::level::warn);  // one info line per admission would dominate
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
