@@ -2,6 +2,7 @@
 
 // Boost.ICL stays inside this file: it is template-heavy and nothing else needs it.
 #include <boost/icl/interval_map.hpp>
+#include <algorithm>
 #include <set>
 
 namespace vrm::manager {
@@ -30,8 +31,26 @@ std::int64_t peakOf(const UsageMap& map, TimeNs from, TimeNs to) {
   return peak;
 }
 
-bool exceeds(const UsageMap& map, std::int64_t cap, const char* what, std::string* why) {
-  for (const auto& [iv, v] : map) {
+template <typename Map>
+std::pair<typename Map::const_iterator, typename Map::const_iterator> segments(const Map& map,
+                                                                             TimeNs from,
+                                                                             TimeNs to) {
+  if (from == kTimeMinusInfinity && to == kTimeInfinity) return {map.begin(), map.end()};
+  return map.equal_range(Interval(from, to));
+}
+
+// Upper bound of the first segment of `map` ending after `now`.
+template <typename Map>
+TimeNs firstEndAfter(const Map& map, TimeNs now) {
+  auto it = map.lower_bound(Interval(now, now + 1));  // first segment with upper > now
+  return it == map.end() ? kTimeInfinity : it->first.upper();
+}
+
+bool exceeds(const UsageMap& map, std::int64_t cap, const char* what, std::string* why,
+             TimeNs from = kTimeMinusInfinity, TimeNs to = kTimeInfinity) {
+  auto [begin, end] = segments(map, from, to);
+  for (auto it = begin; it != end; ++it) {
+    const auto& [iv, v] = *it;
     if (v > cap) {
       if (why) {
         *why = std::string(what) + " booked " + std::to_string(v) + " > capacity " +
@@ -87,6 +106,10 @@ void CapacityCalendar::book(const std::string& host, TimeNs from, TimeNs to, con
   if (u.nicBytesPerSec) h.nic += std::make_pair(iv, u.nicBytesPerSec);
 }
 
+void CapacityCalendar::unbook(const std::string& host, TimeNs from, TimeNs to, const Usage& u) {
+  book(host, from, to, {-u.cpuCores, -u.memoryBytes, -u.nicBytesPerSec});
+}
+
 void CapacityCalendar::bookExclusive(const std::string& host, TimeNs from, TimeNs to,
                                      const std::string& owner) {
   if (from >= to) return;
@@ -121,14 +144,28 @@ std::optional<std::string> CapacityCalendar::exclusiveOwner(const std::string& h
 }
 
 bool CapacityCalendar::overbooked(const std::string& host, std::string* why) const {
+  return overbookedWithin(host, kTimeMinusInfinity, kTimeInfinity, why);
+}
+
+TimeNs CapacityCalendar::stableUntil(const std::string& host, TimeNs now) const {
   const HostCalendar* h = find(host);
-  if (!h) return false;
-  if (exceeds(h->cpu, h->capacity.cpuCores, "cpu cores", why) ||
-      exceeds(h->memory, h->capacity.memoryBytes, "memory bytes", why) ||
-      exceeds(h->nic, h->capacity.nicBytesPerSec, "nic bytes/s", why)) {
+  if (!h) return kTimeInfinity;
+  return std::min({firstEndAfter(h->cpu, now), firstEndAfter(h->memory, now),
+                   firstEndAfter(h->nic, now), firstEndAfter(h->exclusive, now)});
+}
+
+bool CapacityCalendar::overbookedWithin(const std::string& host, TimeNs from, TimeNs to,
+                                        std::string* why) const {
+  const HostCalendar* h = find(host);
+  if (!h || from >= to) return false;
+  if (exceeds(h->cpu, h->capacity.cpuCores, "cpu cores", why, from, to) ||
+      exceeds(h->memory, h->capacity.memoryBytes, "memory bytes", why, from, to) ||
+      exceeds(h->nic, h->capacity.nicBytesPerSec, "nic bytes/s", why, from, to)) {
     return true;
   }
-  for (const auto& [iv, owners] : h->exclusive) {
+  auto [begin, end] = segments(h->exclusive, from, to);
+  for (auto it = begin; it != end; ++it) {
+    const auto& [iv, owners] = *it;
     if (owners.size() > 1) {
       if (why) *why = "two exclusive owners from " + formatTime(iv.lower());
       return true;

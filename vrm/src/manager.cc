@@ -148,24 +148,20 @@ Result<Reservation> Manager::submit(ReservationRequest request) {
                  return h;
                }());
   reservations_[out.id] = out;
-  touch(out);
+  if (out.state == ReservationState::kAdmitted && out.request.kind == ReservationKind::kShared &&
+      bookSharedClones(out, *tmpl, /*undo=*/false)) {
+    // Booked exactly as a rebuild would: no need to rebuild its (often busy) hosts.
+    for (const auto& h : hostsTouchedBy(out)) touching_[h].insert(out.id);
+  } else {
+    touch(out);
+  }
   publishNew(out);
   return out;
 }
 
-std::set<std::string> Manager::pendingDestinations() const {
-  std::set<std::string> dests;
-  for (const auto& [id, r] : reservations_) {
-    if (isTerminal(r.state)) continue;
-    for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
-      if (i < r.moves.size() && r.moves[i].state != MoveState::kPlanned &&
-          r.moves[i].state != MoveState::kRunning) {
-        continue;
-      }
-      dests.insert(r.plan.moves[i].toHost);
-    }
-  }
-  return dests;
+const std::set<std::string>& Manager::pendingDestinations() {
+  refreshCalendar();  // receiving_ is derived host by host with the calendar
+  return receiving_;
 }
 
 TimeNs Manager::prepareAt(const Reservation& r) const {
@@ -215,6 +211,8 @@ void Manager::touch(const Reservation& r) {
 
 void Manager::rebuildHost(const std::string& host) {
   calendar_.clearHost(host);
+  if (auto v = views_.find(host); v != views_.end()) v->second.vmsStale = true;
+  bool receiving = false;
   auto hit = hosts_.find(host);
   if (hit != hosts_.end()) {
     const HostRecord& h = hit->second;
@@ -240,6 +238,9 @@ void Manager::rebuildHost(const std::string& host) {
       const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
       if (m.fromHost == host && (st == MoveState::kPlanned || st == MoveState::kRunning)) {
         leavesAt[m.vmId] = moveWindow(*r, i).second;
+      }
+      if (m.toHost == host && (st == MoveState::kPlanned || st == MoveState::kRunning)) {
+        receiving = true;
       }
     }
     for (const auto& c : r->clones) {
@@ -317,6 +318,11 @@ void Manager::rebuildHost(const std::string& host) {
       }
     }
   }
+  if (receiving) {
+    receiving_.insert(host);
+  } else {
+    receiving_.erase(host);
+  }
 }
 
 void Manager::refreshCalendar() {
@@ -329,9 +335,53 @@ const CapacityCalendar& Manager::calendar() {
   return calendar_;
 }
 
+bool Manager::bookSharedClones(const Reservation& r, const TemplateSpec& tmpl, bool undo) {
+  if (!undo) {
+    for (const auto& c : r.clones) {
+      if (dirtyHosts_.count(c.host) || findVm(c.host, c.vmId)) return false;
+    }
+  }
+  const TimeNs from = cloneStart(r);
+  const Usage usage{tmpl.cpuCores, static_cast<std::int64_t>(tmpl.memoryBytes), 0};
+  for (const auto& c : r.clones) {
+    if (c.state == CloneState::kDestroyed || c.state == CloneState::kFailed) continue;
+    if (undo) {
+      calendar_.unbook(c.host, from, r.request.endNs, usage);
+    } else {
+      calendar_.book(c.host, from, r.request.endNs, usage);
+    }
+    if (auto v = views_.find(c.host); v != views_.end()) v->second.freeStale = true;
+  }
+  return true;
+}
+
 std::string Manager::verifyBookings(const Reservation& r, bool keep) {
   refreshCalendar();
   const std::set<std::string> hosts = hostsTouchedBy(r);
+  const TemplateSpec* tmpl = findTemplate(r.request.templateName);
+  if (!keep && r.request.kind == ReservationKind::kShared && r.plan.moves.empty() && tmpl &&
+      !reservations_.count(r.id)) {
+    // A new shared reservation only adds its clones on [cloneStart, end): book them, check that
+    // window, take them back. Same verdict and message as the rebuild below, without rebuilding
+    // hosts that may carry thousands of bookings.
+    std::set<std::string> alreadyOver;
+    for (const auto& h : hosts) {
+      if (calendar_.overbooked(h)) alreadyOver.insert(h);
+    }
+    if (bookSharedClones(r, *tmpl, /*undo=*/false)) {
+      std::string violation;
+      for (const auto& h : hosts) {
+        std::string why;
+        if (!alreadyOver.count(h) &&
+            calendar_.overbookedWithin(h, cloneStart(r), r.request.endNs, &why)) {
+          violation = "host " + h + " would be overbooked: " + why;
+          break;
+        }
+      }
+      bookSharedClones(r, *tmpl, /*undo=*/true);
+      return violation;
+    }
+  }
   std::set<std::string> alreadyOver;
   for (const auto& h : hosts) {
     if (calendar_.overbooked(h)) alreadyOver.insert(h);  // agents report more than we knew
@@ -358,42 +408,75 @@ std::string Manager::verifyBookings(const Reservation& r, bool keep) {
   return violation;
 }
 
-planner::VacateRequest Manager::snapshot(const Reservation& candidate) const {
+planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
+  refreshCalendar();
   planner::VacateRequest req;
   const TimeNs now = clock_.now();
+  req.hosts.reserve(hosts_.size());
+  auto vit = views_.begin();
   for (const auto& [name, h] : hosts_) {
-    planner::HostSnapshot s;
-    s.name = name;
-    s.cpuCores = h.cpuCores;
-    s.memoryBytes = h.memoryBytes;
-    s.nicBandwidthBytesPerSec = h.nicBandwidthBytesPerSec;
-    // What stays free from now on, after every booking (VMs, incoming moves, clones). Displaced
-    // VMs stay where they land, so a destination must also be free of exclusive windows
-    // forever: another reservation's vacate plan would not know about the newcomer.
-    Usage free = calendar_.free(name, now, kTimeInfinity);
-    s.freeMemoryBytes = static_cast<std::uint64_t>(std::max<std::int64_t>(free.memoryBytes, 0));
-    s.freeCpuCores = static_cast<std::uint32_t>(std::max<std::int64_t>(free.cpuCores, 0));
-    s.canReceive =
-        h.reachable && !calendar_.exclusiveOwner(name, now, kTimeInfinity, candidate.id);
-    req.hosts.push_back(s);
-    auto it = vmsByHost_.find(name);
-    if (it == vmsByHost_.end()) continue;
-    for (const auto& v : it->second) {
-      if (v.state == VmState::kIncoming) continue;  // counted on its source
-      // Another reservation's clone leaves when that reservation ends, which the exclusive
-      // windows and shared-clone checks place before any vacate of this host.
-      if (!v.reservationId.empty()) continue;
-      planner::VmSnapshot vs;
-      vs.id = v.id;
-      vs.host = name;
-      vs.cpuCores = v.cpuCores;
-      vs.memoryBytes = v.memoryBytes;
-      vs.nonzeroMemoryBytes = v.nonzeroMemoryBytes ? v.nonzeroMemoryBytes : v.memoryBytes;
-      vs.dirtyRateBytesPerSec = v.dirtyRateBytesPerSec;
-      req.vms.push_back(vs);
+    // views_ holds a subset of hosts_'s names, walked in step: no lookups.
+    if (vit == views_.end() || vit->first != name) vit = views_.emplace_hint(vit, name, HostView{});
+    HostView& v = vit->second;
+    ++vit;
+    if (v.vmsStale) {
+      v.snap.name = name;
+      v.snap.cpuCores = h.cpuCores;
+      v.snap.memoryBytes = h.memoryBytes;
+      v.snap.nicBandwidthBytesPerSec = h.nicBandwidthBytesPerSec;
+      v.vms.clear();
+      v.vacateBytes = 0;
+      if (auto it = vmsByHost_.find(name); it != vmsByHost_.end()) {
+        for (const auto& vm : it->second) {
+          if (vm.state == VmState::kIncoming) continue;  // counted on its source
+          // Another reservation's clone leaves when that reservation ends, which the exclusive
+          // windows and shared-clone checks place before any vacate of this host.
+          if (!vm.reservationId.empty()) continue;
+          planner::VmSnapshot vs;
+          vs.id = vm.id;
+          vs.host = name;
+          vs.cpuCores = vm.cpuCores;
+          vs.memoryBytes = vm.memoryBytes;
+          vs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes ? vm.nonzeroMemoryBytes : vm.memoryBytes;
+          vs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+          v.vacateBytes += vs.nonzeroMemoryBytes;
+          v.vms.push_back(std::move(vs));
+        }
+      }
+      v.vmsStale = false;
+      v.freeStale = true;
     }
+    if (v.freeStale || now < v.computedAt || now >= v.validUntil) {
+      // What stays free from now on, after every booking (VMs, incoming moves, clones).
+      // Displaced VMs stay where they land, so a destination must also be free of exclusive
+      // windows forever: another reservation's vacate plan would not know about the newcomer.
+      Usage free = calendar_.free(name, now, kTimeInfinity);
+      v.snap.freeMemoryBytes =
+          static_cast<std::uint64_t>(std::max<std::int64_t>(free.memoryBytes, 0));
+      v.snap.freeCpuCores = static_cast<std::uint32_t>(std::max<std::int64_t>(free.cpuCores, 0));
+      v.exclusiveOwner = calendar_.exclusiveOwner(name, now, kTimeInfinity);
+      v.computedAt = now;
+      v.validUntil = calendar_.stableUntil(name, now);
+      v.freeStale = false;
+    }
+    req.hosts.push_back(v.snap);
+    bool exclusive = v.exclusiveOwner.has_value();
+    if (exclusive && *v.exclusiveOwner == candidate.id) {  // rare: ask without the candidate
+      exclusive = calendar_.exclusiveOwner(name, now, kTimeInfinity, candidate.id).has_value();
+    }
+    req.hosts.back().canReceive = h.reachable && !exclusive;
   }
   return req;
+}
+
+std::vector<planner::VmSnapshot> Manager::vmsToVacate(std::vector<std::string> hosts) const {
+  std::sort(hosts.begin(), hosts.end());  // the cluster's order
+  std::vector<planner::VmSnapshot> vms;
+  for (const auto& h : hosts) {
+    auto v = views_.find(h);
+    if (v != views_.end()) vms.insert(vms.end(), v->second.vms.begin(), v->second.vms.end());
+  }
+  return vms;
 }
 
 Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& tmpl) {
@@ -414,7 +497,6 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   const std::uint64_t cloneMem = tmpl.memoryBytes * req.vmsPerHost;
   const std::uint32_t cloneCores = tmpl.cpuCores * req.vmsPerHost;
 
-  refreshCalendar();
   planner::VacateRequest base = snapshot(r);
   base.reservationStartNs = req.startNs;
   base.reservationEndNs = req.endNs;
@@ -430,7 +512,7 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   // vrmd does not execute suspensions yet: a VM with nowhere to go makes the host ineligible.
   base.suspendPolicy = planner::SuspendPolicy::kNever;
 
-  auto incoming = pendingDestinations();
+  const auto& incoming = pendingDestinations();
   // Shared clones booked on a host during the window keep it from being dedicated.
   auto sharedClonesOn = [&](const std::string& host, TimeNs from) -> std::string {
     auto t = touching_.find(host);
@@ -449,8 +531,6 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
     }
     return "";
   };
-  std::vector<std::string> candidates;
-  std::string firstReason;
   auto consider = [&](const std::string& name) -> std::string {
     const HostRecord& h = hosts_.at(name);
     if (!h.reachable) return "host " + name + " is unreachable";
@@ -467,35 +547,48 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
     }
     return "";
   };
+  // Candidates are tried cheapest vacate first (fewest bytes to move, then by name), each
+  // checked when its turn comes: a min-heap over every host instead of checking and sorting
+  // them all, since a few candidates usually suffice.
+  std::vector<std::pair<std::uint64_t, const std::string*>> heap;
+  std::size_t nextNamed = 0;
+  auto cheaper = [](const auto& a, const auto& b) {  // heap order: smallest (bytes, name) on top
+    return a.first != b.first ? a.first > b.first : *a.second > *b.second;
+  };
   if (!req.hostNames.empty()) {
     for (const auto& name : req.hostNames) {
-      std::string why = consider(name);
-      if (!why.empty()) return reject(why);
-      candidates.push_back(name);
+      if (std::string why = consider(name); !why.empty()) return reject(why);
     }
   } else {
-    for (const auto& [name, h] : hosts_) {
-      std::string why = consider(name);
-      if (why.empty()) {
-        candidates.push_back(name);
-      } else if (firstReason.empty()) {
-        firstReason = why;
-      }
-    }
-    // Cheapest vacate first: fewest bytes to move.
-    std::stable_sort(candidates.begin(), candidates.end(), [&](const auto& a, const auto& b) {
-      return planner::vacateBytes(base, a) < planner::vacateBytes(base, b);
-    });
+    heap.reserve(views_.size());
+    // snapshot() made views_ hold exactly the hosts of hosts_.
+    for (const auto& [name, v] : views_) heap.emplace_back(v.vacateBytes, &name);
+    std::make_heap(heap.begin(), heap.end(), cheaper);
   }
+  // The next candidate in that order; empty when none is left.
+  auto nextCandidate = [&]() -> std::string {
+    if (!req.hostNames.empty()) {
+      return nextNamed == req.hostNames.size() ? "" : req.hostNames[nextNamed++];
+    }
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), cheaper);
+      const std::string name = *heap.back().second;
+      heap.pop_back();
+      if (consider(name).empty()) return name;
+    }
+    return "";
+  };
 
   std::vector<std::string> chosen;
   Result<VacatePlan> plan = Status::rejected("no candidate host");
   std::string lastFailure;
-  for (const auto& c : candidates) {
-    planner::VacateRequest trial = base;
-    trial.hostsToVacate = chosen;
-    trial.hostsToVacate.push_back(c);
-    auto p = planner_.plan(trial);
+  for (std::string c = nextCandidate(); !c.empty(); c = nextCandidate()) {
+    // Only the VMs of the hosts being vacated matter to the planner (the others are in the
+    // hosts' free capacity); listing just those keeps each trial small.
+    base.hostsToVacate = chosen;
+    base.hostsToVacate.push_back(c);
+    base.vms = vmsToVacate(base.hostsToVacate);
+    auto p = planner_.plan(base);
     if (p) {
       // The vacate window starts before the reservation: the host must be free then too.
       std::optional<std::string> owner =
@@ -514,6 +607,14 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
     } else {
       lastFailure = p.status().message();
       if (!req.hostNames.empty()) break;
+    }
+  }
+  // The first host (by name) that could not be a candidate, for the message.
+  std::string firstReason;
+  if (chosen.size() < wanted && lastFailure.empty() && req.hostNames.empty()) {
+    for (const auto& [name, h] : hosts_) {
+      firstReason = consider(name);
+      if (!firstReason.empty()) break;
     }
   }
   if (chosen.size() < wanted) {
@@ -575,8 +676,7 @@ Result<Reservation> Manager::admitShared(Reservation r, const TemplateSpec& tmpl
     transition(r, ReservationState::kRejected, r.reason);
     return r;
   }
-  refreshCalendar();
-  auto incoming = pendingDestinations();
+  const auto& incoming = pendingDestinations();  // brings the calendar up to date
   std::uint32_t placed = 0;
   for (const auto& [name, h] : hosts_) {
     if (placed == req.vmCount) break;

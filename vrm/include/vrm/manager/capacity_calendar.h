@@ -54,6 +54,9 @@ class CapacityCalendar {
 
   // Adds `usage` on [from, to); to = kTimeInfinity books forever. Empty intervals are ignored.
   void book(const std::string& host, TimeNs from, TimeNs to, const Usage& usage);
+  // Takes back exactly what book() with the same arguments added (integer sums: the calendar
+  // is then as if that booking had never been made).
+  void unbook(const std::string& host, TimeNs from, TimeNs to, const Usage& usage);
   // Marks [from, to) as owned by `owner` alone.
   void bookExclusive(const std::string& host, TimeNs from, TimeNs to, const std::string& owner);
 
@@ -67,6 +70,15 @@ class CapacityCalendar {
   // True when at some instant bookings exceed capacity, or an exclusive window overlaps
   // another exclusive window. `why` describes the first violation.
   bool overbooked(const std::string& host, std::string* why = nullptr) const;
+  // The same, looking only at instants of [from, to): enough after bookings confined to that
+  // window were added to a host that was not overbooked (same `why` as the full check).
+  bool overbookedWithin(const std::string& host, TimeNs from, TimeNs to,
+                        std::string* why = nullptr) const;
+  // The earliest instant after `now` from which free(host, t, kTimeInfinity) or
+  // exclusiveOwner(host, t, kTimeInfinity) may differ from their value at t = now (the end of
+  // the first booked segment still running at `now`); kTimeInfinity if never. Lets callers
+  // cache "free from now on". Logarithmic in the host's segments.
+  TimeNs stableUntil(const std::string& host, TimeNs now) const;
 
   std::vector<std::string> hosts() const;
 

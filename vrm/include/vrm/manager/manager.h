@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -119,16 +120,29 @@ class Manager {
   Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
   Result<Reservation> admitShared(Reservation r, const TemplateSpec& tmpl);
   Status validate(const ReservationRequest& req, const TemplateSpec** tmpl) const;
-  planner::VacateRequest snapshot(const Reservation& candidate) const;
-  // Hosts the reservation must not touch, with the id of the reservation holding each.
-  std::set<std::string> pendingDestinations() const;
+  // Every host (in name order) as the planner sees it from now on; VMs are left out (a plan
+  // only needs those of the hosts it vacates: vmsToVacate). Built from views_, so only hosts
+  // whose state changed, or whose bookings changed at an instant already passed, are computed.
+  planner::VacateRequest snapshot(const Reservation& candidate);
+  // The VMs a vacate of `hosts` moves, in the cluster's order (as a full snapshot lists them).
+  std::vector<planner::VmSnapshot> vmsToVacate(std::vector<std::string> hosts) const;
+  // Hosts receiving VMs of a planned or running move (they can be neither dedicated nor given
+  // shared clones). Derived with the calendar, so this is exact and costs nothing per call.
+  const std::set<std::string>& pendingDestinations();
+  // The shared reservation `r`'s clone bookings, exactly as rebuildHost() would add them; false
+  // (nothing booked) when a host is dirty or already runs one of the clones' ids (it is then
+  // left to the rebuild).
+  bool bookSharedClones(const Reservation& r, const TemplateSpec& tmpl, bool undo);
   TimeNs prepareAt(const Reservation& r) const;
   // Absolute predicted window of move i (actual start once it started).
   std::pair<TimeNs, TimeNs> moveWindow(const Reservation& r, std::size_t i) const;
   TimeNs cloneStart(const Reservation& r) const;
 
   // Calendar maintenance: bookings of a host are derived from the VMs on it and from the
-  // reservations touching it, and rebuilt lazily when either changes.
+  // reservations touching it, and rebuilt lazily when either changes. Invariant: whoever
+  // changes a host's record or inventory (vmsByHost_) calls touchHost(), and whoever changes a
+  // reservation's plan, moves or clones calls touch() (persist() does): the admission caches
+  // (receiving_, views_) are derived in rebuildHost() too.
   // Every host a reservation involves: its hosts, its moves' sources and destinations, its
   // clones' hosts.
   static std::set<std::string> hostsTouchedBy(const Reservation& r);
@@ -225,6 +239,22 @@ class Manager {
   CapacityCalendar calendar_;
   std::set<std::string> dirtyHosts_;
   std::map<std::string, std::set<std::string>> touching_;  // host -> reservations touching it
+  // Derived in rebuildHost(): hosts with a planned or running move towards them.
+  std::set<std::string> receiving_;
+  // Per host, what snapshot() needs, cached. vmsStale when the host was rebuilt (inventory or
+  // reservations changed); the free capacity and exclusive owner "from now on" are kept until
+  // the calendar's stableUntil() or a booking change.
+  struct HostView {
+    bool vmsStale = true;
+    bool freeStale = true;
+    TimeNs computedAt = 0;
+    TimeNs validUntil = 0;
+    planner::HostSnapshot snap;  // canReceive is decided per call (reachability, candidate)
+    std::optional<std::string> exclusiveOwner;  // first owner of a window in [computedAt, inf)
+    std::vector<planner::VmSnapshot> vms;        // what a vacate of the host moves
+    std::uint64_t vacateBytes = 0;               // planner::vacateBytes of the host
+  };
+  std::map<std::string, HostView> views_;
 };
 
 }  // namespace vrm::manager
