@@ -211,7 +211,10 @@ void Manager::touch(const Reservation& r) {
 
 void Manager::rebuildHost(const std::string& host) {
   calendar_.clearHost(host);
-  if (auto v = views_.find(host); v != views_.end()) v->second.vmsStale = true;
+  if (auto v = views_.find(host); v != views_.end()) {
+    v->second.vmsStale = true;
+    v->second.overbooked = -1;
+  }
   bool receiving = false;
   auto hit = hosts_.find(host);
   if (hit != hosts_.end()) {
@@ -366,7 +369,9 @@ std::string Manager::verifyBookings(const Reservation& r, bool keep) {
     // hosts that may carry thousands of bookings.
     std::set<std::string> alreadyOver;
     for (const auto& h : hosts) {
-      if (calendar_.overbooked(h)) alreadyOver.insert(h);
+      int& over = views_[h].overbooked;  // a full scan of a busy host is the costly part
+      if (over < 0) over = calendar_.overbooked(h) ? 1 : 0;
+      if (over) alreadyOver.insert(h);
     }
     if (bookSharedClones(r, *tmpl, /*undo=*/false)) {
       std::string violation;

@@ -253,6 +253,9 @@ class Manager {
     std::optional<std::string> exclusiveOwner;  // first owner of a window in [computedAt, inf)
     std::vector<planner::VmSnapshot> vms;        // what a vacate of the host moves
     std::uint64_t vacateBytes = 0;               // planner::vacateBytes of the host
+    // calendar_.overbooked(host), -1 = not known since the last rebuild. Booking an admitted
+    // shared reservation leaves it as it was (admission checked its window).
+    int overbooked = -1;
   };
   std::map<std::string, HostView> views_;
 };
