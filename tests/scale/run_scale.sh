@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Reproduces the scale figures of README "Performance" (issue 5 "Speed", issue 8 item 5):
+#  1. admission latency p50/p99 in-process (admission_bench: shared and 4-host dedicated),
+#  2. a real vrmd with HOSTS agents (vrm_fake_agents) over loopback TCP: sustained submissions/s
+#     and client-observed latency from concurrent ZeroMQ clients (vrm_load), until
+#     RESERVATIONS reservations are stored,
+#  3. vrmd's memory (VmRSS / VmHWM) at that size,
+#  4. recovery after kill -9: restart to serving requests, and to every host reconciled.
+# Every figure is measured REPEATS times; the summary gives medians.
+#
+#   tests/scale/run_scale.sh                   # 10,000 hosts, 10,000 reservations (~15 min)
+#   SMOKE=1 tests/scale/run_scale.sh           # 200 hosts, 300 reservations (< 1 min)
+# Knobs: HOSTS RESERVATIONS REPEATS THREADS WINDOW LOAD_SECONDS VRM_BUILD_DIR PORT (17100).
+# Runs under flock /tmp/vrm-e2e.lock (one daemon-starting test at a time on the machine).
+set -euo pipefail
+if [[ -z "${VRM_SCALE_LOCKED:-}" ]]; then
+  export VRM_SCALE_LOCKED=1
+  exec flock /tmp/vrm-e2e.lock "$0" "$@"
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${VRM_BUILD_DIR:-$here/../../build}
+if [[ -n "${SMOKE:-}" ]]; then
+  HOSTS=${HOSTS:-200}; RESERVATIONS=${RESERVATIONS:-300}; REPEATS=${REPEATS:-1}
+  LOAD_SECONDS=${LOAD_SECONDS:-3}; BENCH_MIN_TIME=${BENCH_MIN_TIME:-0.05}
+fi
+HOSTS=${HOSTS:-10000}
+RESERVATIONS=${RESERVATIONS:-10000}
+REPEATS=${REPEATS:-3}
+THREADS=${THREADS:-8}
+WINDOW=${WINDOW:-4}
+LOAD_SECONDS=${LOAD_SECONDS:-15}
+BENCH_MIN_TIME=${BENCH_MIN_TIME:-2}
+PORT=${PORT:-17100}
+clients=tcp://127.0.0.1:$PORT
+agents=tcp://127.0.0.1:$((PORT + 1))
+work=$(mktemp -d /tmp/vrm-scale.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
+summary=()
+say() { echo "$*"; summary+=("$*"); }
+
+echo "== 1. admission latency in-process ($HOSTS hosts, $((HOSTS * 10)) VMs, $RESERVATIONS booked)"
+"$build/tests/admission_bench" --hosts="$HOSTS" --reservations="$RESERVATIONS" \
+  --benchmark_min_time="$BENCH_MIN_TIME" --benchmark_repetitions="$REPEATS" \
+  --benchmark_report_aggregates_only=true --benchmark_format=console 2>&1 |
+  grep -v "first rejection" | tee "$work/bench.txt"
+for b in AdmitSharedDryRun AdmitSharedBooked AdmitDedicated4DryRun AdmitDedicated4Booked; do
+  line=$(grep "BM_${b}_median" "$work/bench.txt" || grep "BM_${b} " "$work/bench.txt" || true)
+  get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  say "admission $b: p50 $(get p50_us) us, p99 $(get p99_us) us (CPU time: p50 $(get p50_cpu_us) us, p99 $(get p99_cpu_us) us), admitted $(get admitted_pct)%"
+done
+
+echo "== 2. vrmd with $HOSTS agents over loopback TCP"
+first_half=$((HOSTS / 2))
+"$build/tests/vrm_fake_agents" --count "$HOSTS" --print-cluster-yaml > "$work/cluster.yaml"
+start_vrmd() {
+  "$build/vrm/vrmd" --cluster "$work/cluster.yaml" --store "$work/vrm.db" --clients "$clients" \
+    --agents "$agents" --events off --http off --log-level warn >> "$work/vrmd.log" 2>&1 &
+  vrmd_pid=$!
+  pids+=("$vrmd_pid")
+}
+t0=$(date +%s.%N)
+start_vrmd
+"$build/tests/vrm_fake_agents" --vrmd "$agents" --first 0 --count "$first_half" > "$work/agents1.out" 2>&1 &
+pids+=("$!")
+"$build/tests/vrm_fake_agents" --vrmd "$agents" --first "$first_half" --count "$((HOSTS - first_half))" > "$work/agents2.out" 2>&1 &
+pids+=("$!")
+"$build/tests/vrm_load" --clients "$clients" --probe --hosts-wanted "$HOSTS" > "$work/register.out"
+say "registration of $HOSTS agents from a cold start: $(field hosts_ms < "$work/register.out") ms"
+
+rss() { awk '/^(VmRSS|VmHWM)/ {printf "%s %.0f MiB  ", $1, $2 / 1024}' "/proc/$vrmd_pid/status"; }
+say "vrmd memory with $HOSTS hosts, $((HOSTS * 10)) VMs, no reservations: $(rss)"
+
+seed=1000000
+rates=(); p50s=(); p99s=()
+stored=0
+run=0
+while (( run < REPEATS || stored < RESERVATIONS )); do
+  out=$("$build/tests/vrm_load" --clients "$clients" --threads "$THREADS" --window "$WINDOW" \
+          --seconds "$LOAD_SECONDS" --seed "$seed")
+  echo "load run $((run + 1)): $out"
+  seed=$((seed + 1000000))
+  stored=$((stored + $(echo "$out" | field admitted) + $(echo "$out" | field rejected)))
+  if (( run < REPEATS )); then
+    rates+=("$(echo "$out" | field per_s)"); p50s+=("$(echo "$out" | field p50_ms)")
+    p99s+=("$(echo "$out" | field p99_ms)")
+  fi
+  run=$((run + 1))
+done
+say "submissions through ZeroMQ ($THREADS clients x $WINDOW in flight, ${LOAD_SECONDS} s runs, median of $REPEATS): $(printf '%s\n' "${rates[@]}" | median)/s, latency p50 $(printf '%s\n' "${p50s[@]}" | median) ms, p99 $(printf '%s\n' "${p99s[@]}" | median) ms"
+say "vrmd memory with $HOSTS hosts and $stored reservations stored: $(rss)"
+
+echo "== 3. recovery after kill -9 with $stored reservations in the store"
+serving=(); reconciled=()
+for i in $(seq 1 "$REPEATS"); do
+  kill -9 "$vrmd_pid"
+  wait "$vrmd_pid" 2>/dev/null || true
+  start_vrmd
+  out=$("$build/tests/vrm_load" --clients "$clients" --probe --hosts-wanted "$HOSTS")
+  echo "restart $i: $out"
+  serving+=("$(echo "$out" | field serving_ms)"); reconciled+=("$(echo "$out" | field hosts_ms)")
+done
+say "recovery after kill -9 ($stored reservations, $HOSTS agents, median of $REPEATS): serving after $(printf '%s\n' "${serving[@]}" | median) ms, all $HOSTS hosts registered again after $(printf '%s\n' "${reconciled[@]}" | median) ms"
+say "vrmd memory after recovery: $(rss)"
+
+echo
+echo "== summary (machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '%s\n' "${summary[@]}"
