@@ -1476,6 +1476,7 @@ std::string Manager::replanRemaining(Reservation& r, std::uint32_t firstBatch, T
   for (const auto& h : hostsTouchedBy(original)) dirtyHosts_.insert(h);
   refreshCalendar();
   planner::VacateRequest req = snapshot(r);
+  req.vms = vmsToVacate(r.hosts);  // snapshot() lists no VMs: those of the vacated hosts
   req.vms.erase(std::remove_if(req.vms.begin(), req.vms.end(),
                                [&](const planner::VmSnapshot& v) { return !restVms.count(v.id); }),
                 req.vms.end());
