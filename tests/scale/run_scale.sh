@@ -11,12 +11,9 @@
 #   tests/scale/run_scale.sh                   # 10,000 hosts, 10,000 reservations (~15 min)
 #   SMOKE=1 tests/scale/run_scale.sh           # 200 hosts, 300 reservations (< 1 min)
 # Knobs: HOSTS RESERVATIONS REPEATS THREADS WINDOW LOAD_SECONDS VRM_BUILD_DIR PORT (17100).
-# Runs under flock /tmp/vrm-e2e.lock (one daemon-starting test at a time on the machine).
+# The daemon phases (2-4) run under flock /tmp/vrm-e2e.lock (one daemon-starting test at a time
+# on the machine); the in-process benchmark does not need it.
 set -euo pipefail
-if [[ -z "${VRM_SCALE_LOCKED:-}" ]]; then
-  export VRM_SCALE_LOCKED=1
-  exec flock /tmp/vrm-e2e.lock "$0" "$@"
-fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=${VRM_BUILD_DIR:-$here/../../build}
@@ -60,7 +57,9 @@ for b in AdmitSharedDryRun AdmitSharedBooked AdmitDedicated4DryRun AdmitDedicate
   say "admission $b: p50 $(get p50_us) us, p99 $(get p99_us) us (CPU time: p50 $(get p50_cpu_us) us, p99 $(get p99_cpu_us) us), admitted $(get admitted_pct)%"
 done
 
-echo "== 2. vrmd with $HOSTS agents over loopback TCP"
+echo "== 2. vrmd with $HOSTS agents over loopback TCP (waiting for /tmp/vrm-e2e.lock)"
+exec 9> /tmp/vrm-e2e.lock
+flock 9
 first_half=$((HOSTS / 2))
 "$build/tests/vrm_fake_agents" --count "$HOSTS" --print-cluster-yaml > "$work/cluster.yaml"
 start_vrmd() {
