@@ -58,6 +58,7 @@ struct Totals {
   std::mutex mu;
   std::vector<double> latencyMs;
   std::uint64_t admitted = 0, rejected = 0, errors = 0;
+  std::string firstError;
 };
 
 // One client: --window submits in flight until `deadline`, then drains its replies.
@@ -69,6 +70,7 @@ void client(const std::string& endpoint, int thread, int window, Clock::time_poi
   std::map<std::uint64_t, Clock::time_point> inFlight;
   std::vector<double> lat;
   std::uint64_t admitted = 0, rejected = 0, errors = 0, nextId = 1;
+  std::string firstError;
   std::uint32_t n = firstRequest;
   // vrmd's clock is wall-clock time (no --time-scale in scale runs).
   const vrm::TimeNs now = vrm::SystemClock().now();
@@ -86,6 +88,7 @@ void client(const std::string& endpoint, int thread, int window, Clock::time_poi
     zmq::poll(&item, 1, std::chrono::milliseconds(30000));
     if (!(item.revents & ZMQ_POLLIN)) {
       errors += inFlight.size();  // no answer within 30 s: counted, not waited for
+      if (firstError.empty()) firstError = "no reply within 30 s";
       break;
     }
     zmq::message_t msg;
@@ -105,13 +108,14 @@ void client(const std::string& endpoint, int thread, int window, Clock::time_poi
       if (it == inFlight.end()) continue;
       lat.push_back(std::chrono::duration<double, std::milli>(t - it->second).count());
       inFlight.erase(it);
-      const auto code = vrm::protocol::fromWire(reply->getStatus()).code();
-      if (code == vrm::StatusCode::kOk) {
+      const vrm::Status status = vrm::protocol::fromWire(reply->getStatus());
+      if (status.code() == vrm::StatusCode::kOk) {
         ++admitted;
-      } else if (code == vrm::StatusCode::kRejected) {
+      } else if (status.code() == vrm::StatusCode::kRejected) {
         ++rejected;
       } else {
         ++errors;
+        if (firstError.empty()) firstError = status.toString();
       }
       if (t < deadline) sendOne();
     }
@@ -121,6 +125,7 @@ void client(const std::string& endpoint, int thread, int window, Clock::time_poi
   totals.admitted += admitted;
   totals.rejected += rejected;
   totals.errors += errors;
+  if (totals.firstError.empty()) totals.firstError = firstError;
 }
 
 // Sends `hosts ? HOSTS : GET r0` every 5 ms until a reply satisfies `done`.
@@ -208,5 +213,6 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(totals.rejected),
               static_cast<unsigned long long>(totals.errors), pct(0.5), pct(0.99),
               l.empty() ? 0.0 : l.back(), threads, window);
+  if (!totals.firstError.empty()) std::fprintf(stderr, "first error: %s\n", totals.firstError.c_str());
   return totals.errors == 0 ? 0 : 1;
 }
