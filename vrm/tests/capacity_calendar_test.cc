@@ -62,3 +62,59 @@ TEST(CapacityCalendarTest, ExclusiveWindows) {
 
 }  // namespace
 }  // namespace vrm::manager
+
+namespace vrm::manager {
+namespace {
+
+// Ensures unbook() takes back exactly what book() added: peaks, verdicts and segments as before.
+TEST(CapacityCalendarTest, UnbookRestoresTheCalendar) {
+  auto c = oneHost();
+  c.book("h", 0, 100, {4, 16, 0});
+  c.book("h", 50, kTimeInfinity, {8, 8, 0});
+  EXPECT_EQ(c.stableUntil("h", 10), 50);  // segments [0, 50), [50, 100), [100, inf)
+  c.book("h", 20, 60, {10, 0, 0});
+  EXPECT_TRUE(c.overbooked("h"));
+  EXPECT_EQ(c.stableUntil("h", 10), 20);
+  c.unbook("h", 20, 60, {10, 0, 0});
+  EXPECT_FALSE(c.overbooked("h"));
+  EXPECT_EQ(c.peak("h", 0, 200).cpuCores, 12);
+  EXPECT_EQ(c.stableUntil("h", 10), 50);  // segments joined again
+  EXPECT_EQ(c.stableUntil("h", 50), 100);
+}
+
+// Ensures the windowed check sees only violations inside its window, with the full check's
+// message for them.
+TEST(CapacityCalendarTest, OverbookedWithinLooksAtItsWindowOnly) {
+  auto c = oneHost();
+  c.book("h", 100, 200, {20, 0, 0});
+  std::string whyAll, whyWindow;
+  EXPECT_TRUE(c.overbooked("h", &whyAll));
+  EXPECT_FALSE(c.overbookedWithin("h", 0, 100));
+  EXPECT_FALSE(c.overbookedWithin("h", 200, 300));
+  EXPECT_TRUE(c.overbookedWithin("h", 150, 160, &whyWindow));
+  EXPECT_EQ(whyAll, whyWindow);
+  c.bookExclusive("h", 300, 400, "r1");
+  c.bookExclusive("h", 350, 450, "r2");
+  EXPECT_TRUE(c.overbookedWithin("h", 390, 500));
+  EXPECT_FALSE(c.overbookedWithin("h", 400, 500));
+}
+
+// Ensures stableUntil() is the first instant after `now` at which "free from t on" can change:
+// the end of the first segment still running, whatever the resource or an exclusive window.
+TEST(CapacityCalendarTest, StableUntilIsTheNextSegmentEnd) {
+  auto c = oneHost();
+  EXPECT_EQ(c.stableUntil("h", 0), kTimeInfinity);
+  EXPECT_EQ(c.stableUntil("unknown", 0), kTimeInfinity);
+  c.book("h", kTimeMinusInfinity, kTimeInfinity, {2, 2, 0});  // a VM running forever
+  EXPECT_EQ(c.stableUntil("h", 0), kTimeInfinity);
+  c.book("h", 500, 700, {0, 0, 10});
+  c.bookExclusive("h", 300, 400, "r1");
+  EXPECT_EQ(c.stableUntil("h", 0), 400);
+  EXPECT_EQ(c.stableUntil("h", 400), 700);
+  EXPECT_EQ(c.free("h", 0, kTimeInfinity).nicBytesPerSec,
+            c.free("h", 399, kTimeInfinity).nicBytesPerSec);
+  EXPECT_EQ(c.stableUntil("h", 700), kTimeInfinity);
+}
+
+}  // namespace
+}  // namespace vrm::manager
