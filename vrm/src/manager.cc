@@ -23,6 +23,24 @@ std::uint32_t usedCores(const std::vector<VmRecord>& vms) {
   return c;
 }
 
+// `known` (as stored, host set) equals `reported` once each reported VM's host is `host`.
+bool sameInventory(const std::vector<VmRecord>& known, const std::vector<VmRecord>& reported,
+                   const std::string& host) {
+  if (known.size() != reported.size()) return false;
+  for (std::size_t i = 0; i < known.size(); ++i) {
+    const VmRecord& a = known[i];
+    const VmRecord& b = reported[i];
+    if (a.id != b.id || a.host != host || a.cpuCores != b.cpuCores ||
+        a.memoryBytes != b.memoryBytes || a.nonzeroMemoryBytes != b.nonzeroMemoryBytes ||
+        a.dirtyRateBytesPerSec != b.dirtyRateBytesPerSec || a.state != b.state ||
+        a.reservationId != b.reservationId || a.address != b.address ||
+        a.diskBytes != b.diskBytes || a.templateName != b.templateName) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner& planner,
@@ -824,6 +842,9 @@ Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>
   it->second.reachable = true;
   it->second.lastHeartbeatNs = clock_.now();
   auto& inv = vmsByHost_[host];
+  // Most heartbeats repeat the inventory: only a change dirties the host's calendar (with
+  // 10,000 agents, rebuilding every host every few seconds would dominate vrmd's loop).
+  if (sameInventory(inv, vms, host)) return Status::ok();
   inv = vms;
   for (auto& v : inv) v.host = host;
   touchHost(host);
