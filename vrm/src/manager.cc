@@ -295,7 +295,11 @@ void Manager::rebuildHost(const std::string& host) {
                        {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
       }
       if ((m.toHost == host || m.fromHost == host) && end > start) {
-        const double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
+        // The move's average rate, but no more than the share the plan gave it: a move that
+        // speeds up once others sharing its NIC have finished averages above its share, and
+        // averages of overlapping moves could add up to more than a NIC the plan never exceeds.
+        double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
+        if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
         calendar_.book(host, start, end, {0, 0, static_cast<std::int64_t>(rate)});
       }
     }
