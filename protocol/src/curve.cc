@@ -117,11 +117,14 @@ Result<CurveKeyPair> loadCurveKeyPair(const std::string& path) {
   CurveKeyPair pair;
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
-    line = trim(line.substr(0, line.find('#')));
-    if (line.empty()) continue;
+    // Z85 has '#' in its alphabet: only a word that starts with '#' outside the value starts
+    // a comment.
     std::istringstream words(line);
     std::string key, value, extra;
-    words >> key >> value >> extra;
+    words >> key;
+    if (key.empty() || key[0] == '#') continue;
+    words >> value >> extra;
+    if (!extra.empty() && extra[0] == '#') extra.clear();
     const std::string where = path + ":" + std::to_string(n) + ": ";
     if (value.empty() || !extra.empty() || (key != "public-key" && key != "secret-key")) {
       return Status::invalid(where + "expected 'public-key <Z85>' or 'secret-key <Z85>'");
@@ -153,7 +156,7 @@ Result<std::string> resolvePublicKey(const std::string& keyOrPath) {
   std::string line;
   std::getline(in, line);
   line = trim(line);
-  if (line.rfind("public-key ", 0) == 0 || line.rfind("#", 0) == 0) {
+  if (line.rfind("public-key ", 0) == 0 || line.rfind("# ", 0) == 0) {
     // A .key file: take its public key (checking the file's mode and consistency).
     auto pair = loadCurveKeyPair(text);
     if (!pair) return pair.status();
@@ -222,12 +225,14 @@ Status HandshakeMonitor::check() {
           peer_ + " refused our key (ZAP status " + std::to_string(value) +
           "): is our public key in vrmd's authorized file, on the right line kind (client or "
           "agent)?");
+    } else if (!curve_) {
+      // A CURVE server closes a plain connection during the handshake (mechanism mismatch).
+      verdict = Status::unauthorized(
+          peer_ + " refused a connection without keys: it requires CURVE keys (vrmctl: "
+                  "--server-key and --client-key, or VRM_SERVER_KEY and VRM_CLIENT_KEY)");
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
                value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
-      verdict = Status::unauthorized(
-          curve_ ? peer_ + " does not use CURVE (insecure mode?) but we do"
-                 : peer_ + " requires CURVE keys: give its public key and ours (vrmctl: "
-                           "--server-key and --client-key, or VRM_SERVER_KEY and VRM_CLIENT_KEY)");
+      verdict = Status::unauthorized(peer_ + " does not use CURVE (insecure mode?) but we do");
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
                event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
       verdict = Status::unauthorized(peer_ + ": security handshake failed (" +

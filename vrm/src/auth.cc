@@ -45,11 +45,14 @@ Result<AuthorizedKeys> AuthorizedKeys::parse(std::string_view text, const std::s
   std::istringstream in{std::string(text)};
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
-    line = line.substr(0, line.find('#'));
     std::istringstream words(line);
     std::vector<std::string> w;
     for (std::string word; words >> word;) w.push_back(word);
-    if (w.empty()) continue;
+    // Z85 keys may contain '#': a comment is a word starting with '#' where no field is due
+    // (the whole line, or after the last field).
+    if (w.empty() || w[0][0] == '#') continue;
+    const std::size_t fields = w[0] == "agent" ? 3 : 4;
+    if (w.size() > fields && w[fields][0] == '#') w.resize(fields);
     auto bad = [&](const std::string& why) {
       return Status::invalid(source + ":" + std::to_string(n) + ": " + why);
     };

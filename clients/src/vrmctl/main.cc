@@ -44,14 +44,20 @@ vrm::Status loadConfig(int argc, char** argv, Context& ctx, std::string* path) {
       s.erase(s.find_last_not_of(" \t\r") + 1);
       return s;
     };
-    line = trim(line.substr(0, line.find('#')));
-    if (line.empty()) continue;
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
     auto eq = line.find('=');
     if (eq == std::string::npos) {
       return vrm::Status::invalid(*path + ":" + std::to_string(n) + ": expected key = value");
     }
     std::string key = trim(line.substr(0, eq));
     std::string value = trim(line.substr(eq + 1));
+    // A comment after a value starts with whitespace and '#'; a value may itself start with
+    // '#' (Z85 keys do).
+    if (auto c = value.find_first_of(" \t"); c != std::string::npos) {
+      auto rest = trim(value.substr(c));
+      if (rest.empty() || rest[0] == '#') value = trim(value.substr(0, c));
+    }
     if (key == "vrmd") {
       ctx.endpoint = value;
     } else if (key == "events") {

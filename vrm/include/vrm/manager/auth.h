@@ -1,7 +1,8 @@
 // Who may talk to vrmd, and as whom: the authorized file, the callers it defines, and the ZAP
 // handler that lets only known CURVE keys complete a handshake.
 //
-// The authorized file is plain text, one entry per line, '#' starts a comment:
+// The authorized file is plain text, one entry per line; a line starting with '#', and words
+// starting with '#' after an entry's fields, are comments (Z85 keys may contain '#'):
 //   client <name> <user|admin> <public-key>   a vrmctl / client-library user (CURVE key)
 //   agent  <host> <public-key>                the vmschedd of host <host> (CURVE key)
 //   web    <name> <user|admin> <token>        a bearer token for the web calendar's API
