@@ -55,7 +55,8 @@ Status writeFile(const std::string& path, const std::string& text, mode_t mode, 
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  if (::close(fd) != 0) return Status::invalid("cannot write " + path + ": " + std::strerror(errno));
+  if (::close(fd) != 0)
+    return Status::invalid("cannot write " + path + ": " + std::strerror(errno));
   return Status::ok();
 }
 
@@ -75,15 +76,18 @@ Result<CurveKeyPair> generateCurveKeyPair() {
   char pub[kZ85KeyChars + 1] = {};
   char sec[kZ85KeyChars + 1] = {};
   if (zmq_curve_keypair(pub, sec) != 0) {
-    return Status::unavailable(std::string("zmq_curve_keypair failed: ") + zmq_strerror(zmq_errno()));
+    return Status::unavailable(std::string("zmq_curve_keypair failed: ") +
+                               zmq_strerror(zmq_errno()));
   }
   return CurveKeyPair{pub, sec};
 }
 
 Status checkZ85Key(const std::string& key, const std::string& what) {
   if (key.size() != kZ85KeyChars) {
-    return Status::invalid(what + " must be a 40-character Z85 key (as `vrmctl keygen` writes), "
-                           "got " + std::to_string(key.size()) + " characters");
+    return Status::invalid(what +
+                           " must be a 40-character Z85 key (as `vrmctl keygen` writes), "
+                           "got " +
+                           std::to_string(key.size()) + " characters");
   }
   for (char c : key) {
     if (!isZ85Char(c)) return Status::invalid(what + " has a character outside Z85");
@@ -94,9 +98,10 @@ Status checkZ85Key(const std::string& key, const std::string& what) {
 Status writeCurveKeyPair(const CurveKeyPair& pair, const std::string& prefix, bool overwrite) {
   if (Status s = checkZ85Key(pair.publicKey, "public key"); !s) return s;
   if (Status s = checkZ85Key(pair.secretKey, "secret key"); !s) return s;
-  const std::string secret = "# vrm CURVE key pair: keep this file private (mode 0600)\n"
-                             "public-key " + pair.publicKey + "\nsecret-key " + pair.secretKey +
-                             "\n";
+  const std::string secret =
+      "# vrm CURVE key pair: keep this file private (mode 0600)\n"
+      "public-key " +
+      pair.publicKey + "\nsecret-key " + pair.secretKey + "\n";
   if (Status s = writeFile(prefix + ".key", secret, 0600, overwrite); !s) return s;
   return writeFile(prefix + ".pub", pair.publicKey + "\n", 0644, overwrite);
 }
@@ -188,9 +193,11 @@ void applyCurveServer(zmq::socket_t& socket, const CurveKeyPair& serverKeys,
 
 // ---------------------------------------------------------------------------------------------
 
-HandshakeMonitor::HandshakeMonitor(zmq::context_t& context, zmq::socket_t& socket,
-                                   std::string peer, bool curve)
-    : socket_(socket), events_(context, zmq::socket_type::pair), peer_(std::move(peer)),
+HandshakeMonitor::HandshakeMonitor(zmq::context_t& context, zmq::socket_t& socket, std::string peer,
+                                   bool curve)
+    : socket_(socket),
+      events_(context, zmq::socket_type::pair),
+      peer_(std::move(peer)),
       curve_(curve) {
   static std::atomic<std::uint64_t> counter{0};
   const std::string endpoint = "inproc://vrm-handshake-monitor-" + std::to_string(::getpid()) +
@@ -202,9 +209,7 @@ HandshakeMonitor::HandshakeMonitor(zmq::context_t& context, zmq::socket_t& socke
   events_.connect(endpoint);
 }
 
-HandshakeMonitor::~HandshakeMonitor() {
-  zmq_socket_monitor(socket_.handle(), nullptr, 0);
-}
+HandshakeMonitor::~HandshakeMonitor() { zmq_socket_monitor(socket_.handle(), nullptr, 0); }
 
 Status HandshakeMonitor::check() {
   Status verdict;
@@ -228,8 +233,9 @@ Status HandshakeMonitor::check() {
     } else if (!curve_) {
       // A CURVE server closes a plain connection during the handshake (mechanism mismatch).
       verdict = Status::unauthorized(
-          peer_ + " refused a connection without keys: it requires CURVE keys (vrmctl: "
-                  "--server-key and --client-key, or VRM_SERVER_KEY and VRM_CLIENT_KEY)");
+          peer_ +
+          " refused a connection without keys: it requires CURVE keys (vrmctl: "
+          "--server-key and --client-key, or VRM_SERVER_KEY and VRM_CLIENT_KEY)");
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
                value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
       verdict = Status::unauthorized(peer_ + " does not use CURVE (insecure mode?) but we do");

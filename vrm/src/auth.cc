@@ -12,9 +12,12 @@ namespace vrm::manager {
 
 const char* roleName(Role role) {
   switch (role) {
-    case Role::kAnonymous: return "anonymous";
-    case Role::kUser: return "user";
-    case Role::kAdmin: return "admin";
+    case Role::kAnonymous:
+      return "anonymous";
+    case Role::kUser:
+      return "user";
+    case Role::kAdmin:
+      return "admin";
   }
   return "anonymous";
 }
@@ -79,8 +82,9 @@ Result<AuthorizedKeys> AuthorizedKeys::parse(std::string_view text, const std::s
       if (web) {
         if (!webNames.insert(w[1]).second) return bad("web name '" + w[1] + "' listed twice");
         if (w[3].size() < 16 || !isNameWord(w[3])) {
-          return bad("a token is at least 16 characters of [A-Za-z0-9._@-] "
-                     "(`vrmctl keygen --token` makes one)");
+          return bad(
+              "a token is at least 16 characters of [A-Za-z0-9._@-] "
+              "(`vrmctl keygen --token` makes one)");
         }
         if (!tokens.insert(w[3]).second) return bad("this token is already listed");
         out.webs_.push_back({w[1], *r, w[3]});
@@ -190,8 +194,8 @@ int ZapHandler::handlePending() {
 void ZapHandler::answer(std::vector<zmq::message_t>& request) {
   // RFC 27: version, request id, domain, address, identity, mechanism, credentials...
   auto frame = [&](std::size_t i) { return i < request.size() ? request[i].to_string() : ""; };
-  const std::string version = frame(0), requestId = frame(1), domain = frame(2),
-                    address = frame(3), mechanism = frame(5);
+  const std::string version = frame(0), requestId = frame(1), domain = frame(2), address = frame(3),
+                    mechanism = frame(5);
   std::string status = "400", text = "unknown key", userId;
   const std::string key = protocol::z85FromBinaryKey(frame(6));
   if (version != "1.0") {

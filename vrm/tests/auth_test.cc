@@ -31,13 +31,20 @@ protocol::CurveKeyPair newKeys() {
 // Ensures a well-formed authorized file is read entry by entry.
 TEST(AuthorizedKeysTest, ParsesClientsAgentsAndWebTokens) {
   const auto a = newKeys(), b = newKeys(), n = newKeys();
-  auto keys = AuthorizedKeys::parse("# who may connect\n"
-                                    "client alice user " + a.publicKey + "\n"
-                                    "\n"
-                                    "client ops admin " + b.publicKey + "  # operators\n"
-                                    "agent node1 " + n.publicKey + "\n"
-                                    "web alice user 0123456789abcdefXYZ\n",
-                                    "authorized");
+  auto keys = AuthorizedKeys::parse(
+      "# who may connect\n"
+      "client alice user " +
+          a.publicKey +
+          "\n"
+          "\n"
+          "client ops admin " +
+          b.publicKey +
+          "  # operators\n"
+          "agent node1 " +
+          n.publicKey +
+          "\n"
+          "web alice user 0123456789abcdefXYZ\n",
+      "authorized");
   ASSERT_TRUE(keys.isOk()) << keys.status().toString();
   ASSERT_EQ(keys->clients().size(), 2u);
   EXPECT_EQ(keys->clientByKey(a.publicKey)->name, "alice");
@@ -117,12 +124,11 @@ class AuthServerTest : public ::testing::Test {
     agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
     agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
 
-    auto keys = AuthorizedKeys::parse("client alice user " + alice_.publicKey + "\n" +
-                                          "client bob user " + bob_.publicKey + "\n" +
-                                          "client root admin " + root_.publicKey + "\n" +
-                                          "agent node1 " + node1_.publicKey + "\n" +
-                                          "agent node3 " + node3_.publicKey + "\n",
-                                      "authorized");
+    auto keys = AuthorizedKeys::parse(
+        "client alice user " + alice_.publicKey + "\n" + "client bob user " + bob_.publicKey +
+            "\n" + "client root admin " + root_.publicKey + "\n" + "agent node1 " +
+            node1_.publicKey + "\n" + "agent node3 " + node3_.publicKey + "\n",
+        "authorized");
     ASSERT_TRUE(keys.isOk()) << keys.status().toString();
     ServerOptions o;
     o.clientEndpoint = "tcp://127.0.0.1:*";
@@ -149,8 +155,7 @@ class AuthServerTest : public ::testing::Test {
     loop_.join();
   }
 
-  client::Client clientWith(const protocol::CurveKeyPair* keys,
-                            const std::string& requester = "",
+  client::Client clientWith(const protocol::CurveKeyPair* keys, const std::string& requester = "",
                             std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
     client::ClientOptions o;
     o.endpoint = server_ptr_->clientEndpoint();
@@ -418,8 +423,8 @@ TEST_F(AuthServerTest, EventsRefuseUnknownKeys) {
 
   // Bounded wait for the three handshakes to be decided.
   Status strangerVerdict, agentVerdict;
-  for (int i = 0; i < 300 && (strangerVerdict.isOk() || agentVerdict.isOk() ||
-                              !aliceMonitor.succeeded());
+  for (int i = 0;
+       i < 300 && (strangerVerdict.isOk() || agentVerdict.isOk() || !aliceMonitor.succeeded());
        ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (Status s = strangerMonitor.check(); !s) strangerVerdict = s;
