@@ -3,6 +3,8 @@
 #   vrmd and three vmschedd agents (simulated hypervisor, clock 600x faster than real time) on
 #   loopback; a BMI-style reservation that forces a host to be vacated; the admission decision,
 #   the vacate plan, progress, the returned handles, and the teardown at the end of the window.
+#   Everything is authenticated: the demo makes CURVE keys (vrmctl keygen) for vrmd, the agents
+#   and the lab's vrmctl, and a token for the web calendar (README: Security).
 # Stops everything it started and exits 0 when the reservation completed; with --keep-running
 # it leaves vrmd, its web calendar and the agents up until Ctrl-C.
 #
@@ -15,7 +17,7 @@ keep_running=""
 for arg in "$@"; do
   case $arg in
     --keep-running) keep_running=1 ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument '$arg' (try --keep-running)" >&2; exit 2 ;;
   esac
 done
@@ -47,20 +49,37 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-export VRM_ENDPOINT=$clients VRM_EVENTS=$events VRM_OWNER=lab-bmi
+export VRM_ENDPOINT=$clients VRM_EVENTS=$events
 vrmctl() { "$build/clients/vrmctl" "$@"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Keys: vrmd, its three agents and the lab's vrmctl each get a CURVE key pair"
+keys=$work/keys
+echo "\$ vrmctl keygen --dir $keys vrmd node1 node2 node3 lab-bmi"
+vrmctl keygen --dir "$keys" vrmd node1 node2 node3 lab-bmi
+web_token=$(vrmctl keygen --token)
+{
+  echo "# who may talk to vrmd (README: Security)"
+  echo "client lab-bmi user $(cat "$keys/lab-bmi.pub")"
+  for host in node1 node2 node3; do echo "agent $host $(cat "$keys/$host.pub")"; done
+  echo "web lab-bmi user $web_token"
+} >"$keys/authorized"
+chmod 600 "$keys/authorized"
+# vrmctl finds vrmd's public key and its own pair here; it is "lab-bmi" because vrmd knows
+# that key by that name.
+export VRM_SERVER_KEY=$keys/vrmd.pub VRM_CLIENT_KEY=$keys/lab-bmi.key
 
 say "Starting vrmd and three agents (clock ${scale}x real time, logs in $work)"
 "$build/vrm/vrmd" --cluster "$root/examples/cluster.yaml" --store "$work/vrm.db" \
   --clients "$clients" --agents "$agents" --http "127.0.0.1:$((port + 2))" \
-  --events "$events" \
+  --events "$events" --curve-secret "$keys/vrmd.key" --authorized "$keys/authorized" \
   --time-scale "$scale" --clock-origin "$origin" \
   --heartbeat-timeout 5min >"$work/vrmd.log" 2>&1 &
 pids+=($!)
 for host in node1 node2 node3; do
   "$build/vmscheduler/vmschedd" --host "$host" --cluster "$root/examples/cluster.yaml" \
-    --vrmd "$agents" --backend sim --time-scale "$scale" --clock-origin "$origin" \
+    --vrmd "$agents" --curve-secret "$keys/$host.key" --server-key "$keys/vrmd.pub" \
+    --backend sim --time-scale "$scale" --clock-origin "$origin" \
     --heartbeat-interval 30s >"$work/$host.log" 2>&1 &
   pids+=($!)
 done
@@ -73,7 +92,9 @@ for _ in $(seq 1 100); do
 done
 [[ ${up:-0} -ge 3 ]] || { echo "agents did not register" >&2; exit 1; }
 
-echo "Web calendar: $web  (hosts x time, the vacate windows, a booking form; JSON under ${web}api/)"
+echo "Web calendar: $web#token=$web_token"
+echo "  (hosts x time, the vacate windows, a booking form; JSON under ${web}api/; the token in"
+echo "  the link lets the page book and cancel as lab-bmi, without it the page is read-only)"
 if [[ -z $keep_running ]]; then
   echo "It closes when the demo ends; run 'examples/demo.sh --keep-running' to keep looking."
 fi
@@ -107,8 +128,9 @@ say "Done: admitted, vacated, cloned, handed back and torn down"
 
 if [[ -n $keep_running ]]; then
   say "Still running (--keep-running): press Ctrl-C to stop vrmd and the agents"
-  echo "Web calendar: $web"
-  echo "vrmctl:       VRM_ENDPOINT=$clients $build/clients/vrmctl list"
+  echo "Web calendar: $web#token=$web_token"
+  echo "vrmctl:       VRM_ENDPOINT=$clients VRM_SERVER_KEY=$keys/vrmd.pub \\"
+  echo "              VRM_CLIENT_KEY=$keys/lab-bmi.key $build/clients/vrmctl list"
   echo "Metrics:      ${web}metrics"
   echo "The clock runs ${scale}x real time (VRM_DEMO_SCALE=60 for a calmer calendar)."
   stopping_on_request=1

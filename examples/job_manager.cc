@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "vrm/client.h"
+#include "vrm/protocol/curve.h"
 #include "vrm/protocol/units.h"
 
 namespace {
@@ -34,12 +35,19 @@ int fail(const vrm::Status& s) {
 int main(int argc, char** argv) {
   CLI::App app{"example job manager: reserve a slot, wait for the VMs, run a job on them"};
   vrm::client::ClientOptions options;
-  options.requester = "job-manager";
+  std::string serverKey, clientKey;
   std::uint32_t hosts = 1;
   std::string start = "+30min", duration = "2h", templateName, job = "./run-experiment";
   std::string waitFor = "10min";
   app.add_option("--vrmd", options.endpoint, "vrmd's client endpoint")->envname("VRM_ENDPOINT");
-  app.add_option("--owner", options.requester, "owner of the reservation")->envname("VRM_OWNER");
+  app.add_option("--owner", options.requester,
+                 "owner of the reservation (default: with keys, the name vrmd knows our key by; "
+                 "else job-manager)")
+      ->envname("VRM_OWNER");
+  app.add_option("--server-key", serverKey, "vrmd's CURVE public key (Z85 or a file)")
+      ->envname("VRM_SERVER_KEY");
+  app.add_option("--client-key", clientKey, "our CURVE key pair file (vrmctl keygen NAME)")
+      ->envname("VRM_CLIENT_KEY");
   app.add_option("--hosts", hosts, "dedicated hosts to reserve")->check(CLI::PositiveNumber);
   app.add_option("--start", start, "ISO 8601 or +DURATION (vrmd's clock)");
   app.add_option("--duration", duration, "length of the slot");
@@ -47,6 +55,17 @@ int main(int argc, char** argv) {
   app.add_option("--job", job, "the command to run on every VM");
   app.add_option("--wait", waitFor, "how long (real time) to wait for the VMs");
   CLI11_PARSE(app, argc, argv);
+  if (!serverKey.empty() || !clientKey.empty()) {
+    auto server = vrm::protocol::resolvePublicKey(serverKey);
+    if (!server) return fail(server.status());
+    auto own = vrm::protocol::loadCurveKeyPair(clientKey);
+    if (!own) return fail(own.status());
+    options.serverPublicKey = *server;
+    options.publicKey = own->publicKey;
+    options.secretKey = own->secretKey;
+  } else if (options.requester.empty()) {
+    options.requester = "job-manager";
+  }
 
   vrm::client::Client client(options);
   auto now = client.serverNow();

@@ -6,6 +6,7 @@
 #include <zmq.hpp>
 
 #include "vrm/protocol/codec.h"
+#include "vrm/protocol/curve.h"
 #include "vrm/protocol/wire_convert.h"
 
 namespace vrm::client {
@@ -18,11 +19,31 @@ struct Client::Impl {
   std::unique_ptr<zmq::context_t> ownedContext;
   zmq::context_t* context;
   std::unique_ptr<zmq::socket_t> socket;
+  std::unique_ptr<protocol::HandshakeMonitor> monitor;  // destroyed before `socket`
   std::uint64_t nextRequestId = 1;
 
+  Status configError;  // bad keys: every call fails with it
+  bool curve() const { return !options.serverPublicKey.empty(); }
+
   void connect() {
+    monitor.reset();
     socket = std::make_unique<zmq::socket_t>(*context, zmq::socket_type::dealer);
     socket->set(zmq::sockopt::linger, 0);
+    if (curve()) {
+      for (auto [key, what] : {std::pair{&options.serverPublicKey, "vrmd's public key"},
+                               std::pair{&options.publicKey, "the client's public key"},
+                               std::pair{&options.secretKey, "the client's secret key"}}) {
+        if (Status s = protocol::checkZ85Key(*key, what); !s) configError = s;
+      }
+      if (!configError) return;
+      protocol::applyCurveClient(
+          *socket, {options.serverPublicKey, {options.publicKey, options.secretKey}});
+    } else if (!options.publicKey.empty() || !options.secretKey.empty()) {
+      configError = Status::invalid("a client key pair needs vrmd's public key as well");
+      return;
+    }
+    monitor = std::make_unique<protocol::HandshakeMonitor>(*context, *socket,
+                                                           "vrmd at " + options.endpoint, curve());
     socket->connect(options.endpoint);
   }
 
@@ -30,6 +51,7 @@ struct Client::Impl {
   template <typename Fill, typename Read>
   auto call(Fill fill, Read read, TimeNs* serverNow) -> decltype(read(
       std::declval<wire::ClientReply::Reader>())) {
+    if (!configError) return configError;
     capnp::MallocMessageBuilder b;
     auto req = b.initRoot<wire::ClientRequest>();
     const std::uint64_t id = nextRequestId++;
@@ -43,9 +65,14 @@ struct Client::Impl {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
-        zmq::pollitem_t item{socket->handle(), 0, ZMQ_POLLIN, 0};
-        zmq::poll(&item, 1, left);
-        if (!(item.revents & ZMQ_POLLIN)) continue;
+        zmq::pollitem_t items[] = {{socket->handle(), 0, ZMQ_POLLIN, 0},
+                                   {monitor->events().handle(), 0, ZMQ_POLLIN, 0}};
+        zmq::poll(items, 2, left);
+        if (Status s = monitor->check(); !s) {
+          connect();  // drop the queued request: it must not go out on a later handshake
+          return s;
+        }
+        if (!(items[0].revents & ZMQ_POLLIN)) continue;
         zmq::message_t msg;
         if (!socket->recv(msg, zmq::recv_flags::dontwait)) continue;
         auto frame = protocol::decodeFrame(std::move(msg));
@@ -65,9 +92,11 @@ struct Client::Impl {
       connect();
       return Status::unavailable("cannot reach vrmd at " + options.endpoint + ": " + e.what());
     }
+    const std::string hint =
+        options.endpoint.rfind("inproc://", 0) == 0 ? "" : monitor->timeoutHint();
     connect();  // drop whatever arrives late
     return Status::unavailable("vrmd at " + options.endpoint + " did not answer within " +
-                               std::to_string(options.timeout.count()) + " ms");
+                               std::to_string(options.timeout.count()) + " ms" + hint);
   }
 };
 
@@ -82,6 +111,8 @@ Client::Client(ClientOptions options, zmq::context_t* context) : impl_(std::make
 }
 
 Client::~Client() = default;
+
+void Client::setRequester(std::string requester) { impl_->options.requester = std::move(requester); }
 
 namespace {
 

@@ -39,13 +39,33 @@ expect_exit 0 "show it" -- vrmctl --json show "$id"
 expect_output '"latest_safe_start"' "plan has a latest safe start"
 expect_exit 0 "list by owner" -- vrmctl list --owner tester
 expect_output "$id" "listed"
-expect_exit 1 "another owner cannot cancel" -- env VRM_OWNER=intruder "$build/clients/vrmctl" cancel "$id"
+intruder=(env VRM_OWNER=intruder)  # insecure mode: the name it claims; with keys: its key
+[[ -n $INSECURE ]] || intruder+=(VRM_CLIENT_KEY="$KEYS/intruder.key")
+expect_exit 1 "another owner cannot cancel" -- "${intruder[@]}" "$build/clients/vrmctl" cancel "$id"
 expect_output "unauthorized" "says unauthorized"
+if [[ -z $INSECURE ]]; then
+  # The key is the identity: claiming to be the owner does not help.
+  expect_exit 1 "claiming the owner's name is not enough" -- env VRM_OWNER=tester VRM_CLIENT_KEY="$KEYS/intruder.key" "$build/clients/vrmctl" cancel "$id"
+  expect_output "unauthorized" "says unauthorized"
+  expect_exit 0 "others see the reservation" -- env VRM_CLIENT_KEY="$KEYS/intruder.key" "$build/clients/vrmctl" show "$id"
+  "$build/clients/vrmctl" keygen --dir "$work" stranger >/dev/null
+  expect_exit 1 "an unknown key gets no service" -- env VRM_CLIENT_KEY="$work/stranger.key" "$build/clients/vrmctl" hosts
+  expect_output "refused our key" "and is told why"
+  expect_exit 1 "no keys at all get no service" -- env -u VRM_CLIENT_KEY -u VRM_SERVER_KEY "$build/clients/vrmctl" hosts
+  expect_output "requires CURVE keys" "and are told why"
+  expect_exit 2 "a wrong key file is bad input" -- env VRM_CLIENT_KEY="$work/stranger.pub" "$build/clients/vrmctl" hosts
+fi
 expect_exit 0 "the owner cancels" -- vrmctl cancel "$id"
 expect_exit 1 "cancelling twice is refused" -- vrmctl cancel "$id"
 expect_exit 2 "unknown reservation" -- vrmctl show r999
 expect_exit 2 "unknown state filter" -- vrmctl list --state sleepy
 
+if [[ -z $INSECURE ]]; then
+  expect_exit 0 "a reservation to be cancelled by the operator" -- vrmctl submit --hosts 1 --start +3h --duration 1h --template small
+  id2=$(head -n 1 "$work/out" | awk '{print $1}')
+  expect_exit 0 "the admin cancels another's reservation" -- env VRM_CLIENT_KEY="$KEYS/operator.key" "$build/clients/vrmctl" cancel "$id2"
+  expect_output "cancelled by operator \(admin\)" "and the reason names the admin"
+fi
 expect_exit 0 "shared reservation" -- vrmctl submit --vms 2 --start +1h --duration 1h --template small --wait --wait-timeout 1min
 expect_output "handles" "returns handles when ready"
 

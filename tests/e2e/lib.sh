@@ -1,5 +1,11 @@
 # Shared by the end-to-end tests: start vrmd and sim agents on loopback under a scaled clock,
 # stop them on exit, and assert on exit codes and output. Source it; set PORT first.
+#
+# Security: everything runs with CURVE keys made by `vrmctl keygen` in $KEYS: vrmd's pair, an
+# agent pair per host of $CLUSTER, clients "tester" (user: vrmctl's identity, via VRM_CLIENT_KEY),
+# "intruder" (user) and "operator" (admin), and web tokens $WEB_TOKEN (user "web") and
+# $WEB_ADMIN_TOKEN (admin "web-admin"), all listed in $KEYS/authorized. INSECURE=1 runs vrmd
+# with --insecure and no keys instead (e.g. scale tests whose hosts are not in $CLUSTER).
 set -euo pipefail
 : "${VRM_BUILD_DIR:?VRM_BUILD_DIR must point at the build directory}"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,19 +38,52 @@ trap cleanup EXIT
 export VRM_ENDPOINT=$CLIENTS VRM_EVENTS=$EVENTS VRM_OWNER=tester
 vrmctl() { "$build/clients/vrmctl" "$@"; }
 
+INSECURE=${INSECURE:-}
+KEYS=$work/keys
+WEB_TOKEN="" WEB_ADMIN_TOKEN=""
+# make_keys: key pairs and the authorized file for vrmd, the hosts of $CLUSTER and the test's
+# clients (see the top of this file). Once per test: a restarted vrmd keeps its keys.
+make_keys() {
+  mkdir -p "$KEYS"
+  local hosts
+  hosts=$(awk '/^[a-z_]+:/ {section = $1} section == "hosts:" && $1 == "-" && $2 == "name:" {print $3}' "$CLUSTER")
+  # shellcheck disable=SC2086 # one name per host
+  vrmctl keygen --dir "$KEYS" vrmd tester intruder operator $hosts >/dev/null
+  WEB_TOKEN=$(vrmctl keygen --token)
+  WEB_ADMIN_TOKEN=$(vrmctl keygen --token)
+  {
+    echo "client tester user $(cat "$KEYS/tester.pub")"
+    echo "client intruder user $(cat "$KEYS/intruder.pub")"
+    echo "client operator admin $(cat "$KEYS/operator.pub")"
+    for h in $hosts; do echo "agent $h $(cat "$KEYS/$h.pub")"; done
+    echo "web web user $WEB_TOKEN"
+    echo "web web-admin admin $WEB_ADMIN_TOKEN"
+  } >"$KEYS/authorized"
+  chmod 600 "$KEYS/authorized"
+  export VRM_SERVER_KEY=$KEYS/vrmd.pub VRM_CLIENT_KEY=$KEYS/tester.key
+}
+if [[ -z $INSECURE ]]; then make_keys; fi
+
 start_vrmd() {
-  local http=off
+  local http=off security=(--insecure)
   if [[ -n $HTTP_PORT ]]; then http=127.0.0.1:$HTTP_PORT; fi
+  if [[ -z $INSECURE ]]; then
+    security=(--curve-secret "$KEYS/vrmd.key" --authorized "$KEYS/authorized")
+  fi
   "$build/vrm/vrmd" --cluster "$CLUSTER" --store "$work/vrm.db" --clients "$CLIENTS" \
     --agents "$AGENTS" --time-scale "$SCALE" --clock-origin "$ORIGIN" \
-    --http "$http" --events "$EVENTS" \
+    --http "$http" --events "$EVENTS" "${security[@]}" \
     --heartbeat-timeout 5min ${VRMD_EXTRA:-} >>"$work/vrmd.log" 2>&1 &
   vrmd_pid=$!
 }
 
 start_agent() {
+  local security=()
+  if [[ -z $INSECURE ]]; then
+    security=(--curve-secret "$KEYS/$1.key" --server-key "$KEYS/vrmd.pub")
+  fi
   "$build/vmscheduler/vmschedd" --host "$1" --cluster "$CLUSTER" --vrmd "$AGENTS" \
-    --backend sim --time-scale "$SCALE" --clock-origin "$ORIGIN" \
+    --backend sim --time-scale "$SCALE" --clock-origin "$ORIGIN" "${security[@]}" \
     --heartbeat-interval 30s >>"$work/$1.log" 2>&1 &
   agent_pids[$1]=$!
 }

@@ -3,7 +3,10 @@
 # with ?book=..., whose script fills the booking form and submits it; the API then shows the
 # reservation admitted, the timeline (a fresh page) shows its bar, the reservation page shows
 # its plan, and a rejection through the form shows the earliest feasible start. The screenshot
-# of the booking is kept as $VRM_BUILD_DIR/tests/artifacts/web-calendar.png.
+# of the booking is kept as $VRM_BUILD_DIR/tests/artifacts/web-calendar.png. With keys on (lib.sh)
+# the page books with the web token it gets in its URL's fragment (#token=...), changes without
+# a token are refused (401), and a web user cannot cancel another's reservation (403) while the
+# admin token can.
 # Exits 77 (ctest: skipped) when chromium is not installed.
 PORT=${PORT:-16855}
 HTTP_PORT=${HTTP_PORT:-$((PORT + 2))}
@@ -38,7 +41,7 @@ expect_exit 0 "and its script" -- curl -fsS "$web/app.js"
 
 # 1. Book through the form (the page fills it from the URL and clicks "Book").
 book="$web/?book=1&kind=hosts&count=1&start=%2B3h&duration=1h&template=small&objective=makespan"
-book+="&label=web-e2e"
+book+="&label=web-e2e#token=$WEB_TOKEN"
 rm -f "$artifacts/web-calendar.png"
 expect_exit 0 "chromium books through the form and takes a screenshot" -- \
   browser book --screenshot="$artifacts/web-calendar.png" "$book"
@@ -65,7 +68,7 @@ expect_output "latest safe start" "latest safe start"
 expect_output "Cancel reservation" "can be cancelled"
 
 # 5. A start too soon is rejected through the form, with the earliest feasible start.
-reject="$web/?book=1&kind=hosts&count=1&start=%2B20s&duration=1h&template=small"
+reject="$web/?book=1&kind=hosts&count=1&start=%2B20s&duration=1h&template=small#token=$WEB_TOKEN"
 expect_exit 0 "chromium submits an infeasible request" -- browser reject --dump-dom "$reject"
 expect_output 'data-state="rejected"' "the page shows the rejection"
 expect_output 'id="earliest-feasible-start"' "and the earliest feasible start"
@@ -79,10 +82,32 @@ expect_exit 0 "path traversal is refused" -- \
 expect_output "^404$" "404"
 expect_exit 0 "malformed JSON is refused" -- \
   curl -sS -w '\n%{http_code}\n' -X POST -H 'Content-Type: application/json' \
-  --data '{"hosts": 1,' "$web/api/reservations"
+  -H "Authorization: Bearer $WEB_TOKEN" --data '{"hosts": 1,' "$web/api/reservations"
 expect_output "^400$" "400"
 expect_output '"error":"invalid-argument"' "as a JSON error"
 expect_exit 0 "vrmd still serves" -- curl -fsS "$web/api/now"
+
+# 7. Who may change what (keys on).
+if [[ -z $INSECURE ]]; then
+  expect_exit 0 "booking without a token is refused" -- \
+    curl -sS -w '\n%{http_code}\n' -X POST -H 'Content-Type: application/json' \
+    --data '{"hosts": 1, "start": "+4h", "duration": "1h", "template": "small"}' \
+    "$web/api/reservations"
+  expect_output "^401$" "401"
+  expect_exit 0 "an unknown token is refused" -- \
+    curl -sS -w '\n%{http_code}\n' -X POST -H "Authorization: Bearer not-a-known-token-at-all" \
+    "$web/api/reservations/$id/cancel"
+  expect_output "^401$" "401"
+  expect_exit 0 "vrmctl's user books" -- vrmctl submit --hosts 1 --start +4h --duration 1h --template small
+  theirs=$(head -n 1 "$work/out" | awk '{print $1}')
+  expect_exit 0 "the web user cannot cancel vrmctl's reservation" -- \
+    curl -sS -w '\n%{http_code}\n' -X POST -H "Authorization: Bearer $WEB_TOKEN" \
+    "$web/api/reservations/$theirs/cancel"
+  expect_output "^403$" "403"
+  expect_exit 0 "the web admin can" -- \
+    curl -fsS -X POST -H "Authorization: Bearer $WEB_ADMIN_TOKEN" "$web/api/reservations/$theirs/cancel"
+  expect_output '"state":"cancelled"' "cancelled"
+fi
 
 echo "screenshot: $artifacts/web-calendar.png"
 finish

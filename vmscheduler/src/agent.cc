@@ -40,14 +40,22 @@ Agent::Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, Agen
       options_(std::move(options)),
       host_(hypervisor.hostInfo().name),
       socket_(context, zmq::socket_type::dealer) {
-  // vrmd's ROUTER addresses this agent by host name, so the id must be set before connecting.
-  socket_.set(zmq::sockopt::routing_id, host_);
   socket_.set(zmq::sockopt::linger, 0);
+  if (options_.curve) {
+    // vrmd knows us by our key and routes to the connection the key speaks from; a routing
+    // id of our own would only be something to squat.
+    protocol::applyCurveClient(socket_, *options_.curve);
+  } else {
+    // Insecure vrmd addresses this agent by host name: the id must be set before connecting.
+    socket_.set(zmq::sockopt::routing_id, host_);
+  }
+  monitor_ = std::make_unique<protocol::HandshakeMonitor>(
+      context, socket_, "vrmd at " + options_.vrmdEndpoint, options_.curve.has_value());
   socket_.connect(options_.vrmdEndpoint);
   registerIntervalNs_ = options_.registerRetryIntervalNs;
 }
 
-Agent::~Agent() = default;
+Agent::~Agent() { monitor_.reset(); }
 
 void Agent::run(const std::atomic<bool>& stop) {
   while (!stop.load()) runOnce(std::chrono::milliseconds(100));
@@ -66,6 +74,13 @@ void Agent::runOnce(std::chrono::milliseconds maxWait) {
     throw;
   }
   if (items[0].revents & ZMQ_POLLIN) receiveAll();
+  // ZeroMQ retries a refused handshake silently: say why once, so an operator can act.
+  if (Status s = monitor_->check(); !s && s.message() != lastHandshakeError_) {
+    spdlog::error("{}", s.message());
+    lastHandshakeError_ = s.message();
+  } else if (monitor_->succeeded()) {
+    lastHandshakeError_.clear();
+  }
   sendDue();
 }
 

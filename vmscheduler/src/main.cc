@@ -13,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "vrm/protocol/cluster.h"
+#include "vrm/protocol/curve.h"
 #include "vrm/protocol/time.h"
 #include "vrm/protocol/units.h"
 #include "vrm/vmscheduler/agent.h"
@@ -42,9 +43,15 @@ int main(int argc, char** argv) {
   std::optional<std::int64_t> clockOrigin;
   std::string logLevel = "info";
   std::vector<std::string> backendParams;
+  std::string curveSecret, serverKey;
   app.add_option("--host", host, "this host's name, as in the cluster file")->required();
   app.add_option("--cluster", clusterFile, "cluster file (YAML) describing this host")->required();
   app.add_option("--vrmd", vrmdEndpoint, "vrmd's agent endpoint")->capture_default_str();
+  app.add_option("--curve-secret", curveSecret,
+                 "this agent's CURVE key pair file (vrmctl keygen HOST: HOST.key); vrmd's "
+                 "authorized file lists its public key as 'agent HOST <key>'");
+  app.add_option("--server-key", serverKey,
+                 "vrmd's CURVE public key (Z85, or a file holding it, e.g. vrmd.pub)");
   app.add_option("--backend", backend, "hypervisor backend")
       ->check(CLI::IsMember({"sim", "qemu", "libvirt"}))
       ->capture_default_str();
@@ -104,6 +111,19 @@ int main(int argc, char** argv) {
 
   vrm::vmscheduler::AgentOptions options;
   options.vrmdEndpoint = vrmdEndpoint;
+  if (curveSecret.empty() != serverKey.empty()) {
+    return fail("CURVE needs both --curve-secret and --server-key");
+  }
+  if (!curveSecret.empty()) {
+    if (vrm::Status s = vrm::protocol::requireCurve(); !s) return fail(s.message());
+    auto own = vrm::protocol::loadCurveKeyPair(curveSecret);
+    if (!own) return fail("--curve-secret: " + own.status().message());
+    auto server = vrm::protocol::resolvePublicKey(serverKey);
+    if (!server) return fail("--server-key: " + server.status().message());
+    options.curve = vrm::protocol::CurveClientKeys{*server, *own};
+  } else {
+    spdlog::warn("no CURVE keys (--curve-secret, --server-key): only an insecure vrmd accepts us");
+  }
   options.heartbeatIntervalNs = *heartbeat;
   // Register retries are in clock time; keep them about one real second apart on a fast clock
   // so a vrmd that is not up yet does not find thousands of queued registers.

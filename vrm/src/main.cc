@@ -54,6 +54,17 @@ int main(int argc, char** argv) {
   std::string logLevel = "info";
   std::string httpListen = "127.0.0.1:8080";
   std::string webRoot;
+  std::string curveSecret, authorizedPath;
+  bool insecure = false;
+  app.add_option("--curve-secret", curveSecret,
+                 "vrmd's CURVE key pair file (vrmctl keygen vrmd: vrmd.key); with --authorized, "
+                 "every endpoint requires a known key");
+  app.add_option("--authorized", authorizedPath,
+                 "who may connect: lines 'client NAME user|admin KEY', 'agent HOST KEY', "
+                 "'web NAME user|admin TOKEN' (README: Security)");
+  app.add_flag("--insecure", insecure,
+               "no authentication at all: anyone reaching the endpoints may act as anyone "
+               "(needed when no keys are given)");
   app.add_option("--clients", clientEndpoint, "ZeroMQ endpoint for clients")->capture_default_str();
   app.add_option("--events", eventsEndpoint,
                  "ZeroMQ PUB endpoint streaming reservation events ('off' disables it)")
@@ -118,6 +129,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vrmd: %s\n", what.c_str());
     return 2;
   };
+  // Security first: a daemon that would run open by mistake must not start at all.
+  std::optional<vrm::protocol::CurveKeyPair> serverKeys;
+  std::shared_ptr<const vrm::manager::AuthorizedKeys> authorized;
+  if (!curveSecret.empty() || !authorizedPath.empty()) {
+    if (insecure) return fail("--insecure contradicts --curve-secret/--authorized: choose one");
+    if (curveSecret.empty() || authorizedPath.empty()) {
+      return fail("CURVE needs both --curve-secret and --authorized");
+    }
+    if (vrm::Status s = vrm::protocol::requireCurve(); !s) return fail(s.message());
+    auto keys = vrm::protocol::loadCurveKeyPair(curveSecret);
+    if (!keys) return fail("--curve-secret: " + keys.status().message());
+    serverKeys = *keys;
+    auto list = vrm::manager::AuthorizedKeys::load(authorizedPath);
+    if (!list) return fail("--authorized: " + list.status().message());
+    authorized = std::make_shared<vrm::manager::AuthorizedKeys>(std::move(*list));
+  } else if (!insecure) {
+    return fail(
+        "no keys: give --curve-secret FILE and --authorized FILE (README: Security; "
+        "'vrmctl keygen vrmd' makes a key pair), or --insecure to run without authentication");
+  }
   auto marginNs = vrm::parseDurationNs(margin);
   if (!marginNs) return fail("--margin: " + marginNs.status().message());
   auto latencyNs = vrm::parseDurationNs(planningLatency);
@@ -146,6 +177,10 @@ int main(int argc, char** argv) {
     webOptions.webRoot = webRoot.empty() ? defaultWebRoot(argv[0]) : webRoot;
     webOptions.templates = cluster->templates;
     webOptions.vrmdEndpoint = "inproc://vrm-web";
+    if (authorized) {
+      webOptions.authenticate = true;
+      for (const auto& w : authorized->webs()) webOptions.tokens[w.token] = w.name;
+    }
   }
 
   std::unique_ptr<vrm::Clock> clock;
@@ -204,12 +239,19 @@ int main(int argc, char** argv) {
   serverOptions.clientEndpoint = clientEndpoint;
   serverOptions.agentEndpoint = agentEndpoint;
   if (eventsEndpoint != "off") serverOptions.eventsEndpoint = eventsEndpoint;
+  serverOptions.curve = serverKeys;
+  serverOptions.authorized = authorized;
   // The web calendar talks to the core as a client, over inproc://.
   if (web) serverOptions.extraClientEndpoints.push_back(webOptions.vrmdEndpoint);
   vrm::manager::Server server(context, manager, *clock, serverOptions);
   if (vrm::Status s = server.bind(); !s) return fail(s.message());
   spdlog::info("listening for clients on {}, agents on {}, store {}", server.clientEndpoint(),
                server.agentEndpoint(), storePath);
+  if (authorized) {
+    spdlog::info("CURVE on (public key {}): {} clients, {} agents, {} web tokens authorized",
+                 serverKeys->publicKey, authorized->clients().size(), authorized->agents().size(),
+                 authorized->webs().size());
+  }
   vrm::manager::WebServer webServer(context, webOptions);
   if (web) {
     if (vrm::Status s = webServer.start(); !s) {

@@ -776,18 +776,20 @@ std::vector<Reservation> Manager::list(const ListFilter& f) const {
   return out;
 }
 
-Result<Reservation> Manager::cancel(const std::string& id, const std::string& requester) {
+Result<Reservation> Manager::cancel(const std::string& id, const std::string& requester,
+                                    bool asAdmin) {
   auto it = reservations_.find(id);
   if (it == reservations_.end()) return Status::notFound("no reservation '" + id + "'");
   Reservation& r = it->second;
-  if (!requester.empty() && requester != r.request.owner) {
+  if (!asAdmin && !requester.empty() && requester != r.request.owner) {
     return Status::unauthorized("reservation " + id + " belongs to " + r.request.owner);
   }
   if (isTerminal(r.state)) {
     return Status::rejected("reservation " + id + " is already " + stateName(r.state));
   }
   const ReservationState was = r.state;
-  r.reason = "cancelled by " + (requester.empty() ? std::string("an operator") : requester);
+  r.reason = "cancelled by " + (requester.empty() ? std::string("an operator") : requester) +
+             (asAdmin && !requester.empty() && requester != r.request.owner ? " (admin)" : "");
   // Moves already running finish (their results are still handled); no new move starts.
   for (auto& m : r.moves) {
     if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <vector>
 
 #include "vrm/protocol/wire_convert.h"
@@ -16,10 +17,37 @@ namespace {
 
 void fillReservation(const Reservation& r, wire::Reservation::Builder out) { toWire(r, out); }
 
+// The reservation as `caller` may see it.
+void fillReservationFor(const Caller& caller, Reservation r, wire::Reservation::Builder out) {
+  if (!caller.mayActFor(r.request.owner)) hideHandles(r);
+  toWire(r, out);
+}
+
 }  // namespace
 
-zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, zmq::message_t payload,
-                                 const protocol::DecodeLimits& limits) {
+void hideHandles(Reservation& r) {
+  for (auto& c : r.clones) {
+    c.address.clear();
+    c.account.clear();
+  }
+}
+
+std::string requesterOf(const zmq::message_t& payload, const protocol::DecodeLimits& limits) {
+  zmq::message_t copy;
+  copy.copy(const_cast<zmq::message_t&>(payload));
+  auto frame = protocol::decodeFrame(std::move(copy), limits);
+  if (!frame) return "";
+  auto req = frame->root<wire::ClientRequest>();
+  if (!req) return "";
+  try {
+    return toStd(req->getRequester());
+  } catch (const kj::Exception&) {
+    return "";
+  }
+}
+
+zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Caller& caller,
+                                 zmq::message_t payload, const protocol::DecodeLimits& limits) {
   capnp::MallocMessageBuilder reply;
   auto out = reply.initRoot<wire::ClientReply>();
   out.setNowNs(clock.now());
@@ -33,11 +61,20 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, zmq::mess
     setStatus(req.status());
   } else {
     out.setRequestId(req->getRequestId());
-    const std::string requester = toStd(req->getRequester());
     try {
       switch (req->which()) {
         case wire::ClientRequest::SUBMIT: {
-          auto r = manager.submit(fromWire(req->getSubmit()));
+          ReservationRequest request = fromWire(req->getSubmit());
+          if (request.owner.empty()) request.owner = caller.name;
+          Result<Reservation> r = Status::unauthorized("");
+          if (caller.role == Role::kAnonymous && !request.dryRun) {
+            r = Status::unauthorized("anonymous callers cannot book: authenticate first");
+          } else if (caller.role != Role::kAdmin && request.owner != caller.name) {
+            r = Status::unauthorized(caller.describe() + " cannot book for '" + request.owner +
+                                     "' (only for itself)");
+          } else {
+            r = manager.submit(std::move(request));
+          }
           if (!r) {
             setStatus(r.status());
           } else {
@@ -50,11 +87,18 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, zmq::mess
         case wire::ClientRequest::GET: {
           auto r = manager.get(toStd(req->getGet()));
           setStatus(r.status());
-          if (r) fillReservation(*r, out.initReservation());
+          if (r) fillReservationFor(caller, std::move(*r), out.initReservation());
           break;
         }
         case wire::ClientRequest::CANCEL: {
-          auto r = manager.cancel(toStd(req->getCancel()), requester);
+          const std::string id = toStd(req->getCancel());
+          Result<Reservation> r = manager.get(id);
+          if (r && !caller.mayActFor(r->request.owner)) {
+            r = Status::unauthorized("reservation " + id + " belongs to " + r->request.owner +
+                                     "; " + caller.describe() + " may cancel only its own");
+          } else if (r) {
+            r = manager.cancel(id, caller.name, caller.role == Role::kAdmin);
+          }
           setStatus(r.status());
           if (r) fillReservation(*r, out.initReservation());
           break;
@@ -63,7 +107,9 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, zmq::mess
           auto rs = manager.list(fromWire(req->getList()));
           setStatus(Status::ok());
           auto list = out.initReservations(static_cast<unsigned>(rs.size()));
-          for (unsigned i = 0; i < rs.size(); ++i) fillReservation(rs[i], list[i]);
+          for (unsigned i = 0; i < rs.size(); ++i) {
+            fillReservationFor(caller, std::move(rs[i]), list[i]);
+          }
           break;
         }
         case wire::ClientRequest::HOSTS: {
@@ -75,6 +121,20 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, zmq::mess
         }
         case wire::ClientRequest::VMS: {
           auto vs = manager.vms();
+          if (caller.role != Role::kAdmin) {
+            // A clone's address is a handle: only its reservation's owner sees it.
+            std::map<std::string, bool> visible;  // reservation id -> caller may see handles
+            for (auto& v : vs) {
+              if (v.reservationId.empty()) continue;
+              auto it = visible.find(v.reservationId);
+              if (it == visible.end()) {
+                auto r = manager.get(v.reservationId);
+                it = visible.emplace(v.reservationId, r && caller.mayActFor(r->request.owner))
+                         .first;
+              }
+              if (!it->second) v.address.clear();
+            }
+          }
           setStatus(Status::ok());
           auto list = out.initVms(static_cast<unsigned>(vs.size()));
           for (unsigned i = 0; i < vs.size(); ++i) toWire(vs[i], list[i]);

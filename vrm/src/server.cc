@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <vector>
 
 #include "vrm/manager/request_handler.h"
@@ -19,23 +20,52 @@ Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock,
       options_(std::move(options)),
       clients_(context, zmq::socket_type::router),
       agents_(context, zmq::socket_type::router),
-      events_(context, zmq::socket_type::pub) {
-  events_.set(zmq::sockopt::linger, 0);
-  clients_.set(zmq::sockopt::linger, 0);
-  agents_.set(zmq::sockopt::linger, 0);
+      events_(context, zmq::socket_type::pub),
+      localClients_(context, zmq::socket_type::router) {
+  for (zmq::socket_t* s : {&events_, &clients_, &agents_, &localClients_}) {
+    s->set(zmq::sockopt::linger, 0);
+  }
   // Fail a send to a disconnected agent instead of dropping it silently.
   agents_.set(zmq::sockopt::router_mandatory, 1);
-  // A restarted agent takes over its host name from the dead connection.
-  agents_.set(zmq::sockopt::router_handover, 1);
-  clients_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options_.limits.maxFrameBytes));
-  agents_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options_.limits.maxFrameBytes));
+  // Insecure mode: a restarted agent takes over its host name from the dead connection. With
+  // CURVE, agents are addressed by their key's latest connection instead, and a connection
+  // must never take over another's routing id.
+  agents_.set(zmq::sockopt::router_handover, options_.curve ? 0 : 1);
+  const auto maxBytes = static_cast<std::int64_t>(options_.limits.maxFrameBytes);
+  clients_.set(zmq::sockopt::maxmsgsize, maxBytes);
+  agents_.set(zmq::sockopt::maxmsgsize, maxBytes);
+  localClients_.set(zmq::sockopt::maxmsgsize, maxBytes);
 }
 
+Server::~Server() = default;
+
 Status Server::bind() {
+  if (options_.curve) {
+    if (Status s = protocol::requireCurve(); !s) return s;
+    if (!options_.authorized) return Status::invalid("CURVE needs the authorized keys");
+    for (const auto& endpoint : options_.extraClientEndpoints) {
+      if (endpoint.rfind("inproc://", 0) != 0) {
+        return Status::invalid("in-process client endpoint '" + endpoint +
+                               "' must be inproc:// (it is not authenticated)");
+      }
+    }
+    zap_ = std::make_unique<ZapHandler>(context_, options_.authorized);
+    if (Status s = zap_->bind(); !s) return s;
+    try {
+      protocol::applyCurveServer(clients_, *options_.curve, kZapDomainClients);
+      protocol::applyCurveServer(agents_, *options_.curve, kZapDomainAgents);
+      protocol::applyCurveServer(events_, *options_.curve, kZapDomainEvents);
+    } catch (const zmq::error_t& e) {
+      return Status::invalid(std::string("cannot use the server key: ") + e.what());
+    }
+  } else {
+    spdlog::warn("INSECURE mode: no authentication; anyone who reaches vrmd's endpoints may "
+                 "submit and cancel as anyone and act as any agent");
+  }
   try {
     clients_.bind(options_.clientEndpoint);
     boundClientEndpoint_ = clients_.get(zmq::sockopt::last_endpoint);
-    for (const auto& endpoint : options_.extraClientEndpoints) clients_.bind(endpoint);
+    for (const auto& endpoint : options_.extraClientEndpoints) localClients_.bind(endpoint);
     if (!options_.eventsEndpoint.empty()) events_.bind(options_.eventsEndpoint);
     agents_.bind(options_.agentEndpoint);
   } catch (const zmq::error_t& e) {
@@ -53,20 +83,28 @@ std::string Server::eventsEndpoint() const {
 void Server::runOnce(std::chrono::milliseconds maxWait) {
   auto wait = std::min(maxWait, clock_.realDelayUntil(manager_.nextWakeNs(), maxWait));
   zmq::pollitem_t items[] = {{clients_.handle(), 0, ZMQ_POLLIN, 0},
-                             {agents_.handle(), 0, ZMQ_POLLIN, 0}};
+                             {agents_.handle(), 0, ZMQ_POLLIN, 0},
+                             {localClients_.handle(), 0, ZMQ_POLLIN, 0},
+                             {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
   try {
-    zmq::poll(items, 2, wait);
+    zmq::poll(items, zap_ ? 4 : 3, wait);
   } catch (const zmq::error_t& e) {
     if (e.num() != EINTR) throw;
   }
+  // Handshakes first: a connecting peer waits for this answer.
+  if (zap_) zap_->handlePending();
   // Drain what is there, bounded so one busy socket cannot starve the other or the ticks.
   for (int i = 0; i < 256 && (items[1].revents & ZMQ_POLLIN); ++i) {
     handleAgent();
     if (!(agents_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
   }
   for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i) {
-    handleClient();
+    handleClient(clients_, false);
     if (!(clients_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
+  }
+  for (int i = 0; i < 256 && (items[2].revents & ZMQ_POLLIN); ++i) {
+    handleClient(localClients_, true);
+    if (!(localClients_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
   }
   manager_.tick();
   flushOutbox();
@@ -94,36 +132,76 @@ std::vector<zmq::message_t> receiveAll(zmq::socket_t& socket) {
 
 }  // namespace
 
-void Server::handleClient() {
-  auto parts = receiveAll(clients_);
+Caller Server::callerOf(const zmq::message_t& payload, bool local) const {
+  if (!options_.curve) return Caller::fromRequester(requesterOf(payload, options_.limits));
+  if (local) {
+    const std::string name = requesterOf(payload, options_.limits);
+    if (name.empty()) return Caller::anonymous();
+    if (const auto* w = options_.authorized->webByName(name)) return {w->name, w->role};
+    spdlog::warn("in-process request for unknown web user '{}': served as anonymous", name);
+    return Caller::anonymous();
+  }
+  // ZAP admitted the key and named its client: the only identity a TCP request has.
+  const std::string name = userIdOf(payload);
+  if (const auto* c = options_.authorized->clientByName(name)) return {c->name, c->role};
+  spdlog::warn("client request without a known User-Id ('{}'): served as anonymous", name);
+  return Caller::anonymous();
+}
+
+void Server::handleClient(zmq::socket_t& socket, bool local) {
+  auto parts = receiveAll(socket);
   if (parts.size() < 2) return;  // no envelope: nothing to answer
   // Envelope: identity, [empty delimiter (REQ clients)], payload.
   const bool delimited = parts.size() >= 3 && parts[1].size() == 0;
+  const Caller caller = callerOf(parts.back(), local);
   zmq::message_t encoded =
-      answerClientFrame(manager_, clock_, std::move(parts.back()), options_.limits);
+      answerClientFrame(manager_, clock_, caller, std::move(parts.back()), options_.limits);
   try {
-    clients_.send(parts[0], zmq::send_flags::sndmore);
-    if (delimited) clients_.send(zmq::message_t(), zmq::send_flags::sndmore);
-    clients_.send(encoded, zmq::send_flags::none);
+    socket.send(parts[0], zmq::send_flags::sndmore);
+    if (delimited) socket.send(zmq::message_t(), zmq::send_flags::sndmore);
+    socket.send(encoded, zmq::send_flags::none);
   } catch (const zmq::error_t& e) {
     spdlog::warn("cannot reply to a client: {}", e.what());
   }
 }
 
 void Server::sendToAgent(const std::string& host, capnp::MessageBuilder& message) {
+  std::string route = host;
+  if (options_.curve) {
+    auto it = agentRoutes_.find(host);
+    if (it == agentRoutes_.end()) {
+      // Its key never spoke to this vrmd: not connected.
+      errno = EHOSTUNREACH;
+      throw zmq::error_t();
+    }
+    route = it->second;
+  }
   zmq::message_t encoded = protocol::encodeFrame(message);
-  agents_.send(zmq::buffer(host), zmq::send_flags::sndmore);
+  agents_.send(zmq::buffer(route), zmq::send_flags::sndmore);
   agents_.send(encoded, zmq::send_flags::none);
 }
 
 void Server::handleAgent() {
   auto parts = receiveAll(agents_);
   if (parts.size() < 2) return;
-  const std::string host = parts[0].to_string();
+  const std::string routingId = parts[0].to_string();
+  std::string host = routingId;
+  if (options_.curve) {
+    host = userIdOf(parts.back());
+    // Ids libzmq generates start with a zero byte; any other id was chosen by the agent and
+    // must be its own host's name.
+    const bool chosen = !routingId.empty() && routingId[0] != '\0';
+    if (host.empty() || (chosen && routingId != host)) {
+      spdlog::warn("refused a frame from agent key of '{}' that claims to be '{}'", host,
+                   routingId);
+      return;
+    }
+    agentRoutes_[host] = routingId;
+  }
   auto answer = applyAgentFrame(manager_, host, std::move(parts.back()), options_.limits);
   if (!answer) return;
   try {
-    agents_.send(zmq::buffer(host), zmq::send_flags::sndmore);
+    agents_.send(zmq::buffer(routingId), zmq::send_flags::sndmore);
     agents_.send(*answer, zmq::send_flags::none);
   } catch (const zmq::error_t& e) {
     spdlog::warn("cannot answer agent {}: {}", host, e.what());
@@ -165,7 +243,8 @@ void Server::flushOutbox() {
     try {
       sendToAgent(cmd.host, b);
     } catch (const zmq::error_t& e) {
-      spdlog::warn("cannot send {} to {}: {}", commandKindName(cmd.kind), cmd.host, e.what());
+      spdlog::warn("cannot send {} to {}: {}", commandKindName(cmd.kind), cmd.host,
+                   e.what());
       manager_.onSendFailed(cmd.id, "agent " + cmd.host + " is not connected");
     }
   }

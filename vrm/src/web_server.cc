@@ -216,6 +216,25 @@ struct WebServer::Impl {
   Response error(const Status& s) {
     return error(httpStatusOf(s.code()), statusCodeName(s.code()), s.message());
   }
+  Response unauthenticated(const std::string& message) {
+    Response r = error(401, "unauthorized", message);
+    r.set(http::field::www_authenticate, "Bearer");
+    return r;
+  }
+  // The web user a bearer token belongs to. Compares every token in full, so the time taken
+  // does not tell how much of a guess matched.
+  std::optional<std::string> nameOfToken(const std::string& token) const {
+    std::optional<std::string> found;
+    for (const auto& [known, name] : options.tokens) {
+      unsigned char diff = known.size() == token.size() ? 0 : 1;
+      for (std::size_t i = 0; i < known.size(); ++i) {
+        diff |= static_cast<unsigned char>(known[i] ^ (i < token.size() ? token[i] : 0));
+      }
+      if (diff == 0) found = name;
+    }
+    return found;
+  }
+  std::string callerName;  // of the request being served
 
   void accept();
   class Session;
@@ -234,6 +253,9 @@ Response WebServer::Impl::handle(const Request& req) {
     return error(400, "invalid-argument", "NUL in the path");
   }
   auto parts = splitPath(path);
+  // Until api() reads a token, vrmd is asked as nobody in particular (see web_server.h).
+  vrmd->setRequester("");
+  callerName.clear();
   if (!parts.empty() && parts[0] == "api") return api(req, parts, query);
   if (parts.size() == 1 && parts[0] == "metrics") {
     if (req.method() != http::verb::get) {
@@ -292,6 +314,25 @@ Response WebServer::Impl::api(const Request& req, const std::vector<std::string>
     r.set(http::field::allow, allowed);
     return r;
   };
+  // Who asks: vrmd decides what that caller may do (and hides others' handles).
+  std::string caller;  // "" = anonymous with `authenticate`, an operator without
+  if (options.authenticate) {
+    const auto header = req[http::field::authorization];
+    if (!header.empty()) {
+      const std::string_view value(header.data(), header.size());
+      if (value.substr(0, 7) != "Bearer ") {
+        return unauthenticated("use 'Authorization: Bearer <token>'");
+      }
+      auto name = nameOfToken(std::string(value.substr(7)));
+      if (!name) return unauthenticated("unknown token");
+      caller = *name;
+    }
+    if (post && caller.empty()) {
+      return unauthenticated("booking and cancelling need a token (Authorization: Bearer ...)");
+    }
+  }
+  vrmd->setRequester(caller);
+  callerName = caller;
   const std::size_t n = parts.size();
   if (n == 2 && parts[1] == "now") {
     if (!get) return methodNotAllowed("GET");
@@ -427,7 +468,7 @@ Response WebServer::Impl::submit(const Request& req) {
 
   ReservationRequest r;
   r.owner = text("owner");
-  if (r.owner.empty()) r.owner = options.defaultOwner;
+  if (r.owner.empty()) r.owner = callerName.empty() ? options.defaultOwner : callerName;
   r.templateName = text("template");
   r.label = text("label");
   r.vmsPerHost = count("vms_per_host");

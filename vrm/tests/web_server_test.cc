@@ -15,7 +15,9 @@
 #include "fake_agents.h"
 #include "vrm/client/client.h"
 #include "vrm/client/render.h"
+#include "vrm/manager/auth.h"
 #include "vrm/manager/server.h"
+#include "vrm/protocol/curve.h"
 
 namespace vrm::manager {
 namespace {
@@ -401,6 +403,160 @@ TEST(WebServerFilesTest, ParsesListenAddresses) {
   EXPECT_FALSE(parseHttpListen("127.0.0.1:99999", o).isOk());
   EXPECT_FALSE(parseHttpListen("127.0.0.1:", o).isOk());
   EXPECT_NE(parseHttpListen("nonsense", o).message().find("ADDR:PORT"), std::string::npos);
+}
+
+
+// vrmd with CURVE keys and the web calendar with bearer tokens: the web server tells vrmd who
+// asks and vrmd decides, so HTTP is no way around authorisation.
+class WebAuthTest : public ::testing::Test {
+ protected:
+  static constexpr char kAliceToken[] = "alice-token-0123456789";
+  static constexpr char kBobToken[] = "bob-token-0123456789ab";
+  static constexpr char kAdminToken[] = "admin-token-0123456789";
+
+  void SetUp() override {
+    store_ = std::move(*Store::open(":memory:"));
+    planner_ = std::make_unique<planner::SequentialVacatePlanner>(
+        std::shared_ptr<const planner::MigrationModel>(
+            std::move(*planner::createMigrationModel("simple"))));
+    TemplateSpec t;
+    t.name = "bmi";
+    t.cpuCores = 8;
+    t.memoryBytes = 16 * kGiB;
+    t.cloneTimeNs = 45 * kNsPerSec;
+    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, std::vector{t});
+    agents_ = std::make_unique<FakeAgents>(*manager_);
+    agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
+    agents_->addHost("node2", 16, 64 * kGiB, {});
+
+    auto serverKeys = protocol::generateCurveKeyPair();
+    ASSERT_TRUE(serverKeys.isOk());
+    auto keys = AuthorizedKeys::parse(std::string("web alice user ") + kAliceToken +
+                                          "\nweb bob user " + kBobToken + "\nweb ops admin " +
+                                          kAdminToken + "\n",
+                                      "authorized");
+    ASSERT_TRUE(keys.isOk()) << keys.status().toString();
+    ServerOptions o;
+    o.clientEndpoint = "tcp://127.0.0.1:*";
+    o.agentEndpoint = "tcp://127.0.0.1:*";
+    o.extraClientEndpoints = {kInproc};
+    o.maxPollWait = std::chrono::milliseconds(10);
+    o.curve = *serverKeys;
+    o.authorized = std::make_shared<AuthorizedKeys>(std::move(*keys));
+    server_ = std::make_unique<Server>(ctx_, *manager_, clock_, o);
+    ASSERT_TRUE(server_->bind().isOk());
+
+    WebServerOptions w;
+    w.port = 0;
+    w.webRoot = VRM_SOURCE_WEB_ROOT;
+    w.vrmdEndpoint = kInproc;
+    w.templates = {t};
+    w.authenticate = true;
+    for (const auto& entry : o.authorized->webs()) w.tokens[entry.token] = entry.name;
+    web_ = std::make_unique<WebServer>(ctx_, w);
+    ASSERT_TRUE(web_->start().isOk());
+    startLoop();
+  }
+  void TearDown() override {
+    web_->stop();
+    if (loop_.joinable()) stopLoop();
+  }
+  void startLoop() {
+    stop_ = false;
+    loop_ = std::thread([this] { server_->run(stop_); });
+  }
+  void stopLoop() {
+    stop_ = true;
+    loop_.join();
+  }
+
+  HttpReply call(const std::string& method, const std::string& path, const std::string& token,
+                 const std::string& body = "") {
+    std::string auth = token.empty() ? "" : "Authorization: Bearer " + token + "\r\n";
+    return httpRequest(web_->port(), method + " " + path +
+                                         " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" +
+                                         auth + "Content-Type: application/json\r\n" +
+                                         "Content-Length: " + std::to_string(body.size()) +
+                                         "\r\n\r\n" + body);
+  }
+  std::string booking(const std::string& extra = "") {
+    return R"({"hosts": 1, "start": "+2h", "duration": "1h", "template": "bmi")" + extra + "}";
+  }
+
+  ManualClock clock_{kStartOfTime};
+  zmq::context_t ctx_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<FakeAgents> agents_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<WebServer> web_;
+  std::atomic<bool> stop_{false};
+  std::thread loop_;
+};
+
+// Ensures changes need a known token, a token books only for its own name, and cancels follow
+// the owner and admin rules.
+TEST_F(WebAuthTest, ChangesNeedATokenAndFollowTheOwnerRules) {
+  auto anonymous = call("POST", "/api/reservations", "", booking());
+  EXPECT_EQ(anonymous.status, 401) << anonymous.body;
+  EXPECT_NE(anonymous.headers.find("WWW-Authenticate: Bearer"), std::string::npos);
+  EXPECT_EQ(call("POST", "/api/reservations", "guessed-token-0123456789", booking()).status, 401);
+  EXPECT_EQ(call("POST", "/api/reservations", kAliceToken, booking(R"(, "owner": "bob")")).status,
+            403)
+      << "a token books for its own name only";
+
+  auto booked = call("POST", "/api/reservations", kAliceToken, booking());
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  EXPECT_EQ(booked.parsed()["owner"], "alice");
+  const std::string id = booked.parsed()["id"];
+  const std::string cancel = "/api/reservations/" + id + "/cancel";
+  EXPECT_EQ(call("POST", cancel, "", "").status, 401);
+  EXPECT_EQ(call("POST", cancel, kBobToken, "").status, 403);
+  auto byAdmin = call("POST", cancel, kAdminToken, "");
+  ASSERT_EQ(byAdmin.status, 200) << byAdmin.body;
+  EXPECT_EQ(byAdmin.parsed()["state"], "cancelled");
+}
+
+// Ensures the handles of a ready reservation reach its owner's token only: anonymous readers and
+// other users see the reservation with blank addresses, in the API and the VM list.
+TEST_F(WebAuthTest, ReadersWithoutTheOwnersTokenSeeNoHandles) {
+  auto booked = call("POST", "/api/reservations", kAliceToken, booking());
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  const std::string id = booked.parsed()["id"];
+  stopLoop();
+  for (int i = 0; i < 3 * 3600 && manager_->get(id)->state != ReservationState::kReady; ++i) {
+    clock_.advance(kNsPerSec);
+    agents_->heartbeat();
+    manager_->tick();
+    agents_->pump();
+  }
+  ASSERT_EQ(manager_->get(id)->state, ReservationState::kReady);
+  startLoop();
+
+  auto addresses = [](const json& r) {
+    std::string all;
+    for (const auto& h : r["handles"]) all += h["address"].get<std::string>();
+    return all;
+  };
+  auto mine = call("GET", "/api/reservations/" + id, kAliceToken);
+  ASSERT_EQ(mine.status, 200);
+  ASSERT_FALSE(mine.parsed()["handles"].empty());
+  EXPECT_NE(addresses(mine.parsed()), "");
+  for (const char* token : {"", kBobToken}) {
+    auto theirs = call("GET", "/api/reservations/" + id, token);
+    ASSERT_EQ(theirs.status, 200);
+    EXPECT_EQ(addresses(theirs.parsed()), "") << "token '" << token << "'";
+    auto listed = call("GET", "/api/reservations", token);
+    ASSERT_EQ(listed.status, 200);
+    EXPECT_EQ(addresses(listed.parsed()[0]), "");
+    auto vms = call("GET", "/api/vms", token);
+    for (const auto& v : vms.parsed()) {
+      if (v["reservation"] == id) {
+        EXPECT_EQ(v.value("address", ""), "");
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ const state = {
   templates: [],
   selected: null,    // reservation id highlighted on the timeline
   spanHours: 6,
+  token: '',         // web API token ('' = read-only)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -48,8 +49,31 @@ function add(el, ...children) {
   return el;
 }
 
+// The web API token (README: Security), kept in this browser's localStorage. A link may carry
+// it as #token=... (the fragment never reaches a server); it is stored and removed from the URL.
+const TOKEN_KEY = 'vrm-token';
+function apiToken() {
+  try { return localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+}
+function setApiToken(token) {
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token); else localStorage.removeItem(TOKEN_KEY);
+  } catch (e) { /* storage disabled: the token lasts for this page only */ }
+  state.token = token;
+  const input = document.getElementById('token');
+  if (input && input.value !== token) input.value = token;
+}
+function takeTokenFromUrl() {
+  const m = location.hash.match(/(?:^#|&)token=([^&]*)/);
+  if (!m) return;
+  setApiToken(decodeURIComponent(m[1]));
+  history.replaceState(null, '', location.pathname + location.search);
+}
+
 async function api(method, path, body) {
   const init = { method, headers: {} };
+  const token = state.token || apiToken();
+  if (token) init.headers['Authorization'] = `Bearer ${token}`;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -513,6 +537,12 @@ function fact(name, value) { return h('div', {}, h('span', {}, name), value); }
 // start
 
 async function main() {
+  takeTokenFromUrl();
+  setApiToken(state.token || apiToken());
+  document.getElementById('token').addEventListener('change', (e) => {
+    setApiToken(e.target.value.trim());
+    refresh();
+  });
   const params = new URLSearchParams(location.search);
   const span = parseFloat(params.get('span'));
   if (span > 0) {

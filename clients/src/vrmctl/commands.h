@@ -4,9 +4,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 
 #include "vrm/client/client.h"
+#include "vrm/protocol/curve.h"
 
 namespace vrm::vrmctl {
 
@@ -17,13 +19,20 @@ inline constexpr int kExitUnreachable = 3;
 
 struct Context {
   std::string endpoint = "tcp://127.0.0.1:5555";
-  std::string owner;
+  std::string owner;  // empty with a client key: vrmd uses the key's name
+  std::string serverKey;  // vrmd's public key: Z85 text or a file holding it; empty = no CURVE
+  std::string clientKey;  // path of our key pair (.key file)
   std::string eventsEndpoint;  // vrmd's event stream (watch); empty = poll
   bool json = false;
   int timeoutMs = 5000;
   int exitCode = kExitOk;
 
+  // A client for vrmd with these settings. Unreadable or malformed keys are bad input: the
+  // error is printed and vrmctl exits with kExitBadInput.
   client::Client makeClient() const;
+  // The CURVE keys for a socket of our own (watch's subscriber); nullopt without keys. Exits
+  // like makeClient on bad keys.
+  std::optional<protocol::CurveClientKeys> curveKeys() const;
   // Prints `status` as one line on stderr (and as {"error":...} on stdout with --json) and
   // returns its exit code.
   int fail(const Status& status) const;
@@ -37,5 +46,6 @@ void addReservationCommands(CLI::App& app, Context& ctx);  // submit show list c
 void addClusterCommands(CLI::App& app, Context& ctx);      // hosts vms
 void addPlanCommand(CLI::App& app, Context& ctx);          // plan (offline what-if)
 void addModelCommands(CLI::App& app, Context& ctx);        // predict calibrate (offline)
+void addKeyCommands(CLI::App& app, Context& ctx);          // keygen (offline)
 
 }  // namespace vrm::vrmctl

@@ -11,7 +11,8 @@ namespace {
 
 using namespace vrm::vrmctl;
 
-// The config file (`key = value`, '#' comments; keys vrmd, events, owner, timeout-ms) supplies
+// The config file (`key = value`, '#' comments; keys vrmd, events, owner, timeout-ms,
+// server-key, client-key) supplies
 // defaults: environment variables override it and flags override both. Its path: --config FILE,
 // else $VRM_CONFIG, else ~/.config/vrm/vrmctl.conf when it exists.
 vrm::Status loadConfig(int argc, char** argv, Context& ctx, std::string* path) {
@@ -43,20 +44,30 @@ vrm::Status loadConfig(int argc, char** argv, Context& ctx, std::string* path) {
       s.erase(s.find_last_not_of(" \t\r") + 1);
       return s;
     };
-    line = trim(line.substr(0, line.find('#')));
-    if (line.empty()) continue;
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
     auto eq = line.find('=');
     if (eq == std::string::npos) {
       return vrm::Status::invalid(*path + ":" + std::to_string(n) + ": expected key = value");
     }
     std::string key = trim(line.substr(0, eq));
     std::string value = trim(line.substr(eq + 1));
+    // A comment after a value starts with whitespace and '#'; a value may itself start with
+    // '#' (Z85 keys do).
+    if (auto c = value.find_first_of(" \t"); c != std::string::npos) {
+      auto rest = trim(value.substr(c));
+      if (rest.empty() || rest[0] == '#') value = trim(value.substr(0, c));
+    }
     if (key == "vrmd") {
       ctx.endpoint = value;
     } else if (key == "events") {
       ctx.eventsEndpoint = value;
     } else if (key == "owner") {
       ctx.owner = value;
+    } else if (key == "server-key") {
+      ctx.serverKey = value;
+    } else if (key == "client-key") {
+      ctx.clientKey = value;
     } else if (key == "timeout-ms") {
       char* end = nullptr;
       long ms = std::strtol(value.c_str(), &end, 10);
@@ -67,7 +78,8 @@ vrm::Status loadConfig(int argc, char** argv, Context& ctx, std::string* path) {
       ctx.timeoutMs = static_cast<int>(ms);
     } else {
       return vrm::Status::invalid(*path + ":" + std::to_string(n) + ": unknown key '" + key +
-                                  "' (known: vrmd, events, owner, timeout-ms)");
+                                  "' (known: vrmd, events, owner, timeout-ms, server-key, "
+                                  "client-key)");
     }
   }
   return vrm::Status::ok();
@@ -82,13 +94,12 @@ int main(int argc, char** argv) {
       "  vrmctl submit --hosts 1 --start +2h --duration 2h --template bmi-decoder\n"
       "  vrmctl show r1\n"
       "  vrmctl watch r1 --until ready\n"
-      "  vrmctl list --state admitted --owner lab-bmi --json\n\n"
+      "  vrmctl list --state admitted --owner lab-bmi --json\n"
+      "  vrmctl keygen alice      (CURVE keys: alice.key, alice.pub)\n\n"
       "Exit codes: 0 ok, 1 rejected, 2 bad input, 3 cannot reach vrmd.\n"
       "Settings: flags, then VRM_* environment variables, then the config file."};
   app.require_subcommand(1);
   Context ctx;
-  const char* user = std::getenv("USER");
-  ctx.owner = user && *user ? user : "anonymous";
   std::string configPath;
   if (vrm::Status s = loadConfig(argc, argv, ctx, &configPath); !s) {
     std::cerr << "vrmctl: " << s.toString() << "\n";
@@ -103,9 +114,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--events", ctx.eventsEndpoint, "vrmd's event stream, for watch (else it polls)")
       ->envname("VRM_EVENTS");
-  app.add_option("--owner", ctx.owner, "who you are (owner of what you submit)")
-      ->envname("VRM_OWNER")
-      ->capture_default_str();
+  app.add_option("--owner", ctx.owner,
+                 "owner of what you submit (default: with a client key, the name vrmd knows the "
+                 "key by; without, $USER). Without keys vrmd trusts it as your identity")
+      ->envname("VRM_OWNER");
+  app.add_option("--server-key", ctx.serverKey,
+                 "vrmd's CURVE public key (Z85, or a file holding it, e.g. vrmd.pub)")
+      ->envname("VRM_SERVER_KEY");
+  app.add_option("--client-key", ctx.clientKey,
+                 "our CURVE key pair file (from 'vrmctl keygen NAME': NAME.key)")
+      ->envname("VRM_CLIENT_KEY");
   app.add_option("--timeout-ms", ctx.timeoutMs, "how long to wait for vrmd")
       ->envname("VRM_TIMEOUT_MS")
       ->check(CLI::PositiveNumber)
@@ -115,6 +133,14 @@ int main(int argc, char** argv) {
   addClusterCommands(app, ctx);
   addPlanCommand(app, ctx);
   addModelCommands(app, ctx);
+  addKeyCommands(app, ctx);
+  // Runs after the settings are parsed and before the subcommand.
+  app.parse_complete_callback([&ctx] {
+    if (ctx.owner.empty() && ctx.clientKey.empty()) {
+      const char* user = std::getenv("USER");
+      ctx.owner = user && *user ? user : "anonymous";
+    }
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

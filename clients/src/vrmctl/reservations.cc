@@ -129,6 +129,7 @@ int runWatch(const Context& ctx, const std::string& id, const std::string& until
   if (!ctx.eventsEndpoint.empty()) {
     sub.emplace(zctx, zmq::socket_type::sub);
     sub->set(zmq::sockopt::linger, 0);
+    if (auto keys = ctx.curveKeys()) protocol::applyCurveClient(*sub, *keys);
     sub->set(zmq::sockopt::subscribe, id + "|");
     sub->connect(ctx.eventsEndpoint);
   }

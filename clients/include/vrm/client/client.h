@@ -5,6 +5,12 @@
 // discarded. When vrmd does not answer in time the call fails with `unavailable` and the socket
 // is re-created (so a late reply cannot be mistaken for the next one). Not thread-safe: use one
 // Client per thread.
+//
+// Authentication: when vrmd runs with CURVE keys (README "Security"), set serverPublicKey and
+// the client's own key pair; vrmd then serves every request as the client its key is listed
+// as. A key vrmd does not know fails the call at once with `unauthorized` ("vrmd ... refused
+// our key"), as does a missing key when vrmd requires one; a timeout without any completed
+// handshake says which keys to check.
 #pragma once
 
 #include <chrono>
@@ -25,7 +31,13 @@ namespace vrm::client {
 struct ClientOptions {
   std::string endpoint = "tcp://127.0.0.1:5555";   // vrmd's client endpoint
   std::chrono::milliseconds timeout{5000};         // per request
-  std::string requester;                           // who asks; owner checks use it
+  // Who asks. vrmd trusts it only in insecure mode (and from its in-process web calendar);
+  // with CURVE the key decides.
+  std::string requester;
+  // CURVE, all Z85 (40 characters); empty serverPublicKey = no CURVE (vrmd in insecure mode).
+  std::string serverPublicKey;  // vrmd's public key
+  std::string publicKey;        // this client's key pair, listed in vrmd's authorized file
+  std::string secretKey;
 };
 
 class Client {
@@ -54,6 +66,9 @@ class Client {
                                      const std::function<void(const Reservation&)>& onChange = {},
                                      std::chrono::milliseconds pollInterval =
                                          std::chrono::milliseconds(50));
+
+  // Changes the requester of the following calls (the web calendar serves many callers).
+  void setRequester(std::string requester);
 
   // vrmd's clock at its last reply (0 before the first): relative times ("+2h") must be taken
   // from it, because vrmd may run a scaled clock.

@@ -1,8 +1,10 @@
 // The per-host agent (vmschedd's event loop): talks to vrmd and drives the Hypervisor.
 //
 // Wire contract with vrmd (see protocol/schema/vrm.capnp, vrmd <-> agent section):
-//  * The agent connects a DEALER whose routing id is the host name; one Cap'n Proto message per
-//    frame. It sends AgentMessage and receives ManagerMessage.
+//  * The agent connects a DEALER; one Cap'n Proto message per frame. It sends AgentMessage and
+//    receives ManagerMessage. With AgentOptions::curve the DEALER is a CURVE client and vrmd
+//    knows the host by its key (the routing id is left to ZeroMQ); without, vrmd is in insecure
+//    mode and the routing id is the host name. A refused handshake is logged (error) once.
 //  * Registration: AgentMessage.register{host, vms, backend, migrationEndpoint} is sent at the
 //    first runOnce() and re-sent every registerRetryIntervalNs until vrmd answers
 //    ManagerMessage.registered with ok. registered(notFound) at any time (vrmd restarted and
@@ -28,12 +30,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <zmq.hpp>
 
 #include "schema/vrm.capnp.h"
 #include "vrm/protocol/codec.h"
+#include "vrm/protocol/curve.h"
 #include "vrm/protocol/time.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
@@ -53,12 +58,15 @@ struct AgentOptions {
   protocol::DecodeLimits decodeLimits;
   // Finished command results kept for answering repeated command ids. Default 1024.
   std::size_t rememberedResults = 1024;
+  // CURVE keys (vrmd's public key, this agent's pair listed as `agent <host>` in vrmd's
+  // authorized file). Default none: vrmd in insecure mode.
+  std::optional<protocol::CurveClientKeys> curve;
 };
 
 class Agent {
  public:
-  // Connects the DEALER to options.vrmdEndpoint (routing id = hypervisor.hostInfo().name,
-  // linger 0). Sends nothing until the first runOnce(). zmq errors here (bad endpoint) throw
+  // Connects the DEALER to options.vrmdEndpoint (CURVE with options.curve, else routing id =
+  // hypervisor.hostInfo().name; linger 0). Sends nothing until the first runOnce(). zmq errors here (bad endpoint) throw
   // zmq::error_t: they are configuration bugs found at start-up.
   Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, AgentOptions options);
   ~Agent();
@@ -99,6 +107,8 @@ class Agent {
   AgentOptions options_;
   std::string host_;
   zmq::socket_t socket_;
+  std::unique_ptr<protocol::HandshakeMonitor> monitor_;  // reset before socket_ closes
+  std::string lastHandshakeError_;
 
   bool registered_ = false;
   TimeNs nextRegisterNs_ = 0;               // while !registered_; 0 = at the first runOnce()

@@ -76,9 +76,11 @@ class Manager {
   Result<Reservation> submit(ReservationRequest request);
   Result<Reservation> get(const std::string& id) const;
   std::vector<Reservation> list(const ListFilter& filter) const;
-  // Cancels at any non-terminal state, cleaning up. `requester` must be the owner (or empty for
-  // an operator). Errors: not-found, unauthorized, rejected (already terminal).
-  Result<Reservation> cancel(const std::string& id, const std::string& requester);
+  // Cancels at any non-terminal state, cleaning up. `requester` must be the owner, or empty for
+  // an operator, or `asAdmin` (an administrator named `requester`). Errors: not-found,
+  // unauthorized, rejected (already terminal).
+  Result<Reservation> cancel(const std::string& id, const std::string& requester,
+                             bool asAdmin = false);
   std::vector<HostRecord> hosts() const;
   std::vector<VmRecord> vms() const;
 

@@ -10,17 +10,33 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "vrm/manager/auth.h"
 #include "vrm/manager/manager.h"
 #include "vrm/protocol/codec.h"
 
 namespace vrm::manager {
 
-// Answers one client request frame with exactly one ClientReply frame; a malformed request gets
-// status invalid-argument (request id 0 when it could not be read).
-zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, zmq::message_t payload,
-                                 const protocol::DecodeLimits& limits);
+// Answers one client request frame from `caller` with exactly one ClientReply frame; a
+// malformed request gets status invalid-argument (request id 0 when it could not be read).
+//
+// Authorisation (auth.h): the caller is who the request is served as; the request's own
+// `requester` field is ignored here (the server turns it into a Caller only in insecure mode,
+// requesterOf below). Submits need a user or admin: a user's reservation is owned by the
+// user (an empty owner becomes the caller's name; another owner is unauthorized), an admin may
+// name any owner. Cancels need mayActFor(owner). Reservations and VMs of reservations the
+// caller may not act for are returned without handles (clone addresses and accounts blank).
+zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Caller& caller,
+                                 zmq::message_t payload, const protocol::DecodeLimits& limits);
 
-// Applies one AgentMessage frame from the agent connected as `host`. Returns the ManagerMessage
+// The `requester` field of a client request frame, or "" when the frame cannot be read. Does
+// not consume the frame.
+std::string requesterOf(const zmq::message_t& payload, const protocol::DecodeLimits& limits);
+
+// Blanks what gives access to a reservation's VMs (clone addresses and accounts).
+void hideHandles(Reservation& r);
+
+// Applies one AgentMessage frame from the agent of `host`: the host its CURVE key is bound to
+// (insecure mode: its routing id). A registration for another host is unauthorized. Returns the ManagerMessage
 // to send back to that agent (the answer to a registration, or "register again"), if any.
 // Malformed frames are logged and dropped: agents get no error replies.
 std::optional<zmq::message_t> applyAgentFrame(Manager& manager, const std::string& host,

@@ -1,29 +1,53 @@
-// vrmd's network edge: a ROUTER for clients and a ROUTER for agents, one event-loop thread.
+// vrmd's network edge: a ROUTER for clients, a ROUTER for agents, an optional PUB of events,
+// one event-loop thread.
 //
 // Frames are decoded with protocol::decodeFrame (limits, alignment); wire types become domain
 // types here and nowhere else. Every client request gets exactly one reply, malformed ones
-// included (status invalid-argument, request id 0 when it could not be read). Agents are
-// addressed by routing id = host name; a command to an agent that is not connected fails at
-// once (ROUTER_MANDATORY) and is reported to the manager as a failed result.
+// included (status invalid-argument, request id 0 when it could not be read). A command to an
+// agent that is not connected fails at once (ROUTER_MANDATORY) and is reported to the manager
+// as a failed result.
+//
+// Security (auth.h). With ServerOptions::curve set, the three TCP sockets are CURVE servers and
+// a ZAP handler (polled by this loop) admits only the keys of ServerOptions::authorized:
+//  * a client request is served as the client its key names (never its `requester` field);
+//  * an agent frame counts for the host its key is bound to; a frame whose routing id names
+//    another host is refused and logged. Commands go to the connection the host's key last
+//    spoke from (routing ids are not trusted, and ROUTER handover is off so no connection can
+//    take over another's id);
+//  * the in-process endpoints (extraClientEndpoints, inproc:// only: the web calendar) have
+//    their own socket, where the `requester` field names a `web` entry of the authorized file
+//    (the web server authenticated its bearer token) and "" is anonymous.
+// Without `curve` the server is in insecure mode: no authentication, agents addressed by
+// routing id = host name, and the requester field is trusted (Caller::fromRequester).
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
 
+#include "vrm/manager/auth.h"
 #include "vrm/manager/manager.h"
 #include "vrm/protocol/codec.h"
+#include "vrm/protocol/curve.h"
 
 namespace vrm::manager {
 
 struct ServerOptions {
   std::string clientEndpoint = "tcp://127.0.0.1:5555";  // default: loopback only
   std::string agentEndpoint = "tcp://127.0.0.1:5556";
-  // More endpoints the client ROUTER binds as well, e.g. "inproc://vrm-web" for helper threads
-  // of this process (the web calendar) that talk to the core as ordinary clients. Default none.
+  // In-process client endpoints, e.g. "inproc://vrm-web" for helper threads of this process
+  // (the web calendar) that talk to the core as clients; served by a socket of their own
+  // (see above). With `curve` set only inproc:// is accepted. Default none.
   std::vector<std::string> extraClientEndpoints;
+  // CURVE key pair of the server: set = authenticated mode, unset = insecure mode (default).
+  std::optional<protocol::CurveKeyPair> curve;
+  // Who may connect, and as whom. Required with `curve`.
+  std::shared_ptr<const AuthorizedKeys> authorized;
   // PUB socket publishing every committed reservation event (EventNotice, topic "<id>|");
   // empty = no event stream.
   std::string eventsEndpoint;
@@ -37,9 +61,11 @@ class Server {
   // `context`, `manager` and `clock` must outlive the server. Not thread-safe: run it on one
   // thread.
   Server(zmq::context_t& context, Manager& manager, const Clock& clock, ServerOptions options);
+  ~Server();
 
-  // Binds both sockets (the client socket also on every extra endpoint). Errors: unavailable
-  // with ZeroMQ's reason (address in use, ...).
+  // Binds the sockets (and, with `curve`, the ZAP handler first, so no handshake is ever
+  // unauthenticated). Errors: unavailable with ZeroMQ's reason (address in use, no CURVE in
+  // libzmq, ...), invalid-argument for inconsistent options.
   Status bind();
   // The bound endpoints, with the port the OS chose when the option said "*". clientEndpoint()
   // is the main one (ServerOptions::clientEndpoint), not an extra one.
@@ -53,8 +79,10 @@ class Server {
   void run(const std::atomic<bool>& stop);
 
  private:
-  void handleClient();
+  void handleClient(zmq::socket_t& socket, bool local);
   void handleAgent();
+  // Who sent a client frame (see the security notes above).
+  Caller callerOf(const zmq::message_t& payload, bool local) const;
   void flushOutbox();
   void publishEvents();
   void sendToAgent(const std::string& host, capnp::MessageBuilder& message);
@@ -66,6 +94,10 @@ class Server {
   zmq::socket_t clients_;
   zmq::socket_t agents_;
   zmq::socket_t events_;
+  zmq::socket_t localClients_;  // extraClientEndpoints
+  std::unique_ptr<ZapHandler> zap_;
+  // CURVE mode: host -> routing id of the connection its key last spoke from.
+  std::map<std::string, std::string> agentRoutes_;
   std::string boundClientEndpoint_;
 };
 

@@ -25,16 +25,25 @@
 // reservation (state "rejected", "reason", "earliest_feasible_start" when known) when rejected.
 //
 // Errors are {"error": "<status code name>", "message": "<why>"}: 400 invalid (malformed JSON,
-// bad field), 403 unauthorized, 404 not found, 405 method not allowed, 409 rejected (e.g.
+// bad field), 401 no or unknown token, 403 unauthorized, 404 not found, 405 method not allowed, 409 rejected (e.g.
 // cancelling a finished reservation), 413 body too large, 503 vrmd unavailable, 500 internal.
 // Bad requests never stop the server: each connection fails on its own.
 //
-// The web server acts as an operator (requester "") for cancels: keep it on loopback (the
-// default) or behind an authenticating proxy.
+// Callers. With `authenticate` (vrmd runs with keys), a request may carry
+// "Authorization: Bearer <token>" for a token of `tokens` (the authorized file's `web` lines);
+// vrmd then serves it as that web user, with the role the file gives it: a user sees the
+// handles of its own reservations only and may cancel only those. A request without a token is
+// anonymous: it may read (no handles shown) but POSTs answer 401. An unknown token is 401.
+// The web server never decides what a caller may do: it tells vrmd who asks (over inproc, the
+// requester field) and vrmd's request handler decides, as for every client.
+// Without `authenticate` (vrmd --insecure) every request acts as an operator, as vrmd trusts
+// the requester field there: keep it on loopback. HTTP itself is plain text, tokens included:
+// bind it to loopback (the default) or put a TLS proxy in front.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,8 +73,13 @@ struct WebServerOptions {
   std::size_t maxFileBytes = 4 * 1024 * 1024;
   // An idle or slow connection is closed after this long. Default 30 s.
   std::chrono::seconds idleTimeout{30};
-  // Owner of reservations booked without an "owner" field. Default "web".
+  // Owner of reservations booked without an "owner" field when the caller has no name
+  // (insecure mode). Default "web". With a token, the default owner is the token's name.
   std::string defaultOwner = "web";
+  // Require bearer tokens for changes and pass callers on to vrmd (see above). Default off.
+  bool authenticate = false;
+  // Bearer token -> web user name (the authorized file's `web` entries).
+  std::map<std::string, std::string> tokens;
   // The cluster's templates, for /api/templates and the booking form. Default none.
   std::vector<TemplateSpec> templates;
 };
