@@ -314,6 +314,11 @@ struct MigrationObservation {
   transferredBytes @11 :UInt64;
   rounds @12 :UInt32;
   bandwidthBytesPerSec @13 :Float64;
+  # Suspend-copy-resume's phases (0 = live, or not measured): stop + save to the staging dir,
+  # copy to the destination's staging dir, restore there.
+  saveNs @14 :Int64;
+  copyNs @15 :Int64;
+  restoreNs @16 :Int64;
 }
 
 struct CommandProgress {

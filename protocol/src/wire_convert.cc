@@ -413,6 +413,9 @@ AgentResult fromWire(wire::CommandResult::Reader in) {
       o.transferredBytes = m.getTransferredBytes();
       o.rounds = m.getRounds();
       o.bandwidthBytesPerSec = m.getBandwidthBytesPerSec();
+      o.saveNs = m.getSaveNs();
+      o.copyNs = m.getCopyNs();
+      o.restoreNs = m.getRestoreNs();
       r.migrated = o;
       break;
     }

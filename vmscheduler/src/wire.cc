@@ -145,6 +145,9 @@ void toWire(const MigrationObservation& obs, wire::MigrationObservation::Builder
   out.setTransferredBytes(obs.transferredBytes);
   out.setRounds(obs.rounds);
   out.setBandwidthBytesPerSec(obs.bandwidthBytesPerSec);
+  out.setSaveNs(obs.saveNs);
+  out.setCopyNs(obs.copyNs);
+  out.setRestoreNs(obs.restoreNs);
 }
 
 void toWire(const VmHandle& handle, wire::VmHandle::Builder out) {

@@ -103,6 +103,13 @@ struct MigrationObservation {
   std::uint64_t transferredBytes = 0;
   std::uint32_t rounds = 0;
   double bandwidthBytesPerSec = 0;
+  // Suspend-copy-resume's phases, measured separately so each can be calibrated (0 for live
+  // migrations, or not measured): save = stop the VM and write its state to the source's staging
+  // dir; copy = move the staged state into the destination's staging dir; restore = the
+  // destination loads it (paused, ready to resume). Their sum is at most endNs - startNs.
+  TimeNs saveNs = 0;
+  TimeNs copyNs = 0;
+  TimeNs restoreNs = 0;
 };
 
 // How to reach a cloned VM.
