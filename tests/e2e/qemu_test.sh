@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Ensures vrm vacates a host of real VMs: vrmd plus two `vmschedd --backend qemu` agents on
-# loopback (real time, TCG guests from tests/guest/). Host qa runs two memtouch guests, g1 (live
-# migration allowed) and g2 (allow_live: false, so suspend-copy-resume through the staging
-# dirs); a dedicated reservation of qa makes vrmd migrate both to qb at the latest safe start
-# and clone the reservation's VM on qa. Checks: the reservation becomes ready; g1 and g2 run on
-# qb only, with their memory verified intact by the guests themselves after the move (a fresh
-# console on qb prints "memtouch: verify ok", never "CORRUPT"); vrmd stored both migration
-# observations, the suspend-copy-resume one with its save, copy and restore phases; no staged
-# state is left behind. Skipped (77) without qemu-system-x86_64. Ports 17300-17349.
+# loopback (real time, TCG guests from tests/guest/). Host qa runs two memtouch guests, g1
+# (allow_suspend: false, so a live migration) and g2 (allow_live: false, so suspend-copy-resume
+# through the staging dirs); a dedicated reservation of qa makes vrmd migrate both to qb at the
+# latest safe start and clone the reservation's VM on qa. Checks: the reservation becomes
+# ready; g1 and g2 run on qb only, with their memory verified intact by the guests themselves
+# after the move (a fresh console on qb prints "memtouch: verify ok", never "CORRUPT"); vrmd
+# stored both migration observations, the suspend-copy-resume one with its save, copy and
+# restore phases; no staged state is left behind. Skipped (77) without qemu-system-x86_64.
+# Ports 17300-17349.
 PORT=${PORT:-17300}
 SCALE=1
 source "$(dirname "$0")/lib.sh"
@@ -27,7 +28,8 @@ hosts:
     cpu_cores: 4
     memory: 1 GiB
     vms:
-      - {id: g1, cpu_cores: 1, memory: 128 MiB, nonzero_memory: 64 MiB, dirty_rate: 4 MiB/s}
+      - {id: g1, cpu_cores: 1, memory: 128 MiB, nonzero_memory: 64 MiB, dirty_rate: 4 MiB/s,
+         allow_suspend: false}
       - {id: g2, cpu_cores: 1, memory: 128 MiB, nonzero_memory: 64 MiB, dirty_rate: 4 MiB/s,
          allow_live: false}
   - name: qb

@@ -137,12 +137,12 @@ class MigrationRun {
   double firstPassBytes_ = 0;
   double wws_ = 0;
   Segment segment_ = Segment::kSetup;
-  double remaining_ = 0;      // seconds (setup, commit) or bytes (transfers)
-  double factor_ = 1;         // the current transfer's goodput factor
-  double segmentBytes_ = 0;   // the current transfer's size
-  double segmentSeconds_ = 0; // time spent in the current transfer so far
+  double remaining_ = 0;       // seconds (setup, commit) or bytes (transfers)
+  double factor_ = 1;          // the current transfer's goodput factor
+  double segmentBytes_ = 0;    // the current transfer's size
+  double segmentSeconds_ = 0;  // time spent in the current transfer so far
   double roundDirtyRate_ = 0;
-  double sent_ = 0;           // bytes sent so far (all transfers)
+  double sent_ = 0;  // bytes sent so far (all transfers)
   double weightedRate_ = 0;
   int segmentIndex_ = 0;
   GroundTruthOutcome out_;

@@ -451,7 +451,8 @@ TimeNs SimHypervisor::nextEventTime() const {
   for (const auto& [id, op] : ops_) {
     if (!op.started) return lastPollNs_;
     // The next tenth of progress (the tenth tenth is completion).
-    if (op.lastStep < 9) next = std::min(next, op.startNs + ceilDiv(op.totalNs * (op.lastStep + 1), 10));
+    if (op.lastStep < 9)
+      next = std::min(next, op.startNs + ceilDiv(op.totalNs * (op.lastStep + 1), 10));
     if (!op.isMigration) next = std::min(next, op.startNs + op.totalNs);
   }
   return std::max(next, lastPollNs_);

@@ -301,7 +301,7 @@ TEST_F(QemuHypervisorTest, CloneMigrateLiveAndSuspendCopyResumeThenDestroy) {
   // The copy is paced to 32 MiB/s: it cannot be faster than that (a little slack for the last
   // chunk), and the phases fit in the total.
   EXPECT_GE(so.copyNs, static_cast<TimeNs>(static_cast<double>(so.transferredBytes) /
-                                          (32.0 * kMiB) * 0.95 * 1e9));
+                                           (32.0 * kMiB) * 0.95 * 1e9));
   EXPECT_LE(so.bandwidthBytesPerSec, 32.0 * kMiB * 1.05);
   EXPECT_LE(so.saveNs + so.copyNs + so.restoreNs, so.endNs - so.startNs);
   EXPECT_FALSE(find(*h2_, "a").has_value());

@@ -576,7 +576,6 @@ TEST(SimGroundTruthTest, BadParametersAreInvalid) {
   }
 }
 
-
 // --- NIC sharing ---------------------------------------------------------------------------
 
 // A host with a 1 GB/s NIC and two equal VMs "a" and "b" (2 GB non-zero, dirtying `dirty`).
@@ -654,8 +653,7 @@ TEST(SimNicSharingTest, TwoParallelMigrationsTakeTwiceAsLongRule) {
   EXPECT_EQ(one.at("a").endNs - one.at("a").startNs, 2'600 * kNsPerMs);
 
   auto shared = makeSim(twinHost(0), kRule);
-  const auto two =
-      migrateAll(*shared, {{"a", 0}, {"b", 0}}, MigrationMode::kSuspendCopyResume);
+  const auto two = migrateAll(*shared, {{"a", 0}, {"b", 0}}, MigrationMode::kSuspendCopyResume);
   ASSERT_EQ(two.size(), 2u);
   for (const char* id : {"a", "b"}) {
     const MigrationObservation& o = two.at(id);
@@ -684,8 +682,8 @@ TEST(SimNicSharingTest, SharesFollowMigrationsStartingAndEnding) {
 // Ensures a migration capped below its fair share keeps its cap and the other gets the rest.
 TEST(SimNicSharingTest, CappedMigrationLeavesTheRestToTheOther) {
   auto hv = makeSim(twinHost(0), kRule);
-  const auto obs = migrateAll(*hv, {{"a", 0}, {"b", 0}}, MigrationMode::kSuspendCopyResume,
-                              {2e8, 0});
+  const auto obs =
+      migrateAll(*hv, {{"a", 0}, {"b", 0}}, MigrationMode::kSuspendCopyResume, {2e8, 0});
   ASSERT_EQ(obs.size(), 2u);
   EXPECT_NEAR(obs.at("a").bandwidthBytesPerSec, 2e8, 1);
   // b: 2 GB at 0.8 GB/s = 2.5 s (alone: 2 s).
@@ -711,8 +709,8 @@ TEST(SimNicSharingTest, TwoParallelLiveMigrationsTakeAboutTwiceAsLong) {
   for (const char* id : {"a", "b"}) {
     const MigrationObservation& o = two.at(id);
     const double ratio = nsToSeconds(o.endNs - o.startNs) / oneS;
-    std::printf("[ measured ] vm %s: %.3f s alone, %.3f s with a parallel twin (x%.2f)\n", id,
-                oneS, nsToSeconds(o.endNs - o.startNs), ratio);
+    std::printf("[ measured ] vm %s: %.3f s alone, %.3f s with a parallel twin (x%.2f)\n", id, oneS,
+                nsToSeconds(o.endNs - o.startNs), ratio);
     EXPECT_GT(ratio, 1.6) << id;
     EXPECT_LT(ratio, 2.4) << id;
     EXPECT_LT(o.bandwidthBytesPerSec, 0.55e9) << id;  // about half the NIC

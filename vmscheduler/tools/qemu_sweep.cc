@@ -99,12 +99,12 @@ int main(int argc, char** argv) {
     o.host.name = "sweep" + std::to_string(i + 1);
     o.host.cpuCores = 4;
     o.host.memoryBytes = 8ull << 30;
-    o.params = {{"run-dir", workDir + "/" + o.host.name + "/run"},
-                {"stage-dir",
-                 stageRoot + "/vrm-sweep-" + std::to_string(getpid()) + "-" + o.host.name},
-                {"dirty-rate-interval", "2s"},
-                {"max-rounds", "40"},
-                {"migration-timeout", "120s"}};
+    o.params = {
+        {"run-dir", workDir + "/" + o.host.name + "/run"},
+        {"stage-dir", stageRoot + "/vrm-sweep-" + std::to_string(getpid()) + "-" + o.host.name},
+        {"dirty-rate-interval", "2s"},
+        {"max-rounds", "40"},
+        {"migration-timeout", "120s"}};
     stateDirs.push_back(o.params["stage-dir"]);
     for (const auto& [key, cases] : groups) {
       const std::string t =

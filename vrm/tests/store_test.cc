@@ -112,7 +112,8 @@ TEST(StoreTest, ObservationsRoundTrip) {
 // Ensures a store written before the suspend-copy-resume phase columns existed opens (the
 // columns are added, old rows read 0 = not measured) and keeps new phases.
 TEST(StoreTest, OldObservationsTableGetsPhaseColumns) {
-  const std::string path = ::testing::TempDir() + "vrm-store-old-" + std::to_string(getpid()) + ".db";
+  const std::string path =
+      ::testing::TempDir() + "vrm-store-old-" + std::to_string(getpid()) + ".db";
   std::remove(path.c_str());
   {
     sqlite3* db = nullptr;

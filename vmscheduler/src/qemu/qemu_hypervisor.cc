@@ -519,7 +519,8 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
   }
   vm.incomingPort = port;
   if (vm.receiver) {
-    endpoint += ";state=tcp:" + config_.migrationAddress + ":" + std::to_string(vm.receiver->port());
+    endpoint +=
+        ";state=tcp:" + config_.migrationAddress + ":" + std::to_string(vm.receiver->port());
   }
   vms_.emplace(info.id, std::move(vm));
   return endpoint;
@@ -882,10 +883,10 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
       return;
     }
     if (!outcome->status) {
-      failMigration(Status(outcome->status.code(),
-                           "suspend-copy-resume of vm '" + op.vmId + "' to " +
-                               op.spec.destinationHost + ": " + outcome->status.message() +
-                               "; the vm stays on " + host_.name));
+      failMigration(Status(outcome->status.code(), "suspend-copy-resume of vm '" + op.vmId +
+                                                       "' to " + op.spec.destinationHost + ": " +
+                                                       outcome->status.message() +
+                                                       "; the vm stays on " + host_.name));
       return;
     }
     MigrationObservation obs = op.observation;
@@ -894,11 +895,10 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
     obs.restoreNs = outcome->restore.count();
     // Stopped from `stop` until the destination restored; the gaps between the phases (the
     // agents noticing the end of one) count too.
-    const TimeNs stoppedNs = std::max<TimeNs>(
-        obs.saveNs + obs.copyNs + obs.restoreNs,
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                             op.stoppedAt)
-            .count());
+    const TimeNs stoppedNs = std::max<TimeNs>(obs.saveNs + obs.copyNs + obs.restoreNs,
+                                              std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  std::chrono::steady_clock::now() - op.stoppedAt)
+                                                  .count());
     obs.endNs = obs.startNs + stoppedNs;
     obs.setupNs = obs.saveNs;
     obs.downtimeNs = stoppedNs;
@@ -1042,8 +1042,8 @@ void QemuHypervisor::pollIncomingState(TimeNs now) {
     if (!vm.restoring) continue;
     if (!vm.proc.qmp) {
       const std::string reason = exitReasons_.count(id) ? exitReasons_[id] : "exited";
-      receiver.finish(Status::internal("qemu " + reason + " while restoring; " +
-                                       tailOf(vm.proc.logPath, 200)));
+      receiver.finish(
+          Status::internal("qemu " + reason + " while restoring; " + tailOf(vm.proc.logPath, 200)));
       lost.push_back(id);
       continue;
     }

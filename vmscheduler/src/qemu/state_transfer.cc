@@ -104,7 +104,8 @@ void StateSender::run() {
   } closer{file};
   bool ok = false;
   const sockaddr_in sa = ipv4(host_, port_, ok);
-  if (!ok) return fail(Status::invalid("state endpoint host '" + host_ + "' is not an IPv4 address"));
+  if (!ok)
+    return fail(Status::invalid("state endpoint host '" + host_ + "' is not an IPv4 address"));
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(Status::internal(errnoText("socket")));
   fd_ = fd;  // closed by the destructor, after the join
@@ -136,7 +137,8 @@ void StateSender::run() {
   std::uint64_t sent = 0;
   while (sent < bytes_) {
     if (aborted_) return fail(Status::unavailable("state transfer aborted"));
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, bytes_ - sent));
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, bytes_ - sent));
     const ssize_t n = ::read(file, buf.data(), want);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
@@ -177,7 +179,8 @@ Result<std::unique_ptr<StateReceiver>> StateReceiver::listen(const std::string& 
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 1) != 0) {
-    const std::string why = errnoText(("listen on " + address + ":" + std::to_string(port)).c_str());
+    const std::string why =
+        errnoText(("listen on " + address + ":" + std::to_string(port)).c_str());
     ::close(fd);
     return Status::unavailable(why);
   }
@@ -257,7 +260,8 @@ void StateReceiver::run() {
   if (!(in >> magic >> vm >> bytes) || magic != "VRMSTATE1") {
     return fail("bad state header '" + header->substr(0, 80) + "'");
   }
-  if (vm != vmId_) return fail("this endpoint expects the state of vm '" + vmId_ + "', not '" + vm + "'");
+  if (vm != vmId_)
+    return fail("this endpoint expects the state of vm '" + vmId_ + "', not '" + vm + "'");
   const int file = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (file < 0) return fail(errnoText(("create " + path_).c_str()));
   if (!writeAll(conn, "READY\n", 6)) {

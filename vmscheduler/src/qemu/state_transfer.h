@@ -35,9 +35,9 @@ namespace vrm::vmscheduler {
 class StateSender {
  public:
   struct Outcome {
-    Status status;                       // ok: the destination restored the state
-    std::chrono::nanoseconds copy{0};    // connect .. RECEIVED
-    std::chrono::nanoseconds restore{0}; // RECEIVED .. RESTORED
+    Status status;                        // ok: the destination restored the state
+    std::chrono::nanoseconds copy{0};     // connect .. RECEIVED
+    std::chrono::nanoseconds restore{0};  // RECEIVED .. RESTORED
   };
 
   // Starts sending `path` (`bytes` long) to host:port at most `bytesPerSec` (0 = unlimited).
