@@ -55,6 +55,10 @@ struct VmInfo {
   address @8 :Text;
   diskBytes @9 :UInt64;
   template @10 :Text;
+  # From the cluster file (allow_live, allow_suspend), reported by the agent and carried with the
+  # VM when it migrates; the planner uses only the modes allowed.
+  allowLive @11 :Bool = true;
+  allowSuspend @12 :Bool = true;
 }
 
 enum MigrationMode {

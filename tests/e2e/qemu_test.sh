@@ -135,7 +135,8 @@ expect_exit 0 "inventory" -- vrmctl --json vms
 for vm in g1 g2; do
   n=$(grep -c "\"id\": \"$vm\"" "$work/out" || true)
   check "$vm exists exactly once" test "$n" -eq 1
-  check "$vm is on qb" grep -q '"host": "qb"' <(grep -A4 "\"id\": \"$vm\"" "$work/out")
+  # Keys come sorted: "host" is the line before "id".
+  check "$vm is on qb" grep -q '"host": "qb"' <(grep -B1 "\"id\": \"$vm\"" "$work/out")
 done
 check "qa runs only the reservation's VM" test "$(grep -c '"host": "qa"' "$work/out")" -eq 1
 

@@ -58,6 +58,8 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
     vm.nonzeroMemoryBytes = std::min(v.nonzeroMemoryBytes, v.memoryBytes);
     vm.dirtyRateBytesPerSec = v.dirtyRateBytesPerSec;
     vm.diskBytes = v.diskBytes;
+    vm.allowLive = v.allowLive;
+    vm.allowSuspend = v.allowSuspend;
     vm.state = VmState::kRunning;
     vm.address = v.id + "." + spec.name + ".sim";
     if (vm.id.empty()) return Status::invalid("sim host '" + spec.name + "' has a VM without id");

@@ -576,6 +576,28 @@ TEST(SimGroundTruthTest, BadParametersAreInvalid) {
   }
 }
 
+// Ensures the cluster file's allow_live / allow_suspend reach the inventory (and so vrmd's
+// planner) and travel with a VM that migrates.
+TEST(SimHypervisorTest, AllowedModesAreReportedAndTravel) {
+  HostSpec h = testHost();
+  h.vms[0].allowLive = false;  // web
+  auto hv = makeSim(h);
+  const auto web = findVm(hv->inventory(), "web");
+  ASSERT_TRUE(web.has_value());
+  EXPECT_FALSE(web->allowLive);
+  EXPECT_TRUE(web->allowSuspend);
+  EXPECT_TRUE(findVm(hv->inventory(), "db")->allowLive);
+  HostSpec other;
+  other.name = "h2";
+  other.cpuCores = 8;
+  other.memoryBytes = 16 * kGB;
+  other.nicBandwidthBytesPerSec = 1e9;
+  auto h2 = makeSim(other);
+  ASSERT_TRUE(h2->prepareIncoming(*web).isOk());
+  ASSERT_TRUE(h2->finishIncoming("web", true).isOk());
+  EXPECT_FALSE(findVm(h2->inventory(), "web")->allowLive);
+}
+
 // --- NIC sharing ---------------------------------------------------------------------------
 
 // A host with a 1 GB/s NIC and two equal VMs "a" and "b" (2 GB non-zero, dirtying `dirty`).

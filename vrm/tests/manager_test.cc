@@ -102,6 +102,24 @@ class ManagerTest : public ::testing::Test {
   std::unique_ptr<FakeAgents> agents_;
 };
 
+// Ensures the allowed migration modes an agent reports for a VM (the cluster file's allow_live)
+// reach the planner: a VM that may not be live-migrated is planned as suspend-copy-resume.
+TEST_F(ManagerTest, VmThatMayNotMigrateLiveIsPlannedAsSuspendCopyResume) {
+  auto request = dedicated(2 * kHour, 2 * kHour);
+  request.dryRun = true;
+  auto live = manager_->submit(request);
+  ASSERT_TRUE(live.isOk()) << live.status().toString();
+  ASSERT_EQ(live->plan.moves.size(), 1u);
+  EXPECT_EQ(live->plan.moves[0].mode, MoveMode::kLive);
+  for (auto& v : agents_->inventory_["node3"]) v.allowLive = v.id != "c1";
+  agents_->heartbeat();
+  auto scr = manager_->submit(request);
+  ASSERT_TRUE(scr.isOk()) << scr.status().toString();
+  ASSERT_EQ(scr->plan.moves.size(), 1u);
+  EXPECT_EQ(scr->plan.moves[0].vmId, "c1");
+  EXPECT_EQ(scr->plan.moves[0].mode, MoveMode::kSuspendCopyResume);
+}
+
 // Ensures a dedicated reservation goes admitted -> vacating -> preparing -> ready -> active ->
 // ending -> done, vacating the cheapest host no earlier than its latest safe start.
 TEST_F(ManagerTest, DedicatedReservationRunsItsWholeLifecycle) {
@@ -419,7 +437,8 @@ TEST(ManagerObjectiveTest, ObjectiveAndBoundReachThePlanner) {
   auto gentle = manager.submit(req);
   ASSERT_EQ(gentle->state, ReservationState::kAdmitted) << gentle->reason;
   TimeNs longestFast = 0, longestGentle = 0;
-  for (const auto& m : fast->plan.moves) longestFast = std::max(longestFast, m.endOffsetNs - m.startOffsetNs);
+  for (const auto& m : fast->plan.moves)
+    longestFast = std::max(longestFast, m.endOffsetNs - m.startOffsetNs);
   for (const auto& m : gentle->plan.moves) {
     longestGentle = std::max(longestGentle, m.endOffsetNs - m.startOffsetNs);
   }
@@ -429,7 +448,8 @@ TEST(ManagerObjectiveTest, ObjectiveAndBoundReachThePlanner) {
   req.maxVmTimeNs = longestGentle;
   auto bounded = manager.submit(req);
   ASSERT_EQ(bounded->state, ReservationState::kAdmitted) << bounded->reason;
-  for (const auto& m : bounded->plan.moves) EXPECT_LE(m.endOffsetNs - m.startOffsetNs, longestGentle);
+  for (const auto& m : bounded->plan.moves)
+    EXPECT_LE(m.endOffsetNs - m.startOffsetNs, longestGentle);
   req.maxVmTimeNs = kNsPerMs;  // no migration is that quick
   EXPECT_EQ(manager.submit(req)->state, ReservationState::kRejected);
 
@@ -499,7 +519,8 @@ TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
        ++round) {
     ASSERT_FALSE(agents.held.empty());
     TimeNs longest = 0;
-    for (const auto& m : real->plan.moves) longest = std::max(longest, m.endOffsetNs - m.startOffsetNs);
+    for (const auto& m : real->plan.moves)
+      longest = std::max(longest, m.endOffsetNs - m.startOffsetNs);
     step(clock.now() + 3 * longest);  // every held move now takes at least 3x its prediction
     auto held = std::move(agents.held);
     agents.held.clear();
@@ -513,14 +534,15 @@ TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
   auto after = manager.submit(request("src2", true));
   ASSERT_EQ(after->state, ReservationState::kAdmitted) << after->reason;
   EXPECT_GT(margin(*after), 2.5) << "moves ran 3x their prediction: plan for it";
-  EXPECT_EQ(after->plan.latestSafeStartNs,
-            after->request.startNs - after->plan.cloneTimeNs - after->plan.makespanQuantileNs -
-                after->plan.marginNs);
+  EXPECT_EQ(after->plan.latestSafeStartNs, after->request.startNs - after->plan.cloneTimeNs -
+                                               after->plan.makespanQuantileNs -
+                                               after->plan.marginNs);
 
   Manager restarted(clock, *store, *planner, {t});
   ASSERT_TRUE(restarted.recover().isOk());
   FakeAgents again(restarted);
-  for (auto& [name, h] : agents.hosts_) ASSERT_TRUE(restarted.onRegister(h, agents.inventory_[name]).isOk());
+  for (auto& [name, h] : agents.hosts_)
+    ASSERT_TRUE(restarted.onRegister(h, agents.inventory_[name]).isOk());
   auto remembered = restarted.submit(request("src2", true));
   ASSERT_EQ(remembered->state, ReservationState::kAdmitted) << remembered->reason;
   EXPECT_DOUBLE_EQ(margin(*remembered), margin(*after)) << "the errors are rebuilt from the store";

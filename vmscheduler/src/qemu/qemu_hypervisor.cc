@@ -301,6 +301,8 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
       vm.info.memoryBytes = v.memoryBytes;
       vm.info.nonzeroMemoryBytes = v.memoryBytes;
       vm.info.templateName = tname;
+      vm.info.allowLive = v.allowLive;
+      vm.info.allowSuspend = v.allowSuspend;
       if (Status s = qemu->checkRoom(vm.info.cpuCores, vm.info.memoryBytes); !s) {
         return Status::invalid("initial VM '" + v.id + "': " + s.message());
       }

@@ -131,6 +131,8 @@ struct VmRecord {
   std::string address;
   std::uint64_t diskBytes = 0;
   std::string templateName;
+  bool allowLive = true;     // may be live-migrated (cluster file: allow_live)
+  bool allowSuspend = true;  // may be suspended-copied-resumed (allow_suspend)
 };
 
 // Measured phases of one completed migration (fed to the calibrator).

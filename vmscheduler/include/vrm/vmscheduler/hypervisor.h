@@ -59,6 +59,10 @@ struct VmInfo {
   std::string reservationId;  // empty for long-lived VMs
   std::string address;
   std::string templateName;  // empty unless cloned from a template
+  // The cluster file's allow_live / allow_suspend for the VM: reported to vrmd, whose planner
+  // uses only the modes allowed; they travel with the VM (prepareIncoming() keeps them).
+  bool allowLive = true;
+  bool allowSuspend = true;
 };
 
 struct MigrationSpec {
