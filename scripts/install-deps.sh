@@ -9,6 +9,7 @@ packages=(
   libzmq3-dev cppzmq-dev  # ZeroMQ transport
   capnproto libcapnp-dev  # wire schemas
   libsqlite3-dev          # durable store
+  sqlite3                 # e2e tests read vrmd's store (tests/e2e/qemu_test.sh)
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev            # command lines
   libspdlog-dev libfmt-dev

@@ -55,6 +55,10 @@ struct VmInfo {
   address @8 :Text;
   diskBytes @9 :UInt64;
   template @10 :Text;
+  # From the cluster file (allow_live, allow_suspend), reported by the agent and carried with the
+  # VM when it migrates; the planner uses only the modes allowed.
+  allowLive @11 :Bool = true;
+  allowSuspend @12 :Bool = true;
 }
 
 enum MigrationMode {
@@ -314,6 +318,11 @@ struct MigrationObservation {
   transferredBytes @11 :UInt64;
   rounds @12 :UInt32;
   bandwidthBytesPerSec @13 :Float64;
+  # Suspend-copy-resume's phases (0 = live, or not measured): stop + save to the staging dir,
+  # copy to the destination's staging dir, restore there.
+  saveNs @14 :Int64;
+  copyNs @15 :Int64;
+  restoreNs @16 :Int64;
 }
 
 struct CommandProgress {

@@ -334,6 +334,8 @@ void toWire(const VmRecord& in, wire::VmInfo::Builder out) {
   out.setAddress(in.address);
   out.setDiskBytes(in.diskBytes);
   out.setTemplate(in.templateName);
+  out.setAllowLive(in.allowLive);
+  out.setAllowSuspend(in.allowSuspend);
 }
 
 VmRecord fromWire(wire::VmInfo::Reader in) {
@@ -350,6 +352,8 @@ VmRecord fromWire(wire::VmInfo::Reader in) {
   v.address = toStd(in.getAddress());
   v.diskBytes = in.getDiskBytes();
   v.templateName = toStd(in.getTemplate());
+  v.allowLive = in.getAllowLive();
+  v.allowSuspend = in.getAllowSuspend();
   return v;
 }
 
@@ -413,6 +417,9 @@ AgentResult fromWire(wire::CommandResult::Reader in) {
       o.transferredBytes = m.getTransferredBytes();
       o.rounds = m.getRounds();
       o.bandwidthBytesPerSec = m.getBandwidthBytesPerSec();
+      o.saveNs = m.getSaveNs();
+      o.copyNs = m.getCopyNs();
+      o.restoreNs = m.getRestoreNs();
       r.migrated = o;
       break;
     }

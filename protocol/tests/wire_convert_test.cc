@@ -99,5 +99,24 @@ TEST(WireConvertTest, OldPlansReadAsFeasible) {
   EXPECT_EQ(std::string(moveModeName(MoveMode::kSuspend)), "suspend");
 }
 
+// Ensures a VM's allowed migration modes survive the wire, and a VmInfo from an agent that does
+// not send them reads as allowing both (schema defaults).
+TEST(WireConvertTest, VmAllowedModesRoundTripAndDefaultToAllowed) {
+  VmRecord v;
+  v.id = "g2";
+  v.allowLive = false;
+  capnp::MallocMessageBuilder b;
+  toWire(v, b.initRoot<wire::VmInfo>());
+  VmRecord back = fromWire(b.getRoot<wire::VmInfo>().asReader());
+  EXPECT_FALSE(back.allowLive);
+  EXPECT_TRUE(back.allowSuspend);
+
+  capnp::MallocMessageBuilder old;
+  old.initRoot<wire::VmInfo>().setId("old");
+  VmRecord fromOld = fromWire(old.getRoot<wire::VmInfo>().asReader());
+  EXPECT_TRUE(fromOld.allowLive);
+  EXPECT_TRUE(fromOld.allowSuspend);
+}
+
 }  // namespace
 }  // namespace vrm::protocol

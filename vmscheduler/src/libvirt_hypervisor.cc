@@ -380,6 +380,8 @@ std::vector<VmInfo> LibvirtHypervisor::inventory() const {
       vm.nonzeroMemoryBytes = std::min(hint->second.nonzeroMemoryBytes, vm.memoryBytes);
       vm.dirtyRateBytesPerSec = hint->second.dirtyRateBytesPerSec;
       vm.diskBytes = hint->second.diskBytes;
+      vm.allowLive = hint->second.allowLive;
+      vm.allowSuspend = hint->second.allowSuspend;
     }
     const Tags tags = tagsOf(dom.ptr);
     vm.reservationId = tags.reservationId;

@@ -88,6 +88,69 @@ struct GroundTruthOutcome {
   double measuredDirtyRateBytesPerSec = 0;
 };
 
+// The whole migration at a constant rate (in.bandwidthBytesPerSec): MigrationRun driven alone.
 GroundTruthOutcome simulateMigration(const GroundTruthInput& in, SimRandom& random);
+
+// One migration's ground truth advanced step by step, for a host whose NIC several migrations
+// share, so the rate one gets changes whenever another starts or stops sending. It is a sequence
+// of segments: setup (a fixed duration), transfers (the pre-copy rounds and the stop-and-copy;
+// for suspend-copy-resume the one copy), whose durations follow from the rate they get, and
+// commit (fixed). A round's dirtying follows from its actual duration. Random draws happen when
+// a segment starts, in the order simulateMigration() has always made them, so a migration that
+// keeps one rate throughout is exactly simulateMigration(). `rate` below is the nominal NIC share
+// in bytes/s (at most in.bandwidthBytesPerSec); a transfer's goodput is rate x its drawn factor.
+class MigrationRun {
+ public:
+  MigrationRun(const GroundTruthInput& in, SimRandom random);
+  // The sim's fixed rule instead of the pre-copy simulation: setup kSetupMeanS, one transfer of
+  // `bytes` at the full rate, commit kCommitMeanS, no draws (live: the transfer is the one
+  // pre-copy round and nothing is left for the stop-and-copy; suspend-copy-resume: it is the
+  // copy).
+  static MigrationRun rule(const GroundTruthInput& in, double bytes);
+
+  bool done() const { return segment_ == Segment::kDone; }
+  // In a transfer segment: needs a share of the NIC.
+  bool sending() const { return segment_ == Segment::kRound || segment_ == Segment::kStopCopy; }
+  // Seconds until the current segment ends at `rate` (transfers; fixed segments ignore it).
+  double secondsLeft(double rate) const;
+  // Advances `seconds` at `rate`. With `segmentEnds` the current segment ends now (its exact
+  // remainder is used, whatever `seconds` says) and the next one starts.
+  void advance(double seconds, double rate, bool segmentEnds);
+  // "setup", "copy" (pre-copy, or suspend-copy-resume's copy), "commit" (stop-and-copy, resume).
+  const char* phase() const;
+  double sentBytes() const { return sent_; }
+  // Counts segments ended so far: changes exactly when a new segment starts.
+  int segmentIndex() const { return segmentIndex_; }
+  // The measured outcome; complete once done().
+  const GroundTruthOutcome& outcome() const { return out_; }
+
+ private:
+  enum class Segment { kSetup, kRound, kStopCopy, kCommit, kDone };
+  MigrationRun(const GroundTruthInput& in, SimRandom random, bool rule, double ruleBytes);
+  void startTransfer(Segment segment, double bytes);
+  void endSegment();
+
+  GroundTruthInput in_;
+  SimRandom random_;
+  bool rule_ = false;
+  double ruleBytes_ = 0;
+  double firstPassBytes_ = 0;
+  double wws_ = 0;
+  Segment segment_ = Segment::kSetup;
+  double remaining_ = 0;       // seconds (setup, commit) or bytes (transfers)
+  double factor_ = 1;          // the current transfer's goodput factor
+  double segmentBytes_ = 0;    // the current transfer's size
+  double segmentSeconds_ = 0;  // time spent in the current transfer so far
+  double roundDirtyRate_ = 0;
+  double sent_ = 0;  // bytes sent so far (all transfers)
+  double weightedRate_ = 0;
+  int segmentIndex_ = 0;
+  GroundTruthOutcome out_;
+};
+
+// Max-min fair shares of a NIC of `capacity` bytes/s among transfers capped at `caps` (each
+// transfer's own bandwidth limit): equal shares, and what a capped transfer cannot use goes to
+// the others. Returns one rate per cap, in order.
+std::vector<double> fairShares(double capacity, const std::vector<double>& caps);
 
 }  // namespace vrm::vmscheduler::sim

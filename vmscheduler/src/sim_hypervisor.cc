@@ -58,6 +58,8 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
     vm.nonzeroMemoryBytes = std::min(v.nonzeroMemoryBytes, v.memoryBytes);
     vm.dirtyRateBytesPerSec = v.dirtyRateBytesPerSec;
     vm.diskBytes = v.diskBytes;
+    vm.allowLive = v.allowLive;
+    vm.allowSuspend = v.allowSuspend;
     vm.state = VmState::kRunning;
     vm.address = v.id + "." + spec.name + ".sim";
     if (vm.id.empty()) return Status::invalid("sim host '" + spec.name + "' has a VM without id");
@@ -172,44 +174,24 @@ Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) 
   obs.memoryBytes = vm.memoryBytes;
   obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
 
+  sim::GroundTruthInput in;
+  in.mode = spec.mode;
+  in.memoryBytes = static_cast<double>(vm.memoryBytes);
+  in.nonzeroMemoryBytes = static_cast<double>(vm.nonzeroMemoryBytes);
+  in.meanDirtyRateBytesPerSec = dirtyRate;
+  in.bandwidthBytesPerSec = bandwidth;
   if (ruleGroundTruth_) {
+    // The rule sizes its dirty pass at the nominal rate, whatever share the NIC gives later.
     const double copyS = static_cast<double>(vm.nonzeroMemoryBytes) / bandwidth;
     const double extraBytes =
         live ? std::min(dirtyRate * copyS, static_cast<double>(vm.memoryBytes)) : 0.0;
-    const TimeNs firstPassNs = secondsToNs(copyS);
-    op.setupNs = kSetupNs;
-    op.copyNs = firstPassNs + secondsToNs(extraBytes / bandwidth);
-    op.totalNs = kSetupNs + op.copyNs + kCommitNs;
-    op.bytesTotal = vm.nonzeroMemoryBytes + static_cast<std::uint64_t>(std::llround(extraBytes));
-    op.copyBytes = op.bytesTotal;
-    obs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
-    obs.setupNs = kSetupNs;
-    obs.downtimeNs = kCommitNs + (live ? 0 : firstPassNs);
-    obs.rounds = live ? 2 : 1;  // live: the full pass, then the dirty pass
-    obs.bandwidthBytesPerSec = bandwidth;
+    in.meanDirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+    op.run = sim::MigrationRun::rule(
+        in, static_cast<double>(vm.nonzeroMemoryBytes) + std::round(extraBytes));
   } else {
-    sim::GroundTruthInput in;
-    in.mode = spec.mode;
-    in.memoryBytes = static_cast<double>(vm.memoryBytes);
-    in.nonzeroMemoryBytes = static_cast<double>(vm.nonzeroMemoryBytes);
-    in.meanDirtyRateBytesPerSec = dirtyRate;
-    in.bandwidthBytesPerSec = bandwidth;
-    sim::SimRandom random(sim::migrationSeed(seed_, vm.id, migrationCounts_[vm.id]++));
-    const sim::GroundTruthOutcome truth = sim::simulateMigration(in, random);
-    op.setupNs = secondsToNs(truth.setupS);
-    op.copyNs = secondsToNs(truth.precopyS() + (live ? 0 : truth.stopCopyS));
-    const TimeNs commitNs = secondsToNs(live ? truth.downtimeS() : truth.commitS);
-    op.totalNs = op.setupNs + op.copyNs + commitNs;
-    op.bytesTotal = static_cast<std::uint64_t>(std::llround(truth.transferredBytes()));
-    op.copyBytes = static_cast<std::uint64_t>(
-        std::llround(live ? truth.precopyBytes() : truth.transferredBytes()));
-    obs.dirtyRateBytesPerSec = truth.measuredDirtyRateBytesPerSec;
-    obs.setupNs = op.setupNs;
-    obs.downtimeNs = live ? commitNs : op.copyNs + commitNs;
-    obs.rounds = truth.rounds();
-    obs.bandwidthBytesPerSec = truth.goodputBytesPerSec();
+    op.run.emplace(in, sim::SimRandom(sim::migrationSeed(seed_, vm.id, migrationCounts_[vm.id]++)));
   }
-  obs.transferredBytes = op.bytesTotal;
+  op.capBytesPerSec = bandwidth;
 
   vm.state = VmState::kMigratingOut;
   ops_.emplace(id, std::move(op));
@@ -316,18 +298,9 @@ OperationEvent SimHypervisor::progressOf(OperationId id, const Operation& op, Ti
     e.phase = "clone";
     return e;
   }
-  e.bytesTotal = op.bytesTotal;
-  if (elapsed < op.setupNs) {
-    e.phase = "setup";
-  } else if (elapsed < op.setupNs + op.copyNs) {
-    e.phase = "copy";
-    e.bytesSent = static_cast<std::uint64_t>(static_cast<double>(op.copyBytes) *
-                                             static_cast<double>(elapsed - op.setupNs) /
-                                             static_cast<double>(op.copyNs));
-  } else {
-    e.phase = "commit";
-    e.bytesSent = op.bytesTotal;
-  }
+  e.phase = op.run->phase();
+  e.bytesSent = static_cast<std::uint64_t>(std::llround(op.run->sentBytes()));
+  e.bytesTotal = static_cast<std::uint64_t>(std::llround(op.forecastBytes));
   return e;
 }
 
@@ -336,8 +309,19 @@ OperationEvent SimHypervisor::complete(OperationId id, Operation& op) {
   e.opId = id;
   e.kind = OperationEvent::Kind::kCompleted;
   if (op.isMigration) {
+    const sim::GroundTruthOutcome& truth = op.run->outcome();
+    const bool live = op.observation.mode == MigrationMode::kLive;
+    MigrationObservation& obs = op.observation;
+    obs.endNs = op.doneNs;
+    obs.setupNs = op.setupEndNs - op.startNs;
+    // Live: paused for the stop-and-copy and the commit; suspend-copy-resume: for all but setup.
+    obs.downtimeNs = op.doneNs - (live ? op.commitStartNs : op.setupEndNs);
+    obs.transferredBytes = static_cast<std::uint64_t>(std::llround(truth.transferredBytes()));
+    obs.rounds = live ? truth.rounds() : 1;
+    obs.bandwidthBytesPerSec = truth.goodputBytesPerSec();
+    obs.dirtyRateBytesPerSec = truth.measuredDirtyRateBytesPerSec;
     vms_.erase(op.vmId);
-    e.migration = op.observation;
+    e.migration = obs;
   } else {
     VmInfo& vm = vms_.at(op.vmId);  // destroy() removes the op along with a cloning VM
     vm.state = VmState::kRunning;
@@ -347,43 +331,133 @@ OperationEvent SimHypervisor::complete(OperationId id, Operation& op) {
   return e;
 }
 
+std::map<OperationId, double> SimHypervisor::shares() const {
+  std::vector<OperationId> ids;
+  std::vector<double> caps;
+  for (const auto& [id, op] : ops_) {
+    if (op.isMigration && op.started && !op.run->done() && op.run->sending()) {
+      ids.push_back(id);
+      caps.push_back(op.capBytesPerSec);
+    }
+  }
+  const std::vector<double> rates = sim::fairShares(host_.nicBandwidthBytesPerSec, caps);
+  std::map<OperationId, double> out;
+  for (std::size_t i = 0; i < ids.size(); ++i) out[ids[i]] = rates[i];
+  return out;
+}
+
+void SimHypervisor::refreshSegmentEnds() {
+  const auto rate = shares();
+  for (auto& [id, op] : ops_) {
+    if (!op.isMigration || !op.started || op.run->done()) continue;
+    const auto it = rate.find(id);
+    const double r = it == rate.end() ? 0 : it->second;
+    if (op.endSegment == op.run->segmentIndex() && op.endRate == r) continue;
+    op.endSegment = op.run->segmentIndex();
+    op.endRate = r;
+    const double left = op.run->secondsLeft(r);
+    op.segmentEndNs = std::isfinite(left) ? simNs_ + secondsToNs(left) : kTimeInfinity;
+  }
+}
+
+TimeNs SimHypervisor::nextSegmentEndNs() const {
+  TimeNs next = kTimeInfinity;
+  for (const auto& [id, op] : ops_) {
+    if (op.isMigration && op.started && !op.run->done()) next = std::min(next, op.segmentEndNs);
+  }
+  return next;
+}
+
+void SimHypervisor::advanceTo(TimeNs now) {
+  // Event by event: between two events every running migration keeps its share.
+  refreshSegmentEnds();
+  for (;;) {
+    const TimeNs next = nextSegmentEndNs();
+    const TimeNs until = std::max(simNs_, std::min(next, now));
+    const auto rate = shares();
+    const double seconds = nsToSeconds(until - simNs_);
+    for (auto& [id, op] : ops_) {
+      if (!op.isMigration || !op.started || op.run->done()) continue;
+      const auto it = rate.find(id);
+      const double r = it == rate.end() ? 0 : it->second;
+      const bool ends = op.segmentEndNs <= until;
+      const std::string before = op.run->phase();
+      op.run->advance(seconds, r, ends);
+      // Phase boundaries on the ns timeline, for the observation.
+      if (before == "setup" && std::string(op.run->phase()) != "setup") op.setupEndNs = until;
+      if (before != "commit" && std::string(op.run->phase()) == "commit") op.commitStartNs = until;
+      if (op.run->done()) op.doneNs = until;
+    }
+    simNs_ = until;
+    refreshSegmentEnds();
+    if (next > now) break;
+  }
+}
+
+void SimHypervisor::updateForecasts() {
+  const auto rate = shares();
+  for (auto& [id, op] : ops_) {
+    if (!op.isMigration || !op.started || op.run->done()) continue;
+    const auto it = rate.find(id);
+    // A migration between transfers (setup, commit) forecasts at its cap: the share it would get
+    // alone; the forecast is refreshed when shares change anyway.
+    const double r = it == rate.end() ? op.capBytesPerSec : it->second;
+    sim::MigrationRun copy = *op.run;
+    double toDone = 0;
+    while (!copy.done()) {
+      toDone += copy.secondsLeft(r);
+      copy.advance(0, r, true);
+    }
+    op.totalNs = std::max<TimeNs>(1, simNs_ + secondsToNs(toDone) - op.startNs);
+    op.forecastBytes = copy.outcome().transferredBytes();
+  }
+}
+
 std::vector<OperationEvent> SimHypervisor::poll(TimeNs now) {
   lastPollNs_ = std::max(lastPollNs_, now);
   std::vector<OperationEvent> events = std::move(immediate_);
   immediate_.clear();
+  advanceTo(lastPollNs_);
+  for (auto& [id, op] : ops_) {
+    if (op.started) continue;
+    op.started = true;
+    op.startNs = lastPollNs_;
+    op.observation.startNs = lastPollNs_;
+  }
+  refreshSegmentEnds();  // new migrations take their shares from now on
+  updateForecasts();
   for (auto it = ops_.begin(); it != ops_.end();) {
     Operation& op = it->second;
-    if (!op.started) {
-      op.started = true;
-      op.startNs = now;
-      op.observation.startNs = now;
-      op.observation.endNs = now + op.totalNs;
-    }
-    const TimeNs elapsed = now - op.startNs;
-    if (elapsed >= op.totalNs) {
+    const TimeNs elapsed = lastPollNs_ - op.startNs;
+    const bool finished = op.isMigration ? op.run->done() : elapsed >= op.totalNs;
+    if (finished) {
       events.push_back(complete(it->first, op));
       it = ops_.erase(it);
       continue;
     }
-    const int step = static_cast<int>(elapsed * 10 / op.totalNs);
+    const int step = static_cast<int>(std::min<TimeNs>(9, elapsed * 10 / op.totalNs));
     if (step > op.lastStep) {
       op.lastStep = step;
-      events.push_back(progressOf(it->first, op, now));
+      events.push_back(progressOf(it->first, op, lastPollNs_));
     }
     ++it;
   }
+  // Those that finished changed the shares of the others.
+  updateForecasts();
   return events;
 }
 
 TimeNs SimHypervisor::nextEventTime() const {
   if (!immediate_.empty()) return lastPollNs_;
-  TimeNs next = kTimeInfinity;
+  TimeNs next = nextSegmentEndNs();
   for (const auto& [id, op] : ops_) {
     if (!op.started) return lastPollNs_;
     // The next tenth of progress (the tenth tenth is completion).
-    next = std::min(next, op.startNs + ceilDiv(op.totalNs * (op.lastStep + 1), 10));
+    if (op.lastStep < 9)
+      next = std::min(next, op.startNs + ceilDiv(op.totalNs * (op.lastStep + 1), 10));
+    if (!op.isMigration) next = std::min(next, op.startNs + op.totalNs);
   }
-  return next;
+  return std::max(next, lastPollNs_);
 }
 
 }  // namespace vrm::vmscheduler

@@ -11,19 +11,30 @@
 //       migration = setup 0.5 s + nonzero memory / bandwidth
 //                   (+ live: one extra pass of dirty rate x copy time bytes, capped at memory)
 //                   + commit 0.1 s;  downtime = commit (+ suspend-copy-resume: the whole copy).
-// bandwidth = min(NIC, maxBandwidth if > 0) is the nominal rate in both. Progress phases are
+// bandwidth = min(NIC, maxBandwidth if > 0) is a migration's cap in both. Migrations leaving
+// this host at the same time share its NIC: while k of them are sending, each gets a max-min
+// fair share of the NIC (equal shares; what one capped by its own limit cannot use goes to the
+// others), recomputed whenever one starts or stops sending, and a pre-copy round that gets less
+// bandwidth lasts longer and so dirties more. Two equal migrations started together thus take
+// about twice as long as one. Setup and commit do not use the NIC. Only this host's outgoing
+// transfers are modelled: each sim host is its own process, so migrations from several hosts
+// into one do not slow each other down. Progress phases are
 // "setup", "copy" (the pre-copy rounds, or the whole copy of suspend-copy-resume) and "commit"
 // (stop-and-copy and resume). The MigrationObservation holds what the ground truth measured:
 // setup, downtime, bytes, rounds (pre-copy rounds + the stop-and-copy), mean goodput over the
 // copy (bytes / sending time) and the mean dirty rate seen during pre-copy.
 // An operation starts at the first poll() after it was requested (that is when the sim first
-// learns the time). Parallel migrations do not share the NIC yet.
+// learns the time). The simulation advances from event to event (a segment of some migration
+// ending), so the outcome does not depend on how often poll() is called; nextEventTime() is
+// the next such event or tenth of forecast progress.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "sim_ground_truth.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
 namespace vrm::vmscheduler {
@@ -57,13 +68,21 @@ class SimHypervisor final : public Hypervisor {
     std::string vmId;
     bool started = false;
     TimeNs startNs = 0;
-    TimeNs totalNs = 0;
-    int lastStep = -1;  // last tenth of progress reported
-    // Migration: durations of the phases and the observation (start/end filled when started).
-    TimeNs setupNs = 0;
-    TimeNs copyNs = 0;  // pre-copy rounds (rule: full pass plus, for live, the dirty pass)
-    std::uint64_t copyBytes = 0;  // sent during copyNs
-    std::uint64_t bytesTotal = 0;
+    TimeNs totalNs = 0;  // clone: its duration; migration: forecast at the current share
+    int lastStep = -1;   // last tenth of progress reported
+    // Migration: its ground truth, advanced with the others sharing the NIC; the observation
+    // (start filled when started, the rest when done).
+    std::optional<sim::MigrationRun> run;
+    double capBytesPerSec = 0;  // min(NIC, the migration's limit)
+    double forecastBytes = 0;   // transferred bytes, forecast at the current share
+    TimeNs setupEndNs = 0;      // when setup ended (set by advanceTo())
+    TimeNs commitStartNs = 0;   // when the "commit" phase began (live: the VM paused)
+    TimeNs doneNs = -1;         // when the run ended
+    // When the current segment ends, fixed while the segment and its share stay the same (so
+    // polls in between cannot shift it by rounding).
+    TimeNs segmentEndNs = kTimeInfinity;
+    int endSegment = -1;
+    double endRate = -1;
     MigrationObservation observation;
     // Clone: the VM's previous state is cloning; on success it becomes running with this handle.
     VmHandle handle;
@@ -75,6 +94,16 @@ class SimHypervisor final : public Hypervisor {
   Status checkIdle(const VmInfo& vm) const;
   OperationEvent progressOf(OperationId id, const Operation& op, TimeNs now) const;
   OperationEvent complete(OperationId id, Operation& op);
+  // NIC share of each started, unfinished migration that is sending now (others: 0).
+  std::map<OperationId, double> shares() const;
+  // Recomputes segmentEndNs of the running migrations whose segment or share changed.
+  void refreshSegmentEnds();
+  // When the next segment of any running migration ends (infinity: none).
+  TimeNs nextSegmentEndNs() const;
+  // Advances every running migration from simNs_ to `now`, event by event.
+  void advanceTo(TimeNs now);
+  // Refreshes each running migration's forecast total time and bytes at the current shares.
+  void updateForecasts();
 
   HostInfo host_;
   bool ruleGroundTruth_ = false;
@@ -84,6 +113,7 @@ class SimHypervisor final : public Hypervisor {
   std::map<OperationId, Operation> ops_;
   std::vector<OperationEvent> immediate_;  // completions decided outside poll()
   TimeNs lastPollNs_ = 0;
+  TimeNs simNs_ = 0;  // how far the migrations have been advanced
 };
 
 }  // namespace vrm::vmscheduler

@@ -113,6 +113,8 @@ void toWire(const VmInfo& vm, const std::string& host, wire::VmInfo::Builder out
   out.setAddress(vm.address);
   out.setDiskBytes(vm.diskBytes);
   out.setTemplate(vm.templateName);
+  out.setAllowLive(vm.allowLive);
+  out.setAllowSuspend(vm.allowSuspend);
 }
 
 VmInfo fromWire(wire::VmInfo::Reader in) {
@@ -127,6 +129,8 @@ VmInfo fromWire(wire::VmInfo::Reader in) {
   vm.address = toStd(in.getAddress());
   vm.diskBytes = in.getDiskBytes();
   vm.templateName = toStd(in.getTemplate());
+  vm.allowLive = in.getAllowLive();
+  vm.allowSuspend = in.getAllowSuspend();
   return vm;
 }
 
@@ -145,6 +149,9 @@ void toWire(const MigrationObservation& obs, wire::MigrationObservation::Builder
   out.setTransferredBytes(obs.transferredBytes);
   out.setRounds(obs.rounds);
   out.setBandwidthBytesPerSec(obs.bandwidthBytesPerSec);
+  out.setSaveNs(obs.saveNs);
+  out.setCopyNs(obs.copyNs);
+  out.setRestoreNs(obs.restoreNs);
 }
 
 void toWire(const VmHandle& handle, wire::VmHandle::Builder out) {

@@ -88,7 +88,7 @@ class QemuHypervisorTest : public ::testing::Test {
     o.host.memoryBytes = 2048 * kMiB;
     o.params = {{"accel", "tcg"},
                 {"run-dir", (root_ / name / "run").string()},
-                {"state-dir", (root_ / name / "state").string()},
+                {"stage-dir", (root_ / name / "state").string()},
                 {"dirty-rate-interval", "2s"},
                 {"boot-timeout", "180s"}};
     const std::string guest = VRM_GUEST_DIR;
@@ -123,7 +123,7 @@ class QemuHypervisorTest : public ::testing::Test {
           if (onProgress) onProgress();
         }
       }
-      std::this_thread::sleep_for(50ms);
+      std::this_thread::sleep_for(10ms);  // phase ends are noticed at a poll
     }
     return std::nullopt;
   }
@@ -190,6 +190,11 @@ class QemuHypervisorTest : public ::testing::Test {
         static_cast<double>(o.downtimeNs) / 1e9, static_cast<double>(o.transferredBytes) / kMiB,
         o.rounds, o.bandwidthBytesPerSec / kMiB, static_cast<double>(o.nonzeroMemoryBytes) / kMiB,
         o.dirtyRateBytesPerSec / kMiB);
+    if (o.mode == MigrationMode::kSuspendCopyResume) {
+      std::printf("[ measured ] %s phases: save %.3f s, copy %.3f s, restore %.3f s\n", what,
+                  static_cast<double>(o.saveNs) / 1e9, static_cast<double>(o.copyNs) / 1e9,
+                  static_cast<double>(o.restoreNs) / 1e9);
+    }
   }
 
   inline static bool guestBuilt_ = false;
@@ -253,28 +258,60 @@ TEST_F(QemuHypervisorTest, CloneMigrateLiveAndSuspendCopyResumeThenDestroy) {
   EXPECT_EQ(find(*h2_, "a")->state, VmState::kRunning);
   expectMemoryIntact(*h2_, "a");
 
-  // Suspend-copy-resume h2 -> h1 at 32 MiB/s through the state dir.
-  auto back = h1_->prepareIncoming(*find(*h2_, "a"));
-  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  // A suspend-copy-resume whose destination went away after preparing (its state receiver is
+  // closed): the save succeeds, the copy fails, the VM runs on at the source and no staged
+  // file is left on either side.
+  auto stale = h1_->prepareIncoming(*find(*h2_, "a"));
+  ASSERT_TRUE(stale.isOk()) << stale.status().toString();
+  EXPECT_NE(stale->find(";state=tcp:127.0.0.1:"), std::string::npos) << *stale;
+  ASSERT_TRUE(h1_->finishIncoming("a", false).isOk());
   MigrationSpec scr;
   scr.vmId = "a";
   scr.destinationHost = "h1";
-  scr.destinationEndpoint = *back;
+  scr.destinationEndpoint = *stale;
   scr.mode = MigrationMode::kSuspendCopyResume;
   scr.maxBandwidthBytesPerSec = 32.0 * kMiB;
   ASSERT_TRUE(h2_->startMigration(3, scr).isOk());
-  auto copied = runUntilDone(3, 120s);
+  auto refused = runUntilDone(3, 120s);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status.code(), StatusCode::kUnavailable) << refused->status.toString();
+  std::printf("[ measured ] %s\n", refused->status.message().c_str());
+  EXPECT_EQ(find(*h2_, "a")->state, VmState::kRunning);
+  EXPECT_EQ(qemu(*h2_).qmp("a", "query-status")->value("status", ""), "running");
+  EXPECT_TRUE(fs::is_empty(root_ / "h1" / "state"));
+  EXPECT_TRUE(fs::is_empty(root_ / "h2" / "state"));
+
+  // Suspend-copy-resume h2 -> h1 at 32 MiB/s through the staging dirs: save on h2, copy into
+  // h1's staging dir, restore there; each phase measured.
+  auto back = h1_->prepareIncoming(*find(*h2_, "a"));
+  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  scr.destinationEndpoint = *back;
+  ASSERT_TRUE(h2_->startMigration(4, scr).isOk());
+  auto copied = runUntilDone(4, 120s);
   ASSERT_TRUE(copied.has_value());
   ASSERT_TRUE(copied->status.isOk()) << copied->status.toString();
   ASSERT_TRUE(copied->migration.has_value());
-  printObservation("suspend-copy-resume h2->h1 32 MiB/s", *copied->migration);
-  EXPECT_EQ(copied->migration->downtimeNs, copied->migration->endNs - copied->migration->startNs);
-  EXPECT_GE(copied->migration->transferredBytes, 40 * kMiB);
+  const MigrationObservation& so = *copied->migration;
+  printObservation("suspend-copy-resume h2->h1 32 MiB/s", so);
+  EXPECT_EQ(so.mode, MigrationMode::kSuspendCopyResume);
+  EXPECT_EQ(so.downtimeNs, so.endNs - so.startNs);
+  EXPECT_GE(so.transferredBytes, 40 * kMiB);
+  EXPECT_GT(so.saveNs, 0);
+  EXPECT_GT(so.restoreNs, 0);
+  // The copy is paced to 32 MiB/s: it cannot be faster than that (a little slack for the last
+  // chunk), and the phases fit in the total.
+  EXPECT_GE(so.copyNs, static_cast<TimeNs>(static_cast<double>(so.transferredBytes) /
+                                           (32.0 * kMiB) * 0.95 * 1e9));
+  EXPECT_LE(so.bandwidthBytesPerSec, 32.0 * kMiB * 1.05);
+  EXPECT_LE(so.saveNs + so.copyNs + so.restoreNs, so.endNs - so.startNs);
   EXPECT_FALSE(find(*h2_, "a").has_value());
+  // Restored and paused at the destination until vrm commits it.
+  EXPECT_EQ(qemu(*h1_).qmp("a", "query-status")->value("status", ""), "paused");
   ASSERT_TRUE(h1_->finishIncoming("a", true).isOk());
   EXPECT_EQ(qemu(*h1_).qmp("a", "query-status")->value("status", ""), "running");
   expectMemoryIntact(*h1_, "a");
-  EXPECT_TRUE(fs::is_empty(root_ / "h2" / "state"));  // the staged state is cleaned up
+  EXPECT_TRUE(fs::is_empty(root_ / "h2" / "state"));  // staged files are cleaned up
+  EXPECT_TRUE(fs::is_empty(root_ / "h1" / "state"));
 
   // A suspended VM migrates live and stays suspended at the destination.
   ASSERT_TRUE(h1_->suspend("a").isOk());
@@ -282,8 +319,8 @@ TEST_F(QemuHypervisorTest, CloneMigrateLiveAndSuspendCopyResumeThenDestroy) {
   ASSERT_TRUE(third.isOk()) << third.status().toString();
   live.destinationEndpoint = *third;
   live.maxBandwidthBytesPerSec = 64.0 * kMiB;
-  ASSERT_TRUE(h1_->startMigration(4, live).isOk());
-  auto parked = runUntilDone(4, 60s);
+  ASSERT_TRUE(h1_->startMigration(5, live).isOk());
+  auto parked = runUntilDone(5, 60s);
   ASSERT_TRUE(parked.has_value());
   ASSERT_TRUE(parked->status.isOk()) << parked->status.toString();
   ASSERT_TRUE(h2_->finishIncoming("a", true).isOk());

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
 #include <optional>
 
 #include "sim_ground_truth.h"
@@ -373,8 +376,8 @@ MigrationObservation migrateToEnd(const std::string& vm, MigrationMode mode,
   (void)hv->poll(kStart);
   const TimeNs end = hv->nextEventTime();
   TimeNs now = kStart;
-  // Walk the progress wake-ups until the completion.
-  for (int i = 0; i < 20; ++i) {
+  // Walk the wake-ups (tenths of progress, segment ends) until the completion.
+  for (int i = 0; i < 100; ++i) {
     now = hv->nextEventTime();
     if (now == kTimeInfinity) break;
     EXPECT_FALSE(completionAt(*hv, 1, now - 1).has_value()) << i;
@@ -571,6 +574,184 @@ TEST(SimGroundTruthTest, BadParametersAreInvalid) {
     EXPECT_NE(hv.status().message().find(params.begin()->first), std::string::npos)
         << hv.status().message();
   }
+}
+
+// Ensures the cluster file's allow_live / allow_suspend reach the inventory (and so vrmd's
+// planner) and travel with a VM that migrates.
+TEST(SimHypervisorTest, AllowedModesAreReportedAndTravel) {
+  HostSpec h = testHost();
+  h.vms[0].allowLive = false;  // web
+  auto hv = makeSim(h);
+  const auto web = findVm(hv->inventory(), "web");
+  ASSERT_TRUE(web.has_value());
+  EXPECT_FALSE(web->allowLive);
+  EXPECT_TRUE(web->allowSuspend);
+  EXPECT_TRUE(findVm(hv->inventory(), "db")->allowLive);
+  HostSpec other;
+  other.name = "h2";
+  other.cpuCores = 8;
+  other.memoryBytes = 16 * kGB;
+  other.nicBandwidthBytesPerSec = 1e9;
+  auto h2 = makeSim(other);
+  ASSERT_TRUE(h2->prepareIncoming(*web).isOk());
+  ASSERT_TRUE(h2->finishIncoming("web", true).isOk());
+  EXPECT_FALSE(findVm(h2->inventory(), "web")->allowLive);
+}
+
+// --- NIC sharing ---------------------------------------------------------------------------
+
+// A host with a 1 GB/s NIC and two equal VMs "a" and "b" (2 GB non-zero, dirtying `dirty`).
+HostSpec twinHost(double dirty) {
+  HostSpec h;
+  h.name = "h1";
+  h.cpuCores = 8;
+  h.memoryBytes = 16 * kGB;
+  h.nicBandwidthBytesPerSec = 1e9;
+  for (const char* id : {"a", "b"}) {
+    VmSpec v;
+    v.id = id;
+    v.cpuCores = 2;
+    v.memoryBytes = 4 * kGB;
+    v.nonzeroMemoryBytes = 2 * kGB;
+    v.dirtyRateBytesPerSec = dirty;
+    h.vms.push_back(v);
+  }
+  return h;
+}
+
+// Starts migrations of `vms` (op ids 1, 2, ...) at kStart + the given offsets, polls at every
+// wake-up, and returns the observations by VM id.
+std::map<std::string, MigrationObservation> migrateAll(
+    Hypervisor& hv, const std::vector<std::pair<std::string, TimeNs>>& vms, MigrationMode mode,
+    std::vector<double> limits = {}) {
+  std::map<std::string, MigrationObservation> out;
+  std::map<OperationId, std::string> pending;
+  std::size_t next = 0;
+  TimeNs now = kStart;
+  for (int i = 0; i < 1000 && (next < vms.size() || !pending.empty()); ++i) {
+    while (next < vms.size() && kStart + vms[next].second <= now) {
+      const OperationId op = next + 1;
+      const double limit = next < limits.size() ? limits[next] : 0;
+      EXPECT_TRUE(hv.startMigration(op, migrateSpec(vms[next].first, mode, limit)).isOk());
+      pending[op] = vms[next].first;
+      ++next;
+    }
+    for (auto& e : hv.poll(now)) {
+      if (e.kind != OperationEvent::Kind::kCompleted) continue;
+      EXPECT_TRUE(e.status.isOk()) << e.status.toString();
+      if (e.migration) out[pending[e.opId]] = *e.migration;
+      pending.erase(e.opId);
+    }
+    TimeNs wake = hv.nextEventTime();
+    if (next < vms.size()) wake = std::min(wake, kStart + vms[next].second);
+    if (wake == kTimeInfinity) break;
+    now = std::max(now, wake);
+  }
+  EXPECT_TRUE(pending.empty());
+  return out;
+}
+
+// Ensures max-min fair shares: equal when nobody is capped, a capped transfer keeps its cap and
+// leaves the rest to the others, and transfers that fit together all get their caps.
+TEST(SimNicSharingTest, FairSharesAreMaxMin) {
+  EXPECT_EQ(sim::fairShares(1e9, {1e12, 1e12}), (std::vector<double>{5e8, 5e8}));
+  EXPECT_EQ(sim::fairShares(1e9, {2e8, 1e12}), (std::vector<double>{2e8, 8e8}));
+  EXPECT_EQ(sim::fairShares(1e9, {3e8, 3e8, 3e8}), (std::vector<double>{3e8, 3e8, 3e8}));
+  const auto three = sim::fairShares(9e8, {1e8, 1e12, 1e12});
+  EXPECT_DOUBLE_EQ(three[0], 1e8);
+  EXPECT_DOUBLE_EQ(three[1], 4e8);
+  EXPECT_DOUBLE_EQ(three[2], 4e8);
+  EXPECT_TRUE(sim::fairShares(1e9, {}).empty());
+}
+
+// Ensures two equal suspend-copy-resume migrations started together share the NIC (rule ground
+// truth, exact): each copies at half the rate, so each copy takes twice as long as alone, while
+// setup and commit are unchanged.
+TEST(SimNicSharingTest, TwoParallelMigrationsTakeTwiceAsLongRule) {
+  auto alone = makeSim(twinHost(0), kRule);
+  const auto one = migrateAll(*alone, {{"a", 0}}, MigrationMode::kSuspendCopyResume);
+  ASSERT_EQ(one.size(), 1u);
+  // 0.5 s setup + 2 GB at 1 GB/s + 0.1 s commit.
+  EXPECT_EQ(one.at("a").endNs - one.at("a").startNs, 2'600 * kNsPerMs);
+
+  auto shared = makeSim(twinHost(0), kRule);
+  const auto two = migrateAll(*shared, {{"a", 0}, {"b", 0}}, MigrationMode::kSuspendCopyResume);
+  ASSERT_EQ(two.size(), 2u);
+  for (const char* id : {"a", "b"}) {
+    const MigrationObservation& o = two.at(id);
+    // 0.5 s setup + 2 GB at 0.5 GB/s + 0.1 s commit.
+    EXPECT_EQ(o.endNs - o.startNs, 4'600 * kNsPerMs) << id;
+    EXPECT_EQ(o.setupNs, 500 * kNsPerMs) << id;
+    EXPECT_EQ(o.downtimeNs, 4'100 * kNsPerMs) << id;
+    EXPECT_NEAR(o.bandwidthBytesPerSec, 5e8, 1) << id;  // the measured share, not the NIC
+  }
+}
+
+// Ensures shares are recomputed as migrations start and end: "a" copies alone until "b" has
+// finished its setup, then at half the rate, and alone again at the full rate once "a" is done.
+TEST(SimNicSharingTest, SharesFollowMigrationsStartingAndEnding) {
+  auto hv = makeSim(twinHost(0), kRule);
+  const auto obs =
+      migrateAll(*hv, {{"a", 0}, {"b", 1 * kNsPerSec}}, MigrationMode::kSuspendCopyResume);
+  ASSERT_EQ(obs.size(), 2u);
+  // a: setup to 0.5 s; alone to 1.5 s (1 GB); shared 1 GB at 0.5 GB/s to 3.5 s; commit 3.6 s.
+  EXPECT_EQ(obs.at("a").endNs, kStart + 3'600 * kNsPerMs);
+  // b: starts at 1 s, setup to 1.5 s; shared to 3.5 s (1 GB); alone 1 GB to 4.5 s; commit 4.6 s.
+  EXPECT_EQ(obs.at("b").startNs, kStart + 1 * kNsPerSec);
+  EXPECT_EQ(obs.at("b").endNs, kStart + 4'600 * kNsPerMs);
+}
+
+// Ensures a migration capped below its fair share keeps its cap and the other gets the rest.
+TEST(SimNicSharingTest, CappedMigrationLeavesTheRestToTheOther) {
+  auto hv = makeSim(twinHost(0), kRule);
+  const auto obs =
+      migrateAll(*hv, {{"a", 0}, {"b", 0}}, MigrationMode::kSuspendCopyResume, {2e8, 0});
+  ASSERT_EQ(obs.size(), 2u);
+  EXPECT_NEAR(obs.at("a").bandwidthBytesPerSec, 2e8, 1);
+  // b: 2 GB at 0.8 GB/s = 2.5 s (alone: 2 s).
+  EXPECT_EQ(obs.at("b").endNs - obs.at("b").startNs, 3'100 * kNsPerMs);
+}
+
+// Ensures the seeded pre-copy ground truth shares the NIC too: two equal live migrations of
+// dirtying VMs started together each take about twice as long as one alone (a little more: the
+// slower rounds dirty more), deterministically for a seed.
+TEST(SimNicSharingTest, TwoParallelLiveMigrationsTakeAboutTwiceAsLong) {
+  const std::map<std::string, std::string> seeded = {{"seed", "5"}};
+  auto alone = makeSim(twinHost(2e7), seeded);
+  const auto one = migrateAll(*alone, {{"a", 0}}, MigrationMode::kLive);
+  ASSERT_EQ(one.size(), 1u);
+  const double oneS = nsToSeconds(one.at("a").endNs - one.at("a").startNs);
+
+  auto runShared = [&] {
+    auto hv = makeSim(twinHost(2e7), seeded);
+    return migrateAll(*hv, {{"a", 0}, {"b", 0}}, MigrationMode::kLive);
+  };
+  const auto two = runShared();
+  ASSERT_EQ(two.size(), 2u);
+  for (const char* id : {"a", "b"}) {
+    const MigrationObservation& o = two.at(id);
+    const double ratio = nsToSeconds(o.endNs - o.startNs) / oneS;
+    std::printf("[ measured ] vm %s: %.3f s alone, %.3f s with a parallel twin (x%.2f)\n", id, oneS,
+                nsToSeconds(o.endNs - o.startNs), ratio);
+    EXPECT_GT(ratio, 1.6) << id;
+    EXPECT_LT(ratio, 2.4) << id;
+    EXPECT_LT(o.bandwidthBytesPerSec, 0.55e9) << id;  // about half the NIC
+    EXPECT_GT(o.bandwidthBytesPerSec, 0.40e9) << id;
+  }
+  // The same seed and start times give the same outcome.
+  const auto again = runShared();
+  for (const char* id : {"a", "b"}) {
+    EXPECT_EQ(again.at(id).endNs, two.at(id).endNs) << id;
+    EXPECT_EQ(again.at(id).transferredBytes, two.at(id).transferredBytes) << id;
+  }
+  // Alone, the run is the constant-rate ground truth exactly (same draws).
+  sim::GroundTruthInput in{MigrationMode::kLive, 4e9, 2e9, 2e7, 1e9};
+  sim::SimRandom random(sim::migrationSeed(5, "a", 0));
+  const auto truth = sim::simulateMigration(in, random);
+  EXPECT_EQ(one.at("a").transferredBytes,
+            static_cast<std::uint64_t>(std::llround(truth.transferredBytes())));
+  EXPECT_EQ(one.at("a").rounds, truth.rounds());
+  EXPECT_NEAR(nsToSeconds(one.at("a").endNs - one.at("a").startNs), truth.totalS(), 1e-8);
 }
 
 }  // namespace

@@ -37,9 +37,15 @@ CREATE TABLE IF NOT EXISTS observations (
   memory_bytes INTEGER NOT NULL, nonzero_memory_bytes INTEGER NOT NULL,
   dirty_rate REAL NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
   setup_ns INTEGER NOT NULL, downtime_ns INTEGER NOT NULL, transferred_bytes INTEGER NOT NULL,
-  rounds INTEGER NOT NULL, bandwidth REAL NOT NULL
+  rounds INTEGER NOT NULL, bandwidth REAL NOT NULL,
+  save_ns INTEGER NOT NULL DEFAULT 0, copy_ns INTEGER NOT NULL DEFAULT 0,
+  restore_ns INTEGER NOT NULL DEFAULT 0
 );
 )sql";
+
+// Columns added to `observations` after its first version: stores written before them get
+// the columns (with 0, "not measured") when opened.
+constexpr const char* kObservationPhaseColumns[] = {"save_ns", "copy_ns", "restore_ns"};
 
 Status sqliteError(sqlite3* db, const std::string& what) {
   return Status::internal(what + ": " + sqlite3_errmsg(db));
@@ -89,6 +95,18 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   // WAL: readers never block the writer; synchronous=FULL so a commit survives power loss.
   if (Status s = store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s) return s;
   if (Status s = store->exec(kSchema); !s) return s;
+  for (const char* column : kObservationPhaseColumns) {
+    bool present = false;
+    {
+      Stmt info(db, "PRAGMA table_info(observations)");
+      if (!info.ok()) return sqliteError(db, "read observations columns");
+      while (info.step() == SQLITE_ROW) present = present || text(info.get(), 1) == column;
+    }
+    if (present) continue;
+    const std::string sql = std::string("ALTER TABLE observations ADD COLUMN ") + column +
+                            " INTEGER NOT NULL DEFAULT 0";
+    if (Status s = store->exec(sql.c_str()); !s) return s;
+  }
   return store;
 }
 
@@ -190,7 +208,8 @@ Status Store::saveObservation(const MigrationObservation& o) {
   Stmt ins(db_,
            "INSERT INTO observations (vm_id, from_host, to_host, mode, memory_bytes, "
            "nonzero_memory_bytes, dirty_rate, start_ns, end_ns, setup_ns, downtime_ns, "
-           "transferred_bytes, rounds, bandwidth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+           "transferred_bytes, rounds, bandwidth, save_ns, copy_ns, restore_ns) "
+           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!ins.ok()) return sqliteError(db_, "save observation");
   ins.bind(1, o.vmId);
   ins.bind(2, o.fromHost);
@@ -206,6 +225,9 @@ Status Store::saveObservation(const MigrationObservation& o) {
   ins.bind(12, static_cast<std::int64_t>(o.transferredBytes));
   ins.bind(13, static_cast<std::int64_t>(o.rounds));
   ins.bind(14, o.bandwidthBytesPerSec);
+  ins.bind(15, static_cast<std::int64_t>(o.saveNs));
+  ins.bind(16, static_cast<std::int64_t>(o.copyNs));
+  ins.bind(17, static_cast<std::int64_t>(o.restoreNs));
   if (ins.step() != SQLITE_DONE) return sqliteError(db_, "save observation");
   return Status::ok();
 }
@@ -214,7 +236,7 @@ Result<std::vector<MigrationObservation>> Store::loadObservations() {
   Stmt sel(db_,
            "SELECT vm_id, from_host, to_host, mode, memory_bytes, nonzero_memory_bytes, "
            "dirty_rate, start_ns, end_ns, setup_ns, downtime_ns, transferred_bytes, rounds, "
-           "bandwidth FROM observations ORDER BY seq");
+           "bandwidth, save_ns, copy_ns, restore_ns FROM observations ORDER BY seq");
   if (!sel.ok()) return sqliteError(db_, "load observations");
   std::vector<MigrationObservation> out;
   while (sel.step() == SQLITE_ROW) {
@@ -234,6 +256,9 @@ Result<std::vector<MigrationObservation>> Store::loadObservations() {
     o.transferredBytes = static_cast<std::uint64_t>(sqlite3_column_int64(s, 11));
     o.rounds = static_cast<std::uint32_t>(sqlite3_column_int64(s, 12));
     o.bandwidthBytesPerSec = sqlite3_column_double(s, 13);
+    o.saveNs = sqlite3_column_int64(s, 14);
+    o.copyNs = sqlite3_column_int64(s, 15);
+    o.restoreNs = sqlite3_column_int64(s, 16);
     out.push_back(std::move(o));
   }
   return out;

@@ -1,8 +1,10 @@
 #include "vrm/manager/store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 
 namespace vrm::manager {
@@ -94,11 +96,55 @@ TEST(StoreTest, ObservationsRoundTrip) {
   o.vmId = "v";
   o.mode = MoveMode::kSuspendCopyResume;
   o.transferredBytes = 1234;
+  o.saveNs = 11;
+  o.copyNs = 22;
+  o.restoreNs = 33;
   ASSERT_TRUE(store->saveObservation(o).isOk());
   auto all = store->loadObservations();
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].transferredBytes, 1234u);
   EXPECT_EQ((*all)[0].mode, MoveMode::kSuspendCopyResume);
+  EXPECT_EQ((*all)[0].saveNs, 11);
+  EXPECT_EQ((*all)[0].copyNs, 22);
+  EXPECT_EQ((*all)[0].restoreNs, 33);
+}
+
+// Ensures a store written before the suspend-copy-resume phase columns existed opens (the
+// columns are added, old rows read 0 = not measured) and keeps new phases.
+TEST(StoreTest, OldObservationsTableGetsPhaseColumns) {
+  const std::string path =
+      ::testing::TempDir() + "vrm-store-old-" + std::to_string(getpid()) + ".db";
+  std::remove(path.c_str());
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* old =
+        "CREATE TABLE observations (seq INTEGER PRIMARY KEY AUTOINCREMENT, vm_id TEXT NOT NULL, "
+        "from_host TEXT NOT NULL, to_host TEXT NOT NULL, mode TEXT NOT NULL, memory_bytes INTEGER "
+        "NOT NULL, nonzero_memory_bytes INTEGER NOT NULL, dirty_rate REAL NOT NULL, start_ns "
+        "INTEGER NOT NULL, end_ns INTEGER NOT NULL, setup_ns INTEGER NOT NULL, downtime_ns INTEGER "
+        "NOT NULL, transferred_bytes INTEGER NOT NULL, rounds INTEGER NOT NULL, bandwidth REAL NOT "
+        "NULL); INSERT INTO observations VALUES (1,'old','a','b','live',1,1,0,0,0,0,0,7,1,1);";
+    ASSERT_EQ(sqlite3_exec(db, old, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto opened = Store::open(path);
+  ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+  auto store = std::move(*opened);
+  MigrationObservation o;
+  o.vmId = "new";
+  o.mode = MoveMode::kSuspendCopyResume;
+  o.copyNs = 5;
+  ASSERT_TRUE(store->saveObservation(o).isOk());
+  auto all = store->loadObservations();
+  ASSERT_TRUE(all.isOk()) << all.status().toString();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].vmId, "old");
+  EXPECT_EQ((*all)[0].transferredBytes, 7u);
+  EXPECT_EQ((*all)[0].copyNs, 0);
+  EXPECT_EQ((*all)[1].copyNs, 5);
+  store.reset();
+  std::remove(path.c_str());
 }
 
 }  // namespace

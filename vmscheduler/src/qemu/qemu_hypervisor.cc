@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -32,6 +33,9 @@ using std::chrono::milliseconds;
 constexpr milliseconds kQmpTimeout{1000};
 constexpr milliseconds kLaunchTimeout{10000};
 constexpr TimeNs kPollIntervalNs = 50 * kNsPerMs;
+// While a suspend-copy-resume phase may end (save, receive, restore): the agents noticing the
+// end of one phase late is downtime.
+constexpr TimeNs kFastPollIntervalNs = 10 * kNsPerMs;
 constexpr TimeNs kIdlePollIntervalNs = 1 * kNsPerSec;
 constexpr TimeNs kResidentIntervalNs = 5 * kNsPerSec;
 // What "unlimited" means for max-bandwidth when the host has no NIC figure (QEMU's own default
@@ -130,42 +134,42 @@ bool parseTcpEndpoint(const std::string& endpoint, std::string& host, int& port)
   return port > 0 && port < 65536;
 }
 
-// The child of a suspend-copy-resume transfer: streams `path` to host:port at most
-// `bytesPerSec` (0 = unlimited) and exits 0 on success.
-[[noreturn]] void streamFile(const std::string& path, const std::string& host, int port,
-                             double bytesPerSec) {
-  int in = open(path.c_str(), O_RDONLY);
-  if (in < 0) _exit(2);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) _exit(3);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) _exit(4);
-  const auto start = std::chrono::steady_clock::now();
-  std::vector<char> buf(64 * 1024);
-  double sent = 0;
-  for (;;) {
-    ssize_t n = read(in, buf.data(), buf.size());
-    if (n < 0) _exit(5);
-    if (n == 0) break;
-    for (ssize_t off = 0; off < n;) {
-      ssize_t w = write(fd, buf.data() + off, static_cast<size_t>(n - off));
-      if (w <= 0) _exit(6);
-      off += w;
-    }
-    sent += static_cast<double>(n);
-    if (bytesPerSec > 0) {
-      const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                   std::chrono::duration<double>(sent / bytesPerSec));
-      std::this_thread::sleep_until(due);
-    }
-  }
-  shutdown(fd, SHUT_WR);
-  // Wait for the destination to close: it has read everything.
-  while (read(fd, buf.data(), buf.size()) > 0) {
-  }
-  _exit(0);
+// A migration endpoint from prepareIncoming(): "tcp:HOST:PORT[;state=tcp:HOST:PORT]".
+struct IncomingEndpoint {
+  std::string qemu;  // tcp:HOST:PORT, QEMU's own migration stream (live)
+  std::string stateHost;
+  int statePort = 0;  // 0: the destination takes no staged state
+};
+
+bool parseIncomingEndpoint(const std::string& endpoint, IncomingEndpoint& out) {
+  const auto semi = endpoint.find(';');
+  out.qemu = endpoint.substr(0, semi);
+  std::string host;
+  int port = 0;
+  if (!parseTcpEndpoint(out.qemu, host, port)) return false;
+  if (semi == std::string::npos) return true;
+  const std::string rest = endpoint.substr(semi + 1);
+  if (rest.rfind("state=", 0) != 0) return false;
+  return parseTcpEndpoint(rest.substr(6), out.stateHost, out.statePort);
+}
+
+// VM ids end up in file names and in a shell command (exec:cat): only plain names are staged.
+bool stageableName(const std::string& id) {
+  if (id.empty() || id[0] == '.') return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+// fsync of a staged file (a no-op on tmpfs, the disk write otherwise).
+Status syncFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::internal("open " + path + ": " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::internal("fsync " + path + ": " + std::strerror(err));
+  return Status::ok();
 }
 
 double jsonNumber(const json& j, const char* key) {
@@ -180,7 +184,7 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
   if (spec.name.empty()) return Status::invalid("qemu host needs a name");
   Config config;
   config.runDir = "/tmp/vrm-qemu-" + spec.name;
-  config.stateDir = "/dev/shm/vrm-" + spec.name;
+  config.stageDir = "/dev/shm/vrm-" + spec.name;
   // TCG unless told otherwise: a /dev/kvm that opens is no proof KVM works (on these machines
   // it opens, and guests under it never run).
   config.accel = "tcg";
@@ -200,8 +204,8 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
       config.accel = value;
     } else if (key == "run-dir") {
       config.runDir = value;
-    } else if (key == "state-dir") {
-      config.stateDir = value;
+    } else if (key == "stage-dir" || key == "state-dir") {
+      config.stageDir = value;
     } else if (key == "migration-address") {
       config.migrationAddress = value;
     } else if (key == "migration-ports") {
@@ -272,7 +276,7 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
     return Status::invalid("qemu binary '" + config.binary + "' not found");
   }
   std::error_code ec;
-  for (const std::string& dir : {config.runDir, config.stateDir}) {
+  for (const std::string& dir : {config.runDir, config.stageDir}) {
     fs::create_directories(dir, ec);
     if (ec) return Status::invalid("cannot create " + dir + ": " + ec.message());
   }
@@ -297,10 +301,12 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
       vm.info.memoryBytes = v.memoryBytes;
       vm.info.nonzeroMemoryBytes = v.memoryBytes;
       vm.info.templateName = tname;
+      vm.info.allowLive = v.allowLive;
+      vm.info.allowSuspend = v.allowSuspend;
       if (Status s = qemu->checkRoom(vm.info.cpuCores, vm.info.memoryBytes); !s) {
         return Status::invalid("initial VM '" + v.id + "': " + s.message());
       }
-      if (Status s = qemu->launch(vm, false); !s) return s;
+      if (Status s = qemu->launch(vm); !s) return s;
       qemu->vms_.emplace(v.id, std::move(vm));
     }
   }
@@ -309,10 +315,8 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
 
 QemuHypervisor::~QemuHypervisor() {
   for (auto& [id, op] : ops_) {
-    if (op.copyPid > 0) {
-      ::kill(op.copyPid, SIGKILL);
-      waitpid(op.copyPid, nullptr, 0);
-    }
+    op.sender.reset();  // aborts the copy
+    if (!op.statePath.empty()) ::unlink(op.statePath.c_str());
   }
   for (auto& [id, vm] : vms_) kill(vm);
 }
@@ -346,7 +350,7 @@ Status QemuHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryBytes)
   return Status::ok();
 }
 
-Status QemuHypervisor::launch(Vm& vm, bool incoming) {
+Status QemuHypervisor::launch(Vm& vm, const std::string& incoming) {
   auto tit = config_.templates.find(vm.info.templateName);
   if (tit == config_.templates.end()) {
     return Status::invalid("unknown template '" + vm.info.templateName + "' on host '" +
@@ -386,7 +390,7 @@ Status QemuHypervisor::launch(Vm& vm, bool incoming) {
     if (vm.diskPath.empty()) vm.diskPath = config_.runDir + "/" + vm.info.id + ".qcow2";
     args.insert(args.end(), {"-drive", "file=" + vm.diskPath + ",if=virtio,format=qcow2"});
   }
-  if (incoming) args.insert(args.end(), {"-incoming", "defer"});
+  if (!incoming.empty()) args.insert(args.end(), {"-incoming", incoming});
 
   pid_t pid = fork();
   if (pid < 0) return Status::internal("fork: " + std::string(std::strerror(errno)));
@@ -429,18 +433,24 @@ Status QemuHypervisor::launch(Vm& vm, bool incoming) {
     return Status::internal("qemu for vm '" + vm.info.id + "': " + lastError.message());
   }
   spdlog::debug("qemu: started pid {} for vm {} ({})", pid, vm.info.id,
-                incoming ? "incoming" : "boot");
+                incoming.empty() ? "boot" : "incoming " + incoming);
   vm.proc = std::move(proc);
   return Status::ok();
 }
 
-void QemuHypervisor::kill(Vm& vm) {
-  vm.proc.qmp.reset();
-  if (vm.proc.pid > 0) {
-    ::kill(vm.proc.pid, SIGKILL);
-    waitpid(vm.proc.pid, nullptr, 0);
-    vm.proc.pid = -1;
+void QemuHypervisor::killProcess(Process& proc) {
+  proc.qmp.reset();
+  if (proc.pid > 0) {
+    ::kill(proc.pid, SIGKILL);
+    waitpid(proc.pid, nullptr, 0);
+    proc.pid = -1;
   }
+}
+
+void QemuHypervisor::kill(Vm& vm) {
+  vm.receiver.reset();  // aborts a transfer, removes the staged file
+  vm.restoring = false;
+  killProcess(vm.proc);
 }
 
 std::vector<std::string> QemuHypervisor::reap() {
@@ -473,15 +483,36 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
   vm.info.state = VmState::kIncoming;
   vm.keepPaused = info.state == VmState::kSuspended;
   if (vm.info.templateName.empty()) vm.info.templateName = config_.initialTemplate;
+  auto ours = [&](int p) {
+    for (const auto& [id, other] : vms_) {
+      if (other.incomingPort == p || (other.receiver && other.receiver->port() == p)) return true;
+    }
+    return false;
+  };
+  // One port for QEMU's stream (live), one for a staged state (suspend-copy-resume).
   int port = 0;
   for (int p = config_.firstPort; p <= config_.lastPort && port == 0; ++p) {
-    bool ours = false;
-    for (const auto& [id, other] : vms_) ours = ours || other.incomingPort == p;
-    if (!ours && portFree(config_.migrationAddress, p)) port = p;
+    if (!ours(p) && portFree(config_.migrationAddress, p)) port = p;
   }
-  if (port == 0) return Status::rejected("no free migration port on host '" + host_.name + "'");
-  if (Status s = launch(vm, true); !s) return s;
-  const std::string endpoint = "tcp:" + config_.migrationAddress + ":" + std::to_string(port);
+  if (stageableName(info.id)) {
+    const std::string path = config_.stageDir + "/" + info.id + ".incoming.state";
+    for (int p = port + 1; p <= config_.lastPort && port != 0 && !vm.receiver; ++p) {
+      if (ours(p)) continue;
+      auto receiver = StateReceiver::listen(config_.migrationAddress, p, path, info.id,
+                                            milliseconds(config_.migrationTimeoutNs / kNsPerMs));
+      if (receiver) vm.receiver = std::move(receiver).value();
+    }
+  }
+  if (port == 0 || (!vm.receiver && stageableName(info.id))) {
+    return Status::rejected("no free migration ports on host '" + host_.name + "' in " +
+                            std::to_string(config_.firstPort) + "-" +
+                            std::to_string(config_.lastPort));
+  }
+  if (Status s = launch(vm, "defer"); !s) {
+    vm.receiver.reset();
+    return s;
+  }
+  std::string endpoint = "tcp:" + config_.migrationAddress + ":" + std::to_string(port);
   auto r = vm.proc.qmp->execute("migrate-incoming", {{"uri", endpoint}}, kQmpTimeout);
   if (!r) {
     kill(vm);
@@ -489,6 +520,10 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
                             "': " + r.status().message());
   }
   vm.incomingPort = port;
+  if (vm.receiver) {
+    endpoint +=
+        ";state=tcp:" + config_.migrationAddress + ":" + std::to_string(vm.receiver->port());
+  }
   vms_.emplace(info.id, std::move(vm));
   return endpoint;
 }
@@ -509,6 +544,10 @@ Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
     return Status::ok();
   }
   if (!vm.proc.qmp) return Status::internal("qemu of incoming vm '" + vmId + "' is gone");
+  if (vm.receiver && vm.receiver->phase() != StateReceiver::Phase::kListening &&
+      vm.receiver->phase() != StateReceiver::Phase::kFinished) {
+    return Status::rejected("incoming vm '" + vmId + "' has not restored its staged state yet");
+  }
   // The source reports completion a moment before the destination has loaded the last bytes.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   std::string status;
@@ -531,6 +570,7 @@ Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
   }
   vm.info.state = vm.keepPaused ? VmState::kSuspended : VmState::kRunning;
   vm.incomingPort = 0;
+  vm.receiver.reset();
   vm.nextDirtyRateNs = 0;
   return Status::ok();
 }
@@ -552,11 +592,20 @@ Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec)
   if (spec.maxBandwidthBytesPerSec < 0 || !std::isfinite(spec.maxBandwidthBytesPerSec)) {
     return Status::invalid("max bandwidth must be a finite rate >= 0");
   }
-  std::string destHost;
-  int destPort = 0;
-  if (!parseTcpEndpoint(spec.destinationEndpoint, destHost, destPort)) {
-    return Status::invalid("qemu migrates to tcp:HOST:PORT endpoints, got '" +
+  IncomingEndpoint dest;
+  if (!parseIncomingEndpoint(spec.destinationEndpoint, dest)) {
+    return Status::invalid("qemu migrates to tcp:HOST:PORT[;state=tcp:HOST:PORT] endpoints, got '" +
                            spec.destinationEndpoint + "'");
+  }
+  if (spec.mode == MigrationMode::kSuspendCopyResume) {
+    if (dest.statePort == 0) {
+      return Status::invalid("destination endpoint '" + spec.destinationEndpoint +
+                             "' takes no staged state (suspend-copy-resume needs state=tcp:...)");
+    }
+    if (!stageableName(vm.info.id)) {
+      return Status::invalid("vm id '" + vm.info.id +
+                             "' cannot name a staged file (letters, digits, - _ . only)");
+    }
   }
   if (!vm.proc.qmp) return Status::internal("qemu of vm '" + vm.info.id + "' is gone");
   QmpClient& qmp = *vm.proc.qmp;
@@ -579,7 +628,7 @@ Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec)
   obs.dirtyRateBytesPerSec = vm.info.dirtyRateBytesPerSec;
 
   json params = {{"max-bandwidth", static_cast<std::int64_t>(bandwidth)}};
-  std::string uri = spec.destinationEndpoint;
+  std::string uri = dest.qemu;
   if (spec.mode == MigrationMode::kLive) {
     op.kind = OpKind::kLive;
     if (spec.downtimeLimitNs > 0) {
@@ -589,9 +638,10 @@ Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec)
     op.kind = OpKind::kScrSave;
     // Saving to the local state dir is not the network copy: do not throttle it.
     params["max-bandwidth"] = static_cast<std::int64_t>(kUnlimitedBytesPerSec);
-    op.statePath = config_.stateDir + "/" + vm.info.id + ".state";
+    op.statePath = config_.stageDir + "/" + vm.info.id + ".state";
     ::unlink(op.statePath.c_str());
     uri = "exec:cat > '" + op.statePath + "'";
+    op.stoppedAt = std::chrono::steady_clock::now();
     if (vm.info.state == VmState::kRunning) {
       if (auto r = qmp.execute("stop", {}, kQmpTimeout); !r) return r.status();
     }
@@ -607,6 +657,7 @@ Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec)
   }
   if (auto r = qmp.execute("migrate", {{"uri", uri}}, kQmpTimeout); !r) {
     restore();
+    if (!op.statePath.empty()) ::unlink(op.statePath.c_str());
     return Status::internal("vm '" + vm.info.id + "': " + r.status().message());
   }
   op.observation.bandwidthBytesPerSec = bandwidth;
@@ -694,7 +745,7 @@ Status QemuHypervisor::startClone(OperationId id, const CloneSpec& spec) {
       return s;
     }
   }
-  if (Status s = launch(vm, false); !s) return s;
+  if (Status s = launch(vm); !s) return s;
   vm.info.address = "unix:" + vm.proc.qmpPath;
   handle.address = vm.info.address;
   Operation op;
@@ -747,11 +798,8 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
   if (vit == vms_.end() || !vit->second.proc.qmp) {
     // The QEMU exited (reaped this poll): the VM is gone with it.
     std::string reason = exitReasons_.count(op.vmId) ? exitReasons_[op.vmId] : "is gone";
-    if (op.copyPid > 0) {
-      ::kill(op.copyPid, SIGKILL);
-      waitpid(op.copyPid, nullptr, 0);
-      op.copyPid = -1;
-    }
+    op.sender.reset();  // the destination must not restore a VM reported lost
+    if (!op.statePath.empty()) ::unlink(op.statePath.c_str());
     out.push_back(completed(id, Status::internal("qemu of vm '" + op.vmId + "' on host '" +
                                                  host_.name + "' " + reason)));
     if (vit != vms_.end()) vms_.erase(vit);
@@ -783,6 +831,7 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
       if (st && st->value("status", "") != "running") (void)qmp.execute("cont", {}, kQmpTimeout);
     }
     vm.info.state = op.previousState;
+    op.sender.reset();
     if (!op.statePath.empty()) ::unlink(op.statePath.c_str());
     out.push_back(completed(id, std::move(status)));
     finished = true;
@@ -823,31 +872,44 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
   }
 
   if (op.kind == OpKind::kScrCopy) {
-    int status = 0;
-    const pid_t r = waitpid(op.copyPid, &status, WNOHANG);
-    const double bw = op.observation.bandwidthBytesPerSec;
-    if (r == 0) {
-      const double sentBytes = std::min(static_cast<double>(op.stateBytes),
-                                        bw * static_cast<double>(now - op.copyStartNs) / 1e9);
-      progress(0.1 + 0.9 * sentBytes / std::max(1.0, static_cast<double>(op.stateBytes)),
-               static_cast<std::uint64_t>(sentBytes), op.stateBytes, "copy");
+    auto outcome = op.sender->outcome();
+    if (!outcome) {
+      if (op.sender->received()) {
+        progress(0.9, op.stateBytes, op.stateBytes, "restore");
+      } else {
+        const auto sent = op.sender->sentBytes();
+        progress(0.1 + 0.8 * static_cast<double>(sent) /
+                           std::max(1.0, static_cast<double>(op.stateBytes)),
+                 sent, op.stateBytes, "copy");
+      }
       return;
     }
-    op.copyPid = -1;
-    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-      failMigration(Status::unavailable("transfer of vm '" + op.vmId + "' state to " +
-                                        op.spec.destinationEndpoint + " failed (" +
-                                        describeExit(status) + ")"));
+    if (!outcome->status) {
+      failMigration(Status(outcome->status.code(), "suspend-copy-resume of vm '" + op.vmId +
+                                                       "' to " + op.spec.destinationHost + ": " +
+                                                       outcome->status.message() +
+                                                       "; the vm stays on " + host_.name));
       return;
     }
     MigrationObservation obs = op.observation;
-    obs.endNs = now;
-    obs.setupNs = op.copyStartNs - op.startNs;  // the save to the state dir
-    obs.downtimeNs = now - op.startNs;          // stopped from start to end
+    obs.saveNs = op.saveNs;
+    obs.copyNs = outcome->copy.count();
+    obs.restoreNs = outcome->restore.count();
+    // Stopped from `stop` until the destination restored; the gaps between the phases (the
+    // agents noticing the end of one) count too.
+    const TimeNs stoppedNs = std::max<TimeNs>(obs.saveNs + obs.copyNs + obs.restoreNs,
+                                              std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  std::chrono::steady_clock::now() - op.stoppedAt)
+                                                  .count());
+    obs.endNs = obs.startNs + stoppedNs;
+    obs.setupNs = obs.saveNs;
+    obs.downtimeNs = stoppedNs;
     obs.transferredBytes = op.stateBytes;
     obs.rounds = 1;
-    const TimeNs copyNs = now - op.copyStartNs;
-    if (copyNs > 0) obs.bandwidthBytesPerSec = static_cast<double>(op.stateBytes) * 1e9 / copyNs;
+    if (obs.copyNs > 0) {
+      obs.bandwidthBytesPerSec = static_cast<double>(op.stateBytes) * 1e9 / obs.copyNs;
+    }
+    op.sender.reset();
     ::unlink(op.statePath.c_str());
     kill(vm);
     vms_.erase(vit);
@@ -865,23 +927,27 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
   const json ram = q->value("ram", json::object());
   if (status == "completed") {
     if (op.kind == OpKind::kScrSave) {
+      // Save: QEMU's own figure for writing the state, plus making it durable.
+      const auto syncStart = std::chrono::steady_clock::now();
+      if (Status s = syncFile(op.statePath); !s) {
+        failMigration(std::move(s));
+        return;
+      }
+      op.saveNs = static_cast<TimeNs>(jsonNumber(*q, "total-time") * kNsPerMs) +
+                  std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now() - syncStart)
+                      .count();
       struct stat st {};
       op.stateBytes =
           ::stat(op.statePath.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-      std::string host;
-      int port = 0;
-      parseTcpEndpoint(op.spec.destinationEndpoint, host, port);
+      IncomingEndpoint dest;
+      parseIncomingEndpoint(op.spec.destinationEndpoint, dest);  // checked by startMigration()
       const double bw = op.observation.bandwidthBytesPerSec >= kUnlimitedBytesPerSec
                             ? 0
                             : op.observation.bandwidthBytesPerSec;
-      pid_t child = fork();
-      if (child < 0) {
-        failMigration(Status::internal("fork: " + std::string(std::strerror(errno))));
-        return;
-      }
-      if (child == 0) streamFile(op.statePath, host, port, bw);
-      op.copyPid = child;
-      op.copyStartNs = now;
+      op.sender = std::make_unique<StateSender>(
+          op.statePath, op.stateBytes, dest.stateHost, dest.statePort, op.vmId, bw,
+          milliseconds(std::max<TimeNs>(config_.migrationTimeoutNs / kNsPerMs, 1000)));
       op.kind = OpKind::kScrCopy;
       progress(0.1, 0, op.stateBytes, "copy");
       return;
@@ -949,6 +1015,68 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
   }
 }
 
+void QemuHypervisor::pollIncomingState(TimeNs now) {
+  std::vector<std::string> lost;
+  for (auto& [id, vm] : vms_) {
+    if (vm.info.state != VmState::kIncoming || !vm.receiver) continue;
+    StateReceiver& receiver = *vm.receiver;
+    const StateReceiver::Phase phase = receiver.phase();
+    if (phase == StateReceiver::Phase::kFailed) {
+      // The source keeps the VM; this one stays incoming until finishIncoming(false).
+      spdlog::warn("qemu: staged state of incoming vm {} not received: {}", id, receiver.error());
+      vm.receiver.reset();
+      continue;
+    }
+    if (phase == StateReceiver::Phase::kReceived && !vm.restoring) {
+      // Restore: a QEMU started with -incoming "exec:cat FILE" replaces the one waiting for a
+      // live stream.
+      killProcess(vm.proc);
+      vm.incomingPort = 0;
+      if (Status s = launch(vm, "exec:cat '" + receiver.path() + "'"); !s) {
+        receiver.finish(s);
+        lost.push_back(id);
+        continue;
+      }
+      vm.restoring = true;
+      vm.restoreDeadlineNs =
+          config_.migrationTimeoutNs > 0 ? now + config_.migrationTimeoutNs : kTimeInfinity;
+    }
+    if (!vm.restoring) continue;
+    if (!vm.proc.qmp) {
+      const std::string reason = exitReasons_.count(id) ? exitReasons_[id] : "exited";
+      receiver.finish(
+          Status::internal("qemu " + reason + " while restoring; " + tailOf(vm.proc.logPath, 200)));
+      lost.push_back(id);
+      continue;
+    }
+    auto st = vm.proc.qmp->execute("query-status", {}, kQmpTimeout);
+    if (!st) continue;  // a dead QEMU is reaped next poll
+    const std::string status = st->value("status", "");
+    if (status == "inmigrate") {
+      if (now > vm.restoreDeadlineNs) {
+        receiver.finish(Status::internal("restore did not finish in " +
+                                         formatDuration(config_.migrationTimeoutNs)));
+        lost.push_back(id);
+      }
+      continue;
+    }
+    vm.restoring = false;
+    if (status == "paused" || status == "postmigrate" || status == "prelaunch" ||
+        status == "running") {
+      receiver.finish(Status::ok());
+    } else {
+      receiver.finish(Status::internal("restored vm is in state " + status));
+      lost.push_back(id);
+    }
+  }
+  for (const std::string& id : lost) {
+    auto it = vms_.find(id);
+    spdlog::warn("qemu: restore of incoming vm {} failed; dropped from {}", id, host_.name);
+    kill(it->second);
+    vms_.erase(it);
+  }
+}
+
 void QemuHypervisor::pollDirtyRate(Vm& vm, TimeNs now) {
   if (config_.dirtyRateIntervalNs <= 0 || vm.info.state != VmState::kRunning || !vm.proc.qmp) {
     return;
@@ -1012,6 +1140,7 @@ std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
     pollOperation(it->first, it->second, now, events, finished);
     it = finished ? ops_.erase(it) : std::next(it);
   }
+  pollIncomingState(now);
   // VMs whose QEMU exited with no operation on them leave the inventory too.
   for (const std::string& id : dead) {
     auto it = vms_.find(id);
@@ -1032,6 +1161,14 @@ std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
 
 TimeNs QemuHypervisor::nextEventTime() const {
   if (!immediate_.empty()) return lastPollNs_;
+  for (const auto& [id, op] : ops_) {
+    if (op.kind == OpKind::kScrSave) return lastPollNs_ + kFastPollIntervalNs;
+  }
+  for (const auto& [id, vm] : vms_) {
+    if (vm.receiver && vm.receiver->phase() != StateReceiver::Phase::kFinished) {
+      return lastPollNs_ + kFastPollIntervalNs;
+    }
+  }
   if (!ops_.empty()) return lastPollNs_ + kPollIntervalNs;
   TimeNs next = kTimeInfinity;
   for (const auto& [id, vm] : vms_) {

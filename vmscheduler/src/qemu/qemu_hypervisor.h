@@ -6,10 +6,14 @@
 //   accel               "tcg" or "kvm". Default tcg (set kvm on hosts where KVM works).
 //   run-dir             QMP sockets, serial logs, qemu logs, qcow2 overlays.
 //                       Default /tmp/vrm-qemu-<host>.
-//   state-dir           where suspend-copy-resume stages the saved state. Default
-//                       /dev/shm/vrm-<host> (RAM-backed: the copy phase stays linear).
-//   migration-address   address incoming migrations listen on. Default 127.0.0.1.
-//   migration-ports     "FIRST-LAST" ports for incoming migrations. Default 49200-49399.
+//   stage-dir           where suspend-copy-resume stages saved state, on both sides (alias:
+//                       state-dir). Default /dev/shm/vrm-<host>: RAM-backed, which keeps the
+//                       save and copy phases linear in the state's size; a directory on disk
+//                       works too (staged files are fsync'ed, so then the phases pay the disk).
+//   migration-address   IPv4 address incoming migrations (QEMU streams and staged state)
+//                       listen on; peers must reach it. Default 127.0.0.1.
+//   migration-ports     "FIRST-LAST" ports for incoming migrations, two per incoming VM.
+//                       Default 49200-49399.
 //   boot-timeout        a clone that is not ready after this is failed. Default 120s.
 //   migration-timeout   a migration still running after this is cancelled and reported as not
 //                       converging. Default 600s.
@@ -31,19 +35,33 @@
 //     writes memory (fixed upstream in 9.0): -m is given in KiB, plus 8 KiB when the size is
 //     such a multiple; VmInfo::memoryBytes stays the requested size;
 //   * calc-dirty-rate dirty-bitmap mode crashes: only page-sampling is used;
-//   * no file: URIs: suspend-copy-resume saves with exec:cat.
+//   * no file: URIs: suspend-copy-resume saves and restores with exec:cat.
 //
-// Migration: the destination's prepareIncoming() starts QEMU with `-incoming defer` and
-// `migrate-incoming tcp:ADDR:PORT`, and returns "tcp:ADDR:PORT". Live: the source sets
-// max-bandwidth and downtime-limit and migrates to it; progress comes from query-migrate; when it
-// completes, the source QEMU is killed and the VM leaves the source's inventory. Suspend-copy-
-// resume: the source stops the VM, saves it with `migrate exec:cat > STATE-DIR/ID.state`, then a
-// child process streams that file to the destination's endpoint at the bandwidth limit (the
-// destination loads it as it arrives and stays paused); finishIncoming(commit) `cont`s it
-// (unless the VmInfo given to prepareIncoming() said suspended: then it stays suspended).
+// Migration: the destination's prepareIncoming() does not know the mode, so it gets ready for
+// both: it starts QEMU with `-incoming defer` and `migrate-incoming tcp:ADDR:PORT`, listens for a
+// staged state on a second port (state_transfer.h), and returns "tcp:ADDR:PORT;state=tcp:ADDR:P2".
+// Live: the source sets max-bandwidth and downtime-limit and migrates to tcp:ADDR:PORT; progress
+// comes from query-migrate; when it completes, the source QEMU is killed and the VM leaves the
+// source's inventory.
+// Suspend-copy-resume through staged files, in three phases the observation reports separately
+// (saveNs, copyNs, restoreNs):
+//   save     the source `stop`s the VM and saves it with `migrate exec:cat > STAGE-DIR/ID.state`
+//            (unthrottled: it is a local write), then fsyncs the file;
+//   copy     the source agent sends the file over TCP to the destination agent, paced to the
+//            bandwidth limit, which writes it to its own STAGE-DIR/ID.incoming.state and fsyncs
+//            it. Agents on one machine copy between their two staging dirs this way; agents on
+//            different machines need only TCP reachability of migration-address, no shared
+//            storage;
+//   restore  the destination replaces its waiting QEMU by one started with
+//            `-incoming "exec:cat FILE"`, which loads the state and stays paused, and tells the
+//            source; only then does the source report success and kill its QEMU.
+// finishIncoming(commit) then `cont`s the VM (unless the VmInfo given to prepareIncoming() said
+// suspended: then it stays suspended). Staged files are removed on success and on failure, on
+// both sides.
 // On failure the VM keeps running on the source, and the destination's VM stays incoming until
-// finishIncoming(false) kills it (QEMU 7.2 also exits by itself when its incoming stream breaks;
-// the VM then leaves the destination's inventory at the next poll()).
+// finishIncoming(false) kills it (QEMU 7.2 also exits by itself when its incoming stream breaks,
+// and a failed restore drops the VM; it then leaves the destination's inventory at the next
+// poll()).
 //
 // QEMU processes are children of this process, die with it (PR_SET_PDEATHSIG) and are reaped by
 // poll(); a VM whose QEMU exits is removed from inventory and any operation on it completes with
@@ -53,11 +71,13 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "qemu/state_transfer.h"
 #include "vrm/vmscheduler/hypervisor.h"
 #include "vrm/vmscheduler/qmp_client.h"
 
@@ -98,7 +118,7 @@ class QemuHypervisor final : public Hypervisor {
   struct Config {
     std::string binary = "qemu-system-x86_64";
     std::string accel;
-    std::string runDir, stateDir;
+    std::string runDir, stageDir;
     std::string migrationAddress = "127.0.0.1";
     int firstPort = 49200, lastPort = 49399;
     TimeNs bootTimeoutNs = 120 * kNsPerSec;
@@ -123,6 +143,11 @@ class QemuHypervisor final : public Hypervisor {
     TimeNs nextResidentNs = 0;
     int incomingPort = 0;
     bool keepPaused = false;  // incoming VM that was suspended at the source: stays suspended
+    // Incoming by suspend-copy-resume: receives the staged state; once it has, the VM's QEMU is
+    // replaced by one restoring from it (restoring until QEMU leaves inmigrate).
+    std::unique_ptr<StateReceiver> receiver;
+    bool restoring = false;
+    TimeNs restoreDeadlineNs = 0;
   };
   enum class OpKind { kClone, kLive, kScrSave, kScrCopy };
   struct Operation {
@@ -138,9 +163,10 @@ class QemuHypervisor final : public Hypervisor {
     double lastDirtyBytesPerSec = 0;  // query-migrate's last dirty-pages-rate, in bytes/s
     // Suspend-copy-resume.
     std::string statePath;
-    TimeNs stopNs = 0, copyStartNs = 0;
+    std::chrono::steady_clock::time_point stoppedAt;  // when the VM was stopped
+    TimeNs saveNs = 0;
     std::uint64_t stateBytes = 0;
-    pid_t copyPid = -1;
+    std::unique_ptr<StateSender> sender;  // the copy (and the wait for the restore)
     VmHandle handle;
   };
 
@@ -148,9 +174,14 @@ class QemuHypervisor final : public Hypervisor {
       : host_(std::move(host)), config_(std::move(config)) {}
 
   Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
-  // Starts QEMU for `vm`; `incoming` adds -incoming defer. Fills vm.proc (connected).
-  Status launch(Vm& vm, bool incoming);
+  // Starts QEMU for `vm`; a non-empty `incoming` adds `-incoming INCOMING` ("defer",
+  // "exec:cat FILE"). Fills vm.proc (connected).
+  Status launch(Vm& vm, const std::string& incoming = "");
+  // Kills the VM's QEMU and stops receiving its state.
   void kill(Vm& vm);
+  static void killProcess(Process& proc);
+  // Destination side of suspend-copy-resume: starts and follows restores of received states.
+  void pollIncomingState(TimeNs now);
   // Reaps exited QEMUs and transfer children; returns the ids of VMs whose QEMU exited.
   std::vector<std::string> reap();
   void pollOperation(OperationId id, Operation& op, TimeNs now, std::vector<OperationEvent>& out,

@@ -131,6 +131,8 @@ struct VmRecord {
   std::string address;
   std::uint64_t diskBytes = 0;
   std::string templateName;
+  bool allowLive = true;     // may be live-migrated (cluster file: allow_live)
+  bool allowSuspend = true;  // may be suspended-copied-resumed (allow_suspend)
 };
 
 // Measured phases of one completed migration (fed to the calibrator).
@@ -141,6 +143,8 @@ struct MigrationObservation {
   double dirtyRateBytesPerSec = 0, bandwidthBytesPerSec = 0;
   TimeNs startNs = 0, endNs = 0, setupNs = 0, downtimeNs = 0;
   std::uint32_t rounds = 0;
+  // Suspend-copy-resume's phases (0 = live, or not measured): save, copy, restore.
+  TimeNs saveNs = 0, copyNs = 0, restoreNs = 0;
 };
 
 // A command for one agent. Only the fields of its kind are meaningful.

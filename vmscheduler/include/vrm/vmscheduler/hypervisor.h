@@ -59,6 +59,10 @@ struct VmInfo {
   std::string reservationId;  // empty for long-lived VMs
   std::string address;
   std::string templateName;  // empty unless cloned from a template
+  // The cluster file's allow_live / allow_suspend for the VM: reported to vrmd, whose planner
+  // uses only the modes allowed; they travel with the VM (prepareIncoming() keeps them).
+  bool allowLive = true;
+  bool allowSuspend = true;
 };
 
 struct MigrationSpec {
@@ -103,6 +107,13 @@ struct MigrationObservation {
   std::uint64_t transferredBytes = 0;
   std::uint32_t rounds = 0;
   double bandwidthBytesPerSec = 0;
+  // Suspend-copy-resume's phases, measured separately so each can be calibrated (0 for live
+  // migrations, or not measured): save = stop the VM and write its state to the source's staging
+  // dir; copy = move the staged state into the destination's staging dir; restore = the
+  // destination loads it (paused, ready to resume). Their sum is at most endNs - startNs.
+  TimeNs saveNs = 0;
+  TimeNs copyNs = 0;
+  TimeNs restoreNs = 0;
 };
 
 // How to reach a cloned VM.
