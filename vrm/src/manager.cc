@@ -34,7 +34,8 @@ bool sameInventory(const std::vector<VmRecord>& known, const std::vector<VmRecor
         a.memoryBytes != b.memoryBytes || a.nonzeroMemoryBytes != b.nonzeroMemoryBytes ||
         a.dirtyRateBytesPerSec != b.dirtyRateBytesPerSec || a.state != b.state ||
         a.reservationId != b.reservationId || a.address != b.address ||
-        a.diskBytes != b.diskBytes || a.templateName != b.templateName) {
+        a.diskBytes != b.diskBytes || a.templateName != b.templateName ||
+        a.allowLive != b.allowLive || a.allowSuspend != b.allowSuspend) {
       return false;
     }
   }
@@ -466,6 +467,8 @@ planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
           vs.memoryBytes = vm.memoryBytes;
           vs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes ? vm.nonzeroMemoryBytes : vm.memoryBytes;
           vs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+          vs.allowLive = vm.allowLive;
+          vs.allowSuspend = vm.allowSuspend;
           v.vacateBytes += vs.nonzeroMemoryBytes;
           v.vms.push_back(std::move(vs));
         }

@@ -102,6 +102,24 @@ class ManagerTest : public ::testing::Test {
   std::unique_ptr<FakeAgents> agents_;
 };
 
+// Ensures the allowed migration modes an agent reports for a VM (the cluster file's allow_live)
+// reach the planner: a VM that may not be live-migrated is planned as suspend-copy-resume.
+TEST_F(ManagerTest, VmThatMayNotMigrateLiveIsPlannedAsSuspendCopyResume) {
+  auto request = dedicated(2 * kHour, 2 * kHour);
+  request.dryRun = true;
+  auto live = manager_->submit(request);
+  ASSERT_TRUE(live.isOk()) << live.status().toString();
+  ASSERT_EQ(live->plan.moves.size(), 1u);
+  EXPECT_EQ(live->plan.moves[0].mode, MoveMode::kLive);
+  for (auto& v : agents_->inventory_["node3"]) v.allowLive = v.id != "c1";
+  agents_->heartbeat();
+  auto scr = manager_->submit(request);
+  ASSERT_TRUE(scr.isOk()) << scr.status().toString();
+  ASSERT_EQ(scr->plan.moves.size(), 1u);
+  EXPECT_EQ(scr->plan.moves[0].vmId, "c1");
+  EXPECT_EQ(scr->plan.moves[0].mode, MoveMode::kSuspendCopyResume);
+}
+
 // Ensures a dedicated reservation goes admitted -> vacating -> preparing -> ready -> active ->
 // ending -> done, vacating the cheapest host no earlier than its latest safe start.
 TEST_F(ManagerTest, DedicatedReservationRunsItsWholeLifecycle) {
