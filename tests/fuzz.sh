@@ -56,7 +56,7 @@ for t in "${targets[@]}"; do
     -print_final_stats=1 -artifact_prefix="$dir/crashes/" "${dict[@]}" \
     "$dir/new" "$seeds" >"$dir/log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -1 | cut -d' ' -f2)
+  cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -1 | cut -d' ' -f2 || true)
   corpus=$(find "$dir/new" "$seeds" -type f | wc -l)
   printf '%-22s %10s %8s %6s %8s\n' "$t" "${execs:-?}" "$((SECONDS - start))" "${cov:-?}" "$corpus"
   if [[ $status -ne 0 ]]; then

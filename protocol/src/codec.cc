@@ -5,6 +5,28 @@
 
 namespace vrm::protocol {
 
+namespace detail {
+namespace {
+
+void readValue(const capnp::DynamicValue::Reader& value) {
+  switch (value.getType()) {
+    case capnp::DynamicValue::STRUCT: readEveryField(value.as<capnp::DynamicStruct>()); break;
+    case capnp::DynamicValue::LIST:
+      for (auto element : value.as<capnp::DynamicList>()) readValue(element);
+      break;
+    default: break;  // scalars, enums, text and data: get() already checked them
+  }
+}
+
+}  // namespace
+
+void readEveryField(capnp::DynamicStruct::Reader message) {
+  for (auto field : message.getSchema().getNonUnionFields()) readValue(message.get(field));
+  KJ_IF_MAYBE(field, message.which()) { readValue(message.get(*field)); }
+}
+
+}  // namespace detail
+
 Status decodeInto(DecodedFrame::Impl& impl, const void* data, std::size_t size,
                   const DecodeLimits& limits) {
   if (size == 0) return Status::invalid("empty frame");

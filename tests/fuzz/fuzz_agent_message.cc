@@ -4,7 +4,7 @@
 //
 // The first input byte picks the sending agent (node1..node3 of the example cluster, or a host
 // vrmd does not know); the rest is the frame. A frame that decodes as an AgentMessage runs
-// against a fresh World (r1 dedicated and r2 shared admitted) whose clock is first moved to r1's
+// against a fresh World (r1 shared and r2 dedicated admitted) whose clock is first moved to r2's
 // vacate, so results and progress can match commands in flight; others share one World.
 // Contract checked: no crash, no sanitizer report, any answer to the agent is a well-formed
 // ManagerMessage, and the calendar is never overbooked by what an agent reports about commands
@@ -40,9 +40,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool reportsInventory = root->which() == wire::AgentMessage::REGISTER ||
                                 root->which() == wire::AgentMessage::HEARTBEAT;
   fuzz::World world(true);
-  // Reach r1's vacate: commands 1.. are in flight, so results with small ids match them.
-  auto r1 = world.manager().get("r1");
-  world.clock().set(r1->plan.latestSafeStartNs);
+  // Reach r2's vacate: commands 1.. are in flight, so results with small ids match them.
+  auto r2 = world.manager().get("r2");
+  world.clock().set(r2->plan.latestSafeStartNs);
   world.manager().tick();
   (void)world.manager().takeOutbox();
   (void)world.callAgent(host, std::move(frame));

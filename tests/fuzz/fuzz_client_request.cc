@@ -2,7 +2,7 @@
 // raw frames, as they arrive on the client endpoint.
 //
 // A frame that decodes as a ClientRequest runs against a fresh World (example cluster
-// registered, r1 dedicated and r2 shared admitted), so every input is reproducible on its own;
+// registered, r1 shared and r2 dedicated admitted), so every input is reproducible on its own;
 // frames that do not decode never reach the manager and share one World. Contract checked: no
 // crash, no sanitizer report, and the reply is always one well-formed ClientReply.
 #include <cstddef>

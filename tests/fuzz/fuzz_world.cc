@@ -72,23 +72,25 @@ World::World(bool withReservations) : cluster_(exampleCluster()) {
     if (Status s = manager_->onRegister(hostRecord(h), vms); !s) die("register: " + s.toString());
   }
   if (!withReservations) return;
-  // r1: one dedicated host for bmi-decoder in an hour; r2: three shared small VMs in two hours.
-  ReservationRequest dedicated;
-  dedicated.owner = "lab";
-  dedicated.hostCount = 1;
-  dedicated.startNs = kWorldStartNs + 3600 * kNsPerSec;
-  dedicated.endNs = dedicated.startNs + 2 * 3600 * kNsPerSec;
-  dedicated.templateName = "bmi-decoder";
+  // r1: three shared small VMs in an hour; r2: one dedicated host for bmi-decoder in four
+  // hours. (Shared VMs are not placed on the destinations of a pending vacate: r1 goes first.)
   ReservationRequest shared;
   shared.owner = "other";
   shared.kind = ReservationKind::kShared;
   shared.vmCount = 3;
-  shared.startNs = kWorldStartNs + 2 * 3600 * kNsPerSec;
+  shared.startNs = kWorldStartNs + 3600 * kNsPerSec;
   shared.endNs = shared.startNs + 3600 * kNsPerSec;
   shared.templateName = "small";
-  for (auto& req : {dedicated, shared}) {
+  ReservationRequest dedicated;
+  dedicated.owner = "lab";
+  dedicated.hostCount = 1;
+  dedicated.startNs = kWorldStartNs + 4 * 3600 * kNsPerSec;
+  dedicated.endNs = dedicated.startNs + 2 * 3600 * kNsPerSec;
+  dedicated.templateName = "bmi-decoder";
+  for (auto& req : {shared, dedicated}) {
     auto r = manager_->submit(req);
-    if (!r || r->state != ReservationState::kAdmitted) die("seed reservation not admitted");
+    if (!r) die("seed reservation: " + r.status().toString());
+    if (r->state != ReservationState::kAdmitted) die("seed reservation rejected: " + r->reason);
   }
 }
 

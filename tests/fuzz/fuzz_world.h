@@ -1,6 +1,6 @@
 // A manager to fuzz: vrmd's Manager over an in-memory SQLite store, a ManualClock and the
 // cost-aware planner, with the templates and hosts of examples/cluster.yaml registered (as their
-// agents would) and, optionally, two admitted reservations (r1 dedicated, r2 shared) so that
+// agents would) and, optionally, two admitted reservations (r1 shared, r2 dedicated) so that
 // get/cancel/list and agent results reach real state.
 //
 // The two calls into vrmd's network edge live in callClient() and callAgent(), so a change of

@@ -3,7 +3,7 @@
 //   fuzz_make_seeds DIR   writes DIR/fuzz_frame/*, DIR/fuzz_client_request/*,
 //                         DIR/fuzz_agent_message/*  (tests/fuzz/corpus is checked in)
 // Frames name the example cluster's hosts, VMs and templates and the World's reservations
-// (r1 dedicated, r2 shared), so the handlers' fuzzers start from requests that reach deep code.
+// (r1 shared, r2 dedicated), so the handlers' fuzzers start from requests that reach deep code.
 #include <capnp/message.h>
 
 #include <cstdio>
@@ -72,9 +72,9 @@ std::vector<Seed> clientRequests() {
   shared.templateName = "small";
   shared.dryRun = true;
   add("submit-shared-dry-run", [&](auto req) { toWire(shared, req.initSubmit()); });
-  add("get", [](auto req) { req.setGet("r1"); });
+  add("get", [](auto req) { req.setGet("r2"); });
   add("cancel", [](auto req) {
-    req.setCancel("r2");
+    req.setCancel("r1");
     req.setRequester("other");
   });
   add("list", [](auto req) {
@@ -157,7 +157,7 @@ std::vector<Seed> agentMessages() {
     r.setCommandId(3);
     toWire(Status::ok(), r.initStatus());
     auto h = r.initCloned();
-    h.setVmId("r1-vm0");
+    h.setVmId("r2-vm0");
     h.setHost("node1");
     h.setAddress("10.0.0.5");
   });
