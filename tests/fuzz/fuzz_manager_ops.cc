@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -39,6 +40,13 @@ using protocol::toWire;
 constexpr TimeNs kMin = 60 * kNsPerSec;
 constexpr TimeNs kHour = 60 * kMin;
 constexpr int kMaxSteps = 48;
+
+// a + b, saturated: extreme fuzzed offsets must reach vrmd as extreme times, not as UB here.
+TimeNs plus(TimeNs a, TimeNs b) {
+  TimeNs sum;
+  if (!__builtin_add_overflow(a, b, &sum)) return sum;
+  return b > 0 ? kTimeInfinity : std::numeric_limits<TimeNs>::min();
+}
 
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "invariant broken: %s\n", what.c_str());
@@ -57,7 +65,10 @@ class Scenario {
 
   void run() {
     for (int step = 0; step < kMaxSteps && in_.remaining_bytes() > 0; ++step) {
-      switch (in_.ConsumeIntegralInRange<int>(0, 9)) {
+      const int action = in_.ConsumeIntegralInRange<int>(0, 9);
+      if (trace_) std::fprintf(stderr, "step %d: action %d at %s\n", step, action,
+                               formatTime(world_.clock().now()).c_str());
+      switch (action) {
         case 0:
         case 1: submit(); break;
         case 2: byId(/*cancel=*/false); break;
@@ -71,6 +82,11 @@ class Scenario {
       }
       collect();
       check();
+    }
+    if (trace_) {
+      for (const auto& r : world_.manager().list({})) {
+        std::fprintf(stderr, "%s %s %s\n", r.id.c_str(), stateName(r.state), r.reason.c_str());
+      }
     }
   }
 
@@ -107,10 +123,10 @@ class Scenario {
     r.owner = pick({"lab", "other", ""});
     r.kind = in_.ConsumeBool() ? ReservationKind::kShared : ReservationKind::kDedicated;
     r.templateName = pick({"bmi-decoder", "small"});
-    r.startNs = world_.clock().now() + offset(-kHour, 12 * kHour);
+    r.startNs = plus(world_.clock().now(), offset(-kHour, 12 * kHour));
     r.endNs = in_.ConsumeIntegralInRange<int>(0, 15) == 0
                   ? in_.ConsumeIntegral<TimeNs>()
-                  : r.startNs + in_.ConsumeIntegralInRange<TimeNs>(-kMin, 8 * kHour);
+                  : plus(r.startNs, in_.ConsumeIntegralInRange<TimeNs>(-kMin, 8 * kHour));
     if (r.kind == ReservationKind::kDedicated) {
       r.hostCount = count(4);
       for (int n = in_.ConsumeIntegralInRange<int>(0, 3); n > 0; --n) {
@@ -154,8 +170,8 @@ class Scenario {
       f.states.push_back(static_cast<ReservationState>(in_.ConsumeIntegralInRange<int>(0, 10)));
     }
     if (in_.ConsumeBool()) {
-      f.fromNs = world_.clock().now() + offset(-kHour, 12 * kHour);
-      f.toNs = f.fromNs + offset(-kHour, 12 * kHour);
+      f.fromNs = plus(world_.clock().now(), offset(-kHour, 12 * kHour));
+      f.toNs = plus(f.fromNs, offset(-kHour, 12 * kHour));
     }
     toWire(f, req.initList());
     (void)send(b);
@@ -182,7 +198,7 @@ class Scenario {
     } else {
       clock.advance(in_.ConsumeIntegralInRange<TimeNs>(1, 2 * kHour));
     }
-    if (in_.ConsumeBool()) heartbeats();
+    if (in_.ConsumeIntegralInRange<int>(0, 7) != 0) heartbeats();  // agents heartbeat every few s
     world_.manager().tick();
   }
 
@@ -377,6 +393,8 @@ class Scenario {
   std::set<std::string> down_;
   std::deque<AgentCommand> queued_;
   std::uint64_t requestId_ = 0;
+  // VRM_FUZZ_TRACE=1: print each step and the reservations' final states (to study an input).
+  const bool trace_ = std::getenv("VRM_FUZZ_TRACE") != nullptr;
 };
 
 }  // namespace
