@@ -30,6 +30,10 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
 fi
 cmake --build "$build" -j"${VRM_JOBS:-2}" --target vrm_fuzz
 
+# Reports with file:line (Debian installs the symbolizer under a versioned name only).
+if ! command -v llvm-symbolizer >/dev/null && [[ -x /usr/bin/llvm-symbolizer-14 ]]; then
+  export ASAN_SYMBOLIZER_PATH=/usr/bin/llvm-symbolizer-14
+fi
 runs=${VRM_FUZZ_RUN_DIR:-$build/fuzz-runs}
 failed=()
 printf '%-22s %10s %8s %6s %8s\n' target executions seconds cov corpus

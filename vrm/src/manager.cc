@@ -879,7 +879,10 @@ void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
   AgentResult r;
   r.commandId = commandId;
   r.status = Status::unavailable(why);
-  onResult(it->second.host, r);
+  // A copy: onResult erases the pending entry that `it` points into (fuzz_manager_ops found
+  // the use after free).
+  const std::string host = it->second.host;
+  onResult(host, r);
 }
 
 void Manager::onResult(const std::string& host, const AgentResult& result) {
