@@ -113,6 +113,37 @@ TEST(CodecTest, TraversalLimitIsEnforced) {
   EXPECT_FALSE(frame->root<wire::ClientReply>().isOk());
 }
 
+// Ensures a pointer of the wrong kind is caught by root<T>(), not thrown later by a reader: a
+// ClientRequest "get" frame read as a ClientReply has text where a Reservation struct belongs
+// (found by fuzz_frame; bounds and depth alone let it through).
+TEST(CodecTest, PointerOfTheWrongKindIsRejected) {
+  capnp::MallocMessageBuilder b;
+  auto req = b.initRoot<wire::ClientRequest>();
+  req.setRequestId(6);
+  req.setGet("r1");
+  zmq::message_t msg = encodeFrame(b);
+  auto frame = decodeFrame(msg.data(), msg.size());
+  ASSERT_TRUE(frame.isOk());
+  EXPECT_TRUE(frame->root<wire::ClientRequest>().isOk());
+  auto reply = frame->root<wire::ClientReply>();
+  ASSERT_FALSE(reply.isOk());
+  EXPECT_EQ(reply.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(reply.status().message().find("malformed message"), std::string::npos);
+}
+
+// Ensures text without its NUL terminator is caught by root<T>() too.
+TEST(CodecTest, UnterminatedTextIsRejected) {
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::ClientRequest>().setGet("abcdefg");  // 7 bytes + NUL: one word
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(b);
+  auto bytes = words.asBytes();
+  ASSERT_EQ(bytes[bytes.size() - 1], 0);
+  bytes[bytes.size() - 1] = 'h';  // the NUL becomes a character
+  auto frame = decodeFrame(bytes.begin(), bytes.size());
+  ASSERT_TRUE(frame.isOk());
+  EXPECT_FALSE(frame->root<wire::ClientRequest>().isOk());
+}
+
 // Ensures two messages glued in one frame are refused rather than half-read.
 TEST(CodecTest, TrailingBytesAreRejected) {
   zmq::message_t a = sampleSubmit();
