@@ -81,12 +81,29 @@ class Scenario {
         case 9: toggleAgent(); break;
       }
       collect();
+      if (trace_) dump();
       check();
     }
-    if (trace_) {
-      for (const auto& r : world_.manager().list({})) {
-        std::fprintf(stderr, "%s %s %s\n", r.id.c_str(), stateName(r.state), r.reason.c_str());
+  }
+
+  void dump() {
+    std::fprintf(stderr, "  now %s, %zu commands queued\n",
+                 formatTime(world_.clock().now()).c_str(), queued_.size());
+    for (const auto& r : world_.manager().list({})) {
+      std::string hosts, moves, clones;
+      for (const auto& h : r.hosts) hosts += h + " ";
+      for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
+        const auto& m = r.plan.moves[i];
+        moves += m.vmId + ":" + m.fromHost + ">" + m.toHost + ":" +
+                 (i < r.moves.size() ? moveStateName(r.moves[i].state) : "?") + " ";
       }
+      for (const auto& c : r.clones) clones += c.vmId + "@" + c.host + ":" + cloneStateName(c.state) + " ";
+      std::fprintf(stderr, "  %s %s %s [%s, %s) lss %s hosts %s moves %s clones %s %s\n",
+                   r.id.c_str(), stateName(r.state),
+                   r.request.kind == ReservationKind::kShared ? "shared" : "dedicated",
+                   formatTime(r.request.startNs).c_str(), formatTime(r.request.endNs).c_str(),
+                   formatTime(r.plan.latestSafeStartNs).c_str(), hosts.c_str(), moves.c_str(),
+                   clones.c_str(), r.reason.c_str());
     }
   }
 
@@ -191,6 +208,9 @@ class Scenario {
 
   // --- time ---
   void advance() {
+    // Agents answer every command before time moves on (vrmd has no command timeout: a command
+    // never answered leaves its reservation waiting past its window; see README "Fuzzing").
+    deliver(/*all=*/true);
     auto& clock = world_.clock();
     if (in_.ConsumeBool()) {
       const TimeNs wake = world_.manager().nextWakeNs();
@@ -337,9 +357,11 @@ class Scenario {
     (void)world_.callAgent(c.host, fuzz::frameOf(b));
   }
 
-  void deliver() {
-    const int n = in_.ConsumeIntegralInRange<int>(1, 8);
-    for (int i = 0; i < n && !queued_.empty(); ++i) {
+  // Answers some queued commands (all of them when `all`; none is then held back).
+  void deliver(bool all = false) {
+    const std::size_t n = all ? 1024  // chains of commands are short; a cap keeps it bounded
+                              : in_.ConsumeIntegralInRange<std::size_t>(1, 8);
+    for (std::size_t i = 0; i < n && !queued_.empty(); ++i) {
       AgentCommand c = queued_.front();
       queued_.pop_front();
       if (down_.count(c.host)) {
@@ -349,7 +371,12 @@ class Scenario {
       switch (in_.ConsumeIntegralInRange<int>(0, 7)) {
         case 0: execute(c, /*succeed=*/false); break;
         case 1: world_.manager().onSendFailed(c.id, "agent " + c.host + " is not connected"); break;
-        case 2: queued_.push_back(c); break;  // held: answered later, after others
+        case 2:  // held: answered later, after others
+          if (!all) {
+            queued_.push_back(c);
+            break;
+          }
+          [[fallthrough]];
         case 3: progress(c); [[fallthrough]];
         default: execute(c, /*succeed=*/true); break;
       }
