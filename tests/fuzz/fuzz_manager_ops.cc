@@ -207,19 +207,29 @@ class Scenario {
   }
 
   // --- time ---
+  // Moves the clock as vrmd's event loop does: it wakes at every nextWakeNs() on the way (a
+  // jump past a latest safe start without a tick there is not something vrmd does).
   void advance() {
-    // Agents answer every command before time moves on (vrmd has no command timeout: a command
-    // never answered leaves its reservation waiting past its window; see README "Fuzzing").
-    deliver(/*all=*/true);
     auto& clock = world_.clock();
-    if (in_.ConsumeBool()) {
-      const TimeNs wake = world_.manager().nextWakeNs();
-      if (wake != kTimeInfinity && wake > clock.now()) clock.set(wake);
-    } else {
-      clock.advance(in_.ConsumeIntegralInRange<TimeNs>(1, 2 * kHour));
+    auto& manager = world_.manager();
+    const TimeNs target =
+        in_.ConsumeBool() ? std::max(clock.now(), manager.nextWakeNs())
+                          : plus(clock.now(), in_.ConsumeIntegralInRange<TimeNs>(1, 2 * kHour));
+    const bool heartbeating = in_.ConsumeIntegralInRange<int>(0, 7) != 0;
+    for (int wakeups = 0; wakeups < 64; ++wakeups) {
+      // Agents answer every command before time moves on (vrmd has no command timeout: a
+      // command never answered leaves its reservation waiting past its window; README
+      // "Fuzzing").
+      deliver(/*all=*/true);
+      const TimeNs wake = manager.nextWakeNs();
+      const TimeNs next = std::min(target, std::max(wake, clock.now()));
+      if (next == kTimeInfinity) break;
+      clock.set(next);
+      if (heartbeating) heartbeats();  // agents heartbeat every few seconds
+      manager.tick();
+      collect();
+      if (next == target) break;
     }
-    if (in_.ConsumeIntegralInRange<int>(0, 7) != 0) heartbeats();  // agents heartbeat every few s
-    world_.manager().tick();
   }
 
   // --- agents, through the agent handler ---
