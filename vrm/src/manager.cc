@@ -1173,6 +1173,9 @@ void Manager::readmit(const std::string& id, const std::string& why) {
   touch(next);
   persist(reservations_[id]);
   refreshCalendar();
+  // Failed, its vacate will not happen: as after fail(), reservations that counted on it may no
+  // longer fit (fuzz_manager_ops found a host overbooked this way).
+  if (next.state == ReservationState::kFailed) repairAfter(next);
 }
 
 void Manager::replanAroundLostHosts() {
