@@ -51,6 +51,8 @@ Status decodeInto(DecodedFrame::Impl& impl, const void* data, std::size_t size,
   options.nestingLimit = limits.nestingLimit;
   try {
     impl.reader = std::make_unique<capnp::FlatArrayMessageReader>(words, options);
+    impl.words = words;
+    impl.options = options;
     // The segment table may claim less data than the frame holds: trailing bytes mean a
     // framing error (two messages in one frame, or garbage).
     if (impl.reader->getEnd() != words.end()) {

@@ -144,6 +144,25 @@ TEST(CodecTest, UnterminatedTextIsRejected) {
   EXPECT_FALSE(frame->root<wire::ClientRequest>().isOk());
 }
 
+// Ensures checking a message in root<T>() does not spend the budget of the caller's reads: a
+// message that costs most of the traversal limit passes and can then be read in full (found by
+// fuzz_frame: the check and the first read together exceeded the limit, and the read threw).
+TEST(CodecTest, CheckingDoesNotSpendTheCallersTraversalBudget) {
+  capnp::MallocMessageBuilder b;
+  auto list = b.initRoot<wire::ClientReply>().initVms(200);
+  for (auto vm : list) vm.setId("a-fairly-long-vm-identifier-to-take-space");
+  zmq::message_t msg = encodeFrame(b);
+  DecodeLimits limits;
+  limits.traversalLimitWords = msg.size() / 8 + 8;  // one read of the message, not two
+  auto frame = decodeFrame(std::move(msg), limits);
+  ASSERT_TRUE(frame.isOk());
+  auto root = frame->root<wire::ClientReply>();
+  ASSERT_TRUE(root.isOk()) << root.status().toString();
+  std::size_t ids = 0;
+  for (auto vm : root->getVms()) ids += vm.getId().size();
+  EXPECT_EQ(ids, 200u * 41);
+}
+
 // Ensures two messages glued in one frame are refused rather than half-read.
 TEST(CodecTest, TrailingBytesAreRejected) {
   zmq::message_t a = sampleSubmit();

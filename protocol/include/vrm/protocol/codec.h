@@ -42,15 +42,19 @@ class DecodedFrame {
   DecodedFrame(DecodedFrame&&) = default;
   DecodedFrame& operator=(DecodedFrame&&) = default;
 
-  // The root as T. The reader borrows from this frame: keep the frame alive while using it.
+  // The root as T, every field checked. The reader borrows from this frame: keep the frame
+  // alive while using it. Reading the whole message once through it stays within the
+  // traversal limit; reading it again may not.
   template <typename T>
   Result<typename T::Reader> root() const {
     try {
-      auto r = impl_->reader->template getRoot<T>();
       // Bounds and depth alone (totalSize()) would let a pointer of the wrong kind through, to
       // throw in whichever caller reads that field (fuzz_frame found it; codec_test has it).
-      detail::readEveryField(capnp::toDynamic(r));
-      return r;
+      // The check reads through a reader of its own: it must not spend the traversal budget of
+      // the caller's reader, whose one full read of the message is then within the limit.
+      capnp::FlatArrayMessageReader check(impl_->words, impl_->options);
+      detail::readEveryField(capnp::toDynamic(check.template getRoot<T>()));
+      return impl_->reader->template getRoot<T>();
     } catch (const kj::Exception& e) {
       return Status::invalid(std::string("malformed message: ") + e.getDescription().cStr());
     }
@@ -65,6 +69,8 @@ class DecodedFrame {
     zmq::message_t owned;            // the frame itself, when decodeFrame took ownership
     kj::Array<capnp::word> storage;  // a word-aligned copy, when the frame was misaligned
     std::unique_ptr<capnp::FlatArrayMessageReader> reader;
+    kj::ArrayPtr<const capnp::word> words;  // what `reader` reads
+    capnp::ReaderOptions options;
   };
 
  private:
