@@ -163,6 +163,37 @@ TEST(CodecTest, CheckingDoesNotSpendTheCallersTraversalBudget) {
   EXPECT_EQ(ids, 200u * 41);
 }
 
+// Ensures a tiny frame cannot claim millions of elements: a heartbeat whose VM list holds 2 Mi
+// zero-sized structs in 176 bytes (found by fuzz_frame; it cost vrmd seconds and hundreds of
+// MiB) is refused, because each frame's traversal budget scales with its size.
+TEST(CodecTest, AmplifiedFrameIsRejected) {
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::AgentMessage>().initHeartbeat().initVms(1);
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(b);
+  // Rewrite the list pointer (the last pointer before the element) to 2 Mi zero-sized structs.
+  bool patched = false;
+  for (auto& w : words) {
+    std::uint64_t v;
+    std::memcpy(&v, &w, 8);
+    if ((v & 3) == 1 && ((v >> 32) & 7) == 7) {  // a list pointer of inline-composite elements
+      // Keep the pointer; rewrite the tag word after its target to 2 Mi elements of 0 words.
+      const std::int64_t offset = static_cast<std::int32_t>(v & 0xffffffffu) >> 2;
+      capnp::word* tag = &w + 1 + offset;
+      std::uint64_t t = (std::uint64_t{2} << 20) << 2;  // element count in the offset field
+      std::memcpy(tag, &t, 8);
+      v = (v & 0xffffffffu) | (std::uint64_t{7} << 32);  // 0 words of elements
+      std::memcpy(&w, &v, 8);
+      patched = true;
+      break;
+    }
+  }
+  ASSERT_TRUE(patched);
+  auto bytes = words.asBytes();
+  auto frame = decodeFrame(bytes.begin(), bytes.size());
+  ASSERT_TRUE(frame.isOk());
+  EXPECT_FALSE(frame->root<wire::AgentMessage>().isOk());
+}
+
 // Ensures two messages glued in one frame are refused rather than half-read.
 TEST(CodecTest, TrailingBytesAreRejected) {
   zmq::message_t a = sampleSubmit();

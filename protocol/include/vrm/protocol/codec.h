@@ -25,6 +25,8 @@ struct DecodeLimits {
   // Largest frame accepted, in bytes. Default 16 MiB: a full cluster inventory fits easily.
   std::size_t maxFrameBytes = 16u << 20;
   // Cap'n Proto traversal limit in 8-byte words (guards against amplification). Default 4M words.
+  // Each frame gets at most 8 times its own size in words (+1024): a message is read in full a
+  // few times, never more, so only amplified frames meet that bound.
   std::uint64_t traversalLimitWords = 4u << 20;
   // Maximum pointer nesting depth. Default 64.
   int nestingLimit = 64;
