@@ -95,8 +95,12 @@ World::World(bool withReservations) : cluster_(exampleCluster()) {
 }
 
 StatusCode World::callClient(zmq::message_t frame) {
+  // As vrmd in insecure mode serves it: the caller is who the frame says it is, so fuzzed
+  // frames act as the operator, as users, and as owners of other users' reservations.
+  const manager::Caller caller =
+      manager::Caller::fromRequester(manager::requesterOf(frame, fuzzLimits()));
   zmq::message_t reply =
-      manager::answerClientFrame(*manager_, clock_, std::move(frame), fuzzLimits());
+      manager::answerClientFrame(*manager_, clock_, caller, std::move(frame), fuzzLimits());
   // The reply goes back to a client: it must always be one well-formed message.
   auto decoded = protocol::decodeFrame(std::move(reply));
   if (!decoded) die("reply frame does not decode: " + decoded.status().message());

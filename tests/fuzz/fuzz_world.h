@@ -45,7 +45,8 @@ class World {
   ManualClock& clock() { return clock_; }
   const ClusterSpec& cluster() const { return *cluster_; }
 
-  // One client request frame through vrmd's handler. Aborts unless the reply is a well-formed
+  // One client request frame through vrmd's handler, from the caller its requester field names
+  // (vrmd's insecure mode). Aborts unless the reply is a well-formed
   // ClientReply with a status and the clock's time; returns the reply's status code.
   StatusCode callClient(zmq::message_t frame);
   // One agent frame from the agent connected as `host` through vrmd's handler.
