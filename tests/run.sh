@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole GoogleTest suite through ctest.
+# Installs what is missing, builds, runs the whole GoogleTest suite through ctest, then each fuzz
+# target for a short bounded time.
 # Exits non-zero on any failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -7,3 +8,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${VRM_BUILD_DIR:-$root/build}
 cd "$build"
 ctest --output-on-failure -j"${VRM_JOBS:-2}" --timeout 600 "$@"
+# Then every fuzz target briefly (README "Fuzzing"; tests/fuzz.sh runs them longer). It builds
+# its own clang ASan+UBSan tree in build-fuzz/. VRM_FUZZ_SECONDS=0 skips it.
+if [[ ${VRM_FUZZ_SECONDS:-15} -gt 0 ]]; then
+  "$root/tests/fuzz.sh" "${VRM_FUZZ_SECONDS:-15}"
+fi

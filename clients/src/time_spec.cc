@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <string>
 
 #include "vrm/protocol/units.h"
@@ -22,6 +23,9 @@ Result<TimeNs> parseTimeSpec(std::string_view text, TimeNs now) {
   if (s[0] == '+') {
     auto d = parseDurationNs(s.substr(1));
     if (!d) return Status::invalid("'" + s + "': " + d.status().message());
+    if (now > 0 && *d > kTimeInfinity - now) {  // the clock is read from vrmd: do not trust it
+      return Status::invalid("'" + s + "' is beyond the last representable time");
+    }
     return now + *d;
   }
   int y, mo, d, h = 0, mi = 0;
@@ -49,7 +53,9 @@ Result<TimeNs> parseTimeSpec(std::string_view text, TimeNs now) {
   } else {
     return bad();
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec < 0 || sec >= 61) {
+  // sscanf's %2d also reads "-1": a negative hour or minute is not ISO 8601.
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
+      sec >= 61) {
     return bad();
   }
   std::tm tm{};
@@ -60,7 +66,13 @@ Result<TimeNs> parseTimeSpec(std::string_view text, TimeNs now) {
   tm.tm_min = mi;
   std::time_t t = timegm(&tm);
   if (tm.tm_mday != d) return bad();  // normalised: e.g. February 30th
-  return (static_cast<TimeNs>(t) - offsetSec) * kNsPerSec + static_cast<TimeNs>(sec * 1e9);
+  // TimeNs covers 1677-09-21 to 2262-04-11; beyond, the nanoseconds would overflow.
+  const TimeNs seconds = static_cast<TimeNs>(t) - offsetSec;
+  if (seconds <= std::numeric_limits<TimeNs>::min() / kNsPerSec ||
+      seconds >= kTimeInfinity / kNsPerSec - 61) {
+    return Status::invalid("'" + s + "' is outside the years 1678 to 2261 that times can hold");
+  }
+  return seconds * kNsPerSec + static_cast<TimeNs>(sec * 1e9);
 }
 
 }  // namespace vrm::client

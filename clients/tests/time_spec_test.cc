@@ -31,5 +31,23 @@ TEST(TimeSpecTest, RejectsNonsense) {
   EXPECT_NE(parseTimeSpec("x", kNow).status().message().find("ISO 8601"), std::string::npos);
 }
 
+// Ensures times beyond TimeNs's range are errors, not overflows (found by fuzz_units: "+2h"
+// against a clock read from vrmd near the end of time; a year past 2262).
+TEST(TimeSpecTest, RejectsTimesOutOfRange) {
+  for (const char* bad : {"+2h", "+1d"}) {
+    auto t = parseTimeSpec(bad, kTimeInfinity - 1);
+    ASSERT_FALSE(t.isOk()) << bad;
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+  }
+  for (const char* bad : {"2300-01-01T00:00Z", "9999-12-31", "1600-01-01T00:00Z",
+                          "2026-01-01T-1:00Z", "2026-01-01T10:-5Z"}) {
+    auto t = parseTimeSpec(bad, kNow);
+    ASSERT_FALSE(t.isOk()) << bad;
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(*parseTimeSpec("2262-01-01T00:00Z", kNow), 9'214'646'400 * kNsPerSec);
+  EXPECT_EQ(*parseTimeSpec("+2h", -kNow), -kNow + 7200 * kNsPerSec);
+}
+
 }  // namespace
 }  // namespace vrm::client

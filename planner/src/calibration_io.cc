@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <set>
 #include <string>
 
@@ -261,7 +262,10 @@ Result<Calibration> parseCalibration(std::string_view text) {
       return finite ? Status::ok() : fail(key + " must be a finite number");
     };
     if (key == "observations") {
-      if (!finite || *v < 0 || *v != std::floor(*v)) return fail("observations must be a count");
+      if (!finite || *v < 0 || *v != std::floor(*v) ||
+          *v > static_cast<double>(std::numeric_limits<int>::max())) {
+        return fail("observations must be a count");
+      }
       c.observations = static_cast<int>(*v);
     } else if (key == "r2_total_time") {
       if (finite) c.r2TotalTime = *v;

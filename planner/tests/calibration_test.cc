@@ -275,6 +275,12 @@ TEST(CalibrationFileTest, RejectsBadInput) {
             std::string::npos);
   EXPECT_NE(parseCalibration("model = simple\nx = 1\nx = 2\n").status().message().find("twice"),
             std::string::npos);
+  // A count beyond int is an error, not an overflow (found by fuzz_calibration).
+  EXPECT_NE(parseCalibration("model = simple\nobservations = 35e45\n")
+                .status()
+                .message()
+                .find("observations must be a count"),
+            std::string::npos);
   auto typo = parseCalibration("model = liu-base\nthreshold_pagse = 1\n");
   ASSERT_TRUE(typo.isOk());
   EXPECT_FALSE(createCalibratedModel(*typo).isOk());  // unknown model key

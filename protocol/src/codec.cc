@@ -1,9 +1,36 @@
 #include "vrm/protocol/codec.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
 namespace vrm::protocol {
+
+// How many times a message may be read in full through one reader (the budget of each reader,
+// in multiples of the frame's size, plus a constant for tiny frames).
+constexpr std::uint64_t kReadsPerFrameWord = 8;
+
+namespace detail {
+namespace {
+
+void readValue(const capnp::DynamicValue::Reader& value) {
+  switch (value.getType()) {
+    case capnp::DynamicValue::STRUCT: readEveryField(value.as<capnp::DynamicStruct>()); break;
+    case capnp::DynamicValue::LIST:
+      for (auto element : value.as<capnp::DynamicList>()) readValue(element);
+      break;
+    default: break;  // scalars, enums, text and data: get() already checked them
+  }
+}
+
+}  // namespace
+
+void readEveryField(capnp::DynamicStruct::Reader message) {
+  for (auto field : message.getSchema().getNonUnionFields()) readValue(message.get(field));
+  KJ_IF_MAYBE(field, message.which()) { readValue(message.get(*field)); }
+}
+
+}  // namespace detail
 
 Status decodeInto(DecodedFrame::Impl& impl, const void* data, std::size_t size,
                   const DecodeLimits& limits) {
@@ -25,10 +52,17 @@ Status decodeInto(DecodedFrame::Impl& impl, const void* data, std::size_t size,
     words = impl.storage.asPtr();
   }
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = limits.traversalLimitWords;
+  // Reading a message costs about its size in words, but aliased pointers and lists of
+  // zero-sized structs (counted as a word per element) let a few bytes claim millions of words:
+  // fuzz_frame found a 176-byte heartbeat of 2 Mi empty VMs that took vrmd seconds and hundreds
+  // of MiB to convert. So the budget also scales with what was actually received.
+  options.traversalLimitInWords = std::min<std::uint64_t>(
+      limits.traversalLimitWords, kReadsPerFrameWord * (size / sizeof(capnp::word)) + 1024);
   options.nestingLimit = limits.nestingLimit;
   try {
     impl.reader = std::make_unique<capnp::FlatArrayMessageReader>(words, options);
+    impl.words = words;
+    impl.options = options;
     // The segment table may claim less data than the frame holds: trailing bytes mean a
     // framing error (two messages in one frame, or garbage).
     if (impl.reader->getEnd() != words.end()) {

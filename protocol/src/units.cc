@@ -40,7 +40,14 @@ Result<double> scale(std::string_view text, const char* what, const Unit (&units
   if (!split) return split.status();
   auto [value, unit] = *split;
   for (const Unit& u : units) {
-    if (unit == u.name) return value * u.factor;
+    if (unit == u.name) {
+      // 1e308 Tbit/s is a finite number of a unit, but not a finite rate.
+      const double scaled = value * u.factor;
+      if (!std::isfinite(scaled)) {
+        return Status::invalid("'" + std::string(text) + "' is not a finite " + what);
+      }
+      return scaled;
+    }
   }
   return Status::invalid("unknown " + std::string(what) + " unit '" + unit + "' in '" +
                          std::string(text) + "' (known: " + known + ")");

@@ -47,6 +47,17 @@ TEST(UnitsTest, BadInputIsInvalidArgument) {
   EXPECT_NE(r.status().message().find("unknown rate unit"), std::string::npos);
 }
 
+// Ensures a finite number of a large unit that overflows to infinity is an error, as units.h
+// promises (found by fuzz_units: "+1e308Tbit/s").
+TEST(UnitsTest, OverflowToInfinityIsInvalidArgument) {
+  auto rate = parseRateBytesPerSec("1e308 Tbit/s");
+  ASSERT_FALSE(rate.isOk());
+  EXPECT_EQ(rate.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(parseBytes("1e308 TiB").isOk());
+  EXPECT_FALSE(parseDurationNs("1e308 d").isOk());
+  EXPECT_DOUBLE_EQ(*parseRateBytesPerSec("1e300 Gbit/s"), 1.25e308);
+}
+
 // Ensures quantities print in the units operators read.
 TEST(UnitsTest, Formatting) {
   EXPECT_EQ(formatBytes(4.0 * (1u << 30)), "4.00 GiB");

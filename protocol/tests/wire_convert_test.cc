@@ -1,10 +1,24 @@
 #include "vrm/protocol/wire_convert.h"
 
 #include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
 namespace vrm::protocol {
 namespace {
+
+// Ensures a corrupt store row whose pointers have the wrong kinds (here a ClientRequest's
+// submit struct where the reservation's id text belongs) is an invalid-argument error, not an
+// exception that would stop vrmd's recovery (found by fuzz_frame).
+TEST(WireConvertTest, ParseReservationRejectsPointersOfTheWrongKind) {
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::ClientRequest>().initSubmit().setOwner("lab");
+  auto words = capnp::messageToFlatArray(b);
+  auto bytes = words.asBytes();
+  auto r = parseReservation(bytes.begin(), bytes.size());
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+}
 
 // Ensures the cost-aware planner's plan fields (suspension, disk sync, broker limits, quantile
 // makespan, feasibility, notes) survive the wire and the store, which persist the same message.

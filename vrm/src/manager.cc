@@ -882,7 +882,10 @@ void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
   AgentResult r;
   r.commandId = commandId;
   r.status = Status::unavailable(why);
-  onResult(it->second.host, r);
+  // A copy: onResult erases the pending entry that `it` points into (fuzz_manager_ops found
+  // the use after free).
+  const std::string host = it->second.host;
+  onResult(host, r);
 }
 
 void Manager::onResult(const std::string& host, const AgentResult& result) {
@@ -1173,6 +1176,9 @@ void Manager::readmit(const std::string& id, const std::string& why) {
   touch(next);
   persist(reservations_[id]);
   refreshCalendar();
+  // Failed, its vacate will not happen: as after fail(), reservations that counted on it may no
+  // longer fit (fuzz_manager_ops found a host overbooked this way).
+  if (next.state == ReservationState::kFailed) repairAfter(next);
 }
 
 void Manager::replanAroundLostHosts() {

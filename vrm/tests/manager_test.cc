@@ -286,6 +286,75 @@ TEST_F(ManagerTest, FailedMoveFailsTheReservationWithReason) {
   EXPECT_EQ(agents_->count("c1"), 1u);
 }
 
+// Ensures a command that cannot be delivered is answered once, with the transport's reason.
+// (onSendFailed used to read the host from the pending entry onResult had just erased: a use
+// after free that fuzz_manager_ops found under ASan; its input is in tests/fuzz/corpus.)
+TEST_F(ManagerTest, UndeliverableCommandIsAnsweredOnce) {
+  auto r = manager_->submit(dedicated(2 * kHour, kHour));
+  clock_.set(r->plan.latestSafeStartNs);
+  agents_->heartbeat();
+  manager_->tick();
+  auto cmds = manager_->takeOutbox();
+  ASSERT_FALSE(cmds.empty());
+  manager_->onSendFailed(cmds[0].id, "agent " + cmds[0].host + " is not connected");
+  manager_->onSendFailed(cmds[0].id, "again");  // no longer pending: ignored
+  std::string events;
+  for (const auto& e : manager_->get(r->id)->events) events += e.message + "\n";
+  EXPECT_NE(events.find("is not connected"), std::string::npos) << events;
+  EXPECT_EQ(events.find("again"), std::string::npos) << events;
+}
+
+// Ensures that when re-planning fails a reservation, those that counted on its vacate are
+// repaired too: here shared clones booked on node3 for after r1 has moved c1 away. (Found by
+// fuzz_manager_ops: re-planning failed a vacate but left the host overbooked.)
+TEST(ManagerRepairTest, FailedReplanRepairsReservationsThatCountedOnItsVacate) {
+  ManualClock clock(kStartOfTime);
+  auto store = std::move(*Store::open(":memory:"));
+  planner::SequentialVacatePlanner planner(std::shared_ptr<const planner::MigrationModel>(
+      std::move(*planner::createMigrationModel("simple"))));
+  Manager manager(clock, *store, planner, templates());  // bmi-decoder: 8 cores, 16 GiB
+  FakeAgents agents(manager);
+  // node1 and node2 have room for c1 but not for a clone; node3 has room for two clones once
+  // c1 has left.
+  agents.addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("x", 8 * kGiB, 10)});
+  agents.addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("y", 8 * kGiB, 10)});
+  agents.addHost("node3", 16, 64 * kGiB, {FakeAgents::vm("c1", 2 * kGiB, 1)});
+  ReservationRequest vacate;
+  vacate.owner = "lab";
+  vacate.hostNames = {"node3"};
+  vacate.startNs = kStartOfTime + 2 * kHour;
+  vacate.endNs = vacate.startNs + kHour;
+  vacate.templateName = "bmi-decoder";
+  auto r1 = manager.submit(vacate);
+  ASSERT_EQ(r1->state, ReservationState::kAdmitted) << r1->reason;
+  ReservationRequest shared;
+  shared.owner = "lab";
+  shared.kind = ReservationKind::kShared;
+  shared.vmCount = 2;
+  shared.startNs = kStartOfTime + 4 * kHour;
+  shared.endNs = shared.startNs + kHour;
+  shared.templateName = "bmi-decoder";
+  auto r2 = manager.submit(shared);
+  ASSERT_EQ(r2->state, ReservationState::kAdmitted) << r2->reason;
+  ASSERT_EQ(r2->hosts, std::vector<std::string>{"node3"});
+
+  // Both possible destinations of c1 go silent: r1 cannot be re-planned and fails.
+  agents.down = {"node1", "node2"};
+  for (int i = 0; i < 8; ++i) {
+    clock.advance(10 * kNsPerSec);
+    agents.heartbeat();
+    manager.tick();
+    agents.pump();
+  }
+  EXPECT_EQ(manager.get(r1->id)->state, ReservationState::kFailed);
+  auto after = manager.get(r2->id);
+  EXPECT_EQ(after->state, ReservationState::kFailed) << "node3 holds c1: one clone fits, not two";
+  EXPECT_NE(after->reason.find(r1->id + " ended before vacating node3"), std::string::npos)
+      << after->reason;
+  std::string why;
+  EXPECT_FALSE(manager.calendar().overbooked("node3", &why)) << why;
+}
+
 // Ensures state survives a restart: a new manager on the same store sees every reservation.
 TEST_F(ManagerTest, RecoverReloadsReservations) {
   auto r = manager_->submit(dedicated(2 * kHour, kHour));
