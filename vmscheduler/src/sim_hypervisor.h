@@ -16,6 +16,10 @@
 // (stop-and-copy and resume). The MigrationObservation holds what the ground truth measured:
 // setup, downtime, bytes, rounds (pre-copy rounds + the stop-and-copy), mean goodput over the
 // copy (bytes / sending time) and the mean dirty rate seen during pre-copy.
+// `state_file` (parameter, a path; default none) keeps the host's VMs in that file, rewritten
+// after every change and read at start when it exists, so they outlive a restart of the agent
+// as a real hypervisor's do: a VM that was migrating out is running again (its migration died
+// with the agent), a clone that was booting is gone, a prepared incoming VM is still prepared.
 // An operation starts at the first poll() after it was requested (that is when the sim first
 // learns the time). Parallel migrations do not share the NIC yet.
 #pragma once
@@ -76,7 +80,17 @@ class SimHypervisor final : public Hypervisor {
   OperationEvent progressOf(OperationId id, const Operation& op, TimeNs now) const;
   OperationEvent complete(OperationId id, Operation& op);
 
+  // Saves the state file (if any) when a public call returns.
+  struct StateSaver {
+    const SimHypervisor& sim;
+    explicit StateSaver(const SimHypervisor& s) : sim(s) {}
+    ~StateSaver() { sim.saveState(); }
+  };
+  Status loadState();
+  void saveState() const;
+
   HostInfo host_;
+  std::string stateFile_;
   bool ruleGroundTruth_ = false;
   std::uint64_t seed_ = 1;
   std::map<std::string, std::uint64_t> migrationCounts_;  // per VM id, for per-migration seeds

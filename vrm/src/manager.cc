@@ -788,6 +788,9 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
     return Status::rejected("reservation " + id + " is already " + stateName(r.state));
   }
   const ReservationState was = r.state;
+  const Reservation before = r;
+  const std::size_t outboxMark = outbox_.size();
+  const bool wasUnsaved = unsaved_.count(id) > 0;
   r.reason = "cancelled by " + (requester.empty() ? std::string("an operator") : requester) +
              (asAdmin && !requester.empty() && requester != r.request.owner ? " (admin)" : "");
   // Moves already running finish (their results are still handled); no new move starts.
@@ -798,6 +801,17 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
              r.reason + " while " + stateName(was));
   startTeardown(r);
   persist(r);
+  if (auto unsaved = unsaved_.find(id); unsaved != unsaved_.end()) {
+    // Not stored, so not done: a crash would bring the reservation back. Undo it (with its
+    // teardown commands) and say so rather than acknowledge a cancel that may not hold.
+    const std::string why = unsaved->second;
+    for (std::size_t i = outboxMark; i < outbox_.size(); ++i) pending_.erase(outbox_[i].id);
+    outbox_.resize(outboxMark);
+    r = before;
+    if (!wasUnsaved) unsaved_.erase(unsaved);
+    touch(r);
+    return Status::internal("cannot store the cancellation of " + id + ": " + why);
+  }
   Reservation cancelled = r;  // repairAfter may rehash reservations_
   repairAfter(cancelled);
   return cancelled;
@@ -833,6 +847,23 @@ Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& 
   for (auto& v : inv) v.host = h.name;
   registeredSinceStart_.insert(h.name);
   touchHost(h.name);
+  // A registering agent is a new process (it restarted) or one vrmd forgot: either way no answer
+  // to a command sent before will come. Forget those commands; reconcile() settles their moves
+  // and clones from the inventory just received (an operation still running there shows as
+  // migrating-out or cloning, and is waited for).
+  std::size_t forgotten = 0;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.host == h.name) {
+      it = pending_.erase(it);
+      ++forgotten;
+    } else {
+      ++it;
+    }
+  }
+  if (forgotten) {
+    spdlog::warn("agent {}: {} commands sent before it registered are settled from its inventory",
+                 h.name, forgotten);
+  }
   spdlog::info("agent {} {} ({} cores, {}, {}, {} VMs)", h.name,
                known ? "re-registered" : "registered", h.cpuCores, formatBytes(h.memoryBytes),
                formatRate(h.nicBandwidthBytesPerSec), inv.size());
@@ -1092,10 +1123,26 @@ void Manager::note(Reservation& r, const std::string& message) {
 void Manager::persist(Reservation& r) {
   touch(r);
   if (Status s = store_.saveReservation(r); !s) {
-    spdlog::error("cannot persist {}: {}", r.id, s.toString());
+    spdlog::error("cannot persist {}: {}; its commands wait until it is stored", r.id,
+                  s.toString());
+    unsaved_[r.id] = s.message();
     return;
   }
+  unsaved_.erase(r.id);
   publishNew(r);
+}
+
+void Manager::retryUnsaved() {
+  std::vector<std::string> ids;
+  for (const auto& [id, why] : unsaved_) ids.push_back(id);
+  for (const auto& id : ids) {
+    auto it = reservations_.find(id);
+    if (it == reservations_.end()) {
+      unsaved_.erase(id);
+    } else {
+      persist(it->second);
+    }
+  }
 }
 
 void Manager::publishNew(const Reservation& r) {
@@ -1737,6 +1784,15 @@ void Manager::reconcile(Reservation& r) {
     }
     const VmRecord* atDest = findVm(move.toHost, move.vmId);
     const VmRecord* atSource = findVm(move.fromHost, move.vmId);
+    if (atSource && atSource->state == VmState::kMigratingOut) continue;  // still running there
+    if (atDest && atDest->state == VmState::kRunning && !atSource) {
+      // Migrated and committed while nobody was listening: committing again would be refused.
+      prog.state = MoveState::kDone;
+      prog.actualEndNs = clock_.now();
+      note(r, "moved " + move.vmId + " " + move.fromHost + " -> " + move.toHost +
+                  " (settled from the agents' inventories)");
+      continue;
+    }
     if (atDest && (!atSource || atDest->state != VmState::kIncoming)) {
       // The migration finished while we were away; make sure the destination committed it.
       AgentCommand cmd;
@@ -1844,6 +1900,7 @@ void Manager::advance(Reservation& r) {
 }
 
 void Manager::tick() {
+  if (!unsaved_.empty()) retryUnsaved();  // the store may have room again
   const TimeNs now = clock_.now();
   bool lostHost = false;
   for (auto& [name, h] : hosts_) {
@@ -1901,7 +1958,13 @@ TimeNs Manager::nextWakeNs() const {
 
 std::vector<AgentCommand> Manager::takeOutbox() {
   std::vector<AgentCommand> out;
-  out.swap(outbox_);
+  std::vector<AgentCommand> held;
+  for (AgentCommand& cmd : outbox_) {
+    auto p = pending_.find(cmd.id);
+    const bool waits = p != pending_.end() && unsaved_.count(p->second.reservationId) > 0;
+    (waits ? held : out).push_back(std::move(cmd));
+  }
+  outbox_.swap(held);
   return out;
 }
 

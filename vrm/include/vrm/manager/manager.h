@@ -78,7 +78,8 @@ class Manager {
   std::vector<Reservation> list(const ListFilter& filter) const;
   // Cancels at any non-terminal state, cleaning up. `requester` must be the owner, or empty for
   // an operator, or `asAdmin` (an administrator named `requester`). Errors: not-found,
-  // unauthorized, rejected (already terminal).
+  // unauthorized, rejected (already terminal), internal when the store cannot save the
+  // cancellation (nothing changes then).
   Result<Reservation> cancel(const std::string& id, const std::string& requester,
                              bool asAdmin = false);
   std::vector<HostRecord> hosts() const;
@@ -98,7 +99,8 @@ class Manager {
   void tick();
   // The clock time at which tick() next has something to do (kTimeInfinity if nothing).
   TimeNs nextWakeNs() const;
-  // Commands to send, in order. Empties the outbox.
+  // Commands to send, in order. Empties the outbox, except for commands of reservations whose
+  // state the store has not taken yet (disk full): those wait for it.
   std::vector<AgentCommand> takeOutbox();
 
   // Reservation events committed since the last call, oldest first, each with the
@@ -167,7 +169,10 @@ class Manager {
 
   void transition(Reservation& r, ReservationState to, const std::string& message);
   void note(Reservation& r, const std::string& message);
+  // Saves r. When the store fails (disk full), r stays in unsaved_: its commands wait in the
+  // outbox (an agent never acts on a state a crash would forget) and tick() saves it again.
   void persist(Reservation& r);
+  void retryUnsaved();
   // Queues r's events not yet published (only once they are committed).
   void publishNew(const Reservation& r);
   void advance(Reservation& r);
@@ -227,6 +232,7 @@ class Manager {
   std::map<std::uint64_t, Pending> pending_;
   std::uint64_t nextCommandId_;
   std::vector<AgentCommand> outbox_;
+  std::map<std::string, std::string> unsaved_;  // reservation -> why the store refused it
   // (actual - predicted) / predicted duration of completed moves, newest last (bounded): the
   // planner sets latest safe starts at the requested quantile of these.
   std::vector<double> moveErrors_;

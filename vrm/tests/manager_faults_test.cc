@@ -1,0 +1,117 @@
+// Regression tests for faults the campaigns of tests/faults/ found: a store that refuses writes
+// (full disk) and agents that restart while vrmd waits on them.
+#include <gtest/gtest.h>
+
+#include "fake_agents.h"
+#include "vrm/manager/manager.h"
+
+namespace vrm::manager {
+namespace {
+
+using testing::FakeAgents;
+using testing::kGiB;
+
+constexpr TimeNs kStartOfTime = 1'800'000'000 * kNsPerSec;
+constexpr TimeNs kHour = 3600 * kNsPerSec;
+
+class ManagerFaultsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(*Store::open(":memory:"));
+    model_ = std::shared_ptr<const planner::MigrationModel>(
+        std::move(*planner::createMigrationModel("simple")));
+    planner_ = std::make_unique<planner::SequentialVacatePlanner>(model_);
+    TemplateSpec t;
+    t.name = "small";
+    t.cpuCores = 2;
+    t.memoryBytes = 4 * kGiB;
+    t.cloneTimeNs = 30 * kNsPerSec;
+    t.vmsPerHost = 1;
+    templates_ = {t};
+    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, templates_);
+    agents_ = std::make_unique<FakeAgents>(*manager_);
+    agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
+    agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
+  }
+
+  Reservation submitOnNode1() {
+    ReservationRequest req;
+    req.owner = "lab";
+    req.hostNames = {"node1"};
+    req.startNs = clock_.now() + 2 * kHour;
+    req.endNs = req.startNs + kHour;
+    req.templateName = "small";
+    auto r = manager_->submit(req);
+    EXPECT_TRUE(r.isOk()) << r.status().toString();
+    EXPECT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+    return *r;
+  }
+
+  void step(TimeNs by = kNsPerSec) {
+    clock_.advance(by);
+    agents_->heartbeat();
+    manager_->tick();
+    agents_->pump();
+  }
+
+  ManualClock clock_{kStartOfTime};
+  std::unique_ptr<Store> store_;
+  std::shared_ptr<const planner::MigrationModel> model_;
+  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
+  std::vector<TemplateSpec> templates_;
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<FakeAgents> agents_;
+};
+
+// Ensures a cancel the store cannot save is refused, not acknowledged: before the fix vrmd
+// answered "cancelled" on a full disk and, after a restart, ran the reservation anyway.
+TEST_F(ManagerFaultsTest, CancelThatCannotBeStoredIsRefusedAndUndone) {
+  Reservation r = submitOnNode1();
+  ASSERT_TRUE(store_->setQueryOnly(true).isOk());
+  auto c = manager_->cancel(r.id, "lab");
+  EXPECT_EQ(c.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kAdmitted);
+  EXPECT_TRUE(manager_->takeOutbox().empty());
+
+  // What a restart would see agrees with what the client was told.
+  Manager restarted(clock_, *store_, *planner_, templates_);
+  ASSERT_TRUE(restarted.recover().isOk());
+  EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kAdmitted);
+
+  ASSERT_TRUE(store_->setQueryOnly(false).isOk());
+  auto again = manager_->cancel(r.id, "lab");
+  ASSERT_TRUE(again.isOk()) << again.status().toString();
+  Manager later(clock_, *store_, *planner_, templates_);
+  ASSERT_TRUE(later.recover().isOk());
+  EXPECT_EQ(later.get(r.id)->state, ReservationState::kCancelled);
+}
+
+// Ensures no agent acts on a transition the store has not taken (a crash would forget it, and
+// agents would then hold VMs vrmd knows nothing of): the vacate's commands wait while the store
+// refuses writes and go out once it takes them again.
+TEST_F(ManagerFaultsTest, CommandsWaitUntilTheirStateIsStored) {
+  Reservation r = submitOnNode1();
+  ASSERT_TRUE(store_->setQueryOnly(true).isOk());
+  while (clock_.now() < r.plan.latestSafeStartNs + kNsPerSec) step(10 * kNsPerSec);
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kVacating);
+  for (const auto& c : agents_->log) {
+    ADD_FAILURE() << "sent " << commandKindName(c.kind) << " " << c.vmId << " unstored";
+  }
+  {
+    Manager restarted(clock_, *store_, *planner_, templates_);
+    ASSERT_TRUE(restarted.recover().isOk());
+    EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kAdmitted);
+  }
+
+  ASSERT_TRUE(store_->setQueryOnly(false).isOk());
+  for (int i = 0; i < 600 && manager_->get(r.id)->state != ReservationState::kReady; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kReady);
+  EXPECT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+  Manager restarted(clock_, *store_, *planner_, templates_);
+  ASSERT_TRUE(restarted.recover().isOk());
+  EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kReady);
+}
+
+}  // namespace
+}  // namespace vrm::manager
