@@ -31,7 +31,7 @@ if ! mount -t tmpfs -o size=6m tmpfs "$store_dir" 2>"$work/mount.err"; then
 fi
 # Unmount before lib.sh's cleanup removes the work directory.
 trap 'rc=$?; set +e; kill -9 "$vrmd_pid" 2>/dev/null || true; wait "$vrmd_pid" 2>/dev/null || true;
-  umount -l "$store_dir" 2>/dev/null || true; (exit $rc); cleanup' EXIT
+  umount -l "$store_dir" 2>/dev/null || true; (exit $rc); faults_exit' EXIT
 STORE=$store_dir/vrm.db
 echo "disk-full: seed $SEED, $ROUNDS rounds (SEED=$SEED $0 --rounds $ROUNDS)"
 
@@ -47,6 +47,8 @@ refused=0
 acked_while_full=0
 false_acks=0
 full_restarts=0
+cancels_acked=0
+cancels_refused=0
 ids=()
 for ((round = 1; round <= ROUNDS; round++)); do
   for _ in $(seq 1 8); do
@@ -80,7 +82,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
   # A cancel on a full disk: either refused, or acknowledged and then durable.
   if ((${#ids[@]} > 0)); then
     rnd 0 $((${#ids[@]} - 1))
+    before=$(grep -c '^cancel' "$acked" || true)
     cancel "${ids[$R]}"
+    if [[ $(grep -c '^cancel' "$acked" || true) -gt $before ]]; then
+      cancels_acked=$((cancels_acked + 1))
+    else
+      cancels_refused=$((cancels_refused + 1))
+    fi
   fi
   kill -0 "$vrmd_pid" 2>/dev/null || violation "vrmd died on a full disk"
   fetch list list >/dev/null || violation "vrmd does not answer queries on a full disk"
@@ -105,6 +113,7 @@ sleep 0.2
 check_invariants final "at the end"
 failure_reasons
 echo "disk-full: seed=$SEED runs=$ROUNDS fills=$ROUNDS refused=$refused" \
-  "acknowledged-while-full=$acked_while_full restarts-on-full-disk=$full_restarts kills=$kills" \
+  "acknowledged-while-full=$acked_while_full cancels-while-full: refused=$cancels_refused" \
+  "acknowledged=$cancels_acked restarts-on-full-disk=$full_restarts kills=$kills" \
   "completed: $(outcome_summary) violations=$violations"
 [[ $violations -eq 0 ]]

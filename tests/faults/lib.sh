@@ -8,6 +8,22 @@ CLUSTER=${CLUSTER:-$faults_dir/cluster.yaml}
 SCALE=${SCALE:-1200}
 # shellcheck source=../e2e/lib.sh
 source "$faults_dir/../e2e/lib.sh"
+# On failure (or with FAULTS_KEEP_LOGS=1) the daemons' logs and the acknowledgements are kept in
+# build/tests/artifacts/faults-PORT/ before lib.sh's cleanup removes the work directory.
+faults_exit() {
+  local rc=$?
+  set +e
+  if [[ $rc -ne 0 || ${FAULTS_KEEP_LOGS:-0} == 1 ]]; then
+    local keep=$build/tests/artifacts/faults-$PORT
+    rm -rf "$keep"
+    mkdir -p "$keep"
+    cp "$work"/*.log "$acked" "$keep/" 2>/dev/null
+    echo "logs kept in $keep" >&2
+  fi
+  (exit $rc)
+  cleanup
+}
+trap faults_exit EXIT
 command -v jq >/dev/null || { echo "SKIP: jq is not installed (scripts/install-deps.sh)"; exit 77; }
 
 HOSTS=(node1 node2 node3 node4 node5)

@@ -846,6 +846,7 @@ Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& 
   inv = vms;
   for (auto& v : inv) v.host = h.name;
   registeredSinceStart_.insert(h.name);
+  disconnected_.erase(h.name);
   touchHost(h.name);
   // A registering agent is a new process (it restarted) or one vrmd forgot: either way no answer
   // to a command sent before will come. Forget those commands; reconcile() settles their moves
@@ -878,6 +879,7 @@ Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>
   if (!it->second.reachable) spdlog::info("agent {} is reachable again", host);
   it->second.reachable = true;
   it->second.lastHeartbeatNs = clock_.now();
+  disconnected_.erase(host);
   auto& inv = vmsByHost_[host];
   // Most heartbeats repeat the inventory: only a change dirties the host's calendar (with
   // 10,000 agents, rebuilding every host every few seconds would dominate vrmd's loop).
@@ -907,6 +909,9 @@ void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
     h->second.reachable = false;
     touchHost(h->first);
   }
+  // Its connection is gone: nothing is sent there, and nothing is settled from what we last
+  // heard of it, until the agent speaks again (heartbeat or registration).
+  disconnected_.insert(it->second.host);
   AgentResult r;
   r.commandId = commandId;
   r.status = Status::unavailable(why);
@@ -992,6 +997,12 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
     case Step::kFinishIncoming: {
       const auto& move = moveAt(r, p.index);
       auto& prog = progressAt(r, p.index);
+      if (result.status.code() == StatusCode::kUnavailable) {
+        // Not delivered, and the source has already let the VM go: failing the move would strand
+        // it on the destination, uncommitted. reconcile() commits it once that agent is back.
+        note(r, "cannot reach " + move.toHost + " to commit " + move.vmId + "; will retry");
+        break;
+      }
       if (!result.status) {
         prog.state = MoveState::kFailed;
         failMove(r, p.index, "destination " + move.toHost + " could not commit " + move.vmId +
@@ -1328,7 +1339,8 @@ void Manager::recordMoveError(const PlannedMove& move, const MoveProgress& progr
 
 bool Manager::agentReady(const std::string& host) const {
   auto it = hosts_.find(host);
-  return it != hosts_.end() && it->second.reachable && registeredSinceStart_.count(host) > 0;
+  return it != hosts_.end() && it->second.reachable && registeredSinceStart_.count(host) > 0 &&
+         !disconnected_.count(host);
 }
 
 void Manager::driveMoves(Reservation& r) {
@@ -1779,9 +1791,8 @@ void Manager::reconcile(Reservation& r) {
       continue;
     }
     const auto& move = moveAt(r, i);
-    if (!registeredSinceStart_.count(move.fromHost) || !registeredSinceStart_.count(move.toHost)) {
-      continue;
-    }
+    // Only from inventories the agents sent since they were last reachable.
+    if (!agentReady(move.fromHost) || !agentReady(move.toHost)) continue;
     const VmRecord* atDest = findVm(move.toHost, move.vmId);
     const VmRecord* atSource = findVm(move.fromHost, move.vmId);
     if (atSource && atSource->state == VmState::kMigratingOut) continue;  // still running there

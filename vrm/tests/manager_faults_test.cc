@@ -113,5 +113,49 @@ TEST_F(ManagerFaultsTest, CommandsWaitUntilTheirStateIsStored) {
   EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kReady);
 }
 
+// Ensures a commit that cannot reach the destination (its agent died just as the source
+// finished the migration) is retried when that agent is back, instead of failing the move:
+// before the fix the reservation failed and the VM, already gone from its source, was left as
+// an uncommitted copy on the destination (the kill-agent campaign lost a VM this way).
+TEST_F(ManagerFaultsTest, UndeliveredCommitIsRetriedWhenTheAgentIsBack) {
+  Reservation r = submitOnNode1();
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  agents_->down = {"node2"};  // the destination's agent dies
+  agents_->hold.clear();
+  const AgentCommand migrate = agents_->held[0];
+  agents_->held.clear();
+  manager_->onResult(migrate.host, agents_->execute(migrate));  // a1 has left node1
+  agents_->pump();  // the commit cannot be sent
+  for (int i = 0; i < 5; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kVacating)
+      << manager_->get(r.id)->reason;
+
+  agents_->down.clear();  // back, with a1 still incoming
+  for (int i = 0; i < 600 && manager_->get(r.id)->state != ReservationState::kReady; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kReady) << manager_->get(r.id)->reason;
+  ASSERT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+  EXPECT_EQ(agents_->inventory_["node2"][0].state, VmState::kRunning) << "committed";
+}
+
+// Ensures a restarted agent's forgotten commands do not leave a vacate waiting forever: the
+// source's agent dies during a migration and comes back (a new process, which knows nothing of
+// it); vrmd settles the move from its inventory and moves the VM again.
+TEST_F(ManagerFaultsTest, RestartedAgentsForgottenMigrationIsRedone) {
+  Reservation r = submitOnNode1();
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  agents_->held.clear();  // the source died: this migration never finishes
+  agents_->hold.clear();
+  ASSERT_TRUE(manager_->onRegister(agents_->hosts_["node1"], agents_->inventory_["node1"]).isOk());
+  for (int i = 0; i < 600 && manager_->get(r.id)->state != ReservationState::kReady; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kReady) << manager_->get(r.id)->reason;
+  ASSERT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+}
+
 }  // namespace
 }  // namespace vrm::manager

@@ -176,7 +176,7 @@ class Manager {
   // Queues r's events not yet published (only once they are committed).
   void publishNew(const Reservation& r);
   void advance(Reservation& r);
-  // The host's agent registered since vrmd started and is heartbeating.
+  // The host's agent registered since vrmd started, is heartbeating, and took our last send.
   bool agentReady(const std::string& host) const;
   void driveMoves(Reservation& r);
   // Deadline tracking while vacating (see ManagerOptions::warningRatio).
@@ -228,6 +228,8 @@ class Manager {
   std::map<std::string, HostRecord> hosts_;
   std::map<std::string, std::vector<VmRecord>> vmsByHost_;
   std::set<std::string> registeredSinceStart_;
+  // Hosts a command could not be sent to, until their agent speaks again.
+  std::set<std::string> disconnected_;
   std::map<std::string, Reservation> reservations_;
   std::map<std::uint64_t, Pending> pending_;
   std::uint64_t nextCommandId_;
