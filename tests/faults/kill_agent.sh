@@ -31,10 +31,14 @@ mid_migration=0
 mid_clone=0
 long_outages=0
 for ((round = 1; round <= ROUNDS; round++)); do
-  for _ in 1 2; do
-    rnd 4 9
-    start=$R
-    submit --hosts 1 --template small --start "+${start}min" --duration 5min >/dev/null
+  # Name busy hosts: vrmd would pick hosts already emptied by earlier rounds (nothing to move).
+  fetch vms vms
+  mapfile -t busy < <(jq -r '[.[] | select(.reservation == "") | .host] | group_by(.) |
+    sort_by(-length, .[0]) | .[] | .[0]' <<<"$vms")
+  for k in 0 1; do
+    ((k < ${#busy[@]})) || break
+    rnd 8 15
+    submit --host "${busy[$k]}" --template small --start "+${R}min" --duration 5min >/dev/null
   done
   rnd 1 4
   aim=migration
@@ -42,7 +46,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
   rnd 0 1
   side=$R  # 0: the source of a move, 1: its destination
   victim=""
-  for _ in $(seq 1 600); do  # bounded: about 6 s of real time
+  deadline=$(($(date +%s) + 6))
+  while (($(date +%s) < deadline)); do  # bounded: 6 s of real time
     list=$(vrmctl --json list 2>/dev/null || echo '[]')
     if [[ $aim == migration ]]; then
       victim=$(jq -r --argjson side "$side" '[.[] | select(.state == "vacating") | .plan.moves[]

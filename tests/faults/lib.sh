@@ -215,10 +215,11 @@ outcome_summary() {
     | "\($n) reservations (\($s))"' <<<"$list"
 }
 
-# failure_reasons: the distinct reasons of failed reservations (the campaigns print them).
+# failure_reasons: the distinct reasons of failed and rejected reservations, numbers elided.
 failure_reasons() {
   local list
   fetch list list || true
-  jq -r '[.[] | select(.state == "failed") | .reason | sub("r[0-9]+"; "rN")] | group_by(.) |
-    map("  \(length) x failed: \(.[0])") | .[]' <<<"$list"
+  jq -r '[.[] | select(.state == "failed" or .state == "rejected")
+    | "\(.state): \(.reason | gsub("r[0-9]+"; "rN") | gsub("[0-9][0-9:. -]*[0-9]"; "#"))"]
+    | group_by(.) | map("  \(length) x \(.[0])") | .[]' <<<"$list"
 }
