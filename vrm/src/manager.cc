@@ -848,23 +848,7 @@ Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& 
   registeredSinceStart_.insert(h.name);
   disconnected_.erase(h.name);
   touchHost(h.name);
-  // A registering agent is a new process (it restarted) or one vrmd forgot: either way no answer
-  // to a command sent before will come. Forget those commands; reconcile() settles their moves
-  // and clones from the inventory just received (an operation still running there shows as
-  // migrating-out or cloning, and is waited for).
-  std::size_t forgotten = 0;
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.host == h.name) {
-      it = pending_.erase(it);
-      ++forgotten;
-    } else {
-      ++it;
-    }
-  }
-  if (forgotten) {
-    spdlog::warn("agent {}: {} commands sent before it registered are settled from its inventory",
-                 h.name, forgotten);
-  }
+  resendPending(h.name);  // a restarted agent knows nothing of them; a running one ignores them
   spdlog::info("agent {} {} ({} cores, {}, {}, {} VMs)", h.name,
                known ? "re-registered" : "registered", h.cpuCores, formatBytes(h.memoryBytes),
                formatRate(h.nicBandwidthBytesPerSec), inv.size());
@@ -876,10 +860,12 @@ Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>
   if (it == hosts_.end() || !registeredSinceStart_.count(host)) {
     return Status::notFound("host " + host + " is not registered");
   }
+  const bool wasSilent = !it->second.reachable || disconnected_.count(host) > 0;
   if (!it->second.reachable) spdlog::info("agent {} is reachable again", host);
   it->second.reachable = true;
   it->second.lastHeartbeatNs = clock_.now();
   disconnected_.erase(host);
+  if (wasSilent) resendPending(host);
   auto& inv = vmsByHost_[host];
   // Most heartbeats repeat the inventory: only a change dirties the host's calendar (with
   // 10,000 agents, rebuilding every host every few seconds would dominate vrmd's loop).
@@ -1314,11 +1300,23 @@ void Manager::startTeardown(Reservation& r) {
 std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId, Step step,
                              std::size_t index) {
   cmd.id = nextCommandId_++;
-  pending_[cmd.id] = Pending{reservationId, step, index, cmd.host};
+  pending_[cmd.id] = Pending{reservationId, step, index, cmd.host, cmd};
   spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind),
                 cmd.vmId, cmd.host, cmd.id);
   outbox_.push_back(std::move(cmd));
   return outbox_.back().id;
+}
+
+void Manager::resendPending(const std::string& host) {
+  std::set<std::uint64_t> queued;
+  for (const auto& cmd : outbox_) queued.insert(cmd.id);
+  std::size_t n = 0;
+  for (const auto& [id, p] : pending_) {
+    if (p.host != host || queued.count(id)) continue;
+    outbox_.push_back(p.command);
+    ++n;
+  }
+  if (n) spdlog::info("agent {}: sending its {} unanswered commands again", host, n);
 }
 
 bool Manager::inFlight(const std::string& reservationId, Step step, std::size_t index) const {

@@ -142,7 +142,7 @@ TEST_F(ManagerFaultsTest, UndeliveredCommitIsRetriedWhenTheAgentIsBack) {
 
 // Ensures a restarted agent's forgotten commands do not leave a vacate waiting forever: the
 // source's agent dies during a migration and comes back (a new process, which knows nothing of
-// it); vrmd settles the move from its inventory and moves the VM again.
+// it); vrmd sends it the unanswered migration again, under the same id.
 TEST_F(ManagerFaultsTest, RestartedAgentsForgottenMigrationIsRedone) {
   Reservation r = submitOnNode1();
   agents_->hold = {AgentCommand::Kind::kMigrate};

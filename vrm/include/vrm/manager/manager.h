@@ -119,6 +119,7 @@ class Manager {
     Step step;
     std::size_t index;  // move or clone index
     std::string host;
+    AgentCommand command;  // as sent, to send again under the same id
   };
 
   Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
@@ -173,6 +174,10 @@ class Manager {
   // outbox (an agent never acts on a state a crash would forget) and tick() saves it again.
   void persist(Reservation& r);
   void retryUnsaved();
+  // Sends the commands still unanswered by `host` again, under their ids: after it registers
+  // (a restarted agent) or speaks again after a silence (a partition may have lost them). An
+  // agent runs a command id at most once and answers a repeat with its result.
+  void resendPending(const std::string& host);
   // Queues r's events not yet published (only once they are committed).
   void publishNew(const Reservation& r);
   void advance(Reservation& r);
