@@ -145,8 +145,9 @@ wait_all_terminal() {
 #  * every acknowledged reservation exists; an acknowledged cancel left it cancelled; at the
 #    end ("final") every reservation is terminal;
 #  * every failed or rejected reservation has a reason;
-#  * every long-lived VM of the cluster is on exactly one host (a prepared incoming copy does
-#    not count while its move runs; at the end none may be left);
+#  * every long-lived VM of the cluster is on exactly one host: running there, or (while its
+#    move is being committed) only as the destination's incoming copy; at the end no incoming
+#    copy may be left;
 #  * no VM that nobody owns, and at the end no clone of a finished reservation;
 #  * no host holds more cores or memory than it has; at the end every host is reachable.
 check_invariants() {
@@ -186,7 +187,7 @@ check_invariants() {
           | "\(.id) is \(.state) without a reason"),
         ($placed | group_by(.id)[] | select(length > 1)
           | "VM \(.[0].id) is on \(length) hosts: \(map(.host) | join(", "))"),
-        ($original[] | . as $v | select([$placed[] | select(.id == $v)] | length == 0)
+        ($original[] | . as $v | select([$vms[] | select(.id == $v)] | length == 0)
           | "VM \($v) is lost"),
         ($vms[] | select(.reservation == "" and (.id as $v | $original | index($v) | not))
           | "VM \(.id) on \(.host) belongs to nobody"),

@@ -1315,6 +1315,14 @@ void Manager::resendPending(const std::string& host) {
     if (p.host != host || queued.count(id)) continue;
     outbox_.push_back(p.command);
     ++n;
+    // A move sent again starts again: its time until now (the agent's outage) is not
+    // migration time, and must not teach the planner that migrations are slow.
+    auto r = reservations_.find(p.reservationId);
+    if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate) &&
+        r != reservations_.end()) {
+      progressAt(r->second, p.index).actualStartNs = clock_.now();
+      touch(r->second);
+    }
   }
   if (n) spdlog::info("agent {}: sending its {} unanswered commands again", host, n);
 }
