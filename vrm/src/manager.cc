@@ -957,6 +957,13 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
     case Step::kMigrate: {
       const auto& move = moveAt(r, p.index);
       moveFractions_.erase({r.id, p.index});
+      if (result.status.code() == StatusCode::kNotFound) {
+        // The source no longer has it: a restarted agent whose migration finished before it
+        // died. The destination's incoming copy may be the only one: reconcile() commits it
+        // (or re-moves the VM) from the inventories instead of dropping it.
+        note(r, move.vmId + " is no longer on " + move.fromHost + "; settling its move");
+        break;
+      }
       if (!result.status) {
         // Drop the half-prepared VM at the destination; it still runs at the source.
         dropIncoming(move.toHost, move.vmId);
