@@ -6,6 +6,8 @@
 # "intruder" (user) and "operator" (admin), and web tokens $WEB_TOKEN (user "web") and
 # $WEB_ADMIN_TOKEN (admin "web-admin"), all listed in $KEYS/authorized. INSECURE=1 runs vrmd
 # with --insecure and no keys instead (e.g. scale tests whose hosts are not in $CLUSTER).
+# Optional: STORE (vrmd's database), HEARTBEAT_TIMEOUT (vrmd), HEARTBEAT_INTERVAL (agents),
+# AGENT_BACKEND_PARAMS (extra --backend-param words for agents; "{host}" becomes the host name).
 set -euo pipefail
 : "${VRM_BUILD_DIR:?VRM_BUILD_DIR must point at the build directory}"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -70,21 +72,22 @@ start_vrmd() {
   if [[ -z $INSECURE ]]; then
     security=(--curve-secret "$KEYS/vrmd.key" --authorized "$KEYS/authorized")
   fi
-  "$build/vrm/vrmd" --cluster "$CLUSTER" --store "$work/vrm.db" --clients "$CLIENTS" \
+  "$build/vrm/vrmd" --cluster "$CLUSTER" --store "${STORE:-$work/vrm.db}" --clients "$CLIENTS" \
     --agents "$AGENTS" --time-scale "$SCALE" --clock-origin "$ORIGIN" \
     --http "$http" --events "$EVENTS" "${security[@]}" \
-    --heartbeat-timeout 5min ${VRMD_EXTRA:-} >>"$work/vrmd.log" 2>&1 &
+    --heartbeat-timeout "${HEARTBEAT_TIMEOUT:-5min}" ${VRMD_EXTRA:-} >>"$work/vrmd.log" 2>&1 &
   vrmd_pid=$!
 }
 
 start_agent() {
-  local security=()
+  local security=() params=() p
   if [[ -z $INSECURE ]]; then
     security=(--curve-secret "$KEYS/$1.key" --server-key "$KEYS/vrmd.pub")
   fi
+  for p in ${AGENT_BACKEND_PARAMS:-}; do params+=(--backend-param "${p//\{host\}/$1}"); done
   "$build/vmscheduler/vmschedd" --host "$1" --cluster "$CLUSTER" --vrmd "$AGENTS" \
-    --backend sim --time-scale "$SCALE" --clock-origin "$ORIGIN" "${security[@]}" \
-    --heartbeat-interval 30s >>"$work/$1.log" 2>&1 &
+    --backend sim "${params[@]}" --time-scale "$SCALE" --clock-origin "$ORIGIN" "${security[@]}" \
+    --heartbeat-interval "${HEARTBEAT_INTERVAL:-30s}" >>"$work/$1.log" 2>&1 &
   agent_pids[$1]=$!
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <set>
 #include <stdexcept>
 
@@ -20,6 +22,7 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
   const HostSpec& spec = options.host;
   bool rule = false;
   std::uint64_t seed = 1;
+  std::string stateFile;
   for (const auto& [key, value] : options.params) {
     if (key == "ground_truth") {
       if (value != "precopy" && value != "rule") {
@@ -39,8 +42,12 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
         return Status::invalid("sim parameter seed must be an unsigned integer, got '" + value +
                                "'");
       }
+    } else if (key == "state_file") {
+      if (value.empty()) return Status::invalid("sim parameter state_file needs a path");
+      stateFile = value;
     } else {
-      return Status::invalid("unknown sim parameter '" + key + "' (known: ground_truth, seed)");
+      return Status::invalid("unknown sim parameter '" + key +
+                             "' (known: ground_truth, seed, state_file)");
     }
   }
   if (spec.name.empty()) return Status::invalid("sim host needs a name");
@@ -71,7 +78,77 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
     }
     sim->vms_.emplace(vm.id, std::move(vm));
   }
+  sim->stateFile_ = stateFile;
+  if (!stateFile.empty()) {
+    if (Status s = sim->loadState(); !s) return s;
+    sim->saveState();
+  }
   return std::unique_ptr<Hypervisor>(std::move(sim));
+}
+
+// One line per VM, tab-separated: id, cores, memory, non-zero memory, dirty rate, disk, state
+// (VmState's number), reservation, address, template. Ids and addresses have no tabs.
+Status SimHypervisor::loadState() {
+  std::ifstream in(stateFile_);
+  if (!in) return Status::ok();  // first start: the cluster file's VMs
+  std::map<std::string, VmInfo> vms;
+  std::string line;
+  int lineNo = 0;
+  while (std::getline(in, line)) {
+    ++lineNo;
+    std::vector<std::string> f;
+    std::size_t from = 0;
+    for (std::size_t tab; (tab = line.find('\t', from)) != std::string::npos; from = tab + 1) {
+      f.push_back(line.substr(from, tab - from));
+    }
+    f.push_back(line.substr(from));
+    VmInfo vm;
+    try {
+      if (f.size() != 10) throw std::invalid_argument("fields");
+      vm.id = f[0];
+      vm.cpuCores = static_cast<std::uint32_t>(std::stoul(f[1]));
+      vm.memoryBytes = std::stoull(f[2]);
+      vm.nonzeroMemoryBytes = std::stoull(f[3]);
+      vm.dirtyRateBytesPerSec = std::stod(f[4]);
+      vm.diskBytes = std::stoull(f[5]);
+      const int state = std::stoi(f[6]);
+      if (state < 0 || state > static_cast<int>(VmState::kCloning)) throw std::out_of_range("st");
+      vm.state = static_cast<VmState>(state);
+      vm.reservationId = f[7];
+      vm.address = f[8];
+      vm.templateName = f[9];
+    } catch (const std::exception&) {
+      return Status::invalid("sim state file " + stateFile_ + ":" + std::to_string(lineNo) +
+                             ": malformed line");
+    }
+    vms[vm.id] = std::move(vm);
+  }
+  vms_ = std::move(vms);
+  return Status::ok();
+}
+
+void SimHypervisor::saveState() const {
+  if (stateFile_.empty()) return;
+  const std::string tmp = stateFile_ + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto& [id, vm] : vms_) {
+      // What outlives the agent: an operation in flight dies with it.
+      if (vm.state == VmState::kCloning) continue;
+      const VmState state = vm.state == VmState::kMigratingOut ? VmState::kRunning : vm.state;
+      out << vm.id << '\t' << vm.cpuCores << '\t' << vm.memoryBytes << '\t'
+          << vm.nonzeroMemoryBytes << '\t' << vm.dirtyRateBytesPerSec << '\t' << vm.diskBytes
+          << '\t' << static_cast<int>(state) << '\t' << vm.reservationId << '\t' << vm.address
+          << '\t' << vm.templateName << '\n';
+    }
+    if (!out.flush()) {
+      std::fprintf(stderr, "sim: cannot write %s\n", tmp.c_str());
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), stateFile_.c_str()) != 0) {
+    std::fprintf(stderr, "sim: cannot replace %s\n", stateFile_.c_str());
+  }
 }
 
 std::string SimHypervisor::migrationEndpoint() const { return "sim://" + host_.name; }
@@ -110,6 +187,7 @@ Status SimHypervisor::checkIdle(const VmInfo& vm) const {
 }
 
 Result<std::string> SimHypervisor::prepareIncoming(const VmInfo& vm) {
+  StateSaver saver(*this);
   if (vm.id.empty()) return Status::invalid("incoming vm has no id");
   if (vm.memoryBytes == 0 || vm.cpuCores == 0) {
     return Status::invalid("incoming vm '" + vm.id + "' needs positive memory and cpu cores");
@@ -126,6 +204,7 @@ Result<std::string> SimHypervisor::prepareIncoming(const VmInfo& vm) {
 }
 
 Status SimHypervisor::finishIncoming(const std::string& vmId, bool commit) {
+  StateSaver saver(*this);
   auto it = vms_.find(vmId);
   if (it == vms_.end())
     return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
@@ -142,6 +221,7 @@ Status SimHypervisor::finishIncoming(const std::string& vmId, bool commit) {
 }
 
 Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) {
+  StateSaver saver(*this);
   auto it = vms_.find(spec.vmId);
   if (it == vms_.end()) {
     return Status::notFound("vm '" + spec.vmId + "' is not on host '" + host_.name + "'");
@@ -199,6 +279,7 @@ Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) 
 }
 
 Status SimHypervisor::suspend(const std::string& vmId) {
+  StateSaver saver(*this);
   auto it = vms_.find(vmId);
   if (it == vms_.end())
     return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
@@ -208,6 +289,7 @@ Status SimHypervisor::suspend(const std::string& vmId) {
 }
 
 Status SimHypervisor::resume(const std::string& vmId) {
+  StateSaver saver(*this);
   auto it = vms_.find(vmId);
   if (it == vms_.end())
     return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
@@ -217,6 +299,7 @@ Status SimHypervisor::resume(const std::string& vmId) {
 }
 
 Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
+  StateSaver saver(*this);
   if (spec.vmId.empty()) return Status::invalid("clone needs a vm id");
   if (spec.memoryBytes == 0 || spec.cpuCores == 0) {
     return Status::invalid("clone '" + spec.vmId + "' needs positive memory and cpu cores");
@@ -265,6 +348,7 @@ Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
 }
 
 Status SimHypervisor::destroy(const std::string& vmId) {
+  StateSaver saver(*this);
   auto it = vms_.find(vmId);
   if (it == vms_.end())
     return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
@@ -426,6 +510,7 @@ std::vector<OperationEvent> SimHypervisor::poll(TimeNs now) {
   }
   refreshSegmentEnds();  // new migrations take their shares from now on
   updateForecasts();
+  bool completed = false;
   for (auto it = ops_.begin(); it != ops_.end();) {
     Operation& op = it->second;
     const TimeNs elapsed = lastPollNs_ - op.startNs;
@@ -433,6 +518,7 @@ std::vector<OperationEvent> SimHypervisor::poll(TimeNs now) {
     if (finished) {
       events.push_back(complete(it->first, op));
       it = ops_.erase(it);
+      completed = true;
       continue;
     }
     const int step = static_cast<int>(std::min<TimeNs>(9, elapsed * 10 / op.totalNs));
@@ -444,6 +530,7 @@ std::vector<OperationEvent> SimHypervisor::poll(TimeNs now) {
   }
   // Those that finished changed the shares of the others.
   updateForecasts();
+  if (completed) saveState();
   return events;
 }
 

@@ -23,6 +23,10 @@
 // (stop-and-copy and resume). The MigrationObservation holds what the ground truth measured:
 // setup, downtime, bytes, rounds (pre-copy rounds + the stop-and-copy), mean goodput over the
 // copy (bytes / sending time) and the mean dirty rate seen during pre-copy.
+// `state_file` (parameter, a path; default none) keeps the host's VMs in that file, rewritten
+// after every change and read at start when it exists, so they outlive a restart of the agent
+// as a real hypervisor's do: a VM that was migrating out is running again (its migration died
+// with the agent), a clone that was booting is gone, a prepared incoming VM is still prepared.
 // An operation starts at the first poll() after it was requested (that is when the sim first
 // learns the time). The simulation advances from event to event (a segment of some migration
 // ending), so the outcome does not depend on how often poll() is called; nextEventTime() is
@@ -105,7 +109,17 @@ class SimHypervisor final : public Hypervisor {
   // Refreshes each running migration's forecast total time and bytes at the current shares.
   void updateForecasts();
 
+  // Saves the state file (if any) when a public call returns.
+  struct StateSaver {
+    const SimHypervisor& sim;
+    explicit StateSaver(const SimHypervisor& s) : sim(s) {}
+    ~StateSaver() { sim.saveState(); }
+  };
+  Status loadState();
+  void saveState() const;
+
   HostInfo host_;
+  std::string stateFile_;
   bool ruleGroundTruth_ = false;
   std::uint64_t seed_ = 1;
   std::map<std::string, std::uint64_t> migrationCounts_;  // per VM id, for per-migration seeds

@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <optional>
 
@@ -351,6 +354,51 @@ TEST(SimHypervisorTest, DestroyWhileCloningCompletesTheClone) {
   EXPECT_EQ(done->status.code(), StatusCode::kRejected);
   EXPECT_FALSE(findVm(hv->inventory(), "r1-0").has_value());
   EXPECT_EQ(hv->nextEventTime(), kTimeInfinity);
+}
+
+// Ensures a sim host with a state file keeps its VMs across a restart of its agent, as a real
+// hypervisor does: what moved away stays away, a migration in flight is gone (its VM is running
+// on the source again), a clone in flight is gone, a prepared incoming VM is still prepared.
+// (The fault campaigns restart agents mid-migration; without it a restarted sim host came back
+// with its cluster-file VMs, duplicating every VM it had migrated away.)
+TEST(SimHypervisorTest, StateFileKeepsVmsAcrossRestarts) {
+  const std::string path = ::testing::TempDir() + "sim-state-" +
+                           std::to_string(::getpid()) + ".tsv";
+  std::remove(path.c_str());
+  {
+    auto hv = makeSim(testHost(), {{"state_file", path}, {"ground_truth", "rule"}});
+    ASSERT_TRUE(hv->startMigration(1, migrateSpec("db", MigrationMode::kLive)).isOk());
+    hv->poll(kStart);
+    hv->poll(kStart + 3600 * kNsPerSec);  // db has left h1
+    ASSERT_FALSE(findVm(hv->inventory(), "db"));
+    ASSERT_TRUE(hv->startMigration(2, migrateSpec("web", MigrationMode::kLive)).isOk());
+    hv->poll(kStart + 3601 * kNsPerSec);  // web is migrating out when the agent dies
+    VmInfo in;
+    in.id = "app";
+    in.cpuCores = 2;
+    in.memoryBytes = 2 * kGB;
+    ASSERT_TRUE(hv->prepareIncoming(in).isOk());
+    CloneSpec c{"r1-0", "small", 1, kGB, "r1", 30 * kNsPerSec};
+    ASSERT_TRUE(hv->startClone(3, c).isOk());
+  }
+  auto again = makeSim(testHost(), {{"state_file", path}});
+  auto inv = again->inventory();
+  EXPECT_FALSE(findVm(inv, "db")) << "a VM that migrated away must not come back";
+  ASSERT_TRUE(findVm(inv, "web"));
+  EXPECT_EQ(findVm(inv, "web")->state, VmState::kRunning);
+  ASSERT_TRUE(findVm(inv, "app"));
+  EXPECT_EQ(findVm(inv, "app")->state, VmState::kIncoming);
+  EXPECT_FALSE(findVm(inv, "r1-0"));
+  EXPECT_EQ(inv.size(), 2u);
+
+  std::ofstream(path) << "garbage\n";
+  HypervisorOptions options;
+  options.host = testHost();
+  options.params = {{"state_file", path}};
+  auto bad = Hypervisor::create("sim", options);
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  std::remove(path.c_str());
 }
 
 // Ensures suspend and resume toggle the state and are idempotent.

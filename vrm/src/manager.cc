@@ -791,6 +791,9 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
     return Status::rejected("reservation " + id + " is already " + stateName(r.state));
   }
   const ReservationState was = r.state;
+  const Reservation before = r;
+  const std::size_t outboxMark = outbox_.size();
+  const bool wasUnsaved = unsaved_.count(id) > 0;
   r.reason = "cancelled by " + (requester.empty() ? std::string("an operator") : requester) +
              (asAdmin && !requester.empty() && requester != r.request.owner ? " (admin)" : "");
   // Moves already running finish (their results are still handled); no new move starts.
@@ -801,6 +804,17 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
              r.reason + " while " + stateName(was));
   startTeardown(r);
   persist(r);
+  if (auto unsaved = unsaved_.find(id); unsaved != unsaved_.end()) {
+    // Not stored, so not done: a crash would bring the reservation back. Undo it (with its
+    // teardown commands) and say so rather than acknowledge a cancel that may not hold.
+    const std::string why = unsaved->second;
+    for (std::size_t i = outboxMark; i < outbox_.size(); ++i) pending_.erase(outbox_[i].id);
+    outbox_.resize(outboxMark);
+    r = before;
+    if (!wasUnsaved) unsaved_.erase(unsaved);
+    touch(r);
+    return Status::internal("cannot store the cancellation of " + id + ": " + why);
+  }
   Reservation cancelled = r;  // repairAfter may rehash reservations_
   repairAfter(cancelled);
   return cancelled;
@@ -835,7 +849,9 @@ Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& 
   inv = vms;
   for (auto& v : inv) v.host = h.name;
   registeredSinceStart_.insert(h.name);
+  disconnected_.erase(h.name);
   touchHost(h.name);
+  resendPending(h.name);  // a restarted agent knows nothing of them; a running one ignores them
   spdlog::info("agent {} {} ({} cores, {}, {}, {} VMs)", h.name,
                known ? "re-registered" : "registered", h.cpuCores, formatBytes(h.memoryBytes),
                formatRate(h.nicBandwidthBytesPerSec), inv.size());
@@ -847,9 +863,12 @@ Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>
   if (it == hosts_.end() || !registeredSinceStart_.count(host)) {
     return Status::notFound("host " + host + " is not registered");
   }
+  const bool wasSilent = !it->second.reachable || disconnected_.count(host) > 0;
   if (!it->second.reachable) spdlog::info("agent {} is reachable again", host);
   it->second.reachable = true;
   it->second.lastHeartbeatNs = clock_.now();
+  disconnected_.erase(host);
+  if (wasSilent) resendPending(host);
   auto& inv = vmsByHost_[host];
   // Most heartbeats repeat the inventory: only a change dirties the host's calendar (with
   // 10,000 agents, rebuilding every host every few seconds would dominate vrmd's loop).
@@ -879,6 +898,9 @@ void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
     h->second.reachable = false;
     touchHost(h->first);
   }
+  // Its connection is gone: nothing is sent there, and nothing is settled from what we last
+  // heard of it, until the agent speaks again (heartbeat or registration).
+  disconnected_.insert(it->second.host);
   AgentResult r;
   r.commandId = commandId;
   r.status = Status::unavailable(why);
@@ -941,6 +963,13 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
     case Step::kMigrate: {
       const auto& move = moveAt(r, p.index);
       moveFractions_.erase({r.id, p.index});
+      if (result.status.code() == StatusCode::kNotFound) {
+        // The source no longer has it: a restarted agent whose migration finished before it
+        // died. The destination's incoming copy may be the only one: reconcile() commits it
+        // (or re-moves the VM) from the inventories instead of dropping it.
+        note(r, move.vmId + " is no longer on " + move.fromHost + "; settling its move");
+        break;
+      }
       if (!result.status) {
         // Drop the half-prepared VM at the destination; it still runs at the source.
         dropIncoming(move.toHost, move.vmId);
@@ -967,6 +996,12 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
     case Step::kFinishIncoming: {
       const auto& move = moveAt(r, p.index);
       auto& prog = progressAt(r, p.index);
+      if (result.status.code() == StatusCode::kUnavailable) {
+        // Not delivered, and the source has already let the VM go: failing the move would strand
+        // it on the destination, uncommitted. reconcile() commits it once that agent is back.
+        note(r, "cannot reach " + move.toHost + " to commit " + move.vmId + "; will retry");
+        break;
+      }
       if (!result.status) {
         prog.state = MoveState::kFailed;
         failMove(r, p.index, "destination " + move.toHost + " could not commit " + move.vmId +
@@ -1098,10 +1133,26 @@ void Manager::note(Reservation& r, const std::string& message) {
 void Manager::persist(Reservation& r) {
   touch(r);
   if (Status s = store_.saveReservation(r); !s) {
-    spdlog::error("cannot persist {}: {}", r.id, s.toString());
+    spdlog::error("cannot persist {}: {}; its commands wait until it is stored", r.id,
+                  s.toString());
+    unsaved_[r.id] = s.message();
     return;
   }
+  unsaved_.erase(r.id);
   publishNew(r);
+}
+
+void Manager::retryUnsaved() {
+  std::vector<std::string> ids;
+  for (const auto& [id, why] : unsaved_) ids.push_back(id);
+  for (const auto& id : ids) {
+    auto it = reservations_.find(id);
+    if (it == reservations_.end()) {
+      unsaved_.erase(id);
+    } else {
+      persist(it->second);
+    }
+  }
 }
 
 void Manager::publishNew(const Reservation& r) {
@@ -1265,11 +1316,31 @@ void Manager::startTeardown(Reservation& r) {
 std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId, Step step,
                              std::size_t index) {
   cmd.id = nextCommandId_++;
-  pending_[cmd.id] = Pending{reservationId, step, index, cmd.host};
+  pending_[cmd.id] = Pending{reservationId, step, index, cmd.host, cmd};
   spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind),
                 cmd.vmId, cmd.host, cmd.id);
   outbox_.push_back(std::move(cmd));
   return outbox_.back().id;
+}
+
+void Manager::resendPending(const std::string& host) {
+  std::set<std::uint64_t> queued;
+  for (const auto& cmd : outbox_) queued.insert(cmd.id);
+  std::size_t n = 0;
+  for (const auto& [id, p] : pending_) {
+    if (p.host != host || queued.count(id)) continue;
+    outbox_.push_back(p.command);
+    ++n;
+    // A move sent again starts again: its time until now (the agent's outage) is not
+    // migration time, and must not teach the planner that migrations are slow.
+    auto r = reservations_.find(p.reservationId);
+    if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate) &&
+        r != reservations_.end()) {
+      progressAt(r->second, p.index).actualStartNs = clock_.now();
+      touch(r->second);
+    }
+  }
+  if (n) spdlog::info("agent {}: sending its {} unanswered commands again", host, n);
 }
 
 bool Manager::inFlight(const std::string& reservationId, Step step, std::size_t index) const {
@@ -1290,7 +1361,8 @@ void Manager::recordMoveError(const PlannedMove& move, const MoveProgress& progr
 
 bool Manager::agentReady(const std::string& host) const {
   auto it = hosts_.find(host);
-  return it != hosts_.end() && it->second.reachable && registeredSinceStart_.count(host) > 0;
+  return it != hosts_.end() && it->second.reachable && registeredSinceStart_.count(host) > 0 &&
+         !disconnected_.count(host);
 }
 
 void Manager::driveMoves(Reservation& r) {
@@ -1741,11 +1813,19 @@ void Manager::reconcile(Reservation& r) {
       continue;
     }
     const auto& move = moveAt(r, i);
-    if (!registeredSinceStart_.count(move.fromHost) || !registeredSinceStart_.count(move.toHost)) {
-      continue;
-    }
+    // Only from inventories the agents sent since they were last reachable.
+    if (!agentReady(move.fromHost) || !agentReady(move.toHost)) continue;
     const VmRecord* atDest = findVm(move.toHost, move.vmId);
     const VmRecord* atSource = findVm(move.fromHost, move.vmId);
+    if (atSource && atSource->state == VmState::kMigratingOut) continue;  // still running there
+    if (atDest && atDest->state == VmState::kRunning && !atSource) {
+      // Migrated and committed while nobody was listening: committing again would be refused.
+      prog.state = MoveState::kDone;
+      prog.actualEndNs = clock_.now();
+      note(r, "moved " + move.vmId + " " + move.fromHost + " -> " + move.toHost +
+                  " (settled from the agents' inventories)");
+      continue;
+    }
     if (atDest && (!atSource || atDest->state != VmState::kIncoming)) {
       // The migration finished while we were away; make sure the destination committed it.
       AgentCommand cmd;
@@ -1853,6 +1933,7 @@ void Manager::advance(Reservation& r) {
 }
 
 void Manager::tick() {
+  if (!unsaved_.empty()) retryUnsaved();  // the store may have room again
   const TimeNs now = clock_.now();
   bool lostHost = false;
   for (auto& [name, h] : hosts_) {
@@ -1910,7 +1991,13 @@ TimeNs Manager::nextWakeNs() const {
 
 std::vector<AgentCommand> Manager::takeOutbox() {
   std::vector<AgentCommand> out;
-  out.swap(outbox_);
+  std::vector<AgentCommand> held;
+  for (AgentCommand& cmd : outbox_) {
+    auto p = pending_.find(cmd.id);
+    const bool waits = p != pending_.end() && unsaved_.count(p->second.reservationId) > 0;
+    (waits ? held : out).push_back(std::move(cmd));
+  }
+  outbox_.swap(held);
   return out;
 }
 

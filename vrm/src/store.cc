@@ -112,6 +112,18 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
 
 Store::~Store() { sqlite3_close(db_); }
 
+Status Store::setQueryOnly(bool on) {
+  return exec(on ? "PRAGMA query_only = ON" : "PRAGMA query_only = OFF");
+}
+
+Status Store::commit() {
+  Status s = exec("COMMIT");
+  // SQLite's advice for a failed COMMIT (disk full, I/O error): roll back explicitly, or the
+  // transaction may stay open and every later BEGIN fail even once space is back.
+  if (!s) (void)exec("ROLLBACK");
+  return s;
+}
+
 Status Store::exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -135,7 +147,7 @@ Result<std::string> Store::allocateReservationId() {
     (void)exec("ROLLBACK");
     return sqliteError(db_, "allocate reservation id");
   }
-  if (Status s = exec("COMMIT"); !s) return s;
+  if (Status s = commit(); !s) return s;
   return "r" + std::to_string(n);
 }
 
@@ -182,7 +194,7 @@ Status Store::saveReservation(const Reservation& r) {
       return s;
     }
   }
-  return exec("COMMIT");
+  return commit();
 }
 
 Result<std::vector<Reservation>> Store::loadReservations() {

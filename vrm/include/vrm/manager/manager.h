@@ -78,7 +78,8 @@ class Manager {
   std::vector<Reservation> list(const ListFilter& filter) const;
   // Cancels at any non-terminal state, cleaning up. `requester` must be the owner, or empty for
   // an operator, or `asAdmin` (an administrator named `requester`). Errors: not-found,
-  // unauthorized, rejected (already terminal).
+  // unauthorized, rejected (already terminal), internal when the store cannot save the
+  // cancellation (nothing changes then).
   Result<Reservation> cancel(const std::string& id, const std::string& requester,
                              bool asAdmin = false);
   std::vector<HostRecord> hosts() const;
@@ -98,7 +99,8 @@ class Manager {
   void tick();
   // The clock time at which tick() next has something to do (kTimeInfinity if nothing).
   TimeNs nextWakeNs() const;
-  // Commands to send, in order. Empties the outbox.
+  // Commands to send, in order. Empties the outbox, except for commands of reservations whose
+  // state the store has not taken yet (disk full): those wait for it.
   std::vector<AgentCommand> takeOutbox();
 
   // Reservation events committed since the last call, oldest first, each with the
@@ -117,6 +119,7 @@ class Manager {
     Step step;
     std::size_t index;  // move or clone index
     std::string host;
+    AgentCommand command;  // as sent, to send again under the same id
   };
 
   Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
@@ -167,11 +170,18 @@ class Manager {
 
   void transition(Reservation& r, ReservationState to, const std::string& message);
   void note(Reservation& r, const std::string& message);
+  // Saves r. When the store fails (disk full), r stays in unsaved_: its commands wait in the
+  // outbox (an agent never acts on a state a crash would forget) and tick() saves it again.
   void persist(Reservation& r);
+  void retryUnsaved();
+  // Sends the commands still unanswered by `host` again, under their ids: after it registers
+  // (a restarted agent) or speaks again after a silence (a partition may have lost them). An
+  // agent runs a command id at most once and answers a repeat with its result.
+  void resendPending(const std::string& host);
   // Queues r's events not yet published (only once they are committed).
   void publishNew(const Reservation& r);
   void advance(Reservation& r);
-  // The host's agent registered since vrmd started and is heartbeating.
+  // The host's agent registered since vrmd started, is heartbeating, and took our last send.
   bool agentReady(const std::string& host) const;
   void driveMoves(Reservation& r);
   // Deadline tracking while vacating (see ManagerOptions::warningRatio).
@@ -223,10 +233,13 @@ class Manager {
   std::map<std::string, HostRecord> hosts_;
   std::map<std::string, std::vector<VmRecord>> vmsByHost_;
   std::set<std::string> registeredSinceStart_;
+  // Hosts a command could not be sent to, until their agent speaks again.
+  std::set<std::string> disconnected_;
   std::map<std::string, Reservation> reservations_;
   std::map<std::uint64_t, Pending> pending_;
   std::uint64_t nextCommandId_;
   std::vector<AgentCommand> outbox_;
+  std::map<std::string, std::string> unsaved_;  // reservation -> why the store refused it
   // (actual - predicted) / predicted duration of completed moves, newest last (bounded): the
   // planner sets latest safe starts at the requested quantile of these.
   std::vector<double> moveErrors_;

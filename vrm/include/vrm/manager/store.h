@@ -38,9 +38,15 @@ class Store {
   // Number of rows in the event log for one reservation (tests, audits).
   Result<std::int64_t> countEvents(const std::string& reservationId);
 
+  // While on, every write fails (SQLite's query_only) and reads still work: how tests make the
+  // store fail the way a full disk does.
+  Status setQueryOnly(bool on);
+
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   Status exec(const char* sql);
+  // COMMIT, rolling back when it fails.
+  Status commit();
   sqlite3* db_;
 };
 

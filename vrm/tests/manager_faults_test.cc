@@ -1,0 +1,161 @@
+// Regression tests for faults the campaigns of tests/faults/ found: a store that refuses writes
+// (full disk) and agents that restart while vrmd waits on them.
+#include <gtest/gtest.h>
+
+#include "fake_agents.h"
+#include "vrm/manager/manager.h"
+
+namespace vrm::manager {
+namespace {
+
+using testing::FakeAgents;
+using testing::kGiB;
+
+constexpr TimeNs kStartOfTime = 1'800'000'000 * kNsPerSec;
+constexpr TimeNs kHour = 3600 * kNsPerSec;
+
+class ManagerFaultsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(*Store::open(":memory:"));
+    model_ = std::shared_ptr<const planner::MigrationModel>(
+        std::move(*planner::createMigrationModel("simple")));
+    planner_ = std::make_unique<planner::SequentialVacatePlanner>(model_);
+    TemplateSpec t;
+    t.name = "small";
+    t.cpuCores = 2;
+    t.memoryBytes = 4 * kGiB;
+    t.cloneTimeNs = 30 * kNsPerSec;
+    t.vmsPerHost = 1;
+    templates_ = {t};
+    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, templates_);
+    agents_ = std::make_unique<FakeAgents>(*manager_);
+    agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
+    agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
+  }
+
+  Reservation submitOnNode1() {
+    ReservationRequest req;
+    req.owner = "lab";
+    req.hostNames = {"node1"};
+    req.startNs = clock_.now() + 2 * kHour;
+    req.endNs = req.startNs + kHour;
+    req.templateName = "small";
+    auto r = manager_->submit(req);
+    EXPECT_TRUE(r.isOk()) << r.status().toString();
+    EXPECT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+    return *r;
+  }
+
+  void step(TimeNs by = kNsPerSec) {
+    clock_.advance(by);
+    agents_->heartbeat();
+    manager_->tick();
+    agents_->pump();
+  }
+
+  ManualClock clock_{kStartOfTime};
+  std::unique_ptr<Store> store_;
+  std::shared_ptr<const planner::MigrationModel> model_;
+  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
+  std::vector<TemplateSpec> templates_;
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<FakeAgents> agents_;
+};
+
+// Ensures a cancel the store cannot save is refused, not acknowledged: before the fix vrmd
+// answered "cancelled" on a full disk and, after a restart, ran the reservation anyway.
+TEST_F(ManagerFaultsTest, CancelThatCannotBeStoredIsRefusedAndUndone) {
+  Reservation r = submitOnNode1();
+  ASSERT_TRUE(store_->setQueryOnly(true).isOk());
+  auto c = manager_->cancel(r.id, "lab");
+  EXPECT_EQ(c.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kAdmitted);
+  EXPECT_TRUE(manager_->takeOutbox().empty());
+
+  // What a restart would see agrees with what the client was told.
+  Manager restarted(clock_, *store_, *planner_, templates_);
+  ASSERT_TRUE(restarted.recover().isOk());
+  EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kAdmitted);
+
+  ASSERT_TRUE(store_->setQueryOnly(false).isOk());
+  auto again = manager_->cancel(r.id, "lab");
+  ASSERT_TRUE(again.isOk()) << again.status().toString();
+  Manager later(clock_, *store_, *planner_, templates_);
+  ASSERT_TRUE(later.recover().isOk());
+  EXPECT_EQ(later.get(r.id)->state, ReservationState::kCancelled);
+}
+
+// Ensures no agent acts on a transition the store has not taken (a crash would forget it, and
+// agents would then hold VMs vrmd knows nothing of): the vacate's commands wait while the store
+// refuses writes and go out once it takes them again.
+TEST_F(ManagerFaultsTest, CommandsWaitUntilTheirStateIsStored) {
+  Reservation r = submitOnNode1();
+  ASSERT_TRUE(store_->setQueryOnly(true).isOk());
+  while (clock_.now() < r.plan.latestSafeStartNs + kNsPerSec) step(10 * kNsPerSec);
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kVacating);
+  for (const auto& c : agents_->log) {
+    ADD_FAILURE() << "sent " << commandKindName(c.kind) << " " << c.vmId << " unstored";
+  }
+  {
+    Manager restarted(clock_, *store_, *planner_, templates_);
+    ASSERT_TRUE(restarted.recover().isOk());
+    EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kAdmitted);
+  }
+
+  ASSERT_TRUE(store_->setQueryOnly(false).isOk());
+  for (int i = 0; i < 600 && manager_->get(r.id)->state != ReservationState::kReady; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kReady);
+  EXPECT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+  Manager restarted(clock_, *store_, *planner_, templates_);
+  ASSERT_TRUE(restarted.recover().isOk());
+  EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kReady);
+}
+
+// Ensures a commit that cannot reach the destination (its agent died just as the source
+// finished the migration) is retried when that agent is back, instead of failing the move:
+// before the fix the reservation failed and the VM, already gone from its source, was left as
+// an uncommitted copy on the destination (the kill-agent campaign lost a VM this way).
+TEST_F(ManagerFaultsTest, UndeliveredCommitIsRetriedWhenTheAgentIsBack) {
+  Reservation r = submitOnNode1();
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  agents_->down = {"node2"};  // the destination's agent dies
+  agents_->hold.clear();
+  const AgentCommand migrate = agents_->held[0];
+  agents_->held.clear();
+  manager_->onResult(migrate.host, agents_->execute(migrate));  // a1 has left node1
+  agents_->pump();  // the commit cannot be sent
+  for (int i = 0; i < 5; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kVacating)
+      << manager_->get(r.id)->reason;
+
+  agents_->down.clear();  // back, with a1 still incoming
+  for (int i = 0; i < 600 && manager_->get(r.id)->state != ReservationState::kReady; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kReady) << manager_->get(r.id)->reason;
+  ASSERT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+  EXPECT_EQ(agents_->inventory_["node2"][0].state, VmState::kRunning) << "committed";
+}
+
+// Ensures a restarted agent's forgotten commands do not leave a vacate waiting forever: the
+// source's agent dies during a migration and comes back (a new process, which knows nothing of
+// it); vrmd sends it the unanswered migration again, under the same id.
+TEST_F(ManagerFaultsTest, RestartedAgentsForgottenMigrationIsRedone) {
+  Reservation r = submitOnNode1();
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  agents_->held.clear();  // the source died: this migration never finishes
+  agents_->hold.clear();
+  ASSERT_TRUE(manager_->onRegister(agents_->hosts_["node1"], agents_->inventory_["node1"]).isOk());
+  for (int i = 0; i < 600 && manager_->get(r.id)->state != ReservationState::kReady; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kReady) << manager_->get(r.id)->reason;
+  ASSERT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+}
+
+}  // namespace
+}  // namespace vrm::manager
