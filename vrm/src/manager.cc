@@ -916,12 +916,14 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
     spdlog::warn("result for unknown command {} from {} ignored", result.commandId, host);
     return;
   }
+  if (pit->second.host != host) {
+    // An agent speaks only for its own host: another host's answer settles nothing.
+    spdlog::warn("result for command {} came from {} instead of {}: ignored", result.commandId,
+                 host, pit->second.host);
+    return;
+  }
   Pending p = pit->second;
   pending_.erase(pit);
-  if (p.host != host) {
-    spdlog::warn("result for command {} came from {} instead of {}", result.commandId, host,
-                 p.host);
-  }
   auto rit = reservations_.find(p.reservationId);
   if (rit == reservations_.end()) return;
   Reservation& r = rit->second;

@@ -304,6 +304,29 @@ TEST_F(ManagerTest, UndeliverableCommandIsAnsweredOnce) {
   EXPECT_EQ(events.find("again"), std::string::npos) << events;
 }
 
+// Ensures an agent cannot settle another host's command: its answer is ignored, and the
+// command still waits for the right host's answer.
+TEST_F(ManagerTest, ResultFromAnotherHostIsIgnored) {
+  auto r = manager_->submit(dedicated(2 * kHour, kHour));
+  clock_.set(r->plan.latestSafeStartNs);
+  agents_->heartbeat();
+  manager_->tick();
+  auto cmds = manager_->takeOutbox();
+  ASSERT_FALSE(cmds.empty());
+  const std::string other = cmds[0].host == "node1" ? "node2" : "node1";
+  AgentResult forged;
+  forged.commandId = cmds[0].id;
+  forged.status = Status::internal("forged failure");
+  manager_->onResult(other, forged);
+  EXPECT_EQ(manager_->get(r->id)->state, ReservationState::kVacating);
+  manager_->onResult(cmds[0].host, agents_->execute(cmds[0]));  // the real answer still counts
+  agents_->pump();
+  std::string events;
+  for (const auto& e : manager_->get(r->id)->events) events += e.message + "\n";
+  EXPECT_EQ(events.find("forged"), std::string::npos) << events;
+  EXPECT_NE(manager_->get(r->id)->state, ReservationState::kFailed) << events;
+}
+
 // Ensures that when re-planning fails a reservation, those that counted on its vacate are
 // repaired too: here shared clones booked on node3 for after r1 has moved c1 away. (Found by
 // fuzz_manager_ops: re-planning failed a vacate but left the host overbooked.)
