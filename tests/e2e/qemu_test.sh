@@ -46,12 +46,22 @@ templates:
     vms_per_host: 1
 YAML
 
+# lib.sh made keys for the hosts of the default cluster: make them again for qa and qb.
+if [[ -z $INSECURE ]]; then
+  rm -rf "$KEYS"
+  make_keys
+fi
+
 # start_qemu_agent HOST FIRST_PORT: a qemu-backend agent (mirrors lib.sh's start_agent).
 start_qemu_agent() {
   local h=$1 first=$2
   local append="console=ttyS0 quiet panic=-1 memtouch.verify=1"
+  local security=()
+  if [[ -z $INSECURE ]]; then
+    security=(--curve-secret "$KEYS/$h.key" --server-key "$KEYS/vrmd.pub")
+  fi
   mkdir -p "$work/$h"
-  "$build/vmscheduler/vmschedd" --host "$h" --cluster "$CLUSTER" --vrmd "$AGENTS" \
+  "$build/vmscheduler/vmschedd" --host "$h" --cluster "$CLUSTER" --vrmd "$AGENTS" "${security[@]}" \
     --backend qemu --heartbeat-interval 2s \
     --backend-param accel=tcg \
     --backend-param "run-dir=$work/$h/run" \
