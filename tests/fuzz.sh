@@ -8,7 +8,8 @@
 #
 # Environment: VRM_FUZZ_BUILD_DIR (default build-fuzz/), VRM_FUZZ_RUN_DIR (default
 # <build>/fuzz-runs; wiped per target), VRM_JOBS (build parallelism, default 2),
-# VRM_FUZZ_RSS_MB (per-process memory limit, default 2048).
+# VRM_FUZZ_RSS_MB (per-process memory limit, default 2048), VRM_FUZZ_SEED (libFuzzer's -seed:
+# the same mutations every run; default random).
 # Reproduce a crash: build-fuzz/tests/fuzz/<target> <crash file>.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,6 +58,7 @@ for t in "${targets[@]}"; do
   # -timeout: one input running this long is a hang (a finding); -rss_limit_mb: so is a
   # request that makes vrmd allocate without bound.
   "$bin" -max_total_time="$seconds" -rss_limit_mb="${VRM_FUZZ_RSS_MB:-2048}" -timeout=25 \
+    ${VRM_FUZZ_SEED:+-seed="$VRM_FUZZ_SEED"} \
     -print_final_stats=1 -artifact_prefix="$dir/crashes/" "${dict[@]}" \
     "$dir/new" "$seeds" >"$dir/log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)

@@ -10,6 +10,10 @@ cd "$build"
 ctest --output-on-failure -j"${VRM_JOBS:-2}" --timeout 600 "$@"
 # Then every fuzz target briefly (README "Fuzzing"; tests/fuzz.sh runs them longer). It builds
 # its own clang ASan+UBSan tree in build-fuzz/. VRM_FUZZ_SECONDS=0 skips it.
+# A fixed seed by default, so CI replays the same mutations instead of new ones each run (new
+# ground is what tests/fuzz.sh's long runs are for); VRM_FUZZ_SEED=0 makes it random.
 if [[ ${VRM_FUZZ_SECONDS:-15} -gt 0 ]]; then
-  "$root/tests/fuzz.sh" "${VRM_FUZZ_SECONDS:-15}"
+  seed=${VRM_FUZZ_SEED:-1}
+  [[ $seed == 0 ]] && seed=""
+  VRM_FUZZ_SEED=$seed "$root/tests/fuzz.sh" "${VRM_FUZZ_SECONDS:-15}"
 fi

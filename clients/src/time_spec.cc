@@ -54,8 +54,9 @@ Result<TimeNs> parseTimeSpec(std::string_view text, TimeNs now) {
     return bad();
   }
   // sscanf's %2d also reads "-1": a negative hour or minute is not ISO 8601.
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 ||
-      sec >= 61) {
+  // !(0 <= sec < 61) rather than sec < 0 || sec >= 61: sscanf reads "nan" and "inf" as seconds.
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+      !(sec >= 0 && sec < 61)) {
     return bad();
   }
   std::tm tm{};
