@@ -247,11 +247,20 @@ void Manager::rebuildHost(const std::string& host) {
   std::map<std::string, TimeNs> leavesAt;
   std::map<std::string, TimeNs> cloneUntil;
   std::vector<const Reservation*> touching;
+  // Ended (cancelled, failed) reservations whose agents are still acting: a migration or a
+  // return that was running, a clone still being made. What those leave behind stays until
+  // vrmd sees it gone, so it is booked with no end (fuzz_manager_ops found a failed
+  // reservation's clones arriving after the failure on a host promised to another one).
+  std::vector<const Reservation*> ended;
   if (auto t = touching_.find(host); t != touching_.end()) {
     for (const auto& id : t->second) {
       auto rit = reservations_.find(id);
-      if (rit == reservations_.end() || isTerminal(rit->second.state)) continue;
-      touching.push_back(&rit->second);
+      if (rit == reservations_.end()) continue;
+      if (!isTerminal(rit->second.state)) {
+        touching.push_back(&rit->second);
+      } else if (stillActing(rit->second)) {
+        ended.push_back(&rit->second);
+      }
     }
   }
   for (const Reservation* r : touching) {
@@ -289,20 +298,13 @@ void Manager::rebuildHost(const std::string& host) {
       const auto& m = r->plan.moves[i];
       const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
       if (st != MoveState::kPlanned && st != MoveState::kRunning) continue;
-      auto [start, end] = moveWindow(*r, i);
+      const TimeNs start = moveWindow(*r, i).first;
       if (m.toHost == host && !present.count(m.vmId)) {
         const VmRecord* vm = findVm(m.fromHost, m.vmId);
         calendar_.book(host, start, kTimeInfinity,
                        {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
       }
-      if ((m.toHost == host || m.fromHost == host) && end > start) {
-        // The move's average rate, but no more than the share the plan gave it: a move that
-        // speeds up once others sharing its NIC have finished averages above its share, and
-        // averages of overlapping moves could add up to more than a NIC the plan never exceeds.
-        double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
-        if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
-        calendar_.book(host, start, end, {0, 0, static_cast<std::int64_t>(rate)});
-      }
+      if (m.toHost == host || m.fromHost == host) bookMoveNic(host, *r, i);
     }
     const TemplateSpec* t = findTemplate(r->request.templateName);
     for (const auto& c : r->clones) {
@@ -344,11 +346,65 @@ void Manager::rebuildHost(const std::string& host) {
       }
     }
   }
+  for (const Reservation* r : ended) {
+    for (std::size_t i = 0; i < r->plan.moves.size() + r->returns.size(); ++i) {
+      const PlannedMove& m =
+          i < r->plan.moves.size() ? r->plan.moves[i] : r->returns[i - r->plan.moves.size()];
+      const MoveProgress* p = i < r->plan.moves.size()
+                                  ? (i < r->moves.size() ? &r->moves[i] : nullptr)
+                                  : (i - r->plan.moves.size() < r->returnProgress.size()
+                                         ? &r->returnProgress[i - r->plan.moves.size()]
+                                         : nullptr);
+      if (!p || p->state != MoveState::kRunning) continue;
+      if (i < r->plan.moves.size() && (m.toHost == host || m.fromHost == host)) {
+        bookMoveNic(host, *r, i);  // as while the reservation lived
+      }
+      if (m.toHost != host) continue;
+      receiving = true;
+      if (present.count(m.vmId)) continue;  // arrived: the inventory books it
+      const VmRecord* vm = findVm(m.fromHost, m.vmId);
+      calendar_.book(host, p->actualStartNs ? p->actualStartNs : clock_.now(), kTimeInfinity,
+                     {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
+    }
+    const TemplateSpec* t = findTemplate(r->request.templateName);
+    for (const auto& c : r->clones) {
+      if (c.host != host || c.state != CloneState::kCloning || present.count(c.vmId) || !t) {
+        continue;
+      }
+      calendar_.book(host, cloneStart(*r), kTimeInfinity,
+                     {t->cpuCores, static_cast<std::int64_t>(t->memoryBytes), 0});
+    }
+  }
   if (receiving) {
     receiving_.insert(host);
   } else {
     receiving_.erase(host);
   }
+}
+
+void Manager::bookMoveNic(const std::string& host, const Reservation& r, std::size_t i) {
+  const PlannedMove& m = r.plan.moves[i];
+  auto [start, end] = moveWindow(r, i);
+  if (end <= start) return;
+  // The move's average rate, but no more than the share the plan gave it: a move that speeds
+  // up once others sharing its NIC have finished averages above its share, and averages of
+  // overlapping moves could add up to more than a NIC the plan never exceeds.
+  double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
+  if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
+  calendar_.book(host, start, end, {0, 0, static_cast<std::int64_t>(rate)});
+}
+
+bool Manager::stillActing(const Reservation& r) {
+  for (const auto& m : r.moves) {
+    if (m.state == MoveState::kRunning) return true;
+  }
+  for (const auto& m : r.returnProgress) {
+    if (m.state == MoveState::kRunning) return true;
+  }
+  for (const auto& c : r.clones) {
+    if (c.state == CloneState::kCloning) return true;
+  }
+  return false;
 }
 
 void Manager::refreshCalendar() {

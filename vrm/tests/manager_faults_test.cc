@@ -157,5 +157,53 @@ TEST_F(ManagerFaultsTest, RestartedAgentsForgottenMigrationIsRedone) {
   EXPECT_EQ(agents_->hostOf("a1"), "node2");
 }
 
+// Ensures what a failed reservation's agents are still doing stays booked: a shared
+// reservation fails while one of its clones is still being made; that clone appears after the
+// failure and stays until it is destroyed, so its room must not be promised to anyone else in
+// the meantime. fuzz_manager_ops found a dedicated reservation re-admitted onto that room, and
+// the host booked beyond its cores once the clone arrived.
+TEST_F(ManagerFaultsTest, CloneStillBeingMadeWhenItsReservationFailsStaysBooked) {
+  ReservationRequest req;
+  req.owner = "lab";
+  req.kind = ReservationKind::kShared;
+  req.vmCount = 2;
+  req.startNs = clock_.now() + kHour;
+  req.endNs = req.startNs + kHour;
+  req.templateName = "small";
+  auto r = manager_->submit(req);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+
+  agents_->hold = {AgentCommand::Kind::kClone};
+  while (agents_->held.size() < 2 && clock_.now() < req.startNs) step();
+  ASSERT_EQ(agents_->held.size(), 2u);
+  const AgentCommand first = agents_->held[0];
+  const AgentCommand second = agents_->held[1];
+  agents_->held.clear();
+  agents_->hold.clear();
+  AgentResult refused;
+  refused.commandId = first.id;
+  refused.status = Status::unavailable("no room for the clone after all");
+  manager_->onResult(first.host, refused);
+  ASSERT_EQ(manager_->get(r->id)->state, ReservationState::kFailed);
+
+  // Long after the window, the clone still in flight is booked: it will exist until destroyed.
+  const TimeNs later = req.endNs + 10 * kHour;
+  const auto& calendar = manager_->calendar();
+  const Usage capacity = calendar.capacity(second.host);
+  const Usage freeWhileCloning = calendar.free(second.host, later, kTimeInfinity);
+  // Each host runs one 1-core VM; the clone takes the template's 2 cores.
+  EXPECT_EQ(freeWhileCloning.cpuCores, capacity.cpuCores - 1 - 2);
+  EXPECT_FALSE(calendar.overbooked(second.host));
+
+  // It arrives, is destroyed at once, and its room is free again.
+  manager_->onResult(second.host, agents_->execute(second));
+  agents_->pump();
+  step();
+  EXPECT_EQ(agents_->count(second.vmId), 0u);
+  EXPECT_EQ(manager_->calendar().free(second.host, later, kTimeInfinity).cpuCores,
+            freeWhileCloning.cpuCores + 2);
+}
+
 }  // namespace
 }  // namespace vrm::manager

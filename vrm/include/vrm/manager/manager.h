@@ -154,6 +154,11 @@ class Manager {
   void touch(const Reservation& r);
   void touchHost(const std::string& host);
   void rebuildHost(const std::string& host);
+  // An ended reservation whose agents may still change a host (a running move or return, a
+  // clone being made): its effects stay booked until vrmd sees them settle.
+  static bool stillActing(const Reservation& r);
+  // Books move i of r on `host`'s NIC for the move's window.
+  void bookMoveNic(const std::string& host, const Reservation& r, std::size_t i);
   void refreshCalendar();
   // Books `r` tentatively and checks that no host it touches becomes overbooked; removes it
   // again unless `keep`. Returns the violation, or empty.
