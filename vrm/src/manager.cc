@@ -11,6 +11,22 @@ namespace {
 
 bool overlaps(TimeNs a0, TimeNs a1, TimeNs b0, TimeNs b1) { return a0 < b1 && b0 < a1; }
 
+// Move i of r, counting its forward moves then its returns, and its progress (null if none).
+const PlannedMove& plannedMove(const Reservation& r, std::size_t i) {
+  return i < r.plan.moves.size() ? r.plan.moves[i] : r.returns[i - r.plan.moves.size()];
+}
+const MoveProgress* progressOf(const Reservation& r, std::size_t i) {
+  if (i < r.plan.moves.size()) return i < r.moves.size() ? &r.moves[i] : nullptr;
+  i -= r.plan.moves.size();
+  return i < r.returnProgress.size() ? &r.returnProgress[i] : nullptr;
+}
+bool runningInto(const Reservation& r, std::size_t i, const std::string& host,
+                 const std::string& vmId) {
+  const MoveProgress* p = progressOf(r, i);
+  const PlannedMove& m = plannedMove(r, i);
+  return p && p->state == MoveState::kRunning && m.toHost == host && m.vmId == vmId;
+}
+
 std::uint64_t usedMemory(const std::vector<VmRecord>& vms) {
   std::uint64_t m = 0;
   for (const auto& v : vms) m += v.memoryBytes;
@@ -346,15 +362,17 @@ void Manager::rebuildHost(const std::string& host) {
       }
     }
   }
+  // A shell being dropped keeps its room until the agent confirms (inventory or not).
+  for (auto d = drops_.lower_bound({host, ""}); d != drops_.end() && d->first.first == host;
+       ++d) {
+    if (!present.count(d->first.second)) {
+      calendar_.book(host, kTimeMinusInfinity, kTimeInfinity, d->second.size);
+    }
+  }
   for (const Reservation* r : ended) {
     for (std::size_t i = 0; i < r->plan.moves.size() + r->returns.size(); ++i) {
-      const PlannedMove& m =
-          i < r->plan.moves.size() ? r->plan.moves[i] : r->returns[i - r->plan.moves.size()];
-      const MoveProgress* p = i < r->plan.moves.size()
-                                  ? (i < r->moves.size() ? &r->moves[i] : nullptr)
-                                  : (i - r->plan.moves.size() < r->returnProgress.size()
-                                         ? &r->returnProgress[i - r->plan.moves.size()]
-                                         : nullptr);
+      const PlannedMove& m = plannedMove(*r, i);
+      const MoveProgress* p = progressOf(*r, i);
       if (!p || p->state != MoveState::kRunning) continue;
       if (i < r->plan.moves.size() && (m.toHost == host || m.fromHost == host)) {
         bookMoveNic(host, *r, i);  // as while the reservation lived
@@ -908,6 +926,7 @@ Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& 
   disconnected_.erase(h.name);
   touchHost(h.name);
   resendPending(h.name);  // a restarted agent knows nothing of them; a running one ignores them
+  dropOrphanIncoming(h.name);
   spdlog::info("agent {} {} ({} cores, {}, {}, {} VMs)", h.name,
                known ? "re-registered" : "registered", h.cpuCores, formatBytes(h.memoryBytes),
                formatRate(h.nicBandwidthBytesPerSec), inv.size());
@@ -932,6 +951,7 @@ Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>
   inv = vms;
   for (auto& v : inv) v.host = host;
   touchHost(host);
+  dropOrphanIncoming(host);
   return Status::ok();
 }
 
@@ -947,7 +967,14 @@ void Manager::onProgress(const std::string& host, const AgentProgress& progress)
 
 void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
   auto it = pending_.find(commandId);
-  if (it == pending_.end()) return;
+  if (it == pending_.end()) {
+    // A drop that did not go out stays in drops_ (its room booked) and is sent again with the
+    // host's other unanswered commands when its agent is back (resendPending).
+    for (const auto& [key, d] : drops_) {
+      if (d.commandId == commandId) disconnected_.insert(key.first);
+    }
+    return;
+  }
   // Nobody is connected as that host: unreachable until its agent heartbeats again.
   if (auto h = hosts_.find(it->second.host); h != hosts_.end() && h->second.reachable) {
     spdlog::warn("agent {} is unreachable: {}", h->first, why);
@@ -969,6 +996,7 @@ void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
 void Manager::onResult(const std::string& host, const AgentResult& result) {
   auto pit = pending_.find(result.commandId);
   if (pit == pending_.end()) {
+    if (onDropResult(host, result)) return;
     spdlog::warn("result for unknown command {} from {} ignored", result.commandId, host);
     return;
   }
@@ -1030,7 +1058,9 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       }
       if (!result.status) {
         // Drop the half-prepared VM at the destination; it still runs at the source.
-        dropIncoming(move.toHost, move.vmId);
+        const VmRecord* vm = findVm(move.fromHost, move.vmId);
+        dropIncoming(move.toHost, move.vmId,
+                     {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(move.memoryBytes), 0});
         progressAt(r, p.index).state = MoveState::kFailed;
         failMove(r, p.index, "migration of " + move.vmId + " from " + move.fromHost +
                                  " failed: " + result.status.toString());
@@ -1155,14 +1185,65 @@ void Manager::dropVmLocally(const std::string& host, const std::string& vmId) {
   touchHost(host);
 }
 
-void Manager::dropIncoming(const std::string& host, const std::string& vmId) {
+void Manager::dropIncoming(const std::string& host, const std::string& vmId,
+                           const Usage& size) {
+  if (drops_.count({host, vmId})) return;  // already on its way
   AgentCommand drop;
   drop.kind = AgentCommand::Kind::kFinishIncoming;
   drop.host = host;
   drop.vmId = vmId;
   drop.commit = false;
-  drop.id = nextCommandId_++;  // fire and forget: nothing waits on the answer
+  drop.id = nextCommandId_++;
+  drops_[{host, vmId}] = Drop{drop.id, size, drop};
   outbox_.push_back(std::move(drop));
+  touchHost(host);
+}
+
+bool Manager::onDropResult(const std::string& host, const AgentResult& result) {
+  for (auto it = drops_.lower_bound({host, ""}); it != drops_.end() && it->first.first == host;
+       ++it) {
+    if (it->second.commandId != result.commandId) continue;
+    const std::string vmId = it->first.second;
+    if (!result.status && result.status.code() != StatusCode::kNotFound) {
+      spdlog::warn("agent {} could not drop incoming {}: {}", host, vmId,
+                   result.status.toString());
+    } else if (const VmRecord* vm = findVm(host, vmId); vm && vm->state == VmState::kIncoming) {
+      dropVmLocally(host, vmId);
+    }
+    // Refused: the shell, if any, shows in the next inventory and dropOrphanIncoming retries.
+    drops_.erase(it);
+    touchHost(host);
+    return true;
+  }
+  return false;
+}
+
+void Manager::dropOrphanIncoming(const std::string& host) {
+  auto inv = vmsByHost_.find(host);
+  if (inv == vmsByHost_.end()) return;
+  std::vector<std::pair<std::string, Usage>> orphans;
+  for (const auto& v : inv->second) {
+    if (v.state != VmState::kIncoming || drops_.count({host, v.id})) continue;
+    bool expected = false;
+    if (auto t = touching_.find(host); t != touching_.end()) {
+      for (const auto& id : t->second) {
+        auto rit = reservations_.find(id);
+        if (rit == reservations_.end()) continue;
+        const Reservation& r = rit->second;
+        for (std::size_t i = 0; i < r.plan.moves.size() + r.returns.size() && !expected; ++i) {
+          expected = runningInto(r, i, host, v.id);
+        }
+        if (expected) break;
+      }
+    }
+    if (!expected) {
+      orphans.emplace_back(v.id, Usage{v.cpuCores, static_cast<std::int64_t>(v.memoryBytes), 0});
+    }
+  }
+  for (const auto& [id, size] : orphans) {
+    spdlog::warn("agent {} holds incoming {} that no move brings in: dropping it", host, id);
+    dropIncoming(host, id, size);
+  }
 }
 
 const VmRecord* Manager::findVm(const std::string& host, const std::string& vmId) const {
@@ -1397,6 +1478,12 @@ void Manager::resendPending(const std::string& host) {
       progressAt(r->second, p.index).actualStartNs = clock_.now();
       touch(r->second);
     }
+  }
+  for (auto d = drops_.lower_bound({host, ""}); d != drops_.end() && d->first.first == host;
+       ++d) {
+    if (queued.count(d->second.commandId)) continue;
+    outbox_.push_back(d->second.command);
+    ++n;
   }
   if (n) spdlog::info("agent {}: sending its {} unanswered commands again", host, n);
 }
@@ -1894,7 +1981,8 @@ void Manager::reconcile(Reservation& r) {
       issue(std::move(cmd), r.id, Step::kFinishIncoming, i);
     } else if (atSource) {
       if (atDest) {  // a stale prepared copy: drop it before trying again
-        dropIncoming(move.toHost, move.vmId);
+        dropIncoming(move.toHost, move.vmId,
+                     {atDest->cpuCores, static_cast<std::int64_t>(atDest->memoryBytes), 0});
         dropVmLocally(move.toHost, move.vmId);
       }
       prog.state = MoveState::kPlanned;

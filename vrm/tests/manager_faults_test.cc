@@ -205,5 +205,58 @@ TEST_F(ManagerFaultsTest, CloneStillBeingMadeWhenItsReservationFailsStaysBooked)
             freeWhileCloning.cpuCores + 2);
 }
 
+// Ensures the shell a failed migration leaves on its destination keeps its room until the agent
+// confirms it is gone: before the fix the move's booking ended with the failure, the next
+// heartbeat brought the shell back into the inventory, and a reservation admitted in between
+// had been promised that room (fuzz_manager_ops, a host booked 36 of 32 cores).
+TEST_F(ManagerFaultsTest, ShellOfAFailedMigrationStaysBookedUntilDropped) {
+  Reservation r = submitOnNode1();
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  const AgentCommand migrate = agents_->held[0];
+  agents_->held.clear();
+  agents_->hold = {AgentCommand::Kind::kFinishIncoming};  // the drop waits at the agent
+  AgentResult refused;
+  refused.commandId = migrate.id;
+  refused.status = Status::internal("the hypervisor said no");
+  manager_->onResult(migrate.host, refused);
+  ASSERT_EQ(manager_->get(r.id)->state, ReservationState::kFailed);
+  agents_->pump();
+  ASSERT_EQ(agents_->held.size(), 1u);
+
+  const TimeNs later = r.request.endNs + 10 * kHour;
+  auto freeOnNode2 = [&] {
+    return manager_->calendar().free("node2", later, kTimeInfinity).memoryBytes;
+  };
+  const std::int64_t withoutShell = static_cast<std::int64_t>((64 - 4) * kGiB);  // b1 only
+  EXPECT_EQ(freeOnNode2(), withoutShell - static_cast<std::int64_t>(8 * kGiB));
+  agents_->heartbeat();  // the agent still reports the shell
+  EXPECT_EQ(freeOnNode2(), withoutShell - static_cast<std::int64_t>(8 * kGiB));
+
+  const AgentCommand drop = agents_->held[0];
+  agents_->held.clear();
+  agents_->hold.clear();
+  manager_->onResult(drop.host, agents_->execute(drop));
+  EXPECT_EQ(freeOnNode2(), withoutShell);
+  EXPECT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node1");
+}
+
+// Ensures an incoming VM no move brings in is dropped when its agent reports it: a vrmd that
+// restarted after sending a drop the agent never got would otherwise keep the shell, and its
+// room, forever.
+TEST_F(ManagerFaultsTest, OrphanIncomingVmIsDropped) {
+  VmRecord shell = FakeAgents::vm("stray", 2 * kGiB);
+  shell.host = "node2";
+  shell.state = VmState::kIncoming;
+  agents_->inventory_["node2"].push_back(shell);
+  agents_->heartbeat();
+  agents_->pump();
+  EXPECT_EQ(agents_->count("stray"), 0u);
+  EXPECT_EQ(manager_->calendar().free("node2", clock_.now(), kTimeInfinity).memoryBytes,
+            static_cast<std::int64_t>((64 - 4) * kGiB));
+}
+
 }  // namespace
 }  // namespace vrm::manager

@@ -225,8 +225,14 @@ class Manager {
   void moveVmLocally(const std::string& vmId, const std::string& from, const std::string& to);
   // Forgets a VM on `host` in our view of it (the agent's next heartbeat confirms).
   void dropVmLocally(const std::string& host, const std::string& vmId);
-  // Tells `host` to discard a prepared, uncommitted incoming VM; nothing waits on the answer.
-  void dropIncoming(const std::string& host, const std::string& vmId);
+  // Tells `host` to discard a prepared, uncommitted incoming VM. Until the agent answers, the
+  // VM's room stays booked there (drops_): the shell exists until the agent says it is gone.
+  void dropIncoming(const std::string& host, const std::string& vmId, const Usage& size);
+  // Settles a drop's answer; false if `commandId` is not a drop sent to `host`.
+  bool onDropResult(const std::string& host, const AgentResult& result);
+  // Drops incoming VMs an agent reports that no running move or return is bringing in (left
+  // by a drop that never arrived, or by a vrmd that restarted and forgot its drops).
+  void dropOrphanIncoming(const std::string& host);
   const TemplateSpec* findTemplate(const std::string& name) const;
 
   const Clock& clock_;
@@ -242,6 +248,12 @@ class Manager {
   std::set<std::string> disconnected_;
   std::map<std::string, Reservation> reservations_;
   std::map<std::uint64_t, Pending> pending_;
+  struct Drop {
+    std::uint64_t commandId;
+    Usage size;
+    AgentCommand command;  // to send again when the agent is back
+  };
+  std::map<std::pair<std::string, std::string>, Drop> drops_;  // (host, vm) -> drop in flight
   std::uint64_t nextCommandId_;
   std::vector<AgentCommand> outbox_;
   std::map<std::string, std::string> unsaved_;  // reservation -> why the store refused it
