@@ -211,6 +211,19 @@ TimeNs Manager::cloneStart(const Reservation& r) const {
   return r.plan.latestSafeStartNs + r.plan.makespanNs;
 }
 
+TimeNs Manager::clonesFrom(const Reservation& r) const {
+  TimeNs from = cloneStart(r);
+  // Clones are made once the vacate is done: a move that started late pushes them back, or
+  // its VM and the clones would be booked on the host at once.
+  for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
+    const MoveState st = i < r.moves.size() ? r.moves[i].state : MoveState::kPlanned;
+    if (st == MoveState::kPlanned || st == MoveState::kRunning) {
+      from = std::max(from, moveWindow(r, i).second);
+    }
+  }
+  return from;
+}
+
 std::pair<TimeNs, TimeNs> Manager::moveWindow(const Reservation& r, std::size_t i) const {
   const auto& m = r.plan.moves[i];
   TimeNs start = r.plan.latestSafeStartNs + m.startOffsetNs;
@@ -326,7 +339,7 @@ void Manager::rebuildHost(const std::string& host) {
     for (const auto& c : r->clones) {
       if (c.host != host || present.count(c.vmId) || !t) continue;
       if (c.state == CloneState::kDestroyed || c.state == CloneState::kFailed) continue;
-      calendar_.book(host, cloneStart(*r), r->request.endNs,
+      calendar_.book(host, clonesFrom(*r), r->request.endNs,
                      {t->cpuCores, static_cast<std::int64_t>(t->memoryBytes), 0});
     }
     if (r->request.kind == ReservationKind::kDedicated &&

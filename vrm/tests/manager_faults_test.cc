@@ -27,7 +27,11 @@ class ManagerFaultsTest : public ::testing::Test {
     t.memoryBytes = 4 * kGiB;
     t.cloneTimeNs = 30 * kNsPerSec;
     t.vmsPerHost = 1;
-    templates_ = {t};
+    TemplateSpec whole = t;  // fills a 16-core host
+    whole.name = "whole";
+    whole.cpuCores = 16;
+    whole.memoryBytes = 32 * kGiB;
+    templates_ = {t, whole};
     manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, templates_);
     agents_ = std::make_unique<FakeAgents>(*manager_);
     agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
@@ -256,6 +260,31 @@ TEST_F(ManagerFaultsTest, OrphanIncomingVmIsDropped) {
   EXPECT_EQ(agents_->count("stray"), 0u);
   EXPECT_EQ(manager_->calendar().free("node2", clock_.now(), kTimeInfinity).memoryBytes,
             static_cast<std::int64_t>((64 - 4) * kGiB));
+}
+
+// Ensures a vacate that starts late pushes its clones' booking back: when vrmd only gets to a
+// move after its planned time, the VM stays booked on its host until the move's new predicted
+// end, and the clones, made once the vacate is done, must be booked from then on, not from the
+// planned clone start (fuzz_manager_ops: the leaving VM and the clones booked at once).
+TEST_F(ManagerFaultsTest, LateVacateBooksItsClonesAfterItsLastMove) {
+  ReservationRequest req;
+  req.owner = "lab";
+  req.hostNames = {"node1"};
+  req.startNs = clock_.now() + 2 * kHour;
+  req.endNs = req.startNs + kHour;
+  req.templateName = "whole";
+  auto r = manager_->submit(req);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+  ASSERT_EQ(r->plan.moves.size(), 1u);
+
+  // vrmd was busy (or down): its next tick comes just before the planned clone start.
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  clock_.set(r->plan.latestSafeStartNs + r->plan.makespanNs - kNsPerSec);
+  step(0);
+  ASSERT_EQ(manager_->get(r->id)->moves[0].state, MoveState::kRunning);
+  std::string why;
+  EXPECT_FALSE(manager_->calendar().overbooked("node1", &why)) << why;
 }
 
 }  // namespace

@@ -142,6 +142,8 @@ class Manager {
   // Absolute predicted window of move i (actual start once it started).
   std::pair<TimeNs, TimeNs> moveWindow(const Reservation& r, std::size_t i) const;
   TimeNs cloneStart(const Reservation& r) const;
+  // When r's clones are booked from: cloneStart, or later if a move of its vacate ends later.
+  TimeNs clonesFrom(const Reservation& r) const;
 
   // Calendar maintenance: bookings of a host are derived from the VMs on it and from the
   // reservations touching it, and rebuilt lazily when either changes. Invariant: whoever
