@@ -18,6 +18,7 @@
 #include "vrm/manager/auth.h"
 #include "vrm/manager/server.h"
 #include "vrm/protocol/curve.h"
+#include "vrm/protocol/token.h"
 
 namespace vrm::manager {
 namespace {
@@ -431,7 +432,8 @@ class WebAuthTest : public ::testing::Test {
 
     auto serverKeys = protocol::generateCurveKeyPair();
     ASSERT_TRUE(serverKeys.isOk());
-    auto keys = AuthorizedKeys::parse(std::string("web alice user ") + kAliceToken +
+    // Alice's token as vrmd stores it (its hash); bob's and the admin's in clear, still valid.
+    auto keys = AuthorizedKeys::parse("web alice user " + protocol::hashBearerToken(kAliceToken) +
                                           "\nweb bob user " + kBobToken + "\nweb ops admin " +
                                           kAdminToken + "\n",
                                       "authorized");
@@ -452,7 +454,7 @@ class WebAuthTest : public ::testing::Test {
     w.vrmdEndpoint = kInproc;
     w.templates = {t};
     w.authenticate = true;
-    for (const auto& entry : o.authorized->webs()) w.tokens[entry.token] = entry.name;
+    for (const auto& entry : o.authorized->webs()) w.tokenHashes[entry.tokenHash] = entry.name;
     web_ = std::make_unique<WebServer>(ctx_, w);
     ASSERT_TRUE(web_->start().isOk());
     startLoop();
