@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "fake_agents.h"
+#include "manager_fixture.h"
 #include "vrm/client/client.h"
 #include "vrm/manager/server.h"
 #include "vrm/protocol/curve.h"
@@ -21,8 +22,7 @@ namespace {
 
 using testing::FakeAgents;
 using testing::kGiB;
-
-constexpr TimeNs kHour = 3600 * kNsPerSec;
+using testing::kHour;
 
 protocol::CurveKeyPair newKeys() {
   auto k = protocol::generateCurveKeyPair();
@@ -146,23 +146,13 @@ TEST(CurveKeyFilesTest, RoundTripAndPrivateSecret) {
   std::remove((prefix + ".pub").c_str());
 }
 
-class AuthServerTest : public ::testing::Test {
+class AuthServerTest : public testing::ManagerFixture {
  protected:
   void SetUp() override {
     ASSERT_TRUE(protocol::requireCurve().isOk()) << "Debian's libzmq5 has CURVE";
-    store_ = std::move(*Store::open(":memory:"));
-    planner_ = std::make_unique<planner::SequentialVacatePlanner>(
-        std::shared_ptr<const planner::MigrationModel>(
-            std::move(*planner::createMigrationModel("simple"))));
-    TemplateSpec t;
-    t.name = "bmi";
-    t.cpuCores = 8;
-    t.memoryBytes = 16 * kGiB;
-    t.cloneTimeNs = 45 * kNsPerSec;
     ManagerOptions mo;
     mo.heartbeatTimeoutNs = 100 * kHour;  // the test's sockets do not heartbeat
-    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, std::vector{t}, mo);
-    agents_ = std::make_unique<FakeAgents>(*manager_);
+    startManager({testing::bmiTemplate()}, mo);
     agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
     agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
 
@@ -212,13 +202,8 @@ class AuthServerTest : public ::testing::Test {
   }
 
   ReservationRequest dedicated(const std::string& owner) {
-    ReservationRequest r;
+    ReservationRequest r = ManagerFixture::dedicated();
     r.owner = owner;
-    r.kind = ReservationKind::kDedicated;
-    r.hostCount = 1;
-    r.startNs = clock_.now() + 2 * kHour;
-    r.endNs = r.startNs + kHour;
-    r.templateName = "bmi";
     return r;
   }
 
@@ -275,13 +260,8 @@ class AuthServerTest : public ::testing::Test {
   const protocol::CurveKeyPair server_ = newKeys(), alice_ = newKeys(), bob_ = newKeys(),
                                root_ = newKeys(), node1_ = newKeys(), node3_ = newKeys(),
                                stranger_ = newKeys();
-  ManualClock clock_{1'800'000'000 * kNsPerSec};
   zmq::context_t ctx_;       // vrmd's
   zmq::context_t agentCtx_;  // the agents' and subscribers' own process, as it were
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
-  std::unique_ptr<Manager> manager_;
-  std::unique_ptr<FakeAgents> agents_;
   std::unique_ptr<Server> server_ptr_;
   std::atomic<bool> stop_{false};
   std::thread loop_;
