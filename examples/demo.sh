@@ -62,7 +62,7 @@ web_token=$(vrmctl keygen --token)
   echo "# who may talk to vrmd (README: Security)"
   echo "client lab-bmi user $(cat "$keys/lab-bmi.pub")"
   for host in node1 node2 node3; do echo "agent $host $(cat "$keys/$host.pub")"; done
-  echo "web lab-bmi user $web_token"
+  echo "web lab-bmi user $(vrmctl hash-token "$web_token")"  # the hash only
 } >"$keys/authorized"
 chmod 600 "$keys/authorized"
 # vrmctl finds vrmd's public key and its own pair here; it is "lab-bmi" because vrmd knows

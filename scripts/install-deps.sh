@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config
   libboost-dev            # Boost.ICL (calendars), Boost.Asio and Beast (web calendar)
   libzmq3-dev cppzmq-dev  # ZeroMQ transport
+  libssl-dev              # SHA-256 of the web tokens vrmd stores (OpenSSL's libcrypto)
   capnproto libcapnp-dev  # wire schemas
   libsqlite3-dev          # durable store
   sqlite3                 # e2e tests read vrmd's store (tests/e2e/qemu_test.sh)

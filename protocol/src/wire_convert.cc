@@ -97,8 +97,6 @@ ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
   return r;
 }
 
-namespace {
-
 wire::MigrationMode toWire(MoveMode m) {
   switch (m) {
     case MoveMode::kLive: return wire::MigrationMode::LIVE;
@@ -115,6 +113,8 @@ MoveMode fromWire(wire::MigrationMode m) {
     default: return MoveMode::kLive;
   }
 }
+
+namespace {
 
 template <typename E>
 E clampEnum(E v, E max, E fallback) {
@@ -322,6 +322,70 @@ HostRecord fromWire(wire::HostInfo::Reader in) {
   return h;
 }
 
+wire::VmState toWire(VmState state) {
+  switch (state) {
+    case VmState::kRunning: return wire::VmState::RUNNING;
+    case VmState::kSuspended: return wire::VmState::SUSPENDED;
+    case VmState::kMigratingOut: return wire::VmState::MIGRATING_OUT;
+    case VmState::kIncoming: return wire::VmState::INCOMING;
+    case VmState::kCloning: return wire::VmState::CLONING;
+  }
+  return wire::VmState::RUNNING;
+}
+
+VmState fromWire(wire::VmState state) {
+  switch (state) {
+    case wire::VmState::RUNNING: return VmState::kRunning;
+    case wire::VmState::SUSPENDED: return VmState::kSuspended;
+    case wire::VmState::MIGRATING_OUT: return VmState::kMigratingOut;
+    case wire::VmState::INCOMING: return VmState::kIncoming;
+    case wire::VmState::CLONING: return VmState::kCloning;
+  }
+  return VmState::kRunning;  // a state added to the schema after this side was built
+}
+
+void toWire(const MigrationObservation& in, wire::MigrationObservation::Builder out) {
+  out.setVmId(in.vmId);
+  out.setFromHost(in.fromHost);
+  out.setToHost(in.toHost);
+  out.setMode(toWire(in.mode));
+  out.setMemoryBytes(in.memoryBytes);
+  out.setNonzeroMemoryBytes(in.nonzeroMemoryBytes);
+  out.setDirtyRateBytesPerSec(in.dirtyRateBytesPerSec);
+  out.setStartNs(in.startNs);
+  out.setEndNs(in.endNs);
+  out.setSetupNs(in.setupNs);
+  out.setDowntimeNs(in.downtimeNs);
+  out.setTransferredBytes(in.transferredBytes);
+  out.setRounds(in.rounds);
+  out.setBandwidthBytesPerSec(in.bandwidthBytesPerSec);
+  out.setSaveNs(in.saveNs);
+  out.setCopyNs(in.copyNs);
+  out.setRestoreNs(in.restoreNs);
+}
+
+MigrationObservation fromWire(wire::MigrationObservation::Reader in) {
+  MigrationObservation o;
+  o.vmId = toStd(in.getVmId());
+  o.fromHost = toStd(in.getFromHost());
+  o.toHost = toStd(in.getToHost());
+  o.mode = fromWire(in.getMode());
+  o.memoryBytes = in.getMemoryBytes();
+  o.nonzeroMemoryBytes = in.getNonzeroMemoryBytes();
+  o.dirtyRateBytesPerSec = in.getDirtyRateBytesPerSec();
+  o.startNs = in.getStartNs();
+  o.endNs = in.getEndNs();
+  o.setupNs = in.getSetupNs();
+  o.downtimeNs = in.getDowntimeNs();
+  o.transferredBytes = in.getTransferredBytes();
+  o.rounds = in.getRounds();
+  o.bandwidthBytesPerSec = in.getBandwidthBytesPerSec();
+  o.saveNs = in.getSaveNs();
+  o.copyNs = in.getCopyNs();
+  o.restoreNs = in.getRestoreNs();
+  return o;
+}
+
 void toWire(const VmRecord& in, wire::VmInfo::Builder out) {
   out.setId(in.id);
   out.setHost(in.host);
@@ -329,7 +393,7 @@ void toWire(const VmRecord& in, wire::VmInfo::Builder out) {
   out.setMemoryBytes(in.memoryBytes);
   out.setNonzeroMemoryBytes(in.nonzeroMemoryBytes);
   out.setDirtyRateBytesPerSec(in.dirtyRateBytesPerSec);
-  out.setState(static_cast<wire::VmState>(static_cast<int>(in.state)));
+  out.setState(toWire(in.state));
   out.setReservationId(in.reservationId);
   out.setAddress(in.address);
   out.setDiskBytes(in.diskBytes);
@@ -346,8 +410,7 @@ VmRecord fromWire(wire::VmInfo::Reader in) {
   v.memoryBytes = in.getMemoryBytes();
   v.nonzeroMemoryBytes = in.getNonzeroMemoryBytes();
   v.dirtyRateBytesPerSec = in.getDirtyRateBytesPerSec();
-  v.state = static_cast<VmState>(
-      static_cast<int>(clampEnum(in.getState(), wire::VmState::CLONING, wire::VmState::RUNNING)));
+  v.state = fromWire(in.getState());
   v.reservationId = toStd(in.getReservationId());
   v.address = toStd(in.getAddress());
   v.diskBytes = in.getDiskBytes();
@@ -401,26 +464,7 @@ AgentResult fromWire(wire::CommandResult::Reader in) {
       r.incomingEndpoint = toStd(in.getIncomingEndpoint());
       break;
     case wire::CommandResult::MIGRATED: {
-      auto m = in.getMigrated();
-      MigrationObservation o;
-      o.vmId = toStd(m.getVmId());
-      o.fromHost = toStd(m.getFromHost());
-      o.toHost = toStd(m.getToHost());
-      o.mode = fromWire(m.getMode());
-      o.memoryBytes = m.getMemoryBytes();
-      o.nonzeroMemoryBytes = m.getNonzeroMemoryBytes();
-      o.dirtyRateBytesPerSec = m.getDirtyRateBytesPerSec();
-      o.startNs = m.getStartNs();
-      o.endNs = m.getEndNs();
-      o.setupNs = m.getSetupNs();
-      o.downtimeNs = m.getDowntimeNs();
-      o.transferredBytes = m.getTransferredBytes();
-      o.rounds = m.getRounds();
-      o.bandwidthBytesPerSec = m.getBandwidthBytesPerSec();
-      o.saveNs = m.getSaveNs();
-      o.copyNs = m.getCopyNs();
-      o.restoreNs = m.getRestoreNs();
-      r.migrated = o;
+      r.migrated = fromWire(in.getMigrated());
       break;
     }
     case wire::CommandResult::CLONED: {

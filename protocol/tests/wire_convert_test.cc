@@ -132,5 +132,59 @@ TEST(WireConvertTest, VmAllowedModesRoundTripAndDefaultToAllowed) {
   EXPECT_TRUE(fromOld.allowSuspend);
 }
 
+// Ensures every VM state and every field of a migration observation (the agent writes it, vrmd
+// reads it back through AgentResult) survives the wire, and an unknown state reads as running.
+TEST(WireConvertTest, VmStatesAndObservationsRoundTrip) {
+  for (VmState st : {VmState::kRunning, VmState::kSuspended, VmState::kMigratingOut,
+                     VmState::kIncoming, VmState::kCloning}) {
+    EXPECT_EQ(fromWire(toWire(st)), st);
+  }
+  EXPECT_EQ(fromWire(static_cast<wire::VmState>(99)), VmState::kRunning);
+
+  MigrationObservation o;
+  o.vmId = "vm1";
+  o.fromHost = "a";
+  o.toHost = "b";
+  o.mode = MoveMode::kSuspendCopyResume;
+  o.memoryBytes = 1;
+  o.nonzeroMemoryBytes = 2;
+  o.transferredBytes = 3;
+  o.dirtyRateBytesPerSec = 4.5;
+  o.bandwidthBytesPerSec = 5.5;
+  o.startNs = 6;
+  o.endNs = 7;
+  o.setupNs = 8;
+  o.downtimeNs = 9;
+  o.rounds = 10;
+  o.saveNs = 11;
+  o.copyNs = 12;
+  o.restoreNs = 13;
+  capnp::MallocMessageBuilder b;
+  auto result = b.initRoot<wire::CommandResult>();
+  result.setCommandId(42);
+  toWire(Status::ok(), result.initStatus());
+  toWire(o, result.initMigrated());
+  const AgentResult back = fromWire(b.getRoot<wire::CommandResult>().asReader());
+  ASSERT_TRUE(back.migrated.has_value());
+  const MigrationObservation& m = *back.migrated;
+  EXPECT_EQ(m.vmId, "vm1");
+  EXPECT_EQ(m.fromHost, "a");
+  EXPECT_EQ(m.toHost, "b");
+  EXPECT_EQ(m.mode, MoveMode::kSuspendCopyResume);
+  EXPECT_EQ(m.memoryBytes, 1u);
+  EXPECT_EQ(m.nonzeroMemoryBytes, 2u);
+  EXPECT_EQ(m.transferredBytes, 3u);
+  EXPECT_EQ(m.dirtyRateBytesPerSec, 4.5);
+  EXPECT_EQ(m.bandwidthBytesPerSec, 5.5);
+  EXPECT_EQ(m.startNs, 6);
+  EXPECT_EQ(m.endNs, 7);
+  EXPECT_EQ(m.setupNs, 8);
+  EXPECT_EQ(m.downtimeNs, 9);
+  EXPECT_EQ(m.rounds, 10u);
+  EXPECT_EQ(m.saveNs, 11);
+  EXPECT_EQ(m.copyNs, 12);
+  EXPECT_EQ(m.restoreNs, 13);
+}
+
 }  // namespace
 }  // namespace vrm::protocol

@@ -58,8 +58,9 @@ make_keys() {
     echo "client intruder user $(cat "$KEYS/intruder.pub")"
     echo "client operator admin $(cat "$KEYS/operator.pub")"
     for h in $hosts; do echo "agent $h $(cat "$KEYS/$h.pub")"; done
-    echo "web web user $WEB_TOKEN"
-    echo "web web-admin admin $WEB_ADMIN_TOKEN"
+    # vrmd keeps only the tokens' hashes.
+    echo "web web user $(vrmctl hash-token "$WEB_TOKEN")"
+    echo "web web-admin admin $(vrmctl hash-token "$WEB_ADMIN_TOKEN")"
   } >"$KEYS/authorized"
   chmod 600 "$KEYS/authorized"
   export VRM_SERVER_KEY=$KEYS/vrmd.pub VRM_CLIENT_KEY=$KEYS/tester.key

@@ -15,14 +15,8 @@
 PORT=${PORT:-17230}
 SCALE=${SCALE:-600}
 ROUNDS=2
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --seed) SEED=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--seed S]" >&2; exit 2 ;;
-  esac
-done
 source "$(dirname "$0")/lib.sh"
+parse_campaign_args --rounds ROUNDS "$@"
 store_dir=$work/store
 mkdir -p "$store_dir"
 if ! mount -t tmpfs -o size=6m tmpfs "$store_dir" 2>"$work/mount.err"; then

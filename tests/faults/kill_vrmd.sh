@@ -14,14 +14,8 @@
 PORT=${PORT:-17200}
 SCALE=${SCALE:-600}
 LIFECYCLES=100
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --lifecycles) LIFECYCLES=$2; shift 2 ;;
-    --seed) SEED=$2; shift 2 ;;
-    *) echo "usage: $0 [--lifecycles N] [--seed S]" >&2; exit 2 ;;
-  esac
-done
 source "$(dirname "$0")/lib.sh"
+parse_campaign_args --lifecycles LIFECYCLES "$@"
 echo "kill-vrmd: seed $SEED, $LIFECYCLES lifecycles (SEED=$SEED $0 --lifecycles $LIFECYCLES)"
 
 start_faults_cluster

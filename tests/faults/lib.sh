@@ -36,6 +36,27 @@ kills=0
 # The long-lived VMs of the cluster: each must exist exactly once, always.
 mapfile -t original_vms < <(grep -oE '\{id: [A-Za-z0-9_-]+' "$CLUSTER" | awk '{print $2}')
 
+# parse_campaign_args COUNT_FLAG COUNT_VAR ARGS...: a campaign's command line,
+# [COUNT_FLAG N] [--seed S]. Sets COUNT_VAR (e.g. --rounds ROUNDS) to N and SEED to S, and seeds
+# the generator again; anything else prints the usage and exits 2. Call it right after sourcing
+# this file, before anything draws from rnd.
+parse_campaign_args() {
+  local flag=$1 var=$2
+  shift 2
+  local usage="usage: $0 [$flag N] [--seed S]"
+  while [[ $# -gt 0 ]]; do
+    if [[ $# -lt 2 || ! $2 =~ ^[0-9]+$ ]] || [[ $1 != "$flag" && $1 != --seed ]]; then
+      echo "$usage" >&2
+      trap - EXIT  # nothing was started yet
+      rm -rf "$work"
+      exit 2
+    fi
+    if [[ $1 == --seed ]]; then SEED=$2; else printf -v "$var" '%s' "$2"; fi
+    shift 2
+  done
+  RANDOM=$SEED
+}
+
 # rnd LO HI: sets R to a uniform integer in [LO, HI] from the seeded generator. (A function
 # called in $(...) would draw in a subshell and leave the parent's sequence where it was.)
 R=0

@@ -17,14 +17,8 @@
 PORT=${PORT:-17220}
 SCALE=${SCALE:-600}
 ROUNDS=8
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --seed) SEED=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--seed S]" >&2; exit 2 ;;
-  esac
-done
 source "$(dirname "$0")/lib.sh"
+parse_campaign_args --rounds ROUNDS "$@"
 proxy_port=$((PORT + 5))
 echo "partition: seed $SEED, $ROUNDS rounds (SEED=$SEED $0 --rounds $ROUNDS)"
 

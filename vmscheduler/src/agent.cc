@@ -260,7 +260,7 @@ void Agent::handleCommand(wire::AgentCommand::Reader command) {
 
   switch (command.which()) {
     case wire::AgentCommand::PREPARE_INCOMING: {
-      const VmInfo vm = wireconv::fromWire(command.getPrepareIncoming());
+      const VmInfo vm = wireconv::fromRecord(wireconv::fromWire(command.getPrepareIncoming()));
       spdlog::info("command {}: prepare incoming vm {}", id, vm.id);
       auto endpoint = hypervisor_.prepareIncoming(vm);
       sendResult(id, resultFrame(id, endpoint.status(), [&](wire::CommandResult::Builder r) {

@@ -1,28 +1,32 @@
-// Conversions between the agent's domain types and the Cap'n Proto wire types, at the edge.
+// The agent's side of the wire: what protocol/wire_convert.h does not already convert. Status,
+// VmState, the migration mode and MigrationObservation are the protocol's own types and use its
+// conversions (re-exported here); a VM and a host go through the protocol's VmRecord and
+// HostRecord, so the wire fields are written in one place only.
 // Readers must come from a frame that root() already validated; text getters can still throw
 // kj::Exception on malformed input, which the agent catches per frame.
 #pragma once
 
+#include <string>
+
 #include "schema/vrm.capnp.h"
-#include "vrm/protocol/status.h"
+#include "vrm/protocol/reservation.h"
+#include "vrm/protocol/wire_convert.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
 namespace vrm::vmscheduler::wireconv {
 
-wire::StatusCode toWire(StatusCode code);
-StatusCode fromWire(wire::StatusCode code);
-void toWire(const Status& status, wire::Status::Builder out);
+using protocol::fromWire;
+using protocol::toWire;
 
-wire::VmState toWire(VmState state);
-VmState fromWire(wire::VmState state);
-wire::MigrationMode toWire(MigrationMode mode);
-MigrationMode fromWire(wire::MigrationMode mode);
+// The agent's view of a VM has no host (it is this agent's); vrmd's VmRecord has one. A VM read
+// from the wire is fromRecord(fromWire(reader)).
+VmRecord toRecord(const VmInfo& vm, const std::string& host);
+VmInfo fromRecord(const VmRecord& vm);
 
 void toWire(const HostInfo& host, wire::HostInfo::Builder out);
 void toWire(const VmInfo& vm, const std::string& host, wire::VmInfo::Builder out);
-VmInfo fromWire(wire::VmInfo::Reader in);
-void toWire(const MigrationObservation& obs, wire::MigrationObservation::Builder out);
 void toWire(const VmHandle& handle, wire::VmHandle::Builder out);
+// The commands vrmd sends (protocol converts them only in vrmd's direction).
 MigrationSpec fromWire(wire::MigrateCommand::Reader in);
 CloneSpec fromWire(wire::CloneCommand::Reader in);
 

@@ -4,7 +4,10 @@
 #include "qemu/state_transfer.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <filesystem>
@@ -29,14 +32,16 @@ class StateTransferTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // A receiver on the first free port from 17390 (this worktree's test range).
+  // A receiver on a port the system chooses: ctest runs these tests as parallel processes, and
+  // a fixed range let one test's sender reach another test's receiver.
   std::unique_ptr<StateReceiver> listen(const std::string& vmId) {
-    for (int port = 17390; port < 17400; ++port) {
-      auto r = StateReceiver::listen("127.0.0.1", port, staged_, vmId, 5000ms);
-      if (r) return std::move(r).value();
+    auto r = StateReceiver::listen("127.0.0.1", 0, staged_, vmId, 5000ms);
+    if (!r) {
+      ADD_FAILURE() << r.status().toString();
+      return nullptr;
     }
-    ADD_FAILURE() << "no free port in 17390-17399";
-    return nullptr;
+    EXPECT_GT(r.value()->port(), 0);
+    return std::move(r).value();
   }
 
   // Waits (bounded) until `done` holds; the transfers run on their own threads.
@@ -101,15 +106,60 @@ TEST_F(StateTransferTest, StateOfAnotherVmIsRefused) {
   StateSender sender(source_, kBytes, "127.0.0.1", receiver->port(), "vm", 0, 5000ms);
   ASSERT_TRUE(waitUntil([&] { return sender.outcome().has_value(); }));
   EXPECT_EQ(sender.outcome()->status.code(), StatusCode::kUnavailable);
-  // The receiver's reason reaches the sender unless the receiver's close resets the connection
-  // first (it closes with the sender's bytes unread; seen once in a clean-clone CI run): then the
-  // sender reports the closed connection. Either way the transfer failed, typed.
-  const std::string& why = sender.outcome()->status.message();
-  EXPECT_TRUE(why.find("expects the state of vm 'other'") != std::string::npos ||
-              why.find("closed or timed out before READY") != std::string::npos)
-      << why;
-  EXPECT_EQ(receiver->phase(), StateReceiver::Phase::kFailed);
+  EXPECT_NE(sender.outcome()->status.message().find("expects the state of vm 'other', not 'vm'"),
+            std::string::npos)
+      << sender.outcome()->status.message();
+  ASSERT_TRUE(waitUntil([&] { return receiver->phase() == StateReceiver::Phase::kFailed; }));
   EXPECT_FALSE(fs::exists(staged_));
+}
+
+// Ensures a receiver that fails mid-copy (its staging file cannot grow) gets its reason to the
+// sender even when its owner destroys it the moment it reports kFailed, as the qemu backend does:
+// the receiver drains the sender before reporting, so its close cannot reset the connection
+// before the sender read the reason.
+TEST_F(StateTransferTest, FailureMidCopyReachesTheSenderBeforeTheClose) {
+  // Files of this process may not grow past 128 KiB, so the receiver's write fails with EFBIG.
+  struct FileSizeLimit {
+    rlimit old{};
+    void (*oldHandler)(int) = nullptr;
+    FileSizeLimit() {
+      getrlimit(RLIMIT_FSIZE, &old);
+      oldHandler = std::signal(SIGXFSZ, SIG_IGN);
+      rlimit small = old;
+      small.rlim_cur = 128 << 10;
+      setrlimit(RLIMIT_FSIZE, &small);
+    }
+    ~FileSizeLimit() {
+      setrlimit(RLIMIT_FSIZE, &old);
+      std::signal(SIGXFSZ, oldHandler);
+    }
+  } limit;
+  auto receiver = listen("vm");
+  ASSERT_TRUE(receiver);
+  // Paced at 4 MiB/s, so the sender is still sending when the receiver fails (~30 ms in).
+  StateSender sender(source_, kBytes, "127.0.0.1", receiver->port(), "vm", 4 << 20, 5000ms);
+  ASSERT_TRUE(waitUntil([&] { return receiver->phase() == StateReceiver::Phase::kFailed; }));
+  receiver.reset();
+  ASSERT_TRUE(waitUntil([&] { return sender.outcome().has_value(); }));
+  EXPECT_EQ(sender.outcome()->status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(sender.outcome()->status.message().find("File too large"), std::string::npos)
+      << sender.outcome()->status.message();
+  EXPECT_LT(sender.sentBytes(), static_cast<std::uint64_t>(kBytes));
+  EXPECT_FALSE(fs::exists(staged_));
+}
+
+// Ensures a second sender to a receiver already busy with one is refused at once, not left
+// waiting for its timeout.
+TEST_F(StateTransferTest, SecondSenderIsRefusedAtOnce) {
+  auto receiver = listen("vm");
+  ASSERT_TRUE(receiver);
+  StateSender first(source_, kBytes, "127.0.0.1", receiver->port(), "vm", 0, 5000ms);
+  ASSERT_TRUE(waitUntil([&] { return receiver->phase() == StateReceiver::Phase::kReceived; }));
+  StateSender second(source_, kBytes, "127.0.0.1", receiver->port(), "vm", 0, 60000ms);
+  ASSERT_TRUE(waitUntil([&] { return second.outcome().has_value(); }));
+  EXPECT_EQ(second.outcome()->status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(second.outcome()->status.message().find("connect"), std::string::npos)
+      << second.outcome()->status.message();
 }
 
 // Ensures a destination that is gone (nothing listening) is an unavailable outcome, not a hang.

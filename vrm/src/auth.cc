@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "vrm/protocol/curve.h"
+#include "vrm/protocol/token.h"
 
 namespace vrm::manager {
 
@@ -81,13 +82,27 @@ Result<AuthorizedKeys> AuthorizedKeys::parse(std::string_view text, const std::s
       if (!r) return bad("role must be 'user' or 'admin', not '" + w[2] + "'");
       if (web) {
         if (!webNames.insert(w[1]).second) return bad("web name '" + w[1] + "' listed twice");
-        if (w[3].size() < 16 || !isNameWord(w[3])) {
-          return bad(
-              "a token is at least 16 characters of [A-Za-z0-9._@-] "
-              "(`vrmctl keygen --token` makes one)");
+        std::string hash;
+        if (w[3].rfind(protocol::kTokenHashPrefix, 0) == 0) {
+          if (!protocol::isBearerTokenHash(w[3])) {
+            return bad("a token hash is 'sha256:' and 64 lowercase hex digits "
+                       "(`vrmctl hash-token` prints it)");
+          }
+          hash = w[3];
+        } else {
+          if (w[3].size() < 16 || !isNameWord(w[3])) {
+            return bad(
+                "a token is at least 16 characters of [A-Za-z0-9._@-] "
+                "(`vrmctl keygen --token` makes one)");
+          }
+          hash = protocol::hashBearerToken(w[3]);
+          if (hash.empty()) return bad("cannot hash the token (OpenSSL's SHA-256 failed)");
+          out.warnings_.push_back(source + ":" + std::to_string(n) + ": web entry '" + w[1] +
+                                  "' holds its token in clear: whoever reads this file can use "
+                                  "it; store `vrmctl hash-token` of it instead");
         }
-        if (!tokens.insert(w[3]).second) return bad("this token is already listed");
-        out.webs_.push_back({w[1], *r, w[3]});
+        if (!tokens.insert(hash).second) return bad("this token is already listed");
+        out.webs_.push_back({w[1], *r, hash});
       } else {
         if (!clientNames.insert(w[1]).second) return bad("client '" + w[1] + "' listed twice");
         if (Status s = checkKey(w[3]); !s) return s;
@@ -135,16 +150,20 @@ const AuthorizedKeys::Agent* AuthorizedKeys::agentByKey(const std::string& z85) 
   return nullptr;
 }
 
+const AuthorizedKeys::Agent* AuthorizedKeys::agentByHost(const std::string& host) const {
+  for (const auto& a : agents_) {
+    if (a.host == host) return &a;
+  }
+  return nullptr;
+}
+
 const AuthorizedKeys::Web* AuthorizedKeys::webByToken(const std::string& token) const {
   if (token.empty()) return nullptr;
+  // Comparing hashes: how long the comparison takes tells nothing about the token.
+  const std::string hash = protocol::hashBearerToken(token);
+  if (hash.empty()) return nullptr;
   for (const auto& w : webs_) {
-    // Length first, then every byte: the comparison's time does not tell how much matched.
-    if (w.token.size() != token.size()) continue;
-    unsigned char diff = 0;
-    for (std::size_t i = 0; i < token.size(); ++i) {
-      diff |= static_cast<unsigned char>(w.token[i] ^ token[i]);
-    }
-    if (diff == 0) return &w;
+    if (w.tokenHash == hash) return &w;
   }
   return nullptr;
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 #include "vrm/manager/server.h"
 #include "vrm/manager/calibrating_planner.h"
@@ -17,7 +18,16 @@
 namespace {
 
 std::atomic<bool> gStop{false};
+std::atomic<bool> gReload{false};
 void onSignal(int) { gStop = true; }
+void onHangup(int) { gReload = true; }
+
+// The web server's view of the authorized file: token hash -> web user.
+std::map<std::string, std::string> tokenHashesOf(const vrm::manager::AuthorizedKeys& keys) {
+  std::map<std::string, std::string> out;
+  for (const auto& w : keys.webs()) out[w.tokenHash] = w.name;
+  return out;
+}
 
 // The web calendar's static files: web/ next to the binary (an installed layout), the source
 // tree's vrm/web/ seen from a build directory (build/vrm/vrmd), or the source path compiled in.
@@ -61,7 +71,7 @@ int main(int argc, char** argv) {
                  "every endpoint requires a known key");
   app.add_option("--authorized", authorizedPath,
                  "who may connect: lines 'client NAME user|admin KEY', 'agent HOST KEY', "
-                 "'web NAME user|admin TOKEN' (README: Security)");
+                 "'web NAME user|admin sha256:HASH' (README: Security); read again on SIGHUP");
   app.add_flag("--insecure", insecure,
                "no authentication at all: anyone reaching the endpoints may act as anyone "
                "(needed when no keys are given)");
@@ -143,6 +153,7 @@ int main(int argc, char** argv) {
     serverKeys = *keys;
     auto list = vrm::manager::AuthorizedKeys::load(authorizedPath);
     if (!list) return fail("--authorized: " + list.status().message());
+    for (const auto& w : list->warnings()) spdlog::warn("--authorized: {}", w);
     authorized = std::make_shared<vrm::manager::AuthorizedKeys>(std::move(*list));
   } else if (!insecure) {
     return fail(
@@ -179,7 +190,7 @@ int main(int argc, char** argv) {
     webOptions.vrmdEndpoint = "inproc://vrm-web";
     if (authorized) {
       webOptions.authenticate = true;
-      for (const auto& w : authorized->webs()) webOptions.tokens[w.token] = w.name;
+      webOptions.tokenHashes = tokenHashesOf(*authorized);
     }
   }
 
@@ -262,7 +273,23 @@ int main(int argc, char** argv) {
 
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
-  server.run(gStop);
+  std::signal(SIGHUP, onHangup);
+  while (!gStop.load()) {
+    server.runOnce(serverOptions.maxPollWait);
+    if (!gReload.exchange(false)) continue;
+    // A file that does not parse leaves the previous list in force (and says why).
+    auto reloaded = server.reloadAuthorized(authorizedPath);
+    if (!reloaded) {
+      spdlog::error("SIGHUP: kept the previous authorized list: {}",
+                    reloaded.status().toString());
+      continue;
+    }
+    for (const auto& w : (*reloaded)->warnings()) spdlog::warn("--authorized: {}", w);
+    if (web) webServer.setTokenHashes(tokenHashesOf(**reloaded));
+    spdlog::info("SIGHUP: reloaded {}: {} clients, {} agents, {} web tokens authorized",
+                 authorizedPath, (*reloaded)->clients().size(), (*reloaded)->agents().size(),
+                 (*reloaded)->webs().size());
+  }
   webServer.stop();
   spdlog::info("stopped");
   return 0;

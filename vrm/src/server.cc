@@ -115,6 +115,22 @@ void Server::run(const std::atomic<bool>& stop) {
   while (!stop.load()) runOnce(options_.maxPollWait);
 }
 
+Result<std::shared_ptr<const AuthorizedKeys>> Server::reloadAuthorized(const std::string& path) {
+  if (!options_.curve || !zap_) {
+    return Status::invalid("no authorized file to reload: vrmd runs without CURVE (--insecure)");
+  }
+  auto list = AuthorizedKeys::load(path);
+  if (!list) return list.status();
+  auto shared = std::make_shared<const AuthorizedKeys>(std::move(*list));
+  options_.authorized = shared;
+  zap_->setAuthorized(shared);
+  // Routes of agents no longer listed go; their frames are refused in handleAgent.
+  for (auto it = agentRoutes_.begin(); it != agentRoutes_.end();) {
+    it = shared->agentByHost(it->first) ? std::next(it) : agentRoutes_.erase(it);
+  }
+  return std::shared_ptr<const AuthorizedKeys>(shared);
+}
+
 namespace {
 
 // Reads all frames of one multipart message.
@@ -194,6 +210,10 @@ void Server::handleAgent() {
     if (host.empty() || (chosen && routingId != host)) {
       spdlog::warn("refused a frame from agent key of '{}' that claims to be '{}'", host,
                    routingId);
+      return;
+    }
+    if (!options_.authorized->agentByHost(host)) {  // removed by a reload since it connected
+      spdlog::warn("refused a frame from agent '{}': no longer in the authorized file", host);
       return;
     }
     agentRoutes_[host] = routingId;

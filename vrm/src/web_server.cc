@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -23,6 +24,7 @@
 #include "vrm/client/client.h"
 #include "vrm/client/render.h"
 #include "vrm/client/time_spec.h"
+#include "vrm/protocol/token.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::manager {
@@ -221,19 +223,17 @@ struct WebServer::Impl {
     r.set(http::field::www_authenticate, "Bearer");
     return r;
   }
-  // The web user a bearer token belongs to. Compares every token in full, so the time taken
-  // does not tell how much of a guess matched.
+  // The web user a bearer token belongs to. Only hashes are compared, so the time taken tells
+  // nothing about the token.
   std::optional<std::string> nameOfToken(const std::string& token) const {
-    std::optional<std::string> found;
-    for (const auto& [known, name] : options.tokens) {
-      unsigned char diff = known.size() == token.size() ? 0 : 1;
-      for (std::size_t i = 0; i < known.size(); ++i) {
-        diff |= static_cast<unsigned char>(known[i] ^ (i < token.size() ? token[i] : 0));
-      }
-      if (diff == 0) found = name;
-    }
-    return found;
+    const std::string hash = protocol::hashBearerToken(token);
+    std::lock_guard<std::mutex> lock(tokensMutex);
+    auto it = options.tokenHashes.find(hash);
+    if (hash.empty() || it == options.tokenHashes.end()) return std::nullopt;
+    return it->second;
   }
+  // Guards options.tokenHashes, which setTokenHashes() replaces from vrmd's main thread.
+  mutable std::mutex tokensMutex;
   std::string callerName;  // of the request being served
 
   void accept();
@@ -808,6 +808,11 @@ void WebServer::stop() {
   });
   m.thread.join();
   m.running = false;
+}
+
+void WebServer::setTokenHashes(std::map<std::string, std::string> tokenHashes) {
+  std::lock_guard<std::mutex> lock(impl_->tokensMutex);
+  impl_->options.tokenHashes = std::move(tokenHashes);
 }
 
 std::uint16_t WebServer::port() const { return impl_->boundPort; }

@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include "fake_agents.h"
+#include "manager_fixture.h"
 #include "vrm/client/client.h"
 #include "vrm/manager/server.h"
 #include "vrm/protocol/curve.h"
+#include "vrm/protocol/token.h"
 #include "vrm/protocol/wire_convert.h"
 
 namespace vrm::manager {
@@ -19,8 +22,7 @@ namespace {
 
 using testing::FakeAgents;
 using testing::kGiB;
-
-constexpr TimeNs kHour = 3600 * kNsPerSec;
+using testing::kHour;
 
 protocol::CurveKeyPair newKeys() {
   auto k = protocol::generateCurveKeyPair();
@@ -81,6 +83,46 @@ TEST(AuthorizedKeysTest, BadLinesNameTheirLine) {
   }
 }
 
+// Ensures web tokens are kept as hashes only: a hashed entry and a clear one both authenticate
+// their token, neither keeps the token itself, the clear one is warned about with its line, the
+// same token in clear and hashed is a duplicate, and a malformed hash is a bad line.
+TEST(AuthorizedKeysTest, WebTokensAreKeptAsHashesOnly) {
+  const std::string aliceToken = "alice-token-0123456789", bobToken = "bob-token-0123456789ab";
+  auto keys = AuthorizedKeys::parse("web alice user " + protocol::hashBearerToken(aliceToken) +
+                                        "\nweb bob admin " + bobToken + "\n",
+                                    "authorized");
+  ASSERT_TRUE(keys.isOk()) << keys.status().toString();
+  ASSERT_NE(keys->webByToken(aliceToken), nullptr);
+  EXPECT_EQ(keys->webByToken(aliceToken)->name, "alice");
+  ASSERT_NE(keys->webByToken(bobToken), nullptr);
+  EXPECT_EQ(keys->webByToken(bobToken)->role, Role::kAdmin);
+  EXPECT_EQ(keys->webByToken(protocol::hashBearerToken(aliceToken)), nullptr)
+      << "the stored hash is not itself a token";
+  EXPECT_EQ(keys->webByToken(aliceToken + "x"), nullptr);
+  for (const auto& w : keys->webs()) {
+    EXPECT_TRUE(protocol::isBearerTokenHash(w.tokenHash)) << w.tokenHash;
+  }
+  EXPECT_EQ(keys->webByName("bob")->tokenHash, protocol::hashBearerToken(bobToken));
+  ASSERT_EQ(keys->warnings().size(), 1u);
+  EXPECT_NE(keys->warnings()[0].find("authorized:2: web entry 'bob' holds its token in clear"),
+            std::string::npos)
+      << keys->warnings()[0];
+
+  auto twice = AuthorizedKeys::parse("web alice user " + protocol::hashBearerToken(aliceToken) +
+                                         "\nweb carol user " + aliceToken + "\n",
+                                     "authorized");
+  ASSERT_FALSE(twice.isOk());
+  EXPECT_NE(twice.status().message().find("authorized:2: this token is already listed"),
+            std::string::npos)
+      << twice.status().message();
+
+  auto malformed = AuthorizedKeys::parse("web alice user sha256:0123\n", "authorized");
+  ASSERT_FALSE(malformed.isOk());
+  EXPECT_EQ(malformed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(malformed.status().message().find("64 lowercase hex digits"), std::string::npos)
+      << malformed.status().message();
+}
+
 // Ensures a key pair survives its files, and a secret file others can read is refused.
 TEST(CurveKeyFilesTest, RoundTripAndPrivateSecret) {
   const std::string prefix = ::testing::TempDir() + "vrm-auth-test-" + std::to_string(::getpid());
@@ -104,23 +146,13 @@ TEST(CurveKeyFilesTest, RoundTripAndPrivateSecret) {
   std::remove((prefix + ".pub").c_str());
 }
 
-class AuthServerTest : public ::testing::Test {
+class AuthServerTest : public testing::ManagerFixture {
  protected:
   void SetUp() override {
     ASSERT_TRUE(protocol::requireCurve().isOk()) << "Debian's libzmq5 has CURVE";
-    store_ = std::move(*Store::open(":memory:"));
-    planner_ = std::make_unique<planner::SequentialVacatePlanner>(
-        std::shared_ptr<const planner::MigrationModel>(
-            std::move(*planner::createMigrationModel("simple"))));
-    TemplateSpec t;
-    t.name = "bmi";
-    t.cpuCores = 8;
-    t.memoryBytes = 16 * kGiB;
-    t.cloneTimeNs = 45 * kNsPerSec;
     ManagerOptions mo;
     mo.heartbeatTimeoutNs = 100 * kHour;  // the test's sockets do not heartbeat
-    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, std::vector{t}, mo);
-    agents_ = std::make_unique<FakeAgents>(*manager_);
+    startManager({testing::bmiTemplate()}, mo);
     agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
     agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
 
@@ -170,13 +202,8 @@ class AuthServerTest : public ::testing::Test {
   }
 
   ReservationRequest dedicated(const std::string& owner) {
-    ReservationRequest r;
+    ReservationRequest r = ManagerFixture::dedicated();
     r.owner = owner;
-    r.kind = ReservationKind::kDedicated;
-    r.hostCount = 1;
-    r.startNs = clock_.now() + 2 * kHour;
-    r.endNs = r.startNs + kHour;
-    r.templateName = "bmi";
     return r;
   }
 
@@ -233,17 +260,57 @@ class AuthServerTest : public ::testing::Test {
   const protocol::CurveKeyPair server_ = newKeys(), alice_ = newKeys(), bob_ = newKeys(),
                                root_ = newKeys(), node1_ = newKeys(), node3_ = newKeys(),
                                stranger_ = newKeys();
-  ManualClock clock_{1'800'000'000 * kNsPerSec};
   zmq::context_t ctx_;       // vrmd's
   zmq::context_t agentCtx_;  // the agents' and subscribers' own process, as it were
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
-  std::unique_ptr<Manager> manager_;
-  std::unique_ptr<FakeAgents> agents_;
   std::unique_ptr<Server> server_ptr_;
   std::atomic<bool> stop_{false};
   std::thread loop_;
 };
+
+// Ensures a reload of the authorized file (vrmd's SIGHUP) is followed at once: an added client
+// is served, a removed client is refused at its next handshake and may no longer book on the
+// connection it had, a removed agent's frames are dropped; a file that does not parse is a
+// typed error naming its line, and the previous list stays in force.
+TEST_F(AuthServerTest, ReloadFollowsTheNewFileAndKeepsTheOldOneOnABadFile) {
+  auto bobOpen = clientWith(&bob_);
+  ASSERT_TRUE(bobOpen.hosts().isOk());
+  auto agent = agentSocket(node1_);
+  ASSERT_EQ(registerAs(*agent, "node1"), wire::StatusCode::OK);
+
+  const std::string path =
+      ::testing::TempDir() + "vrm-auth-reload-" + std::to_string(::getpid());
+  auto write = [&](const std::string& text) { std::ofstream(path) << text; };
+  write("client alice user " + alice_.publicKey + "\nclient stranger user " +
+        stranger_.publicKey + "\nclient root admin " + root_.publicKey + "\n");
+  stopLoop();
+  auto reloaded = server_ptr_->reloadAuthorized(path);
+  startLoop();
+  ASSERT_TRUE(reloaded.isOk()) << reloaded.status().toString();
+  EXPECT_EQ((*reloaded)->clients().size(), 3u);
+
+  EXPECT_TRUE(clientWith(&stranger_).hosts().isOk()) << "added by the reload";
+  auto bobAgain = clientWith(&bob_).hosts();
+  ASSERT_FALSE(bobAgain.isOk());
+  EXPECT_EQ(bobAgain.status().code(), StatusCode::kUnauthorized) << bobAgain.status().toString();
+  auto bobBooks = bobOpen.submit(dedicated("bob"));
+  ASSERT_FALSE(bobBooks.isOk());
+  EXPECT_EQ(bobBooks.status().code(), StatusCode::kUnauthorized) << bobBooks.status().toString();
+  EXPECT_FALSE(registerAs(*agent, "node1").has_value()) << "node1's agent is no longer listed";
+
+  write("client alice user " + alice_.publicKey + "\nclient bob user not-a-key\n");
+  stopLoop();
+  auto bad = server_ptr_->reloadAuthorized(path);
+  auto missing = server_ptr_->reloadAuthorized(path + ".missing");
+  startLoop();
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find(path + ":2: "), std::string::npos)
+      << bad.status().message();
+  ASSERT_FALSE(missing.isOk());
+  EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(clientWith(&stranger_).hosts().isOk()) << "the previous list stays in force";
+  std::remove(path.c_str());
+}
 
 // Ensures a client whose key vrmd does not know gets no service and a typed error that says so,
 // and so does a client without keys at all; a known key is served.

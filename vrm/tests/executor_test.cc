@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "fake_agents.h"
+#include "manager_fixture.h"
 #include "vrm/manager/manager.h"
 #include "vrm/planner/cost_aware_vacate_planner.h"
 
@@ -16,8 +17,6 @@ namespace {
 
 using testing::FakeAgents;
 using testing::kGiB;
-
-constexpr TimeNs kStartOfTime = 1'800'000'000 * kNsPerSec;
 constexpr TimeNs kMove = 10 * kNsPerSec;
 constexpr TimeNs kParallel = 12 * kNsPerSec;
 
@@ -63,19 +62,16 @@ class ScriptedPlanner final : public planner::VacatePlanner {
   }
 };
 
-class ExecutorTest : public ::testing::Test {
+class ExecutorTest : public testing::ManagerFixture {
  protected:
   void SetUp() override {
-    store_ = std::move(*Store::open(":memory:"));
-    TemplateSpec t{"bmi", 8, 16 * kGiB, 45 * kNsPerSec, 1};
     ManagerOptions options;
     options.marginNs = 10 * kNsPerSec;
     options.planningLatencyNs = kNsPerSec;
     options.assessPeriodNs = kNsPerSec;
     options.heartbeatTimeoutNs = 3600 * kNsPerSec;
     options.onObservation = [this](const MigrationObservation& o) { observed_.push_back(o.vmId); };
-    manager_ = std::make_unique<Manager>(clock_, *store_, planner_, std::vector{t}, options);
-    agents_ = std::make_unique<FakeAgents>(*manager_);
+    startManager({testing::bmiTemplate()}, options, &scripted_);
     std::vector<VmRecord> vms;
     for (int i = 0; i < 4; ++i) vms.push_back(FakeAgents::vm("v" + std::to_string(i), 2 * kGiB));
     agents_->addHost("src", 32, 64 * kGiB, vms);
@@ -87,12 +83,9 @@ class ExecutorTest : public ::testing::Test {
   // timetodeadline / timeleft = 1.25 at the start), with migrations held by the agents.
   Reservation admitAndStartVacate(const std::string& displaced = "",
                                   const std::function<void()>& atStart = {}) {
-    ReservationRequest req;
+    ReservationRequest req = dedicated(3600 * kNsPerSec, 600 * kNsPerSec, 0);
     req.owner = "lab";
     req.hostNames = {"src"};
-    req.startNs = clock_.now() + 3600 * kNsPerSec;
-    req.endNs = req.startNs + 600 * kNsPerSec;
-    req.templateName = "bmi";
     req.vmsPerHost = 1;
     req.objective = "degradation";
     req.displaced = displaced;
@@ -142,11 +135,7 @@ class ExecutorTest : public ::testing::Test {
     }
   }
 
-  ManualClock clock_{kStartOfTime};
-  std::unique_ptr<Store> store_;
-  ScriptedPlanner planner_;
-  std::unique_ptr<Manager> manager_;
-  std::unique_ptr<FakeAgents> agents_;
+  ScriptedPlanner scripted_;  // the manager's planner
   TimeNs vacateStart_ = 0;
   std::vector<std::string> observed_;  // what ManagerOptions::onObservation was given
 };

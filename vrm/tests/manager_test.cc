@@ -6,50 +6,27 @@
 #include <set>
 
 #include "fake_agents.h"
+#include "manager_fixture.h"
 
 namespace vrm::manager {
 namespace {
 
 using testing::FakeAgents;
 using testing::kGiB;
+using testing::kHour;
+using testing::kStartOfTime;
 
-constexpr TimeNs kStartOfTime = 1'800'000'000 * kNsPerSec;
-constexpr TimeNs kHour = 3600 * kNsPerSec;
+std::vector<TemplateSpec> templates() { return {testing::bmiTemplate("bmi-decoder")}; }
 
-std::vector<TemplateSpec> templates() {
-  TemplateSpec t;
-  t.name = "bmi-decoder";
-  t.cpuCores = 8;
-  t.memoryBytes = 16 * kGiB;
-  t.cloneTimeNs = 45 * kNsPerSec;
-  t.vmsPerHost = 1;
-  return {t};
-}
-
-class ManagerTest : public ::testing::Test {
+class ManagerTest : public testing::ManagerFixture {
  protected:
   void SetUp() override {
-    store_ = std::move(*Store::open(":memory:"));
-    model_ = std::shared_ptr<const planner::MigrationModel>(
-        std::move(*planner::createMigrationModel("simple")));
-    planner_ = std::make_unique<planner::SequentialVacatePlanner>(model_);
-    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, templates());
-    agents_ = std::make_unique<FakeAgents>(*manager_);
+    startManager(templates());
     // node1 is busiest, node3 cheapest to vacate (one small VM).
     agents_->addHost("node1", 16, 64 * kGiB,
                      {FakeAgents::vm("a1", 8 * kGiB), FakeAgents::vm("a2", 8 * kGiB)});
     agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
     agents_->addHost("node3", 16, 64 * kGiB, {FakeAgents::vm("c1", 2 * kGiB)});
-  }
-
-  ReservationRequest dedicated(TimeNs startIn, TimeNs length, std::uint32_t hosts = 1) {
-    ReservationRequest r;
-    r.owner = "lab-bmi";
-    r.hostCount = hosts;
-    r.startNs = clock_.now() + startIn;
-    r.endNs = r.startNs + length;
-    r.templateName = "bmi-decoder";
-    return r;
   }
 
   // Advances the clock in steps, keeping agents alive and answering commands.
@@ -94,12 +71,6 @@ class ManagerTest : public ::testing::Test {
     }
   }
 
-  ManualClock clock_{kStartOfTime};
-  std::unique_ptr<Store> store_;
-  std::shared_ptr<const planner::MigrationModel> model_;
-  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
-  std::unique_ptr<Manager> manager_;
-  std::unique_ptr<FakeAgents> agents_;
 };
 
 // Ensures the allowed migration modes an agent reports for a VM (the cluster file's allow_live)

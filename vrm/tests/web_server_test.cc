@@ -13,11 +13,13 @@
 #include <thread>
 
 #include "fake_agents.h"
+#include "manager_fixture.h"
 #include "vrm/client/client.h"
 #include "vrm/client/render.h"
 #include "vrm/manager/auth.h"
 #include "vrm/manager/server.h"
 #include "vrm/protocol/curve.h"
+#include "vrm/protocol/token.h"
 
 namespace vrm::manager {
 namespace {
@@ -25,8 +27,7 @@ namespace {
 using nlohmann::json;
 using testing::FakeAgents;
 using testing::kGiB;
-
-constexpr TimeNs kStartOfTime = 1'800'000'000 * kNsPerSec;
+using testing::kStartOfTime;
 constexpr char kInproc[] = "inproc://vrm-web-test";
 
 struct HttpReply {
@@ -75,20 +76,10 @@ HttpReply httpRequest(std::uint16_t port, const std::string& request) {
 
 // vrmd's core (Manager + Server on a loop thread, ManualClock) and a WebServer on loopback with
 // an OS-chosen port; requests over a raw socket so malformed ones can be sent too.
-class WebServerTest : public ::testing::Test {
+class WebServerTest : public testing::ManagerFixture {
  protected:
   void SetUp() override {
-    store_ = std::move(*Store::open(":memory:"));
-    planner_ = std::make_unique<planner::SequentialVacatePlanner>(
-        std::shared_ptr<const planner::MigrationModel>(
-            std::move(*planner::createMigrationModel("simple"))));
-    TemplateSpec t;
-    t.name = "bmi";
-    t.cpuCores = 8;
-    t.memoryBytes = 16 * kGiB;
-    t.cloneTimeNs = 45 * kNsPerSec;
-    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, std::vector{t});
-    agents_ = std::make_unique<FakeAgents>(*manager_);
+    startManager({testing::bmiTemplate()});
     agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
     agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
     agents_->addHost("node3", 16, 64 * kGiB, {FakeAgents::vm("c1", 2 * kGiB)});
@@ -117,7 +108,7 @@ class WebServerTest : public ::testing::Test {
     w.port = 0;
     w.webRoot = (base_ / "www").string();
     w.vrmdEndpoint = kInproc;
-    w.templates = {t};
+    w.templates = templates_;
     w.maxBodyBytes = 4096;
     web_ = std::make_unique<WebServer>(ctx_, w);
     ASSERT_TRUE(web_->start().isOk());
@@ -153,12 +144,7 @@ class WebServerTest : public ::testing::Test {
                std::to_string(body.size()) + "\r\n\r\n" + body);
   }
 
-  ManualClock clock_{kStartOfTime};
   zmq::context_t ctx_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
-  std::unique_ptr<Manager> manager_;
-  std::unique_ptr<FakeAgents> agents_;
   std::unique_ptr<Server> server_;
   std::unique_ptr<WebServer> web_;
   std::filesystem::path base_;
@@ -408,30 +394,21 @@ TEST(WebServerFilesTest, ParsesListenAddresses) {
 
 // vrmd with CURVE keys and the web calendar with bearer tokens: the web server tells vrmd who
 // asks and vrmd decides, so HTTP is no way around authorisation.
-class WebAuthTest : public ::testing::Test {
+class WebAuthTest : public testing::ManagerFixture {
  protected:
   static constexpr char kAliceToken[] = "alice-token-0123456789";
   static constexpr char kBobToken[] = "bob-token-0123456789ab";
   static constexpr char kAdminToken[] = "admin-token-0123456789";
 
   void SetUp() override {
-    store_ = std::move(*Store::open(":memory:"));
-    planner_ = std::make_unique<planner::SequentialVacatePlanner>(
-        std::shared_ptr<const planner::MigrationModel>(
-            std::move(*planner::createMigrationModel("simple"))));
-    TemplateSpec t;
-    t.name = "bmi";
-    t.cpuCores = 8;
-    t.memoryBytes = 16 * kGiB;
-    t.cloneTimeNs = 45 * kNsPerSec;
-    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, std::vector{t});
-    agents_ = std::make_unique<FakeAgents>(*manager_);
+    startManager({testing::bmiTemplate()});
     agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
     agents_->addHost("node2", 16, 64 * kGiB, {});
 
     auto serverKeys = protocol::generateCurveKeyPair();
     ASSERT_TRUE(serverKeys.isOk());
-    auto keys = AuthorizedKeys::parse(std::string("web alice user ") + kAliceToken +
+    // Alice's token as vrmd stores it (its hash); bob's and the admin's in clear, still valid.
+    auto keys = AuthorizedKeys::parse("web alice user " + protocol::hashBearerToken(kAliceToken) +
                                           "\nweb bob user " + kBobToken + "\nweb ops admin " +
                                           kAdminToken + "\n",
                                       "authorized");
@@ -450,9 +427,9 @@ class WebAuthTest : public ::testing::Test {
     w.port = 0;
     w.webRoot = VRM_SOURCE_WEB_ROOT;
     w.vrmdEndpoint = kInproc;
-    w.templates = {t};
+    w.templates = templates_;
     w.authenticate = true;
-    for (const auto& entry : o.authorized->webs()) w.tokens[entry.token] = entry.name;
+    for (const auto& entry : o.authorized->webs()) w.tokenHashes[entry.tokenHash] = entry.name;
     web_ = std::make_unique<WebServer>(ctx_, w);
     ASSERT_TRUE(web_->start().isOk());
     startLoop();
@@ -483,12 +460,7 @@ class WebAuthTest : public ::testing::Test {
     return R"({"hosts": 1, "start": "+2h", "duration": "1h", "template": "bmi")" + extra + "}";
   }
 
-  ManualClock clock_{kStartOfTime};
   zmq::context_t ctx_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<planner::SequentialVacatePlanner> planner_;
-  std::unique_ptr<Manager> manager_;
-  std::unique_ptr<FakeAgents> agents_;
   std::unique_ptr<Server> server_;
   std::unique_ptr<WebServer> web_;
   std::atomic<bool> stop_{false};

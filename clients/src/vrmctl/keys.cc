@@ -1,10 +1,12 @@
 // keygen: CURVE key pairs for vrmd, its agents and its clients; bearer tokens for the web API.
+// hash-token: the form of a bearer token vrmd's authorized file stores.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <random>
 
 #include "commands.h"
+#include "vrm/protocol/token.h"
 
 namespace vrm::vrmctl {
 namespace {
@@ -59,6 +61,22 @@ int runKeygen(const Context& ctx, const KeygenArgs& a) {
   return kExitOk;
 }
 
+// The token from the command line, or else the first line of stdin (which keeps it out of the
+// shell's history and the process list: `vrmctl hash-token < file`).
+int runHashToken(const Context& ctx, std::string token) {
+  if (token.empty() && !std::getline(std::cin, token)) {
+    return ctx.fail(Status::invalid("give the token as an argument or on stdin"));
+  }
+  if (token.size() < 16 || token.find_first_of(" \t\r\n") != std::string::npos) {
+    return ctx.fail(Status::invalid(
+        "a token is at least 16 characters without spaces (`vrmctl keygen --token` makes one)"));
+  }
+  const std::string hash = protocol::hashBearerToken(token);
+  if (hash.empty()) return ctx.fail(Status::internal("OpenSSL's SHA-256 failed"));
+  std::cout << hash << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 void addKeyCommands(CLI::App& app, Context& ctx) {
@@ -72,6 +90,14 @@ void addKeyCommands(CLI::App& app, Context& ctx) {
   keygen->add_flag("--force", args->overwrite, "overwrite existing files");
   keygen->add_flag("--token", args->token, "print a random bearer token instead (web entries)");
   keygen->callback([&ctx, args] { ctx.exitCode = runKeygen(ctx, *args); });
+
+  auto token = std::make_shared<std::string>();
+  auto* hash = app.add_subcommand(
+      "hash-token",
+      "print what vrmd's authorized file stores for a web token (sha256:HEX): "
+      "'web NAME user|admin sha256:HEX'");
+  hash->add_option("token", *token, "the token (default: the first line of stdin)");
+  hash->callback([&ctx, token] { ctx.exitCode = runHashToken(ctx, *token); });
 }
 
 }  // namespace vrm::vrmctl

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +18,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kChunk = 64 * 1024;
 constexpr std::size_t kMaxLine = 512;
+// How much of a refused sender's stream the receiver reads and discards before it closes, and for
+// how long at most: enough for the sender to notice the refusal (it looks for an answer between
+// chunks), bounded so a sender that never looks cannot hold the receiver's thread.
+constexpr std::uint64_t kMaxDrainBytes = 64ull << 20;
+constexpr std::chrono::milliseconds kMaxDrainTime{2000};
 
 std::string errnoText(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -51,6 +57,55 @@ std::optional<std::string> readLine(int fd) {
     line.push_back(c);
   }
   return std::nullopt;
+}
+
+// True when the peer has written something (or closed) that `fd` has not read yet; never blocks.
+bool answerPending(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
+// Reads and discards what the peer still sends until it closes, at most `maxBytes` and until
+// `deadline`. A socket closed with unread bytes sends a reset, and a reset may overtake (and so
+// destroy) the answer written just before it; draining first lets the answer arrive.
+void drain(int fd, std::uint64_t maxBytes, Clock::time_point deadline) {
+  std::vector<char> buf(kChunk);
+  std::uint64_t got = 0;
+  while (got < maxBytes) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return;
+    pollfd p{fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return;
+    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // the sender closed (or the owner shut the socket down)
+    got += static_cast<std::uint64_t>(n);
+  }
+}
+
+// Why the receiver did not answer `expected`: its FAILED reason when it gave one.
+Status answerStatus(const std::optional<std::string>& line, const std::string& to,
+                    const char* expected) {
+  if (!line) {
+    return Status::unavailable("state receiver " + to + " closed or timed out before " + expected);
+  }
+  if (line->rfind("FAILED", 0) == 0) {
+    return Status::unavailable("destination " + to + ": " +
+                               (line->size() > 7 ? line->substr(7) : std::string("failed")));
+  }
+  return Status::unavailable("state receiver " + to + " answered '" + *line + "' before " +
+                             expected);
+}
+
+// A send to the receiver failed: its FAILED reason if it left one, else the socket error.
+Status sendFailure(int fd, const std::string& to) {
+  const Status err = Status::unavailable(errnoText(("send to " + to).c_str()));
+  if (!answerPending(fd)) return err;
+  const auto line = readLine(fd);
+  if (line && line->rfind("FAILED", 0) == 0) return answerStatus(line, to, "RECEIVED");
+  return err;
 }
 
 sockaddr_in ipv4(const std::string& host, int port, bool& ok) {
@@ -115,28 +170,28 @@ void StateSender::run() {
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
     return fail(Status::unavailable(errnoText(("connect to state receiver " + to).c_str())));
   }
+  // Whatever ends the transfer, the receiver sees the end of the stream at once (its refusal
+  // drain, or its wait for the bytes, ends) rather than when this object is destroyed.
+  struct WriteShutter {
+    int fd;
+    ~WriteShutter() { ::shutdown(fd, SHUT_WR); }
+  } shutter{fd};
   const std::string header = "VRMSTATE1 " + vmId_ + " " + std::to_string(bytes_) + "\n";
-  if (!writeAll(fd, header.data(), header.size())) {
-    return fail(Status::unavailable(errnoText(("send to " + to).c_str())));
-  }
+  if (!writeAll(fd, header.data(), header.size())) return fail(sendFailure(fd, to));
+  // The receiver's next line: nullopt if it is `expected`, else why not.
   auto reply = [&](const char* expected) -> std::optional<Status> {
     auto line = readLine(fd);
-    if (!line) {
-      return Status::unavailable("state receiver " + to + " closed or timed out before " +
-                                 expected);
-    }
-    if (*line == expected) return std::nullopt;
-    if (line->rfind("FAILED", 0) == 0) {
-      return Status::unavailable("destination " + to + ": " +
-                                 (line->size() > 7 ? line->substr(7) : std::string("failed")));
-    }
-    return Status::unavailable("state receiver " + to + " answered '" + *line + "'");
+    if (line && *line == expected) return std::nullopt;
+    return answerStatus(line, to, expected);
   };
   if (auto err = reply("READY")) return fail(std::move(*err));
   std::vector<char> buf(kChunk);
   std::uint64_t sent = 0;
   while (sent < bytes_) {
     if (aborted_) return fail(Status::unavailable("state transfer aborted"));
+    // The receiver only speaks mid-copy to refuse (it failed to write, or is going away): stop
+    // and report its reason while it is still draining, before its close can reset the stream.
+    if (answerPending(fd)) return fail(answerStatus(readLine(fd), to, "RECEIVED"));
     const std::size_t want =
         static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, bytes_ - sent));
     const ssize_t n = ::read(file, buf.data(), want);
@@ -147,7 +202,7 @@ void StateSender::run() {
                                    " bytes"));
     }
     if (!writeAll(fd, buf.data(), static_cast<std::size_t>(n))) {
-      return fail(Status::unavailable(errnoText(("send to " + to).c_str())));
+      return fail(sendFailure(fd, to));
     }
     sent += static_cast<std::uint64_t>(n);
     sent_ = sent;
@@ -184,6 +239,16 @@ Result<std::unique_ptr<StateReceiver>> StateReceiver::listen(const std::string& 
     ::close(fd);
     return Status::unavailable(why);
   }
+  if (port == 0) {  // the system chose one: the sender needs to know which
+    sockaddr_in bound{};
+    socklen_t len = sizeof bound;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+      const std::string why = errnoText("getsockname");
+      ::close(fd);
+      return Status::internal(why);
+    }
+    port = ntohs(bound.sin_port);
+  }
   return std::unique_ptr<StateReceiver>(
       new StateReceiver(fd, port, std::move(path), std::move(vmId), timeout));
 }
@@ -213,23 +278,27 @@ std::string StateReceiver::error() const {
   return error_;
 }
 
-void StateReceiver::fail(const std::string& why) {
+void StateReceiver::fail(const std::string& why, bool drainSender) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     error_ = why;
   }
+  ::unlink(path_.c_str());
   if (const int fd = connFd_.load(); fd >= 0) {
     const std::string line = "FAILED " + why + "\n";
     (void)writeAll(fd, line.data(), line.size());
-    ::shutdown(fd, SHUT_RDWR);
+    ::shutdown(fd, SHUT_WR);
+    // The owner destroys this object as soon as it sees kFailed, closing the socket; so first
+    // let the sender read the reason (it stops sending and closes when it does).
+    if (drainSender) drain(fd, kMaxDrainBytes, Clock::now() + std::min(timeout_, kMaxDrainTime));
   }
-  ::unlink(path_.c_str());
   phase_ = Phase::kFailed;
 }
 
 void StateReceiver::finish(const Status& restore) {
   if (phase_ != Phase::kReceived) return;
-  if (!restore.isOk()) return fail("restore failed: " + restore.message());
+  // The sender has sent everything and only waits for this answer: nothing to drain.
+  if (!restore.isOk()) return fail("restore failed: " + restore.message(), false);
   if (const int fd = connFd_.load(); fd >= 0) {
     (void)writeAll(fd, "RESTORED\n", 9);
     ::shutdown(fd, SHUT_RDWR);
@@ -245,28 +314,31 @@ void StateReceiver::run() {
     if (conn >= 0 || errno != EINTR) break;
   }
   if (conn < 0) {
-    if (!aborted_) fail(errnoText("accept"));
+    if (!aborted_) fail(errnoText("accept"), false);
     return;
   }
   connFd_ = conn;
+  // One transfer per receiver: a second sender (a stray one, or a retry) is refused at once
+  // instead of waiting in the backlog until its timeout.
+  ::shutdown(listenFd_.load(), SHUT_RDWR);
   if (aborted_) return;
   setTimeouts(conn, timeout_);
   phase_ = Phase::kReceiving;
   auto header = readLine(conn);
-  if (!header) return fail("no state header from the sender");
+  if (!header) return fail("no state header from the sender", true);
   std::istringstream in(*header);
   std::string magic, vm;
   std::uint64_t bytes = 0;
   if (!(in >> magic >> vm >> bytes) || magic != "VRMSTATE1") {
-    return fail("bad state header '" + header->substr(0, 80) + "'");
+    return fail("bad state header '" + header->substr(0, 80) + "'", true);
   }
   if (vm != vmId_)
-    return fail("this endpoint expects the state of vm '" + vmId_ + "', not '" + vm + "'");
+    return fail("this endpoint expects the state of vm '" + vmId_ + "', not '" + vm + "'", true);
   const int file = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (file < 0) return fail(errnoText(("create " + path_).c_str()));
+  if (file < 0) return fail(errnoText(("create " + path_).c_str()), true);
   if (!writeAll(conn, "READY\n", 6)) {
     ::close(file);
-    return fail("the sender went away");
+    return fail("the sender went away", true);
   }
   std::vector<char> buf(kChunk);
   std::uint64_t got = 0;
@@ -301,8 +373,8 @@ void StateReceiver::run() {
     why = errnoText(("fsync " + path_).c_str());
   }
   ::close(file);
-  if (!ok) return fail(why);
-  if (!writeAll(conn, "RECEIVED\n", 9)) return fail("the sender went away");
+  if (!ok) return fail(why, true);
+  if (!writeAll(conn, "RECEIVED\n", 9)) return fail("the sender went away", true);
   phase_ = Phase::kReceived;
 }
 

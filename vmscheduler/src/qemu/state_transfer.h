@@ -8,7 +8,12 @@
 //   sender   -> receiver  exactly <bytes> bytes
 //   receiver -> sender    "RECEIVED\n"  once the bytes are in its staging file (fsync'ed)
 //                         "RESTORED\n"  once its QEMU has loaded them (paused, ready to resume)
-//                         or "FAILED <why>\n" at any point; then it closes.
+//                         or "FAILED <why>\n" at any point; then it shuts down its write side
+//                         and reads and discards what the sender still sends until the sender
+//                         closes (at most 64 MiB, 2 s), so that its own close cannot reset the
+//                         connection before the sender has read the reason.
+// The sender looks for an answer between chunks, so a refusal mid-copy stops it at once, and it
+// shuts down its write side whenever it is done, so the receiver's drain ends at once.
 // The sender measures both phases on its own steady clock (copy: connect .. RECEIVED; restore:
 // RECEIVED .. RESTORED), so no clock is shared between the hosts.
 //
@@ -75,7 +80,8 @@ class StateReceiver {
  public:
   enum class Phase { kListening, kReceiving, kReceived, kFailed, kFinished };
 
-  // Listens on address:port for the state of `vmId`, to be written to `path`.
+  // Listens on address:port (0: one the system chooses, see port()) for the state of `vmId`, to
+  // be written to `path`. It accepts one sender; later ones are refused.
   // Errors: unavailable (the port cannot be bound).
   static Result<std::unique_ptr<StateReceiver>> listen(const std::string& address, int port,
                                                        std::string path, std::string vmId,
@@ -96,7 +102,9 @@ class StateReceiver {
   StateReceiver(int listenFd, int port, std::string path, std::string vmId,
                 std::chrono::milliseconds timeout);
   void run();
-  void fail(const std::string& why);
+  // Records `why`, tells the sender, removes the staging file and, with `drainSender`, waits
+  // (bounded) for the sender to stop sending before the phase becomes kFailed.
+  void fail(const std::string& why, bool drainSender);
 
   const int port_;
   const std::string path_, vmId_;

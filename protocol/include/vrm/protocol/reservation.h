@@ -135,7 +135,15 @@ struct VmRecord {
   bool allowSuspend = true;  // may be suspended-copied-resumed (allow_suspend)
 };
 
-// Measured phases of one completed migration (fed to the calibrator).
+// Measured phases of one completed migration, reported by the agent that ran it and fed to the
+// calibrator. Every figure is what the backend measured, not what it was asked for or what a
+// model predicts; 0 in setupNs, downtimeNs, transferredBytes, rounds or dirtyRateBytesPerSec means
+// "not measured" (e.g. a libvirt driver without job statistics). mode is what happened (a libvirt
+// save/restore migration is suspend-copy-resume even if live was asked). endNs - startNs is the
+// total time; rounds counts the pre-copy rounds plus the stop-and-copy (1 for
+// suspend-copy-resume); bandwidthBytesPerSec is the measured goodput (bytes over the time spent
+// sending them), not the nominal link rate; dirtyRateBytesPerSec is the rate measured during the
+// migration (the sim: mean over pre-copy; libvirt/QEMU: the job's last dirty-rate figure).
 struct MigrationObservation {
   std::string vmId, fromHost, toHost;
   MoveMode mode = MoveMode::kLive;
@@ -143,7 +151,10 @@ struct MigrationObservation {
   double dirtyRateBytesPerSec = 0, bandwidthBytesPerSec = 0;
   TimeNs startNs = 0, endNs = 0, setupNs = 0, downtimeNs = 0;
   std::uint32_t rounds = 0;
-  // Suspend-copy-resume's phases (0 = live, or not measured): save, copy, restore.
+  // Suspend-copy-resume's phases, measured separately so each can be calibrated (0 for live
+  // migrations, or not measured): save = stop the VM and write its state to the source's staging
+  // dir; copy = move the staged state into the destination's staging dir; restore = the
+  // destination loads it (paused, ready to resume). Their sum is at most endNs - startNs.
   TimeNs saveNs = 0, copyNs = 0, restoreNs = 0;
 };
 

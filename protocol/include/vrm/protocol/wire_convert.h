@@ -27,6 +27,15 @@ Reservation fromWire(wire::Reservation::Reader in);
 void toWire(const HostRecord& in, wire::HostInfo::Builder out);
 HostRecord fromWire(wire::HostInfo::Reader in);
 
+// Unknown wire values (a schema newer than this side) read as the first enumerator.
+wire::VmState toWire(VmState state);
+VmState fromWire(wire::VmState state);
+wire::MigrationMode toWire(MoveMode mode);
+MoveMode fromWire(wire::MigrationMode mode);
+
+void toWire(const MigrationObservation& in, wire::MigrationObservation::Builder out);
+MigrationObservation fromWire(wire::MigrationObservation::Reader in);
+
 void toWire(const VmRecord& in, wire::VmInfo::Builder out);
 VmRecord fromWire(wire::VmInfo::Reader in);
 

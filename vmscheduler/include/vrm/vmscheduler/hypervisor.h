@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "vrm/protocol/cluster.h"
+#include "vrm/protocol/reservation.h"
 #include "vrm/protocol/status.h"
 #include "vrm/protocol/time.h"
 
@@ -35,8 +36,12 @@ namespace vrm::vmscheduler {
 // Chosen by the caller, unique among the operations in flight (the agent uses the command id).
 using OperationId = std::uint64_t;
 
-enum class VmState { kRunning, kSuspended, kMigratingOut, kIncoming, kCloning };
-enum class MigrationMode { kLive, kSuspendCopyResume };
+// The agent reports the protocol's types (vrm/protocol/reservation.h) for what vrmd reads back.
+using VmState = vrm::VmState;
+// A backend migrates live or suspend-copy-resume; the agent refuses kSuspend (park a VM), which
+// no backend implements.
+using MigrationMode = vrm::MoveMode;
+using MigrationObservation = vrm::MigrationObservation;
 
 // "running", "migrating-out", ...; for logs.
 const char* vmStateName(VmState state);
@@ -81,39 +86,6 @@ struct CloneSpec {
   std::uint64_t memoryBytes = 0;
   std::string reservationId;
   TimeNs bootTimeNs = 0;  // clone + boot until the VM answers (the sim takes exactly this long)
-};
-
-// Measured phases of one completed migration, for the calibrator. Every figure is what the
-// backend measured, not what it was asked for or what a model predicts; 0 in setupNs,
-// downtimeNs, transferredBytes, rounds or dirtyRateBytesPerSec means "not measured" (e.g. a
-// libvirt driver without job statistics). mode is what happened (a libvirt save/restore
-// migration is suspend-copy-resume even if live was asked). endNs - startNs is the total time;
-// rounds counts the pre-copy rounds plus the stop-and-copy (1 for suspend-copy-resume);
-// bandwidthBytesPerSec is the measured goodput (bytes over the time spent sending them), not the
-// nominal link rate; dirtyRateBytesPerSec is the rate measured during the migration (the sim:
-// mean over pre-copy; libvirt/QEMU: the job's last dirty-rate figure).
-struct MigrationObservation {
-  std::string vmId;
-  std::string fromHost;
-  std::string toHost;
-  MigrationMode mode = MigrationMode::kLive;
-  std::uint64_t memoryBytes = 0;
-  std::uint64_t nonzeroMemoryBytes = 0;
-  double dirtyRateBytesPerSec = 0;
-  TimeNs startNs = 0;
-  TimeNs endNs = 0;
-  TimeNs setupNs = 0;
-  TimeNs downtimeNs = 0;
-  std::uint64_t transferredBytes = 0;
-  std::uint32_t rounds = 0;
-  double bandwidthBytesPerSec = 0;
-  // Suspend-copy-resume's phases, measured separately so each can be calibrated (0 for live
-  // migrations, or not measured): save = stop the VM and write its state to the source's staging
-  // dir; copy = move the staged state into the destination's staging dir; restore = the
-  // destination loads it (paused, ready to resume). Their sum is at most endNs - startNs.
-  TimeNs saveNs = 0;
-  TimeNs copyNs = 0;
-  TimeNs restoreNs = 0;
 };
 
 // How to reach a cloned VM.

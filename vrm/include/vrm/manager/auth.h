@@ -5,11 +5,18 @@
 // starting with '#' after an entry's fields, are comments (Z85 keys may contain '#'):
 //   client <name> <user|admin> <public-key>   a vrmctl / client-library user (CURVE key)
 //   agent  <host> <public-key>                the vmschedd of host <host> (CURVE key)
-//   web    <name> <user|admin> <token>        a bearer token for the web calendar's API
-// Names, hosts and tokens are non-empty words of [A-Za-z0-9._@-] (tokens: at least 16
-// characters); keys are Z85 (`vrmctl keygen` prints them). A key or token may appear once; a
-// client name once among clients, a web name once among web entries (the same name in both is
-// the same owner). Any bad line makes the whole file invalid, naming the line.
+//   web    <name> <user|admin> sha256:<hex>   a bearer token for the web calendar's API, stored
+//                                             as its hash (vrm/protocol/token.h; `vrmctl
+//                                             hash-token` prints it)
+// Names and hosts are non-empty words of [A-Za-z0-9._@-]; keys are Z85 (`vrmctl keygen` prints
+// them). A web entry may still give the token itself (at least 16 characters of that alphabet):
+// it is accepted, kept only as its hash, and reported in warnings(), since the file then lets
+// whoever reads it in. A key or token may appear once (a token in clear and its hash are the
+// same token); a client name once among clients, a web name once among web entries (the same
+// name in both is the same owner). Any bad line makes the whole file invalid, naming the line.
+//
+// vrmd reads the file at start and again on SIGHUP (Server::setAuthorized); a file that does
+// not parse on reload leaves the previous list in force.
 //
 // Roles: `user` may submit reservations owned by itself, cancel its own, and see the handles
 // (addresses, accounts) of its own clones; `admin` may do everything. Anonymous callers (the web
@@ -67,7 +74,7 @@ class AuthorizedKeys {
   struct Web {
     std::string name;
     Role role = Role::kUser;
-    std::string token;
+    std::string tokenHash;  // "sha256:<hex>", see vrm/protocol/token.h
   };
 
   // Parses the file's text; `source` names it in errors ("authorized:3: ..."). Errors:
@@ -79,17 +86,23 @@ class AuthorizedKeys {
   const Client* clientByKey(const std::string& z85) const;
   const Client* clientByName(const std::string& name) const;
   const Agent* agentByKey(const std::string& z85) const;
+  const Agent* agentByHost(const std::string& host) const;
+  // The entry of a presented bearer token (hashed here and compared with the stored hashes).
   const Web* webByToken(const std::string& token) const;
   const Web* webByName(const std::string& name) const;
 
   const std::vector<Client>& clients() const { return clients_; }
   const std::vector<Agent>& agents() const { return agents_; }
   const std::vector<Web>& webs() const { return webs_; }
+  // Things to tell the operator about a file that is valid all the same ("authorized:4: web
+  // entry 'alice' holds its token in clear ..."), one per line concerned.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
   std::vector<Client> clients_;
   std::vector<Agent> agents_;
   std::vector<Web> webs_;
+  std::vector<std::string> warnings_;
 };
 
 // ZAP domains of vrmd's CURVE sockets: which list a key is looked up in.
@@ -108,6 +121,11 @@ inline constexpr const char* kZapDomainEvents = "vrm-events";    // events PUB (
 class ZapHandler {
  public:
   ZapHandler(zmq::context_t& context, std::shared_ptr<const AuthorizedKeys> authorized);
+  // Later handshakes are judged by `authorized` (a reloaded file); open connections are not
+  // affected here (the Server re-checks their names on every frame).
+  void setAuthorized(std::shared_ptr<const AuthorizedKeys> authorized) {
+    authorized_ = std::move(authorized);
+  }
   // Binds inproc://zeromq.zap.01. Errors: unavailable (another handler owns this context's
   // ZAP endpoint).
   Status bind();

@@ -78,6 +78,16 @@ class Server {
   void runOnce(std::chrono::milliseconds maxWait);
   void run(const std::atomic<bool>& stop);
 
+  // CURVE mode (vrmd's SIGHUP): reads the authorized file at `path` again and, if it parses,
+  // judges by it every later handshake and every later frame of the connections already open:
+  // a client whose entry is gone is served as anonymous (read-only) from its next request, an
+  // agent whose host is gone is refused. (An agent whose host stays listed with a new key keeps
+  // its open connection until it reconnects: ZAP names the host, not the key, on each frame.)
+  // Returns the new list (e.g. for the web server's tokens). Call it between runOnce() calls.
+  // Errors, the previous list staying in force: invalid-argument (unreadable file, a bad line,
+  // or insecure mode).
+  Result<std::shared_ptr<const AuthorizedKeys>> reloadAuthorized(const std::string& path);
+
  private:
   void handleClient(zmq::socket_t& socket, bool local);
   void handleAgent();

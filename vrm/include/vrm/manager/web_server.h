@@ -30,7 +30,8 @@
 // Bad requests never stop the server: each connection fails on its own.
 //
 // Callers. With `authenticate` (vrmd runs with keys), a request may carry
-// "Authorization: Bearer <token>" for a token of `tokens` (the authorized file's `web` lines);
+// "Authorization: Bearer <token>" for a token whose hash is in `tokenHashes` (the authorized
+// file's `web` lines);
 // vrmd then serves it as that web user, with the role the file gives it: a user sees the
 // handles of its own reservations only and may cancel only those. A request without a token is
 // anonymous: it may read (no handles shown) but POSTs answer 401. An unknown token is 401.
@@ -78,8 +79,9 @@ struct WebServerOptions {
   std::string defaultOwner = "web";
   // Require bearer tokens for changes and pass callers on to vrmd (see above). Default off.
   bool authenticate = false;
-  // Bearer token -> web user name (the authorized file's `web` entries).
-  std::map<std::string, std::string> tokens;
+  // Hash of a bearer token ("sha256:<hex>", vrm/protocol/token.h) -> web user name: the
+  // authorized file's `web` entries. The tokens themselves are never kept.
+  std::map<std::string, std::string> tokenHashes;
   // The cluster's templates, for /api/templates and the booking form. Default none.
   std::vector<TemplateSpec> templates;
 };
@@ -98,6 +100,10 @@ class WebServer {
   Status start();
   // Stops listening, closes every connection and joins the thread. Idempotent.
   void stop();
+
+  // Replaces WebServerOptions::tokenHashes (vrmd's SIGHUP reload); thread-safe, takes effect
+  // from the next request.
+  void setTokenHashes(std::map<std::string, std::string> tokenHashes);
 
   // The port listened on (the OS's choice when the option said 0); 0 before start().
   std::uint16_t port() const;
