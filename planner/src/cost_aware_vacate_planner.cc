@@ -11,6 +11,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "indexed_cluster_impl.h"
 #include "vrm/planner/tsakalozos_disk_model.h"
 #include "vrm/planner/zhao_scr_model.h"
 #include "vrm/protocol/units.h"
@@ -25,132 +26,69 @@ constexpr double kMakespanTie = 0.005;
 constexpr double kDiskDirtyCapFraction = 0.5;
 
 // ---------------------------------------------------------------------------------------------
-// The cluster, indexed for one call.
+// The cluster for one call: the hosts and links of an IndexedCluster, the request's VMs by host.
 
 struct Cluster {
   const VacateRequest& req;
-  std::unordered_map<std::string_view, int> hostIndex;
-  std::vector<std::vector<int>> vmsOnHost;    // indices into req.vms
-  std::vector<std::vector<int>> linksOfHost;  // sorted link indices whose `hosts` hold the host
-  std::vector<std::uint64_t> linkMask;        // the same as bits, when there are <= 64 links
-  // Room for incoming VMs from nowNs on: free* minus the peak of the bookings ending after nowNs.
-  std::vector<std::int64_t> roomCpu;
-  std::vector<std::int64_t> roomMem;
-  std::vector<bool> receivable;  // canReceive and no exclusive booking ending after nowNs
+  const IndexedCluster::Impl& ix;
+  bool exhaustive = false;  // CostAwareVacatePlannerOptions::exhaustivePlacement
+  std::map<int, std::vector<int>> vmsOnHost;  // host index -> indices into req.vms
+  std::vector<int> vmHost;                    // host index of each of req.vms
   // Resources: 2h = h's sending NIC, 2h+1 = its receiving NIC, then links, then the store.
-  std::vector<double> capacity;
   int storeResource = -1;
 
-  explicit Cluster(const VacateRequest& r) : req(r) {}
-  int hostCount() const { return static_cast<int>(req.hosts.size()); }
+  Cluster(const VacateRequest& r, const IndexedCluster::Impl& i) : req(r), ix(i) {}
+  int hostCount() const { return ix.hostCount(); }
   int tx(int h) const { return 2 * h; }
   int rx(int h) const { return 2 * h + 1; }
   int link(int l) const { return 2 * hostCount() + l; }
+  double capacity(int r) const {
+    if (r < 2 * hostCount()) return ix.hosts[static_cast<std::size_t>(r / 2)].nicBandwidthBytesPerSec;
+    if (r == storeResource) return req.suspendStoreBandwidthBytesPerSec;
+    return ix.links[static_cast<std::size_t>(r - 2 * hostCount())].bandwidthBytesPerSec;
+  }
 };
 
-// The peak concurrent use of the bookings that end after `now` (a sweep over their intervals).
-void peakBooked(const std::vector<CapacityBooking>& bookings, TimeNs now, std::int64_t& cpu,
-                std::int64_t& mem, bool& exclusive) {
-  std::vector<std::pair<TimeNs, int>> events;  // (time, +index+1 start / -(index+1) end)
-  for (std::size_t i = 0; i < bookings.size(); ++i) {
-    const auto& b = bookings[i];
-    if (b.endNs <= now || b.endNs <= b.startNs) continue;
-    if (b.exclusive) exclusive = true;
-    events.push_back({std::max(b.startNs, now), static_cast<int>(i) + 1});
-    events.push_back({b.endNs, -(static_cast<int>(i) + 1)});
-  }
-  // Ends sort before starts at the same instant: intervals are half-open.
-  std::sort(events.begin(), events.end());
-  std::int64_t c = 0, m = 0;
-  cpu = mem = 0;
-  for (const auto& [t, e] : events) {
-    const auto& b = bookings[static_cast<std::size_t>(std::abs(e) - 1)];
-    const int sign = e > 0 ? 1 : -1;
-    c += sign * static_cast<std::int64_t>(b.cpuCores);
-    m += sign * static_cast<std::int64_t>(b.memoryBytes);
-    cpu = std::max(cpu, c);
-    mem = std::max(mem, m);
-  }
-}
-
-Result<Cluster> indexCluster(const VacateRequest& req) {
-  Cluster c(req);
-  const int n = c.hostCount();
-  c.vmsOnHost.resize(n);
-  c.linksOfHost.resize(n);
-  c.roomCpu.resize(n);
-  c.roomMem.resize(n);
-  c.receivable.resize(n);
-  c.capacity.assign(2 * n + req.links.size() + 1, 0);
-  for (int h = 0; h < n; ++h) {
-    const HostSnapshot& host = req.hosts[h];
-    if (!c.hostIndex.emplace(host.name, h).second) {
-      return Status::invalid("duplicate host '" + host.name + "'");
-    }
-    if (!(host.nicBandwidthBytesPerSec > 0) || !std::isfinite(host.nicBandwidthBytesPerSec)) {
-      return Status::invalid("host '" + host.name + "': NIC bandwidth must be positive");
-    }
-    c.capacity[c.tx(h)] = c.capacity[c.rx(h)] = host.nicBandwidthBytesPerSec;
-    std::int64_t cpu = 0, mem = 0;
-    bool exclusive = false;
-    peakBooked(host.bookings, req.nowNs, cpu, mem, exclusive);
-    c.roomCpu[h] = std::max<std::int64_t>(0, static_cast<std::int64_t>(host.freeCpuCores) - cpu);
-    c.roomMem[h] = std::max<std::int64_t>(0, static_cast<std::int64_t>(host.freeMemoryBytes) - mem);
-    c.receivable[h] = host.canReceive && !exclusive;
-  }
-  for (std::size_t l = 0; l < req.links.size(); ++l) {
-    const SharedLink& link = req.links[l];
-    if (!(link.bandwidthBytesPerSec > 0) || !std::isfinite(link.bandwidthBytesPerSec)) {
-      return Status::invalid("link '" + link.name + "': bandwidth must be positive");
-    }
-    c.capacity[c.link(static_cast<int>(l))] = link.bandwidthBytesPerSec;
-    for (const auto& name : link.hosts) {
-      auto it = c.hostIndex.find(name);
-      if (it == c.hostIndex.end()) {
-        return Status::invalid("link '" + link.name + "' names unknown host '" + name + "'");
-      }
-      c.linksOfHost[it->second].push_back(static_cast<int>(l));
-    }
-  }
-  for (auto& links : c.linksOfHost) {
-    std::sort(links.begin(), links.end());
-    links.erase(std::unique(links.begin(), links.end()), links.end());
-  }
-  if (!req.links.empty() && req.links.size() <= 64) {
-    c.linkMask.assign(n, 0);
-    for (int h = 0; h < n; ++h) {
-      for (int l : c.linksOfHost[h]) c.linkMask[h] |= std::uint64_t{1} << l;
-    }
-  }
+Result<Cluster> indexVms(const VacateRequest& req, const IndexedCluster::Impl& ix,
+                         bool exhaustive) {
+  Cluster c(req, ix);
+  c.exhaustive = exhaustive;
   if (!req.suspendStore.empty()) {
     if (!(req.suspendStoreBandwidthBytesPerSec > 0)) {
       return Status::invalid("suspend store '" + req.suspendStore + "' needs a positive bandwidth");
     }
-    c.storeResource = static_cast<int>(c.capacity.size()) - 1;
-    c.capacity[c.storeResource] = req.suspendStoreBandwidthBytesPerSec;
+    c.storeResource = 2 * c.hostCount() + static_cast<int>(ix.links.size());
   }
+  c.vmHost.reserve(req.vms.size());
   for (std::size_t i = 0; i < req.vms.size(); ++i) {
-    auto it = c.hostIndex.find(req.vms[i].host);
-    if (it == c.hostIndex.end()) {
+    auto it = ix.hostIndex.find(req.vms[i].host);
+    if (it == ix.hostIndex.end()) {
       return Status::invalid("VM '" + req.vms[i].id + "' runs on unknown host '" + req.vms[i].host +
                              "'");
     }
+    c.vmHost.push_back(it->second);
     c.vmsOnHost[it->second].push_back(static_cast<int>(i));
   }
   return c;
 }
 
+const std::vector<int>& vmsOn(const Cluster& c, int h) {
+  static const std::vector<int> kNone;
+  auto it = c.vmsOnHost.find(h);
+  return it == c.vmsOnHost.end() ? kNone : it->second;
+}
+
 // Links a migration from a to b crosses: those holding exactly one of the two.
 void crossedLinks(const Cluster& c, int a, int b, std::vector<int>& out) {
   out.clear();
-  if (!c.linkMask.empty()) {  // up to 64 links: one XOR
-    for (std::uint64_t x = c.linkMask[a] ^ c.linkMask[b]; x != 0; x &= x - 1) {
+  if (!c.ix.linkMask.empty()) {  // up to 64 links: one XOR
+    for (std::uint64_t x = c.ix.linkMask[a] ^ c.ix.linkMask[b]; x != 0; x &= x - 1) {
       out.push_back(__builtin_ctzll(x));
     }
     return;
   }
-  const auto& la = c.linksOfHost[a];
-  const auto& lb = c.linksOfHost[b];
+  const auto& la = c.ix.linksOfHost[a];
+  const auto& lb = c.ix.linksOfHost[b];
   std::set_symmetric_difference(la.begin(), la.end(), lb.begin(), lb.end(),
                                 std::back_inserter(out));
 }
@@ -166,51 +104,120 @@ struct Placement {
   int firstUnplaced = -1;          // VM index, for messages
 };
 
+// A receiver's score for a VM of `bytes` from `src`: seconds of transfer its receiving NIC and
+// the links the move crosses would carry after taking it (the most loaded of them).
+double score(const Cluster& c, int src, int h, double rxBytes, const std::vector<double>& linkBytes,
+             double bytes, std::vector<int>& crossed) {
+  double s = (rxBytes + bytes) / c.capacity(c.rx(h));
+  if (!c.ix.linkMask.empty()) {
+    for (std::uint64_t x = c.ix.linkMask[src] ^ c.ix.linkMask[h]; x != 0; x &= x - 1) {
+      const int l = __builtin_ctzll(x);
+      s = std::max(s, (linkBytes[l] + bytes) / c.capacity(c.link(l)));
+    }
+  } else if (!c.ix.links.empty()) {
+    crossedLinks(c, src, h, crossed);
+    for (int l : crossed) s = std::max(s, (linkBytes[l] + bytes) / c.capacity(c.link(l)));
+  }
+  return s;
+}
+
+// A candidate destination in the order of step 2: the lowest score wins, then (among scores
+// within 1e-9 of each other) the most free memory, then the first host in cluster order.
+struct Fold {
+  int best = -1;
+  double bestScore = kInf;
+  std::int64_t bestMem = -1;
+  void offer(int h, double score, std::int64_t mem) {
+    const bool tie = std::abs(score - bestScore) <= 1e-9 * std::max(score, 1e-9);
+    if (score < bestScore && !tie) {
+      best = h, bestScore = score, bestMem = mem;
+    } else if (tie && mem > bestMem) {
+      best = h, bestMem = mem;
+    }
+  }
+};
+
 Placement place(const Cluster& c, const std::vector<char>& vacating) {
   const VacateRequest& req = c.req;
+  const IndexedCluster::Impl& ix = c.ix;
   Placement p;
-  for (int h = 0; h < c.hostCount(); ++h) {
-    if (vacating[h]) p.vms.insert(p.vms.end(), c.vmsOnHost[h].begin(), c.vmsOnHost[h].end());
+  for (const auto& [h, vms] : c.vmsOnHost) {  // in host order, as the cluster lists them
+    if (vacating[h]) p.vms.insert(p.vms.end(), vms.begin(), vms.end());
   }
   std::stable_sort(p.vms.begin(), p.vms.end(),
                    [&](int a, int b) { return req.vms[a].memoryBytes > req.vms[b].memoryBytes; });
-  std::vector<int> receivers;
-  for (int h = 0; h < c.hostCount(); ++h) {
-    if (!vacating[h] && c.receivable[h]) receivers.push_back(h);
-  }
-  std::vector<std::int64_t> cpu = c.roomCpu, mem = c.roomMem;
-  std::vector<double> rxBytes(c.hostCount(), 0), linkBytes(req.links.size(), 0);
+  // What is left on the receivers this placement used; the others have their indexed room.
+  struct Taken {
+    std::int64_t cpu = 0, mem = 0;
+    double rxBytes = 0;
+  };
+  std::unordered_map<int, Taken> taken;
+  std::vector<double> linkBytes(ix.links.size(), 0);
   std::vector<int> crossed;
+  struct Candidate {
+    int host;
+    double score;
+    std::int64_t mem;
+  };
+  std::vector<Candidate> candidates;
+  std::vector<double> scores;
   p.dest.reserve(p.vms.size());
   for (int v : p.vms) {
     const VmSnapshot& vm = req.vms[v];
-    const int src = c.hostIndex.at(vm.host);
+    const int src = c.vmHost[v];
     const double bytes = static_cast<double>(vm.nonzeroMemoryBytes + vm.diskBytes);
+    const auto needCpu = static_cast<std::int64_t>(vm.cpuCores);
+    const auto needMem = static_cast<std::int64_t>(vm.memoryBytes);
+    // Every receiver, in cluster order: the definition of the choice.
+    auto exhaustive = [&] {
+      Fold f;
+      for (int h = 0; h < c.hostCount(); ++h) {
+        if (vacating[h] || !ix.receivable[h]) continue;
+        auto t = taken.find(h);
+        const Taken room = t != taken.end() ? t->second : Taken{ix.roomCpu[h], ix.roomMem[h], 0};
+        if (room.cpu < needCpu || room.mem < needMem) continue;
+        f.offer(h, score(c, src, h, room.rxBytes, linkBytes, bytes, crossed), room.mem);
+      }
+      return f.best;
+    };
     int best = -1;
-    double bestScore = kInf;
-    std::int64_t bestMem = -1;
-    for (int h : receivers) {
-      if (cpu[h] < static_cast<std::int64_t>(vm.cpuCores) ||
-          mem[h] < static_cast<std::int64_t>(vm.memoryBytes)) {
-        continue;
+    if (c.exhaustive) {
+      best = exhaustive();
+    } else {
+      // The receivers used so far, and in each group of untouched receivers (equal scores) the
+      // one the order above prefers: the most memory, then the first. When no two different
+      // scores are within the tie tolerance, the order is lexicographic (score, -memory, host)
+      // and its minimum is among these; otherwise ties are not transitive and only the full
+      // scan defines the choice.
+      candidates.clear();
+      for (const auto& [h, t] : taken) {
+        if (t.cpu < needCpu || t.mem < needMem) continue;
+        candidates.push_back({h, score(c, src, h, t.rxBytes, linkBytes, bytes, crossed), t.mem});
       }
-      double score = (rxBytes[h] + bytes) / c.capacity[c.rx(h)];
-      if (!c.linkMask.empty()) {
-        for (std::uint64_t x = c.linkMask[src] ^ c.linkMask[h]; x != 0; x &= x - 1) {
-          const int l = __builtin_ctzll(x);
-          score = std::max(score, (linkBytes[l] + bytes) / c.capacity[c.link(l)]);
-        }
-      } else if (!req.links.empty()) {
-        crossedLinks(c, src, h, crossed);
-        for (int l : crossed) {
-          score = std::max(score, (linkBytes[l] + bytes) / c.capacity[c.link(l)]);
+      for (const auto& g : ix.groups) {
+        for (const auto& [negMem, h] : g.byRoom) {
+          if (-negMem < needMem) break;
+          if (vacating[h] || ix.roomCpu[h] < needCpu || taken.count(h)) continue;
+          candidates.push_back({h, score(c, src, h, 0, linkBytes, bytes, crossed), -negMem});
+          break;
         }
       }
-      const bool tie = std::abs(score - bestScore) <= 1e-9 * std::max(score, 1e-9);
-      if (score < bestScore && !tie) {
-        best = h, bestScore = score, bestMem = mem[h];
-      } else if (tie && mem[h] > bestMem) {
-        best = h, bestMem = mem[h];
+      scores.clear();
+      for (const auto& k : candidates) scores.push_back(k.score);
+      std::sort(scores.begin(), scores.end());
+      bool nearTie = false;
+      for (std::size_t i = 1; i < scores.size() && !nearTie; ++i) {
+        nearTie = scores[i] != scores[i - 1] &&
+                  scores[i] - scores[i - 1] <= 1e-9 * std::max(scores[i], 1e-9);
+      }
+      if (nearTie) {
+        best = exhaustive();
+      } else {
+        std::sort(candidates.begin(), candidates.end(),
+                  [](const Candidate& a, const Candidate& b) { return a.host < b.host; });
+        Fold f;
+        for (const auto& k : candidates) f.offer(k.host, k.score, k.mem);
+        best = f.best;
       }
     }
     p.dest.push_back(best);
@@ -219,10 +226,12 @@ Placement place(const Cluster& c, const std::vector<char>& vacating) {
       if (!vm.allowSuspend) ++p.unplacedNotSuspendable;
       continue;
     }
-    cpu[best] -= vm.cpuCores;
-    mem[best] -= static_cast<std::int64_t>(vm.memoryBytes);
-    rxBytes[best] += bytes;
-    if (!req.links.empty()) {
+    auto [t, fresh] = taken.try_emplace(best);
+    if (fresh) t->second = Taken{ix.roomCpu[best], ix.roomMem[best], 0};
+    t->second.cpu -= vm.cpuCores;
+    t->second.mem -= static_cast<std::int64_t>(vm.memoryBytes);
+    t->second.rxBytes += bytes;
+    if (!ix.links.empty()) {
       crossedLinks(c, src, best, crossed);
       for (int l : crossed) linkBytes[l] += bytes;
     }
@@ -723,7 +732,7 @@ Result<StrategyResult> simulate(const Models& m, const Cluster& c,
       pm.vmId = vm.id;
       pm.fromHost = vm.host;
       pm.toHost = s.suspend ? (req.suspendStore.empty() ? vm.host : req.suspendStore)
-                            : req.hosts[s.dst].name;
+                            : c.ix.hosts[s.dst].name;
       pm.mode = e.mode;
       pm.batch = static_cast<std::uint32_t>(batch);
       pm.startOffsetNs = secondsToNs(t);
@@ -750,15 +759,11 @@ Result<StrategyResult> simulate(const Models& m, const Cluster& c,
   return r;
 }
 
-}  // namespace
-
-Result<std::vector<std::string>> CostAwareVacatePlanner::chooseHosts(const VacateRequest& req,
-                                                                     std::size_t count) const {
+// CostAwareVacatePlanner::chooseHosts on a cluster already indexed.
+Result<std::vector<std::string>> chooseHostsIn(const Models& m, const Cluster& c,
+                                               std::size_t count) {
+  const VacateRequest& req = c.req;
   if (count == 0) return Status::invalid("the number of hosts to choose must be positive");
-  auto indexed = indexCluster(req);
-  if (!indexed) return indexed.status();
-  const Cluster& c = *indexed;
-  const Models m{live_.get(), scr_.get(), suspend_.get(), disk_.get(), options_};
   const TimeNs windowEnd = req.reservationEndNs > 0 ? req.reservationEndNs : kTimeInfinity;
 
   std::vector<int> pool;
@@ -767,15 +772,17 @@ Result<std::vector<std::string>> CostAwareVacatePlanner::chooseHosts(const Vacat
     std::iota(pool.begin(), pool.end(), 0);
   } else {
     for (const auto& name : req.candidateHosts) {
-      auto it = c.hostIndex.find(name);
-      if (it == c.hostIndex.end()) return Status::invalid("unknown candidate host '" + name + "'");
+      auto it = c.ix.hostIndex.find(name);
+      if (it == c.ix.hostIndex.end()) {
+        return Status::invalid("unknown candidate host '" + name + "'");
+      }
       pool.push_back(it->second);
     }
   }
   std::string firstReason;
   std::vector<int> candidates;
   for (int h : pool) {
-    const HostSnapshot& host = req.hosts[h];
+    const HostSnapshot& host = c.ix.hosts[h];
     std::string why;
     if (!host.canVacate) {
       why = "host " + host.name + " cannot be vacated";
@@ -805,8 +812,8 @@ Result<std::vector<std::string>> CostAwareVacatePlanner::chooseHosts(const Vacat
     const int h = candidates[i];
     MigrationEstimate& sum = costs[i];
     sum.energyJ = 0;
-    for (int v : c.vmsOnHost[h]) {
-      auto e = evaluateMove(m, req, req.vms[v], spec, c.capacity[c.tx(h)]);
+    for (int v : vmsOn(c, h)) {
+      auto e = evaluateMove(m, req, req.vms[v], spec, c.capacity(c.tx(h)));
       if (!e) return e.status();
       sum.downtimeS += e->mode == MoveMode::kSuspendCopyResume ? e->totalS : e->modelDowntimeS;
       sum.totalTimeS += e->totalS;
@@ -817,7 +824,7 @@ Result<std::vector<std::string>> CostAwareVacatePlanner::chooseHosts(const Vacat
   std::vector<std::size_t> order(candidates.size());
   std::iota(order.begin(), order.end(), 0);
   if (!candidates.empty()) {
-    auto ranking = rankMigrationCandidates(costs, options_.weights);
+    auto ranking = rankMigrationCandidates(costs, m.options.weights);
     if (!ranking) return ranking.status();
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
       return ranking->costs[a] < ranking->costs[b];
@@ -837,7 +844,7 @@ Result<std::vector<std::string>> CostAwareVacatePlanner::chooseHosts(const Vacat
     const bool suspendable =
         req.suspendPolicy == SuspendPolicy::kWhenNoRoom && p.unplacedNotSuspendable == 0;
     if (p.unplaced == 0 || (acceptSuspensions && suspendable)) {
-      chosen.push_back(req.hosts[h].name);
+      chosen.push_back(c.ix.hosts[h].name);
       return 0;
     }
     vacating[h] = 0;
@@ -868,14 +875,48 @@ Result<std::vector<std::string>> CostAwareVacatePlanner::chooseHosts(const Vacat
   return chosen;
 }
 
-Result<VacatePlan> CostAwareVacatePlanner::plan(const VacateRequest& req) const {
+Status checkPlanRequest(const VacateRequest& req) {
   if (!(req.quantile > 0 && req.quantile < 1)) {
     return Status::invalid("quantile must be between 0 and 1 (exclusive)");
   }
   if (!(req.relativeErrorStdDev >= 0) || !std::isfinite(req.relativeErrorStdDev)) {
     return Status::invalid("relative error must be >= 0");
   }
-  auto indexed = indexCluster(req);
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> CostAwareVacatePlanner::chooseHosts(const VacateRequest& req,
+                                                                     std::size_t count) const {
+  if (count == 0) return Status::invalid("the number of hosts to choose must be positive");
+  auto ix = IndexedCluster::create(req.hosts, req.links, req.nowNs);
+  if (!ix) return ix.status();
+  auto c = indexVms(req, ix->impl(), options_.exhaustivePlacement);
+  if (!c) return c.status();
+  const Models m{live_.get(), scr_.get(), suspend_.get(), disk_.get(), options_};
+  return chooseHostsIn(m, *c, count);
+}
+
+Result<VacatePlan> CostAwareVacatePlanner::plan(const VacateRequest& req) const {
+  if (Status s = checkPlanRequest(req); !s) return s;
+  auto ix = IndexedCluster::create(req.hosts, req.links, req.nowNs);
+  if (!ix) return ix.status();
+  return planIndexed(*ix, req);
+}
+
+Result<VacatePlan> CostAwareVacatePlanner::plan(const IndexedCluster& cluster,
+                                                const VacateRequest& req) const {
+  if (Status s = checkPlanRequest(req); !s) return s;
+  if (req.nowNs != cluster.nowNs()) {
+    return Status::invalid("the cluster was indexed for another time than the request's");
+  }
+  return planIndexed(cluster, req);
+}
+
+Result<VacatePlan> CostAwareVacatePlanner::planIndexed(const IndexedCluster& cluster,
+                                                       const VacateRequest& req) const {
+  auto indexed = indexVms(req, cluster.impl(), options_.exhaustivePlacement);
   if (!indexed) return indexed.status();
   const Cluster& c = *indexed;
   const Models m{live_.get(), scr_.get(), suspend_.get(), disk_.get(), options_};
@@ -885,17 +926,19 @@ Result<VacatePlan> CostAwareVacatePlanner::plan(const VacateRequest& req) const 
   std::vector<std::string> hosts = req.hostsToVacate;
   if (hosts.empty()) {
     if (req.hostCount == 0) return Status::invalid("name the hosts to vacate or how many");
-    auto chosen = chooseHosts(req, req.hostCount);
+    auto chosen = chooseHostsIn(m, c, req.hostCount);
     if (!chosen) return chosen.status();
     hosts = std::move(*chosen);
   }
   std::vector<char> vacating(c.hostCount(), 0);
   for (const auto& name : hosts) {
-    auto it = c.hostIndex.find(name);
-    if (it == c.hostIndex.end()) return Status::invalid("unknown host '" + name + "' to vacate");
+    auto it = c.ix.hostIndex.find(name);
+    if (it == c.ix.hostIndex.end()) {
+      return Status::invalid("unknown host '" + name + "' to vacate");
+    }
     if (vacating[it->second]) return Status::invalid("host '" + name + "' named twice");
     vacating[it->second] = 1;
-    const HostSnapshot& host = req.hosts[it->second];
+    const HostSnapshot& host = c.ix.hosts[it->second];
     if (!host.canVacate) return Status::rejected("host " + name + " cannot be vacated");
     if (host.cpuCores < req.cloneCpuCoresPerHost ||
         host.memoryBytes < req.cloneMemoryBytesPerHost) {
@@ -918,7 +961,7 @@ Result<VacatePlan> CostAwareVacatePlanner::plan(const VacateRequest& req) const 
     const VmSnapshot& vm = req.vms[placement.vms[i]];
     MoveSpec s;
     s.vm = placement.vms[i];
-    s.src = c.hostIndex.at(vm.host);
+    s.src = c.vmHost[placement.vms[i]];
     s.dst = placement.dest[i];
     if (s.dst < 0) {
       if (req.suspendPolicy != SuspendPolicy::kWhenNoRoom || !vm.allowSuspend) {
@@ -934,7 +977,7 @@ Result<VacatePlan> CostAwareVacatePlanner::plan(const VacateRequest& req) const 
       crossedLinks(c, s.src, s.dst, crossed);
       for (int l : crossed) s.resources.push_back(c.link(l));
     }
-    for (int r : s.resources) s.soloBandwidth = std::min(s.soloBandwidth, c.capacity[r]);
+    for (int r : s.resources) s.soloBandwidth = std::min(s.soloBandwidth, c.capacity(r));
     specs.push_back(std::move(s));
   }
   std::vector<std::size_t> network, inPlace;
@@ -943,11 +986,25 @@ Result<VacatePlan> CostAwareVacatePlanner::plan(const VacateRequest& req) const 
   }
   const std::vector<std::size_t> order = interleave(specs, network);
 
+  // From here on resources are numbered among those the moves use (the fair-share state is
+  // then sized by the plan, not by the cluster); the numbering changes no computation.
+  std::vector<double> capacity;
+  {
+    std::unordered_map<int, int> local;
+    for (auto& s : specs) {
+      for (int& r : s.resources) {
+        auto [it, added] = local.emplace(r, static_cast<int>(capacity.size()));
+        if (added) capacity.push_back(c.capacity(r));
+        r = it->second;
+      }
+    }
+  }
+
   // Lower bound: uncontended volumes, per resource, plus the smallest lead-in and tail.
   double lowerBound = 0;
   {
-    std::vector<double> bytes(c.capacity.size(), 0);
-    std::vector<double> minLead(c.capacity.size(), kInf), minTail(c.capacity.size(), kInf);
+    std::vector<double> bytes(capacity.size(), 0);
+    std::vector<double> minLead(capacity.size(), kInf), minTail(capacity.size(), kInf);
     for (const auto& s : specs) {
       const double bw = s.resources.empty() ? 1 : s.soloBandwidth;
       auto e = evaluateMove(m, req, req.vms[s.vm], s, bw);
@@ -961,7 +1018,7 @@ Result<VacatePlan> CostAwareVacatePlanner::plan(const VacateRequest& req) const 
     }
     for (std::size_t r = 0; r < bytes.size(); ++r) {
       if (bytes[r] > 0) {
-        lowerBound = std::max(lowerBound, minLead[r] + bytes[r] / c.capacity[r] + minTail[r]);
+        lowerBound = std::max(lowerBound, minLead[r] + bytes[r] / capacity[r] + minTail[r]);
       }
     }
   }
@@ -981,7 +1038,7 @@ Result<VacatePlan> CostAwareVacatePlanner::plan(const VacateRequest& req) const 
     ks.assign(set.begin(), set.end());
   }
   const double qf = quantileFactor(req);
-  FairShare share(c.capacity);
+  FairShare share(capacity);
   std::vector<StrategyResult> results;
   for (std::size_t k : ks) {
     auto r = simulate(m, c, specs, order, inPlace, k, share);

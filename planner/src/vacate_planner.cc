@@ -4,7 +4,20 @@
 #include <map>
 #include <set>
 
+#include "vrm/planner/indexed_cluster.h"
+
 namespace vrm::planner {
+
+Result<VacatePlan> VacatePlanner::plan(const IndexedCluster& cluster,
+                                       const VacateRequest& request) const {
+  if (request.nowNs != cluster.nowNs()) {
+    return Status::invalid("the cluster was indexed for another time than the request's");
+  }
+  VacateRequest full = request;
+  full.hosts = cluster.hosts();
+  full.links = cluster.links();
+  return plan(full);
+}
 
 const char* vacateObjectiveName(VacateObjective objective) {
   return objective == VacateObjective::kDegradation ? "degradation" : "makespan";

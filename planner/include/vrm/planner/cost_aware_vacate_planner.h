@@ -11,8 +11,12 @@
 //  2. Destinations: VMs in decreasing memory order; each goes to the receiver with room for it
 //     (free CPU and memory minus the peak of its future bookings, minus what the plan already
 //     put there) whose receiving NIC and crossed shared links would be least loaded, in seconds
-//     of transfer, after taking it; ties go to the host with more free memory. Receivers are
-//     hosts that are not vacated, canReceive, and have no exclusive booking ending after nowNs.
+//     of transfer, after taking it; ties (within 1e-9) go to the host with more free memory,
+//     then to the first in cluster order. Receivers are hosts that are not vacated,
+//     canReceive, and have no exclusive booking ending after nowNs. Receivers that received
+//     nothing yet score alike within their IndexedCluster group, so only the hosts the plan
+//     already uses and the roomiest fitting host of each group are scored (all of them when
+//     two different scores fall within the tie tolerance, where the order is not transitive).
 //     A VM no receiver fits is suspended (MoveMode::kSuspend) when the policy and the VM allow
 //     it, else plan() fails.
 //  3. Strategy: the moves, interleaved across source hosts (round robin, largest first), are cut
@@ -65,6 +69,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vrm/planner/indexed_cluster.h"
 #include "vrm/planner/liu_model.h"
 #include "vrm/planner/vacate_planner.h"
 
@@ -76,6 +81,11 @@ struct CostAwareVacatePlannerOptions {
   // Setup and commit time around every migration (LinkProfile overheads), seconds.
   double preOverheadS = 0;
   double postOverheadS = 0;
+  // Step 2 scores every receiver for every VM, as the planner did before IndexedCluster kept
+  // receivers grouped by room (default false: only the hosts the plan already uses and the
+  // roomiest fitting host of each group are scored, which picks the same destinations). The
+  // reference the grouped search is tested against; slow at thousands of hosts.
+  bool exhaustivePlacement = false;
 };
 
 class CostAwareVacatePlanner final : public VacatePlanner {
@@ -96,6 +106,10 @@ class CostAwareVacatePlanner final : public VacatePlanner {
   // host count; rejected when hosts cannot be chosen, a VM has no destination and may not be
   // suspended, or no strategy meets the degradation bounds (the message says why).
   Result<VacatePlan> plan(const VacateRequest& request) const override;
+  // The same plan from an index kept across calls (see VacatePlanner and IndexedCluster): its
+  // cost grows with the VMs to move and the hosts receiving them, not with the cluster.
+  Result<VacatePlan> plan(const IndexedCluster& cluster,
+                          const VacateRequest& request) const override;
 
   // The `count` hosts to vacate, cheapest first: candidates are request.candidateHosts (or every
   // host) that canVacate, fit cloneCpuCoresPerHost / cloneMemoryBytesPerHost when empty, and hold
@@ -112,6 +126,7 @@ class CostAwareVacatePlanner final : public VacatePlanner {
   const CostAwareVacatePlannerOptions& options() const { return options_; }
 
  private:
+  Result<VacatePlan> planIndexed(const IndexedCluster& cluster, const VacateRequest& req) const;
   std::shared_ptr<const MigrationModel> live_;
   std::shared_ptr<const MigrationModel> scr_;
   std::shared_ptr<const MigrationModel> suspend_;  // zhao-scr defaults, for kSuspend phases

@@ -138,12 +138,22 @@ struct VacateRequest {
 
 inline constexpr std::size_t kMinErrorSamples = 5;
 
+class IndexedCluster;  // vrm/planner/indexed_cluster.h
+
 class VacatePlanner {
  public:
   virtual ~VacatePlanner() = default;
   // Errors: rejected when some VM has no destination with room (the message names it);
   // invalid-argument for an unknown host to vacate.
   virtual Result<VacatePlan> plan(const VacateRequest& request) const = 0;
+  // The plan for `request` with the hosts and links of `cluster` in place of request.hosts and
+  // request.links (both ignored): the same plan as plan() for a request listing them.
+  // request.vms need only hold the VMs of the hosts to vacate (of the candidates, when the
+  // planner chooses hosts); request.nowNs must be cluster.nowNs() (invalid-argument
+  // otherwise). This default copies the cluster into a request; CostAwareVacatePlanner plans
+  // from the index without touching every host.
+  virtual Result<VacatePlan> plan(const IndexedCluster& cluster,
+                                  const VacateRequest& request) const;
 };
 
 // The skeleton's planner: destinations by first fit in decreasing memory order, skipping hosts
@@ -152,6 +162,7 @@ class VacatePlanner {
 class SequentialVacatePlanner final : public VacatePlanner {
  public:
   explicit SequentialVacatePlanner(std::shared_ptr<const MigrationModel> model);
+  using VacatePlanner::plan;
   Result<VacatePlan> plan(const VacateRequest& request) const override;
 
  private:
