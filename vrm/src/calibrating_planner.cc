@@ -28,6 +28,11 @@ Result<VacatePlan> CalibratingPlanner::plan(const planner::VacateRequest& reques
   return current_->plan(request);
 }
 
+Result<VacatePlan> CalibratingPlanner::plan(const planner::IndexedCluster& cluster,
+                                            const planner::VacateRequest& request) const {
+  return current_->plan(cluster, request);
+}
+
 std::optional<planner::MigrationObservation> CalibratingPlanner::convert(
     const MigrationObservation& o) const {
   if (o.endNs <= o.startNs || o.memoryBytes == 0) return std::nullopt;

@@ -262,6 +262,7 @@ void Manager::rebuildHost(const std::string& host) {
   if (auto v = views_.find(host); v != views_.end()) {
     v->second.vmsStale = true;
     v->second.overbooked = -1;
+    viewsDue_.insert(host);
   }
   bool receiving = false;
   auto hit = hosts_.find(host);
@@ -463,7 +464,10 @@ bool Manager::bookSharedClones(const Reservation& r, const TemplateSpec& tmpl, b
     } else {
       calendar_.book(c.host, from, r.request.endNs, usage);
     }
-    if (auto v = views_.find(c.host); v != views_.end()) v->second.freeStale = true;
+    if (auto v = views_.find(c.host); v != views_.end()) {
+      v->second.freeStale = true;
+      viewsDue_.insert(c.host);
+    }
   }
   return true;
 }
@@ -497,6 +501,10 @@ std::string Manager::verifyBookings(const Reservation& r, bool keep) {
       return violation;
     }
   }
+  if (options_.incrementalAdmission && !keep && r.request.kind == ReservationKind::kDedicated &&
+      !reservations_.count(r.id)) {
+    return verifyNewDedicated(r, hosts);
+  }
   std::set<std::string> alreadyOver;
   for (const auto& h : hosts) {
     if (calendar_.overbooked(h)) alreadyOver.insert(h);  // agents report more than we knew
@@ -523,6 +531,143 @@ std::string Manager::verifyBookings(const Reservation& r, bool keep) {
   return violation;
 }
 
+void Manager::refreshView(const std::string& name, const HostRecord& h, HostView& v, TimeNs now) {
+  if (v.vmsStale) {
+    v.snap.name = name;
+    v.snap.cpuCores = h.cpuCores;
+    v.snap.memoryBytes = h.memoryBytes;
+    v.snap.nicBandwidthBytesPerSec = h.nicBandwidthBytesPerSec;
+    v.vms.clear();
+    if (v.ranked) byVacateBytes_.erase({v.vacateBytes, name});
+    v.vacateBytes = 0;
+    if (auto it = vmsByHost_.find(name); it != vmsByHost_.end()) {
+      for (const auto& vm : it->second) {
+        if (vm.state == VmState::kIncoming) continue;  // counted on its source
+        // Another reservation's clone leaves when that reservation ends, which the exclusive
+        // windows and shared-clone checks place before any vacate of this host.
+        if (!vm.reservationId.empty()) continue;
+        planner::VmSnapshot vs;
+        vs.id = vm.id;
+        vs.host = name;
+        vs.cpuCores = vm.cpuCores;
+        vs.memoryBytes = vm.memoryBytes;
+        vs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes ? vm.nonzeroMemoryBytes : vm.memoryBytes;
+        vs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+        vs.allowLive = vm.allowLive;
+        vs.allowSuspend = vm.allowSuspend;
+        v.vacateBytes += vs.nonzeroMemoryBytes;
+        v.vms.push_back(std::move(vs));
+      }
+    }
+    byVacateBytes_.insert({v.vacateBytes, name});
+    v.ranked = true;
+    v.vmsStale = false;
+    v.freeStale = true;
+  }
+  if (v.freeStale || now < v.computedAt || now >= v.validUntil) {
+    // What stays free from now on, after every booking (VMs, incoming moves, clones).
+    // Displaced VMs stay where they land, so a destination must also be free of exclusive
+    // windows forever: another reservation's vacate plan would not know about the newcomer.
+    Usage free = calendar_.free(name, now, kTimeInfinity);
+    v.snap.freeMemoryBytes =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(free.memoryBytes, 0));
+    v.snap.freeCpuCores = static_cast<std::uint32_t>(std::max<std::int64_t>(free.cpuCores, 0));
+    v.exclusiveOwner = calendar_.exclusiveOwner(name, now, kTimeInfinity);
+    v.computedAt = now;
+    latestView_ = std::max(latestView_, now);
+    if (v.expires) viewExpiries_.erase({v.validUntil, name});
+    v.validUntil = calendar_.stableUntil(name, now);
+    v.expires = v.validUntil != kTimeInfinity;
+    if (v.expires) viewExpiries_.insert({v.validUntil, name});
+    v.freeStale = false;
+    v.indexStale = true;
+    indexDue_.insert(name);
+  }
+}
+
+bool Manager::canReceive(const std::string& name, const HostRecord& h, const HostView& v,
+                         const Reservation& candidate, TimeNs now) const {
+  bool exclusive = v.exclusiveOwner.has_value();
+  if (exclusive && *v.exclusiveOwner == candidate.id) {  // rare: ask without the candidate
+    exclusive = calendar_.exclusiveOwner(name, now, kTimeInfinity, candidate.id).has_value();
+  }
+  return h.reachable && !exclusive;
+}
+
+std::string Manager::verifyNewDedicated(const Reservation& r, const std::set<std::string>& hosts) {
+  // Its own hosts (vacated, cloned to) change in several ways: VMs leave, clones and its
+  // exclusive window arrive. They are rebuilt with it, as for any reservation.
+  std::set<std::string> own(r.hosts.begin(), r.hosts.end());
+  for (const auto& m : r.plan.moves) own.insert(m.fromHost);
+  for (const auto& c : r.clones) own.insert(c.host);
+  // The hosts that only receive its VMs get, from each move's start on, the incoming VM and
+  // the NIC rate, exactly as rebuildHost() books them: booked here, checked from the first
+  // of them on (overbookedWithin), and taken back, with no rebuild of those hosts.
+  struct Added {
+    std::string host;
+    TimeNs from, to;
+    Usage usage;
+  };
+  std::vector<Added> added;
+  std::map<std::string, TimeNs> firstAdded;
+  for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
+    const auto& m = r.plan.moves[i];
+    const MoveState st = i < r.moves.size() ? r.moves[i].state : MoveState::kPlanned;
+    if (own.count(m.toHost) || (st != MoveState::kPlanned && st != MoveState::kRunning)) continue;
+    auto [start, end] = moveWindow(r, i);
+    if (!findVm(m.toHost, m.vmId)) {
+      const VmRecord* vm = findVm(m.fromHost, m.vmId);
+      added.push_back({m.toHost, start, kTimeInfinity,
+                       {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0}});
+    }
+    if (end > start) {
+      double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
+      if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
+      added.push_back({m.toHost, start, end, {0, 0, static_cast<std::int64_t>(rate)}});
+    }
+  }
+  std::set<std::string> alreadyOver;  // agents report more than we knew
+  for (const auto& h : own) {
+    if (calendar_.overbooked(h)) alreadyOver.insert(h);
+  }
+  for (const auto& a : added) {
+    auto [it, first] = firstAdded.emplace(a.host, a.from);
+    if (!first) it->second = std::min(it->second, a.from);
+    int& over = views_[a.host].overbooked;  // cached: a full scan of a busy host is costly
+    if (over < 0) over = calendar_.overbooked(a.host) ? 1 : 0;
+    if (over) alreadyOver.insert(a.host);
+  }
+  reservations_.emplace(r.id, r);
+  for (const auto& h : own) {
+    touching_[h].insert(r.id);
+    dirtyHosts_.insert(h);
+  }
+  refreshCalendar();  // only `own` was dirty
+  for (const auto& a : added) calendar_.book(a.host, a.from, a.to, a.usage);
+  std::string violation;
+  for (const auto& h : hosts) {  // in name order, as the full check reports the first
+    if (alreadyOver.count(h)) continue;
+    std::string why;
+    bool over = false;
+    if (own.count(h)) {
+      over = calendar_.overbooked(h, &why);
+    } else if (auto f = firstAdded.find(h); f != firstAdded.end()) {
+      over = calendar_.overbookedWithin(h, f->second, kTimeInfinity, &why);
+    }
+    if (over) {
+      violation = "host " + h + " would be overbooked: " + why;
+      break;
+    }
+  }
+  for (const auto& a : added) calendar_.unbook(a.host, a.from, a.to, a.usage);
+  reservations_.erase(r.id);
+  for (const auto& h : own) {
+    touching_[h].erase(r.id);
+    dirtyHosts_.insert(h);
+  }
+  return violation;
+}
+
 planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
   refreshCalendar();
   planner::VacateRequest req;
@@ -534,56 +679,109 @@ planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
     if (vit == views_.end() || vit->first != name) vit = views_.emplace_hint(vit, name, HostView{});
     HostView& v = vit->second;
     ++vit;
-    if (v.vmsStale) {
-      v.snap.name = name;
-      v.snap.cpuCores = h.cpuCores;
-      v.snap.memoryBytes = h.memoryBytes;
-      v.snap.nicBandwidthBytesPerSec = h.nicBandwidthBytesPerSec;
-      v.vms.clear();
-      v.vacateBytes = 0;
-      if (auto it = vmsByHost_.find(name); it != vmsByHost_.end()) {
-        for (const auto& vm : it->second) {
-          if (vm.state == VmState::kIncoming) continue;  // counted on its source
-          // Another reservation's clone leaves when that reservation ends, which the exclusive
-          // windows and shared-clone checks place before any vacate of this host.
-          if (!vm.reservationId.empty()) continue;
-          planner::VmSnapshot vs;
-          vs.id = vm.id;
-          vs.host = name;
-          vs.cpuCores = vm.cpuCores;
-          vs.memoryBytes = vm.memoryBytes;
-          vs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes ? vm.nonzeroMemoryBytes : vm.memoryBytes;
-          vs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
-          vs.allowLive = vm.allowLive;
-          vs.allowSuspend = vm.allowSuspend;
-          v.vacateBytes += vs.nonzeroMemoryBytes;
-          v.vms.push_back(std::move(vs));
-        }
-      }
-      v.vmsStale = false;
-      v.freeStale = true;
-    }
-    if (v.freeStale || now < v.computedAt || now >= v.validUntil) {
-      // What stays free from now on, after every booking (VMs, incoming moves, clones).
-      // Displaced VMs stay where they land, so a destination must also be free of exclusive
-      // windows forever: another reservation's vacate plan would not know about the newcomer.
-      Usage free = calendar_.free(name, now, kTimeInfinity);
-      v.snap.freeMemoryBytes =
-          static_cast<std::uint64_t>(std::max<std::int64_t>(free.memoryBytes, 0));
-      v.snap.freeCpuCores = static_cast<std::uint32_t>(std::max<std::int64_t>(free.cpuCores, 0));
-      v.exclusiveOwner = calendar_.exclusiveOwner(name, now, kTimeInfinity);
-      v.computedAt = now;
-      v.validUntil = calendar_.stableUntil(name, now);
-      v.freeStale = false;
-    }
+    refreshView(name, h, v, now);
     req.hosts.push_back(v.snap);
-    bool exclusive = v.exclusiveOwner.has_value();
-    if (exclusive && *v.exclusiveOwner == candidate.id) {  // rare: ask without the candidate
-      exclusive = calendar_.exclusiveOwner(name, now, kTimeInfinity, candidate.id).has_value();
-    }
-    req.hosts.back().canReceive = h.reachable && !exclusive;
+    req.hosts.back().canReceive = canReceive(name, h, v, candidate, now);
   }
   return req;
+}
+
+const planner::IndexedCluster* Manager::plannerCluster(const Reservation& candidate,
+                                                       TimeNs nowNs) {
+  refreshCalendar();
+  const TimeNs now = clock_.now();
+  // Hosts are only ever added: a new one means a new index.
+  const bool rebuild = !cluster_ || cluster_->size() != hosts_.size();
+  // A candidate already booked may own exclusive windows, which it does not conflict with:
+  // canReceive is then decided for it, for every host (rare: re-planning).
+  const bool ownsWindows = reservations_.count(candidate.id) > 0;
+  auto index = [&](const std::string& name, const HostRecord& h, HostView& v) -> Status {
+    const bool receive = canReceive(name, h, v, candidate, now);
+    if (!v.indexStale && receive == v.indexedCanReceive) return Status::ok();
+    planner::HostSnapshot snap = v.snap;
+    snap.canReceive = receive;
+    if (Status s = cluster_->updateHost(std::move(snap)); !s) return s;
+    v.indexStale = false;
+    v.indexedCanReceive = receive;
+    return Status::ok();
+  };
+  auto fail = [&] {  // plan from snapshot() this time; index again next time
+    cluster_.reset();
+    return nullptr;
+  };
+  if (rebuild || ownsWindows || candidateSpecific_ || now < latestView_) {
+    // Every host: refresh its view, index it when it changed.
+    std::vector<planner::HostSnapshot> all;
+    if (rebuild) {
+      cluster_.reset();
+      all.reserve(hosts_.size());
+    } else {
+      cluster_->setNow(nowNs);
+    }
+    hostSlots_.clear();
+    hostSlots_.reserve(hosts_.size());
+    auto vit = views_.begin();
+    for (const auto& [name, h] : hosts_) {
+      if (vit == views_.end() || vit->first != name) {
+        vit = views_.emplace_hint(vit, name, HostView{});
+      }
+      HostView& v = vit->second;
+      ++vit;
+      hostSlots_.push_back({&name, &h, &v, h.reachable});
+      refreshView(name, h, v, now);
+      if (!rebuild) {
+        if (!index(name, h, v)) return fail();
+        continue;
+      }
+      v.indexStale = false;
+      v.indexedCanReceive = canReceive(name, h, v, candidate, now);
+      all.push_back(v.snap);
+      all.back().canReceive = v.indexedCanReceive;
+    }
+    if (rebuild) {
+      auto ix = planner::IndexedCluster::create(std::move(all), {}, nowNs);
+      if (!ix) return fail();
+      cluster_ = std::move(*ix);
+    }
+    viewsDue_.clear();
+    indexDue_.clear();
+    candidateSpecific_ = ownsWindows;
+    return &*cluster_;
+  }
+  // Only what changed: views marked stale or expired, hosts whose reachability changed.
+  cluster_->setNow(nowNs);
+  auto refresh = [&](const std::string& name) {
+    auto h = hosts_.find(name);
+    if (h != hosts_.end()) refreshView(name, h->second, views_[name], now);
+  };
+  const std::vector<std::string> due(viewsDue_.begin(), viewsDue_.end());
+  viewsDue_.clear();
+  for (const auto& name : due) refresh(name);
+  while (!viewExpiries_.empty() && viewExpiries_.begin()->first <= now) {
+    const std::string name = viewExpiries_.begin()->second;
+    auto h = hosts_.find(name);
+    if (h == hosts_.end()) {
+      viewExpiries_.erase(viewExpiries_.begin());
+      continue;
+    }
+    refreshView(name, h->second, views_[name], now);  // replaces its entry by a later one
+  }
+  for (auto& slot : hostSlots_) {
+    if (slot.host->reachable == slot.reachable) continue;
+    slot.reachable = slot.host->reachable;
+    indexDue_.insert(*slot.name);
+  }
+  for (const auto& name : indexDue_) {
+    auto h = hosts_.find(name);
+    if (h == hosts_.end()) continue;
+    HostView& v = views_[name];
+    if (!index(name, h->second, v)) {
+      indexDue_.clear();
+      return fail();
+    }
+  }
+  indexDue_.clear();
+  return &*cluster_;
 }
 
 std::vector<planner::VmSnapshot> Manager::vmsToVacate(std::vector<std::string> hosts) const {
@@ -614,7 +812,10 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   const std::uint64_t cloneMem = tmpl.memoryBytes * req.vmsPerHost;
   const std::uint32_t cloneCores = tmpl.cpuCores * req.vmsPerHost;
 
-  planner::VacateRequest base = snapshot(r);
+  // The hosts come from the index kept across admissions; the request lists no hosts.
+  const planner::IndexedCluster* cluster =
+      options_.incrementalAdmission ? plannerCluster(r, now + options_.planningLatencyNs) : nullptr;
+  planner::VacateRequest base = cluster ? planner::VacateRequest{} : snapshot(r);
   base.reservationStartNs = req.startNs;
   base.reservationEndNs = req.endNs;
   base.cloneTimeNs = tmpl.cloneTimeNs;
@@ -665,32 +866,24 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
     return "";
   };
   // Candidates are tried cheapest vacate first (fewest bytes to move, then by name), each
-  // checked when its turn comes: a min-heap over every host instead of checking and sorting
-  // them all, since a few candidates usually suffice.
-  std::vector<std::pair<std::uint64_t, const std::string*>> heap;
+  // checked when its turn comes: byVacateBytes_ keeps every host in that order (the views
+  // were just refreshed), since a few candidates usually suffice.
   std::size_t nextNamed = 0;
-  auto cheaper = [](const auto& a, const auto& b) {  // heap order: smallest (bytes, name) on top
-    return a.first != b.first ? a.first > b.first : *a.second > *b.second;
-  };
+  auto nextRanked = byVacateBytes_.begin();
   if (!req.hostNames.empty()) {
     for (const auto& name : req.hostNames) {
       if (std::string why = consider(name); !why.empty()) return reject(why);
     }
-  } else {
-    heap.reserve(views_.size());
-    // snapshot() made views_ hold exactly the hosts of hosts_.
-    for (const auto& [name, v] : views_) heap.emplace_back(v.vacateBytes, &name);
-    std::make_heap(heap.begin(), heap.end(), cheaper);
   }
   // The next candidate in that order; empty when none is left.
   auto nextCandidate = [&]() -> std::string {
     if (!req.hostNames.empty()) {
       return nextNamed == req.hostNames.size() ? "" : req.hostNames[nextNamed++];
     }
-    while (!heap.empty()) {
-      std::pop_heap(heap.begin(), heap.end(), cheaper);
-      const std::string name = *heap.back().second;
-      heap.pop_back();
+    while (nextRanked != byVacateBytes_.end()) {
+      const std::string& name = (nextRanked++)->second;
+      // consider() would refuse a receiving host too, after costlier checks.
+      if (incoming.count(name)) continue;
       if (consider(name).empty()) return name;
     }
     return "";
@@ -705,7 +898,7 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
     base.hostsToVacate = chosen;
     base.hostsToVacate.push_back(c);
     base.vms = vmsToVacate(base.hostsToVacate);
-    auto p = planner_.plan(base);
+    auto p = cluster ? planner_.plan(*cluster, base) : planner_.plan(base);
     if (p) {
       // The vacate window starts before the reservation: the host must be free then too.
       std::optional<std::string> owner =

@@ -50,6 +50,8 @@ class CalibratingPlanner final : public planner::VacatePlanner {
   static Result<std::unique_ptr<CalibratingPlanner>> create(CalibratingPlannerOptions options);
 
   Result<VacatePlan> plan(const planner::VacateRequest& request) const override;
+  Result<VacatePlan> plan(const planner::IndexedCluster& cluster,
+                          const planner::VacateRequest& request) const override;
 
   // Adds observations (from the store at start, or one just completed) and refits the models of
   // the modes that reached their next fit. Observations without a positive duration are ignored.

@@ -22,6 +22,7 @@
 #include "vrm/manager/capacity_calendar.h"
 #include "vrm/manager/store.h"
 #include "vrm/protocol/reservation.h"
+#include "vrm/planner/indexed_cluster.h"
 #include "vrm/planner/vacate_planner.h"
 #include "vrm/protocol/cluster.h"
 #include "vrm/protocol/time.h"
@@ -57,6 +58,13 @@ struct ManagerOptions {
   double warningRatio = 1.1;
   double dangerRatio = 1.0;
   TimeNs assessPeriodNs = 5 * kNsPerSec;
+
+  // Dedicated admission plans from an index of every host kept across admissions (only hosts
+  // that changed are re-indexed) and checks a new reservation's bookings by rebuilding only
+  // its own hosts (default). false: a full snapshot of every host per admission and a rebuild
+  // of every host it touches, as before issue 5's "Speed" work: the reference the default is
+  // tested against (same decisions); slow at thousands of hosts.
+  bool incrementalAdmission = true;
 };
 
 class Manager {
@@ -129,6 +137,20 @@ class Manager {
   // only needs those of the hosts it vacates: vmsToVacate). Built from views_, so only hosts
   // whose state changed, or whose bookings changed at an instant already passed, are computed.
   planner::VacateRequest snapshot(const Reservation& candidate);
+  // verifyBookings(r, keep = false) for a dedicated reservation not yet booked: its own hosts
+  // are rebuilt with it, the hosts receiving its VMs only get its bookings for the check.
+  std::string verifyNewDedicated(const Reservation& r, const std::set<std::string>& hosts);
+  // The same hosts as snapshot(), kept in an index across admissions (cluster_): only the
+  // hosts whose view changed are re-indexed, and the planner gets only the VMs it moves.
+  // nowNs: the plans' VacateRequest::nowNs.
+  // Null when the hosts cannot be indexed (a NIC without bandwidth): plan from snapshot().
+  const planner::IndexedCluster* plannerCluster(const Reservation& candidate, TimeNs nowNs);
+  struct HostView;
+  // Brings `name`'s view up to date at `now`; canReceive is left to the caller.
+  void refreshView(const std::string& name, const HostRecord& h, HostView& v, TimeNs now);
+  // Whether `name` can receive VMs planned for `candidate` (reachable, no exclusive window).
+  bool canReceive(const std::string& name, const HostRecord& h, const HostView& v,
+                  const Reservation& candidate, TimeNs now) const;
   // The VMs a vacate of `hosts` moves, in the cluster's order (as a full snapshot lists them).
   std::vector<planner::VmSnapshot> vmsToVacate(std::vector<std::string> hosts) const;
   // Hosts receiving VMs of a planned or running move (they can be neither dedicated nor given
@@ -290,8 +312,33 @@ class Manager {
     // calendar_.overbooked(host), -1 = not known since the last rebuild. Booking an admitted
     // shared reservation leaves it as it was (admission checked its window).
     int overbooked = -1;
+    bool indexStale = true;          // snap changed since cluster_ last took it (indexDue_)
+    bool indexedCanReceive = false;  // the canReceive cluster_ holds for the host
+    bool ranked = false;             // (vacateBytes, name) is in byVacateBytes_
+    bool expires = false;            // (validUntil, name) is in viewExpiries_
   };
   std::map<std::string, HostView> views_;
+  // The planner's index of every host (plannerCluster()), and the dedicated candidates in the
+  // order admission tries them: fewest bytes to move, then by name.
+  std::optional<planner::IndexedCluster> cluster_;
+  std::set<std::pair<std::uint64_t, std::string>> byVacateBytes_;
+  // What plannerCluster() must look at instead of every host: views marked stale since it
+  // last ran, views whose free capacity expires (validUntil, host), views whose snapshot
+  // changed since cluster_ took it, and every host's reachability as cluster_ last saw it.
+  std::set<std::string> viewsDue_;
+  std::set<std::pair<TimeNs, std::string>> viewExpiries_;
+  std::set<std::string> indexDue_;
+  struct HostSlot {
+    const std::string* name;
+    const HostRecord* host;  // nodes of hosts_, stable
+    HostView* view;          // nodes of views_, stable
+    bool reachable;
+  };
+  std::vector<HostSlot> hostSlots_;
+  // The latest `now` a view was computed at: a clock set back before it makes every view
+  // suspect (refreshView recomputes a view computed in the future).
+  TimeNs latestView_ = 0;
+  bool candidateSpecific_ = false;  // cluster_ holds canReceive decided for one candidate
 };
 
 }  // namespace vrm::manager
