@@ -133,6 +133,7 @@ struct PlannedMove {
   diskSyncNs @14 :Int64;                   # local-disk synchronisation (Tsakalozos Expr. 1)
   networkLimitBytesPerSec @15 :Float64;    # bandwidth share the plan assumes
   diskWriteLimitBytesPerSec @16 :Float64;  # broker's cap on the VM's disk writes (0 = none)
+  replanCapBytesPerSec @17 :Float64;       # cap while a re-plan's moves share its NICs (0 = none)
 }
 
 struct VacatePlan {
@@ -294,7 +295,16 @@ struct AgentCommand {
     resume @5 :Text;             # vm id
     clone @6 :CloneCommand;
     destroy @7 :Text;            # vm id
+    setMigrationBandwidth @8 :SetMigrationBandwidth;
   }
+}
+
+# Changes the bandwidth cap of the VM's running outgoing migration (vrmd caps running moves
+# while a re-plan's moves share their NICs, and lifts the cap when those end). Errors:
+# not-found (no such VM), rejected (the VM is not migrating out).
+struct SetMigrationBandwidth {
+  vmId @0 :Text;
+  maxBandwidthBytesPerSec @1 :Float64;   # 0 = unlimited (the NIC's bandwidth)
 }
 
 struct FinishIncoming {

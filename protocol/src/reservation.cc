@@ -66,6 +66,7 @@ const char* commandKindName(AgentCommand::Kind kind) {
     case K::kResume: return "resume";
     case K::kClone: return "clone";
     case K::kDestroy: return "destroy";
+    case K::kSetBandwidth: return "set-bandwidth";
   }
   return "unknown";
 }

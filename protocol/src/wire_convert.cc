@@ -139,6 +139,7 @@ void writeMove(const PlannedMove& m, const MoveProgress* progress, wire::Planned
   w.setResumeAtNs(m.resumeAtNs);
   w.setDiskSyncNs(m.diskSyncNs);
   w.setNetworkLimitBytesPerSec(m.networkLimitBytesPerSec);
+  w.setReplanCapBytesPerSec(m.replanCapBytesPerSec);
   w.setDiskWriteLimitBytesPerSec(m.diskWriteLimitBytesPerSec);
   if (progress) {
     w.setState(static_cast<wire::MoveState>(static_cast<int>(progress->state)));
@@ -162,6 +163,7 @@ PlannedMove readMove(wire::PlannedMove::Reader w) {
   m.resumeAtNs = w.getResumeAtNs();
   m.diskSyncNs = w.getDiskSyncNs();
   m.networkLimitBytesPerSec = w.getNetworkLimitBytesPerSec();
+  m.replanCapBytesPerSec = w.getReplanCapBytesPerSec();
   m.diskWriteLimitBytesPerSec = w.getDiskWriteLimitBytesPerSec();
   return m;
 }
@@ -431,6 +433,7 @@ void toWire(const AgentCommand& in, wire::AgentCommand::Builder out) {
       m.setDestinationHost(in.destinationHost);
       m.setDestinationEndpoint(in.destinationEndpoint);
       m.setMode(toWire(in.mode));
+      m.setMaxBandwidthBytesPerSec(in.maxBandwidthBytesPerSec);
       break;
     }
     case K::kFinishIncoming: {
@@ -452,6 +455,12 @@ void toWire(const AgentCommand& in, wire::AgentCommand::Builder out) {
       break;
     }
     case K::kDestroy: out.setDestroy(in.vmId); break;
+    case K::kSetBandwidth: {
+      auto b = out.initSetMigrationBandwidth();
+      b.setVmId(in.vmId);
+      b.setMaxBandwidthBytesPerSec(in.maxBandwidthBytesPerSec);
+      break;
+    }
   }
 }
 

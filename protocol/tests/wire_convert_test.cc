@@ -45,6 +45,7 @@ TEST(WireConvertTest, PlanFieldsRoundTrip) {
   m.diskSyncNs = 8;
   m.networkLimitBytesPerSec = 1.5e8;
   m.diskWriteLimitBytesPerSec = 2e7;
+  m.replanCapBytesPerSec = 3.125e7;
   r.plan.moves = {m};
   r.moves.resize(1);
 
@@ -68,6 +69,7 @@ TEST(WireConvertTest, PlanFieldsRoundTrip) {
   EXPECT_EQ(back.plan.moves[0].diskSyncNs, 8);
   EXPECT_EQ(back.plan.moves[0].networkLimitBytesPerSec, 1.5e8);
   EXPECT_EQ(back.plan.moves[0].diskWriteLimitBytesPerSec, 2e7);
+  EXPECT_EQ(back.plan.moves[0].replanCapBytesPerSec, 3.125e7);
 }
 
 // Ensures the executor's record (at-risk mark, return moves with their progress) and the
@@ -184,6 +186,44 @@ TEST(WireConvertTest, VmStatesAndObservationsRoundTrip) {
   EXPECT_EQ(m.saveNs, 11);
   EXPECT_EQ(m.copyNs, 12);
   EXPECT_EQ(m.restoreNs, 13);
+}
+
+// Ensures the commands that carry a bandwidth cap reach the agent with it, through a
+// serialized frame: a migrate with its cap, and the set-bandwidth command that changes the cap
+// of a running migration (0 lifts it).
+TEST(WireConvertTest, BandwidthCommandsRoundTrip) {
+  auto roundTrip = [](const AgentCommand& cmd) {
+    capnp::MallocMessageBuilder b;
+    toWire(cmd, b.initRoot<wire::AgentCommand>());
+    auto words = capnp::messageToFlatArray(b);
+    return words;
+  };
+  AgentCommand set;
+  set.id = 41;
+  set.kind = AgentCommand::Kind::kSetBandwidth;
+  set.host = "src";
+  set.vmId = "v0";
+  set.maxBandwidthBytesPerSec = 3.125e7;
+  auto words = roundTrip(set);
+  capnp::FlatArrayMessageReader reader(words.asPtr());
+  auto in = reader.getRoot<wire::AgentCommand>();
+  EXPECT_EQ(in.getCommandId(), 41u);
+  ASSERT_EQ(in.which(), wire::AgentCommand::SET_MIGRATION_BANDWIDTH);
+  EXPECT_EQ(std::string(in.getSetMigrationBandwidth().getVmId().cStr()), "v0");
+  EXPECT_EQ(in.getSetMigrationBandwidth().getMaxBandwidthBytesPerSec(), 3.125e7);
+  EXPECT_STREQ(commandKindName(set.kind), "set-bandwidth");
+
+  AgentCommand migrate;
+  migrate.id = 42;
+  migrate.kind = AgentCommand::Kind::kMigrate;
+  migrate.vmId = "v1";
+  migrate.destinationHost = "dst";
+  migrate.maxBandwidthBytesPerSec = 6.25e7;
+  auto migrateWords = roundTrip(migrate);
+  capnp::FlatArrayMessageReader migrateReader(migrateWords.asPtr());
+  auto m = migrateReader.getRoot<wire::AgentCommand>();
+  ASSERT_EQ(m.which(), wire::AgentCommand::MIGRATE);
+  EXPECT_EQ(m.getMigrate().getMaxBandwidthBytesPerSec(), 6.25e7);
 }
 
 }  // namespace

@@ -361,6 +361,11 @@ class Scenario {
           }
           break;
         }
+        case K::kSetBandwidth: {
+          // Migrations complete at once here: none is running to cap.
+          status = Status::rejected("vm " + c.vmId + " is not migrating out");
+          break;
+        }
       }
     }
     toWire(status, res.initStatus());

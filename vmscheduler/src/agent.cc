@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "vrm/protocol/units.h"
 #include "wire.h"
 
 namespace vrm::vmscheduler {
@@ -322,6 +323,15 @@ void Agent::handleCommand(wire::AgentCommand::Reader command) {
       const std::string vmId = toStd(command.getDestroy());
       spdlog::info("command {}: destroy vm {}", id, vmId);
       sendResult(id, resultFrame(id, hypervisor_.destroy(vmId)));
+      return;
+    }
+    case wire::AgentCommand::SET_MIGRATION_BANDWIDTH: {
+      auto b = command.getSetMigrationBandwidth();
+      const std::string vmId = toStd(b.getVmId());
+      const double rate = b.getMaxBandwidthBytesPerSec();
+      spdlog::info("command {}: migration bandwidth of vm {} to {}", id, vmId,
+                   rate > 0 ? formatRate(rate) : std::string("unlimited"));
+      sendResult(id, resultFrame(id, hypervisor_.setMigrationBandwidth(vmId, rate)));
       return;
     }
   }

@@ -576,9 +576,10 @@ Status LibvirtHypervisor::startMigration(OperationId id, const MigrationSpec& sp
   } else {
     const std::string uri = spec.destinationEndpoint;
     const bool live = spec.mode == MigrationMode::kLive;
-    const double maxBandwidth = spec.maxBandwidthBytesPerSec;
+    op.maxBandwidth = std::make_shared<std::atomic<double>>(spec.maxBandwidthBytesPerSec);
+    const auto capRef = op.maxBandwidth;
     const TimeNs downtimeLimitNs = spec.downtimeLimitNs;
-    op.work = [conn, vmId, host, uri, live, maxBandwidth, downtimeLimitNs]() -> WorkResult {
+    op.work = [conn, vmId, host, uri, live, capRef, downtimeLimitNs]() -> WorkResult {
       WorkResult r;
       const auto t0 = SteadyClock::now();
       auto dom = lookup(conn, vmId, host);
@@ -589,6 +590,7 @@ Status LibvirtHypervisor::startMigration(OperationId id, const MigrationSpec& sp
       virTypedParameterPtr params = nullptr;
       int count = 0;
       int capacity = 0;
+      const double maxBandwidth = capRef->load();
       if (maxBandwidth > 0) {
         const auto mib = static_cast<unsigned long long>(
             std::max(1.0, std::floor(maxBandwidth / (1024.0 * 1024.0))));
@@ -630,6 +632,37 @@ void LibvirtHypervisor::launch(Operation& op) {
   op.started = true;
   op.startNs = lastPollNs_;
   op.future = std::async(std::launch::async, std::move(op.work));
+}
+
+Status LibvirtHypervisor::setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) {
+  if (maxBytesPerSec < 0 || !std::isfinite(maxBytesPerSec)) {
+    return Status::invalid("max bandwidth must be a finite rate >= 0");
+  }
+  for (auto& [id, op] : ops_) {
+    if (!op.isMigration || op.vmId != vmId) continue;
+    if (!op.maxBandwidth) {
+      // A save image (suspend-copy-resume) has no network stream to throttle here.
+      return Status::ok();
+    }
+    op.maxBandwidth->store(maxBytesPerSec);
+    if (!op.started) return Status::ok();  // the work migrates with the new cap
+    // In libvirt's unit MiB/s; "unlimited" is the NIC, or QEMU's largest value.
+    constexpr double kMiB = 1024.0 * 1024.0;
+    double bytes = maxBytesPerSec > 0 ? maxBytesPerSec : host_.nicBandwidthBytesPerSec;
+    const unsigned long mib =
+        bytes > 0 ? static_cast<unsigned long>(std::max(1.0, std::floor(bytes / kMiB)))
+                  : static_cast<unsigned long>(INT64_MAX / (1024 * 1024));
+    auto dom = lookup(conn_, vmId, host_.name);
+    if (!dom.isOk()) return dom.status();
+    if (virDomainMigrateSetMaxSpeed(dom->ptr, mib, 0) < 0) {
+      return lastError("set the migration bandwidth of vm '" + vmId + "'");
+    }
+    return Status::ok();
+  }
+  if (!busy_.count(vmId) && !lookup(conn_, vmId, host_.name).isOk()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  return Status::rejected("vm '" + vmId + "' is not migrating out");
 }
 
 Status LibvirtHypervisor::suspend(const std::string& vmId) {

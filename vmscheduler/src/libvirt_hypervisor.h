@@ -61,6 +61,7 @@
 // stderr (they are returned as Status instead).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <future>
 #include <map>
@@ -91,6 +92,7 @@ class LibvirtHypervisor final : public Hypervisor {
   Result<std::string> prepareIncoming(const VmInfo& vm) override;
   Status finishIncoming(const std::string& vmId, bool commit) override;
   Status startMigration(OperationId op, const MigrationSpec& spec) override;
+  Status setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) override;
   Status suspend(const std::string& vmId) override;
   Status resume(const std::string& vmId) override;
   Status startClone(OperationId op, const CloneSpec& spec) override;
@@ -118,6 +120,9 @@ class LibvirtHypervisor final : public Hypervisor {
     bool cancelled = false;  // clone whose VM was destroyed meanwhile
     TimeNs startNs = 0;
     std::uint64_t lastBytesSent = 0;
+    // Migration: its bandwidth cap (bytes/s, 0 = unlimited), shared with the work so a cap set
+    // before the work starts is the one it migrates with.
+    std::shared_ptr<std::atomic<double>> maxBandwidth;
     MigrationObservation observation;  // what is known before it runs
     VmHandle handle;
   };

@@ -278,6 +278,27 @@ Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) 
   return Status::ok();
 }
 
+Status SimHypervisor::setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) {
+  if (maxBytesPerSec < 0 || !std::isfinite(maxBytesPerSec)) {
+    return Status::invalid("max bandwidth must be a finite rate >= 0");
+  }
+  if (!vms_.count(vmId)) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  for (auto& [id, op] : ops_) {
+    if (!op.isMigration || op.vmId != vmId) continue;
+    // The migration has run at its old cap up to the last poll; the new cap applies from there
+    // (the share of every migration on the NIC is recomputed: max-min with the new cap).
+    advanceTo(lastPollNs_);
+    op.capBytesPerSec = host_.nicBandwidthBytesPerSec;
+    if (maxBytesPerSec > 0) op.capBytesPerSec = std::min(op.capBytesPerSec, maxBytesPerSec);
+    refreshSegmentEnds();
+    updateForecasts();
+    return Status::ok();
+  }
+  return Status::rejected("vm '" + vmId + "' is not migrating out");
+}
+
 Status SimHypervisor::suspend(const std::string& vmId) {
   StateSaver saver(*this);
   auto it = vms_.find(vmId);

@@ -11,7 +11,8 @@
 //       migration = setup 0.5 s + nonzero memory / bandwidth
 //                   (+ live: one extra pass of dirty rate x copy time bytes, capped at memory)
 //                   + commit 0.1 s;  downtime = commit (+ suspend-copy-resume: the whole copy).
-// bandwidth = min(NIC, maxBandwidth if > 0) is a migration's cap in both. Migrations leaving
+// bandwidth = min(NIC, maxBandwidth if > 0) is a migration's cap in both; setMigrationBandwidth()
+// changes it for the rest of a running migration, from the last poll on. Migrations leaving
 // this host at the same time share its NIC: while k of them are sending, each gets a max-min
 // fair share of the NIC (equal shares; what one capped by its own limit cannot use goes to the
 // others), recomputed whenever one starts or stops sending, and a pre-copy round that gets less
@@ -59,6 +60,7 @@ class SimHypervisor final : public Hypervisor {
   Result<std::string> prepareIncoming(const VmInfo& vm) override;
   Status finishIncoming(const std::string& vmId, bool commit) override;
   Status startMigration(OperationId op, const MigrationSpec& spec) override;
+  Status setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) override;
   Status suspend(const std::string& vmId) override;
   Status resume(const std::string& vmId) override;
   Status startClone(OperationId op, const CloneSpec& spec) override;

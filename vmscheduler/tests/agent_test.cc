@@ -316,6 +316,50 @@ TEST_F(AgentTest, MigrateReportsProgressThenOneResult) {
   EXPECT_TRUE(nothingReceived());  // exactly one result
 }
 
+// Ensures a set-migration-bandwidth command changes the cap of the running migration (vrmd's
+// re-plan caps running moves that share a NIC with new ones) and gets its own result; once the
+// VM is gone the same command is answered with a typed error.
+TEST_F(AgentTest, SetMigrationBandwidthSlowsTheRunningMigration) {
+  registerAgent();
+  sendMigrate(11, "web");
+  agent_->runOnce(2000ms);
+  ASSERT_TRUE(receive());  // setup
+  clock_.advance(1'400 * kNsPerMs);
+  agent_->runOnce(0ms);
+  ASSERT_TRUE(receive());  // half way: 0.9 of 2.2 GB sent at 1 GB/s
+  auto setBandwidth = [&](std::uint64_t id) {
+    sendCommand(id, [](wire::AgentCommand::Builder c) {
+      auto b = c.initSetMigrationBandwidth();
+      b.setVmId("web");
+      b.setMaxBandwidthBytesPerSec(2.5e8);
+    });
+    agent_->runOnce(2000ms);
+    return expectResult(id);
+  };
+  auto set = setBandwidth(12);
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->msg().getResult().getStatus().getCode(), wire::StatusCode::OK);
+
+  // 1.3 GB left at 250 MB/s: the copy ends at 6.6 s, the commit at 6.7 s (uncapped: 2.8 s).
+  clock_.set(kStart + 6'700 * kNsPerMs);
+  agent_->runOnce(0ms);
+  std::optional<Received> result;
+  while (auto r = receiveSkippingHeartbeats()) {
+    if (r->msg().isResult()) {
+      result = std::move(r);
+      break;
+    }
+  }
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->msg().getResult().getCommandId(), 11u);
+  ASSERT_TRUE(result->msg().getResult().isMigrated());
+  EXPECT_EQ(result->msg().getResult().getMigrated().getEndNs(), kStart + 6'700 * kNsPerMs);
+
+  auto late = setBandwidth(13);
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->msg().getResult().getStatus().getCode(), wire::StatusCode::NOT_FOUND);
+}
+
 // Ensures a migrate that cannot start is answered at once with its error.
 TEST_F(AgentTest, MigrateOfUnknownVmIsNotFound) {
   registerAgent();

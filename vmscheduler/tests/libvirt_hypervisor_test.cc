@@ -307,6 +307,36 @@ TEST(LibvirtHypervisorTest, UriMigrationFailureIsTyped) {
   EXPECT_EQ(findVm(a->inventory(), "vm1")->state, VmState::kRunning);
 }
 
+// Ensures a migration's cap can be changed through the backend: before the work starts the
+// new cap is the one it migrates with; with nothing migrating the errors are typed. A running
+// migration's cap is changed with virDomainMigrateSetMaxSpeed, which libvirt's test driver does
+// not implement: the call is refused there (VIR_ERR_NO_SUPPORT, a rejected Status), so the
+// running case is exercised only against real hypervisors (the qemu backend's slow tests use
+// migrate-set-parameters the same way).
+TEST(LibvirtHypervisorTest, MigrationBandwidthCanBeChanged) {
+  TempDir dir;
+  auto a = makeLibvirt("a", {{"uri", writeNode(dir.path(), "a", {"vm1"})}});
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->setMigrationBandwidth("ghost", 1e8).code(), StatusCode::kNotFound);
+  EXPECT_EQ(a->setMigrationBandwidth("vm1", 1e8).code(), StatusCode::kRejected);
+  EXPECT_EQ(a->setMigrationBandwidth("vm1", -1).code(), StatusCode::kInvalidArgument);
+  MigrationSpec spec{"vm1", "b", "test:///default", MigrationMode::kLive, 0, 0};
+  ASSERT_TRUE(a->startMigration(1, spec).isOk());
+  EXPECT_TRUE(a->setMigrationBandwidth("vm1", 5e7).isOk());  // not started yet: taken as is
+  auto done = completionAt(*a, 1, kStart);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status.code(), StatusCode::kRejected);  // the test driver cannot migrate
+
+  virConnectPtr conn = virConnectOpen("test:///default");
+  ASSERT_NE(conn, nullptr);
+  virDomainPtr dom = virDomainLookupByName(conn, "test");
+  ASSERT_NE(dom, nullptr);
+  EXPECT_LT(virDomainMigrateSetMaxSpeed(dom, 10, 0), 0);
+  EXPECT_EQ(libvirt_detail::lastError("set speed").code(), StatusCode::kRejected);
+  virDomainFree(dom);
+  virConnectClose(conn);
+}
+
 // Ensures with threads=on the libvirt calls run on workers and complete through poll().
 TEST(LibvirtHypervisorTest, WorkerThreadsCompleteThroughPoll) {
   TempDir dir;

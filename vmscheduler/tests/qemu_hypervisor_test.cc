@@ -242,6 +242,17 @@ TEST_F(QemuHypervisorTest, CloneMigrateLiveAndSuspendCopyResumeThenDestroy) {
   live.downtimeLimitNs = 300 * kNsPerMs;
   ASSERT_TRUE(h1_->startMigration(2, live).isOk());
   EXPECT_EQ(find(*h1_, "a")->state, VmState::kMigratingOut);
+  // The cap of the running migration can be changed (vrmd's re-plans do): QEMU takes the new
+  // max-bandwidth at once; set back to 16 MiB/s for the checks below.
+  auto maxBandwidth = [&] {
+    auto p = qemu(*h1_).qmp("a", "query-migrate-parameters");
+    return p ? p->value("max-bandwidth", std::int64_t{-1}) : std::int64_t{-1};
+  };
+  ASSERT_TRUE(h1_->setMigrationBandwidth("a", 8.0 * kMiB).isOk());
+  EXPECT_EQ(maxBandwidth(), static_cast<std::int64_t>(8 * kMiB));
+  ASSERT_TRUE(h1_->setMigrationBandwidth("a", 16.0 * kMiB).isOk());
+  EXPECT_EQ(maxBandwidth(), static_cast<std::int64_t>(16 * kMiB));
+  EXPECT_EQ(h2_->setMigrationBandwidth("a", kMiB).code(), StatusCode::kRejected);  // incoming
   auto moved = runUntilDone(2, 120s);
   ASSERT_TRUE(moved.has_value());
   ASSERT_TRUE(moved->status.isOk()) << moved->status.toString();

@@ -760,6 +760,49 @@ TEST(SimNicSharingTest, CappedMigrationLeavesTheRestToTheOther) {
   EXPECT_EQ(obs.at("b").endNs - obs.at("b").startNs, 3'100 * kNsPerMs);
 }
 
+// Ensures a running migration's cap can be changed (vrmd caps running moves while a re-plan's
+// moves share their NIC, then lifts the cap): the new cap applies from the last poll, the
+// other migration gets what it leaves, and lifting it restores equal shares.
+TEST(SimNicSharingTest, CapOfARunningMigrationCanBeChanged) {
+  auto hv = makeSim(twinHost(0), kRule);
+  ASSERT_TRUE(hv->startMigration(1, migrateSpec("a", MigrationMode::kSuspendCopyResume)).isOk());
+  ASSERT_TRUE(hv->startMigration(2, migrateSpec("b", MigrationMode::kSuspendCopyResume)).isOk());
+  std::map<OperationId, MigrationObservation> done;
+  auto pollAt = [&](TimeNs t) {
+    for (auto& e : hv->poll(t)) {
+      if (e.kind == OperationEvent::Kind::kCompleted && e.migration) done[e.opId] = *e.migration;
+    }
+  };
+  pollAt(kStart);
+  // Setup to 0.5 s, then 0.5 GB/s each: 0.5 GB sent by 1.5 s.
+  pollAt(kStart + 1'500 * kNsPerMs);
+  ASSERT_TRUE(hv->setMigrationBandwidth("a", 2e8).isOk());
+  // 1.5 - 2.5 s: a 0.2 GB (0.7 in all), b the other 0.8 GB/s (1.3 in all).
+  pollAt(kStart + 2'500 * kNsPerMs);
+  ASSERT_TRUE(hv->setMigrationBandwidth("a", 0).isOk());  // lifted: equal shares again
+  for (TimeNs t = kStart + 2'500 * kNsPerMs; done.size() < 2 && t < kStart + 60 * kNsPerSec;) {
+    t = std::max(t + 1, hv->nextEventTime());
+    pollAt(t);
+  }
+  ASSERT_EQ(done.size(), 2u);
+  // b: its last 0.7 GB at 0.5 GB/s to 3.9 s, commit to 4.0 s. a: 0.7 GB more by 3.9 s, its last
+  // 0.6 GB alone at 1 GB/s to 4.5 s, commit to 4.6 s. (Both uncapped: 4.6 s each.)
+  EXPECT_EQ(done.at(2).endNs, kStart + 4'000 * kNsPerMs);
+  EXPECT_EQ(done.at(1).endNs, kStart + 4'600 * kNsPerMs);
+  EXPECT_NEAR(done.at(1).bandwidthBytesPerSec, 5e8, 1e3);  // 2 GB over 4 s of copying
+}
+
+// Ensures changing a cap is refused with typed errors when there is nothing to change.
+TEST(SimNicSharingTest, CapOfNoRunningMigrationIsRefused) {
+  auto hv = makeSim(twinHost(0), kRule);
+  EXPECT_EQ(hv->setMigrationBandwidth("nope", 1e8).code(), StatusCode::kNotFound);
+  EXPECT_EQ(hv->setMigrationBandwidth("a", 1e8).code(), StatusCode::kRejected);
+  ASSERT_TRUE(hv->startMigration(1, migrateSpec("a", MigrationMode::kLive)).isOk());
+  EXPECT_EQ(hv->setMigrationBandwidth("a", -1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(hv->setMigrationBandwidth("a", std::nan("")).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(hv->setMigrationBandwidth("a", 1e8).isOk());
+}
+
 // Ensures the seeded pre-copy ground truth shares the NIC too: two equal live migrations of
 // dirtying VMs started together each take about twice as long as one alone (a little more: the
 // slower rounds dirty more), deterministically for a seed.

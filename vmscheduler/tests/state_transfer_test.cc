@@ -190,6 +190,22 @@ TEST_F(StateTransferTest, ReceiverDroppedMidCopyCleansUp) {
   EXPECT_LT(sender.sentBytes(), static_cast<std::uint64_t>(kBytes));
 }
 
+// Ensures the limit of a copy under way can be changed (the qemu backend's
+// setMigrationBandwidth during suspend-copy-resume's copy): 1 MiB at 16 KiB/s would take 64 s;
+// lifted after the first chunk, the copy ends within the 5 s the wait allows.
+TEST_F(StateTransferTest, LimitOfACopyUnderWayCanBeLifted) {
+  auto receiver = listen("vm");
+  ASSERT_TRUE(receiver);
+  StateSender sender(source_, kBytes, "127.0.0.1", receiver->port(), "vm", 16 << 10, 5000ms);
+  ASSERT_TRUE(waitUntil([&] { return sender.sentBytes() > 0; }));
+  EXPECT_LT(sender.sentBytes(), static_cast<std::uint64_t>(kBytes));
+  sender.setBytesPerSec(0);
+  ASSERT_TRUE(waitUntil([&] { return sender.received(); })) << sender.sentBytes();
+  receiver->finish(Status::ok());
+  ASSERT_TRUE(waitUntil([&] { return sender.outcome().has_value(); }));
+  EXPECT_TRUE(sender.outcome()->status.isOk()) << sender.outcome()->status.toString();
+}
+
 // Ensures a sender whose staged file is missing fails with internal (nothing was sent).
 TEST_F(StateTransferTest, MissingStagedFileIsInternal) {
   auto receiver = listen("vm");

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -107,6 +108,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--assess-period", assessPeriod, "how often a running vacate is assessed")
       ->capture_default_str();
+  double commandTimeoutFactor = 3.0;
+  std::string commandTimeoutFloor = "60s", slowCommandTimeout = "10m";
+  app.add_option("--command-timeout-factor", commandTimeoutFactor,
+                 "an agent must answer a migrate command within its predicted duration x this "
+                 "+ --command-timeout-floor, or the move counts as failed")
+      ->capture_default_str();
+  app.add_option("--command-timeout-floor", commandTimeoutFloor,
+                 "added to every migration's deadline; the whole deadline of quick commands "
+                 "(prepare/finish incoming, set bandwidth)")
+      ->capture_default_str();
+  app.add_option("--slow-command-timeout", slowCommandTimeout,
+                 "deadline of clone and destroy commands")
+      ->capture_default_str();
   app.add_option("--planner", plannerName,
                  "cost-aware (strategy per objective, contention modelled) or sequential")
       ->check(CLI::IsMember({"cost-aware", "sequential"}))
@@ -170,6 +184,19 @@ int main(int argc, char** argv) {
   if (!assessNs || *assessNs <= 0) {
     return fail("--assess-period: " +
                 (assessNs ? std::string("must be positive") : assessNs.status().message()));
+  }
+  auto floorNs = vrm::parseDurationNs(commandTimeoutFloor);
+  if (!floorNs || *floorNs <= 0) {
+    return fail("--command-timeout-floor: " +
+                (floorNs ? std::string("must be positive") : floorNs.status().message()));
+  }
+  auto slowNs = vrm::parseDurationNs(slowCommandTimeout);
+  if (!slowNs || *slowNs <= 0) {
+    return fail("--slow-command-timeout: " +
+                (slowNs ? std::string("must be positive") : slowNs.status().message()));
+  }
+  if (!(commandTimeoutFactor >= 1) || !std::isfinite(commandTimeoutFactor)) {
+    return fail("--command-timeout-factor must be a number >= 1");
   }
   if (!(dangerRatio > 0) || !(warningRatio >= dangerRatio)) {
     return fail("--danger-ratio must be positive and at most --warning-ratio");
@@ -242,6 +269,9 @@ int main(int argc, char** argv) {
   options.warningRatio = warningRatio;
   options.dangerRatio = dangerRatio;
   options.assessPeriodNs = *assessNs;
+  options.commandTimeoutFactor = commandTimeoutFactor;
+  options.commandTimeoutFloorNs = *floorNs;
+  options.slowCommandTimeoutNs = *slowNs;
   vrm::manager::Manager manager(*clock, **store, *planner, cluster->templates, options);
   if (vrm::Status s = manager.recover(); !s) return fail("recovery: " + s.toString());
 

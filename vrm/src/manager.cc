@@ -68,7 +68,8 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
       templates_(std::move(templates)),
       options_(options),
       // Seeded from the clock so ids never repeat across restarts: agents de-duplicate by id.
-      nextCommandId_(static_cast<std::uint64_t>(std::max<TimeNs>(clock.now(), 1))) {}
+      nextCommandId_(static_cast<std::uint64_t>(std::max<TimeNs>(clock.now(), 1))),
+      startedNs_(clock.now()) {}
 
 Status Manager::recover() {
   auto loaded = store_.loadReservations();
@@ -1249,12 +1250,18 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       cmd.destinationHost = move.toHost;
       cmd.destinationEndpoint = result.incomingEndpoint;
       cmd.mode = move.mode;
+      if (move.replanCapBytesPerSec > 0) {
+        // Capped from the start; driveCaps() lifts it if nothing shares its NICs any more.
+        cmd.maxBandwidthBytesPerSec = move.replanCapBytesPerSec;
+        sentCaps_[{r.id, p.index}] = move.replanCapBytesPerSec;
+      }
       issue(std::move(cmd), r.id, Step::kMigrate, p.index);
       break;
     }
     case Step::kMigrate: {
       const auto& move = moveAt(r, p.index);
       moveFractions_.erase({r.id, p.index});
+      sentCaps_.erase({r.id, p.index});
       if (result.status.code() == StatusCode::kNotFound) {
         // The source no longer has it: a restarted agent whose migration finished before it
         // died. The destination's incoming copy may be the only one: reconcile() commits it
@@ -1350,6 +1357,16 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         advance(r);
       }
       break;
+    }
+    case Step::kSetBandwidth: {
+      // The migration may have ended meanwhile (rejected, not found): nothing to do. Not
+      // delivered: forget what was sent, so driveCaps() sends it again.
+      if (!result.status) {
+        spdlog::info("{}: bandwidth cap of move {} not applied: {}", r.id, p.index,
+                     result.status.toString());
+        if (result.status.code() == StatusCode::kUnavailable) sentCaps_.erase({r.id, p.index});
+      }
+      return;
     }
     case Step::kDestroy: {
       auto& c = r.clones[p.index];
@@ -1611,9 +1628,13 @@ void Manager::replanAroundLostHosts() {
       if (lost.count(m.fromHost)) lostSource = m.fromHost;
     }
     if (lostDestination) {
-      std::string outcome =
-          replanRemaining(r, current, clock_.now() + runningBatchTimeLeft(r), /*force=*/true);
-      if (!outcome.empty()) note(r, "a destination became unreachable; " + outcome);
+      std::uint32_t unused = 0;
+      const Replan outcome = replanRemaining(
+          r, current, clock_.now() + projectedTimeLeft(r, &unused, /*runningOnly=*/true),
+          /*force=*/true);
+      if (!outcome.message.empty()) {
+        note(r, "a destination became unreachable; " + outcome.message);
+      }
     }
     if (!lostSource.empty() && !r.atRisk) {
       r.atRisk = true;
@@ -1661,7 +1682,11 @@ void Manager::startTeardown(Reservation& r) {
 std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId, Step step,
                              std::size_t index) {
   cmd.id = nextCommandId_++;
-  pending_[cmd.id] = Pending{reservationId, step, index, cmd.host, cmd};
+  TimeNs deadline = kTimeInfinity;
+  if (auto r = reservations_.find(reservationId); r != reservations_.end()) {
+    deadline = commandDeadline(r->second, step, index, clock_.now());
+  }
+  pending_[cmd.id] = Pending{reservationId, step, index, cmd.host, cmd, deadline};
   spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind),
                 cmd.vmId, cmd.host, cmd.id);
   outbox_.push_back(std::move(cmd));
@@ -1672,13 +1697,20 @@ void Manager::resendPending(const std::string& host) {
   std::set<std::uint64_t> queued;
   for (const auto& cmd : outbox_) queued.insert(cmd.id);
   std::size_t n = 0;
-  for (const auto& [id, p] : pending_) {
+  for (auto& [id, p] : pending_) {
     if (p.host != host || queued.count(id)) continue;
     outbox_.push_back(p.command);
     ++n;
     // A move sent again starts again: its time until now (the agent's outage) is not
     // migration time, and must not teach the planner that migrations are slow.
     auto r = reservations_.find(p.reservationId);
+    if (r != reservations_.end()) {
+      p.deadlineNs = commandDeadline(r->second, p.step, p.index, clock_.now());
+    }
+    // A migration started again runs at the cap its command carries.
+    if (p.step == Step::kMigrate) {
+      sentCaps_[{p.reservationId, p.index}] = p.command.maxBandwidthBytesPerSec;
+    }
     if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate) &&
         r != reservations_.end()) {
       progressAt(r->second, p.index).actualStartNs = clock_.now();
@@ -1694,6 +1726,72 @@ void Manager::resendPending(const std::string& host) {
   if (n) spdlog::info("agent {}: sending its {} unanswered commands again", host, n);
 }
 
+TimeNs Manager::commandDeadline(const Reservation& r, Step step, std::size_t index,
+                                TimeNs sentNs) const {
+  switch (step) {
+    case Step::kMigrate: {
+      const std::size_t moves = r.plan.moves.size() + r.returns.size();
+      TimeNs predicted = 0;
+      if (index < moves) {
+        const PlannedMove& m =
+            isReturn(r, index) ? r.returns[index - r.plan.moves.size()] : r.plan.moves[index];
+        predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 0);
+      }
+      return sentNs +
+             static_cast<TimeNs>(static_cast<double>(predicted) * options_.commandTimeoutFactor) +
+             options_.commandTimeoutFloorNs;
+    }
+    case Step::kClone: {
+      // A template slower to clone than the bound still gets its own time, with the factor.
+      const TemplateSpec* t = findTemplate(r.request.templateName);
+      const TimeNs own = t ? static_cast<TimeNs>(static_cast<double>(t->cloneTimeNs) *
+                                                 options_.commandTimeoutFactor) +
+                                 options_.commandTimeoutFloorNs
+                           : 0;
+      return sentNs + std::max(options_.slowCommandTimeoutNs, own);
+    }
+    case Step::kDestroy:
+      return sentNs + options_.slowCommandTimeoutNs;
+    default:
+      return sentNs + options_.commandTimeoutFloorNs;
+  }
+}
+
+void Manager::expireCommands() {
+  const TimeNs now = clock_.now();
+  std::vector<std::uint64_t> expired;
+  for (const auto& [id, p] : pending_) {
+    if (p.deadlineNs <= now) expired.push_back(id);
+  }
+  for (std::uint64_t id : expired) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;  // settled by an earlier expiry's consequences
+    const Pending p = it->second;
+    AgentResult result;
+    result.commandId = id;
+    auto r = reservations_.find(p.reservationId);
+    if (p.step == Step::kMigrate && r != reservations_.end()) {
+      // The agents' inventories (their heartbeats) say where the VM is: moved, and only the
+      // answer was lost, or still at the source.
+      const PlannedMove& move = moveAt(r->second, p.index);
+      const VmRecord* atDest = findVm(move.toHost, move.vmId);
+      if (!findVm(move.fromHost, move.vmId) && atDest) {
+        spdlog::warn("{}: no answer to migrate command {} from {}, but {} is on {}: moved",
+                     p.reservationId, id, p.host, move.vmId, move.toHost);
+        onResult(p.host, result);
+        continue;
+      }
+    }
+    const std::string why = "host " + p.host + " did not answer its " +
+                            commandKindName(p.command.kind) + " command " + std::to_string(id) +
+                            (p.command.vmId.empty() ? "" : " for " + p.command.vmId) +
+                            " in time (deadline " + formatTime(p.deadlineNs) + ")";
+    spdlog::warn("{}: {}", p.reservationId, why);
+    result.status = Status::unavailable(why);
+    onResult(p.host, result);
+  }
+}
+
 bool Manager::inFlight(const std::string& reservationId, Step step, std::size_t index) const {
   for (const auto& [id, p] : pending_) {
     if (p.reservationId == reservationId && p.step == step && p.index == index) return true;
@@ -1702,6 +1800,9 @@ bool Manager::inFlight(const std::string& reservationId, Step step, std::size_t 
 }
 
 void Manager::recordMoveError(const PlannedMove& move, const MoveProgress& progress) {
+  // A move capped by a re-plan ran as slowly as we made it (its prediction was moved out to
+  // the projected end): neither says how good the model is.
+  if (move.replanCapBytesPerSec > 0) return;
   const TimeNs predicted = move.endOffsetNs - move.startOffsetNs;
   const TimeNs actual = progress.actualEndNs - progress.actualStartNs;
   if (predicted <= 0 || actual <= 0 || progress.actualStartNs == 0) return;
@@ -1786,8 +1887,30 @@ void Manager::failMove(Reservation& r, std::size_t index, const std::string& rea
   advance(r);
 }
 
-TimeNs Manager::projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch) const {
+TimeNs Manager::moveTimeLeft(const Reservation& r, std::size_t i) const {
+  const auto& m = r.plan.moves[i];
+  const auto& prog = r.moves[i];
+  const TimeNs predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 0);
+  if (prog.state == MoveState::kPlanned) return predicted;
+  if (prog.state != MoveState::kRunning) return 0;
+  if (prog.actualStartNs <= 0) return predicted;
+  // A move with a progress report is projected at its average rate so far (the agents'
+  // fraction covers all of its phases); one without is on plan until it overruns, and then
+  // assumed to need as long again as it has overrun.
   const TimeNs now = clock_.now();
+  const TimeNs elapsed = std::max<TimeNs>(now - prog.actualStartNs, 0);
+  auto f = moveFractions_.find({r.id, i});
+  if (f != moveFractions_.end() && f->second.first >= 0.02) {
+    const double total =
+        static_cast<double>(f->second.second - prog.actualStartNs) / f->second.first;
+    return std::max<TimeNs>(
+        static_cast<TimeNs>(static_cast<double>(prog.actualStartNs) + total) - now, 0);
+  }
+  return elapsed <= predicted ? predicted - elapsed : elapsed - predicted;
+}
+
+TimeNs Manager::projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch,
+                                  bool runningOnly) const {
   std::uint32_t batch = UINT32_MAX;
   for (std::size_t i = 0; i < r.moves.size(); ++i) {
     if (r.moves[i].state == MoveState::kPlanned || r.moves[i].state == MoveState::kRunning) {
@@ -1796,33 +1919,16 @@ TimeNs Manager::projectedTimeLeft(const Reservation& r, std::uint32_t* runningBa
   }
   *runningBatch = batch;
   if (batch == UINT32_MAX) return 0;
-  // The running batch ends with its slowest move. A move with a progress report is projected
-  // at its average rate so far (the agents' fraction covers all of its phases); one without is
-  // on plan until it overruns, and then assumed to need as long again as it has overrun.
+  // The running batch ends with its slowest move; later batches take their planned spans.
   TimeNs current = 0;
   std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> laterSpans;  // batch -> planned [start, end)
   for (std::size_t i = 0; i < r.moves.size(); ++i) {
     const auto& m = r.plan.moves[i];
     const auto& prog = r.moves[i];
-    const TimeNs predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 0);
     if (m.batch == batch) {
-      TimeNs remaining = predicted;
-      if (prog.state == MoveState::kRunning && prog.actualStartNs > 0) {
-        const TimeNs elapsed = std::max<TimeNs>(now - prog.actualStartNs, 0);
-        auto f = moveFractions_.find({r.id, i});
-        if (f != moveFractions_.end() && f->second.first >= 0.02) {
-          const double total =
-              static_cast<double>(f->second.second - prog.actualStartNs) / f->second.first;
-          remaining = std::max<TimeNs>(
-              static_cast<TimeNs>(static_cast<double>(prog.actualStartNs) + total) - now, 0);
-        } else {
-          remaining = elapsed <= predicted ? predicted - elapsed : elapsed - predicted;
-        }
-      } else if (prog.state != MoveState::kPlanned) {
-        remaining = 0;
-      }
-      current = std::max(current, remaining);
-    } else if (m.batch > batch && prog.state == MoveState::kPlanned) {
+      if (runningOnly && prog.state != MoveState::kRunning) continue;
+      current = std::max(current, moveTimeLeft(r, i));
+    } else if (!runningOnly && m.batch > batch && prog.state == MoveState::kPlanned) {
       auto [it, inserted] = laterSpans.emplace(m.batch, std::pair{m.startOffsetNs, m.endOffsetNs});
       if (!inserted) {
         it->second.first = std::min(it->second.first, m.startOffsetNs);
@@ -1859,12 +1965,20 @@ void Manager::assessVacate(Reservation& r) {
 
   constexpr int kMaxReplans = 3;
   if (replans_[r.id] < kMaxReplans) {
-    std::uint32_t unused = 0;
-    std::string outcome = replanRemaining(r, batch + 1, now + runningBatchTimeLeft(r), false);
-    if (!outcome.empty()) {
+    // First the moves not started alongside the running ones (these capped to make room), then,
+    // if that does not pay, after them.
+    Replan outcome = replanAlongsideRunning(r, batch);
+    if (!outcome.replaced) {
+      std::uint32_t unused = 0;
+      Replan after = replanRemaining(r, batch + 1, now + projectedTimeLeft(r, &unused, true),
+                                     /*force=*/false);
+      if (after.replaced || outcome.message.empty()) outcome = after;
+    }
+    if (!outcome.message.empty()) {
+      std::uint32_t unused = 0;
       ++replans_[r.id];
-      note(r, "warning: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) + " <= " +
-                  fmt::format("{:.2f}", options_.warningRatio) + "; " + outcome);
+      note(r, "warning: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) +
+                  " <= " + fmt::format("{:.2f}", options_.warningRatio) + "; " + outcome.message);
       ratio = ratioOf(projectedTimeLeft(r, &unused));
     }
   }
@@ -1880,28 +1994,103 @@ void Manager::assessVacate(Reservation& r) {
   }
 }
 
-TimeNs Manager::runningBatchTimeLeft(const Reservation& r) const {
-  std::uint32_t batch = 0;
-  Reservation runningOnly = r;
-  std::uint32_t lowest = UINT32_MAX;
-  for (std::size_t i = 0; i < r.moves.size(); ++i) {
-    if (r.moves[i].state == MoveState::kPlanned || r.moves[i].state == MoveState::kRunning) {
-      lowest = std::min(lowest, r.plan.moves[i].batch);
+Result<VacatePlan> Manager::planRest(Reservation& r, const std::vector<std::size_t>& rest,
+                                     TimeNs fromNs, const std::map<std::string, double>& nicInUse) {
+  // Plan the remaining VMs against the cluster without this reservation's remaining moves.
+  std::set<std::string> restVms;
+  for (std::size_t i : rest) restVms.insert(r.plan.moves[i].vmId);
+  const Reservation original = r;
+  for (auto it = rest.rbegin(); it != rest.rend(); ++it) {
+    r.plan.moves.erase(r.plan.moves.begin() + static_cast<std::ptrdiff_t>(*it));
+    r.moves.erase(r.moves.begin() + static_cast<std::ptrdiff_t>(*it));
+  }
+  for (const auto& h : hostsTouchedBy(original)) dirtyHosts_.insert(h);
+  refreshCalendar();
+  planner::VacateRequest req = snapshot(r);
+  r = original;
+  touch(r);
+  refreshCalendar();
+  for (auto& h : req.hosts) {
+    if (auto u = nicInUse.find(h.name); u != nicInUse.end()) {
+      h.nicBandwidthBytesPerSec = std::max(h.nicBandwidthBytesPerSec - u->second, 0.0);
     }
   }
-  for (std::size_t i = 0; i < runningOnly.moves.size(); ++i) {
-    if (runningOnly.plan.moves[i].batch != lowest ||
-        runningOnly.moves[i].state != MoveState::kRunning) {
-      if (runningOnly.moves[i].state == MoveState::kPlanned) {
-        runningOnly.moves[i].state = MoveState::kSkipped;
-      }
-    }
-  }
-  return projectedTimeLeft(runningOnly, &batch);
+  req.vms = vmsToVacate(r.hosts);  // snapshot() lists no VMs: those of the vacated hosts
+  req.vms.erase(std::remove_if(req.vms.begin(), req.vms.end(),
+                               [&](const planner::VmSnapshot& v) { return !restVms.count(v.id); }),
+                req.vms.end());
+  req.hostsToVacate = r.hosts;
+  req.reservationStartNs = r.request.startNs;
+  req.reservationEndNs = r.request.endNs;
+  req.cloneTimeNs = r.plan.cloneTimeNs;
+  req.marginNs = 0;
+  req.nowNs = fromNs;
+  req.objective = planner::VacateObjective::kMakespan;  // catching up: fastest wins
+  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : 0.95;
+  req.relativeErrorSamples = moveErrors_;
+  req.suspendPolicy = planner::SuspendPolicy::kNever;
+  return planner_.plan(req);
 }
 
-std::string Manager::replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs,
-                                     bool force) {
+void Manager::reindexMoves(const std::string& id, const std::map<std::size_t, std::size_t>& map) {
+  for (auto& [cid, p] : pending_) {
+    if (p.reservationId != id || p.step == Step::kClone || p.step == Step::kDestroy) continue;
+    if (auto n = map.find(p.index); n != map.end()) p.index = n->second;
+  }
+  auto renumber = [&](auto& byMove) {
+    std::remove_reference_t<decltype(byMove)> out;
+    for (auto& [key, value] : byMove) {
+      if (key.first != id) {
+        out.emplace(key, value);
+      } else if (auto n = map.find(key.second); n != map.end()) {
+        out.emplace(std::pair{key.first, n->second}, value);
+      }  // a move replaced: nothing of it is kept
+    }
+    byMove.swap(out);
+  };
+  renumber(moveFractions_);
+  renumber(sentCaps_);
+}
+
+bool Manager::applyRest(Reservation& r, const Reservation& original,
+                        const std::vector<std::size_t>& rest, const VacatePlan& plan,
+                        std::uint32_t base, TimeNs fromNs, std::string* violation) {
+  for (auto it = rest.rbegin(); it != rest.rend(); ++it) {
+    r.plan.moves.erase(r.plan.moves.begin() + static_cast<std::ptrdiff_t>(*it));
+    r.moves.erase(r.moves.begin() + static_cast<std::ptrdiff_t>(*it));
+  }
+  // Hosts overbooked without the moves replaced are not the new plan's fault (verifyBookings).
+  for (const auto& h : hostsTouchedBy(original)) dirtyHosts_.insert(h);
+  refreshCalendar();
+  // The new moves follow the moves that stay, at offsets from the vacate start as before.
+  const TimeNs shift = fromNs - r.plan.latestSafeStartNs;
+  for (auto m : plan.moves) {
+    m.batch += base;
+    m.startOffsetNs += shift;
+    m.endOffsetNs += shift;
+    r.plan.moves.push_back(std::move(m));
+    r.moves.push_back(MoveProgress{});
+  }
+  // The moves that stay precede the new ones; what points at them by index (pending commands,
+  // progress, caps) follows them to their new numbers.
+  std::map<std::size_t, std::size_t> forward, back;
+  for (std::size_t i = 0, j = 0; i < original.plan.moves.size(); ++i) {
+    if (std::find(rest.begin(), rest.end(), i) != rest.end()) continue;
+    forward[i] = j;
+    back[j++] = i;
+  }
+  reindexMoves(r.id, forward);
+  *violation = verifyBookings(r, /*keep=*/true);
+  if (violation->empty()) return true;
+  reindexMoves(r.id, back);
+  r = original;
+  touch(r);
+  refreshCalendar();
+  return false;
+}
+
+Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs,
+                                         bool force) {
   std::vector<std::size_t> rest;
   std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> spans;
   std::uint32_t keptBatch = 0;
@@ -1920,108 +2109,176 @@ std::string Manager::replanRemaining(Reservation& r, std::uint32_t firstBatch, T
       it->second.second = std::max(it->second.second, m.endOffsetNs);
     }
   }
-  if (rest.empty()) return "";
+  if (rest.empty()) return {};
   TimeNs oldSpan = 0;
   for (const auto& [b, s] : spans) oldSpan += s.second - s.first;
+  const std::string what = "the " + std::to_string(rest.size()) + " moves not started";
 
-  // Plan the remaining VMs against the cluster without this reservation's remaining moves.
-  const Reservation original = r;
-  std::set<std::string> restVms;
-  for (std::size_t i : rest) restVms.insert(r.plan.moves[i].vmId);
-  for (auto it = rest.rbegin(); it != rest.rend(); ++it) {
-    r.plan.moves.erase(r.plan.moves.begin() + static_cast<std::ptrdiff_t>(*it));
-    r.moves.erase(r.moves.begin() + static_cast<std::ptrdiff_t>(*it));
+  auto plan = planRest(r, rest, fromNs, {});
+  if (!plan) {
+    return {false,
+            "re-planning " + what + " failed (" + plan.status().message() + "); keeping the plan"};
   }
-  for (const auto& h : hostsTouchedBy(original)) dirtyHosts_.insert(h);
-  refreshCalendar();
-  planner::VacateRequest req = snapshot(r);
-  req.vms = vmsToVacate(r.hosts);  // snapshot() lists no VMs: those of the vacated hosts
-  req.vms.erase(std::remove_if(req.vms.begin(), req.vms.end(),
-                               [&](const planner::VmSnapshot& v) { return !restVms.count(v.id); }),
-                req.vms.end());
-  req.hostsToVacate = r.hosts;
-  req.reservationStartNs = r.request.startNs;
-  req.reservationEndNs = r.request.endNs;
-  req.cloneTimeNs = r.plan.cloneTimeNs;
-  req.marginNs = 0;
-  req.nowNs = fromNs;
-  req.objective = planner::VacateObjective::kMakespan;  // catching up: fastest wins
-  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : 0.95;
-  req.relativeErrorSamples = moveErrors_;
-  req.suspendPolicy = planner::SuspendPolicy::kNever;
-  auto plan = planner_.plan(req);
-  auto restore = [&](const std::string& why) {
-    r = original;
-    touch(r);
-    refreshCalendar();
-    return why;
-  };
-  if (!plan) return restore("re-planning the " + std::to_string(rest.size()) +
-                            " moves not started failed (" + plan.status().message() +
-                            "); keeping the plan");
   if (!force && static_cast<double>(plan->makespanNs) > 0.95 * static_cast<double>(oldSpan)) {
-    return restore("re-planning the " + std::to_string(rest.size()) +
-                   " moves not started gains nothing (" + plan->strategy + ": " +
-                   formatDuration(plan->makespanNs) + " vs " + formatDuration(oldSpan) +
-                   "); keeping the plan");
+    return {false, "re-planning " + what + " gains nothing (" + plan->strategy + ": " +
+                       formatDuration(plan->makespanNs) + " vs " + formatDuration(oldSpan) +
+                       "); keeping the plan"};
   }
-  // The new moves follow the running batch, at offsets from the vacate start as before.
-  const TimeNs shift = fromNs - r.plan.latestSafeStartNs;
-  const std::uint32_t base = anyKept ? keptBatch + 1 : firstBatch;
-  for (auto m : plan->moves) {
-    m.batch += base;
-    m.startOffsetNs += shift;
-    m.endOffsetNs += shift;
-    r.plan.moves.push_back(std::move(m));
-    r.moves.push_back(MoveProgress{});
-  }
+  const Reservation original = r;
   r.plan.notes.push_back("re-planned at " + formatTime(clock_.now()) + ": " +
                          std::to_string(rest.size()) + " moves, " + plan->strategy + ", " +
                          formatDuration(plan->makespanNs) + " instead of " +
                          formatDuration(oldSpan));
-  // The running moves keep their indices (they precede the re-planned ones) only if nothing
-  // in flight pointed past them: pending commands index moves of batches <= runningBatch,
-  // which all come before the removed ones? Not necessarily, so re-index them.
-  std::map<std::size_t, std::size_t> newIndex;
-  for (std::size_t i = 0, j = 0; i < original.plan.moves.size(); ++i) {
-    if (std::find(rest.begin(), rest.end(), i) == rest.end()) newIndex[i] = j++;
+  std::string violation;
+  if (!applyRest(r, original, rest, *plan, anyKept ? keptBatch + 1 : firstBatch, fromNs,
+                 &violation)) {
+    return {false,
+            "the faster re-plan does not fit the calendar (" + violation + "); keeping the plan"};
   }
+  return {true, "re-planned " + what + ": " + plan->strategy + ", " +
+                    formatDuration(plan->makespanNs) + " instead of " + formatDuration(oldSpan)};
+}
+
+Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t batch) {
+  const TimeNs now = clock_.now();
+  std::vector<std::size_t> rest, running;
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    if (r.plan.moves[i].batch < batch) continue;
+    if (r.moves[i].state == MoveState::kPlanned) rest.push_back(i);
+    if (r.moves[i].state == MoveState::kRunning) running.push_back(i);
+  }
+  if (rest.empty() || running.empty()) return {};
+  std::map<std::string, int> runningOn;  // NIC -> running moves through it
+  for (std::size_t i : running) {
+    ++runningOn[r.plan.moves[i].fromHost];
+    ++runningOn[r.plan.moves[i].toHost];
+  }
+  auto nicOf = [&](const std::string& h) {
+    auto it = hosts_.find(h);
+    return it == hosts_.end() ? 0.0 : it->second.nicBandwidthBytesPerSec;
+  };
+  // Pass 1 on whole NICs says how many new moves start at once through each NIC (k). The
+  // running moves there are capped at the share each of k + running moves would get, and
+  // pass 2 plans the new moves on what those caps leave: its shares then equal the caps.
+  auto first = planRest(r, rest, now, {});
+  if (!first) return {};
+  std::map<std::string, int> startingOn;
+  for (const auto& m : first->moves) {
+    if (m.batch != 0) continue;
+    ++startingOn[m.fromHost];
+    ++startingOn[m.toHost];
+  }
+  std::map<std::string, double> share, inUse;
+  for (const auto& [h, n] : runningOn) {
+    auto k = startingOn.find(h);
+    if (k == startingOn.end()) continue;  // nothing new shares this NIC
+    share[h] = nicOf(h) / static_cast<double>(n + k->second);
+    inUse[h] = share[h] * n;
+  }
+  if (share.empty()) return {};  // the new moves share no NIC with the running ones
+  auto plan = planRest(r, rest, now, inUse);
+  if (!plan) return {};
+
+  const Reservation original = r;
+  // Each running move sharing a NIC is capped at its smallest share, and lasts accordingly.
+  TimeNs runningEnd = 0;
+  std::size_t capped = 0;
+  double lowestCap = 0;
+  for (std::size_t i : running) {
+    auto& m = r.plan.moves[i];
+    double cap = 0;
+    for (const auto* h : {&m.fromHost, &m.toHost}) {
+      if (auto s = share.find(*h); s != share.end())
+        cap = cap > 0 ? std::min(cap, s->second) : s->second;
+    }
+    TimeNs left = moveTimeLeft(r, i);
+    if (cap > 0) {
+      const TimeNs predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 1);
+      double done =
+          static_cast<double>(now - r.moves[i].actualStartNs) / static_cast<double>(predicted);
+      if (auto f = moveFractions_.find({r.id, i}); f != moveFractions_.end())
+        done = f->second.first;
+      const double bytesLeft =
+          static_cast<double>(m.transferredBytes) * (1.0 - std::clamp(done, 0.0, 0.95));
+      left = std::max(left, secondsToNs(bytesLeft / cap));
+      m.replanCapBytesPerSec = cap;
+      m.endOffsetNs = std::max(m.endOffsetNs, now + left - r.plan.latestSafeStartNs);
+      lowestCap = capped++ ? std::min(lowestCap, cap) : cap;
+    }
+    runningEnd = std::max(runningEnd, left);
+  }
+  std::uint32_t unused = 0;
+  const TimeNs before = projectedTimeLeft(original, &unused);
+  const TimeNs after = std::max(runningEnd, plan->makespanNs);
+  const std::string what = "the " + std::to_string(rest.size()) + " moves not started";
+  if (static_cast<double>(after) > 0.95 * static_cast<double>(before)) {
+    r = original;
+    return {false, "starting " + what + " alongside the running ones gains nothing (" +
+                       formatDuration(after) + " vs " + formatDuration(before) + ")"};
+  }
+  r.plan.notes.push_back("re-planned at " + formatTime(now) + ": " + std::to_string(rest.size()) +
+                         " moves alongside the " + std::to_string(running.size()) + " running, " +
+                         plan->strategy + "; " + std::to_string(capped) + " running capped at " +
+                         formatRate(lowestCap));
+  std::string violation;
+  if (!applyRest(r, original, rest, *plan, batch, now, &violation)) {
+    return {false, "starting " + what + " alongside the running ones does not fit the calendar (" +
+                       violation + ")"};
+  }
+  // A capped move takes longer: its command's deadline follows its new predicted end.
   for (auto& [id, p] : pending_) {
-    if (p.reservationId != r.id || p.step == Step::kClone || p.step == Step::kDestroy) continue;
-    if (auto n = newIndex.find(p.index); n != newIndex.end()) p.index = n->second;
+    if (p.reservationId != r.id || p.step != Step::kMigrate || p.index >= r.moves.size()) continue;
+    p.deadlineNs = std::max(
+        p.deadlineNs, commandDeadline(r, Step::kMigrate, p.index, r.moves[p.index].actualStartNs));
   }
-  std::map<std::pair<std::string, std::size_t>, std::pair<double, TimeNs>> fractions;
-  for (auto& [key, value] : moveFractions_) {
-    if (key.first != r.id) {
-      fractions.emplace(key, value);
-    } else if (auto n = newIndex.find(key.second); n != newIndex.end()) {
-      fractions.emplace(std::pair{key.first, n->second}, value);
-    }
-  }
-  moveFractions_.swap(fractions);
-  if (std::string violation = verifyBookings(r, /*keep=*/true); !violation.empty()) {
-    // Undo the re-indexing too.
-    std::map<std::size_t, std::size_t> back;
-    for (const auto& [o, n] : newIndex) back[n] = o;
-    for (auto& [id, p] : pending_) {
-      if (p.reservationId != r.id || p.step == Step::kClone || p.step == Step::kDestroy) continue;
-      if (auto o = back.find(p.index); o != back.end()) p.index = o->second;
-    }
-    std::map<std::pair<std::string, std::size_t>, std::pair<double, TimeNs>> undone;
-    for (auto& [key, value] : moveFractions_) {
-      if (key.first != r.id) {
-        undone.emplace(key, value);
-      } else if (auto o = back.find(key.second); o != back.end()) {
-        undone.emplace(std::pair{key.first, o->second}, value);
+  driveCaps(r);
+  return {true, "re-planned " + what + " alongside the " + std::to_string(running.size()) +
+                    " running: " + plan->strategy + ", " + formatDuration(after) + " instead of " +
+                    formatDuration(before) + "; " + std::to_string(capped) + " running capped at " +
+                    formatRate(lowestCap) + " while they share a NIC"};
+}
+
+void Manager::driveCaps(Reservation& r) {
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    const auto& m = r.plan.moves[i];
+    if (m.replanCapBytesPerSec <= 0 || r.moves[i].state != MoveState::kRunning) continue;
+    bool shared = false;
+    for (std::size_t j = 0; j < r.moves.size() && !shared; ++j) {
+      const auto& o = r.plan.moves[j];
+      if (j == i || o.batch != m.batch) continue;
+      if (r.moves[j].state != MoveState::kPlanned && r.moves[j].state != MoveState::kRunning) {
+        continue;
       }
+      shared = o.fromHost == m.fromHost || o.fromHost == m.toHost || o.toHost == m.fromHost ||
+               o.toHost == m.toHost;
     }
-    moveFractions_.swap(undone);
-    return restore("the faster re-plan does not fit the calendar (" + violation +
-                   "); keeping the plan");
+    const double want = shared ? m.replanCapBytesPerSec : 0.0;
+    const auto key = std::pair{r.id, i};
+    auto sent = sentCaps_.find(key);
+    // Only a migration the source runs can be capped (the migrate command carries the cap when
+    // it is sent later: see onResult). Not known what was sent (vrmd restarted): send it.
+    bool migrating = false;
+    for (const auto& [id, p] : pending_) {
+      migrating |= p.reservationId == r.id && p.step == Step::kMigrate && p.index == i;
+    }
+    if (const VmRecord* vm = findVm(m.fromHost, m.vmId)) {
+      migrating |= vm->state == VmState::kMigratingOut && agentReady(m.fromHost);
+    }
+    if (!migrating) continue;
+    if (sent != sentCaps_.end() && sent->second == want) continue;
+    if (inFlight(r.id, Step::kSetBandwidth, i)) continue;  // its answer comes first
+    sentCaps_[key] = want;
+    AgentCommand cmd;
+    cmd.kind = AgentCommand::Kind::kSetBandwidth;
+    cmd.host = m.fromHost;
+    cmd.vmId = m.vmId;
+    cmd.maxBandwidthBytesPerSec = want;
+    issue(std::move(cmd), r.id, Step::kSetBandwidth, i);
+    note(r, want > 0 ? "capping " + m.vmId + "'s migration at " + formatRate(want) +
+                           " while re-planned moves share its NIC"
+                     : "lifting the cap on " + m.vmId +
+                           "'s migration: the moves sharing its NIC have ended");
   }
-  return "re-planned the " + std::to_string(rest.size()) + " moves not started: " +
-         plan->strategy + ", " + formatDuration(plan->makespanNs) + " instead of " +
-         formatDuration(oldSpan);
 }
 
 bool Manager::driveReturns(Reservation& r) {
@@ -2168,7 +2425,18 @@ void Manager::reconcile(Reservation& r) {
     if (!agentReady(move.fromHost) || !agentReady(move.toHost)) continue;
     const VmRecord* atDest = findVm(move.toHost, move.vmId);
     const VmRecord* atSource = findVm(move.fromHost, move.vmId);
-    if (atSource && atSource->state == VmState::kMigratingOut) continue;  // still running there
+    if (atSource && atSource->state == VmState::kMigratingOut) {
+      // Still running there, its command sent before a restart of vrmd: its deadline counts
+      // from the move's stored start (ManagerOptions::commandTimeoutFactor).
+      const TimeNs deadline = commandDeadline(r, Step::kMigrate, i, prog.actualStartNs);
+      if (isReturn(r, i) || clock_.now() < deadline) continue;
+      dropIncoming(move.toHost, move.vmId);
+      prog.state = MoveState::kFailed;
+      failMove(r, i,
+               "host " + move.fromHost + " did not finish its migrate command for " + move.vmId +
+                   " within " + formatDuration(deadline - prog.actualStartNs) + " of its start");
+      continue;
+    }
     if (atDest && atDest->state == VmState::kRunning && !atSource) {
       // Migrated and committed while nobody was listening: committing again would be refused.
       prog.state = MoveState::kDone;
@@ -2204,6 +2472,19 @@ void Manager::reconcile(Reservation& r) {
     bool destroying = c.state == CloneState::kDestroying && !inFlight(r.id, Step::kDestroy, i);
     if ((!cloning && !destroying) || !registeredSinceStart_.count(c.host)) continue;
     const VmRecord* vm = findVm(c.host, c.vmId);
+    if (cloning && vm && vm->state == VmState::kCloning) {
+      // Sent before a restart of vrmd, still cloning: given the slow-command bound from the
+      // later of its planned start and the restart.
+      const TimeNs from = std::max(cloneStart(r), startedNs_);
+      const TimeNs deadline = commandDeadline(r, Step::kClone, i, from);
+      if (clock_.now() >= deadline && !isTerminal(r.state)) {
+        c.state = CloneState::kFailed;
+        fail(r, "clone " + c.vmId + " on " + c.host + " failed: host " + c.host +
+                    " did not finish its clone command within " + formatDuration(deadline - from));
+        return;
+      }
+      continue;
+    }
     if (cloning) {
       if (vm && vm->state == VmState::kRunning) {
         c.state = CloneState::kRunning;
@@ -2239,6 +2520,7 @@ void Manager::advance(Reservation& r) {
       case ReservationState::kVacating:
         driveMoves(r);
         if (r.state == ReservationState::kVacating) assessVacate(r);
+        driveCaps(r);
         break;
       case ReservationState::kPreparing:
         driveClones(r);
@@ -2254,6 +2536,7 @@ void Manager::advance(Reservation& r) {
       case ReservationState::kEnding:
       case ReservationState::kCancelled:
       case ReservationState::kFailed:
+        driveCaps(r);  // moves still running after a cancel or failure lose their caps too
         driveTeardown(r);
         break;
       default:
@@ -2299,6 +2582,7 @@ void Manager::tick() {
   // Promises that depend on a host that just went away are re-planned (or failed, with the
   // reason) now, not when their vacate would have started.
   if (lostHost) replanAroundLostHosts();
+  expireCommands();
   for (auto& [id, r] : reservations_) {
     if (r.state == ReservationState::kDone || r.state == ReservationState::kRejected) continue;
     const std::size_t events = r.events.size();
@@ -2338,6 +2622,7 @@ TimeNs Manager::nextWakeNs() const {
   for (const auto& [name, h] : hosts_) {
     if (h.reachable) next = std::min(next, h.lastHeartbeatNs + options_.heartbeatTimeoutNs + 1);
   }
+  for (const auto& [id, p] : pending_) next = std::min(next, p.deadlineNs);
   return next;
 }
 

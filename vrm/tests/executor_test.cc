@@ -71,6 +71,8 @@ class ExecutorTest : public testing::ManagerFixture {
     options.assessPeriodNs = kNsPerSec;
     options.heartbeatTimeoutNs = 3600 * kNsPerSec;
     options.onObservation = [this](const MigrationObservation& o) { observed_.push_back(o.vmId); };
+    tune(options);
+    options_ = options;
     startManager({testing::bmiTemplate()}, options, &scripted_);
     std::vector<VmRecord> vms;
     for (int i = 0; i < 4; ++i) vms.push_back(FakeAgents::vm("v" + std::to_string(i), 2 * kGiB));
@@ -78,6 +80,9 @@ class ExecutorTest : public testing::ManagerFixture {
     agents_->addHost("dst", 32, 64 * kGiB, {});
     agents_->addHost("spare", 32, 64 * kGiB, {});  // planned after dst (name order)
   }
+
+  // Derived fixtures change the manager's options here.
+  virtual void tune(ManagerOptions& options) {}
 
   // A sequential vacate of src (4 moves of 10 s, deadline 50 s after the vacate starts:
   // timetodeadline / timeleft = 1.25 at the start), with migrations held by the agents.
@@ -136,13 +141,15 @@ class ExecutorTest : public testing::ManagerFixture {
   }
 
   ScriptedPlanner scripted_;  // the manager's planner
+  ManagerOptions options_;  // as the manager was started
   TimeNs vacateStart_ = 0;
   std::vector<std::string> observed_;  // what ManagerOptions::onObservation was given
 };
 
 // Ensures a move that overruns makes the executor re-plan the moves not started (here into one
-// parallel batch) once timetodeadline / timeleft falls to the warning ratio, and that with the
-// faster plan the reservation is not at risk and still becomes ready before its start.
+// parallel batch, started at once alongside the late move) once timetodeadline / timeleft
+// falls to the warning ratio, and that with the faster plan the reservation is not at risk and
+// still becomes ready before its start.
 TEST_F(ExecutorTest, LateMoveReplansTheRestAndRecovers) {
   Reservation r = admitAndStartVacate();
   runTo(12 * kNsPerSec);  // 2 s over: ratio (50-12)/(2+30) = 1.19 > 1.1
@@ -150,12 +157,12 @@ TEST_F(ExecutorTest, LateMoveReplansTheRestAndRecovers) {
   runTo(14 * kNsPerSec);  // 4 s over: 36/34 = 1.06 <= 1.1
   r = get(r.id);
   ASSERT_TRUE(hasEvent(r, "warning:")) << r.events.back().message;
-  EXPECT_NE(r.events.back().message.find("re-planned the 3 moves not started: parallel"),
-            std::string::npos)
-      << r.events.back().message;
-  std::size_t inSecondBatch = 0;
-  for (const auto& m : r.plan.moves) inSecondBatch += m.batch == 1;
-  EXPECT_EQ(inSecondBatch, 3u) << "the rest runs as one batch after the running move";
+  EXPECT_TRUE(hasEvent(r,
+                       "warning: timetodeadline/timeleft 1.06 <= 1.10; re-planned the 3 moves "
+                       "not started alongside the 1 running: parallel"));
+  std::size_t inRunningBatch = 0;
+  for (const auto& m : r.plan.moves) inRunningBatch += m.batch == 0;
+  EXPECT_EQ(inRunningBatch, 4u) << "the rest runs now, alongside the late move";
   EXPECT_FALSE(r.atRisk);
   expectNotOverbooked();
 
@@ -168,6 +175,63 @@ TEST_F(ExecutorTest, LateMoveReplansTheRestAndRecovers) {
   expectNotOverbooked();
 }
 
+// Ensures the bandwidth-limit action: when the re-plan starts the rest alongside a late
+// migration, that migration is capped at the share the new plan gives each move through its
+// NIC (125 MB/s over 1 running + 3 new = 31.25 MB/s), its predicted end moves out, the calendar
+// still holds every NIC booking, and the cap is lifted once the moves sharing its NIC end.
+TEST_F(ExecutorTest, ReplanCapsTheRunningMoveThenLiftsTheCap) {
+  Reservation r = admitAndStartVacate();
+  runTo(14 * kNsPerSec);
+  r = get(r.id);
+  ASSERT_TRUE(hasEvent(r, "warning:")) << r.events.back().message;
+  ASSERT_EQ(r.plan.moves[0].vmId, "v0");
+  EXPECT_DOUBLE_EQ(r.plan.moves[0].replanCapBytesPerSec, 31.25e6);
+  EXPECT_GE(r.plan.moves[0].endOffsetNs, 18 * kNsPerSec) << "4 s overrun: as long again";
+  for (std::size_t i = 1; i < r.plan.moves.size(); ++i) {
+    EXPECT_EQ(r.plan.moves[i].replanCapBytesPerSec, 0) << r.plan.moves[i].vmId;
+  }
+  EXPECT_DOUBLE_EQ(agents_->caps["v0"], 31.25e6) << "the agent was told";
+  EXPECT_TRUE(hasEvent(r, "capping v0's migration at"));
+  expectNotOverbooked();
+  EXPECT_LE(manager_->calendar().peak("src", kTimeMinusInfinity, kTimeInfinity).nicBytesPerSec,
+            125'000'000);
+
+  runTo(15 * kNsPerSec);
+  ASSERT_EQ(agents_->held.size(), 4u) << "v1..v3 migrate alongside v0";
+  // v1..v3 finish; v0 is still migrating and gets the whole NIC back.
+  auto held = std::move(agents_->held);
+  agents_->held.clear();
+  AgentCommand v0;
+  for (const auto& c : held) {
+    if (c.vmId == "v0") {
+      v0 = c;
+      continue;
+    }
+    manager_->onResult(c.host, agents_->execute(c));
+  }
+  agents_->pump();
+  step();
+  r = get(r.id);
+  EXPECT_EQ(agents_->caps["v0"], 0) << "cap lifted";
+  EXPECT_TRUE(hasEvent(r, "lifting the cap on v0's migration")) << r.events.back().message;
+  std::size_t sets = 0;
+  for (const auto& c : agents_->log) sets += c.kind == AgentCommand::Kind::kSetBandwidth;
+  runTo(17 * kNsPerSec);
+  std::size_t setsLater = 0;
+  for (const auto& c : agents_->log) setsLater += c.kind == AgentCommand::Kind::kSetBandwidth;
+  EXPECT_EQ(sets, setsLater) << "caps are sent once, not every tick";
+  EXPECT_EQ(sets, 2u);
+
+  manager_->onResult(v0.host, agents_->execute(v0));
+  agents_->hold.clear();
+  agents_->pump();
+  runTo(40 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_EQ(r.state, ReservationState::kReady) << r.events.back().message;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(agents_->count("v" + std::to_string(i)), 1u);
+  expectNotOverbooked();
+}
+
 // Ensures a migration whose progress reports project it far past its plan makes the
 // reservation at risk before it even overruns its predicted time, with an event that tells the
 // owner when the vacate is projected to end.
@@ -177,14 +241,16 @@ TEST_F(ExecutorTest, SlowProgressMarksAtRiskEarly) {
   runTo(4 * kNsPerSec);
   AgentProgress p;
   p.commandId = agents_->held.front().id;
-  p.fraction = 0.08;  // 8% in 4 s: 50 s in all, 46 s to go
+  // 5% in 4 s: 80 s in all, 76 s to go. (8 % would end at 50 s, just in time for cloning
+  // once the rest runs alongside it.)
+  p.fraction = 0.05;
   manager_->onProgress("src", p);
   runTo(6 * kNsPerSec);
   r = get(r.id);
   EXPECT_TRUE(r.atRisk);
   EXPECT_TRUE(hasEvent(r, "at-risk: vacating is projected to end at")) << r.events.back().message;
   EXPECT_NE(r.riskReason.find("after cloning must begin"), std::string::npos) << r.riskReason;
-  // Re-planned first (the rest in parallel), but that cannot save it.
+  // Re-planned first (the rest in parallel, alongside it), but that cannot save it.
   EXPECT_TRUE(hasEvent(r, "warning:"));
   EXPECT_LT(r.events.size(), 40u) << "no event storm";
 
@@ -431,6 +497,134 @@ TEST(NicBookingTest, ParallelMovesSharingANicFitTheirOwnBookings) {
   const Usage peak = manager.calendar().peak("src", kTimeMinusInfinity, kTimeInfinity);
   EXPECT_LE(peak.nicBytesPerSec, 125'000'000);
   EXPECT_GE(peak.nicBytesPerSec, 124'000'000) << "both moves are booked on the NIC";
+}
+
+}  // namespace
+}  // namespace vrm::manager
+
+namespace vrm::manager {
+namespace {
+
+// Command deadlines (ManagerOptions::commandTimeoutFactor and friends) with short bounds: a
+// migration within 2 x its predicted 10 s + 5 s, quick commands 5 s, clones 30 s. No deadline
+// tracking re-plans here (they would move the late migration's predicted end, and so its
+// deadline).
+class CommandTimeoutTest : public ExecutorTest {
+ protected:
+  void tune(ManagerOptions& options) override {
+    options.warningRatio = 0.02;
+    options.dangerRatio = 0.01;
+    options.commandTimeoutFactor = 2;
+    options.commandTimeoutFloorNs = 5 * kNsPerSec;
+    options.slowCommandTimeoutNs = 30 * kNsPerSec;
+  }
+};
+
+// Ensures an agent that heartbeats but never answers a migrate command does not stall the
+// reservation: at the deadline the move fails through the usual path, with a reason naming
+// the host and the command, and the VM is still accounted for exactly once.
+TEST_F(CommandTimeoutTest, UnansweredMigrationFailsAtItsDeadline) {
+  Reservation r = admitAndStartVacate();
+  runTo(24 * kNsPerSec);
+  EXPECT_EQ(get(r.id).state, ReservationState::kVacating);
+  runTo(26 * kNsPerSec);
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kFailed);
+  EXPECT_NE(r.reason.find("migration of v0 from src failed"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("host src did not answer its migrate command"), std::string::npos)
+      << r.reason;
+  EXPECT_EQ(agents_->count("v0"), 1u);
+  EXPECT_EQ(agents_->hostOf("v0"), "src");
+}
+
+// Ensures a destination that never answers prepare-incoming is planned around like an
+// unreachable one: the moves go to another host and the reservation is ready on time.
+TEST_F(CommandTimeoutTest, UnansweredPrepareIsPlannedAround) {
+  Reservation r = admitAndStartVacate("", [&] {
+    agents_->hold.clear();
+    agents_->hold.insert(AgentCommand::Kind::kPrepareIncoming);
+  });
+  runTo(4 * kNsPerSec);
+  EXPECT_FALSE(hasEvent(get(r.id), "destination dst cannot receive v0"));
+  runTo(6 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_EQ(r.state, ReservationState::kVacating) << r.events.back().message;
+  EXPECT_TRUE(hasEvent(r,
+                       "destination dst cannot receive v0 (host dst did not answer its "
+                       "prepare-incoming command"))
+      << r.events.back().message;
+  for (const auto& m : r.plan.moves) EXPECT_EQ(m.toHost, "spare") << m.vmId;
+  // The prepares to spare are answered; dst's never is.
+  agents_->hold.clear();
+  auto held = std::move(agents_->held);
+  agents_->held.clear();
+  for (const auto& c : held) {
+    if (c.host != "dst") manager_->onResult(c.host, agents_->execute(c));
+  }
+  agents_->pump();
+  runTo(45 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_EQ(r.state, ReservationState::kReady) << r.events.back().message;
+  for (int v = 0; v < 4; ++v) {
+    EXPECT_EQ(agents_->hostOf("v" + std::to_string(v)), "spare");
+    EXPECT_EQ(agents_->count("v" + std::to_string(v)), 1u);
+  }
+}
+
+// Ensures a clone that is never answered fails the reservation at its deadline, naming the host.
+TEST_F(CommandTimeoutTest, UnansweredCloneFailsAtItsBound) {
+  Reservation r = admitAndStartVacate();
+  agents_->hold = {AgentCommand::Kind::kClone};
+  auto migrations = std::move(agents_->held);
+  agents_->held.clear();
+  for (const auto& c : migrations) manager_->onResult(c.host, agents_->execute(c));
+  agents_->pump();  // the vacate completes at once; the clone is sent and never answered
+  ASSERT_EQ(get(r.id).state, ReservationState::kPreparing) << get(r.id).events.back().message;
+  ASSERT_EQ(agents_->held.size(), 1u);
+  // The template clones in 45 s: 2 x 45 + 5 = 95 s is longer than the 30 s bound.
+  runTo(94 * kNsPerSec);
+  ASSERT_EQ(get(r.id).state, ReservationState::kPreparing) << get(r.id).events.back().message;
+  runTo(96 * kNsPerSec);
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kFailed);
+  EXPECT_NE(r.reason.find("host src did not answer its clone command"), std::string::npos)
+      << r.reason;
+}
+
+// Ensures deadlines survive a restart of vrmd: a migration sent before the restart, which the
+// source still reports as migrating out, fails at the deadline counted from the move's stored
+// start, not from the restart.
+TEST_F(CommandTimeoutTest, DeadlineOfAMoveSentBeforeARestartComesFromTheStore) {
+  Reservation r = admitAndStartVacate();
+  runTo(2 * kNsPerSec);
+  // vrmd dies; the agents live on, src migrating v0 out and never finishing.
+  Manager restarted(clock_, *store_, scripted_, templates_, options_);
+  ASSERT_TRUE(restarted.recover().isOk());
+  FakeAgents agents(restarted);
+  for (const auto& [host, vms] : agents_->inventory_) {
+    std::vector<VmRecord> inv = vms;
+    for (auto& v : inv) {
+      if (v.id == "v0") v.state = VmState::kMigratingOut;
+    }
+    agents.addHost(host, 32, 64 * kGiB, inv);
+  }
+  agents.hold.insert(AgentCommand::Kind::kMigrate);
+  auto run = [&](TimeNs until) {
+    while (clock_.now() < vacateStart_ + until) {
+      clock_.advance(std::min<TimeNs>(kNsPerSec, vacateStart_ + until - clock_.now()));
+      agents.heartbeat();
+      restarted.tick();
+      agents.pump();
+    }
+  };
+  run(24 * kNsPerSec);
+  ASSERT_EQ(restarted.get(r.id)->state, ReservationState::kVacating)
+      << restarted.get(r.id)->events.back().message;
+  run(26 * kNsPerSec);
+  r = *restarted.get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kFailed);
+  EXPECT_NE(r.reason.find("host src did not finish its migrate command for v0"), std::string::npos)
+      << r.reason;
 }
 
 }  // namespace

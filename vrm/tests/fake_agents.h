@@ -45,6 +45,7 @@ class FakeAgents {
           m_.onSendFailed(c.id, "agent " + c.host + " is not connected");
           continue;
         }
+        if (c.kind == AgentCommand::Kind::kMigrate) caps[c.vmId] = c.maxBandwidthBytesPerSec;
         if (hold.count(c.kind)) {
           held.push_back(c);
           continue;
@@ -130,6 +131,14 @@ class FakeAgents {
         }
         break;
       }
+      case K::kSetBandwidth: {
+        if (find(c.vmId) == inv.end()) {
+          r.status = Status::notFound("no VM " + c.vmId);
+        } else {
+          caps[c.vmId] = c.maxBandwidthBytesPerSec;
+        }
+        break;
+      }
       default:
         break;
     }
@@ -159,6 +168,8 @@ class FakeAgents {
   std::set<std::string> refuse;  // agents alive (heartbeating) whose commands cannot be delivered
   std::set<AgentCommand::Kind> hold;  // commands of these kinds are kept in `held`
   std::vector<AgentCommand> held;
+  // The bandwidth cap of each VM's migration as last set (migrate or set-bandwidth; 0 = none).
+  std::map<std::string, double> caps;
 
  private:
   Manager& m_;

@@ -535,7 +535,12 @@ TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
   auto store = std::move(*Store::open(":memory:"));
   auto planner = std::move(*planner::CostAwareVacatePlanner::create("qemu-precopy", "zhao-scr"));
   TemplateSpec t{"bmi", 8, 16 * kGiB, 45 * kNsPerSec, 1};
-  Manager manager(clock, *store, *planner, {t});
+  // No deadline-tracking re-plans: they would start moves while others are held, and capped
+  // moves teach nothing; here every move must run exactly 3x its prediction.
+  ManagerOptions options;
+  options.warningRatio = 0.02;
+  options.dangerRatio = 0.01;
+  Manager manager(clock, *store, *planner, {t}, options);
   FakeAgents agents(manager);
   for (const char* src : {"src1", "src2"}) {
     std::vector<VmRecord> vms;

@@ -666,6 +666,43 @@ Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec)
   return Status::ok();
 }
 
+Status QemuHypervisor::setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) {
+  if (maxBytesPerSec < 0 || !std::isfinite(maxBytesPerSec)) {
+    return Status::invalid("max bandwidth must be a finite rate >= 0");
+  }
+  auto vit = vms_.find(vmId);
+  if (vit == vms_.end()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  for (auto& [id, op] : ops_) {
+    if (op.vmId != vmId || op.kind == OpKind::kClone) continue;
+    op.spec.maxBandwidthBytesPerSec = maxBytesPerSec;
+    double bandwidth =
+        host_.nicBandwidthBytesPerSec > 0 ? host_.nicBandwidthBytesPerSec : kUnlimitedBytesPerSec;
+    if (maxBytesPerSec > 0) bandwidth = std::min(bandwidth, maxBytesPerSec);
+    if (op.kind != OpKind::kLive) {
+      // Suspend-copy-resume: the save to the local staging dir is not throttled; the copy over
+      // the network is paced at this rate (from now on, if it is under way).
+      op.observation.bandwidthBytesPerSec = bandwidth;
+      if (op.kind == OpKind::kScrCopy && op.sender) {
+        op.sender->setBytesPerSec(bandwidth >= kUnlimitedBytesPerSec ? 0 : bandwidth);
+      }
+      return Status::ok();
+    }
+    Vm& vm = vit->second;
+    if (!vm.proc.qmp) return Status::internal("qemu of vm '" + vmId + "' is gone");
+    // QEMU applies max-bandwidth to a migration in progress (the rate limiter of its stream).
+    if (auto r = vm.proc.qmp->execute("migrate-set-parameters",
+                                      {{"max-bandwidth", static_cast<std::int64_t>(bandwidth)}},
+                                      kQmpTimeout);
+        !r) {
+      return Status::internal("vm '" + vmId + "': " + r.status().message());
+    }
+    return Status::ok();
+  }
+  return Status::rejected("vm '" + vmId + "' is not migrating out");
+}
+
 Status QemuHypervisor::suspend(const std::string& vmId) {
   auto it = vms_.find(vmId);
   if (it == vms_.end()) {

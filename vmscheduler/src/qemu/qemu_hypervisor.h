@@ -97,6 +97,7 @@ class QemuHypervisor final : public Hypervisor {
   Result<std::string> prepareIncoming(const VmInfo& vm) override;
   Status finishIncoming(const std::string& vmId, bool commit) override;
   Status startMigration(OperationId op, const MigrationSpec& spec) override;
+  Status setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) override;
   Status suspend(const std::string& vmId) override;
   Status resume(const std::string& vmId) override;
   Status startClone(OperationId op, const CloneSpec& spec) override;

@@ -149,6 +149,11 @@ void StateSender::fail(Status status) {
   outcome_ = Outcome{std::move(status), {}, {}};
 }
 
+void StateSender::setBytesPerSec(double bytesPerSec) {
+  bytesPerSec_.store(bytesPerSec);
+  rateVersion_.fetch_add(1);
+}
+
 void StateSender::run() {
   const std::string to = host_ + ":" + std::to_string(port_);
   const int file = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
@@ -187,6 +192,9 @@ void StateSender::run() {
   if (auto err = reply("READY")) return fail(std::move(*err));
   std::vector<char> buf(kChunk);
   std::uint64_t sent = 0;
+  unsigned paceVersion = rateVersion_.load();
+  auto paceFrom = start;
+  std::uint64_t paceSent = 0;
   while (sent < bytes_) {
     if (aborted_) return fail(Status::unavailable("state transfer aborted"));
     // The receiver only speaks mid-copy to refuse (it failed to write, or is going away): stop
@@ -206,10 +214,23 @@ void StateSender::run() {
     }
     sent += static_cast<std::uint64_t>(n);
     sent_ = sent;
-    if (bytesPerSec_ > 0) {  // pace to the bandwidth limit
-      std::this_thread::sleep_until(
-          start + std::chrono::duration_cast<Clock::duration>(
-                      std::chrono::duration<double>(static_cast<double>(sent) / bytesPerSec_)));
+    // Pace to the bandwidth limit, counted from the last change of the limit; sleep in short
+    // slices so that a new limit (setBytesPerSec) or an abort takes effect promptly.
+    for (;;) {
+      if (const unsigned v = rateVersion_.load(); v != paceVersion) {
+        paceVersion = v;
+        paceFrom = Clock::now();
+        paceSent = sent - static_cast<std::uint64_t>(n);
+      }
+      const double rate = bytesPerSec_.load();
+      if (rate <= 0 || aborted_) break;
+      const auto due = paceFrom + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(
+                                          static_cast<double>(sent - paceSent) / rate));
+      const auto now = Clock::now();
+      if (now >= due) break;
+      std::this_thread::sleep_for(
+          std::min<Clock::duration>(due - now, std::chrono::milliseconds(50)));
     }
   }
   if (auto err = reply("RECEIVED")) return fail(std::move(*err));

@@ -52,6 +52,8 @@ class StateSender {
   StateSender(const StateSender&) = delete;
   StateSender& operator=(const StateSender&) = delete;
 
+  // Changes the limit for the rest of the copy (0 = unlimited); thread safe.
+  void setBytesPerSec(double bytesPerSec);
   std::uint64_t sentBytes() const { return sent_.load(); }
   // The destination has the whole file: copying is over, restoring under way.
   bool received() const { return received_.load(); }
@@ -65,7 +67,8 @@ class StateSender {
   const std::string path_, host_, vmId_;
   const std::uint64_t bytes_;
   const int port_;
-  const double bytesPerSec_;
+  std::atomic<double> bytesPerSec_;
+  std::atomic<unsigned> rateVersion_{0};  // bumped by setBytesPerSec: pacing starts afresh
   const std::chrono::milliseconds timeout_;
   std::atomic<std::uint64_t> sent_{0};
   std::atomic<bool> received_{false};

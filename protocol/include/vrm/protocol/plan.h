@@ -32,6 +32,10 @@ struct PlannedMove {
   TimeNs diskSyncNs = 0;                 // local-disk synchronisation inside the move (Expr. 1)
   double networkLimitBytesPerSec = 0;    // the bandwidth share the plan assumes (broker limit)
   double diskWriteLimitBytesPerSec = 0;  // cap on the VM's disk writes the broker would apply
+  // Set by vrmd when a re-plan starts moves alongside this one while it runs: its migration is
+  // capped at this rate while other unfinished moves of its batch share one of its NICs, and
+  // uncapped once they have ended (so the re-plan's moves get the share they were planned with).
+  double replanCapBytesPerSec = 0;
 };
 
 struct VacatePlan {

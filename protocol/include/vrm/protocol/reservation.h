@@ -160,7 +160,16 @@ struct MigrationObservation {
 
 // A command for one agent. Only the fields of its kind are meaningful.
 struct AgentCommand {
-  enum class Kind { kPrepareIncoming, kMigrate, kFinishIncoming, kSuspend, kResume, kClone, kDestroy };
+  enum class Kind {
+    kPrepareIncoming,
+    kMigrate,
+    kFinishIncoming,
+    kSuspend,
+    kResume,
+    kClone,
+    kDestroy,
+    kSetBandwidth,  // cap (or uncap) the VM's running outgoing migration
+  };
   std::uint64_t id = 0;
   std::string host;  // agent that executes it
   Kind kind = Kind::kDestroy;
@@ -169,6 +178,7 @@ struct AgentCommand {
   std::string destinationHost;        // migrate
   std::string destinationEndpoint;    // migrate
   MoveMode mode = MoveMode::kLive;
+  double maxBandwidthBytesPerSec = 0;  // migrate, setBandwidth: 0 = unlimited
   bool commit = true;                 // finishIncoming
   std::string templateName;           // clone
   std::uint32_t cpuCores = 0;         // clone

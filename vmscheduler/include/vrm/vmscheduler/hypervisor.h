@@ -149,6 +149,11 @@ class Hypervisor {
   // which the VM is gone from inventory(). The VM is migratingOut meanwhile.
   // Errors (nothing started): not-found, rejected (busy), invalid-argument.
   virtual Status startMigration(OperationId op, const MigrationSpec& spec) = 0;
+  // Changes the bandwidth cap of the VM's running outgoing migration to `maxBytesPerSec`
+  // (0 = unlimited: the NIC's bandwidth), from now on; the rest of the migration runs at the
+  // new cap. Errors: not-found (unknown VM), rejected (the VM is not migrating out),
+  // invalid-argument (negative or non-finite rate), or the backend's error applying it.
+  virtual Status setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) = 0;
 
   // Suspending a suspended VM, or resuming a running one, is ok (idempotent).
   // Errors: not-found, rejected (busy: migrating, incoming, cloning).

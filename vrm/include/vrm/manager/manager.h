@@ -65,6 +65,21 @@ struct ManagerOptions {
   // of every host it touches, as before issue 5's "Speed" work: the reference the default is
   // tested against (same decisions); slow at thousands of hosts.
   bool incrementalAdmission = true;
+
+  // Command deadlines: an agent that heartbeats but never answers a command must not stall its
+  // reservation. A migration must be answered within its predicted duration x
+  // commandTimeoutFactor + commandTimeoutFloorNs of being sent; prepare-incoming,
+  // finish-incoming and set-bandwidth (quick, synchronous on the agent) within the floor;
+  // destroy within slowCommandTimeoutNs, clone within that or its template's clone time x the
+  // factor + the floor, whichever is longer. On expiry the command counts as failed
+  // ("unavailable: host H did not answer its C command for V within D"), unless the agents'
+  // inventories show it done, and the usual failure path follows (the move is re-planned
+  // elsewhere, or the reservation fails with that reason). After a vrmd restart the same
+  // deadlines are derived from the store (a running move: from its actual start).
+  // Defaults 3, 60 s and 10 min.
+  double commandTimeoutFactor = 3.0;
+  TimeNs commandTimeoutFloorNs = 60 * kNsPerSec;
+  TimeNs slowCommandTimeoutNs = 600 * kNsPerSec;
 };
 
 class Manager {
@@ -121,13 +136,21 @@ class Manager {
 
  private:
   // Move steps index plan.moves, then (from plan.moves.size() on) the return moves.
-  enum class Step { kPrepareIncoming, kMigrate, kFinishIncoming, kClone, kDestroy };
+  enum class Step {
+    kPrepareIncoming,
+    kMigrate,
+    kFinishIncoming,
+    kClone,
+    kDestroy,
+    kSetBandwidth,  // caps or uncaps move `index`'s running migration; nothing waits on it
+  };
   struct Pending {
     std::string reservationId;
     Step step;
     std::size_t index;  // move or clone index
     std::string host;
     AgentCommand command;  // as sent, to send again under the same id
+    TimeNs deadlineNs = kTimeInfinity;  // unanswered by then: failed (ManagerOptions)
   };
 
   Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
@@ -215,15 +238,47 @@ class Manager {
   void driveMoves(Reservation& r);
   // Deadline tracking while vacating (see ManagerOptions::warningRatio).
   void assessVacate(Reservation& r);
-  // Projected time the vacate still needs (mean, not scaled), with the lowest unfinished batch.
-  TimeNs projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch) const;
+  // Projected time the vacate still needs (mean, not scaled), with the lowest unfinished batch;
+  // `runningOnly`: only the moves of that batch already running (when it would end if nothing
+  // else started).
+  TimeNs projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch,
+                           bool runningOnly = false) const;
+  // Projected time move i still needs: a running move from its progress reports (or its
+  // overrun), a planned one as planned, others 0.
+  TimeNs moveTimeLeft(const Reservation& r, std::size_t i) const;
+  struct Replan {
+    bool replaced = false;
+    std::string message;  // what happened ("" = nothing to re-plan)
+  };
   // Re-plans the moves not started of batches >= `firstBatch` to start at `fromNs`, after the
   // moves that stay; keeps the new plan when its bookings fit and (unless `force`: a destination
-  // was lost) it is at least 5% faster than the old. Returns what happened ("" = nothing to do).
-  std::string replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs,
-                              bool force);
-  // Projected time the running moves of the lowest unfinished batch still need.
-  TimeNs runningBatchTimeLeft(const Reservation& r) const;
+  // was lost) it is at least 5% faster than the old.
+  Replan replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs, bool force);
+  // The bandwidth-limit action: re-plans the moves not started of the running batch `batch`
+  // and later to start now, alongside the running moves, on the NIC bandwidth those leave
+  // them, and caps each running move sharing a NIC with them at the share the new plan gives a
+  // move there (PlannedMove::replanCapBytesPerSec; its predicted end moves out accordingly).
+  // Kept when its bookings fit and it ends at least 5% sooner than the current projection.
+  Replan replanAlongsideRunning(Reservation& r, std::uint32_t batch);
+  // Shared by both: plans the VMs of moves `rest` of r from `fromNs` (hosts' NICs reduced by
+  // `nicInUse`), without r's moves `rest` in the calendar while planning.
+  Result<VacatePlan> planRest(Reservation& r, const std::vector<std::size_t>& rest, TimeNs fromNs,
+                              const std::map<std::string, double>& nicInUse);
+  // Replaces r's moves `rest` by `plan`'s (batches from `base`, times from `fromNs`), renumbering
+  // what refers to moves by index; undone (false, with the violation) when the bookings do not
+  // fit. `original` is r before.
+  bool applyRest(Reservation& r, const Reservation& original, const std::vector<std::size_t>& rest,
+                 const VacatePlan& plan, std::uint32_t base, TimeNs fromNs, std::string* violation);
+  // Renumbers the moves of reservation `id` in pending_, moveFractions_ and sentCaps_: move o
+  // becomes map[o]; the progress and caps of moves absent from the map (replaced) are dropped.
+  void reindexMoves(const std::string& id, const std::map<std::size_t, std::size_t>& map);
+  // Sends each running move with a re-plan cap the cap it should have now: the cap while
+  // another unfinished move of its batch shares one of its NICs, none (0) once none does.
+  void driveCaps(Reservation& r);
+  // When an unanswered command to move or clone i of r is given up (ManagerOptions).
+  TimeNs commandDeadline(const Reservation& r, Step step, std::size_t index, TimeNs sentNs) const;
+  // Fails commands past their deadline through the failure path of their step.
+  void expireCommands();
   // Displaced VMs going home after the window (request.displaced == "return"), one at a time.
   // Creates the return moves on first call; true once every one has ended (done, skipped or
   // failed: a VM that cannot go home stays where it is, noted).
@@ -279,6 +334,7 @@ class Manager {
   };
   std::map<std::pair<std::string, std::string>, Drop> drops_;  // (host, vm) -> drop in flight
   std::uint64_t nextCommandId_;
+  TimeNs startedNs_;  // when this manager was built (after a restart: the recovery)
   std::vector<AgentCommand> outbox_;
   std::map<std::string, std::string> unsaved_;  // reservation -> why the store refused it
   // (actual - predicted) / predicted duration of completed moves, newest last (bounded): the
@@ -286,6 +342,9 @@ class Manager {
   std::vector<double> moveErrors_;
   // Latest progress report of each running migration: (reservation, move) -> (fraction, when).
   std::map<std::pair<std::string, std::size_t>, std::pair<double, TimeNs>> moveFractions_;
+  // The bandwidth cap last sent to each capped running migration (0 = uncapped): (reservation,
+  // move) -> bytes/s. Not stored: after a restart the wanted caps are sent again (idempotent).
+  std::map<std::pair<std::string, std::size_t>, double> sentCaps_;
   // When each vacating reservation is next assessed, and how often it was re-planned.
   std::map<std::string, TimeNs> nextAssessNs_;
   std::map<std::string, int> replans_;
