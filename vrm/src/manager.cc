@@ -424,6 +424,8 @@ void Manager::bookMoveNic(const std::string& host, const Reservation& r, std::si
   // overlapping moves could add up to more than a NIC the plan never exceeds.
   double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
   if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
+  // Capped by a re-plan so that the moves it started alongside get their planned shares.
+  if (m.replanCapBytesPerSec > 0) rate = std::min(rate, m.replanCapBytesPerSec);
   calendar_.book(host, start, end, {0, 0, static_cast<std::int64_t>(rate)});
 }
 

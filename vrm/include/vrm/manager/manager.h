@@ -43,9 +43,12 @@ struct ManagerOptions {
   // compares it with the time left before clones must start (timetodeadline = start - clone
   // time - now):
   //  * ratio = timetodeadline / timeleft <= warningRatio: the moves not started yet are
-  //    re-planned from the end of the running batch (the planner may pick more parallelism, or
-  //    suspend-copy-resume for VMs whose live migration would not converge at their share) and
-  //    the new plan replaces the old one when it finishes sooner and its bookings fit;
+  //    re-planned (the planner may pick more parallelism, or suspend-copy-resume for VMs whose
+  //    live migration would not converge at their share): first to start now, alongside the
+  //    running moves, which are then capped at the share the new plan gives a move through
+  //    their NICs until the moves sharing those end (the bandwidth-limit action); if that does
+  //    not pay, from the end of the running batch. A new plan replaces the old one when it
+  //    finishes at least 5% sooner and its bookings fit;
   //  * ratio < dangerRatio: the reservation is marked at risk and its owner told ("at-risk:"
   //    event), after any re-plan.
   // The paper's 3.0 / 4.0 suit tasks whose deadline is hours away; vrmd starts each vacate at its
