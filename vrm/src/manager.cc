@@ -1763,7 +1763,9 @@ void Manager::expireCommands() {
   const TimeNs now = clock_.now();
   std::vector<std::uint64_t> expired;
   for (const auto& [id, p] : pending_) {
-    if (p.deadlineNs <= now) expired.push_back(id);
+    // Only agents that are there and silent on this command: an unreachable one is handled as
+    // such (its commands are sent again, with new deadlines, when it is back).
+    if (p.deadlineNs <= now && agentReady(p.host)) expired.push_back(id);
   }
   for (std::uint64_t id : expired) {
     auto it = pending_.find(id);
@@ -2624,7 +2626,9 @@ TimeNs Manager::nextWakeNs() const {
   for (const auto& [name, h] : hosts_) {
     if (h.reachable) next = std::min(next, h.lastHeartbeatNs + options_.heartbeatTimeoutNs + 1);
   }
-  for (const auto& [id, p] : pending_) next = std::min(next, p.deadlineNs);
+  for (const auto& [id, p] : pending_) {
+    if (agentReady(p.host)) next = std::min(next, p.deadlineNs);
+  }
   return next;
 }
 

@@ -514,6 +514,7 @@ class CommandTimeoutTest : public ExecutorTest {
   void tune(ManagerOptions& options) override {
     options.warningRatio = 0.02;
     options.dangerRatio = 0.01;
+    options.heartbeatTimeoutNs = 10 * kNsPerSec;
     options.commandTimeoutFactor = 2;
     options.commandTimeoutFloorNs = 5 * kNsPerSec;
     options.slowCommandTimeoutNs = 30 * kNsPerSec;
@@ -535,6 +536,37 @@ TEST_F(CommandTimeoutTest, UnansweredMigrationFailsAtItsDeadline) {
       << r.reason;
   EXPECT_EQ(agents_->count("v0"), 1u);
   EXPECT_EQ(agents_->hostOf("v0"), "src");
+}
+
+// With a migration deadline of 1 x its predicted 10 s + 5 s.
+class ShortCommandTimeoutTest : public CommandTimeoutTest {
+ protected:
+  void tune(ManagerOptions& options) override {
+    CommandTimeoutTest::tune(options);
+    options.commandTimeoutFactor = 1;
+  }
+};
+
+// Ensures a command to an agent that is gone (no heartbeats) is not given up at its deadline:
+// it waits for the agent as before, is sent again when the agent is back, and only then gets a
+// new deadline.
+TEST_F(ShortCommandTimeoutTest, CommandsToAnUnreachableAgentWaitForIt) {
+  Reservation r = admitAndStartVacate();
+  runTo(2 * kNsPerSec);
+  agents_->down.insert("src");  // unreachable from 13 s on
+  runTo(20 * kNsPerSec);        // past v0's deadline (15 s)
+  EXPECT_EQ(get(r.id).state, ReservationState::kVacating) << get(r.id).events.back().message;
+  const std::size_t sent = agents_->held.size();
+  agents_->down.erase("src");
+  runTo(21 * kNsPerSec);
+  EXPECT_EQ(agents_->held.size(), sent + 1) << "v0's migrate sent again";
+  runTo(35 * kNsPerSec);  // 21 + 10 + 5 = 36
+  EXPECT_EQ(get(r.id).state, ReservationState::kVacating) << get(r.id).events.back().message;
+  runTo(37 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_EQ(r.state, ReservationState::kFailed);
+  EXPECT_NE(r.reason.find("host src did not answer its migrate command"), std::string::npos)
+      << r.reason;
 }
 
 // Ensures a destination that never answers prepare-incoming is planned around like an

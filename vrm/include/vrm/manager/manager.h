@@ -280,7 +280,8 @@ class Manager {
   void driveCaps(Reservation& r);
   // When an unanswered command to move or clone i of r is given up (ManagerOptions).
   TimeNs commandDeadline(const Reservation& r, Step step, std::size_t index, TimeNs sentNs) const;
-  // Fails commands past their deadline through the failure path of their step.
+  // Fails commands past their deadline through the failure path of their step (only those to
+  // agents that are reachable and connected: the others wait for the agent, as before).
   void expireCommands();
   // Displaced VMs going home after the window (request.displaced == "return"), one at a time.
   // Creates the return moves on first call; true once every one has ended (done, skipped or
