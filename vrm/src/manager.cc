@@ -2434,7 +2434,8 @@ void Manager::reconcile(Reservation& r) {
       // from the move's stored start (ManagerOptions::commandTimeoutFactor).
       const TimeNs deadline = commandDeadline(r, Step::kMigrate, i, prog.actualStartNs);
       if (isReturn(r, i) || clock_.now() < deadline) continue;
-      dropIncoming(move.toHost, move.vmId);
+      dropIncoming(move.toHost, move.vmId,
+                   {atSource->cpuCores, static_cast<std::int64_t>(move.memoryBytes), 0});
       prog.state = MoveState::kFailed;
       failMove(r, i,
                "host " + move.fromHost + " did not finish its migrate command for " + move.vmId +
