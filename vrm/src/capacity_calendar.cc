@@ -22,6 +22,12 @@ struct CapacityCalendar::HostCalendar {
   OwnerMap exclusive;
 };
 
+class CapacityCalendar::Bookings {
+ public:
+  explicit Bookings(const HostCalendar& h) : copy(h) {}
+  HostCalendar copy;
+};
+
 namespace {
 
 std::int64_t peakOf(const UsageMap& map, TimeNs from, TimeNs to) {
@@ -145,6 +151,52 @@ std::optional<std::string> CapacityCalendar::exclusiveOwner(const std::string& h
 
 bool CapacityCalendar::overbooked(const std::string& host, std::string* why) const {
   return overbookedWithin(host, kTimeMinusInfinity, kTimeInfinity, why);
+}
+
+std::shared_ptr<const CapacityCalendar::Bookings> CapacityCalendar::copyOf(
+    const std::string& host) const {
+  const HostCalendar* h = find(host);
+  return std::make_shared<const Bookings>(h ? *h : HostCalendar{});
+}
+
+namespace {
+
+// Where `after` books more than `before` and more than `cap`.
+bool deeper(const UsageMap& after, const UsageMap& before, std::int64_t cap, const char* what,
+            std::string* why) {
+  UsageMap added = after;
+  added -= before;
+  for (const auto& [iv, v] : added) {
+    if (v <= 0) continue;
+    if (exceeds(after, cap, what, why, iv.lower(), iv.upper())) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool CapacityCalendar::worseThan(const std::string& host, const Bookings& before,
+                                 std::string* why) const {
+  const HostCalendar* h = find(host);
+  if (!h) return false;
+  const HostCalendar& b = before.copy;
+  if (deeper(h->cpu, b.cpu, h->capacity.cpuCores, "cpu cores", why) ||
+      deeper(h->memory, b.memory, h->capacity.memoryBytes, "memory bytes", why) ||
+      deeper(h->nic, b.nic, h->capacity.nicBytesPerSec, "nic bytes/s", why)) {
+    return true;
+  }
+  for (const auto& [iv, owners] : h->exclusive) {
+    if (owners.size() < 2) continue;
+    std::set<std::string> had;
+    auto range = b.exclusive.equal_range(iv);
+    for (auto it = range.first; it != range.second; ++it) had.insert(it->second.begin(), it->second.end());
+    for (const auto& o : owners) {
+      if (had.count(o)) continue;
+      if (why) *why = "exclusive window of " + o + " overlaps another from " + formatTime(iv.lower());
+      return true;
+    }
+  }
+  return false;
 }
 
 TimeNs CapacityCalendar::stableUntil(const std::string& host, TimeNs now) const {

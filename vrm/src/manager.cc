@@ -11,6 +11,11 @@ namespace {
 
 bool overlaps(TimeNs a0, TimeNs a1, TimeNs b0, TimeNs b1) { return a0 < b1 && b0 < a1; }
 
+// Hosts already overbooked before a reservation is tried (agents reported more than vrmd knew,
+// an ended reservation's leftovers), with their bookings then: the reservation may not make
+// that overbooking worse (CapacityCalendar::worseThan).
+using AlreadyOver = std::map<std::string, std::shared_ptr<const CapacityCalendar::Bookings>>;
+
 // Move i of r, counting its forward moves then its returns, and its progress (null if none).
 const PlannedMove& plannedMove(const Reservation& r, std::size_t i) {
   return i < r.plan.moves.size() ? r.plan.moves[i] : r.returns[i - r.plan.moves.size()];
@@ -484,18 +489,20 @@ std::string Manager::verifyBookings(const Reservation& r, bool keep) {
     // A new shared reservation only adds its clones on [cloneStart, end): book them, check that
     // window, take them back. Same verdict and message as the rebuild below, without rebuilding
     // hosts that may carry thousands of bookings.
-    std::set<std::string> alreadyOver;
+    AlreadyOver alreadyOver;
     for (const auto& h : hosts) {
       int& over = views_[h].overbooked;  // a full scan of a busy host is the costly part
       if (over < 0) over = calendar_.overbooked(h) ? 1 : 0;
-      if (over) alreadyOver.insert(h);
+      if (over) alreadyOver[h] = calendar_.copyOf(h);
     }
     if (bookSharedClones(r, *tmpl, /*undo=*/false)) {
       std::string violation;
       for (const auto& h : hosts) {
         std::string why;
-        if (!alreadyOver.count(h) &&
-            calendar_.overbookedWithin(h, cloneStart(r), r.request.endNs, &why)) {
+        auto before = alreadyOver.find(h);
+        if (before == alreadyOver.end()
+                ? calendar_.overbookedWithin(h, cloneStart(r), r.request.endNs, &why)
+                : calendar_.worseThan(h, *before->second, &why)) {
           violation = "host " + h + " would be overbooked: " + why;
           break;
         }
@@ -508,9 +515,9 @@ std::string Manager::verifyBookings(const Reservation& r, bool keep) {
       !reservations_.count(r.id)) {
     return verifyNewDedicated(r, hosts);
   }
-  std::set<std::string> alreadyOver;
+  AlreadyOver alreadyOver;
   for (const auto& h : hosts) {
-    if (calendar_.overbooked(h)) alreadyOver.insert(h);  // agents report more than we knew
+    if (calendar_.overbooked(h)) alreadyOver[h] = calendar_.copyOf(h);
   }
   const bool inserted = reservations_.emplace(r.id, r).second;
   touch(r);
@@ -518,7 +525,9 @@ std::string Manager::verifyBookings(const Reservation& r, bool keep) {
   std::string violation;
   for (const auto& h : hosts) {
     std::string why;
-    if (!alreadyOver.count(h) && calendar_.overbooked(h, &why)) {
+    auto before = alreadyOver.find(h);
+    if (before == alreadyOver.end() ? calendar_.overbooked(h, &why)
+                                    : calendar_.worseThan(h, *before->second, &why)) {
       violation = "host " + h + " would be overbooked: " + why;
       break;
     }
@@ -629,16 +638,16 @@ std::string Manager::verifyNewDedicated(const Reservation& r, const std::set<std
       added.push_back({m.toHost, start, end, {0, 0, static_cast<std::int64_t>(rate)}});
     }
   }
-  std::set<std::string> alreadyOver;  // agents report more than we knew
+  AlreadyOver alreadyOver;
   for (const auto& h : own) {
-    if (calendar_.overbooked(h)) alreadyOver.insert(h);
+    if (calendar_.overbooked(h)) alreadyOver[h] = calendar_.copyOf(h);
   }
   for (const auto& a : added) {
     auto [it, first] = firstAdded.emplace(a.host, a.from);
     if (!first) it->second = std::min(it->second, a.from);
     int& over = views_[a.host].overbooked;  // cached: a full scan of a busy host is costly
     if (over < 0) over = calendar_.overbooked(a.host) ? 1 : 0;
-    if (over) alreadyOver.insert(a.host);
+    if (over && !alreadyOver.count(a.host)) alreadyOver[a.host] = calendar_.copyOf(a.host);
   }
   reservations_.emplace(r.id, r);
   for (const auto& h : own) {
@@ -649,10 +658,11 @@ std::string Manager::verifyNewDedicated(const Reservation& r, const std::set<std
   for (const auto& a : added) calendar_.book(a.host, a.from, a.to, a.usage);
   std::string violation;
   for (const auto& h : hosts) {  // in name order, as the full check reports the first
-    if (alreadyOver.count(h)) continue;
     std::string why;
     bool over = false;
-    if (own.count(h)) {
+    if (auto before = alreadyOver.find(h); before != alreadyOver.end()) {
+      over = calendar_.worseThan(h, *before->second, &why);
+    } else if (own.count(h)) {
       over = calendar_.overbooked(h, &why);
     } else if (auto f = firstAdded.find(h); f != firstAdded.end()) {
       over = calendar_.overbookedWithin(h, f->second, kTimeInfinity, &why);

@@ -116,5 +116,31 @@ TEST(CapacityCalendarTest, StableUntilIsTheNextSegmentEnd) {
   EXPECT_EQ(c.stableUntil("h", 700), kTimeInfinity);
 }
 
+// Ensures additions to a host that is already overbooked are judged by what they add: booking
+// where the host has room, or where it was over but no deeper, is fine; adding at an instant
+// where the host then exceeds capacity is not, nor a new overlap of exclusive windows.
+// (fuzz_manager_ops: a re-admitted reservation skipped the check of an already overbooked host
+// and made it worse.)
+TEST(CapacityCalendarTest, WorseThanJudgesOnlyWhatWasAdded) {
+  auto c = oneHost();
+  c.book("h", 100, 200, {20, 0, 0});  // over by 4 on [100, 200)
+  c.bookExclusive("h", 0, 50, "r1");
+  const auto before = c.copyOf("h");
+  std::string why;
+  c.book("h", 300, 400, {16, 0, 0});  // room there
+  EXPECT_FALSE(c.worseThan("h", *before, &why)) << why;
+  c.book("h", 150, 250, {-2, 0, 0});  // less, not more
+  EXPECT_FALSE(c.worseThan("h", *before, &why)) << why;
+  c.book("h", 150, 250, {2, 0, 0});
+  c.book("h", 190, 260, {1, 0, 0});  // deeper on [190, 200)
+  EXPECT_TRUE(c.worseThan("h", *before, &why));
+  EXPECT_NE(why.find("cpu cores booked 21"), std::string::npos) << why;
+  c.book("h", 190, 260, {-1, 0, 0});
+  EXPECT_FALSE(c.worseThan("h", *before, &why)) << why;
+  c.bookExclusive("h", 40, 60, "r2");
+  EXPECT_TRUE(c.worseThan("h", *before, &why));
+  EXPECT_NE(why.find("r2"), std::string::npos) << why;
+}
+
 }  // namespace
 }  // namespace vrm::manager

@@ -80,6 +80,15 @@ class CapacityCalendar {
   // cache "free from now on". Logarithmic in the host's segments.
   TimeNs stableUntil(const std::string& host, TimeNs now) const;
 
+  // An opaque copy of one host's bookings, taken before adding some (see worseThan).
+  class Bookings;
+  std::shared_ptr<const Bookings> copyOf(const std::string& host) const;
+  // For a host that was already overbooked when `before` was copied (agents reported more than
+  // vrmd knew, a failed reservation's leftovers): true when, at some instant, the bookings now
+  // exceed capacity and exceed what `before` booked then, or an exclusive window now overlaps
+  // one it did not overlap in `before`. What was added may not deepen or widen an overbooking.
+  bool worseThan(const std::string& host, const Bookings& before, std::string* why) const;
+
   std::vector<std::string> hosts() const;
 
  private:
