@@ -59,6 +59,14 @@ int main(int argc, char** argv) {
   app.add_option("--first", first, "index of the first generated host")->capture_default_str();
   app.add_option("--count", count, "number of hosts")->capture_default_str();
   app.add_option("--heartbeat", heartbeatS, "seconds between heartbeats")->capture_default_str();
+  double jitter = vrm::vmscheduler::AgentOptions{}.intervalJitter;
+  std::uint64_t seed = 1;
+  app.add_option("--jitter", jitter,
+                 "fraction by which heartbeats and register retries may come early (0 = all "
+                 "agents in lockstep)")
+      ->capture_default_str();
+  app.add_option("--seed", seed, "seed of the jitter (mixed with each host name)")
+      ->capture_default_str();
   bool printYaml = false;
   app.add_flag("--print-cluster-yaml", printYaml,
                "print the generated hosts of the range and the templates as a cluster YAML");
@@ -96,6 +104,8 @@ int main(int argc, char** argv) {
   vrm::vmscheduler::AgentOptions options;
   options.vrmdEndpoint = vrmd;
   options.heartbeatIntervalNs = static_cast<vrm::TimeNs>(heartbeatS * 1e9);
+  options.intervalJitter = jitter;
+  options.jitterSeed = seed;
   std::vector<std::unique_ptr<vrm::vmscheduler::Hypervisor>> hypervisors;
   std::vector<std::unique_ptr<vrm::vmscheduler::Agent>> agents;
   try {

@@ -10,7 +10,8 @@
 #
 #   tests/scale/run_scale.sh                   # 10,000 hosts, 10,000 reservations (~15 min)
 #   SMOKE=1 tests/scale/run_scale.sh           # 200 hosts, 300 reservations (< 1 min)
-# SKIP_BENCH=1 skips step 1. Knobs: HOSTS RESERVATIONS REPEATS THREADS WINDOW LOAD_SECONDS VRM_BUILD_DIR PORT (17100).
+# SKIP_BENCH=1 skips step 1. Knobs: HOSTS RESERVATIONS REPEATS THREADS WINDOW LOAD_SECONDS VRM_BUILD_DIR PORT (17100)
+# JITTER (the agents' interval jitter, default the agent's 0.2; 0 = agents in lockstep).
 # The daemon phases (2-4) run under flock /tmp/vrm-e2e.lock (one daemon-starting test at a time
 # on the machine); the in-process benchmark does not need it.
 set -euo pipefail
@@ -64,6 +65,8 @@ echo "== 2. vrmd with $HOSTS agents over loopback TCP (waiting for /tmp/vrm-e2e.
 exec 9> /tmp/vrm-e2e.lock
 flock 9
 first_half=$((HOSTS / 2))
+agent_opts=()
+[[ -n "${JITTER:-}" ]] && agent_opts=(--jitter "$JITTER")
 "$build/tests/vrm_fake_agents" --count "$HOSTS" --print-cluster-yaml > "$work/cluster.yaml"
 start_vrmd() {
   "$build/vrm/vrmd" --cluster "$work/cluster.yaml" --store "$work/vrm.db" --clients "$clients" \
@@ -73,9 +76,9 @@ start_vrmd() {
 }
 t0=$(date +%s.%N)
 start_vrmd
-"$build/tests/vrm_fake_agents" --vrmd "$agents" --first 0 --count "$first_half" > "$work/agents1.out" 2>&1 &
+"$build/tests/vrm_fake_agents" "${agent_opts[@]}" --vrmd "$agents" --first 0 --count "$first_half" > "$work/agents1.out" 2>&1 &
 pids+=("$!")
-"$build/tests/vrm_fake_agents" --vrmd "$agents" --first "$first_half" --count "$((HOSTS - first_half))" > "$work/agents2.out" 2>&1 &
+"$build/tests/vrm_fake_agents" "${agent_opts[@]}" --vrmd "$agents" --first "$first_half" --count "$((HOSTS - first_half))" > "$work/agents2.out" 2>&1 &
 pids+=("$!")
 "$build/tests/vrm_load" --clients "$clients" --probe --hosts-wanted "$HOSTS" > "$work/register.out"
 say "registration of $HOSTS agents from a cold start: $(field hosts_ms < "$work/register.out") ms"

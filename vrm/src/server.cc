@@ -98,6 +98,11 @@ void Server::runOnce(std::chrono::milliseconds maxWait) {
     handleAgent();
     if (!(agents_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
   }
+  // Every heartbeat that had arrived is read: silence is judged up to here, not beyond (a
+  // backlog vrmd is slow to read does not make its senders unreachable).
+  if (!(agents_.get(zmq::sockopt::events) & ZMQ_POLLIN)) {
+    manager_.agentFramesReadUntil(clock_.now());
+  }
   for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i) {
     handleClient(clients_, false);
     if (!(clients_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
