@@ -7,8 +7,9 @@
 //   vrm_fake_agents --vrmd tcp://127.0.0.1:17101 --first 0 --count 5000
 //
 // Prints "registered N" once every agent of the range is registered (and again after a vrmd
-// restart once they all are again), then runs until SIGINT/SIGTERM. Each agent uses about two
-// file descriptors: split 10,000 hosts over two processes under the usual 20,000 fd limit.
+// restart once they all are again), then runs until SIGINT/SIGTERM. Each agent uses about four
+// file descriptors (its DEALER, the handshake monitor's pair of sockets, the TCP connection):
+// split 10,000 hosts over four processes under the usual 20,000 fd limit.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -100,7 +101,8 @@ int main(int argc, char** argv) {
 
   vrm::SystemClock clock;
   zmq::context_t context(1);
-  context.set(zmq::ctxopt::max_sockets, static_cast<int>(count) + 64);
+  // Three sockets per agent: its DEALER and the two of its handshake monitor.
+  context.set(zmq::ctxopt::max_sockets, 3 * static_cast<int>(count) + 64);
   vrm::vmscheduler::AgentOptions options;
   options.vrmdEndpoint = vrmd;
   options.heartbeatIntervalNs = static_cast<vrm::TimeNs>(heartbeatS * 1e9);
