@@ -93,7 +93,8 @@ start_vrmd
 per_proc=2500
 for ((first = 0; first < HOSTS; first += per_proc)); do
   n=$(( HOSTS - first < per_proc ? HOSTS - first : per_proc ))
-  "$build/tests/vrm_fake_agents" "${agent_opts[@]}" --vrmd "$agents" --first "$first" --count "$n" \
+  # Niced: on a real cluster the agents run on their own hosts, not on vrmd's cores.
+  nice -n 10 "$build/tests/vrm_fake_agents" "${agent_opts[@]}" --vrmd "$agents" --first "$first" --count "$n" \
     > "$work/agents-$first.out" 2>&1 &
   pids+=("$!")
 done

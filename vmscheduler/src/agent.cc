@@ -91,6 +91,11 @@ void Agent::sendDue() {
   if (!registered_ && now >= nextRegisterNs_) {
     sendRegister();
     nextRegisterNs_ = now + jittered(registerIntervalNs_);
+    // Unanswered so far: vrmd is down or behind, and every repeat adds to what it has to read
+    // (10,000 agents repeating each second built gigabytes of backlog). Back off.
+    registerIntervalNs_ = std::max(
+        registerIntervalNs_,
+        std::min(2 * registerIntervalNs_, options_.registerRetryMaxIntervalNs));
   }
   // Before the heartbeat, so the inventory it carries reflects finished operations.
   pollHypervisor(now);

@@ -228,6 +228,32 @@ TEST_F(AgentTest, ReregistersWhenManagerForgetsIt) {
   EXPECT_TRUE(agent_->registered());
 }
 
+// Ensures unanswered registers back off (1, 2, 4, then every 8 s), so that a vrmd that is down
+// or behind is not buried in repeats, and that an answer resets the wait: after vrmd forgets
+// the host, the agent registers at once and then repeats after 1 s again.
+TEST_F(AgentTest, UnansweredRegistersBackOff) {
+  std::vector<TimeNs> at;
+  for (; clock_.now() <= kStart + 40 * kNsPerSec; clock_.advance(kNsPerSec / 2)) {
+    agent_->runOnce(0ms);
+    while (auto r = receive(0ms)) {
+      if (r->msg().isRegister()) at.push_back(clock_.now() - kStart);
+    }
+  }
+  const TimeNs s = kNsPerSec;
+  EXPECT_EQ(at, (std::vector<TimeNs>{0, 1 * s, 3 * s, 7 * s, 15 * s, 23 * s, 31 * s, 39 * s}));
+  sendRegistered(wire::StatusCode::OK);
+  agent_->runOnce(2000ms);
+  ASSERT_TRUE(agent_->registered());
+  sendRegistered(wire::StatusCode::NOT_FOUND);
+  agent_->runOnce(2000ms);
+  auto again = receive();
+  ASSERT_TRUE(again && again->msg().isRegister());
+  clock_.advance(kRetry);
+  agent_->runOnce(0ms);
+  auto retry = receiveSkippingHeartbeats();
+  ASSERT_TRUE(retry && retry->msg().isRegister());
+}
+
 // Ensures a refusal other than notFound is retried, but only after the slow error interval.
 TEST_F(AgentTest, RefusedRegistrationIsRetriedSlowly) {
   agent_->runOnce(0ms);
@@ -321,8 +347,9 @@ TEST(AgentJitterTest, SpreadsRegistersAndHeartbeatsWithinTheInterval) {
   EXPECT_EQ(a.registers[0], 0);  // the first register goes out at once
   for (std::size_t i = 1; i < a.registers.size(); ++i) {
     const TimeNs gap = a.registers[i] - a.registers[i - 1];
-    EXPECT_GE(gap, kRetry * 8 / 10 - 10 * kNsPerMs);
-    EXPECT_LE(gap, kRetry + 10 * kNsPerMs);
+    const TimeNs interval = kRetry << (i - 1);  // unanswered: backing off
+    EXPECT_GE(gap, interval * 8 / 10 - 10 * kNsPerMs);
+    EXPECT_LE(gap, interval + 10 * kNsPerMs);
   }
   ASSERT_GE(a.heartbeats.size(), 10u);
   const TimeNs registeredAt = a.registers.back() + 10 * kNsPerMs;  // acknowledged a step later
@@ -345,9 +372,9 @@ TEST(AgentJitterTest, SpreadsRegistersAndHeartbeatsWithinTheInterval) {
 
   // Without jitter: exact intervals, as before.
   const SendTimes exact = sendTimes(0, 7, until);
-  ASSERT_EQ(exact.registers, (std::vector<TimeNs>{0, kRetry, 2 * kRetry}));
+  ASSERT_EQ(exact.registers, (std::vector<TimeNs>{0, kRetry, 3 * kRetry}));
   ASSERT_GE(exact.heartbeats.size(), 2u);
-  EXPECT_EQ(exact.heartbeats[0], 2 * kRetry + 10 * kNsPerMs + kHeartbeat);
+  EXPECT_EQ(exact.heartbeats[0], 3 * kRetry + 10 * kNsPerMs + kHeartbeat);
   for (std::size_t i = 1; i < exact.heartbeats.size(); ++i) {
     EXPECT_EQ(exact.heartbeats[i] - exact.heartbeats[i - 1], kHeartbeat);
   }

@@ -35,6 +35,11 @@ Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock,
   clients_.set(zmq::sockopt::maxmsgsize, maxBytes);
   agents_.set(zmq::sockopt::maxmsgsize, maxBytes);
   localClients_.set(zmq::sockopt::maxmsgsize, maxBytes);
+  // An agent has a message or two in flight at a time (heartbeat, progress, results); a deep
+  // queue per agent only stores a storm vrmd cannot read: 10,000 agents repeating registers
+  // into the default of 1,000 per connection held 11 GiB. Beyond this the agent's own queue
+  // fills and it drops (it repeats heartbeats and registers; results are asked again).
+  agents_.set(zmq::sockopt::rcvhwm, 64);
 }
 
 Server::~Server() = default;

@@ -6,8 +6,9 @@
 //    knows the host by its key (the routing id is left to ZeroMQ); without, vrmd is in insecure
 //    mode and the routing id is the host name. A refused handshake is logged (error) once.
 //  * Registration: AgentMessage.register{host, vms, backend, migrationEndpoint} is sent at the
-//    first runOnce() and re-sent every registerRetryIntervalNs until vrmd answers
-//    ManagerMessage.registered with ok. registered(notFound) at any time (vrmd restarted and
+//    first runOnce() and re-sent until vrmd answers ManagerMessage.registered with ok: after
+//    registerRetryIntervalNs, the wait doubling with every unanswered attempt up to
+//    registerRetryMaxIntervalNs (a vrmd that is behind is not buried in repeats). registered(notFound) at any time (vrmd restarted and
 //    forgot the host) triggers an immediate re-register. Any other non-ok code is logged as an
 //    error and registration is retried every registerErrorRetryIntervalNs.
 //  * Heartbeats: once registered, AgentMessage.heartbeat{timeNs, vms (full inventory)} whenever
@@ -57,8 +58,10 @@ struct AgentOptions {
   std::string vrmdEndpoint = "tcp://127.0.0.1:5556";
   // Clock time between heartbeats once registered. Default 5 s.
   TimeNs heartbeatIntervalNs = 5 * kNsPerSec;
-  // Clock time between register attempts while vrmd has not answered. Default 1 s.
+  // Clock time before the first repeat of an unanswered register. Default 1 s.
   TimeNs registerRetryIntervalNs = 1 * kNsPerSec;
+  // Longest wait between unanswered register attempts (each wait doubles up to it). Default 8 s.
+  TimeNs registerRetryMaxIntervalNs = 8 * kNsPerSec;
   // Clock time between register attempts after vrmd refused with a code other than notFound
   // (e.g. unauthorized): retry slowly, an operator has to act. Default 30 s.
   TimeNs registerErrorRetryIntervalNs = 30 * kNsPerSec;
