@@ -143,6 +143,9 @@ done
 say "recovery after kill -9 ($stored reservations, $HOSTS agents, median of $REPEATS): serving after $(printf '%s\n' "${serving[@]}" | median) ms, all $HOSTS hosts registered again after $(printf '%s\n' "${reconciled[@]}" | median) ms"
 say "vrmd memory after recovery: $(rss)"
 
+# A host marked unreachable while its agent was heartbeating means vrmd fell behind.
+say "hosts marked unreachable for silence (vrmd log, whole run): $(grep -c 'is unreachable: no heartbeat' "$work/vrmd.log" || true)"
+
 echo
 echo "== summary (machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%s\n' "${summary[@]}"
