@@ -9,7 +9,7 @@
 # Every figure is measured REPEATS times; the summary gives medians.
 #
 #   tests/scale/run_scale.sh                   # 10,000 hosts, 10,000 reservations (~15 min)
-#   SMOKE=1 tests/scale/run_scale.sh           # 200 hosts, 300 reservations (< 1 min)
+#   SMOKE=1 tests/scale/run_scale.sh           # 200 hosts, 300 reservations (< 1 min; ctest scale_smoke)
 # SKIP_BENCH=1 skips step 1. Knobs: HOSTS RESERVATIONS REPEATS THREADS WINDOW LOAD_SECONDS VRM_BUILD_DIR PORT (17100)
 # JITTER (the agents' interval jitter, default the agent's 0.2; 0 = agents in lockstep).
 # The daemon phases (2-4) run under flock /tmp/vrm-e2e.lock (one daemon-starting test at a time
@@ -144,8 +144,19 @@ say "recovery after kill -9 ($stored reservations, $HOSTS agents, median of $REP
 say "vrmd memory after recovery: $(rss)"
 
 # A host marked unreachable while its agent was heartbeating means vrmd fell behind.
-say "hosts marked unreachable for silence (vrmd log, whole run): $(grep -c 'is unreachable: no heartbeat' "$work/vrmd.log" || true)"
+unreachable=$(grep -c 'is unreachable: no heartbeat' "$work/vrmd.log" || true)
+say "hosts marked unreachable for silence (vrmd log, whole run): $unreachable"
 
 echo
 echo "== summary (machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%s\n' "${summary[@]}"
+
+# STRICT=1 (implied by SMOKE=1, as ctest runs it): fail unless every submission was answered,
+# no agent was marked unreachable, and the store reached RESERVATIONS.
+if [[ -n "${STRICT:-${SMOKE:-}}" ]]; then
+  if [[ -s "$work/load.err" ]] || (( unreachable > 0 || stored < RESERVATIONS )); then
+    echo "run_scale: FAILED (load errors: $(wc -l < "$work/load.err"), unreachable: $unreachable, stored $stored of $RESERVATIONS)" >&2
+    exit 1
+  fi
+  echo "run_scale: OK"
+fi
