@@ -35,10 +35,10 @@ Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock,
   clients_.set(zmq::sockopt::maxmsgsize, maxBytes);
   agents_.set(zmq::sockopt::maxmsgsize, maxBytes);
   localClients_.set(zmq::sockopt::maxmsgsize, maxBytes);
-  // An agent has a message or two in flight at a time (heartbeat, progress, results); a deep
+  // An agent has a message or two unread at a time (heartbeat, progress, results); a deeper
   // queue per agent only stores a storm vrmd cannot read: 10,000 agents repeating registers
-  // into the default of 1,000 per connection held 11 GiB. Beyond this the agent's own queue
-  // fills and it drops (it repeats heartbeats and registers; results are asked again).
+  // into the default of 1,000 per connection held 11 GiB. Past 64, ZeroMQ stops reading that
+  // connection and the agent's own send queue takes the backlog (as past 1,000 before).
   agents_.set(zmq::sockopt::rcvhwm, 64);
 }
 
