@@ -54,6 +54,7 @@ Agent::Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, Agen
       context, socket_, "vrmd at " + options_.vrmdEndpoint, options_.curve.has_value());
   socket_.connect(options_.vrmdEndpoint);
   registerIntervalNs_ = options_.registerRetryIntervalNs;
+  jitterRng_.seed(options_.jitterSeed ^ std::hash<std::string>{}(host_));
 }
 
 Agent::~Agent() { monitor_.reset(); }
@@ -89,14 +90,33 @@ void Agent::sendDue() {
   const TimeNs now = clock_.now();
   if (!registered_ && now >= nextRegisterNs_) {
     sendRegister();
-    nextRegisterNs_ = now + registerIntervalNs_;
+    nextRegisterNs_ = now + jittered(registerIntervalNs_);
+    // Unanswered so far: vrmd is down or behind, and every repeat adds to what it has to read
+    // (10,000 agents repeating each second built gigabytes of backlog). Back off.
+    registerIntervalNs_ = std::max(
+        registerIntervalNs_,
+        std::min(2 * registerIntervalNs_, options_.registerRetryMaxIntervalNs));
   }
   // Before the heartbeat, so the inventory it carries reflects finished operations.
   pollHypervisor(now);
   if (registered_ && now >= nextHeartbeatNs_) {
     sendHeartbeat(now);
-    nextHeartbeatNs_ = now + options_.heartbeatIntervalNs;
+    nextHeartbeatNs_ = now + jittered(options_.heartbeatIntervalNs);
   }
+}
+
+TimeNs Agent::jittered(TimeNs interval) {
+  const double jitter = std::clamp(options_.intervalJitter, 0.0, 1.0);
+  if (jitter <= 0 || interval <= 0) return interval;
+  std::uniform_real_distribution<double> early(0.0, jitter);
+  return interval - static_cast<TimeNs>(early(jitterRng_) * static_cast<double>(interval));
+}
+
+TimeNs Agent::firstHeartbeatDelay() {
+  const TimeNs interval = options_.heartbeatIntervalNs;
+  if (!(options_.intervalJitter > 0) || interval <= 1) return interval;
+  std::uniform_int_distribution<TimeNs> phase(1, interval);
+  return phase(jitterRng_);
 }
 
 void Agent::sendRegister() {
@@ -227,7 +247,7 @@ void Agent::handleRegistered(StatusCode code, const std::string& message) {
     registerIntervalNs_ = options_.registerRetryIntervalNs;
     if (registered_) return;  // an answer to a repeated register
     registered_ = true;
-    nextHeartbeatNs_ = now + options_.heartbeatIntervalNs;
+    nextHeartbeatNs_ = now + firstHeartbeatDelay();
     spdlog::info("host {} registered with vrmd", host_);
     return;
   }
@@ -238,11 +258,11 @@ void Agent::handleRegistered(StatusCode code, const std::string& message) {
     spdlog::info("vrmd does not know host {} ({}); registering again", host_, message);
     registerIntervalNs_ = options_.registerRetryIntervalNs;
     sendRegister();
-    nextRegisterNs_ = now + registerIntervalNs_;
+    nextRegisterNs_ = now + jittered(registerIntervalNs_);
     return;
   }
   registerIntervalNs_ = options_.registerErrorRetryIntervalNs;
-  nextRegisterNs_ = now + registerIntervalNs_;
+  nextRegisterNs_ = now + jittered(registerIntervalNs_);
   spdlog::error("vrmd refused to register host {}: {}: {}; retrying every {:.0f}s", host_,
                 statusCodeName(code), message, nsToSeconds(registerIntervalNs_));
 }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "schema/vrm.capnp.h"
@@ -69,6 +70,7 @@ class AgentTest : public ::testing::Test {
     options.heartbeatIntervalNs = kHeartbeat;
     options.registerRetryIntervalNs = kRetry;
     options.registerErrorRetryIntervalNs = kErrorRetry;
+    options.intervalJitter = 0;  // exact intervals for the timing checks (jitter: own test)
     agent_ = std::make_unique<Agent>(clock_, *hv_, context_, options);
   }
 
@@ -226,6 +228,32 @@ TEST_F(AgentTest, ReregistersWhenManagerForgetsIt) {
   EXPECT_TRUE(agent_->registered());
 }
 
+// Ensures unanswered registers back off (1, 2, 4, then every 8 s), so that a vrmd that is down
+// or behind is not buried in repeats, and that an answer resets the wait: after vrmd forgets
+// the host, the agent registers at once and then repeats after 1 s again.
+TEST_F(AgentTest, UnansweredRegistersBackOff) {
+  std::vector<TimeNs> at;
+  for (; clock_.now() <= kStart + 40 * kNsPerSec; clock_.advance(kNsPerSec / 2)) {
+    agent_->runOnce(0ms);
+    while (auto r = receive(0ms)) {
+      if (r->msg().isRegister()) at.push_back(clock_.now() - kStart);
+    }
+  }
+  const TimeNs s = kNsPerSec;
+  EXPECT_EQ(at, (std::vector<TimeNs>{0, 1 * s, 3 * s, 7 * s, 15 * s, 23 * s, 31 * s, 39 * s}));
+  sendRegistered(wire::StatusCode::OK);
+  agent_->runOnce(2000ms);
+  ASSERT_TRUE(agent_->registered());
+  sendRegistered(wire::StatusCode::NOT_FOUND);
+  agent_->runOnce(2000ms);
+  auto again = receive();
+  ASSERT_TRUE(again && again->msg().isRegister());
+  clock_.advance(kRetry);
+  agent_->runOnce(0ms);
+  auto retry = receiveSkippingHeartbeats();
+  ASSERT_TRUE(retry && retry->msg().isRegister());
+}
+
 // Ensures a refusal other than notFound is retried, but only after the slow error interval.
 TEST_F(AgentTest, RefusedRegistrationIsRetriedSlowly) {
   agent_->runOnce(0ms);
@@ -257,6 +285,99 @@ TEST_F(AgentTest, HeartbeatsOnlyAfterTheInterval) {
   EXPECT_EQ(hb->msg().getHeartbeat().getVms().size(), 2u);
   agent_->runOnce(0ms);
   EXPECT_TRUE(nothingReceived());  // one per interval
+}
+
+// Times (clock, from kStart) of the register attempts and heartbeats of an agent of host h1
+// with the given jitter settings, until `until`: vrmd (the test's router) acknowledges the
+// third register. The clock moves in 10 ms steps.
+struct SendTimes {
+  std::vector<TimeNs> registers, heartbeats;
+};
+SendTimes sendTimes(double jitter, std::uint64_t seed, TimeNs until) {
+  static std::atomic<int> counter{0};
+  const std::string endpoint = "inproc://agent-jitter-" + std::to_string(counter++);
+  zmq::context_t context;
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind(endpoint);
+  ManualClock clock(kStart);
+  HypervisorOptions hvOptions;
+  hvOptions.host = testHost();
+  auto hv = std::move(Hypervisor::create("sim", hvOptions)).value();
+  AgentOptions options;
+  options.vrmdEndpoint = endpoint;
+  options.heartbeatIntervalNs = kHeartbeat;
+  options.registerRetryIntervalNs = kRetry;
+  options.intervalJitter = jitter;
+  options.jitterSeed = seed;
+  Agent agent(clock, *hv, context, options);
+  SendTimes out;
+  for (; clock.now() < kStart + until; clock.advance(10 * kNsPerMs)) {
+    agent.runOnce(0ms);
+    zmq::message_t identity, payload;
+    // inproc delivery is immediate: what the agent sent is there without waiting.
+    while (router.recv(identity, zmq::recv_flags::dontwait)) {
+      EXPECT_TRUE(router.recv(payload));
+      auto frame = protocol::decodeFrame(std::move(payload));
+      if (!frame) continue;
+      auto msg = *frame->root<wire::AgentMessage>();
+      if (msg.isRegister()) {
+        out.registers.push_back(clock.now() - kStart);
+        if (out.registers.size() == 3) {
+          capnp::MallocMessageBuilder b;
+          b.initRoot<wire::ManagerMessage>().initRegistered().setCode(wire::StatusCode::OK);
+          router.send(zmq::buffer(std::string("h1")), zmq::send_flags::sndmore);
+          router.send(protocol::encodeFrame(b), zmq::send_flags::none);
+        }
+      }
+      if (msg.isHeartbeat()) out.heartbeats.push_back(clock.now() - kStart);
+    }
+  }
+  return out;
+}
+
+// Ensures jitter spreads agents that start together: register retries and heartbeats come
+// after waits drawn from [interval * (1 - jitter), interval] (never later: vrmd's timeout
+// holds), the first heartbeat at a point of the first interval; the draws differ between waits
+// and between seeds, and the same seed gives the same times (tests stay reproducible).
+TEST(AgentJitterTest, SpreadsRegistersAndHeartbeatsWithinTheInterval) {
+  const TimeNs until = 60 * kNsPerSec;
+  const SendTimes a = sendTimes(0.2, 7, until);
+  ASSERT_EQ(a.registers.size(), 3u);
+  EXPECT_EQ(a.registers[0], 0);  // the first register goes out at once
+  for (std::size_t i = 1; i < a.registers.size(); ++i) {
+    const TimeNs gap = a.registers[i] - a.registers[i - 1];
+    const TimeNs interval = kRetry << (i - 1);  // unanswered: backing off
+    EXPECT_GE(gap, interval * 8 / 10 - 10 * kNsPerMs);
+    EXPECT_LE(gap, interval + 10 * kNsPerMs);
+  }
+  ASSERT_GE(a.heartbeats.size(), 10u);
+  const TimeNs registeredAt = a.registers.back() + 10 * kNsPerMs;  // acknowledged a step later
+  EXPECT_GT(a.heartbeats[0], registeredAt - 10 * kNsPerMs);
+  EXPECT_LE(a.heartbeats[0], registeredAt + kHeartbeat + 10 * kNsPerMs);
+  std::set<TimeNs> gaps;
+  for (std::size_t i = 1; i < a.heartbeats.size(); ++i) {
+    const TimeNs gap = a.heartbeats[i] - a.heartbeats[i - 1];
+    EXPECT_GE(gap, kHeartbeat * 8 / 10 - 10 * kNsPerMs);
+    EXPECT_LE(gap, kHeartbeat + 10 * kNsPerMs);
+    gaps.insert(gap);
+  }
+  EXPECT_GT(gaps.size(), 3u) << "the waits are drawn, not fixed";
+
+  const SendTimes again = sendTimes(0.2, 7, until);
+  EXPECT_EQ(again.registers, a.registers);
+  EXPECT_EQ(again.heartbeats, a.heartbeats);
+  const SendTimes other = sendTimes(0.2, 8, until);
+  EXPECT_NE(other.heartbeats, a.heartbeats);
+
+  // Without jitter: exact intervals, as before.
+  const SendTimes exact = sendTimes(0, 7, until);
+  ASSERT_EQ(exact.registers, (std::vector<TimeNs>{0, kRetry, 3 * kRetry}));
+  ASSERT_GE(exact.heartbeats.size(), 2u);
+  EXPECT_EQ(exact.heartbeats[0], 3 * kRetry + 10 * kNsPerMs + kHeartbeat);
+  for (std::size_t i = 1; i < exact.heartbeats.size(); ++i) {
+    EXPECT_EQ(exact.heartbeats[i] - exact.heartbeats[i - 1], kHeartbeat);
+  }
 }
 
 // Ensures a migrate command reports progress, then exactly one result with the measured
@@ -626,6 +747,7 @@ TEST(AgentObservationTest, ResultCarriesTheMeasuredObservation) {
   AgentOptions options;
   options.vrmdEndpoint = "inproc://agent-observation";
   options.heartbeatIntervalNs = 3600 * kNsPerSec;
+  options.intervalJitter = 0;  // no heartbeat in the middle of the exchange below
   Agent agent(clock, *hv, context, options);
   // Waits at most `wait` (a bound for failing tests: inproc delivery is immediate).
   auto receive = [&](std::chrono::milliseconds wait) -> std::optional<protocol::DecodedFrame> {

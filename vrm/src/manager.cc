@@ -85,6 +85,7 @@ Status Manager::recover() {
       if (r.moves[i].state == MoveState::kDone) recordMoveError(r.plan.moves[i], r.moves[i]);
     }
     publishedEvents_[r.id] = r.events.size();
+    dirty_.insert(r.id);  // the first tick files it by its state
     reservations_[r.id] = std::move(r);
   }
   spdlog::info("recovered {} reservations from the store", reservations_.size());
@@ -257,6 +258,7 @@ std::set<std::string> Manager::hostsTouchedBy(const Reservation& r) {
 }
 
 void Manager::touch(const Reservation& r) {
+  dirty_.insert(r.id);
   for (const auto& h : hostsTouchedBy(r)) {
     dirtyHosts_.insert(h);
     touching_[h].insert(r.id);
@@ -1136,6 +1138,7 @@ Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& 
   HostRecord h = host;
   h.reachable = true;
   h.lastHeartbeatNs = clock_.now();
+  heartbeats_.emplace(h.lastHeartbeatNs, h.name);
   const bool known = hosts_.count(h.name) > 0;
   hosts_[h.name] = h;
   auto& inv = vmsByHost_[h.name];
@@ -1161,6 +1164,7 @@ Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>
   if (!it->second.reachable) spdlog::info("agent {} is reachable again", host);
   it->second.reachable = true;
   it->second.lastHeartbeatNs = clock_.now();
+  heartbeats_.emplace(it->second.lastHeartbeatNs, host);
   disconnected_.erase(host);
   if (wasSilent) resendPending(host);
   auto& inv = vmsByHost_[host];
@@ -1530,6 +1534,7 @@ void Manager::retryUnsaved() {
 }
 
 void Manager::publishNew(const Reservation& r) {
+  dirty_.insert(r.id);
   std::size_t& published = publishedEvents_[r.id];
   for (; published < r.events.size(); ++published) events_.emplace_back(r.events[published], r);
 }
@@ -2582,46 +2587,121 @@ void Manager::advance(Reservation& r) {
   }
 }
 
+bool Manager::expireSilentHosts(TimeNs now) {
+  // Judged where the server has read every agent frame, not at now (agentFramesReadUntil).
+  const TimeNs readUntil = agentsReadUntilNs_ ? std::min(now, *agentsReadUntilNs_) : now;
+  bool lostHost = false;
+  while (!heartbeats_.empty() &&
+         readUntil - heartbeats_.top().first > options_.heartbeatTimeoutNs) {
+    const auto [at, name] = heartbeats_.top();
+    heartbeats_.pop();
+    auto it = hosts_.find(name);
+    if (it == hosts_.end() || !it->second.reachable || it->second.lastHeartbeatNs != at) continue;
+    it->second.reachable = false;
+    lostHost = true;
+    spdlog::warn("agent {} is unreachable: no heartbeat for {}", name,
+                 formatDuration(now - at));
+  }
+  return lostHost;
+}
+
+void Manager::unschedule(const std::string& id) {
+  busy_.erase(id);
+  if (auto d = dueAt_.find(id); d != dueAt_.end()) {
+    due_.erase({d->second, id});
+    dueAt_.erase(d);
+  }
+}
+
+void Manager::schedule(const Reservation& r) {
+  unschedule(r.id);
+  auto dueAt = [&](TimeNs t) {
+    due_.emplace(t, r.id);
+    dueAt_[r.id] = t;
+  };
+  switch (r.state) {
+    case ReservationState::kAdmitted: dueAt(prepareAt(r)); return;
+    case ReservationState::kReady: dueAt(r.request.startNs); return;
+    case ReservationState::kActive: dueAt(r.request.endNs); return;
+    case ReservationState::kDone:
+    case ReservationState::kRejected: return;
+    case ReservationState::kCancelled:
+    case ReservationState::kFailed: {
+      // Final once its teardown is over: no clone left to destroy, no move to settle (a
+      // restart leaves running moves to reconcile()), no VM to bring home.
+      const bool clonesGone = std::all_of(r.clones.begin(), r.clones.end(), [](const auto& c) {
+        return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
+      });
+      const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const auto& m) {
+        return m.state == MoveState::kRunning;
+      });
+      if (clonesGone && !moving && r.request.displaced != "return") return;
+      busy_.insert(r.id);
+      return;
+    }
+    default: busy_.insert(r.id); return;
+  }
+}
+
 void Manager::tick() {
   if (!unsaved_.empty()) retryUnsaved();  // the store may have room again
   const TimeNs now = clock_.now();
-  bool lostHost = false;
-  for (auto& [name, h] : hosts_) {
-    if (h.reachable && now - h.lastHeartbeatNs > options_.heartbeatTimeoutNs) {
-      h.reachable = false;
-      lostHost = true;
-      spdlog::warn("agent {} is unreachable: no heartbeat for {}", name,
-                   formatDuration(now - h.lastHeartbeatNs));
-    }
-  }
   // Promises that depend on a host that just went away are re-planned (or failed, with the
   // reason) now, not when their vacate would have started.
-  if (lostHost) replanAroundLostHosts();
+  if (expireSilentHosts(now)) replanAroundLostHosts();
   expireCommands();
-  for (auto& [id, r] : reservations_) {
-    if (r.state == ReservationState::kDone || r.state == ReservationState::kRejected) continue;
-    const std::size_t events = r.events.size();
-    const auto clonesBefore = r.clones.size();
-    std::vector<int> before;
-    for (const auto& m : r.moves) before.push_back(static_cast<int>(m.state));
-    for (const auto& c : r.clones) before.push_back(static_cast<int>(c.state));
-    advance(r);
-    std::vector<int> after;
-    for (const auto& m : r.moves) after.push_back(static_cast<int>(m.state));
-    for (const auto& c : r.clones) after.push_back(static_cast<int>(c.state));
-    if (r.events.size() != events || before != after || clonesBefore != r.clones.size()) {
-      persist(r);
+  // What has something to do: changed since the last tick, under way, or due by now. In id
+  // order, as when every reservation was walked.
+  std::set<std::string> work;
+  work.swap(dirty_);
+  work.insert(busy_.begin(), busy_.end());
+  while (!due_.empty() && due_.begin()->first <= now) {
+    work.insert(due_.begin()->second);
+    dueAt_.erase(due_.begin()->second);
+    due_.erase(due_.begin());
+  }
+  lastTickAdvanced_ = 0;
+  for (const auto& id : work) {
+    auto it = reservations_.find(id);
+    if (it == reservations_.end()) {
+      unschedule(id);
+      continue;
+    }
+    Reservation& r = it->second;
+    if (r.state != ReservationState::kDone && r.state != ReservationState::kRejected) {
+      ++lastTickAdvanced_;
+      const std::size_t events = r.events.size();
+      const auto clonesBefore = r.clones.size();
+      std::vector<int> before;
+      for (const auto& m : r.moves) before.push_back(static_cast<int>(m.state));
+      for (const auto& c : r.clones) before.push_back(static_cast<int>(c.state));
+      advance(r);
+      std::vector<int> after;
+      for (const auto& m : r.moves) after.push_back(static_cast<int>(m.state));
+      for (const auto& c : r.clones) after.push_back(static_cast<int>(c.state));
+      if (r.events.size() != events || before != after || clonesBefore != r.clones.size()) {
+        persist(r);
+      }
+    }
+    // Just advanced: filed by its state now, not advanced again for its own change. (Looked
+    // up again: a re-plan while advancing may have replaced it in reservations_.)
+    dirty_.erase(id);
+    if (auto again = reservations_.find(id); again != reservations_.end()) {
+      schedule(again->second);
+    } else {
+      unschedule(id);
     }
   }
 }
 
 TimeNs Manager::nextWakeNs() const {
-  TimeNs next = kTimeInfinity;
-  for (const auto& [id, r] : reservations_) {
+  if (!dirty_.empty()) return clock_.now();
+  TimeNs next = due_.empty() ? kTimeInfinity : due_.begin()->first;
+  for (const auto& id : busy_) {
+    auto it = reservations_.find(id);
+    if (it == reservations_.end()) continue;
+    const Reservation& r = it->second;
     switch (r.state) {
-      case ReservationState::kAdmitted: next = std::min(next, prepareAt(r)); break;
-      case ReservationState::kReady: next = std::min(next, r.request.startNs); break;
-      case ReservationState::kActive: next = std::min(next, r.request.endNs); break;
       case ReservationState::kVacating:
         if (auto a = nextAssessNs_.find(id); a != nextAssessNs_.end()) {
           next = std::min(next, a->second);
@@ -2634,8 +2714,9 @@ TimeNs Manager::nextWakeNs() const {
       default: break;
     }
   }
-  for (const auto& [name, h] : hosts_) {
-    if (h.reachable) next = std::min(next, h.lastHeartbeatNs + options_.heartbeatTimeoutNs + 1);
+  // The oldest heartbeat may be stale (its host spoke since): an early wake, never a late one.
+  if (!heartbeats_.empty()) {
+    next = std::min(next, heartbeats_.top().first + options_.heartbeatTimeoutNs + 1);
   }
   for (const auto& [id, p] : pending_) {
     if (agentReady(p.host)) next = std::min(next, p.deadlineNs);

@@ -35,6 +35,11 @@ Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock,
   clients_.set(zmq::sockopt::maxmsgsize, maxBytes);
   agents_.set(zmq::sockopt::maxmsgsize, maxBytes);
   localClients_.set(zmq::sockopt::maxmsgsize, maxBytes);
+  // An agent has a message or two unread at a time (heartbeat, progress, results); a deeper
+  // queue per agent only stores a storm vrmd cannot read: 10,000 agents repeating registers
+  // into the default of 1,000 per connection held 11 GiB. Past 64, ZeroMQ stops reading that
+  // connection and the agent's own send queue takes the backlog (as past 1,000 before).
+  agents_.set(zmq::sockopt::rcvhwm, 64);
 }
 
 Server::~Server() = default;
@@ -97,6 +102,11 @@ void Server::runOnce(std::chrono::milliseconds maxWait) {
   for (int i = 0; i < 256 && (items[1].revents & ZMQ_POLLIN); ++i) {
     handleAgent();
     if (!(agents_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
+  }
+  // Every heartbeat that had arrived is read: silence is judged up to here, not beyond (a
+  // backlog vrmd is slow to read does not make its senders unreachable).
+  if (!(agents_.get(zmq::sockopt::events) & ZMQ_POLLIN)) {
+    manager_.agentFramesReadUntil(clock_.now());
   }
   for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i) {
     handleClient(clients_, false);

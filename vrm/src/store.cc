@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <charconv>
+
 #include "vrm/protocol/wire_convert.h"
 
 namespace vrm::manager {
@@ -135,20 +138,16 @@ Status Store::exec(const char* sql) {
 }
 
 Result<std::string> Store::allocateReservationId() {
-  if (Status s = exec("BEGIN IMMEDIATE"); !s) return s;
-  Stmt sel(db_, "SELECT value FROM meta WHERE key = 'next_reservation'");
-  if (!sel.ok() || sel.step() != SQLITE_ROW) {
-    (void)exec("ROLLBACK");
-    return sqliteError(db_, "allocate reservation id");
+  // No write of its own: the id is made durable by the transaction that saves its reservation
+  // (saveReservation raises the counter). An id whose reservation was never saved may be handed
+  // out again after a restart, which is harmless: nobody was told of it. This halves the
+  // synchronous commits per submission.
+  if (nextReservation_ == 0) {
+    Stmt sel(db_, "SELECT value FROM meta WHERE key = 'next_reservation'");
+    if (!sel.ok() || sel.step() != SQLITE_ROW) return sqliteError(db_, "allocate reservation id");
+    nextReservation_ = std::max<std::int64_t>(1, sqlite3_column_int64(sel.get(), 0));
   }
-  std::int64_t n = sqlite3_column_int64(sel.get(), 0);
-  Stmt upd(db_, "UPDATE meta SET value = value + 1 WHERE key = 'next_reservation'");
-  if (!upd.ok() || upd.step() != SQLITE_DONE) {
-    (void)exec("ROLLBACK");
-    return sqliteError(db_, "allocate reservation id");
-  }
-  if (Status s = commit(); !s) return s;
-  return "r" + std::to_string(n);
+  return "r" + std::to_string(nextReservation_++);
 }
 
 Status Store::saveReservation(const Reservation& r) {
@@ -171,6 +170,23 @@ Status Store::saveReservation(const Reservation& r) {
     Status s = sqliteError(db_, "save reservation " + r.id);
     (void)exec("ROLLBACK");
     return s;
+  }
+  std::int64_t n = 0;
+  const char* digits = r.id.data() + 1;
+  const char* end = r.id.data() + r.id.size();
+  if (r.id.size() > 1 && r.id[0] == 'r' && std::from_chars(digits, end, n).ptr == end) {
+    // Its id is taken for good: never handed out again, even after a restart.
+    Stmt next(db_, "UPDATE meta SET value = MAX(value, ?) WHERE key = 'next_reservation'");
+    if (!next.ok()) {
+      (void)exec("ROLLBACK");
+      return sqliteError(db_, "save reservation id");
+    }
+    next.bind(1, n + 1);
+    if (next.step() != SQLITE_DONE) {
+      Status s = sqliteError(db_, "save reservation id " + r.id);
+      (void)exec("ROLLBACK");
+      return s;
+    }
   }
   if (!r.events.empty()) {
     const ReservationEvent& e = r.events.back();

@@ -460,6 +460,85 @@ TEST_F(ManagerTest, SilentAgentBecomesUnreachable) {
   EXPECT_NE(r->hosts, std::vector<std::string>{"node3"});
 }
 
+bool reachable(const Manager& m, const std::string& host) {
+  for (const auto& h : m.hosts()) {
+    if (h.name == host) return h.reachable;
+  }
+  return false;
+}
+
+// Ensures silence is judged where the server last read every agent frame, not at now: when
+// vrmd itself was too slow to read the heartbeats queued for it, their hosts stay reachable;
+// once read, only the host whose agent really went silent becomes unreachable.
+TEST_F(ManagerTest, HeartbeatsQueuedWhileVrmdWasSlowDoNotMakeHostsUnreachable) {
+  agents_->heartbeat();
+  manager_->agentFramesReadUntil(clock_.now());
+  clock_.advance(40 * kNsPerSec);  // past the 30 s timeout, nothing read meanwhile
+  manager_->tick();
+  for (const char* h : {"node1", "node2", "node3"}) EXPECT_TRUE(reachable(*manager_, h)) << h;
+
+  agents_->down.insert("node3");
+  agents_->heartbeat();  // the queued heartbeats of node1 and node2, read at last
+  manager_->agentFramesReadUntil(clock_.now());
+  manager_->tick();
+  EXPECT_TRUE(reachable(*manager_, "node1"));
+  EXPECT_TRUE(reachable(*manager_, "node2"));
+  EXPECT_FALSE(reachable(*manager_, "node3"));
+}
+
+// Ensures a tick costs the work due, not the number of reservations: reservations waiting for
+// their clock deadline are not advanced until it comes, a changed one is advanced once, a
+// cancelled one whose teardown is over is not advanced again; and nextWakeNs() is the earliest
+// deadline.
+TEST_F(ManagerTest, TickAdvancesOnlyWhatIsDue) {
+  std::vector<Reservation> admitted;
+  for (int i = 0; i < 50; ++i) {
+    ReservationRequest req;
+    req.owner = "lab";
+    req.kind = ReservationKind::kShared;
+    req.vmCount = 1;
+    req.templateName = "bmi-decoder";
+    req.startNs = clock_.now() + 2 * kHour + i * kHour;
+    req.endNs = req.startNs + kHour / 2;
+    auto r = manager_->submit(req);
+    ASSERT_TRUE(r.isOk()) << r.status().toString();
+    ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+    admitted.push_back(*r);
+  }
+  manager_->tick();
+  EXPECT_EQ(manager_->lastTickAdvanced(), 50u);  // each new one, once
+  manager_->tick();
+  EXPECT_EQ(manager_->lastTickAdvanced(), 0u);
+  const TimeNs firstPrepare = admitted[0].request.startNs - 45 * kNsPerSec - 60 * kNsPerSec;
+  // Heartbeats expire first (30 s); without them the earliest deadline is the first prepare.
+  EXPECT_EQ(manager_->nextWakeNs(), clock_.now() + 30 * kNsPerSec + 1);
+
+  ASSERT_TRUE(manager_->cancel(admitted[1].id, "").isOk());
+  manager_->tick();
+  EXPECT_EQ(manager_->lastTickAdvanced(), 1u);
+  manager_->tick();
+  EXPECT_EQ(manager_->lastTickAdvanced(), 0u);
+
+  clock_.set(firstPrepare - 1);
+  agents_->heartbeat();
+  manager_->tick();
+  EXPECT_EQ(manager_->lastTickAdvanced(), 0u);
+  clock_.set(firstPrepare);
+  agents_->heartbeat();
+  EXPECT_LE(manager_->nextWakeNs(), firstPrepare);
+  manager_->tick();
+  EXPECT_EQ(manager_->lastTickAdvanced(), 1u);
+  EXPECT_EQ(manager_->get(admitted[0].id)->state, ReservationState::kPreparing);
+  EXPECT_EQ(manager_->get(admitted[2].id)->state, ReservationState::kAdmitted);
+  agents_->pump();  // the clone finishes
+  manager_->tick();
+  EXPECT_EQ(manager_->get(admitted[0].id)->state, ReservationState::kReady);
+  runUntil(admitted[0].request.endNs + kNsPerSec, 10 * kNsPerSec);
+  EXPECT_EQ(manager_->get(admitted[0].id)->state, ReservationState::kDone);
+  manager_->tick();
+  EXPECT_EQ(manager_->lastTickAdvanced(), 0u);
+}
+
 }  // namespace
 }  // namespace vrm::manager
 

@@ -71,6 +71,36 @@ TEST(StoreTest, IdsAndDataSurviveReopen) {
   std::filesystem::remove_all(dir);
 }
 
+// Ensures allocating an id writes nothing (it works on a store that refuses writes, so a
+// submission costs one commit, not two) and that the id is taken for good when its reservation
+// is saved: after reopening, the next id follows the highest saved one; an id that was only
+// allocated may come again (nobody was told of it).
+TEST(StoreTest, IdIsTakenWhenItsReservationIsSaved) {
+  auto dir = std::filesystem::temp_directory_path() / ("vrm-store-ids-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "vrm.db").string();
+  {
+    auto store = Store::open(path);
+    ASSERT_TRUE(store.isOk());
+    ASSERT_TRUE((*store)->setQueryOnly(true).isOk());
+    EXPECT_EQ(*(*store)->allocateReservationId(), "r1");
+    EXPECT_EQ(*(*store)->allocateReservationId(), "r2");
+    ASSERT_TRUE((*store)->setQueryOnly(false).isOk());
+    ASSERT_TRUE((*store)->saveReservation(sample("r1")).isOk());
+  }
+  {
+    auto store = Store::open(path);
+    EXPECT_EQ(*(*store)->allocateReservationId(), "r2");
+    EXPECT_EQ(*(*store)->allocateReservationId(), "r3");
+    ASSERT_TRUE((*store)->saveReservation(sample("r3")).isOk());
+  }
+  {
+    auto store = Store::open(path);
+    EXPECT_EQ(*(*store)->allocateReservationId(), "r4");
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // Ensures re-saving with the same last event does not duplicate it in the log.
 TEST(StoreTest, EventLogAppendsOnlyNewEvents) {
   auto store = std::move(*Store::open(":memory:"));

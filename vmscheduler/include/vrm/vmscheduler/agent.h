@@ -6,12 +6,20 @@
 //    knows the host by its key (the routing id is left to ZeroMQ); without, vrmd is in insecure
 //    mode and the routing id is the host name. A refused handshake is logged (error) once.
 //  * Registration: AgentMessage.register{host, vms, backend, migrationEndpoint} is sent at the
-//    first runOnce() and re-sent every registerRetryIntervalNs until vrmd answers
-//    ManagerMessage.registered with ok. registered(notFound) at any time (vrmd restarted and
+//    first runOnce() and re-sent until vrmd answers ManagerMessage.registered with ok: after
+//    registerRetryIntervalNs, the wait doubling with every unanswered attempt up to
+//    registerRetryMaxIntervalNs (a vrmd that is behind is not buried in repeats). registered(notFound) at any time (vrmd restarted and
 //    forgot the host) triggers an immediate re-register. Any other non-ok code is logged as an
 //    error and registration is retried every registerErrorRetryIntervalNs.
 //  * Heartbeats: once registered, AgentMessage.heartbeat{timeNs, vms (full inventory)} whenever
 //    heartbeatIntervalNs of clock time have passed since registration or the last heartbeat.
+//  * Jitter (AgentOptions::intervalJitter): agents started together, or told together that
+//    vrmd restarted, must not register and heartbeat in lockstep (10,000 agents in step are
+//    bursts vrmd cannot read in time). Register retries and heartbeats then come after a wait
+//    drawn from [interval * (1 - jitter), interval], and the first heartbeat after registering
+//    at a point drawn from (0, interval], so phases spread at once. Never later than the
+//    interval: vrmd's heartbeat timeout holds as configured. The draws are seeded
+//    (jitterSeed mixed with the host name): a run is reproducible.
 //  * Commands: every ManagerMessage.command gets exactly one AgentMessage.result with the same
 //    commandId. Immediate commands (prepareIncoming, finishIncoming, suspend, resume, destroy)
 //    answer in the same loop iteration; migrate and clone answer when the hypervisor completes
@@ -32,6 +40,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <zmq.hpp>
@@ -49,11 +58,18 @@ struct AgentOptions {
   std::string vrmdEndpoint = "tcp://127.0.0.1:5556";
   // Clock time between heartbeats once registered. Default 5 s.
   TimeNs heartbeatIntervalNs = 5 * kNsPerSec;
-  // Clock time between register attempts while vrmd has not answered. Default 1 s.
+  // Clock time before the first repeat of an unanswered register. Default 1 s.
   TimeNs registerRetryIntervalNs = 1 * kNsPerSec;
+  // Longest wait between unanswered register attempts (each wait doubles up to it). Default 8 s.
+  TimeNs registerRetryMaxIntervalNs = 8 * kNsPerSec;
   // Clock time between register attempts after vrmd refused with a code other than notFound
   // (e.g. unauthorized): retry slowly, an operator has to act. Default 30 s.
   TimeNs registerErrorRetryIntervalNs = 30 * kNsPerSec;
+  // Fraction of an interval by which register retries and heartbeats come early, drawn at
+  // random per wait (see the contract above). 0 = exact intervals. Default 0.2.
+  double intervalJitter = 0.2;
+  // Seed of those draws, mixed with the host name. Default 0.
+  std::uint64_t jitterSeed = 0;
   // Limits applied to every frame from vrmd (untrusted input). Defaults: see codec.h.
   protocol::DecodeLimits decodeLimits;
   // Finished command results kept for answering repeated command ids. Default 1024.
@@ -101,6 +117,10 @@ class Agent {
   void send(zmq::message_t&& frame);
   // Sends a command's one result and remembers it for repeats of the same command id.
   void sendResult(std::uint64_t commandId, zmq::message_t&& frame);
+  // `interval` shortened by a random fraction up to intervalJitter (exact when 0).
+  TimeNs jittered(TimeNs interval);
+  // Delay of the first heartbeat after registering: random in (0, interval] when jittering.
+  TimeNs firstHeartbeatDelay();
 
   Clock& clock_;
   Hypervisor& hypervisor_;
@@ -114,6 +134,7 @@ class Agent {
   TimeNs nextRegisterNs_ = 0;               // while !registered_; 0 = at the first runOnce()
   TimeNs registerIntervalNs_ = 0;           // retry or error-retry interval, by vrmd's last answer
   TimeNs nextHeartbeatNs_ = kTimeInfinity;  // while registered_
+  std::mt19937_64 jitterRng_;
 
   std::unordered_map<std::uint64_t, InFlight> inFlight_;
   // Encoded result frames of finished commands, and their ids oldest first for eviction.

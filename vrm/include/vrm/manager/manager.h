@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <set>
 #include <string>
 #include <vector>
@@ -122,9 +123,19 @@ class Manager {
 
   // Advances every reservation to the clock's now: starts vacates at their latest safe start,
   // issues moves and clones, activates, ends, and marks silent agents unreachable.
+  // Costs O(log n) per reservation or host with something due, not O(n): it advances only
+  // reservations changed since the last tick, those under way (vacating, preparing, ending,
+  // tearing down), and those whose next clock deadline has passed.
   void tick();
   // The clock time at which tick() next has something to do (kTimeInfinity if nothing).
   TimeNs nextWakeNs() const;
+  // The caller (the server) has read every agent frame that had arrived by clock time `t`.
+  // A host is unreachable when its last heartbeat is older than the timeout at the last such
+  // `t`, not at now: a heartbeat still queued because vrmd itself was slow to read it does not
+  // make its host unreachable. Until called, tick() judges at now (tests without a server).
+  void agentFramesReadUntil(TimeNs t) { agentsReadUntilNs_ = t; }
+  // Reservations the last tick() advanced: what it cost (tests, statistics).
+  std::size_t lastTickAdvanced() const { return lastTickAdvanced_; }
   // Commands to send, in order. Empties the outbox, except for commands of reservations whose
   // state the store has not taken yet (disk full): those wait for it.
   std::vector<AgentCommand> takeOutbox();
@@ -402,6 +413,28 @@ class Manager {
   // suspect (refreshView recomputes a view computed in the future).
   TimeNs latestView_ = 0;
   bool candidateSpecific_ = false;  // cluster_ holds canReceive decided for one candidate
+
+  // What tick() has to do. Invariant: every reservation that is neither final (done, rejected,
+  // or cancelled/failed with its teardown over) is in dirty_, due_ or busy_.
+  // Files `r` under due_ or busy_ (or neither) by its state; after it was advanced.
+  void schedule(const Reservation& r);
+  void unschedule(const std::string& id);
+  // Marks hosts silent for longer than the timeout unreachable; true if any was.
+  bool expireSilentHosts(TimeNs now);
+  // Changed since the last tick (touch(), publishNew()): advanced by the next one.
+  std::set<std::string> dirty_;
+  // Admitted, ready and active reservations wait only for the clock: (deadline, id), by time.
+  std::set<std::pair<TimeNs, std::string>> due_;
+  std::map<std::string, TimeNs> dueAt_;
+  // Under way: they wait for agents as well as the clock, so every tick advances them.
+  std::set<std::string> busy_;
+  // (heartbeat time, host) of every registration and heartbeat, oldest first; an entry older
+  // than its host's lastHeartbeatNs is stale and skipped.
+  std::priority_queue<std::pair<TimeNs, std::string>, std::vector<std::pair<TimeNs, std::string>>,
+                      std::greater<>>
+      heartbeats_;
+  std::optional<TimeNs> agentsReadUntilNs_;
+  std::size_t lastTickAdvanced_ = 0;
 };
 
 }  // namespace vrm::manager

@@ -25,7 +25,9 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Returns a fresh reservation id ("r1", "r2", ...), durable across restarts.
+  // Returns a fresh reservation id ("r1", "r2", ...): never the id of a reservation saved
+  // before, also across restarts. Costs no write: saving the reservation takes its id for good
+  // (an id allocated but never saved may come again after a restart; nobody knew it).
   Result<std::string> allocateReservationId();
   // Inserts or replaces the reservation and appends its last event (if any) to the event log,
   // atomically.
@@ -48,6 +50,7 @@ class Store {
   // COMMIT, rolling back when it fails.
   Status commit();
   sqlite3* db_;
+  std::int64_t nextReservation_ = 0;  // 0 = not read from the meta table yet
 };
 
 }  // namespace vrm::manager
