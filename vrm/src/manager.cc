@@ -238,6 +238,17 @@ std::pair<TimeNs, TimeNs> Manager::moveWindow(const Reservation& r, std::size_t 
   if (i < r.moves.size() && r.moves[i].actualStartNs) {
     start = r.moves[i].actualStartNs;
     end = std::max(end, start + (m.endOffsetNs - m.startOffsetNs));
+  } else {
+    // Not started: it waits for the moves before it, so it is as late as the latest of them
+    // (a late first batch would otherwise be booked alongside the batch planned after it).
+    TimeNs delay = 0;
+    for (std::size_t j = 0; j < r.moves.size() && j < r.plan.moves.size(); ++j) {
+      if (!r.moves[j].actualStartNs || r.plan.moves[j].batch > m.batch) continue;
+      delay = std::max(delay, r.moves[j].actualStartNs -
+                                  (r.plan.latestSafeStartNs + r.plan.moves[j].startOffsetNs));
+    }
+    start += delay;
+    end += delay;
   }
   return {start, end};
 }

@@ -287,5 +287,33 @@ TEST_F(ManagerFaultsTest, LateVacateBooksItsClonesAfterItsLastMove) {
   EXPECT_FALSE(manager_->calendar().overbooked("node1", &why)) << why;
 }
 
+// Ensures the moves after a late one are booked as late: a sequential vacate that starts 10 s
+// late keeps its second move after its first in the calendar, instead of booking both through
+// the source's NIC at once (fuzz_manager_ops: a NIC booked at twice its rate).
+TEST_F(ManagerFaultsTest, LateVacateBooksItsLaterMovesLaterToo) {
+  agents_->addHost("node3", 16, 64 * kGiB,
+                   {FakeAgents::vm("c1", 4 * kGiB), FakeAgents::vm("c2", 4 * kGiB)});
+  ReservationRequest req;
+  req.owner = "lab";
+  req.hostNames = {"node3"};
+  req.startNs = clock_.now() + 2 * kHour;
+  req.endNs = req.startNs + kHour;
+  req.templateName = "small";
+  auto r = manager_->submit(req);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+  ASSERT_EQ(r->plan.moves.size(), 2u);
+  ASSERT_NE(r->plan.moves[0].batch, r->plan.moves[1].batch) << "sequential";
+
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  clock_.set(r->plan.latestSafeStartNs + 10 * kNsPerSec);
+  step(0);
+  ASSERT_EQ(manager_->get(r->id)->moves[0].state, MoveState::kRunning);
+  for (const char* host : {"node1", "node2", "node3"}) {
+    std::string why;
+    EXPECT_FALSE(manager_->calendar().overbooked(host, &why)) << host << ": " << why;
+  }
+}
+
 }  // namespace
 }  // namespace vrm::manager
