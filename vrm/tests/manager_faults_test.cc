@@ -38,18 +38,20 @@ class ManagerFaultsTest : public ::testing::Test {
     agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
   }
 
-  Reservation submitOnNode1() {
+  // A dedicated reservation of `host` two hours ahead, for an hour; expected to be admitted.
+  Reservation submitDedicated(const std::string& host, const std::string& templateName) {
     ReservationRequest req;
     req.owner = "lab";
-    req.hostNames = {"node1"};
+    req.hostNames = {host};
     req.startNs = clock_.now() + 2 * kHour;
     req.endNs = req.startNs + kHour;
-    req.templateName = "small";
+    req.templateName = templateName;
     auto r = manager_->submit(req);
     EXPECT_TRUE(r.isOk()) << r.status().toString();
     EXPECT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
-    return *r;
+    return r.isOk() ? *r : Reservation{};
   }
+  Reservation submitOnNode1() { return submitDedicated("node1", "small"); }
 
   void step(TimeNs by = kNsPerSec) {
     clock_.advance(by);
@@ -267,22 +269,15 @@ TEST_F(ManagerFaultsTest, OrphanIncomingVmIsDropped) {
 // end, and the clones, made once the vacate is done, must be booked from then on, not from the
 // planned clone start (fuzz_manager_ops: the leaving VM and the clones booked at once).
 TEST_F(ManagerFaultsTest, LateVacateBooksItsClonesAfterItsLastMove) {
-  ReservationRequest req;
-  req.owner = "lab";
-  req.hostNames = {"node1"};
-  req.startNs = clock_.now() + 2 * kHour;
-  req.endNs = req.startNs + kHour;
-  req.templateName = "whole";
-  auto r = manager_->submit(req);
-  ASSERT_TRUE(r.isOk()) << r.status().toString();
-  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
-  ASSERT_EQ(r->plan.moves.size(), 1u);
+  const Reservation r = submitDedicated("node1", "whole");
+  ASSERT_EQ(r.state, ReservationState::kAdmitted);
+  ASSERT_EQ(r.plan.moves.size(), 1u);
 
   // vrmd was busy (or down): its next tick comes just before the planned clone start.
   agents_->hold = {AgentCommand::Kind::kMigrate};
-  clock_.set(r->plan.latestSafeStartNs + r->plan.makespanNs - kNsPerSec);
+  clock_.set(r.plan.latestSafeStartNs + r.plan.makespanNs - kNsPerSec);
   step(0);
-  ASSERT_EQ(manager_->get(r->id)->moves[0].state, MoveState::kRunning);
+  ASSERT_EQ(manager_->get(r.id)->moves[0].state, MoveState::kRunning);
   std::string why;
   EXPECT_FALSE(manager_->calendar().overbooked("node1", &why)) << why;
 }
@@ -293,22 +288,15 @@ TEST_F(ManagerFaultsTest, LateVacateBooksItsClonesAfterItsLastMove) {
 TEST_F(ManagerFaultsTest, LateVacateBooksItsLaterMovesLaterToo) {
   agents_->addHost("node3", 16, 64 * kGiB,
                    {FakeAgents::vm("c1", 4 * kGiB), FakeAgents::vm("c2", 4 * kGiB)});
-  ReservationRequest req;
-  req.owner = "lab";
-  req.hostNames = {"node3"};
-  req.startNs = clock_.now() + 2 * kHour;
-  req.endNs = req.startNs + kHour;
-  req.templateName = "small";
-  auto r = manager_->submit(req);
-  ASSERT_TRUE(r.isOk()) << r.status().toString();
-  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
-  ASSERT_EQ(r->plan.moves.size(), 2u);
-  ASSERT_NE(r->plan.moves[0].batch, r->plan.moves[1].batch) << "sequential";
+  const Reservation r = submitDedicated("node3", "small");
+  ASSERT_EQ(r.state, ReservationState::kAdmitted);
+  ASSERT_EQ(r.plan.moves.size(), 2u);
+  ASSERT_NE(r.plan.moves[0].batch, r.plan.moves[1].batch) << "sequential";
 
   agents_->hold = {AgentCommand::Kind::kMigrate};
-  clock_.set(r->plan.latestSafeStartNs + 10 * kNsPerSec);
+  clock_.set(r.plan.latestSafeStartNs + 10 * kNsPerSec);
   step(0);
-  ASSERT_EQ(manager_->get(r->id)->moves[0].state, MoveState::kRunning);
+  ASSERT_EQ(manager_->get(r.id)->moves[0].state, MoveState::kRunning);
   for (const char* host : {"node1", "node2", "node3"}) {
     std::string why;
     EXPECT_FALSE(manager_->calendar().overbooked(host, &why)) << host << ": " << why;
