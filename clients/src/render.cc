@@ -125,7 +125,8 @@ std::string hostsJson(const std::vector<HostRecord>& hosts, int indent) {
 }
 
 std::string vmsJson(const std::vector<VmRecord>& vms, int indent) {
-  static const char* kStates[] = {"running", "suspended", "migrating-out", "incoming", "cloning"};
+  static const char* kStates[] = {"running",  "suspended", "migrating-out",
+                                  "incoming", "cloning",   "parked"};
   json a = json::array();
   for (const auto& v : vms) {
     a.push_back({{"id", v.id},
@@ -260,7 +261,8 @@ std::string hostsTable(const std::vector<HostRecord>& hosts, const std::vector<V
 }
 
 std::string vmsTable(const std::vector<VmRecord>& vms) {
-  static const char* kStates[] = {"running", "suspended", "migrating-out", "incoming", "cloning"};
+  static const char* kStates[] = {"running",  "suspended", "migrating-out",
+                                  "incoming", "cloning",   "parked"};
   std::ostringstream o;
   o << pad("VM", 26) << pad("HOST", 10) << pad("STATE", 14) << pad("CORES", 6) << pad("MEMORY", 12)
     << pad("NONZERO", 12) << pad("DIRTY RATE", 14) << "RESERVATION\n";

@@ -41,6 +41,7 @@ enum VmState {
   migratingOut @2;
   incoming @3;        # prepared as a migration destination, not yet committed
   cloning @4;
+  parked @5;          # saved to stateFile on its host and stopped: holds no cores or memory
 }
 
 struct VmInfo {
@@ -59,6 +60,7 @@ struct VmInfo {
   # VM when it migrates; the planner uses only the modes allowed.
   allowLive @11 :Bool = true;
   allowSuspend @12 :Bool = true;
+  stateFile @13 :Text;               # parked: where its saved state is (backend specific)
 }
 
 enum MigrationMode {
@@ -296,6 +298,13 @@ struct AgentCommand {
     clone @6 :CloneCommand;
     destroy @7 :Text;            # vm id
     setMigrationBandwidth @8 :SetMigrationBandwidth;
+    # Save the VM's state to a file on its host and stop it, freeing its cores and memory; it
+    # stays listed as parked (also after an agent restart) until unparked. Result: migrated with
+    # mode suspend and saveNs. Parking a parked VM succeeds again (vrmd retries).
+    park @9 :Text;               # vm id
+    # Restore a parked VM from its state file and run it again, on the same host. Result:
+    # migrated with mode suspend and restoreNs. Unparking a running VM succeeds again.
+    unpark @10 :Text;            # vm id
   }
 }
 
@@ -312,7 +321,9 @@ struct FinishIncoming {
   commit @1 :Bool;               # true: the VM now lives here; false: drop the prepared VM
 }
 
-# Measured phases of one completed migration: what the calibrator learns from.
+# Measured phases of one completed migration: what the calibrator learns from. Also the result
+# of park / unpark: mode suspend, fromHost = toHost = the host, transferredBytes = the state's
+# size, saveNs (park: stop + write the state file) or restoreNs (unpark: load it until running).
 struct MigrationObservation {
   vmId @0 :Text;
   fromHost @1 :Text;

@@ -67,6 +67,8 @@ const char* commandKindName(AgentCommand::Kind kind) {
     case K::kClone: return "clone";
     case K::kDestroy: return "destroy";
     case K::kSetBandwidth: return "set-bandwidth";
+    case K::kPark: return "park";
+    case K::kUnpark: return "unpark";
   }
   return "unknown";
 }

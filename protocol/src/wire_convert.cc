@@ -331,6 +331,7 @@ wire::VmState toWire(VmState state) {
     case VmState::kMigratingOut: return wire::VmState::MIGRATING_OUT;
     case VmState::kIncoming: return wire::VmState::INCOMING;
     case VmState::kCloning: return wire::VmState::CLONING;
+    case VmState::kParked: return wire::VmState::PARKED;
   }
   return wire::VmState::RUNNING;
 }
@@ -342,6 +343,7 @@ VmState fromWire(wire::VmState state) {
     case wire::VmState::MIGRATING_OUT: return VmState::kMigratingOut;
     case wire::VmState::INCOMING: return VmState::kIncoming;
     case wire::VmState::CLONING: return VmState::kCloning;
+    case wire::VmState::PARKED: return VmState::kParked;
   }
   return VmState::kRunning;  // a state added to the schema after this side was built
 }
@@ -402,6 +404,7 @@ void toWire(const VmRecord& in, wire::VmInfo::Builder out) {
   out.setTemplate(in.templateName);
   out.setAllowLive(in.allowLive);
   out.setAllowSuspend(in.allowSuspend);
+  out.setStateFile(in.stateFile);
 }
 
 VmRecord fromWire(wire::VmInfo::Reader in) {
@@ -419,6 +422,7 @@ VmRecord fromWire(wire::VmInfo::Reader in) {
   v.templateName = toStd(in.getTemplate());
   v.allowLive = in.getAllowLive();
   v.allowSuspend = in.getAllowSuspend();
+  v.stateFile = toStd(in.getStateFile());
   return v;
 }
 
@@ -461,6 +465,8 @@ void toWire(const AgentCommand& in, wire::AgentCommand::Builder out) {
       b.setMaxBandwidthBytesPerSec(in.maxBandwidthBytesPerSec);
       break;
     }
+    case K::kPark: out.setPark(in.vmId); break;
+    case K::kUnpark: out.setUnpark(in.vmId); break;
   }
 }
 

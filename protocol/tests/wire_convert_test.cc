@@ -138,7 +138,7 @@ TEST(WireConvertTest, VmAllowedModesRoundTripAndDefaultToAllowed) {
 // reads it back through AgentResult) survives the wire, and an unknown state reads as running.
 TEST(WireConvertTest, VmStatesAndObservationsRoundTrip) {
   for (VmState st : {VmState::kRunning, VmState::kSuspended, VmState::kMigratingOut,
-                     VmState::kIncoming, VmState::kCloning}) {
+                     VmState::kIncoming, VmState::kCloning, VmState::kParked}) {
     EXPECT_EQ(fromWire(toWire(st)), st);
   }
   EXPECT_EQ(fromWire(static_cast<wire::VmState>(99)), VmState::kRunning);
@@ -224,6 +224,58 @@ TEST(WireConvertTest, BandwidthCommandsRoundTrip) {
   auto m = migrateReader.getRoot<wire::AgentCommand>();
   ASSERT_EQ(m.which(), wire::AgentCommand::MIGRATE);
   EXPECT_EQ(m.getMigrate().getMaxBandwidthBytesPerSec(), 6.25e7);
+}
+
+// Ensures park / unpark commands reach the agent as their own kinds, and that a parked VM and a
+// park's observation (mode suspend, save and restore phases) survive the wire.
+TEST(WireConvertTest, ParkCommandsParkedVmsAndTheirObservationsRoundTrip) {
+  for (auto kind : {AgentCommand::Kind::kPark, AgentCommand::Kind::kUnpark}) {
+    AgentCommand cmd;
+    cmd.id = 42;
+    cmd.kind = kind;
+    cmd.vmId = "v7";
+    capnp::MallocMessageBuilder b;
+    toWire(cmd, b.initRoot<wire::AgentCommand>());
+    auto r = b.getRoot<wire::AgentCommand>().asReader();
+    EXPECT_EQ(r.getCommandId(), 42u);
+    if (kind == AgentCommand::Kind::kPark) {
+      ASSERT_EQ(r.which(), wire::AgentCommand::PARK);
+      EXPECT_EQ(std::string(r.getPark().cStr()), "v7");
+    } else {
+      ASSERT_EQ(r.which(), wire::AgentCommand::UNPARK);
+      EXPECT_EQ(std::string(r.getUnpark().cStr()), "v7");
+    }
+  }
+  EXPECT_STREQ(commandKindName(AgentCommand::Kind::kPark), "park");
+  EXPECT_STREQ(commandKindName(AgentCommand::Kind::kUnpark), "unpark");
+
+  VmRecord v;
+  v.id = "v7";
+  v.state = VmState::kParked;
+  v.stateFile = "/var/lib/vrm/park/v7.state";
+  capnp::MallocMessageBuilder vb;
+  toWire(v, vb.initRoot<wire::VmInfo>());
+  VmRecord back = fromWire(vb.getRoot<wire::VmInfo>().asReader());
+  EXPECT_EQ(back.state, VmState::kParked);
+  EXPECT_EQ(back.stateFile, v.stateFile);
+
+  capnp::MallocMessageBuilder rb;
+  auto res = rb.initRoot<wire::CommandResult>();
+  res.setCommandId(9);
+  auto m = res.initMigrated();
+  m.setVmId("v7");
+  m.setFromHost("h1");
+  m.setToHost("h1");
+  m.setMode(wire::MigrationMode::SUSPEND);
+  m.setTransferredBytes(123);
+  m.setSaveNs(2000);
+  m.setRestoreNs(0);
+  AgentResult ar = fromWire(res.asReader());
+  ASSERT_TRUE(ar.migrated.has_value());
+  EXPECT_EQ(ar.migrated->mode, MoveMode::kSuspend);
+  EXPECT_EQ(ar.migrated->saveNs, 2000);
+  EXPECT_EQ(ar.migrated->transferredBytes, 123u);
+  EXPECT_EQ(ar.migrated->fromHost, ar.migrated->toHost);
 }
 
 }  // namespace

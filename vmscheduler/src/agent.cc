@@ -328,6 +328,19 @@ void Agent::handleCommand(wire::AgentCommand::Reader command) {
       sendResult(id, resultFrame(id, hypervisor_.resume(vmId)));
       return;
     }
+    case wire::AgentCommand::PARK:
+    case wire::AgentCommand::UNPARK: {
+      const bool park = command.which() == wire::AgentCommand::PARK;
+      const std::string vmId = toStd(park ? command.getPark() : command.getUnpark());
+      spdlog::info("command {}: {} vm {}", id, park ? "park" : "unpark", vmId);
+      Status s = park ? hypervisor_.startPark(id, vmId) : hypervisor_.startUnpark(id, vmId);
+      if (s) {
+        inFlight_.emplace(id, InFlight{});
+      } else {
+        sendResult(id, resultFrame(id, s));
+      }
+      return;
+    }
     case wire::AgentCommand::CLONE: {
       const CloneSpec spec = wireconv::fromWire(command.getClone());
       spdlog::info("command {}: clone vm {} from template {}", id, spec.vmId, spec.templateName);

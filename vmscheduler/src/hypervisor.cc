@@ -18,6 +18,8 @@ const char* vmStateName(VmState state) {
       return "incoming";
     case VmState::kCloning:
       return "cloning";
+    case VmState::kParked:
+      return "parked";
   }
   return "unknown";
 }

@@ -308,6 +308,8 @@ Result<std::unique_ptr<Hypervisor>> LibvirtHypervisor::create(const HypervisorOp
       hv->stateDir_ = value;
     } else if (key == "migration_uri") {
       hv->migrationUri_ = value;
+    } else if (key == "park_dir") {
+      hv->parkDir_ = value;
     } else if (key == "threads") {
       if (value != "auto" && value != "on" && value != "off") {
         return Status::invalid("libvirt parameter threads must be auto, on or off, got '" + value +
@@ -317,10 +319,11 @@ Result<std::unique_ptr<Hypervisor>> LibvirtHypervisor::create(const HypervisorOp
     } else {
       return Status::invalid("unknown libvirt parameter '" + key +
                              "' (known: uri, template_xml_dir, template.NAME, state_dir, "
-                             "migration_uri, threads)");
+                             "migration_uri, park_dir, threads)");
     }
   }
   if (hv->uri_.empty()) return Status::invalid("libvirt backend needs the parameter uri");
+  if (hv->parkDir_.empty()) hv->parkDir_ = hv->stateDir_;
   if (!hv->templateDir_.empty() && !std::filesystem::is_directory(hv->templateDir_)) {
     return Status::invalid("libvirt template_xml_dir '" + hv->templateDir_ +
                            "' is not a directory");
@@ -373,6 +376,14 @@ std::vector<VmInfo> LibvirtHypervisor::inventory() const {
     virDomainInfo info;
     if (virDomainGetInfo(dom.ptr, &info) < 0) continue;  // vanished meanwhile
     vm.state = stateOf(info.state);
+    if (info.state == VIR_DOMAIN_SHUTOFF && !parkDir_.empty()) {
+      std::error_code ec;
+      const std::string image = parkImage(vm.id);
+      if (std::filesystem::exists(image, ec)) {
+        vm.state = VmState::kParked;
+        vm.stateFile = image;
+      }
+    }
     vm.cpuCores = info.nrVirtCpu;
     vm.memoryBytes = static_cast<std::uint64_t>(info.maxMem) * 1024;
     vm.nonzeroMemoryBytes = std::min<std::uint64_t>(info.memory * 1024ull, vm.memoryBytes);
@@ -408,6 +419,10 @@ Status LibvirtHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryByt
   std::uint64_t usedMemory = 0;
   std::uint64_t usedCores = 0;
   for (const VmInfo& vm : inventory()) {
+    if (vm.state == VmState::kParked) {
+      auto p = parking_.find(vm.id);
+      if (p == parking_.end() || p->second != Operation::Local::kUnpark) continue;
+    }
     usedMemory += vm.memoryBytes;
     usedCores += vm.cpuCores;
   }
@@ -427,6 +442,11 @@ Status LibvirtHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryByt
 }
 
 Status LibvirtHypervisor::checkIdle(const std::string& vmId) const {
+  if (auto p = parking_.find(vmId); p != parking_.end()) {
+    return Status::rejected("vm '" + vmId + "' is busy (" +
+                            (p->second == Operation::Local::kPark ? "parking" : "unparking") +
+                            ")");
+  }
   if (auto it = busy_.find(vmId); it != busy_.end()) {
     return Status::rejected("vm '" + vmId + "' is busy (" + vmStateName(it->second.state) + ")");
   }
@@ -680,6 +700,9 @@ Status LibvirtHypervisor::resume(const std::string& vmId) {
   auto dom = lookup(conn_, vmId, host_.name);
   if (!dom.isOk()) return busy_.count(vmId) ? checkIdle(vmId) : dom.status();
   if (Status s = checkIdle(vmId); !s) return s;
+  if (std::error_code ec; !parkDir_.empty() && std::filesystem::exists(parkImage(vmId), ec)) {
+    return Status::rejected("vm '" + vmId + "' is parked (unpark it)");
+  }
   virDomainInfo info;
   if (virDomainGetInfo(dom->ptr, &info) < 0) return lastError("state of vm '" + vmId + "'");
   if (info.state == VIR_DOMAIN_PAUSED) {
@@ -687,6 +710,138 @@ Status LibvirtHypervisor::resume(const std::string& vmId) {
   } else if (stateOf(info.state) == VmState::kSuspended) {
     if (virDomainCreate(dom->ptr) < 0) return lastError("start vm '" + vmId + "'");
   }
+  return Status::ok();
+}
+
+std::string LibvirtHypervisor::parkImage(const std::string& vmId) const {
+  return parkDir_ + "/" + vmId + ".vrmpark";
+}
+
+void LibvirtHypervisor::completeAtOnce(OperationId id) {
+  OperationEvent done;
+  done.opId = id;
+  done.kind = OperationEvent::Kind::kCompleted;
+  immediate_.push_back(std::move(done));
+}
+
+Status LibvirtHypervisor::startPark(OperationId id, const std::string& vmId) {
+  if (Status s = checkIdle(vmId); !s) return s;
+  auto dom = lookup(conn_, vmId, host_.name);
+  if (!dom.isOk()) return dom.status();
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+  if (parkDir_.empty()) {
+    return Status::rejected("host '" + host_.name +
+                            "' cannot park VMs: its libvirt backend has no park_dir or state_dir");
+  }
+  VmInfo vm;
+  for (VmInfo& v : inventory()) {
+    if (v.id == vmId) vm = std::move(v);
+  }
+  if (vm.state == VmState::kParked) {
+    completeAtOnce(id);  // a retried park
+    return Status::ok();
+  }
+  Operation op;
+  op.isMigration = false;
+  op.local = Operation::Local::kPark;
+  op.vmId = vmId;
+  MigrationObservation& obs = op.observation;
+  obs.vmId = vmId;
+  obs.fromHost = obs.toHost = host_.name;
+  obs.mode = MigrationMode::kSuspend;
+  obs.memoryBytes = vm.memoryBytes;
+  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
+  obs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+  virConnectPtr conn = conn_;
+  const std::string host = host_.name;
+  const std::string path = parkImage(vmId);
+  op.work = [conn, vmId, host, path]() -> WorkResult {
+    WorkResult r;
+    const auto t0 = SteadyClock::now();
+    auto dom = lookup(conn, vmId, host);
+    if (!dom.isOk()) {
+      r.status = dom.status();
+      return r;
+    }
+    if (virDomainIsPersistent(dom->ptr) == 0) {
+      // A transient domain would vanish once saved, and with it our record that it is parked.
+      CString xml{virDomainGetXMLDesc(dom->ptr, VIR_DOMAIN_XML_SECURE)};
+      Domain persistent(xml.s ? virDomainDefineXML(conn, xml.s) : nullptr);
+      if (!persistent) {
+        r.status = lastError("define vm '" + vmId + "' before parking it");
+        return r;
+      }
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    if (virDomainSaveFlags(dom->ptr, path.c_str(), nullptr, 0) < 0) {
+      r.status = lastError("park vm '" + vmId + "' to " + path);
+      std::filesystem::remove(path, ec);
+      return r;
+    }
+    r.elapsedNs = since(t0);
+    r.migration.saveNs = r.elapsedNs;
+    r.migration.downtimeNs = r.elapsedNs;
+    const auto bytes = std::filesystem::file_size(path, ec);
+    r.migration.transferredBytes = ec ? 0 : bytes;
+    r.migration.rounds = 1;
+    return r;
+  };
+  parking_[vmId] = Operation::Local::kPark;
+  auto& placed = ops_.emplace(id, std::move(op)).first->second;
+  if (threaded_) launch(placed);
+  return Status::ok();
+}
+
+Status LibvirtHypervisor::startUnpark(OperationId id, const std::string& vmId) {
+  if (Status s = checkIdle(vmId); !s) return s;
+  auto dom = lookup(conn_, vmId, host_.name);
+  if (!dom.isOk()) return dom.status();
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+  VmInfo vm;
+  for (VmInfo& v : inventory()) {
+    if (v.id == vmId) vm = std::move(v);
+  }
+  if (vm.state != VmState::kParked) {
+    completeAtOnce(id);  // running already: a retried unpark
+    return Status::ok();
+  }
+  if (Status s = checkRoom(vm.cpuCores, vm.memoryBytes); !s) {
+    return Status::rejected("cannot unpark vm '" + vmId + "': " + s.message());
+  }
+  Operation op;
+  op.isMigration = false;
+  op.local = Operation::Local::kUnpark;
+  op.vmId = vmId;
+  MigrationObservation& obs = op.observation;
+  obs.vmId = vmId;
+  obs.fromHost = obs.toHost = host_.name;
+  obs.mode = MigrationMode::kSuspend;
+  obs.memoryBytes = vm.memoryBytes;
+  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
+  obs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+  virConnectPtr conn = conn_;
+  const std::string path = vm.stateFile;
+  op.work = [conn, vmId, path]() -> WorkResult {
+    WorkResult r;
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(path, ec);
+    r.migration.transferredBytes = ec ? 0 : bytes;
+    const auto t0 = SteadyClock::now();
+    if (virDomainRestore(conn, path.c_str()) < 0) {
+      r.status = lastError("unpark vm '" + vmId + "' from " + path);
+      return r;
+    }
+    r.elapsedNs = since(t0);
+    r.migration.restoreNs = r.elapsedNs;
+    r.migration.downtimeNs = r.elapsedNs;
+    r.migration.rounds = 1;
+    std::filesystem::remove(path, ec);  // running again: the image is stale now
+    return r;
+  };
+  parking_[vmId] = Operation::Local::kUnpark;
+  auto& placed = ops_.emplace(id, std::move(op)).first->second;
+  if (threaded_) launch(placed);
   return Status::ok();
 }
 
@@ -783,6 +938,7 @@ Status LibvirtHypervisor::startClone(OperationId id, const CloneSpec& spec) {
 }
 
 Status LibvirtHypervisor::destroy(const std::string& vmId) {
+  if (parking_.count(vmId)) return checkIdle(vmId);
   if (auto it = busy_.find(vmId); it != busy_.end()) {
     switch (it->second.state) {
       case VmState::kMigratingOut:
@@ -821,6 +977,10 @@ Status LibvirtHypervisor::destroy(const std::string& vmId) {
   }
   undefine(dom->ptr);
   addresses_.erase(vmId);
+  if (!parkDir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(parkImage(vmId), ec);  // a parked VM's saved state goes with it
+  }
   return Status::ok();
 }
 
@@ -853,9 +1013,26 @@ OperationEvent LibvirtHypervisor::complete(OperationId id, Operation& op, WorkRe
   OperationEvent e;
   e.opId = id;
   e.kind = OperationEvent::Kind::kCompleted;
-  busy_.erase(op.vmId);
+  if (op.local != Operation::Local::kNone) {
+    parking_.erase(op.vmId);
+  } else {
+    busy_.erase(op.vmId);
+  }
   if (!result.status) {
     e.status = std::move(result.status);
+    return e;
+  }
+  if (op.local != Operation::Local::kNone) {
+    MigrationObservation obs = op.observation;
+    const MigrationObservation& m = result.migration;
+    obs.startNs = op.startNs;
+    obs.endNs = op.startNs + result.elapsedNs;
+    obs.saveNs = m.saveNs;
+    obs.restoreNs = m.restoreNs;
+    obs.downtimeNs = m.downtimeNs;
+    obs.transferredBytes = m.transferredBytes;
+    obs.rounds = m.rounds;
+    e.migration = std::move(obs);
     return e;
   }
   if (op.isMigration) {

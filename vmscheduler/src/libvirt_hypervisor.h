@@ -11,6 +11,9 @@
 //                     and no migration_uri receives VMs by save/restore (see below).
 //   migration_uri     optional. The libvirt URI peers migrate to for live migration, e.g.
 //                     "qemu+tcp://h2/system" (peer-to-peer: the source libvirtd connects to it).
+//   park_dir          optional. Where parked VMs' save images are kept (<dir>/<vm>.vrmpark); a
+//                     local directory is best. Default: state_dir; with neither, parking is
+//                     rejected.
 //   threads           "auto" (default), "on" or "off". On: long calls (migrate, save, define and
 //                     start) run on a worker thread each and finish through poll(); off: they
 //                     run inside poll(). Auto is off for test:// URIs (instant calls) and on
@@ -40,6 +43,13 @@
 // Measured times are wall-clock durations of the libvirt calls (steady clock); an observation
 // starts at the `now` of the poll() that started it (inline) or of the last poll() before it
 // (worker) and ends that duration later.
+//
+// Parking: startPark() saves the domain with virDomainSaveFlags to <park_dir>/<vm>.vrmpark (the
+// domain stops; a persistent one stays defined, shut off); inventory() lists a shut-off domain
+// with such an image as kParked with that stateFile, so a parked VM is found again after an
+// agent restart. startUnpark() restores it (virDomainRestore) and removes the image. A parked
+// VM's cores and memory count as free; an unpark in flight holds them again. The observation's
+// saveNs / restoreNs are the libvirt calls' durations and transferredBytes the image's size.
 //
 // Clones: the template's XML with "{{name}}", "{{memory_kib}}", "{{vcpus}}" replaced when
 // present; otherwise the first <name>'s text becomes the VM id, <uuid> is dropped, and <memory>,
@@ -96,6 +106,8 @@ class LibvirtHypervisor final : public Hypervisor {
   Status suspend(const std::string& vmId) override;
   Status resume(const std::string& vmId) override;
   Status startClone(OperationId op, const CloneSpec& spec) override;
+  Status startPark(OperationId op, const std::string& vmId) override;
+  Status startUnpark(OperationId op, const std::string& vmId) override;
   Status destroy(const std::string& vmId) override;
   std::vector<OperationEvent> poll(TimeNs now) override;
   TimeNs nextEventTime() const override;
@@ -113,6 +125,8 @@ class LibvirtHypervisor final : public Hypervisor {
   };
   struct Operation {
     bool isMigration = true;
+    // Not a migration: a clone, or (when set) a park or an unpark of vmId.
+    enum class Local { kNone, kPark, kUnpark } local = Local::kNone;
     std::string vmId;
     std::function<WorkResult()> work;  // inline mode: run by the first poll()
     std::future<WorkResult> future;    // worker mode
@@ -132,6 +146,9 @@ class LibvirtHypervisor final : public Hypervisor {
   // Rejected when the VM is migrating out, cloning or incoming here.
   Status checkIdle(const std::string& vmId) const;
   Result<std::string> templateXml(const std::string& name) const;
+  std::string parkImage(const std::string& vmId) const;
+  // Queues an ok completion of `op` for the next poll() (a park or unpark already done).
+  void completeAtOnce(OperationId op);
   void launch(Operation& op);
   OperationEvent complete(OperationId id, Operation& op, WorkResult result);
   std::optional<OperationEvent> progressOf(OperationId id, Operation& op);
@@ -145,8 +162,10 @@ class LibvirtHypervisor final : public Hypervisor {
   std::map<std::string, std::string> inlineTemplates_;
   std::string stateDir_;
   std::string migrationUri_;
+  std::string parkDir_;
 
   std::map<std::string, VmInfo> busy_;  // VMs migrating out, cloning or incoming, by id
+  std::map<std::string, Operation::Local> parking_;  // VMs being parked or unparked, by id
   std::map<std::string, std::string> incomingPaths_;  // save image per incoming VM
   std::map<std::string, std::string> addresses_;      // clone addresses, by VM id
   std::map<OperationId, Operation> ops_;

@@ -23,6 +23,7 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
   bool rule = false;
   std::uint64_t seed = 1;
   std::string stateFile;
+  double diskRate = 200e6;
   for (const auto& [key, value] : options.params) {
     if (key == "ground_truth") {
       if (value != "precopy" && value != "rule") {
@@ -42,12 +43,23 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
         return Status::invalid("sim parameter seed must be an unsigned integer, got '" + value +
                                "'");
       }
+    } else if (key == "disk_rate") {
+      std::size_t used = 0;
+      try {
+        diskRate = std::stod(value, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != value.size() || !std::isfinite(diskRate) || !(diskRate > 0)) {
+        return Status::invalid("sim parameter disk_rate must be a positive rate in bytes/s, got '" +
+                               value + "'");
+      }
     } else if (key == "state_file") {
       if (value.empty()) return Status::invalid("sim parameter state_file needs a path");
       stateFile = value;
     } else {
       return Status::invalid("unknown sim parameter '" + key +
-                             "' (known: ground_truth, seed, state_file)");
+                             "' (known: ground_truth, seed, disk_rate, state_file)");
     }
   }
   if (spec.name.empty()) return Status::invalid("sim host needs a name");
@@ -56,7 +68,7 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
                            "' needs positive cpu cores, memory and NIC bandwidth");
   }
   HostInfo host{spec.name, spec.cpuCores, spec.memoryBytes, spec.nicBandwidthBytesPerSec};
-  std::unique_ptr<SimHypervisor> sim(new SimHypervisor(std::move(host), rule, seed));
+  std::unique_ptr<SimHypervisor> sim(new SimHypervisor(std::move(host), rule, seed, diskRate));
   for (const VmSpec& v : spec.vms) {
     VmInfo vm;
     vm.id = v.id;
@@ -112,8 +124,9 @@ Status SimHypervisor::loadState() {
       vm.dirtyRateBytesPerSec = std::stod(f[4]);
       vm.diskBytes = std::stoull(f[5]);
       const int state = std::stoi(f[6]);
-      if (state < 0 || state > static_cast<int>(VmState::kCloning)) throw std::out_of_range("st");
+      if (state < 0 || state > static_cast<int>(VmState::kParked)) throw std::out_of_range("st");
       vm.state = static_cast<VmState>(state);
+      if (vm.state == VmState::kParked) vm.stateFile = parkFile(vm.id);
       vm.reservationId = f[7];
       vm.address = f[8];
       vm.templateName = f[9];
@@ -164,6 +177,10 @@ Status SimHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) 
   std::uint64_t usedMemory = 0;
   std::uint64_t usedCores = 0;
   for (const auto& [id, vm] : vms_) {
+    if (vm.state == VmState::kParked) {
+      const Operation* op = operationOn(id);
+      if (!op || op->local != Operation::Local::kUnpark) continue;
+    }
     usedMemory += vm.memoryBytes;
     usedCores += vm.cpuCores;
   }
@@ -181,7 +198,23 @@ Status SimHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) 
   return Status::ok();
 }
 
+const SimHypervisor::Operation* SimHypervisor::operationOn(const std::string& vmId) const {
+  for (const auto& [id, op] : ops_) {
+    if (op.vmId == vmId) return &op;
+  }
+  return nullptr;
+}
+
+std::string SimHypervisor::parkFile(const std::string& vmId) const {
+  return "sim://" + host_.name + "/park/" + vmId;
+}
+
 Status SimHypervisor::checkIdle(const VmInfo& vm) const {
+  if (const Operation* op = operationOn(vm.id); op && op->local != Operation::Local::kNone) {
+    return Status::rejected("vm '" + vm.id + "' is busy (" +
+                            (op->local == Operation::Local::kPark ? "parking" : "unparking") +
+                            ")");
+  }
   if (vm.state == VmState::kRunning || vm.state == VmState::kSuspended) return Status::ok();
   return Status::rejected("vm '" + vm.id + "' is busy (" + vmStateName(vm.state) + ")");
 }
@@ -368,11 +401,93 @@ Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   return Status::ok();
 }
 
+void SimHypervisor::completeAtOnce(OperationId id) {
+  OperationEvent done;
+  done.opId = id;
+  done.kind = OperationEvent::Kind::kCompleted;
+  immediate_.push_back(std::move(done));
+}
+
+Status SimHypervisor::startPark(OperationId id, const std::string& vmId) {
+  StateSaver saver(*this);
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+  VmInfo& vm = it->second;
+  if (vm.state == VmState::kParked && !operationOn(vmId)) {
+    completeAtOnce(id);
+    return Status::ok();
+  }
+  if (Status s = checkIdle(vm); !s) return s;
+  Operation op;
+  op.isMigration = false;
+  op.local = Operation::Local::kPark;
+  op.vmId = vmId;
+  op.totalNs = kSetupNs + secondsToNs(static_cast<double>(vm.nonzeroMemoryBytes) /
+                                      diskRateBytesPerSec_);
+  MigrationObservation& obs = op.observation;
+  obs.vmId = vmId;
+  obs.fromHost = obs.toHost = host_.name;
+  obs.mode = MigrationMode::kSuspend;
+  obs.memoryBytes = vm.memoryBytes;
+  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
+  obs.transferredBytes = vm.nonzeroMemoryBytes;
+  obs.rounds = 1;
+  ops_.emplace(id, std::move(op));
+  return Status::ok();
+}
+
+Status SimHypervisor::startUnpark(OperationId id, const std::string& vmId) {
+  StateSaver saver(*this);
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+  VmInfo& vm = it->second;
+  if (vm.state != VmState::kParked) {
+    if (Status s = checkIdle(vm); !s) return s;
+    completeAtOnce(id);  // running already: a retried unpark
+    return Status::ok();
+  }
+  if (const Operation* busy = operationOn(vmId)) {
+    return Status::rejected("vm '" + vmId + "' is busy (" +
+                            (busy->local == Operation::Local::kPark ? "parking" : "unparking") +
+                            ")");
+  }
+  if (Status s = checkRoom(vm.cpuCores, vm.memoryBytes); !s) {
+    return Status::rejected("cannot unpark vm '" + vmId + "': " + s.message());
+  }
+  Operation op;
+  op.isMigration = false;
+  op.local = Operation::Local::kUnpark;
+  op.vmId = vmId;
+  op.totalNs = kCommitNs + secondsToNs(static_cast<double>(vm.nonzeroMemoryBytes) /
+                                       diskRateBytesPerSec_);
+  MigrationObservation& obs = op.observation;
+  obs.vmId = vmId;
+  obs.fromHost = obs.toHost = host_.name;
+  obs.mode = MigrationMode::kSuspend;
+  obs.memoryBytes = vm.memoryBytes;
+  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
+  obs.transferredBytes = vm.nonzeroMemoryBytes;
+  obs.rounds = 1;
+  ops_.emplace(id, std::move(op));
+  return Status::ok();
+}
+
 Status SimHypervisor::destroy(const std::string& vmId) {
   StateSaver saver(*this);
   auto it = vms_.find(vmId);
   if (it == vms_.end())
     return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  if (const Operation* op = operationOn(vmId); op && op->local != Operation::Local::kNone) {
+    return Status::rejected("vm '" + vmId + "' is busy (" +
+                            (op->local == Operation::Local::kPark ? "parking" : "unparking") +
+                            ")");
+  }
   if (it->second.state == VmState::kMigratingOut) {
     return Status::rejected("vm '" + vmId + "' is busy (migrating-out)");
   }
@@ -400,7 +515,9 @@ OperationEvent SimHypervisor::progressOf(OperationId id, const Operation& op, Ti
   const TimeNs elapsed = now - op.startNs;
   e.fraction = op.totalNs > 0 ? static_cast<double>(elapsed) / static_cast<double>(op.totalNs) : 1;
   if (!op.isMigration) {
-    e.phase = "clone";
+    e.phase = op.local == Operation::Local::kPark     ? "save"
+              : op.local == Operation::Local::kUnpark ? "restore"
+                                                      : "clone";
     return e;
   }
   e.phase = op.run->phase();
@@ -426,6 +543,23 @@ OperationEvent SimHypervisor::complete(OperationId id, Operation& op) {
     obs.bandwidthBytesPerSec = truth.goodputBytesPerSec();
     obs.dirtyRateBytesPerSec = truth.measuredDirtyRateBytesPerSec;
     vms_.erase(op.vmId);
+    e.migration = obs;
+  } else if (op.local != Operation::Local::kNone) {
+    VmInfo& vm = vms_.at(op.vmId);  // destroy() refuses a VM being parked or unparked
+    MigrationObservation& obs = op.observation;
+    obs.endNs = op.startNs + op.totalNs;
+    obs.downtimeNs = op.totalNs;
+    if (op.local == Operation::Local::kPark) {
+      obs.setupNs = kSetupNs;
+      obs.saveNs = op.totalNs;
+      vm.state = VmState::kParked;
+      vm.stateFile = parkFile(vm.id);
+    } else {
+      obs.setupNs = kCommitNs;
+      obs.restoreNs = op.totalNs;
+      vm.state = VmState::kRunning;
+      vm.stateFile.clear();
+    }
     e.migration = obs;
   } else {
     VmInfo& vm = vms_.at(op.vmId);  // destroy() removes the op along with a cloning VM

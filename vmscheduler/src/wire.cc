@@ -21,6 +21,7 @@ VmRecord toRecord(const VmInfo& vm, const std::string& host) {
   r.templateName = vm.templateName;
   r.allowLive = vm.allowLive;
   r.allowSuspend = vm.allowSuspend;
+  r.stateFile = vm.stateFile;
   return r;
 }
 
@@ -38,6 +39,7 @@ VmInfo fromRecord(const VmRecord& r) {
   vm.templateName = r.templateName;
   vm.allowLive = r.allowLive;
   vm.allowSuspend = r.allowSuspend;
+  vm.stateFile = r.stateFile;
   return vm;
 }
 

@@ -445,5 +445,102 @@ TEST(LibvirtHypervisorTest, JobStatsFillTheObservation) {
   EXPECT_DOUBLE_EQ(obs.dirtyRateBytesPerSec, 25'000.0 * 4096);
 }
 
+// Ensures parking saves the domain to <park_dir>/<vm>.vrmpark and stops it (listed as parked,
+// with that state file, its room free), and unparking restores and runs it and removes the
+// image; both are idempotent, and a parked VM cannot be resumed or parked without a park_dir.
+TEST(LibvirtHypervisorTest, ParkSavesAndUnparkRestores) {
+  TempDir dir;
+  const std::string uri = writeNode(dir.path(), "h1", {"vm1", "vm2"});
+  auto noDir = makeLibvirt("h1", {{"uri", uri}});
+  ASSERT_TRUE(noDir);
+  EXPECT_EQ(noDir->startPark(1, "vm1").code(), StatusCode::kRejected);
+
+  auto hv = makeLibvirt("h1", {{"uri", uri},
+                               {"park_dir", (dir.path() / "park").string()},
+                               {"state_dir", dir.path().string()}});
+  ASSERT_TRUE(hv);
+  // A 15 GiB VM fits beside vm1 and vm2 (1 GiB each, 16 GiB host) only once vm1 is parked.
+  VmInfo big;
+  big.id = "big";
+  big.cpuCores = 2;
+  big.memoryBytes = 15 * 1024 * kMiB;
+  EXPECT_EQ(hv->prepareIncoming(big).status().code(), StatusCode::kRejected);
+  EXPECT_EQ(hv->startPark(1, "nope").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(hv->startPark(2, "vm1").isOk());
+  auto parked = completionAt(*hv, 2, kStart);
+  ASSERT_TRUE(parked);
+  ASSERT_TRUE(parked->status.isOk()) << parked->status.toString();
+  ASSERT_TRUE(parked->migration);
+  EXPECT_EQ(parked->migration->mode, MigrationMode::kSuspend);
+  EXPECT_EQ(parked->migration->fromHost, "h1");
+  EXPECT_EQ(parked->migration->toHost, "h1");
+  EXPECT_GT(parked->migration->transferredBytes, 0u);
+  EXPECT_EQ(parked->migration->restoreNs, 0);
+  EXPECT_GE(parked->migration->endNs, parked->migration->startNs);
+  const std::string image = (dir.path() / "park" / "vm1.vrmpark").string();
+  auto vm1 = findVm(hv->inventory(), "vm1");
+  ASSERT_TRUE(vm1);
+  EXPECT_EQ(vm1->state, VmState::kParked);
+  EXPECT_EQ(vm1->stateFile, image);
+  EXPECT_TRUE(fs::exists(image));
+  EXPECT_EQ(hv->resume("vm1").code(), StatusCode::kRejected);
+  ASSERT_TRUE(hv->startPark(3, "vm1").isOk());  // again: done at once
+  auto again = completionAt(*hv, 3, kStart);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->status.isOk());
+
+  ASSERT_TRUE(hv->prepareIncoming(big).isOk()) << "a parked VM's room is free";
+  ASSERT_TRUE(hv->finishIncoming("big", false).isOk());
+
+  ASSERT_TRUE(hv->startUnpark(4, "vm1").isOk());
+  auto back = completionAt(*hv, 4, kStart + kNsPerSec);
+  ASSERT_TRUE(back);
+  ASSERT_TRUE(back->status.isOk()) << back->status.toString();
+  ASSERT_TRUE(back->migration);
+  EXPECT_EQ(back->migration->saveNs, 0);
+  EXPECT_GT(back->migration->transferredBytes, 0u);
+  vm1 = findVm(hv->inventory(), "vm1");
+  ASSERT_TRUE(vm1);
+  EXPECT_EQ(vm1->state, VmState::kRunning);
+  EXPECT_TRUE(vm1->stateFile.empty());
+  EXPECT_FALSE(fs::exists(image));
+  ASSERT_TRUE(hv->startUnpark(5, "vm1").isOk());  // running: done at once
+  auto twice = completionAt(*hv, 5, kStart + kNsPerSec);
+  ASSERT_TRUE(twice);
+  EXPECT_TRUE(twice->status.isOk());
+}
+
+// Ensures a parked VM is found parked again by a new agent on the same libvirt (the node of
+// test:///default is shared by the process's connections), and can be unparked by it.
+TEST(LibvirtHypervisorTest, ParkedVmIsFoundAfterAnAgentRestart) {
+  TempDir dir;
+  const std::map<std::string, std::string> params = {{"uri", "test:///default"},
+                                                     {"park_dir", dir.path().string()}};
+  std::string vmId;
+  {
+    auto hv = makeLibvirt("h1", params);
+    ASSERT_TRUE(hv);
+    for (const auto& v : hv->inventory()) {
+      if (v.state == VmState::kRunning && vmId.empty()) vmId = v.id;
+    }
+    ASSERT_FALSE(vmId.empty()) << "test:///default has a running domain";
+    ASSERT_TRUE(hv->startPark(1, vmId).isOk());
+    auto parked = completionAt(*hv, 1, kStart);
+    ASSERT_TRUE(parked);
+    ASSERT_TRUE(parked->status.isOk()) << parked->status.toString();
+  }
+  auto restarted = makeLibvirt("h1", params);
+  ASSERT_TRUE(restarted);
+  auto vm = findVm(restarted->inventory(), vmId);
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->state, VmState::kParked);
+  EXPECT_EQ(vm->stateFile, (dir.path() / (vmId + ".vrmpark")).string());
+  ASSERT_TRUE(restarted->startUnpark(2, vmId).isOk());
+  auto back = completionAt(*restarted, 2, kStart);
+  ASSERT_TRUE(back);
+  ASSERT_TRUE(back->status.isOk()) << back->status.toString();
+  EXPECT_EQ(findVm(restarted->inventory(), vmId)->state, VmState::kRunning);
+}
+
 }  // namespace
 }  // namespace vrm::vmscheduler

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "sim_ground_truth.h"
+#include "sim_hypervisor.h"
 #include "vrm/planner/migration_model.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
@@ -412,6 +413,111 @@ TEST(SimHypervisorTest, SuspendAndResume) {
   ASSERT_TRUE(hv->resume("db").isOk());
   ASSERT_TRUE(hv->destroy("db").isOk());
   EXPECT_FALSE(findVm(hv->inventory(), "db").has_value());
+}
+
+// Ensures parking saves the VM's state at the disk rate and frees its cores and memory (another
+// VM fits in its place), that the parked VM stays listed with its state file, and that unparking
+// takes the state's read time, needs its room back, and runs it again; both are idempotent.
+TEST(SimHypervisorTest, ParkFreesTheHostAndUnparkRestores) {
+  HostSpec spec = testHost();
+  spec.memoryBytes = 8 * kGB;  // web + db fill it
+  auto hv = makeSim(spec, {{"disk_rate", "1e9"}});
+  VmInfo big;
+  big.id = "big";
+  big.cpuCores = 2;
+  big.memoryBytes = 4 * kGB;
+  EXPECT_EQ(hv->prepareIncoming(big).status().code(), StatusCode::kRejected);
+
+  ASSERT_TRUE(hv->startPark(1, "db").isOk());
+  (void)hv->poll(kStart);
+  EXPECT_EQ(hv->startMigration(2, migrateSpec("db", MigrationMode::kLive)).code(),
+            StatusCode::kRejected)
+      << "a VM being parked is busy";
+  EXPECT_EQ(hv->destroy("db").code(), StatusCode::kRejected);
+  // 0.5 s setup + 4 GB non-zero at 1 GB/s.
+  const TimeNs parkNs = SimHypervisor::kSetupNs + 4 * kNsPerSec;
+  EXPECT_FALSE(completionAt(*hv, 1, kStart + parkNs - 1));
+  auto done = completionAt(*hv, 1, kStart + parkNs);
+  ASSERT_TRUE(done);
+  ASSERT_TRUE(done->status.isOk()) << done->status.toString();
+  ASSERT_TRUE(done->migration);
+  EXPECT_EQ(done->migration->mode, MigrationMode::kSuspend);
+  EXPECT_EQ(done->migration->fromHost, "h1");
+  EXPECT_EQ(done->migration->toHost, "h1");
+  EXPECT_EQ(done->migration->saveNs, parkNs);
+  EXPECT_EQ(done->migration->restoreNs, 0);
+  EXPECT_EQ(done->migration->transferredBytes, 4 * kGB);
+  EXPECT_EQ(done->migration->endNs - done->migration->startNs, parkNs);
+  auto db = findVm(hv->inventory(), "db");
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->state, VmState::kParked);
+  EXPECT_EQ(db->stateFile, "sim://h1/park/db");
+  EXPECT_EQ(hv->resume("db").code(), StatusCode::kRejected) << "parked is not paused";
+
+  // Parking again completes at once.
+  ASSERT_TRUE(hv->startPark(3, "db").isOk());
+  auto again = completionAt(*hv, 3, kStart + parkNs);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->status.isOk());
+
+  // Its room is free: big fits; then db cannot come back until big leaves.
+  ASSERT_TRUE(hv->prepareIncoming(big).isOk());
+  ASSERT_TRUE(hv->finishIncoming("big", true).isOk());
+  EXPECT_EQ(hv->startUnpark(4, "db").code(), StatusCode::kRejected);
+  ASSERT_TRUE(hv->destroy("big").isOk());
+
+  const TimeNs t = kStart + 100 * kNsPerSec;
+  ASSERT_TRUE(hv->startUnpark(5, "db").isOk());
+  (void)hv->poll(t);
+  EXPECT_EQ(hv->prepareIncoming(big).status().code(), StatusCode::kRejected)
+      << "an unparking VM holds its room";
+  const TimeNs unparkNs = SimHypervisor::kCommitNs + 4 * kNsPerSec;
+  auto back = completionAt(*hv, 5, t + unparkNs);
+  ASSERT_TRUE(back);
+  ASSERT_TRUE(back->status.isOk()) << back->status.toString();
+  ASSERT_TRUE(back->migration);
+  EXPECT_EQ(back->migration->restoreNs, unparkNs);
+  EXPECT_EQ(back->migration->saveNs, 0);
+  db = findVm(hv->inventory(), "db");
+  EXPECT_EQ(db->state, VmState::kRunning);
+  EXPECT_TRUE(db->stateFile.empty());
+  ASSERT_TRUE(hv->startUnpark(6, "db").isOk());
+  auto twice = completionAt(*hv, 6, t + unparkNs);
+  ASSERT_TRUE(twice);
+  EXPECT_TRUE(twice->status.isOk());
+
+  EXPECT_EQ(hv->startPark(7, "nope").code(), StatusCode::kNotFound);
+  EXPECT_EQ(hv->startUnpark(8, "nope").code(), StatusCode::kNotFound);
+  HypervisorOptions bad;
+  bad.host = testHost();
+  bad.params = {{"disk_rate", "0"}};
+  EXPECT_EQ(Hypervisor::create("sim", bad).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Ensures a parked VM is still parked, with its state file, after the agent restarts (the state
+// file keeps it), and can be unparked then.
+TEST(SimHypervisorTest, ParkedVmSurvivesARestart) {
+  const std::string path = ::testing::TempDir() + "sim-park-" +
+                           std::to_string(::getpid()) + ".tsv";
+  std::remove(path.c_str());
+  {
+    auto hv = makeSim(testHost(), {{"state_file", path}});
+    ASSERT_TRUE(hv->startPark(1, "web").isOk());
+    (void)hv->poll(kStart);
+    ASSERT_TRUE(completionAt(*hv, 1, kStart + 3600 * kNsPerSec));
+  }
+  auto again = makeSim(testHost(), {{"state_file", path}});
+  auto web = findVm(again->inventory(), "web");
+  ASSERT_TRUE(web);
+  EXPECT_EQ(web->state, VmState::kParked);
+  EXPECT_EQ(web->stateFile, "sim://h1/park/web");
+  ASSERT_TRUE(again->startUnpark(2, "web").isOk());
+  (void)again->poll(kStart);
+  auto done = completionAt(*again, 2, kStart + 3600 * kNsPerSec);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(done->status.isOk());
+  EXPECT_EQ(findVm(again->inventory(), "web")->state, VmState::kRunning);
+  std::remove(path.c_str());
 }
 
 // Runs one migration of `vm` on a fresh sim with `params` to completion and returns what it

@@ -273,7 +273,10 @@ Result<std::vector<MigrationObservation>> Store::loadObservations() {
     o.vmId = text(s, 0);
     o.fromHost = text(s, 1);
     o.toHost = text(s, 2);
-    o.mode = text(s, 3) == "live" ? MoveMode::kLive : MoveMode::kSuspendCopyResume;
+    const std::string mode = text(s, 3);
+    o.mode = mode == "live"      ? MoveMode::kLive
+             : mode == "suspend" ? MoveMode::kSuspend  // a park or unpark
+                                 : MoveMode::kSuspendCopyResume;
     o.memoryBytes = static_cast<std::uint64_t>(sqlite3_column_int64(s, 4));
     o.nonzeroMemoryBytes = static_cast<std::uint64_t>(sqlite3_column_int64(s, 5));
     o.dirtyRateBytesPerSec = sqlite3_column_double(s, 6);

@@ -117,7 +117,9 @@ struct HostRecord {
   TimeNs lastHeartbeatNs = 0;
 };
 
-enum class VmState { kRunning, kSuspended, kMigratingOut, kIncoming, kCloning };
+// kParked: saved to VmRecord::stateFile on its host and stopped (it holds no cores or memory
+// there until it is unparked).
+enum class VmState { kRunning, kSuspended, kMigratingOut, kIncoming, kCloning, kParked };
 
 struct VmRecord {
   std::string id;
@@ -132,7 +134,8 @@ struct VmRecord {
   std::uint64_t diskBytes = 0;
   std::string templateName;
   bool allowLive = true;     // may be live-migrated (cluster file: allow_live)
-  bool allowSuspend = true;  // may be suspended-copied-resumed (allow_suspend)
+  bool allowSuspend = true;  // may be suspended-copied-resumed or parked (allow_suspend)
+  std::string stateFile;     // kParked: where its saved state is
 };
 
 // Measured phases of one completed migration, reported by the agent that ran it and fed to the
@@ -144,6 +147,9 @@ struct VmRecord {
 // suspend-copy-resume); bandwidthBytesPerSec is the measured goodput (bytes over the time spent
 // sending them), not the nominal link rate; dirtyRateBytesPerSec is the rate measured during the
 // migration (the sim: mean over pre-copy; libvirt/QEMU: the job's last dirty-rate figure).
+// Also the result of a park / unpark: mode kSuspend, fromHost = toHost = the host, saveNs (park:
+// stop + write the state file) or restoreNs (unpark: read it back until the VM runs),
+// transferredBytes = the state's size.
 struct MigrationObservation {
   std::string vmId, fromHost, toHost;
   MoveMode mode = MoveMode::kLive;
@@ -160,6 +166,8 @@ struct MigrationObservation {
 
 // A command for one agent. Only the fields of its kind are meaningful.
 struct AgentCommand {
+  // kSuspend / kResume pause a VM in memory; kPark saves it to disk and stops it (freeing its
+  // host's cores and memory), kUnpark restores and runs it again on the same host.
   enum class Kind {
     kPrepareIncoming,
     kMigrate,
@@ -169,6 +177,8 @@ struct AgentCommand {
     kClone,
     kDestroy,
     kSetBandwidth,  // cap (or uncap) the VM's running outgoing migration
+    kPark,
+    kUnpark,
   };
   std::uint64_t id = 0;
   std::string host;  // agent that executes it
@@ -193,7 +203,7 @@ struct AgentResult {
   std::uint64_t commandId = 0;
   Status status;
   std::string incomingEndpoint;
-  std::optional<MigrationObservation> migrated;
+  std::optional<MigrationObservation> migrated;  // migrate, park, unpark
   std::optional<ClonePlacement> cloned;  // vmId, host, address, account
 };
 

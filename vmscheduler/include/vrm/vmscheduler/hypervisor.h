@@ -36,10 +36,12 @@ namespace vrm::vmscheduler {
 // Chosen by the caller, unique among the operations in flight (the agent uses the command id).
 using OperationId = std::uint64_t;
 
-// The agent reports the protocol's types (vrm/protocol/reservation.h) for what vrmd reads back.
+// The agent reports the protocol's types (vrm/protocol/reservation.h) for what vrmd reads back
+// (VmState::kParked: saved to VmInfo::stateFile on this host and stopped; it holds no cores or
+// memory).
 using VmState = vrm::VmState;
-// A backend migrates live or suspend-copy-resume; the agent refuses kSuspend (park a VM), which
-// no backend implements.
+// A backend migrates live or suspend-copy-resume; kSuspend is never a migration (the agent
+// refuses it): it marks the observation of a park or unpark (startPark()).
 using MigrationMode = vrm::MoveMode;
 using MigrationObservation = vrm::MigrationObservation;
 
@@ -68,6 +70,7 @@ struct VmInfo {
   // uses only the modes allowed; they travel with the VM (prepareIncoming() keeps them).
   bool allowLive = true;
   bool allowSuspend = true;
+  std::string stateFile;  // kParked: where its saved state is (a path; the sim names one)
 };
 
 struct MigrationSpec {
@@ -159,6 +162,17 @@ class Hypervisor {
   // Errors: not-found, rejected (busy: migrating, incoming, cloning).
   virtual Status suspend(const std::string& vmId) = 0;
   virtual Status resume(const std::string& vmId) = 0;
+
+  // Parking, for a reservation that needs the host while no other host has room for the VM:
+  // startPark() saves the VM's state to a file on this host and stops it, freeing its cores and
+  // memory; it stays in inventory() as kParked with its stateFile (also across a restart of the
+  // agent) until startUnpark() restores it from that file and runs it again, here. Completion,
+  // with a MigrationObservation of mode kSuspend, comes from poll(). Parking a parked VM, or
+  // unparking a running one, completes at once with ok (vrmd retries commands). A parked VM can
+  // be destroyed (its state file goes too), not migrated, suspended or resumed.
+  // Errors (nothing started): not-found, rejected (busy; unpark: not enough free cores/memory).
+  virtual Status startPark(OperationId op, const std::string& vmId) = 0;
+  virtual Status startUnpark(OperationId op, const std::string& vmId) = 0;
 
   // Starts cloning a VM from a template; completion (with a VmHandle) comes from poll(). The VM
   // is listed in state cloning meanwhile. Re-cloning an id that already finished cloning with the
