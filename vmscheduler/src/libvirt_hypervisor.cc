@@ -401,6 +401,13 @@ std::vector<VmInfo> LibvirtHypervisor::inventory() const {
     vms[vm.id] = std::move(vm);
   }
   free(doms);
+  for (const auto& [id, local] : parking_) {
+    auto it = vms.find(id);
+    if (it != vms.end()) {
+      it->second.state =
+          local == Operation::Local::kPark ? VmState::kMigratingOut : VmState::kIncoming;
+    }
+  }
   for (const auto& [id, busy] : busy_) {
     auto it = vms.find(id);
     if (it == vms.end() || busy.state != VmState::kMigratingOut) {
@@ -419,10 +426,7 @@ Status LibvirtHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryByt
   std::uint64_t usedMemory = 0;
   std::uint64_t usedCores = 0;
   for (const VmInfo& vm : inventory()) {
-    if (vm.state == VmState::kParked) {
-      auto p = parking_.find(vm.id);
-      if (p == parking_.end() || p->second != Operation::Local::kUnpark) continue;
-    }
+    if (vm.state == VmState::kParked) continue;
     usedMemory += vm.memoryBytes;
     usedCores += vm.cpuCores;
   }

@@ -48,7 +48,7 @@
 // domain stops; a persistent one stays defined, shut off); inventory() lists a shut-off domain
 // with such an image as kParked with that stateFile, so a parked VM is found again after an
 // agent restart. startUnpark() restores it (virDomainRestore) and removes the image. A parked
-// VM's cores and memory count as free; an unpark in flight holds them again. The observation's
+// VM's cores and memory count as free; an unpark in flight (listed incoming) holds them again. The observation's
 // saveNs / restoreNs are the libvirt calls' durations and transferredBytes the image's size.
 //
 // Clones: the template's XML with "{{name}}", "{{memory_kib}}", "{{vcpus}}" replaced when

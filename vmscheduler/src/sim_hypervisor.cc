@@ -148,7 +148,10 @@ void SimHypervisor::saveState() const {
     for (const auto& [id, vm] : vms_) {
       // What outlives the agent: an operation in flight dies with it.
       if (vm.state == VmState::kCloning) continue;
-      const VmState state = vm.state == VmState::kMigratingOut ? VmState::kRunning : vm.state;
+      VmState state = vm.state == VmState::kMigratingOut ? VmState::kRunning : vm.state;
+      if (const Operation* op = operationOn(id); op && op->local == Operation::Local::kUnpark) {
+        state = VmState::kParked;  // its restore dies with the agent; the state file remains
+      }
       out << vm.id << '\t' << vm.cpuCores << '\t' << vm.memoryBytes << '\t'
           << vm.nonzeroMemoryBytes << '\t' << vm.dirtyRateBytesPerSec << '\t' << vm.diskBytes
           << '\t' << static_cast<int>(state) << '\t' << vm.reservationId << '\t' << vm.address
@@ -177,10 +180,7 @@ Status SimHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) 
   std::uint64_t usedMemory = 0;
   std::uint64_t usedCores = 0;
   for (const auto& [id, vm] : vms_) {
-    if (vm.state == VmState::kParked) {
-      const Operation* op = operationOn(id);
-      if (!op || op->local != Operation::Local::kUnpark) continue;
-    }
+    if (vm.state == VmState::kParked) continue;
     usedMemory += vm.memoryBytes;
     usedCores += vm.cpuCores;
   }
@@ -241,9 +241,9 @@ Status SimHypervisor::finishIncoming(const std::string& vmId, bool commit) {
   auto it = vms_.find(vmId);
   if (it == vms_.end())
     return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
-  if (it->second.state != VmState::kIncoming) {
+  if (it->second.state != VmState::kIncoming || operationOn(vmId)) {
     return Status::rejected("vm '" + vmId + "' is not incoming (" + vmStateName(it->second.state) +
-                            ")");
+                            (operationOn(vmId) ? ", unparking" : "") + ")");
   }
   if (commit) {
     it->second.state = VmState::kRunning;
@@ -435,6 +435,7 @@ Status SimHypervisor::startPark(OperationId id, const std::string& vmId) {
   obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
   obs.transferredBytes = vm.nonzeroMemoryBytes;
   obs.rounds = 1;
+  vm.state = VmState::kMigratingOut;  // busy until saved
   ops_.emplace(id, std::move(op));
   return Status::ok();
 }
@@ -474,6 +475,7 @@ Status SimHypervisor::startUnpark(OperationId id, const std::string& vmId) {
   obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
   obs.transferredBytes = vm.nonzeroMemoryBytes;
   obs.rounds = 1;
+  vm.state = VmState::kIncoming;  // being restored: holds its room
   ops_.emplace(id, std::move(op));
   return Status::ok();
 }

@@ -31,7 +31,8 @@
 // Parking (startPark) takes setup 0.5 s + non-zero memory / `disk_rate` (parameter, bytes per
 // second, default 200 MB/s: a local SSD's sequential write), unparking commit 0.1 s + the same
 // read back; the VM's state file is named "sim://<host>/park/<vm>" and kept in `state_file`.
-// While a park runs the VM is busy; while an unpark runs its cores and memory are held.
+// While a park runs the VM is migrating-out (busy); while an unpark runs it is incoming (its
+// cores and memory held).
 // An operation starts at the first poll() after it was requested (that is when the sim first
 // learns the time). The simulation advances from event to event (a segment of some migration
 // ending), so the outcome does not depend on how often poll() is called; nextEventTime() is
@@ -107,7 +108,7 @@ class SimHypervisor final : public Hypervisor {
         ruleGroundTruth_(ruleGroundTruth),
         seed_(seed),
         diskRateBytesPerSec_(diskRate) {}
-  // Cores and memory of every VM but the parked ones (a parked VM being unparked counts).
+  // Cores and memory of every VM but the parked ones.
   Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
   // The operation in flight on vmId, if any.
   const Operation* operationOn(const std::string& vmId) const;

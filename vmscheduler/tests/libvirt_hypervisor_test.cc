@@ -511,35 +511,52 @@ TEST(LibvirtHypervisorTest, ParkSavesAndUnparkRestores) {
 }
 
 // Ensures a parked VM is found parked again by a new agent on the same libvirt (the node of
-// test:///default is shared by the process's connections), and can be unparked by it.
+// test:///default is shared by the process's open connections; one held open here stands in
+// for libvirtd, which outlives agents), and can be unparked by it.
 TEST(LibvirtHypervisorTest, ParkedVmIsFoundAfterAnAgentRestart) {
   TempDir dir;
+  virConnectPtr libvirtd = virConnectOpen("test:///default");
+  ASSERT_NE(libvirtd, nullptr);
+  // A VM of its own that fits the default node, whose own "test" domain (larger than the node)
+  // is removed meanwhile; the node is reset once its last connection closes.
+  if (virDomainPtr big = virDomainLookupByName(libvirtd, "test")) {
+    (void)virDomainDestroy(big);
+    (void)virDomainUndefine(big);
+    virDomainFree(big);
+  }
+  virDomainPtr dom = virDomainDefineXML(
+      libvirtd,
+      "<domain type='test'><name>parkme</name><memory unit='KiB'>524288</memory>"
+      "<vcpu>1</vcpu><os><type>hvm</type></os></domain>");
+  ASSERT_NE(dom, nullptr);
+  ASSERT_EQ(virDomainCreate(dom), 0);
   const std::map<std::string, std::string> params = {{"uri", "test:///default"},
                                                      {"park_dir", dir.path().string()}};
-  std::string vmId;
   {
     auto hv = makeLibvirt("h1", params);
     ASSERT_TRUE(hv);
-    for (const auto& v : hv->inventory()) {
-      if (v.state == VmState::kRunning && vmId.empty()) vmId = v.id;
-    }
-    ASSERT_FALSE(vmId.empty()) << "test:///default has a running domain";
-    ASSERT_TRUE(hv->startPark(1, vmId).isOk());
+    ASSERT_TRUE(hv->startPark(1, "parkme").isOk());
     auto parked = completionAt(*hv, 1, kStart);
     ASSERT_TRUE(parked);
     ASSERT_TRUE(parked->status.isOk()) << parked->status.toString();
   }
   auto restarted = makeLibvirt("h1", params);
   ASSERT_TRUE(restarted);
-  auto vm = findVm(restarted->inventory(), vmId);
+  auto vm = findVm(restarted->inventory(), "parkme");
   ASSERT_TRUE(vm);
   EXPECT_EQ(vm->state, VmState::kParked);
-  EXPECT_EQ(vm->stateFile, (dir.path() / (vmId + ".vrmpark")).string());
-  ASSERT_TRUE(restarted->startUnpark(2, vmId).isOk());
+  EXPECT_EQ(vm->stateFile, (dir.path() / "parkme.vrmpark").string());
+  Status unpark = restarted->startUnpark(2, "parkme");
+  ASSERT_TRUE(unpark.isOk()) << unpark.toString();
+  EXPECT_EQ(findVm(restarted->inventory(), "parkme")->state, VmState::kIncoming)
+      << "inline mode restores at the next poll; until then it is being restored";
   auto back = completionAt(*restarted, 2, kStart);
   ASSERT_TRUE(back);
   ASSERT_TRUE(back->status.isOk()) << back->status.toString();
-  EXPECT_EQ(findVm(restarted->inventory(), vmId)->state, VmState::kRunning);
+  EXPECT_EQ(findVm(restarted->inventory(), "parkme")->state, VmState::kRunning);
+  ASSERT_TRUE(restarted->destroy("parkme").isOk());  // leave the shared node as it was
+  virDomainFree(dom);
+  virConnectClose(libvirtd);
 }
 
 }  // namespace

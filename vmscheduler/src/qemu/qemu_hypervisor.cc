@@ -206,6 +206,8 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
       config.runDir = value;
     } else if (key == "stage-dir" || key == "state-dir") {
       config.stageDir = value;
+    } else if (key == "park-dir") {
+      config.parkDir = value;
     } else if (key == "migration-address") {
       config.migrationAddress = value;
     } else if (key == "migration-ports") {
@@ -275,8 +277,9 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
   if (!onPath(config.binary)) {
     return Status::invalid("qemu binary '" + config.binary + "' not found");
   }
+  if (config.parkDir.empty()) config.parkDir = config.runDir + "/parked";
   std::error_code ec;
-  for (const std::string& dir : {config.runDir, config.stageDir}) {
+  for (const std::string& dir : {config.runDir, config.stageDir, config.parkDir}) {
     fs::create_directories(dir, ec);
     if (ec) return Status::invalid("cannot create " + dir + ": " + ec.message());
   }
@@ -288,6 +291,7 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
                                                 static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
   host.nicBandwidthBytesPerSec = spec.nicBandwidthBytesPerSec;
   std::unique_ptr<QemuHypervisor> qemu(new QemuHypervisor(std::move(host), std::move(config)));
+  qemu->loadParked();
   if (!spec.vms.empty()) {
     const std::string& tname = qemu->config_.initialTemplate;
     if (tname.empty() || !qemu->config_.templates.count(tname)) {
@@ -295,6 +299,7 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
                              "' lists VMs: set initial-template to a defined template");
     }
     for (const VmSpec& v : spec.vms) {
+      if (qemu->vms_.count(v.id)) continue;  // parked before the agent restarted
       Vm vm;
       vm.info.id = v.id;
       vm.info.cpuCores = std::max<std::uint32_t>(1, v.cpuCores);
@@ -332,6 +337,7 @@ std::vector<VmInfo> QemuHypervisor::inventory() const {
 Status QemuHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const {
   std::uint64_t usedMemory = 0, usedCores = 0;
   for (const auto& [id, vm] : vms_) {
+    if (vm.info.state == VmState::kParked) continue;
     usedMemory += vm.info.memoryBytes;
     usedCores += vm.info.cpuCores;
   }
@@ -534,9 +540,9 @@ Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
     return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
   }
   Vm& vm = it->second;
-  if (vm.info.state != VmState::kIncoming) {
-    return Status::rejected("vm '" + vmId + "' is not incoming (" + vmStateName(vm.info.state) +
-                            ")");
+  if (vm.info.state != VmState::kIncoming || unparking(vmId)) {
+    return Status::rejected("vm '" + vmId + "' is not incoming (" +
+                            (unparking(vmId) ? "unparking" : vmStateName(vm.info.state)) + ")");
   }
   if (!commit) {
     kill(vm);
@@ -794,6 +800,176 @@ Status QemuHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   return Status::ok();
 }
 
+std::string QemuHypervisor::parkDescriptionPath(const std::string& vmId) const {
+  return config_.parkDir + "/" + vmId + ".json";
+}
+
+bool QemuHypervisor::unparking(const std::string& vmId) const {
+  for (const auto& [id, op] : ops_) {
+    if (op.vmId == vmId && op.kind == OpKind::kUnpark) return true;
+  }
+  return false;
+}
+
+Status QemuHypervisor::writeParkDescription(const Vm& vm) const {
+  const VmInfo& i = vm.info;
+  const json d = {{"id", i.id},
+                  {"cpu_cores", i.cpuCores},
+                  {"memory_bytes", i.memoryBytes},
+                  {"nonzero_memory_bytes", i.nonzeroMemoryBytes},
+                  {"dirty_rate", i.dirtyRateBytesPerSec},
+                  {"disk_bytes", i.diskBytes},
+                  {"reservation", i.reservationId},
+                  {"address", i.address},
+                  {"template", i.templateName},
+                  {"allow_live", i.allowLive},
+                  {"allow_suspend", i.allowSuspend},
+                  {"state_file", i.stateFile},
+                  {"disk_path", vm.diskPath}};
+  const std::string path = parkDescriptionPath(i.id);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << d.dump() << '\n';
+    if (!out.flush()) return Status::internal("cannot write " + tmp);
+  }
+  if (Status s = syncFile(tmp); !s) return s;
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::internal("cannot replace " + path + ": " + std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+void QemuHypervisor::loadParked() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(config_.parkDir, ec)) {
+    if (entry.path().extension() != ".json") continue;
+    std::ifstream in(entry.path());
+    const json d = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    Vm vm;
+    if (d.is_object()) {
+      VmInfo& i = vm.info;
+      i.id = d.value("id", "");
+      i.cpuCores = d.value("cpu_cores", 1u);
+      i.memoryBytes = d.value("memory_bytes", std::uint64_t{0});
+      i.nonzeroMemoryBytes = d.value("nonzero_memory_bytes", std::uint64_t{0});
+      i.dirtyRateBytesPerSec = d.value("dirty_rate", 0.0);
+      i.diskBytes = d.value("disk_bytes", std::uint64_t{0});
+      i.reservationId = d.value("reservation", "");
+      i.address = d.value("address", "");
+      i.templateName = d.value("template", "");
+      i.allowLive = d.value("allow_live", true);
+      i.allowSuspend = d.value("allow_suspend", true);
+      i.stateFile = d.value("state_file", "");
+      vm.diskPath = d.value("disk_path", "");
+      i.state = VmState::kParked;
+    }
+    if (!stageableName(vm.info.id) || vm.info.memoryBytes == 0 ||
+        access(vm.info.stateFile.c_str(), R_OK) != 0) {
+      spdlog::warn("qemu: ignoring parked vm description {} (unreadable, or its state is gone)",
+                   entry.path().string());
+      continue;
+    }
+    spdlog::info("qemu: vm {} is parked in {}", vm.info.id, vm.info.stateFile);
+    vms_.emplace(vm.info.id, std::move(vm));
+  }
+}
+
+Status QemuHypervisor::startPark(OperationId id, const std::string& vmId) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+  Vm& vm = it->second;
+  if (vm.info.state == VmState::kParked) {
+    immediate_.push_back(completed(id, Status::ok()));  // a retried park
+    return Status::ok();
+  }
+  if (vm.info.state != VmState::kRunning && vm.info.state != VmState::kSuspended) {
+    return Status::rejected("vm '" + vmId + "' is busy (" + vmStateName(vm.info.state) + ")");
+  }
+  if (!stageableName(vmId)) {
+    return Status::invalid("vm id '" + vmId + "' cannot name a state file (letters, digits, - _ .)");
+  }
+  if (!vm.proc.qmp) return Status::internal("qemu of vm '" + vmId + "' is gone");
+  QmpClient& qmp = *vm.proc.qmp;
+  Operation op;
+  op.kind = OpKind::kPark;
+  op.vmId = vmId;
+  op.previousState = vm.info.state;
+  MigrationObservation& obs = op.observation;
+  obs.vmId = vmId;
+  obs.fromHost = obs.toHost = host_.name;
+  obs.mode = MigrationMode::kPark;
+  obs.memoryBytes = vm.info.memoryBytes;
+  obs.nonzeroMemoryBytes = vm.info.nonzeroMemoryBytes;
+  obs.dirtyRateBytesPerSec = vm.info.dirtyRateBytesPerSec;
+  op.statePath = config_.parkDir + "/" + vmId + ".state";
+  ::unlink(op.statePath.c_str());
+  op.stoppedAt = std::chrono::steady_clock::now();
+  if (vm.info.state == VmState::kRunning) {
+    if (auto r = qmp.execute("stop", {}, kQmpTimeout); !r) return r.status();
+  }
+  auto restore = [&] {
+    if (op.previousState == VmState::kRunning) (void)qmp.execute("cont", {}, kQmpTimeout);
+    ::unlink(op.statePath.c_str());
+  };
+  // A local write: unthrottled.
+  const json params = {{"max-bandwidth", static_cast<std::int64_t>(kUnlimitedBytesPerSec)}};
+  if (auto r = qmp.execute("migrate-set-parameters", params, kQmpTimeout); !r) {
+    restore();
+    return Status::internal("vm '" + vmId + "': " + r.status().message());
+  }
+  if (auto r = qmp.execute("migrate", {{"uri", "exec:cat > '" + op.statePath + "'"}}, kQmpTimeout);
+      !r) {
+    restore();
+    return Status::internal("vm '" + vmId + "': " + r.status().message());
+  }
+  vm.info.state = VmState::kMigratingOut;  // busy until saved
+  ops_.emplace(id, std::move(op));
+  return Status::ok();
+}
+
+Status QemuHypervisor::startUnpark(OperationId id, const std::string& vmId) {
+  auto it = vms_.find(vmId);
+  if (it == vms_.end()) {
+    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  }
+  if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
+  Vm& vm = it->second;
+  if (vm.info.state != VmState::kParked) {
+    if (vm.info.state != VmState::kRunning && vm.info.state != VmState::kSuspended) {
+      return Status::rejected("vm '" + vmId + "' is busy (" + vmStateName(vm.info.state) + ")");
+    }
+    immediate_.push_back(completed(id, Status::ok()));  // running already: a retried unpark
+    return Status::ok();
+  }
+  if (Status s = checkRoom(vm.info.cpuCores, vm.info.memoryBytes); !s) {
+    return Status::rejected("cannot unpark vm '" + vmId + "': " + s.message());
+  }
+  Operation op;
+  op.kind = OpKind::kUnpark;
+  op.vmId = vmId;
+  op.previousState = VmState::kParked;
+  MigrationObservation& obs = op.observation;
+  obs.vmId = vmId;
+  obs.fromHost = obs.toHost = host_.name;
+  obs.mode = MigrationMode::kPark;
+  obs.memoryBytes = vm.info.memoryBytes;
+  obs.nonzeroMemoryBytes = vm.info.nonzeroMemoryBytes;
+  obs.dirtyRateBytesPerSec = vm.info.dirtyRateBytesPerSec;
+  struct stat st {};
+  op.stateBytes = ::stat(vm.info.stateFile.c_str(), &st) == 0
+                      ? static_cast<std::uint64_t>(st.st_size)
+                      : 0;
+  op.stoppedAt = std::chrono::steady_clock::now();
+  if (Status s = launch(vm, "exec:cat '" + vm.info.stateFile + "'"); !s) return s;
+  vm.info.state = VmState::kIncoming;  // being restored: holds its room
+  ops_.emplace(id, std::move(op));
+  return Status::ok();
+}
+
 Status QemuHypervisor::destroy(const std::string& vmId) {
   auto it = vms_.find(vmId);
   if (it == vms_.end()) {
@@ -801,6 +977,11 @@ Status QemuHypervisor::destroy(const std::string& vmId) {
   }
   if (it->second.info.state == VmState::kMigratingOut) {
     return Status::rejected("vm '" + vmId + "' is busy (migrating-out)");
+  }
+  if (unparking(vmId)) return Status::rejected("vm '" + vmId + "' is busy (unparking)");
+  if (it->second.info.state == VmState::kParked) {
+    ::unlink(it->second.info.stateFile.c_str());
+    ::unlink(parkDescriptionPath(vmId).c_str());
   }
   for (auto op = ops_.begin(); op != ops_.end(); ++op) {
     if (op->second.vmId != vmId) continue;
@@ -831,6 +1012,59 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
     op.started = true;
     op.startNs = now;
     op.observation.startNs = now;
+  }
+  if (op.kind == OpKind::kUnpark && vit != vms_.end()) {
+    Vm& vm = vit->second;
+    auto fail = [&](const std::string& why) {
+      killProcess(vm.proc);
+      vm.info.state = VmState::kParked;  // its state file is untouched: it can be tried again
+      out.push_back(completed(id, Status::internal("unpark of vm '" + op.vmId + "' on " +
+                                                   host_.name + " failed: " + why)));
+      finished = true;
+    };
+    if (!vm.proc.qmp) {
+      fail("qemu " + (exitReasons_.count(op.vmId) ? exitReasons_[op.vmId] : "exited") + "; " +
+           tailOf(vm.proc.logPath, 200));
+      return;
+    }
+    auto st = vm.proc.qmp->execute("query-status", {}, kQmpTimeout);
+    if (!st) return;  // a dead QEMU is reaped next poll
+    const std::string status = st->value("status", "");
+    if (status == "inmigrate") {
+      if (config_.migrationTimeoutNs > 0 && now - op.startNs > config_.migrationTimeoutNs) {
+        fail("restore did not finish in " + formatDuration(config_.migrationTimeoutNs));
+      }
+      return;
+    }
+    if (status != "paused" && status != "postmigrate" && status != "prelaunch" &&
+        status != "running") {
+      fail("restored vm is in state " + status);
+      return;
+    }
+    if (status != "running") {
+      if (auto r = vm.proc.qmp->execute("cont", {}, kQmpTimeout); !r) {
+        fail(r.status().message());
+        return;
+      }
+    }
+    MigrationObservation obs = op.observation;
+    obs.restoreNs = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - op.stoppedAt)
+                        .count();
+    obs.endNs = obs.startNs + obs.restoreNs;
+    obs.downtimeNs = obs.restoreNs;
+    obs.transferredBytes = op.stateBytes;
+    obs.rounds = 1;
+    ::unlink(vm.info.stateFile.c_str());
+    ::unlink(parkDescriptionPath(op.vmId).c_str());
+    vm.info.state = VmState::kRunning;
+    vm.info.stateFile.clear();
+    vm.nextDirtyRateNs = 0;
+    OperationEvent e = completed(id, Status::ok());
+    e.migration = obs;
+    out.push_back(std::move(e));
+    finished = true;
+    return;
   }
   if (vit == vms_.end() || !vit->second.proc.qmp) {
     // The QEMU exited (reaped this poll): the VM is gone with it.
@@ -963,6 +1197,36 @@ void QemuHypervisor::pollOperation(OperationId id, Operation& op, TimeNs now,
   const std::string status = q->value("status", "");
   const json ram = q->value("ram", json::object());
   if (status == "completed") {
+    if (op.kind == OpKind::kPark) {
+      if (Status s = syncFile(op.statePath); !s) {
+        failMigration(std::move(s));
+        return;
+      }
+      struct stat st {};
+      const std::uint64_t bytes =
+          ::stat(op.statePath.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+      vm.info.stateFile = op.statePath;
+      if (Status s = writeParkDescription(vm); !s) {
+        vm.info.stateFile.clear();
+        failMigration(std::move(s));
+        return;
+      }
+      MigrationObservation obs = op.observation;
+      obs.saveNs = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::steady_clock::now() - op.stoppedAt)
+                       .count();
+      obs.endNs = obs.startNs + obs.saveNs;
+      obs.downtimeNs = obs.saveNs;
+      obs.transferredBytes = bytes;
+      obs.rounds = 1;
+      killProcess(vm.proc);  // frees its memory; the state file and description stay
+      vm.info.state = VmState::kParked;
+      OperationEvent e = completed(id, Status::ok());
+      e.migration = obs;
+      out.push_back(std::move(e));
+      finished = true;
+      return;
+    }
     if (op.kind == OpKind::kScrSave) {
       // Save: QEMU's own figure for writing the state, plus making it durable.
       const auto syncStart = std::chrono::steady_clock::now();
@@ -1181,7 +1445,7 @@ std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
   // VMs whose QEMU exited with no operation on them leave the inventory too.
   for (const std::string& id : dead) {
     auto it = vms_.find(id);
-    if (it != vms_.end() && !it->second.proc.qmp) {
+    if (it != vms_.end() && !it->second.proc.qmp && it->second.info.state != VmState::kParked) {
       if (!it->second.diskPath.empty()) ::unlink(it->second.diskPath.c_str());
       vms_.erase(it);
     }
@@ -1199,7 +1463,9 @@ std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
 TimeNs QemuHypervisor::nextEventTime() const {
   if (!immediate_.empty()) return lastPollNs_;
   for (const auto& [id, op] : ops_) {
-    if (op.kind == OpKind::kScrSave) return lastPollNs_ + kFastPollIntervalNs;
+    if (op.kind == OpKind::kScrSave || op.kind == OpKind::kPark || op.kind == OpKind::kUnpark) {
+      return lastPollNs_ + kFastPollIntervalNs;
+    }
   }
   for (const auto& [id, vm] : vms_) {
     if (vm.receiver && vm.receiver->phase() != StateReceiver::Phase::kFinished) {

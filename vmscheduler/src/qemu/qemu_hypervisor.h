@@ -10,6 +10,8 @@
 //                       state-dir). Default /dev/shm/vrm-<host>: RAM-backed, which keeps the
 //                       save and copy phases linear in the state's size; a directory on disk
 //                       works too (staged files are fsync'ed, so then the phases pay the disk).
+//   park-dir            where parked VMs' saved states (ID.state) and descriptions (ID.json) are
+//                       kept; they outlive the agent. Default <run-dir>/parked.
 //   migration-address   IPv4 address incoming migrations (QEMU streams and staged state)
 //                       listen on; peers must reach it. Default 127.0.0.1.
 //   migration-ports     "FIRST-LAST" ports for incoming migrations, two per incoming VM.
@@ -63,6 +65,15 @@
 // and a failed restore drops the VM; it then leaves the destination's inventory at the next
 // poll()).
 //
+// Parking: startPark() `stop`s the VM and saves it with `migrate exec:cat > PARK-DIR/ID.state`
+// (as suspend-copy-resume's save), fsyncs it, writes PARK-DIR/ID.json (the VmInfo, its disk) and
+// kills the QEMU: the VM stays in inventory() as kParked with that stateFile, holding no cores or
+// memory. create() lists the VMs PARK-DIR describes as parked (a HostSpec VM of that id is then
+// not booted), so parking survives an agent restart. startUnpark() starts a QEMU with
+// `-incoming "exec:cat FILE"`, waits until it has loaded the state, `cont`s it and removes both
+// files; a failed restore leaves the VM parked. saveNs / restoreNs are measured from `stop` /
+// the QEMU's start to the state being durable / the VM running.
+//
 // QEMU processes are children of this process, die with it (PR_SET_PDEATHSIG) and are reaped by
 // poll(); a VM whose QEMU exits is removed from inventory and any operation on it completes with
 // an internal error. Time: operations start and are measured at poll()'s `now`; phase durations
@@ -101,6 +112,8 @@ class QemuHypervisor final : public Hypervisor {
   Status suspend(const std::string& vmId) override;
   Status resume(const std::string& vmId) override;
   Status startClone(OperationId op, const CloneSpec& spec) override;
+  Status startPark(OperationId op, const std::string& vmId) override;
+  Status startUnpark(OperationId op, const std::string& vmId) override;
   Status destroy(const std::string& vmId) override;
   std::vector<OperationEvent> poll(TimeNs now) override;
   TimeNs nextEventTime() const override;
@@ -119,7 +132,7 @@ class QemuHypervisor final : public Hypervisor {
   struct Config {
     std::string binary = "qemu-system-x86_64";
     std::string accel;
-    std::string runDir, stageDir;
+    std::string runDir, stageDir, parkDir;
     std::string migrationAddress = "127.0.0.1";
     int firstPort = 49200, lastPort = 49399;
     TimeNs bootTimeoutNs = 120 * kNsPerSec;
@@ -150,7 +163,7 @@ class QemuHypervisor final : public Hypervisor {
     bool restoring = false;
     TimeNs restoreDeadlineNs = 0;
   };
-  enum class OpKind { kClone, kLive, kScrSave, kScrCopy };
+  enum class OpKind { kClone, kLive, kScrSave, kScrCopy, kPark, kUnpark };
   struct Operation {
     OpKind kind = OpKind::kClone;
     std::string vmId;
@@ -174,7 +187,13 @@ class QemuHypervisor final : public Hypervisor {
   QemuHypervisor(HostInfo host, Config config)
       : host_(std::move(host)), config_(std::move(config)) {}
 
+  // Cores and memory of every VM but the parked ones (one being unparked is incoming).
   Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
+  // Lists the VMs PARK-DIR describes as parked (at create()).
+  void loadParked();
+  std::string parkDescriptionPath(const std::string& vmId) const;
+  Status writeParkDescription(const Vm& vm) const;
+  bool unparking(const std::string& vmId) const;
   // Starts QEMU for `vm`; a non-empty `incoming` adds `-incoming INCOMING` ("defer",
   // "exec:cat FILE"). Fills vm.proc (connected).
   Status launch(Vm& vm, const std::string& incoming = "");

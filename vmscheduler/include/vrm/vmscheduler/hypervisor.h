@@ -169,7 +169,10 @@ class Hypervisor {
   // agent) until startUnpark() restores it from that file and runs it again, here. Completion,
   // with a MigrationObservation of mode kSuspend, comes from poll(). Parking a parked VM, or
   // unparking a running one, completes at once with ok (vrmd retries commands). A parked VM can
-  // be destroyed (its state file goes too), not migrated, suspended or resumed.
+  // be destroyed (its state file goes too), not migrated, suspended or resumed. While parking the
+  // VM is listed kMigratingOut, while unparking kIncoming (busy, its room held), so whoever
+  // reads the inventory (vrmd after a restart) can tell an operation in flight from one to
+  // ask for again.
   // Errors (nothing started): not-found, rejected (busy; unpark: not enough free cores/memory).
   virtual Status startPark(OperationId op, const std::string& vmId) = 0;
   virtual Status startUnpark(OperationId op, const std::string& vmId) = 0;
