@@ -292,9 +292,12 @@ void Manager::rebuildHost(const std::string& host) {
                                  static_cast<std::int64_t>(h.nicBandwidthBytesPerSec)});
   }
   // VMs leaving this host under a plan stay booked until their move's predicted end; clones
-  // until their reservation's end; everything else forever.
+  // until their reservation's end; parked VMs from when a live reservation resumes them (at
+  // once when none will: their room must be there for whoever unparks them); everything else
+  // forever.
   std::map<std::string, TimeNs> leavesAt;
   std::map<std::string, TimeNs> cloneUntil;
+  std::map<std::string, TimeNs> resumesAt;
   std::vector<const Reservation*> touching;
   // Ended (cancelled, failed) reservations whose agents are still acting: a migration or a
   // return that was running, a clone still being made. What those leave behind stays until
@@ -319,18 +322,29 @@ void Manager::rebuildHost(const std::string& host) {
       if (m.fromHost == host && (st == MoveState::kPlanned || st == MoveState::kRunning)) {
         leavesAt[m.vmId] = moveWindow(*r, i).second;
       }
-      if (m.toHost == host && (st == MoveState::kPlanned || st == MoveState::kRunning)) {
+      if (m.toHost == host && m.mode != MoveMode::kSuspend &&
+          (st == MoveState::kPlanned || st == MoveState::kRunning)) {
         receiving = true;
+      }
+      if (m.mode == MoveMode::kSuspend && m.fromHost == host && st != MoveState::kSkipped &&
+          st != MoveState::kFailed) {
+        resumesAt[m.vmId] = m.resumeAtNs > 0 ? m.resumeAtNs : r->request.endNs;
       }
     }
     for (const auto& c : r->clones) {
       if (c.host == host) cloneUntil[c.vmId] = r->request.endNs;
     }
   }
-  std::set<std::string> present;
+  std::map<std::string, VmState> present;
   if (auto vit = vmsByHost_.find(host); vit != vmsByHost_.end()) {
     for (const auto& v : vit->second) {
-      present.insert(v.id);
+      present[v.id] = v.state;
+      if (v.state == VmState::kParked) {
+        auto resume = resumesAt.find(v.id);
+        calendar_.book(host, resume == resumesAt.end() ? kTimeMinusInfinity : resume->second,
+                       kTimeInfinity, {v.cpuCores, static_cast<std::int64_t>(v.memoryBytes), 0});
+        continue;
+      }
       TimeNs until = kTimeInfinity;
       if (auto l = leavesAt.find(v.id); l != leavesAt.end() && v.state != VmState::kIncoming) {
         until = l->second;
@@ -348,6 +362,19 @@ void Manager::rebuildHost(const std::string& host) {
       const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
       if (st != MoveState::kPlanned && st != MoveState::kRunning) continue;
       const TimeNs start = moveWindow(*r, i).first;
+      if (m.mode == MoveMode::kSuspend) {
+        // Parking: the VM is booked here until the park's predicted end (above, as leaving),
+        // and again from its resume on, until the inventory shows it parked (then that books it).
+        if (m.fromHost == host) {
+          auto p = present.find(m.vmId);
+          if (p == present.end() || p->second != VmState::kParked) {
+            const VmRecord* vm = findVm(host, m.vmId);
+            calendar_.book(host, resumesAt.at(m.vmId), kTimeInfinity,
+                           {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
+          }
+        }
+        if (m.toHost == m.fromHost) continue;  // its state stays on the source: no network
+      }
       if (m.toHost == host && !present.count(m.vmId)) {
         const VmRecord* vm = findVm(m.fromHost, m.vmId);
         calendar_.book(host, start, kTimeInfinity,
@@ -372,7 +399,7 @@ void Manager::rebuildHost(const std::string& host) {
       for (std::size_t i = 0; i < r->plan.moves.size(); ++i) {
         const auto& m = r->plan.moves[i];
         const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
-        if (m.fromHost != host) continue;
+        if (m.fromHost != host || m.mode == MoveMode::kSuspend) continue;  // parks: above
         if (st != MoveState::kPlanned && st != MoveState::kRunning && st != MoveState::kDone) {
           continue;
         }
@@ -407,6 +434,9 @@ void Manager::rebuildHost(const std::string& host) {
       const PlannedMove& m = plannedMove(*r, i);
       const MoveProgress* p = progressOf(*r, i);
       if (!p || p->state != MoveState::kRunning) continue;
+      // A park or unpark in flight changes nothing but the VM's state here: its inventory
+      // books it (running until parked; parked, with no live reservation, at once).
+      if (m.mode == MoveMode::kSuspend) continue;
       if (i < r->plan.moves.size() && (m.toHost == host || m.fromHost == host)) {
         bookMoveNic(host, *r, i);  // as while the reservation lived
       }
@@ -853,7 +883,8 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
                                                   : planner::VacateObjective::kMakespan;
   base.maxVmTimeNs = req.maxVmTimeNs;
   base.relativeErrorSamples = moveErrors_;
-  // vrmd does not execute suspensions yet: a VM with nowhere to go makes the host ineligible.
+  // First without suspensions: a host whose VMs all find a destination is preferred; hosts
+  // that need some of their VMs parked for the window are tried after them (below).
   base.suspendPolicy = planner::SuspendPolicy::kNever;
 
   const auto& incoming = pendingDestinations();
@@ -918,7 +949,25 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   std::vector<std::string> chosen;
   Result<VacatePlan> plan = Status::rejected("no candidate host");
   std::string lastFailure;
-  for (std::string c = nextCandidate(); !c.empty(); c = nextCandidate()) {
+  // Candidates some VM of which has no destination: tried again, parking those VMs (planner
+  // SuspendPolicy::kWhenNoRoom, only VMs that allow suspension), once the others are used up.
+  std::vector<std::string> needParking;
+  bool parkingPass = false;
+  auto nextOrParked = [&]() -> std::string {
+    if (!parkingPass) {
+      std::string c = nextCandidate();
+      if (!c.empty()) return c;
+      if (needParking.empty()) return "";
+      parkingPass = true;
+      base.suspendPolicy = planner::SuspendPolicy::kWhenNoRoom;
+      std::reverse(needParking.begin(), needParking.end());  // popped from the back, in order
+    }
+    if (needParking.empty()) return "";
+    std::string c = std::move(needParking.back());
+    needParking.pop_back();
+    return c;
+  };
+  for (std::string c = nextOrParked(); !c.empty(); c = nextOrParked()) {
     // Only the VMs of the hosts being vacated matter to the planner (the others are in the
     // hosts' free capacity); listing just those keeps each trial small.
     base.hostsToVacate = chosen;
@@ -942,6 +991,10 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
       if (chosen.size() == wanted) break;
     } else {
       lastFailure = p.status().message();
+      if (!parkingPass && p.status().code() == StatusCode::kRejected) {
+        needParking.push_back(c);
+        continue;  // named hosts too: the other named hosts may still be planned without parking
+      }
       if (!req.hostNames.empty()) break;
     }
   }
@@ -1193,7 +1246,10 @@ void Manager::onProgress(const std::string& host, const AgentProgress& progress)
   spdlog::debug("progress from {}: command {} {:.0f}% {}", host, progress.commandId,
                 progress.fraction * 100, progress.phase);
   auto it = pending_.find(progress.commandId);
-  if (it == pending_.end() || it->second.step != Step::kMigrate) return;
+  if (it == pending_.end() ||
+      (it->second.step != Step::kMigrate && it->second.step != Step::kPark)) {
+    return;
+  }
   if (!(progress.fraction >= 0 && progress.fraction <= 1)) return;  // NaN or nonsense
   moveFractions_[{it->second.reservationId, it->second.index}] = {progress.fraction,
                                                                   clock_.now()};
@@ -1346,6 +1402,60 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         note(r, "moved " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " in " +
                     formatDuration(prog.actualEndNs - prog.actualStartNs) + " (predicted " +
                     formatDuration(move.endOffsetNs - move.startOffsetNs) + ")");
+      }
+      advance(r);
+      break;
+    }
+    case Step::kPark:
+    case Step::kUnpark: {
+      const bool park = p.step == Step::kPark;
+      const auto& move = moveAt(r, p.index);
+      auto& prog = progressAt(r, p.index);
+      moveFractions_.erase({r.id, p.index});
+      if (result.status.code() == StatusCode::kNotFound) {
+        // Gone from its host (destroyed meanwhile): nothing to park or unpark.
+        prog.state = MoveState::kSkipped;
+        note(r, move.vmId + " is no longer on " + move.fromHost + "; not " +
+                    (park ? "parked" : "unparked"));
+        advance(r);
+        break;
+      }
+      if (!result.status) {
+        prog.state = MoveState::kFailed;
+        prog.actualEndNs = now;
+        // A failed park leaves the VM running on its source (the vacate fails); a failed unpark
+        // leaves it parked there, noted, for an operator.
+        failMove(r, p.index,
+                 std::string(park ? "parking " : "unparking ") + move.vmId + " on " +
+                     move.fromHost + " failed: " + result.status.toString() +
+                     (park ? "" : "; it stays parked"));
+        break;
+      }
+      if (result.migrated) {
+        MigrationObservation o = *result.migrated;
+        o.mode = MoveMode::kSuspend;
+        if (Status s = store_.saveObservation(o); !s) {
+          spdlog::error("cannot store park observation: {}", s.toString());
+        }
+        if (options_.onObservation) options_.onObservation(o);
+      }
+      // Our view of the host follows at once: a parked VM holds no room until its resume.
+      for (auto& v : vmsByHost_[move.fromHost]) {
+        if (v.id != move.vmId) continue;
+        v.state = park ? VmState::kParked : VmState::kRunning;
+        if (!park) v.stateFile.clear();
+      }
+      touchHost(move.fromHost);
+      prog.state = MoveState::kDone;
+      prog.actualEndNs = now;
+      if (park) {
+        recordMoveError(move, prog);
+        note(r, "parked " + move.vmId + " on " + move.fromHost + " in " +
+                    formatDuration(prog.actualEndNs - prog.actualStartNs) + " (predicted " +
+                    formatDuration(move.endOffsetNs - move.startOffsetNs) + ")");
+      } else {
+        note(r, "unparked " + move.vmId + " on " + move.fromHost + " in " +
+                    formatDuration(prog.actualEndNs - prog.actualStartNs));
       }
       advance(r);
       break;
@@ -1581,6 +1691,15 @@ void Manager::repairAfter(const Reservation& cause) {
 
 void Manager::readmit(const std::string& id, const std::string& why) {
   Reservation old = reservations_.at(id);
+  // Admission checks only hosts not already over capacity, and taking the old plan off the
+  // books can overbook some: the VMs it was to move away stay, where later reservations counted
+  // on their room. The new plan must not leave over capacity a host that was not with the old
+  // one (a plan that parks those VMs brings them back after the window; fuzz_manager_ops).
+  refreshCalendar();
+  std::set<std::string> wasOver;
+  for (const auto& h : hostsTouchedBy(old)) {
+    if (calendar_.overbooked(h)) wasOver.insert(h);
+  }
   // Take it off the books and run admission again for the same request.
   reservations_.erase(id);
   touch(old);
@@ -1596,13 +1715,32 @@ void Manager::readmit(const std::string& id, const std::string& why) {
     again = old.request.kind == ReservationKind::kShared ? admitShared(fresh, *t)
                                                          : admitDedicated(fresh, *t);
   }
-  Reservation next = old;
+  std::string overbooks;
   if (again && again->state == ReservationState::kAdmitted) {
+    reservations_[id] = *again;
+    touch(*again);
+    refreshCalendar();
+    std::set<std::string> hosts = hostsTouchedBy(old);
+    for (const auto& h : hostsTouchedBy(*again)) hosts.insert(h);
+    for (const auto& h : hosts) {
+      std::string over;
+      if (!wasOver.count(h) && calendar_.overbooked(h, &over)) {
+        overbooks = "not enough capacity: host " + h + " would be overbooked: " + over;
+        break;
+      }
+    }
+    reservations_.erase(id);
+    for (const auto& h : hosts) dirtyHosts_.insert(h);
+  }
+  Reservation next = old;
+  if (again && again->state == ReservationState::kAdmitted && overbooks.empty()) {
     next = std::move(*again);
     next.events.back().message = "re-planned because " + why + ": " + next.events.back().message;
   } else {
     next.reason = "re-planning failed after " + why + ": " +
-                  (again ? again->reason : again.status().message());
+                  (!overbooks.empty() ? overbooks
+                   : again            ? again->reason
+                                      : again.status().message());
     next.plan = old.plan;
     transition(next, ReservationState::kFailed, next.reason);
     for (auto& m : next.moves) {
@@ -1739,7 +1877,8 @@ void Manager::resendPending(const std::string& host) {
     if (p.step == Step::kMigrate) {
       sentCaps_[{p.reservationId, p.index}] = p.command.maxBandwidthBytesPerSec;
     }
-    if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate) &&
+    if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate ||
+         p.step == Step::kPark) &&
         r != reservations_.end()) {
       progressAt(r->second, p.index).actualStartNs = clock_.now();
       touch(r->second);
@@ -1765,6 +1904,24 @@ TimeNs Manager::commandDeadline(const Reservation& r, Step step, std::size_t ind
             isReturn(r, index) ? r.returns[index - r.plan.moves.size()] : r.plan.moves[index];
         predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 0);
       }
+      return sentNs +
+             static_cast<TimeNs>(static_cast<double>(predicted) * options_.commandTimeoutFactor) +
+             options_.commandTimeoutFloorNs;
+    }
+    case Step::kPark:
+    case Step::kUnpark: {
+      // A park's predicted time is its move's (the save); an unpark's, the park's it undoes
+      // (reading the state back costs about what writing it did).
+      const PlannedMove* park = nullptr;
+      if (index < r.plan.moves.size()) {
+        park = &r.plan.moves[index];
+      } else if (index - r.plan.moves.size() < r.returns.size()) {
+        const std::string& vm = r.returns[index - r.plan.moves.size()].vmId;
+        for (const auto& m : r.plan.moves) {
+          if (m.vmId == vm && m.mode == MoveMode::kSuspend) park = &m;
+        }
+      }
+      const TimeNs predicted = park ? std::max<TimeNs>(park->endOffsetNs - park->startOffsetNs, 0) : 0;
       return sentNs +
              static_cast<TimeNs>(static_cast<double>(predicted) * options_.commandTimeoutFactor) +
              options_.commandTimeoutFloorNs;
@@ -1808,6 +1965,18 @@ void Manager::expireCommands() {
       if (!findVm(move.fromHost, move.vmId) && atDest) {
         spdlog::warn("{}: no answer to migrate command {} from {}, but {} is on {}: moved",
                      p.reservationId, id, p.host, move.vmId, move.toHost);
+        onResult(p.host, result);
+        continue;
+      }
+    }
+    if ((p.step == Step::kPark || p.step == Step::kUnpark) && r != reservations_.end()) {
+      // Likewise a park or unpark whose answer was lost: the VM is in the state it asked for.
+      const PlannedMove& move = moveAt(r->second, p.index);
+      const VmRecord* vm = findVm(move.fromHost, move.vmId);
+      if (vm && vm->state == (p.step == Step::kPark ? VmState::kParked : VmState::kRunning)) {
+        spdlog::warn("{}: no answer to {} command {} from {}, but {} is {}: done", p.reservationId,
+                     commandKindName(p.command.kind), id, p.host, move.vmId,
+                     p.step == Step::kPark ? "parked" : "running");
         onResult(p.host, result);
         continue;
       }
@@ -1885,6 +2054,17 @@ void Manager::driveMoves(Reservation& r) {
       busy = true;
       r.moves[i].state = MoveState::kRunning;
       r.moves[i].actualStartNs = now;
+      if (move.mode == MoveMode::kSuspend) {
+        // No destination: parked on its source for the window, unparked after it.
+        AgentCommand cmd;
+        cmd.kind = AgentCommand::Kind::kPark;
+        cmd.host = move.fromHost;
+        cmd.vmId = move.vmId;
+        issue(std::move(cmd), r.id, Step::kPark, i);
+        note(r, "parking " + move.vmId + " on " + move.fromHost + " until " +
+                    formatTime(move.resumeAtNs > 0 ? move.resumeAtNs : r.request.endNs));
+        continue;
+      }
       AgentCommand cmd;
       cmd.kind = AgentCommand::Kind::kPrepareIncoming;
       cmd.host = move.toHost;
@@ -1994,21 +2174,33 @@ void Manager::assessVacate(Reservation& r) {
   if (ratio > options_.warningRatio) return;
 
   constexpr int kMaxReplans = 3;
+  std::uint32_t unused = 0;
   if (replans_[r.id] < kMaxReplans) {
     // First the moves not started alongside the running ones (these capped to make room), then,
     // if that does not pay, after them.
     Replan outcome = replanAlongsideRunning(r, batch);
     if (!outcome.replaced) {
-      std::uint32_t unused = 0;
       Replan after = replanRemaining(r, batch + 1, now + projectedTimeLeft(r, &unused, true),
                                      /*force=*/false);
       if (after.replaced || outcome.message.empty()) outcome = after;
     }
     if (!outcome.message.empty()) {
-      std::uint32_t unused = 0;
       ++replans_[r.id];
       note(r, "warning: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) +
                   " <= " + fmt::format("{:.2f}", options_.warningRatio) + "; " + outcome.message);
+      ratio = ratioOf(projectedTimeLeft(r, &unused));
+    }
+  }
+  // Still projected to miss the deadline: park the VMs not started that allow it instead of
+  // migrating them (a park is a local save, no network) and unpark them after the window.
+  // (Counted apart: the warning's re-plans above may have used up their count by now.)
+  if (ratio < options_.dangerRatio && parkReplans_[r.id] < kMaxReplans) {
+    const Replan outcome = replanRemaining(r, batch + 1, now + projectedTimeLeft(r, &unused, true),
+                                           /*force=*/false, /*park=*/true);
+    if (!outcome.message.empty()) {
+      ++parkReplans_[r.id];
+      note(r, "danger: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) + " < " +
+                  fmt::format("{:.2f}", options_.dangerRatio) + "; " + outcome.message);
       ratio = ratioOf(projectedTimeLeft(r, &unused));
     }
   }
@@ -2025,7 +2217,8 @@ void Manager::assessVacate(Reservation& r) {
 }
 
 Result<VacatePlan> Manager::planRest(Reservation& r, const std::vector<std::size_t>& rest,
-                                     TimeNs fromNs, const std::map<std::string, double>& nicInUse) {
+                                     TimeNs fromNs, const std::map<std::string, double>& nicInUse,
+                                     bool park) {
   // Plan the remaining VMs against the cluster without this reservation's remaining moves.
   std::set<std::string> restVms;
   for (std::size_t i : rest) restVms.insert(r.plan.moves[i].vmId);
@@ -2058,7 +2251,13 @@ Result<VacatePlan> Manager::planRest(Reservation& r, const std::vector<std::size
   req.objective = planner::VacateObjective::kMakespan;  // catching up: fastest wins
   req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : 0.95;
   req.relativeErrorSamples = moveErrors_;
-  req.suspendPolicy = planner::SuspendPolicy::kNever;
+  // A VM left without a destination is parked for the window rather than failing the re-plan
+  // (the planner only parks VMs that allow suspension).
+  req.suspendPolicy = planner::SuspendPolicy::kWhenNoRoom;
+  if (park) {
+    // Every one of them parked: no host receives them.
+    for (auto& h : req.hosts) h.canReceive = false;
+  }
   return planner_.plan(req);
 }
 
@@ -2085,6 +2284,14 @@ void Manager::reindexMoves(const std::string& id, const std::map<std::size_t, st
 bool Manager::applyRest(Reservation& r, const Reservation& original,
                         const std::vector<std::size_t>& rest, const VacatePlan& plan,
                         std::uint32_t base, TimeNs fromNs, std::string* violation) {
+  // Hosts over capacity with the plan as it is: the new one may not overbook any other
+  // (verifyBookings() passes over hosts already over once the moves replaced are taken off; a
+  // plan that parks VMs brings them back after the window: see readmit(), fuzz_manager_ops).
+  refreshCalendar();
+  std::set<std::string> wasOver;
+  for (const auto& h : hostsTouchedBy(original)) {
+    if (calendar_.overbooked(h)) wasOver.insert(h);
+  }
   for (auto it = rest.rbegin(); it != rest.rend(); ++it) {
     r.plan.moves.erase(r.plan.moves.begin() + static_cast<std::ptrdiff_t>(*it));
     r.moves.erase(r.moves.begin() + static_cast<std::ptrdiff_t>(*it));
@@ -2111,6 +2318,18 @@ bool Manager::applyRest(Reservation& r, const Reservation& original,
   }
   reindexMoves(r.id, forward);
   *violation = verifyBookings(r, /*keep=*/true);
+  if (violation->empty()) {
+    refreshCalendar();
+    std::set<std::string> hosts = hostsTouchedBy(original);
+    for (const auto& h : hostsTouchedBy(r)) hosts.insert(h);
+    for (const auto& h : hosts) {
+      std::string over;
+      if (!wasOver.count(h) && calendar_.overbooked(h, &over)) {
+        *violation = "host " + h + " would be overbooked: " + over;
+        break;
+      }
+    }
+  }
   if (violation->empty()) return true;
   reindexMoves(r.id, back);
   r = original;
@@ -2120,14 +2339,20 @@ bool Manager::applyRest(Reservation& r, const Reservation& original,
 }
 
 Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs,
-                                         bool force) {
+                                         bool force, bool park) {
   std::vector<std::size_t> rest;
   std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> spans;
   std::uint32_t keptBatch = 0;
   bool anyKept = false;
+  // Parking applies to VMs that allow suspension and are not parked by the plan already.
+  auto parkable = [&](const PlannedMove& m) {
+    const VmRecord* vm = findVm(m.fromHost, m.vmId);
+    return m.mode != MoveMode::kSuspend && vm && vm->allowSuspend;
+  };
   for (std::size_t i = 0; i < r.moves.size(); ++i) {
     const auto& m = r.plan.moves[i];
-    if (m.batch < firstBatch || r.moves[i].state != MoveState::kPlanned) {
+    if (m.batch < firstBatch || r.moves[i].state != MoveState::kPlanned ||
+        (park && !parkable(m))) {
       keptBatch = anyKept ? std::max(keptBatch, m.batch) : m.batch;
       anyKept = true;
       continue;
@@ -2142,9 +2367,10 @@ Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatc
   if (rest.empty()) return {};
   TimeNs oldSpan = 0;
   for (const auto& [b, s] : spans) oldSpan += s.second - s.first;
-  const std::string what = "the " + std::to_string(rest.size()) + " moves not started";
+  const std::string what = "the " + std::to_string(rest.size()) + " moves not started" +
+                           (park ? " as parks on their hosts" : "");
 
-  auto plan = planRest(r, rest, fromNs, {});
+  auto plan = planRest(r, rest, fromNs, {}, park);
   if (!plan) {
     return {false,
             "re-planning " + what + " failed (" + plan.status().message() + "); keeping the plan"};
@@ -2156,7 +2382,8 @@ Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatc
   }
   const Reservation original = r;
   r.plan.notes.push_back("re-planned at " + formatTime(clock_.now()) + ": " +
-                         std::to_string(rest.size()) + " moves, " + plan->strategy + ", " +
+                         std::to_string(rest.size()) + " moves, " +
+                         (park ? "parked instead of migrated, " : "") + plan->strategy + ", " +
                          formatDuration(plan->makespanNs) + " instead of " +
                          formatDuration(oldSpan));
   std::string violation;
@@ -2175,7 +2402,10 @@ Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t ba
   for (std::size_t i = 0; i < r.moves.size(); ++i) {
     if (r.plan.moves[i].batch < batch) continue;
     if (r.moves[i].state == MoveState::kPlanned) rest.push_back(i);
-    if (r.moves[i].state == MoveState::kRunning) running.push_back(i);
+    // A park in flight is a local save: it shares no NIC and takes no cap.
+    if (r.moves[i].state == MoveState::kRunning && r.plan.moves[i].mode != MoveMode::kSuspend) {
+      running.push_back(i);
+    }
   }
   if (rest.empty() || running.empty()) return {};
   std::map<std::string, int> runningOn;  // NIC -> running moves through it
@@ -2194,7 +2424,7 @@ Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t ba
   if (!first) return {};
   std::map<std::string, int> startingOn;
   for (const auto& m : first->moves) {
-    if (m.batch != 0) continue;
+    if (m.batch != 0 || m.mode == MoveMode::kSuspend) continue;  // a park uses no NIC
     ++startingOn[m.fromHost];
     ++startingOn[m.toHost];
   }
@@ -2311,16 +2541,30 @@ void Manager::driveCaps(Reservation& r) {
   }
 }
 
+bool Manager::parksVms(const Reservation& r) {
+  for (std::size_t i = 0; i < r.moves.size() && i < r.plan.moves.size(); ++i) {
+    if (r.plan.moves[i].mode == MoveMode::kSuspend &&
+        (r.moves[i].state == MoveState::kDone || r.moves[i].state == MoveState::kRunning)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool Manager::driveReturns(Reservation& r) {
   const TimeNs now = clock_.now();
   if (r.returns.empty()) {
     std::uint32_t k = 0;
+    std::size_t parked = 0;
     for (std::size_t i = 0; i < r.moves.size(); ++i) {
       if (r.moves[i].state != MoveState::kDone) continue;
       const PlannedMove& out = r.plan.moves[i];
+      const bool park = out.mode == MoveMode::kSuspend;
+      if (!park && r.request.displaced != "return") continue;
+      parked += park;
       PlannedMove back;
       back.vmId = out.vmId;
-      back.fromHost = out.toHost;
+      back.fromHost = park ? out.fromHost : out.toHost;  // a parked VM is unparked where it is
       back.toHost = out.fromHost;
       back.mode = out.mode;
       back.batch = k++;
@@ -2330,10 +2574,44 @@ bool Manager::driveReturns(Reservation& r) {
       r.returnProgress.push_back(MoveProgress{});
     }
     if (r.returns.empty()) return true;
-    note(r, "returning " + std::to_string(r.returns.size()) + " displaced VMs home, one at a time");
+    if (parked) note(r, "unparking " + std::to_string(parked) + " parked VMs");
+    if (r.returns.size() > parked) {
+      note(r, "returning " + std::to_string(r.returns.size() - parked) +
+                  " displaced VMs home, one at a time");
+    }
   }
+  // Parked VMs first, all at once: each is restored from its own host's disk, and a displaced
+  // VM's home may be where one of them waits.
+  bool unparking = false;
+  for (std::size_t j = 0; j < r.returns.size(); ++j) {
+    const PlannedMove& move = r.returns[j];
+    auto& prog = r.returnProgress[j];
+    if (move.mode != MoveMode::kSuspend) continue;
+    if (prog.state == MoveState::kRunning) unparking = true;
+    if (prog.state != MoveState::kPlanned) continue;
+    if (!agentReady(move.fromHost)) {
+      unparking = true;  // wait for its agent (its VM's room stays booked meanwhile)
+      continue;
+    }
+    const VmRecord* vm = findVm(move.fromHost, move.vmId);
+    if (!vm) {
+      prog.state = MoveState::kSkipped;
+      note(r, move.vmId + " is no longer on " + move.fromHost + "; not unparked");
+      continue;
+    }
+    prog.state = MoveState::kRunning;
+    prog.actualStartNs = now;
+    AgentCommand cmd;
+    cmd.kind = AgentCommand::Kind::kUnpark;
+    cmd.host = move.fromHost;
+    cmd.vmId = move.vmId;
+    issue(std::move(cmd), r.id, Step::kUnpark, r.plan.moves.size() + j);
+    unparking = true;
+  }
+  if (unparking) return false;
   for (std::size_t j = 0; j < r.returns.size(); ++j) {
     auto& prog = r.returnProgress[j];
+    if (r.returns[j].mode == MoveMode::kSuspend) continue;
     if (prog.state == MoveState::kRunning) return false;
     if (prog.state != MoveState::kPlanned) continue;
     const PlannedMove& move = r.returns[j];
@@ -2409,34 +2687,52 @@ void Manager::driveTeardown(Reservation& r) {
   bool allGone = std::all_of(r.clones.begin(), r.clones.end(), [](const ClonePlacement& c) {
     return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
   });
-  if (allGone && r.request.displaced == "return") {
+  if (allGone && (r.request.displaced == "return" || parksVms(r))) {
     // After the window, or after a cancel or failure that stopped the vacate half-way (a roll
     // back): once no move of the vacate is running any more.
     const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const MoveProgress& m) {
       return m.state == MoveState::kRunning;
     });
     if (moving || !driveReturns(r)) return;
-    if (isTerminal(r.state) && !r.returns.empty()) {
-      const std::string summary = "returns done";
-      if (std::none_of(r.events.begin(), r.events.end(), [&](const ReservationEvent& e) {
-            return e.message.rfind(summary, 0) == 0;
-          })) {
-        std::size_t returned = 0;
-        for (const auto& p : r.returnProgress) returned += p.state == MoveState::kDone;
-        note(r, summary + ": " + std::to_string(returned) + " of " +
-                    std::to_string(r.returns.size()) + " displaced VMs returned home");
+  }
+  // "N of M displaced VMs returned home", "N of M parked VMs unparked", as they apply.
+  auto returnsSummary = [&]() {
+    std::size_t returned = 0, total = 0, unparked = 0, parked = 0;
+    for (std::size_t j = 0; j < r.returns.size() && j < r.returnProgress.size(); ++j) {
+      const bool done = r.returnProgress[j].state == MoveState::kDone;
+      if (r.returns[j].mode == MoveMode::kSuspend) {
+        ++parked;
+        unparked += done;
+      } else {
+        ++total;
+        returned += done;
       }
+    }
+    std::string text;
+    if (r.request.displaced == "return") {
+      text = std::to_string(returned) + " of " + std::to_string(total) +
+             " displaced VMs returned home";
+    }
+    if (parked) {
+      text += (text.empty() ? "" : "; ") + std::to_string(unparked) + " of " +
+              std::to_string(parked) + " parked VMs unparked";
+    }
+    return text;
+  };
+  if (allGone && isTerminal(r.state) && !r.returns.empty() &&
+      (r.request.displaced == "return" || parksVms(r))) {
+    const std::string summary = "returns done";
+    if (std::none_of(r.events.begin(), r.events.end(), [&](const ReservationEvent& e) {
+          return e.message.rfind(summary, 0) == 0;
+        })) {
+      note(r, summary + ": " + returnsSummary());
     }
   }
   if (allGone && r.state == ReservationState::kEnding) {
-    std::size_t returned = 0;
-    for (const auto& p : r.returnProgress) returned += p.state == MoveState::kDone;
+    const std::string summary = returnsSummary();
     transition(r, ReservationState::kDone,
                "reservation ended; its VMs are destroyed" +
-                   (r.request.displaced == "return"
-                        ? "; " + std::to_string(returned) + " of " +
-                              std::to_string(r.returns.size()) + " displaced VMs returned home"
-                        : std::string()));
+                   (summary.empty() ? std::string() : "; " + summary));
   }
 }
 
@@ -2447,10 +2743,34 @@ void Manager::reconcile(Reservation& r) {
     auto& prog = progressAt(r, i);
     if (prog.state != MoveState::kRunning) continue;
     if (inFlight(r.id, Step::kPrepareIncoming, i) || inFlight(r.id, Step::kMigrate, i) ||
-        inFlight(r.id, Step::kFinishIncoming, i)) {
+        inFlight(r.id, Step::kFinishIncoming, i) || inFlight(r.id, Step::kPark, i) ||
+        inFlight(r.id, Step::kUnpark, i)) {
       continue;
     }
     const auto& move = moveAt(r, i);
+    if (move.mode == MoveMode::kSuspend) {
+      // A park (or its unpark) whose answer was lost: the agent's inventory says where it got.
+      if (!agentReady(move.fromHost)) continue;
+      const VmRecord* vm = findVm(move.fromHost, move.vmId);
+      const bool park = !isReturn(r, i);
+      if (!vm) {
+        prog.state = MoveState::kSkipped;
+        note(r, move.vmId + " is no longer on " + move.fromHost + "; not " +
+                    (park ? "parked" : "unparked"));
+      } else if (vm->state == (park ? VmState::kParked : VmState::kRunning)) {
+        prog.state = MoveState::kDone;
+        prog.actualEndNs = clock_.now();
+        note(r, std::string(park ? "parked " : "unparked ") + move.vmId + " on " +
+                    move.fromHost + " (settled from its agent's inventory)");
+      } else if (vm->state == VmState::kRunning || vm->state == VmState::kParked ||
+                 vm->state == VmState::kSuspended) {
+        // Not done: ask again (parking a parked VM, or unparking a running one, is a no-op).
+        prog.state = MoveState::kPlanned;
+        note(r, "re-issuing the " + std::string(park ? "park" : "unpark") + " of " + move.vmId +
+                    " after a restart");
+      }  // otherwise busy there (saving): wait for the next inventory
+      continue;
+    }
     // Only from inventories the agents sent since they were last reachable.
     if (!agentReady(move.fromHost) || !agentReady(move.toHost)) continue;
     const VmRecord* atDest = findVm(move.toHost, move.vmId);
@@ -2646,7 +2966,14 @@ void Manager::schedule(const Reservation& r) {
       const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const auto& m) {
         return m.state == MoveState::kRunning;
       });
-      if (clonesGone && !moving && r.request.displaced != "return") return;
+      // Nor a parked VM to unpark (its unpark not yet created, or not settled).
+      bool unparking = parksVms(r) && r.returns.empty();
+      for (std::size_t j = 0; j < r.returns.size() && j < r.returnProgress.size(); ++j) {
+        unparking |= r.returns[j].mode == MoveMode::kSuspend &&
+                     (r.returnProgress[j].state == MoveState::kPlanned ||
+                      r.returnProgress[j].state == MoveState::kRunning);
+      }
+      if (clonesGone && !moving && !unparking && r.request.displaced != "return") return;
       busy_.insert(r.id);
       return;
     }

@@ -659,5 +659,379 @@ TEST_F(CommandTimeoutTest, DeadlineOfAMoveSentBeforeARestartComesFromTheStore) {
       << r.reason;
 }
 
+constexpr TimeNs kParkStart = 1'800'000'000 * kNsPerSec;
+constexpr TimeNs kMigrate = 10 * kNsPerSec;
+// No faster than one at a time for the four VMs (4 x 10 s), so neither re-plan of a late
+// vacate (alongside the running move, or after it) pays and only parking helps.
+constexpr TimeNs kSlowParallel = 40 * kNsPerSec;
+constexpr TimeNs kPark = 2 * kNsPerSec;
+
+// Like the scripted planner above, and it parks: a VM no receiving host has room for is parked
+// (MoveMode::kSuspend, on its own host, resumed at the window's end) when the policy is
+// kWhenNoRoom and the VM allows it. "degradation" runs moves one at a time; "makespan" at once,
+// where migrations crowd each other (kSlowParallel) and parks take kPark.
+class ParkingPlanner final : public planner::VacatePlanner {
+ public:
+  Result<VacatePlan> plan(const planner::VacateRequest& req) const override {
+    VacatePlan p;
+    const bool sequential = req.objective == planner::VacateObjective::kDegradation;
+    p.strategy = sequential ? "sequential" : "parallel";
+    std::map<std::string, std::uint64_t> room;
+    for (const auto& h : req.hosts) {
+      const bool vacated = std::count(req.hostsToVacate.begin(), req.hostsToVacate.end(), h.name);
+      if (h.canReceive && !vacated) room[h.name] = h.freeMemoryBytes;
+    }
+    std::uint32_t k = 0;
+    TimeNs at = 0;
+    for (const auto& vm : req.vms) {
+      if (!std::count(req.hostsToVacate.begin(), req.hostsToVacate.end(), vm.host)) continue;
+      PlannedMove m;
+      m.vmId = vm.id;
+      m.fromHost = vm.host;
+      m.memoryBytes = vm.memoryBytes;
+      auto dest = std::find_if(room.begin(), room.end(),
+                               [&](const auto& r) { return r.second >= vm.memoryBytes; });
+      TimeNs duration = 0;
+      if (dest != room.end()) {
+        dest->second -= vm.memoryBytes;
+        m.toHost = dest->first;
+        m.transferredBytes = vm.memoryBytes * 3 / 20;
+        duration = sequential ? kMigrate : kSlowParallel;
+      } else if (req.suspendPolicy == planner::SuspendPolicy::kWhenNoRoom && vm.allowSuspend) {
+        m.toHost = vm.host;
+        m.mode = MoveMode::kSuspend;
+        m.resumeAtNs = req.reservationEndNs;
+        duration = kPark;
+      } else {
+        return Status::rejected("no room for " + vm.id);
+      }
+      m.batch = sequential ? k : 0;
+      m.startOffsetNs = sequential ? at : 0;
+      m.endOffsetNs = m.startOffsetNs + duration;
+      if (sequential) at += duration;
+      p.makespanNs = std::max(p.makespanNs, m.endOffsetNs);
+      p.moves.push_back(m);
+      ++k;
+    }
+    p.makespanQuantileNs = p.makespanNs;
+    p.quantile = 0.95;
+    p.cloneTimeNs = req.cloneTimeNs;
+    p.marginNs = req.marginNs;
+    p.latestSafeStartNs = req.reservationStartNs - req.cloneTimeNs - p.makespanNs - req.marginNs;
+    p.feasible = p.latestSafeStartNs >= req.nowNs;
+    return p;
+  }
+};
+
+// src holds four 2 GiB VMs (v0..v3); dst has memory for `dstRoomVms` of them.
+class ParkingTest : public ::testing::Test {
+ protected:
+  void setUp(std::uint64_t dstRoomVms) {
+    store_ = std::move(*Store::open(":memory:"));
+    TemplateSpec t{"bmi", 8, 16 * kGiB, 45 * kNsPerSec, 1};
+    ManagerOptions options;
+    options.marginNs = 10 * kNsPerSec;
+    options.planningLatencyNs = kNsPerSec;
+    options.assessPeriodNs = kNsPerSec;
+    options.heartbeatTimeoutNs = 3600 * kNsPerSec;
+    options.onObservation = [this](const MigrationObservation& o) { observed_.push_back(o); };
+    manager_ = std::make_unique<Manager>(clock_, *store_, planner_, std::vector{t}, options);
+    agents_ = std::make_unique<FakeAgents>(*manager_);
+    std::vector<VmRecord> vms;
+    for (int i = 0; i < 4; ++i) vms.push_back(FakeAgents::vm("v" + std::to_string(i), 2 * kGiB));
+    agents_->addHost("src", 32, 64 * kGiB, vms);
+    agents_->addHost("dst", 32, dstRoomVms * 2 * kGiB, {});
+  }
+
+  Result<Reservation> submit(const std::string& objective = "") {
+    ReservationRequest req;
+    req.owner = "lab";
+    req.hostNames = {"src"};
+    req.startNs = clock_.now() + 3600 * kNsPerSec;
+    req.endNs = req.startNs + 600 * kNsPerSec;
+    req.templateName = "bmi";
+    req.vmsPerHost = 1;
+    req.objective = objective;
+    return manager_->submit(req);
+  }
+  void step() {
+    agents_->heartbeat();
+    manager_->tick();
+    agents_->pump();
+  }
+  void runUntil(TimeNs t) {
+    while (clock_.now() < t) {
+      clock_.advance(std::min<TimeNs>(kNsPerSec, t - clock_.now()));
+      step();
+    }
+  }
+  Reservation get(const std::string& id) { return *manager_->get(id); }
+  static bool hasEvent(const Reservation& r, const std::string& prefix) {
+    return std::any_of(r.events.begin(), r.events.end(), [&](const ReservationEvent& e) {
+      return e.message.rfind(prefix, 0) == 0;
+    });
+  }
+  static std::string eventsOf(const Reservation& r) {
+    std::string all;
+    for (const auto& e : r.events) all += e.message + "\n";
+    return all;
+  }
+  void expectNotOverbooked() {
+    const CapacityCalendar& cal = manager_->calendar();
+    for (const auto& h : cal.hosts()) {
+      std::string why;
+      EXPECT_FALSE(cal.overbooked(h, &why)) << h << ": " << why;
+    }
+  }
+  void expectEachVmOnce() {
+    for (int v = 0; v < 4; ++v) {
+      const std::string id = "v" + std::to_string(v);
+      EXPECT_EQ(agents_->count(id), 1u) << id;
+      std::size_t known = 0;
+      for (const auto& vm : manager_->vms()) known += vm.id == id;
+      EXPECT_EQ(known, 1u) << id << " in vrmd's view";
+    }
+  }
+  VmState stateOf(const std::string& id) {
+    for (const auto& vm : manager_->vms()) {
+      if (vm.id == id) return vm.state;
+    }
+    ADD_FAILURE() << "no VM " << id;
+    return VmState::kRunning;
+  }
+  std::size_t modeCount(const Reservation& r, MoveMode mode) {
+    return std::count_if(r.plan.moves.begin(), r.plan.moves.end(),
+                         [&](const PlannedMove& m) { return m.mode == mode; });
+  }
+
+  ManualClock clock_{kParkStart};
+  std::unique_ptr<Store> store_;
+  ParkingPlanner planner_;
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<FakeAgents> agents_;
+  std::vector<MigrationObservation> observed_;
+};
+
+// Ensures a host whose VMs do not all find room elsewhere is admitted by parking the rest: the
+// vacate migrates what fits and parks the others on the host itself, the host runs nothing but
+// the reservation's clone during the window while the parked VMs' room is booked again from the
+// window's end, and after the window they are unparked there, every VM accounted exactly once.
+TEST_F(ParkingTest, VacateParksVmsWithoutRoomAndUnparksThemAfterTheWindow) {
+  setUp(/*dstRoomVms=*/2);
+  auto admitted = submit();
+  ASSERT_TRUE(admitted.isOk());
+  ASSERT_EQ(admitted->state, ReservationState::kAdmitted) << admitted->reason;
+  Reservation r = *admitted;
+  EXPECT_EQ(modeCount(r, MoveMode::kLive), 2u);
+  ASSERT_EQ(modeCount(r, MoveMode::kSuspend), 2u);
+  for (const auto& m : r.plan.moves) {
+    if (m.mode != MoveMode::kSuspend) continue;
+    EXPECT_EQ(m.fromHost, "src");
+    EXPECT_EQ(m.toHost, "src");
+    EXPECT_EQ(m.resumeAtNs, r.request.endNs);
+  }
+  // Booked: the parked VMs' 4 GiB on src from the window's end, the clone's 16 GiB in it.
+  const CapacityCalendar& cal = manager_->calendar();
+  EXPECT_EQ(cal.free("src", r.request.endNs, kTimeInfinity).memoryBytes,
+            static_cast<std::int64_t>(60 * kGiB));
+  expectNotOverbooked();
+
+  clock_.set(r.plan.latestSafeStartNs);
+  step();
+  runUntil(r.request.startNs);
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kActive) << eventsOf(r);
+  EXPECT_TRUE(hasEvent(r, "parking v2 on src until")) << eventsOf(r);
+  EXPECT_TRUE(hasEvent(r, "parked v3 on src")) << eventsOf(r);
+  // During the window src runs only the clone; the parked VMs hold nothing until the end.
+  for (const auto& vm : manager_->vms()) {
+    if (vm.host != "src") continue;
+    if (vm.reservationId == r.id) {
+      EXPECT_EQ(vm.state, VmState::kRunning) << vm.id;
+    } else {
+      EXPECT_EQ(vm.state, VmState::kParked) << vm.id;
+    }
+  }
+  EXPECT_EQ(stateOf("v2"), VmState::kParked);
+  EXPECT_EQ(cal.free("src", r.request.startNs, r.request.endNs).memoryBytes,
+            static_cast<std::int64_t>(48 * kGiB));
+  EXPECT_EQ(manager_->calendar().free("src", r.request.endNs, kTimeInfinity).memoryBytes,
+            static_cast<std::int64_t>(60 * kGiB));
+  expectNotOverbooked();
+  expectEachVmOnce();
+  const auto parks = std::count_if(observed_.begin(), observed_.end(), [](const auto& o) {
+    return o.mode == MoveMode::kSuspend && o.saveNs > 0;
+  });
+  EXPECT_EQ(parks, 2) << "park observations reach the calibrator's listener";
+
+  runUntil(r.request.endNs + 10 * kNsPerSec);
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kDone) << eventsOf(r);
+  EXPECT_NE(r.events.back().message.find("2 of 2 parked VMs unparked"), std::string::npos)
+      << r.events.back().message;
+  EXPECT_EQ(agents_->hostOf("v2"), "src");
+  EXPECT_EQ(agents_->hostOf("v3"), "src");
+  EXPECT_EQ(stateOf("v2"), VmState::kRunning);
+  EXPECT_EQ(stateOf("v3"), VmState::kRunning);
+  EXPECT_EQ(agents_->hostOf("v0"), "dst") << "displaced VMs stay by default";
+  expectNotOverbooked();
+  expectEachVmOnce();
+  // Unparked, they book src for good again: 64 - 4 GiB.
+  EXPECT_EQ(manager_->calendar().free("src", clock_.now(), kTimeInfinity).memoryBytes,
+            static_cast<std::int64_t>(60 * kGiB));
+}
+
+// Ensures a VM that may not be suspended keeps its host from being vacated by parking: the
+// request is rejected, naming it.
+TEST_F(ParkingTest, VmsThatMayNotBeSuspendedAreNotParked) {
+  setUp(/*dstRoomVms=*/2);
+  std::vector<VmRecord> vms = agents_->inventory_["src"];
+  for (auto& v : vms) v.allowSuspend = false;
+  agents_->inventory_["src"] = vms;
+  agents_->heartbeat();
+  auto r = submit();
+  ASSERT_TRUE(r.isOk());
+  EXPECT_EQ(r->state, ReservationState::kRejected);
+  EXPECT_NE(r->reason.find("no room for v2"), std::string::npos) << r->reason;
+}
+
+// Ensures a park the agent never answers is given up at its command deadline (its predicted
+// 2 s x commandTimeoutFactor 3 + the 60 s floor) and fails through the usual path.
+TEST_F(ParkingTest, UnansweredParkIsGivenUpAtItsDeadline) {
+  setUp(/*dstRoomVms=*/2);
+  auto admitted = submit();
+  ASSERT_TRUE(admitted.isOk());
+  ASSERT_EQ(admitted->state, ReservationState::kAdmitted) << admitted->reason;
+  Reservation r = *admitted;
+  ASSERT_EQ(modeCount(r, MoveMode::kSuspend), 2u);
+  agents_->hold.insert(AgentCommand::Kind::kPark);
+  const TimeNs vacateStart = r.plan.latestSafeStartNs;
+  clock_.set(vacateStart);
+  step();
+  runUntil(vacateStart + 60 * kNsPerSec);
+  EXPECT_EQ(eventsOf(get(r.id)).find("did not answer its park command"), std::string::npos)
+      << "given up before its deadline:\n" << eventsOf(get(r.id));
+  runUntil(vacateStart + 70 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_NE(eventsOf(r).find("did not answer its park command"), std::string::npos)
+      << eventsOf(r);
+  EXPECT_EQ(r.state, ReservationState::kFailed) << eventsOf(r);
+}
+
+// Ensures cancelling during the vacate rolls the parks back: the parked VMs are unparked on
+// src once the clone is gone, and every VM is accounted exactly once.
+TEST_F(ParkingTest, CancelUnparksParkedVms) {
+  setUp(/*dstRoomVms=*/2);
+  auto admitted = submit();
+  ASSERT_TRUE(admitted.isOk());
+  ASSERT_EQ(admitted->state, ReservationState::kAdmitted) << admitted->reason;
+  Reservation r = *admitted;
+  agents_->hold.insert(AgentCommand::Kind::kMigrate);  // the migrations do not finish
+  clock_.set(r.plan.latestSafeStartNs);
+  step();
+  runUntil(r.plan.latestSafeStartNs + 5 * kNsPerSec);
+  ASSERT_EQ(stateOf("v2"), VmState::kParked) << eventsOf(get(r.id));
+  auto cancelled = manager_->cancel(r.id, "lab");
+  ASSERT_TRUE(cancelled.isOk());
+  agents_->hold.clear();
+  auto held = std::move(agents_->held);
+  agents_->held.clear();
+  for (const auto& c : held) manager_->onResult(c.host, agents_->execute(c));
+  agents_->pump();
+  runUntil(clock_.now() + 10 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_EQ(r.state, ReservationState::kCancelled);
+  EXPECT_TRUE(hasEvent(r, "returns done: 2 of 2 parked VMs unparked")) << eventsOf(r);
+  EXPECT_EQ(stateOf("v2"), VmState::kRunning);
+  EXPECT_EQ(stateOf("v3"), VmState::kRunning);
+  expectEachVmOnce();
+  expectNotOverbooked();
+}
+
+// Ensures a vacate running late whose faster re-plan gains nothing parks the moves not started
+// instead of migrating them (danger threshold), is then not at risk, becomes ready, and
+// unparks them after the window.
+TEST_F(ParkingTest, LateVacateParksTheRestInsteadOfMigrating) {
+  setUp(/*dstRoomVms=*/4);
+  auto admitted = submit("degradation");
+  ASSERT_TRUE(admitted.isOk());
+  ASSERT_EQ(admitted->state, ReservationState::kAdmitted) << admitted->reason;
+  Reservation r = *admitted;
+  EXPECT_EQ(modeCount(r, MoveMode::kSuspend), 0u) << "room for all: nothing parked";
+  const TimeNs vacateStart = r.plan.latestSafeStartNs;
+  agents_->hold.insert(AgentCommand::Kind::kMigrate);
+  clock_.set(vacateStart);
+  step();
+  // v0's migration overruns; deadline is 50 s after the start (4 x 10 s + 10 s margin).
+  runUntil(vacateStart + 17 * kNsPerSec);
+  r = get(r.id);
+  ASSERT_TRUE(hasEvent(r, "danger:")) << eventsOf(r);
+  EXPECT_NE(eventsOf(r).find("re-planned the 3 moves not started as parks on their hosts"),
+            std::string::npos)
+      << eventsOf(r);
+  EXPECT_EQ(modeCount(r, MoveMode::kSuspend), 3u);
+  EXPECT_FALSE(r.atRisk) << r.riskReason;
+  expectNotOverbooked();
+
+  agents_->hold.clear();
+  auto held = std::move(agents_->held);
+  agents_->held.clear();
+  for (const auto& c : held) manager_->onResult(c.host, agents_->execute(c));
+  agents_->pump();
+  runUntil(r.request.startNs);
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kActive) << eventsOf(r);
+  EXPECT_EQ(agents_->hostOf("v0"), "dst");
+  for (const char* v : {"v1", "v2", "v3"}) EXPECT_EQ(stateOf(v), VmState::kParked) << v;
+  expectEachVmOnce();
+  runUntil(r.request.endNs + 10 * kNsPerSec);
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kDone) << eventsOf(r);
+  for (const char* v : {"v1", "v2", "v3"}) EXPECT_EQ(stateOf(v), VmState::kRunning) << v;
+  expectEachVmOnce();
+  expectNotOverbooked();
+}
+
+// Ensures a vrmd restart during the window finds parked VMs from the store and the agents'
+// inventories (parked), keeps their room booked from the window's end, and unparks them after.
+TEST_F(ParkingTest, RestartDuringTheWindowStillUnparks) {
+  setUp(/*dstRoomVms=*/2);
+  auto admitted = submit();
+  ASSERT_TRUE(admitted.isOk());
+  ASSERT_EQ(admitted->state, ReservationState::kAdmitted) << admitted->reason;
+  Reservation r = *admitted;
+  clock_.set(r.plan.latestSafeStartNs);
+  step();
+  runUntil(r.request.startNs + kNsPerSec);
+  ASSERT_EQ(get(r.id).state, ReservationState::kActive);
+
+  // vrmd restarts: a new manager on the same store; the agents register again.
+  TemplateSpec t{"bmi", 8, 16 * kGiB, 45 * kNsPerSec, 1};
+  ManagerOptions options;
+  options.marginNs = 10 * kNsPerSec;
+  options.heartbeatTimeoutNs = 3600 * kNsPerSec;
+  auto restarted = std::make_unique<Manager>(clock_, *store_, planner_, std::vector{t}, options);
+  ASSERT_TRUE(restarted->recover().isOk());
+  auto inventories = agents_->inventory_;
+  auto hosts = agents_->hosts_;
+  manager_ = std::move(restarted);
+  agents_ = std::make_unique<FakeAgents>(*manager_);
+  for (const auto& [name, h] : hosts) {
+    agents_->addHost(name, h.cpuCores, h.memoryBytes, inventories[name]);
+  }
+  EXPECT_EQ(stateOf("v2"), VmState::kParked);
+  EXPECT_EQ(manager_->calendar().free("src", r.request.startNs, r.request.endNs).memoryBytes,
+            static_cast<std::int64_t>(48 * kGiB));
+  EXPECT_EQ(manager_->calendar().free("src", r.request.endNs, kTimeInfinity).memoryBytes,
+            static_cast<std::int64_t>(60 * kGiB));
+  expectNotOverbooked();
+  runUntil(r.request.endNs + 10 * kNsPerSec);
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kDone) << eventsOf(r);
+  EXPECT_EQ(stateOf("v2"), VmState::kRunning);
+  EXPECT_EQ(stateOf("v3"), VmState::kRunning);
+  expectEachVmOnce();
+}
+
 }  // namespace
 }  // namespace vrm::manager

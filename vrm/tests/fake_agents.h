@@ -139,6 +139,26 @@ class FakeAgents {
         }
         break;
       }
+      case K::kPark:
+      case K::kUnpark: {
+        auto it = find(c.vmId);
+        if (it == inv.end()) {
+          r.status = Status::notFound("no VM " + c.vmId);
+          break;
+        }
+        const bool park = c.kind == K::kPark;
+        it->state = park ? VmState::kParked : VmState::kRunning;
+        it->stateFile = park ? "fake://" + c.host + "/park/" + c.vmId : "";
+        MigrationObservation o;
+        o.vmId = c.vmId;
+        o.fromHost = o.toHost = c.host;
+        o.mode = MoveMode::kSuspend;
+        o.memoryBytes = it->memoryBytes;
+        o.transferredBytes = it->nonzeroMemoryBytes;
+        (park ? o.saveNs : o.restoreNs) = 2 * kNsPerSec;
+        r.migrated = o;
+        break;
+      }
       default:
         break;
     }

@@ -71,8 +71,9 @@ struct ManagerOptions {
   bool incrementalAdmission = true;
 
   // Command deadlines: an agent that heartbeats but never answers a command must not stall its
-  // reservation. A migration must be answered within its predicted duration x
-  // commandTimeoutFactor + commandTimeoutFloorNs of being sent; prepare-incoming,
+  // reservation. A migration or park must be answered within its predicted duration x
+  // commandTimeoutFactor + commandTimeoutFloorNs of being sent (an unpark: its park's predicted
+  // duration); prepare-incoming,
   // finish-incoming and set-bandwidth (quick, synchronous on the agent) within the floor;
   // destroy within slowCommandTimeoutNs, clone within that or its template's clone time x the
   // factor + the floor, whichever is longer. On expiry the command counts as failed
@@ -150,6 +151,7 @@ class Manager {
 
  private:
   // Move steps index plan.moves, then (from plan.moves.size() on) the return moves.
+  // kPark / kUnpark: a plan's kSuspend move parks its VM on its source; its return unparks it.
   enum class Step {
     kPrepareIncoming,
     kMigrate,
@@ -157,6 +159,8 @@ class Manager {
     kClone,
     kDestroy,
     kSetBandwidth,  // caps or uncaps move `index`'s running migration; nothing waits on it
+    kPark,
+    kUnpark,
   };
   struct Pending {
     std::string reservationId;
@@ -267,7 +271,10 @@ class Manager {
   // Re-plans the moves not started of batches >= `firstBatch` to start at `fromNs`, after the
   // moves that stay; keeps the new plan when its bookings fit and (unless `force`: a destination
   // was lost) it is at least 5% faster than the old.
-  Replan replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs, bool force);
+  // `park`: only the moves whose VMs may be suspended are re-planned, as suspensions (parked on
+  // their source for the window: no network, seconds) instead of migrations.
+  Replan replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs, bool force,
+                         bool park = false);
   // The bandwidth-limit action: re-plans the moves not started of the running batch `batch`
   // and later to start now, alongside the running moves, on the NIC bandwidth those leave
   // them, and caps each running move sharing a NIC with them at the share the new plan gives a
@@ -275,9 +282,10 @@ class Manager {
   // Kept when its bookings fit and it ends at least 5% sooner than the current projection.
   Replan replanAlongsideRunning(Reservation& r, std::uint32_t batch);
   // Shared by both: plans the VMs of moves `rest` of r from `fromNs` (hosts' NICs reduced by
-  // `nicInUse`), without r's moves `rest` in the calendar while planning.
+  // `nicInUse`), without r's moves `rest` in the calendar while planning. A VM left without a
+  // destination is parked (if it allows it); `park`: every one is parked.
   Result<VacatePlan> planRest(Reservation& r, const std::vector<std::size_t>& rest, TimeNs fromNs,
-                              const std::map<std::string, double>& nicInUse);
+                              const std::map<std::string, double>& nicInUse, bool park = false);
   // Replaces r's moves `rest` by `plan`'s (batches from `base`, times from `fromNs`), renumbering
   // what refers to moves by index; undone (false, with the violation) when the bookings do not
   // fit. `original` is r before.
@@ -294,10 +302,14 @@ class Manager {
   // Fails commands past their deadline through the failure path of their step (only those to
   // agents that are reachable and connected: the others wait for the agent, as before).
   void expireCommands();
-  // Displaced VMs going home after the window (request.displaced == "return"), one at a time.
-  // Creates the return moves on first call; true once every one has ended (done, skipped or
-  // failed: a VM that cannot go home stays where it is, noted).
+  // After the window (or a cancel / failure): VMs the vacate parked are unparked on their
+  // source, all at once, and displaced VMs go home (request.displaced == "return"), one at a
+  // time. Creates these return moves on first call (a parked VM's has mode kSuspend and
+  // fromHost == toHost); true once every one has ended (done, skipped or failed: a VM that
+  // cannot go home stays where it is, noted).
   bool driveReturns(Reservation& r);
+  // Some move of the vacate parked (or is parking) its VM: teardown must unpark it.
+  static bool parksVms(const Reservation& r);
   // The move (planned or return) and its progress behind a step index.
   static PlannedMove& moveAt(Reservation& r, std::size_t index);
   static MoveProgress& progressAt(Reservation& r, std::size_t index);
@@ -363,6 +375,7 @@ class Manager {
   // When each vacating reservation is next assessed, and how often it was re-planned.
   std::map<std::string, TimeNs> nextAssessNs_;
   std::map<std::string, int> replans_;
+  std::map<std::string, int> parkReplans_;  // re-plans that parked the rest, counted apart
   void recordMoveError(const PlannedMove& move, const MoveProgress& progress);
   std::vector<std::pair<ReservationEvent, Reservation>> events_;
   std::map<std::string, std::size_t> publishedEvents_;  // reservation -> events published
