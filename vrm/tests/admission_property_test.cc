@@ -7,6 +7,7 @@
 
 #include "fake_agents.h"
 #include "vrm/manager/manager.h"
+#include "vrm/planner/cost_aware_vacate_planner.h"
 
 namespace vrm::manager {
 namespace {
@@ -22,13 +23,20 @@ std::vector<TemplateSpec> templates() {
   return {big, small};
 }
 
+// The skeleton's sequential planner, or (parking) the cost-aware one, which parks VMs that
+// have no destination (MoveMode::kSuspend).
+std::unique_ptr<planner::VacatePlanner> makePlanner(bool parking) {
+  if (parking) return std::move(*planner::CostAwareVacatePlanner::create("qemu-precopy", "zhao-scr"));
+  return std::make_unique<planner::SequentialVacatePlanner>(
+      std::shared_ptr<const planner::MigrationModel>(
+          std::move(*planner::createMigrationModel("simple"))));
+}
+
 struct World {
+  explicit World(bool parking) : planner(makePlanner(parking)) {}
   ManualClock clock{1'800'000'000 * kNsPerSec};
   std::unique_ptr<Store> store = std::move(*Store::open(":memory:"));
-  std::unique_ptr<planner::SequentialVacatePlanner> planner =
-      std::make_unique<planner::SequentialVacatePlanner>(
-          std::shared_ptr<const planner::MigrationModel>(
-              std::move(*planner::createMigrationModel("simple"))));
+  std::unique_ptr<planner::VacatePlanner> planner;
   // A long heartbeat timeout keeps the loop's wake-ups (and so the checks) at reservation
   // events; lost agents are still detected, 15 minutes after their last heartbeat.
   Manager manager{clock, *store, *planner, templates(), ManagerOptions{60 * kNsPerSec, kNsPerSec,
@@ -37,9 +45,9 @@ struct World {
   std::vector<std::string> originalVms;  // the cluster's own VMs (not clones)
 };
 
-// Brute force: what the hosts really hold (the fake agents' inventories) never exceeds their
-// capacity; every VM of the cluster is on exactly one host; hosts of a running dedicated
-// reservation hold only its clones; two live dedicated
+// Brute force: what the hosts really hold (the fake agents' inventories; a parked VM holds no
+// cores or memory) never exceeds their capacity; every VM of the cluster is on exactly one host;
+// hosts of a running dedicated reservation run only its clones (parked VMs may wait there); two live dedicated
 // reservations never share a host in overlapping windows; a reservation whose start has passed
 // is ready/active/ending/done or has failed/been cancelled with a reason.
 void checkInvariants(World& w, const std::string& context) {
@@ -58,6 +66,7 @@ void checkInvariants(World& w, const std::string& context) {
   for (const auto& [host, vms] : w.agents.inventory_) {
     std::uint64_t mem = 0, cores = 0;
     for (const auto& v : vms) {
+      if (v.state == VmState::kParked) continue;
       mem += v.memoryBytes;
       cores += v.cpuCores;
     }
@@ -82,6 +91,7 @@ void checkInvariants(World& w, const std::string& context) {
     if (r.state == ReservationState::kActive && r.request.kind == ReservationKind::kDedicated) {
       for (const auto& host : r.hosts) {
         for (const auto& v : w.agents.inventory_[host]) {
+          if (v.state == VmState::kParked) continue;
           ASSERT_EQ(v.reservationId, r.id)
               << context << ": " << v.id << " on dedicated host " << host << " of " << r.id;
         }
@@ -129,10 +139,13 @@ void checkInvariants(World& w, const std::string& context) {
   }
 }
 
-// Ensures no overbooking and no silent lateness across random lifecycles.
-TEST(AdmissionPropertyTest, RandomLifecyclesNeverOverbook) {
-  for (std::uint32_t seed = 1; seed <= 100; ++seed) {
-    World w;
+// Random lifecycles of `seeds` worlds. parking: the cost-aware planner, and crowded hosts
+// (VMs of 4-16 GiB) so that vacates park VMs; at the end every parked VM on a live host has been
+// unparked once every reservation has ended.
+void randomLifecycles(std::uint32_t seeds, bool parking) {
+  int parkedEver = 0;
+  for (std::uint32_t seed = 1; seed <= seeds; ++seed) {
+    World w(parking);
     std::mt19937 rng(seed);
     auto uniform = [&](std::int64_t lo, std::int64_t hi) {
       return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
@@ -141,7 +154,9 @@ TEST(AdmissionPropertyTest, RandomLifecyclesNeverOverbook) {
       std::vector<VmRecord> vms;
       for (int v = 0, n = static_cast<int>(uniform(0, 4)); v < n; ++v) {
         vms.push_back(FakeAgents::vm("h" + std::to_string(h) + "v" + std::to_string(v),
-                                     static_cast<std::uint64_t>(uniform(1, 8)) * kGiB,
+                                     static_cast<std::uint64_t>(parking ? uniform(4, 16)
+                                                                        : uniform(1, 8)) *
+                                         kGiB,
                                      static_cast<std::uint32_t>(uniform(1, 4))));
       }
       for (const auto& v : vms) w.originalVms.push_back(v.id);
@@ -196,7 +211,35 @@ TEST(AdmissionPropertyTest, RandomLifecyclesNeverOverbook) {
       if (::testing::Test::HasFatalFailure()) return;
     }
     EXPECT_GT(admitted, 0) << "seed " << seed << " admitted nothing: the test would be vacuous";
+    for (const auto& c : w.agents.log) parkedEver += c.kind == AgentCommand::Kind::kPark;
+    if (!parking) continue;
+    // Every reservation ends (two days on); then no VM on a live host is still parked.
+    const TimeNs end = w.clock.now() + 2 * 24 * 60 * kMin;
+    while (w.clock.now() < end) {
+      w.clock.set(std::min(end, std::max(w.manager.nextWakeNs(), w.clock.now() + 10 * kMin)));
+      w.agents.heartbeat();
+      w.manager.tick();
+      w.agents.pump();
+    }
+    checkInvariants(w, "seed " + std::to_string(seed) + " at the end");
+    if (::testing::Test::HasFatalFailure()) return;
+    for (const auto& [host, vms] : w.agents.inventory_) {
+      if (w.agents.down.count(host)) continue;
+      for (const auto& v : vms) {
+        EXPECT_NE(v.state, VmState::kParked)
+            << "seed " << seed << ": " << v.id << " is still parked on " << host;
+      }
+    }
   }
+  if (parking) EXPECT_GT(parkedEver, 0) << "no vacate parked a VM: the test would be vacuous";
+}
+
+// Ensures no overbooking and no silent lateness across random lifecycles.
+TEST(AdmissionPropertyTest, RandomLifecyclesNeverOverbook) { randomLifecycles(100, false); }
+
+// The same with vacates that park VMs which have no destination, and unpark them afterwards.
+TEST(AdmissionPropertyTest, RandomLifecyclesWithParkingNeverOverbookOrStrandVms) {
+  randomLifecycles(40, true);
 }
 
 }  // namespace
