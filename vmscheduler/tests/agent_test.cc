@@ -561,6 +561,57 @@ TEST_F(AgentTest, CloneReturnsHandle) {
   EXPECT_EQ(findVm("r1-0")->state, VmState::kRunning);
 }
 
+// Ensures park and unpark commands run as operations: progress, then one result carrying the
+// observation (mode suspend, the save or restore phase), the VM parked in the inventory the
+// agent reports, and running again after unpark; an unknown VM is answered notFound.
+TEST_F(AgentTest, ParkAndUnparkReportObservations) {
+  registerAgent();
+  const std::string vm = hv_->inventory().front().id;
+  sendCommand(40, [&](wire::AgentCommand::Builder c) { c.setPark(vm); });
+  agent_->runOnce(2000ms);
+  auto progress = receive();
+  ASSERT_TRUE(progress && progress->msg().isProgress());
+  EXPECT_EQ(toStd(progress->msg().getProgress().getPhase()), "save");
+  EXPECT_EQ(findVm(vm)->state, VmState::kMigratingOut) << "busy while saving";
+  clock_.advance(3600 * kNsPerSec);
+  agent_->runOnce(0ms);
+  auto parked = expectResult(40);
+  ASSERT_TRUE(parked);
+  auto res = parked->msg().getResult();
+  EXPECT_EQ(res.getStatus().getCode(), wire::StatusCode::OK);
+  ASSERT_TRUE(res.isMigrated());
+  EXPECT_EQ(res.getMigrated().getMode(), wire::MigrationMode::SUSPEND);
+  EXPECT_EQ(toStd(res.getMigrated().getFromHost()), "h1");
+  EXPECT_EQ(toStd(res.getMigrated().getToHost()), "h1");
+  EXPECT_GT(res.getMigrated().getSaveNs(), 0);
+  EXPECT_EQ(res.getMigrated().getRestoreNs(), 0);
+  EXPECT_EQ(findVm(vm)->state, VmState::kParked);
+  EXPECT_FALSE(findVm(vm)->stateFile.empty());
+
+  sendCommand(41, [&](wire::AgentCommand::Builder c) { c.setUnpark(vm); });
+  agent_->runOnce(2000ms);
+  clock_.advance(3600 * kNsPerSec);
+  agent_->runOnce(0ms);
+  std::optional<Received> back;
+  for (int i = 0; i < 20; ++i) {  // past its progress reports (and heartbeats)
+    back = receive();
+    if (!back || back->msg().isResult()) break;
+  }
+  ASSERT_TRUE(back && back->msg().isResult());
+  EXPECT_EQ(back->msg().getResult().getCommandId(), 41u);
+  auto res2 = back->msg().getResult();
+  EXPECT_EQ(res2.getStatus().getCode(), wire::StatusCode::OK);
+  ASSERT_TRUE(res2.isMigrated());
+  EXPECT_GT(res2.getMigrated().getRestoreNs(), 0);
+  EXPECT_EQ(findVm(vm)->state, VmState::kRunning);
+
+  sendCommand(42, [](wire::AgentCommand::Builder c) { c.setPark("nope"); });
+  agent_->runOnce(2000ms);
+  auto missing = expectResult(42);
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->msg().getResult().getStatus().getCode(), wire::StatusCode::NOT_FOUND);
+}
+
 // Ensures destroying a VM the host does not have is answered notFound with no payload.
 TEST_F(AgentTest, DestroyOfUnknownVmIsNotFound) {
   registerAgent();
