@@ -203,6 +203,51 @@ class QemuHypervisorTest : public ::testing::Test {
   std::vector<OperationEvent> progress_;
 };
 
+// Ensures parking on a real guest: the VM's state is saved to the park dir and its QEMU is gone
+// (no cores, no memory); a restarted agent on the same dirs lists it parked with its state file;
+// unparking restores it with the dirtying guest's memory intact, and removes the state file.
+TEST_F(QemuHypervisorTest, ParkSurvivesAnAgentRestartAndUnparksIntact) {
+  clone(*h1_, "p1", "dirty", 1);
+  ASSERT_TRUE(h1_->startPark(2, "p1").isOk());
+  auto parked = runUntilDone(2, 60s);
+  ASSERT_TRUE(parked.has_value());
+  ASSERT_TRUE(parked->status.isOk()) << parked->status.toString();
+  ASSERT_TRUE(parked->migration.has_value());
+  EXPECT_EQ(parked->migration->mode, MigrationMode::kPark);
+  EXPECT_GT(parked->migration->saveNs, 0);
+  EXPECT_GT(parked->migration->transferredBytes, 0u);
+  auto vm = find(*h1_, "p1");
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->state, VmState::kParked);
+  EXPECT_TRUE(fs::exists(vm->stateFile)) << vm->stateFile;
+  EXPECT_FALSE(qemu(*h1_).qemuPid("p1").isOk()) << "a parked VM has no QEMU";
+
+  h1_.reset();  // the agent restarts
+  h1_ = make("h1", {});
+  vm = find(*h1_, "p1");
+  ASSERT_TRUE(vm) << "the parked VM is found again";
+  EXPECT_EQ(vm->state, VmState::kParked);
+  const std::string stateFile = vm->stateFile;
+
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(h1_->startUnpark(3, "p1").isOk());
+  EXPECT_EQ(find(*h1_, "p1")->state, VmState::kIncoming);
+  auto back = runUntilDone(3, 60s);
+  ASSERT_TRUE(back.has_value());
+  ASSERT_TRUE(back->status.isOk()) << back->status.toString();
+  ASSERT_TRUE(back->migration.has_value());
+  EXPECT_GT(back->migration->restoreNs, 0);
+  std::printf("[ measured ] park of p1: save %.3f s (%.1f MiB); unpark: restore %.3f s (%.3f s)\n",
+              static_cast<double>(parked->migration->saveNs) / 1e9,
+              static_cast<double>(parked->migration->transferredBytes) / kMiB,
+              static_cast<double>(back->migration->restoreNs) / 1e9,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  EXPECT_EQ(find(*h1_, "p1")->state, VmState::kRunning);
+  EXPECT_FALSE(fs::exists(stateFile));
+  expectMemoryIntact(*h1_, "p1");
+  ASSERT_TRUE(h1_->destroy("p1").isOk());
+}
+
 // Ensures the whole lifecycle on real guests: clone, suspend/resume, live migration (bandwidth
 // and downtime limits honoured) and suspend-copy-resume between two hosts, with the dirtying
 // guest's memory intact after each move, a suspended VM still suspended after its move, dirty
