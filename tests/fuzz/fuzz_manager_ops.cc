@@ -366,6 +366,40 @@ class Scenario {
           status = Status::rejected("vm " + c.vmId + " is not migrating out");
           break;
         }
+        case K::kPark:
+        case K::kUnpark: {
+          auto it = find(c.vmId);
+          if (it == inv.end()) {
+            status = Status::notFound("no VM " + c.vmId);
+            break;
+          }
+          const bool park = c.kind == K::kPark;
+          if (!park && it->state == VmState::kParked) {
+            // As a real agent: an unpark needs the VM's room back.
+            std::uint64_t memory = it->memoryBytes, cores = it->cpuCores;
+            for (const auto& v : inv) {
+              if (v.state == VmState::kParked) continue;
+              memory += v.memoryBytes;
+              cores += v.cpuCores;
+            }
+            if (memory > hosts_.at(c.host).memoryBytes || cores > hosts_.at(c.host).cpuCores) {
+              status = Status::rejected("no room to unpark " + c.vmId);
+              break;
+            }
+          }
+          it->state = park ? VmState::kParked : VmState::kRunning;
+          it->stateFile = park ? "sim://" + c.host + "/park/" + c.vmId : "";
+          auto m = res.initMigrated();
+          m.setVmId(c.vmId);
+          m.setFromHost(c.host);
+          m.setToHost(c.host);
+          m.setMode(wire::MigrationMode::SUSPEND);
+          m.setMemoryBytes(it->memoryBytes);
+          m.setStartNs(world_.clock().now() - kNsPerSec);
+          m.setEndNs(world_.clock().now());
+          (park ? m.setSaveNs(kNsPerSec) : m.setRestoreNs(kNsPerSec));
+          break;
+        }
       }
     }
     toWire(status, res.initStatus());
@@ -410,6 +444,7 @@ class Scenario {
     for (const auto& [host, vms] : inventory_) {
       std::uint64_t memory = 0, cores = 0;
       for (const auto& v : vms) {
+        if (v.state == VmState::kParked) continue;  // saved to disk: holds no cores or memory
         memory += v.memoryBytes;
         cores += v.cpuCores;
       }
