@@ -213,7 +213,7 @@ TEST_F(QemuHypervisorTest, ParkSurvivesAnAgentRestartAndUnparksIntact) {
   ASSERT_TRUE(parked.has_value());
   ASSERT_TRUE(parked->status.isOk()) << parked->status.toString();
   ASSERT_TRUE(parked->migration.has_value());
-  EXPECT_EQ(parked->migration->mode, MigrationMode::kPark);
+  EXPECT_EQ(parked->migration->mode, MigrationMode::kSuspend);
   EXPECT_GT(parked->migration->saveNs, 0);
   EXPECT_GT(parked->migration->transferredBytes, 0u);
   auto vm = find(*h1_, "p1");

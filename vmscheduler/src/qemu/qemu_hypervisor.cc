@@ -901,7 +901,7 @@ Status QemuHypervisor::startPark(OperationId id, const std::string& vmId) {
   MigrationObservation& obs = op.observation;
   obs.vmId = vmId;
   obs.fromHost = obs.toHost = host_.name;
-  obs.mode = MigrationMode::kPark;
+  obs.mode = MigrationMode::kSuspend;
   obs.memoryBytes = vm.info.memoryBytes;
   obs.nonzeroMemoryBytes = vm.info.nonzeroMemoryBytes;
   obs.dirtyRateBytesPerSec = vm.info.dirtyRateBytesPerSec;
@@ -955,7 +955,7 @@ Status QemuHypervisor::startUnpark(OperationId id, const std::string& vmId) {
   MigrationObservation& obs = op.observation;
   obs.vmId = vmId;
   obs.fromHost = obs.toHost = host_.name;
-  obs.mode = MigrationMode::kPark;
+  obs.mode = MigrationMode::kSuspend;
   obs.memoryBytes = vm.info.memoryBytes;
   obs.nonzeroMemoryBytes = vm.info.nonzeroMemoryBytes;
   obs.dirtyRateBytesPerSec = vm.info.dirtyRateBytesPerSec;
