@@ -6,7 +6,6 @@
 //   job_manager --vrmd tcp://127.0.0.1:5555 --hosts 1 --start +30min --duration 2h \
 //               --template bmi-decoder --job "./decode --session 42"
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "vrm/client.h"
@@ -17,11 +16,15 @@ namespace {
 
 int exitCode(const vrm::Status& s) {
   switch (s.code()) {
-    case vrm::StatusCode::kOk: return 0;
+    case vrm::StatusCode::kOk:
+      return 0;
     case vrm::StatusCode::kInvalidArgument:
-    case vrm::StatusCode::kNotFound: return 2;
-    case vrm::StatusCode::kUnavailable: return 3;
-    default: return 1;
+    case vrm::StatusCode::kNotFound:
+      return 2;
+    case vrm::StatusCode::kUnavailable:
+      return 3;
+    default:
+      return 1;
   }
 }
 
@@ -94,16 +97,17 @@ int main(int argc, char** argv) {
             << vrm::formatTime(reservation->plan.latestSafeStartNs) << "\n";
 
   std::size_t shown = 0;
-  auto ready = client.waitUntilReady(
-      reservation->id, std::chrono::milliseconds(*wait / vrm::kNsPerMs),
-      [&](const vrm::Reservation& r) {
-        for (; shown < r.events.size(); ++shown) {
-          std::cout << "  " << vrm::formatTime(r.events[shown].timeNs) << "  "
-                    << r.events[shown].message << "\n";
-        }
-      });
+  auto ready =
+      client.waitUntilReady(reservation->id, std::chrono::milliseconds(*wait / vrm::kNsPerMs),
+                            [&](const vrm::Reservation& r) {
+                              for (; shown < r.events.size(); ++shown) {
+                                std::cout << "  " << vrm::formatTime(r.events[shown].timeNs) << "  "
+                                          << r.events[shown].message << "\n";
+                              }
+                            });
   if (!ready) return fail(ready.status());
-  std::cout << reservation->id << " is " << vrm::stateName(ready->state) << "; submitting the job:\n";
+  std::cout << reservation->id << " is " << vrm::stateName(ready->state)
+            << "; submitting the job:\n";
   for (const auto& c : ready->clones) {
     if (c.state != vrm::CloneState::kRunning) continue;
     std::cout << "  ssh " << c.account << "@" << c.address << " '" << job << "'   # on " << c.host

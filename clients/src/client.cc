@@ -36,8 +36,8 @@ struct Client::Impl {
         if (Status s = protocol::checkZ85Key(*key, what); !s) configError = s;
       }
       if (!configError) return;
-      protocol::applyCurveClient(
-          *socket, {options.serverPublicKey, {options.publicKey, options.secretKey}});
+      protocol::applyCurveClient(*socket,
+                                 {options.serverPublicKey, {options.publicKey, options.secretKey}});
     } else if (!options.publicKey.empty() || !options.secretKey.empty()) {
       configError = Status::invalid("a client key pair needs vrmd's public key as well");
       return;
@@ -49,8 +49,8 @@ struct Client::Impl {
 
   // Sends the request built in `b` (its requestId is set here) and returns the decoded reply.
   template <typename Fill, typename Read>
-  auto call(Fill fill, Read read, TimeNs* serverNow) -> decltype(read(
-      std::declval<wire::ClientReply::Reader>())) {
+  auto call(Fill fill, Read read, TimeNs* serverNow)
+      -> decltype(read(std::declval<wire::ClientReply::Reader>())) {
     if (!configError) return configError;
     capnp::MallocMessageBuilder b;
     auto req = b.initRoot<wire::ClientRequest>();
@@ -76,9 +76,11 @@ struct Client::Impl {
         zmq::message_t msg;
         if (!socket->recv(msg, zmq::recv_flags::dontwait)) continue;
         auto frame = protocol::decodeFrame(std::move(msg));
-        if (!frame) return Status::internal("malformed reply from vrmd: " + frame.status().message());
+        if (!frame)
+          return Status::internal("malformed reply from vrmd: " + frame.status().message());
         auto reply = frame->root<wire::ClientReply>();
-        if (!reply) return Status::internal("malformed reply from vrmd: " + reply.status().message());
+        if (!reply)
+          return Status::internal("malformed reply from vrmd: " + reply.status().message());
         if (reply->getRequestId() != id && reply->getRequestId() != 0) continue;  // stale
         *serverNow = reply->getNowNs();
         try {
@@ -112,7 +114,9 @@ Client::Client(ClientOptions options, zmq::context_t* context) : impl_(std::make
 
 Client::~Client() = default;
 
-void Client::setRequester(std::string requester) { impl_->options.requester = std::move(requester); }
+void Client::setRequester(std::string requester) {
+  impl_->options.requester = std::move(requester);
+}
 
 namespace {
 
@@ -143,42 +147,39 @@ Result<Reservation> Client::cancel(const std::string& id) {
 }
 
 Result<std::vector<Reservation>> Client::list(const ListFilter& filter) {
-  return impl_->call(
-      [&](auto req) { toWire(filter, req.initList()); },
-      [](wire::ClientReply::Reader reply) -> Result<std::vector<Reservation>> {
-        Status s = fromWire(reply.getStatus());
-        if (!s) return s;
-        std::vector<Reservation> out;
-        for (auto r : reply.getReservations()) out.push_back(fromWire(r));
-        return out;
-      },
-      &serverNowNs_);
+  return impl_->call([&](auto req) { toWire(filter, req.initList()); },
+                     [](wire::ClientReply::Reader reply) -> Result<std::vector<Reservation>> {
+                       Status s = fromWire(reply.getStatus());
+                       if (!s) return s;
+                       std::vector<Reservation> out;
+                       for (auto r : reply.getReservations()) out.push_back(fromWire(r));
+                       return out;
+                     },
+                     &serverNowNs_);
 }
 
 Result<std::vector<HostRecord>> Client::hosts() {
-  return impl_->call(
-      [](auto req) { req.setHosts(); },
-      [](wire::ClientReply::Reader reply) -> Result<std::vector<HostRecord>> {
-        Status s = fromWire(reply.getStatus());
-        if (!s) return s;
-        std::vector<HostRecord> out;
-        for (auto h : reply.getHosts()) out.push_back(fromWire(h));
-        return out;
-      },
-      &serverNowNs_);
+  return impl_->call([](auto req) { req.setHosts(); },
+                     [](wire::ClientReply::Reader reply) -> Result<std::vector<HostRecord>> {
+                       Status s = fromWire(reply.getStatus());
+                       if (!s) return s;
+                       std::vector<HostRecord> out;
+                       for (auto h : reply.getHosts()) out.push_back(fromWire(h));
+                       return out;
+                     },
+                     &serverNowNs_);
 }
 
 Result<std::vector<VmRecord>> Client::vms() {
-  return impl_->call(
-      [](auto req) { req.setVms(); },
-      [](wire::ClientReply::Reader reply) -> Result<std::vector<VmRecord>> {
-        Status s = fromWire(reply.getStatus());
-        if (!s) return s;
-        std::vector<VmRecord> out;
-        for (auto v : reply.getVms()) out.push_back(fromWire(v));
-        return out;
-      },
-      &serverNowNs_);
+  return impl_->call([](auto req) { req.setVms(); },
+                     [](wire::ClientReply::Reader reply) -> Result<std::vector<VmRecord>> {
+                       Status s = fromWire(reply.getStatus());
+                       if (!s) return s;
+                       std::vector<VmRecord> out;
+                       for (auto v : reply.getVms()) out.push_back(fromWire(v));
+                       return out;
+                     },
+                     &serverNowNs_);
 }
 
 Result<TimeNs> Client::serverNow() {
@@ -187,8 +188,7 @@ Result<TimeNs> Client::serverNow() {
   return serverNowNs_;
 }
 
-Result<Reservation> Client::waitUntilReady(const std::string& id,
-                                           std::chrono::milliseconds timeout,
+Result<Reservation> Client::waitUntilReady(const std::string& id, std::chrono::milliseconds timeout,
                                            const std::function<void(const Reservation&)>& onChange,
                                            std::chrono::milliseconds pollInterval) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

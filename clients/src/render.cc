@@ -68,8 +68,7 @@ json toJson(const Reservation& r) {
         {"makespan_s", nsToSeconds(r.plan.makespanNs)},
         {"clone_time_s", nsToSeconds(r.plan.cloneTimeNs)},
         {"margin_s", nsToSeconds(r.plan.marginNs)},
-        {"latest_safe_start", r.plan.latestSafeStartNs ? formatTime(r.plan.latestSafeStartNs)
-                                                       : ""},
+        {"latest_safe_start", r.plan.latestSafeStartNs ? formatTime(r.plan.latestSafeStartNs) : ""},
         {"latest_safe_start_ns", r.plan.latestSafeStartNs},
         {"moves", moves}}},
       {"clones", clones},
@@ -157,8 +156,8 @@ std::string reservationText(const Reservation& r, TimeNs now) {
   if (r.request.kind == ReservationKind::kShared) {
     o << "  request   " << r.request.vmCount << " x " << r.request.templateName << " (shared)\n";
   } else {
-    o << "  request   " << (r.request.hostNames.empty() ? r.request.hostCount
-                                                        : r.request.hostNames.size())
+    o << "  request   "
+      << (r.request.hostNames.empty() ? r.request.hostCount : r.request.hostNames.size())
       << " dedicated host(s), " << r.request.vmsPerHost << " x " << r.request.templateName
       << " each\n";
   }
@@ -169,9 +168,9 @@ std::string reservationText(const Reservation& r, TimeNs now) {
   }
   if (r.request.kind == ReservationKind::kDedicated && r.plan.latestSafeStartNs) {
     o << "  plan      " << r.plan.moves.size() << " moves, " << r.plan.strategy << " ("
-      << r.plan.model << " model), makespan " << formatDuration(r.plan.makespanNs)
-      << ", clone " << formatDuration(r.plan.cloneTimeNs) << ", margin "
-      << formatDuration(r.plan.marginNs) << "\n";
+      << r.plan.model << " model), makespan " << formatDuration(r.plan.makespanNs) << ", clone "
+      << formatDuration(r.plan.cloneTimeNs) << ", margin " << formatDuration(r.plan.marginNs)
+      << "\n";
     o << "  latest safe start  " << formatTime(r.plan.latestSafeStartNs);
     if (now && r.plan.latestSafeStartNs > now) {
       o << "  (in " << formatDuration(r.plan.latestSafeStartNs - now) << ")";
@@ -179,8 +178,7 @@ std::string reservationText(const Reservation& r, TimeNs now) {
     o << "\n";
     if (!r.plan.moves.empty()) {
       o << "    " << pad("vm", 14) << pad("from", 10) << pad("to", 10) << pad("mode", 21)
-        << pad("batch", 6) << pad("start", 10) << pad("end", 10) << pad("bytes", 12)
-        << "state\n";
+        << pad("batch", 6) << pad("start", 10) << pad("end", 10) << pad("bytes", 12) << "state\n";
       const TimeNs span = std::max<TimeNs>(r.plan.makespanNs, 1);
       for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
         const auto& m = r.plan.moves[i];

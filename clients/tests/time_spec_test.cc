@@ -39,10 +39,11 @@ TEST(TimeSpecTest, RejectsTimesOutOfRange) {
     ASSERT_FALSE(t.isOk()) << bad;
     EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
   }
-  for (const char* bad : {"2300-01-01T00:00Z", "9999-12-31", "1600-01-01T00:00Z",
-                          "2026-01-01T-1:00Z", "2026-01-01T10:-5Z",
-                          // seconds sscanf reads as NaN or infinity (found by fuzz_units in CI)
-                          "2026-11-23T14:00:nan", "2026-11-23T14:00:inf", "2026-11-23T14:00:-nan"}) {
+  for (const char* bad :
+       {"2300-01-01T00:00Z", "9999-12-31", "1600-01-01T00:00Z", "2026-01-01T-1:00Z",
+        "2026-01-01T10:-5Z",
+        // seconds sscanf reads as NaN or infinity (found by fuzz_units in CI)
+        "2026-11-23T14:00:nan", "2026-11-23T14:00:inf", "2026-11-23T14:00:-nan"}) {
     auto t = parseTimeSpec(bad, kNow);
     ASSERT_FALSE(t.isOk()) << bad;
     EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument) << bad;

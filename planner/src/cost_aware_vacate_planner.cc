@@ -31,7 +31,7 @@ constexpr double kDiskDirtyCapFraction = 0.5;
 struct Cluster {
   const VacateRequest& req;
   const IndexedCluster::Impl& ix;
-  bool exhaustive = false;  // CostAwareVacatePlannerOptions::exhaustivePlacement
+  bool exhaustive = false;                    // CostAwareVacatePlannerOptions::exhaustivePlacement
   std::map<int, std::vector<int>> vmsOnHost;  // host index -> indices into req.vms
   std::vector<int> vmHost;                    // host index of each of req.vms
   // Resources: 2h = h's sending NIC, 2h+1 = its receiving NIC, then links, then the store.
@@ -43,7 +43,8 @@ struct Cluster {
   int rx(int h) const { return 2 * h + 1; }
   int link(int l) const { return 2 * hostCount() + l; }
   double capacity(int r) const {
-    if (r < 2 * hostCount()) return ix.hosts[static_cast<std::size_t>(r / 2)].nicBandwidthBytesPerSec;
+    if (r < 2 * hostCount())
+      return ix.hosts[static_cast<std::size_t>(r / 2)].nicBandwidthBytesPerSec;
     if (r == storeResource) return req.suspendStoreBandwidthBytesPerSec;
     return ix.links[static_cast<std::size_t>(r - 2 * hostCount())].bandwidthBytesPerSec;
   }

@@ -41,10 +41,9 @@ std::string describe(const Result<VacatePlan>& p) {
   for (const auto& n : p->notes) o << "note " << n << "\n";
   for (const auto& m : p->moves) {
     o << m.vmId << " " << m.fromHost << "->" << m.toHost << " " << moveModeName(m.mode) << " b"
-      << m.batch << " [" << m.startOffsetNs << ", " << m.endOffsetNs << ") "
-      << m.transferredBytes << " " << m.memoryBytes << " " << m.downtimeNs << " " << m.resumeAtNs
-      << " " << m.diskSyncNs << " " << m.networkLimitBytesPerSec << " "
-      << m.diskWriteLimitBytesPerSec << "\n";
+      << m.batch << " [" << m.startOffsetNs << ", " << m.endOffsetNs << ") " << m.transferredBytes
+      << " " << m.memoryBytes << " " << m.downtimeNs << " " << m.resumeAtNs << " " << m.diskSyncNs
+      << " " << m.networkLimitBytesPerSec << " " << m.diskWriteLimitBytesPerSec << "\n";
   }
   return o.str();
 }
@@ -162,7 +161,8 @@ TEST(IndexedClusterTest, PlansEqualTheExhaustivePlannerOnGeneratedClusters) {
       const VacateRequest r = request(g, {vacate.begin(), vacate.end()});
       const std::string want = describe(reference->plan(r));
       EXPECT_EQ(describe(fast->plan(r)), want) << "racks " << racks << " trial " << trial;
-      EXPECT_EQ(describe(fast->plan(*ix, slim(r))), want) << "racks " << racks << " trial " << trial;
+      EXPECT_EQ(describe(fast->plan(*ix, slim(r))), want)
+          << "racks " << racks << " trial " << trial;
       planned += want.rfind("error", 0) != 0;
     }
   }

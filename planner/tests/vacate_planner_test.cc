@@ -44,8 +44,8 @@ TEST(SequentialVacatePlannerTest, SequentialTimingAndLatestSafeStart) {
   // 3 GiB over 125 MB/s.
   const TimeNs makespan = secondsToNs(3.0 * kGiB / 125e6);
   EXPECT_NEAR(static_cast<double>(plan->makespanNs), static_cast<double>(makespan), 1e3);
-  EXPECT_EQ(plan->latestSafeStartNs, 10'000 * kNsPerSec - 30 * kNsPerSec - plan->makespanNs -
-                                         60 * kNsPerSec);
+  EXPECT_EQ(plan->latestSafeStartNs,
+            10'000 * kNsPerSec - 30 * kNsPerSec - plan->makespanNs - 60 * kNsPerSec);
 }
 
 // Ensures a destination's free capacity is consumed as VMs are placed on it.

@@ -15,11 +15,14 @@ namespace {
 
 void readValue(const capnp::DynamicValue::Reader& value) {
   switch (value.getType()) {
-    case capnp::DynamicValue::STRUCT: readEveryField(value.as<capnp::DynamicStruct>()); break;
+    case capnp::DynamicValue::STRUCT:
+      readEveryField(value.as<capnp::DynamicStruct>());
+      break;
     case capnp::DynamicValue::LIST:
       for (auto element : value.as<capnp::DynamicList>()) readValue(element);
       break;
-    default: break;  // scalars, enums, text and data: get() already checked them
+    default:
+      break;  // scalars, enums, text and data: get() already checked them
   }
 }
 
@@ -27,7 +30,9 @@ void readValue(const capnp::DynamicValue::Reader& value) {
 
 void readEveryField(capnp::DynamicStruct::Reader message) {
   for (auto field : message.getSchema().getNonUnionFields()) readValue(message.get(field));
-  KJ_IF_MAYBE(field, message.which()) { readValue(message.get(*field)); }
+  KJ_IF_MAYBE (field, message.which()) {
+    readValue(message.get(*field));
+  }
 }
 
 }  // namespace detail

@@ -26,7 +26,8 @@ Result<std::pair<double, std::string>> splitNumber(std::string_view text, const 
   double value = std::strtod(begin, &end);
   if (end == begin) return Status::invalid("'" + s + "' is not a " + what + ": no number");
   if (!std::isfinite(value)) return Status::invalid("'" + s + "' is not a finite " + what);
-  if (value < 0) return Status::invalid("'" + s + "': a " + std::string(what) + " cannot be negative");
+  if (value < 0)
+    return Status::invalid("'" + s + "': a " + std::string(what) + " cannot be negative");
   std::string unit(end);
   std::size_t ub = unit.find_first_not_of(" \t");
   unit = ub == std::string::npos ? "" : unit.substr(ub);
@@ -54,24 +55,47 @@ Result<double> scale(std::string_view text, const char* what, const Unit (&units
 }
 
 constexpr Unit kSizeUnits[] = {
-    {"", 1},        {"B", 1},        {"KB", 1e3},         {"MB", 1e6},
-    {"GB", 1e9},    {"TB", 1e12},    {"KiB", 1024.0},     {"MiB", 1048576.0},
-    {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}, {"k", 1e3}, {"kB", 1e3},
+    {"", 1},
+    {"B", 1},
+    {"KB", 1e3},
+    {"MB", 1e6},
+    {"GB", 1e9},
+    {"TB", 1e12},
+    {"KiB", 1024.0},
+    {"MiB", 1048576.0},
+    {"GiB", 1073741824.0},
+    {"TiB", 1099511627776.0},
+    {"k", 1e3},
+    {"kB", 1e3},
 };
 
 constexpr Unit kRateUnits[] = {
     {"", 1},
-    {"bit/s", 1.0 / 8},  {"kbit/s", 1e3 / 8},  {"Kbit/s", 1e3 / 8}, {"Mbit/s", 1e6 / 8},
-    {"Gbit/s", 1e9 / 8}, {"Tbit/s", 1e12 / 8}, {"bps", 1.0 / 8},    {"kbps", 1e3 / 8},
-    {"Mbps", 1e6 / 8},   {"Gbps", 1e9 / 8},
-    {"B/s", 1},          {"KB/s", 1e3},        {"kB/s", 1e3},       {"MB/s", 1e6},
-    {"GB/s", 1e9},       {"KiB/s", 1024.0},    {"MiB/s", 1048576.0}, {"GiB/s", 1073741824.0},
-    {"pages/s", 4096.0}, {"page/s", 4096.0},
+    {"bit/s", 1.0 / 8},
+    {"kbit/s", 1e3 / 8},
+    {"Kbit/s", 1e3 / 8},
+    {"Mbit/s", 1e6 / 8},
+    {"Gbit/s", 1e9 / 8},
+    {"Tbit/s", 1e12 / 8},
+    {"bps", 1.0 / 8},
+    {"kbps", 1e3 / 8},
+    {"Mbps", 1e6 / 8},
+    {"Gbps", 1e9 / 8},
+    {"B/s", 1},
+    {"KB/s", 1e3},
+    {"kB/s", 1e3},
+    {"MB/s", 1e6},
+    {"GB/s", 1e9},
+    {"KiB/s", 1024.0},
+    {"MiB/s", 1048576.0},
+    {"GiB/s", 1073741824.0},
+    {"pages/s", 4096.0},
+    {"page/s", 4096.0},
 };
 
 constexpr Unit kDurationUnits[] = {
-    {"", 1e9},  {"ns", 1},        {"us", 1e3},     {"ms", 1e6},  {"s", 1e9},  {"sec", 1e9},
-    {"min", 60e9}, {"m", 60e9},   {"h", 3600e9},   {"d", 86400e9},
+    {"", 1e9},    {"ns", 1},     {"us", 1e3}, {"ms", 1e6},   {"s", 1e9},
+    {"sec", 1e9}, {"min", 60e9}, {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9},
 };
 
 }  // namespace
@@ -84,8 +108,9 @@ Result<std::uint64_t> parseBytes(std::string_view text) {
 }
 
 Result<double> parseRateBytesPerSec(std::string_view text) {
-  return scale(text, "rate", kRateUnits,
-               "bit/s, kbit/s, Mbit/s, Gbit/s, B/s, KB/s, MB/s, GB/s, KiB/s, MiB/s, GiB/s, pages/s");
+  return scale(
+      text, "rate", kRateUnits,
+      "bit/s, kbit/s, Mbit/s, Gbit/s, B/s, KB/s, MB/s, GB/s, KiB/s, MiB/s, GiB/s, pages/s");
 }
 
 Result<TimeNs> parseDurationNs(std::string_view text) {

@@ -7,29 +7,42 @@
 
 namespace vrm::protocol {
 
-
 wire::StatusCode toWire(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return wire::StatusCode::OK;
-    case StatusCode::kRejected: return wire::StatusCode::REJECTED;
-    case StatusCode::kInvalidArgument: return wire::StatusCode::INVALID_ARGUMENT;
-    case StatusCode::kNotFound: return wire::StatusCode::NOT_FOUND;
-    case StatusCode::kUnauthorized: return wire::StatusCode::UNAUTHORIZED;
-    case StatusCode::kInternal: return wire::StatusCode::INTERNAL;
-    case StatusCode::kUnavailable: return wire::StatusCode::UNAVAILABLE;
+    case StatusCode::kOk:
+      return wire::StatusCode::OK;
+    case StatusCode::kRejected:
+      return wire::StatusCode::REJECTED;
+    case StatusCode::kInvalidArgument:
+      return wire::StatusCode::INVALID_ARGUMENT;
+    case StatusCode::kNotFound:
+      return wire::StatusCode::NOT_FOUND;
+    case StatusCode::kUnauthorized:
+      return wire::StatusCode::UNAUTHORIZED;
+    case StatusCode::kInternal:
+      return wire::StatusCode::INTERNAL;
+    case StatusCode::kUnavailable:
+      return wire::StatusCode::UNAVAILABLE;
   }
   return wire::StatusCode::INTERNAL;
 }
 
 StatusCode fromWire(wire::StatusCode code) {
   switch (code) {
-    case wire::StatusCode::OK: return StatusCode::kOk;
-    case wire::StatusCode::REJECTED: return StatusCode::kRejected;
-    case wire::StatusCode::INVALID_ARGUMENT: return StatusCode::kInvalidArgument;
-    case wire::StatusCode::NOT_FOUND: return StatusCode::kNotFound;
-    case wire::StatusCode::UNAUTHORIZED: return StatusCode::kUnauthorized;
-    case wire::StatusCode::INTERNAL: return StatusCode::kInternal;
-    case wire::StatusCode::UNAVAILABLE: return StatusCode::kUnavailable;
+    case wire::StatusCode::OK:
+      return StatusCode::kOk;
+    case wire::StatusCode::REJECTED:
+      return StatusCode::kRejected;
+    case wire::StatusCode::INVALID_ARGUMENT:
+      return StatusCode::kInvalidArgument;
+    case wire::StatusCode::NOT_FOUND:
+      return StatusCode::kNotFound;
+    case wire::StatusCode::UNAUTHORIZED:
+      return StatusCode::kUnauthorized;
+    case wire::StatusCode::INTERNAL:
+      return StatusCode::kInternal;
+    case wire::StatusCode::UNAVAILABLE:
+      return StatusCode::kUnavailable;
   }
   return StatusCode::kInternal;  // an enum value from a newer peer
 }
@@ -99,18 +112,24 @@ ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
 
 wire::MigrationMode toWire(MoveMode m) {
   switch (m) {
-    case MoveMode::kLive: return wire::MigrationMode::LIVE;
-    case MoveMode::kSuspendCopyResume: return wire::MigrationMode::SUSPEND_COPY_RESUME;
-    case MoveMode::kSuspend: return wire::MigrationMode::SUSPEND;
+    case MoveMode::kLive:
+      return wire::MigrationMode::LIVE;
+    case MoveMode::kSuspendCopyResume:
+      return wire::MigrationMode::SUSPEND_COPY_RESUME;
+    case MoveMode::kSuspend:
+      return wire::MigrationMode::SUSPEND;
   }
   return wire::MigrationMode::LIVE;
 }
 
 MoveMode fromWire(wire::MigrationMode m) {
   switch (m) {
-    case wire::MigrationMode::SUSPEND_COPY_RESUME: return MoveMode::kSuspendCopyResume;
-    case wire::MigrationMode::SUSPEND: return MoveMode::kSuspend;
-    default: return MoveMode::kLive;
+    case wire::MigrationMode::SUSPEND_COPY_RESUME:
+      return MoveMode::kSuspendCopyResume;
+    case wire::MigrationMode::SUSPEND:
+      return MoveMode::kSuspend;
+    default:
+      return MoveMode::kLive;
   }
 }
 
@@ -287,8 +306,8 @@ Reservation fromWire(wire::Reservation::Reader in) {
     ClonePlacement p;
     p.vmId = toStd(c.getVmId());
     p.host = toStd(c.getHost());
-    p.state = static_cast<CloneState>(
-        static_cast<int>(clampEnum(c.getState(), wire::CloneState::FAILED, wire::CloneState::FAILED)));
+    p.state = static_cast<CloneState>(static_cast<int>(
+        clampEnum(c.getState(), wire::CloneState::FAILED, wire::CloneState::FAILED)));
     p.address = toStd(c.getAddress());
     p.account = toStd(c.getAccount());
     r.clones.push_back(std::move(p));
@@ -326,24 +345,36 @@ HostRecord fromWire(wire::HostInfo::Reader in) {
 
 wire::VmState toWire(VmState state) {
   switch (state) {
-    case VmState::kRunning: return wire::VmState::RUNNING;
-    case VmState::kSuspended: return wire::VmState::SUSPENDED;
-    case VmState::kMigratingOut: return wire::VmState::MIGRATING_OUT;
-    case VmState::kIncoming: return wire::VmState::INCOMING;
-    case VmState::kCloning: return wire::VmState::CLONING;
-    case VmState::kParked: return wire::VmState::PARKED;
+    case VmState::kRunning:
+      return wire::VmState::RUNNING;
+    case VmState::kSuspended:
+      return wire::VmState::SUSPENDED;
+    case VmState::kMigratingOut:
+      return wire::VmState::MIGRATING_OUT;
+    case VmState::kIncoming:
+      return wire::VmState::INCOMING;
+    case VmState::kCloning:
+      return wire::VmState::CLONING;
+    case VmState::kParked:
+      return wire::VmState::PARKED;
   }
   return wire::VmState::RUNNING;
 }
 
 VmState fromWire(wire::VmState state) {
   switch (state) {
-    case wire::VmState::RUNNING: return VmState::kRunning;
-    case wire::VmState::SUSPENDED: return VmState::kSuspended;
-    case wire::VmState::MIGRATING_OUT: return VmState::kMigratingOut;
-    case wire::VmState::INCOMING: return VmState::kIncoming;
-    case wire::VmState::CLONING: return VmState::kCloning;
-    case wire::VmState::PARKED: return VmState::kParked;
+    case wire::VmState::RUNNING:
+      return VmState::kRunning;
+    case wire::VmState::SUSPENDED:
+      return VmState::kSuspended;
+    case wire::VmState::MIGRATING_OUT:
+      return VmState::kMigratingOut;
+    case wire::VmState::INCOMING:
+      return VmState::kIncoming;
+    case wire::VmState::CLONING:
+      return VmState::kCloning;
+    case wire::VmState::PARKED:
+      return VmState::kParked;
   }
   return VmState::kRunning;  // a state added to the schema after this side was built
 }
@@ -430,7 +461,9 @@ void toWire(const AgentCommand& in, wire::AgentCommand::Builder out) {
   out.setCommandId(in.id);
   using K = AgentCommand::Kind;
   switch (in.kind) {
-    case K::kPrepareIncoming: toWire(in.vm, out.initPrepareIncoming()); break;
+    case K::kPrepareIncoming:
+      toWire(in.vm, out.initPrepareIncoming());
+      break;
     case K::kMigrate: {
       auto m = out.initMigrate();
       m.setVmId(in.vmId);
@@ -446,8 +479,12 @@ void toWire(const AgentCommand& in, wire::AgentCommand::Builder out) {
       f.setCommit(in.commit);
       break;
     }
-    case K::kSuspend: out.setSuspend(in.vmId); break;
-    case K::kResume: out.setResume(in.vmId); break;
+    case K::kSuspend:
+      out.setSuspend(in.vmId);
+      break;
+    case K::kResume:
+      out.setResume(in.vmId);
+      break;
     case K::kClone: {
       auto c = out.initClone();
       c.setVmId(in.vmId);
@@ -458,15 +495,21 @@ void toWire(const AgentCommand& in, wire::AgentCommand::Builder out) {
       c.setBootTimeNs(in.bootTimeNs);
       break;
     }
-    case K::kDestroy: out.setDestroy(in.vmId); break;
+    case K::kDestroy:
+      out.setDestroy(in.vmId);
+      break;
     case K::kSetBandwidth: {
       auto b = out.initSetMigrationBandwidth();
       b.setVmId(in.vmId);
       b.setMaxBandwidthBytesPerSec(in.maxBandwidthBytesPerSec);
       break;
     }
-    case K::kPark: out.setPark(in.vmId); break;
-    case K::kUnpark: out.setUnpark(in.vmId); break;
+    case K::kPark:
+      out.setPark(in.vmId);
+      break;
+    case K::kUnpark:
+      out.setUnpark(in.vmId);
+      break;
   }
 }
 

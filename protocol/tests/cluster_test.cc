@@ -66,8 +66,7 @@ TEST(ClusterSpecTest, ErrorsNameTheEntry) {
     auto spec = parseClusterSpec(c.yaml);
     ASSERT_FALSE(spec.isOk()) << c.yaml;
     EXPECT_EQ(spec.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_NE(spec.status().message().find(c.expect), std::string::npos)
-        << spec.status().message();
+    EXPECT_NE(spec.status().message().find(c.expect), std::string::npos) << spec.status().message();
   }
 }
 

@@ -49,8 +49,8 @@ World& world() {
     auto* w = new World;
     w->store = std::move(*Store::open(":memory:"));
     w->planner = std::move(*planner::CostAwareVacatePlanner::create("qemu-precopy", "zhao-scr"));
-    w->manager = std::make_unique<Manager>(w->clock, *w->store, *w->planner,
-                                           scale::generatedTemplates());
+    w->manager =
+        std::make_unique<Manager>(w->clock, *w->store, *w->planner, scale::generatedTemplates());
     for (std::uint32_t i = 0; i < gHosts; ++i) {
       if (!w->manager->onRegister(scale::generatedHost(i), scale::generatedVms(i))) std::abort();
     }
@@ -63,9 +63,9 @@ World& world() {
       }
       (r->state == ReservationState::kAdmitted ? w->admitted : w->rejected)++;
     }
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "setup: %u hosts, %u VMs, %u reservations booked (%u rejected) in %.1f s\n",
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr,
+                 "setup: %u hosts, %u VMs, %u reservations booked (%u rejected) in %.1f s\n",
                  gHosts, gHosts * scale::kVmsPerHost, w->admitted, w->rejected, s);
     return w;
   }();
@@ -93,7 +93,8 @@ ReservationRequest sharedRequest(std::mt19937& rng, bool dryRun) {
 
 ReservationRequest dedicatedRequest(std::mt19937& rng, bool dryRun) {
   // After the booked horizon (7 days): the vacate's moves meet no other reservation's moves.
-  std::uniform_int_distribution<TimeNs> start(8 * 24 * 3600 * kNsPerSec, 14 * 24 * 3600 * kNsPerSec);
+  std::uniform_int_distribution<TimeNs> start(8 * 24 * 3600 * kNsPerSec,
+                                              14 * 24 * 3600 * kNsPerSec);
   ReservationRequest r;
   r.owner = "bench";
   r.kind = ReservationKind::kDedicated;
@@ -105,7 +106,8 @@ ReservationRequest dedicatedRequest(std::mt19937& rng, bool dryRun) {
   return r;
 }
 
-void run(benchmark::State& state, const char* name, ReservationRequest (*make)(std::mt19937&, bool), bool dryRun) {
+void run(benchmark::State& state, const char* name, ReservationRequest (*make)(std::mt19937&, bool),
+         bool dryRun) {
   Manager& m = *world().manager;
   std::mt19937 rng(42);
   std::vector<double> us, cpuUs;
@@ -137,15 +139,24 @@ void run(benchmark::State& state, const char* name, ReservationRequest (*make)(s
   state.counters["p99_us"] = pct(us, 0.99);
   state.counters["p50_cpu_us"] = pct(cpuUs, 0.50);
   state.counters["p99_cpu_us"] = pct(cpuUs, 0.99);
-  state.counters["admitted_pct"] = 100.0 * static_cast<double>(admitted) / static_cast<double>(us.size());
+  state.counters["admitted_pct"] =
+      100.0 * static_cast<double>(admitted) / static_cast<double>(us.size());
   state.SetLabel(std::to_string(gHosts) + " hosts, " + std::to_string(gHosts * scale::kVmsPerHost) +
                  " VMs, " + std::to_string(gReservations) + " booked");
 }
 
-void BM_AdmitSharedDryRun(benchmark::State& s) { run(s, "BM_AdmitSharedDryRun", sharedRequest, true); }
-void BM_AdmitSharedBooked(benchmark::State& s) { run(s, "BM_AdmitSharedBooked", sharedRequest, false); }
-void BM_AdmitDedicated4DryRun(benchmark::State& s) { run(s, "BM_AdmitDedicated4DryRun", dedicatedRequest, true); }
-void BM_AdmitDedicated4Booked(benchmark::State& s) { run(s, "BM_AdmitDedicated4Booked", dedicatedRequest, false); }
+void BM_AdmitSharedDryRun(benchmark::State& s) {
+  run(s, "BM_AdmitSharedDryRun", sharedRequest, true);
+}
+void BM_AdmitSharedBooked(benchmark::State& s) {
+  run(s, "BM_AdmitSharedBooked", sharedRequest, false);
+}
+void BM_AdmitDedicated4DryRun(benchmark::State& s) {
+  run(s, "BM_AdmitDedicated4DryRun", dedicatedRequest, true);
+}
+void BM_AdmitDedicated4Booked(benchmark::State& s) {
+  run(s, "BM_AdmitDedicated4Booked", dedicatedRequest, false);
+}
 BENCHMARK(BM_AdmitSharedDryRun)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_AdmitSharedBooked)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_AdmitDedicated4DryRun)->Unit(benchmark::kMicrosecond);

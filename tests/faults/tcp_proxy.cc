@@ -6,16 +6,17 @@
 //            in the kernel's buffers, as across a real partition before TCP gives up.
 //   SIGUSR2  heal: traffic flows again, what waited is delivered.
 //   SIGHUP   reset: every connection is closed (what waited is lost), as when TCP gives up on
-//            a long partition; new connections are accepted again (closed at once while partitioned).
+//            a long partition; new connections are accepted again (closed at once while
+//            partitioned).
 //   SIGTERM, SIGINT  exit.
 //
 //   tcp_proxy --listen PORT --to PORT   (both on 127.0.0.1)
 // Prints "listening" on stdout once it accepts connections.
+// clang-format off
 #include <utility>  // before Asio: Boost 1.74 uses std::exchange without it
-
-#include <boost/asio.hpp>
-
+// clang-format on
 #include <array>
+#include <boost/asio.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -84,12 +85,12 @@ class Session : public std::enable_shared_from_this<Session> {
     from.async_read_some(asio::buffer(buf), [self, &from, &to, &buf, &parked](
                                                 boost::system::error_code ec, std::size_t n) {
       if (ec) return self->close();
-      asio::async_write(to, asio::buffer(buf, n),
-                        [self, &from, &to, &buf, &parked](boost::system::error_code ec2,
-                                                          std::size_t) {
-                          if (ec2) return self->close();
-                          self->pump(from, to, buf, parked);
-                        });
+      asio::async_write(
+          to, asio::buffer(buf, n),
+          [self, &from, &to, &buf, &parked](boost::system::error_code ec2, std::size_t) {
+            if (ec2) return self->close();
+            self->pump(from, to, buf, parked);
+          });
     });
   }
 
@@ -171,7 +172,7 @@ int main(int argc, char** argv) {
   asio::signal_set signals(io, SIGUSR1, SIGUSR2, SIGHUP);
   asio::signal_set stop(io, SIGTERM, SIGINT);
   std::function<void(boost::system::error_code, int)> onSignal = [&](boost::system::error_code ec,
-                                                                    int sig) {
+                                                                     int sig) {
     if (ec) return;
     if (sig == SIGUSR1) {
       gPartitioned = true;

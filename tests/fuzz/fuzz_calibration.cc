@@ -55,8 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!(calibration->goodputFactor > 0)) fail("accepted goodput_factor <= 0");
   (void)vrm::planner::formatCalibration(*calibration);
   for (double q : {0.0, 0.5, 0.99}) {
-    auto model = vrm::planner::createCalibratedModel(*calibration, q > 0 ? std::optional(q)
-                                                                         : std::nullopt);
+    auto model =
+        vrm::planner::createCalibratedModel(*calibration, q > 0 ? std::optional(q) : std::nullopt);
     if (!model) {
       if (model.status().code() != StatusCode::kInvalidArgument &&
           model.status().code() != StatusCode::kNotFound) {

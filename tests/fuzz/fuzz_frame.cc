@@ -31,18 +31,29 @@ void walk(wire::ClientRequest::Reader r) {
   (void)r.getRequestId();
   (void)toStd(r.getRequester());
   switch (r.which()) {
-    case wire::ClientRequest::SUBMIT: (void)fromWire(r.getSubmit()); break;
-    case wire::ClientRequest::GET: (void)toStd(r.getGet()); break;
-    case wire::ClientRequest::CANCEL: (void)toStd(r.getCancel()); break;
-    case wire::ClientRequest::LIST: (void)fromWire(r.getList()); break;
-    default: break;
+    case wire::ClientRequest::SUBMIT:
+      (void)fromWire(r.getSubmit());
+      break;
+    case wire::ClientRequest::GET:
+      (void)toStd(r.getGet());
+      break;
+    case wire::ClientRequest::CANCEL:
+      (void)toStd(r.getCancel());
+      break;
+    case wire::ClientRequest::LIST:
+      (void)fromWire(r.getList());
+      break;
+    default:
+      break;
   }
 }
 
 void walk(wire::ClientReply::Reader r) {
   (void)fromWire(r.getStatus());
   switch (r.which()) {
-    case wire::ClientReply::RESERVATION: (void)fromWire(r.getReservation()); break;
+    case wire::ClientReply::RESERVATION:
+      (void)fromWire(r.getReservation());
+      break;
     case wire::ClientReply::RESERVATIONS:
       for (auto x : r.getReservations()) (void)fromWire(x);
       break;
@@ -52,7 +63,8 @@ void walk(wire::ClientReply::Reader r) {
     case wire::ClientReply::VMS:
       for (auto x : r.getVms()) (void)fromWire(x);
       break;
-    default: break;
+    default:
+      break;
   }
 }
 
@@ -69,21 +81,30 @@ void walk(wire::AgentMessage::Reader r) {
     case wire::AgentMessage::HEARTBEAT:
       for (auto v : r.getHeartbeat().getVms()) (void)fromWire(v);
       break;
-    case wire::AgentMessage::PROGRESS: (void)fromWire(r.getProgress()); break;
-    case wire::AgentMessage::RESULT: (void)fromWire(r.getResult()); break;
-    default: break;
+    case wire::AgentMessage::PROGRESS:
+      (void)fromWire(r.getProgress());
+      break;
+    case wire::AgentMessage::RESULT:
+      (void)fromWire(r.getResult());
+      break;
+    default:
+      break;
   }
 }
 
 void walk(wire::ManagerMessage::Reader r) {
   switch (r.which()) {
-    case wire::ManagerMessage::REGISTERED: (void)fromWire(r.getRegistered()); break;
+    case wire::ManagerMessage::REGISTERED:
+      (void)fromWire(r.getRegistered());
+      break;
     case wire::ManagerMessage::COMMAND: {
       // vmschedd reads these; its conversions live in vmscheduler/, so walk the fields here.
       auto c = r.getCommand();
       (void)c.getCommandId();
       switch (c.which()) {
-        case wire::AgentCommand::PREPARE_INCOMING: (void)fromWire(c.getPrepareIncoming()); break;
+        case wire::AgentCommand::PREPARE_INCOMING:
+          (void)fromWire(c.getPrepareIncoming());
+          break;
         case wire::AgentCommand::MIGRATE:
           (void)toStd(c.getMigrate().getVmId());
           (void)toStd(c.getMigrate().getDestinationEndpoint());
@@ -92,12 +113,16 @@ void walk(wire::ManagerMessage::Reader r) {
           (void)toStd(c.getClone().getTemplate());
           (void)toStd(c.getClone().getReservationId());
           break;
-        case wire::AgentCommand::SUSPEND: (void)toStd(c.getSuspend()); break;
-        default: break;
+        case wire::AgentCommand::SUSPEND:
+          (void)toStd(c.getSuspend());
+          break;
+        default:
+          break;
       }
       break;
     }
-    default: break;
+    default:
+      break;
   }
 }
 

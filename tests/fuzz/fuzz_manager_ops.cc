@@ -66,19 +66,36 @@ class Scenario {
   void run() {
     for (int step = 0; step < kMaxSteps && in_.remaining_bytes() > 0; ++step) {
       const int action = in_.ConsumeIntegralInRange<int>(0, 9);
-      if (trace_) std::fprintf(stderr, "step %d: action %d at %s\n", step, action,
-                               formatTime(world_.clock().now()).c_str());
+      if (trace_)
+        std::fprintf(stderr, "step %d: action %d at %s\n", step, action,
+                     formatTime(world_.clock().now()).c_str());
       switch (action) {
         case 0:
-        case 1: submit(); break;
-        case 2: byId(/*cancel=*/false); break;
-        case 3: byId(/*cancel=*/true); break;
-        case 4: list(); break;
-        case 5: inventoryRequest(); break;
+        case 1:
+          submit();
+          break;
+        case 2:
+          byId(/*cancel=*/false);
+          break;
+        case 3:
+          byId(/*cancel=*/true);
+          break;
+        case 4:
+          list();
+          break;
+        case 5:
+          inventoryRequest();
+          break;
         case 6:
-        case 7: advance(); break;
-        case 8: deliver(); break;
-        case 9: toggleAgent(); break;
+        case 7:
+          advance();
+          break;
+        case 8:
+          deliver();
+          break;
+        case 9:
+          toggleAgent();
+          break;
       }
       collect();
       if (trace_) dump();
@@ -97,7 +114,8 @@ class Scenario {
         moves += m.vmId + ":" + m.fromHost + ">" + m.toHost + ":" +
                  (i < r.moves.size() ? moveStateName(r.moves[i].state) : "?") + " ";
       }
-      for (const auto& c : r.clones) clones += c.vmId + "@" + c.host + ":" + cloneStateName(c.state) + " ";
+      for (const auto& c : r.clones)
+        clones += c.vmId + "@" + c.host + ":" + cloneStateName(c.state) + " ";
       std::fprintf(stderr, "  %s %s %s [%s, %s) lss %s hosts %s moves %s clones %s %s\n",
                    r.id.c_str(), stateName(r.state),
                    r.request.kind == ReservationKind::kShared ? "shared" : "dedicated",
@@ -128,9 +146,7 @@ class Scenario {
   }
 
   // --- client requests, through the client handler ---
-  StatusCode send(capnp::MallocMessageBuilder& b) {
-    return world_.callClient(fuzz::frameOf(b));
-  }
+  StatusCode send(capnp::MallocMessageBuilder& b) { return world_.callClient(fuzz::frameOf(b)); }
 
   void submit() {
     capnp::MallocMessageBuilder b;
@@ -212,9 +228,9 @@ class Scenario {
   void advance() {
     auto& clock = world_.clock();
     auto& manager = world_.manager();
-    const TimeNs target =
-        in_.ConsumeBool() ? std::max(clock.now(), manager.nextWakeNs())
-                          : plus(clock.now(), in_.ConsumeIntegralInRange<TimeNs>(1, 2 * kHour));
+    const TimeNs target = in_.ConsumeBool()
+                              ? std::max(clock.now(), manager.nextWakeNs())
+                              : plus(clock.now(), in_.ConsumeIntegralInRange<TimeNs>(1, 2 * kHour));
     const bool heartbeating = in_.ConsumeIntegralInRange<int>(0, 7) != 0;
     for (int wakeups = 0; wakeups < 64; ++wakeups) {
       // Agents answer every command before time moves on (vrmd has no command timeout: a
@@ -418,16 +434,24 @@ class Scenario {
         continue;
       }
       switch (in_.ConsumeIntegralInRange<int>(0, 7)) {
-        case 0: execute(c, /*succeed=*/false); break;
-        case 1: world_.manager().onSendFailed(c.id, "agent " + c.host + " is not connected"); break;
+        case 0:
+          execute(c, /*succeed=*/false);
+          break;
+        case 1:
+          world_.manager().onSendFailed(c.id, "agent " + c.host + " is not connected");
+          break;
         case 2:  // held: answered later, after others
           if (!all) {
             queued_.push_back(c);
             break;
           }
           [[fallthrough]];
-        case 3: progress(c); [[fallthrough]];
-        default: execute(c, /*succeed=*/true); break;
+        case 3:
+          progress(c);
+          [[fallthrough]];
+        default:
+          execute(c, /*succeed=*/true);
+          break;
       }
       collect();
     }

@@ -93,7 +93,10 @@ int main(int argc, char** argv) {
             printf("memtouch: CORRUPT page=%llu word=%u step=%llu\n", (unsigned long long)p, i,
                    (unsigned long long)k);
             fflush(stdout);
-            for (;;) { struct timespec z = {3600, 0}; nanosleep(&z, 0); }
+            for (;;) {
+              struct timespec z = {3600, 0};
+              nanosleep(&z, 0);
+            }
           }
         }
       }

@@ -13,7 +13,6 @@
 // "serving_ms=..."; with --hosts-wanted, then polls the host list until that many hosts are
 // registered and reachable ("hosts_ms=..."). Used to time a restart.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -161,7 +160,8 @@ int main(int argc, char** argv) {
   bool probeMode = false;
   std::size_t hostsWanted = 0;
   app.add_option("--clients", endpoint, "vrmd's client endpoint")->capture_default_str();
-  app.add_option("--threads", threads, "concurrent clients (one DEALER each)")->capture_default_str();
+  app.add_option("--threads", threads, "concurrent clients (one DEALER each)")
+      ->capture_default_str();
   app.add_option("--window", window, "requests in flight per client")->capture_default_str();
   app.add_option("--seconds", seconds, "how long to keep submitting")->capture_default_str();
   app.add_option("--seed", seed, "index of the first generated request")->capture_default_str();
@@ -192,8 +192,8 @@ int main(int argc, char** argv) {
 
   Totals totals;
   const auto t0 = Clock::now();
-  const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(seconds));
+  const auto deadline =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back(client, endpoint, t, window, deadline, seed + static_cast<std::uint32_t>(t),
@@ -204,15 +204,19 @@ int main(int argc, char** argv) {
   auto& l = totals.latencyMs;
   std::sort(l.begin(), l.end());
   auto pct = [&](double q) {
-    return l.empty() ? 0.0 : l[std::min(l.size() - 1, static_cast<std::size_t>(q * static_cast<double>(l.size())))];
+    return l.empty() ? 0.0
+                     : l[std::min(l.size() - 1,
+                                  static_cast<std::size_t>(q * static_cast<double>(l.size())))];
   };
-  std::printf("replies=%zu seconds=%.2f per_s=%.1f admitted=%llu rejected=%llu errors=%llu "
-              "p50_ms=%.2f p99_ms=%.2f max_ms=%.2f threads=%d window=%d\n",
-              l.size(), elapsed, static_cast<double>(l.size()) / elapsed,
-              static_cast<unsigned long long>(totals.admitted),
-              static_cast<unsigned long long>(totals.rejected),
-              static_cast<unsigned long long>(totals.errors), pct(0.5), pct(0.99),
-              l.empty() ? 0.0 : l.back(), threads, window);
-  if (!totals.firstError.empty()) std::fprintf(stderr, "first error: %s\n", totals.firstError.c_str());
+  std::printf(
+      "replies=%zu seconds=%.2f per_s=%.1f admitted=%llu rejected=%llu errors=%llu "
+      "p50_ms=%.2f p99_ms=%.2f max_ms=%.2f threads=%d window=%d\n",
+      l.size(), elapsed, static_cast<double>(l.size()) / elapsed,
+      static_cast<unsigned long long>(totals.admitted),
+      static_cast<unsigned long long>(totals.rejected),
+      static_cast<unsigned long long>(totals.errors), pct(0.5), pct(0.99),
+      l.empty() ? 0.0 : l.back(), threads, window);
+  if (!totals.firstError.empty())
+    std::fprintf(stderr, "first error: %s\n", totals.firstError.c_str());
   return totals.errors == 0 ? 0 : 1;
 }

@@ -93,9 +93,9 @@ void Agent::sendDue() {
     nextRegisterNs_ = now + jittered(registerIntervalNs_);
     // Unanswered so far: vrmd is down or behind, and every repeat adds to what it has to read
     // (10,000 agents repeating each second built gigabytes of backlog). Back off.
-    registerIntervalNs_ = std::max(
-        registerIntervalNs_,
-        std::min(2 * registerIntervalNs_, options_.registerRetryMaxIntervalNs));
+    registerIntervalNs_ =
+        std::max(registerIntervalNs_,
+                 std::min(2 * registerIntervalNs_, options_.registerRetryMaxIntervalNs));
   }
   // Before the heartbeat, so the inventory it carries reflects finished operations.
   pollHypervisor(now);

@@ -1,7 +1,7 @@
 #include "vrm/vmscheduler/hypervisor.h"
 
-#include "qemu/qemu_hypervisor.h"
 #include "libvirt_hypervisor.h"
+#include "qemu/qemu_hypervisor.h"
 #include "sim_hypervisor.h"
 
 namespace vrm::vmscheduler {

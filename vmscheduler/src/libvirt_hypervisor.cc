@@ -448,8 +448,7 @@ Status LibvirtHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryByt
 Status LibvirtHypervisor::checkIdle(const std::string& vmId) const {
   if (auto p = parking_.find(vmId); p != parking_.end()) {
     return Status::rejected("vm '" + vmId + "' is busy (" +
-                            (p->second == Operation::Local::kPark ? "parking" : "unparking") +
-                            ")");
+                            (p->second == Operation::Local::kPark ? "parking" : "unparking") + ")");
   }
   if (auto it = busy_.find(vmId); it != busy_.end()) {
     return Status::rejected("vm '" + vmId + "' is busy (" + vmStateName(it->second.state) + ")");

@@ -30,9 +30,10 @@
 //   "save:<path>"  (no migration_uri, a state_dir) the source saves the VM to <path>
 //                  (virDomainSaveFlags; a state_dir on storage both hosts see) and undefines it;
 //                  finishIncoming(commit) on the destination restores it (virDomainRestore,
-//                  synchronously, on the calling thread) and defines it persistently. This is suspend-copy-resume whatever the mode asked,
-//                  and it is how migration is tested on the test driver, which has no migration.
-//                  The observation's downtime covers the save only (the restore happens later).
+//                  synchronously, on the calling thread) and defines it persistently. This is
+//                  suspend-copy-resume whatever the mode asked, and it is how migration is tested
+//                  on the test driver, which has no migration. The observation's downtime covers
+//                  the save only (the restore happens later).
 //   a libvirt URI  (migration_uri) virDomainMigrateToURI3 with PEER2PEER | PERSIST_DEST, plus
 //                  LIVE for live mode (without it libvirt pauses the VM for the copy: suspend-
 //                  copy-resume), the max bandwidth as VIR_MIGRATE_PARAM_BANDWIDTH and the
@@ -48,8 +49,9 @@
 // domain stops; a persistent one stays defined, shut off); inventory() lists a shut-off domain
 // with such an image as kParked with that stateFile, so a parked VM is found again after an
 // agent restart. startUnpark() restores it (virDomainRestore) and removes the image. A parked
-// VM's cores and memory count as free; an unpark in flight (listed incoming) holds them again. The observation's
-// saveNs / restoreNs are the libvirt calls' durations and transferredBytes the image's size.
+// VM's cores and memory count as free; an unpark in flight (listed incoming) holds them again. The
+// observation's saveNs / restoreNs are the libvirt calls' durations and transferredBytes the
+// image's size.
 //
 // Clones: the template's XML with "{{name}}", "{{memory_kib}}", "{{vcpus}}" replaced when
 // present; otherwise the first <name>'s text becomes the VM id, <uuid> is dropped, and <memory>,
@@ -165,7 +167,7 @@ class LibvirtHypervisor final : public Hypervisor {
   std::string parkDir_;
 
   std::map<std::string, VmInfo> busy_;  // VMs migrating out, cloning or incoming, by id
-  std::map<std::string, Operation::Local> parking_;  // VMs being parked or unparked, by id
+  std::map<std::string, Operation::Local> parking_;   // VMs being parked or unparked, by id
   std::map<std::string, std::string> incomingPaths_;  // save image per incoming VM
   std::map<std::string, std::string> addresses_;      // clone addresses, by VM id
   std::map<OperationId, Operation> ops_;

@@ -152,10 +152,10 @@ void SimHypervisor::saveState() const {
       if (const Operation* op = operationOn(id); op && op->local == Operation::Local::kUnpark) {
         state = VmState::kParked;  // its restore dies with the agent; the state file remains
       }
-      out << vm.id << '\t' << vm.cpuCores << '\t' << vm.memoryBytes << '\t'
-          << vm.nonzeroMemoryBytes << '\t' << vm.dirtyRateBytesPerSec << '\t' << vm.diskBytes
-          << '\t' << static_cast<int>(state) << '\t' << vm.reservationId << '\t' << vm.address
-          << '\t' << vm.templateName << '\n';
+      out << vm.id << '\t' << vm.cpuCores << '\t' << vm.memoryBytes << '\t' << vm.nonzeroMemoryBytes
+          << '\t' << vm.dirtyRateBytesPerSec << '\t' << vm.diskBytes << '\t'
+          << static_cast<int>(state) << '\t' << vm.reservationId << '\t' << vm.address << '\t'
+          << vm.templateName << '\n';
     }
     if (!out.flush()) {
       std::fprintf(stderr, "sim: cannot write %s\n", tmp.c_str());
@@ -212,8 +212,7 @@ std::string SimHypervisor::parkFile(const std::string& vmId) const {
 Status SimHypervisor::checkIdle(const VmInfo& vm) const {
   if (const Operation* op = operationOn(vm.id); op && op->local != Operation::Local::kNone) {
     return Status::rejected("vm '" + vm.id + "' is busy (" +
-                            (op->local == Operation::Local::kPark ? "parking" : "unparking") +
-                            ")");
+                            (op->local == Operation::Local::kPark ? "parking" : "unparking") + ")");
   }
   if (vm.state == VmState::kRunning || vm.state == VmState::kSuspended) return Status::ok();
   return Status::rejected("vm '" + vm.id + "' is busy (" + vmStateName(vm.state) + ")");
@@ -425,8 +424,8 @@ Status SimHypervisor::startPark(OperationId id, const std::string& vmId) {
   op.isMigration = false;
   op.local = Operation::Local::kPark;
   op.vmId = vmId;
-  op.totalNs = kSetupNs + secondsToNs(static_cast<double>(vm.nonzeroMemoryBytes) /
-                                      diskRateBytesPerSec_);
+  op.totalNs =
+      kSetupNs + secondsToNs(static_cast<double>(vm.nonzeroMemoryBytes) / diskRateBytesPerSec_);
   MigrationObservation& obs = op.observation;
   obs.vmId = vmId;
   obs.fromHost = obs.toHost = host_.name;
@@ -465,8 +464,8 @@ Status SimHypervisor::startUnpark(OperationId id, const std::string& vmId) {
   op.isMigration = false;
   op.local = Operation::Local::kUnpark;
   op.vmId = vmId;
-  op.totalNs = kCommitNs + secondsToNs(static_cast<double>(vm.nonzeroMemoryBytes) /
-                                       diskRateBytesPerSec_);
+  op.totalNs =
+      kCommitNs + secondsToNs(static_cast<double>(vm.nonzeroMemoryBytes) / diskRateBytesPerSec_);
   MigrationObservation& obs = op.observation;
   obs.vmId = vmId;
   obs.fromHost = obs.toHost = host_.name;
@@ -487,8 +486,7 @@ Status SimHypervisor::destroy(const std::string& vmId) {
     return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
   if (const Operation* op = operationOn(vmId); op && op->local != Operation::Local::kNone) {
     return Status::rejected("vm '" + vmId + "' is busy (" +
-                            (op->local == Operation::Local::kPark ? "parking" : "unparking") +
-                            ")");
+                            (op->local == Operation::Local::kPark ? "parking" : "unparking") + ")");
   }
   if (it->second.state == VmState::kMigratingOut) {
     return Status::rejected("vm '" + vmId + "' is busy (migrating-out)");

@@ -524,10 +524,10 @@ TEST(LibvirtHypervisorTest, ParkedVmIsFoundAfterAnAgentRestart) {
     (void)virDomainUndefine(big);
     virDomainFree(big);
   }
-  virDomainPtr dom = virDomainDefineXML(
-      libvirtd,
-      "<domain type='test'><name>parkme</name><memory unit='KiB'>524288</memory>"
-      "<vcpu>1</vcpu><os><type>hvm</type></os></domain>");
+  virDomainPtr dom =
+      virDomainDefineXML(libvirtd,
+                         "<domain type='test'><name>parkme</name><memory unit='KiB'>524288</memory>"
+                         "<vcpu>1</vcpu><os><type>hvm</type></os></domain>");
   ASSERT_NE(dom, nullptr);
   ASSERT_EQ(virDomainCreate(dom), 0);
   const std::map<std::string, std::string> params = {{"uri", "test:///default"},

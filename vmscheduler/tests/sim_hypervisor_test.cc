@@ -1,5 +1,6 @@
-#include <gtest/gtest.h>
+#include "sim_hypervisor.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,7 +11,6 @@
 #include <optional>
 
 #include "sim_ground_truth.h"
-#include "sim_hypervisor.h"
 #include "vrm/planner/migration_model.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
@@ -363,8 +363,8 @@ TEST(SimHypervisorTest, DestroyWhileCloningCompletesTheClone) {
 // (The fault campaigns restart agents mid-migration; without it a restarted sim host came back
 // with its cluster-file VMs, duplicating every VM it had migrated away.)
 TEST(SimHypervisorTest, StateFileKeepsVmsAcrossRestarts) {
-  const std::string path = ::testing::TempDir() + "sim-state-" +
-                           std::to_string(::getpid()) + ".tsv";
+  const std::string path =
+      ::testing::TempDir() + "sim-state-" + std::to_string(::getpid()) + ".tsv";
   std::remove(path.c_str());
   {
     auto hv = makeSim(testHost(), {{"state_file", path}, {"ground_truth", "rule"}});
@@ -497,8 +497,7 @@ TEST(SimHypervisorTest, ParkFreesTheHostAndUnparkRestores) {
 // Ensures a parked VM is still parked, with its state file, after the agent restarts (the state
 // file keeps it), and can be unparked then.
 TEST(SimHypervisorTest, ParkedVmSurvivesARestart) {
-  const std::string path = ::testing::TempDir() + "sim-park-" +
-                           std::to_string(::getpid()) + ".tsv";
+  const std::string path = ::testing::TempDir() + "sim-park-" + std::to_string(::getpid()) + ".tsv";
   std::remove(path.c_str());
   {
     auto hv = makeSim(testHost(), {{"state_file", path}});

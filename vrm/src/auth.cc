@@ -85,8 +85,9 @@ Result<AuthorizedKeys> AuthorizedKeys::parse(std::string_view text, const std::s
         std::string hash;
         if (w[3].rfind(protocol::kTokenHashPrefix, 0) == 0) {
           if (!protocol::isBearerTokenHash(w[3])) {
-            return bad("a token hash is 'sha256:' and 64 lowercase hex digits "
-                       "(`vrmctl hash-token` prints it)");
+            return bad(
+                "a token hash is 'sha256:' and 64 lowercase hex digits "
+                "(`vrmctl hash-token` prints it)");
           }
           hash = w[3];
         } else {

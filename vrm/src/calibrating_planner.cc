@@ -77,7 +77,8 @@ void CalibratingPlanner::observe(const std::vector<MigrationObservation>& observ
   bool changed = false;
   for (const auto& mode : due) changed |= refit(mode);
   if (changed) {
-    if (Status s = rebuild(); !s) spdlog::error("calibration: cannot rebuild the planner: {}", s.toString());
+    if (Status s = rebuild(); !s)
+      spdlog::error("calibration: cannot rebuild the planner: {}", s.toString());
   }
 }
 
@@ -119,8 +120,9 @@ Status CalibratingPlanner::rebuild() {
     return Status::ok();
   }
   // Fitted models replace the defaults; a mode not fitted yet keeps its default model.
-  auto pick = [&](const char* mode, const std::string& name)
-      -> Result<std::shared_ptr<const planner::MigrationModel>> {
+  auto pick =
+      [&](const char* mode,
+          const std::string& name) -> Result<std::shared_ptr<const planner::MigrationModel>> {
     if (auto it = models_.find(mode); it != models_.end()) return it->second;
     auto m = planner::createMigrationModel(name);
     if (!m) return m.status();
@@ -130,8 +132,7 @@ Status CalibratingPlanner::rebuild() {
   if (!live) return live.status();
   auto scr = pick(kScr, options_.scrModel);
   if (!scr) return scr.status();
-  current_ = std::make_unique<planner::CostAwareVacatePlanner>(*live, *scr,
-                                                               (*base)->options());
+  current_ = std::make_unique<planner::CostAwareVacatePlanner>(*live, *scr, (*base)->options());
   return Status::ok();
 }
 

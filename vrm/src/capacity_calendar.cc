@@ -1,8 +1,8 @@
 #include "vrm/manager/capacity_calendar.h"
 
 // Boost.ICL stays inside this file: it is template-heavy and nothing else needs it.
-#include <boost/icl/interval_map.hpp>
 #include <algorithm>
+#include <boost/icl/interval_map.hpp>
 #include <set>
 
 namespace vrm::manager {
@@ -13,8 +13,8 @@ using Interval = icl::right_open_interval<TimeNs>;
 using UsageMap = icl::interval_map<TimeNs, std::int64_t, icl::partial_absorber, std::less,
                                    icl::inplace_plus, icl::inter_section, Interval>;
 // Owners of exclusive windows; a segment with two owners is a double booking.
-using OwnerMap = icl::interval_map<TimeNs, std::set<std::string>, icl::partial_absorber,
-                                   std::less, icl::inplace_plus, icl::inter_section, Interval>;
+using OwnerMap = icl::interval_map<TimeNs, std::set<std::string>, icl::partial_absorber, std::less,
+                                   icl::inplace_plus, icl::inter_section, Interval>;
 
 struct CapacityCalendar::HostCalendar {
   Usage capacity;
@@ -39,8 +39,8 @@ std::int64_t peakOf(const UsageMap& map, TimeNs from, TimeNs to) {
 
 template <typename Map>
 std::pair<typename Map::const_iterator, typename Map::const_iterator> segments(const Map& map,
-                                                                             TimeNs from,
-                                                                             TimeNs to) {
+                                                                               TimeNs from,
+                                                                               TimeNs to) {
   if (from == kTimeMinusInfinity && to == kTimeInfinity) return {map.begin(), map.end()};
   return map.equal_range(Interval(from, to));
 }
@@ -189,10 +189,12 @@ bool CapacityCalendar::worseThan(const std::string& host, const Bookings& before
     if (owners.size() < 2) continue;
     std::set<std::string> had;
     auto range = b.exclusive.equal_range(iv);
-    for (auto it = range.first; it != range.second; ++it) had.insert(it->second.begin(), it->second.end());
+    for (auto it = range.first; it != range.second; ++it)
+      had.insert(it->second.begin(), it->second.end());
     for (const auto& o : owners) {
       if (had.count(o)) continue;
-      if (why) *why = "exclusive window of " + o + " overlaps another from " + formatTime(iv.lower());
+      if (why)
+        *why = "exclusive window of " + o + " overlaps another from " + formatTime(iv.lower());
       return true;
     }
   }

@@ -1,8 +1,8 @@
 // vrmd: the Virtual Resource Manager daemon. Parses options and wires clock, store, planner,
 // manager and server together; everything else lives in the library.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -10,10 +10,10 @@
 #include <iostream>
 #include <map>
 
-#include "vrm/manager/server.h"
 #include "vrm/manager/calibrating_planner.h"
-#include "vrm/planner/cost_aware_vacate_planner.h"
+#include "vrm/manager/server.h"
 #include "vrm/manager/web_server.h"
+#include "vrm/planner/cost_aware_vacate_planner.h"
 #include "vrm/protocol/units.h"
 
 namespace {
@@ -310,8 +310,7 @@ int main(int argc, char** argv) {
     // A file that does not parse leaves the previous list in force (and says why).
     auto reloaded = server.reloadAuthorized(authorizedPath);
     if (!reloaded) {
-      spdlog::error("SIGHUP: kept the previous authorized list: {}",
-                    reloaded.status().toString());
+      spdlog::error("SIGHUP: kept the previous authorized list: {}", reloaded.status().toString());
       continue;
     }
     for (const auto& w : (*reloaded)->warnings()) spdlog::warn("--authorized: {}", w);

@@ -113,8 +113,8 @@ Status Manager::validate(const ReservationRequest& req, const TemplateSpec** tmp
   if (!*tmpl) {
     std::string known;
     for (const auto& t : templates_) known += (known.empty() ? "" : ", ") + t.name;
-    return Status::invalid("unknown template '" + req.templateName + "' (known: " +
-                           (known.empty() ? "none" : known) + ")");
+    return Status::invalid("unknown template '" + req.templateName +
+                           "' (known: " + (known.empty() ? "none" : known) + ")");
   }
   if (!req.displaced.empty() && req.displaced != "stay" && req.displaced != "return") {
     return Status::invalid("displaced must be 'stay' or 'return', not '" + req.displaced + "'");
@@ -130,8 +130,8 @@ Status Manager::validate(const ReservationRequest& req, const TemplateSpec** tmp
     return Status::ok();
   }
   if (!req.objective.empty() && req.objective != "makespan" && req.objective != "degradation") {
-    return Status::invalid("objective must be 'makespan' or 'degradation', not '" +
-                           req.objective + "'");
+    return Status::invalid("objective must be 'makespan' or 'degradation', not '" + req.objective +
+                           "'");
   }
   if (req.maxVmTimeNs < 0) return Status::invalid("max VM time cannot be negative");
   if (req.maxVmTimeNs > 0 && req.objective != "degradation") {
@@ -183,12 +183,13 @@ Result<Reservation> Manager::submit(ReservationRequest request) {
   if (out.request.dryRun) return out;
   // Durable before the client hears about it.
   if (Status s = store_.saveReservation(out); !s) return s;
-  spdlog::info("{} {} for {}: {}", out.id, stateName(out.state), out.request.owner,
-               out.state == ReservationState::kRejected ? out.reason : "hosts " + [&] {
-                 std::string h;
-                 for (const auto& x : out.hosts) h += (h.empty() ? "" : ",") + x;
-                 return h;
-               }());
+  spdlog::info(
+      "{} {} for {}: {}", out.id, stateName(out.state), out.request.owner,
+      out.state == ReservationState::kRejected ? out.reason : "hosts " + [&] {
+        std::string h;
+        for (const auto& x : out.hosts) h += (h.empty() ? "" : ",") + x;
+        return h;
+      }());
   reservations_[out.id] = out;
   if (out.state == ReservationState::kAdmitted && out.request.kind == ReservationKind::kShared &&
       bookSharedClones(out, *tmpl, /*undo=*/false)) {
@@ -287,9 +288,9 @@ void Manager::rebuildHost(const std::string& host) {
   auto hit = hosts_.find(host);
   if (hit != hosts_.end()) {
     const HostRecord& h = hit->second;
-    calendar_.setCapacity(host, {static_cast<std::int64_t>(h.cpuCores),
-                                 static_cast<std::int64_t>(h.memoryBytes),
-                                 static_cast<std::int64_t>(h.nicBandwidthBytesPerSec)});
+    calendar_.setCapacity(
+        host, {static_cast<std::int64_t>(h.cpuCores), static_cast<std::int64_t>(h.memoryBytes),
+               static_cast<std::int64_t>(h.nicBandwidthBytesPerSec)});
   }
   // VMs leaving this host under a plan stay booked until their move's predicted end; clones
   // until their reservation's end; parked VMs from when a live reservation resumes them (at
@@ -423,8 +424,7 @@ void Manager::rebuildHost(const std::string& host) {
     }
   }
   // A shell being dropped keeps its room until the agent confirms (inventory or not).
-  for (auto d = drops_.lower_bound({host, ""}); d != drops_.end() && d->first.first == host;
-       ++d) {
+  for (auto d = drops_.lower_bound({host, ""}); d != drops_.end() && d->first.first == host; ++d) {
     if (!present.count(d->first.second)) {
       calendar_.book(host, kTimeMinusInfinity, kTimeInfinity, d->second.size);
     }
@@ -672,7 +672,9 @@ std::string Manager::verifyNewDedicated(const Reservation& r, const std::set<std
     auto [start, end] = moveWindow(r, i);
     if (!findVm(m.toHost, m.vmId)) {
       const VmRecord* vm = findVm(m.fromHost, m.vmId);
-      added.push_back({m.toHost, start, kTimeInfinity,
+      added.push_back({m.toHost,
+                       start,
+                       kTimeInfinity,
                        {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0}});
     }
     if (end > start) {
@@ -742,8 +744,7 @@ planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
   return req;
 }
 
-const planner::IndexedCluster* Manager::plannerCluster(const Reservation& candidate,
-                                                       TimeNs nowNs) {
+const planner::IndexedCluster* Manager::plannerCluster(const Reservation& candidate, TimeNs nowNs) {
   refreshCalendar();
   const TimeNs now = clock_.now();
   // Hosts are only ever added: a new one means a new index.
@@ -1021,13 +1022,12 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   if (r.plan.latestSafeStartNs < now + options_.planningLatencyNs) {
     // Everything shifts with the start, so this start would be just in time.
     TimeNs earliest = req.startNs + (now + options_.planningLatencyNs - r.plan.latestSafeStartNs);
-    return reject("vacate cannot finish by the start: moving " +
-                      std::to_string(r.plan.moves.size()) + " VMs takes " +
-                      formatDuration(r.plan.makespanNs) + ", cloning " +
-                      formatDuration(r.plan.cloneTimeNs) + ", margin " +
-                      formatDuration(r.plan.marginNs) + "; latest safe start " +
-                      formatTime(r.plan.latestSafeStartNs) + " has passed",
-                  earliest);
+    return reject(
+        "vacate cannot finish by the start: moving " + std::to_string(r.plan.moves.size()) +
+            " VMs takes " + formatDuration(r.plan.makespanNs) + ", cloning " +
+            formatDuration(r.plan.cloneTimeNs) + ", margin " + formatDuration(r.plan.marginNs) +
+            "; latest safe start " + formatTime(r.plan.latestSafeStartNs) + " has passed",
+        earliest);
   }
   r.moves.assign(r.plan.moves.size(), MoveProgress{});
   std::uint32_t k = 0;
@@ -1060,8 +1060,8 @@ Result<Reservation> Manager::admitShared(Reservation r, const TemplateSpec& tmpl
   if (begin < now + options_.planningLatencyNs) {
     r.reason = "too late to clone: cloning takes " + formatDuration(tmpl.cloneTimeNs) +
                " plus a margin of " + formatDuration(options_.marginNs);
-    r.earliestFeasibleStartNs = now + options_.planningLatencyNs + tmpl.cloneTimeNs +
-                                options_.marginNs;
+    r.earliestFeasibleStartNs =
+        now + options_.planningLatencyNs + tmpl.cloneTimeNs + options_.marginNs;
     transition(r, ReservationState::kRejected, r.reason);
     return r;
   }
@@ -1074,7 +1074,8 @@ Result<Reservation> Manager::admitShared(Reservation r, const TemplateSpec& tmpl
       continue;
     }
     Usage free = calendar_.free(name, begin, req.endNs);
-    while (placed < req.vmCount && free.memoryBytes >= static_cast<std::int64_t>(tmpl.memoryBytes) &&
+    while (placed < req.vmCount &&
+           free.memoryBytes >= static_cast<std::int64_t>(tmpl.memoryBytes) &&
            free.cpuCores >= tmpl.cpuCores) {
       free.memoryBytes -= static_cast<std::int64_t>(tmpl.memoryBytes);
       free.cpuCores -= tmpl.cpuCores;
@@ -1159,8 +1160,7 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
   for (auto& m : r.moves) {
     if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;
   }
-  transition(r, ReservationState::kCancelled,
-             r.reason + " while " + stateName(was));
+  transition(r, ReservationState::kCancelled, r.reason + " while " + stateName(was));
   startTeardown(r);
   persist(r);
   if (auto unsaved = unsaved_.find(id); unsaved != unsaved_.end()) {
@@ -1251,8 +1251,7 @@ void Manager::onProgress(const std::string& host, const AgentProgress& progress)
     return;
   }
   if (!(progress.fraction >= 0 && progress.fraction <= 1)) return;  // NaN or nonsense
-  moveFractions_[{it->second.reservationId, it->second.index}] = {progress.fraction,
-                                                                  clock_.now()};
+  moveFractions_[{it->second.reservationId, it->second.index}] = {progress.fraction, clock_.now()};
 }
 
 void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
@@ -1322,8 +1321,9 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       }
       if (!result.status) {
         progressAt(r, p.index).state = MoveState::kFailed;
-        failMove(r, p.index, "destination " + move.toHost + " cannot receive " + move.vmId +
-                                 ": " + result.status.toString());
+        failMove(r, p.index,
+                 "destination " + move.toHost + " cannot receive " + move.vmId + ": " +
+                     result.status.toString());
         break;
       }
       AgentCommand cmd;
@@ -1358,8 +1358,9 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         dropIncoming(move.toHost, move.vmId,
                      {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(move.memoryBytes), 0});
         progressAt(r, p.index).state = MoveState::kFailed;
-        failMove(r, p.index, "migration of " + move.vmId + " from " + move.fromHost +
-                                 " failed: " + result.status.toString());
+        failMove(r, p.index,
+                 "migration of " + move.vmId + " from " + move.fromHost +
+                     " failed: " + result.status.toString());
         break;
       }
       if (result.migrated) {
@@ -1388,15 +1389,16 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       }
       if (!result.status) {
         prog.state = MoveState::kFailed;
-        failMove(r, p.index, "destination " + move.toHost + " could not commit " + move.vmId +
-                                 ": " + result.status.toString());
+        failMove(r, p.index,
+                 "destination " + move.toHost + " could not commit " + move.vmId + ": " +
+                     result.status.toString());
         break;
       }
       prog.state = MoveState::kDone;
       prog.actualEndNs = now;
       if (isReturn(r, p.index)) {
-        note(r, "returned " + move.vmId + " home " + move.fromHost + " -> " + move.toHost +
-                    " in " + formatDuration(prog.actualEndNs - prog.actualStartNs));
+        note(r, "returned " + move.vmId + " home " + move.fromHost + " -> " + move.toHost + " in " +
+                    formatDuration(prog.actualEndNs - prog.actualStartNs));
       } else {
         recordMoveError(move, prog);
         note(r, "moved " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " in " +
@@ -1545,8 +1547,7 @@ void Manager::dropVmLocally(const std::string& host, const std::string& vmId) {
   touchHost(host);
 }
 
-void Manager::dropIncoming(const std::string& host, const std::string& vmId,
-                           const Usage& size) {
+void Manager::dropIncoming(const std::string& host, const std::string& vmId, const Usage& size) {
   if (drops_.count({host, vmId})) return;  // already on its way
   AgentCommand drop;
   drop.kind = AgentCommand::Kind::kFinishIncoming;
@@ -1565,8 +1566,7 @@ bool Manager::onDropResult(const std::string& host, const AgentResult& result) {
     if (it->second.commandId != result.commandId) continue;
     const std::string vmId = it->first.second;
     if (!result.status && result.status.code() != StatusCode::kNotFound) {
-      spdlog::warn("agent {} could not drop incoming {}: {}", host, vmId,
-                   result.status.toString());
+      spdlog::warn("agent {} could not drop incoming {}: {}", host, vmId, result.status.toString());
     } else if (const VmRecord* vm = findVm(host, vmId); vm && vm->state == VmState::kIncoming) {
       dropVmLocally(host, vmId);
     }
@@ -1804,7 +1804,8 @@ void Manager::replanAroundLostHosts() {
     }
     if (!lostSource.empty() && !r.atRisk) {
       r.atRisk = true;
-      r.riskReason = "host " + lostSource + " being vacated is unreachable; its VMs move when "
+      r.riskReason = "host " + lostSource +
+                     " being vacated is unreachable; its VMs move when "
                      "its agent is back";
       note(r, "at-risk: " + r.riskReason);
     }
@@ -1853,8 +1854,8 @@ std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId,
     deadline = commandDeadline(r->second, step, index, clock_.now());
   }
   pending_[cmd.id] = Pending{reservationId, step, index, cmd.host, cmd, deadline};
-  spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind),
-                cmd.vmId, cmd.host, cmd.id);
+  spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind), cmd.vmId,
+                cmd.host, cmd.id);
   outbox_.push_back(std::move(cmd));
   return outbox_.back().id;
 }
@@ -1877,15 +1878,13 @@ void Manager::resendPending(const std::string& host) {
     if (p.step == Step::kMigrate) {
       sentCaps_[{p.reservationId, p.index}] = p.command.maxBandwidthBytesPerSec;
     }
-    if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate ||
-         p.step == Step::kPark) &&
+    if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate || p.step == Step::kPark) &&
         r != reservations_.end()) {
       progressAt(r->second, p.index).actualStartNs = clock_.now();
       touch(r->second);
     }
   }
-  for (auto d = drops_.lower_bound({host, ""}); d != drops_.end() && d->first.first == host;
-       ++d) {
+  for (auto d = drops_.lower_bound({host, ""}); d != drops_.end() && d->first.first == host; ++d) {
     if (queued.count(d->second.commandId)) continue;
     outbox_.push_back(d->second.command);
     ++n;
@@ -1921,7 +1920,8 @@ TimeNs Manager::commandDeadline(const Reservation& r, Step step, std::size_t ind
           if (m.vmId == vm && m.mode == MoveMode::kSuspend) park = &m;
         }
       }
-      const TimeNs predicted = park ? std::max<TimeNs>(park->endOffsetNs - park->startOffsetNs, 0) : 0;
+      const TimeNs predicted =
+          park ? std::max<TimeNs>(park->endOffsetNs - park->startOffsetNs, 0) : 0;
       return sentNs +
              static_cast<TimeNs>(static_cast<double>(predicted) * options_.commandTimeoutFactor) +
              options_.commandTimeoutFloorNs;
@@ -2162,10 +2162,10 @@ void Manager::assessVacate(Reservation& r) {
   if (batch == UINT32_MAX || left <= 0) return;
   // Judge at the plan's quantile, as admission did: at the latest safe start the ratio is then
   // 1 + margin / makespan-at-quantile, whatever the error distribution.
-  const double q = r.plan.makespanNs > 0 && r.plan.makespanQuantileNs > r.plan.makespanNs
-                       ? static_cast<double>(r.plan.makespanQuantileNs) /
-                             static_cast<double>(r.plan.makespanNs)
-                       : 1.0;
+  const double q =
+      r.plan.makespanNs > 0 && r.plan.makespanQuantileNs > r.plan.makespanNs
+          ? static_cast<double>(r.plan.makespanQuantileNs) / static_cast<double>(r.plan.makespanNs)
+          : 1.0;
   const TimeNs deadline = r.request.startNs - r.plan.cloneTimeNs;
   auto ratioOf = [&](TimeNs timeLeft) {
     return static_cast<double>(deadline - now) / (static_cast<double>(timeLeft) * q);
@@ -2209,8 +2209,7 @@ void Manager::assessVacate(Reservation& r) {
     r.atRisk = true;
     r.riskReason = "vacating is projected to end at " + formatTime(finish) + ", " +
                    formatDuration(finish - deadline) + " after cloning must begin (" +
-                   formatTime(deadline) + ") for the start at " +
-                   formatTime(r.request.startNs);
+                   formatTime(deadline) + ") for the start at " + formatTime(r.request.startNs);
     spdlog::warn("{} at risk: {}", r.id, r.riskReason);
     note(r, "at-risk: " + r.riskReason);
   }
@@ -2351,8 +2350,7 @@ Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatc
   };
   for (std::size_t i = 0; i < r.moves.size(); ++i) {
     const auto& m = r.plan.moves[i];
-    if (m.batch < firstBatch || r.moves[i].state != MoveState::kPlanned ||
-        (park && !parkable(m))) {
+    if (m.batch < firstBatch || r.moves[i].state != MoveState::kPlanned || (park && !parkable(m))) {
       keptBatch = anyKept ? std::max(keptBatch, m.batch) : m.batch;
       anyKept = true;
       continue;
@@ -2381,11 +2379,10 @@ Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatc
                        "); keeping the plan"};
   }
   const Reservation original = r;
-  r.plan.notes.push_back("re-planned at " + formatTime(clock_.now()) + ": " +
-                         std::to_string(rest.size()) + " moves, " +
-                         (park ? "parked instead of migrated, " : "") + plan->strategy + ", " +
-                         formatDuration(plan->makespanNs) + " instead of " +
-                         formatDuration(oldSpan));
+  r.plan.notes.push_back(
+      "re-planned at " + formatTime(clock_.now()) + ": " + std::to_string(rest.size()) +
+      " moves, " + (park ? "parked instead of migrated, " : "") + plan->strategy + ", " +
+      formatDuration(plan->makespanNs) + " instead of " + formatDuration(oldSpan));
   std::string violation;
   if (!applyRest(r, original, rest, *plan, anyKept ? keptBatch + 1 : firstBatch, fromNs,
                  &violation)) {
@@ -2722,9 +2719,8 @@ void Manager::driveTeardown(Reservation& r) {
   if (allGone && isTerminal(r.state) && !r.returns.empty() &&
       (r.request.displaced == "return" || parksVms(r))) {
     const std::string summary = "returns done";
-    if (std::none_of(r.events.begin(), r.events.end(), [&](const ReservationEvent& e) {
-          return e.message.rfind(summary, 0) == 0;
-        })) {
+    if (std::none_of(r.events.begin(), r.events.end(),
+                     [&](const ReservationEvent& e) { return e.message.rfind(summary, 0) == 0; })) {
       note(r, summary + ": " + returnsSummary());
     }
   }
@@ -2760,8 +2756,8 @@ void Manager::reconcile(Reservation& r) {
       } else if (vm->state == (park ? VmState::kParked : VmState::kRunning)) {
         prog.state = MoveState::kDone;
         prog.actualEndNs = clock_.now();
-        note(r, std::string(park ? "parked " : "unparked ") + move.vmId + " on " +
-                    move.fromHost + " (settled from its agent's inventory)");
+        note(r, std::string(park ? "parked " : "unparked ") + move.vmId + " on " + move.fromHost +
+                    " (settled from its agent's inventory)");
       } else if (vm->state == VmState::kRunning || vm->state == VmState::kParked ||
                  vm->state == VmState::kSuspended) {
         // Not done: ask again (parking a parked VM, or unparking a running one, is a no-op).
@@ -2859,9 +2855,9 @@ void Manager::advance(Reservation& r) {
       case ReservationState::kAdmitted:
         if (now >= prepareAt(r)) {
           if (r.request.kind == ReservationKind::kDedicated) {
-            transition(r, ReservationState::kVacating,
-                       "latest safe start reached: vacating " + std::to_string(r.moves.size()) +
-                           " VMs");
+            transition(
+                r, ReservationState::kVacating,
+                "latest safe start reached: vacating " + std::to_string(r.moves.size()) + " VMs");
           } else {
             transition(r, ReservationState::kPreparing,
                        "cloning " + std::to_string(r.clones.size()) + " VMs");
@@ -2930,8 +2926,7 @@ bool Manager::expireSilentHosts(TimeNs now) {
     if (it == hosts_.end() || !it->second.reachable || it->second.lastHeartbeatNs != at) continue;
     it->second.reachable = false;
     lostHost = true;
-    spdlog::warn("agent {} is unreachable: no heartbeat for {}", name,
-                 formatDuration(now - at));
+    spdlog::warn("agent {} is unreachable: no heartbeat for {}", name, formatDuration(now - at));
   }
   return lostHost;
 }
@@ -2951,11 +2946,18 @@ void Manager::schedule(const Reservation& r) {
     dueAt_[r.id] = t;
   };
   switch (r.state) {
-    case ReservationState::kAdmitted: dueAt(prepareAt(r)); return;
-    case ReservationState::kReady: dueAt(r.request.startNs); return;
-    case ReservationState::kActive: dueAt(r.request.endNs); return;
+    case ReservationState::kAdmitted:
+      dueAt(prepareAt(r));
+      return;
+    case ReservationState::kReady:
+      dueAt(r.request.startNs);
+      return;
+    case ReservationState::kActive:
+      dueAt(r.request.endNs);
+      return;
     case ReservationState::kDone:
-    case ReservationState::kRejected: return;
+    case ReservationState::kRejected:
+      return;
     case ReservationState::kCancelled:
     case ReservationState::kFailed: {
       // Final once its teardown is over: no clone left to destroy, no move to settle (a
@@ -2963,9 +2965,8 @@ void Manager::schedule(const Reservation& r) {
       const bool clonesGone = std::all_of(r.clones.begin(), r.clones.end(), [](const auto& c) {
         return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
       });
-      const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const auto& m) {
-        return m.state == MoveState::kRunning;
-      });
+      const bool moving = std::any_of(r.moves.begin(), r.moves.end(),
+                                      [](const auto& m) { return m.state == MoveState::kRunning; });
       // Nor a parked VM to unpark (its unpark not yet created, or not settled).
       bool unparking = parksVms(r) && r.returns.empty();
       for (std::size_t j = 0; j < r.returns.size() && j < r.returnProgress.size(); ++j) {
@@ -2977,7 +2978,9 @@ void Manager::schedule(const Reservation& r) {
       busy_.insert(r.id);
       return;
     }
-    default: busy_.insert(r.id); return;
+    default:
+      busy_.insert(r.id);
+      return;
   }
 }
 
@@ -3049,7 +3052,8 @@ TimeNs Manager::nextWakeNs() const {
         // The start is when a reservation still waiting for a lost agent fails.
         if (r.request.startNs > clock_.now()) next = std::min(next, r.request.startNs);
         break;
-      default: break;
+      default:
+        break;
     }
   }
   // The oldest heartbeat may be stale (its host spoke since): an early wake, never a late one.

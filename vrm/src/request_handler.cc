@@ -55,7 +55,8 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Cal
 
   auto frame = protocol::decodeFrame(std::move(payload), limits);
   Result<wire::ClientRequest::Reader> req =
-      frame ? frame->root<wire::ClientRequest>() : Result<wire::ClientRequest::Reader>(frame.status());
+      frame ? frame->root<wire::ClientRequest>()
+            : Result<wire::ClientRequest::Reader>(frame.status());
   if (!req) {
     spdlog::warn("malformed client request: {}", req.status().message());
     setStatus(req.status());
@@ -129,8 +130,8 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Cal
               auto it = visible.find(v.reservationId);
               if (it == visible.end()) {
                 auto r = manager.get(v.reservationId);
-                it = visible.emplace(v.reservationId, r && caller.mayActFor(r->request.owner))
-                         .first;
+                it =
+                    visible.emplace(v.reservationId, r && caller.mayActFor(r->request.owner)).first;
               }
               if (!it->second) v.address.clear();
             }
@@ -155,8 +156,9 @@ std::optional<zmq::message_t> applyAgentFrame(Manager& manager, const std::strin
                                               zmq::message_t payload,
                                               const protocol::DecodeLimits& limits) {
   auto frame = protocol::decodeFrame(std::move(payload), limits);
-  Result<wire::AgentMessage::Reader> msg =
-      frame ? frame->root<wire::AgentMessage>() : Result<wire::AgentMessage::Reader>(frame.status());
+  Result<wire::AgentMessage::Reader> msg = frame
+                                               ? frame->root<wire::AgentMessage>()
+                                               : Result<wire::AgentMessage::Reader>(frame.status());
   if (!msg) {
     spdlog::warn("malformed message from agent {}: {}", host, msg.status().message());
     return std::nullopt;

@@ -12,8 +12,7 @@ namespace vrm::manager {
 
 using protocol::toWire;
 
-Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock,
-               ServerOptions options)
+Server::Server(zmq::context_t& context, Manager& manager, const Clock& clock, ServerOptions options)
     : context_(context),
       manager_(manager),
       clock_(clock),
@@ -64,8 +63,9 @@ Status Server::bind() {
       return Status::invalid(std::string("cannot use the server key: ") + e.what());
     }
   } else {
-    spdlog::warn("INSECURE mode: no authentication; anyone who reaches vrmd's endpoints may "
-                 "submit and cancel as anyone and act as any agent");
+    spdlog::warn(
+        "INSECURE mode: no authentication; anyone who reaches vrmd's endpoints may "
+        "submit and cancel as anyone and act as any agent");
   }
   try {
     clients_.bind(options_.clientEndpoint);
@@ -250,7 +250,8 @@ void Server::publishEvents() {
     e.setMessage(event.message);
     notice.setState(toWire(r.state));
     std::uint32_t done = 0, running = 0;
-    for (const auto& m : r.moves) done += m.state == MoveState::kDone || m.state == MoveState::kSkipped;
+    for (const auto& m : r.moves)
+      done += m.state == MoveState::kDone || m.state == MoveState::kSkipped;
     for (const auto& c : r.clones) running += c.state == CloneState::kRunning;
     notice.setMovesDone(done);
     notice.setMovesTotal(static_cast<std::uint32_t>(r.moves.size()));
@@ -273,8 +274,7 @@ void Server::flushOutbox() {
     try {
       sendToAgent(cmd.host, b);
     } catch (const zmq::error_t& e) {
-      spdlog::warn("cannot send {} to {}: {}", commandKindName(cmd.kind), cmd.host,
-                   e.what());
+      spdlog::warn("cannot send {} to {}: {}", commandKindName(cmd.kind), cmd.host, e.what());
       manager_.onSendFailed(cmd.id, "agent " + cmd.host + " is not connected");
     }
   }

@@ -152,9 +152,10 @@ Result<std::string> Store::allocateReservationId() {
 
 Status Store::saveReservation(const Reservation& r) {
   if (Status s = exec("BEGIN IMMEDIATE"); !s) return s;
-  Stmt up(db_,
-          "INSERT OR REPLACE INTO reservations (id, owner, state, start_ns, end_ns, updated_ns, body)"
-          " VALUES (?, ?, ?, ?, ?, ?, ?)");
+  Stmt up(
+      db_,
+      "INSERT OR REPLACE INTO reservations (id, owner, state, start_ns, end_ns, updated_ns, body)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!up.ok()) {
     (void)exec("ROLLBACK");
     return sqliteError(db_, "save reservation");

@@ -107,8 +107,7 @@ TEST(AdmissionEquivalenceTest, IncrementalAdmissionDecidesAsTheFullPath) {
         auto b = full.manager->submit(req);
         ASSERT_TRUE(a.isOk() && b.isOk()) << context;
         ASSERT_EQ(describe(*a), describe(*b)) << context;
-        if (a->state == ReservationState::kAdmitted &&
-            req.kind == ReservationKind::kDedicated) {
+        if (a->state == ReservationState::kAdmitted && req.kind == ReservationKind::kDedicated) {
           ++dedicatedAdmitted;
         }
         rejected += a->state == ReservationState::kRejected;
@@ -126,7 +125,8 @@ TEST(AdmissionEquivalenceTest, IncrementalAdmissionDecidesAsTheFullPath) {
       } else {
         const TimeNs target = fast.clock.now() + uniform(1, 90) * kMin;
         while (fast.clock.now() < target) {
-          TimeNs next = std::min(target, std::max(fast.manager->nextWakeNs(), fast.clock.now() + 1));
+          TimeNs next =
+              std::min(target, std::max(fast.manager->nextWakeNs(), fast.clock.now() + 1));
           next = std::min(next, fast.clock.now() + 10 * kMin);
           for (World* w : {&fast, &full}) {
             w->clock.set(next);

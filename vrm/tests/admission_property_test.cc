@@ -26,7 +26,8 @@ std::vector<TemplateSpec> templates() {
 // The skeleton's sequential planner, or (parking) the cost-aware one, which parks VMs that
 // have no destination (MoveMode::kSuspend).
 std::unique_ptr<planner::VacatePlanner> makePlanner(bool parking) {
-  if (parking) return std::move(*planner::CostAwareVacatePlanner::create("qemu-precopy", "zhao-scr"));
+  if (parking)
+    return std::move(*planner::CostAwareVacatePlanner::create("qemu-precopy", "zhao-scr"));
   return std::make_unique<planner::SequentialVacatePlanner>(
       std::shared_ptr<const planner::MigrationModel>(
           std::move(*planner::createMigrationModel("simple"))));
@@ -39,17 +40,17 @@ struct World {
   std::unique_ptr<planner::VacatePlanner> planner;
   // A long heartbeat timeout keeps the loop's wake-ups (and so the checks) at reservation
   // events; lost agents are still detected, 15 minutes after their last heartbeat.
-  Manager manager{clock, *store, *planner, templates(), ManagerOptions{60 * kNsPerSec, kNsPerSec,
-                                                                       15 * kMin}};
+  Manager manager{clock, *store, *planner, templates(),
+                  ManagerOptions{60 * kNsPerSec, kNsPerSec, 15 * kMin}};
   FakeAgents agents{manager};
   std::vector<std::string> originalVms;  // the cluster's own VMs (not clones)
 };
 
 // Brute force: what the hosts really hold (the fake agents' inventories; a parked VM holds no
 // cores or memory) never exceeds their capacity; every VM of the cluster is on exactly one host;
-// hosts of a running dedicated reservation run only its clones (parked VMs may wait there); two live dedicated
-// reservations never share a host in overlapping windows; a reservation whose start has passed
-// is ready/active/ending/done or has failed/been cancelled with a reason.
+// hosts of a running dedicated reservation run only its clones (parked VMs may wait there); two
+// live dedicated reservations never share a host in overlapping windows; a reservation whose start
+// has passed is ready/active/ending/done or has failed/been cancelled with a reason.
 void checkInvariants(World& w, const std::string& context) {
   const TimeNs now = w.clock.now();
   // Every VM exists exactly once (the cluster's own ones never vanish; none is duplicated).
@@ -85,8 +86,8 @@ void checkInvariants(World& w, const std::string& context) {
          r.state == ReservationState::kPreparing)) {
       std::string events;
       for (const auto& e : r.events) events += "\n  " + formatTime(e.timeNs) + " " + e.message;
-      FAIL() << context << ": " << r.id << " is still " << stateName(r.state)
-             << " after its start" << events;
+      FAIL() << context << ": " << r.id << " is still " << stateName(r.state) << " after its start"
+             << events;
     }
     if (r.state == ReservationState::kActive && r.request.kind == ReservationKind::kDedicated) {
       for (const auto& host : r.hosts) {
@@ -123,18 +124,27 @@ void checkInvariants(World& w, const std::string& context) {
     if (calendar.overbooked(host, &why)) {
       std::string dump;
       for (const auto& r : all) {
-        dump += r.id + " " + stateName(r.state) + (r.request.kind == ReservationKind::kShared ? " shared" : " dedicated") +
-                " lss=" + formatTime(r.plan.latestSafeStartNs) + " start=" + formatTime(r.request.startNs) +
-                " end=" + formatTime(r.request.endNs) + " hosts=";
+        dump += r.id + " " + stateName(r.state) +
+                (r.request.kind == ReservationKind::kShared ? " shared" : " dedicated") +
+                " lss=" + formatTime(r.plan.latestSafeStartNs) +
+                " start=" + formatTime(r.request.startNs) + " end=" + formatTime(r.request.endNs) +
+                " hosts=";
         for (auto& h : r.hosts) dump += h + ",";
         dump += " clones=";
         for (auto& c : r.clones) dump += c.host + ":" + cloneStateName(c.state) + ",";
         dump += " moves=";
-        for (std::size_t i = 0; i < r.plan.moves.size(); ++i) dump += r.plan.moves[i].vmId + ":" + r.plan.moves[i].fromHost + ">" + r.plan.moves[i].toHost + ":" + moveStateName(r.moves[i].state) + ",";
+        for (std::size_t i = 0; i < r.plan.moves.size(); ++i)
+          dump += r.plan.moves[i].vmId + ":" + r.plan.moves[i].fromHost + ">" +
+                  r.plan.moves[i].toHost + ":" + moveStateName(r.moves[i].state) + ",";
         dump += "\n";
       }
-      for (const auto& v : w.manager.vms()) if (v.host == host) dump += "  vm " + v.id + " cores " + std::to_string(v.cpuCores) + " res " + v.reservationId + "\n";
-      FAIL() << context << " now " << formatTime(now) << ": calendar of " << host << ": " << why << "\n" << dump;
+      for (const auto& v : w.manager.vms())
+        if (v.host == host)
+          dump += "  vm " + v.id + " cores " + std::to_string(v.cpuCores) + " res " +
+                  v.reservationId + "\n";
+      FAIL() << context << " now " << formatTime(now) << ": calendar of " << host << ": " << why
+             << "\n"
+             << dump;
     }
   }
 }
@@ -153,11 +163,10 @@ void randomLifecycles(std::uint32_t seeds, bool parking) {
     for (int h = 0; h < 6; ++h) {
       std::vector<VmRecord> vms;
       for (int v = 0, n = static_cast<int>(uniform(0, 4)); v < n; ++v) {
-        vms.push_back(FakeAgents::vm("h" + std::to_string(h) + "v" + std::to_string(v),
-                                     static_cast<std::uint64_t>(parking ? uniform(4, 16)
-                                                                        : uniform(1, 8)) *
-                                         kGiB,
-                                     static_cast<std::uint32_t>(uniform(1, 4))));
+        vms.push_back(FakeAgents::vm(
+            "h" + std::to_string(h) + "v" + std::to_string(v),
+            static_cast<std::uint64_t>(parking ? uniform(4, 16) : uniform(1, 8)) * kGiB,
+            static_cast<std::uint32_t>(uniform(1, 4))));
       }
       for (const auto& v : vms) w.originalVms.push_back(v.id);
       w.agents.addHost("h" + std::to_string(h), 32, 64 * kGiB, vms);

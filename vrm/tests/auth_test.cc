@@ -277,11 +277,10 @@ TEST_F(AuthServerTest, ReloadFollowsTheNewFileAndKeepsTheOldOneOnABadFile) {
   auto agent = agentSocket(node1_);
   ASSERT_EQ(registerAs(*agent, "node1"), wire::StatusCode::OK);
 
-  const std::string path =
-      ::testing::TempDir() + "vrm-auth-reload-" + std::to_string(::getpid());
+  const std::string path = ::testing::TempDir() + "vrm-auth-reload-" + std::to_string(::getpid());
   auto write = [&](const std::string& text) { std::ofstream(path) << text; };
-  write("client alice user " + alice_.publicKey + "\nclient stranger user " +
-        stranger_.publicKey + "\nclient root admin " + root_.publicKey + "\n");
+  write("client alice user " + alice_.publicKey + "\nclient stranger user " + stranger_.publicKey +
+        "\nclient root admin " + root_.publicKey + "\n");
   stopLoop();
   auto reloaded = server_ptr_->reloadAuthorized(path);
   startLoop();

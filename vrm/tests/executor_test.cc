@@ -128,9 +128,8 @@ class ExecutorTest : public testing::ManagerFixture {
   }
   Reservation get(const std::string& id) { return *manager_->get(id); }
   static bool hasEvent(const Reservation& r, const std::string& prefix) {
-    return std::any_of(r.events.begin(), r.events.end(), [&](const ReservationEvent& e) {
-      return e.message.rfind(prefix, 0) == 0;
-    });
+    return std::any_of(r.events.begin(), r.events.end(),
+                       [&](const ReservationEvent& e) { return e.message.rfind(prefix, 0) == 0; });
   }
   void expectNotOverbooked() {
     const CapacityCalendar& cal = manager_->calendar();
@@ -141,7 +140,7 @@ class ExecutorTest : public testing::ManagerFixture {
   }
 
   ScriptedPlanner scripted_;  // the manager's planner
-  ManagerOptions options_;  // as the manager was started
+  ManagerOptions options_;    // as the manager was started
   TimeNs vacateStart_ = 0;
   std::vector<std::string> observed_;  // what ManagerOptions::onObservation was given
 };
@@ -767,9 +766,8 @@ class ParkingTest : public ::testing::Test {
   }
   Reservation get(const std::string& id) { return *manager_->get(id); }
   static bool hasEvent(const Reservation& r, const std::string& prefix) {
-    return std::any_of(r.events.begin(), r.events.end(), [&](const ReservationEvent& e) {
-      return e.message.rfind(prefix, 0) == 0;
-    });
+    return std::any_of(r.events.begin(), r.events.end(),
+                       [&](const ReservationEvent& e) { return e.message.rfind(prefix, 0) == 0; });
   }
   static std::string eventsOf(const Reservation& r) {
     std::string all;
@@ -910,11 +908,11 @@ TEST_F(ParkingTest, UnansweredParkIsGivenUpAtItsDeadline) {
   step();
   runUntil(vacateStart + 60 * kNsPerSec);
   EXPECT_EQ(eventsOf(get(r.id)).find("did not answer its park command"), std::string::npos)
-      << "given up before its deadline:\n" << eventsOf(get(r.id));
+      << "given up before its deadline:\n"
+      << eventsOf(get(r.id));
   runUntil(vacateStart + 70 * kNsPerSec);
   r = get(r.id);
-  EXPECT_NE(eventsOf(r).find("did not answer its park command"), std::string::npos)
-      << eventsOf(r);
+  EXPECT_NE(eventsOf(r).find("did not answer its park command"), std::string::npos) << eventsOf(r);
   EXPECT_EQ(r.state, ReservationState::kFailed) << eventsOf(r);
 }
 

@@ -133,10 +133,9 @@ TEST_F(ManagerFaultsTest, UndeliveredCommitIsRetriedWhenTheAgentIsBack) {
   const AgentCommand migrate = agents_->held[0];
   agents_->held.clear();
   manager_->onResult(migrate.host, agents_->execute(migrate));  // a1 has left node1
-  agents_->pump();  // the commit cannot be sent
+  agents_->pump();                                              // the commit cannot be sent
   for (int i = 0; i < 5; ++i) step();
-  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kVacating)
-      << manager_->get(r.id)->reason;
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kVacating) << manager_->get(r.id)->reason;
 
   agents_->down.clear();  // back, with a1 still incoming
   for (int i = 0; i < 600 && manager_->get(r.id)->state != ReservationState::kReady; ++i) step();

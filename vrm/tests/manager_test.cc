@@ -70,7 +70,6 @@ class ManagerTest : public testing::ManagerFixture {
       again.pump();
     }
   }
-
 };
 
 // Ensures the allowed migration modes an agent reports for a VM (the cluster file's allow_live)
@@ -579,7 +578,8 @@ TEST(ManagerObjectiveTest, ObjectiveAndBoundReachThePlanner) {
   auto gentle = manager.submit(req);
   ASSERT_EQ(gentle->state, ReservationState::kAdmitted) << gentle->reason;
   TimeNs longestFast = 0, longestGentle = 0;
-  for (const auto& m : fast->plan.moves) longestFast = std::max(longestFast, m.endOffsetNs - m.startOffsetNs);
+  for (const auto& m : fast->plan.moves)
+    longestFast = std::max(longestFast, m.endOffsetNs - m.startOffsetNs);
   for (const auto& m : gentle->plan.moves) {
     longestGentle = std::max(longestGentle, m.endOffsetNs - m.startOffsetNs);
   }
@@ -589,7 +589,8 @@ TEST(ManagerObjectiveTest, ObjectiveAndBoundReachThePlanner) {
   req.maxVmTimeNs = longestGentle;
   auto bounded = manager.submit(req);
   ASSERT_EQ(bounded->state, ReservationState::kAdmitted) << bounded->reason;
-  for (const auto& m : bounded->plan.moves) EXPECT_LE(m.endOffsetNs - m.startOffsetNs, longestGentle);
+  for (const auto& m : bounded->plan.moves)
+    EXPECT_LE(m.endOffsetNs - m.startOffsetNs, longestGentle);
   req.maxVmTimeNs = kNsPerMs;  // no migration is that quick
   EXPECT_EQ(manager.submit(req)->state, ReservationState::kRejected);
 
@@ -667,7 +668,8 @@ TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
        ++round) {
     ASSERT_FALSE(agents.held.empty());
     TimeNs longest = 0;
-    for (const auto& m : real->plan.moves) longest = std::max(longest, m.endOffsetNs - m.startOffsetNs);
+    for (const auto& m : real->plan.moves)
+      longest = std::max(longest, m.endOffsetNs - m.startOffsetNs);
     step(clock.now() + 3 * longest);  // every held move now takes at least 3x its prediction
     auto held = std::move(agents.held);
     agents.held.clear();
@@ -681,14 +683,15 @@ TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
   auto after = manager.submit(request("src2", true));
   ASSERT_EQ(after->state, ReservationState::kAdmitted) << after->reason;
   EXPECT_GT(margin(*after), 2.5) << "moves ran 3x their prediction: plan for it";
-  EXPECT_EQ(after->plan.latestSafeStartNs,
-            after->request.startNs - after->plan.cloneTimeNs - after->plan.makespanQuantileNs -
-                after->plan.marginNs);
+  EXPECT_EQ(after->plan.latestSafeStartNs, after->request.startNs - after->plan.cloneTimeNs -
+                                               after->plan.makespanQuantileNs -
+                                               after->plan.marginNs);
 
   Manager restarted(clock, *store, *planner, {t});
   ASSERT_TRUE(restarted.recover().isOk());
   FakeAgents again(restarted);
-  for (auto& [name, h] : agents.hosts_) ASSERT_TRUE(restarted.onRegister(h, agents.inventory_[name]).isOk());
+  for (auto& [name, h] : agents.hosts_)
+    ASSERT_TRUE(restarted.onRegister(h, agents.inventory_[name]).isOk());
   auto remembered = restarted.submit(request("src2", true));
   ASSERT_EQ(remembered->state, ReservationState::kAdmitted) << remembered->reason;
   EXPECT_DOUBLE_EQ(margin(*remembered), margin(*after)) << "the errors are rebuilt from the store";

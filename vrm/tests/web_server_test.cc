@@ -391,7 +391,6 @@ TEST(WebServerFilesTest, ParsesListenAddresses) {
   EXPECT_NE(parseHttpListen("nonsense", o).message().find("ADDR:PORT"), std::string::npos);
 }
 
-
 // vrmd with CURVE keys and the web calendar with bearer tokens: the web server tells vrmd who
 // asks and vrmd decides, so HTTP is no way around authorisation.
 class WebAuthTest : public testing::ManagerFixture {

@@ -3,6 +3,6 @@
 // See vrm/client/client.h for the contract.
 #pragma once
 
-#include "vrm/client/client.h"      // IWYU pragma: export
-#include "vrm/client/time_spec.h"   // IWYU pragma: export
+#include "vrm/client/client.h"         // IWYU pragma: export
+#include "vrm/client/time_spec.h"      // IWYU pragma: export
 #include "vrm/protocol/reservation.h"  // IWYU pragma: export

@@ -8,9 +8,8 @@
 namespace vrm::vrmctl {
 
 std::string eventJsonLine(const ReservationEvent& e) {
-  return nlohmann::json{{"time", formatTime(e.timeNs)},
-                        {"state", stateName(e.state)},
-                        {"message", e.message}}
+  return nlohmann::json{
+      {"time", formatTime(e.timeNs)}, {"state", stateName(e.state)}, {"message", e.message}}
       .dump();
 }
 

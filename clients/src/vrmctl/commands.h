@@ -19,9 +19,9 @@ inline constexpr int kExitUnreachable = 3;
 
 struct Context {
   std::string endpoint = "tcp://127.0.0.1:5555";
-  std::string owner;  // empty with a client key: vrmd uses the key's name
-  std::string serverKey;  // vrmd's public key: Z85 text or a file holding it; empty = no CURVE
-  std::string clientKey;  // path of our key pair (.key file)
+  std::string owner;           // empty with a client key: vrmd uses the key's name
+  std::string serverKey;       // vrmd's public key: Z85 text or a file holding it; empty = no CURVE
+  std::string clientKey;       // path of our key pair (.key file)
   std::string eventsEndpoint;  // vrmd's event stream (watch); empty = poll
   bool json = false;
   int timeoutMs = 5000;

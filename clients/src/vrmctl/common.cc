@@ -8,11 +8,15 @@ namespace vrm::vrmctl {
 
 int exitCodeFor(const Status& status) {
   switch (status.code()) {
-    case StatusCode::kOk: return kExitOk;
+    case StatusCode::kOk:
+      return kExitOk;
     case StatusCode::kInvalidArgument:
-    case StatusCode::kNotFound: return kExitBadInput;
-    case StatusCode::kUnavailable: return kExitUnreachable;
-    default: return kExitRejected;
+    case StatusCode::kNotFound:
+      return kExitBadInput;
+    case StatusCode::kUnavailable:
+      return kExitUnreachable;
+    default:
+      return kExitRejected;
   }
 }
 
@@ -23,8 +27,9 @@ std::optional<protocol::CurveClientKeys> Context::curveKeys() const {
     std::exit(kExitBadInput);
   };
   if (serverKey.empty() || clientKey.empty()) {
-    badInput(Status::invalid("CURVE needs both vrmd's public key (--server-key, VRM_SERVER_KEY) "
-                             "and our key pair (--client-key, VRM_CLIENT_KEY)"));
+    badInput(
+        Status::invalid("CURVE needs both vrmd's public key (--server-key, VRM_SERVER_KEY) "
+                        "and our key pair (--client-key, VRM_CLIENT_KEY)"));
   }
   auto server = protocol::resolvePublicKey(serverKey);
   if (!server) badInput(Status::invalid("--server-key: " + server.status().message()));

@@ -92,10 +92,10 @@ void addKeyCommands(CLI::App& app, Context& ctx) {
   keygen->callback([&ctx, args] { ctx.exitCode = runKeygen(ctx, *args); });
 
   auto token = std::make_shared<std::string>();
-  auto* hash = app.add_subcommand(
-      "hash-token",
-      "print what vrmd's authorized file stores for a web token (sha256:HEX): "
-      "'web NAME user|admin sha256:HEX'");
+  auto* hash =
+      app.add_subcommand("hash-token",
+                         "print what vrmd's authorized file stores for a web token (sha256:HEX): "
+                         "'web NAME user|admin sha256:HEX'");
   hash->add_option("token", *token, "the token (default: the first line of stdin)");
   hash->callback([&ctx, token] { ctx.exitCode = runHashToken(ctx, *token); });
 }

@@ -40,15 +40,17 @@ int runSubmit(const Context& ctx, const SubmitArgs& a) {
   }
   if (a.vms > 0) {
     if (a.hosts || !a.hostNames.empty()) {
-      return ctx.fail(Status::invalid("--vms (shared) and --hosts/--host (dedicated) exclude "
-                                      "each other"));
+      return ctx.fail(
+          Status::invalid("--vms (shared) and --hosts/--host (dedicated) exclude "
+                          "each other"));
     }
     req.kind = ReservationKind::kShared;
     req.vmCount = a.vms;
   } else {
     if (!a.hosts && a.hostNames.empty()) {
-      return ctx.fail(Status::invalid("say how many hosts (--hosts N), which (--host NAME), or "
-                                      "how many shared VMs (--vms K)"));
+      return ctx.fail(
+          Status::invalid("say how many hosts (--hosts N), which (--host NAME), or "
+                          "how many shared VMs (--vms K)"));
     }
     req.hostCount = a.hosts;
     req.hostNames = a.hostNames;
@@ -100,7 +102,8 @@ int runSubmit(const Context& ctx, const SubmitArgs& a) {
 
 std::string progressBar(const Reservation& r) {
   std::size_t done = 0;
-  for (const auto& m : r.moves) done += m.state == MoveState::kDone || m.state == MoveState::kSkipped;
+  for (const auto& m : r.moves)
+    done += m.state == MoveState::kDone || m.state == MoveState::kSkipped;
   std::size_t clones = 0;
   for (const auto& c : r.clones) clones += c.state == CloneState::kRunning;
   const std::size_t total = r.moves.size() + r.clones.size();
@@ -112,8 +115,8 @@ std::string progressBar(const Reservation& r) {
          std::to_string(clones) + "/" + std::to_string(r.clones.size()) + " clones";
 }
 
-int runWatch(const Context& ctx, const std::string& id, const std::string& until,
-             int intervalMs, const std::string& timeoutText) {
+int runWatch(const Context& ctx, const std::string& id, const std::string& until, int intervalMs,
+             const std::string& timeoutText) {
   std::optional<ReservationState> stopAt;
   if (!until.empty()) {
     stopAt = stateFromName(until);
@@ -155,8 +158,8 @@ int runWatch(const Context& ctx, const std::string& id, const std::string& until
       lastBar = bar;
     }
     std::cout.flush();
-    const bool reached = stopAt && static_cast<int>(r->state) >= static_cast<int>(*stopAt) &&
-                         !isTerminal(r->state);
+    const bool reached =
+        stopAt && static_cast<int>(r->state) >= static_cast<int>(*stopAt) && !isTerminal(r->state);
     if (reached || isTerminal(r->state)) {
       if (r->state == ReservationState::kFailed || r->state == ReservationState::kRejected) {
         return kExitRejected;
@@ -165,8 +168,8 @@ int runWatch(const Context& ctx, const std::string& id, const std::string& until
       return kExitOk;
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      return ctx.fail(Status::unavailable("watch timed out in state " +
-                                          std::string(stateName(r->state))));
+      return ctx.fail(
+          Status::unavailable("watch timed out in state " + std::string(stateName(r->state))));
     }
     if (sub) {
       zmq::pollitem_t item{sub->handle(), 0, ZMQ_POLLIN, 0};
@@ -194,15 +197,17 @@ void addReservationCommands(CLI::App& app, Context& ctx) {
   submit->add_option("--template", args->templateName, "VM template to clone")->required();
   submit->add_option("--vms-per-host", args->vmsPerHost, "clones per dedicated host");
   submit->add_option("--label", args->label, "free text shown in listings");
-  submit->add_option("--objective", args->objective,
-                     "dedicated: makespan (finish vacating soonest, default) or degradation "
-                     "(gentlest on each moved VM)")
+  submit
+      ->add_option("--objective", args->objective,
+                   "dedicated: makespan (finish vacating soonest, default) or degradation "
+                   "(gentlest on each moved VM)")
       ->check(CLI::IsMember({"makespan", "degradation"}));
   submit->add_option("--max-vm-time", args->maxVmTime,
                      "degradation: bound on each VM's own migration time (e.g. 30s)");
-  submit->add_option("--displaced", args->displaced,
-                     "dedicated: where the VMs moved off the hosts go after the window: stay "
-                     "(default) or return (migrate back home)")
+  submit
+      ->add_option("--displaced", args->displaced,
+                   "dedicated: where the VMs moved off the hosts go after the window: stay "
+                   "(default) or return (migrate back home)")
       ->check(CLI::IsMember({"stay", "return"}));
   submit->add_flag("--dry-run", args->dryRun, "admission decision only; books nothing");
   submit->add_flag("--wait", args->wait, "wait until the reservation is ready");
@@ -292,14 +297,14 @@ void addReservationCommands(CLI::App& app, Context& ctx) {
   auto* watch = app.add_subcommand("watch", "follow a reservation's events as they happen");
   watch->add_option("id", wa->id, "reservation id")->required();
   watch->add_option("--until", wa->until, "stop once this state is reached (default: the end)");
-  watch->add_option("--interval-ms", wa->intervalMs,
-                    "poll interval without --events (with it: the fallback is 1 s)")
+  watch
+      ->add_option("--interval-ms", wa->intervalMs,
+                   "poll interval without --events (with it: the fallback is 1 s)")
       ->capture_default_str();
   watch->add_option("--timeout", wa->timeout, "give up after this long (real time)")
       ->capture_default_str();
-  watch->callback([&ctx, wa] {
-    ctx.exitCode = runWatch(ctx, wa->id, wa->until, wa->intervalMs, wa->timeout);
-  });
+  watch->callback(
+      [&ctx, wa] { ctx.exitCode = runWatch(ctx, wa->id, wa->until, wa->intervalMs, wa->timeout); });
 }
 
 }  // namespace vrm::vrmctl

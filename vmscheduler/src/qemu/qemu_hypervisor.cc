@@ -890,7 +890,8 @@ Status QemuHypervisor::startPark(OperationId id, const std::string& vmId) {
     return Status::rejected("vm '" + vmId + "' is busy (" + vmStateName(vm.info.state) + ")");
   }
   if (!stageableName(vmId)) {
-    return Status::invalid("vm id '" + vmId + "' cannot name a state file (letters, digits, - _ .)");
+    return Status::invalid("vm id '" + vmId +
+                           "' cannot name a state file (letters, digits, - _ .)");
   }
   if (!vm.proc.qmp) return Status::internal("qemu of vm '" + vmId + "' is gone");
   QmpClient& qmp = *vm.proc.qmp;
@@ -960,9 +961,8 @@ Status QemuHypervisor::startUnpark(OperationId id, const std::string& vmId) {
   obs.nonzeroMemoryBytes = vm.info.nonzeroMemoryBytes;
   obs.dirtyRateBytesPerSec = vm.info.dirtyRateBytesPerSec;
   struct stat st {};
-  op.stateBytes = ::stat(vm.info.stateFile.c_str(), &st) == 0
-                      ? static_cast<std::uint64_t>(st.st_size)
-                      : 0;
+  op.stateBytes =
+      ::stat(vm.info.stateFile.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
   op.stoppedAt = std::chrono::steady_clock::now();
   if (Status s = launch(vm, "exec:cat '" + vm.info.stateFile + "'"); !s) return s;
   vm.info.state = VmState::kIncoming;  // being restored: holds its room

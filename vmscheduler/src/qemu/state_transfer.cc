@@ -72,7 +72,8 @@ void drain(int fd, std::uint64_t maxBytes, Clock::time_point deadline) {
   std::vector<char> buf(kChunk);
   std::uint64_t got = 0;
   while (got < maxBytes) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return;
     pollfd p{fd, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -224,9 +225,9 @@ void StateSender::run() {
       }
       const double rate = bytesPerSec_.load();
       if (rate <= 0 || aborted_) break;
-      const auto due = paceFrom + std::chrono::duration_cast<Clock::duration>(
-                                      std::chrono::duration<double>(
-                                          static_cast<double>(sent - paceSent) / rate));
+      const auto due =
+          paceFrom + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                         static_cast<double>(sent - paceSent) / rate));
       const auto now = Clock::now();
       if (now >= due) break;
       std::this_thread::sleep_for(

@@ -29,8 +29,8 @@ class context_t;
 namespace vrm::client {
 
 struct ClientOptions {
-  std::string endpoint = "tcp://127.0.0.1:5555";   // vrmd's client endpoint
-  std::chrono::milliseconds timeout{5000};         // per request
+  std::string endpoint = "tcp://127.0.0.1:5555";  // vrmd's client endpoint
+  std::chrono::milliseconds timeout{5000};        // per request
   // Who asks. vrmd trusts it only in insecure mode (and from its in-process web calendar);
   // with CURVE the key decides.
   std::string requester;
@@ -62,10 +62,10 @@ class Client {
   // Polls until the reservation is ready (or active), calling `onChange` whenever its state or
   // event count changes. Errors: the reservation reached a terminal state (failed / cancelled /
   // rejected: status rejected with its reason), `timeout` elapsed (unavailable), or transport.
-  Result<Reservation> waitUntilReady(const std::string& id, std::chrono::milliseconds timeout,
-                                     const std::function<void(const Reservation&)>& onChange = {},
-                                     std::chrono::milliseconds pollInterval =
-                                         std::chrono::milliseconds(50));
+  Result<Reservation> waitUntilReady(
+      const std::string& id, std::chrono::milliseconds timeout,
+      const std::function<void(const Reservation&)>& onChange = {},
+      std::chrono::milliseconds pollInterval = std::chrono::milliseconds(50));
 
   // Changes the requester of the following calls (the web calendar serves many callers).
   void setRequester(std::string requester);

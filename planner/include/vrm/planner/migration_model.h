@@ -28,16 +28,16 @@ struct DirtyLog {
 
 struct VmProfile {
   double memoryBytes = 0;
-  double nonzeroMemoryBytes = -1;      // resident non-zero memory; < 0 means "= memoryBytes"
-  double dirtyRateBytesPerSec = 0;     // current dirty-rate sample
+  double nonzeroMemoryBytes = -1;   // resident non-zero memory; < 0 means "= memoryBytes"
+  double dirtyRateBytesPerSec = 0;  // current dirty-rate sample
   // Weighted mean dirty rates of this VM's previous migrations, oldest first (Liu eq. 11-13).
   std::vector<double> dirtyRateHistoryBytesPerSec;
   double writableWorkingSetBytes = 0;  // hot pages rewritten continuously; 0 = unknown
   double modifiedMemoryBytes = 0;      // memory modified since last sync (Zhao suspend phase)
   double diskBytes = 0;                // local disk to synchronise (0 = shared storage)
   double diskDirtyRateBytesPerSec = 0;
-  std::optional<DirtyLog> dirtyLog;    // page-dirtying trace, for trace-driven models
-  std::string workload;                // "cpu", "memory" or "" (Zhao recovery time)
+  std::optional<DirtyLog> dirtyLog;  // page-dirtying trace, for trace-driven models
+  std::string workload;              // "cpu", "memory" or "" (Zhao recovery time)
 
   double nonzeroBytes() const { return nonzeroMemoryBytes < 0 ? memoryBytes : nonzeroMemoryBytes; }
 };
@@ -59,9 +59,9 @@ struct MigrationEstimate {
   double transferredBytes = 0;
   int rounds = 0;
   std::vector<PhaseTime> phases;
-  std::optional<double> energyJ;       // Liu's energy model
-  bool converges = true;               // qemu-precopy: false when the stop test is never met
-  bool feasible = true;                // tsakalozos-disk: Expression 1 holds for the deadline
+  std::optional<double> energyJ;  // Liu's energy model
+  bool converges = true;          // qemu-precopy: false when the stop test is never met
+  bool feasible = true;           // tsakalozos-disk: Expression 1 holds for the deadline
   // Model-specific extra figures (bounds, sync time, recovery time...), JSON-printable.
   std::map<std::string, double> extras;
 };
@@ -75,7 +75,8 @@ class MigrationModel {
   virtual ~MigrationModel() = default;
   virtual std::string_view name() const = 0;
   // Errors: invalid-argument for impossible profiles (negative sizes, zero bandwidth...).
-  virtual Result<MigrationEstimate> estimate(const VmProfile& vm, const LinkProfile& link) const = 0;
+  virtual Result<MigrationEstimate> estimate(const VmProfile& vm,
+                                             const LinkProfile& link) const = 0;
   // The parameters in force (defaults overlaid with what was given).
   virtual ModelParameters parameters() const = 0;
 };

@@ -96,8 +96,8 @@ using vrm::PlannedMove;
 using vrm::VacatePlan;
 
 struct VacateRequest {
-  std::vector<HostSnapshot> hosts;       // every host in the cluster
-  std::vector<VmSnapshot> vms;           // every VM in the cluster
+  std::vector<HostSnapshot> hosts;  // every host in the cluster
+  std::vector<VmSnapshot> vms;      // every VM in the cluster
   std::vector<std::string> hostsToVacate;
   TimeNs reservationStartNs = 0;
   TimeNs cloneTimeNs = 0;

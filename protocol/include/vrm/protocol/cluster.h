@@ -23,9 +23,9 @@ struct VmSpec {
   std::uint64_t memoryBytes = 0;
   std::uint64_t nonzeroMemoryBytes = 0;  // defaults to memoryBytes
   double dirtyRateBytesPerSec = 0;
-  std::uint64_t diskBytes = 0;           // local disk to synchronise (0 = shared storage)
-  bool allowLive = true;                 // may be live-migrated
-  bool allowSuspend = true;              // may be suspended-copied-resumed
+  std::uint64_t diskBytes = 0;  // local disk to synchronise (0 = shared storage)
+  bool allowLive = true;        // may be live-migrated
+  bool allowSuspend = true;     // may be suspended-copied-resumed
 };
 
 struct HostSpec {

@@ -21,8 +21,8 @@ struct PlannedMove {
   std::string fromHost;
   std::string toHost;
   MoveMode mode = MoveMode::kLive;
-  std::uint32_t batch = 0;      // moves of one batch run concurrently
-  TimeNs startOffsetNs = 0;     // relative to the vacate start
+  std::uint32_t batch = 0;   // moves of one batch run concurrently
+  TimeNs startOffsetNs = 0;  // relative to the vacate start
   TimeNs endOffsetNs = 0;
   std::uint64_t transferredBytes = 0;
   std::uint64_t memoryBytes = 0;

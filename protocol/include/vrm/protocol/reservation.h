@@ -38,13 +38,13 @@ enum class ReservationKind { kDedicated, kShared };
 struct ReservationRequest {
   std::string owner;
   ReservationKind kind = ReservationKind::kDedicated;
-  std::uint32_t hostCount = 0;          // dedicated: how many hosts
-  std::vector<std::string> hostNames;   // dedicated: or exactly these
+  std::uint32_t hostCount = 0;         // dedicated: how many hosts
+  std::vector<std::string> hostNames;  // dedicated: or exactly these
   TimeNs startNs = 0;
   TimeNs endNs = 0;
   std::string templateName;
-  std::uint32_t vmsPerHost = 0;         // dedicated: 0 = template default
-  std::uint32_t vmCount = 0;            // shared: how many VMs
+  std::uint32_t vmsPerHost = 0;  // dedicated: 0 = template default
+  std::uint32_t vmCount = 0;     // shared: how many VMs
   bool dryRun = false;
   std::string label;
   std::string objective;   // dedicated: "makespan" (default, "" too) or "degradation"
@@ -85,10 +85,10 @@ struct Reservation {
   std::string id;
   ReservationRequest request;
   ReservationState state = ReservationState::kRequested;
-  std::string reason;                 // why rejected / cancelled / failed
-  std::vector<std::string> hosts;     // dedicated hosts (vacated) or shared placement hosts
-  VacatePlan plan;           // empty for shared reservations
-  std::vector<MoveProgress> moves;    // parallel to plan.moves
+  std::string reason;               // why rejected / cancelled / failed
+  std::vector<std::string> hosts;   // dedicated hosts (vacated) or shared placement hosts
+  VacatePlan plan;                  // empty for shared reservations
+  std::vector<MoveProgress> moves;  // parallel to plan.moves
   std::vector<ClonePlacement> clones;
   // request.displaced == "return": the moves taking displaced VMs home after the window (created
   // when it ends), with their progress.
@@ -184,17 +184,17 @@ struct AgentCommand {
   std::string host;  // agent that executes it
   Kind kind = Kind::kDestroy;
   std::string vmId;
-  VmRecord vm;                        // prepareIncoming
-  std::string destinationHost;        // migrate
-  std::string destinationEndpoint;    // migrate
+  VmRecord vm;                      // prepareIncoming
+  std::string destinationHost;      // migrate
+  std::string destinationEndpoint;  // migrate
   MoveMode mode = MoveMode::kLive;
   double maxBandwidthBytesPerSec = 0;  // migrate, setBandwidth: 0 = unlimited
-  bool commit = true;                 // finishIncoming
-  std::string templateName;           // clone
-  std::uint32_t cpuCores = 0;         // clone
-  std::uint64_t memoryBytes = 0;      // clone
-  std::string reservationId;          // clone
-  TimeNs bootTimeNs = 0;              // clone
+  bool commit = true;                  // finishIncoming
+  std::string templateName;            // clone
+  std::uint32_t cpuCores = 0;          // clone
+  std::uint64_t memoryBytes = 0;       // clone
+  std::string reservationId;           // clone
+  TimeNs bootTimeNs = 0;               // clone
 };
 const char* commandKindName(AgentCommand::Kind kind);
 
@@ -204,7 +204,7 @@ struct AgentResult {
   Status status;
   std::string incomingEndpoint;
   std::optional<MigrationObservation> migrated;  // migrate, park, unpark
-  std::optional<ClonePlacement> cloned;  // vmId, host, address, account
+  std::optional<ClonePlacement> cloned;          // vmId, host, address, account
 };
 
 struct AgentProgress {
@@ -215,9 +215,9 @@ struct AgentProgress {
 };
 
 struct ListFilter {
-  std::string owner;                       // empty = any
-  std::vector<ReservationState> states;    // empty = any
-  TimeNs fromNs = 0, toNs = 0;             // overlapping [from, to); 0 = unbounded
+  std::string owner;                     // empty = any
+  std::vector<ReservationState> states;  // empty = any
+  TimeNs fromNs = 0, toNs = 0;           // overlapping [from, to); 0 = unbounded
 };
 
 }  // namespace vrm

@@ -19,7 +19,7 @@ enum class StatusCode {
   kNotFound,
   kUnauthorized,
   kInternal,
-  kUnavailable,      // a peer or resource cannot be reached
+  kUnavailable,  // a peer or resource cannot be reached
 };
 
 // Stable lower-case name ("ok", "rejected", "invalid-argument", ...), used in logs and JSON.
@@ -54,7 +54,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}                        // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) { assert(!std::get<Status>(v_).isOk()); }  // NOLINT
 
   bool isOk() const { return std::holds_alternative<T>(v_); }

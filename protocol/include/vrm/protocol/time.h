@@ -31,7 +31,8 @@ class Clock {
   virtual TimeNs now() const = 0;
   // How long to wait in real (wall) time until this clock reads `t`; zero if it already does.
   // Event loops use it as their poll timeout. Capped at `cap`.
-  virtual std::chrono::milliseconds realDelayUntil(TimeNs t, std::chrono::milliseconds cap) const = 0;
+  virtual std::chrono::milliseconds realDelayUntil(TimeNs t,
+                                                   std::chrono::milliseconds cap) const = 0;
 };
 
 // The host's real-time clock.

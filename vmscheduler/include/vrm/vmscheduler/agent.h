@@ -8,9 +8,10 @@
 //  * Registration: AgentMessage.register{host, vms, backend, migrationEndpoint} is sent at the
 //    first runOnce() and re-sent until vrmd answers ManagerMessage.registered with ok: after
 //    registerRetryIntervalNs, the wait doubling with every unanswered attempt up to
-//    registerRetryMaxIntervalNs (a vrmd that is behind is not buried in repeats). registered(notFound) at any time (vrmd restarted and
-//    forgot the host) triggers an immediate re-register. Any other non-ok code is logged as an
-//    error and registration is retried every registerErrorRetryIntervalNs.
+//    registerRetryMaxIntervalNs (a vrmd that is behind is not buried in repeats).
+//    registered(notFound) at any time (vrmd restarted and forgot the host) triggers an immediate
+//    re-register. Any other non-ok code is logged as an error and registration is retried every
+//    registerErrorRetryIntervalNs.
 //  * Heartbeats: once registered, AgentMessage.heartbeat{timeNs, vms (full inventory)} whenever
 //    heartbeatIntervalNs of clock time have passed since registration or the last heartbeat.
 //  * Jitter (AgentOptions::intervalJitter): agents started together, or told together that
@@ -82,8 +83,8 @@ struct AgentOptions {
 class Agent {
  public:
   // Connects the DEALER to options.vrmdEndpoint (CURVE with options.curve, else routing id =
-  // hypervisor.hostInfo().name; linger 0). Sends nothing until the first runOnce(). zmq errors here (bad endpoint) throw
-  // zmq::error_t: they are configuration bugs found at start-up.
+  // hypervisor.hostInfo().name; linger 0). Sends nothing until the first runOnce(). zmq errors here
+  // (bad endpoint) throw zmq::error_t: they are configuration bugs found at start-up.
   Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, AgentOptions options);
   ~Agent();
   Agent(const Agent&) = delete;

@@ -22,10 +22,10 @@
 
 #include "vrm/manager/capacity_calendar.h"
 #include "vrm/manager/store.h"
-#include "vrm/protocol/reservation.h"
 #include "vrm/planner/indexed_cluster.h"
 #include "vrm/planner/vacate_planner.h"
 #include "vrm/protocol/cluster.h"
+#include "vrm/protocol/reservation.h"
 #include "vrm/protocol/time.h"
 
 namespace vrm::manager {
@@ -167,7 +167,7 @@ class Manager {
     Step step;
     std::size_t index;  // move or clone index
     std::string host;
-    AgentCommand command;  // as sent, to send again under the same id
+    AgentCommand command;               // as sent, to send again under the same id
     TimeNs deadlineNs = kTimeInfinity;  // unanswered by then: failed (ManagerOptions)
   };
 
@@ -394,8 +394,8 @@ class Manager {
     TimeNs validUntil = 0;
     planner::HostSnapshot snap;  // canReceive is decided per call (reachability, candidate)
     std::optional<std::string> exclusiveOwner;  // first owner of a window in [computedAt, inf)
-    std::vector<planner::VmSnapshot> vms;        // what a vacate of the host moves
-    std::uint64_t vacateBytes = 0;               // planner::vacateBytes of the host
+    std::vector<planner::VmSnapshot> vms;       // what a vacate of the host moves
+    std::uint64_t vacateBytes = 0;              // planner::vacateBytes of the host
     // calendar_.overbooked(host), -1 = not known since the last rebuild. Booking an admitted
     // shared reservation leaves it as it was (admission checked its window).
     int overbooked = -1;

@@ -36,9 +36,9 @@ std::string requesterOf(const zmq::message_t& payload, const protocol::DecodeLim
 void hideHandles(Reservation& r);
 
 // Applies one AgentMessage frame from the agent of `host`: the host its CURVE key is bound to
-// (insecure mode: its routing id). A registration for another host is unauthorized. Returns the ManagerMessage
-// to send back to that agent (the answer to a registration, or "register again"), if any.
-// Malformed frames are logged and dropped: agents get no error replies.
+// (insecure mode: its routing id). A registration for another host is unauthorized. Returns the
+// ManagerMessage to send back to that agent (the answer to a registration, or "register again"), if
+// any. Malformed frames are logged and dropped: agents get no error replies.
 std::optional<zmq::message_t> applyAgentFrame(Manager& manager, const std::string& host,
                                               zmq::message_t payload,
                                               const protocol::DecodeLimits& limits);

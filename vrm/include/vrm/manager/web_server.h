@@ -25,9 +25,9 @@
 // reservation (state "rejected", "reason", "earliest_feasible_start" when known) when rejected.
 //
 // Errors are {"error": "<status code name>", "message": "<why>"}: 400 invalid (malformed JSON,
-// bad field), 401 no or unknown token, 403 unauthorized, 404 not found, 405 method not allowed, 409 rejected (e.g.
-// cancelling a finished reservation), 413 body too large, 503 vrmd unavailable, 500 internal.
-// Bad requests never stop the server: each connection fails on its own.
+// bad field), 401 no or unknown token, 403 unauthorized, 404 not found, 405 method not allowed, 409
+// rejected (e.g. cancelling a finished reservation), 413 body too large, 503 vrmd unavailable, 500
+// internal. Bad requests never stop the server: each connection fails on its own.
 //
 // Callers. With `authenticate` (vrmd runs with keys), a request may carry
 // "Authorization: Bearer <token>" for a token whose hash is in `tokenHashes` (the authorized
