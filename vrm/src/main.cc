@@ -12,9 +12,9 @@
 
 #include "vrm/manager/calibrating_planner.h"
 #include "vrm/manager/server.h"
-#include "vrm/manager/web_server.h"
 #include "vrm/planner/cost_aware_vacate_planner.h"
 #include "vrm/protocol/units.h"
+#include "vrm/web/web_server.h"
 
 namespace {
 
@@ -31,14 +31,14 @@ std::map<std::string, std::string> tokenHashesOf(const vrm::manager::AuthorizedK
 }
 
 // The web calendar's static files: web/ next to the binary (an installed layout), the source
-// tree's vrm/web/ seen from a build directory (build/vrm/vrmd), or the source path compiled in.
+// tree's web/static/ seen from a build directory (build/vrm/vrmd), or the source path compiled in.
 std::string defaultWebRoot(const char* argv0) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path exe = fs::canonical("/proc/self/exe", ec);
   if (ec) exe = fs::absolute(argv0, ec);
   const fs::path dir = exe.parent_path();
-  for (const fs::path& candidate : {dir / "web", dir / ".." / ".." / "vrm" / "web"}) {
+  for (const fs::path& candidate : {dir / "web", dir / ".." / ".." / "web" / "static"}) {
     if (fs::is_regular_file(candidate / "index.html", ec)) return candidate.lexically_normal();
   }
 #ifdef VRM_SOURCE_WEB_ROOT
@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
                  "web calendar and /api/ on ADDR:PORT (loopback by default), or off")
       ->capture_default_str();
   app.add_option("--web-root", webRoot,
-                 "directory of the web calendar's files (default: vrm/web of the project)");
+                 "directory of the web calendar's files (default: web/static of the project)");
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error")->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -207,9 +207,9 @@ int main(int argc, char** argv) {
   auto migrationModel = vrm::planner::createMigrationModel(model);
   if (!migrationModel) return fail("--model: " + migrationModel.status().message());
   const bool web = httpListen != "off";
-  vrm::manager::WebServerOptions webOptions;
+  vrm::web::WebServerOptions webOptions;
   if (web) {
-    if (vrm::Status s = vrm::manager::parseHttpListen(httpListen, webOptions); !s) {
+    if (vrm::Status s = vrm::web::parseHttpListen(httpListen, webOptions); !s) {
       return fail("--http: " + s.message());
     }
     webOptions.webRoot = webRoot.empty() ? defaultWebRoot(argv[0]) : webRoot;
@@ -293,7 +293,7 @@ int main(int argc, char** argv) {
                  serverKeys->publicKey, authorized->clients().size(), authorized->agents().size(),
                  authorized->webs().size());
   }
-  vrm::manager::WebServer webServer(context, webOptions);
+  vrm::web::WebServer webServer(context, webOptions);
   if (web) {
     if (vrm::Status s = webServer.start(); !s) {
       return fail("--http: " + s.message() + " (choose another with --http ADDR:PORT, or off)");

@@ -1,4 +1,4 @@
-#include "vrm/manager/web_server.h"
+#include "vrm/web/web_server.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -21,13 +21,14 @@
 #include "vrm/protocol/curve.h"
 #include "vrm/protocol/token.h"
 
-namespace vrm::manager {
+namespace vrm::web {
+using namespace vrm::manager;  // the vrmd core the web server is tested against
 namespace {
 
+using manager::testing::FakeAgents;
+using manager::testing::kGiB;
+using manager::testing::kStartOfTime;
 using nlohmann::json;
-using testing::FakeAgents;
-using testing::kGiB;
-using testing::kStartOfTime;
 constexpr char kInproc[] = "inproc://vrm-web-test";
 
 struct HttpReply {
@@ -76,10 +77,10 @@ HttpReply httpRequest(std::uint16_t port, const std::string& request) {
 
 // vrmd's core (Manager + Server on a loop thread, ManualClock) and a WebServer on loopback with
 // an OS-chosen port; requests over a raw socket so malformed ones can be sent too.
-class WebServerTest : public testing::ManagerFixture {
+class WebServerTest : public manager::testing::ManagerFixture {
  protected:
   void SetUp() override {
-    startManager({testing::bmiTemplate()});
+    startManager({manager::testing::bmiTemplate()});
     agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
     agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
     agents_->addHost("node3", 16, 64 * kGiB, {FakeAgents::vm("c1", 2 * kGiB)});
@@ -393,14 +394,14 @@ TEST(WebServerFilesTest, ParsesListenAddresses) {
 
 // vrmd with CURVE keys and the web calendar with bearer tokens: the web server tells vrmd who
 // asks and vrmd decides, so HTTP is no way around authorisation.
-class WebAuthTest : public testing::ManagerFixture {
+class WebAuthTest : public manager::testing::ManagerFixture {
  protected:
   static constexpr char kAliceToken[] = "alice-token-0123456789";
   static constexpr char kBobToken[] = "bob-token-0123456789ab";
   static constexpr char kAdminToken[] = "admin-token-0123456789";
 
   void SetUp() override {
-    startManager({testing::bmiTemplate()});
+    startManager({manager::testing::bmiTemplate()});
     agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
     agents_->addHost("node2", 16, 64 * kGiB, {});
 
@@ -531,4 +532,4 @@ TEST_F(WebAuthTest, ReadersWithoutTheOwnersTokenSeeNoHandles) {
 }
 
 }  // namespace
-}  // namespace vrm::manager
+}  // namespace vrm::web

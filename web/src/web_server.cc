@@ -1,4 +1,4 @@
-#include "vrm/manager/web_server.h"
+#include "vrm/web/web_server.h"
 
 #include <spdlog/spdlog.h>
 
@@ -27,7 +27,7 @@
 #include "vrm/protocol/token.h"
 #include "vrm/protocol/units.h"
 
-namespace vrm::manager {
+namespace vrm::web {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -852,4 +852,4 @@ Status parseHttpListen(const std::string& text, WebServerOptions& options) {
   return Status::ok();
 }
 
-}  // namespace vrm::manager
+}  // namespace vrm::web

@@ -56,7 +56,7 @@ namespace zmq {
 class context_t;
 }
 
-namespace vrm::manager {
+namespace vrm::web {
 
 struct WebServerOptions {
   // Where to listen. Default 127.0.0.1 (loopback only); port 0 lets the OS choose.
@@ -119,4 +119,4 @@ class WebServer {
 // Errors: invalid-argument naming the accepted form.
 Status parseHttpListen(const std::string& text, WebServerOptions& options);
 
-}  // namespace vrm::manager
+}  // namespace vrm::web
