@@ -21,6 +21,7 @@ packages=(
   libvirt-dev             # libvirt backend (the test:/// driver its tests use is in libvirt0)
   qemu-system-x86 qemu-utils  # qemu backend (qemu-img for qcow2 overlays)
   busybox-static cpio         # the qemu tests' guest initramfs (tests/guest/build-guest.sh)
+  clang-format                # tests/lint/check_format.sh (formatting is checked in CI)
   clang libclang-rt-14-dev llvm-14  # fuzzing (tests/fuzz.sh): libFuzzer, sanitizers, symbolizer
 )
 
