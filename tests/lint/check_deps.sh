@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a library includes a header of a library above it. The layers (README "Layout"):
 #
-#   protocol  <-  planner  <-  vrm (manager)
-#   protocol  <-  vmscheduler            (agents never see the planner or the manager)
+#   protocol  <-  planner  <-  {vrm (manager), vmscheduler}   (the daemons never see each other)
 #   protocol  <-  clients (client library)  <-  web
 #
 # vrmctl (clients/src/vrmctl/) may also use the planner for its offline commands, and vrmd's
@@ -20,7 +19,7 @@ declare -A allowed=(
   [protocol]="protocol"
   [planner]="protocol planner"
   [vrm]="protocol planner manager"
-  [vmscheduler]="protocol vmscheduler"
+  [vmscheduler]="protocol planner vmscheduler"
   [clients]="protocol client"
   [web]="protocol client web"
 )

@@ -16,9 +16,9 @@ git add -A
 "$here/check_deps.sh" "$tmp" >/dev/null
 "$here/check_format.sh" "$tmp" >/dev/null
 
-# A planner file including the manager (a layer above it), and an agent including the planner.
+# A planner file including the manager (a layer above it), and an agent including the manager.
 printf '#include "vrm/manager/manager.h"\n' >>planner/src/a.cc
-printf '#include "vrm/planner/vacate_planner.h"\n' >>vmscheduler/src/b.cc
+printf '#include "vrm/manager/store.h"\n' >>vmscheduler/src/b.cc
 if out=$("$here/check_deps.sh" "$tmp" 2>/dev/null); then
   echo "lint_selftest: check_deps passed a tree that includes upwards" >&2
   exit 1
