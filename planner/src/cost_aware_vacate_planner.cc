@@ -304,11 +304,15 @@ double networkBytes(const std::vector<Segment>& s) {
   return b;
 }
 
+// Phase names of the models (migration_model.h): the VM stops at "suspend" (zhao-scr) or "save"
+// (qemu-scr) and runs again after "resume" / "restore" and the agents' "handoff".
+bool isSuspendPhase(const std::string& name) { return name == "suspend" || name == "save"; }
+bool isResumePhase(const std::string& name) { return name == "resume" || name == "restore"; }
 bool isLeadingPhase(const std::string& name) {
-  return name == "setup" || name == "suspend" || name == "pre-migration";
+  return name == "setup" || isSuspendPhase(name) || name == "pre-migration";
 }
 bool isTrailingPhase(const std::string& name) {
-  return name == "resume" || name == "commit" || name == "post-migration";
+  return isResumePhase(name) || name == "handoff" || name == "commit" || name == "post-migration";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -542,19 +546,35 @@ VmProfile profileOf(const VmSnapshot& vm) {
   return p;  // disk fields stay 0: the disk is synchronised separately (Expression 1)
 }
 
+// A suspension's (kSuspend) save and restore: the suspend-copy-resume model's phases when it has
+// them (qemu-scr's save/restore, zhao-scr's suspend/resume), else zhao-scr's defaults.
+Result<std::pair<double, double>> suspendPhases(const Models& m, const VmProfile& profile,
+                                                double bandwidth) {
+  LinkProfile link;
+  link.bandwidthBytesPerSec = bandwidth;
+  for (const MigrationModel* model : {m.scr, m.suspend}) {
+    if (!model) continue;
+    auto est = model->estimate(profile, link);
+    if (!est) return est.status();
+    double down = -1, up = -1;
+    for (const auto& ph : est->phases) {
+      if (isSuspendPhase(ph.name)) down = std::max(down, 0.0) + ph.seconds;
+      if (isResumePhase(ph.name)) up = std::max(up, 0.0) + ph.seconds;
+    }
+    if (down >= 0 && up >= 0) return std::make_pair(down, up);
+  }
+  return Status::internal("no model gives suspend and resume phases");
+}
+
 Result<MoveEval> evaluateMove(const Models& m, const VacateRequest& req, const VmSnapshot& vm,
                               const MoveSpec& spec, double bandwidth) {
   MoveEval e;
   VmProfile profile = profileOf(vm);
   if (spec.suspend) {
-    LinkProfile link;
-    link.bandwidthBytesPerSec = spec.resources.empty() ? 1 : bandwidth;
-    auto est = m.suspend->estimate(profile, link);
-    if (!est) return Status(est.status().code(), "VM '" + vm.id + "': " + est.status().message());
-    double suspendS = 0;
-    for (const auto& ph : est->phases) {
-      if (ph.name == "suspend") suspendS = ph.seconds;
-    }
+    auto phases = suspendPhases(m, profile, spec.resources.empty() ? 1 : bandwidth);
+    if (!phases)
+      return Status(phases.status().code(), "VM '" + vm.id + "': " + phases.status().message());
+    const double suspendS = phases->first;
     e.mode = MoveMode::kSuspend;
     e.segments.push_back({false, suspendS, true, false});
     if (!spec.resources.empty()) {  // the state goes to a store
@@ -570,6 +590,9 @@ Result<MoveEval> evaluateMove(const Models& m, const VacateRequest& req, const V
   link.bandwidthBytesPerSec = bandwidth;
   link.preOverheadS = m.options.preOverheadS;
   link.postOverheadS = m.options.postOverheadS;
+  // What the path carries unthrottled (QEMU's stop-and-copy): its slowest NIC or link.
+  link.lineRateBytesPerSec =
+      std::isfinite(spec.soloBandwidth) ? std::max(spec.soloBandwidth, bandwidth) : bandwidth;
 
   // Local disk first (Tsakalozos phases 1-2), while the VM runs.
   double diskBytesSent = 0;
@@ -622,7 +645,7 @@ Result<MoveEval> evaluateMove(const Models& m, const VacateRequest& req, const V
   for (const auto& ph : est->phases) {
     if (ph.name == "setup") {
       setupS += ph.seconds;
-    } else if (ph.name == "suspend") {
+    } else if (isSuspendPhase(ph.name)) {
       suspendS += ph.seconds;
     } else if (isLeadingPhase(ph.name)) {
       leadOther += ph.seconds;
@@ -1126,15 +1149,8 @@ Result<VacatePlan> CostAwareVacatePlanner::planIndexed(const IndexedCluster& clu
     if (!specs[i].suspend) continue;
     PlannedMove& mv = chosen.moves[i];
     if (req.reservationEndNs > 0) {
-      LinkProfile link;
-      link.bandwidthBytesPerSec = 1;
-      auto est = suspend_->estimate(profileOf(req.vms[specs[i].vm]), link);
-      double resumeS = 0;
-      if (est) {
-        for (const auto& ph : est->phases) {
-          if (ph.name == "resume") resumeS = ph.seconds;
-        }
-      }
+      auto phases = suspendPhases(m, profileOf(req.vms[specs[i].vm]), 1);
+      const double resumeS = phases ? phases->second : 0;
       mv.resumeAtNs = req.reservationEndNs;
       const TimeNs downFrom = plan.latestSafeStartNs + mv.endOffsetNs - mv.downtimeNs;
       mv.downtimeNs = req.reservationEndNs + secondsToNs(resumeS) - downFrom;

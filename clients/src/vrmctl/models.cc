@@ -37,6 +37,7 @@ const std::map<std::string, std::set<std::string>>& profileFlagsByModel() {
       {"liu-base", {"--dirty-rate"}},
       {"liu-refined", {"--dirty-rate"}},
       {"qemu-precopy", {"--nonzero-memory", "--dirty-rate", "--wws"}},
+      {"qemu-scr", {"--nonzero-memory"}},
       {"akoush-bounds", {}},
       {"akoush-avg", {"--dirty-rate", "--wws"}},
       {"akoush-hist", {"--wws", "--dirty-log"}},
@@ -307,6 +308,7 @@ int runPredict(const Context& ctx, const PredictArgs& a, bool quantileGiven) {
         rate("--bandwidth", link.bandwidthBytesPerSec),
         rate("--dirty-rate", vm.dirtyRateBytesPerSec),
         rate("--disk-dirty-rate", vm.diskDirtyRateBytesPerSec),
+        rate("--line-rate", link.lineRateBytesPerSec),
         duration("--pre-overhead", link.preOverheadS),
         duration("--post-overhead", link.postOverheadS)}) {
     if (!s) return ctx.fail(s);
@@ -407,7 +409,7 @@ void addModelCommands(CLI::App& app, Context& ctx) {
   };
   const Flag flags[] = {
       {"--memory", "VM memory size (all models; optional for tsakalozos-disk)"},
-      {"--nonzero-memory", "resident non-zero memory (simple, qemu-precopy)"},
+      {"--nonzero-memory", "resident non-zero memory (simple, qemu-precopy, qemu-scr)"},
       {"--bandwidth", "migration goodput (required)"},
       {"--dirty-rate", "memory dirty rate (liu-*, qemu-precopy, akoush-avg)"},
       {"--wws", "writable working set size (qemu-precopy, akoush-avg, akoush-hist)"},
@@ -415,6 +417,7 @@ void addModelCommands(CLI::App& app, Context& ctx) {
       {"--workload", "cpu, memory or other: recovery time (zhao-scr)"},
       {"--pre-overhead", "setup time before any byte moves"},
       {"--post-overhead", "commit time after the last byte"},
+      {"--line-rate", "what the path carries unthrottled (qemu-precopy's stop-and-copy)"},
       {"--resume-time", "resume_time_s (liu-*, zhao-scr)"},
       {"--threshold", "stop threshold in pages: threshold_pages (liu-*), stop_pages (akoush)"},
       {"--max-rounds", "max_rounds (liu-*), max_iterations (akoush-avg/hist)"},
