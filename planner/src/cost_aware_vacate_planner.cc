@@ -481,17 +481,17 @@ double normalQuantile(double q) {
   return 0.5 * (lo + hi);
 }
 
-double quantileFactor(const VacateRequest& req) {
+double quantileFactor(const VacateRequest& req, double q) {
   if (req.relativeErrorSamples.size() >= kMinErrorSamples) {
     std::vector<double> s = req.relativeErrorSamples;
     std::sort(s.begin(), s.end());
-    const double pos = req.quantile * static_cast<double>(s.size() - 1);
+    const double pos = q * static_cast<double>(s.size() - 1);
     const std::size_t i = static_cast<std::size_t>(pos);
     const double frac = pos - static_cast<double>(i);
     const double r = i + 1 < s.size() ? s[i] + frac * (s[i + 1] - s[i]) : s[i];
     return std::max(0.0, 1 + r);
   }
-  return std::max(0.0, 1 + normalQuantile(req.quantile) * req.relativeErrorStdDev);
+  return std::max(0.0, 1 + normalQuantile(q) * req.relativeErrorStdDev);
 }
 
 std::string strategyName(std::size_t k, std::size_t moves) {
@@ -535,11 +535,26 @@ struct Models {
   const CostAwareVacatePlannerOptions& options;
 };
 
-VmProfile profileOf(const VmSnapshot& vm) {
+// The dirty rate to plan a VM with: its current sample, or with a dirty-rate quantile q and
+// recent samples the q-quantile of the samples and the current one (a VM that dirties in bursts
+// is planned for its bursts, not for the quiet moment it was last sampled in).
+double plannedDirtyRate(const VmSnapshot& vm, double q) {
+  if (!(q > 0) || vm.dirtyRateSamplesBytesPerSec.empty()) return vm.dirtyRateBytesPerSec;
+  std::vector<double> s = vm.dirtyRateSamplesBytesPerSec;
+  s.push_back(vm.dirtyRateBytesPerSec);
+  std::sort(s.begin(), s.end());
+  const double h = q * static_cast<double>(s.size() - 1);
+  const auto lo = static_cast<std::size_t>(h);
+  const std::size_t hi = std::min(lo + 1, s.size() - 1);
+  return std::max(0.0, s[lo] + (h - static_cast<double>(lo)) * (s[hi] - s[lo]));
+}
+
+VmProfile profileOf(const VmSnapshot& vm, double dirtyRateQuantile = 0) {
   VmProfile p;
   p.memoryBytes = static_cast<double>(vm.memoryBytes);
   p.nonzeroMemoryBytes = static_cast<double>(vm.nonzeroMemoryBytes);
-  p.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+  p.dirtyRateBytesPerSec = plannedDirtyRate(vm, dirtyRateQuantile);
+  p.writableWorkingSetBytes = static_cast<double>(vm.writableWorkingSetBytes);
   p.dirtyRateHistoryBytesPerSec = vm.dirtyRateHistoryBytesPerSec;
   p.modifiedMemoryBytes = static_cast<double>(vm.modifiedMemoryBytes);
   p.workload = vm.workload;
@@ -569,7 +584,7 @@ Result<std::pair<double, double>> suspendPhases(const Models& m, const VmProfile
 Result<MoveEval> evaluateMove(const Models& m, const VacateRequest& req, const VmSnapshot& vm,
                               const MoveSpec& spec, double bandwidth) {
   MoveEval e;
-  VmProfile profile = profileOf(vm);
+  VmProfile profile = profileOf(vm, req.dirtyRateQuantile);
   if (spec.suspend) {
     auto phases = suspendPhases(m, profile, spec.resources.empty() ? 1 : bandwidth);
     if (!phases)
@@ -900,8 +915,11 @@ Result<std::vector<std::string>> chooseHostsIn(const Models& m, const Cluster& c
 }
 
 Status checkPlanRequest(const VacateRequest& req) {
-  if (!(req.quantile > 0 && req.quantile < 1)) {
-    return Status::invalid("quantile must be between 0 and 1 (exclusive)");
+  if (req.quantile != 0 && !(req.quantile > 0 && req.quantile < 1)) {
+    return Status::invalid("quantile must be between 0 and 1 (exclusive), or 0 for the default");
+  }
+  if (req.dirtyRateQuantile != 0 && !(req.dirtyRateQuantile > 0 && req.dirtyRateQuantile < 1)) {
+    return Status::invalid("dirty-rate quantile must be between 0 and 1 (exclusive), or 0");
   }
   if (!(req.relativeErrorStdDev >= 0) || !std::isfinite(req.relativeErrorStdDev)) {
     return Status::invalid("relative error must be >= 0");
@@ -940,6 +958,9 @@ Result<VacatePlan> CostAwareVacatePlanner::plan(const IndexedCluster& cluster,
 
 Result<VacatePlan> CostAwareVacatePlanner::planIndexed(const IndexedCluster& cluster,
                                                        const VacateRequest& req) const {
+  if (!(options_.quantile > 0 && options_.quantile < 1)) {
+    return Status::invalid("the planner's default quantile must be between 0 and 1 (exclusive)");
+  }
   auto indexed = indexVms(req, cluster.impl(), options_.exhaustivePlacement);
   if (!indexed) return indexed.status();
   const Cluster& c = *indexed;
@@ -1061,7 +1082,8 @@ Result<VacatePlan> CostAwareVacatePlanner::planIndexed(const IndexedCluster& clu
     set.insert(n);
     ks.assign(set.begin(), set.end());
   }
-  const double qf = quantileFactor(req);
+  const double quantile = req.quantile > 0 ? req.quantile : options_.quantile;
+  const double qf = quantileFactor(req, quantile);
   FairShare share(capacity);
   std::vector<StrategyResult> results;
   for (std::size_t k : ks) {
@@ -1129,7 +1151,7 @@ Result<VacatePlan> CostAwareVacatePlanner::planIndexed(const IndexedCluster& clu
   plan.cloneTimeNs = req.cloneTimeNs;
   plan.marginNs = req.marginNs;
   plan.makespanNs = secondsToNs(chosen.makespanS);
-  plan.quantile = req.quantile;
+  plan.quantile = quantile;
   plan.makespanQuantileNs = secondsToNs(chosen.quantileMakespanS);
   plan.makespanLowerBoundNs = secondsToNs(lowerBound);
   plan.maxVmTimeNs = secondsToNs(chosen.maxVmTimeS);

@@ -87,6 +87,9 @@ struct CostAwareVacatePlannerOptions {
   // roomiest fitting host of each group are scored, which picks the same destinations). The
   // reference the grouped search is tested against; slow at thousands of hosts.
   bool exhaustivePlacement = false;
+  // The quantile of the makespan a request without one (VacateRequest::quantile == 0) is
+  // planned at, in (0, 1).
+  double quantile = 0.95;
 };
 
 class CostAwareVacatePlanner final : public VacatePlanner {
