@@ -21,6 +21,7 @@
 //   suspend_s, copy_s, resume_s            save, copy and restore of suspend-copy-resume
 //   converged         0 for a live migration the agent cancelled because it did not converge
 //                     (its total_time_s is the wall-clock time until then), else 1
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -101,6 +102,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("cases", caseTexts, "FILL_MIB:RATE:BANDWIDTH_MIB_S:live|scr")->required();
   CLI11_PARSE(app, argc, argv);
+  // Logs go to stderr: stdout is the CSV.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("vrm-qemu-sweep"));
   spdlog::set_level(spdlog::level::warn);
 
   std::map<std::pair<int, int>, std::vector<Case>> groups;
