@@ -183,20 +183,35 @@ void QemuHost::updateResident(QemuVm& vm) {
   if (vm.proc.pid <= 0) return;
   std::ifstream smaps("/proc/" + std::to_string(vm.proc.pid) + "/smaps");
   const std::uint64_t ramKib = (vm.info.memoryBytes + 1023) / 1024;
-  std::uint64_t bestSize = 0, bestRss = 0, size = 0;
+  std::uint64_t bestSize = 0, bestRss = 0, size = 0, start = 0, bestStart = 0;
   std::string line;
   while (std::getline(smaps, line)) {
-    std::uint64_t kb = 0;
-    if (std::sscanf(line.c_str(), "Size: %lu kB", &kb) == 1) {
+    std::uint64_t kb = 0, from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &from, &to) == 2) {
+      start = from;  // a mapping's header line; its Size and Rss follow
+    } else if (std::sscanf(line.c_str(), "Size: %lu kB", &kb) == 1) {
       size = kb;
     } else if (std::sscanf(line.c_str(), "Rss: %lu kB", &kb) == 1) {
       if (size >= ramKib && size <= ramKib + 4096 && (bestSize == 0 || size < bestSize)) {
         bestSize = size;
         bestRss = kb;
+        bestStart = start;
       }
     }
   }
-  if (bestSize > 0) vm.info.nonzeroMemoryBytes = std::min(bestRss * 1024, vm.info.memoryBytes);
+  if (bestSize == 0) return;
+  vm.info.nonzeroMemoryBytes = std::min(bestRss * 1024, vm.info.memoryBytes);
+  // The resident size counts the pages the guest zeroed; a sample of the pages counts only the
+  // non-zero ones, which is what a migration sends (guest_memory_sampler.h).
+  auto sample = vm.memorySampler.sample(vm.proc.pid, bestStart, bestSize * 1024);
+  if (sample) {
+    vm.info.nonzeroMemoryBytes = std::min(sample->nonzeroBytes, vm.info.memoryBytes);
+    if (sample->modifiedBytes) vm.modifiedMemoryBytes = *sample->modifiedBytes;
+  } else if (!vm.memorySamplerWarned) {
+    vm.memorySamplerWarned = true;
+    spdlog::warn("qemu: vm {}: non-zero memory from the resident size only: {}", vm.info.id,
+                 sample.status().message());
+  }
 }
 
 }  // namespace vrm::vmscheduler::qemu

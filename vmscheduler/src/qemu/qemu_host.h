@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/vm_table.h"
+#include "qemu/guest_memory_sampler.h"
 #include "qemu/qemu_config.h"
 #include "qemu/qmp_client.h"
 #include "qemu/state_transfer.h"
@@ -41,6 +42,10 @@ struct QemuVm {
   std::unique_ptr<StateReceiver> receiver;
   bool restoring = false;
   TimeNs restoreDeadlineNs = 0;
+  // Non-zero and modified memory, sampled with the resident size (updateResident).
+  GuestMemorySampler memorySampler;
+  bool memorySamplerWarned = false;
+  std::uint64_t modifiedMemoryBytes = 0;  // over the last sampling interval
 };
 
 class QemuHost {
@@ -65,7 +70,7 @@ class QemuHost {
   std::string exitReason(const std::string& vmId, const std::string& otherwise) const;
 
   // Per running VM, between operations: its dirty rate (calc-dirty-rate, page sampling) and its
-  // resident guest memory (the RSS of the guest RAM mapping).
+  // resident guest memory (the RSS of the guest RAM mapping, its non-zero part sampled).
   void pollDirtyRate(QemuVm& vm, TimeNs now);
   static void updateResident(QemuVm& vm);
 
