@@ -64,5 +64,16 @@ TEST(GuestMemorySamplerTest, UnreadableProcessIsUnavailable) {
   EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
 }
 
+// Ensures the workload classes: memory bound by dirty rate (8 MiB/s, or 1 % of memory per
+// second for large guests), else CPU bound by half a core, else unclassified.
+TEST(GuestMemorySamplerTest, WorkloadClasses) {
+  constexpr double kMiB = 1024 * 1024;
+  EXPECT_EQ(classifyWorkload(16 * kMiB, 1ull << 30, 0), "memory");
+  EXPECT_EQ(classifyWorkload(16 * kMiB, 4ull << 30, 1.0), "cpu");  // 1 % of 4 GiB is 41 MiB/s
+  EXPECT_EQ(classifyWorkload(50 * kMiB, 4ull << 30, 0), "memory");
+  EXPECT_EQ(classifyWorkload(1 * kMiB, 1ull << 30, 0.6), "cpu");
+  EXPECT_EQ(classifyWorkload(1 * kMiB, 1ull << 30, 0.1), "");
+}
+
 }  // namespace
 }  // namespace vrm::vmscheduler::qemu

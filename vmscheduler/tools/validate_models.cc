@@ -17,6 +17,8 @@
 //  * The cases of the calibration size are split per mode in the order they ran, alternately
 //    into a calibration and a validation half; guests of other sizes are validated only
 //    ("larger"). The calibration never sees a validated case.
+//  * The link: the case's bandwidth limit (QEMU's max-bandwidth, the copy's pace) and, for what
+//    QEMU sends unthrottled, --line-rate (loopback between two QEMUs on one host).
 //  * Errors: |predicted - measured| / measured total time; |predicted - measured| downtime of
 //    converging live cases in ms; convergence: the model's converges flag against the run.
 #include <CLI/CLI.hpp>
@@ -251,11 +253,16 @@ int main(int argc, char** argv) {
   std::string liveModels = "qemu-precopy,liu-refined,liu-base,simple";
   std::string scrModels = "qemu-scr,zhao-scr,simple";
   bool markdown = false, perCase = false;
+  double lineRate = 1e9;
   app.add_option("sweeps", files, "CSV files of vrm-qemu-sweep")->required();
   app.add_option("--calibration-memory", calibrationMib, "guest size (MiB) calibrated on")
       ->capture_default_str();
   app.add_option("--live-models", liveModels, "comma-separated")->capture_default_str();
   app.add_option("--scr-models", scrModels, "comma-separated")->capture_default_str();
+  app.add_option("--line-rate", lineRate,
+                 "bytes/s the path carries unthrottled (QEMU's stop-and-copy); two QEMUs on one "
+                 "host over loopback move about 1e9")
+      ->capture_default_str();
   app.add_flag("--markdown", markdown, "the summary as a Markdown table");
   app.add_flag("--cases", perCase, "every prediction, case by case");
   CLI11_PARSE(app, argc, argv);
@@ -320,6 +327,7 @@ int main(int argc, char** argv) {
           const MigrationObservation o = observationFor(model, c);
           LinkProfile link;
           link.bandwidthBytesPerSec = o.bandwidthBytesPerSec;
+          link.lineRateBytesPerSec = lineRate;
           auto e = m->estimate(o.vm, link);
           if (!e) continue;
           Stats& s = bySet[c.set];

@@ -29,6 +29,10 @@ Result<std::unique_ptr<CalibratingPlanner>> CalibratingPlanner::create(
   if (!(options.quantile > 0 && options.quantile < 1)) {
     return Status::invalid("quantile must be between 0 and 1 (exclusive), e.g. 0.95");
   }
+  if (options.dirtyRateQuantile != 0 &&
+      !(options.dirtyRateQuantile > 0 && options.dirtyRateQuantile < 1)) {
+    return Status::invalid("dirty-rate quantile must be between 0 and 1 (exclusive), or 0");
+  }
   std::unique_ptr<CalibratingPlanner> p(new CalibratingPlanner(std::move(options)));
   planner::OnlineCalibrationOptions online;
   online.minObservations = p->options_.minObservations;
@@ -42,6 +46,7 @@ Result<std::unique_ptr<CalibratingPlanner>> CalibratingPlanner::create(
     p->modes_[mode] = std::move(*c);
   }
   if (Status s = p->rebuild(); !s) return s;
+  p->metrics_ = p->metricsText();
   return p;
 }
 
@@ -50,6 +55,13 @@ planner::VacateRequest CalibratingPlanner::adjusted(const planner::VacateRequest
   if (!req.cloneTemplate.empty()) {
     const double q = req.quantile > 0 ? req.quantile : options_.quantile;
     req.cloneTimeNs = clones_.cloneTimeNs(req.cloneTemplate, req.hostsToVacate, req.cloneTimeNs, q);
+  }
+  if (req.dirtyRateQuantile == 0) req.dirtyRateQuantile = options_.dirtyRateQuantile;
+  for (planner::VmSnapshot& vm : req.vms) {
+    if (!vm.dirtyRateHistoryBytesPerSec.empty()) continue;
+    if (auto it = dirtyHistory_.find(vm.id); it != dirtyHistory_.end()) {
+      vm.dirtyRateHistoryBytesPerSec = it->second;
+    }
   }
   if (req.relativeErrorSamples.size() < planner::kMinErrorSamples) {
     // The held-out errors of both modes; of the calibrated models once they have enough.
@@ -113,6 +125,11 @@ void CalibratingPlanner::observe(const std::vector<MigrationObservation>& observ
     if (o.mode == MoveMode::kSuspend) continue;  // no transfer to learn from
     auto row = convert(o);
     if (!row) continue;
+    if (o.mode == MoveMode::kLive && o.dirtyRateBytesPerSec >= 0) {
+      auto& history = dirtyHistory_[o.vmId];
+      history.push_back(o.dirtyRateBytesPerSec);
+      if (history.size() > options_.dirtyRateHistory) history.erase(history.begin());
+    }
     const char* mode = o.mode == MoveMode::kLive ? kLive : kScr;
     planner::OnlineCalibrator& c = *modes_.at(mode);
     const std::size_t fitsBefore = c.fits();
@@ -143,6 +160,14 @@ void CalibratingPlanner::observe(const std::vector<MigrationObservation>& observ
     if (Status s = rebuild(); !s)
       spdlog::error("calibration: cannot rebuild the planner: {}", s.toString());
   }
+  std::string text = metricsText();
+  std::lock_guard<std::mutex> lock(metricsMutex_);
+  metrics_ = std::move(text);
+}
+
+std::string CalibratingPlanner::metricsSnapshot() const {
+  std::lock_guard<std::mutex> lock(metricsMutex_);
+  return metrics_;
 }
 
 void CalibratingPlanner::observeClone(const std::string& templateName, const std::string& host,

@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
   std::string clusterPath;
   std::string margin = "60s", planningLatency = "1s", heartbeatTimeout = "30s";
   std::string model = "simple";
-  std::string plannerName = "cost-aware", liveModel = "qemu-precopy", scrModel = "zhao-scr";
+  std::string plannerName = "cost-aware", liveModel = "qemu-precopy", scrModel = "qemu-scr";
+  double quantile = 0.95, dirtyRateQuantile = 0.9;
   double timeScale = 0;
   std::int64_t clockOrigin = 0;
   std::string logLevel = "info";
@@ -130,6 +131,15 @@ int main(int argc, char** argv) {
   app.add_option("--scr-model", scrModel, "cost-aware: model of suspend-copy-resume")
       ->capture_default_str();
   app.add_option("--model", model, "sequential: migration cost model")->capture_default_str();
+  app.add_option("--quantile", quantile,
+                 "cost-aware with --calibrate: makespan quantile of plans whose request names none")
+      ->check(CLI::Range(0.001, 0.999))
+      ->capture_default_str();
+  app.add_option("--dirty-rate-quantile", dirtyRateQuantile,
+                 "cost-aware with --calibrate: plan each VM at this quantile of its recent "
+                 "dirty-rate samples (0 = its current sample)")
+      ->check(CLI::Range(0.0, 0.999))
+      ->capture_default_str();
   app.add_option("--time-scale", timeScale,
                  "run the clock this many times faster than real time (simulation, demos)");
   app.add_option("--clock-origin", clockOrigin,
@@ -245,6 +255,8 @@ int main(int argc, char** argv) {
     vrm::manager::CalibratingPlannerOptions calibration;
     calibration.liveModel = liveModel;
     calibration.scrModel = scrModel;
+    calibration.quantile = quantile;
+    calibration.dirtyRateQuantile = dirtyRateQuantile;
     for (const auto& h : cluster->hosts) {
       calibration.nicBandwidthByHost[h.name] = h.nicBandwidthBytesPerSec;
     }
@@ -262,6 +274,9 @@ int main(int argc, char** argv) {
     options.onObservation = [calibrating](const vrm::MigrationObservation& o) {
       calibrating->observe({o});
     };
+    options.onClone = [calibrating](const std::string& tmpl, const std::string& host,
+                                    vrm::TimeNs ns) { calibrating->observeClone(tmpl, host, ns); };
+    webOptions.extraMetrics = [calibrating] { return calibrating->metricsSnapshot(); };
   }
   options.marginNs = *marginNs;
   options.planningLatencyNs = *latencyNs;

@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <utility>
+
+#include "manager_fixture.h"
 
 namespace vrm::manager {
 namespace {
@@ -64,6 +68,7 @@ std::unique_ptr<CalibratingPlanner> makePlanner() {
   options.nicBandwidthByHost = {{"a", kNic}, {"b", kNic}};
   options.minObservations = 5;
   options.refitEvery = 10;
+  options.dirtyRateQuantile = 0;  // at the current sample unless a test asks otherwise
   return std::move(*CalibratingPlanner::create(options));
 }
 
@@ -237,6 +242,95 @@ TEST(CalibratingPlannerTest, SlowCloneMovesTheLatestSafeStartEarlier) {
   planner->observeClone("other", "a", 500 * kNsPerSec);
   EXPECT_EQ(planner->plan(req)->latestSafeStartNs, after->latestSafeStartNs);
   EXPECT_FALSE(CalibratingPlanner::create({.quantile = 1.0}).isOk());
+}
+
+}  // namespace
+}  // namespace vrm::manager
+
+// --- vrmd (the Manager) planning with the calibrating planner and what the agents measure ----
+
+namespace vrm::manager {
+namespace {
+
+using testing::kHour;
+
+class VrmdMeasuredInputsTest : public testing::ManagerFixture {
+ protected:
+  void SetUp() override {
+    CalibratingPlannerOptions options;
+    options.nicBandwidthByHost = {{"n1", 125e6}, {"n2", 125e6}, {"n3", 125e6}};
+    calibrating_ = std::move(*CalibratingPlanner::create(options));
+    ManagerOptions m;
+    m.onClone = [this](const std::string& t, const std::string& h, TimeNs ns) {
+      calibrating_->observeClone(t, h, ns);
+    };
+    startManager({testing::bmiTemplate()}, m, calibrating_.get());
+  }
+  ReservationRequest on(const std::string& host, bool dry) const {
+    ReservationRequest r = dedicated(2 * kHour, kHour, 0);
+    r.hostNames = {host};
+    r.dryRun = dry;
+    return r;
+  }
+  std::unique_ptr<CalibratingPlanner> calibrating_;
+};
+
+// Ensures vrmd hands the planner what the agent measured: of two VMs of the same size, the one
+// its agent reports dirtying 40 MB/s (with a burst among its recent samples) is planned with a
+// longer move than the idle one.
+TEST_F(VrmdMeasuredInputsTest, HighMeasuredDirtyRateGetsALongerMove) {
+  VmRecord idle = testing::FakeAgents::vm("idle", 4 * kGiB);
+  VmRecord dirty = testing::FakeAgents::vm("dirty", 4 * kGiB);
+  dirty.dirtyRateBytesPerSec = 40e6;
+  dirty.dirtyRateSamplesBytesPerSec = {30e6, 90e6, 40e6};
+  agents_->addHost("n1", 32, 64 * kGiB, {idle, dirty});
+  agents_->addHost("n2", 32, 64 * kGiB, {});
+  auto r = manager_->submit(on("n1", true));
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+  std::map<std::string, TimeNs> length;
+  for (const Move& m : r->moves)
+    length[m.planned.vmId] = m.planned.endOffsetNs - m.planned.startOffsetNs;
+  ASSERT_EQ(length.size(), 2u);
+  EXPECT_GT(length["dirty"], length["idle"] + 2 * kNsPerSec);
+}
+
+// Ensures an observed slow clone raises the next latest-safe-start margin: the template says
+// 45 s; after a clone that took 100 s the same request's latest safe start is 55 s further
+// ahead of its start.
+TEST_F(VrmdMeasuredInputsTest, ObservedSlowCloneMovesTheNextLatestSafeStartEarlier) {
+  agents_->addHost("n1", 32, 64 * kGiB, {testing::FakeAgents::vm("v1", 2 * kGiB)});
+  agents_->addHost("n2", 32, 64 * kGiB, {});
+  agents_->addHost("n3", 32, 64 * kGiB, {});
+  const auto before = manager_->submit(on("n3", true));
+  ASSERT_TRUE(before.isOk());
+  EXPECT_EQ(before->plan.cloneTimeNs, 45 * kNsPerSec);
+
+  auto r = manager_->submit(on("n1", false));
+  ASSERT_TRUE(r.isOk());
+  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+  agents_->hold.insert(AgentCommand::Kind::kClone);
+  for (TimeNs t = r->plan.latestSafeStartNs; t < r->request.startNs; t += kNsPerSec) {
+    clock_.set(t);
+    agents_->heartbeat();
+    manager_->tick();
+    agents_->pump();
+    if (!agents_->held.empty()) break;
+  }
+  ASSERT_EQ(agents_->held.size(), 1u) << "the clone was sent";
+  clock_.advance(100 * kNsPerSec);  // the clone takes 100 s
+  agents_->hold.clear();
+  for (const auto& c : std::exchange(agents_->held, {})) {
+    manager_->onResult(c.host, agents_->execute(c));
+  }
+  EXPECT_EQ(calibrating_->cloneTimes().observations("bmi"), 1u);
+
+  const auto after = manager_->submit(on("n3", true));
+  ASSERT_TRUE(after.isOk());
+  ASSERT_EQ(after->state, ReservationState::kAdmitted) << after->reason;
+  EXPECT_EQ(after->plan.cloneTimeNs, 100 * kNsPerSec);
+  EXPECT_EQ(after->request.startNs - after->plan.latestSafeStartNs,
+            before->request.startNs - before->plan.latestSafeStartNs + 55 * kNsPerSec);
 }
 
 }  // namespace

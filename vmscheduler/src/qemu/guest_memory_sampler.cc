@@ -42,6 +42,14 @@ std::uint64_t hashPage(const std::uint64_t* words) {
 
 }  // namespace
 
+std::string classifyWorkload(double dirtyRateBytesPerSec, std::uint64_t memoryBytes,
+                             double cpuCoresBusy) {
+  const double memoryBound = std::max(8.0 * 1024 * 1024, 0.01 * static_cast<double>(memoryBytes));
+  if (dirtyRateBytesPerSec >= memoryBound) return "memory";
+  if (cpuCoresBusy >= 0.5) return "cpu";
+  return "";
+}
+
 GuestMemorySampler::GuestMemorySampler(std::size_t pages, std::uint64_t seed)
     : pages_(std::max<std::size_t>(pages, 1)), seed_(seed) {}
 

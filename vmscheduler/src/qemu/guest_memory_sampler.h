@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "vrm/protocol/status.h"
@@ -30,6 +31,12 @@ struct GuestMemorySample {
   std::optional<std::uint64_t> modifiedBytes;  // since the previous sample; absent the first time
   std::size_t sampledPages = 0;
 };
+
+// Zhao & Figueiredo's two workload classes (Section 3.3.2), from what the agent measures: a
+// guest dirtying at least 8 MiB/s or 1 % of its memory per second is "memory" bound; else one
+// keeping half a host core busy or more is "cpu" bound; else "" (idle or unknown). Pure.
+std::string classifyWorkload(double dirtyRateBytesPerSec, std::uint64_t memoryBytes,
+                             double cpuCoresBusy);
 
 class GuestMemorySampler {
  public:

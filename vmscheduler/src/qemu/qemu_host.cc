@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include "qemu/qemu_support.h"
 
@@ -174,6 +176,11 @@ void QemuHost::pollDirtyRate(QemuVm& vm, TimeNs now) {
   if (status == "measured") {
     // dirty-rate is in MiB/s.
     vm.info.dirtyRateBytesPerSec = jsonNumber(*r, "dirty-rate") * 1024 * 1024;
+    // The recent samples, for a quantile of the rate (VmRecord::dirtyRateSamplesBytesPerSec).
+    constexpr std::size_t kKeptSamples = 8;
+    auto& samples = vm.info.dirtyRateSamplesBytesPerSec;
+    samples.push_back(vm.info.dirtyRateBytesPerSec);
+    if (samples.size() > kKeptSamples) samples.erase(samples.begin());
   }
 }
 
@@ -206,12 +213,60 @@ void QemuHost::updateResident(QemuVm& vm) {
   auto sample = vm.memorySampler.sample(vm.proc.pid, bestStart, bestSize * 1024);
   if (sample) {
     vm.info.nonzeroMemoryBytes = std::min(sample->nonzeroBytes, vm.info.memoryBytes);
-    if (sample->modifiedBytes) vm.modifiedMemoryBytes = *sample->modifiedBytes;
+    if (sample->modifiedBytes)
+      vm.info.modifiedMemoryBytes = vm.modifiedMemoryBytes = *sample->modifiedBytes;
   } else if (!vm.memorySamplerWarned) {
     vm.memorySamplerWarned = true;
     spdlog::warn("qemu: vm {}: non-zero memory from the resident size only: {}", vm.info.id,
                  sample.status().message());
   }
+  updateUsage(vm);
+}
+
+void QemuHost::updateUsage(QemuVm& vm) {
+  // The QEMU's CPU time (utime + stime, fields 14 and 15 of /proc/PID/stat, after the command
+  // name in parentheses) and its disks' written bytes (query-blockstats), as rates since the
+  // previous call.
+  const auto now = std::chrono::steady_clock::now();
+  double cpu = -1;
+  {
+    std::ifstream stat("/proc/" + std::to_string(vm.proc.pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');
+    if (close != std::string::npos) {
+      std::istringstream fields(text.substr(close + 2));
+      std::string f;
+      unsigned long long utime = 0, stime = 0;
+      for (int i = 3; i <= 15 && fields >> f; ++i) {
+        if (i == 14) utime = std::strtoull(f.c_str(), nullptr, 10);
+        if (i == 15) stime = std::strtoull(f.c_str(), nullptr, 10);
+      }
+      cpu = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+  }
+  double written = -1;
+  if (vm.proc.qmp && !vm.diskPath.empty()) {
+    if (auto r = vm.proc.qmp->execute("query-blockstats", {}, kQmpTimeout); r && r->is_array()) {
+      written = 0;
+      for (const auto& dev : *r)
+        written += jsonNumber(dev.value("stats", nlohmann::json::object()), "wr_bytes");
+    }
+  }
+  if (vm.usageAt) {
+    const double dt = std::chrono::duration<double>(now - *vm.usageAt).count();
+    if (dt > 0) {
+      if (cpu >= 0) {
+        vm.info.workload = classifyWorkload(vm.info.dirtyRateBytesPerSec, vm.info.memoryBytes,
+                                            std::max(0.0, cpu - vm.cpuSeconds) / dt);
+      }
+      if (written >= 0) {
+        vm.info.diskDirtyRateBytesPerSec = std::max(0.0, written - vm.diskWrittenBytes) / dt;
+      }
+    }
+  }
+  vm.usageAt = now;
+  if (cpu >= 0) vm.cpuSeconds = cpu;
+  if (written >= 0) vm.diskWrittenBytes = written;
 }
 
 }  // namespace vrm::vmscheduler::qemu

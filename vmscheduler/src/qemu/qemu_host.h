@@ -5,9 +5,11 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,10 @@ struct QemuVm {
   GuestMemorySampler memorySampler;
   bool memorySamplerWarned = false;
   std::uint64_t modifiedMemoryBytes = 0;  // over the last sampling interval
+  // For the CPU share and the disk write rate between two updateResident() calls.
+  std::optional<std::chrono::steady_clock::time_point> usageAt;
+  double cpuSeconds = 0;
+  double diskWrittenBytes = 0;
 };
 
 class QemuHost {
@@ -73,6 +79,9 @@ class QemuHost {
   // resident guest memory (the RSS of the guest RAM mapping, its non-zero part sampled).
   void pollDirtyRate(QemuVm& vm, TimeNs now);
   static void updateResident(QemuVm& vm);
+  // With updateResident: the guest's workload class (its QEMU's CPU share and dirty rate) and
+  // its disks' write rate.
+  static void updateUsage(QemuVm& vm);
 
  private:
   std::map<std::string, std::string> exitReasons_;  // vm id -> why its QEMU exited

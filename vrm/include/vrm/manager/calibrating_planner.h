@@ -13,6 +13,10 @@
 // relative errors of its own, their relative values widen the plan's makespan to its quantile.
 // Plans without a quantile of their own (VacateRequest::quantile == 0) are made at `quantile`.
 //
+// Dirty-rate history (Liu eqs. 11-13): the dirty rate QEMU measured during each VM's live
+// migrations (the newest `dirtyRateHistory`), from the observations, is handed to the planner as
+// VmSnapshot::dirtyRateHistoryBytesPerSec of requests that bring none (liu-refined reads it).
+//
 // Clone times: observeClone() feeds a planner::CloneTimeModel; a request naming its template
 // (VacateRequest::cloneTemplate) is planned with the calibrated clone time of its hosts, so a
 // slow clone moves the next latest safe start earlier.
@@ -26,6 +30,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -47,6 +52,10 @@ struct CalibratingPlannerOptions {
   std::size_t keepLatest = 500;     // observations per mode the fit uses (newest)
   std::size_t heldOutWindow = 50;   // held-out errors kept per mode (the report's N)
   double quantile = 0.95;           // of the makespan, for requests without one; in (0, 1)
+  // Requests without a dirty-rate quantile plan each VM at this quantile of its recent samples
+  // (VmSnapshot::dirtyRateSamplesBytesPerSec); 0 = at its current sample.
+  double dirtyRateQuantile = 0.9;
+  std::size_t dirtyRateHistory = 8;  // per-VM migration dirty rates kept (Liu eq. 11-13)
   // Host name -> nominal NIC bandwidth (bytes/s), for the conversion above.
   std::map<std::string, double> nicBandwidthByHost;
   planner::CloneTimeOptions clones;
@@ -93,6 +102,9 @@ class CalibratingPlanner final : public planner::VacatePlanner {
   std::vector<ModeReport> report() const;
   // report() as Prometheus text exposition lines (vrm_model_* families), for /metrics.
   std::string metricsText() const;
+  // metricsText() as of the last observe(): the one member that is thread-safe (the web server
+  // serves /metrics from its own thread).
+  std::string metricsSnapshot() const;
   const planner::CloneTimeModel& cloneTimes() const { return clones_; }
 
  private:
@@ -105,7 +117,10 @@ class CalibratingPlanner final : public planner::VacatePlanner {
   std::map<std::string, std::unique_ptr<planner::OnlineCalibrator>> modes_;  // mode -> model
   std::map<std::string, CalibrationSummary> fitted_;
   planner::CloneTimeModel clones_;
+  std::map<std::string, std::vector<double>> dirtyHistory_;  // VM id -> QEMU's dirty rates
   std::unique_ptr<planner::CostAwareVacatePlanner> current_;
+  mutable std::mutex metricsMutex_;
+  std::string metrics_;  // guarded by metricsMutex_
 };
 
 }  // namespace vrm::manager

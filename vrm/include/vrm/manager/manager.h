@@ -58,6 +58,9 @@ struct ManagerOptions {
   // Called with every migration observation after it is stored (vrmd: the calibrating
   // planner). Empty = nobody listens.
   std::function<void(const MigrationObservation&)> onObservation;
+  // Called with every clone that succeeded: its template, host and time from the command to the
+  // VM answering (vrmd: the calibrating planner's clone times). Empty = nobody listens.
+  std::function<void(const std::string&, const std::string&, TimeNs)> onClone;
 
   double warningRatio = 1.1;
   double dangerRatio = 1.0;
@@ -170,6 +173,7 @@ class Manager {
     std::string host;
     AgentCommand command;               // as sent, to send again under the same id
     TimeNs deadlineNs = kTimeInfinity;  // unanswered by then: failed (ManagerOptions)
+    TimeNs sentNs = 0;                  // when it was first sent
   };
 
   Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
