@@ -59,6 +59,12 @@ fi
 if [[ ${VRM_VALIDATE_REUSE:-0} != 1 ]]; then
   "$root/tests/guest/build-guest.sh" "$build/guest" >/dev/null 2>&1
   for mem in "${memories[@]}"; do
+    if [[ -n ${VRM_VALIDATE_MAX_LOAD:-} ]]; then
+      for _ in $(seq 180); do
+        awk -v max="$VRM_VALIDATE_MAX_LOAD" '{ exit !($1 < max) }' /proc/loadavg && break
+        sleep 10
+      done
+    fi
     echo "validate-qemu: sweep, ${mem} MiB guests, ${#cases[@]} cases x $repeat ..." >&2
     {
       echo "# before: $(date -u '+%Y-%m-%d %H:%M UTC') $(uptime)"

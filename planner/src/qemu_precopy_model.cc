@@ -30,6 +30,7 @@ const ModelParameters& qemuDefaults() {
       {"bitmap_sync_s_per_gib", 0},
       {"downtime_base_s", 0.002},
       {"switchover_bandwidth_bytes_per_s", 0},
+      {"max_throughput_bytes_per_s", 0},
       {"max_passes", 1000},
   };
   return kDefaults;
@@ -38,7 +39,7 @@ const ModelParameters& qemuDefaults() {
 // The parameters read on every estimate, looked up once.
 struct Params {
   double downtimeLimitS, maxBandwidth, pageSize, pageHeader, zeroPage, windowS, setupS, setupPerGiB,
-      syncPerGiB, downtimeBaseS, switchoverBandwidth;
+      syncPerGiB, downtimeBaseS, switchoverBandwidth, maxThroughput;
   int maxPasses;
 };
 
@@ -57,6 +58,7 @@ class QemuPrecopyModel final : public MigrationModel {
           p.at("bitmap_sync_s_per_gib"),
           p.at("downtime_base_s"),
           p.at("switchover_bandwidth_bytes_per_s"),
+          p.at("max_throughput_bytes_per_s"),
           static_cast<int>(p.at("max_passes"))};
   }
   std::string_view name() const override { return kQemuPrecopyModelName; }
@@ -69,6 +71,10 @@ class QemuPrecopyModel final : public MigrationModel {
     double unthrottled = q_.switchoverBandwidth;
     if (!(unthrottled > 0)) {
       unthrottled = std::max(link.bandwidthBytesPerSec, link.lineRateBytesPerSec);
+    }
+    if (q_.maxThroughput > 0) {  // the host cannot send faster, throttled or not
+      b = std::min(b, q_.maxThroughput);
+      unthrottled = std::min(unthrottled, q_.maxThroughput);
     }
     const double window = q_.windowS;
     const double threshold = b * q_.downtimeLimitS;

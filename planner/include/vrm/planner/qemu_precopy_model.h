@@ -17,6 +17,9 @@
 //    what holds the migration back, and the stop threshold is that bandwidth times
 //    downtime_limit_s: T = B * downtime_limit_s. (On our hosts QEMU moves 3-7 % more than its
 //    max-bandwidth; the calibrator's goodput factor, which scales B and so T, absorbs that.)
+//  * Throughput ceiling: the migration thread itself may not reach B (CPU-bound under TCG on a
+//    loaded host, or a slow NIC): max_throughput_bytes_per_s, when set, caps B - and with it
+//    QEMU's measured bandwidth and threshold - and the stop-and-copy's rate.
 //  * Zero pages: a page is sent as page_header_bytes + page_size_bytes, a zero page as
 //    zero_page_bytes (an 8-byte header and one fill byte). Bytes count against the rate limit, so
 //    a page of the bulk pass costs c0 = (N * (page + header) + (M - N) * zero) / (M * page) bytes
@@ -62,6 +65,7 @@
 //   downtime_base_s                   0.002
 //   switchover_bandwidth_bytes_per_s  0       0 = what the link carries unthrottled (its line
 //                                             rate: vrmctl predict --line-rate)
+//   max_throughput_bytes_per_s        0       0 = none; what the host can send at most
 //   max_passes                        1000    model guard (whole number >= 1), not a QEMU setting
 // The writable working set comes from the profile (vrmctl predict --wws), not a parameter.
 #pragma once
