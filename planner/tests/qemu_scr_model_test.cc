@@ -22,7 +22,7 @@ double phase(const MigrationEstimate& e, const std::string& name) {
 }
 
 // Ensures the phases by hand: 1 GiB with 512 MiB non-zero is a stream of 512 * 4104 / 4096 +
-// 512 * 9 / 4096 + 0.2 MB = 514.125 MiB + 200000 B; save and restore grow with it, the copy is
+// 512 * 9 / 4096 + 0.7 MB = 514.125 MiB + 700000 B; save and restore grow with it, the copy is
 // it over the 100 MiB/s link, and the VM is down for all of it.
 TEST(QemuScrModelTest, PhasesByHand) {
   auto m = createMigrationModel("qemu-scr");
@@ -33,12 +33,12 @@ TEST(QemuScrModelTest, PhasesByHand) {
   LinkProfile link{100 * kMiB, 0.5, 0.25};
   auto e = (*m)->estimate(vm, link);
   ASSERT_TRUE(e.isOk()) << e.status().toString();
-  const double state = 514.125 * kMiB + 200000;
+  const double state = 514.125 * kMiB + 700000;
   EXPECT_NEAR(e->transferredBytes, state, 1e-6);
   EXPECT_NEAR(e->extras.at("state_bytes"), state, 1e-6);
-  EXPECT_NEAR(phase(*e, "save"), 0.05 + 0.8 * state / kGiB, 1e-12);
+  EXPECT_NEAR(phase(*e, "save"), 0.1 + 3.5 * state / kGiB, 1e-12);
   EXPECT_NEAR(phase(*e, "copy"), 0.02 + state / (100 * kMiB), 1e-12);
-  EXPECT_NEAR(phase(*e, "restore"), 0.15 + 1.5 * state / kGiB, 1e-12);
+  EXPECT_NEAR(phase(*e, "restore"), 0.8 + 2.0 * state / kGiB, 1e-12);
   EXPECT_NEAR(phase(*e, "handoff"), 0.02, 1e-12);
   EXPECT_NEAR(e->downtimeS, phase(*e, "save") + phase(*e, "copy") + phase(*e, "restore") + 0.02,
               1e-12);

@@ -130,7 +130,7 @@ TEST(CalibratingPlannerTest, ModesAreFittedSeparately) {
 // A staged suspend-copy-resume as a host with a slow restore does it: the default qemu-scr
 // phases but 1.2 s more to restore, the phases measured separately like the qemu backend does.
 MigrationObservation stagedScr(double memoryGiB, int i) {
-  auto model = std::move(*planner::createMigrationModel("qemu-scr", {{"restore_base_s", 1.35}}));
+  auto model = std::move(*planner::createMigrationModel("qemu-scr", {{"restore_base_s", 2.0}}));
   planner::VmProfile vm;
   vm.memoryBytes = memoryGiB * kGiB;
   vm.nonzeroMemoryBytes = vm.memoryBytes / 2;

@@ -22,18 +22,20 @@
 // "handoff" (and "setup"/"commit" for link overheads); rounds = 1; extras "state_bytes" (S).
 // VmProfile::diskBytes is not in S: a local disk is synchronised separately (seed 004).
 //
-// Parameter keys (defaults measured on the project's 2-core TCG hosts with tmpfs staging, README
-// "Accuracy against real QEMU migrations"; all >= 0):
+// Parameter keys (defaults: medians measured on the project's 2-core TCG hosts with tmpfs staging
+// under load averages of 5-17, 93-138 MB of state, README "Accuracy against real QEMU
+// migrations"; on an idle host save and restore take 0.1-0.5 s each, so these overstate them
+// there by up to 1 s; all >= 0):
 //   page_size_bytes        4096     > 0
 //   page_header_bytes      8
 //   zero_page_bytes        9
-//   device_state_bytes     200000
-//   save_base_s            0.05
-//   save_s_per_gib         0.8
+//   device_state_bytes     700000   what staged files held beyond the sampled memory
+//   save_base_s            0.1
+//   save_s_per_gib         3.5
 //   copy_base_s            0.02
 //   copy_bandwidth_factor  1.0      > 0
-//   restore_base_s         0.15
-//   restore_s_per_gib      1.5
+//   restore_base_s         0.8      a QEMU process started, then loading
+//   restore_s_per_gib      2.0
 //   handoff_s              0.02
 #pragma once
 
