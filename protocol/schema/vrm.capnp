@@ -61,11 +61,11 @@ struct VmInfo {
   allowLive @11 :Bool = true;
   allowSuspend @12 :Bool = true;
   stateFile @13 :Text;               # parked: where its saved state is (backend specific)
+  diskDirtyRateBytesPerSec @14 :Float64;  # the guest's write rate on its local disk (measured)
   # Measured by the agent for the migration models (issue 20); empty / 0 = not measured.
-  dirtyRateSamples @14 :List(Float64);  # recent dirty-rate samples, bytes/s, oldest first
-  modifiedMemoryBytes @15 :UInt64;      # memory modified over the last sampling interval
-  workload @16 :Text;                   # "cpu", "memory" or ""
-  diskDirtyRateBytesPerSec @17 :Float64;
+  dirtyRateSamples @15 :List(Float64);  # recent dirty-rate samples, bytes/s, oldest first
+  modifiedMemoryBytes @16 :UInt64;      # memory modified over the last sampling interval
+  workload @17 :Text;                   # "cpu", "memory" or ""
 }
 
 enum MigrationMode {

@@ -478,12 +478,12 @@ void toWire(const VmRecord& in, wire::VmInfo::Builder out) {
   out.setAllowLive(in.allowLive);
   out.setAllowSuspend(in.allowSuspend);
   out.setStateFile(in.stateFile);
+  out.setDiskDirtyRateBytesPerSec(in.diskDirtyRateBytesPerSec);
   auto samples = out.initDirtyRateSamples(
       static_cast<unsigned>(std::min<std::size_t>(in.dirtyRateSamplesBytesPerSec.size(), 1024)));
   for (unsigned i = 0; i < samples.size(); ++i) samples.set(i, in.dirtyRateSamplesBytesPerSec[i]);
   out.setModifiedMemoryBytes(in.modifiedMemoryBytes);
   out.setWorkload(in.workload);
-  out.setDiskDirtyRateBytesPerSec(in.diskDirtyRateBytesPerSec);
 }
 
 VmRecord fromWire(wire::VmInfo::Reader in) {
@@ -502,10 +502,10 @@ VmRecord fromWire(wire::VmInfo::Reader in) {
   v.allowLive = in.getAllowLive();
   v.allowSuspend = in.getAllowSuspend();
   v.stateFile = toStd(in.getStateFile());
+  v.diskDirtyRateBytesPerSec = in.getDiskDirtyRateBytesPerSec();
   for (double d : in.getDirtyRateSamples()) v.dirtyRateSamplesBytesPerSec.push_back(d);
   v.modifiedMemoryBytes = in.getModifiedMemoryBytes();
   v.workload = toStd(in.getWorkload());
-  v.diskDirtyRateBytesPerSec = in.getDiskDirtyRateBytesPerSec();
   return v;
 }
 

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   std::string margin = "60s", planningLatency = "1s", heartbeatTimeout = "30s";
   std::string model = "simple";
   std::string plannerName = "cost-aware", liveModel = "qemu-precopy", scrModel = "qemu-scr";
-  double quantile = 0.95, dirtyRateQuantile = 0.9;
+  double dirtyRateQuantile = 0.9;
   double timeScale = 0;
   std::int64_t clockOrigin = 0;
   std::string logLevel = "info";
@@ -104,6 +104,12 @@ int main(int argc, char** argv) {
                  "while vacating, re-plan the moves not started when time to deadline / time "
                  "left falls to this (seed 004's warning)")
       ->capture_default_str();
+  double quantile = 0.95;
+  app.add_option("--quantile", quantile,
+                 "dedicated admission: plan with the vacate's makespan at this quantile of the "
+                 "observed prediction errors (the latest safe start's headroom)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 0.999));
   app.add_option("--danger-ratio", dangerRatio,
                  "mark the reservation at risk and tell its owner below this ratio (danger)")
       ->capture_default_str();
@@ -131,10 +137,6 @@ int main(int argc, char** argv) {
   app.add_option("--scr-model", scrModel, "cost-aware: model of suspend-copy-resume")
       ->capture_default_str();
   app.add_option("--model", model, "sequential: migration cost model")->capture_default_str();
-  app.add_option("--quantile", quantile,
-                 "cost-aware with --calibrate: makespan quantile of plans whose request names none")
-      ->check(CLI::Range(0.001, 0.999))
-      ->capture_default_str();
   app.add_option("--dirty-rate-quantile", dirtyRateQuantile,
                  "cost-aware with --calibrate: plan each VM at this quantile of its recent "
                  "dirty-rate samples (0 = its current sample)")
@@ -283,6 +285,7 @@ int main(int argc, char** argv) {
   options.heartbeatTimeoutNs = *timeoutNs;
   options.warningRatio = warningRatio;
   options.dangerRatio = dangerRatio;
+  options.quantile = quantile;
   options.assessPeriodNs = *assessNs;
   options.commandTimeoutFactor = commandTimeoutFactor;
   options.commandTimeoutFloorNs = *floorNs;

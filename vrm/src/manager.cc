@@ -864,8 +864,9 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
                                                             : planner::VacateObjective::kMakespan;
   base.maxVmTimeNs = req.maxVmTimeNs;
   base.relativeErrorSamples = moveErrors_;
-  base.quantile = req.quantile;           // 0: the planner's default (vrmd --quantile)
-  base.cloneTemplate = req.templateName;  // a planner may know its clones' real time
+  base.quantile = options_.quantile;
+  if (req.quantile > 0) base.quantile = req.quantile;  // the request's own (issue 20)
+  base.cloneTemplate = req.templateName;               // a planner may know its clones' real time
   // First without suspensions: a host whose VMs all find a destination is preferred; hosts
   // that need some of their VMs parked for the window are tried after them (below).
   base.suspendPolicy = planner::SuspendPolicy::kNever;
@@ -2246,7 +2247,7 @@ Result<VacatePlan> Manager::planRest(Reservation& r, const std::set<MoveId>& res
   req.marginNs = 0;
   req.nowNs = fromNs;
   req.objective = planner::VacateObjective::kMakespan;  // catching up: fastest wins
-  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : 0.95;
+  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : options_.quantile;
   req.relativeErrorSamples = moveErrors_;
   req.cloneTemplate = r.request.templateName;
   // A VM left without a destination is parked for the window rather than failing the re-plan

@@ -225,8 +225,8 @@ void QemuHost::updateResident(QemuVm& vm) {
 
 void QemuHost::updateUsage(QemuVm& vm) {
   // The QEMU's CPU time (utime + stime, fields 14 and 15 of /proc/PID/stat, after the command
-  // name in parentheses) and its disks' written bytes (query-blockstats), as rates since the
-  // previous call.
+  // name in parentheses), as a share since the previous call. (The disk's size and write rate
+  // are measured by the disk migration's support code, VmInfo::diskDirtyRateBytesPerSec.)
   const auto now = std::chrono::steady_clock::now();
   double cpu = -1;
   {
@@ -244,29 +244,15 @@ void QemuHost::updateUsage(QemuVm& vm) {
       cpu = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
     }
   }
-  double written = -1;
-  if (vm.proc.qmp && !vm.diskPath.empty()) {
-    if (auto r = vm.proc.qmp->execute("query-blockstats", {}, kQmpTimeout); r && r->is_array()) {
-      written = 0;
-      for (const auto& dev : *r)
-        written += jsonNumber(dev.value("stats", nlohmann::json::object()), "wr_bytes");
-    }
-  }
   if (vm.usageAt) {
     const double dt = std::chrono::duration<double>(now - *vm.usageAt).count();
-    if (dt > 0) {
-      if (cpu >= 0) {
-        vm.info.workload = classifyWorkload(vm.info.dirtyRateBytesPerSec, vm.info.memoryBytes,
-                                            std::max(0.0, cpu - vm.cpuSeconds) / dt);
-      }
-      if (written >= 0) {
-        vm.info.diskDirtyRateBytesPerSec = std::max(0.0, written - vm.diskWrittenBytes) / dt;
-      }
+    if (dt > 0 && cpu >= 0) {
+      vm.info.workload = classifyWorkload(vm.info.dirtyRateBytesPerSec, vm.info.memoryBytes,
+                                          std::max(0.0, cpu - vm.cpuSeconds) / dt);
     }
   }
   vm.usageAt = now;
   if (cpu >= 0) vm.cpuSeconds = cpu;
-  if (written >= 0) vm.diskWrittenBytes = written;
 }
 
 }  // namespace vrm::vmscheduler::qemu

@@ -48,10 +48,9 @@ struct QemuVm {
   GuestMemorySampler memorySampler;
   bool memorySamplerWarned = false;
   std::uint64_t modifiedMemoryBytes = 0;  // over the last sampling interval
-  // For the CPU share and the disk write rate between two updateResident() calls.
+  // For the CPU share between two updateResident() calls.
   std::optional<std::chrono::steady_clock::time_point> usageAt;
   double cpuSeconds = 0;
-  double diskWrittenBytes = 0;
 };
 
 class QemuHost {
@@ -79,8 +78,7 @@ class QemuHost {
   // resident guest memory (the RSS of the guest RAM mapping, its non-zero part sampled).
   void pollDirtyRate(QemuVm& vm, TimeNs now);
   static void updateResident(QemuVm& vm);
-  // With updateResident: the guest's workload class (its QEMU's CPU share and dirty rate) and
-  // its disks' write rate.
+  // With updateResident: the guest's workload class (its QEMU's CPU share and dirty rate).
   static void updateUsage(QemuVm& vm);
 
  private:
