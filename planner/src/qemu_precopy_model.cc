@@ -11,6 +11,7 @@
 #include <string>
 
 #include "models.h"
+#include "vrm/planner/liu_model.h"
 
 namespace vrm::planner {
 namespace {
@@ -31,6 +32,8 @@ const ModelParameters& qemuDefaults() {
       {"downtime_base_s", 0.002},
       {"switchover_bandwidth_bytes_per_s", 0},
       {"max_throughput_bytes_per_s", 0},
+      {"dirty_rate_mu", 0.7},
+      {"dirty_rate_phi", 0.5},
       {"max_passes", 1000},
   };
   return kDefaults;
@@ -39,7 +42,7 @@ const ModelParameters& qemuDefaults() {
 // The parameters read on every estimate, looked up once.
 struct Params {
   double downtimeLimitS, maxBandwidth, pageSize, pageHeader, zeroPage, windowS, setupS, setupPerGiB,
-      syncPerGiB, downtimeBaseS, switchoverBandwidth, maxThroughput;
+      syncPerGiB, downtimeBaseS, switchoverBandwidth, maxThroughput, mu, phi;
   int maxPasses;
 };
 
@@ -59,6 +62,8 @@ class QemuPrecopyModel final : public MigrationModel {
           p.at("downtime_base_s"),
           p.at("switchover_bandwidth_bytes_per_s"),
           p.at("max_throughput_bytes_per_s"),
+          p.at("dirty_rate_mu"),
+          p.at("dirty_rate_phi"),
           static_cast<int>(p.at("max_passes"))};
   }
   std::string_view name() const override { return kQemuPrecopyModelName; }
@@ -82,7 +87,12 @@ class QemuPrecopyModel final : public MigrationModel {
     const double nonzero = vm.nonzeroBytes();
     const double cap =
         vm.writableWorkingSetBytes > 0 ? std::min(vm.writableWorkingSetBytes, mem) : mem;
-    const double d = vm.dirtyRateBytesPerSec;
+    double d = vm.dirtyRateBytesPerSec;
+    if (!vm.dirtyRateHistoryBytesPerSec.empty()) {
+      auto ewma = ewmaDirtyRate(vm.dirtyRateHistoryBytesPerSec, q_.mu);
+      if (!ewma) return ewma.status();
+      d = q_.phi * d + (1 - q_.phi) * *ewma;
+    }
     const double dirtyCost = (q_.pageSize + q_.pageHeader) / q_.pageSize;
     const double bulkCost =
         (nonzero * dirtyCost + (mem - nonzero) * q_.zeroPage / q_.pageSize) / mem;
@@ -162,6 +172,9 @@ Result<std::unique_ptr<MigrationModel>> makeQemuPrecopyModel(const ModelParamete
   }
   if (!(p.at("page_size_bytes") > 0)) return Status::invalid("page_size_bytes must be > 0");
   if (!(p.at("check_interval_s") > 0)) return Status::invalid("check_interval_s must be > 0");
+  for (const char* weight : {"dirty_rate_mu", "dirty_rate_phi"}) {
+    if (p.at(weight) > 1) return Status::invalid(std::string(weight) + " must be in [0, 1]");
+  }
   const double passes = p.at("max_passes");
   if (passes < 1 || passes != std::floor(passes) || passes > 1e6) {
     return Status::invalid("max_passes must be a whole number in [1, 1000000]");

@@ -12,8 +12,9 @@
 //  * The inputs are what vrmd has before the migration: the agent's memory and sampled non-zero
 //    memory, and the dirty rate as Liu eq. 13 blends it: the agent's sample (phi = 0.5) with the
 //    EWMA (eq. 12, mu = 0.7) of the dirty rates QEMU measured in this guest's earlier live
-//    migrations (its history, eq. 11); the sample alone before the first. Liu's models take the
-//    history themselves; the others get the blend.
+//    migrations (its history, eq. 11); the sample alone before the first. Liu's models and
+//    qemu-precopy take the history themselves (as vrmd gives it to them); the others get the
+//    blend.
 //  * The cases of the calibration size are split per mode in the order they ran, alternately
 //    into a calibration and a validation half; guests of other sizes are validated only
 //    ("larger"). The calibration never sees a validated case.
@@ -210,12 +211,13 @@ std::vector<Case> casesOf(const std::vector<Run>& runs, double calibrationMemory
 MigrationObservation observationFor(const std::string& model, const Case& c) {
   MigrationObservation o;
   const bool liu = model.rfind("liu-", 0) == 0;
+  const bool readsHistory = liu || model == "qemu-precopy";
   // Models without a non-zero-memory input get the non-zero memory as their memory size: zero
   // pages cost almost nothing to migrate.
   const bool noNonzeroInput = liu || model == "zhao-scr";
   o.vm.memoryBytes = noNonzeroInput ? c.nonzero : c.memory;
   o.vm.nonzeroMemoryBytes = noNonzeroInput ? -1 : c.nonzero;
-  if (liu) {
+  if (readsHistory) {
     o.vm.dirtyRateBytesPerSec = c.sampledDirty;
     o.vm.dirtyRateHistoryBytesPerSec = c.history;
   } else {

@@ -8,6 +8,12 @@
 // (min(writable working set, M) when VmProfile::writableWorkingSetBytes > 0, else M). What QEMU
 // does, and how the model follows it:
 //
+//  * The dirty rate: the profile's sample, or - when the profile has a dirty-rate history (the
+//    rates QEMU measured in the VM's earlier migrations, oldest first) - Liu's eqs. 12-13 as
+//    liu-refined does: the sample blended (weight dirty_rate_phi) with the EWMA (weight
+//    dirty_rate_mu) of the history (liu_model.h). An agent's 1 s page-sampling figure is noisy;
+//    the rate QEMU saw over a whole migration is not.
+//
 //  * Setup (setup-time in query-migrate): connect, allocate the dirty bitmap, start dirty logging
 //    and the first bitmap sync, which marks all of RAM dirty. setup_s + setup_s_per_gib * M, plus
 //    the link's pre-overhead.
@@ -66,6 +72,8 @@
 //   switchover_bandwidth_bytes_per_s  0       0 = what the link carries unthrottled (its line
 //                                             rate: vrmctl predict --line-rate)
 //   max_throughput_bytes_per_s        0       0 = none; what the host can send at most
+//   dirty_rate_mu                     0.7     eq. 12's EWMA weight (Liu's), in [0, 1]
+//   dirty_rate_phi                    0.5     eq. 13's weight of the sample (Liu's), in [0, 1]
 //   max_passes                        1000    model guard (whole number >= 1), not a QEMU setting
 // The writable working set comes from the profile (vrmctl predict --wws), not a parameter.
 #pragma once

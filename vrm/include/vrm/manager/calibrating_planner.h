@@ -15,7 +15,8 @@
 //
 // Dirty-rate history (Liu eqs. 11-13): the dirty rate QEMU measured during each VM's live
 // migrations (the newest `dirtyRateHistory`), from the observations, is handed to the planner as
-// VmSnapshot::dirtyRateHistoryBytesPerSec of requests that bring none (liu-refined reads it).
+// VmSnapshot::dirtyRateHistoryBytesPerSec of requests that bring none (liu-refined and
+// qemu-precopy read it).
 //
 // Clone times: observeClone() feeds a planner::CloneTimeModel; a request naming its template
 // (VacateRequest::cloneTemplate) is planned with the calibrated clone time of its hosts, so a
