@@ -14,6 +14,8 @@ const char* errorCodeName(ErrorCode code) {
       return "request-too-large";
     case ErrorCode::kCompareFailed:
       return "compare-failed";
+    case ErrorCode::kDeposed:
+      return "deposed";
     case ErrorCode::kLeaseNotFound:
       return "lease-not-found";
     case ErrorCode::kCompacted:
@@ -46,6 +48,7 @@ Status Error::toStatus() const {
     case ErrorCode::kInvalidArgument:
       return Status::invalid(std::move(m));
     case ErrorCode::kCompareFailed:
+    case ErrorCode::kDeposed:
       return Status::rejected(std::move(m));
     case ErrorCode::kLeaseNotFound:
     case ErrorCode::kCompacted:

@@ -577,7 +577,7 @@ Error classifyError(int grpcCode, const std::string& message, const std::string&
     return {ErrorCode::kCompacted, text};
   }
   if (contains(message, "election: no leader")) return {ErrorCode::kNotFound, text};
-  if (contains(message, "election: not leader")) return {ErrorCode::kCompareFailed, text};
+  if (contains(message, "election: not leader")) return {ErrorCode::kDeposed, text};
   // Refused before any proposal: certainly not applied, another member may serve it.
   if (contains(message, "etcdserver: no leader") || contains(message, "not capable") ||
       contains(message, "too many requests")) {

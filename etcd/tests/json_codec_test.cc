@@ -152,7 +152,7 @@ TEST(JsonCodecTest, EtcdErrorTextsMapToTheirCodes) {
       {503, R"({"message":"etcdserver: no leader","code":14})", ErrorCode::kUnavailable},
       {503, R"({"message":"etcdserver: request timed out","code":14})", ErrorCode::kTimeout},
       {500, R"({"message":"election: no leader","code":2})", ErrorCode::kNotFound},
-      {500, R"({"message":"election: not leader","code":2})", ErrorCode::kCompareFailed},
+      {500, R"({"message":"election: not leader","code":2})", ErrorCode::kDeposed},
       {400, R"({"message":"invalid character 'o' in literal null","code":3})",
        ErrorCode::kInvalidArgument},
       {500, R"({"message":"something new","code":13})", ErrorCode::kServer},

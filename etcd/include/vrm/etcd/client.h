@@ -2,15 +2,15 @@
 // replicated store and the leader election of vrmd.
 //
 // Threading and blocking. A Client, and the streams it opens (Watcher, ObserveStream,
-// CampaignCall), belong to the thread that created the Client: only that thread calls them, and
-// they must be destroyed before the Client. Every call blocks that thread: a unary call for at
-// most `callTimeout`, a stream's next()/wait() until the deadline it is given. All I/O runs on
-// one Asio io_context owned by the Client and driven only inside those calls, so one thread can
-// hold several streams and service them in turn (data that arrives for one stream while the
-// thread waits on another is buffered). The one exception is interrupt(), which any thread may
-// call. vrmd's event loop may use a Client for its commits (short, bounded calls, like SQLite's);
-// keepalives, campaigns and watches, which wait, belong on a helper thread of their own that
-// reports to the loop over inproc:// (see election.h).
+// CampaignCall), have one owner thread at a time: only it calls them (it may hand them all over
+// to another thread, as Election does), and they must be destroyed before the Client. Every call
+// blocks that thread: a unary call for at most `callTimeout`, a stream's next()/wait() until the
+// deadline it is given. All I/O runs on one Asio io_context owned by the Client and driven only
+// inside those calls, so one thread can hold several streams and service them in turn (data that
+// arrives for one stream while the thread waits on another is buffered). The one exception is
+// interrupt(), which any thread may call. vrmd's event loop may use a Client for its commits
+// (short, bounded calls, like SQLite's); keepalives, campaigns and watches, which wait, belong on a
+// helper thread of their own that reports to the loop over inproc:// (see election.h).
 //
 // Endpoints and failover. The client talks to one member at a time and moves to the next when
 // that member cannot be reached, does not answer within `attemptTimeout`, or says it cannot
@@ -182,7 +182,7 @@ class Client {
   // or kUnavailable when no member takes it); CampaignCall::wait() learns the outcome.
   Result<CampaignCall> startCampaign(const std::string& name, std::int64_t lease,
                                      const std::string& value);
-  // Sets the leader's value; kCompareFailed when `leader` no longer leads.
+  // Sets the leader's value; kDeposed when `leader` no longer leads.
   Result<void> proclaim(const LeaderKey& leader, const std::string& value);
   // The current leader; kNotFound when nobody leads.
   Result<Leader> leader(const std::string& name);

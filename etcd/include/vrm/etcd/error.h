@@ -31,8 +31,11 @@ enum class ErrorCode {
   // The request is over etcd's --max-request-bytes (1.5 MiB by default) or the gRPC message
   // limit, refused by this client before sending or by the server. Not applied.
   kRequestTooLarge,
-  // A transaction's compares did not hold (used by fenced commits: the fence was lost).
+  // A transaction's compares did not hold (Client::commitIf). Nothing was applied.
   kCompareFailed,
+  // A fenced commit's fence no longer holds: the candidate that made it no longer leads
+  // (election.h). Nothing was applied.
+  kDeposed,
   // The lease expired or was revoked (a keepalive, or a put/campaign naming it).
   kLeaseNotFound,
   // The revision asked for was compacted away: re-read the current state instead.
@@ -62,7 +65,7 @@ class Error {
   // "no-space: etcd at 127.0.0.1:2379: etcdserver: mvcc: database space exceeded"
   std::string toString() const;
   // The nearest vrm::Status: unavailable for kUnavailable/kTimeout/kNoSpace/kCancelled,
-  // invalid-argument for kRequestTooLarge/kInvalidArgument, rejected for kCompareFailed,
+  // invalid-argument for kRequestTooLarge/kInvalidArgument, rejected for kCompareFailed/kDeposed,
   // not-found for kLeaseNotFound/kCompacted/kNotFound, internal otherwise. The message keeps
   // this error's name.
   Status toStatus() const;
