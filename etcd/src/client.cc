@@ -199,6 +199,13 @@ Result<DeleteRangeResponse> Client::deleteRange(const DeleteRangeRequest& reques
 
 Result<TxnResponse> Client::txn(const TxnRequest& request) {
   if (auto size = checkSize(codec::requestBytes(request)); !size) return size.error();
+  const std::size_t ops =
+      std::max({request.compare.size(), request.success.size(), request.failure.size()});
+  if (options_.maxTxnOps != 0 && ops > options_.maxTxnOps) {
+    return Error(ErrorCode::kRequestTooLarge,
+                 "etcd txn of " + std::to_string(ops) + " operations is over the limit of " +
+                     std::to_string(options_.maxTxnOps) + " (etcd's --max-txn-ops): split it");
+  }
   auto answer = call("/v3/kv/txn", codec::encodeTxn(request), Kind::kWrite);
   if (!answer) return answer.error();
   return codec::decodeTxn(answer->body, answer->where);

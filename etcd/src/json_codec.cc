@@ -569,7 +569,8 @@ Error classifyError(int grpcCode, const std::string& message, const std::string&
   // apart; the gRPC code alone lumps several together (8 is both NOSPACE and a too-large
   // message; 14 both "no leader" and a timed-out proposal).
   if (contains(message, "database space exceeded")) return {ErrorCode::kNoSpace, text};
-  if (contains(message, "request is too large") || contains(message, "larger than max")) {
+  if (contains(message, "request is too large") || contains(message, "larger than max") ||
+      contains(message, "too many operations in txn")) {
     return {ErrorCode::kRequestTooLarge, text};
   }
   if (contains(message, "requested lease not found")) return {ErrorCode::kLeaseNotFound, text};

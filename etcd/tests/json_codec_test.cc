@@ -145,6 +145,8 @@ TEST(JsonCodecTest, EtcdErrorTextsMapToTheirCodes) {
       {429,
        R"j({"message":"grpc: received message larger than max (3000011 vs. 2097152)","code":8})j",
        ErrorCode::kRequestTooLarge},
+      {400, R"({"message":"etcdserver: too many operations in txn request","code":3})",
+       ErrorCode::kRequestTooLarge},
       {404, R"({"message":"etcdserver: requested lease not found","code":5})",
        ErrorCode::kLeaseNotFound},
       {400, R"({"message":"etcdserver: mvcc: required revision has been compacted","code":11})",

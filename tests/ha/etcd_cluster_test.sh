@@ -30,12 +30,14 @@ put a 1 "${eps[0]}" || fail "put through member 0"
 
 "$harness" kill "$dir" 0
 "$harness" status "$dir" | grep -q '^m0 .* down$' || fail "member 0 not down after kill"
+"$harness" wait-ready "$dir" 1 20  # a new raft leader, if member 0 was it
 put b 2 "${eps[1]}" || fail "two members of three no longer serve writes"
 "$harness" restart "$dir" 0
 [[ $(get b "${eps[0]}") == 2 ]] || fail "restarted member 0 did not catch up"
 
 "$harness" pause "$dir" 2
 curl -s -m 1 "http://${eps[2]}/v3/kv/range" -d '{"key":"YQ=="}' >/dev/null && fail "a paused member answered"
+"$harness" wait-ready "$dir" 0 20  # a raft leader that is not the paused member
 put c 3 "${eps[0]}" || fail "writes stopped with one member paused"
 "$harness" resume "$dir" 2
 "$harness" wait-ready "$dir" 2 10

@@ -58,6 +58,10 @@ struct ClientOptions {
   // Puts and txns estimated larger than this are refused before sending (kRequestTooLarge).
   // Default: etcd's --max-request-bytes default, 1.5 MiB. 0 = no check (the server's applies).
   std::size_t maxRequestBytes = 1536 * 1024;
+  // Txns with more compares or ops than this (each list counted alone, as etcd does) are
+  // refused before sending (kRequestTooLarge). Default: etcd's --max-txn-ops default, 128.
+  // 0 = no check.
+  std::size_t maxTxnOps = 128;
   // Largest answer, or line of a stream, accepted (kBadResponse beyond). Default 64 MiB: read a
   // larger range in pages (RangeRequest::limit).
   std::size_t maxAnswerBytes = 64 * 1024 * 1024;

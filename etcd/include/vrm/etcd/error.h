@@ -28,8 +28,9 @@ enum class ErrorCode {
   // write but deletes until history is compacted, the members defragmented and the alarm
   // disarmed. Reads work.
   kNoSpace,
-  // The request is over etcd's --max-request-bytes (1.5 MiB by default) or the gRPC message
-  // limit, refused by this client before sending or by the server. Not applied.
+  // The request is over etcd's --max-request-bytes (1.5 MiB by default), the gRPC message
+  // limit or --max-txn-ops (128), refused by this client before sending or by the server. Not
+  // applied.
   kRequestTooLarge,
   // A transaction's compares did not hold (Client::commitIf). Nothing was applied.
   kCompareFailed,
