@@ -178,6 +178,14 @@ Result<Client::Answer> Client::call(const char* path, const std::string& body, K
   return Error(last->code(), "no etcd member could serve the request: " + failures);
 }
 
+Result<void> Client::headerOnly(const Result<Answer>& answer) {
+  if (!answer) return answer.error();
+  if (auto header = codec::decodeHeaderOnly(answer->body, answer->where); !header) {
+    return header.error();
+  }
+  return {};
+}
+
 Result<RangeResponse> Client::range(const RangeRequest& request) {
   auto answer = call("/v3/kv/range", codec::encodeRange(request), Kind::kRead);
   if (!answer) return answer.error();
@@ -226,11 +234,7 @@ Result<void> Client::compact(std::int64_t revision, bool physical) {
   // compaction is not an error.
   auto answer = call("/v3/kv/compaction", codec::encodeCompaction(revision, physical), Kind::kRead);
   if (!answer && answer.error().code() == ErrorCode::kCompacted) return {};
-  if (!answer) return answer.error();
-  if (auto header = codec::decodeHeaderOnly(answer->body, answer->where); !header) {
-    return header.error();
-  }
-  return {};
+  return headerOnly(answer);
 }
 
 // A grant tried again on another member may leave the first lease behind, unused: it expires
@@ -255,11 +259,7 @@ Result<void> Client::leaseRevoke(std::int64_t id) {
   // Revoking a lease that is already gone leaves it gone: not an error (a retried revoke).
   auto answer = call("/v3/lease/revoke", codec::encodeLeaseId(id), Kind::kRead);
   if (!answer && answer.error().code() == ErrorCode::kLeaseNotFound) return {};
-  if (!answer) return answer.error();
-  if (auto header = codec::decodeHeaderOnly(answer->body, answer->where); !header) {
-    return header.error();
-  }
-  return {};
+  return headerOnly(answer);
 }
 
 Result<LeaseTimeToLive> Client::leaseTimeToLive(std::int64_t id) {
@@ -270,11 +270,7 @@ Result<LeaseTimeToLive> Client::leaseTimeToLive(std::int64_t id) {
 
 Result<void> Client::proclaim(const LeaderKey& leader, const std::string& value) {
   auto answer = call("/v3/election/proclaim", codec::encodeProclaim(leader, value), Kind::kWrite);
-  if (!answer) return answer.error();
-  if (auto header = codec::decodeHeaderOnly(answer->body, answer->where); !header) {
-    return header.error();
-  }
-  return {};
+  return headerOnly(answer);
 }
 
 Result<Leader> Client::leader(const std::string& name) {
@@ -286,11 +282,7 @@ Result<Leader> Client::leader(const std::string& name) {
 Result<void> Client::resign(const LeaderKey& leader) {
   // Resigning twice deletes nothing the second time: retried like a read.
   auto answer = call("/v3/election/resign", codec::encodeResign(leader), Kind::kRead);
-  if (!answer) return answer.error();
-  if (auto header = codec::decodeHeaderOnly(answer->body, answer->where); !header) {
-    return header.error();
-  }
-  return {};
+  return headerOnly(answer);
 }
 
 Result<std::unique_ptr<detail::StreamConnection>> Client::openStream(const char* path,

@@ -14,6 +14,7 @@
 
 #include "child_process.h"
 #include "etcd_cluster.h"
+#include "shared_cluster.h"
 #include "vrm/etcd/client.h"
 
 namespace vrm::etcd {
@@ -86,32 +87,12 @@ class Recorder {
   bool rivalLeadingAtElection_ = false;
 };
 
-class ElectionTest : public ::testing::Test {
+class ElectionTest : public testing::SharedEtcdClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = EtcdCluster::start(EtcdClusterOptions{});
-    if (!cluster.isOk()) {
-      startError_ = new Status(cluster.status());
-      return;
-    }
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
-    if (cluster_ == nullptr) {
-      if (startError_->code() == StatusCode::kNotFound) GTEST_SKIP() << startError_->toString();
-      FAIL() << startError_->toString();
-    }
-    for (int i = 0; i < cluster_->size(); ++i) {
-      if (!cluster_->running(i)) {
-        ASSERT_TRUE(cluster_->restart(i).isOk());
-      }
-    }
-    name_ = std::string("/") + ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-            "/leader";
+    SharedEtcdClusterTest::SetUp();
+    if (!ready()) return;
+    name_ = "/" + testName() + "/leader";
     client_ = std::move(*Client::create(clientOptions(cluster_->clientEndpoints())));
   }
 
@@ -155,14 +136,9 @@ class ElectionTest : public ::testing::Test {
     return Election::commitFenced(*client_, fence, txn);
   }
 
-  static EtcdCluster* cluster_;
-  static Status* startError_;
   std::string name_;
   std::unique_ptr<Client> client_;
 };
-
-EtcdCluster* ElectionTest::cluster_ = nullptr;
-Status* ElectionTest::startError_ = nullptr;
 
 TEST_F(ElectionTest, OneLeaderAndHandoverOnStop) {
   // The first candidate leads and the second follows it (knowing its value); when the leader

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "etcd_cluster.h"
+#include "shared_cluster.h"
 #include "vrm/etcd/client.h"
 
 namespace vrm::etcd {
@@ -31,44 +32,18 @@ std::unique_ptr<Client> connect(const std::vector<std::string>& endpoints,
   return std::move(*client);
 }
 
-class EtcdClientTest : public ::testing::Test {
+class EtcdClientTest : public testing::SharedEtcdClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = EtcdCluster::start(EtcdClusterOptions{});
-    if (!cluster.isOk()) {
-      startError_ = new Status(cluster.status());
-      return;
-    }
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
-    if (cluster_ == nullptr) {
-      if (startError_->code() == StatusCode::kNotFound) GTEST_SKIP() << startError_->toString();
-      FAIL() << startError_->toString();
-    }
-    // Every test leaves every member running (it restarts what it kills).
-    for (int i = 0; i < cluster_->size(); ++i) {
-      if (!cluster_->running(i)) {
-        ASSERT_TRUE(cluster_->restart(i).isOk());
-      }
-    }
+    SharedEtcdClusterTest::SetUp();
+    if (!ready()) return;
     client_ = connect(cluster_->clientEndpoints());
-    prefix_ =
-        std::string("/") + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "/";
+    prefix_ = "/" + testName() + "/";
   }
 
-  static EtcdCluster* cluster_;
-  static Status* startError_;
   std::unique_ptr<Client> client_;
   std::string prefix_;
 };
-
-EtcdCluster* EtcdClientTest::cluster_ = nullptr;
-Status* EtcdClientTest::startError_ = nullptr;
 
 TEST_F(EtcdClientTest, PutRangeAndDeleteFollowRevisions) {
   // Puts create keys at increasing revisions, a second put bumps version and mod revision but

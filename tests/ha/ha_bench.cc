@@ -51,6 +51,17 @@ void report(const char* what, std::vector<double> latenciesMs, double seconds, l
               at(0.99), latenciesMs.back(), records / seconds);
 }
 
+// 0 with a running cluster, or the exit status (77: etcd is not installed).
+int startCluster(std::unique_ptr<EtcdCluster>* out) {
+  auto cluster = EtcdCluster::start(EtcdClusterOptions{});
+  if (!cluster.isOk()) {
+    std::fprintf(stderr, "ha_bench: %s\n", cluster.status().toString().c_str());
+    return cluster.status().code() == vrm::StatusCode::kNotFound ? 77 : 1;
+  }
+  *out = std::move(*cluster);
+  return 0;
+}
+
 long flag(int argc, char** argv, const char* name, long fallback) {
   for (int i = 2; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == name) return std::strtol(argv[i + 1], nullptr, 10);
@@ -62,13 +73,10 @@ int commitBench(int argc, char** argv) {
   const long ops = flag(argc, argv, "--ops", 500);
   const long valueBytes = flag(argc, argv, "--value-bytes", 2048);
   const long batch = flag(argc, argv, "--batch", 16);
-  auto cluster = EtcdCluster::start(EtcdClusterOptions{});
-  if (!cluster.isOk()) {
-    std::fprintf(stderr, "ha_bench: %s\n", cluster.status().toString().c_str());
-    return cluster.status().code() == vrm::StatusCode::kNotFound ? 77 : 1;
-  }
+  std::unique_ptr<EtcdCluster> cluster;
+  if (const int rc = startCluster(&cluster); rc != 0) return rc;
   etcd::ClientOptions options;
-  options.endpoints = (*cluster)->clientEndpoints();
+  options.endpoints = cluster->clientEndpoints();
   auto client = std::move(*etcd::Client::create(options));
   auto lease = client->leaseGrant(60);
   auto campaign = client->startCampaign("/bench/leader", lease->id, "bench");
@@ -109,7 +117,7 @@ int commitBench(int argc, char** argv) {
          ops);
 
   // SQLite as vrmd's Store uses it: WAL, synchronous=FULL, one transaction per save.
-  const std::string path = (*cluster)->dir() + "/bench.db";
+  const std::string path = cluster->dir() + "/bench.db";
   sqlite3* db = nullptr;
   sqlite3_open(path.c_str(), &db);
   sqlite3_exec(db,
@@ -141,16 +149,13 @@ int commitBench(int argc, char** argv) {
 int failoverBench(int argc, char** argv) {
   const long rounds = flag(argc, argv, "--rounds", 20);
   const long ttl = flag(argc, argv, "--ttl", 3);
-  auto cluster = EtcdCluster::start(EtcdClusterOptions{});
-  if (!cluster.isOk()) {
-    std::fprintf(stderr, "ha_bench: %s\n", cluster.status().toString().c_str());
-    return cluster.status().code() == vrm::StatusCode::kNotFound ? 77 : 1;
-  }
+  std::unique_ptr<EtcdCluster> cluster;
+  if (const int rc = startCluster(&cluster); rc != 0) return rc;
   int next = 0;
   auto spawn = [&] {
     const std::string value = "c" + std::to_string(next++);
     auto child =
-        ChildProcess::start({CAMPAIGNER_PATH, "--endpoints", (*cluster)->endpointList(), "--name",
+        ChildProcess::start({CAMPAIGNER_PATH, "--endpoints", cluster->endpointList(), "--name",
                              "/bench/leader", "--value", value, "--ttl", std::to_string(ttl),
                              "--commit-key", "/bench/data", "--commit-interval-ms", "200"});
     return std::move(*child);

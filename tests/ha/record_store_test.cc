@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "etcd_cluster.h"
+#include "shared_cluster.h"
 
 namespace vrm::etcd {
 namespace {
@@ -55,40 +56,20 @@ std::int64_t countKeys(Client& client, const std::string& prefix) {
   return client.range(r)->count;
 }
 
-class RecordStoreTest : public ::testing::Test {
+class RecordStoreTest : public testing::SharedEtcdClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = EtcdCluster::start(EtcdClusterOptions{});
-    if (!cluster.isOk()) {
-      startError_ = new Status(cluster.status());
-      return;
-    }
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
-    if (cluster_ == nullptr) {
-      if (startError_->code() == StatusCode::kNotFound) GTEST_SKIP() << startError_->toString();
-      FAIL() << startError_->toString();
-    }
-    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    prefix_ = "/" + test + "/data/";
-    election_ = "/" + test + "/leader";
+    SharedEtcdClusterTest::SetUp();
+    if (!ready()) return;
+    prefix_ = "/" + testName() + "/data/";
+    election_ = "/" + testName() + "/leader";
     leaderClient_ = connect(cluster_->clientEndpoints());
     followerClient_ = connect(cluster_->clientEndpoints());
   }
 
-  static EtcdCluster* cluster_;
-  static Status* startError_;
   std::string prefix_, election_;
   std::unique_ptr<Client> leaderClient_, followerClient_;
 };
-
-EtcdCluster* RecordStoreTest::cluster_ = nullptr;
-Status* RecordStoreTest::startError_ = nullptr;
 
 TEST_F(RecordStoreTest, CommitsReachTheFollowersCopy) {
   // A small batch is one transaction; a follower's watch brings its copy to the same records,

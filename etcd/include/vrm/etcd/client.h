@@ -238,6 +238,8 @@ class Client {
                                                                std::size_t first,
                                                                std::size_t* index,
                                                                SteadyTime deadline);
+  // Ok for a success answer that carries only a header (revoke, proclaim, ...).
+  static Result<void> headerOnly(const Result<Answer>& answer);
   Result<void> checkSize(std::size_t bytes) const;
   Error cancelled() const;
 
