@@ -425,7 +425,7 @@ TEST(EtcdNoSpaceTest, NoSpaceAlarmIsATypedRefusalAndRecoverable) {
                                std::string(256 * 1024, static_cast<char>('a' + i % 26)), 0, false});
     if (put) {
       lastRevision = put->header.revision;
-    } else {
+    } else if (put.error().code() != ErrorCode::kTimeout) {  // slow disk under load: go on
       refusal = put.error();
     }
   }
@@ -445,7 +445,10 @@ TEST(EtcdNoSpaceTest, NoSpaceAlarmIsATypedRefusalAndRecoverable) {
   for (std::size_t i = 0; i < client->memberCount(); ++i) {
     ASSERT_TRUE(client->defragment(i).isOk());
   }
-  for (const Alarm& alarm : *alarms) ASSERT_TRUE(client->disarmAlarm(alarm).isOk());
+  // Every member that refused a write raised its own alarm: disarm what is listed now.
+  auto raised = client->alarms();
+  ASSERT_TRUE(raised.isOk());
+  for (const Alarm& alarm : *raised) ASSERT_TRUE(client->disarmAlarm(alarm).isOk());
   EXPECT_TRUE(client->alarms()->empty());
   auto put = client->put(PutRequest{"/small", "x", 0, false});
   EXPECT_TRUE(put.isOk()) << put.error().toString();
