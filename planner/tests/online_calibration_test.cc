@@ -11,10 +11,16 @@ namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
+// qemu-scr's default fixed restore cost.
+double defaultRestoreBaseS() {
+  return (*createMigrationModel("qemu-scr"))->parameters().at("restore_base_s");
+}
+
 // A staged suspend-copy-resume as these hosts do it: the defaults' phases, with a restore 0.8 s
 // slower than the defaults think.
 MigrationObservation scr(double memoryMiB, double bandwidthMiB) {
-  auto model = std::move(*createMigrationModel("qemu-scr", {{"restore_base_s", 1.6}}));
+  auto model = std::move(
+      *createMigrationModel("qemu-scr", {{"restore_base_s", defaultRestoreBaseS() + 0.8}}));
   MigrationObservation o;
   o.vm.memoryBytes = memoryMiB * kMiB;
   o.vm.nonzeroMemoryBytes = o.vm.memoryBytes * 0.75;
@@ -46,7 +52,7 @@ TEST(OnlineCalibratorTest, HeldOutErrorsComeFromTheModelInForce) {
   for (int i = 0; i < 5; ++i) changes += c->observe(scr(128 + 32 * i, 16 + 8 * i));
   EXPECT_EQ(changes, 1);
   ASSERT_TRUE(c->calibration().has_value());
-  EXPECT_NEAR(c->calibration()->parameters.at("restore_base_s"), 1.6, 1e-6);
+  EXPECT_NEAR(c->calibration()->parameters.at("restore_base_s"), defaultRestoreBaseS() + 0.8, 1e-6);
   ASSERT_EQ(c->heldOut().size(), 5u);
   for (const auto& h : c->heldOut()) {
     EXPECT_TRUE(h.fromDefaults);

@@ -169,6 +169,28 @@ TEST(QemuPrecopyModelTest, BandwidthCapSwitchoverRateAndPassGuard) {
 }
 
 // Ensures impossible profiles and parameters are invalid-argument.
+// Ensures a dirty-rate history is read as liu-refined reads it (Liu eqs. 12-13): the EWMA of
+// {10, 20, 40} MiB/s at mu = 0.7 is 33.1, blended half and half with a 50 MiB/s sample 41.55; the
+// estimate is that of a VM dirtying 41.55 MiB/s. Without a history the sample is the rate.
+TEST(QemuPrecopyModelTest, DirtyRateHistoryIsBlendedWithTheSample) {
+  VmProfile withHistory = vmMiB(1024, 1024, 50);
+  withHistory.dirtyRateHistoryBytesPerSec = {10 * kMiB, 20 * kMiB, 40 * kMiB};
+  auto blended = qemu(hand())->estimate(withHistory, link100());
+  auto asPoint = qemu(hand())->estimate(vmMiB(1024, 1024, 41.55), link100());
+  auto sampleOnly = qemu(hand())->estimate(vmMiB(1024, 1024, 50), link100());
+  ASSERT_TRUE(blended.isOk() && asPoint.isOk() && sampleOnly.isOk());
+  EXPECT_NEAR(blended->totalTimeS, asPoint->totalTimeS, 1e-9);
+  EXPECT_NEAR(blended->transferredBytes, asPoint->transferredBytes, 1e-3);
+  EXPECT_GT(sampleOnly->totalTimeS, blended->totalTimeS + 0.1);
+  // phi = 1: the sample alone; mu = 1: the newest migration's rate alone.
+  auto sampleWeighted = qemu(hand({{"dirty_rate_phi", 1}}))->estimate(withHistory, link100());
+  EXPECT_NEAR(sampleWeighted->totalTimeS, sampleOnly->totalTimeS, 1e-9);
+  auto newest =
+      qemu(hand({{"dirty_rate_mu", 1}, {"dirty_rate_phi", 0}}))->estimate(withHistory, link100());
+  EXPECT_NEAR(newest->totalTimeS,
+              qemu(hand())->estimate(vmMiB(1024, 1024, 40), link100())->totalTimeS, 1e-9);
+}
+
 TEST(QemuPrecopyModelTest, BadInput) {
   auto m = qemu();
   EXPECT_EQ(m->estimate(vmMiB(1024, 1024, 1), LinkProfile{0, 0, 0}).status().code(),
@@ -186,7 +208,9 @@ TEST(QemuPrecopyModelTest, BadInput) {
                                                                {{"downtime_limit_s", -1}},
                                                                {{"max_passes", 0}},
                                                                {{"check_interval_s", 0}},
-                                                               {{"setup_s", -0.1}}}) {
+                                                               {{"setup_s", -0.1}},
+                                                               {{"dirty_rate_mu", 1.5}},
+                                                               {{"dirty_rate_phi", -0.5}}}) {
     EXPECT_EQ(createMigrationModel("qemu-precopy", p).status().code(),
               StatusCode::kInvalidArgument);
   }

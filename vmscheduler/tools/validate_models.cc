@@ -15,6 +15,9 @@
 //    migrations (its history, eq. 11); the sample alone before the first. Liu's models and
 //    qemu-precopy take the history themselves (as vrmd gives it to them); the others get the
 //    blend.
+//  * A calibration case is what vrmd fits on: the observation of a finished migration, whose
+//    dirty rate is the one QEMU measured during it (the agent's sample when QEMU saw none), with
+//    no history (CalibratingPlanner::convert). The fit learns the model, not the sample's noise.
 //  * The cases of the calibration size are split per mode in the order they ran, alternately
 //    into a calibration and a validation half; guests of other sizes are validated only
 //    ("larger"). The calibration never sees a validated case.
@@ -207,8 +210,9 @@ std::vector<Case> casesOf(const std::vector<Run>& runs, double calibrationMemory
   return cases;
 }
 
-// What a model is given for a case (see the method above).
-MigrationObservation observationFor(const std::string& model, const Case& c) {
+// What a model is given for a case, to predict it or (calibrating) to be fitted on it (see the
+// method above).
+MigrationObservation observationFor(const std::string& model, const Case& c, bool calibrating) {
   MigrationObservation o;
   const bool liu = model.rfind("liu-", 0) == 0;
   const bool readsHistory = liu || model == "qemu-precopy";
@@ -217,7 +221,10 @@ MigrationObservation observationFor(const std::string& model, const Case& c) {
   const bool noNonzeroInput = liu || model == "zhao-scr";
   o.vm.memoryBytes = noNonzeroInput ? c.nonzero : c.memory;
   o.vm.nonzeroMemoryBytes = noNonzeroInput ? -1 : c.nonzero;
-  if (readsHistory) {
+  if (calibrating) {
+    o.vm.dirtyRateBytesPerSec =
+        c.live && c.qemuDirty && *c.qemuDirty > 0 ? *c.qemuDirty : c.sampledDirty;
+  } else if (readsHistory) {
     o.vm.dirtyRateBytesPerSec = c.sampledDirty;
     o.vm.dirtyRateHistoryBytesPerSec = c.history;
   } else {
@@ -237,6 +244,7 @@ MigrationObservation observationFor(const std::string& model, const Case& c) {
 struct Stats {
   int n = 0, downN = 0, convergence = 0, convergenceAgree = 0;
   double sumErr = 0, worstErr = 0, sumDownMs = 0, worstDownMs = 0;
+  std::vector<double> errs;  // of total time, for the median
   std::map<std::string, std::pair<double, int>> phaseErrS;
 };
 
@@ -303,7 +311,7 @@ int main(int argc, char** argv) {
       std::vector<MigrationObservation> calibration;
       for (const Case& c : cases) {
         if (c.live == live && c.set == Case::Set::kCalibration && c.converged) {
-          calibration.push_back(observationFor(model, c));
+          calibration.push_back(observationFor(model, c, true));
         }
       }
       std::map<std::string, std::unique_ptr<MigrationModel>> variants;
@@ -326,7 +334,7 @@ int main(int argc, char** argv) {
         std::map<Case::Set, Stats> bySet;
         for (const Case& c : cases) {
           if (c.live != live || c.set == Case::Set::kCalibration) continue;
-          const MigrationObservation o = observationFor(model, c);
+          const MigrationObservation o = observationFor(model, c, false);
           LinkProfile link;
           link.bandwidthBytesPerSec = o.bandwidthBytesPerSec;
           link.lineRateBytesPerSec = lineRate;
@@ -342,6 +350,7 @@ int main(int argc, char** argv) {
             err = std::abs(e->totalTimeS - c.total) / c.total;
             ++s.n;
             s.sumErr += err;
+            s.errs.push_back(err);
             s.worstErr = std::max(s.worstErr, err);
             if (live && c.downtime && e->converges) {
               downMs = 1000 * std::abs(e->downtimeS - *c.downtime);
@@ -409,12 +418,14 @@ int main(int argc, char** argv) {
               runs.size(), loadMin, loadMax, median(loads));
   if (markdown) {
     std::printf(
-        "| model | mode | parameters | validated on | cases | total time error, mean / worst | "
-        "downtime error (ms), mean / worst | converges as predicted | phases, mean error (s) |\n"
+        "| model | mode | parameters | validated on | cases | total time error, mean / median / "
+        "worst | downtime error (ms), mean / worst | converges as predicted | phases, mean error "
+        "(s) |\n"
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   } else {
-    std::printf("%-12s %-5s %-11s %-7s %5s %9s %9s %9s %9s %7s  %s\n", "model", "mode", "params",
-                "set", "cases", "mean_err", "worst", "down_ms", "worst_ms", "conv", "phases");
+    std::printf("%-12s %-5s %-11s %-7s %5s %9s %9s %9s %9s %9s %7s  %s\n", "model", "mode",
+                "params", "set", "cases", "mean_err", "median", "worst", "down_ms", "worst_ms",
+                "conv", "phases");
   }
   for (const Row& r : rows) {
     const Stats& s = r.s;
@@ -426,6 +437,7 @@ int main(int argc, char** argv) {
       phases += b;
     }
     const std::string mean = s.n ? pct(s.sumErr / s.n) : "-";
+    const std::string mid = s.n ? pct(median(s.errs)) : "-";
     const std::string worst = s.n ? pct(s.worstErr) : "-";
     const std::string down = s.downN ? ms(s.sumDownMs / s.downN) : "-";
     const std::string downWorst = s.downN ? ms(s.worstDownMs) : "-";
@@ -433,15 +445,15 @@ int main(int argc, char** argv) {
         s.convergence ? std::to_string(s.convergenceAgree) + "/" + std::to_string(s.convergence)
                       : "-";
     if (markdown) {
-      std::printf("| %s | %s | %s | %s | %d | %s / %s | %s / %s | %s | %s |\n", r.model.c_str(),
-                  r.mode.c_str(), r.params.c_str(),
+      std::printf("| %s | %s | %s | %s | %d | %s / %s / %s | %s / %s | %s | %s |\n",
+                  r.model.c_str(), r.mode.c_str(), r.params.c_str(),
                   r.set == "half" ? "validation half" : "larger guests", s.n, mean.c_str(),
-                  worst.c_str(), down.c_str(), downWorst.c_str(), conv.c_str(),
+                  mid.c_str(), worst.c_str(), down.c_str(), downWorst.c_str(), conv.c_str(),
                   phases.empty() ? "—" : phases.c_str());
     } else {
-      std::printf("%-12s %-5s %-11s %-7s %5d %9s %9s %9s %9s %7s  %s\n", r.model.c_str(),
-                  r.mode.c_str(), r.params.c_str(), r.set.c_str(), s.n, mean.c_str(), worst.c_str(),
-                  down.c_str(), downWorst.c_str(), conv.c_str(), phases.c_str());
+      std::printf("%-12s %-5s %-11s %-7s %5d %9s %9s %9s %9s %9s %7s  %s\n", r.model.c_str(),
+                  r.mode.c_str(), r.params.c_str(), r.set.c_str(), s.n, mean.c_str(), mid.c_str(),
+                  worst.c_str(), down.c_str(), downWorst.c_str(), conv.c_str(), phases.c_str());
     }
   }
   return 0;

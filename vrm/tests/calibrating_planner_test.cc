@@ -130,7 +130,10 @@ TEST(CalibratingPlannerTest, ModesAreFittedSeparately) {
 // A staged suspend-copy-resume as a host with a slow restore does it: the default qemu-scr
 // phases but 1.2 s more to restore, the phases measured separately like the qemu backend does.
 MigrationObservation stagedScr(double memoryGiB, int i) {
-  auto model = std::move(*planner::createMigrationModel("qemu-scr", {{"restore_base_s", 2.0}}));
+  const double defaultRestoreS =
+      (*planner::createMigrationModel("qemu-scr"))->parameters().at("restore_base_s");
+  auto model = std::move(
+      *planner::createMigrationModel("qemu-scr", {{"restore_base_s", defaultRestoreS + 1.2}}));
   planner::VmProfile vm;
   vm.memoryBytes = memoryGiB * kGiB;
   vm.nonzeroMemoryBytes = vm.memoryBytes / 2;
@@ -241,7 +244,9 @@ TEST(CalibratingPlannerTest, SlowCloneMovesTheLatestSafeStartEarlier) {
   // Another template's clones change nothing.
   planner->observeClone("other", "a", 500 * kNsPerSec);
   EXPECT_EQ(planner->plan(req)->latestSafeStartNs, after->latestSafeStartNs);
-  EXPECT_FALSE(CalibratingPlanner::create({.quantile = 1.0}).isOk());
+  CalibratingPlannerOptions certain;
+  certain.quantile = 1.0;
+  EXPECT_FALSE(CalibratingPlanner::create(certain).isOk());
 }
 
 }  // namespace

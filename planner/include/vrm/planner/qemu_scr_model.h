@@ -22,21 +22,21 @@
 // "handoff" (and "setup"/"commit" for link overheads); rounds = 1; extras "state_bytes" (S).
 // VmProfile::diskBytes is not in S: a local disk is synchronised separately (seed 004).
 //
-// Parameter keys (defaults: medians measured on the project's 2-core TCG hosts with tmpfs staging
-// under load averages of 5-17, 93-138 MB of state, README "Accuracy against real QEMU
-// migrations"; on an idle host save and restore take 0.1-0.5 s each, so these overstate them
-// there by up to 1 s; all >= 0):
+// Parameter keys (defaults: this model calibrated on the 28 staged suspend-copy-resume runs of
+// the 2026-12-02 02:04 sweep (examples/validate-qemu.sh: 128-256 MiB guests, 95-138 MB of
+// state, tmpfs staging, load average 4-9) on the project's 2-core TCG hosts; README "Accuracy
+// against real QEMU migrations" gives their error on a later, independent sweep; all >= 0):
 //   page_size_bytes        4096     > 0
 //   page_header_bytes      8
 //   zero_page_bytes        9
-//   device_state_bytes     700000   what staged files held beyond the sampled memory
+//   device_state_bytes     2300000  what staged files held beyond the sampled memory (median)
 //   save_base_s            0.1
-//   save_s_per_gib         3.5
-//   copy_base_s            0.02
+//   save_s_per_gib         0.72
+//   copy_base_s            0.03
 //   copy_bandwidth_factor  1.0      > 0
-//   restore_base_s         0.8      a QEMU process started, then loading
-//   restore_s_per_gib      2.0
-//   handoff_s              0.02
+//   restore_base_s         0.43     a QEMU process started, then loading: flat over 95-138 MB
+//   restore_s_per_gib      0        (the unconstrained fit was negative)
+//   handoff_s              0.03
 #pragma once
 
 #include <string_view>
