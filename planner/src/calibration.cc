@@ -374,6 +374,14 @@ Status fitLiuEnergy(Calibration& c, const std::vector<MigrationObservation>& obs
   return Status::ok();
 }
 
+// A fitted copy factor of 0 would mean an infinitely fast link: the scr fits keep the prior.
+void keepCopyFactorPositive(Calibration& c, double bandwidthFactor) {
+  if (c.parameters.at("copy_bandwidth_factor") > 0) return;
+  c.parameters["copy_bandwidth_factor"] = bandwidthFactor;
+  c.notes.push_back("copy_bandwidth_factor kept at " + fmt(bandwidthFactor) +
+                    ": a factor of 0 would mean an infinitely fast link");
+}
+
 // zhao-scr's phase coefficients: per phase when the phases were measured, else on total time.
 Status fitZhao(Calibration& c, const std::vector<MigrationObservation>& obs) {
   ModelParameters& p = c.parameters;
@@ -437,11 +445,7 @@ Status fitZhao(Calibration& c, const std::vector<MigrationObservation>& obs) {
         "zhao-scr fitted on total time (no suspend_s/copy_s/resume_s on every row): constant and "
         "per-GiB terms booked to suspend; resume_time_s, resume_s_per_gib, copy_base_s set to 0");
   }
-  if (!(p.at("copy_bandwidth_factor") > 0)) {
-    p["copy_bandwidth_factor"] = bandwidthFactor;
-    c.notes.push_back("copy_bandwidth_factor kept at " + fmt(bandwidthFactor) +
-                      ": a factor of 0 would mean an infinitely fast link");
-  }
+  keepCopyFactorPositive(c, bandwidthFactor);
   return Status::ok();
 }
 
@@ -522,11 +526,7 @@ Status fitQemuScr(Calibration& c, const std::vector<MigrationObservation>& obs) 
         "qemu-scr fitted on total time (no suspend_s/copy_s/resume_s on every row): the fixed "
         "and per-GiB terms are booked to save");
   }
-  if (!(p.at("copy_bandwidth_factor") > 0)) {
-    p["copy_bandwidth_factor"] = bandwidthFactor;
-    c.notes.push_back("copy_bandwidth_factor kept at " + fmt(bandwidthFactor) +
-                      ": a factor of 0 would mean an infinitely fast link");
-  }
+  keepCopyFactorPositive(c, bandwidthFactor);
   return Status::ok();
 }
 

@@ -222,24 +222,26 @@ std::string CalibratingPlanner::metricsText() const {
   head("vrm_model_heldout_predictions", "gauge",
        "Recent observations the model in force predicted before it was fitted on them.");
   each("vrm_model_heldout_predictions", [](const ModeReport& r) { return r.heldOut.count; });
-  head("vrm_model_heldout_total_time_error_ratio", "gauge",
-       "|observed - predicted| / predicted total time over those held-out predictions.");
-  for (const ModeReport& r : modes) {
-    for (const auto& [stat, v] : {std::pair{"mean", r.heldOut.meanAbsRelativeError},
-                                  std::pair{"worst", r.heldOut.worstAbsRelativeError}}) {
-      o << "vrm_model_heldout_total_time_error_ratio{mode=\"" << r.mode << "\",model=\"" << r.model
-        << "\",stat=\"" << stat << "\"} " << number(v) << "\n";
+  // A gauge with a mean and a worst series per mode.
+  auto meanAndWorst = [&](const char* name, const char* help, double planner::HeldOutSummary::*mean,
+                          double planner::HeldOutSummary::*worst) {
+    head(name, "gauge", help);
+    for (const ModeReport& r : modes) {
+      for (const auto& [stat, v] :
+           {std::pair{"mean", r.heldOut.*mean}, std::pair{"worst", r.heldOut.*worst}}) {
+        o << name << "{mode=\"" << r.mode << "\",model=\"" << r.model << "\",stat=\"" << stat
+          << "\"} " << number(v) << "\n";
+      }
     }
-  }
-  head("vrm_model_heldout_downtime_error_seconds", "gauge",
-       "|observed - predicted| downtime over the held-out predictions.");
-  for (const ModeReport& r : modes) {
-    for (const auto& [stat, v] : {std::pair{"mean", r.heldOut.meanAbsDowntimeErrorS},
-                                  std::pair{"worst", r.heldOut.worstAbsDowntimeErrorS}}) {
-      o << "vrm_model_heldout_downtime_error_seconds{mode=\"" << r.mode << "\",model=\"" << r.model
-        << "\",stat=\"" << stat << "\"} " << number(v) << "\n";
-    }
-  }
+  };
+  meanAndWorst("vrm_model_heldout_total_time_error_ratio",
+               "|observed - predicted| / predicted total time over those held-out predictions.",
+               &planner::HeldOutSummary::meanAbsRelativeError,
+               &planner::HeldOutSummary::worstAbsRelativeError);
+  meanAndWorst("vrm_model_heldout_downtime_error_seconds",
+               "|observed - predicted| downtime over the held-out predictions.",
+               &planner::HeldOutSummary::meanAbsDowntimeErrorS,
+               &planner::HeldOutSummary::worstAbsDowntimeErrorS);
   head("vrm_model_heldout_phase_error_seconds", "gauge",
        "Mean |observed - predicted| time of each suspend-copy-resume phase, held out.");
   for (const ModeReport& r : modes) {
