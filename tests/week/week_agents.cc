@@ -17,6 +17,9 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
+#include <pthread.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <map>
@@ -153,14 +156,33 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vrm_week_agents: --control %s: %s\n", control.c_str(), e.what());
     return 2;
   }
+  // SIGTERM / SIGINT go to this thread only (the hosts' threads inherit them blocked), so that
+  // nothing but the loop below sees the interrupted system calls.
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
   std::vector<std::thread> threads;
   for (auto& h : hosts) {
     threads.emplace_back([&, hp = h.get()] { runHost(*hp, clock, context, options); });
   }
+  pthread_sigmask(SIG_UNBLOCK, &stopSignals, nullptr);
+  auto lastFlush = std::chrono::steady_clock::now();
   bool allRegistered = false;
   while (!gStop.load()) {
     zmq::pollitem_t item{static_cast<void*>(rep), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    try {
+      zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      continue;  // a signal: gStop says whether to stop
+    }
+    // Whatever happens to this process later, the journal on disk is at most a second old.
+    if (std::chrono::steady_clock::now() - lastFlush > std::chrono::seconds(1)) {
+      (*journal)->flush();
+      lastFlush = std::chrono::steady_clock::now();
+    }
     std::size_t registered = 0;
     for (const auto& h : hosts) registered += h->registered.load();
     if ((registered == hosts.size()) != allRegistered) {

@@ -179,10 +179,36 @@ json weekFigures(const WeekInputs& in) {
                     {"vrmd_sees_empty_later_s", stats(vrmdLag)},
                     {"by_day", leadDays}};
 
-  // Vacate prediction error, by day, and per move.
-  std::map<int, std::vector<double>> errByDay, absByDay, moveAbsByDay;
+  // The protocol's share of each move: vrmd's start to the agent's, the agent's end to vrmd's.
+  const auto timings = moveTimings(rs, in.journal);
+  std::vector<double> dispatch, completion;
+  std::map<std::string, std::pair<TimeNs, TimeNs>> agentSpan;  // reservation -> agents' vacate
+  for (const auto& t : timings) {
+    dispatch.push_back(t.dispatchS);
+    completion.push_back(t.completionS);
+    auto [it, fresh] = agentSpan.emplace(t.reservation, std::pair{t.agentStartNs, t.agentEndNs});
+    if (!fresh) {
+      it->second.first = std::min(it->second.first, t.agentStartNs);
+      it->second.second = std::max(it->second.second, t.agentEndNs);
+    }
+  }
+  const double scale = f["run"].value("time_scale", 0.0);
+  auto realMs = [&](const std::vector<double>& v, double q) {
+    return scale > 0 ? 1000 * quantileOf(v, q) / scale : 0.0;
+  };
+  f["lag"] = {{"moves", timings.size()},
+              {"dispatch_s", stats(dispatch)},
+              {"completion_s", stats(completion)},
+              {"dispatch_real_ms_median", realMs(dispatch, 0.5)},
+              {"completion_real_ms_median", realMs(completion, 0.5)}};
+
+  // Vacate prediction error, by day, and per move: as vrmd saw it (its events), and as the
+  // agents did (first migration start to last departure: the model against the sim's ground
+  // truth, without the protocol's lag).
+  std::map<int, std::vector<double>> errByDay, absByDay, moveAbsByDay, agentErrByDay,
+      agentAbsByDay;
   std::map<int, std::pair<int, int>> overQuantileByDay;  // (vacates over the quantile, all)
-  std::vector<double> err, absErr;
+  std::vector<double> err, absErr, agentErr;
   json errSeries = json::array();
   for (const auto& o : outcomes) {
     if (!o.counted || o.vacateActualS < 0 || o.r->moves.empty() || o.r->makespanS <= 0) continue;
@@ -194,6 +220,13 @@ json weekFigures(const WeekInputs& in) {
     auto& q = overQuantileByDay[o.day];
     q.second++;
     if (o.r->makespanQuantileS > 0 && o.vacateActualS > o.r->makespanQuantileS) q.first++;
+    if (auto span = agentSpan.find(o.r->id); span != agentSpan.end()) {
+      const double agentS = nsToSeconds(span->second.second - span->second.first);
+      const double ea = 100 * (agentS - o.r->makespanS) / o.r->makespanS;
+      agentErr.push_back(ea);
+      agentErrByDay[o.day].push_back(ea);
+      agentAbsByDay[o.day].push_back(std::abs(ea));
+    }
     errSeries.push_back({nsToSeconds(o.vacatingNs - week0) / kDayS, e, o.r->id});
   }
   std::vector<double> moveAbs;
@@ -220,12 +253,15 @@ json weekFigures(const WeekInputs& in) {
                        {"median_abs_error_pct", quantileOf(absByDay[day], 0.5)},
                        {"p95_abs_error_pct", quantileOf(absByDay[day], 0.95)},
                        {"over_quantile_pct", q.second ? 100.0 * q.first / q.second : 0.0},
+                       {"agent_median_error_pct", quantileOf(agentErrByDay[day], 0.5)},
+                       {"agent_median_abs_error_pct", quantileOf(agentAbsByDay[day], 0.5)},
                        {"moves", moveAbsByDay[day].size()},
                        {"move_median_abs_error_pct", quantileOf(moveAbsByDay[day], 0.5)}});
   }
   f["prediction"] = {{"vacates", err.size()},
                      {"error_pct", stats(err)},
                      {"abs_error_pct", stats(absErr)},
+                     {"agent_error_pct", stats(agentErr)},
                      {"move_abs_error_pct", stats(moveAbs)},
                      {"by_day", errDays},
                      {"first_day", errDays.empty() ? json() : errDays.front()},
@@ -362,15 +398,28 @@ std::string figuresTable(const json& f) {
            num(pr["error_pct"]["median"].get<double>()) + " % / " +
            num(pr["abs_error_pct"]["median"].get<double>()) + " % / " +
            num(pr["abs_error_pct"]["p95"].get<double>()) + " %");
-  o << "    day  vacates  median err  median |err|  over quantile  moves  move median |err|\n";
+  line("agents' view (no protocol lag): median error",
+       num(pr["agent_error_pct"]["median"].get<double>()) + " %");
+  o << "    day  vacates  median err  median |err|  over quantile  agents' median err  moves  "
+       "move median |err|\n";
   for (const auto& d : pr["by_day"]) {
-    std::snprintf(b, sizeof b, "    %3d  %7d  %8.1f %%  %10.1f %%  %11.1f %%  %5d  %14.1f %%\n",
+    std::snprintf(b, sizeof b,
+                  "    %3d  %7d  %8.1f %%  %10.1f %%  %11.1f %%  %16.1f %%  %5d  %14.1f %%\n",
                   d["day"].get<int>(), d["vacates"].get<int>(),
                   d["median_error_pct"].get<double>(), d["median_abs_error_pct"].get<double>(),
-                  d["over_quantile_pct"].get<double>(), d["moves"].get<int>(),
-                  d["move_median_abs_error_pct"].get<double>());
+                  d["over_quantile_pct"].get<double>(), d["agent_median_error_pct"].get<double>(),
+                  d["moves"].get<int>(), d["move_median_abs_error_pct"].get<double>());
     o << b;
   }
+  const json& lag = f["lag"];
+  line("per move: vrmd start -> agent start, s (median/p95)",
+       num(lag["dispatch_s"]["median"].get<double>(), "%.2f") + " / " +
+           num(lag["dispatch_s"]["p95"].get<double>(), "%.2f") + " (" +
+           num(lag["dispatch_real_ms_median"].get<double>(), "%.1f") + " ms real)");
+  line("per move: agent end -> vrmd end, s (median/p95)",
+       num(lag["completion_s"]["median"].get<double>(), "%.2f") + " / " +
+           num(lag["completion_s"]["p95"].get<double>(), "%.2f") + " (" +
+           num(lag["completion_real_ms_median"].get<double>(), "%.1f") + " ms real)");
   o << "\nexecution\n";
   line("moves (by mode)", std::to_string(ex["moves"].get<int>()) + " " +
                               ex["moves_by_mode"].dump() + ", failed " +

@@ -231,6 +231,49 @@ std::vector<HostLead> idleLeads(const std::vector<DedicatedOutcome>& outcomes,
   return out;
 }
 
+std::vector<MoveTiming> moveTimings(const std::vector<ReservationRecord>& rs,
+                                    const JournalRecords& journal) {
+  // Each (host, VM)'s records, in time order.
+  std::map<std::pair<std::string, std::string>, std::vector<const JournalVm*>> byVm;
+  for (const auto& v : journal.vms) byVm[{v.host, v.vm}].push_back(&v);
+  for (auto& [key, list] : byVm) {
+    std::stable_sort(list.begin(), list.end(), [](const JournalVm* a, const JournalVm* b) {
+      return a->timeNs < b->timeNs;
+    });
+  }
+  std::vector<MoveTiming> out;
+  for (const auto& r : rs) {
+    for (const auto& m : r.moves) {
+      if (m.state != "done" || !m.actualStartNs || !m.actualEndNs) continue;
+      auto it = byVm.find({m.from, m.vm});
+      if (it == byVm.end()) continue;
+      MoveTiming t;
+      for (const JournalVm* v : it->second) {
+        if (v->timeNs < m.actualStartNs) continue;
+        if (!t.agentStartNs && v->state == "migrating-out") {
+          t.agentStartNs = v->timeNs;
+        } else if (t.agentStartNs && (v->state == "gone" || v->state == "parked")) {
+          t.agentEndNs = v->timeNs;
+          break;
+        } else if (t.agentStartNs && v->state == "running") {
+          t.agentStartNs = 0;  // that attempt failed (agent lost): the next one counts
+        }
+      }
+      if (!t.agentStartNs || !t.agentEndNs || t.agentEndNs > m.actualEndNs) continue;
+      t.reservation = r.id;
+      t.vm = m.vm;
+      t.mode = m.mode;
+      t.dispatchS = nsToSeconds(t.agentStartNs - m.actualStartNs);
+      t.completionS = nsToSeconds(m.actualEndNs - t.agentEndNs);
+      t.predictedS = m.plannedEndS - m.plannedStartS;
+      t.agentS = nsToSeconds(t.agentEndNs - t.agentStartNs);
+      t.vrmdS = nsToSeconds(m.actualEndNs - m.actualStartNs);
+      out.push_back(t);
+    }
+  }
+  return out;
+}
+
 std::vector<Violation> checkInvariants(const std::vector<ReservationRecord>& rs,
                                        const ClusterSpec& cluster, const JournalRecords& journal) {
   std::vector<Violation> out;

@@ -88,6 +88,21 @@ std::vector<HostLead> idleLeads(const std::vector<DedicatedOutcome>& outcomes,
                                 const JournalRecords& journal, TimeNs weekStartNs,
                                 std::size_t* alreadyEmpty);
 
+// How one completed move of a vacate looked from both sides: vrmd's actual start and end
+// against the source agent's (the journal: the VM turned migrating-out, then gone or parked).
+// dispatch = agent start - vrmd start (the prepare-incoming round trip and the migrate command
+// reaching the agent); completion = vrmd end - agent end (the result and the commit round
+// trip). Under an accelerated clock each real millisecond of these costs `scale` ms of
+// simulated time.
+struct MoveTiming {
+  std::string reservation, vm, mode;
+  TimeNs agentStartNs = 0, agentEndNs = 0;
+  double dispatchS = 0, completionS = 0;
+  double predictedS = 0, agentS = 0, vrmdS = 0;
+};
+std::vector<MoveTiming> moveTimings(const std::vector<ReservationRecord>& rs,
+                                    const JournalRecords& journal);
+
 struct Violation {
   std::string kind;  // "overbooked", "double-booked", "lost", "duplicated", ...
   std::string detail;
