@@ -103,6 +103,12 @@ int main(int argc, char** argv) {
                  "while vacating, re-plan the moves not started when time to deadline / time "
                  "left falls to this (seed 004's warning)")
       ->capture_default_str();
+  double quantile = 0.95;
+  app.add_option("--quantile", quantile,
+                 "dedicated admission: plan with the vacate's makespan at this quantile of the "
+                 "observed prediction errors (the latest safe start's headroom)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 0.999));
   app.add_option("--danger-ratio", dangerRatio,
                  "mark the reservation at risk and tell its owner below this ratio (danger)")
       ->capture_default_str();
@@ -268,6 +274,7 @@ int main(int argc, char** argv) {
   options.heartbeatTimeoutNs = *timeoutNs;
   options.warningRatio = warningRatio;
   options.dangerRatio = dangerRatio;
+  options.quantile = quantile;
   options.assessPeriodNs = *assessNs;
   options.commandTimeoutFactor = commandTimeoutFactor;
   options.commandTimeoutFloorNs = *floorNs;

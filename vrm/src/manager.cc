@@ -884,6 +884,7 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
                                                   : planner::VacateObjective::kMakespan;
   base.maxVmTimeNs = req.maxVmTimeNs;
   base.relativeErrorSamples = moveErrors_;
+  base.quantile = options_.quantile;
   // First without suspensions: a host whose VMs all find a destination is preferred; hosts
   // that need some of their VMs parked for the window are tried after them (below).
   base.suspendPolicy = planner::SuspendPolicy::kNever;
@@ -2248,7 +2249,7 @@ Result<VacatePlan> Manager::planRest(Reservation& r, const std::vector<std::size
   req.marginNs = 0;
   req.nowNs = fromNs;
   req.objective = planner::VacateObjective::kMakespan;  // catching up: fastest wins
-  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : 0.95;
+  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : options_.quantile;
   req.relativeErrorSamples = moveErrors_;
   // A VM left without a destination is parked for the window rather than failing the re-plan
   // (the planner only parks VMs that allow suspension).

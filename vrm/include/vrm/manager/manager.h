@@ -63,6 +63,11 @@ struct ManagerOptions {
   double dangerRatio = 1.0;
   TimeNs assessPeriodNs = 5 * kNsPerSec;
 
+  // Dedicated admission plans with the vacate's makespan at this quantile (of the observed
+  // relative errors of completed moves, or of a normal error before there are enough): the
+  // latest safe start's headroom. In (0, 1). Default 0.95.
+  double quantile = 0.95;
+
   // Dedicated admission plans from an index of every host kept across admissions (only hosts
   // that changed are re-indexed) and checks a new reservation's bookings by rebuilding only
   // its own hosts (default). false: a full snapshot of every host per admission and a rebuild
