@@ -16,7 +16,11 @@
 # control), --check (exit 1 if an invariant was violated). Everything after "--" goes to vrmd
 # (the knobs: --margin, --quantile, --planner, --calibrate, ...).
 # The daemons run under the machine-wide lock /tmp/vrm-e2e.lock (VRM_E2E_LOCK_HELD=1 when the
-# caller holds it). `uptime` is recorded before and after: on a loaded machine vrmd and the
+# caller holds it; NO_LOCK=1 for long experiments on ports of their own, which would otherwise
+# keep every other engineer's e2e tests waiting for hours).
+# vrmd's fault-detection bounds are scaled with the clock: a 5 min heartbeat timeout and command
+# floor (HEARTBEAT_TIMEOUT, COMMAND_FLOOR) are 0.5 s of real time at x600; its defaults (30 s,
+# 60 s) would be 50 and 100 ms, which a loaded machine misses. `uptime` is recorded before and after: on a loaded machine vrmd and the
 # agents fall behind the scaled clock, and the figures say how far (vacate start lag).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +28,7 @@ root=$(cd "$here/../.." && pwd)
 HOSTS=${HOSTS:-100} DAYS=${DAYS:-7} SEED=${SEED:-1} SCALE=${SCALE:-600} LOAD=${LOAD:-1}
 OBJECTIVE=${OBJECTIVE:-} PORT=${PORT:-17620} OUT=${OUT:-} CHECK=${CHECK:-}
 WEEK_START=${WEEK_START:-2026-11-23T00:00:00Z}
-HEARTBEAT=${HEARTBEAT:-60s} HEARTBEAT_TIMEOUT=${HEARTBEAT_TIMEOUT:-5min}
+HEARTBEAT=${HEARTBEAT:-60s} HEARTBEAT_TIMEOUT=${HEARTBEAT_TIMEOUT:-5min} COMMAND_FLOOR=${COMMAND_FLOOR:-5min}
 AGENT_LOSSES=${AGENT_LOSSES:-4} VRMD_RESTARTS=${VRMD_RESTARTS:-2}
 vrmd_args=()
 while [[ $# -gt 0 ]]; do
@@ -62,7 +66,7 @@ store_dir=$(mktemp -d "$STORE_DIR/vrm-week.XXXXXX")
 mkdir -p "$OUT/state"
 rm -f "$OUT"/state/*
 
-if [[ -z ${VRM_E2E_LOCK_HELD:-} ]]; then
+if [[ -z ${VRM_E2E_LOCK_HELD:-} && -z ${NO_LOCK:-} ]]; then
   exec 9>/tmp/vrm-e2e.lock
   echo "run_week: waiting for /tmp/vrm-e2e.lock" >&2
   flock 9
@@ -113,7 +117,8 @@ pids+=($!)
   while [[ ! -e $OUT/stop ]]; do
     "$build/vrm/vrmd" --cluster "$OUT/cluster.yaml" --store "$store_dir/vrm.db" --clients "$clients" \
       --agents "$agents" --events "$events" --http off --insecure --time-scale "$SCALE" \
-      --clock-origin "$origin" --heartbeat-timeout "$HEARTBEAT_TIMEOUT" "${vrmd_args[@]}" \
+      --clock-origin "$origin" --heartbeat-timeout "$HEARTBEAT_TIMEOUT" \
+      --command-timeout-floor "$COMMAND_FLOOR" "${vrmd_args[@]}" \
       >>"$OUT/vrmd.log" 2>&1 &
     echo $! >"$OUT/vrmd.pid"
     wait $! || true

@@ -17,9 +17,8 @@ out=$(mktemp -d -t vrm-week-smoke.XXXXXX)
 rc=0
 # ctest runs e2e tests under the caller's flock of /tmp/vrm-e2e.lock (README "Tests").
 VRM_E2E_LOCK_HELD=1 HOSTS=20 DAYS=1 SCALE=2400 LOAD=4 SEED=${SEED:-11} PORT=${PORT:-17610} \
-  HEARTBEAT=120s HEARTBEAT_TIMEOUT=30min AGENT_LOSSES=2 VRMD_RESTARTS=1 \
-  "$here/run_week.sh" --out "$out" --check -- \
-  --command-timeout-floor 20min --slow-command-timeout 60min || rc=$?
+  HEARTBEAT=120s HEARTBEAT_TIMEOUT=30min COMMAND_FLOOR=20min AGENT_LOSSES=2 VRMD_RESTARTS=1 \
+  "$here/run_week.sh" --out "$out" --check -- --slow-command-timeout 60min || rc=$?
 if [[ $rc -ne 0 ]]; then
   echo "FAIL: e2e_week (exit $rc); the run's files are kept in $out; vrmd's log:" >&2
   tail -n 30 "$out/vrmd.log" >&2 || true
