@@ -79,7 +79,8 @@ class JournalingHypervisor final : public vmscheduler::Hypervisor {
   std::vector<vmscheduler::VmInfo> inventory() const override { return inner_->inventory(); }
   Result<std::string> prepareIncoming(const vmscheduler::VmInfo& vm) override;
   Status finishIncoming(const std::string& vmId, bool commit) override;
-  Status startMigration(vmscheduler::OperationId op, const vmscheduler::MigrationSpec& spec) override;
+  Status startMigration(vmscheduler::OperationId op,
+                        const vmscheduler::MigrationSpec& spec) override;
   Status setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) override {
     return inner_->setMigrationBandwidth(vmId, maxBytesPerSec);
   }
@@ -115,7 +116,7 @@ struct JournalAgent {
   bool up = true;
 };
 struct JournalRecords {
-  std::vector<JournalVm> vms;        // in file order (time order per host)
+  std::vector<JournalVm> vms;  // in file order (time order per host)
   std::vector<JournalAgent> agents;
 };
 // Errors: invalid-argument naming the line of a malformed record.

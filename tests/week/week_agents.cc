@@ -12,14 +12,13 @@
 // a restarted vmschedd: VMs that were migrating out run again at home), "registered" (how many
 // agents are registered). Prints "registered N" once every agent is, then runs until SIGTERM /
 // SIGINT, when it flushes the journal.
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
-#include <chrono>
-#include <pthread.h>
-
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <map>
@@ -98,8 +97,7 @@ int main(int argc, char** argv) {
   app.add_option("--vrmd", vrmd, "vrmd's agent endpoint")->capture_default_str();
   app.add_option("--control", control, "control endpoint to bind (REP)")->capture_default_str();
   app.add_option("--time-scale", scale, "clock speed-up")->required();
-  app.add_option("--clock-origin", origin, "ns where the scaled clock meets real time")
-      ->required();
+  app.add_option("--clock-origin", origin, "ns where the scaled clock meets real time")->required();
   app.add_option("--journal", journalPath, "journal file (journal.h)")->capture_default_str();
   app.add_option("--state-dir", stateDir, "directory of the sim hosts' state files")->required();
   app.add_option("--heartbeat", heartbeatText, "clock time between heartbeats")

@@ -256,8 +256,8 @@ class Driver {
       }
       // Not admitted: the fallback is a host of the workload's choosing.
       if (host.empty() && !workload_.options.hosts.empty()) {
-        host = workload_.options.hosts[std::hash<std::string>{}(a.label) %
-                                       workload_.options.hosts.size()];
+        host = workload_.options
+                   .hosts[std::hash<std::string>{}(a.label) % workload_.options.hosts.size()];
       }
     }
     entry["host"] = host;
@@ -297,9 +297,10 @@ class Driver {
   void progress(TimeNs now) {
     std::size_t admitted = 0;
     for (const auto& [label, b] : bookings_) admitted += b.admitted;
-    std::printf("day %.2f: %zu submitted, %zu admitted when submitted\n",
-                static_cast<double>(now - workload_.options.weekStartNs) / (86400.0 * vrm::kNsPerSec),
-                bookings_.size(), admitted);
+    std::printf(
+        "day %.2f: %zu submitted, %zu admitted when submitted\n",
+        static_cast<double>(now - workload_.options.weekStartNs) / (86400.0 * vrm::kNsPerSec),
+        bookings_.size(), admitted);
     std::fflush(stdout);
   }
 

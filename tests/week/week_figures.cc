@@ -93,8 +93,7 @@ json weekFigures(const WeekInputs& in) {
                  {"vrmd_down_s", downS},
                  {"agents_lost", losses}};
 
-  f["admission"] = {{"dedicated", admission(rs, "dedicated")},
-                    {"shared", admission(rs, "shared")}};
+  f["admission"] = {{"dedicated", admission(rs, "dedicated")}, {"shared", admission(rs, "shared")}};
 
   // On time.
   const auto outcomes = dedicatedOutcomes(rs, week0);
@@ -155,8 +154,8 @@ json weekFigures(const WeekInputs& in) {
     leadByDay[l.day].push_back(l.leadS);
     hostHours += std::max(0.0, l.leadS) / 3600;
     idealHours += l.marginS / 3600;
-    leadSeries.push_back({nsToSeconds(l.emptyNs - week0) / kDayS, l.leadS / 60, l.host,
-                          l.reservation});
+    leadSeries.push_back(
+        {nsToSeconds(l.emptyNs - week0) / kDayS, l.leadS / 60, l.host, l.reservation});
   }
   const double medianMargin = quantileOf(margin, 0.5), medianMakespan = quantileOf(makespan, 0.5);
   const double target = medianMargin + 0.2 * medianMakespan;
@@ -164,20 +163,21 @@ json weekFigures(const WeekInputs& in) {
   for (const auto& [day, v] : leadByDay) {
     leadDays.push_back({{"day", day + 1}, {"lead_s", stats(v)}});
   }
-  f["idle_lead"] = {{"host_vacates", leads.size()},
-                    {"hosts_already_empty", alreadyEmpty},
-                    {"lead_s", stats(lead)},
-                    {"host_hours", hostHours},
-                    {"ideal_host_hours", idealHours},
-                    {"margin_s", medianMargin},
-                    {"vacate_makespan_s", stats(makespan)},
-                    {"target_median_lead_s", target},
-                    {"target_met", !lead.empty() && quantileOf(lead, 0.5) <= target},
-                    {"within_own_target_pct",
-                     leads.empty() ? 0.0 : 100.0 * withinTarget / static_cast<double>(leads.size())},
-                    {"excess_over_margin_per_makespan", stats(normExcess)},
-                    {"vrmd_sees_empty_later_s", stats(vrmdLag)},
-                    {"by_day", leadDays}};
+  f["idle_lead"] = {
+      {"host_vacates", leads.size()},
+      {"hosts_already_empty", alreadyEmpty},
+      {"lead_s", stats(lead)},
+      {"host_hours", hostHours},
+      {"ideal_host_hours", idealHours},
+      {"margin_s", medianMargin},
+      {"vacate_makespan_s", stats(makespan)},
+      {"target_median_lead_s", target},
+      {"target_met", !lead.empty() && quantileOf(lead, 0.5) <= target},
+      {"within_own_target_pct",
+       leads.empty() ? 0.0 : 100.0 * withinTarget / static_cast<double>(leads.size())},
+      {"excess_over_margin_per_makespan", stats(normExcess)},
+      {"vrmd_sees_empty_later_s", stats(vrmdLag)},
+      {"by_day", leadDays}};
 
   // The protocol's share of each move: vrmd's start to the agent's, the agent's end to vrmd's.
   const auto timings = moveTimings(rs, in.journal);
@@ -205,8 +205,7 @@ json weekFigures(const WeekInputs& in) {
   // Vacate prediction error, by day, and per move: as vrmd saw it (its events), and as the
   // agents did (first migration start to last departure: the model against the sim's ground
   // truth, without the protocol's lag).
-  std::map<int, std::vector<double>> errByDay, absByDay, moveAbsByDay, agentErrByDay,
-      agentAbsByDay;
+  std::map<int, std::vector<double>> errByDay, absByDay, moveAbsByDay, agentErrByDay, agentAbsByDay;
   std::map<int, std::pair<int, int>> overQuantileByDay;  // (vacates over the quantile, all)
   std::vector<double> err, absErr, agentErr;
   json errSeries = json::array();
@@ -237,8 +236,8 @@ json weekFigures(const WeekInputs& in) {
       if (m.state != "done" || !m.actualStartNs || !m.actualEndNs) continue;
       const double predicted = m.plannedEndS - m.plannedStartS;
       if (predicted <= 0 || m.mode == "suspend") continue;
-      const double e = 100 * std::abs(nsToSeconds(m.actualEndNs - m.actualStartNs) - predicted) /
-                       predicted;
+      const double e =
+          100 * std::abs(nsToSeconds(m.actualEndNs - m.actualStartNs) - predicted) / predicted;
       moveAbs.push_back(e);
       const TimeNs at = vac ? vac : m.actualStartNs;
       moveAbsByDay[static_cast<int>((at - week0) / (86400 * kNsPerSec))].push_back(e);
@@ -269,8 +268,8 @@ json weekFigures(const WeekInputs& in) {
 
   // What vrmd did along the way.
   int replanned = 0, warnings = 0, parkReplans = 0, parked = 0, plannedParks = 0, atRisk = 0,
-      lateNotes = 0, readmitted = 0, destLost = 0, timeouts = 0, caps = 0, returned = 0,
-      moves = 0, movesFailed = 0, movesSkipped = 0;
+      lateNotes = 0, readmitted = 0, destLost = 0, timeouts = 0, caps = 0, returned = 0, moves = 0,
+      movesFailed = 0, movesSkipped = 0;
   std::map<std::string, int> modes;
   std::vector<std::string> failures;
   for (const auto& r : rs) {
@@ -364,31 +363,30 @@ std::string figuresTable(const json& f) {
        std::to_string(ot["dedicated_admitted"].get<int>()) + " / " +
            std::to_string(ot["cancelled_before_start"].get<int>()) + " / " +
            std::to_string(ot["counted"].get<int>()));
-  line("ready before the start",
-       std::to_string(ot["on_time"].get<int>()) + " (" +
-           num(ot["on_time_pct"].get<double>(), "%.2f") + " %)");
+  line("ready before the start", std::to_string(ot["on_time"].get<int>()) + " (" +
+                                     num(ot["on_time_pct"].get<double>(), "%.2f") + " %)");
   line("vacate start after latest safe start, s (med/p95/max)",
        num(ot["vacate_start_lag_s"]["median"].get<double>(), "%.2f") + " / " +
            num(ot["vacate_start_lag_s"]["p95"].get<double>(), "%.2f") + " / " +
            num(ot["vacate_start_lag_s"]["max"].get<double>(), "%.2f"));
   for (const auto& m : ot["misses"]) {
-    o << "    miss " << m["id"].get<std::string>() << " (" << m["label"].get<std::string>()
-      << ", " << m["start"].get<std::string>() << "): " << num(m["late_by_s"].get<double>())
+    o << "    miss " << m["id"].get<std::string>() << " (" << m["label"].get<std::string>() << ", "
+      << m["start"].get<std::string>() << "): " << num(m["late_by_s"].get<double>())
       << " s late: " << m["why"].get<std::string>() << "\n";
   }
   o << "\nidle lead (host empty -> start - clone time)\n";
   line("vacated hosts (and hosts that had nothing to move)",
        std::to_string(il["host_vacates"].get<int>()) + " (" +
            std::to_string(il["hosts_already_empty"].get<int>()) + ")");
-  line("lead, s: median / p95 / mean",
-       num(il["lead_s"]["median"].get<double>()) + " / " + num(il["lead_s"]["p95"].get<double>()) +
-           " / " + num(il["lead_s"]["mean"].get<double>()));
+  line("lead, s: median / p95 / mean", num(il["lead_s"]["median"].get<double>()) + " / " +
+                                           num(il["lead_s"]["p95"].get<double>()) + " / " +
+                                           num(il["lead_s"]["mean"].get<double>()));
   line("idle host-hours (ideal = margin only)",
        num(il["host_hours"].get<double>(), "%.2f") + " (" +
            num(il["ideal_host_hours"].get<double>(), "%.2f") + ")");
   line("target: median lead <= margin + 20 % makespan",
-       num(il["target_median_lead_s"].get<double>()) + " s: " +
-           (il["target_met"].get<bool>() ? "met" : "NOT met"));
+       num(il["target_median_lead_s"].get<double>()) +
+           " s: " + (il["target_met"].get<bool>() ? "met" : "NOT met"));
   line("vacate makespan, s: median / p95", num(il["vacate_makespan_s"]["median"].get<double>()) +
                                                " / " +
                                                num(il["vacate_makespan_s"]["p95"].get<double>()));
@@ -405,10 +403,10 @@ std::string figuresTable(const json& f) {
   for (const auto& d : pr["by_day"]) {
     std::snprintf(b, sizeof b,
                   "    %3d  %7d  %8.1f %%  %10.1f %%  %11.1f %%  %16.1f %%  %5d  %14.1f %%\n",
-                  d["day"].get<int>(), d["vacates"].get<int>(),
-                  d["median_error_pct"].get<double>(), d["median_abs_error_pct"].get<double>(),
-                  d["over_quantile_pct"].get<double>(), d["agent_median_error_pct"].get<double>(),
-                  d["moves"].get<int>(), d["move_median_abs_error_pct"].get<double>());
+                  d["day"].get<int>(), d["vacates"].get<int>(), d["median_error_pct"].get<double>(),
+                  d["median_abs_error_pct"].get<double>(), d["over_quantile_pct"].get<double>(),
+                  d["agent_median_error_pct"].get<double>(), d["moves"].get<int>(),
+                  d["move_median_abs_error_pct"].get<double>());
     o << b;
   }
   const json& lag = f["lag"];
@@ -478,8 +476,7 @@ std::string errorPlotData(const json& f) {
   std::ostringstream o;
   o << "# day_of_week vacate_prediction_error_pct reservation\n";
   for (const auto& p : f["series"]["error"]) {
-    o << p[0].get<double>() << " " << p[1].get<double>() << " " << p[2].get<std::string>()
-      << "\n";
+    o << p[0].get<double>() << " " << p[1].get<double>() << " " << p[2].get<std::string>() << "\n";
   }
   return o.str();
 }

@@ -30,7 +30,8 @@ class WeekFindingsTest : public ManagerFixture {
 // booked 28 > capacity 24") instead of trying the next candidate, big1, which fits. (Nor is the
 // return planned as "stay" for VMs whose home is reserved later, as README "Displaced VMs"
 // describes for execution.)
-TEST_F(WeekFindingsTest, DISABLED_ReturningBookingTriesTheNextHostWhenTheCheapestCannotTakeItsVmsBack) {
+TEST_F(WeekFindingsTest,
+       DISABLED_ReturningBookingTriesTheNextHostWhenTheCheapestCannotTakeItsVmsBack) {
   auto later = manager_->submit(dedicated(18 * kHour, kHour));
   ASSERT_TRUE(later);
   ASSERT_EQ(later->state, ReservationState::kAdmitted) << later->reason;

@@ -17,12 +17,16 @@ int main(int argc, char** argv) {
   std::string weekStart = "2026-11-23T00:00:00Z", out = ".";
   app.add_option("--seed", cluster.seed, "seed of the cluster and the workload")
       ->capture_default_str();
-  app.add_option("--hosts", cluster.hosts, "hosts")->capture_default_str()->check(CLI::Range(1, 999));
-  app.add_option("--days", workload.days, "simulated days")->capture_default_str()
+  app.add_option("--hosts", cluster.hosts, "hosts")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 999));
+  app.add_option("--days", workload.days, "simulated days")
+      ->capture_default_str()
       ->check(CLI::Range(1, 60));
   app.add_option("--week-start", weekStart, "the first day's start (ISO 8601, UTC)")
       ->capture_default_str();
-  app.add_option("--load", workload.load, "booking rates times this")->capture_default_str()
+  app.add_option("--load", workload.load, "booking rates times this")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--agent-losses", workload.agentLosses, "agents lost and returning")
       ->capture_default_str();

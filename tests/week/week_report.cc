@@ -98,10 +98,9 @@ double quantileOf(std::vector<double> v, double q) {
 }
 
 std::string reasonKind(const std::string& reason) {
-  static const std::regex kVm("w[0-9]{3}-v[0-9]+"), kHost("w[0-9]{3}"),
-      kId("\\br[0-9]+\\b"), kTime("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z?"),
-      kNumber("[0-9]+([.][0-9]+)?(h|m|s|ms|%| ?[KMGT]i?B(/s)?)?"),
-      kSpaces("  +");
+  static const std::regex kVm("w[0-9]{3}-v[0-9]+"), kHost("w[0-9]{3}"), kId("\\br[0-9]+\\b"),
+      kTime("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z?"),
+      kNumber("[0-9]+([.][0-9]+)?(h|m|s|ms|%| ?[KMGT]i?B(/s)?)?"), kSpaces("  +");
   std::string s = std::regex_replace(reason, kVm, "VM");
   s = std::regex_replace(s, kHost, "HOST");
   s = std::regex_replace(s, kId, "RES");
@@ -140,9 +139,9 @@ std::vector<DedicatedOutcome> dedicatedOutcomes(const std::vector<ReservationRec
         // The largest of: the vacate began late (vrmd behind its clock), it ran longer than
         // predicted at the quantile plus the margin, the clones took longer than the template
         // says.
-        const double startLagS =
-            o.vacatingNs && r.latestSafeStartNs ? nsToSeconds(o.vacatingNs - r.latestSafeStartNs)
-                                                : 0;
+        const double startLagS = o.vacatingNs && r.latestSafeStartNs
+                                     ? nsToSeconds(o.vacatingNs - r.latestSafeStartNs)
+                                     : 0;
         const double budgetS =
             (r.makespanQuantileS > 0 ? r.makespanQuantileS : r.makespanS) + r.marginS;
         const double overrunS = o.vacateActualS >= 0 ? o.vacateActualS - budgetS : 0;
@@ -176,9 +175,8 @@ std::vector<HostLead> idleLeads(const std::vector<DedicatedOutcome>& outcomes,
   std::map<std::string, std::vector<const JournalVm*>> byHost;
   for (const auto& v : journal.vms) byHost[v.host].push_back(&v);
   for (auto& [h, list] : byHost) {
-    std::stable_sort(list.begin(), list.end(), [](const JournalVm* a, const JournalVm* b) {
-      return a->timeNs < b->timeNs;
-    });
+    std::stable_sort(list.begin(), list.end(),
+                     [](const JournalVm* a, const JournalVm* b) { return a->timeNs < b->timeNs; });
   }
   std::vector<HostLead> out;
   std::size_t empty = 0;
@@ -237,9 +235,8 @@ std::vector<MoveTiming> moveTimings(const std::vector<ReservationRecord>& rs,
   std::map<std::pair<std::string, std::string>, std::vector<const JournalVm*>> byVm;
   for (const auto& v : journal.vms) byVm[{v.host, v.vm}].push_back(&v);
   for (auto& [key, list] : byVm) {
-    std::stable_sort(list.begin(), list.end(), [](const JournalVm* a, const JournalVm* b) {
-      return a->timeNs < b->timeNs;
-    });
+    std::stable_sort(list.begin(), list.end(),
+                     [](const JournalVm* a, const JournalVm* b) { return a->timeNs < b->timeNs; });
   }
   std::vector<MoveTiming> out;
   for (const auto& r : rs) {
@@ -330,14 +327,13 @@ std::vector<Violation> checkInvariants(const std::vector<ReservationRecord>& rs,
   }
   std::vector<const JournalVm*> ordered;
   for (const auto& v : journal.vms) ordered.push_back(&v);
-  std::stable_sort(ordered.begin(), ordered.end(), [](const JournalVm* a, const JournalVm* b) {
-    return a->timeNs < b->timeNs;
-  });
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const JournalVm* a, const JournalVm* b) { return a->timeNs < b->timeNs; });
   struct Held {
     std::uint64_t cores = 0, memory = 0;
   };
   std::map<std::string, std::map<std::string, JournalVm>> onHost;  // host -> vm -> last record
-  std::map<std::string, std::set<std::string>> whereIs;           // vm -> hosts listing it
+  std::map<std::string, std::set<std::string>> whereIs;            // vm -> hosts listing it
   std::set<std::string> reportedOver, reportedDup, reportedLost;
   for (const JournalVm* v : ordered) {
     auto& vms = onHost[v->host];
@@ -357,8 +353,8 @@ std::vector<Violation> checkInvariants(const std::vector<ReservationRecord>& rs,
     if (auto spec = hostSpec.find(v->host); spec != hostSpec.end()) {
       if ((held.cores > spec->second->cpuCores || held.memory > spec->second->memoryBytes) &&
           reportedOver.insert(v->host).second) {
-        add("overbooked", "host " + v->host + " held " + std::to_string(held.cores) +
-                              " cores / " + std::to_string(held.memory >> 30) + " GiB at " +
+        add("overbooked", "host " + v->host + " held " + std::to_string(held.cores) + " cores / " +
+                              std::to_string(held.memory >> 30) + " GiB at " +
                               formatTime(v->timeNs));
       }
     }
@@ -373,8 +369,8 @@ std::vector<Violation> checkInvariants(const std::vector<ReservationRecord>& rs,
       running += s == "running" || s == "suspended" || s == "parked";
     }
     if (running > 1 && reportedDup.insert(v->vm).second) {
-      add("duplicated", v->vm + " running on " + std::to_string(running) + " hosts at " +
-                            formatTime(v->timeNs));
+      add("duplicated",
+          v->vm + " running on " + std::to_string(running) + " hosts at " + formatTime(v->timeNs));
     }
   }
   // At the end: every long-lived VM on exactly one host and running; no clone left.
@@ -413,14 +409,15 @@ std::vector<Violation> checkInvariants(const std::vector<ReservationRecord>& rs,
         if (longLived(*v)) atFrom[v->vm] = v->state;
       }
       for (const auto& [vm, st] : atFrom) {
-        if (holds(st)) add("not-vacated", h + " of " + r.id + " holds " + vm + " when its window opens");
+        if (holds(st))
+          add("not-vacated", h + " of " + r.id + " holds " + vm + " when its window opens");
       }
       for (const JournalVm* v : byHost[h]) {
         if (v->timeNs < from) continue;
         if (v->timeNs >= to) break;
         if (longLived(*v) && holds(v->state)) {
-          add("not-vacated", h + " of " + r.id + " holds " + v->vm + " in its window at " +
-                                 formatTime(v->timeNs));
+          add("not-vacated",
+              h + " of " + r.id + " holds " + v->vm + " in its window at " + formatTime(v->timeNs));
         }
       }
     }

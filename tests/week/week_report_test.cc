@@ -1,6 +1,8 @@
 // The week's building blocks: the generated cluster and workload keep their stated shape, the
 // journal records what a hypervisor did, and the figures and invariant checks say what their
 // definitions (week_report.h) say on small hand-made runs.
+#include "week_report.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,7 +13,6 @@
 #include "vrm/client/render.h"
 #include "week_cluster.h"
 #include "week_figures.h"
-#include "week_report.h"
 #include "week_workload.h"
 
 namespace vrm::week {
@@ -215,9 +216,9 @@ struct HandMadeRun {
                  {start1, "active", "started"},
                  {start1 + 3600 * kS, "ending", "window ended"},
                  {start1 + 3700 * kS, "done", "done"}};
-    r1.moves = {{"w001-v1", "w001", "w002", "live", "done", 0, 0, 50, lss, lss + 50 * kS},
-                {"w001-v2", "w001", "w002", "live", "done", 1, 50, 100, lss + 50 * kS,
-                 lss + 80 * kS}};
+    r1.moves = {
+        {"w001-v1", "w001", "w002", "live", "done", 0, 0, 50, lss, lss + 50 * kS},
+        {"w001-v2", "w001", "w002", "live", "done", 1, 50, 100, lss + 50 * kS, lss + 80 * kS}};
     rs.push_back(r1);
     // r2 on w003: the vacate took 400 s against 120 s at the quantile: ready 60 s late.
     ReservationRecord r2 = dedicated("r2", start2, {"w003"});
@@ -246,9 +247,12 @@ struct HandMadeRun {
     rs.push_back(r4);
 
     auto& j = journal.vms;
-    j = {rec(kWeek0, "w001", "w001-v1", "running"),   rec(kWeek0, "w001", "w001-v2", "running"),
-         rec(kWeek0, "w003", "w003-v1", "running"),   rec(lss, "w002", "w001-v1", "incoming"),
-         rec(lss, "w001", "w001-v1", "migrating-out"), rec(lss + 50 * kS, "w001", "w001-v1", "gone"),
+    j = {rec(kWeek0, "w001", "w001-v1", "running"),
+         rec(kWeek0, "w001", "w001-v2", "running"),
+         rec(kWeek0, "w003", "w003-v1", "running"),
+         rec(lss, "w002", "w001-v1", "incoming"),
+         rec(lss, "w001", "w001-v1", "migrating-out"),
+         rec(lss + 50 * kS, "w001", "w001-v1", "gone"),
          rec(lss + 50 * kS, "w002", "w001-v1", "running"),
          rec(lss + 50 * kS, "w002", "w001-v2", "incoming"),
          rec(lss + 50 * kS, "w001", "w001-v2", "migrating-out"),
@@ -338,8 +342,8 @@ TEST(WeekReportTest, InvariantsHoldAndPlantedFaultsAreFound) {
     bad.rs[0].state = "active";
     bad.rs[2].reason.clear();
     // (w003-v1 never arrives: it is left incoming on w002.)
-    EXPECT_EQ(kinds(bad), (std::set<std::string>{"clone-left", "not-terminal", "no-reason",
-                                                 "stranded"}));
+    EXPECT_EQ(kinds(bad),
+              (std::set<std::string>{"clone-left", "not-terminal", "no-reason", "stranded"}));
   }
 }
 
@@ -347,8 +351,10 @@ TEST(WeekReportTest, InvariantsHoldAndPlantedFaultsAreFound) {
 TEST(WeekReportTest, ReasonKindsBlankNames) {
   EXPECT_EQ(reasonKind("host w002 conflicts with reservation r31"),
             reasonKind("host w017 conflicts with reservation r4"));
-  EXPECT_EQ(reasonKind("vacate cannot finish by the start: needs 12m 04s, w001-v3 at 2026-11-23T10:00:00Z"),
-            "vacate cannot finish by the start: needs N N, VM at TIME");
+  EXPECT_EQ(
+      reasonKind(
+          "vacate cannot finish by the start: needs 12m 04s, w001-v3 at 2026-11-23T10:00:00Z"),
+      "vacate cannot finish by the start: needs N N, VM at TIME");
   EXPECT_DOUBLE_EQ(quantileOf({3, 1, 2}, 0.5), 2);
   EXPECT_DOUBLE_EQ(quantileOf({1, 2, 3, 4}, 0.5), 2.5);
   EXPECT_DOUBLE_EQ(quantileOf({}, 0.5), 0);

@@ -23,8 +23,8 @@ int weekday(TimeNs t) { return static_cast<int>(((t / kDay) % 7 + 7 + 3) % 7); }
 bool weekend(TimeNs t) { return weekday(t) >= 5; }
 TimeNs roundUp(TimeNs t, TimeNs step) { return (t + step - 1) / step * step; }
 TimeNs logUniform(Rng& rng, TimeNs lo, TimeNs hi) {
-  return static_cast<TimeNs>(std::exp(rng.uniform(std::log(static_cast<double>(lo)),
-                                                  std::log(static_cast<double>(hi)))));
+  return static_cast<TimeNs>(
+      std::exp(rng.uniform(std::log(static_cast<double>(lo)), std::log(static_cast<double>(hi)))));
 }
 
 // A submission time within day `day0`: people book in working hours, some in the evening.
@@ -184,7 +184,8 @@ Workload generateWorkload(const WorkloadOptions& options) {
       if (d >= fromDay && d < toDay) in.push_back(&b);
     }
     if (in.empty()) return nullptr;
-    return in[static_cast<std::size_t>(faultRng.between(0, static_cast<std::int64_t>(in.size()) - 1))];
+    return in[static_cast<std::size_t>(
+        faultRng.between(0, static_cast<std::int64_t>(in.size()) - 1))];
   };
   const double lastDay = static_cast<double>(options.days);
   for (std::uint32_t k = 0; k < options.agentLosses && !options.hosts.empty(); ++k) {
@@ -217,7 +218,8 @@ Workload generateWorkload(const WorkloadOptions& options) {
       a.atNs = target->startNs - 20 * kMinute;
     } else {
       // A quiet hour: 03:00-04:00 of a day in the first half.
-      const auto day = static_cast<TimeNs>(faultRng.between(0, std::max<std::int64_t>(0, options.days / 2)));
+      const auto day =
+          static_cast<TimeNs>(faultRng.between(0, std::max<std::int64_t>(0, options.days / 2)));
       a.atNs = week0 + day * kDay + 3 * kHour + static_cast<TimeNs>(faultRng.uniform() * kHour);
     }
     actions.push_back(a);
