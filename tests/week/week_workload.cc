@@ -42,6 +42,23 @@ int countFor(Rng& rng, TimeNs day0, double perWeekday) {
   return static_cast<int>(std::lround(rate));
 }
 
+// A submission of booking number `n` ("d0007" for prefix 'd'), labelled with its name.
+Action submitAction(char prefix, int n, TimeNs at, std::string owner, std::string templateName,
+                    TimeNs startNs, TimeNs endNs) {
+  Action a;
+  a.kind = ActionKind::kSubmit;
+  a.atNs = at;
+  char label[32];
+  std::snprintf(label, sizeof label, "%c%04d", prefix, n);
+  a.label = label;
+  a.request.owner = std::move(owner);
+  a.request.templateName = std::move(templateName);
+  a.request.startNs = startNs;
+  a.request.endNs = endNs;
+  a.request.label = a.label;
+  return a;
+}
+
 struct Booking {
   std::string label;
   TimeNs submitNs, startNs, endNs;
@@ -95,19 +112,10 @@ Workload generateWorkload(const WorkloadOptions& options) {
       const TimeNs at = std::max(submit, week0);
       // Inside the week, with the 30-minute minimum lead kept for the backlog too.
       if (start < at + 30 * kMinute || start >= weekEnd) continue;
-      Action a;
-      a.kind = ActionKind::kSubmit;
-      a.atNs = at;
-      char label[32];
-      std::snprintf(label, sizeof label, "d%04d", nextDedicated++);
-      a.label = label;
-      a.request.owner = "lab" + std::to_string(lab);
+      Action a = submitAction('d', nextDedicated++, at, "lab" + std::to_string(lab), "bmi-decoder",
+                              start, start + length);
       a.request.kind = ReservationKind::kDedicated;
       a.request.hostCount = static_cast<std::uint32_t>(hostsIdx + 1);
-      a.request.templateName = "bmi-decoder";
-      a.request.startNs = start;
-      a.request.endNs = start + length;
-      a.request.label = a.label;
       a.request.objective = options.objective;
       a.request.displaced = goHome ? "return" : "stay";
       dedicated.push_back({a.label, at, start, start + length, true});
@@ -127,19 +135,11 @@ Workload generateWorkload(const WorkloadOptions& options) {
       const int team = static_cast<int>(shareRng.between(1, 4));
       const TimeNs at = std::max(submit, week0);
       if (start < at + 10 * kMinute || start >= weekEnd) continue;
-      Action a;
-      a.kind = ActionKind::kSubmit;
-      a.atNs = at;
-      char label[32];
-      std::snprintf(label, sizeof label, "s%04d", nextShared++);
-      a.label = label;
-      a.request.owner = "team" + std::to_string(team);
+      Action a = submitAction('s', nextShared++, at, "team" + std::to_string(team),
+                              medium ? "medium" : "small", start,
+                              std::min(start + length, weekEnd + 3 * kHour));
       a.request.kind = ReservationKind::kShared;
       a.request.vmCount = vms;
-      a.request.templateName = medium ? "medium" : "small";
-      a.request.startNs = start;
-      a.request.endNs = std::min(start + length, weekEnd + 3 * kHour);
-      a.request.label = a.label;
       // Shared bookings are cancelled before their start or during their window.
       if (shareRng.chance(0.10)) {
         Action c;
