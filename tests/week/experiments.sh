@@ -10,7 +10,8 @@
 #
 # Environment: DAYS (7), HOSTS (100), SCALE (600), SEEDS ("1 2 3"), SETTINGS (all of those
 # below), OUT (build/week/experiments), PARALLEL (1: runs at a time; each has its own ports).
-# Runs already finished (OUT/SETTING/seed-S/figures.json) are kept unless REDO=1.
+# Runs already finished (OUT/SETTING/seed-S/figures.json) are kept unless REDO=1. The runs
+# do not take /tmp/vrm-e2e.lock (hours of it would stall everyone's e2e tests): ports 17700+.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -50,7 +51,8 @@ if [[ ${1:-} != --summarize-only ]]; then
       port=$((17700 + 10 * slot))
       slot=$(((slot + 1) % PARALLEL))
       # shellcheck disable=SC2086 # the knobs are words
-      VRM_BUILD_DIR=$build HOSTS=$HOSTS DAYS=$DAYS SCALE=$SCALE SEED=$seed OBJECTIVE=$objective \
+      NO_LOCK=1 VRM_BUILD_DIR=$build HOSTS=$HOSTS DAYS=$DAYS SCALE=$SCALE SEED=$seed \
+        OBJECTIVE=$objective \
         PORT=$port "$here/run_week.sh" --out "$dir" -- ${knobs[$setting]} \
         >"$OUT/$setting-seed-$seed.log" 2>&1 &
       echo "experiments: $setting seed $seed (port $port): $(uptime)"
@@ -62,11 +64,11 @@ fi
 
 # One line per run, then the median over seeds per setting.
 tsv=$OUT/experiments.tsv
-printf 'setting\tseed\ton_time_pct\tmisses\tlead_median_s\tlead_p95_s\thost_hours\tmargin_s\tmakespan_median_s\ttarget_s\terr_first_day_pct\terr_last_day_pct\tabs_err_first_pct\tabs_err_last_pct\tre_plans\tparks\tat_risk\tfailed\tadmitted_pct\tdispatch_lag_s\tload_before\n' >"$tsv"
+printf 'setting\tseed\ton_time_pct\ttiming_on_time_pct\tmisses\tlead_median_s\tlead_p95_s\thost_hours\tmargin_s\tmakespan_median_s\ttarget_s\terr_first_day_pct\terr_last_day_pct\tabs_err_first_pct\tabs_err_last_pct\tre_plans\tparks\tat_risk\tfailed\tadmitted_pct\tdispatch_lag_s\tload_before\n' >"$tsv"
 for setting in $SETTINGS; do
   for f in "$OUT/$setting"/seed-*/figures.json; do
     [[ -f $f ]] || continue
-    jq -r --arg s "$setting" '[$s, .run.seed, .on_time.on_time_pct, (.on_time.counted - .on_time.on_time),
+    jq -r --arg s "$setting" '[$s, .run.seed, .on_time.on_time_pct, .on_time.timing_on_time_pct, (.on_time.counted - .on_time.on_time),
       .idle_lead.lead_s.median, .idle_lead.lead_s.p95, .idle_lead.host_hours, .idle_lead.margin_s,
       .idle_lead.vacate_makespan_s.median, .idle_lead.target_median_lead_s,
       (.prediction.first_day.median_error_pct // null), (.prediction.last_day.median_error_pct // null),

@@ -248,9 +248,8 @@ class Driver {
       if (it != bookings_.end() && !it->second.id.empty()) {
         if (auto r = client_.get(it->second.id); r && !r->hosts.empty()) {
           host = r->hosts.front();
-          if (!r->plan.moves.empty()) {
-            host = a.role == "destination" ? r->plan.moves.front().toHost
-                                           : r->plan.moves.front().fromHost;
+          if (const auto moves = r->plannedMoves(); !moves.empty()) {
+            host = a.role == "destination" ? moves.front().toHost : moves.front().fromHost;
           }
         }
       }

@@ -37,7 +37,7 @@ TEST_F(WeekFindingsTest,
   ASSERT_EQ(later->state, ReservationState::kAdmitted) << later->reason;
   ASSERT_EQ(later->hosts, std::vector<std::string>{"small"});
   ReservationRequest earlier = dedicated(9 * kHour, kHour);
-  earlier.displaced = "return";
+  earlier.displaced = Displaced::kReturn;
   auto r = manager_->submit(earlier);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->state, ReservationState::kAdmitted) << r->reason;

@@ -402,6 +402,7 @@ std::vector<Violation> checkInvariants(const std::vector<ReservationRecord>& rs,
     for (const char* s : {"cancelled", "failed", "ending"}) {
       if (TimeNs t = r.firstEvent(s)) to = std::min(to, t);
     }
+    if (from >= to) continue;  // cancelled (or failed) before its window opened
     for (const auto& h : r.hosts) {
       std::map<std::string, std::string> atFrom;
       for (const JournalVm* v : byHost[h]) {

@@ -21,6 +21,16 @@ namespace {
 constexpr TimeNs kS = kNsPerSec;
 constexpr TimeNs kWeek0 = 1'795'392'000 * kS;  // 2026-11-23T00:00:00Z, a Monday
 
+VmSpec vmSpec(const std::string& id, std::uint32_t cores, std::uint64_t memory,
+              std::uint64_t nonzero) {
+  VmSpec v;
+  v.id = id;
+  v.cpuCores = cores;
+  v.memoryBytes = memory;
+  v.nonzeroMemoryBytes = nonzero;
+  return v;
+}
+
 // The generated cluster parses back as it was written, and has the stated mix.
 TEST(WeekClusterTest, YamlRoundTripsAndHasTheMix) {
   const ClusterSpec c = generateCluster({7, 100});
@@ -122,7 +132,7 @@ TEST(JournalTest, RecordsInventoryChangesOfAMigration) {
   o.host.cpuCores = 8;
   o.host.memoryBytes = 16ull << 30;
   o.host.nicBandwidthBytesPerSec = 1.25e8;
-  o.host.vms.push_back({"w001-v1", 2, 1ull << 30, 1ull << 29, 0});
+  o.host.vms.push_back(vmSpec("w001-v1", 2, 1ull << 30, 1ull << 29));
   o.params = {{"ground_truth", "rule"}};
   auto inner = vmscheduler::Hypervisor::create("sim", o);
   ASSERT_TRUE(inner);
@@ -170,9 +180,9 @@ ClusterSpec smallCluster() {
     h.nicBandwidthBytesPerSec = 1.25e9;
     c.hosts.push_back(h);
   }
-  c.hosts[0].vms = {{"w001-v1", 4, 8ull << 30, 4ull << 30, 0},
-                    {"w001-v2", 4, 8ull << 30, 4ull << 30, 0}};
-  c.hosts[2].vms = {{"w003-v1", 4, 8ull << 30, 4ull << 30, 0}};
+  c.hosts[0].vms = {vmSpec("w001-v1", 4, 8ull << 30, 4ull << 30),
+                    vmSpec("w001-v2", 4, 8ull << 30, 4ull << 30)};
+  c.hosts[2].vms = {vmSpec("w003-v1", 4, 8ull << 30, 4ull << 30)};
   return c;
 }
 
@@ -336,6 +346,18 @@ TEST(WeekReportTest, InvariantsHoldAndPlantedFaultsAreFound) {
     EXPECT_TRUE(kinds(bad).count("not-vacated"));
   }
   {
+    HandMadeRun ok;  // r1 cancelled while ready, before its start: its VMs may come home
+    ok.rs[0].state = "cancelled";
+    ok.rs[0].reason = "cancelled by lab1";
+    ok.rs[0].events.resize(4);
+    ok.rs[0].events.push_back({ok.start1 - 50 * kS, "cancelled", "cancelled while ready"});
+    ok.journal.vms.push_back(rec(ok.start1 - 10 * kS, "w002", "w001-v1", "migrating-out"));
+    ok.journal.vms.push_back(rec(ok.start1 - 10 * kS, "w001", "w001-v1", "incoming"));
+    ok.journal.vms.push_back(rec(ok.start1 - 5 * kS, "w002", "w001-v1", "gone"));
+    ok.journal.vms.push_back(rec(ok.start1 - 5 * kS, "w001", "w001-v1", "running"));
+    EXPECT_TRUE(kinds(ok).empty()) << *kinds(ok).begin();
+  }
+  {
     HandMadeRun bad;  // a clone outlives its reservation; one reservation never ends
     bad.journal.vms.pop_back();
     bad.journal.vms.erase(bad.journal.vms.begin() + 13);
@@ -382,8 +404,8 @@ TEST(WeekReportTest, ParsesVrmctlJson) {
   m.fromHost = "w001";
   m.toHost = "w002";
   m.endOffsetNs = 80 * kS;
-  r.plan.moves = {m};
-  r.moves = {{MoveState::kDone, kWeek0 + 3000 * kS + 5 * kNsPerMs, kWeek0 + 3091 * kS}};
+  Move& move = r.addMove(MovePurpose::kVacate, m);
+  move.progress = {MoveState::kDone, kWeek0 + 3000 * kS + 5 * kNsPerMs, kWeek0 + 3091 * kS};
   r.events = {{kWeek0 + 3000 * kS + 5 * kNsPerMs, ReservationState::kVacating, "vacating"}};
   auto parsed = parseReservations(client::reservationsJson({r}));
   ASSERT_TRUE(parsed) << parsed.status().toString();

@@ -87,6 +87,9 @@ Workload generateWorkload(const WorkloadOptions& options) {
   Rng root(options.seed * 0x9e3779b97f4a7c15ull + 5);
   Rng bookRng = root.fork(1), shareRng = root.fork(2), cancelRng = root.fork(3),
       faultRng = root.fork(4);
+  // Unknown names are the caller's bug (vrm_week_gen checks them): read as the default.
+  const auto named = objectiveFromName(options.objective);
+  const Objective objective = named ? *named : Objective::kMakespan;
   const TimeNs week0 = options.weekStartNs;
   const TimeNs weekEnd = week0 + static_cast<TimeNs>(options.days) * kDay;
   const double scale = options.load * static_cast<double>(options.hosts.size()) / 100.0;
@@ -107,7 +110,7 @@ Workload generateWorkload(const WorkloadOptions& options) {
       }
       const std::size_t hostsIdx = bookRng.pick({45, 25, 15, 15});
       const TimeNs length = bookRng.between(4, 12) * 15 * kMinute;
-      const bool goHome = bookRng.chance(0.7);
+      const bool goHome = bookRng.chance(0.95);
       const int lab = static_cast<int>(bookRng.between(1, 6));
       const TimeNs at = std::max(submit, week0);
       // Inside the week, with the 30-minute minimum lead kept for the backlog too.
@@ -116,8 +119,8 @@ Workload generateWorkload(const WorkloadOptions& options) {
                               start, start + length);
       a.request.kind = ReservationKind::kDedicated;
       a.request.hostCount = static_cast<std::uint32_t>(hostsIdx + 1);
-      a.request.objective = options.objective;
-      a.request.displaced = goHome ? "return" : "stay";
+      a.request.objective = objective;
+      a.request.displaced = goHome ? Displaced::kReturn : Displaced::kStay;
       dedicated.push_back({a.label, at, start, start + length, true});
       actions.push_back(std::move(a));
     }
@@ -246,8 +249,8 @@ std::string workloadJson(const Workload& w) {
         q["vms"] = r.vmCount;
       } else {
         q["hosts"] = r.hostCount;
-        q["displaced"] = r.displaced;
-        if (!r.objective.empty()) q["objective"] = r.objective;
+        q["displaced"] = displacedName(r.displaced.value_or(Displaced::kStay));
+        q["objective"] = objectiveName(r.objective);
       }
       j["request"] = q;
     }
@@ -308,8 +311,12 @@ Result<Workload> parseWorkloadJson(const std::string& text) {
         r.endNs = q.at("end_ns").get<TimeNs>();
         r.vmCount = q.value("vms", 0u);
         r.hostCount = q.value("hosts", 0u);
-        r.displaced = q.value("displaced", "");
-        r.objective = q.value("objective", "");
+        auto displaced = displacedFromName(q.value("displaced", ""));
+        if (!displaced) return Status::invalid("workload: " + displaced.status().message());
+        r.displaced = *displaced;
+        auto objective = objectiveFromName(q.value("objective", ""));
+        if (!objective) return Status::invalid("workload: " + objective.status().message());
+        r.objective = *objective;
         r.label = a.label;
       }
       a.duringVacate = ja.value("during_vacate", false);

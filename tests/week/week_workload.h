@@ -4,7 +4,7 @@
 //  * dedicated bookings, BMI-style: 1-4 hosts (45/25/15/15%) of 2 x bmi-decoder each, for 1-3 h
 //    (quarter-hour steps), booked 30 min to 3 days ahead (log-uniform), starting on the quarter
 //    hour between 07:00 and 21:00; about 24 a weekday per 100 hosts, a third of that at
-//    weekends, submitted mostly in working hours; 70% send displaced VMs home afterwards;
+//    weekends, submitted mostly in working hours; 95% send displaced VMs home afterwards;
 //  * shared bookings: 1-8 small or medium VMs for 2-24 h, booked 10 min to 2 days ahead, about
 //    12 a weekday per 100 hosts;
 //  * cancellations: 8% of dedicated bookings before their vacate, 3% during it (aimed a few
