@@ -40,7 +40,8 @@ SETTINGS=${SETTINGS:-$all}
 
 if [[ ${1:-} != --summarize-only ]]; then
   [[ -z ${VRM_BUILD_DIR:-} ]] && "$root/scripts/build.sh" >/dev/null
-  slot=0
+  mkdir -p "$OUT"
+  job=0
   for setting in $SETTINGS; do
     [[ -v "knobs[$setting]" ]] || { echo "experiments: unknown setting $setting" >&2; exit 2; }
     for seed in $SEEDS; do
@@ -48,8 +49,9 @@ if [[ ${1:-} != --summarize-only ]]; then
       if [[ -f $dir/figures.json && -z ${REDO:-} ]]; then continue; fi
       objective=""
       [[ $setting == objective-degradation ]] && objective=degradation
-      port=$((17700 + 10 * slot))
-      slot=$(((slot + 1) % PARALLEL))
+      # Each run its own port range (a run outliving 30 later ones would be needed to collide).
+      port=$((17700 + 10 * (job % 30)))
+      job=$((job + 1))
       # shellcheck disable=SC2086 # the knobs are words
       NO_LOCK=1 VRM_BUILD_DIR=$build HOSTS=$HOSTS DAYS=$DAYS SCALE=$SCALE SEED=$seed \
         OBJECTIVE=$objective \
@@ -63,6 +65,7 @@ if [[ ${1:-} != --summarize-only ]]; then
 fi
 
 # One line per run, then the median over seeds per setting.
+mkdir -p "$OUT"
 tsv=$OUT/experiments.tsv
 printf 'setting\tseed\ton_time_pct\ttiming_on_time_pct\tmisses\tlead_median_s\tlead_p95_s\thost_hours\tmargin_s\tmakespan_median_s\ttarget_s\terr_first_day_pct\terr_last_day_pct\tabs_err_first_pct\tabs_err_last_pct\tre_plans\tparks\tat_risk\tfailed\tadmitted_pct\tdispatch_lag_s\tload_before\n' >"$tsv"
 for setting in $SETTINGS; do

@@ -55,5 +55,53 @@ TEST_F(WeekFindingsTest, TheSameBookingStayingIsAdmitted) {
   EXPECT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
 }
 
+// Two bookings of one empty host, a (12 cores) that fits one clone: cancelling the first while
+// its clone is being made must not cost the second its booking.
+class CancelWhileCloningTest : public ManagerFixture {
+ protected:
+  void SetUp() override {
+    startManager({bmiTemplate()});
+    agents_->addHost("a", 12, 32 * kGiB, {});
+    agents_->addHost("b", 12, 32 * kGiB, {});
+  }
+  void runFor(TimeNs d) {
+    const TimeNs until = clock_.now() + d;
+    while (clock_.now() < until) {
+      clock_.advance(std::min<TimeNs>(kNsPerSec, until - clock_.now()));
+      agents_->heartbeat();
+      manager_->tick();
+      agents_->pump();
+    }
+  }
+};
+
+// The week's largest loss (seed 1, 2026-11-25 19:42:50): r49 was cancelled while its clones
+// were being made on w014; the clones stay booked without an end until the agents say they are
+// gone, so w014 looked overbooked at every later booking's clone start; repairAfter re-admitted
+// those bookings one by one, each re-admission failed ("re-planning failed after r49 ended
+// before vacating w014: not enough capacity: host w014 would be overbooked: cpu cores booked 32
+// > capacity 24"), and each failure repaired the next: 12 reservations on w014 and the hosts
+// they shared failed 1-3 days before their start, in 2 s. Here: the later booking of host a
+// fails the same way when the earlier one is cancelled while cloning.
+TEST_F(CancelWhileCloningTest, DISABLED_LaterBookingOfTheHostSurvivesACancelWhileCloning) {
+  ReservationRequest first = dedicated(2 * kHour, kHour);
+  first.hostNames = {"a"};
+  auto r1 = manager_->submit(first);
+  ASSERT_TRUE(r1);
+  ASSERT_EQ(r1->state, ReservationState::kAdmitted) << r1->reason;
+  ReservationRequest second = dedicated(6 * kHour, kHour);
+  second.hostNames = {"a"};
+  auto r2 = manager_->submit(second);
+  ASSERT_TRUE(r2);
+  ASSERT_EQ(r2->state, ReservationState::kAdmitted) << r2->reason;
+  agents_->hold.insert(AgentCommand::Kind::kClone);  // the clone is being made
+  runFor(2 * kHour - 30 * kNsPerSec);
+  ASSERT_EQ(manager_->get(r1->id)->state, ReservationState::kPreparing);
+  auto cancelled = manager_->cancel(r1->id, "");
+  ASSERT_TRUE(cancelled);
+  const Reservation after = *manager_->get(r2->id);
+  EXPECT_EQ(after.state, ReservationState::kAdmitted) << after.reason;
+}
+
 }  // namespace
 }  // namespace vrm::manager::testing
