@@ -9,15 +9,16 @@
 #   tests/week/experiments.sh --summarize-only         # just the tables of runs already made
 #
 # Environment: DAYS (7), HOSTS (100), SCALE (600), SEEDS ("1 2 3"), SETTINGS (all of those
-# below), OUT (build/week/experiments), PARALLEL (1: runs at a time; each has its own ports).
+# below), OUT (build/week/experiments), PARALLEL (1: runs at a time; each has its own ports),
+# PORT_BASE (17700: run k listens on PORT_BASE + 10 (k mod 30) and the next five ports).
 # Runs already finished (OUT/SETTING/seed-S/figures.json) are kept unless REDO=1. The runs
-# do not take /tmp/vrm-e2e.lock (hours of it would stall everyone's e2e tests): ports 17700+.
+# do not take /tmp/vrm-e2e.lock (hours of it would stall everyone's e2e tests): ports PORT_BASE+.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${VRM_BUILD_DIR:-$root/build}
 DAYS=${DAYS:-7} HOSTS=${HOSTS:-100} SCALE=${SCALE:-600} SEEDS=${SEEDS:-1 2 3}
-OUT=${OUT:-$build/week/experiments} PARALLEL=${PARALLEL:-1}
+OUT=${OUT:-$build/week/experiments} PARALLEL=${PARALLEL:-1} PORT_BASE=${PORT_BASE:-17700}
 
 # name -> vrmd flags (objective-* set the bookings' objective instead).
 declare -A knobs=(
@@ -50,7 +51,7 @@ if [[ ${1:-} != --summarize-only ]]; then
       objective=""
       [[ $setting == objective-degradation ]] && objective=degradation
       # Each run its own port range (a run outliving 30 later ones would be needed to collide).
-      port=$((17700 + 10 * (job % 30)))
+      port=$((PORT_BASE + 10 * (job % 30)))
       job=$((job + 1))
       # shellcheck disable=SC2086 # the knobs are words
       NO_LOCK=1 VRM_BUILD_DIR=$build HOSTS=$HOSTS DAYS=$DAYS SCALE=$SCALE SEED=$seed \
@@ -67,7 +68,7 @@ fi
 # One line per run, then the median over seeds per setting.
 mkdir -p "$OUT"
 tsv=$OUT/experiments.tsv
-printf 'setting\tseed\ton_time_pct\ttiming_on_time_pct\tmisses\tlead_median_s\tlead_p95_s\thost_hours\tmargin_s\tmakespan_median_s\ttarget_s\terr_first_day_pct\terr_last_day_pct\tabs_err_first_pct\tabs_err_last_pct\tre_plans\tparks\tat_risk\tfailed\tadmitted_pct\tdispatch_lag_s\tload_before\n' >"$tsv"
+printf 'setting\tseed\ton_time_pct\ttiming_on_time_pct\tmisses\tlead_median_s\tlead_p95_s\thost_hours\tmargin_s\tmakespan_median_s\ttarget_s\terr_first_day_pct\terr_last_day_pct\tabs_err_first_pct\tabs_err_last_pct\tquantile_over_mean\tre_plans\tparks\tat_risk\tfailed\tadmitted_pct\tdispatch_lag_s\tload_before\ton_time_no_lost_agent_pct\n' >"$tsv"
 for setting in $SETTINGS; do
   for f in "$OUT/$setting"/seed-*/figures.json; do
     [[ -f $f ]] || continue
@@ -76,9 +77,11 @@ for setting in $SETTINGS; do
       .idle_lead.vacate_makespan_s.median, .idle_lead.target_median_lead_s,
       (.prediction.first_day.median_error_pct // null), (.prediction.last_day.median_error_pct // null),
       (.prediction.first_day.median_abs_error_pct // null), (.prediction.last_day.median_abs_error_pct // null),
+      (.prediction.quantile_over_mean.median // null),
       .execution.re_plans, .execution.parks_done, .execution.at_risk, .execution.failed,
       .admission.dedicated.admitted_pct, .lag.dispatch_s.median,
-      (.run.uptime_before | capture("load average: (?<l>[0-9.]+)").l)] | @tsv' "$f" >>"$tsv"
+      (.run.uptime_before | capture("load average: (?<l>[0-9.]+)").l),
+      (.on_time.timing_on_time_without_lost_agents_pct // null)] | @tsv' "$f" >>"$tsv"
   done
 done
 summary=$OUT/summary.tsv

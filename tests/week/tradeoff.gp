@@ -12,4 +12,5 @@ set offsets graph 0.05, graph 0.15, graph 0.05, graph 0.05
 set key bottom right
 plot summary every ::1 using 6:3 with points pt 7 ps 1.2 title "all counted", \
      summary every ::1 using 6:3:1 with labels offset char 1,0.6 left font "sans,9" notitle, \
-     summary every ::1 using 6:4 with points pt 6 ps 1.2 title "whose vacate began"
+     summary every ::1 using 6:4 with points pt 6 ps 1.2 title "whose vacate began", \
+     summary every ::1 using 6:24 with points pt 4 ps 1.0 title "... whose agents stayed up"

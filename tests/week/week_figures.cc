@@ -98,6 +98,7 @@ json weekFigures(const WeekInputs& in) {
   // On time.
   const auto outcomes = dedicatedOutcomes(rs, week0);
   int admitted = 0, cancelledBefore = 0, counted = 0, onTime = 0, failedAhead = 0;
+  int missesWithAgentLost = 0;
   json misses = json::array();
   std::vector<std::string> missKinds;
   std::vector<double> startLagS, readyAheadS;
@@ -118,13 +119,30 @@ json weekFigures(const WeekInputs& in) {
       continue;
     }
     if (!o.vacatingNs && o.r->firstEvent("failed")) ++failedAhead;
-    missKinds.push_back(o.why);
+    // A timing miss while one of its hosts' agents was lost (a fault the week injected) says
+    // so: nothing can make a host ready while its agent is away.
+    std::string why = o.why;
+    double downS = 0;
+    if (o.vacatingNs && !o.r->firstEvent("failed")) {
+      const TimeNs until = o.readyNs ? o.readyNs : o.r->endNs;
+      for (const auto& h : o.r->hosts) {
+        const double d = agentDownS(in.journal, h, o.vacatingNs, until);
+        if (d > 0) {
+          why += "; the agent of " + h + " was lost for " + std::to_string(std::lround(d)) +
+                 " s of it";
+        }
+        downS = std::max(downS, d);
+      }
+    }
+    missesWithAgentLost += downS > 0;
+    missKinds.push_back(why);
     misses.push_back({{"id", o.r->id},
                       {"label", o.r->label},
                       {"hosts", o.r->hosts},
                       {"start", formatTime(o.r->startNs)},
                       {"late_by_s", o.lateByS},
-                      {"why", o.why},
+                      {"why", why},
+                      {"agent_lost_s", downS},
                       {"at_risk", o.r->atRisk}});
   }
   f["on_time"] = {{"dedicated_admitted", admitted},
@@ -137,6 +155,12 @@ json weekFigures(const WeekInputs& in) {
                   {"failed_before_vacate", failedAhead},
                   {"timing_on_time_pct",
                    counted - failedAhead > 0 ? 100.0 * onTime / (counted - failedAhead) : 100.0},
+                  // ... and of those, leaving out the misses whose host's agent was lost.
+                  {"misses_with_agent_lost", missesWithAgentLost},
+                  {"timing_on_time_without_lost_agents_pct",
+                   counted - failedAhead - missesWithAgentLost > 0
+                       ? 100.0 * onTime / (counted - failedAhead - missesWithAgentLost)
+                       : 100.0},
                   {"misses", misses},
                   {"misses_by_cause", byKind(missKinds)},
                   {"vacate_start_lag_s", stats(startLagS)},
@@ -214,6 +238,9 @@ json weekFigures(const WeekInputs& in) {
   std::map<int, std::vector<double>> errByDay, absByDay, moveAbsByDay, agentErrByDay, agentAbsByDay;
   std::map<int, std::pair<int, int>> overQuantileByDay;  // (vacates over the quantile, all)
   std::vector<double> err, absErr, agentErr;
+  // The plan's makespan at the quantile over its mean: the spread vrmd budgets for.
+  std::vector<double> quantileRatio;
+  std::map<int, std::vector<double>> quantileRatioByDay;
   json errSeries = json::array();
   for (const auto& o : outcomes) {
     if (!o.counted || o.vacateActualS < 0 || o.r->moves.empty() || o.r->makespanS <= 0) continue;
@@ -222,6 +249,11 @@ json weekFigures(const WeekInputs& in) {
     absErr.push_back(std::abs(e));
     errByDay[o.day].push_back(e);
     absByDay[o.day].push_back(std::abs(e));
+    if (o.r->makespanQuantileS > 0) {
+      const double ratio = o.r->makespanQuantileS / o.r->makespanS;
+      quantileRatio.push_back(ratio);
+      quantileRatioByDay[o.day].push_back(ratio);
+    }
     auto& q = overQuantileByDay[o.day];
     q.second++;
     if (o.r->makespanQuantileS > 0 && o.vacateActualS > o.r->makespanQuantileS) q.first++;
@@ -258,6 +290,7 @@ json weekFigures(const WeekInputs& in) {
                        {"median_abs_error_pct", quantileOf(absByDay[day], 0.5)},
                        {"p95_abs_error_pct", quantileOf(absByDay[day], 0.95)},
                        {"over_quantile_pct", q.second ? 100.0 * q.first / q.second : 0.0},
+                       {"quantile_over_mean", quantileOf(quantileRatioByDay[day], 0.5)},
                        {"agent_median_error_pct", quantileOf(agentErrByDay[day], 0.5)},
                        {"agent_median_abs_error_pct", quantileOf(agentAbsByDay[day], 0.5)},
                        {"moves", moveAbsByDay[day].size()},
@@ -268,6 +301,7 @@ json weekFigures(const WeekInputs& in) {
                      {"abs_error_pct", stats(absErr)},
                      {"agent_error_pct", stats(agentErr)},
                      {"move_abs_error_pct", stats(moveAbs)},
+                     {"quantile_over_mean", stats(quantileRatio)},
                      {"by_day", errDays},
                      {"first_day", errDays.empty() ? json() : errDays.front()},
                      {"last_day", errDays.empty() ? json() : errDays.back()}};
@@ -374,6 +408,9 @@ std::string figuresTable(const json& f) {
   line("of those whose vacate began (not failed ahead)",
        num(ot["timing_on_time_pct"].get<double>(), "%.2f") + " % (" +
            std::to_string(ot["failed_before_vacate"].get<int>()) + " failed before it)");
+  line("... and without the misses whose host's agent was lost",
+       num(ot["timing_on_time_without_lost_agents_pct"].get<double>(), "%.2f") + " % (" +
+           std::to_string(ot["misses_with_agent_lost"].get<int>()) + " such misses)");
   line("vacate start after latest safe start, s (med/p95/max)",
        num(ot["vacate_start_lag_s"]["median"].get<double>(), "%.2f") + " / " +
            num(ot["vacate_start_lag_s"]["p95"].get<double>(), "%.2f") + " / " +
@@ -407,15 +444,16 @@ std::string figuresTable(const json& f) {
            num(pr["abs_error_pct"]["p95"].get<double>()) + " %");
   line("agents' view (no protocol lag): median error",
        num(pr["agent_error_pct"]["median"].get<double>()) + " %");
-  o << "    day  vacates  median err  median |err|  over quantile  agents' median err  moves  "
-       "move median |err|\n";
+  o << "    day  vacates  median err  median |err|  over quantile  quantile/mean  agents' median "
+       "err  moves  move median |err|\n";
   for (const auto& d : pr["by_day"]) {
-    std::snprintf(b, sizeof b,
-                  "    %3d  %7d  %8.1f %%  %10.1f %%  %11.1f %%  %16.1f %%  %5d  %14.1f %%\n",
-                  d["day"].get<int>(), d["vacates"].get<int>(), d["median_error_pct"].get<double>(),
-                  d["median_abs_error_pct"].get<double>(), d["over_quantile_pct"].get<double>(),
-                  d["agent_median_error_pct"].get<double>(), d["moves"].get<int>(),
-                  d["move_median_abs_error_pct"].get<double>());
+    std::snprintf(
+        b, sizeof b,
+        "    %3d  %7d  %8.1f %%  %10.1f %%  %11.1f %%  %13.2f  %16.1f %%  %5d  %14.1f %%\n",
+        d["day"].get<int>(), d["vacates"].get<int>(), d["median_error_pct"].get<double>(),
+        d["median_abs_error_pct"].get<double>(), d["over_quantile_pct"].get<double>(),
+        d["quantile_over_mean"].get<double>(), d["agent_median_error_pct"].get<double>(),
+        d["moves"].get<int>(), d["move_median_abs_error_pct"].get<double>());
     o << b;
   }
   const json& lag = f["lag"];

@@ -168,6 +168,24 @@ std::vector<DedicatedOutcome> dedicatedOutcomes(const std::vector<ReservationRec
   return out;
 }
 
+double agentDownS(const JournalRecords& journal, const std::string& host, TimeNs fromNs,
+                  TimeNs toNs) {
+  TimeNs down = 0, downSince = -1;
+  auto add = [&](TimeNs a, TimeNs b) {
+    down += std::max<TimeNs>(0, std::min(b, toNs) - std::max(a, fromNs));
+  };
+  for (const auto& a : journal.agents) {
+    if (a.host != host) continue;
+    if (!a.up && downSince < 0) downSince = a.timeNs;
+    if (a.up && downSince >= 0) {
+      add(downSince, a.timeNs);
+      downSince = -1;
+    }
+  }
+  if (downSince >= 0) add(downSince, toNs);
+  return nsToSeconds(down);
+}
+
 std::vector<HostLead> idleLeads(const std::vector<DedicatedOutcome>& outcomes,
                                 const JournalRecords& journal, TimeNs weekStartNs,
                                 std::size_t* alreadyEmpty) {

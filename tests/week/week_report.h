@@ -111,6 +111,11 @@ struct Violation {
 std::vector<Violation> checkInvariants(const std::vector<ReservationRecord>& rs,
                                        const ClusterSpec& cluster, const JournalRecords& journal);
 
+// Seconds of [fromNs, toNs] during which `host`'s agent was down by the journal's agent records
+// (a loss the week injected): 0 when it stayed up.
+double agentDownS(const JournalRecords& journal, const std::string& host, TimeNs fromNs,
+                  TimeNs toNs);
+
 // A failure or rejection reason with hosts, VMs, ids, times and numbers blanked, so that
 // reasons of one kind count together ("host H conflicts with reservation R").
 std::string reasonKind(const std::string& reason);

@@ -444,10 +444,40 @@ TEST(WeekReportTest, FiguresOfTheHandMadeRun) {
   EXPECT_DOUBLE_EQ(f["prediction"]["first_day"]["median_error_pct"].get<double>(), -20);
   EXPECT_DOUBLE_EQ(f["prediction"]["last_day"]["median_error_pct"].get<double>(), 300);
   EXPECT_DOUBLE_EQ(f["prediction"]["last_day"]["over_quantile_pct"].get<double>(), 100);
+  EXPECT_DOUBLE_EQ(f["prediction"]["quantile_over_mean"]["median"].get<double>(), 1.2);
   EXPECT_TRUE(f["invariants"]["ok"].get<bool>());
   const std::string table = figuresTable(f);
   EXPECT_NE(table.find("1 (50.00 %)"), std::string::npos) << table;
   EXPECT_NE(table.find("invariants: all hold"), std::string::npos) << table;
+}
+
+// A timing miss while a host's agent was lost says so and how long, and the on-time rate
+// without such misses leaves it out; agentDownS counts only the part inside the interval, and
+// an agent still down at the end counts until then.
+TEST(WeekReportTest, MissWhileAnAgentWasLostSaysSo) {
+  HandMadeRun run;
+  const TimeNs lss2 = run.rs[1].latestSafeStartNs;
+  run.journal.agents = {{lss2 - 100 * kS, "w003", false},
+                        {lss2 + 300 * kS, "w003", true},
+                        {lss2 + 1000 * kS, "w003", false}};
+  EXPECT_DOUBLE_EQ(agentDownS(run.journal, "w003", lss2, lss2 + 490 * kS), 300);
+  EXPECT_DOUBLE_EQ(agentDownS(run.journal, "w003", lss2 + 900 * kS, lss2 + 1200 * kS), 200);
+  EXPECT_DOUBLE_EQ(agentDownS(run.journal, "w001", lss2, lss2 + 490 * kS), 0);
+  WeekInputs in;
+  in.reservations = run.rs;
+  in.cluster = run.cluster;
+  in.journal = run.journal;
+  in.workload.options.weekStartNs = kWeek0;
+  in.workload.options.days = 7;
+  const auto f = weekFigures(in);
+  ASSERT_EQ(f["on_time"]["misses"].size(), 1u);
+  const auto& miss = f["on_time"]["misses"][0];
+  EXPECT_DOUBLE_EQ(miss["agent_lost_s"].get<double>(), 300);
+  EXPECT_NE(miss["why"].get<std::string>().find("the agent of w003 was lost for 300 s of it"),
+            std::string::npos)
+      << miss["why"];
+  EXPECT_EQ(f["on_time"]["misses_with_agent_lost"], 1);
+  EXPECT_DOUBLE_EQ(f["on_time"]["timing_on_time_without_lost_agents_pct"].get<double>(), 100);
 }
 
 }  // namespace
