@@ -264,7 +264,8 @@ json weekFigures(const WeekInputs& in) {
       agentErrByDay[o.day].push_back(ea);
       agentAbsByDay[o.day].push_back(std::abs(ea));
     }
-    errSeries.push_back({nsToSeconds(o.vacatingNs - week0) / kDayS, e, o.r->id});
+    errSeries.push_back({nsToSeconds(o.vacatingNs - week0) / kDayS, e, o.r->id,
+                         o.r->makespanQuantileS > 0 ? o.r->makespanQuantileS / o.r->makespanS : 0});
   }
   std::vector<double> moveAbs;
   for (const auto& r : rs) {
@@ -521,9 +522,10 @@ std::string leadPlotData(const json& f) {
 
 std::string errorPlotData(const json& f) {
   std::ostringstream o;
-  o << "# day_of_week vacate_prediction_error_pct reservation\n";
+  o << "# day_of_week vacate_prediction_error_pct reservation makespan_quantile_over_mean\n";
   for (const auto& p : f["series"]["error"]) {
-    o << p[0].get<double>() << " " << p[1].get<double>() << " " << p[2].get<std::string>() << "\n";
+    o << p[0].get<double>() << " " << p[1].get<double>() << " " << p[2].get<std::string>() << " "
+      << (p.size() > 3 ? p[3].get<double>() : 0.0) << "\n";
   }
   return o.str();
 }
