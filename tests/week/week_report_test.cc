@@ -276,6 +276,17 @@ struct HandMadeRun {
          rec(lss2 + 400 * kS, "w003", "w003-v1", "gone"),
          rec(lss2 + 400 * kS, "w002", "w003-v1", "running")};
   }
+
+  // The run as the figures read it: a week from kWeek0.
+  WeekInputs inputs() const {
+    WeekInputs in;
+    in.reservations = rs;
+    in.cluster = cluster;
+    in.journal = journal;
+    in.workload.options.weekStartNs = kWeek0;
+    in.workload.options.days = 7;
+    return in;
+  }
 };
 
 // On time means ready by the start; the late one is late by 60 s because its vacate overran;
@@ -427,13 +438,7 @@ TEST(WeekReportTest, ParsesVrmctlJson) {
 // a table that says so.
 TEST(WeekReportTest, FiguresOfTheHandMadeRun) {
   HandMadeRun run;
-  WeekInputs in;
-  in.reservations = run.rs;
-  in.cluster = run.cluster;
-  in.journal = run.journal;
-  in.workload.options.weekStartNs = kWeek0;
-  in.workload.options.days = 7;
-  const auto f = weekFigures(in);
+  const auto f = weekFigures(run.inputs());
   EXPECT_EQ(f["on_time"]["counted"], 2);
   EXPECT_EQ(f["on_time"]["on_time"], 1);
   EXPECT_DOUBLE_EQ(f["on_time"]["on_time_pct"].get<double>(), 50);
@@ -463,13 +468,7 @@ TEST(WeekReportTest, MissWhileAnAgentWasLostSaysSo) {
   EXPECT_DOUBLE_EQ(agentDownS(run.journal, "w003", lss2, lss2 + 490 * kS), 300);
   EXPECT_DOUBLE_EQ(agentDownS(run.journal, "w003", lss2 + 900 * kS, lss2 + 1200 * kS), 200);
   EXPECT_DOUBLE_EQ(agentDownS(run.journal, "w001", lss2, lss2 + 490 * kS), 0);
-  WeekInputs in;
-  in.reservations = run.rs;
-  in.cluster = run.cluster;
-  in.journal = run.journal;
-  in.workload.options.weekStartNs = kWeek0;
-  in.workload.options.days = 7;
-  const auto f = weekFigures(in);
+  const auto f = weekFigures(run.inputs());
   ASSERT_EQ(f["on_time"]["misses"].size(), 1u);
   const auto& miss = f["on_time"]["misses"][0];
   EXPECT_DOUBLE_EQ(miss["agent_lost_s"].get<double>(), 300);
