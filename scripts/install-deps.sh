@@ -19,6 +19,7 @@ packages=(
   chromium curl           # the web calendar's browser test (tests/e2e/web_test.sh)
   jq                      # JSON checks in the end-to-end tests
   etcd-server             # replicated store (issue 16): tests/ha start real 3-member clusters
+  gnuplot-nox             # the week's plots (tests/week/run_week.sh, experiments.sh)
   libvirt-dev             # libvirt backend (the test:/// driver its tests use is in libvirt0)
   qemu-system-x86 qemu-utils  # qemu backend (qemu-img for qcow2 overlays)
   busybox-static cpio         # the qemu tests' guest initramfs (tests/guest/build-guest.sh)
