@@ -1,331 +1,48 @@
 #include "libvirt_hypervisor.h"
 
 #include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <sstream>
 #include <utility>
 
+#include "backend/operation_support.h"
+#include "backend/params.h"
+#include "backend/vm_table.h"
+#include "libvirt_support.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::vmscheduler {
-namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
-TimeNs since(SteadyClock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - t0).count();
-}
-
-extern "C" void quietLibvirtErrors(void*, virErrorPtr) {}
-
-void initLibvirtOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    virInitialize();
-    virSetErrorFunc(nullptr, quietLibvirtErrors);
-  });
-}
-
-// Owns one virDomainPtr.
-struct Domain {
-  virDomainPtr ptr = nullptr;
-  explicit Domain(virDomainPtr p = nullptr) : ptr(p) {}
-  Domain(const Domain&) = delete;
-  Domain& operator=(const Domain&) = delete;
-  Domain(Domain&& o) noexcept : ptr(std::exchange(o.ptr, nullptr)) {}
-  Domain& operator=(Domain&& o) noexcept {
-    std::swap(ptr, o.ptr);
-    return *this;
-  }
-  ~Domain() {
-    if (ptr) virDomainFree(ptr);
-  }
-  explicit operator bool() const { return ptr != nullptr; }
-};
-
-// A C string libvirt allocated, freed on scope exit.
-struct CString {
-  char* s = nullptr;
-  ~CString() { free(s); }
-};
-
-Result<Domain> lookup(virConnectPtr conn, const std::string& vmId, const std::string& host) {
-  Domain d(virDomainLookupByName(conn, vmId.c_str()));
-  if (!d) {
-    Status s = libvirt_detail::lastError("vm '" + vmId + "' on host '" + host + "'");
-    if (s.code() == StatusCode::kNotFound) {
-      return Status::notFound("vm '" + vmId + "' is not on host '" + host + "'");
-    }
-    return s;
-  }
-  return d;
-}
-
-VmState stateOf(int libvirtState) {
-  switch (libvirtState) {
-    case VIR_DOMAIN_RUNNING:
-    case VIR_DOMAIN_BLOCKED:
-    case VIR_DOMAIN_NOSTATE:
-      return VmState::kRunning;
-    default:
-      return VmState::kSuspended;  // paused, shut off, shutting down, crashed, PM-suspended
-  }
-}
-
-std::string xmlEscape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-std::string xmlUnescape(std::string text) {
-  const std::pair<const char*, char> entities[] = {
-      {"&lt;", '<'}, {"&gt;", '>'}, {"&apos;", '\''}, {"&quot;", '"'}, {"&amp;", '&'}};
-  for (const auto& [entity, c] : entities) {
-    for (std::size_t at = text.find(entity); at != std::string::npos;
-         at = text.find(entity, at + 1)) {
-      text.replace(at, std::strlen(entity), 1, c);
-    }
-  }
-  return text;
-}
-
-// The value of attribute `name` in an element written by libvirt (either quote style).
-std::string attribute(const std::string& xml, const std::string& name) {
-  for (char quote : {'"', '\''}) {
-    const std::string key = " " + name + "=" + quote;
-    const auto at = xml.find(key);
-    if (at == std::string::npos) continue;
-    const auto begin = at + key.size();
-    const auto end = xml.find(quote, begin);
-    if (end == std::string::npos) return {};
-    return xmlUnescape(xml.substr(begin, end - begin));
-  }
-  return {};
-}
-
-struct Tags {
-  std::string reservationId;
-  std::string templateName;
-};
-
-Tags tagsOf(virDomainPtr dom) {
-  CString meta{virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
-                                    LibvirtHypervisor::kMetadataNamespace, 0)};
-  if (!meta.s) return {};
-  const std::string xml = meta.s;
-  return {attribute(xml, "reservation"), attribute(xml, "template")};
-}
-
-// Position of the opening tag `<tag` followed by a space, '>' or '/', or npos.
-std::size_t findOpen(const std::string& xml, const std::string& tag, std::size_t from = 0) {
-  for (std::size_t at = xml.find("<" + tag, from); at != std::string::npos;
-       at = xml.find("<" + tag, at + 1)) {
-    const char next = at + tag.size() + 1 < xml.size() ? xml[at + tag.size() + 1] : '\0';
-    if (next == ' ' || next == '>' || next == '/' || next == '\t' || next == '\n') return at;
-  }
-  return std::string::npos;
-}
-
-// Replaces the first <tag ...>text</tag> element: its text only (keepAttributes) or all of it.
-void replaceElement(std::string& xml, const std::string& tag, const std::string& text,
-                    bool keepAttributes, const std::string& attributes = "") {
-  const auto open = findOpen(xml, tag);
-  if (open == std::string::npos) return;
-  const auto openEnd = xml.find('>', open);
-  const auto close = xml.find("</" + tag + ">", open);
-  if (openEnd == std::string::npos || close == std::string::npos || close < openEnd) return;
-  const std::string head =
-      keepAttributes ? xml.substr(open, openEnd - open + 1) : "<" + tag + attributes + ">";
-  xml.replace(open, close + tag.size() + 3 - open, head + text + "</" + tag + ">");
-}
-
-void replaceAll(std::string& s, const std::string& from, const std::string& to) {
-  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
-    s.replace(at, from.size(), to);
-  }
-}
-
-std::string addressOf(virDomainPtr dom, const std::string& fallback) {
-  virDomainInterfacePtr* ifaces = nullptr;
-  const int n =
-      virDomainInterfaceAddresses(dom, &ifaces, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
-  std::string address;
-  for (int i = 0; i < n; ++i) {
-    for (unsigned j = 0; address.empty() && j < ifaces[i]->naddrs; ++j) {
-      if (ifaces[i]->addrs[j].addr) address = ifaces[i]->addrs[j].addr;
-    }
-    virDomainInterfaceFree(ifaces[i]);
-  }
-  free(ifaces);
-  return address.empty() ? fallback : address;
-}
-
-// Removes a domain's persistent definition, if it has one.
-void undefine(virDomainPtr dom) {
-  if (virDomainIsPersistent(dom) != 1) return;
-  if (virDomainUndefineFlags(
-          dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0) {
-    (void)virDomainUndefine(dom);
-  }
-}
-
-}  // namespace
-
-namespace libvirt_detail {
-
-Status lastError(const std::string& what) {
-  virErrorPtr e = virGetLastError();
-  const int code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
-  const std::string message =
-      what + ": " + (e && e->message ? std::string(e->message) : "unknown libvirt error");
-  switch (code) {
-    case VIR_ERR_NO_DOMAIN:
-      return Status::notFound(message);
-    case VIR_ERR_XML_ERROR:
-    case VIR_ERR_XML_DETAIL:
-    case VIR_ERR_INVALID_ARG:
-    case VIR_ERR_CONFIG_UNSUPPORTED:
-    case VIR_ERR_INVALID_DOMAIN:
-    case VIR_ERR_INVALID_CONN:
-      return Status::invalid(message);
-    case VIR_ERR_OPERATION_INVALID:
-    case VIR_ERR_OPERATION_FAILED:
-    case VIR_ERR_OPERATION_UNSUPPORTED:
-    case VIR_ERR_ARGUMENT_UNSUPPORTED:
-    case VIR_ERR_NO_SUPPORT:
-    case VIR_ERR_OPERATION_DENIED:
-    case VIR_ERR_DOM_EXIST:
-    case VIR_ERR_MIGRATE_UNSAFE:
-    case VIR_ERR_OPERATION_TIMEOUT:
-      return Status::rejected(message);
-    case VIR_ERR_AUTH_FAILED:
-    case VIR_ERR_AUTH_CANCELLED:
-    case VIR_ERR_AUTH_UNAVAILABLE:
-    case VIR_ERR_ACCESS_DENIED:
-      return Status::unauthorized(message);
-    case VIR_ERR_NO_CONNECT:
-    case VIR_ERR_SYSTEM_ERROR:
-    case VIR_ERR_RPC:
-      return Status::unavailable(message);
-    default:
-      return Status::internal(message);
-  }
-}
-
-void applyJobStats(virTypedParameterPtr params, int count, MigrationObservation& obs) {
-  unsigned long long v = 0;
-  auto get = [&](const char* key) { return virTypedParamsGetULLong(params, count, key, &v) == 1; };
-  TimeNs elapsedNs = 0;
-  if (get(VIR_DOMAIN_JOB_TIME_ELAPSED)) elapsedNs = static_cast<TimeNs>(v) * kNsPerMs;
-  if (get(VIR_DOMAIN_JOB_SETUP_TIME)) obs.setupNs = static_cast<TimeNs>(v) * kNsPerMs;
-  if (get(VIR_DOMAIN_JOB_DOWNTIME)) obs.downtimeNs = static_cast<TimeNs>(v) * kNsPerMs;
-  if (get(VIR_DOMAIN_JOB_DATA_PROCESSED) || get(VIR_DOMAIN_JOB_MEMORY_PROCESSED)) {
-    obs.transferredBytes = v;
-  }
-  if (get(VIR_DOMAIN_JOB_MEMORY_ITERATION)) obs.rounds = static_cast<std::uint32_t>(v);
-  const TimeNs sendingNs = elapsedNs - obs.setupNs;
-  if (obs.transferredBytes > 0 && sendingNs > 0) {
-    obs.bandwidthBytesPerSec = static_cast<double>(obs.transferredBytes) / nsToSeconds(sendingNs);
-  } else if (get(VIR_DOMAIN_JOB_MEMORY_BPS)) {
-    obs.bandwidthBytesPerSec = static_cast<double>(v);
-  }
-  if (get(VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE)) {
-    const double pagesPerSec = static_cast<double>(v);
-    const double pageBytes = get(VIR_DOMAIN_JOB_MEMORY_PAGE_SIZE) ? static_cast<double>(v) : 4096;
-    obs.dirtyRateBytesPerSec = pagesPerSec * pageBytes;
-  }
-}
-
-std::string instantiateTemplate(std::string xml, const CloneSpec& spec) {
-  const bool placeholders = xml.find("{{name}}") != std::string::npos;
-  replaceAll(xml, "{{name}}", xmlEscape(spec.vmId));
-  replaceAll(xml, "{{memory_kib}}", std::to_string(spec.memoryBytes / 1024));
-  replaceAll(xml, "{{vcpus}}", std::to_string(spec.cpuCores));
-  if (placeholders) return xml;
-  replaceElement(xml, "name", xmlEscape(spec.vmId), true);
-  if (auto uuid = findOpen(xml, "uuid"); uuid != std::string::npos) {
-    const auto close = xml.find("</uuid>", uuid);
-    if (close != std::string::npos) xml.erase(uuid, close + 7 - uuid);
-  }
-  if (spec.memoryBytes > 0) {
-    const std::string kib = std::to_string(spec.memoryBytes / 1024);
-    replaceElement(xml, "memory", kib, false, " unit='KiB'");
-    replaceElement(xml, "currentMemory", kib, false, " unit='KiB'");
-  }
-  if (spec.cpuCores > 0) replaceElement(xml, "vcpu", std::to_string(spec.cpuCores), true);
-  return xml;
-}
-
-}  // namespace libvirt_detail
-
-using libvirt_detail::lastError;
+using namespace libvirt_detail;
 
 Result<std::unique_ptr<Hypervisor>> LibvirtHypervisor::create(const HypervisorOptions& options) {
   initLibvirtOnce();
   const HostSpec& spec = options.host;
   if (spec.name.empty()) return Status::invalid("libvirt host needs a name");
   std::unique_ptr<LibvirtHypervisor> hv(new LibvirtHypervisor());
-  std::string threads = "auto";
-  for (const auto& [key, value] : options.params) {
-    if (key == "uri") {
-      hv->uri_ = value;
-    } else if (key == "template_xml_dir") {
-      hv->templateDir_ = value;
-    } else if (key.rfind("template.", 0) == 0 && key.size() > 9) {
-      hv->inlineTemplates_[key.substr(9)] = value;
-    } else if (key == "state_dir") {
-      hv->stateDir_ = value;
-    } else if (key == "migration_uri") {
-      hv->migrationUri_ = value;
-    } else if (key == "park_dir") {
-      hv->parkDir_ = value;
-    } else if (key == "threads") {
-      if (value != "auto" && value != "on" && value != "off") {
-        return Status::invalid("libvirt parameter threads must be auto, on or off, got '" + value +
-                               "'");
-      }
-      threads = value;
-    } else {
-      return Status::invalid("unknown libvirt parameter '" + key +
-                             "' (known: uri, template_xml_dir, template.NAME, state_dir, "
-                             "migration_uri, park_dir, threads)");
-    }
-  }
+  backend::BackendParams params("libvirt", options.params, {{"state-dir", "stage-dir"}});
+  if (!params.status()) return params.status();
+  hv->uri_ = params.take("uri").value_or("");
+  hv->templateDir_ = params.take("template-xml-dir").value_or("");
+  hv->inlineTemplates_ = params.takePrefixed("template.");
+  hv->stateDir_ = params.take("stage-dir").value_or("");
+  hv->migrationUri_ = params.take("migration-uri").value_or("");
+  hv->parkDir_ = params.take("park-dir").value_or("");
+  auto threadsParam = params.takeChoice("threads", {"auto", "on", "off"});
+  if (!threadsParam) return threadsParam.status();
+  const std::string threads = threadsParam->value_or("auto");
+  if (Status s = params.finish(); !s) return s;
   if (hv->uri_.empty()) return Status::invalid("libvirt backend needs the parameter uri");
   if (hv->parkDir_.empty()) hv->parkDir_ = hv->stateDir_;
   if (!hv->templateDir_.empty() && !std::filesystem::is_directory(hv->templateDir_)) {
-    return Status::invalid("libvirt template_xml_dir '" + hv->templateDir_ +
+    return Status::invalid("libvirt template-xml-dir '" + hv->templateDir_ +
                            "' is not a directory");
   }
   hv->threaded_ = threads == "on" || (threads == "auto" && hv->uri_.rfind("test:", 0) != 0);
@@ -423,35 +140,15 @@ std::vector<VmInfo> LibvirtHypervisor::inventory() const {
 }
 
 Status LibvirtHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const {
-  std::uint64_t usedMemory = 0;
-  std::uint64_t usedCores = 0;
-  for (const VmInfo& vm : inventory()) {
-    if (vm.state == VmState::kParked) continue;
-    usedMemory += vm.memoryBytes;
-    usedCores += vm.cpuCores;
-  }
-  const std::uint64_t freeMemory =
-      host_.memoryBytes > usedMemory ? host_.memoryBytes - usedMemory : 0;
-  const std::uint64_t freeCores = host_.cpuCores > usedCores ? host_.cpuCores - usedCores : 0;
-  if (memoryBytes > freeMemory) {
-    return Status::rejected("not enough free memory on host '" + host_.name + "': need " +
-                            formatBytes(static_cast<double>(memoryBytes)) + ", free " +
-                            formatBytes(static_cast<double>(freeMemory)));
-  }
-  if (cores > freeCores) {
-    return Status::rejected("not enough free cpu cores on host '" + host_.name + "': need " +
-                            std::to_string(cores) + ", free " + std::to_string(freeCores));
-  }
-  return Status::ok();
+  return backend::checkRoom(host_, inventory(), cores, memoryBytes);
 }
 
 Status LibvirtHypervisor::checkIdle(const std::string& vmId) const {
   if (auto p = parking_.find(vmId); p != parking_.end()) {
-    return Status::rejected("vm '" + vmId + "' is busy (" +
-                            (p->second == Operation::Local::kPark ? "parking" : "unparking") + ")");
+    return backend::busy(vmId, p->second == Operation::Local::kPark ? "parking" : "unparking");
   }
   if (auto it = busy_.find(vmId); it != busy_.end()) {
-    return Status::rejected("vm '" + vmId + "' is busy (" + vmStateName(it->second.state) + ")");
+    return backend::busy(it->second);
   }
   return Status::ok();
 }
@@ -462,7 +159,7 @@ Result<std::string> LibvirtHypervisor::prepareIncoming(const VmInfo& vm) {
     return Status::invalid("incoming vm '" + vm.id + "' needs positive memory and cpu cores");
   }
   if (busy_.count(vm.id) || lookup(conn_, vm.id, host_.name).isOk()) {
-    return Status::rejected("vm id '" + vm.id + "' already exists on host '" + host_.name + "'");
+    return backend::alreadyOnHost(vm.id, host_.name);
   }
   std::string endpoint;
   if (!migrationUri_.empty()) {
@@ -474,7 +171,7 @@ Result<std::string> LibvirtHypervisor::prepareIncoming(const VmInfo& vm) {
   } else {
     return Status::rejected("host '" + host_.name +
                             "' cannot receive VMs: its libvirt backend has neither a "
-                            "migration_uri nor a state_dir");
+                            "migration-uri nor a stage-dir");
   }
   if (Status s = checkRoom(vm.cpuCores, vm.memoryBytes); !s) {
     incomingPaths_.erase(vm.id);
@@ -553,14 +250,8 @@ Status LibvirtHypervisor::startMigration(OperationId id, const MigrationSpec& sp
   Operation op;
   op.isMigration = true;
   op.vmId = spec.vmId;
+  op.observation = backend::observationOf(vm, host_.name, spec.destinationHost, spec.mode);
   MigrationObservation& obs = op.observation;
-  obs.vmId = spec.vmId;
-  obs.fromHost = host_.name;
-  obs.toHost = spec.destinationHost;
-  obs.mode = spec.mode;
-  obs.memoryBytes = vm.memoryBytes;
-  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
-  obs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
 
   virConnectPtr conn = conn_;
   const std::string vmId = spec.vmId;
@@ -569,80 +260,15 @@ Status LibvirtHypervisor::startMigration(OperationId id, const MigrationSpec& sp
     // Suspend-copy-resume through a save image the destination restores.
     obs.mode = MigrationMode::kSuspendCopyResume;
     const std::string path = spec.destinationEndpoint.substr(5);
-    op.work = [conn, vmId, host, path]() -> WorkResult {
-      WorkResult r;
-      const auto t0 = SteadyClock::now();
-      auto dom = lookup(conn, vmId, host);
-      if (!dom.isOk()) {
-        r.status = dom.status();
-        return r;
-      }
-      r.migration.setupNs = since(t0);
-      const auto t1 = SteadyClock::now();
-      if (virDomainSaveFlags(dom->ptr, path.c_str(), nullptr, 0) < 0) {
-        r.status = lastError("save vm '" + vmId + "' to " + path);
-        return r;
-      }
-      r.migration.downtimeNs = since(t1);
-      std::error_code ec;
-      const auto bytes = std::filesystem::file_size(path, ec);
-      r.migration.transferredBytes = ec ? 0 : bytes;
-      r.migration.rounds = 1;
-      if (r.migration.downtimeNs > 0) {
-        r.migration.bandwidthBytesPerSec =
-            static_cast<double>(r.migration.transferredBytes) / nsToSeconds(r.migration.downtimeNs);
-      }
-      undefine(dom->ptr);
-      r.elapsedNs = since(t0);
-      return r;
-    };
+    op.work = std::make_shared<SaveMigrationWork>(conn, vmId, host, path);
   } else {
     const std::string uri = spec.destinationEndpoint;
     const bool live = spec.mode == MigrationMode::kLive;
     op.maxBandwidth = std::make_shared<std::atomic<double>>(spec.maxBandwidthBytesPerSec);
     const auto capRef = op.maxBandwidth;
     const TimeNs downtimeLimitNs = spec.downtimeLimitNs;
-    op.work = [conn, vmId, host, uri, live, capRef, downtimeLimitNs]() -> WorkResult {
-      WorkResult r;
-      const auto t0 = SteadyClock::now();
-      auto dom = lookup(conn, vmId, host);
-      if (!dom.isOk()) {
-        r.status = dom.status();
-        return r;
-      }
-      virTypedParameterPtr params = nullptr;
-      int count = 0;
-      int capacity = 0;
-      const double maxBandwidth = capRef->load();
-      if (maxBandwidth > 0) {
-        const auto mib = static_cast<unsigned long long>(
-            std::max(1.0, std::floor(maxBandwidth / (1024.0 * 1024.0))));
-        virTypedParamsAddULLong(&params, &count, &capacity, VIR_MIGRATE_PARAM_BANDWIDTH, mib);
-      }
-      if (downtimeLimitNs > 0 &&
-          virDomainMigrateSetMaxDowntime(dom->ptr, downtimeLimitNs / kNsPerMs, 0) < 0) {
-        spdlog::warn("{}", lastError("downtime limit for '" + vmId + "' (ignored)").toString());
-      }
-      unsigned flags = VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST;
-      if (live) flags |= VIR_MIGRATE_LIVE;
-      const int rc = virDomainMigrateToURI3(dom->ptr, uri.c_str(), params, count, flags);
-      virTypedParamsFree(params, count);
-      if (rc < 0) {
-        r.status = lastError("migrate vm '" + vmId + "' to " + uri);
-        return r;
-      }
-      r.elapsedNs = since(t0);
-      int type = 0;
-      virTypedParameterPtr stats = nullptr;
-      int nstats = 0;
-      if (virDomainGetJobStats(dom->ptr, &type, &stats, &nstats, VIR_DOMAIN_JOB_STATS_COMPLETED) ==
-          0) {
-        libvirt_detail::applyJobStats(stats, nstats, r.migration);
-        virTypedParamsFree(stats, nstats);
-      }
-      undefine(dom->ptr);
-      return r;
-    };
+    op.work =
+        std::make_shared<UriMigrationWork>(conn, vmId, host, uri, live, capRef, downtimeLimitNs);
   }
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
   vm.state = VmState::kMigratingOut;
@@ -654,7 +280,7 @@ Status LibvirtHypervisor::startMigration(OperationId id, const MigrationSpec& sp
 void LibvirtHypervisor::launch(Operation& op) {
   op.started = true;
   op.startNs = lastPollNs_;
-  op.future = std::async(std::launch::async, std::move(op.work));
+  op.future = std::async(std::launch::async, [work = op.work] { return work->run(); });
 }
 
 Status LibvirtHypervisor::setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) {
@@ -721,10 +347,7 @@ std::string LibvirtHypervisor::parkImage(const std::string& vmId) const {
 }
 
 void LibvirtHypervisor::completeAtOnce(OperationId id) {
-  OperationEvent done;
-  done.opId = id;
-  done.kind = OperationEvent::Kind::kCompleted;
-  immediate_.push_back(std::move(done));
+  immediate_.push_back(backend::completedEvent(id));
 }
 
 Status LibvirtHypervisor::startPark(OperationId id, const std::string& vmId) {
@@ -734,7 +357,7 @@ Status LibvirtHypervisor::startPark(OperationId id, const std::string& vmId) {
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
   if (parkDir_.empty()) {
     return Status::rejected("host '" + host_.name +
-                            "' cannot park VMs: its libvirt backend has no park_dir or state_dir");
+                            "' cannot park VMs: its libvirt backend has no park-dir or stage-dir");
   }
   VmInfo vm;
   for (VmInfo& v : inventory()) {
@@ -748,48 +371,11 @@ Status LibvirtHypervisor::startPark(OperationId id, const std::string& vmId) {
   op.isMigration = false;
   op.local = Operation::Local::kPark;
   op.vmId = vmId;
-  MigrationObservation& obs = op.observation;
-  obs.vmId = vmId;
-  obs.fromHost = obs.toHost = host_.name;
-  obs.mode = MigrationMode::kSuspend;
-  obs.memoryBytes = vm.memoryBytes;
-  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
-  obs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+  op.observation = backend::observationOf(vm, host_.name, host_.name, MigrationMode::kSuspend);
   virConnectPtr conn = conn_;
   const std::string host = host_.name;
   const std::string path = parkImage(vmId);
-  op.work = [conn, vmId, host, path]() -> WorkResult {
-    WorkResult r;
-    const auto t0 = SteadyClock::now();
-    auto dom = lookup(conn, vmId, host);
-    if (!dom.isOk()) {
-      r.status = dom.status();
-      return r;
-    }
-    if (virDomainIsPersistent(dom->ptr) == 0) {
-      // A transient domain would vanish once saved, and with it our record that it is parked.
-      CString xml{virDomainGetXMLDesc(dom->ptr, VIR_DOMAIN_XML_SECURE)};
-      Domain persistent(xml.s ? virDomainDefineXML(conn, xml.s) : nullptr);
-      if (!persistent) {
-        r.status = lastError("define vm '" + vmId + "' before parking it");
-        return r;
-      }
-    }
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-    if (virDomainSaveFlags(dom->ptr, path.c_str(), nullptr, 0) < 0) {
-      r.status = lastError("park vm '" + vmId + "' to " + path);
-      std::filesystem::remove(path, ec);
-      return r;
-    }
-    r.elapsedNs = since(t0);
-    r.migration.saveNs = r.elapsedNs;
-    r.migration.downtimeNs = r.elapsedNs;
-    const auto bytes = std::filesystem::file_size(path, ec);
-    r.migration.transferredBytes = ec ? 0 : bytes;
-    r.migration.rounds = 1;
-    return r;
-  };
+  op.work = std::make_shared<ParkWork>(conn, vmId, host, path);
   parking_[vmId] = Operation::Local::kPark;
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
   if (threaded_) launch(placed);
@@ -816,32 +402,10 @@ Status LibvirtHypervisor::startUnpark(OperationId id, const std::string& vmId) {
   op.isMigration = false;
   op.local = Operation::Local::kUnpark;
   op.vmId = vmId;
-  MigrationObservation& obs = op.observation;
-  obs.vmId = vmId;
-  obs.fromHost = obs.toHost = host_.name;
-  obs.mode = MigrationMode::kSuspend;
-  obs.memoryBytes = vm.memoryBytes;
-  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
-  obs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+  op.observation = backend::observationOf(vm, host_.name, host_.name, MigrationMode::kSuspend);
   virConnectPtr conn = conn_;
   const std::string path = vm.stateFile;
-  op.work = [conn, vmId, path]() -> WorkResult {
-    WorkResult r;
-    std::error_code ec;
-    const auto bytes = std::filesystem::file_size(path, ec);
-    r.migration.transferredBytes = ec ? 0 : bytes;
-    const auto t0 = SteadyClock::now();
-    if (virDomainRestore(conn, path.c_str()) < 0) {
-      r.status = lastError("unpark vm '" + vmId + "' from " + path);
-      return r;
-    }
-    r.elapsedNs = since(t0);
-    r.migration.restoreNs = r.elapsedNs;
-    r.migration.downtimeNs = r.elapsedNs;
-    r.migration.rounds = 1;
-    std::filesystem::remove(path, ec);  // running again: the image is stale now
-    return r;
-  };
+  op.work = std::make_shared<UnparkWork>(conn, vmId, path);
   parking_[vmId] = Operation::Local::kUnpark;
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
   if (threaded_) launch(placed);
@@ -896,36 +460,15 @@ Status LibvirtHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   if (!xml.isOk()) return xml.status();
   if (Status s = checkRoom(spec.cpuCores, spec.memoryBytes); !s) return s;
 
-  const std::string domainXml = libvirt_detail::instantiateTemplate(*xml, spec);
-  const std::string metadata = "<vm reservation='" + xmlEscape(spec.reservationId) +
-                               "' template='" + xmlEscape(spec.templateName) + "'/>";
+  const std::string domainXml = instantiateTemplate(*xml, spec);
+  const std::string metadata = tagsXml(spec.reservationId, spec.templateName);
   virConnectPtr conn = conn_;
   const std::string vmId = spec.vmId;
   const std::string host = host_.name;
   Operation op;
   op.isMigration = false;
   op.vmId = spec.vmId;
-  op.work = [conn, vmId, host, domainXml, metadata, fallbackAddress]() -> WorkResult {
-    WorkResult r;
-    const auto t0 = SteadyClock::now();
-    Domain dom(virDomainDefineXML(conn, domainXml.c_str()));
-    if (!dom) {
-      r.status = lastError("define clone '" + vmId + "' on host '" + host + "'");
-      return r;
-    }
-    if (virDomainSetMetadata(dom.ptr, VIR_DOMAIN_METADATA_ELEMENT, metadata.c_str(), "vrm",
-                             kMetadataNamespace, VIR_DOMAIN_AFFECT_CONFIG) < 0) {
-      spdlog::warn("{}", lastError("tag clone '" + vmId + "'").toString());
-    }
-    if (virDomainCreate(dom.ptr) < 0) {
-      r.status = lastError("start clone '" + vmId + "' on host '" + host + "'");
-      undefine(dom.ptr);
-      return r;
-    }
-    r.clone = VmHandle{vmId, host, addressOf(dom.ptr, fallbackAddress), "vrm"};
-    r.elapsedNs = since(t0);
-    return r;
-  };
+  op.work = std::make_shared<CloneWork>(conn, vmId, host, domainXml, metadata, fallbackAddress);
   VmInfo placeholder;
   placeholder.id = spec.vmId;
   placeholder.cpuCores = spec.cpuCores;
@@ -959,12 +502,9 @@ Status LibvirtHypervisor::destroy(const std::string& vmId) {
           if (op->second.started) {
             op->second.cancelled = true;  // the worker's domain is removed when it returns
           } else {
-            OperationEvent done;
-            done.opId = op->first;
-            done.kind = OperationEvent::Kind::kCompleted;
-            done.status =
-                Status::rejected("vm '" + vmId + "' was destroyed before its clone finished");
-            immediate_.push_back(std::move(done));
+            immediate_.push_back(backend::completedEvent(
+                op->first,
+                Status::rejected("vm '" + vmId + "' was destroyed before its clone finished")));
             ops_.erase(op);
           }
           break;
@@ -1075,7 +615,7 @@ std::vector<OperationEvent> LibvirtHypervisor::poll(TimeNs now) {
     if (!op.started) {  // inline mode
       op.started = true;
       op.startNs = now;
-      result = op.work();
+      result = op.work->run();
     } else if (op.future.valid() &&
                op.future.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
       result = op.future.get();

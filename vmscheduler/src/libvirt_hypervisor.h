@@ -1,18 +1,20 @@
 // The "libvirt" backend: Xen, KVM and VMware hosts through libvirt's C API.
 //
-// Parameters (HypervisorOptions::params; unknown keys are an error):
+// Parameters (HypervisorOptions::params; unknown keys are an error; named as in every backend,
+// backend/params.h: the older template_xml_dir, state_dir (or state-dir), migration_uri and
+// park_dir still work):
 //   uri               required. The libvirt connection URI, e.g. "qemu:///system",
 //                     "xen:///system", "esx://host/", or in tests "test:///default" (one node
 //                     shared by every connection of the process) / "test:///abs/path/node.xml"
 //                     (a fresh node per connection: use one per simulated host).
-//   template_xml_dir  optional. Clone templates are the files <dir>/<template>.xml.
+//   template-xml-dir  optional. Clone templates are the files <dir>/<template>.xml.
 //   template.NAME     optional, any number. Inline domain XML of template NAME (wins over the dir).
-//   state_dir         optional. Where incoming save images are written; a host with a state_dir
-//                     and no migration_uri receives VMs by save/restore (see below).
-//   migration_uri     optional. The libvirt URI peers migrate to for live migration, e.g.
+//   stage-dir         optional. Where incoming save images are written; a host with a stage-dir
+//                     and no migration-uri receives VMs by save/restore (see below).
+//   migration-uri     optional. The libvirt URI peers migrate to for live migration, e.g.
 //                     "qemu+tcp://h2/system" (peer-to-peer: the source libvirtd connects to it).
-//   park_dir          optional. Where parked VMs' save images are kept (<dir>/<vm>.vrmpark); a
-//                     local directory is best. Default: state_dir; with neither, parking is
+//   park-dir          optional. Where parked VMs' save images are kept (<dir>/<vm>.vrmpark); a
+//                     local directory is best. Default: stage-dir; with neither, parking is
 //                     rejected.
 //   threads           "auto" (default), "on" or "off". On: long calls (migrate, save, define and
 //                     start) run on a worker thread each and finish through poll(); off: they
@@ -27,14 +29,14 @@
 // the domain's metadata (namespace kMetadataNamespace), so they survive agent restarts.
 //
 // Migration: the destination chooses how VMs arrive, through prepareIncoming()'s endpoint:
-//   "save:<path>"  (no migration_uri, a state_dir) the source saves the VM to <path>
-//                  (virDomainSaveFlags; a state_dir on storage both hosts see) and undefines it;
+//   "save:<path>"  (no migration-uri, a stage-dir) the source saves the VM to <path>
+//                  (virDomainSaveFlags; a stage-dir on storage both hosts see) and undefines it;
 //                  finishIncoming(commit) on the destination restores it (virDomainRestore,
 //                  synchronously, on the calling thread) and defines it persistently. This is
 //                  suspend-copy-resume whatever the mode asked, and it is how migration is tested
 //                  on the test driver, which has no migration. The observation's downtime covers
 //                  the save only (the restore happens later).
-//   a libvirt URI  (migration_uri) virDomainMigrateToURI3 with PEER2PEER | PERSIST_DEST, plus
+//   a libvirt URI  (migration-uri) virDomainMigrateToURI3 with PEER2PEER | PERSIST_DEST, plus
 //                  LIVE for live mode (without it libvirt pauses the VM for the copy: suspend-
 //                  copy-resume), the max bandwidth as VIR_MIGRATE_PARAM_BANDWIDTH and the
 //                  downtime limit through virDomainMigrateSetMaxDowntime where the driver has it.
@@ -45,7 +47,7 @@
 // starts at the `now` of the poll() that started it (inline) or of the last poll() before it
 // (worker) and ends that duration later.
 //
-// Parking: startPark() saves the domain with virDomainSaveFlags to <park_dir>/<vm>.vrmpark (the
+// Parking: startPark() saves the domain with virDomainSaveFlags to <park-dir>/<vm>.vrmpark (the
 // domain stops; a persistent one stays defined, shut off); inventory() lists a shut-off domain
 // with such an image as kParked with that stateFile, so a parked VM is found again after an
 // agent restart. startUnpark() restores it (virDomainRestore) and removes the image. A parked
@@ -74,16 +76,14 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <future>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "libvirt_operations.h"
 #include "vrm/vmscheduler/hypervisor.h"
-
-typedef struct _virConnect* virConnectPtr;
-typedef struct _virTypedParameter* virTypedParameterPtr;
 
 namespace vrm::vmscheduler {
 
@@ -92,7 +92,7 @@ class LibvirtHypervisor final : public Hypervisor {
   static constexpr const char* kMetadataNamespace = "https://vrm.invalid/xmlns/libvirt-vm/1";
 
   // Errors: invalid-argument for a missing or unusable URI, unknown parameters, a host without a
-  // name, or an unreadable template_xml_dir.
+  // name, or an unreadable template-xml-dir.
   static Result<std::unique_ptr<Hypervisor>> create(const HypervisorOptions& options);
   ~LibvirtHypervisor() override;
 
@@ -119,19 +119,14 @@ class LibvirtHypervisor final : public Hypervisor {
   void waitForWorkers();
 
  private:
-  struct WorkResult {
-    Status status;
-    TimeNs elapsedNs = 0;
-    MigrationObservation migration;  // measured fields only
-    VmHandle clone;
-  };
+  using WorkResult = libvirt_detail::WorkResult;
   struct Operation {
     bool isMigration = true;
     // Not a migration: a clone, or (when set) a park or an unpark of vmId.
     enum class Local { kNone, kPark, kUnpark } local = Local::kNone;
     std::string vmId;
-    std::function<WorkResult()> work;  // inline mode: run by the first poll()
-    std::future<WorkResult> future;    // worker mode
+    std::shared_ptr<libvirt_detail::LibvirtWork> work;  // inline mode: run by the first poll()
+    std::future<WorkResult> future;                     // worker mode
     bool started = false;
     bool cancelled = false;  // clone whose VM was destroyed meanwhile
     TimeNs startNs = 0;
@@ -174,18 +169,5 @@ class LibvirtHypervisor final : public Hypervisor {
   std::vector<OperationEvent> immediate_;
   TimeNs lastPollNs_ = 0;
 };
-
-namespace libvirt_detail {
-
-// The Status for the calling thread's last libvirt error, prefixed with `what`.
-Status lastError(const std::string& what);
-// Fills the measured fields of `obs` from completed-job statistics (virDomainGetJobStats):
-// setup, downtime, bytes, rounds (QEMU's memory iteration count), goodput over the transfer and
-// dirty rate (pages/s x page size). Fields the statistics lack are left as they were.
-void applyJobStats(virTypedParameterPtr params, int count, MigrationObservation& obs);
-// A template's XML made into the domain XML of `spec` (see the header comment).
-std::string instantiateTemplate(std::string xml, const CloneSpec& spec);
-
-}  // namespace libvirt_detail
 
 }  // namespace vrm::vmscheduler

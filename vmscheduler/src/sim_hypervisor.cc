@@ -7,6 +7,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "backend/operation_support.h"
+#include "backend/params.h"
 #include "sim_ground_truth.h"
 #include "vrm/protocol/units.h"
 
@@ -20,48 +22,20 @@ TimeNs ceilDiv(TimeNs a, TimeNs b) { return (a + b - 1) / b; }
 
 Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOptions& options) {
   const HostSpec& spec = options.host;
-  bool rule = false;
-  std::uint64_t seed = 1;
-  std::string stateFile;
-  double diskRate = 200e6;
-  for (const auto& [key, value] : options.params) {
-    if (key == "ground_truth") {
-      if (value != "precopy" && value != "rule") {
-        return Status::invalid("sim parameter ground_truth must be 'precopy' or 'rule', got '" +
-                               value + "'");
-      }
-      rule = value == "rule";
-    } else if (key == "seed") {
-      std::size_t used = 0;
-      try {
-        if (value.empty() || value[0] == '-') throw std::invalid_argument("negative");
-        seed = std::stoull(value, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || used != value.size()) {
-        return Status::invalid("sim parameter seed must be an unsigned integer, got '" + value +
-                               "'");
-      }
-    } else if (key == "disk_rate") {
-      std::size_t used = 0;
-      try {
-        diskRate = std::stod(value, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || used != value.size() || !std::isfinite(diskRate) || !(diskRate > 0)) {
-        return Status::invalid("sim parameter disk_rate must be a positive rate in bytes/s, got '" +
-                               value + "'");
-      }
-    } else if (key == "state_file") {
-      if (value.empty()) return Status::invalid("sim parameter state_file needs a path");
-      stateFile = value;
-    } else {
-      return Status::invalid("unknown sim parameter '" + key +
-                             "' (known: ground_truth, seed, disk_rate, state_file)");
-    }
-  }
+  backend::BackendParams params("sim", options.params);
+  auto groundTruth = params.takeChoice("ground-truth", {"precopy", "rule"});
+  if (!groundTruth) return groundTruth.status();
+  const bool rule = *groundTruth == "rule";
+  auto seedParam = params.takeUnsigned("seed");
+  if (!seedParam) return seedParam.status();
+  const std::uint64_t seed = seedParam->value_or(1);
+  auto diskRateParam = params.takePositiveNumber("disk-rate");
+  if (!diskRateParam) return diskRateParam.status();
+  const double diskRate = diskRateParam->value_or(200e6);
+  auto stateFileParam = params.takeNonEmpty("state-file");
+  if (!stateFileParam) return stateFileParam.status();
+  const std::string stateFile = stateFileParam->value_or("");
+  if (Status s = params.finish(); !s) return s;
   if (spec.name.empty()) return Status::invalid("sim host needs a name");
   if (spec.cpuCores == 0 || spec.memoryBytes == 0 || !(spec.nicBandwidthBytesPerSec > 0)) {
     return Status::invalid("sim host '" + spec.name +
@@ -82,13 +56,13 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
     vm.state = VmState::kRunning;
     vm.address = v.id + "." + spec.name + ".sim";
     if (vm.id.empty()) return Status::invalid("sim host '" + spec.name + "' has a VM without id");
-    if (sim->vms_.count(vm.id)) {
+    if (sim->vms_.contains(vm.id)) {
       return Status::invalid("sim host '" + spec.name + "' lists VM '" + vm.id + "' twice");
     }
-    if (Status s = sim->checkRoom(vm.cpuCores, vm.memoryBytes); !s) {
+    if (Status s = sim->vms_.checkRoom(sim->host_, vm.cpuCores, vm.memoryBytes); !s) {
       return Status::invalid("initial VM '" + vm.id + "': " + s.message());
     }
-    sim->vms_.emplace(vm.id, std::move(vm));
+    sim->vms_.add(std::move(vm));
   }
   sim->stateFile_ = stateFile;
   if (!stateFile.empty()) {
@@ -103,7 +77,7 @@ Result<std::unique_ptr<Hypervisor>> SimHypervisor::create(const HypervisorOption
 Status SimHypervisor::loadState() {
   std::ifstream in(stateFile_);
   if (!in) return Status::ok();  // first start: the cluster file's VMs
-  std::map<std::string, VmInfo> vms;
+  backend::VmTable<VmInfo> vms(host_.name);
   std::string line;
   int lineNo = 0;
   while (std::getline(in, line)) {
@@ -134,7 +108,7 @@ Status SimHypervisor::loadState() {
       return Status::invalid("sim state file " + stateFile_ + ":" + std::to_string(lineNo) +
                              ": malformed line");
     }
-    vms[vm.id] = std::move(vm);
+    vms.add(std::move(vm));
   }
   vms_ = std::move(vms);
   return Status::ok();
@@ -169,34 +143,7 @@ void SimHypervisor::saveState() const {
 
 std::string SimHypervisor::migrationEndpoint() const { return "sim://" + host_.name; }
 
-std::vector<VmInfo> SimHypervisor::inventory() const {
-  std::vector<VmInfo> out;
-  out.reserve(vms_.size());
-  for (const auto& [id, vm] : vms_) out.push_back(vm);
-  return out;
-}
-
-Status SimHypervisor::checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const {
-  std::uint64_t usedMemory = 0;
-  std::uint64_t usedCores = 0;
-  for (const auto& [id, vm] : vms_) {
-    if (vm.state == VmState::kParked) continue;
-    usedMemory += vm.memoryBytes;
-    usedCores += vm.cpuCores;
-  }
-  std::uint64_t freeMemory = host_.memoryBytes > usedMemory ? host_.memoryBytes - usedMemory : 0;
-  std::uint64_t freeCores = host_.cpuCores > usedCores ? host_.cpuCores - usedCores : 0;
-  if (memoryBytes > freeMemory) {
-    return Status::rejected("not enough free memory on host '" + host_.name + "': need " +
-                            formatBytes(static_cast<double>(memoryBytes)) + ", free " +
-                            formatBytes(static_cast<double>(freeMemory)));
-  }
-  if (cores > freeCores) {
-    return Status::rejected("not enough free cpu cores on host '" + host_.name + "': need " +
-                            std::to_string(cores) + ", free " + std::to_string(freeCores));
-  }
-  return Status::ok();
-}
+std::vector<VmInfo> SimHypervisor::inventory() const { return vms_.inventory(); }
 
 const SimHypervisor::Operation* SimHypervisor::operationOn(const std::string& vmId) const {
   for (const auto& [id, op] : ops_) {
@@ -211,11 +158,10 @@ std::string SimHypervisor::parkFile(const std::string& vmId) const {
 
 Status SimHypervisor::checkIdle(const VmInfo& vm) const {
   if (const Operation* op = operationOn(vm.id); op && op->local != Operation::Local::kNone) {
-    return Status::rejected("vm '" + vm.id + "' is busy (" +
-                            (op->local == Operation::Local::kPark ? "parking" : "unparking") + ")");
+    return backend::busy(vm.id, op->local == Operation::Local::kPark ? "parking" : "unparking");
   }
   if (vm.state == VmState::kRunning || vm.state == VmState::kSuspended) return Status::ok();
-  return Status::rejected("vm '" + vm.id + "' is busy (" + vmStateName(vm.state) + ")");
+  return backend::busy(vm);
 }
 
 Result<std::string> SimHypervisor::prepareIncoming(const VmInfo& vm) {
@@ -224,41 +170,36 @@ Result<std::string> SimHypervisor::prepareIncoming(const VmInfo& vm) {
   if (vm.memoryBytes == 0 || vm.cpuCores == 0) {
     return Status::invalid("incoming vm '" + vm.id + "' needs positive memory and cpu cores");
   }
-  if (vms_.count(vm.id)) {
-    return Status::rejected("vm id '" + vm.id + "' already exists on host '" + host_.name + "'");
-  }
-  if (Status s = checkRoom(vm.cpuCores, vm.memoryBytes); !s) return s;
+  if (Status s = vms_.checkAbsent(vm.id); !s) return s;
+  if (Status s = vms_.checkRoom(host_, vm.cpuCores, vm.memoryBytes); !s) return s;
   VmInfo incoming = vm;
   incoming.state = VmState::kIncoming;
   incoming.nonzeroMemoryBytes = std::min(vm.nonzeroMemoryBytes, vm.memoryBytes);
-  vms_.emplace(vm.id, std::move(incoming));
+  vms_.add(std::move(incoming));
   return migrationEndpoint() + "/" + vm.id;
 }
 
 Status SimHypervisor::finishIncoming(const std::string& vmId, bool commit) {
   StateSaver saver(*this);
-  auto it = vms_.find(vmId);
-  if (it == vms_.end())
-    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
-  if (it->second.state != VmState::kIncoming || operationOn(vmId)) {
-    return Status::rejected("vm '" + vmId + "' is not incoming (" + vmStateName(it->second.state) +
+  VmInfo* vm = vms_.find(vmId);
+  if (!vm) return vms_.missing(vmId);
+  if (vm->state != VmState::kIncoming || operationOn(vmId)) {
+    return Status::rejected("vm '" + vmId + "' is not incoming (" + vmStateName(vm->state) +
                             (operationOn(vmId) ? ", unparking" : "") + ")");
   }
   if (commit) {
-    it->second.state = VmState::kRunning;
+    vm->state = VmState::kRunning;
   } else {
-    vms_.erase(it);
+    vms_.erase(vmId);
   }
   return Status::ok();
 }
 
 Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) {
   StateSaver saver(*this);
-  auto it = vms_.find(spec.vmId);
-  if (it == vms_.end()) {
-    return Status::notFound("vm '" + spec.vmId + "' is not on host '" + host_.name + "'");
-  }
-  VmInfo& vm = it->second;
+  VmInfo* found = vms_.find(spec.vmId);
+  if (!found) return vms_.missing(spec.vmId);
+  VmInfo& vm = *found;
   if (Status s = checkIdle(vm); !s) return s;
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
   if (spec.destinationHost.empty()) return Status::invalid("migration needs a destination host");
@@ -278,13 +219,7 @@ Status SimHypervisor::startMigration(OperationId id, const MigrationSpec& spec) 
   Operation op;
   op.isMigration = true;
   op.vmId = vm.id;
-  MigrationObservation& obs = op.observation;
-  obs.vmId = vm.id;
-  obs.fromHost = host_.name;
-  obs.toHost = spec.destinationHost;
-  obs.mode = spec.mode;
-  obs.memoryBytes = vm.memoryBytes;
-  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
+  op.observation = backend::observationOf(vm, host_.name, spec.destinationHost, spec.mode);
 
   sim::GroundTruthInput in;
   in.mode = spec.mode;
@@ -314,9 +249,7 @@ Status SimHypervisor::setMigrationBandwidth(const std::string& vmId, double maxB
   if (maxBytesPerSec < 0 || !std::isfinite(maxBytesPerSec)) {
     return Status::invalid("max bandwidth must be a finite rate >= 0");
   }
-  if (!vms_.count(vmId)) {
-    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
-  }
+  if (!vms_.contains(vmId)) return vms_.missing(vmId);
   for (auto& [id, op] : ops_) {
     if (!op.isMigration || op.vmId != vmId) continue;
     // The migration has run at its old cap up to the last poll; the new cap applies from there
@@ -333,21 +266,19 @@ Status SimHypervisor::setMigrationBandwidth(const std::string& vmId, double maxB
 
 Status SimHypervisor::suspend(const std::string& vmId) {
   StateSaver saver(*this);
-  auto it = vms_.find(vmId);
-  if (it == vms_.end())
-    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
-  if (Status s = checkIdle(it->second); !s) return s;
-  it->second.state = VmState::kSuspended;
+  VmInfo* vm = vms_.find(vmId);
+  if (!vm) return vms_.missing(vmId);
+  if (Status s = checkIdle(*vm); !s) return s;
+  vm->state = VmState::kSuspended;
   return Status::ok();
 }
 
 Status SimHypervisor::resume(const std::string& vmId) {
   StateSaver saver(*this);
-  auto it = vms_.find(vmId);
-  if (it == vms_.end())
-    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
-  if (Status s = checkIdle(it->second); !s) return s;
-  it->second.state = VmState::kRunning;
+  VmInfo* vm = vms_.find(vmId);
+  if (!vm) return vms_.missing(vmId);
+  if (Status s = checkIdle(*vm); !s) return s;
+  vm->state = VmState::kRunning;
   return Status::ok();
 }
 
@@ -362,24 +293,19 @@ Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
 
   VmHandle handle{spec.vmId, host_.name, spec.vmId + "." + host_.name + ".sim", "vrm"};
-  if (auto it = vms_.find(spec.vmId); it != vms_.end()) {
-    const VmInfo& vm = it->second;
+  if (const VmInfo* existing = vms_.find(spec.vmId)) {
+    const VmInfo& vm = *existing;
     const bool sameClone = (vm.state == VmState::kRunning || vm.state == VmState::kSuspended) &&
                            vm.templateName == spec.templateName &&
                            vm.reservationId == spec.reservationId;
-    if (!sameClone) {
-      return Status::rejected("vm id '" + spec.vmId + "' already exists on host '" + host_.name +
-                              "'");
-    }
+    if (!sameClone) return backend::alreadyOnHost(spec.vmId, host_.name);
     // A retried clone that already finished: report the same handle again.
-    OperationEvent done;
-    done.opId = id;
-    done.kind = OperationEvent::Kind::kCompleted;
+    OperationEvent done = backend::completedEvent(id);
     done.clone = handle;
     immediate_.push_back(std::move(done));
     return Status::ok();
   }
-  if (Status s = checkRoom(spec.cpuCores, spec.memoryBytes); !s) return s;
+  if (Status s = vms_.checkRoom(host_, spec.cpuCores, spec.memoryBytes); !s) return s;
 
   VmInfo vm;
   vm.id = spec.vmId;
@@ -389,7 +315,7 @@ Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   vm.state = VmState::kCloning;
   vm.reservationId = spec.reservationId;
   vm.templateName = spec.templateName;
-  vms_.emplace(vm.id, std::move(vm));
+  vms_.add(std::move(vm));
 
   Operation op;
   op.isMigration = false;
@@ -401,20 +327,15 @@ Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
 }
 
 void SimHypervisor::completeAtOnce(OperationId id) {
-  OperationEvent done;
-  done.opId = id;
-  done.kind = OperationEvent::Kind::kCompleted;
-  immediate_.push_back(std::move(done));
+  immediate_.push_back(backend::completedEvent(id));
 }
 
 Status SimHypervisor::startPark(OperationId id, const std::string& vmId) {
   StateSaver saver(*this);
-  auto it = vms_.find(vmId);
-  if (it == vms_.end()) {
-    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
-  }
+  VmInfo* found = vms_.find(vmId);
+  if (!found) return vms_.missing(vmId);
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
-  VmInfo& vm = it->second;
+  VmInfo& vm = *found;
   if (vm.state == VmState::kParked && !operationOn(vmId)) {
     completeAtOnce(id);
     return Status::ok();
@@ -426,12 +347,8 @@ Status SimHypervisor::startPark(OperationId id, const std::string& vmId) {
   op.vmId = vmId;
   op.totalNs =
       kSetupNs + secondsToNs(static_cast<double>(vm.nonzeroMemoryBytes) / diskRateBytesPerSec_);
+  op.observation = backend::observationOf(vm, host_.name, host_.name, MigrationMode::kSuspend);
   MigrationObservation& obs = op.observation;
-  obs.vmId = vmId;
-  obs.fromHost = obs.toHost = host_.name;
-  obs.mode = MigrationMode::kSuspend;
-  obs.memoryBytes = vm.memoryBytes;
-  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
   obs.transferredBytes = vm.nonzeroMemoryBytes;
   obs.rounds = 1;
   vm.state = VmState::kMigratingOut;  // busy until saved
@@ -441,23 +358,19 @@ Status SimHypervisor::startPark(OperationId id, const std::string& vmId) {
 
 Status SimHypervisor::startUnpark(OperationId id, const std::string& vmId) {
   StateSaver saver(*this);
-  auto it = vms_.find(vmId);
-  if (it == vms_.end()) {
-    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
-  }
+  VmInfo* found = vms_.find(vmId);
+  if (!found) return vms_.missing(vmId);
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
-  VmInfo& vm = it->second;
+  VmInfo& vm = *found;
   if (vm.state != VmState::kParked) {
     if (Status s = checkIdle(vm); !s) return s;
     completeAtOnce(id);  // running already: a retried unpark
     return Status::ok();
   }
   if (const Operation* busy = operationOn(vmId)) {
-    return Status::rejected("vm '" + vmId + "' is busy (" +
-                            (busy->local == Operation::Local::kPark ? "parking" : "unparking") +
-                            ")");
+    return backend::busy(vmId, busy->local == Operation::Local::kPark ? "parking" : "unparking");
   }
-  if (Status s = checkRoom(vm.cpuCores, vm.memoryBytes); !s) {
+  if (Status s = vms_.checkRoom(host_, vm.cpuCores, vm.memoryBytes); !s) {
     return Status::rejected("cannot unpark vm '" + vmId + "': " + s.message());
   }
   Operation op;
@@ -466,12 +379,8 @@ Status SimHypervisor::startUnpark(OperationId id, const std::string& vmId) {
   op.vmId = vmId;
   op.totalNs =
       kCommitNs + secondsToNs(static_cast<double>(vm.nonzeroMemoryBytes) / diskRateBytesPerSec_);
+  op.observation = backend::observationOf(vm, host_.name, host_.name, MigrationMode::kSuspend);
   MigrationObservation& obs = op.observation;
-  obs.vmId = vmId;
-  obs.fromHost = obs.toHost = host_.name;
-  obs.mode = MigrationMode::kSuspend;
-  obs.memoryBytes = vm.memoryBytes;
-  obs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes;
   obs.transferredBytes = vm.nonzeroMemoryBytes;
   obs.rounds = 1;
   vm.state = VmState::kIncoming;  // being restored: holds its room
@@ -481,30 +390,24 @@ Status SimHypervisor::startUnpark(OperationId id, const std::string& vmId) {
 
 Status SimHypervisor::destroy(const std::string& vmId) {
   StateSaver saver(*this);
-  auto it = vms_.find(vmId);
-  if (it == vms_.end())
-    return Status::notFound("vm '" + vmId + "' is not on host '" + host_.name + "'");
+  const VmInfo* vm = vms_.find(vmId);
+  if (!vm) return vms_.missing(vmId);
   if (const Operation* op = operationOn(vmId); op && op->local != Operation::Local::kNone) {
-    return Status::rejected("vm '" + vmId + "' is busy (" +
-                            (op->local == Operation::Local::kPark ? "parking" : "unparking") + ")");
+    return backend::busy(vmId, op->local == Operation::Local::kPark ? "parking" : "unparking");
   }
-  if (it->second.state == VmState::kMigratingOut) {
-    return Status::rejected("vm '" + vmId + "' is busy (migrating-out)");
-  }
-  if (it->second.state == VmState::kCloning) {
+  if (vm->state == VmState::kMigratingOut) return backend::busy(vmId, "migrating-out");
+  if (vm->state == VmState::kCloning) {
     // The clone's requester still gets its one completion.
     for (auto op = ops_.begin(); op != ops_.end(); ++op) {
       if (op->second.vmId != vmId) continue;
-      OperationEvent done;
-      done.opId = op->first;
-      done.kind = OperationEvent::Kind::kCompleted;
-      done.status = Status::rejected("vm '" + vmId + "' was destroyed before its clone finished");
-      immediate_.push_back(std::move(done));
+      immediate_.push_back(backend::completedEvent(
+          op->first,
+          Status::rejected("vm '" + vmId + "' was destroyed before its clone finished")));
       ops_.erase(op);
       break;
     }
   }
-  vms_.erase(it);
+  vms_.erase(vmId);
   return Status::ok();
 }
 
@@ -545,7 +448,7 @@ OperationEvent SimHypervisor::complete(OperationId id, Operation& op) {
     vms_.erase(op.vmId);
     e.migration = obs;
   } else if (op.local != Operation::Local::kNone) {
-    VmInfo& vm = vms_.at(op.vmId);  // destroy() refuses a VM being parked or unparked
+    VmInfo& vm = *vms_.find(op.vmId);  // destroy() refuses a VM being parked or unparked
     MigrationObservation& obs = op.observation;
     obs.endNs = op.startNs + op.totalNs;
     obs.downtimeNs = op.totalNs;
@@ -562,7 +465,7 @@ OperationEvent SimHypervisor::complete(OperationId id, Operation& op) {
     }
     e.migration = obs;
   } else {
-    VmInfo& vm = vms_.at(op.vmId);  // destroy() removes the op along with a cloning VM
+    VmInfo& vm = *vms_.find(op.vmId);  // destroy() removes the op along with a cloning VM
     vm.state = VmState::kRunning;
     vm.address = op.handle.address;
     e.clone = op.handle;

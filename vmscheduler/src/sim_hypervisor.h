@@ -2,7 +2,8 @@
 //
 // Capacity and initial VMs come from a HostSpec. Time is measured only against the `now` given
 // to poll(). A clone takes exactly bootTimeNs. A migration's duration comes from its ground truth,
-// chosen by the parameter `ground_truth`:
+// chosen by the parameter `ground-truth` (parameters are named as in every backend,
+// backend/params.h; the older `ground_truth`, `disk_rate`, `state_file` still work):
 //   "precopy" (default)  a stochastic pre-copy simulation (sim_ground_truth.h) that is not one of
 //       the planner's models, so model error is visible; deterministic for a given `seed`
 //       (parameter, unsigned integer, default 1): the n-th migration of a VM on a host with the
@@ -24,13 +25,13 @@
 // (stop-and-copy and resume). The MigrationObservation holds what the ground truth measured:
 // setup, downtime, bytes, rounds (pre-copy rounds + the stop-and-copy), mean goodput over the
 // copy (bytes / sending time) and the mean dirty rate seen during pre-copy.
-// `state_file` (parameter, a path; default none) keeps the host's VMs in that file, rewritten
+// `state-file` (parameter, a path; default none) keeps the host's VMs in that file, rewritten
 // after every change and read at start when it exists, so they outlive a restart of the agent
 // as a real hypervisor's do: a VM that was migrating out is running again (its migration died
 // with the agent), a clone that was booting is gone, a prepared incoming VM is still prepared.
-// Parking (startPark) takes setup 0.5 s + non-zero memory / `disk_rate` (parameter, bytes per
+// Parking (startPark) takes setup 0.5 s + non-zero memory / `disk-rate` (parameter, bytes per
 // second, default 200 MB/s: a local SSD's sequential write), unparking commit 0.1 s + the same
-// read back; the VM's state file is named "sim://<host>/park/<vm>" and kept in `state_file`.
+// read back; the VM's state file is named "sim://<host>/park/<vm>" and kept in `state-file`.
 // While a park runs the VM is migrating-out (busy); while an unpark runs it is incoming (its
 // cores and memory held).
 // An operation starts at the first poll() after it was requested (that is when the sim first
@@ -44,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/vm_table.h"
 #include "sim_ground_truth.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
@@ -107,9 +109,8 @@ class SimHypervisor final : public Hypervisor {
       : host_(std::move(host)),
         ruleGroundTruth_(ruleGroundTruth),
         seed_(seed),
-        diskRateBytesPerSec_(diskRate) {}
-  // Cores and memory of every VM but the parked ones.
-  Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
+        diskRateBytesPerSec_(diskRate),
+        vms_(host_.name) {}
   // The operation in flight on vmId, if any.
   const Operation* operationOn(const std::string& vmId) const;
   std::string parkFile(const std::string& vmId) const;
@@ -144,7 +145,7 @@ class SimHypervisor final : public Hypervisor {
   std::uint64_t seed_ = 1;
   double diskRateBytesPerSec_ = 200e6;
   std::map<std::string, std::uint64_t> migrationCounts_;  // per VM id, for per-migration seeds
-  std::map<std::string, VmInfo> vms_;
+  backend::VmTable<VmInfo> vms_;
   std::map<OperationId, Operation> ops_;
   std::vector<OperationEvent> immediate_;  // completions decided outside poll()
   TimeNs lastPollNs_ = 0;

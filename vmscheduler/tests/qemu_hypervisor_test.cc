@@ -24,11 +24,11 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "qemu/qmp_client.h"
 #include "schema/vrm.capnp.h"
 #include "vrm/protocol/codec.h"
 #include "vrm/vmscheduler/agent.h"
 #include "vrm/vmscheduler/hypervisor.h"
-#include "vrm/vmscheduler/qmp_client.h"
 
 namespace vrm::vmscheduler {
 namespace {

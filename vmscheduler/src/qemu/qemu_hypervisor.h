@@ -1,7 +1,8 @@
 // The "qemu" backend: real VMs as qemu-system-x86_64 processes this agent starts, owns and drives
 // over QMP.
 //
-// Parameters (HypervisorOptions::params; unknown keys are invalid-argument):
+// Parameters (HypervisorOptions::params; unknown keys are invalid-argument; named as in every
+// backend, backend/params.h, so run_dir etc. work too):
 //   binary              QEMU executable. Default "qemu-system-x86_64" (found on PATH).
 //   accel               "tcg" or "kvm". Default tcg (set kvm on hosts where KVM works).
 //   run-dir             QMP sockets, serial logs, qemu logs, qcow2 overlays.
@@ -38,6 +39,11 @@
 //     such a multiple; VmInfo::memoryBytes stays the requested size;
 //   * calc-dirty-rate dirty-bitmap mode crashes: only page-sampling is used;
 //   * no file: URIs: suspend-copy-resume saves and restores with exec:cat.
+//
+// Where things are: the facade (this file) holds the VM table and dispatches to one class per
+// long operation (qemu_operation.h): clone_operation.h, live_migration.h, suspend_copy_resume.h,
+// park.h. The state they share is a QemuHost (qemu_host.h); the settings are read by
+// qemu_config.h through the backend-wide parameter reader (backend/params.h).
 //
 // Migration: the destination's prepareIncoming() does not know the mode, so it gets ready for
 // both: it starts QEMU with `-incoming defer` and `migrate-incoming tcp:ADDR:PORT`, listens for a
@@ -82,15 +88,15 @@
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "qemu/state_transfer.h"
+#include "qemu/qemu_host.h"
+#include "qemu/qemu_operation.h"
 #include "vrm/vmscheduler/hypervisor.h"
-#include "vrm/vmscheduler/qmp_client.h"
 
 namespace vrm::vmscheduler {
 
@@ -101,7 +107,7 @@ class QemuHypervisor final : public Hypervisor {
   ~QemuHypervisor() override;
 
   std::string_view backendName() const override { return "qemu"; }
-  HostInfo hostInfo() const override { return host_; }
+  HostInfo hostInfo() const override { return host_.info; }
   std::string migrationEndpoint() const override;
   std::vector<VmInfo> inventory() const override;
 
@@ -126,98 +132,21 @@ class QemuHypervisor final : public Hypervisor {
                              const nlohmann::json& arguments = nlohmann::json());
 
  private:
-  struct Template {
-    std::string kernel, initrd, append, image, ready;
-  };
-  struct Config {
-    std::string binary = "qemu-system-x86_64";
-    std::string accel;
-    std::string runDir, stageDir, parkDir;
-    std::string migrationAddress = "127.0.0.1";
-    int firstPort = 49200, lastPort = 49399;
-    TimeNs bootTimeoutNs = 120 * kNsPerSec;
-    TimeNs migrationTimeoutNs = 600 * kNsPerSec;
-    int maxRounds = 60;
-    TimeNs dirtyRateIntervalNs = 30 * kNsPerSec;
-    std::string initialTemplate;
-    std::map<std::string, Template> templates;
-  };
-  struct Process {
-    pid_t pid = -1;
-    std::string qmpPath, serialPath, logPath;
-    std::unique_ptr<QmpClient> qmp;
-  };
-  struct Vm {
-    VmInfo info;
-    Process proc;
-    std::string diskPath;  // qcow2 overlay, for image templates
-    TimeNs nextDirtyRateNs = 0;
-    bool dirtyRatePending = false;
-    TimeNs dirtyRateDueNs = 0;
-    TimeNs nextResidentNs = 0;
-    int incomingPort = 0;
-    bool keepPaused = false;  // incoming VM that was suspended at the source: stays suspended
-    // Incoming by suspend-copy-resume: receives the staged state; once it has, the VM's QEMU is
-    // replaced by one restoring from it (restoring until QEMU leaves inmigrate).
-    std::unique_ptr<StateReceiver> receiver;
-    bool restoring = false;
-    TimeNs restoreDeadlineNs = 0;
-  };
-  enum class OpKind { kClone, kLive, kScrSave, kScrCopy, kPark, kUnpark };
-  struct Operation {
-    OpKind kind = OpKind::kClone;
-    std::string vmId;
-    bool started = false;
-    TimeNs startNs = 0;
-    int lastStep = -1;
-    MigrationSpec spec;
-    VmState previousState = VmState::kRunning;
-    MigrationObservation observation;
-    std::string cancelReason;         // set when we cancelled a migration ourselves
-    double lastDirtyBytesPerSec = 0;  // query-migrate's last dirty-pages-rate, in bytes/s
-    // Suspend-copy-resume.
-    std::string statePath;
-    std::chrono::steady_clock::time_point stoppedAt;  // when the VM was stopped
-    TimeNs saveNs = 0;
-    std::uint64_t stateBytes = 0;
-    std::unique_ptr<StateSender> sender;  // the copy (and the wait for the restore)
-    VmHandle handle;
-  };
+  QemuHypervisor(HostInfo host, qemu::QemuConfig config)
+      : host_(std::move(host), std::move(config)) {}
 
-  QemuHypervisor(HostInfo host, Config config)
-      : host_(std::move(host)), config_(std::move(config)) {}
-
-  // Cores and memory of every VM but the parked ones (one being unparked is incoming).
-  Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
-  // Lists the VMs PARK-DIR describes as parked (at create()).
-  void loadParked();
-  std::string parkDescriptionPath(const std::string& vmId) const;
-  Status writeParkDescription(const Vm& vm) const;
+  // The running or suspended VM `vmId`, ready for an operation `id` that is not in flight yet.
+  // Errors: not-found, rejected (busy), invalid-argument (id in flight), internal (no QEMU).
+  Result<qemu::QemuVm*> idleVm(OperationId id, const std::string& vmId);
   bool unparking(const std::string& vmId) const;
-  // Starts QEMU for `vm`; a non-empty `incoming` adds `-incoming INCOMING` ("defer",
-  // "exec:cat FILE"). Fills vm.proc (connected).
-  Status launch(Vm& vm, const std::string& incoming = "");
-  // Kills the VM's QEMU and stops receiving its state.
-  void kill(Vm& vm);
-  static void killProcess(Process& proc);
-  // Destination side of suspend-copy-resume: starts and follows restores of received states.
-  void pollIncomingState(TimeNs now);
-  // Reaps exited QEMUs and transfer children; returns the ids of VMs whose QEMU exited.
-  std::vector<std::string> reap();
-  void pollOperation(OperationId id, Operation& op, TimeNs now, std::vector<OperationEvent>& out,
-                     bool& finished);
-  void pollDirtyRate(Vm& vm, TimeNs now);
-  void updateResident(Vm& vm);
-  OperationEvent completed(OperationId id, Status status);
+  // Registers a started operation (null: it completed at once, see immediate_).
+  template <class Op>
+  Status track(Result<std::unique_ptr<Op>> started);
 
-  HostInfo host_;
-  Config config_;
-  std::map<std::string, Vm> vms_;
-  std::map<OperationId, Operation> ops_;
-  std::map<std::string, std::string> exitReasons_;  // vm id -> why its QEMU exited
+  qemu::QemuHost host_;
+  std::map<OperationId, std::unique_ptr<qemu::QemuOperation>> ops_;
   std::vector<OperationEvent> immediate_;
   TimeNs lastPollNs_ = 0;
-  std::uint64_t launchCount_ = 0;
 };
 
 }  // namespace vrm::vmscheduler

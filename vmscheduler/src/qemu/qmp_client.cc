@@ -1,4 +1,4 @@
-#include "vrm/vmscheduler/qmp_client.h"
+#include "qemu/qmp_client.h"
 
 #include <boost/asio.hpp>
 #include <thread>

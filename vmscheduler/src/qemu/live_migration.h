@@ -1,0 +1,42 @@
+// Live migration over TCP: the source sets max-bandwidth and downtime-limit and migrates to the
+// destination's waiting QEMU (tcp:ADDR:PORT from prepareIncoming()); progress comes from
+// query-migrate; when it completes, the source QEMU is killed and the VM leaves this host. A
+// migration past max-rounds dirty-sync rounds or migration-timeout is cancelled and reported
+// as not converging (rejected), the VM running on here. Phase durations come from QEMU's own
+// query-migrate figures.
+#pragma once
+
+#include <memory>
+
+#include "qemu/qemu_operation.h"
+#include "qemu/qemu_support.h"
+
+namespace vrm::vmscheduler::qemu {
+
+class LiveMigration final : public OutgoingOperation {
+ public:
+  // Starts migrating `vm` (running or suspended, checked by the caller) to `destination`.
+  // Errors (nothing started, the VM as before): internal with QEMU's message.
+  static Result<std::unique_ptr<LiveMigration>> start(QemuHost& host, QemuVm& vm, OperationId id,
+                                                      const MigrationSpec& spec,
+                                                      const IncomingEndpoint& destination);
+
+  std::optional<Status> setBandwidth(QemuHost& host, double maxBytesPerSec) override;
+
+ protected:
+  bool step(QemuHost& host, QemuVm& vm, TimeNs now, std::vector<OperationEvent>& out) override;
+
+ private:
+  LiveMigration(OperationId id, const VmInfo& vm, MigrationObservation obs, MigrationSpec spec)
+      : OutgoingOperation(id, vm, std::move(obs)), spec_(std::move(spec)) {}
+
+  MigrationSpec spec_;
+  std::string cancelReason_;         // set when we cancelled the migration ourselves
+  double lastDirtyBytesPerSec_ = 0;  // query-migrate's last dirty-pages-rate, in bytes/s
+};
+
+// The bandwidth a migration out of `host` runs at: min(NIC, maxBytesPerSec if > 0), with
+// kUnlimitedBytesPerSec standing for a host without a NIC figure.
+double migrationBandwidth(const HostInfo& host, double maxBytesPerSec);
+
+}  // namespace vrm::vmscheduler::qemu

@@ -1,0 +1,202 @@
+#include "qemu/qemu_host.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "qemu/qemu_support.h"
+
+namespace vrm::vmscheduler::qemu {
+
+using std::chrono::milliseconds;
+
+namespace {
+constexpr milliseconds kLaunchTimeout{10000};
+}  // namespace
+
+Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
+  auto tit = config.templates.find(vm.info.templateName);
+  if (tit == config.templates.end()) {
+    return Status::invalid("unknown template '" + vm.info.templateName + "' on host '" + info.name +
+                           "'");
+  }
+  const QemuTemplate& t = tit->second;
+  const std::string base = config.runDir + "/" + vm.info.id + "." + std::to_string(++launchCount_);
+  QemuProcess proc;
+  proc.qmpPath = base + ".qmp";
+  proc.serialPath = base + ".serial";
+  proc.logPath = base + ".log";
+  ::unlink(proc.qmpPath.c_str());
+
+  std::vector<std::string> args = {config.binary,
+                                   "-accel",
+                                   config.accel,
+                                   "-machine",
+                                   "pc",
+                                   "-m",
+                                   qemuMemoryArg(vm.info.memoryBytes),
+                                   "-smp",
+                                   std::to_string(vm.info.cpuCores),
+                                   "-nodefaults",
+                                   "-no-user-config",
+                                   "-display",
+                                   "none",
+                                   "-no-reboot",
+                                   "-serial",
+                                   "file:" + proc.serialPath,
+                                   "-qmp",
+                                   "unix:" + proc.qmpPath + ",server=on,wait=off"};
+  if (!t.kernel.empty()) {
+    args.insert(args.end(), {"-kernel", t.kernel});
+    if (!t.initrd.empty()) args.insert(args.end(), {"-initrd", t.initrd});
+    args.insert(args.end(), {"-append", t.append});
+  } else {
+    if (vm.diskPath.empty()) vm.diskPath = config.runDir + "/" + vm.info.id + ".qcow2";
+    args.insert(args.end(), {"-drive", "file=" + vm.diskPath + ",if=virtio,format=qcow2"});
+  }
+  if (!incoming.empty()) args.insert(args.end(), {"-incoming", incoming});
+
+  pid_t pid = fork();
+  if (pid < 0) return Status::internal("fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setpgid(0, 0);  // keep terminal signals meant for the agent away from its VMs
+    int devnull = open("/dev/null", O_RDONLY);
+    int log = open(proc.logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (devnull >= 0) dup2(devnull, 0);
+    if (log >= 0) {
+      dup2(log, 1);
+      dup2(log, 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  proc.pid = pid;
+  // Connect while watching for an early exit (bad arguments).
+  const auto deadline = std::chrono::steady_clock::now() + kLaunchTimeout;
+  Status lastError = Status::unavailable("QMP socket did not appear");
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return Status::internal("qemu for vm '" + vm.info.id + "' " + describeExit(status) + ": " +
+                              tailOf(proc.logPath));
+    }
+    auto client = QmpClient::connect(proc.qmpPath, milliseconds(200));
+    if (client) {
+      proc.qmp = std::move(*client);
+      break;
+    }
+    lastError = client.status();
+  }
+  if (!proc.qmp) {
+    ::kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return Status::internal("qemu for vm '" + vm.info.id + "': " + lastError.message());
+  }
+  spdlog::debug("qemu: started pid {} for vm {} ({})", pid, vm.info.id,
+                incoming.empty() ? "boot" : "incoming " + incoming);
+  vm.proc = std::move(proc);
+  return Status::ok();
+}
+
+void QemuHost::killProcess(QemuProcess& proc) {
+  proc.qmp.reset();
+  if (proc.pid > 0) {
+    ::kill(proc.pid, SIGKILL);
+    waitpid(proc.pid, nullptr, 0);
+    proc.pid = -1;
+  }
+}
+
+void QemuHost::kill(QemuVm& vm) {
+  vm.receiver.reset();  // aborts a transfer, removes the staged file
+  vm.restoring = false;
+  killProcess(vm.proc);
+}
+
+std::vector<std::string> QemuHost::reap() {
+  std::vector<std::string> dead;
+  for (auto& [id, vm] : vms) {
+    if (vm.proc.pid <= 0) continue;
+    int status = 0;
+    if (waitpid(vm.proc.pid, &status, WNOHANG) == vm.proc.pid) {
+      exitReasons_[id] = describeExit(status);
+      spdlog::warn("qemu: vm {} ({}) {}", id, vmStateName(vm.info.state), describeExit(status));
+      vm.proc.pid = -1;
+      vm.proc.qmp.reset();
+      dead.push_back(id);
+    }
+  }
+  return dead;
+}
+
+std::string QemuHost::exitReason(const std::string& vmId, const std::string& otherwise) const {
+  auto it = exitReasons_.find(vmId);
+  return it != exitReasons_.end() ? it->second : otherwise;
+}
+
+void QemuHost::pollDirtyRate(QemuVm& vm, TimeNs now) {
+  if (config.dirtyRateIntervalNs <= 0 || vm.info.state != VmState::kRunning || !vm.proc.qmp) {
+    return;
+  }
+  QmpClient& qmp = *vm.proc.qmp;
+  if (!vm.dirtyRatePending) {
+    if (now < vm.nextDirtyRateNs) return;
+    auto r =
+        qmp.execute("calc-dirty-rate", {{"calc-time", 1}, {"mode", "page-sampling"}}, kQmpTimeout);
+    vm.nextDirtyRateNs = now + config.dirtyRateIntervalNs;
+    if (r) {
+      vm.dirtyRatePending = true;
+      vm.dirtyRateDueNs = now + 1100 * kNsPerMs;
+    }
+    return;
+  }
+  if (now < vm.dirtyRateDueNs) return;
+  auto r = qmp.execute("query-dirty-rate", {}, kQmpTimeout);
+  if (!r) return;
+  const std::string status = r->value("status", "");
+  if (status == "measuring") {
+    vm.dirtyRateDueNs = now + 200 * kNsPerMs;
+    return;
+  }
+  vm.dirtyRatePending = false;
+  if (status == "measured") {
+    // dirty-rate is in MiB/s.
+    vm.info.dirtyRateBytesPerSec = jsonNumber(*r, "dirty-rate") * 1024 * 1024;
+  }
+}
+
+void QemuHost::updateResident(QemuVm& vm) {
+  // Guest RAM is the anonymous mapping of (about) the guest's memory size; its resident size is
+  // what a migration has to send (untouched pages are zero and cost almost nothing).
+  if (vm.proc.pid <= 0) return;
+  std::ifstream smaps("/proc/" + std::to_string(vm.proc.pid) + "/smaps");
+  const std::uint64_t ramKib = (vm.info.memoryBytes + 1023) / 1024;
+  std::uint64_t bestSize = 0, bestRss = 0, size = 0;
+  std::string line;
+  while (std::getline(smaps, line)) {
+    std::uint64_t kb = 0;
+    if (std::sscanf(line.c_str(), "Size: %lu kB", &kb) == 1) {
+      size = kb;
+    } else if (std::sscanf(line.c_str(), "Rss: %lu kB", &kb) == 1) {
+      if (size >= ramKib && size <= ramKib + 4096 && (bestSize == 0 || size < bestSize)) {
+        bestSize = size;
+        bestRss = kb;
+      }
+    }
+  }
+  if (bestSize > 0) vm.info.nonzeroMemoryBytes = std::min(bestRss * 1024, vm.info.memoryBytes);
+}
+
+}  // namespace vrm::vmscheduler::qemu

@@ -1,0 +1,77 @@
+// The state the qemu backend's operations share: the host, its settings, its VMs (each with its
+// QEMU process) and the starting, killing and reaping of those processes. One QemuHost is owned
+// by a QemuHypervisor and lent to its operations while they run; not thread safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/vm_table.h"
+#include "qemu/qemu_config.h"
+#include "qemu/qmp_client.h"
+#include "qemu/state_transfer.h"
+#include "vrm/vmscheduler/hypervisor.h"
+
+namespace vrm::vmscheduler::qemu {
+
+// One QEMU process and its files (QMP socket, serial console log, QEMU's own log).
+struct QemuProcess {
+  pid_t pid = -1;
+  std::string qmpPath, serialPath, logPath;
+  std::unique_ptr<QmpClient> qmp;  // null once the process exited or was killed
+};
+
+struct QemuVm {
+  VmInfo info;
+  QemuProcess proc;
+  std::string diskPath;  // qcow2 overlay, for image templates
+  TimeNs nextDirtyRateNs = 0;
+  bool dirtyRatePending = false;
+  TimeNs dirtyRateDueNs = 0;
+  TimeNs nextResidentNs = 0;
+  int incomingPort = 0;
+  bool keepPaused = false;  // incoming VM that was suspended at the source: stays suspended
+  // Incoming by suspend-copy-resume: receives the staged state; once it has, the VM's QEMU is
+  // replaced by one restoring from it (restoring until QEMU leaves inmigrate).
+  std::unique_ptr<StateReceiver> receiver;
+  bool restoring = false;
+  TimeNs restoreDeadlineNs = 0;
+};
+
+class QemuHost {
+ public:
+  QemuHost(HostInfo host, QemuConfig config)
+      : info(std::move(host)), config(std::move(config)), vms(info.name) {}
+
+  const HostInfo info;
+  const QemuConfig config;
+  backend::VmTable<QemuVm> vms;
+
+  // Starts QEMU for `vm` (its template, cores and memory); a non-empty `incoming` adds
+  // `-incoming INCOMING` ("defer", "exec:cat FILE"). Fills vm.proc, connected over QMP.
+  // Errors: invalid-argument (unknown template), internal (QEMU exited or never answered).
+  Status launch(QemuVm& vm, const std::string& incoming = "");
+  // Kills the VM's QEMU and stops receiving its state.
+  static void kill(QemuVm& vm);
+  static void killProcess(QemuProcess& proc);
+  // Reaps exited QEMUs; returns the ids of VMs whose QEMU exited (why: exitReason()).
+  std::vector<std::string> reap();
+  // Why the VM's QEMU exited ("exited with status 1"), or `otherwise` when it did not.
+  std::string exitReason(const std::string& vmId, const std::string& otherwise) const;
+
+  // Per running VM, between operations: its dirty rate (calc-dirty-rate, page sampling) and its
+  // resident guest memory (the RSS of the guest RAM mapping).
+  void pollDirtyRate(QemuVm& vm, TimeNs now);
+  static void updateResident(QemuVm& vm);
+
+ private:
+  std::map<std::string, std::string> exitReasons_;  // vm id -> why its QEMU exited
+  std::uint64_t launchCount_ = 0;
+};
+
+}  // namespace vrm::vmscheduler::qemu
