@@ -5,7 +5,8 @@
 # a system libvirtd (its sockets, /etc/libvirt, /var/lib/libvirt, /run, firewall, bridges).
 #
 # Usage:
-#   libvirt-hosts.sh start DIR [N] [--owner PID]   N hosts (default 2) under DIR
+#   libvirt-hosts.sh start DIR [N] [--owner PID] [--cache DIR2]
+#                                                  N hosts (default 2) under DIR
 #   libvirt-hosts.sh stop DIR                      stops them and removes their namespaces
 #
 # start writes DIR/hosts.env, one KEY=VALUE per line (i = 1..N):
@@ -19,14 +20,17 @@
 # and exits 0. It exits 77 (skip) with the reason on stderr when this machine cannot run them
 # (not root, a command missing, namespaces refused, libvirtd failing to start); any other failure
 # is exit 1. With --owner PID, a watcher stops the hosts once PID has exited (a test that crashed
-# leaves nothing behind). stop is idempotent; it kills only the processes inside the hosts'
+# leaves nothing behind). With --cache DIR2, libvirtd's QEMU capabilities cache is kept in DIR2
+# (one subdirectory per host) instead of DIR: libvirtd probes QEMU for seconds (minutes on a loaded
+# machine) when the cache is new. stop is idempotent; it kills only the processes inside the hosts'
 # network namespaces (libvirtd, its QEMUs and dnsmasq), by pid.
 #
 # Each host's libvirtd runs as root with its own
 #   /etc/libvirt      DIR/h<i>/etc   (libvirtd.conf: host_uuid, sockets in DIR/h<i>/sock, TCP
 #                                     on 10.250.0.<i> without auth; qemu.conf: no cgroups,
 #                                     security driver or namespaces, migration_host 10.250.0.<i>)
-#   /var/lib/libvirt  DIR/h<i>/lib   /var/log/libvirt DIR/h<i>/log  /var/cache/libvirt DIR/cache
+#   /var/lib/libvirt  DIR/h<i>/lib   /var/log/libvirt DIR/h<i>/log
+#   /var/cache/libvirt  DIR/cache/h<i> (or DIR2/h<i>)
 #   /run              a tmpfs (so it finds no systemd, D-Bus or firewalld of the machine)
 # The hosts' namespaces are wired to one bridge in a namespace "wire" of their own (10.250.0.0/24);
 # the machine's own network namespace gets nothing but the namespaces' names.
@@ -115,8 +119,8 @@ EOF
 EOF
 }
 
-start_one() {  # start_one DIR INDEX NETNS
-  local d=$1 i=$2 ns=$3 h=$1/h$2
+start_one() {  # start_one DIR INDEX NETNS CACHE
+  local d=$1 i=$2 ns=$3 cache=$4 h=$1/h$2
   write_config "$h" "$i"
   # The mount namespace: /run is a fresh tmpfs, the libvirt dirs are this host's. libvirtd runs
   # in the foreground of the namespace's first shell (exec), its log in h<i>/log.
@@ -130,7 +134,7 @@ start_one() {  # start_one DIR INDEX NETNS
     mount --bind '$h/etc' /etc/libvirt
     mount --bind '$h/lib' /var/lib/libvirt
     mount --bind '$h/log' /var/log/libvirt
-    mount --bind '$d/cache/h$i' /var/cache/libvirt
+    mount --bind '$cache/h$i' /var/cache/libvirt
     exec libvirtd --listen -f /etc/libvirt/libvirtd.conf
   " </dev/null >"$h/libvirtd.out" 2>&1 &
   echo $! >"$h/libvirtd.pid"
@@ -159,10 +163,12 @@ case $cmd in
   start)
     n=2
     owner=""
+    cache=""
     shift 2
     while [[ $# -gt 0 ]]; do
       case $1 in
         --owner) owner=$2; shift 2 ;;
+        --cache) cache=$2; shift 2 ;;
         *) n=$1; shift ;;
       esac
     done
@@ -178,7 +184,10 @@ case $cmd in
     dir=$(realpath "$dir")
     stop_hosts "$dir"  # leftovers of a crashed run with the same DIR
     tag=$(tag_of "$dir")
-    mkdir -p "$dir"/cache/h{1..9}
+    cache=${cache:-$dir/cache}
+    mkdir -p "$cache"
+    cache=$(realpath "$cache")
+    mkdir -p "$cache"/h{1..9}
     wire=vrmlv-$tag-wire
     ip netns add "$wire" 2>"$dir/netns.err" || skip "ip netns add failed: $(cat "$dir/netns.err")"
     ip -n "$wire" link add br0 type bridge
@@ -193,7 +202,7 @@ case $cmd in
       ip -n "$wire" link set h$i master br0 up
       ip -n "$ns" addr add 10.250.0.$i/24 dev eth0
       ip -n "$ns" link set eth0 up
-      start_one "$dir" "$i" "$ns"
+      start_one "$dir" "$i" "$ns" "$cache"
       sock=$dir/h$i/sock/libvirt-sock
       {
         echo "VRM_LV_H${i}_URI=qemu+unix:///system?socket=$sock"
@@ -211,6 +220,10 @@ case $cmd in
         skip "libvirtd of h$i did not answer within 60 s: $reason"
       fi
       define_network "$uri" "$i" || { stop_hosts "$dir"; die "h$i: cannot start network vrm-net"; }
+      # Let libvirtd probe QEMU now (seconds; minutes on a loaded machine without a cache), not
+      # in the middle of the first define.
+      virsh -q -c "$uri" domcapabilities --virttype qemu >/dev/null ||
+        { stop_hosts "$dir"; die "h$i: libvirtd cannot probe qemu-system-x86_64"; }
     done
     mv "$env" "$dir/hosts.env"
     if [[ -n $owner ]]; then
