@@ -128,9 +128,24 @@ start_one() {  # start_one DIR INDEX NETNS CACHE
     set -e
     mount -t tmpfs -o mode=0755 vrm-run /run
     mkdir -p /run/libvirt /run/lock
-    # No KVM: /dev/kvm opens here but runs no guests (TCG only), and its CPUID answers change
-    # between runs, which makes libvirtd re-probe QEMU (7 s) at every start.
-    if [ -e /dev/kvm ]; then mount --bind /dev/null /dev/kvm; fi
+    # No /dev/kvm: guests here are TCG. Where /dev/kvm exists but QEMU cannot use it (as on
+    # these machines), libvirtd's capabilities cache says \"KVM was not enabled when probing,
+    # but it should be usable now\" at every lookup and probes QEMU again (16 s per define).
+    # Hiding it needs stat() to fail, so /dev is a tmpfs with the machine's other entries.
+    if [ -e /dev/kvm ]; then
+      mkdir /run/vrm-dev
+      mount -t tmpfs -o mode=0755 vrm-dev /run/vrm-dev
+      for e in /dev/* /dev/.[!.]*; do
+        [ -e \"\$e\" ] || [ -L \"\$e\" ] || continue
+        n=/run/vrm-dev/\${e#/dev/}
+        if [ \"\$e\" = /dev/kvm ]; then continue
+        elif [ -L \"\$e\" ]; then ln -s \"\$(readlink \"\$e\")\" \"\$n\"
+        elif [ -d \"\$e\" ]; then mkdir \"\$n\" && mount --rbind \"\$e\" \"\$n\"
+        else touch \"\$n\" && mount --bind \"\$e\" \"\$n\"
+        fi
+      done
+      mount --move /run/vrm-dev /dev
+    fi
     mount --bind '$h/etc' /etc/libvirt
     mount --bind '$h/lib' /var/lib/libvirt
     mount --bind '$h/log' /var/log/libvirt

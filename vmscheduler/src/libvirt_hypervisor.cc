@@ -72,6 +72,13 @@ Result<std::unique_ptr<Hypervisor>> LibvirtHypervisor::create(const HypervisorOp
                           "DHCP server is not libvirt's; use agent");
   }
   if (hv->parkDir_.empty()) hv->parkDir_ = hv->stateDir_;
+  // The stage dir receives save images from other hosts' libvirtds: it must exist before any
+  // prepare-incoming names a file in it (libvirtd creates the file, not its directory).
+  if (!hv->stateDir_.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(hv->stateDir_, ec);
+    if (ec) return params.invalid("stage-dir", "'" + hv->stateDir_ + "': " + ec.message());
+  }
   if (!hv->templateDir_.empty() && !std::filesystem::is_directory(hv->templateDir_)) {
     return Status::invalid("libvirt template-xml-dir '" + hv->templateDir_ +
                            "' is not a directory");
