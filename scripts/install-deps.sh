@@ -18,6 +18,7 @@ packages=(
   nlohmann-json3-dev      # --json output
   chromium curl           # the web calendar's browser test (tests/e2e/web_test.sh)
   jq                      # JSON checks in the end-to-end tests
+  etcd-server             # replicated store (issue 16): tests/ha start real 3-member clusters
   libvirt-dev             # libvirt backend (the test:/// driver its unit tests use is in libvirt0)
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base iproute2
                           # ... and the private libvirtd hosts of its slow tests (tests/libvirt/)

@@ -16,8 +16,9 @@ namespace {
 
 json toJson(const Reservation& r) {
   json moves = json::array();
-  for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
-    const auto& m = r.plan.moves[i];
+  for (const auto& move : r.moves) {
+    if (!move.isVacate()) continue;  // the plan's moves; returns are not listed
+    const auto& m = move.planned;
     json jm = {{"vm", m.vmId},
                {"from", m.fromHost},
                {"to", m.toHost},
@@ -28,11 +29,9 @@ json toJson(const Reservation& r) {
                {"transferred_bytes", m.transferredBytes},
                {"memory_bytes", m.memoryBytes},
                {"downtime_s", nsToSeconds(m.downtimeNs)}};
-    if (i < r.moves.size()) {
-      jm["state"] = moveStateName(r.moves[i].state);
-      if (r.moves[i].actualStartNs) jm["actual_start"] = formatTime(r.moves[i].actualStartNs);
-      if (r.moves[i].actualEndNs) jm["actual_end"] = formatTime(r.moves[i].actualEndNs);
-    }
+    jm["state"] = moveStateName(move.progress.state);
+    if (move.progress.actualStartNs) jm["actual_start"] = formatTime(move.progress.actualStartNs);
+    if (move.progress.actualEndNs) jm["actual_end"] = formatTime(move.progress.actualEndNs);
     moves.push_back(jm);
   }
   json handles = json::array();
@@ -89,7 +88,7 @@ json toJson(const Reservation& r) {
   j["at_risk"] = r.atRisk;
   if (r.atRisk) j["risk_reason"] = r.riskReason;
   if (r.request.kind == ReservationKind::kDedicated) {
-    j["displaced"] = r.request.displaced.empty() ? "stay" : r.request.displaced;
+    j["displaced"] = displacedName(r.request.displaced.value_or(Displaced::kStay));
   }
   return j;
 }
@@ -167,7 +166,7 @@ std::string reservationText(const Reservation& r, TimeNs now) {
     o << "\n";
   }
   if (r.request.kind == ReservationKind::kDedicated && r.plan.latestSafeStartNs) {
-    o << "  plan      " << r.plan.moves.size() << " moves, " << r.plan.strategy << " ("
+    o << "  plan      " << r.vacateMoveCount() << " moves, " << r.plan.strategy << " ("
       << r.plan.model << " model), makespan " << formatDuration(r.plan.makespanNs) << ", clone "
       << formatDuration(r.plan.cloneTimeNs) << ", margin " << formatDuration(r.plan.marginNs)
       << "\n";
@@ -176,23 +175,31 @@ std::string reservationText(const Reservation& r, TimeNs now) {
       o << "  (in " << formatDuration(r.plan.latestSafeStartNs - now) << ")";
     }
     o << "\n";
-    if (!r.plan.moves.empty()) {
+    if (r.vacateMoveCount() > 0) {
       o << "    " << pad("vm", 14) << pad("from", 10) << pad("to", 10) << pad("mode", 21)
         << pad("batch", 6) << pad("start", 10) << pad("end", 10) << pad("bytes", 12) << "state\n";
       const TimeNs span = std::max<TimeNs>(r.plan.makespanNs, 1);
-      for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
-        const auto& m = r.plan.moves[i];
+      for (const auto& move : r.moves) {
+        if (!move.isVacate()) continue;
+        const auto& m = move.planned;
         o << "    " << pad(m.vmId, 14) << pad(m.fromHost, 10) << pad(m.toHost, 10)
           << pad(moveModeName(m.mode), 21) << pad(std::to_string(m.batch), 6)
           << pad(formatDuration(m.startOffsetNs), 10) << pad(formatDuration(m.endOffsetNs), 10)
           << pad(formatBytes(static_cast<double>(m.transferredBytes)), 12)
-          << (i < r.moves.size() ? moveStateName(r.moves[i].state) : "") << "\n";
+          << moveStateName(move.progress.state) << "\n";
       }
-      // A small timeline: one row per move, 40 columns across the makespan.
-      o << "  timeline (0 .. " << formatDuration(r.plan.makespanNs) << ")\n";
-      for (const auto& m : r.plan.moves) {
-        int a = static_cast<int>(40 * m.startOffsetNs / span);
-        int b = std::max(a + 1, static_cast<int>(40 * m.endOffsetNs / span));
+      // A small timeline: one row per move, 40 columns across the makespan, or across the
+      // latest end when a re-plan of a late vacate moved moves past it.
+      TimeNs until = span;
+      for (const auto& move : r.moves) {
+        if (move.isVacate()) until = std::max(until, move.planned.endOffsetNs);
+      }
+      o << "  timeline (0 .. " << formatDuration(until) << ")\n";
+      for (const auto& move : r.moves) {
+        if (!move.isVacate()) continue;
+        const auto& m = move.planned;
+        int a = std::clamp(static_cast<int>(40 * m.startOffsetNs / until), 0, 39);
+        int b = std::max(a + 1, static_cast<int>(40 * m.endOffsetNs / until));
         o << "    " << pad(m.vmId, 14) << "|" << std::string(a, ' ')
           << std::string(std::min(b, 40) - a, '#') << std::string(40 - std::min(b, 40), ' ')
           << "|\n";

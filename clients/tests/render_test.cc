@@ -28,8 +28,8 @@ Reservation sample() {
   m.toHost = "node1";
   m.endOffsetNs = 20 * kNsPerSec;
   m.transferredBytes = 1 << 30;
-  r.plan.moves = {m};
-  r.moves = {{MoveState::kDone, 7000 * kNsPerSec, 7019 * kNsPerSec}};
+  r.addMove(MovePurpose::kVacate, m).progress = {MoveState::kDone, 7000 * kNsPerSec,
+                                                 7019 * kNsPerSec};
   r.clones = {{"r7-bmi-decoder-1", "node3", CloneState::kRunning, "r7.node3.sim", "vrm"}};
   r.events = {{1, ReservationState::kAdmitted, "admitted"}};
   return r;
@@ -58,6 +58,20 @@ TEST(RenderTest, ReservationTextShowsPlanTimelineAndHandles) {
   EXPECT_NE(text.find("timeline"), std::string::npos);
   EXPECT_NE(text.find("####"), std::string::npos);
   EXPECT_NE(text.find("r7.node3.sim"), std::string::npos);
+}
+
+// Ensures a move that a re-plan of a late vacate put past the plan's makespan is drawn within
+// the timeline (vrmctl show aborted on it, a negative string length, in e2e_restart under load).
+TEST(RenderTest, TimelineCoversMovesReplannedPastTheMakespan) {
+  Reservation r = sample();
+  PlannedMove late;
+  late.vmId = "db-1";
+  late.startOffsetNs = 60 * kNsPerSec;  // the makespan is 20 s
+  late.endOffsetNs = 80 * kNsPerSec;
+  r.addMove(MovePurpose::kVacate, late);
+  const std::string text = reservationText(r, 0);
+  EXPECT_NE(text.find("timeline (0 .. 1m 20s)"), std::string::npos) << text;
+  EXPECT_NE(text.find("db-1"), std::string::npos);
 }
 
 }  // namespace

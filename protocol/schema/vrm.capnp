@@ -136,6 +136,7 @@ struct PlannedMove {
   networkLimitBytesPerSec @15 :Float64;    # bandwidth share the plan assumes
   diskWriteLimitBytesPerSec @16 :Float64;  # broker's cap on the VM's disk writes (0 = none)
   replanCapBytesPerSec @17 :Float64;       # cap while a re-plan's moves share its NICs (0 = none)
+  id @18 :UInt32;                          # the move's id in its reservation (0: stored before ids)
 }
 
 struct VacatePlan {
@@ -207,6 +208,9 @@ struct Reservation {
   atRisk @12 :Bool;              # the executor projects the vacate to miss its deadline
   riskReason @13 :Text;          # why, as last assessed
   returns @14 :List(PlannedMove);  # displaced VMs going home after the window (with progress)
+  nextMoveId @15 :UInt32;        # the id the reservation's next move gets (0: stored before ids)
+  lateNoted @16 :Bool;           # the owner was told the start passed before the hosts were ready
+  returnsNoted @17 :Bool;        # ended early: the owner was told its returns and unparks are over
 }
 
 # Published by vrmd on its events endpoint (ZeroMQ PUB) for every committed reservation event.

@@ -146,6 +146,7 @@ Result<HostSpec> parseHost(const YAML::Node& node, const std::string& path, doub
       if (!vm) return vm.status();
       mem += vm->memoryBytes;
       cores += vm->cpuCores;
+      vm->host = host.name;
       host.vms.push_back(std::move(*vm));
     }
     if (mem > host.memoryBytes) {

@@ -62,10 +62,91 @@ const char* moveModeName(MoveMode mode) {
       return "live";
     case MoveMode::kSuspendCopyResume:
       return "suspend-copy-resume";
-    case MoveMode::kSuspend:
+    case MoveMode::kPark:
       return "suspend";
   }
   return "unknown";
+}
+
+const char* objectiveName(Objective objective) {
+  return objective == Objective::kDegradation ? "degradation" : "makespan";
+}
+
+Result<Objective> objectiveFromName(std::string_view name) {
+  if (name.empty() || name == "makespan") return Objective::kMakespan;
+  if (name == "degradation") return Objective::kDegradation;
+  return Status::invalid("objective must be 'makespan' or 'degradation', not '" +
+                         std::string(name) + "'");
+}
+
+const char* displacedName(Displaced displaced) {
+  return displaced == Displaced::kReturn ? "return" : "stay";
+}
+
+Result<std::optional<Displaced>> displacedFromName(std::string_view name) {
+  if (name.empty()) return std::optional<Displaced>{};
+  if (name == "stay") return std::optional<Displaced>{Displaced::kStay};
+  if (name == "return") return std::optional<Displaced>{Displaced::kReturn};
+  return Status::invalid("displaced must be 'stay' or 'return', not '" + std::string(name) + "'");
+}
+
+const char* movePurposeName(MovePurpose purpose) {
+  switch (purpose) {
+    case MovePurpose::kVacate:
+      return "vacate";
+    case MovePurpose::kPark:
+      return "park";
+    case MovePurpose::kReturn:
+      return "return";
+    case MovePurpose::kUnpark:
+      return "unpark";
+  }
+  return "unknown";
+}
+
+Move& Reservation::addMove(MovePurpose purpose, PlannedMove planned) {
+  Move m;
+  m.id = nextMoveId;
+  m.purpose = purpose;
+  m.planned = std::move(planned);
+  nextMoveId = MoveId{moveIdValue(nextMoveId) + 1};
+  moves.push_back(std::move(m));
+  return moves.back();
+}
+
+Move* Reservation::findMove(MoveId id) {
+  for (auto& m : moves) {
+    if (m.id == id) return &m;
+  }
+  return nullptr;
+}
+
+const Move* Reservation::findMove(MoveId id) const {
+  for (const auto& m : moves) {
+    if (m.id == id) return &m;
+  }
+  return nullptr;
+}
+
+std::size_t Reservation::vacateMoveCount() const {
+  std::size_t n = 0;
+  for (const auto& m : moves) n += m.isVacate();
+  return n;
+}
+
+std::vector<PlannedMove> Reservation::plannedMoves() const {
+  std::vector<PlannedMove> out;
+  for (const auto& m : moves) {
+    if (m.isVacate()) out.push_back(m.planned);
+  }
+  return out;
+}
+
+bool Reservation::hasTeardownMoves() const {
+  for (const auto& m : moves) {
+    if (!m.isVacate()) return true;
+  }
+  return false;
 }
 
 const char* commandKindName(AgentCommand::Kind kind) {

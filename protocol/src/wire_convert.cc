@@ -3,6 +3,8 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <algorithm>
+
 #include "vrm/protocol/codec.h"
 
 namespace vrm::protocol {
@@ -85,12 +87,15 @@ void toWire(const ReservationRequest& in, wire::ReservationRequest::Builder out)
   out.setVmCount(in.vmCount);
   out.setDryRun(in.dryRun);
   out.setLabel(in.label);
-  out.setObjective(in.objective);
+  out.setObjective(objectiveName(in.objective));
   out.setMaxVmTimeNs(in.maxVmTimeNs);
-  out.setDisplaced(in.displaced);
+  out.setDisplaced(in.displaced ? displacedName(*in.displaced) : "");
 }
 
-ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
+namespace {
+
+// Every field but the two closed sets that travel as text.
+ReservationRequest requestFields(wire::ReservationRequest::Reader in) {
   ReservationRequest r;
   r.owner = toStd(in.getOwner());
   r.kind = in.getKind() == wire::ReservationKind::SHARED ? ReservationKind::kShared
@@ -104,9 +109,27 @@ ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
   r.vmCount = in.getVmCount();
   r.dryRun = in.getDryRun();
   r.label = toStd(in.getLabel());
-  r.objective = toStd(in.getObjective());
   r.maxVmTimeNs = in.getMaxVmTimeNs();
-  r.displaced = toStd(in.getDisplaced());
+  return r;
+}
+
+}  // namespace
+
+ReservationRequest fromWire(wire::ReservationRequest::Reader in) {
+  ReservationRequest r = requestFields(in);
+  if (auto objective = objectiveFromName(toStd(in.getObjective()))) r.objective = *objective;
+  if (auto displaced = displacedFromName(toStd(in.getDisplaced()))) r.displaced = *displaced;
+  return r;
+}
+
+Result<ReservationRequest> requestFromWire(wire::ReservationRequest::Reader in) {
+  ReservationRequest r = requestFields(in);
+  auto objective = objectiveFromName(toStd(in.getObjective()));
+  if (!objective) return objective.status();
+  r.objective = *objective;
+  auto displaced = displacedFromName(toStd(in.getDisplaced()));
+  if (!displaced) return displaced.status();
+  r.displaced = *displaced;
   return r;
 }
 
@@ -116,7 +139,7 @@ wire::MigrationMode toWire(MoveMode m) {
       return wire::MigrationMode::LIVE;
     case MoveMode::kSuspendCopyResume:
       return wire::MigrationMode::SUSPEND_COPY_RESUME;
-    case MoveMode::kSuspend:
+    case MoveMode::kPark:
       return wire::MigrationMode::SUSPEND;
   }
   return wire::MigrationMode::LIVE;
@@ -127,7 +150,7 @@ MoveMode fromWire(wire::MigrationMode m) {
     case wire::MigrationMode::SUSPEND_COPY_RESUME:
       return MoveMode::kSuspendCopyResume;
     case wire::MigrationMode::SUSPEND:
-      return MoveMode::kSuspend;
+      return MoveMode::kPark;
     default:
       return MoveMode::kLive;
   }
@@ -144,7 +167,9 @@ E clampEnum(E v, E max, E fallback) {
 
 namespace {
 
-void writeMove(const PlannedMove& m, const MoveProgress* progress, wire::PlannedMove::Builder w) {
+void writeMove(const Move& move, wire::PlannedMove::Builder w) {
+  const PlannedMove& m = move.planned;
+  w.setId(moveIdValue(move.id));
   w.setVmId(m.vmId);
   w.setFromHost(m.fromHost);
   w.setToHost(m.toHost);
@@ -160,11 +185,9 @@ void writeMove(const PlannedMove& m, const MoveProgress* progress, wire::Planned
   w.setNetworkLimitBytesPerSec(m.networkLimitBytesPerSec);
   w.setReplanCapBytesPerSec(m.replanCapBytesPerSec);
   w.setDiskWriteLimitBytesPerSec(m.diskWriteLimitBytesPerSec);
-  if (progress) {
-    w.setState(static_cast<wire::MoveState>(static_cast<int>(progress->state)));
-    w.setActualStartNs(progress->actualStartNs);
-    w.setActualEndNs(progress->actualEndNs);
-  }
+  w.setState(static_cast<wire::MoveState>(static_cast<int>(move.progress.state)));
+  w.setActualStartNs(move.progress.actualStartNs);
+  w.setActualEndNs(move.progress.actualEndNs);
 }
 
 PlannedMove readMove(wire::PlannedMove::Reader w) {
@@ -226,15 +249,15 @@ void toWire(const Reservation& in, wire::Reservation::Builder out) {
   plan.setEarliestFeasibleStartNs(in.plan.earliestFeasibleStartNs);
   auto notes = plan.initNotes(static_cast<unsigned>(in.plan.notes.size()));
   for (unsigned i = 0; i < in.plan.notes.size(); ++i) notes.set(i, in.plan.notes[i]);
-  auto moves = plan.initMoves(static_cast<unsigned>(in.plan.moves.size()));
-  for (unsigned i = 0; i < in.plan.moves.size(); ++i) {
-    writeMove(in.plan.moves[i], i < in.moves.size() ? &in.moves[i] : nullptr, moves[i]);
-  }
-  auto returns = out.initReturns(static_cast<unsigned>(in.returns.size()));
-  for (unsigned i = 0; i < in.returns.size(); ++i) {
-    writeMove(in.returns[i], i < in.returnProgress.size() ? &in.returnProgress[i] : nullptr,
-              returns[i]);
-  }
+  // The vacate plan's moves are the plan's, the teardown's the reservation's returns.
+  const auto vacateMoves = static_cast<unsigned>(in.vacateMoveCount());
+  auto moves = plan.initMoves(vacateMoves);
+  auto returns = out.initReturns(static_cast<unsigned>(in.moves.size()) - vacateMoves);
+  unsigned forward = 0, back = 0;
+  for (const auto& m : in.moves) writeMove(m, m.isVacate() ? moves[forward++] : returns[back++]);
+  out.setNextMoveId(moveIdValue(in.nextMoveId));
+  out.setLateNoted(in.lateNoted);
+  out.setReturnsNoted(in.returnsNoted);
 
   std::vector<const ClonePlacement*> running;
   for (const auto& c : in.clones) {
@@ -294,14 +317,28 @@ Reservation fromWire(wire::Reservation::Reader in) {
   r.plan.feasible = plan.getFeasible();
   r.plan.earliestFeasibleStartNs = plan.getEarliestFeasibleStartNs();
   for (auto n : plan.getNotes()) r.plan.notes.push_back(toStd(n));
-  for (auto w : plan.getMoves()) {
-    r.plan.moves.push_back(readMove(w));
-    r.moves.push_back(readProgress(w));
+  // The purpose follows from the list a move is in and its mode.
+  bool idsKnown = true;
+  auto read = [&](wire::PlannedMove::Reader w, MovePurpose purpose, MovePurpose ifParked) {
+    Move m;
+    m.id = MoveId{w.getId()};
+    m.planned = readMove(w);
+    m.progress = readProgress(w);
+    m.purpose = m.planned.mode == MoveMode::kPark ? ifParked : purpose;
+    idsKnown &= w.getId() != 0;
+    r.moves.push_back(std::move(m));
+  };
+  for (auto w : plan.getMoves()) read(w, MovePurpose::kVacate, MovePurpose::kPark);
+  for (auto w : in.getReturns()) read(w, MovePurpose::kReturn, MovePurpose::kUnpark);
+  // Stored before moves had ids (or by a peer that does not set them): numbered in order.
+  std::uint32_t next = std::max<std::uint32_t>(in.getNextMoveId(), 1);
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    if (!idsKnown) r.moves[i].id = MoveId{static_cast<std::uint32_t>(i + 1)};
+    next = std::max(next, moveIdValue(r.moves[i].id) + 1);
   }
-  for (auto w : in.getReturns()) {
-    r.returns.push_back(readMove(w));
-    r.returnProgress.push_back(readProgress(w));
-  }
+  r.nextMoveId = MoveId{next};
+  r.lateNoted = in.getLateNoted();
+  r.returnsNoted = in.getReturnsNoted();
   for (auto c : in.getClones()) {
     ClonePlacement p;
     p.vmId = toStd(c.getVmId());

@@ -4,6 +4,8 @@
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
+#include "vrm/protocol/codec.h"
+
 namespace vrm::protocol {
 namespace {
 
@@ -40,14 +42,13 @@ TEST(WireConvertTest, PlanFieldsRoundTrip) {
   r.plan.notes = {"VM 'x' is suspended"};
   PlannedMove m;
   m.vmId = "x";
-  m.mode = MoveMode::kSuspend;
+  m.mode = MoveMode::kPark;
   m.resumeAtNs = 7;
   m.diskSyncNs = 8;
   m.networkLimitBytesPerSec = 1.5e8;
   m.diskWriteLimitBytesPerSec = 2e7;
   m.replanCapBytesPerSec = 3.125e7;
-  r.plan.moves = {m};
-  r.moves.resize(1);
+  r.addMove(MovePurpose::kPark, m);
 
   capnp::MallocMessageBuilder b;
   toWire(r, b.initRoot<wire::Reservation>());
@@ -63,13 +64,14 @@ TEST(WireConvertTest, PlanFieldsRoundTrip) {
   EXPECT_FALSE(back.plan.feasible);
   EXPECT_EQ(back.plan.earliestFeasibleStartNs, 42);
   EXPECT_EQ(back.plan.notes, r.plan.notes);
-  ASSERT_EQ(back.plan.moves.size(), 1u);
-  EXPECT_EQ(back.plan.moves[0].mode, MoveMode::kSuspend);
-  EXPECT_EQ(back.plan.moves[0].resumeAtNs, 7);
-  EXPECT_EQ(back.plan.moves[0].diskSyncNs, 8);
-  EXPECT_EQ(back.plan.moves[0].networkLimitBytesPerSec, 1.5e8);
-  EXPECT_EQ(back.plan.moves[0].diskWriteLimitBytesPerSec, 2e7);
-  EXPECT_EQ(back.plan.moves[0].replanCapBytesPerSec, 3.125e7);
+  ASSERT_EQ(back.moves.size(), 1u);
+  EXPECT_EQ(back.moves[0].purpose, MovePurpose::kPark);
+  EXPECT_EQ(back.moves[0].planned.mode, MoveMode::kPark);
+  EXPECT_EQ(back.moves[0].planned.resumeAtNs, 7);
+  EXPECT_EQ(back.moves[0].planned.diskSyncNs, 8);
+  EXPECT_EQ(back.moves[0].planned.networkLimitBytesPerSec, 1.5e8);
+  EXPECT_EQ(back.moves[0].planned.diskWriteLimitBytesPerSec, 2e7);
+  EXPECT_EQ(back.moves[0].planned.replanCapBytesPerSec, 3.125e7);
 }
 
 // Ensures the executor's record (at-risk mark, return moves with their progress) and the
@@ -77,7 +79,7 @@ TEST(WireConvertTest, PlanFieldsRoundTrip) {
 TEST(WireConvertTest, RiskReturnsAndDisplacedPolicyRoundTrip) {
   Reservation r;
   r.id = "r2";
-  r.request.displaced = "return";
+  r.request.displaced = Displaced::kReturn;
   r.atRisk = true;
   r.riskReason = "vacating is projected to end late";
   PlannedMove back;
@@ -85,25 +87,124 @@ TEST(WireConvertTest, RiskReturnsAndDisplacedPolicyRoundTrip) {
   back.fromHost = "dst";
   back.toHost = "src";
   back.batch = 3;
-  r.returns = {back};
-  MoveProgress p;
-  p.state = MoveState::kRunning;
-  p.actualStartNs = 99;
-  r.returnProgress = {p};
+  Move& home = r.addMove(MovePurpose::kReturn, back);
+  home.progress.state = MoveState::kRunning;
+  home.progress.actualStartNs = 99;
 
   capnp::MallocMessageBuilder b;
   toWire(r, b.initRoot<wire::Reservation>());
   Reservation got = fromWire(b.getRoot<wire::Reservation>().asReader());
-  EXPECT_EQ(got.request.displaced, "return");
+  EXPECT_EQ(got.request.displaced, Displaced::kReturn);
   EXPECT_TRUE(got.atRisk);
   EXPECT_EQ(got.riskReason, r.riskReason);
-  ASSERT_EQ(got.returns.size(), 1u);
-  ASSERT_EQ(got.returnProgress.size(), 1u);
-  EXPECT_EQ(got.returns[0].fromHost, "dst");
-  EXPECT_EQ(got.returns[0].toHost, "src");
-  EXPECT_EQ(got.returns[0].batch, 3u);
-  EXPECT_EQ(got.returnProgress[0].state, MoveState::kRunning);
-  EXPECT_EQ(got.returnProgress[0].actualStartNs, 99);
+  ASSERT_EQ(got.moves.size(), 1u);
+  EXPECT_EQ(got.moves[0].purpose, MovePurpose::kReturn);
+  EXPECT_EQ(got.moves[0].planned.fromHost, "dst");
+  EXPECT_EQ(got.moves[0].planned.toHost, "src");
+  EXPECT_EQ(got.moves[0].planned.batch, 3u);
+  EXPECT_EQ(got.moves[0].progress.state, MoveState::kRunning);
+  EXPECT_EQ(got.moves[0].progress.actualStartNs, 99);
+  // On the wire the return is in the reservation's returns, not among the plan's moves.
+  EXPECT_EQ(b.getRoot<wire::Reservation>().getReturns().size(), 1u);
+  EXPECT_EQ(b.getRoot<wire::Reservation>().getPlan().getMoves().size(), 0u);
+}
+
+// Ensures move ids, the next id to give, the purposes of every kind of move, and the explicit
+// "late" and "returns done" flags survive the wire and the store.
+TEST(WireConvertTest, MoveIdsPurposesAndFlagsRoundTrip) {
+  Reservation r;
+  r.id = "r3";
+  PlannedMove m;
+  m.vmId = "a";
+  r.addMove(MovePurpose::kVacate, m);
+  m.vmId = "b";
+  m.mode = MoveMode::kPark;
+  r.addMove(MovePurpose::kPark, m);
+  r.moves.erase(r.moves.begin());  // a re-plan replaced move 1: its id is not given again
+  m.mode = MoveMode::kLive;
+  m.vmId = "c";
+  r.addMove(MovePurpose::kVacate, m);
+  m.mode = MoveMode::kPark;
+  m.vmId = "b";
+  r.addMove(MovePurpose::kUnpark, m);
+  m.mode = MoveMode::kLive;
+  m.vmId = "c";
+  r.addMove(MovePurpose::kReturn, m);
+  r.lateNoted = true;
+  r.returnsNoted = true;
+
+  auto got = parseReservation(serializeReservation(r).data(), serializeReservation(r).size());
+  ASSERT_TRUE(got.isOk()) << got.status().toString();
+  ASSERT_EQ(got->moves.size(), 4u);
+  const std::vector<std::pair<std::uint32_t, MovePurpose>> want = {{2, MovePurpose::kPark},
+                                                                   {3, MovePurpose::kVacate},
+                                                                   {4, MovePurpose::kUnpark},
+                                                                   {5, MovePurpose::kReturn}};
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(moveIdValue(got->moves[i].id), want[i].first) << i;
+    EXPECT_EQ(got->moves[i].purpose, want[i].second) << i;
+  }
+  EXPECT_EQ(moveIdValue(got->nextMoveId), 6u);
+  EXPECT_TRUE(got->lateNoted);
+  EXPECT_TRUE(got->returnsNoted);
+}
+
+// Ensures a reservation stored before moves had ids reads back with ids 1..n in order (vacate
+// moves, then returns) and a next id after them.
+TEST(WireConvertTest, MovesStoredWithoutIdsAreNumberedInOrder) {
+  capnp::MallocMessageBuilder b;
+  auto w = b.initRoot<wire::Reservation>();
+  auto moves = w.initPlan().initMoves(2);
+  moves[0].setVmId("a");
+  moves[1].setVmId("b");
+  w.initReturns(1)[0].setVmId("a");
+  Reservation got = fromWire(w.asReader());
+  ASSERT_EQ(got.moves.size(), 3u);
+  for (std::uint32_t i = 0; i < 3; ++i) EXPECT_EQ(moveIdValue(got.moves[i].id), i + 1);
+  EXPECT_EQ(got.moves[2].purpose, MovePurpose::kReturn);
+  EXPECT_EQ(moveIdValue(got.nextMoveId), 4u);
+}
+
+// Ensures the request's objective and displaced policy are enums past the edge: known names
+// parse, "" means the default (makespan; displaced not said), and an unknown name from a client
+// is invalid-argument with the reason, while one inside a stored reservation reads as default.
+TEST(WireConvertTest, ObjectiveAndDisplacedAreParsedAtTheEdge) {
+  capnp::MallocMessageBuilder b;
+  auto w = b.initRoot<wire::ReservationRequest>();
+  w.setObjective("degradation");
+  w.setDisplaced("stay");
+  auto ok = requestFromWire(w.asReader());
+  ASSERT_TRUE(ok.isOk());
+  EXPECT_EQ(ok->objective, Objective::kDegradation);
+  EXPECT_EQ(ok->displaced, Displaced::kStay);
+
+  w.setObjective("");
+  w.setDisplaced("");
+  ok = requestFromWire(w.asReader());
+  ASSERT_TRUE(ok.isOk());
+  EXPECT_EQ(ok->objective, Objective::kMakespan);
+  EXPECT_FALSE(ok->displaced.has_value());
+
+  w.setObjective("fastest");
+  auto bad = requestFromWire(w.asReader());
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(), "objective must be 'makespan' or 'degradation', not 'fastest'");
+  EXPECT_EQ(fromWire(w.asReader()).objective, Objective::kMakespan);
+
+  w.setObjective("makespan");
+  w.setDisplaced("home");
+  bad = requestFromWire(w.asReader());
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().message(), "displaced must be 'stay' or 'return', not 'home'");
+
+  ReservationRequest req;
+  req.objective = Objective::kDegradation;
+  req.displaced = Displaced::kReturn;
+  capnp::MallocMessageBuilder out;
+  toWire(req, out.initRoot<wire::ReservationRequest>());
+  EXPECT_EQ(toStd(out.getRoot<wire::ReservationRequest>().getObjective()), "degradation");
+  EXPECT_EQ(toStd(out.getRoot<wire::ReservationRequest>().getDisplaced()), "return");
 }
 
 // Ensures a plan written before these fields existed reads back as feasible (schema default).
@@ -112,7 +213,7 @@ TEST(WireConvertTest, OldPlansReadAsFeasible) {
   b.initRoot<wire::Reservation>().initPlan().setStrategy("sequential");
   Reservation back = fromWire(b.getRoot<wire::Reservation>().asReader());
   EXPECT_TRUE(back.plan.feasible);
-  EXPECT_EQ(std::string(moveModeName(MoveMode::kSuspend)), "suspend");
+  EXPECT_EQ(std::string(moveModeName(MoveMode::kPark)), "suspend");
 }
 
 // Ensures a VM's allowed migration modes survive the wire, and a VmInfo from an agent that does

@@ -10,8 +10,8 @@
 //            partitioned).
 //   SIGTERM, SIGINT  exit.
 //
-//   tcp_proxy --listen PORT --to PORT   (both on 127.0.0.1)
-// Prints "listening" on stdout once it accepts connections.
+//   tcp_proxy --listen PORT --to PORT   (both on 127.0.0.1; --listen 0: a port the OS chooses)
+// Prints "listening PORT" on stdout once it accepts connections.
 // clang-format off
 #include <utility>  // before Asio: Boost 1.74 uses std::exchange without it
 // clang-format on
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  if (argc != 5 || listenPort <= 0 || listenPort > 65535 || toPort <= 0 || toPort > 65535) {
+  if (argc != 5 || listenPort < 0 || listenPort > 65535 || toPort <= 0 || toPort > 65535) {
     return usage();
   }
   asio::io_context io;
@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
   };
   signals.async_wait(onSignal);
   stop.async_wait([&](boost::system::error_code, int) { io.stop(); });
-  std::cout << "listening" << std::endl;
+  std::cout << "listening " << acceptor.local_endpoint().port() << std::endl;
   io.run();
   return 0;
 }

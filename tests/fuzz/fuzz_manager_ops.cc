@@ -109,10 +109,10 @@ class Scenario {
     for (const auto& r : world_.manager().list({})) {
       std::string hosts, moves, clones;
       for (const auto& h : r.hosts) hosts += h + " ";
-      for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
-        const auto& m = r.plan.moves[i];
+      for (const auto& move : r.moves) {
+        const auto& m = move.planned;
         moves += m.vmId + ":" + m.fromHost + ">" + m.toHost + ":" +
-                 (i < r.moves.size() ? moveStateName(r.moves[i].state) : "?") + " ";
+                 moveStateName(move.progress.state) + " ";
       }
       for (const auto& c : r.clones)
         clones += c.vmId + "@" + c.host + ":" + cloneStateName(c.state) + " ";
@@ -153,6 +153,7 @@ class Scenario {
     auto req = b.initRoot<wire::ClientRequest>();
     req.setRequestId(++requestId_);
     ReservationRequest r;
+    std::string objective;  // as text on the wire: vrmd's edge parses it (or refuses it)
     r.owner = pick({"lab", "other", ""});
     r.kind = in_.ConsumeBool() ? ReservationKind::kShared : ReservationKind::kDedicated;
     r.templateName = pick({"bmi-decoder", "small"});
@@ -166,7 +167,7 @@ class Scenario {
         r.hostNames.push_back(pick({"node1", "node2", "node3"}));
       }
       r.vmsPerHost = count(4);
-      r.objective = pick({"", "makespan", "degradation"});
+      objective = pick({"", "makespan", "degradation"});
       if (in_.ConsumeBool()) r.maxVmTimeNs = offset(0, 10 * kMin);
     } else {
       r.vmCount = count(12);
@@ -175,6 +176,7 @@ class Scenario {
     r.dryRun = in_.ConsumeIntegralInRange<int>(0, 5) == 0;
     r.label = in_.ConsumeRandomLengthString(16);
     toWire(r, req.initSubmit());
+    req.getSubmit().setObjective(objective);
     req.setRequester(r.owner);
     (void)send(b);
   }

@@ -60,7 +60,7 @@ std::vector<Seed> clientRequests() {
   ReservationRequest named = dedicated;
   named.hostCount = 0;
   named.hostNames = {"node2", "node3"};
-  named.objective = "degradation";
+  named.objective = Objective::kDegradation;
   named.maxVmTimeNs = 600 * kNsPerSec;
   add("submit-named-degradation", [&](auto req) { toWire(named, req.initSubmit()); });
   ReservationRequest shared;
@@ -184,9 +184,7 @@ std::vector<Seed> others() {
     r.state = ReservationState::kAdmitted;
     r.hosts = {"node1"};
     r.plan.strategy = "parallel";
-    r.plan.moves.push_back(PlannedMove{});
-    r.plan.moves[0].vmId = "web-1";
-    r.moves.resize(1);
+    r.addMove(MovePurpose::kVacate, PlannedMove{}).planned.vmId = "web-1";
     r.clones.push_back({"r1-vm0", "node1", CloneState::kRunning, "10.0.0.5", "vrm"});
     r.events.push_back({kNow, ReservationState::kAdmitted, "admitted"});
     toWire(r, reply.initReservation());

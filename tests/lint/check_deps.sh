@@ -3,6 +3,7 @@
 #
 #   protocol  <-  planner  <-  {vrm (manager), vmscheduler}   (the daemons never see each other)
 #   protocol  <-  clients (client library)  <-  web
+#   protocol  <-  etcd (the etcd v3 client)
 #
 # vrmctl (clients/src/vrmctl/) may also use the planner for its offline commands, and vrmd's
 # main() wires the web server in. Tests, benchmarks, tools and examples may include anything.
@@ -17,6 +18,7 @@ cd "$root"
 # Source folders of each library (include/ and src/ only) and the libraries they may include.
 declare -A allowed=(
   [protocol]="protocol"
+  [etcd]="protocol etcd"
   [planner]="protocol planner"
   [vrm]="protocol planner manager"
   [vmscheduler]="protocol planner vmscheduler"

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "vrm/planner/vm_adapter.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::manager {
@@ -16,20 +17,21 @@ bool overlaps(TimeNs a0, TimeNs a1, TimeNs b0, TimeNs b1) { return a0 < b1 && b0
 // that overbooking worse (CapacityCalendar::worseThan).
 using AlreadyOver = std::map<std::string, std::shared_ptr<const CapacityCalendar::Bookings>>;
 
-// Move i of r, counting its forward moves then its returns, and its progress (null if none).
-const PlannedMove& plannedMove(const Reservation& r, std::size_t i) {
-  return i < r.plan.moves.size() ? r.plan.moves[i] : r.returns[i - r.plan.moves.size()];
+bool runningInto(const Move& m, const std::string& host, const std::string& vmId) {
+  return m.progress.state == MoveState::kRunning && m.planned.toHost == host &&
+         m.planned.vmId == vmId;
 }
-const MoveProgress* progressOf(const Reservation& r, std::size_t i) {
-  if (i < r.plan.moves.size()) return i < r.moves.size() ? &r.moves[i] : nullptr;
-  i -= r.plan.moves.size();
-  return i < r.returnProgress.size() ? &r.returnProgress[i] : nullptr;
-}
-bool runningInto(const Reservation& r, std::size_t i, const std::string& host,
-                 const std::string& vmId) {
-  const MoveProgress* p = progressOf(r, i);
-  const PlannedMove& m = plannedMove(r, i);
-  return p && p->state == MoveState::kRunning && m.toHost == host && m.vmId == vmId;
+
+// A plan's moves become the reservation's, with new ids (a park is a kPark move).
+void adoptPlan(Reservation& r, VacatePlan plan) {
+  std::vector<PlannedMove> moves = std::move(plan.moves);
+  r.plan = std::move(static_cast<PlanSummary&>(plan));
+  r.moves.clear();
+  for (auto& m : moves) {
+    const MovePurpose purpose =
+        m.mode == MoveMode::kPark ? MovePurpose::kPark : MovePurpose::kVacate;
+    r.addMove(purpose, std::move(m));
+  }
 }
 
 std::uint64_t usedMemory(const std::vector<VmRecord>& vms) {
@@ -81,8 +83,8 @@ Status Manager::recover() {
   if (!loaded) return loaded.status();
   for (auto& r : *loaded) {
     if (!isTerminal(r.state)) touch(r);  // rebuild the calendars from the store
-    for (std::size_t i = 0; i < r.moves.size() && i < r.plan.moves.size(); ++i) {
-      if (r.moves[i].state == MoveState::kDone) recordMoveError(r.plan.moves[i], r.moves[i]);
+    for (const auto& m : r.moves) {
+      if (m.isVacate() && m.progress.state == MoveState::kDone) recordMoveError(m);
     }
     publishedEvents_[r.id] = r.events.size();
     dirty_.insert(r.id);  // the first tick files it by its state
@@ -116,11 +118,8 @@ Status Manager::validate(const ReservationRequest& req, const TemplateSpec** tmp
     return Status::invalid("unknown template '" + req.templateName +
                            "' (known: " + (known.empty() ? "none" : known) + ")");
   }
-  if (!req.displaced.empty() && req.displaced != "stay" && req.displaced != "return") {
-    return Status::invalid("displaced must be 'stay' or 'return', not '" + req.displaced + "'");
-  }
   if (req.kind == ReservationKind::kShared) {
-    if (!req.displaced.empty()) {
+    if (req.displaced) {
       return Status::invalid("a shared reservation displaces no VMs (drop --displaced)");
     }
     if (req.vmCount == 0) return Status::invalid("a shared reservation needs at least one VM");
@@ -129,12 +128,8 @@ Status Manager::validate(const ReservationRequest& req, const TemplateSpec** tmp
     }
     return Status::ok();
   }
-  if (!req.objective.empty() && req.objective != "makespan" && req.objective != "degradation") {
-    return Status::invalid("objective must be 'makespan' or 'degradation', not '" + req.objective +
-                           "'");
-  }
   if (req.maxVmTimeNs < 0) return Status::invalid("max VM time cannot be negative");
-  if (req.maxVmTimeNs > 0 && req.objective != "degradation") {
+  if (req.maxVmTimeNs > 0 && req.objective != Objective::kDegradation) {
     return Status::invalid("a max VM time needs the degradation objective");
   }
   if (req.hostCount == 0 && req.hostNames.empty()) {
@@ -223,30 +218,27 @@ TimeNs Manager::clonesFrom(const Reservation& r) const {
   TimeNs from = cloneStart(r);
   // Clones are made once the vacate is done: a move that started late pushes them back, or
   // its VM and the clones would be booked on the host at once.
-  for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
-    const MoveState st = i < r.moves.size() ? r.moves[i].state : MoveState::kPlanned;
-    if (st == MoveState::kPlanned || st == MoveState::kRunning) {
-      from = std::max(from, moveWindow(r, i).second);
-    }
+  for (const auto& m : r.moves) {
+    if (m.isVacate() && m.pendingOrRunning()) from = std::max(from, moveWindow(r, m).second);
   }
   return from;
 }
 
-std::pair<TimeNs, TimeNs> Manager::moveWindow(const Reservation& r, std::size_t i) const {
-  const auto& m = r.plan.moves[i];
+std::pair<TimeNs, TimeNs> Manager::moveWindow(const Reservation& r, const Move& move) const {
+  const auto& m = move.planned;
   TimeNs start = r.plan.latestSafeStartNs + m.startOffsetNs;
   TimeNs end = r.plan.latestSafeStartNs + m.endOffsetNs;
-  if (i < r.moves.size() && r.moves[i].actualStartNs) {
-    start = r.moves[i].actualStartNs;
+  if (move.progress.actualStartNs) {
+    start = move.progress.actualStartNs;
     end = std::max(end, start + (m.endOffsetNs - m.startOffsetNs));
   } else {
     // Not started: it waits for the moves before it, so it is as late as the latest of them
     // (a late first batch would otherwise be booked alongside the batch planned after it).
     TimeNs delay = 0;
-    for (std::size_t j = 0; j < r.moves.size() && j < r.plan.moves.size(); ++j) {
-      if (!r.moves[j].actualStartNs || r.plan.moves[j].batch > m.batch) continue;
-      delay = std::max(delay, r.moves[j].actualStartNs -
-                                  (r.plan.latestSafeStartNs + r.plan.moves[j].startOffsetNs));
+    for (const auto& o : r.moves) {
+      if (!o.isVacate() || !o.progress.actualStartNs || o.planned.batch > m.batch) continue;
+      delay = std::max(
+          delay, o.progress.actualStartNs - (r.plan.latestSafeStartNs + o.planned.startOffsetNs));
     }
     start += delay;
     end += delay;
@@ -261,9 +253,10 @@ void Manager::touchHost(const std::string& host) { dirtyHosts_.insert(host); }
 
 std::set<std::string> Manager::hostsTouchedBy(const Reservation& r) {
   std::set<std::string> hosts(r.hosts.begin(), r.hosts.end());
-  for (const auto& m : r.plan.moves) {
-    hosts.insert(m.fromHost);
-    hosts.insert(m.toHost);
+  for (const auto& m : r.moves) {
+    if (!m.isVacate()) continue;  // a teardown move goes between the same hosts
+    hosts.insert(m.planned.fromHost);
+    hosts.insert(m.planned.toHost);
   }
   for (const auto& c : r.clones) hosts.insert(c.host);
   return hosts;
@@ -317,17 +310,17 @@ void Manager::rebuildHost(const std::string& host) {
     }
   }
   for (const Reservation* r : touching) {
-    for (std::size_t i = 0; i < r->plan.moves.size(); ++i) {
-      const auto& m = r->plan.moves[i];
-      const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
-      if (m.fromHost == host && (st == MoveState::kPlanned || st == MoveState::kRunning)) {
-        leavesAt[m.vmId] = moveWindow(*r, i).second;
+    for (const auto& move : r->moves) {
+      if (!move.isVacate()) continue;
+      const auto& m = move.planned;
+      const MoveState st = move.progress.state;
+      if (m.fromHost == host && move.pendingOrRunning()) {
+        leavesAt[m.vmId] = moveWindow(*r, move).second;
       }
-      if (m.toHost == host && m.mode != MoveMode::kSuspend &&
-          (st == MoveState::kPlanned || st == MoveState::kRunning)) {
+      if (m.toHost == host && m.mode != MoveMode::kPark && move.pendingOrRunning()) {
         receiving = true;
       }
-      if (m.mode == MoveMode::kSuspend && m.fromHost == host && st != MoveState::kSkipped &&
+      if (m.mode == MoveMode::kPark && m.fromHost == host && st != MoveState::kSkipped &&
           st != MoveState::kFailed) {
         resumesAt[m.vmId] = m.resumeAtNs > 0 ? m.resumeAtNs : r->request.endNs;
       }
@@ -358,12 +351,11 @@ void Manager::rebuildHost(const std::string& host) {
   for (const Reservation* r : touching) {
     // Incoming VMs from the move's start onward (once present, the inventory books them);
     // both NICs for the move's window.
-    for (std::size_t i = 0; i < r->plan.moves.size(); ++i) {
-      const auto& m = r->plan.moves[i];
-      const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
-      if (st != MoveState::kPlanned && st != MoveState::kRunning) continue;
-      const TimeNs start = moveWindow(*r, i).first;
-      if (m.mode == MoveMode::kSuspend) {
+    for (const auto& move : r->moves) {
+      if (!move.isVacate() || !move.pendingOrRunning()) continue;
+      const auto& m = move.planned;
+      const TimeNs start = moveWindow(*r, move).first;
+      if (m.mode == MoveMode::kPark) {
         // Parking: the VM is booked here until the park's predicted end (above, as leaving),
         // and again from its resume on, until the inventory shows it parked (then that books it).
         if (m.fromHost == host) {
@@ -381,7 +373,7 @@ void Manager::rebuildHost(const std::string& host) {
         calendar_.book(host, start, kTimeInfinity,
                        {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
       }
-      if (m.toHost == host || m.fromHost == host) bookMoveNic(host, *r, i);
+      if (m.toHost == host || m.fromHost == host) bookMoveNic(host, *r, move);
     }
     const TemplateSpec* t = findTemplate(r->request.templateName);
     for (const auto& c : r->clones) {
@@ -396,11 +388,12 @@ void Manager::rebuildHost(const std::string& host) {
     }
     // Displaced VMs that will come home keep their room at home from the window's end on
     // (they stay booked where they went, too, until they leave: conservative, never over).
-    if (r->request.displaced == "return") {
-      for (std::size_t i = 0; i < r->plan.moves.size(); ++i) {
-        const auto& m = r->plan.moves[i];
-        const MoveState st = i < r->moves.size() ? r->moves[i].state : MoveState::kPlanned;
-        if (m.fromHost != host || m.mode == MoveMode::kSuspend) continue;  // parks: above
+    if (r->request.returnsDisplaced()) {
+      for (const auto& move : r->moves) {
+        if (!move.isVacate()) continue;
+        const auto& m = move.planned;
+        const MoveState st = move.progress.state;
+        if (m.fromHost != host || m.mode == MoveMode::kPark) continue;  // parks: above
         if (st != MoveState::kPlanned && st != MoveState::kRunning && st != MoveState::kDone) {
           continue;
         }
@@ -408,10 +401,8 @@ void Manager::rebuildHost(const std::string& host) {
         // on here. Moved and back here (or coming back): the inventory books it.
         if (st == MoveState::kDone && present.count(m.vmId)) continue;
         bool settled = false;  // its return already ended (done, skipped or failed)
-        for (std::size_t j = 0; j < r->returns.size(); ++j) {
-          if (r->returns[j].vmId == m.vmId && j < r->returnProgress.size() &&
-              r->returnProgress[j].state != MoveState::kPlanned &&
-              r->returnProgress[j].state != MoveState::kRunning) {
+        for (const auto& back : r->moves) {
+          if (!back.isVacate() && back.planned.vmId == m.vmId && !back.pendingOrRunning()) {
             settled = true;
           }
         }
@@ -430,15 +421,15 @@ void Manager::rebuildHost(const std::string& host) {
     }
   }
   for (const Reservation* r : ended) {
-    for (std::size_t i = 0; i < r->plan.moves.size() + r->returns.size(); ++i) {
-      const PlannedMove& m = plannedMove(*r, i);
-      const MoveProgress* p = progressOf(*r, i);
-      if (!p || p->state != MoveState::kRunning) continue;
+    for (const auto& move : r->moves) {
+      const PlannedMove& m = move.planned;
+      const MoveProgress* p = &move.progress;
+      if (p->state != MoveState::kRunning) continue;
       // A park or unpark in flight changes nothing but the VM's state here: its inventory
       // books it (running until parked; parked, with no live reservation, at once).
-      if (m.mode == MoveMode::kSuspend) continue;
-      if (i < r->plan.moves.size() && (m.toHost == host || m.fromHost == host)) {
-        bookMoveNic(host, *r, i);  // as while the reservation lived
+      if (m.mode == MoveMode::kPark) continue;
+      if (move.isVacate() && (m.toHost == host || m.fromHost == host)) {
+        bookMoveNic(host, *r, move);  // as while the reservation lived
       }
       if (m.toHost != host) continue;
       receiving = true;
@@ -463,9 +454,9 @@ void Manager::rebuildHost(const std::string& host) {
   }
 }
 
-void Manager::bookMoveNic(const std::string& host, const Reservation& r, std::size_t i) {
-  const PlannedMove& m = r.plan.moves[i];
-  auto [start, end] = moveWindow(r, i);
+void Manager::bookMoveNic(const std::string& host, const Reservation& r, const Move& move) {
+  const PlannedMove& m = move.planned;
+  auto [start, end] = moveWindow(r, move);
   if (end <= start) return;
   // The move's average rate, but no more than the share the plan gave it: a move that speeds
   // up once others sharing its NIC have finished averages above its share, and averages of
@@ -479,10 +470,7 @@ void Manager::bookMoveNic(const std::string& host, const Reservation& r, std::si
 
 bool Manager::stillActing(const Reservation& r) {
   for (const auto& m : r.moves) {
-    if (m.state == MoveState::kRunning) return true;
-  }
-  for (const auto& m : r.returnProgress) {
-    if (m.state == MoveState::kRunning) return true;
+    if (m.progress.state == MoveState::kRunning) return true;
   }
   for (const auto& c : r.clones) {
     if (c.state == CloneState::kCloning) return true;
@@ -527,7 +515,7 @@ std::string Manager::verifyBookings(const Reservation& r, bool keep) {
   refreshCalendar();
   const std::set<std::string> hosts = hostsTouchedBy(r);
   const TemplateSpec* tmpl = findTemplate(r.request.templateName);
-  if (!keep && r.request.kind == ReservationKind::kShared && r.plan.moves.empty() && tmpl &&
+  if (!keep && r.request.kind == ReservationKind::kShared && r.moves.empty() && tmpl &&
       !reservations_.count(r.id)) {
     // A new shared reservation only adds its clones on [cloneStart, end): book them, check that
     // window, take them back. Same verdict and message as the rebuild below, without rebuilding
@@ -601,15 +589,8 @@ void Manager::refreshView(const std::string& name, const HostRecord& h, HostView
         // Another reservation's clone leaves when that reservation ends, which the exclusive
         // windows and shared-clone checks place before any vacate of this host.
         if (!vm.reservationId.empty()) continue;
-        planner::VmSnapshot vs;
-        vs.id = vm.id;
+        planner::VmSnapshot vs = planner::toVmSnapshot(vm);
         vs.host = name;
-        vs.cpuCores = vm.cpuCores;
-        vs.memoryBytes = vm.memoryBytes;
-        vs.nonzeroMemoryBytes = vm.nonzeroMemoryBytes ? vm.nonzeroMemoryBytes : vm.memoryBytes;
-        vs.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
-        vs.allowLive = vm.allowLive;
-        vs.allowSuspend = vm.allowSuspend;
         v.vacateBytes += vs.nonzeroMemoryBytes;
         v.vms.push_back(std::move(vs));
       }
@@ -653,7 +634,7 @@ std::string Manager::verifyNewDedicated(const Reservation& r, const std::set<std
   // Its own hosts (vacated, cloned to) change in several ways: VMs leave, clones and its
   // exclusive window arrive. They are rebuilt with it, as for any reservation.
   std::set<std::string> own(r.hosts.begin(), r.hosts.end());
-  for (const auto& m : r.plan.moves) own.insert(m.fromHost);
+  for (const auto& m : r.moves) own.insert(m.planned.fromHost);
   for (const auto& c : r.clones) own.insert(c.host);
   // The hosts that only receive its VMs get, from each move's start on, the incoming VM and
   // the NIC rate, exactly as rebuildHost() books them: booked here, checked from the first
@@ -665,11 +646,10 @@ std::string Manager::verifyNewDedicated(const Reservation& r, const std::set<std
   };
   std::vector<Added> added;
   std::map<std::string, TimeNs> firstAdded;
-  for (std::size_t i = 0; i < r.plan.moves.size(); ++i) {
-    const auto& m = r.plan.moves[i];
-    const MoveState st = i < r.moves.size() ? r.moves[i].state : MoveState::kPlanned;
-    if (own.count(m.toHost) || (st != MoveState::kPlanned && st != MoveState::kRunning)) continue;
-    auto [start, end] = moveWindow(r, i);
+  for (const auto& move : r.moves) {
+    const auto& m = move.planned;
+    if (own.count(m.toHost) || !move.pendingOrRunning()) continue;
+    auto [start, end] = moveWindow(r, move);
     if (!findVm(m.toHost, m.vmId)) {
       const VmRecord* vm = findVm(m.fromHost, m.vmId);
       added.push_back({m.toHost,
@@ -880,8 +860,8 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   base.nowNs = now + options_.planningLatencyNs;
   base.cloneCpuCoresPerHost = cloneCores;
   base.cloneMemoryBytesPerHost = cloneMem;
-  base.objective = req.objective == "degradation" ? planner::VacateObjective::kDegradation
-                                                  : planner::VacateObjective::kMakespan;
+  base.objective = req.objective == Objective::kDegradation ? planner::VacateObjective::kDegradation
+                                                            : planner::VacateObjective::kMakespan;
   base.maxVmTimeNs = req.maxVmTimeNs;
   base.relativeErrorSamples = moveErrors_;
   // First without suspensions: a host whose VMs all find a destination is preferred; hosts
@@ -1017,19 +997,18 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
     }
     return reject(why);
   }
-  r.plan = std::move(*plan);
+  adoptPlan(r, std::move(*plan));
   r.hosts = chosen;
   if (r.plan.latestSafeStartNs < now + options_.planningLatencyNs) {
     // Everything shifts with the start, so this start would be just in time.
     TimeNs earliest = req.startNs + (now + options_.planningLatencyNs - r.plan.latestSafeStartNs);
-    return reject(
-        "vacate cannot finish by the start: moving " + std::to_string(r.plan.moves.size()) +
-            " VMs takes " + formatDuration(r.plan.makespanNs) + ", cloning " +
-            formatDuration(r.plan.cloneTimeNs) + ", margin " + formatDuration(r.plan.marginNs) +
-            "; latest safe start " + formatTime(r.plan.latestSafeStartNs) + " has passed",
-        earliest);
+    return reject("vacate cannot finish by the start: moving " + std::to_string(r.moves.size()) +
+                      " VMs takes " + formatDuration(r.plan.makespanNs) + ", cloning " +
+                      formatDuration(r.plan.cloneTimeNs) + ", margin " +
+                      formatDuration(r.plan.marginNs) + "; latest safe start " +
+                      formatTime(r.plan.latestSafeStartNs) + " has passed",
+                  earliest);
   }
-  r.moves.assign(r.plan.moves.size(), MoveProgress{});
   std::uint32_t k = 0;
   for (const auto& host : r.hosts) {
     for (std::uint32_t i = 0; i < req.vmsPerHost; ++i) {
@@ -1046,10 +1025,9 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   std::string hostsText;
   for (const auto& h : r.hosts) hostsText += (hostsText.empty() ? "" : ", ") + h;
   transition(r, ReservationState::kAdmitted,
-             "admitted on " + hostsText + "; " + std::to_string(r.plan.moves.size()) +
-                 " VMs to move (" + r.plan.strategy + ", predicted " +
-                 formatDuration(r.plan.makespanNs) + "); vacate starts at " +
-                 formatTime(r.plan.latestSafeStartNs));
+             "admitted on " + hostsText + "; " + std::to_string(r.moves.size()) + " VMs to move (" +
+                 r.plan.strategy + ", predicted " + formatDuration(r.plan.makespanNs) +
+                 "); vacate starts at " + formatTime(r.plan.latestSafeStartNs));
   return r;
 }
 
@@ -1158,7 +1136,9 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
              (asAdmin && !requester.empty() && requester != r.request.owner ? " (admin)" : "");
   // Moves already running finish (their results are still handled); no new move starts.
   for (auto& m : r.moves) {
-    if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;
+    if (m.isVacate() && m.progress.state == MoveState::kPlanned) {
+      m.progress.state = MoveState::kSkipped;
+    }
   }
   transition(r, ReservationState::kCancelled, r.reason + " while " + stateName(was));
   startTeardown(r);
@@ -1251,7 +1231,7 @@ void Manager::onProgress(const std::string& host, const AgentProgress& progress)
     return;
   }
   if (!(progress.fraction >= 0 && progress.fraction <= 1)) return;  // NaN or nonsense
-  moveFractions_[{it->second.reservationId, it->second.index}] = {progress.fraction, clock_.now()};
+  moveFractions_[{it->second.reservationId, it->second.move}] = {progress.fraction, clock_.now()};
 }
 
 void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
@@ -1302,16 +1282,27 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
   Reservation& r = rit->second;
   const TimeNs now = clock_.now();
 
+  // A move step's move: found by id, so a re-plan in between cannot mislead it. (A reference
+  // into r.moves holds only until something adds moves: advance() and failMove() may.)
+  Move* mv = nullptr;
+  if (p.step != Step::kClone && p.step != Step::kDestroy) {
+    mv = r.findMove(p.move);
+    if (!mv) {
+      spdlog::warn("{}: result for command {} of a move no longer planned ignored", r.id,
+                   result.commandId);
+      return;
+    }
+  }
+
   switch (p.step) {
     case Step::kPrepareIncoming: {
-      const auto& move = moveAt(r, p.index);
-      if (!result.status && result.status.code() == StatusCode::kUnavailable &&
-          !isReturn(r, p.index) && r.state == ReservationState::kVacating) {
+      const PlannedMove move = mv->planned;
+      if (!result.status && result.status.code() == StatusCode::kUnavailable && mv->isVacate() &&
+          r.state == ReservationState::kVacating) {
         // The destination's agent is gone: nothing started, the VM is still on its source.
         // Send its move, and the others waiting for that host, elsewhere.
-        auto& prog = progressAt(r, p.index);
-        prog.state = MoveState::kPlanned;
-        prog.actualStartNs = 0;
+        mv->progress.state = MoveState::kPlanned;
+        mv->progress.actualStartNs = 0;
         note(r, "destination " + move.toHost + " cannot receive " + move.vmId + " (" +
                     result.status.message() + ")");
         if (auto h = hosts_.find(move.toHost); h != hosts_.end()) h->second.reachable = false;
@@ -1320,8 +1311,8 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         return;
       }
       if (!result.status) {
-        progressAt(r, p.index).state = MoveState::kFailed;
-        failMove(r, p.index,
+        mv->progress.state = MoveState::kFailed;
+        failMove(r, p.move,
                  "destination " + move.toHost + " cannot receive " + move.vmId + ": " +
                      result.status.toString());
         break;
@@ -1336,15 +1327,15 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       if (move.replanCapBytesPerSec > 0) {
         // Capped from the start; driveCaps() lifts it if nothing shares its NICs any more.
         cmd.maxBandwidthBytesPerSec = move.replanCapBytesPerSec;
-        sentCaps_[{r.id, p.index}] = move.replanCapBytesPerSec;
+        sentCaps_[{r.id, p.move}] = move.replanCapBytesPerSec;
       }
-      issue(std::move(cmd), r.id, Step::kMigrate, p.index);
+      issue(std::move(cmd), r.id, Step::kMigrate, p.move);
       break;
     }
     case Step::kMigrate: {
-      const auto& move = moveAt(r, p.index);
-      moveFractions_.erase({r.id, p.index});
-      sentCaps_.erase({r.id, p.index});
+      const PlannedMove move = mv->planned;
+      moveFractions_.erase({r.id, p.move});
+      sentCaps_.erase({r.id, p.move});
       if (result.status.code() == StatusCode::kNotFound) {
         // The source no longer has it: a restarted agent whose migration finished before it
         // died. The destination's incoming copy may be the only one: reconcile() commits it
@@ -1357,8 +1348,8 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         const VmRecord* vm = findVm(move.fromHost, move.vmId);
         dropIncoming(move.toHost, move.vmId,
                      {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(move.memoryBytes), 0});
-        progressAt(r, p.index).state = MoveState::kFailed;
-        failMove(r, p.index,
+        mv->progress.state = MoveState::kFailed;
+        failMove(r, p.move,
                  "migration of " + move.vmId + " from " + move.fromHost +
                      " failed: " + result.status.toString());
         break;
@@ -1375,12 +1366,12 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       cmd.host = move.toHost;
       cmd.vmId = move.vmId;
       cmd.commit = true;
-      issue(std::move(cmd), r.id, Step::kFinishIncoming, p.index);
+      issue(std::move(cmd), r.id, Step::kFinishIncoming, p.move);
       break;
     }
     case Step::kFinishIncoming: {
-      const auto& move = moveAt(r, p.index);
-      auto& prog = progressAt(r, p.index);
+      const PlannedMove move = mv->planned;
+      auto& prog = mv->progress;
       if (result.status.code() == StatusCode::kUnavailable) {
         // Not delivered, and the source has already let the VM go: failing the move would strand
         // it on the destination, uncommitted. reconcile() commits it once that agent is back.
@@ -1389,18 +1380,18 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       }
       if (!result.status) {
         prog.state = MoveState::kFailed;
-        failMove(r, p.index,
+        failMove(r, p.move,
                  "destination " + move.toHost + " could not commit " + move.vmId + ": " +
                      result.status.toString());
         break;
       }
       prog.state = MoveState::kDone;
       prog.actualEndNs = now;
-      if (isReturn(r, p.index)) {
+      if (!mv->isVacate()) {
         note(r, "returned " + move.vmId + " home " + move.fromHost + " -> " + move.toHost + " in " +
                     formatDuration(prog.actualEndNs - prog.actualStartNs));
       } else {
-        recordMoveError(move, prog);
+        recordMoveError(*mv);
         note(r, "moved " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " in " +
                     formatDuration(prog.actualEndNs - prog.actualStartNs) + " (predicted " +
                     formatDuration(move.endOffsetNs - move.startOffsetNs) + ")");
@@ -1411,9 +1402,9 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
     case Step::kPark:
     case Step::kUnpark: {
       const bool park = p.step == Step::kPark;
-      const auto& move = moveAt(r, p.index);
-      auto& prog = progressAt(r, p.index);
-      moveFractions_.erase({r.id, p.index});
+      const PlannedMove move = mv->planned;
+      auto& prog = mv->progress;
+      moveFractions_.erase({r.id, p.move});
       if (result.status.code() == StatusCode::kNotFound) {
         // Gone from its host (destroyed meanwhile): nothing to park or unpark.
         prog.state = MoveState::kSkipped;
@@ -1427,7 +1418,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         prog.actualEndNs = now;
         // A failed park leaves the VM running on its source (the vacate fails); a failed unpark
         // leaves it parked there, noted, for an operator.
-        failMove(r, p.index,
+        failMove(r, p.move,
                  std::string(park ? "parking " : "unparking ") + move.vmId + " on " +
                      move.fromHost + " failed: " + result.status.toString() +
                      (park ? "" : "; it stays parked"));
@@ -1435,7 +1426,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       }
       if (result.migrated) {
         MigrationObservation o = *result.migrated;
-        o.mode = MoveMode::kSuspend;
+        o.mode = MoveMode::kPark;
         if (Status s = store_.saveObservation(o); !s) {
           spdlog::error("cannot store park observation: {}", s.toString());
         }
@@ -1451,7 +1442,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       prog.state = MoveState::kDone;
       prog.actualEndNs = now;
       if (park) {
-        recordMoveError(move, prog);
+        recordMoveError(*mv);
         note(r, "parked " + move.vmId + " on " + move.fromHost + " in " +
                     formatDuration(prog.actualEndNs - prog.actualStartNs) + " (predicted " +
                     formatDuration(move.endOffsetNs - move.startOffsetNs) + ")");
@@ -1463,7 +1454,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       break;
     }
     case Step::kClone: {
-      auto& c = r.clones[p.index];
+      auto& c = r.clones[p.clone];
       if (!result.status) {
         c.state = CloneState::kFailed;
         fail(r, "clone " + c.vmId + " on " + c.host + " failed: " + result.status.toString());
@@ -1501,14 +1492,14 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       // The migration may have ended meanwhile (rejected, not found): nothing to do. Not
       // delivered: forget what was sent, so driveCaps() sends it again.
       if (!result.status) {
-        spdlog::info("{}: bandwidth cap of move {} not applied: {}", r.id, p.index,
+        spdlog::info("{}: bandwidth cap of move {} not applied: {}", r.id, moveIdValue(p.move),
                      result.status.toString());
-        if (result.status.code() == StatusCode::kUnavailable) sentCaps_.erase({r.id, p.index});
+        if (result.status.code() == StatusCode::kUnavailable) sentCaps_.erase({r.id, p.move});
       }
       return;
     }
     case Step::kDestroy: {
-      auto& c = r.clones[p.index];
+      auto& c = r.clones[p.clone];
       if (!result.status && result.status.code() != StatusCode::kNotFound) {
         spdlog::error("{}: destroy of {} on {} failed: {}", r.id, c.vmId, c.host,
                       result.status.toString());
@@ -1589,9 +1580,8 @@ void Manager::dropOrphanIncoming(const std::string& host) {
       for (const auto& id : t->second) {
         auto rit = reservations_.find(id);
         if (rit == reservations_.end()) continue;
-        const Reservation& r = rit->second;
-        for (std::size_t i = 0; i < r.plan.moves.size() + r.returns.size() && !expected; ++i) {
-          expected = runningInto(r, i, host, v.id);
+        for (const auto& m : rit->second.moves) {
+          expected = expected || runningInto(m, host, v.id);
         }
         if (expected) break;
       }
@@ -1709,6 +1699,7 @@ void Manager::readmit(const std::string& id, const std::string& why) {
   fresh.request = old.request;
   fresh.createdNs = old.createdNs;
   fresh.events = old.events;
+  fresh.nextMoveId = old.nextMoveId;  // move ids are never given twice
   const TemplateSpec* t = findTemplate(old.request.templateName);
   Result<Reservation> again = Status::internal("template vanished");
   if (t) {
@@ -1744,7 +1735,7 @@ void Manager::readmit(const std::string& id, const std::string& why) {
     next.plan = old.plan;
     transition(next, ReservationState::kFailed, next.reason);
     for (auto& m : next.moves) {
-      if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;
+      if (m.progress.state == MoveState::kPlanned) m.progress.state = MoveState::kSkipped;
     }
     for (auto& c : next.clones) {
       if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
@@ -1771,7 +1762,9 @@ void Manager::replanAroundLostHosts() {
     if (r.state != ReservationState::kAdmitted) continue;
     bool touches = false;
     for (const auto& h : r.hosts) touches |= lost.count(h) > 0;
-    for (const auto& m : r.plan.moves) touches |= lost.count(m.fromHost) || lost.count(m.toHost);
+    for (const auto& m : r.moves) {
+      touches |= lost.count(m.planned.fromHost) || lost.count(m.planned.toHost);
+    }
     for (const auto& c : r.clones) touches |= lost.count(c.host) > 0;
     if (touches) affected.push_back(id);
   }
@@ -1784,12 +1777,11 @@ void Manager::replanAroundLostHosts() {
     std::string lostSource;
     bool lostDestination = false;
     std::uint32_t current = UINT32_MAX;
-    for (std::size_t i = 0; i < r.moves.size(); ++i) {
-      const auto& m = r.plan.moves[i];
-      if (r.moves[i].state == MoveState::kRunning || r.moves[i].state == MoveState::kPlanned) {
-        current = std::min(current, m.batch);
-      }
-      if (r.moves[i].state != MoveState::kPlanned) continue;
+    for (const auto& move : r.moves) {
+      if (!move.isVacate()) continue;
+      const auto& m = move.planned;
+      if (move.pendingOrRunning()) current = std::min(current, m.batch);
+      if (move.progress.state != MoveState::kPlanned) continue;
       lostDestination |= lost.count(m.toHost) > 0;
       if (lost.count(m.fromHost)) lostSource = m.fromHost;
     }
@@ -1821,7 +1813,9 @@ void Manager::fail(Reservation& r, const std::string& reason) {
   spdlog::error("{} failed: {}", r.id, reason);
   r.reason = reason;
   for (auto& m : r.moves) {
-    if (m.state == MoveState::kPlanned) m.state = MoveState::kSkipped;
+    if (m.isVacate() && m.progress.state == MoveState::kPlanned) {
+      m.progress.state = MoveState::kSkipped;
+    }
   }
   transition(r, ReservationState::kFailed, reason);
   startTeardown(r);
@@ -1833,7 +1827,7 @@ void Manager::startTeardown(Reservation& r) {
   for (std::size_t i = 0; i < r.clones.size(); ++i) {
     auto& c = r.clones[i];
     if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
-    if (c.state == CloneState::kRunning && !inFlight(r.id, Step::kDestroy, i)) {
+    if (c.state == CloneState::kRunning && !cloneInFlight(r.id, Step::kDestroy, i)) {
       // An unreachable agent cannot destroy anything; retry when it is back.
       if (!agentReady(c.host)) continue;
       AgentCommand cmd;
@@ -1841,19 +1835,19 @@ void Manager::startTeardown(Reservation& r) {
       cmd.host = c.host;
       cmd.vmId = c.vmId;
       c.state = CloneState::kDestroying;
-      issue(std::move(cmd), r.id, Step::kDestroy, i);
+      issue(std::move(cmd), r.id, Step::kDestroy, MoveId{}, i);
     }
   }
 }
 
 std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId, Step step,
-                             std::size_t index) {
+                             MoveId move, std::size_t clone) {
   cmd.id = nextCommandId_++;
   TimeNs deadline = kTimeInfinity;
   if (auto r = reservations_.find(reservationId); r != reservations_.end()) {
-    deadline = commandDeadline(r->second, step, index, clock_.now());
+    deadline = commandDeadline(r->second, step, move, clock_.now());
   }
-  pending_[cmd.id] = Pending{reservationId, step, index, cmd.host, cmd, deadline};
+  pending_[cmd.id] = Pending{reservationId, step, move, clone, cmd.host, cmd, deadline};
   spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind), cmd.vmId,
                 cmd.host, cmd.id);
   outbox_.push_back(std::move(cmd));
@@ -1872,15 +1866,15 @@ void Manager::resendPending(const std::string& host) {
     // migration time, and must not teach the planner that migrations are slow.
     auto r = reservations_.find(p.reservationId);
     if (r != reservations_.end()) {
-      p.deadlineNs = commandDeadline(r->second, p.step, p.index, clock_.now());
+      p.deadlineNs = commandDeadline(r->second, p.step, p.move, clock_.now());
     }
     // A migration started again runs at the cap its command carries.
     if (p.step == Step::kMigrate) {
-      sentCaps_[{p.reservationId, p.index}] = p.command.maxBandwidthBytesPerSec;
+      sentCaps_[{p.reservationId, p.move}] = p.command.maxBandwidthBytesPerSec;
     }
     if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate || p.step == Step::kPark) &&
         r != reservations_.end()) {
-      progressAt(r->second, p.index).actualStartNs = clock_.now();
+      if (Move* m = r->second.findMove(p.move)) m->progress.actualStartNs = clock_.now();
       touch(r->second);
     }
   }
@@ -1892,15 +1886,13 @@ void Manager::resendPending(const std::string& host) {
   if (n) spdlog::info("agent {}: sending its {} unanswered commands again", host, n);
 }
 
-TimeNs Manager::commandDeadline(const Reservation& r, Step step, std::size_t index,
-                                TimeNs sentNs) const {
+TimeNs Manager::commandDeadline(const Reservation& r, Step step, MoveId move, TimeNs sentNs) const {
+  const Move* target = r.findMove(move);
   switch (step) {
     case Step::kMigrate: {
-      const std::size_t moves = r.plan.moves.size() + r.returns.size();
       TimeNs predicted = 0;
-      if (index < moves) {
-        const PlannedMove& m =
-            isReturn(r, index) ? r.returns[index - r.plan.moves.size()] : r.plan.moves[index];
+      if (target) {
+        const PlannedMove& m = target->planned;
         predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 0);
       }
       return sentNs +
@@ -1912,12 +1904,13 @@ TimeNs Manager::commandDeadline(const Reservation& r, Step step, std::size_t ind
       // A park's predicted time is its move's (the save); an unpark's, the park's it undoes
       // (reading the state back costs about what writing it did).
       const PlannedMove* park = nullptr;
-      if (index < r.plan.moves.size()) {
-        park = &r.plan.moves[index];
-      } else if (index - r.plan.moves.size() < r.returns.size()) {
-        const std::string& vm = r.returns[index - r.plan.moves.size()].vmId;
-        for (const auto& m : r.plan.moves) {
-          if (m.vmId == vm && m.mode == MoveMode::kSuspend) park = &m;
+      if (target && target->isVacate()) {
+        park = &target->planned;
+      } else if (target) {
+        for (const auto& m : r.moves) {
+          if (m.purpose == MovePurpose::kPark && m.planned.vmId == target->planned.vmId) {
+            park = &m.planned;
+          }
         }
       }
       const TimeNs predicted =
@@ -1960,7 +1953,8 @@ void Manager::expireCommands() {
     if (p.step == Step::kMigrate && r != reservations_.end()) {
       // The agents' inventories (their heartbeats) say where the VM is: moved, and only the
       // answer was lost, or still at the source.
-      const PlannedMove& move = moveAt(r->second, p.index);
+      const Move* m = r->second.findMove(p.move);
+      const PlannedMove move = m ? m->planned : PlannedMove{};
       const VmRecord* atDest = findVm(move.toHost, move.vmId);
       if (!findVm(move.fromHost, move.vmId) && atDest) {
         spdlog::warn("{}: no answer to migrate command {} from {}, but {} is on {}: moved",
@@ -1971,7 +1965,8 @@ void Manager::expireCommands() {
     }
     if ((p.step == Step::kPark || p.step == Step::kUnpark) && r != reservations_.end()) {
       // Likewise a park or unpark whose answer was lost: the VM is in the state it asked for.
-      const PlannedMove& move = moveAt(r->second, p.index);
+      const Move* m = r->second.findMove(p.move);
+      const PlannedMove move = m ? m->planned : PlannedMove{};
       const VmRecord* vm = findVm(move.fromHost, move.vmId);
       if (vm && vm->state == (p.step == Step::kPark ? VmState::kParked : VmState::kRunning)) {
         spdlog::warn("{}: no answer to {} command {} from {}, but {} is {}: done", p.reservationId,
@@ -1991,14 +1986,23 @@ void Manager::expireCommands() {
   }
 }
 
-bool Manager::inFlight(const std::string& reservationId, Step step, std::size_t index) const {
+bool Manager::inFlight(const std::string& reservationId, Step step, MoveId move) const {
   for (const auto& [id, p] : pending_) {
-    if (p.reservationId == reservationId && p.step == step && p.index == index) return true;
+    if (p.reservationId == reservationId && p.step == step && p.move == move) return true;
   }
   return false;
 }
 
-void Manager::recordMoveError(const PlannedMove& move, const MoveProgress& progress) {
+bool Manager::cloneInFlight(const std::string& reservationId, Step step, std::size_t clone) const {
+  for (const auto& [id, p] : pending_) {
+    if (p.reservationId == reservationId && p.step == step && p.clone == clone) return true;
+  }
+  return false;
+}
+
+void Manager::recordMoveError(const Move& m) {
+  const PlannedMove& move = m.planned;
+  const MoveProgress& progress = m.progress;
   // A move capped by a re-plan ran as slowly as we made it (its prediction was moved out to
   // the projected end): neither says how good the model is.
   if (move.replanCapBytesPerSec > 0) return;
@@ -2022,10 +2026,8 @@ void Manager::driveMoves(Reservation& r) {
   // moves all turn out to be unnecessary is passed over at once.
   while (true) {
     std::uint32_t batch = UINT32_MAX;
-    for (std::size_t i = 0; i < r.moves.size(); ++i) {
-      if (r.moves[i].state == MoveState::kPlanned || r.moves[i].state == MoveState::kRunning) {
-        batch = std::min(batch, r.plan.moves[i].batch);
-      }
+    for (const auto& m : r.moves) {
+      if (m.isVacate() && m.pendingOrRunning()) batch = std::min(batch, m.planned.batch);
     }
     if (batch == UINT32_MAX) {
       transition(r, ReservationState::kPreparing,
@@ -2033,11 +2035,11 @@ void Manager::driveMoves(Reservation& r) {
       return;
     }
     bool busy = false;
-    for (std::size_t i = 0; i < r.moves.size(); ++i) {
-      const auto& move = r.plan.moves[i];
-      if (move.batch != batch) continue;
-      if (r.moves[i].state == MoveState::kRunning) busy = true;
-      if (r.moves[i].state != MoveState::kPlanned) continue;
+    for (auto& m : r.moves) {  // issue() and note() add no moves
+      const auto& move = m.planned;
+      if (!m.isVacate() || move.batch != batch) continue;
+      if (m.progress.state == MoveState::kRunning) busy = true;
+      if (m.progress.state != MoveState::kPlanned) continue;
       // Until both agents are back (after a restart, or a blip) their inventories are not
       // known: wait rather than send into the void or skip a VM we cannot see yet.
       if (!agentReady(move.fromHost) || !agentReady(move.toHost)) {
@@ -2047,20 +2049,20 @@ void Manager::driveMoves(Reservation& r) {
       const VmRecord* vm = findVm(move.fromHost, move.vmId);
       if (!vm) {
         // Already gone from the source (moved by an earlier vacate, or destroyed).
-        r.moves[i].state = MoveState::kSkipped;
+        m.progress.state = MoveState::kSkipped;
         note(r, move.vmId + " is no longer on " + move.fromHost + "; move skipped");
         continue;
       }
       busy = true;
-      r.moves[i].state = MoveState::kRunning;
-      r.moves[i].actualStartNs = now;
-      if (move.mode == MoveMode::kSuspend) {
+      m.progress.state = MoveState::kRunning;
+      m.progress.actualStartNs = now;
+      if (m.purpose == MovePurpose::kPark) {
         // No destination: parked on its source for the window, unparked after it.
         AgentCommand cmd;
         cmd.kind = AgentCommand::Kind::kPark;
         cmd.host = move.fromHost;
         cmd.vmId = move.vmId;
-        issue(std::move(cmd), r.id, Step::kPark, i);
+        issue(std::move(cmd), r.id, Step::kPark, m.id);
         note(r, "parking " + move.vmId + " on " + move.fromHost + " until " +
                     formatTime(move.resumeAtNs > 0 ? move.resumeAtNs : r.request.endNs));
         continue;
@@ -2070,7 +2072,7 @@ void Manager::driveMoves(Reservation& r) {
       cmd.host = move.toHost;
       cmd.vmId = move.vmId;
       cmd.vm = *vm;
-      issue(std::move(cmd), r.id, Step::kPrepareIncoming, i);
+      issue(std::move(cmd), r.id, Step::kPrepareIncoming, m.id);
       note(r, "moving " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " (" +
                   moveModeName(move.mode) + ", " + formatBytes(move.transferredBytes) + ")");
     }
@@ -2078,28 +2080,21 @@ void Manager::driveMoves(Reservation& r) {
   }
 }
 
-PlannedMove& Manager::moveAt(Reservation& r, std::size_t index) {
-  return isReturn(r, index) ? r.returns[index - r.plan.moves.size()] : r.plan.moves[index];
-}
-
-MoveProgress& Manager::progressAt(Reservation& r, std::size_t index) {
-  return isReturn(r, index) ? r.returnProgress[index - r.plan.moves.size()] : r.moves[index];
-}
-
-void Manager::failMove(Reservation& r, std::size_t index, const std::string& reason) {
-  if (!isReturn(r, index)) {
+void Manager::failMove(Reservation& r, MoveId id, const std::string& reason) {
+  const Move* m = r.findMove(id);
+  if (!m || m->isVacate()) {
     fail(r, reason);
     return;
   }
-  const PlannedMove& move = moveAt(r, index);
+  const PlannedMove& move = m->planned;
   note(r, reason + "; " + move.vmId + " stays on " +
               (findVm(move.toHost, move.vmId) ? move.toHost : move.fromHost));
   advance(r);
 }
 
-TimeNs Manager::moveTimeLeft(const Reservation& r, std::size_t i) const {
-  const auto& m = r.plan.moves[i];
-  const auto& prog = r.moves[i];
+TimeNs Manager::moveTimeLeft(const Reservation& r, const Move& move) const {
+  const auto& m = move.planned;
+  const auto& prog = move.progress;
   const TimeNs predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 0);
   if (prog.state == MoveState::kPlanned) return predicted;
   if (prog.state != MoveState::kRunning) return 0;
@@ -2109,7 +2104,7 @@ TimeNs Manager::moveTimeLeft(const Reservation& r, std::size_t i) const {
   // assumed to need as long again as it has overrun.
   const TimeNs now = clock_.now();
   const TimeNs elapsed = std::max<TimeNs>(now - prog.actualStartNs, 0);
-  auto f = moveFractions_.find({r.id, i});
+  auto f = moveFractions_.find({r.id, move.id});
   if (f != moveFractions_.end() && f->second.first >= 0.02) {
     const double total =
         static_cast<double>(f->second.second - prog.actualStartNs) / f->second.first;
@@ -2122,22 +2117,21 @@ TimeNs Manager::moveTimeLeft(const Reservation& r, std::size_t i) const {
 TimeNs Manager::projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch,
                                   bool runningOnly) const {
   std::uint32_t batch = UINT32_MAX;
-  for (std::size_t i = 0; i < r.moves.size(); ++i) {
-    if (r.moves[i].state == MoveState::kPlanned || r.moves[i].state == MoveState::kRunning) {
-      batch = std::min(batch, r.plan.moves[i].batch);
-    }
+  for (const auto& m : r.moves) {
+    if (m.isVacate() && m.pendingOrRunning()) batch = std::min(batch, m.planned.batch);
   }
   *runningBatch = batch;
   if (batch == UINT32_MAX) return 0;
   // The running batch ends with its slowest move; later batches take their planned spans.
   TimeNs current = 0;
   std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> laterSpans;  // batch -> planned [start, end)
-  for (std::size_t i = 0; i < r.moves.size(); ++i) {
-    const auto& m = r.plan.moves[i];
-    const auto& prog = r.moves[i];
+  for (const auto& move : r.moves) {
+    if (!move.isVacate()) continue;
+    const auto& m = move.planned;
+    const auto& prog = move.progress;
     if (m.batch == batch) {
       if (runningOnly && prog.state != MoveState::kRunning) continue;
-      current = std::max(current, moveTimeLeft(r, i));
+      current = std::max(current, moveTimeLeft(r, move));
     } else if (!runningOnly && m.batch > batch && prog.state == MoveState::kPlanned) {
       auto [it, inserted] = laterSpans.emplace(m.batch, std::pair{m.startOffsetNs, m.endOffsetNs});
       if (!inserted) {
@@ -2215,17 +2209,17 @@ void Manager::assessVacate(Reservation& r) {
   }
 }
 
-Result<VacatePlan> Manager::planRest(Reservation& r, const std::vector<std::size_t>& rest,
-                                     TimeNs fromNs, const std::map<std::string, double>& nicInUse,
-                                     bool park) {
+Result<VacatePlan> Manager::planRest(Reservation& r, const std::set<MoveId>& rest, TimeNs fromNs,
+                                     const std::map<std::string, double>& nicInUse, bool park) {
   // Plan the remaining VMs against the cluster without this reservation's remaining moves.
   std::set<std::string> restVms;
-  for (std::size_t i : rest) restVms.insert(r.plan.moves[i].vmId);
-  const Reservation original = r;
-  for (auto it = rest.rbegin(); it != rest.rend(); ++it) {
-    r.plan.moves.erase(r.plan.moves.begin() + static_cast<std::ptrdiff_t>(*it));
-    r.moves.erase(r.moves.begin() + static_cast<std::ptrdiff_t>(*it));
+  for (const auto& m : r.moves) {
+    if (rest.count(m.id)) restVms.insert(m.planned.vmId);
   }
+  const Reservation original = r;
+  r.moves.erase(std::remove_if(r.moves.begin(), r.moves.end(),
+                               [&](const Move& m) { return rest.count(m.id) > 0; }),
+                r.moves.end());
   for (const auto& h : hostsTouchedBy(original)) dirtyHosts_.insert(h);
   refreshCalendar();
   planner::VacateRequest req = snapshot(r);
@@ -2260,29 +2254,9 @@ Result<VacatePlan> Manager::planRest(Reservation& r, const std::vector<std::size
   return planner_.plan(req);
 }
 
-void Manager::reindexMoves(const std::string& id, const std::map<std::size_t, std::size_t>& map) {
-  for (auto& [cid, p] : pending_) {
-    if (p.reservationId != id || p.step == Step::kClone || p.step == Step::kDestroy) continue;
-    if (auto n = map.find(p.index); n != map.end()) p.index = n->second;
-  }
-  auto renumber = [&](auto& byMove) {
-    std::remove_reference_t<decltype(byMove)> out;
-    for (auto& [key, value] : byMove) {
-      if (key.first != id) {
-        out.emplace(key, value);
-      } else if (auto n = map.find(key.second); n != map.end()) {
-        out.emplace(std::pair{key.first, n->second}, value);
-      }  // a move replaced: nothing of it is kept
-    }
-    byMove.swap(out);
-  };
-  renumber(moveFractions_);
-  renumber(sentCaps_);
-}
-
-bool Manager::applyRest(Reservation& r, const Reservation& original,
-                        const std::vector<std::size_t>& rest, const VacatePlan& plan,
-                        std::uint32_t base, TimeNs fromNs, std::string* violation) {
+bool Manager::applyRest(Reservation& r, const Reservation& original, const std::set<MoveId>& rest,
+                        const VacatePlan& plan, std::uint32_t base, TimeNs fromNs,
+                        std::string* violation) {
   // Hosts over capacity with the plan as it is: the new one may not overbook any other
   // (verifyBookings() passes over hosts already over once the moves replaced are taken off; a
   // plan that parks VMs brings them back after the window: see readmit(), fuzz_manager_ops).
@@ -2291,31 +2265,23 @@ bool Manager::applyRest(Reservation& r, const Reservation& original,
   for (const auto& h : hostsTouchedBy(original)) {
     if (calendar_.overbooked(h)) wasOver.insert(h);
   }
-  for (auto it = rest.rbegin(); it != rest.rend(); ++it) {
-    r.plan.moves.erase(r.plan.moves.begin() + static_cast<std::ptrdiff_t>(*it));
-    r.moves.erase(r.moves.begin() + static_cast<std::ptrdiff_t>(*it));
-  }
+  r.moves.erase(std::remove_if(r.moves.begin(), r.moves.end(),
+                               [&](const Move& m) { return rest.count(m.id) > 0; }),
+                r.moves.end());
   // Hosts overbooked without the moves replaced are not the new plan's fault (verifyBookings).
   for (const auto& h : hostsTouchedBy(original)) dirtyHosts_.insert(h);
   refreshCalendar();
-  // The new moves follow the moves that stay, at offsets from the vacate start as before.
+  // The new moves follow the moves that stay, at offsets from the vacate start as before, with
+  // new ids: what refers to the moves that stay (commands, progress, caps) still does.
   const TimeNs shift = fromNs - r.plan.latestSafeStartNs;
   for (auto m : plan.moves) {
     m.batch += base;
     m.startOffsetNs += shift;
     m.endOffsetNs += shift;
-    r.plan.moves.push_back(std::move(m));
-    r.moves.push_back(MoveProgress{});
+    const MovePurpose purpose =
+        m.mode == MoveMode::kPark ? MovePurpose::kPark : MovePurpose::kVacate;
+    r.addMove(purpose, std::move(m));
   }
-  // The moves that stay precede the new ones; what points at them by index (pending commands,
-  // progress, caps) follows them to their new numbers.
-  std::map<std::size_t, std::size_t> forward, back;
-  for (std::size_t i = 0, j = 0; i < original.plan.moves.size(); ++i) {
-    if (std::find(rest.begin(), rest.end(), i) != rest.end()) continue;
-    forward[i] = j;
-    back[j++] = i;
-  }
-  reindexMoves(r.id, forward);
   *violation = verifyBookings(r, /*keep=*/true);
   if (violation->empty()) {
     refreshCalendar();
@@ -2330,7 +2296,6 @@ bool Manager::applyRest(Reservation& r, const Reservation& original,
     }
   }
   if (violation->empty()) return true;
-  reindexMoves(r.id, back);
   r = original;
   touch(r);
   refreshCalendar();
@@ -2339,23 +2304,25 @@ bool Manager::applyRest(Reservation& r, const Reservation& original,
 
 Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs,
                                          bool force, bool park) {
-  std::vector<std::size_t> rest;
+  std::set<MoveId> rest;
   std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> spans;
   std::uint32_t keptBatch = 0;
   bool anyKept = false;
   // Parking applies to VMs that allow suspension and are not parked by the plan already.
   auto parkable = [&](const PlannedMove& m) {
     const VmRecord* vm = findVm(m.fromHost, m.vmId);
-    return m.mode != MoveMode::kSuspend && vm && vm->allowSuspend;
+    return m.mode != MoveMode::kPark && vm && vm->allowSuspend;
   };
-  for (std::size_t i = 0; i < r.moves.size(); ++i) {
-    const auto& m = r.plan.moves[i];
-    if (m.batch < firstBatch || r.moves[i].state != MoveState::kPlanned || (park && !parkable(m))) {
+  for (const auto& move : r.moves) {
+    if (!move.isVacate()) continue;
+    const auto& m = move.planned;
+    if (m.batch < firstBatch || move.progress.state != MoveState::kPlanned ||
+        (park && !parkable(m))) {
       keptBatch = anyKept ? std::max(keptBatch, m.batch) : m.batch;
       anyKept = true;
       continue;
     }
-    rest.push_back(i);
+    rest.insert(move.id);
     auto [it, inserted] = spans.emplace(m.batch, std::pair{m.startOffsetNs, m.endOffsetNs});
     if (!inserted) {
       it->second.first = std::min(it->second.first, m.startOffsetNs);
@@ -2395,20 +2362,22 @@ Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatc
 
 Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t batch) {
   const TimeNs now = clock_.now();
-  std::vector<std::size_t> rest, running;
-  for (std::size_t i = 0; i < r.moves.size(); ++i) {
-    if (r.plan.moves[i].batch < batch) continue;
-    if (r.moves[i].state == MoveState::kPlanned) rest.push_back(i);
+  std::set<MoveId> rest;
+  std::vector<MoveId> running;
+  for (const auto& m : r.moves) {
+    if (!m.isVacate() || m.planned.batch < batch) continue;
+    if (m.progress.state == MoveState::kPlanned) rest.insert(m.id);
     // A park in flight is a local save: it shares no NIC and takes no cap.
-    if (r.moves[i].state == MoveState::kRunning && r.plan.moves[i].mode != MoveMode::kSuspend) {
-      running.push_back(i);
+    if (m.progress.state == MoveState::kRunning && m.planned.mode != MoveMode::kPark) {
+      running.push_back(m.id);
     }
   }
   if (rest.empty() || running.empty()) return {};
   std::map<std::string, int> runningOn;  // NIC -> running moves through it
-  for (std::size_t i : running) {
-    ++runningOn[r.plan.moves[i].fromHost];
-    ++runningOn[r.plan.moves[i].toHost];
+  for (MoveId id : running) {
+    const Move* m = r.findMove(id);
+    ++runningOn[m->planned.fromHost];
+    ++runningOn[m->planned.toHost];
   }
   auto nicOf = [&](const std::string& h) {
     auto it = hosts_.find(h);
@@ -2421,7 +2390,7 @@ Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t ba
   if (!first) return {};
   std::map<std::string, int> startingOn;
   for (const auto& m : first->moves) {
-    if (m.batch != 0 || m.mode == MoveMode::kSuspend) continue;  // a park uses no NIC
+    if (m.batch != 0 || m.mode == MoveMode::kPark) continue;  // a park uses no NIC
     ++startingOn[m.fromHost];
     ++startingOn[m.toHost];
   }
@@ -2441,19 +2410,20 @@ Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t ba
   TimeNs runningEnd = 0;
   std::size_t capped = 0;
   double lowestCap = 0;
-  for (std::size_t i : running) {
-    auto& m = r.plan.moves[i];
+  for (MoveId id : running) {
+    Move& move = *r.findMove(id);
+    auto& m = move.planned;
     double cap = 0;
     for (const auto* h : {&m.fromHost, &m.toHost}) {
       if (auto s = share.find(*h); s != share.end())
         cap = cap > 0 ? std::min(cap, s->second) : s->second;
     }
-    TimeNs left = moveTimeLeft(r, i);
+    TimeNs left = moveTimeLeft(r, move);
     if (cap > 0) {
       const TimeNs predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 1);
       double done =
-          static_cast<double>(now - r.moves[i].actualStartNs) / static_cast<double>(predicted);
-      if (auto f = moveFractions_.find({r.id, i}); f != moveFractions_.end())
+          static_cast<double>(now - move.progress.actualStartNs) / static_cast<double>(predicted);
+      if (auto f = moveFractions_.find({r.id, id}); f != moveFractions_.end())
         done = f->second.first;
       const double bytesLeft =
           static_cast<double>(m.transferredBytes) * (1.0 - std::clamp(done, 0.0, 0.95));
@@ -2484,9 +2454,11 @@ Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t ba
   }
   // A capped move takes longer: its command's deadline follows its new predicted end.
   for (auto& [id, p] : pending_) {
-    if (p.reservationId != r.id || p.step != Step::kMigrate || p.index >= r.moves.size()) continue;
-    p.deadlineNs = std::max(
-        p.deadlineNs, commandDeadline(r, Step::kMigrate, p.index, r.moves[p.index].actualStartNs));
+    if (p.reservationId != r.id || p.step != Step::kMigrate) continue;
+    const Move* m = r.findMove(p.move);
+    if (!m || !m->isVacate()) continue;
+    p.deadlineNs = std::max(p.deadlineNs,
+                            commandDeadline(r, Step::kMigrate, p.move, m->progress.actualStartNs));
   }
   driveCaps(r);
   return {true, "re-planned " + what + " alongside the " + std::to_string(running.size()) +
@@ -2496,41 +2468,43 @@ Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t ba
 }
 
 void Manager::driveCaps(Reservation& r) {
-  for (std::size_t i = 0; i < r.moves.size(); ++i) {
-    const auto& m = r.plan.moves[i];
-    if (m.replanCapBytesPerSec <= 0 || r.moves[i].state != MoveState::kRunning) continue;
+  for (const auto& move : r.moves) {  // issue() and note() add no moves
+    const auto& m = move.planned;
+    if (!move.isVacate() || m.replanCapBytesPerSec <= 0 ||
+        move.progress.state != MoveState::kRunning) {
+      continue;
+    }
     bool shared = false;
-    for (std::size_t j = 0; j < r.moves.size() && !shared; ++j) {
-      const auto& o = r.plan.moves[j];
-      if (j == i || o.batch != m.batch) continue;
-      if (r.moves[j].state != MoveState::kPlanned && r.moves[j].state != MoveState::kRunning) {
-        continue;
-      }
+    for (const auto& other : r.moves) {
+      if (shared) break;
+      const auto& o = other.planned;
+      if (!other.isVacate() || other.id == move.id || o.batch != m.batch) continue;
+      if (!other.pendingOrRunning()) continue;
       shared = o.fromHost == m.fromHost || o.fromHost == m.toHost || o.toHost == m.fromHost ||
                o.toHost == m.toHost;
     }
     const double want = shared ? m.replanCapBytesPerSec : 0.0;
-    const auto key = std::pair{r.id, i};
+    const auto key = std::pair{r.id, move.id};
     auto sent = sentCaps_.find(key);
     // Only a migration the source runs can be capped (the migrate command carries the cap when
     // it is sent later: see onResult). Not known what was sent (vrmd restarted): send it.
     bool migrating = false;
     for (const auto& [id, p] : pending_) {
-      migrating |= p.reservationId == r.id && p.step == Step::kMigrate && p.index == i;
+      migrating |= p.reservationId == r.id && p.step == Step::kMigrate && p.move == move.id;
     }
     if (const VmRecord* vm = findVm(m.fromHost, m.vmId)) {
       migrating |= vm->state == VmState::kMigratingOut && agentReady(m.fromHost);
     }
     if (!migrating) continue;
     if (sent != sentCaps_.end() && sent->second == want) continue;
-    if (inFlight(r.id, Step::kSetBandwidth, i)) continue;  // its answer comes first
+    if (inFlight(r.id, Step::kSetBandwidth, move.id)) continue;  // its answer comes first
     sentCaps_[key] = want;
     AgentCommand cmd;
     cmd.kind = AgentCommand::Kind::kSetBandwidth;
     cmd.host = m.fromHost;
     cmd.vmId = m.vmId;
     cmd.maxBandwidthBytesPerSec = want;
-    issue(std::move(cmd), r.id, Step::kSetBandwidth, i);
+    issue(std::move(cmd), r.id, Step::kSetBandwidth, move.id);
     note(r, want > 0 ? "capping " + m.vmId + "'s migration at " + formatRate(want) +
                            " while re-planned moves share its NIC"
                      : "lifting the cap on " + m.vmId +
@@ -2539,9 +2513,9 @@ void Manager::driveCaps(Reservation& r) {
 }
 
 bool Manager::parksVms(const Reservation& r) {
-  for (std::size_t i = 0; i < r.moves.size() && i < r.plan.moves.size(); ++i) {
-    if (r.plan.moves[i].mode == MoveMode::kSuspend &&
-        (r.moves[i].state == MoveState::kDone || r.moves[i].state == MoveState::kRunning)) {
+  for (const auto& m : r.moves) {
+    if (m.purpose == MovePurpose::kPark &&
+        (m.progress.state == MoveState::kDone || m.progress.state == MoveState::kRunning)) {
       return true;
     }
   }
@@ -2550,14 +2524,15 @@ bool Manager::parksVms(const Reservation& r) {
 
 bool Manager::driveReturns(Reservation& r) {
   const TimeNs now = clock_.now();
-  if (r.returns.empty()) {
+  if (!r.hasTeardownMoves()) {
     std::uint32_t k = 0;
     std::size_t parked = 0;
-    for (std::size_t i = 0; i < r.moves.size(); ++i) {
-      if (r.moves[i].state != MoveState::kDone) continue;
-      const PlannedMove& out = r.plan.moves[i];
-      const bool park = out.mode == MoveMode::kSuspend;
-      if (!park && r.request.displaced != "return") continue;
+    std::vector<std::pair<MovePurpose, PlannedMove>> teardown;
+    for (const auto& m : r.moves) {
+      if (!m.isVacate() || m.progress.state != MoveState::kDone) continue;
+      const PlannedMove& out = m.planned;
+      const bool park = m.purpose == MovePurpose::kPark;
+      if (!park && !r.request.returnsDisplaced()) continue;
       parked += park;
       PlannedMove back;
       back.vmId = out.vmId;
@@ -2567,23 +2542,23 @@ bool Manager::driveReturns(Reservation& r) {
       back.batch = k++;
       back.memoryBytes = out.memoryBytes;
       back.transferredBytes = out.transferredBytes;
-      r.returns.push_back(back);
-      r.returnProgress.push_back(MoveProgress{});
+      teardown.emplace_back(park ? MovePurpose::kUnpark : MovePurpose::kReturn, std::move(back));
     }
-    if (r.returns.empty()) return true;
+    if (teardown.empty()) return true;
+    for (auto& [purpose, back] : teardown) r.addMove(purpose, std::move(back));
     if (parked) note(r, "unparking " + std::to_string(parked) + " parked VMs");
-    if (r.returns.size() > parked) {
-      note(r, "returning " + std::to_string(r.returns.size() - parked) +
+    if (teardown.size() > parked) {
+      note(r, "returning " + std::to_string(teardown.size() - parked) +
                   " displaced VMs home, one at a time");
     }
   }
   // Parked VMs first, all at once: each is restored from its own host's disk, and a displaced
-  // VM's home may be where one of them waits.
+  // VM's home may be where one of them waits. (issue() and note() add no moves.)
   bool unparking = false;
-  for (std::size_t j = 0; j < r.returns.size(); ++j) {
-    const PlannedMove& move = r.returns[j];
-    auto& prog = r.returnProgress[j];
-    if (move.mode != MoveMode::kSuspend) continue;
+  for (auto& m : r.moves) {
+    const PlannedMove& move = m.planned;
+    auto& prog = m.progress;
+    if (m.purpose != MovePurpose::kUnpark) continue;
     if (prog.state == MoveState::kRunning) unparking = true;
     if (prog.state != MoveState::kPlanned) continue;
     if (!agentReady(move.fromHost)) {
@@ -2602,16 +2577,16 @@ bool Manager::driveReturns(Reservation& r) {
     cmd.kind = AgentCommand::Kind::kUnpark;
     cmd.host = move.fromHost;
     cmd.vmId = move.vmId;
-    issue(std::move(cmd), r.id, Step::kUnpark, r.plan.moves.size() + j);
+    issue(std::move(cmd), r.id, Step::kUnpark, m.id);
     unparking = true;
   }
   if (unparking) return false;
-  for (std::size_t j = 0; j < r.returns.size(); ++j) {
-    auto& prog = r.returnProgress[j];
-    if (r.returns[j].mode == MoveMode::kSuspend) continue;
+  for (auto& m : r.moves) {
+    auto& prog = m.progress;
+    if (m.purpose != MovePurpose::kReturn) continue;
     if (prog.state == MoveState::kRunning) return false;
     if (prog.state != MoveState::kPlanned) continue;
-    const PlannedMove& move = r.returns[j];
+    const PlannedMove& move = m.planned;
     if (!agentReady(move.fromHost) || !agentReady(move.toHost)) return false;
     const VmRecord* vm = findVm(move.fromHost, move.vmId);
     if (!vm || vm->state == VmState::kIncoming) {
@@ -2646,7 +2621,7 @@ bool Manager::driveReturns(Reservation& r) {
     cmd.host = move.toHost;
     cmd.vmId = move.vmId;
     cmd.vm = *vm;
-    issue(std::move(cmd), r.id, Step::kPrepareIncoming, r.plan.moves.size() + j);
+    issue(std::move(cmd), r.id, Step::kPrepareIncoming, m.id);
     note(r, "returning " + move.vmId + " " + move.fromHost + " -> " + move.toHost);
     return false;
   }
@@ -2670,7 +2645,7 @@ void Manager::driveClones(Reservation& r) {
     cmd.reservationId = r.id;
     cmd.bootTimeNs = t->cloneTimeNs;
     c.state = CloneState::kCloning;
-    issue(std::move(cmd), r.id, Step::kClone, i);
+    issue(std::move(cmd), r.id, Step::kClone, MoveId{}, i);
   }
   if (allRunning) {
     std::string handles;
@@ -2684,29 +2659,29 @@ void Manager::driveTeardown(Reservation& r) {
   bool allGone = std::all_of(r.clones.begin(), r.clones.end(), [](const ClonePlacement& c) {
     return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
   });
-  if (allGone && (r.request.displaced == "return" || parksVms(r))) {
+  if (allGone && (r.request.returnsDisplaced() || parksVms(r))) {
     // After the window, or after a cancel or failure that stopped the vacate half-way (a roll
     // back): once no move of the vacate is running any more.
-    const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const MoveProgress& m) {
-      return m.state == MoveState::kRunning;
+    const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const Move& m) {
+      return m.isVacate() && m.progress.state == MoveState::kRunning;
     });
     if (moving || !driveReturns(r)) return;
   }
   // "N of M displaced VMs returned home", "N of M parked VMs unparked", as they apply.
   auto returnsSummary = [&]() {
     std::size_t returned = 0, total = 0, unparked = 0, parked = 0;
-    for (std::size_t j = 0; j < r.returns.size() && j < r.returnProgress.size(); ++j) {
-      const bool done = r.returnProgress[j].state == MoveState::kDone;
-      if (r.returns[j].mode == MoveMode::kSuspend) {
+    for (const auto& m : r.moves) {
+      const bool done = m.progress.state == MoveState::kDone;
+      if (m.purpose == MovePurpose::kUnpark) {
         ++parked;
         unparked += done;
-      } else {
+      } else if (m.purpose == MovePurpose::kReturn) {
         ++total;
         returned += done;
       }
     }
     std::string text;
-    if (r.request.displaced == "return") {
+    if (r.request.returnsDisplaced()) {
       text = std::to_string(returned) + " of " + std::to_string(total) +
              " displaced VMs returned home";
     }
@@ -2716,13 +2691,10 @@ void Manager::driveTeardown(Reservation& r) {
     }
     return text;
   };
-  if (allGone && isTerminal(r.state) && !r.returns.empty() &&
-      (r.request.displaced == "return" || parksVms(r))) {
-    const std::string summary = "returns done";
-    if (std::none_of(r.events.begin(), r.events.end(),
-                     [&](const ReservationEvent& e) { return e.message.rfind(summary, 0) == 0; })) {
-      note(r, summary + ": " + returnsSummary());
-    }
+  if (allGone && isTerminal(r.state) && r.hasTeardownMoves() &&
+      (r.request.returnsDisplaced() || parksVms(r)) && !r.returnsNoted) {
+    r.returnsNoted = true;
+    note(r, "returns done: " + returnsSummary());
   }
   if (allGone && r.state == ReservationState::kEnding) {
     const std::string summary = returnsSummary();
@@ -2734,21 +2706,24 @@ void Manager::driveTeardown(Reservation& r) {
 
 // After a restart nothing is in flight: settle moves and clones that were running from what the
 // agents report, re-issuing what did not happen. Waits until the hosts involved registered.
+// Moves are walked by index and looked up again after each step: failMove() may add moves.
 void Manager::reconcile(Reservation& r) {
-  for (std::size_t i = 0; i < r.moves.size() + r.returnProgress.size(); ++i) {
-    auto& prog = progressAt(r, i);
-    if (prog.state != MoveState::kRunning) continue;
-    if (inFlight(r.id, Step::kPrepareIncoming, i) || inFlight(r.id, Step::kMigrate, i) ||
-        inFlight(r.id, Step::kFinishIncoming, i) || inFlight(r.id, Step::kPark, i) ||
-        inFlight(r.id, Step::kUnpark, i)) {
+  for (std::size_t i = 0; i < r.moves.size(); ++i) {
+    if (r.moves[i].progress.state != MoveState::kRunning) continue;
+    const MoveId id = r.moves[i].id;
+    if (inFlight(r.id, Step::kPrepareIncoming, id) || inFlight(r.id, Step::kMigrate, id) ||
+        inFlight(r.id, Step::kFinishIncoming, id) || inFlight(r.id, Step::kPark, id) ||
+        inFlight(r.id, Step::kUnpark, id)) {
       continue;
     }
-    const auto& move = moveAt(r, i);
-    if (move.mode == MoveMode::kSuspend) {
+    const PlannedMove move = r.moves[i].planned;
+    auto& prog = r.moves[i].progress;
+    const bool vacate = r.moves[i].isVacate();
+    if (move.mode == MoveMode::kPark) {
       // A park (or its unpark) whose answer was lost: the agent's inventory says where it got.
       if (!agentReady(move.fromHost)) continue;
       const VmRecord* vm = findVm(move.fromHost, move.vmId);
-      const bool park = !isReturn(r, i);
+      const bool park = vacate;
       if (!vm) {
         prog.state = MoveState::kSkipped;
         note(r, move.vmId + " is no longer on " + move.fromHost + "; not " +
@@ -2774,12 +2749,12 @@ void Manager::reconcile(Reservation& r) {
     if (atSource && atSource->state == VmState::kMigratingOut) {
       // Still running there, its command sent before a restart of vrmd: its deadline counts
       // from the move's stored start (ManagerOptions::commandTimeoutFactor).
-      const TimeNs deadline = commandDeadline(r, Step::kMigrate, i, prog.actualStartNs);
-      if (isReturn(r, i) || clock_.now() < deadline) continue;
+      const TimeNs deadline = commandDeadline(r, Step::kMigrate, id, prog.actualStartNs);
+      if (!vacate || clock_.now() < deadline) continue;
       dropIncoming(move.toHost, move.vmId,
                    {atSource->cpuCores, static_cast<std::int64_t>(move.memoryBytes), 0});
       prog.state = MoveState::kFailed;
-      failMove(r, i,
+      failMove(r, id,
                "host " + move.fromHost + " did not finish its migrate command for " + move.vmId +
                    " within " + formatDuration(deadline - prog.actualStartNs) + " of its start");
       continue;
@@ -2799,7 +2774,7 @@ void Manager::reconcile(Reservation& r) {
       cmd.host = move.toHost;
       cmd.vmId = move.vmId;
       cmd.commit = true;
-      issue(std::move(cmd), r.id, Step::kFinishIncoming, i);
+      issue(std::move(cmd), r.id, Step::kFinishIncoming, id);
     } else if (atSource) {
       if (atDest) {  // a stale prepared copy: drop it before trying again
         dropIncoming(move.toHost, move.vmId,
@@ -2810,20 +2785,21 @@ void Manager::reconcile(Reservation& r) {
       note(r, "re-issuing the move of " + move.vmId + " after a restart");
     } else {
       prog.state = MoveState::kFailed;
-      failMove(r, i, "VM " + move.vmId + " is on neither " + move.fromHost + " nor " + move.toHost);
+      failMove(r, id,
+               "VM " + move.vmId + " is on neither " + move.fromHost + " nor " + move.toHost);
     }
   }
   for (std::size_t i = 0; i < r.clones.size(); ++i) {
     auto& c = r.clones[i];
-    bool cloning = c.state == CloneState::kCloning && !inFlight(r.id, Step::kClone, i);
-    bool destroying = c.state == CloneState::kDestroying && !inFlight(r.id, Step::kDestroy, i);
+    bool cloning = c.state == CloneState::kCloning && !cloneInFlight(r.id, Step::kClone, i);
+    bool destroying = c.state == CloneState::kDestroying && !cloneInFlight(r.id, Step::kDestroy, i);
     if ((!cloning && !destroying) || !registeredSinceStart_.count(c.host)) continue;
     const VmRecord* vm = findVm(c.host, c.vmId);
     if (cloning && vm && vm->state == VmState::kCloning) {
       // Sent before a restart of vrmd, still cloning: given the slow-command bound from the
       // later of its planned start and the restart.
       const TimeNs from = std::max(cloneStart(r), startedNs_);
-      const TimeNs deadline = commandDeadline(r, Step::kClone, i, from);
+      const TimeNs deadline = commandDeadline(r, Step::kClone, MoveId{}, from);
       if (clock_.now() >= deadline && !isTerminal(r.state)) {
         c.state = CloneState::kFailed;
         fail(r, "clone " + c.vmId + " on " + c.host + " failed: host " + c.host +
@@ -2855,9 +2831,9 @@ void Manager::advance(Reservation& r) {
       case ReservationState::kAdmitted:
         if (now >= prepareAt(r)) {
           if (r.request.kind == ReservationKind::kDedicated) {
-            transition(
-                r, ReservationState::kVacating,
-                "latest safe start reached: vacating " + std::to_string(r.moves.size()) + " VMs");
+            transition(r, ReservationState::kVacating,
+                       "latest safe start reached: vacating " +
+                           std::to_string(r.vacateMoveCount()) + " VMs");
           } else {
             transition(r, ReservationState::kPreparing,
                        "cloning " + std::to_string(r.clones.size()) + " VMs");
@@ -2896,9 +2872,10 @@ void Manager::advance(Reservation& r) {
     // Waiting for an agent that is gone would break the promise silently: past the start, a
     // reservation that still needs an unreachable host fails, with the reason.
     std::string gone;
-    for (std::size_t i = 0; i < r.moves.size() && gone.empty(); ++i) {
-      if (r.moves[i].state != MoveState::kPlanned) continue;
-      for (const auto* h : {&r.plan.moves[i].fromHost, &r.plan.moves[i].toHost}) {
+    for (const auto& m : r.moves) {
+      if (!gone.empty()) break;
+      if (!m.isVacate() || m.progress.state != MoveState::kPlanned) continue;
+      for (const auto* h : {&m.planned.fromHost, &m.planned.toHost}) {
         if (auto it = hosts_.find(*h); it != hosts_.end() && !it->second.reachable) gone = *h;
       }
     }
@@ -2908,7 +2885,8 @@ void Manager::advance(Reservation& r) {
     }
     if (!gone.empty()) {
       fail(r, "not ready at its start: host " + gone + " it needs is unreachable");
-    } else if (r.events.empty() || r.events.back().message.rfind("late:", 0) != 0) {
+    } else if (!r.lateNoted) {
+      r.lateNoted = true;
       note(r, "late: the reservation's start has passed before its hosts were ready");
     }
   }
@@ -2965,16 +2943,15 @@ void Manager::schedule(const Reservation& r) {
       const bool clonesGone = std::all_of(r.clones.begin(), r.clones.end(), [](const auto& c) {
         return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
       });
-      const bool moving = std::any_of(r.moves.begin(), r.moves.end(),
-                                      [](const auto& m) { return m.state == MoveState::kRunning; });
+      const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const Move& m) {
+        return m.isVacate() && m.progress.state == MoveState::kRunning;
+      });
       // Nor a parked VM to unpark (its unpark not yet created, or not settled).
-      bool unparking = parksVms(r) && r.returns.empty();
-      for (std::size_t j = 0; j < r.returns.size() && j < r.returnProgress.size(); ++j) {
-        unparking |= r.returns[j].mode == MoveMode::kSuspend &&
-                     (r.returnProgress[j].state == MoveState::kPlanned ||
-                      r.returnProgress[j].state == MoveState::kRunning);
+      bool unparking = parksVms(r) && !r.hasTeardownMoves();
+      for (const auto& m : r.moves) {
+        unparking |= m.purpose == MovePurpose::kUnpark && m.pendingOrRunning();
       }
-      if (clonesGone && !moving && !unparking && r.request.displaced != "return") return;
+      if (clonesGone && !moving && !unparking && !r.request.returnsDisplaced()) return;
       busy_.insert(r.id);
       return;
     }
@@ -3014,11 +2991,11 @@ void Manager::tick() {
       const std::size_t events = r.events.size();
       const auto clonesBefore = r.clones.size();
       std::vector<int> before;
-      for (const auto& m : r.moves) before.push_back(static_cast<int>(m.state));
+      for (const auto& m : r.moves) before.push_back(static_cast<int>(m.progress.state));
       for (const auto& c : r.clones) before.push_back(static_cast<int>(c.state));
       advance(r);
       std::vector<int> after;
-      for (const auto& m : r.moves) after.push_back(static_cast<int>(m.state));
+      for (const auto& m : r.moves) after.push_back(static_cast<int>(m.progress.state));
       for (const auto& c : r.clones) after.push_back(static_cast<int>(c.state));
       if (r.events.size() != events || before != after || clonesBefore != r.clones.size()) {
         persist(r);

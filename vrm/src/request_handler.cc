@@ -65,7 +65,9 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Cal
     try {
       switch (req->which()) {
         case wire::ClientRequest::SUBMIT: {
-          ReservationRequest request = fromWire(req->getSubmit());
+          // Who may book is decided before what is booked is judged.
+          Result<ReservationRequest> parsed = protocol::requestFromWire(req->getSubmit());
+          ReservationRequest request = parsed ? *parsed : fromWire(req->getSubmit());
           if (request.owner.empty()) request.owner = caller.name;
           Result<Reservation> r = Status::unauthorized("");
           if (caller.role == Role::kAnonymous && !request.dryRun) {
@@ -73,6 +75,8 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Cal
           } else if (caller.role != Role::kAdmin && request.owner != caller.name) {
             r = Status::unauthorized(caller.describe() + " cannot book for '" + request.owner +
                                      "' (only for itself)");
+          } else if (!parsed) {
+            r = parsed.status();
           } else {
             r = manager.submit(std::move(request));
           }

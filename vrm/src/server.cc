@@ -250,11 +250,13 @@ void Server::publishEvents() {
     e.setMessage(event.message);
     notice.setState(toWire(r.state));
     std::uint32_t done = 0, running = 0;
-    for (const auto& m : r.moves)
-      done += m.state == MoveState::kDone || m.state == MoveState::kSkipped;
+    for (const auto& m : r.moves) {
+      if (!m.isVacate()) continue;  // the vacate's progress
+      done += m.progress.state == MoveState::kDone || m.progress.state == MoveState::kSkipped;
+    }
     for (const auto& c : r.clones) running += c.state == CloneState::kRunning;
     notice.setMovesDone(done);
-    notice.setMovesTotal(static_cast<std::uint32_t>(r.moves.size()));
+    notice.setMovesTotal(static_cast<std::uint32_t>(r.vacateMoveCount()));
     notice.setClonesRunning(running);
     notice.setClonesTotal(static_cast<std::uint32_t>(r.clones.size()));
     try {

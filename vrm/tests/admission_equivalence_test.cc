@@ -50,7 +50,7 @@ std::string describe(const Reservation& r) {
   for (const auto& c : r.clones) o << c.vmId << "@" << c.host << ",";
   o << " plan " << r.plan.strategy << " lss=" << r.plan.latestSafeStartNs
     << " makespan=" << r.plan.makespanNs << " moves=";
-  for (const auto& m : r.plan.moves) {
+  for (const auto& m : r.plannedMoves()) {
     o << m.vmId << ":" << m.fromHost << ">" << m.toHost << "[" << m.startOffsetNs << ","
       << m.endOffsetNs << ")";
   }
@@ -101,7 +101,7 @@ TEST(AdmissionEquivalenceTest, IncrementalAdmissionDecidesAsTheFullPath) {
         } else {
           req.hostCount = static_cast<std::uint32_t>(uniform(1, 4));
           req.templateName = uniform(0, 1) ? "bmi" : "small";
-          if (uniform(0, 1)) req.displaced = "return";
+          if (uniform(0, 1)) req.displaced = Displaced::kReturn;
         }
         auto a = fast.manager->submit(req);
         auto b = full.manager->submit(req);

@@ -133,9 +133,9 @@ void checkInvariants(World& w, const std::string& context) {
         dump += " clones=";
         for (auto& c : r.clones) dump += c.host + ":" + cloneStateName(c.state) + ",";
         dump += " moves=";
-        for (std::size_t i = 0; i < r.plan.moves.size(); ++i)
-          dump += r.plan.moves[i].vmId + ":" + r.plan.moves[i].fromHost + ">" +
-                  r.plan.moves[i].toHost + ":" + moveStateName(r.moves[i].state) + ",";
+        for (const auto& m : r.moves)
+          dump += m.planned.vmId + ":" + m.planned.fromHost + ">" + m.planned.toHost + ":" +
+                  moveStateName(m.progress.state) + ",";
         dump += "\n";
       }
       for (const auto& v : w.manager.vms())
@@ -187,7 +187,7 @@ void randomLifecycles(std::uint32_t seeds, bool parking) {
         } else {
           req.hostCount = static_cast<std::uint32_t>(uniform(1, 2));
           req.templateName = uniform(0, 1) ? "bmi" : "small";
-          if (uniform(0, 1)) req.displaced = "return";
+          if (uniform(0, 1)) req.displaced = Displaced::kReturn;
         }
         auto r = w.manager.submit(req);
         ASSERT_TRUE(r.isOk()) << context << ": " << r.status().toString();

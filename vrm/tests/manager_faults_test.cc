@@ -270,13 +270,13 @@ TEST_F(ManagerFaultsTest, OrphanIncomingVmIsDropped) {
 TEST_F(ManagerFaultsTest, LateVacateBooksItsClonesAfterItsLastMove) {
   const Reservation r = submitDedicated("node1", "whole");
   ASSERT_EQ(r.state, ReservationState::kAdmitted);
-  ASSERT_EQ(r.plan.moves.size(), 1u);
+  ASSERT_EQ(r.plannedMoves().size(), 1u);
 
   // vrmd was busy (or down): its next tick comes just before the planned clone start.
   agents_->hold = {AgentCommand::Kind::kMigrate};
   clock_.set(r.plan.latestSafeStartNs + r.plan.makespanNs - kNsPerSec);
   step(0);
-  ASSERT_EQ(manager_->get(r.id)->moves[0].state, MoveState::kRunning);
+  ASSERT_EQ(manager_->get(r.id)->moves[0].progress.state, MoveState::kRunning);
   std::string why;
   EXPECT_FALSE(manager_->calendar().overbooked("node1", &why)) << why;
 }
@@ -289,13 +289,13 @@ TEST_F(ManagerFaultsTest, LateVacateBooksItsLaterMovesLaterToo) {
                    {FakeAgents::vm("c1", 4 * kGiB), FakeAgents::vm("c2", 4 * kGiB)});
   const Reservation r = submitDedicated("node3", "small");
   ASSERT_EQ(r.state, ReservationState::kAdmitted);
-  ASSERT_EQ(r.plan.moves.size(), 2u);
-  ASSERT_NE(r.plan.moves[0].batch, r.plan.moves[1].batch) << "sequential";
+  ASSERT_EQ(r.plannedMoves().size(), 2u);
+  ASSERT_NE(r.plannedMoves()[0].batch, r.plannedMoves()[1].batch) << "sequential";
 
   agents_->hold = {AgentCommand::Kind::kMigrate};
   clock_.set(r.plan.latestSafeStartNs + 10 * kNsPerSec);
   step(0);
-  ASSERT_EQ(manager_->get(r.id)->moves[0].state, MoveState::kRunning);
+  ASSERT_EQ(manager_->get(r.id)->moves[0].progress.state, MoveState::kRunning);
   for (const char* host : {"node1", "node2", "node3"}) {
     std::string why;
     EXPECT_FALSE(manager_->calendar().overbooked(host, &why)) << host << ": " << why;

@@ -79,15 +79,15 @@ TEST_F(ManagerTest, VmThatMayNotMigrateLiveIsPlannedAsSuspendCopyResume) {
   request.dryRun = true;
   auto live = manager_->submit(request);
   ASSERT_TRUE(live.isOk()) << live.status().toString();
-  ASSERT_EQ(live->plan.moves.size(), 1u);
-  EXPECT_EQ(live->plan.moves[0].mode, MoveMode::kLive);
+  ASSERT_EQ(live->plannedMoves().size(), 1u);
+  EXPECT_EQ(live->plannedMoves()[0].mode, MoveMode::kLive);
   for (auto& v : agents_->inventory_["node3"]) v.allowLive = v.id != "c1";
   agents_->heartbeat();
   auto scr = manager_->submit(request);
   ASSERT_TRUE(scr.isOk()) << scr.status().toString();
-  ASSERT_EQ(scr->plan.moves.size(), 1u);
-  EXPECT_EQ(scr->plan.moves[0].vmId, "c1");
-  EXPECT_EQ(scr->plan.moves[0].mode, MoveMode::kSuspendCopyResume);
+  ASSERT_EQ(scr->plannedMoves().size(), 1u);
+  EXPECT_EQ(scr->plannedMoves()[0].vmId, "c1");
+  EXPECT_EQ(scr->plannedMoves()[0].mode, MoveMode::kSuspendCopyResume);
 }
 
 // Ensures a dedicated reservation goes admitted -> vacating -> preparing -> ready -> active ->
@@ -97,8 +97,8 @@ TEST_F(ManagerTest, DedicatedReservationRunsItsWholeLifecycle) {
   ASSERT_TRUE(r.isOk()) << r.status().toString();
   ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
   EXPECT_EQ(r->hosts, std::vector<std::string>{"node3"});
-  ASSERT_EQ(r->plan.moves.size(), 1u);
-  EXPECT_EQ(r->plan.moves[0].vmId, "c1");
+  ASSERT_EQ(r->plannedMoves().size(), 1u);
+  EXPECT_EQ(r->plannedMoves()[0].vmId, "c1");
   const TimeNs lss = r->plan.latestSafeStartNs;
   EXPECT_EQ(lss, r->request.startNs - 45 * kNsPerSec - r->plan.makespanNs - 60 * kNsPerSec);
 
@@ -115,7 +115,7 @@ TEST_F(ManagerTest, DedicatedReservationRunsItsWholeLifecycle) {
   EXPECT_EQ(ready->clones[0].state, CloneState::kRunning);
   EXPECT_EQ(ready->clones[0].host, "node3");
   EXPECT_EQ(agents_->count(ready->clones[0].vmId), 1u);
-  EXPECT_GE(ready->moves[0].actualStartNs, lss);
+  EXPECT_GE(ready->moves[0].progress.actualStartNs, lss);
 
   runUntil(r->request.startNs + kNsPerSec);
   EXPECT_EQ(manager_->get(r->id)->state, ReservationState::kActive);
@@ -356,7 +356,7 @@ TEST_F(ManagerTest, RecoverReloadsReservations) {
   auto got = restarted.get(r->id);
   ASSERT_TRUE(got.isOk());
   EXPECT_EQ(got->state, ReservationState::kAdmitted);
-  EXPECT_EQ(got->plan.moves.size(), 1u);
+  EXPECT_EQ(got->plannedMoves().size(), 1u);
   EXPECT_EQ(got->plan.latestSafeStartNs, r->plan.latestSafeStartNs);
 }
 
@@ -383,8 +383,8 @@ TEST_F(ManagerTest, LostAgentTriggersReplanning) {
   agents_->addHost("node4", 16, 64 * kGiB, {FakeAgents::vm("d1", 8 * kGiB)});
   auto moving = manager_->submit(dedicated(3 * kHour, kHour));  // node3, its VM to node1
   ASSERT_EQ(moving->state, ReservationState::kAdmitted);
-  ASSERT_EQ(moving->plan.moves.size(), 1u);
-  ASSERT_EQ(moving->plan.moves[0].toHost, "node1");
+  ASSERT_EQ(moving->plannedMoves().size(), 1u);
+  ASSERT_EQ(moving->plannedMoves()[0].toHost, "node1");
   auto named = dedicated(6 * kHour, kHour, 0);
   named.hostNames = {"node2"};
   auto onNode2 = manager_->submit(named);
@@ -394,8 +394,8 @@ TEST_F(ManagerTest, LostAgentTriggersReplanning) {
   runUntil(clock_.now() + 40 * kNsPerSec, kNsPerSec);
   auto replanned = manager_->get(moving->id);
   EXPECT_EQ(replanned->state, ReservationState::kAdmitted) << replanned->reason;
-  ASSERT_EQ(replanned->plan.moves.size(), 1u);
-  EXPECT_EQ(replanned->plan.moves[0].toHost, "node4");
+  ASSERT_EQ(replanned->plannedMoves().size(), 1u);
+  EXPECT_EQ(replanned->plannedMoves()[0].toHost, "node4");
   EXPECT_NE(replanned->events.back().message.find("re-planned"), std::string::npos);
   EXPECT_EQ(manager_->get(onNode2->id)->state, ReservationState::kAdmitted) << "unaffected";
 
@@ -407,6 +407,40 @@ TEST_F(ManagerTest, LostAgentTriggersReplanning) {
   EXPECT_TRUE(agents_->log.empty()) << "nothing was sent to anyone";
 }
 
+// Ensures a reservation whose start passes before its hosts are ready tells its owner once
+// ("late: ..."), marked by the explicit lateNoted flag, and not again after a restart of vrmd.
+TEST_F(ManagerTest, LateReservationIsNotedOnceAlsoAfterARestart) {
+  auto req = dedicated(2 * kHour, kHour, 0);
+  req.hostNames = {"node3"};
+  auto r = manager_->submit(req);
+  ASSERT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+  agents_->hold = {AgentCommand::Kind::kClone};  // the clone never finishes
+  runUntil(req.startNs + 30 * kNsPerSec);
+  auto countLate = [](const Reservation& x) {
+    return std::count_if(x.events.begin(), x.events.end(), [](const ReservationEvent& e) {
+      return e.message.rfind("late: ", 0) == 0;
+    });
+  };
+  Reservation late = *manager_->get(r->id);
+  EXPECT_EQ(late.state, ReservationState::kPreparing);
+  EXPECT_TRUE(late.lateNoted);
+  EXPECT_EQ(countLate(late), 1) << "noted once, not at every tick";
+
+  Manager restarted(clock_, *store_, *planner_, templates());
+  ASSERT_TRUE(restarted.recover().isOk());
+  FakeAgents again(restarted);
+  reregister(restarted, again);
+  again.hold = {AgentCommand::Kind::kClone};
+  for (int i = 0; i < 5; ++i) {
+    clock_.advance(10 * kNsPerSec);
+    again.heartbeat();
+    restarted.tick();
+    again.pump();
+  }
+  EXPECT_TRUE(restarted.get(r->id)->lateNoted);
+  EXPECT_EQ(countLate(*restarted.get(r->id)), 1) << "the flag is stored";
+}
+
 // Ensures that after a restart nothing is sent, and no move is skipped, before the agents
 // involved have registered again: their inventories are unknown until then.
 TEST_F(ManagerTest, RestartWaitsForAgentsBeforeDrivingMoves) {
@@ -416,7 +450,7 @@ TEST_F(ManagerTest, RestartWaitsForAgentsBeforeDrivingMoves) {
   clock_.advance(kNsPerSec);
   restarted.tick();
   EXPECT_TRUE(restarted.takeOutbox().empty()) << "no agent is back yet";
-  for (const auto& m : restarted.get(r.id)->moves) EXPECT_NE(m.state, MoveState::kSkipped);
+  for (const auto& m : restarted.get(r.id)->moves) EXPECT_NE(m.progress.state, MoveState::kSkipped);
   FakeAgents again(restarted);
   reregister(restarted, again);
   runUntilReady(restarted, again, r.id, 50);
@@ -572,15 +606,15 @@ TEST(ManagerObjectiveTest, ObjectiveAndBoundReachThePlanner) {
   auto fast = manager.submit(req);
   ASSERT_TRUE(fast.isOk()) << fast.status().toString();
   ASSERT_EQ(fast->state, ReservationState::kAdmitted) << fast->reason;
-  ASSERT_EQ(fast->plan.moves.size(), 4u);
+  ASSERT_EQ(fast->plannedMoves().size(), 4u);
 
-  req.objective = "degradation";
+  req.objective = Objective::kDegradation;
   auto gentle = manager.submit(req);
   ASSERT_EQ(gentle->state, ReservationState::kAdmitted) << gentle->reason;
   TimeNs longestFast = 0, longestGentle = 0;
-  for (const auto& m : fast->plan.moves)
+  for (const auto& m : fast->plannedMoves())
     longestFast = std::max(longestFast, m.endOffsetNs - m.startOffsetNs);
-  for (const auto& m : gentle->plan.moves) {
+  for (const auto& m : gentle->plannedMoves()) {
     longestGentle = std::max(longestGentle, m.endOffsetNs - m.startOffsetNs);
   }
   EXPECT_LE(longestGentle, longestFast) << "degradation is gentler on each VM";
@@ -589,14 +623,14 @@ TEST(ManagerObjectiveTest, ObjectiveAndBoundReachThePlanner) {
   req.maxVmTimeNs = longestGentle;
   auto bounded = manager.submit(req);
   ASSERT_EQ(bounded->state, ReservationState::kAdmitted) << bounded->reason;
-  for (const auto& m : bounded->plan.moves)
+  for (const auto& m : bounded->plannedMoves())
     EXPECT_LE(m.endOffsetNs - m.startOffsetNs, longestGentle);
   req.maxVmTimeNs = kNsPerMs;  // no migration is that quick
   EXPECT_EQ(manager.submit(req)->state, ReservationState::kRejected);
 
-  req.objective = "fastest";
-  EXPECT_EQ(manager.submit(req).status().code(), StatusCode::kInvalidArgument);
-  req.objective = "";
+  // An unknown objective is refused where it arrives, at the wire edge (WireConvertTest too).
+  EXPECT_EQ(objectiveFromName("fastest").status().code(), StatusCode::kInvalidArgument);
+  req.objective = Objective::kMakespan;
   req.maxVmTimeNs = 30 * kNsPerSec;
   EXPECT_EQ(manager.submit(req).status().code(), StatusCode::kInvalidArgument);
 }
@@ -668,7 +702,7 @@ TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
        ++round) {
     ASSERT_FALSE(agents.held.empty());
     TimeNs longest = 0;
-    for (const auto& m : real->plan.moves)
+    for (const auto& m : real->plannedMoves())
       longest = std::max(longest, m.endOffsetNs - m.startOffsetNs);
     step(clock.now() + 3 * longest);  // every held move now takes at least 3x its prediction
     auto held = std::move(agents.held);

@@ -26,8 +26,7 @@ Reservation sample(const std::string& id) {
   m.fromHost = "a";
   m.toHost = "c";
   m.endOffsetNs = 5;
-  r.plan.moves.push_back(m);
-  r.moves.push_back({MoveState::kRunning, 7, 0});
+  r.addMove(MovePurpose::kVacate, m).progress = {MoveState::kRunning, 7, 0};
   r.clones.push_back({"r1-t-1", "a", CloneState::kRunning, "addr", "vrm"});
   r.events.push_back({1, ReservationState::kAdmitted, "admitted"});
   return r;
@@ -43,9 +42,9 @@ TEST(StoreTest, SaveAndLoadRoundTrip) {
   ASSERT_EQ(loaded->size(), 1u);
   const Reservation& r = (*loaded)[0];
   EXPECT_EQ(r.hosts, (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(r.plan.moves[0].toHost, "c");
-  EXPECT_EQ(r.moves[0].state, MoveState::kRunning);
-  EXPECT_EQ(r.moves[0].actualStartNs, 7);
+  EXPECT_EQ(r.plannedMoves()[0].toHost, "c");
+  EXPECT_EQ(r.moves[0].progress.state, MoveState::kRunning);
+  EXPECT_EQ(r.moves[0].progress.actualStartNs, 7);
   EXPECT_EQ(r.clones[0].address, "addr");
   EXPECT_EQ(r.events[0].message, "admitted");
   EXPECT_EQ(*(*store)->countEvents("r1"), 1);

@@ -480,7 +480,7 @@ Response WebServer::Impl::submit(const Request& req) {
   if (!objective.empty() && objective != "makespan" && objective != "degradation") {
     throw BadRequest("objective must be 'makespan' or 'degradation'");
   }
-  r.objective = objective;
+  r.objective = objectiveFromName(objective).value();  // checked above
   const std::uint32_t hosts = count("hosts"), vms = count("vms");
   if (body.contains("host_names")) {
     const json& names = body["host_names"];
@@ -572,12 +572,13 @@ Response WebServer::Impl::metrics() {
   for (const auto& r : *rs) {
     byState[stateName(r.state)]++;
     atRisk += r.atRisk && !isTerminal(r.state);
-    for (std::size_t i = 0; i < r.moves.size() && i < r.plan.moves.size(); ++i) {
-      const auto& m = r.moves[i];
+    for (const auto& move : r.moves) {
+      if (!move.isVacate()) continue;  // the vacate plan's moves
+      const auto& m = move.progress;
       if (m.state == MoveState::kRunning) running++;
       if (m.state == MoveState::kPlanned && !isTerminal(r.state)) planned++;
       if (m.state == MoveState::kDone && m.actualStartNs && m.actualEndNs >= m.actualStartNs) {
-        const auto& p = r.plan.moves[i];
+        const auto& p = move.planned;
         const double predicted = nsToSeconds(p.endOffsetNs - p.startOffsetNs);
         const double actual = nsToSeconds(m.actualEndNs - m.actualStartNs);
         errorSum += actual - predicted;

@@ -336,7 +336,7 @@ TEST_F(WebServerTest, MetricsFollowTheReservations) {
     manager_->tick();
     agents_->pump();
   }
-  ASSERT_EQ(manager_->get(id)->moves.at(0).state, MoveState::kDone);
+  ASSERT_EQ(manager_->get(id)->moves.at(0).progress.state, MoveState::kDone);
   startLoop();
   const std::string after = get("/metrics").body;
   EXPECT_NE(after.find("vrm_migrations_in_flight 0\n"), std::string::npos) << after;

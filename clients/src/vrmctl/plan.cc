@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "vrm/client/time_spec.h"
 #include "vrm/planner/cost_aware_vacate_planner.h"
+#include "vrm/planner/vm_adapter.h"
 #include "vrm/protocol/cluster.h"
 #include "vrm/protocol/units.h"
 
@@ -46,16 +47,8 @@ planner::VacateRequest requestFromCluster(const ClusterSpec& spec, const Templat
     for (const auto& v : h.vms) {
       cores += v.cpuCores;
       mem += v.memoryBytes;
-      planner::VmSnapshot vs;
-      vs.id = v.id;
-      vs.host = h.name;
-      vs.cpuCores = v.cpuCores;
-      vs.memoryBytes = v.memoryBytes;
-      vs.nonzeroMemoryBytes = v.nonzeroMemoryBytes ? v.nonzeroMemoryBytes : v.memoryBytes;
-      vs.dirtyRateBytesPerSec = v.dirtyRateBytesPerSec;
-      vs.allowLive = v.allowLive;
-      vs.allowSuspend = v.allowSuspend;
-      vs.diskBytes = v.diskBytes;
+      planner::VmSnapshot vs = planner::toVmSnapshot(v);
+      vs.host = h.name;  // where the file lists it
       req.vms.push_back(std::move(vs));
     }
     s.freeCpuCores = cores >= h.cpuCores ? 0 : h.cpuCores - cores;

@@ -31,8 +31,12 @@ int runSubmit(const Context& ctx, const SubmitArgs& a) {
   req.label = a.label;
   req.dryRun = a.dryRun;
   req.vmsPerHost = a.vmsPerHost;
-  req.objective = a.objective;
-  req.displaced = a.displaced;
+  auto objective = objectiveFromName(a.objective);
+  if (!objective) return ctx.fail(objective.status());
+  req.objective = *objective;
+  auto displaced = displacedFromName(a.displaced);
+  if (!displaced) return ctx.fail(displaced.status());
+  req.displaced = *displaced;
   if (!a.maxVmTime.empty()) {
     auto d = parseDurationNs(a.maxVmTime);
     if (!d) return ctx.fail(Status::invalid("--max-vm-time: " + d.status().message()));
@@ -102,16 +106,19 @@ int runSubmit(const Context& ctx, const SubmitArgs& a) {
 
 std::string progressBar(const Reservation& r) {
   std::size_t done = 0;
-  for (const auto& m : r.moves)
-    done += m.state == MoveState::kDone || m.state == MoveState::kSkipped;
+  for (const auto& m : r.moves) {
+    if (!m.isVacate()) continue;  // the vacate's progress
+    done += m.progress.state == MoveState::kDone || m.progress.state == MoveState::kSkipped;
+  }
   std::size_t clones = 0;
   for (const auto& c : r.clones) clones += c.state == CloneState::kRunning;
-  const std::size_t total = r.moves.size() + r.clones.size();
+  const std::size_t vacateMoves = r.vacateMoveCount();
+  const std::size_t total = vacateMoves + r.clones.size();
   const std::size_t finished = done + clones;
   const int width = 30;
   int filled = total ? static_cast<int>(width * finished / total) : width;
   return "[" + std::string(filled, '#') + std::string(width - filled, '.') + "] " +
-         std::to_string(done) + "/" + std::to_string(r.moves.size()) + " moves, " +
+         std::to_string(done) + "/" + std::to_string(vacateMoves) + " moves, " +
          std::to_string(clones) + "/" + std::to_string(r.clones.size()) + " clones";
 }
 

@@ -14,19 +14,14 @@
 
 #include "vrm/protocol/status.h"
 #include "vrm/protocol/time.h"
+#include "vrm/protocol/vm.h"
 
 namespace vrm {
 
-struct VmSpec {
-  std::string id;
-  std::uint32_t cpuCores = 1;
-  std::uint64_t memoryBytes = 0;
-  std::uint64_t nonzeroMemoryBytes = 0;  // defaults to memoryBytes
-  double dirtyRateBytesPerSec = 0;
-  std::uint64_t diskBytes = 0;  // local disk to synchronise (0 = shared storage)
-  bool allowLive = true;        // may be live-migrated
-  bool allowSuspend = true;     // may be suspended-copied-resumed
-};
+// A VM the cluster file lists: the one VM record (vm.h), with host set to the host it is listed
+// under, nonzeroMemoryBytes defaulted to memoryBytes, and the run-time fields (state,
+// reservation, address, template, state file) at their defaults.
+using VmSpec = VmRecord;
 
 struct HostSpec {
   std::string name;

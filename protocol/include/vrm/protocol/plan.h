@@ -10,10 +10,12 @@
 
 namespace vrm {
 
-// kSuspend: no destination has room, so the VM is suspended for the reservation (its state kept on
-// the source, or copied to a store named by PlannedMove::toHost) and resumed on its source host
-// at PlannedMove::resumeAtNs.
-enum class MoveMode { kLive, kSuspendCopyResume, kSuspend };
+// How a VM leaves its host. kPark: no destination has room, so the VM is parked for the
+// reservation: its agent saves its state to a file on the source and stops it, and it is
+// unparked there at PlannedMove::resumeAtNs (toHost == fromHost). kSuspend is the same value
+// under its older name, kept until the planner and the agents use kPark; on the wire and in
+// JSON it is "suspend".
+enum class MoveMode { kLive, kSuspendCopyResume, kPark, kSuspend = kPark };
 const char* moveModeName(MoveMode mode);  // "live", "suspend-copy-resume", "suspend"
 
 struct PlannedMove {
@@ -28,7 +30,7 @@ struct PlannedMove {
   std::uint64_t memoryBytes = 0;
   TimeNs downtimeNs = 0;
   // Fields below were added with the cost-aware planner; 0 means "not applicable".
-  TimeNs resumeAtNs = 0;                 // kSuspend: when to resume it on fromHost (absolute)
+  TimeNs resumeAtNs = 0;                 // kPark: when to unpark it on fromHost (absolute)
   TimeNs diskSyncNs = 0;                 // local-disk synchronisation inside the move (Expr. 1)
   double networkLimitBytesPerSec = 0;    // the bandwidth share the plan assumes (broker limit)
   double diskWriteLimitBytesPerSec = 0;  // cap on the VM's disk writes the broker would apply
@@ -38,10 +40,11 @@ struct PlannedMove {
   double replanCapBytesPerSec = 0;
 };
 
-struct VacatePlan {
-  std::string strategy;  // "sequential", "parallel", "batched(k)"
-  std::string model;     // migration model used
-  std::vector<PlannedMove> moves;
+// A plan's figures without its moves: what a reservation keeps of the plan it was admitted
+// with (its moves become the reservation's Move list, reservation.h).
+struct PlanSummary {
+  std::string strategy;   // "sequential", "parallel", "batched(k)"
+  std::string model;      // migration model used
   TimeNs makespanNs = 0;  // predicted mean
   TimeNs cloneTimeNs = 0;
   TimeNs marginNs = 0;
@@ -61,6 +64,11 @@ struct VacatePlan {
   bool feasible = true;                // false: even starting now misses the start
   TimeNs earliestFeasibleStartNs = 0;  // when !feasible: earliest start that would work
   std::vector<std::string> notes;      // suspensions, non-converging moves, disk caps
+};
+
+// What a planner returns: the figures and the moves, in batch order.
+struct VacatePlan : PlanSummary {
+  std::vector<PlannedMove> moves;
 };
 
 }  // namespace vrm

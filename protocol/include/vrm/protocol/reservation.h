@@ -1,16 +1,20 @@
-// Domain types of the reservation API: reservations, their lifecycle, hosts, VMs and the
-// commands exchanged with agents. Shared by vrmd and the clients. Wire (Cap'n Proto) types are
-// converted to these at the edge (wire_convert.h); nothing past the edge sees a capnp reader.
+// Domain types of the reservation API: reservations, their lifecycle and moves, hosts, and the
+// commands exchanged with agents (the VM record is vm.h). Shared by vrmd and the clients. Wire
+// (Cap'n Proto) types are converted to these at the edge (wire_convert.h), and closed sets that
+// travel as text (objective, displaced) are enums here, parsed once at that edge; nothing past
+// the edge sees a capnp reader or compares such text. Value types, not thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vrm/protocol/plan.h"
 #include "vrm/protocol/status.h"
 #include "vrm/protocol/time.h"
+#include "vrm/protocol/vm.h"
 
 namespace vrm {
 
@@ -35,6 +39,20 @@ bool isTerminal(ReservationState state);
 
 enum class ReservationKind { kDedicated, kShared };
 
+// What a dedicated reservation's vacate plan optimises: the makespan (all moves done soonest),
+// or the degradation of the VMs moved (each VM's own migration time or downtime bounded).
+enum class Objective { kMakespan, kDegradation };
+const char* objectiveName(Objective objective);  // "makespan", "degradation"
+// "" reads as kMakespan (the default); anything else unknown is invalid-argument, saying so.
+Result<Objective> objectiveFromName(std::string_view name);
+
+// What a dedicated reservation's displaced VMs do once its window ends: stay where the vacate
+// put them, or return to the host they came from.
+enum class Displaced { kStay, kReturn };
+const char* displacedName(Displaced displaced);  // "stay", "return"
+// "" reads as nullopt (not said: stay); an unknown name is invalid-argument, saying so.
+Result<std::optional<Displaced>> displacedFromName(std::string_view name);
+
 struct ReservationRequest {
   std::string owner;
   ReservationKind kind = ReservationKind::kDedicated;
@@ -47,21 +65,52 @@ struct ReservationRequest {
   std::uint32_t vmCount = 0;     // shared: how many VMs
   bool dryRun = false;
   std::string label;
-  std::string objective;   // dedicated: "makespan" (default, "" too) or "degradation"
-  TimeNs maxVmTimeNs = 0;  // degradation: bound on each VM's own migration time (0 = none)
-  // dedicated: what displaced VMs do once the window ends: "stay" ("" too) where the vacate put
-  // them, or "return" to the host they came from.
-  std::string displaced;
+  Objective objective = Objective::kMakespan;  // dedicated
+  TimeNs maxVmTimeNs = 0;  // kDegradation: bound on each VM's own migration time (0 = none)
+  // Dedicated: what displaced VMs do once the window ends; nullopt = not said (they stay). A
+  // shared reservation displaces nothing, so saying anything there is an error.
+  std::optional<Displaced> displaced;
+
+  bool returnsDisplaced() const { return displaced == Displaced::kReturn; }
 };
 
 enum class MoveState { kPlanned, kRunning, kDone, kFailed, kSkipped };
 const char* moveStateName(MoveState state);
 
-// Execution state of one planned move, parallel to VacatePlan::moves.
+// Execution state of one move.
 struct MoveProgress {
   MoveState state = MoveState::kPlanned;
   TimeNs actualStartNs = 0;
   TimeNs actualEndNs = 0;
+};
+
+// A move's identity within its reservation: given when the move is created, never reused (not
+// after a re-plan replaces moves either), so commands, progress reports and caps refer to a
+// move by it whatever happens to the list around it.
+enum class MoveId : std::uint32_t {};
+inline std::uint32_t moveIdValue(MoveId id) { return static_cast<std::uint32_t>(id); }
+
+// Why a move exists. kVacate and kPark belong to the vacate plan (a VM leaves a host to be
+// vacated: migrated to PlannedMove::toHost, or parked on its host, mode kPark); kReturn and
+// kUnpark to the teardown after the window, or after a cancel or failure (a displaced VM
+// migrated home, a parked VM unparked where it is, mode kPark, fromHost == toHost).
+enum class MovePurpose { kVacate, kPark, kReturn, kUnpark };
+const char* movePurposeName(MovePurpose purpose);  // "vacate", "park", "return", "unpark"
+inline bool isVacatePurpose(MovePurpose p) {
+  return p == MovePurpose::kVacate || p == MovePurpose::kPark;
+}
+
+struct Move {
+  MoveId id{};
+  MovePurpose purpose = MovePurpose::kVacate;
+  PlannedMove planned;  // offsets from the plan's latest safe start; unused by returns
+  MoveProgress progress;
+
+  bool isVacate() const { return isVacatePurpose(purpose); }
+  // Still to happen or happening: booked, and waited for.
+  bool pendingOrRunning() const {
+    return progress.state == MoveState::kPlanned || progress.state == MoveState::kRunning;
+  }
 };
 
 enum class CloneState { kPending, kCloning, kRunning, kDestroying, kDestroyed, kFailed };
@@ -85,15 +134,15 @@ struct Reservation {
   std::string id;
   ReservationRequest request;
   ReservationState state = ReservationState::kRequested;
-  std::string reason;               // why rejected / cancelled / failed
-  std::vector<std::string> hosts;   // dedicated hosts (vacated) or shared placement hosts
-  VacatePlan plan;                  // empty for shared reservations
-  std::vector<MoveProgress> moves;  // parallel to plan.moves
+  std::string reason;              // why rejected / cancelled / failed
+  std::vector<std::string> hosts;  // dedicated hosts (vacated) or shared placement hosts
+  PlanSummary plan;                // the vacate plan's figures (empty for shared reservations)
+  // Every move, in the order they were created: the vacate plan's (kVacate, kPark; a re-plan
+  // replaces those not started by new ones at the end), then, after the window, the teardown's
+  // (kReturn, kUnpark). Ids are unique within the reservation.
+  std::vector<Move> moves;
+  MoveId nextMoveId{1};  // the id the next move created gets
   std::vector<ClonePlacement> clones;
-  // request.displaced == "return": the moves taking displaced VMs home after the window (created
-  // when it ends), with their progress.
-  std::vector<PlannedMove> returns;
-  std::vector<MoveProgress> returnProgress;
   std::vector<ReservationEvent> events;
   TimeNs createdNs = 0;
   TimeNs updatedNs = 0;
@@ -103,6 +152,21 @@ struct Reservation {
   // "at-risk:" event. It stays set as a record once raised.
   bool atRisk = false;
   std::string riskReason;
+  // The owner was told once (an event) that the start passed before the hosts were ready.
+  bool lateNoted = false;
+  // Ended early (cancelled, failed): the owner was told once that its returns and unparks are
+  // over (the "returns done: ..." event).
+  bool returnsNoted = false;
+
+  // Appends a move with the next id; returns it.
+  Move& addMove(MovePurpose purpose, PlannedMove planned);
+  Move* findMove(MoveId id);
+  const Move* findMove(MoveId id) const;
+  // Moves of the vacate plan (kVacate, kPark) and of the teardown (kReturn, kUnpark).
+  std::size_t vacateMoveCount() const;
+  bool hasTeardownMoves() const;
+  // The vacate plan's moves as planned (a copy, in order): what a client shows as "the plan".
+  std::vector<PlannedMove> plannedMoves() const;
 };
 
 // A host as the manager knows it, from its agent's registration and heartbeats.
@@ -117,27 +181,6 @@ struct HostRecord {
   TimeNs lastHeartbeatNs = 0;
 };
 
-// kParked: saved to VmRecord::stateFile on its host and stopped (it holds no cores or memory
-// there until it is unparked).
-enum class VmState { kRunning, kSuspended, kMigratingOut, kIncoming, kCloning, kParked };
-
-struct VmRecord {
-  std::string id;
-  std::string host;
-  std::uint32_t cpuCores = 1;
-  std::uint64_t memoryBytes = 0;
-  std::uint64_t nonzeroMemoryBytes = 0;
-  double dirtyRateBytesPerSec = 0;
-  VmState state = VmState::kRunning;
-  std::string reservationId;
-  std::string address;
-  std::uint64_t diskBytes = 0;
-  std::string templateName;
-  bool allowLive = true;     // may be live-migrated (cluster file: allow_live)
-  bool allowSuspend = true;  // may be suspended-copied-resumed or parked (allow_suspend)
-  std::string stateFile;     // kParked: where its saved state is
-};
-
 // Measured phases of one completed migration, reported by the agent that ran it and fed to the
 // calibrator. Every figure is what the backend measured, not what it was asked for or what a
 // model predicts; 0 in setupNs, downtimeNs, transferredBytes, rounds or dirtyRateBytesPerSec means
@@ -147,7 +190,7 @@ struct VmRecord {
 // suspend-copy-resume); bandwidthBytesPerSec is the measured goodput (bytes over the time spent
 // sending them), not the nominal link rate; dirtyRateBytesPerSec is the rate measured during the
 // migration (the sim: mean over pre-copy; libvirt/QEMU: the job's last dirty-rate figure).
-// Also the result of a park / unpark: mode kSuspend, fromHost = toHost = the host, saveNs (park:
+// Also the result of a park / unpark: mode kPark, fromHost = toHost = the host, saveNs (park:
 // stop + write the state file) or restoreNs (unpark: read it back until the VM runs),
 // transferredBytes = the state's size.
 struct MigrationObservation {

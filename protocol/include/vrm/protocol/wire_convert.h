@@ -19,6 +19,10 @@ wire::ReservationState toWire(ReservationState state);
 ReservationState fromWire(wire::ReservationState state);
 
 void toWire(const ReservationRequest& in, wire::ReservationRequest::Builder out);
+// A request as a client sent it: an objective or displaced value this side does not know is
+// invalid-argument, with the reason (objectiveFromName, displacedFromName).
+Result<ReservationRequest> requestFromWire(wire::ReservationRequest::Reader in);
+// A request inside a stored or replied reservation: unknown values read as the defaults.
 ReservationRequest fromWire(wire::ReservationRequest::Reader in);
 
 void toWire(const Reservation& in, wire::Reservation::Builder out);

@@ -150,22 +150,23 @@ class Manager {
   const CapacityCalendar& calendar();
 
  private:
-  // Move steps index plan.moves, then (from plan.moves.size() on) the return moves.
-  // kPark / kUnpark: a plan's kSuspend move parks its VM on its source; its return unparks it.
+  // What a pending command does. Move steps name their move by id, clone steps their clone by
+  // index. kPark / kUnpark: a kPark move parks its VM on its source; its kUnpark move unparks it.
   enum class Step {
     kPrepareIncoming,
     kMigrate,
     kFinishIncoming,
     kClone,
     kDestroy,
-    kSetBandwidth,  // caps or uncaps move `index`'s running migration; nothing waits on it
+    kSetBandwidth,  // caps or uncaps the move's running migration; nothing waits on it
     kPark,
     kUnpark,
   };
   struct Pending {
     std::string reservationId;
     Step step;
-    std::size_t index;  // move or clone index
+    MoveId move{};          // move steps
+    std::size_t clone = 0;  // kClone, kDestroy: index in Reservation::clones
     std::string host;
     AgentCommand command;               // as sent, to send again under the same id
     TimeNs deadlineNs = kTimeInfinity;  // unanswered by then: failed (ManagerOptions)
@@ -202,8 +203,8 @@ class Manager {
   // left to the rebuild).
   bool bookSharedClones(const Reservation& r, const TemplateSpec& tmpl, bool undo);
   TimeNs prepareAt(const Reservation& r) const;
-  // Absolute predicted window of move i (actual start once it started).
-  std::pair<TimeNs, TimeNs> moveWindow(const Reservation& r, std::size_t i) const;
+  // Absolute predicted window of vacate move m of r (actual start once it started).
+  std::pair<TimeNs, TimeNs> moveWindow(const Reservation& r, const Move& m) const;
   TimeNs cloneStart(const Reservation& r) const;
   // When r's clones are booked from: cloneStart, or later if a move of its vacate ends later.
   TimeNs clonesFrom(const Reservation& r) const;
@@ -222,8 +223,8 @@ class Manager {
   // An ended reservation whose agents may still change a host (a running move or return, a
   // clone being made): its effects stay booked until vrmd sees them settle.
   static bool stillActing(const Reservation& r);
-  // Books move i of r on `host`'s NIC for the move's window.
-  void bookMoveNic(const std::string& host, const Reservation& r, std::size_t i);
+  // Books vacate move m of r on `host`'s NIC for the move's window.
+  void bookMoveNic(const std::string& host, const Reservation& r, const Move& m);
   void refreshCalendar();
   // Books `r` tentatively and checks that no host it touches becomes overbooked; removes it
   // again unless `keep`. Returns the violation, or empty.
@@ -261,9 +262,9 @@ class Manager {
   // else started).
   TimeNs projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch,
                            bool runningOnly = false) const;
-  // Projected time move i still needs: a running move from its progress reports (or its
+  // Projected time move m of r still needs: a running move from its progress reports (or its
   // overrun), a planned one as planned, others 0.
-  TimeNs moveTimeLeft(const Reservation& r, std::size_t i) const;
+  TimeNs moveTimeLeft(const Reservation& r, const Move& m) const;
   struct Replan {
     bool replaced = false;
     std::string message;  // what happened ("" = nothing to re-plan)
@@ -284,49 +285,44 @@ class Manager {
   // Shared by both: plans the VMs of moves `rest` of r from `fromNs` (hosts' NICs reduced by
   // `nicInUse`), without r's moves `rest` in the calendar while planning. A VM left without a
   // destination is parked (if it allows it); `park`: every one is parked.
-  Result<VacatePlan> planRest(Reservation& r, const std::vector<std::size_t>& rest, TimeNs fromNs,
+  Result<VacatePlan> planRest(Reservation& r, const std::set<MoveId>& rest, TimeNs fromNs,
                               const std::map<std::string, double>& nicInUse, bool park = false);
-  // Replaces r's moves `rest` by `plan`'s (batches from `base`, times from `fromNs`), renumbering
-  // what refers to moves by index; undone (false, with the violation) when the bookings do not
+  // Replaces r's moves `rest` by `plan`'s, new moves with new ids at the end (batches from
+  // `base`, times from `fromNs`); undone (false, with the violation) when the bookings do not
   // fit. `original` is r before.
-  bool applyRest(Reservation& r, const Reservation& original, const std::vector<std::size_t>& rest,
+  bool applyRest(Reservation& r, const Reservation& original, const std::set<MoveId>& rest,
                  const VacatePlan& plan, std::uint32_t base, TimeNs fromNs, std::string* violation);
-  // Renumbers the moves of reservation `id` in pending_, moveFractions_ and sentCaps_: move o
-  // becomes map[o]; the progress and caps of moves absent from the map (replaced) are dropped.
-  void reindexMoves(const std::string& id, const std::map<std::size_t, std::size_t>& map);
   // Sends each running move with a re-plan cap the cap it should have now: the cap while
   // another unfinished move of its batch shares one of its NICs, none (0) once none does.
   void driveCaps(Reservation& r);
-  // When an unanswered command to move or clone i of r is given up (ManagerOptions).
-  TimeNs commandDeadline(const Reservation& r, Step step, std::size_t index, TimeNs sentNs) const;
+  // When an unanswered command to `move` of r (move steps) or to a clone of r is given up
+  // (ManagerOptions).
+  TimeNs commandDeadline(const Reservation& r, Step step, MoveId move, TimeNs sentNs) const;
   // Fails commands past their deadline through the failure path of their step (only those to
   // agents that are reachable and connected: the others wait for the agent, as before).
   void expireCommands();
   // After the window (or a cancel / failure): VMs the vacate parked are unparked on their
-  // source, all at once, and displaced VMs go home (request.displaced == "return"), one at a
-  // time. Creates these return moves on first call (a parked VM's has mode kSuspend and
-  // fromHost == toHost); true once every one has ended (done, skipped or failed: a VM that
-  // cannot go home stays where it is, noted).
+  // source, all at once, and displaced VMs go home (Displaced::kReturn), one at a time. Creates
+  // these teardown moves on first call (kUnpark: mode kPark, fromHost == toHost; kReturn);
+  // true once every one has ended (done, skipped or failed: a VM that cannot go home stays
+  // where it is, noted).
   bool driveReturns(Reservation& r);
   // Some move of the vacate parked (or is parking) its VM: teardown must unpark it.
   static bool parksVms(const Reservation& r);
-  // The move (planned or return) and its progress behind a step index.
-  static PlannedMove& moveAt(Reservation& r, std::size_t index);
-  static MoveProgress& progressAt(Reservation& r, std::size_t index);
-  static bool isReturn(const Reservation& r, std::size_t index) {
-    return index >= r.plan.moves.size();
-  }
   void driveClones(Reservation& r);
   void driveTeardown(Reservation& r);
   void reconcile(Reservation& r);
   void fail(Reservation& r, const std::string& reason);
-  // A move step failed: a vacate move fails the reservation; a return move leaves its VM where
-  // it is (noted) and the teardown goes on.
-  void failMove(Reservation& r, std::size_t index, const std::string& reason);
+  // A move step failed: a vacate move fails the reservation; a teardown move leaves its VM
+  // where it is (noted) and the teardown goes on.
+  void failMove(Reservation& r, MoveId move, const std::string& reason);
   void startTeardown(Reservation& r);
-  std::uint64_t issue(AgentCommand cmd, const std::string& reservationId, Step step,
-                      std::size_t index);
-  bool inFlight(const std::string& reservationId, Step step, std::size_t index) const;
+  // Queues `cmd` for move `move` (move steps) or clone `clone` (kClone, kDestroy) of the
+  // reservation.
+  std::uint64_t issue(AgentCommand cmd, const std::string& reservationId, Step step, MoveId move,
+                      std::size_t clone = 0);
+  bool inFlight(const std::string& reservationId, Step step, MoveId move) const;
+  bool cloneInFlight(const std::string& reservationId, Step step, std::size_t clone) const;
   const VmRecord* findVm(const std::string& host, const std::string& vmId) const;
   void moveVmLocally(const std::string& vmId, const std::string& from, const std::string& to);
   // Forgets a VM on `host` in our view of it (the agent's next heartbeat confirms).
@@ -368,15 +364,15 @@ class Manager {
   // planner sets latest safe starts at the requested quantile of these.
   std::vector<double> moveErrors_;
   // Latest progress report of each running migration: (reservation, move) -> (fraction, when).
-  std::map<std::pair<std::string, std::size_t>, std::pair<double, TimeNs>> moveFractions_;
+  std::map<std::pair<std::string, MoveId>, std::pair<double, TimeNs>> moveFractions_;
   // The bandwidth cap last sent to each capped running migration (0 = uncapped): (reservation,
   // move) -> bytes/s. Not stored: after a restart the wanted caps are sent again (idempotent).
-  std::map<std::pair<std::string, std::size_t>, double> sentCaps_;
+  std::map<std::pair<std::string, MoveId>, double> sentCaps_;
   // When each vacating reservation is next assessed, and how often it was re-planned.
   std::map<std::string, TimeNs> nextAssessNs_;
   std::map<std::string, int> replans_;
   std::map<std::string, int> parkReplans_;  // re-plans that parked the rest, counted apart
-  void recordMoveError(const PlannedMove& move, const MoveProgress& progress);
+  void recordMoveError(const Move& move);
   std::vector<std::pair<ReservationEvent, Reservation>> events_;
   std::map<std::string, std::size_t> publishedEvents_;  // reservation -> events published
   CapacityCalendar calendar_;

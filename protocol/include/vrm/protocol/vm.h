@@ -1,0 +1,37 @@
+// The one record of a VM, shared by every part of vrm: the cluster file's VMs (VmSpec), an
+// agent's inventory and the prepare-incoming command (wire VmInfo, wire_convert.h), vrmd's view
+// of every host, and, through planner/vm_adapter.h, the planner's input. A field added here
+// reaches all of them; a part that does not know a field leaves it at its default.
+//
+// Value type: no invariants beyond those stated per field. Units are in the names.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace vrm {
+
+// kParked: saved to VmRecord::stateFile on its host and stopped (it holds no cores or memory
+// there until it is unparked).
+enum class VmState { kRunning, kSuspended, kMigratingOut, kIncoming, kCloning, kParked };
+
+struct VmRecord {
+  std::string id;
+  std::string host;  // where it is (the cluster file: the host it is listed under)
+  std::uint32_t cpuCores = 1;
+  std::uint64_t memoryBytes = 0;
+  // Resident non-zero memory: what a migration really sends. 0 = not known (read as
+  // memoryBytes; the cluster file defaults it to memoryBytes).
+  std::uint64_t nonzeroMemoryBytes = 0;
+  double dirtyRateBytesPerSec = 0;
+  VmState state = VmState::kRunning;
+  std::string reservationId;  // the reservation that cloned it; empty for long-lived VMs
+  std::string address;
+  std::uint64_t diskBytes = 0;  // local disk to synchronise when it moves (0 = shared storage)
+  std::string templateName;     // empty unless cloned from a template
+  bool allowLive = true;        // may be live-migrated (cluster file: allow_live)
+  bool allowSuspend = true;     // may be suspended-copied-resumed or parked (allow_suspend)
+  std::string stateFile;        // kParked: where its saved state is (backend specific)
+};
+
+}  // namespace vrm
