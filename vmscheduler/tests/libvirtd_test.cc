@@ -28,6 +28,7 @@
 #include <sstream>
 #include <thread>
 
+#include "test_text.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
 namespace vrm::vmscheduler {
@@ -38,18 +39,8 @@ using namespace std::chrono_literals;
 
 constexpr std::uint64_t kMiB = 1024 * 1024;
 
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::size_t countOf(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
-    ++n;
-  }
-  return n;
-}
+using testing_text::countOf;
+using testing_text::readFile;
 
 // Runs a shell command; returns its exit status and what it wrote to stdout and stderr.
 std::pair<int, std::string> run(const std::string& command) {
@@ -335,12 +326,19 @@ class LibvirtdTest : public ::testing::Test {
     EXPECT_GT(countOf(text, "memtouch: verify ok"), before) << path << ": " << text;
   }
 
-  // The address the guest's DHCP client configured, from its console ("vrm-net: eth0 A/24").
+  // The address the guest's DHCP client configured, from its console ("vrm-net: eth0 A/24"),
+  // waiting up to 60 s for the line: dnsmasq records the lease (what the backend reports) before
+  // the guest has configured it and printed the line, which is late on a loaded machine.
   static std::string addressTheGuestConfigured(int i, const std::string& vm) {
     static const std::regex line("vrm-net: eth0 ([0-9.]+)/");
-    const std::string text = readFile(host(i).console(vm));
-    std::smatch m;
-    return std::regex_search(text, m, line) ? m[1].str() : std::string();
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    do {
+      const std::string text = readFile(host(i).console(vm));
+      std::smatch m;
+      if (std::regex_search(text, m, line)) return m[1].str();
+      std::this_thread::sleep_for(100ms);
+    } while (std::chrono::steady_clock::now() < deadline);
+    return {};
   }
 
   static void printObservation(const char* what, const MigrationObservation& o) {
