@@ -1999,7 +1999,9 @@ void Manager::expireCommands() {
       it->second.deadlineNs = kTimeInfinity;
       it->second.abandoned = true;
       const Move* m = r->second.findMove(p.move);
-      const std::string waiting = why + "; waiting for " + p.host + " to settle " + p.command.vmId;
+      const std::string waiting = "migration of " + p.command.vmId + " from " + p.host +
+                                  " failed: " + why + "; its copy on " + p.command.destinationHost +
+                                  " waits for " + p.host + "'s answer";
       if (m && m->isVacate()) {
         fail(r->second, waiting);
       } else {
