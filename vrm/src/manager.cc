@@ -2779,14 +2779,14 @@ void Manager::reconcile(Reservation& r) {
     if (atSource && atSource->state == VmState::kMigratingOut) {
       // Still running there, its command sent before a restart of vrmd: its deadline counts
       // from the move's stored start (ManagerOptions::commandTimeoutFactor).
+      // Past it the reservation fails, but the move stays running and the destination keeps
+      // its copy until the source has finished (commit) or given up (drop): dropping it while
+      // the VM is still leaving could leave it on neither host (as in expireCommands).
       const TimeNs deadline = commandDeadline(r, Step::kMigrate, id, prog.actualStartNs);
-      if (!vacate || clock_.now() < deadline) continue;
-      dropIncoming(move.toHost, move.vmId,
-                   {atSource->cpuCores, static_cast<std::int64_t>(move.memoryBytes), 0});
-      prog.state = MoveState::kFailed;
-      failMove(r, id,
-               "host " + move.fromHost + " did not finish its migrate command for " + move.vmId +
-                   " within " + formatDuration(deadline - prog.actualStartNs) + " of its start");
+      if (!vacate || clock_.now() < deadline || isTerminal(r.state)) continue;
+      fail(r, "host " + move.fromHost + " did not finish its migrate command for " + move.vmId +
+                  " within " + formatDuration(deadline - prog.actualStartNs) +
+                  " of its start; its copy on " + move.toHost + " waits for it");
       continue;
     }
     if (atDest && atDest->state == VmState::kRunning && !atSource) {

@@ -239,6 +239,49 @@ TEST_F(ManagerFaultsTest, MigrateFailedAfterItsDeadlineDropsTheCopy) {
       << "the copy's room is free again";
 }
 
+// Ensures the same across a restart of vrmd: the source still migrates the VM out when vrmd comes
+// back, and only finishes after the move's deadline (counted from its stored start). Before the
+// fix the restarted vrmd dropped the destination's copy at the deadline, and the VM, gone from
+// its source a moment later, was on neither host.
+TEST_F(ManagerFaultsTest, MigrateFinishedAfterItsDeadlineAcrossARestartIsCommitted) {
+  Reservation r = submitOnNode1();
+  agents_->hold = {AgentCommand::Kind::kMigrate};
+  while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  const AgentCommand migrate = agents_->held[0];
+  for (auto& v : agents_->inventory_["node1"]) {
+    if (v.id == "a1") v.state = VmState::kMigratingOut;
+  }
+
+  // vrmd dies; the agents live on and register with the new one.
+  Manager restarted(clock_, *store_, *planner_, templates_);
+  ASSERT_TRUE(restarted.recover().isOk());
+  FakeAgents agents(restarted);
+  for (const auto& [host, vms] : agents_->inventory_) agents.addHost(host, 16, 64 * kGiB, vms);
+  auto run = [&](int seconds) {
+    for (int i = 0; i < seconds; ++i) {
+      clock_.advance(kNsPerSec);
+      agents.heartbeat();
+      restarted.tick();
+      agents.pump();
+    }
+  };
+  for (int i = 0; i < 600 && restarted.get(r.id)->state != ReservationState::kFailed; ++i) run(1);
+  ASSERT_EQ(restarted.get(r.id)->state, ReservationState::kFailed);
+  EXPECT_NE(restarted.get(r.id)->reason.find("did not finish its migrate command for a1"),
+            std::string::npos)
+      << restarted.get(r.id)->reason;
+  run(5);
+  EXPECT_EQ(agents.count("a1"), 2u) << "the destination's copy is kept while a1 migrates";
+
+  (void)agents.execute(migrate);  // the source finishes: a1 has left node1
+  run(5);
+  ASSERT_EQ(agents.count("a1"), 1u);
+  EXPECT_EQ(agents.hostOf("a1"), "node2");
+  EXPECT_EQ(agents.inventory_["node2"].back().state, VmState::kRunning) << "committed";
+  EXPECT_EQ(placesInView(restarted, "a1"), std::vector<std::string>{"node2"});
+}
+
 // Ensures a restarted agent's forgotten commands do not leave a vacate waiting forever: the
 // source's agent dies during a migration and comes back (a new process, which knows nothing of
 // it); vrmd sends it the unanswered migration again, under the same id.
