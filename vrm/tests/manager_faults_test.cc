@@ -282,6 +282,45 @@ TEST_F(ManagerFaultsTest, MigrateFinishedAfterItsDeadlineAcrossARestartIsCommitt
   EXPECT_EQ(placesInView(restarted, "a1"), std::vector<std::string>{"node2"});
 }
 
+// Ensures a commit that times out while its destination's agent is down, but not yet missed (its
+// heartbeat timeout is longer than the commit's deadline, as in the campaigns), is not taken as
+// done: the agent comes back with the VM still incoming and vrmd commits it. Before the fix vrmd
+// settled the move from its own view (which had the VM committed the moment the source let it
+// go), and then dropped the copy the restarted agent reported as an orphan: the kill-agent
+// campaign lost a-1 so.
+TEST_F(ManagerFaultsTest, CommitTimedOutWhileItsAgentRestartsIsNotTakenAsDone) {
+  ManagerOptions options;
+  options.heartbeatTimeoutNs = 5 * 60 * kNsPerSec;  // longer than a commit's 60 s
+  agents_.reset();
+  manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, templates_, options);
+  agents_ = std::make_unique<FakeAgents>(*manager_);
+  agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
+  agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
+  Reservation r = submitOnNode1();
+  agents_->hold = {AgentCommand::Kind::kFinishIncoming};
+  while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  ASSERT_TRUE(agents_->held[0].commit);
+  agents_->held.clear();  // node2's agent dies with the commit unanswered
+  agents_->hold.clear();
+  agents_->down = {"node2"};
+  for (int i = 0; i < 120; ++i) step();  // past the commit's deadline
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kVacating)
+      << manager_->get(r.id)->events.back().message;
+
+  agents_->down.clear();  // back, with a1 still incoming (a real hypervisor keeps it)
+  ASSERT_TRUE(manager_->onRegister(agents_->hosts_["node2"], agents_->inventory_["node2"]).isOk());
+  agents_->pump();
+  for (int i = 0; i < 600 && manager_->get(r.id)->state != ReservationState::kReady; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kReady) << manager_->get(r.id)->reason;
+  ASSERT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+  EXPECT_EQ(placesInView(*manager_, "a1"), std::vector<std::string>{"node2"});
+  for (const auto& v : agents_->inventory_["node2"]) {
+    if (v.id == "a1") EXPECT_EQ(v.state, VmState::kRunning) << "committed";
+  }
+}
+
 // Ensures a restarted agent's forgotten commands do not leave a vacate waiting forever: the
 // source's agent dies during a migration and comes back (a new process, which knows nothing of
 // it); vrmd sends it the unanswered migration again, under the same id.
