@@ -137,9 +137,9 @@ Result<void> Client::checkSize(std::size_t bytes) const {
 
 Result<Client::Answer> Client::callMember(std::size_t index, const char* path,
                                           const std::string& body, SteadyTime deadline,
-                                          bool* sent) {
+                                          bool idempotent, bool* sent) {
   if (interrupted_) return cancelled();
-  const Attempt a = connections_[index]->post(path, body, deadline, interrupted_);
+  const Attempt a = connections_[index]->post(path, body, deadline, interrupted_, idempotent);
   *sent = a.sent;
   if (a.outcome == Attempt::Outcome::kAnswered && a.status == 200) {
     return Answer{a.body, endpoints_[index]};
@@ -157,9 +157,9 @@ Result<Client::Answer> Client::call(const char* path, const std::string& body, K
   for (std::size_t tried = 0; tried < n; ++tried) {
     const std::size_t index = (first + tried) % n;
     bool sent = false;
-    auto answer =
-        callMember(index, path, body,
-                   earliest(deadline, steady_clock::now() + options_.attemptTimeout), &sent);
+    auto answer = callMember(index, path, body,
+                             earliest(deadline, steady_clock::now() + options_.attemptTimeout),
+                             kind == Kind::kRead, &sent);
     if (answer) {
       current_ = index;
       return answer;
@@ -336,8 +336,9 @@ Result<MemberStatus> Client::memberStatus(std::size_t index) {
     return Error(ErrorCode::kInvalidArgument, "no etcd member " + std::to_string(index));
   }
   bool sent = false;
-  auto answer = callMember(index, "/v3/maintenance/status", "{}",
-                           steady_clock::now() + options_.attemptTimeout, &sent);
+  auto answer =
+      callMember(index, "/v3/maintenance/status", "{}",
+                 steady_clock::now() + options_.attemptTimeout, /*idempotent=*/true, &sent);
   if (!answer) return answer.error();
   return codec::decodeMemberStatus(answer->body, answer->where);
 }
@@ -368,7 +369,7 @@ Result<void> Client::defragment(std::size_t index) {
   }
   bool sent = false;
   auto answer = callMember(index, "/v3/maintenance/defragment", "{}",
-                           steady_clock::now() + options_.callTimeout, &sent);
+                           steady_clock::now() + options_.callTimeout, /*idempotent=*/true, &sent);
   if (!answer) return answer.error();
   return {};
 }
@@ -523,7 +524,8 @@ Result<std::optional<WatchBatch>> Watcher::next(SteadyTime deadline) {
     probe.countOnly = true;
     bool sent = false;
     auto answer = client_->callMember(memberIndex_, "/v3/kv/range", codec::encodeRange(probe),
-                                      steady_clock::now() + options.attemptTimeout, &sent);
+                                      steady_clock::now() + options.attemptTimeout,
+                                      /*idempotent=*/true, &sent);
     if (!answer) {
       if (answer.error().code() == ErrorCode::kCancelled) return answer.error();
       drop();

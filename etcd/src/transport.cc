@@ -150,7 +150,10 @@ struct UnaryState : std::enable_shared_from_this<UnaryState> {
     if (isParseError(ec)) {
       return finish(Attempt::Outcome::kMalformed, "not an HTTP answer: " + ec.message());
     }
-    if (ec) return finish(Attempt::Outcome::kLost, "connection lost: " + ec.message());
+    if (ec) {
+      result.answerBegun = parser->got_some() || buffer.size() > 0;
+      return finish(Attempt::Outcome::kLost, "connection lost: " + ec.message());
+    }
     result.status = static_cast<int>(parser->get().result_int());
     result.body = std::move(parser->get().body());
     const bool keepAlive = parser->get().keep_alive();
@@ -191,10 +194,23 @@ UnaryConnection::~UnaryConnection() {
 }
 
 Attempt UnaryConnection::post(const std::string& path, const std::string& body, SteadyTime deadline,
-                              const std::atomic<bool>& interrupted) {
+                              const std::atomic<bool>& interrupted, bool idempotent) {
+  bool reused = false;
+  Attempt result = postOnce(path, body, deadline, interrupted, &reused);
+  if (idempotent && reused && result.outcome == Attempt::Outcome::kLost && !result.answerBegun &&
+      !interrupted) {
+    result = postOnce(path, body, deadline, interrupted, &reused);
+  }
+  return result;
+}
+
+Attempt UnaryConnection::postOnce(const std::string& path, const std::string& body,
+                                  SteadyTime deadline, const std::atomic<bool>& interrupted,
+                                  bool* reused) {
   // A connection kept from the last call is reused unless the member closed it meanwhile (it
   // restarted, or dropped it): then the request goes on a new one rather than into a dead one.
-  if (!state_ || !state_->connected || idleConnectionClosed(state_->stream)) {
+  *reused = state_ && state_->connected && !idleConnectionClosed(state_->stream);
+  if (!*reused) {
     if (state_) state_->close();
     state_ = std::make_shared<UnaryState>(loop_.io(), endpoint_);
   }

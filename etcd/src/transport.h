@@ -71,6 +71,7 @@ struct Attempt {
   };
   Outcome outcome = Outcome::kNotSent;
   bool sent = false;
+  bool answerBegun = false;  // some of the answer arrived (a kLost that is not a clean close)
   int status = 0;
   std::string body;
   std::string detail;  // why, for messages
@@ -83,15 +84,21 @@ class UnaryConnection {
   UnaryConnection(Loop& loop, Endpoint endpoint, std::size_t maxAnswerBytes);
   ~UnaryConnection();
   // POSTs `body` to `path` and waits for the whole answer until `deadline`. A connection that
-  // the member closed while idle is noticed before writing, and a new one made.
+  // the member closed while idle is noticed before writing, and a new one made. A member may
+  // also close a kept connection just as the request is written (it cannot have read it then,
+  // or it was going down): an `idempotent` request lost that way, before a byte of answer, is
+  // sent once more on a new connection (RFC 9112 section 9.3.1); any other is kLost.
   Attempt post(const std::string& path, const std::string& body, SteadyTime deadline,
-               const std::atomic<bool>& interrupted);
+               const std::atomic<bool>& interrupted, bool idempotent);
   const Endpoint& endpoint() const { return endpoint_; }
 
  private:
   Loop& loop_;
   Endpoint endpoint_;
   std::size_t maxAnswerBytes_;
+  Attempt postOnce(const std::string& path, const std::string& body, SteadyTime deadline,
+                   const std::atomic<bool>& interrupted, bool* reused);
+
   std::shared_ptr<UnaryState> state_;
 };
 

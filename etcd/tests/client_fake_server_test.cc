@@ -165,6 +165,83 @@ TEST(ClientFakeServerTest, ReadsFailOverToTheNextMember) {
   EXPECT_EQ(good.requests(), 2);
 }
 
+// A member that keeps its first connection after answering once, then reads the next request
+// on it and closes it unanswered: what a client sees when a member drops a kept connection
+// just as a request goes out. Later connections are answered one request each.
+class ClosesKeptConnection {
+ public:
+  explicit ClosesKeptConnection(std::string answer) : answer_(std::move(answer)), acceptor_(io_) {
+    acceptor_.open(tcp::v4());
+    acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    acceptor_.listen();
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ClosesKeptConnection() {
+    stopping_ = true;
+    boost::system::error_code ignored;
+    tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ignored);
+    thread_.join();
+  }
+  std::string endpoint() const {
+    return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+  int requests() const { return requests_.load(); }
+
+ private:
+  bool readOne(tcp::socket& socket, beast::flat_buffer& buffer) {
+    http::request<http::string_body> request;
+    boost::system::error_code ec;
+    http::read(socket, buffer, request, ec);
+    if (ec) return false;
+    ++requests_;
+    return true;
+  }
+  void serve() {
+    for (int connection = 0; !stopping_; ++connection) {
+      tcp::socket socket(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(socket, ec);
+      if (ec || stopping_) break;
+      beast::flat_buffer buffer;
+      if (!readOne(socket, buffer)) continue;
+      asio::write(socket, asio::buffer(answer_), ec);
+      if (connection == 0 && readOne(socket, buffer)) socket.close(ec);
+    }
+  }
+
+  std::string answer_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> requests_{0};
+};
+
+TEST(ClientFakeServerTest, AReadLostOnAKeptConnectionIsSentAgainOnANewOne) {
+  // The second read goes out on the kept connection, which the member closes: the client
+  // sends it again on a new connection to the same member, and it succeeds there.
+  ClosesKeptConnection member(
+      httpAnswer(200, "{" + kHeader + R"(,"kvs":[{"key":"aw==","value":"dg=="}],"count":"1"})"));
+  auto client = clientFor({member.endpoint()});
+  ASSERT_TRUE(client->range(RangeRequest::single("k")).isOk());
+  const auto r = client->range(RangeRequest::single("k"));
+  ASSERT_TRUE(r.isOk()) << r.error().toString();
+  EXPECT_EQ(r->kvs.at(0).value, "v");
+  EXPECT_EQ(member.requests(), 3);
+}
+
+TEST(ClientFakeServerTest, AWriteLostOnAKeptConnectionIsNotSentAgain) {
+  // The member may have applied a put before closing: it is kTimeout, sent once.
+  ClosesKeptConnection member(httpAnswer(200, "{" + kHeader + "}"));
+  auto client = clientFor({member.endpoint()});
+  ASSERT_TRUE(client->put(PutRequest{"k", "v", 0, false}).isOk());
+  const auto put = client->put(PutRequest{"k", "v", 0, false});
+  ASSERT_FALSE(put.isOk());
+  EXPECT_EQ(put.error().code(), ErrorCode::kTimeout) << put.error().toString();
+  EXPECT_EQ(member.requests(), 2);
+}
+
 TEST(ClientFakeServerTest, ASentWriteThatTimesOutIsNotRetriedElsewhere) {
   // A put that reached a member that never answers may have been applied: kTimeout, and the
   // second member never sees it. A put that could not be sent at all does fail over.

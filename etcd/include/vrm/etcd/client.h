@@ -229,9 +229,10 @@ class Client {
   };
   // POSTs `body` to `path`, failing over as the header says for `kind`.
   Result<Answer> call(const char* path, const std::string& body, Kind kind);
-  // One attempt at one member, no failover.
+  // One attempt at one member, no failover. An `idempotent` request (a read) lost on a kept
+  // connection the member had just closed is sent again on a new one.
   Result<Answer> callMember(std::size_t index, const char* path, const std::string& body,
-                            SteadyTime deadline, bool* sent);
+                            SteadyTime deadline, bool idempotent, bool* sent);
   // Opens a stream on the first member that takes it, from `first` on; sets *index to it.
   Result<std::unique_ptr<detail::StreamConnection>> openStream(const char* path,
                                                                const std::string& body,
