@@ -19,7 +19,10 @@ packages=(
   chromium curl           # the web calendar's browser test (tests/e2e/web_test.sh)
   jq                      # JSON checks in the end-to-end tests
   etcd-server             # replicated store (issue 16): tests/ha start real 3-member clusters
-  libvirt-dev             # libvirt backend (the test:/// driver its tests use is in libvirt0)
+  gnuplot-nox             # the week's plots (tests/week/run_week.sh, experiments.sh)
+  libvirt-dev             # libvirt backend (the test:/// driver its unit tests use is in libvirt0)
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base iproute2
+                          # ... and the private libvirtd hosts of its slow tests (tests/libvirt/)
   qemu-system-x86 qemu-utils  # qemu backend (qemu-img for qcow2 overlays)
   busybox-static cpio         # the qemu tests' guest initramfs (tests/guest/build-guest.sh)
   clang-format                # tests/lint/check_format.sh (formatting is checked in CI)

@@ -374,6 +374,14 @@ Status fitLiuEnergy(Calibration& c, const std::vector<MigrationObservation>& obs
   return Status::ok();
 }
 
+// A fitted copy factor of 0 would mean an infinitely fast link: the scr fits keep the prior.
+void keepCopyFactorPositive(Calibration& c, double bandwidthFactor) {
+  if (c.parameters.at("copy_bandwidth_factor") > 0) return;
+  c.parameters["copy_bandwidth_factor"] = bandwidthFactor;
+  c.notes.push_back("copy_bandwidth_factor kept at " + fmt(bandwidthFactor) +
+                    ": a factor of 0 would mean an infinitely fast link");
+}
+
 // zhao-scr's phase coefficients: per phase when the phases were measured, else on total time.
 Status fitZhao(Calibration& c, const std::vector<MigrationObservation>& obs) {
   ModelParameters& p = c.parameters;
@@ -437,11 +445,205 @@ Status fitZhao(Calibration& c, const std::vector<MigrationObservation>& obs) {
         "zhao-scr fitted on total time (no suspend_s/copy_s/resume_s on every row): constant and "
         "per-GiB terms booked to suspend; resume_time_s, resume_s_per_gib, copy_base_s set to 0");
   }
-  if (!(p.at("copy_bandwidth_factor") > 0)) {
-    p["copy_bandwidth_factor"] = bandwidthFactor;
-    c.notes.push_back("copy_bandwidth_factor kept at " + fmt(bandwidthFactor) +
-                      ": a factor of 0 would mean an infinitely fast link");
+  keepCopyFactorPositive(c, bandwidthFactor);
+  return Status::ok();
+}
+
+// qemu-scr's phases, each from its own column when every row has them, else the total. The
+// state size of a row is its observed transferred bytes (the staged file) when known, else the
+// model's; device_state_bytes is refitted as the median of (observed - modelled) state.
+Status fitQemuScr(Calibration& c, const std::vector<MigrationObservation>& obs) {
+  ModelParameters& p = c.parameters;
+  auto model = createMigrationModel(c.model, p);
+  if (!model) return model.status();
+  std::vector<double> stateExcess;
+  std::vector<double> state(obs.size());
+  for (std::size_t i = 0; i < obs.size(); ++i) {
+    LinkProfile link;
+    link.bandwidthBytesPerSec = obs[i].bandwidthBytesPerSec;
+    auto e = (*model)->estimate(obs[i].vm, link);
+    if (!e) return Status::invalid(where(obs[i], i) + ": " + e.status().message());
+    state[i] = e->transferredBytes;
+    if (obs[i].transferredBytes) {
+      stateExcess.push_back(*obs[i].transferredBytes -
+                            (e->transferredBytes - p.at("device_state_bytes")));
+      state[i] = *obs[i].transferredBytes;
+    }
   }
+  if (!stateExcess.empty()) {
+    std::sort(stateExcess.begin(), stateExcess.end());
+    p["device_state_bytes"] = std::max(0.0, residualQuantile(stateExcess, 0.5));
+    c.notes.push_back("device_state_bytes fitted as the median state beyond the memory stream");
+  }
+  const bool phases = std::all_of(obs.begin(), obs.end(), [](const MigrationObservation& o) {
+    return o.suspendS && o.copyS && o.resumeS;
+  });
+  auto priors = [&](const std::vector<std::string>& keys) {
+    std::vector<double> v;
+    for (const auto& k : keys) v.push_back(p.at(k));
+    return v;
+  };
+  const double bandwidthFactor = p.at("copy_bandwidth_factor");
+  std::vector<std::vector<double>> perGiB, perBandwidth, total;
+  std::vector<double> saveY, copyY, restoreY, handoffY, totalY;
+  for (std::size_t i = 0; i < obs.size(); ++i) {
+    const double gib = state[i] / kGiB;
+    const double overBandwidth = state[i] / obs[i].bandwidthBytesPerSec;
+    perGiB.push_back({1, gib});
+    perBandwidth.push_back({1, overBandwidth});
+    total.push_back({1, gib, overBandwidth});
+    totalY.push_back(obs[i].totalTimeS);
+    if (phases) {
+      saveY.push_back(*obs[i].suspendS);
+      copyY.push_back(*obs[i].copyS);
+      restoreY.push_back(*obs[i].resumeS);
+      handoffY.push_back(obs[i].totalTimeS - *obs[i].suspendS - *obs[i].copyS - *obs[i].resumeS);
+    }
+  }
+  if (phases) {
+    const std::vector<std::string> saveKeys = {"save_base_s", "save_s_per_gib"};
+    const std::vector<std::string> copyKeys = {"copy_base_s", "copy_bandwidth_factor"};
+    const std::vector<std::string> restoreKeys = {"restore_base_s", "restore_s_per_gib"};
+    applyFit(fitNonNegative(perGiB, saveY, priors(saveKeys)), saveKeys, p, c.notes);
+    applyFit(fitNonNegative(perBandwidth, copyY, priors(copyKeys)), copyKeys, p, c.notes);
+    applyFit(fitNonNegative(perGiB, restoreY, priors(restoreKeys)), restoreKeys, p, c.notes);
+    std::sort(handoffY.begin(), handoffY.end());
+    p["handoff_s"] = std::max(0.0, residualQuantile(handoffY, 0.5));
+    c.notes.push_back(
+        "qemu-scr phases fitted separately on suspend_s (save), copy_s, resume_s (restore); "
+        "handoff_s is the median of the rest");
+  } else {
+    const std::vector<std::string> keys = {"save_base_s", "save_s_per_gib",
+                                           "copy_bandwidth_factor"};
+    const std::vector<double> prior = {
+        p.at("save_base_s") + p.at("copy_base_s") + p.at("restore_base_s") + p.at("handoff_s"),
+        p.at("save_s_per_gib") + p.at("restore_s_per_gib"), bandwidthFactor};
+    for (const char* k : {"copy_base_s", "restore_base_s", "restore_s_per_gib", "handoff_s"}) {
+      p[k] = 0;
+    }
+    applyFit(fitNonNegative(total, totalY, prior), keys, p, c.notes);
+    c.notes.push_back(
+        "qemu-scr fitted on total time (no suspend_s/copy_s/resume_s on every row): the fixed "
+        "and per-GiB terms are booked to save");
+  }
+  keepCopyFactorPositive(c, bandwidthFactor);
+  return Status::ok();
+}
+
+// qemu-precopy: the setup from observed setup times (else the constant that best fits the
+// totals), the goodput factor (which scales the rate limit and with it QEMU's threshold) by a
+// search over a grid refined by golden sections (the window count makes the error a step
+// function of it, so a local search alone can stall), and the downtime's fixed part and
+// switchover rate by a linear fit on the bytes each converging run leaves for the stop-and-copy.
+Status fitQemuPrecopy(Calibration& c, const std::vector<MigrationObservation>& obs) {
+  ModelParameters& p = c.parameters;
+  std::vector<std::vector<double>> setupRows;
+  std::vector<double> setupY;
+  for (const MigrationObservation& o : obs) {
+    if (!o.setupS) continue;
+    setupRows.push_back({1, o.vm.memoryBytes / kGiB});
+    setupY.push_back(*o.setupS);
+  }
+  const bool setupObserved = setupRows.size() >= 2;
+  if (setupObserved) {
+    applyFit(fitNonNegative(setupRows, setupY, {p.at("setup_s"), p.at("setup_s_per_gib")}),
+             {"setup_s", "setup_s_per_gib"}, p, c.notes);
+    c.notes.push_back("setup_s, setup_s_per_gib fitted on the observed setup_s");
+  }
+  // Squared error of total time at goodput g and throughput ceiling cap (0 = none); without
+  // observed setups the setup constant is re-solved in closed form (the mean residual, >= 0)
+  // and returned through `setup`.
+  auto sse = [&](double g, double cap, double* setup) {
+    ModelParameters q = p;
+    if (!setupObserved) q["setup_s"] = 0;
+    q["max_throughput_bytes_per_s"] = cap;
+    auto model = createMigrationModel(c.model, q);
+    if (!model) return std::numeric_limits<double>::max();
+    auto predicted = predictAll(**model, obs, g, 0);
+    if (!predicted) return std::numeric_limits<double>::max();
+    double mean = 0;
+    for (std::size_t i = 0; i < obs.size(); ++i) {
+      mean += (obs[i].totalTimeS - (*predicted)[i].totalTimeS) / static_cast<double>(obs.size());
+    }
+    const double constant = setupObserved ? 0 : std::max(0.0, mean);
+    if (setup) *setup = setupObserved ? p.at("setup_s") : constant;
+    double s = 0;
+    for (std::size_t i = 0; i < obs.size(); ++i) {
+      const double r = obs[i].totalTimeS - (*predicted)[i].totalTimeS - constant;
+      s += r * r;
+    }
+    return s;
+  };
+  // Narrows [lo, hi] (logarithms) around the minimum of f by golden sections.
+  auto golden = [](const std::function<double(double)>& f, double lo, double hi) {
+    const double phi = (std::sqrt(5.0) - 1) / 2;
+    double x1 = hi - phi * (hi - lo), x2 = lo + phi * (hi - lo);
+    double f1 = f(x1), f2 = f(x2);
+    for (int k = 0; k < 40; ++k) {
+      if (f1 <= f2) {
+        hi = x2, x2 = x1, f2 = f1, x1 = hi - phi * (hi - lo), f1 = f(x1);
+      } else {
+        lo = x1, x1 = x2, f1 = f2, x2 = lo + phi * (hi - lo), f2 = f(x2);
+      }
+    }
+    return (lo + hi) / 2;
+  };
+  // The goodput factor on a grid, refined by golden sections. The throughput ceiling is kept as
+  // given: fitted too, it chased the noise of a loaded host (README, Accuracy).
+  const double cap = p.at("max_throughput_bytes_per_s");
+  auto fitGoodput = [&] {
+    constexpr double kLo = 0.5, kHi = 2.0;
+    constexpr int kGrid = 301;
+    double bestG = 1, bestValue = std::numeric_limits<double>::max();
+    for (int k = 0; k < kGrid; ++k) {
+      const double g = kLo * std::pow(kHi / kLo, static_cast<double>(k) / (kGrid - 1));
+      const double v = sse(g, cap, nullptr);
+      if (v < bestValue) bestG = g, bestValue = v;
+    }
+    const double step = std::pow(kHi / kLo, 1.0 / (kGrid - 1));
+    double g = std::exp(golden([&](double x) { return sse(std::exp(x), cap, nullptr); },
+                               std::log(bestG / step), std::log(bestG * step)));
+    if (sse(g, cap, nullptr) > bestValue) g = bestG;
+    double setup = p.at("setup_s");
+    sse(g, cap, &setup);
+    c.goodputFactor = g;
+    p["setup_s"] = setup;
+  };
+  fitGoodput();
+  // Downtime = downtime_base_s + sync + switchover bytes / rate, on converging runs.
+  auto model = createMigrationModel(c.model, p);
+  if (!model) return model.status();
+  auto predicted = predictAll(**model, obs, c.goodputFactor, 0);
+  if (!predicted) return predicted.status();
+  std::vector<std::vector<double>> rows;
+  std::vector<double> y;
+  const double syncS = p.at("bitmap_sync_s_per_gib");
+  for (std::size_t i = 0; i < obs.size(); ++i) {
+    const MigrationEstimate& e = (*predicted)[i];
+    if (!obs[i].downtimeS || !e.converges) continue;
+    rows.push_back({1, e.extras.at("switchover_bytes")});
+    y.push_back(*obs[i].downtimeS - syncS * obs[i].vm.memoryBytes / kGiB);
+  }
+  if (rows.size() >= 2) {
+    const double rate = p.at("switchover_bandwidth_bytes_per_s");
+    const LinearFit fit =
+        fitNonNegative(rows, y, {p.at("downtime_base_s"), rate > 0 ? 1 / rate : 0});
+    p["downtime_base_s"] = fit.coef[0];
+    if (fit.state[1] == Coef::kFitted && fit.coef[1] > 0) {
+      p["switchover_bandwidth_bytes_per_s"] = 1 / fit.coef[1];
+      c.notes.push_back("downtime_base_s and switchover_bandwidth_bytes_per_s fitted on " +
+                        std::to_string(rows.size()) + " converging runs' downtimes");
+    } else {
+      c.notes.push_back(
+          "switchover_bandwidth_bytes_per_s kept: the downtimes do not grow with "
+          "the bytes left for the stop-and-copy");
+    }
+    fitGoodput();  // the totals include the downtime just refitted
+  } else {
+    c.notes.push_back("downtime parameters kept: fewer than 2 converging runs with a downtime");
+  }
+  c.notes.push_back("goodput_factor fitted by a grid and golden-section search on total time" +
+                    std::string(setupObserved ? "" : ", setup_s as the mean remaining time"));
   return Status::ok();
 }
 
@@ -497,7 +699,7 @@ Status checkObservation(const MigrationObservation& o, std::size_t index) {
   auto bad = [](std::optional<double> v) { return v && !(std::isfinite(*v) && *v >= 0); };
   if (!(std::isfinite(o.totalTimeS) && o.totalTimeS >= 0) || bad(o.downtimeS) ||
       bad(o.transferredBytes) || bad(o.suspendS) || bad(o.copyS) || bad(o.resumeS) ||
-      bad(o.energyJ)) {
+      bad(o.energyJ) || bad(o.setupS)) {
     return Status::invalid(where(o, index) + ": measured times, bytes and energy must be >= 0");
   }
   return Status::ok();
@@ -614,6 +816,10 @@ Result<Calibration> Calibrator::fit(std::string_view model,
   c.observations = static_cast<int>(observations.size());
   if (model == "zhao-scr") {
     if (Status s = fitZhao(c, observations); !s) return s;
+  } else if (model == "qemu-scr") {
+    if (Status s = fitQemuScr(c, observations); !s) return s;
+  } else if (model == "qemu-precopy") {
+    if (Status s = fitQemuPrecopy(c, observations); !s) return s;
   } else {
     if (Status s = fitLink(c, observations); !s) return s;
     if (model == "liu-refined") {

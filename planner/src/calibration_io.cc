@@ -82,6 +82,7 @@ const std::vector<Column>& columns() {
       {"copy_s", false, [](auto& o, double v) { o.copyS = v; }},
       {"resume_s", false, [](auto& o, double v) { o.resumeS = v; }},
       {"energy_j", false, [](auto& o, double v) { o.energyJ = v; }},
+      {"setup_s", false, [](auto& o, double v) { o.setupS = v; }},
   };
   return kColumns;
 }

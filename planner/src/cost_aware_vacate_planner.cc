@@ -304,11 +304,15 @@ double networkBytes(const std::vector<Segment>& s) {
   return b;
 }
 
+// Phase names of the models (migration_model.h): the VM stops at "suspend" (zhao-scr) or "save"
+// (qemu-scr) and runs again after "resume" / "restore" and the agents' "handoff".
+bool isSuspendPhase(const std::string& name) { return name == "suspend" || name == "save"; }
+bool isResumePhase(const std::string& name) { return name == "resume" || name == "restore"; }
 bool isLeadingPhase(const std::string& name) {
-  return name == "setup" || name == "suspend" || name == "pre-migration";
+  return name == "setup" || isSuspendPhase(name) || name == "pre-migration";
 }
 bool isTrailingPhase(const std::string& name) {
-  return name == "resume" || name == "commit" || name == "post-migration";
+  return isResumePhase(name) || name == "handoff" || name == "commit" || name == "post-migration";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,17 +481,17 @@ double normalQuantile(double q) {
   return 0.5 * (lo + hi);
 }
 
-double quantileFactor(const VacateRequest& req) {
+double quantileFactor(const VacateRequest& req, double q) {
   if (req.relativeErrorSamples.size() >= kMinErrorSamples) {
     std::vector<double> s = req.relativeErrorSamples;
     std::sort(s.begin(), s.end());
-    const double pos = req.quantile * static_cast<double>(s.size() - 1);
+    const double pos = q * static_cast<double>(s.size() - 1);
     const std::size_t i = static_cast<std::size_t>(pos);
     const double frac = pos - static_cast<double>(i);
     const double r = i + 1 < s.size() ? s[i] + frac * (s[i + 1] - s[i]) : s[i];
     return std::max(0.0, 1 + r);
   }
-  return std::max(0.0, 1 + normalQuantile(req.quantile) * req.relativeErrorStdDev);
+  return std::max(0.0, 1 + normalQuantile(q) * req.relativeErrorStdDev);
 }
 
 std::string strategyName(std::size_t k, std::size_t moves) {
@@ -531,30 +535,61 @@ struct Models {
   const CostAwareVacatePlannerOptions& options;
 };
 
-VmProfile profileOf(const VmSnapshot& vm) {
+// The dirty rate to plan a VM with: its current sample, or with a dirty-rate quantile q and
+// recent samples the q-quantile of the samples and the current one (a VM that dirties in bursts
+// is planned for its bursts, not for the quiet moment it was last sampled in).
+double plannedDirtyRate(const VmSnapshot& vm, double q) {
+  if (!(q > 0) || vm.dirtyRateSamplesBytesPerSec.empty()) return vm.dirtyRateBytesPerSec;
+  std::vector<double> s = vm.dirtyRateSamplesBytesPerSec;
+  s.push_back(vm.dirtyRateBytesPerSec);
+  std::sort(s.begin(), s.end());
+  const double h = q * static_cast<double>(s.size() - 1);
+  const auto lo = static_cast<std::size_t>(h);
+  const std::size_t hi = std::min(lo + 1, s.size() - 1);
+  return std::max(0.0, s[lo] + (h - static_cast<double>(lo)) * (s[hi] - s[lo]));
+}
+
+VmProfile profileOf(const VmSnapshot& vm, double dirtyRateQuantile = 0) {
   VmProfile p;
   p.memoryBytes = static_cast<double>(vm.memoryBytes);
   p.nonzeroMemoryBytes = static_cast<double>(vm.nonzeroMemoryBytes);
-  p.dirtyRateBytesPerSec = vm.dirtyRateBytesPerSec;
+  p.dirtyRateBytesPerSec = plannedDirtyRate(vm, dirtyRateQuantile);
+  p.writableWorkingSetBytes = static_cast<double>(vm.writableWorkingSetBytes);
   p.dirtyRateHistoryBytesPerSec = vm.dirtyRateHistoryBytesPerSec;
   p.modifiedMemoryBytes = static_cast<double>(vm.modifiedMemoryBytes);
   p.workload = vm.workload;
   return p;  // disk fields stay 0: the disk is synchronised separately (Expression 1)
 }
 
+// A suspension's (kSuspend) save and restore: the suspend-copy-resume model's phases when it has
+// them (qemu-scr's save/restore, zhao-scr's suspend/resume), else zhao-scr's defaults.
+Result<std::pair<double, double>> suspendPhases(const Models& m, const VmProfile& profile,
+                                                double bandwidth) {
+  LinkProfile link;
+  link.bandwidthBytesPerSec = bandwidth;
+  for (const MigrationModel* model : {m.scr, m.suspend}) {
+    if (!model) continue;
+    auto est = model->estimate(profile, link);
+    if (!est) return est.status();
+    double down = -1, up = -1;
+    for (const auto& ph : est->phases) {
+      if (isSuspendPhase(ph.name)) down = std::max(down, 0.0) + ph.seconds;
+      if (isResumePhase(ph.name)) up = std::max(up, 0.0) + ph.seconds;
+    }
+    if (down >= 0 && up >= 0) return std::make_pair(down, up);
+  }
+  return Status::internal("no model gives suspend and resume phases");
+}
+
 Result<MoveEval> evaluateMove(const Models& m, const VacateRequest& req, const VmSnapshot& vm,
                               const MoveSpec& spec, double bandwidth) {
   MoveEval e;
-  VmProfile profile = profileOf(vm);
+  VmProfile profile = profileOf(vm, req.dirtyRateQuantile);
   if (spec.suspend) {
-    LinkProfile link;
-    link.bandwidthBytesPerSec = spec.resources.empty() ? 1 : bandwidth;
-    auto est = m.suspend->estimate(profile, link);
-    if (!est) return Status(est.status().code(), "VM '" + vm.id + "': " + est.status().message());
-    double suspendS = 0;
-    for (const auto& ph : est->phases) {
-      if (ph.name == "suspend") suspendS = ph.seconds;
-    }
+    auto phases = suspendPhases(m, profile, spec.resources.empty() ? 1 : bandwidth);
+    if (!phases)
+      return Status(phases.status().code(), "VM '" + vm.id + "': " + phases.status().message());
+    const double suspendS = phases->first;
     e.mode = MoveMode::kSuspend;
     e.segments.push_back({false, suspendS, true, false});
     if (!spec.resources.empty()) {  // the state goes to a store
@@ -570,6 +605,9 @@ Result<MoveEval> evaluateMove(const Models& m, const VacateRequest& req, const V
   link.bandwidthBytesPerSec = bandwidth;
   link.preOverheadS = m.options.preOverheadS;
   link.postOverheadS = m.options.postOverheadS;
+  // What the path carries unthrottled (QEMU's stop-and-copy): its slowest NIC or link.
+  link.lineRateBytesPerSec =
+      std::isfinite(spec.soloBandwidth) ? std::max(spec.soloBandwidth, bandwidth) : bandwidth;
 
   // Local disk first (Tsakalozos phases 1-2), while the VM runs.
   double diskBytesSent = 0;
@@ -622,7 +660,7 @@ Result<MoveEval> evaluateMove(const Models& m, const VacateRequest& req, const V
   for (const auto& ph : est->phases) {
     if (ph.name == "setup") {
       setupS += ph.seconds;
-    } else if (ph.name == "suspend") {
+    } else if (isSuspendPhase(ph.name)) {
       suspendS += ph.seconds;
     } else if (isLeadingPhase(ph.name)) {
       leadOther += ph.seconds;
@@ -877,8 +915,11 @@ Result<std::vector<std::string>> chooseHostsIn(const Models& m, const Cluster& c
 }
 
 Status checkPlanRequest(const VacateRequest& req) {
-  if (!(req.quantile > 0 && req.quantile < 1)) {
-    return Status::invalid("quantile must be between 0 and 1 (exclusive)");
+  if (req.quantile != 0 && !(req.quantile > 0 && req.quantile < 1)) {
+    return Status::invalid("quantile must be between 0 and 1 (exclusive), or 0 for the default");
+  }
+  if (req.dirtyRateQuantile != 0 && !(req.dirtyRateQuantile > 0 && req.dirtyRateQuantile < 1)) {
+    return Status::invalid("dirty-rate quantile must be between 0 and 1 (exclusive), or 0");
   }
   if (!(req.relativeErrorStdDev >= 0) || !std::isfinite(req.relativeErrorStdDev)) {
     return Status::invalid("relative error must be >= 0");
@@ -917,6 +958,9 @@ Result<VacatePlan> CostAwareVacatePlanner::plan(const IndexedCluster& cluster,
 
 Result<VacatePlan> CostAwareVacatePlanner::planIndexed(const IndexedCluster& cluster,
                                                        const VacateRequest& req) const {
+  if (!(options_.quantile > 0 && options_.quantile < 1)) {
+    return Status::invalid("the planner's default quantile must be between 0 and 1 (exclusive)");
+  }
   auto indexed = indexVms(req, cluster.impl(), options_.exhaustivePlacement);
   if (!indexed) return indexed.status();
   const Cluster& c = *indexed;
@@ -1038,7 +1082,8 @@ Result<VacatePlan> CostAwareVacatePlanner::planIndexed(const IndexedCluster& clu
     set.insert(n);
     ks.assign(set.begin(), set.end());
   }
-  const double qf = quantileFactor(req);
+  const double quantile = req.quantile > 0 ? req.quantile : options_.quantile;
+  const double qf = quantileFactor(req, quantile);
   FairShare share(capacity);
   std::vector<StrategyResult> results;
   for (std::size_t k : ks) {
@@ -1106,7 +1151,7 @@ Result<VacatePlan> CostAwareVacatePlanner::planIndexed(const IndexedCluster& clu
   plan.cloneTimeNs = req.cloneTimeNs;
   plan.marginNs = req.marginNs;
   plan.makespanNs = secondsToNs(chosen.makespanS);
-  plan.quantile = req.quantile;
+  plan.quantile = quantile;
   plan.makespanQuantileNs = secondsToNs(chosen.quantileMakespanS);
   plan.makespanLowerBoundNs = secondsToNs(lowerBound);
   plan.maxVmTimeNs = secondsToNs(chosen.maxVmTimeS);
@@ -1126,15 +1171,8 @@ Result<VacatePlan> CostAwareVacatePlanner::planIndexed(const IndexedCluster& clu
     if (!specs[i].suspend) continue;
     PlannedMove& mv = chosen.moves[i];
     if (req.reservationEndNs > 0) {
-      LinkProfile link;
-      link.bandwidthBytesPerSec = 1;
-      auto est = suspend_->estimate(profileOf(req.vms[specs[i].vm]), link);
-      double resumeS = 0;
-      if (est) {
-        for (const auto& ph : est->phases) {
-          if (ph.name == "resume") resumeS = ph.seconds;
-        }
-      }
+      auto phases = suspendPhases(m, profileOf(req.vms[specs[i].vm]), 1);
+      const double resumeS = phases ? phases->second : 0;
       mv.resumeAtNs = req.reservationEndNs;
       const TimeNs downFrom = plan.latestSafeStartNs + mv.endOffsetNs - mv.downtimeNs;
       mv.downtimeNs = req.reservationEndNs + secondsToNs(resumeS) - downFrom;

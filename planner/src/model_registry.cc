@@ -22,6 +22,7 @@ const std::vector<Entry>& registry() {
       {"liu-base", makeLiuBaseModel},
       {"liu-refined", makeLiuRefinedModel},
       {"qemu-precopy", makeQemuPrecopyModel},
+      {"qemu-scr", makeQemuScrModel},
       {"akoush-bounds", makeAkoushBoundsModel},
       {"akoush-avg", makeAkoushAvgModel},
       {"akoush-hist", makeAkoushHistModel},

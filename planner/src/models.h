@@ -18,6 +18,7 @@ Result<std::unique_ptr<MigrationModel>> makeZhaoScrModel(const ModelParameters& 
 Result<std::unique_ptr<MigrationModel>> makeLiuBaseModel(const ModelParameters& params);
 Result<std::unique_ptr<MigrationModel>> makeLiuRefinedModel(const ModelParameters& params);
 Result<std::unique_ptr<MigrationModel>> makeQemuPrecopyModel(const ModelParameters& params);
+Result<std::unique_ptr<MigrationModel>> makeQemuScrModel(const ModelParameters& params);
 Result<std::unique_ptr<MigrationModel>> makeAkoushBoundsModel(const ModelParameters& params);
 Result<std::unique_ptr<MigrationModel>> makeAkoushAvgModel(const ModelParameters& params);
 Result<std::unique_ptr<MigrationModel>> makeAkoushHistModel(const ModelParameters& params);

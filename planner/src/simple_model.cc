@@ -26,6 +26,7 @@ Status validateProfiles(const VmProfile& vm, const LinkProfile& link) {
   if (bad(link.preOverheadS) || bad(link.postOverheadS)) {
     return Status::invalid("overheads must be >= 0");
   }
+  if (bad(link.lineRateBytesPerSec)) return Status::invalid("line rate must be >= 0");
   for (double r : vm.dirtyRateHistoryBytesPerSec) {
     if (bad(r)) return Status::invalid("dirty-rate history entries must be >= 0");
   }

@@ -39,9 +39,10 @@ std::vector<MigrationObservation> synthesize(const Calibration& truth, double no
     o.transferredBytes = e->transferredBytes;
     if (e->energyJ) o.energyJ = noisy(*e->energyJ);
     for (const PhaseTime& p : e->phases) {
-      if (p.name == "suspend") o.suspendS = noisy(p.seconds);
+      if (p.name == "suspend" || p.name == "save") o.suspendS = noisy(p.seconds);
       if (p.name == "copy") o.copyS = noisy(p.seconds);
-      if (p.name == "resume") o.resumeS = noisy(p.seconds);
+      if (p.name == "resume" || p.name == "restore") o.resumeS = noisy(p.seconds);
+      if (p.name == "setup") o.setupS = noisy(p.seconds);
     }
     out.push_back(o);
   }
@@ -119,9 +120,9 @@ TEST(CalibratorTest, RecoversOverheadAndGoodputForSimple) {
 }
 
 // Ensures the fixed-point regression recovers the goodput of dirty VMs, where the predicted
-// bytes themselves depend on the goodput (qemu-precopy, akoush-avg).
+// bytes themselves depend on the goodput (akoush-avg, liu-base).
 TEST(CalibratorTest, RecoversGoodputForDirtyPrecopyModels) {
-  for (const std::string model : {"qemu-precopy", "akoush-avg", "liu-base"}) {
+  for (const std::string model : {"akoush-avg", "liu-base"}) {
     const auto obs = synthesize(truthFor(model, {}, 1.0, 0.7), 0.01);
     auto c = Calibrator().fit(model, obs);
     ASSERT_TRUE(c.isOk()) << model << ": " << c.status().toString();
@@ -129,6 +130,57 @@ TEST(CalibratorTest, RecoversGoodputForDirtyPrecopyModels) {
     EXPECT_NEAR(c->overheadS, 1.0, 0.3) << model;
     EXPECT_GT(c->r2TotalTime.value_or(0), 0.99) << model;
   }
+}
+
+// Ensures qemu-precopy's own fit recovers QEMU's setup (from the observed setup times), the
+// goodput factor (rate limit and threshold together) and the downtime's fixed part and
+// switchover rate from converging runs' downtimes.
+TEST(CalibratorTest, RecoversQemuPrecopyStructure) {
+  const ModelParameters truth = {{"setup_s", 0.8},
+                                 {"downtime_base_s", 0.004},
+                                 {"switchover_bandwidth_bytes_per_s", 500 * kMiB}};
+  const auto obs = synthesize(truthFor("qemu-precopy", truth, 0, 0.7), 0.005);
+  auto c = Calibrator().fit("qemu-precopy", obs);
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_NEAR(c->goodputFactor, 0.7, 0.01);
+  EXPECT_NEAR(c->parameters.at("setup_s"), 0.8, 0.05);
+  EXPECT_NEAR(c->parameters.at("downtime_base_s"), 0.004, 0.01);
+  EXPECT_NEAR(c->parameters.at("switchover_bandwidth_bytes_per_s") / kMiB, 500, 25);
+  EXPECT_EQ(c->overheadS, 0);  // the setup is the model's own
+  EXPECT_GT(c->r2TotalTime.value_or(0), 0.99);
+  EXPECT_GT(c->r2Downtime.value_or(0), 0.9);
+  // Without setup times the constant comes from the totals.
+  auto noSetup = obs;
+  for (auto& o : noSetup) o.setupS.reset();
+  auto t = Calibrator().fit("qemu-precopy", noSetup);
+  ASSERT_TRUE(t.isOk()) << t.status().toString();
+  EXPECT_NEAR(t->parameters.at("setup_s"), 0.8, 0.3);
+  EXPECT_NEAR(t->goodputFactor, 0.7, 0.02);
+}
+
+// Ensures qemu-scr's phases are fitted each on its own column (save on the state written, copy
+// on state / bandwidth, restore on a fixed cost plus the state), and the state size's fixed part
+// from the observed staged-file sizes.
+TEST(CalibratorTest, RecoversQemuScrPhases) {
+  const ModelParameters truth = {{"save_base_s", 0.1},        {"save_s_per_gib", 1.2},
+                                 {"copy_base_s", 0.05},       {"copy_bandwidth_factor", 1.05},
+                                 {"restore_base_s", 0.7},     {"restore_s_per_gib", 0.4},
+                                 {"device_state_bytes", 5e5}, {"handoff_s", 0.03}};
+  auto obs = synthesize(truthFor("qemu-scr", truth, 0, 1), 0.005);
+  for (auto& o : obs) o.totalTimeS = *o.suspendS + *o.copyS + *o.resumeS + 0.03;
+  auto c = Calibrator().fit("qemu-scr", obs);
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  for (const auto& [key, value] : truth) {
+    EXPECT_NEAR(c->parameters.at(key), value, 0.1 * value + 0.02) << key;
+  }
+  EXPECT_GT(c->r2TotalTime.value_or(0), 0.99);
+  // Totals only: the fixed and per-GiB terms go to save, and the totals still fit.
+  for (auto& o : obs) o.suspendS.reset();
+  auto t = Calibrator().fit("qemu-scr", obs);
+  ASSERT_TRUE(t.isOk()) << t.status().toString();
+  EXPECT_EQ(t->parameters.at("restore_base_s"), 0);
+  EXPECT_NEAR(t->parameters.at("copy_bandwidth_factor"), 1.05, 0.03);
+  EXPECT_GT(t->r2TotalTime.value_or(0), 0.99);
 }
 
 // Ensures Zhao's phase coefficients are recovered per phase when suspend/copy/resume are

@@ -61,6 +61,11 @@ struct VmInfo {
   allowLive @11 :Bool = true;
   allowSuspend @12 :Bool = true;
   stateFile @13 :Text;               # parked: where its saved state is (backend specific)
+  diskDirtyRateBytesPerSec @14 :Float64;  # the guest's write rate on its local disk (measured)
+  # Measured by the agent for the migration models (issue 20); empty / 0 = not measured.
+  dirtyRateSamples @15 :List(Float64);  # recent dirty-rate samples, bytes/s, oldest first
+  modifiedMemoryBytes @16 :UInt64;      # memory modified over the last sampling interval
+  workload @17 :Text;                   # "cpu", "memory" or ""
 }
 
 enum MigrationMode {
@@ -93,6 +98,7 @@ struct ReservationRequest {
   maxVmTimeNs @12 :Int64;        # degradation: bound on each VM's own migration time (0 = none)
   displaced @13 :Text;           # dedicated: what displaced VMs do after the window:
                                  # "stay" (default, "" too) or "return" (migrate back home)
+  quantile @14 :Float64;         # dedicated: makespan quantile of its plan, (0, 1); 0 = default
 }
 
 enum ReservationState {

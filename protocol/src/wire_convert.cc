@@ -90,6 +90,7 @@ void toWire(const ReservationRequest& in, wire::ReservationRequest::Builder out)
   out.setObjective(objectiveName(in.objective));
   out.setMaxVmTimeNs(in.maxVmTimeNs);
   out.setDisplaced(in.displaced ? displacedName(*in.displaced) : "");
+  out.setQuantile(in.quantile);
 }
 
 namespace {
@@ -110,6 +111,7 @@ ReservationRequest requestFields(wire::ReservationRequest::Reader in) {
   r.dryRun = in.getDryRun();
   r.label = toStd(in.getLabel());
   r.maxVmTimeNs = in.getMaxVmTimeNs();
+  r.quantile = in.getQuantile();
   return r;
 }
 
@@ -130,6 +132,9 @@ Result<ReservationRequest> requestFromWire(wire::ReservationRequest::Reader in) 
   auto displaced = displacedFromName(toStd(in.getDisplaced()));
   if (!displaced) return displaced.status();
   r.displaced = *displaced;
+  if (r.quantile != 0 && !(r.quantile > 0 && r.quantile < 1)) {
+    return Status::invalid("quantile must be between 0 and 1 (exclusive), or 0 for vrmd's default");
+  }
   return r;
 }
 
@@ -473,6 +478,12 @@ void toWire(const VmRecord& in, wire::VmInfo::Builder out) {
   out.setAllowLive(in.allowLive);
   out.setAllowSuspend(in.allowSuspend);
   out.setStateFile(in.stateFile);
+  out.setDiskDirtyRateBytesPerSec(in.diskDirtyRateBytesPerSec);
+  auto samples = out.initDirtyRateSamples(
+      static_cast<unsigned>(std::min<std::size_t>(in.dirtyRateSamplesBytesPerSec.size(), 1024)));
+  for (unsigned i = 0; i < samples.size(); ++i) samples.set(i, in.dirtyRateSamplesBytesPerSec[i]);
+  out.setModifiedMemoryBytes(in.modifiedMemoryBytes);
+  out.setWorkload(in.workload);
 }
 
 VmRecord fromWire(wire::VmInfo::Reader in) {
@@ -491,6 +502,10 @@ VmRecord fromWire(wire::VmInfo::Reader in) {
   v.allowLive = in.getAllowLive();
   v.allowSuspend = in.getAllowSuspend();
   v.stateFile = toStd(in.getStateFile());
+  v.diskDirtyRateBytesPerSec = in.getDiskDirtyRateBytesPerSec();
+  for (double d : in.getDirtyRateSamples()) v.dirtyRateSamplesBytesPerSec.push_back(d);
+  v.modifiedMemoryBytes = in.getModifiedMemoryBytes();
+  v.workload = toStd(in.getWorkload());
   return v;
 }
 

@@ -235,6 +235,35 @@ TEST(WireConvertTest, VmAllowedModesRoundTripAndDefaultToAllowed) {
   EXPECT_TRUE(fromOld.allowSuspend);
 }
 
+// Ensures what the agents measure for the migration models (issue 20) crosses the wire, and a
+// reservation's makespan quantile does too, with an impossible one rejected at the edge.
+TEST(WireConvertTest, MeasuredVmInputsAndRequestQuantileRoundTrip) {
+  VmRecord v;
+  v.id = "g3";
+  v.dirtyRateSamplesBytesPerSec = {1e6, 3e6, 2e6};
+  v.modifiedMemoryBytes = 12345;
+  v.workload = "memory";
+  v.diskDirtyRateBytesPerSec = 7e5;
+  capnp::MallocMessageBuilder b;
+  toWire(v, b.initRoot<wire::VmInfo>());
+  VmRecord back = fromWire(b.getRoot<wire::VmInfo>().asReader());
+  EXPECT_EQ(back.dirtyRateSamplesBytesPerSec, v.dirtyRateSamplesBytesPerSec);
+  EXPECT_EQ(back.modifiedMemoryBytes, 12345u);
+  EXPECT_EQ(back.workload, "memory");
+  EXPECT_EQ(back.diskDirtyRateBytesPerSec, 7e5);
+
+  ReservationRequest r;
+  r.quantile = 0.99;
+  capnp::MallocMessageBuilder rb;
+  toWire(r, rb.initRoot<wire::ReservationRequest>());
+  auto parsed = requestFromWire(rb.getRoot<wire::ReservationRequest>().asReader());
+  ASSERT_TRUE(parsed.isOk()) << parsed.status().toString();
+  EXPECT_EQ(parsed->quantile, 0.99);
+  rb.getRoot<wire::ReservationRequest>().setQuantile(1.5);
+  EXPECT_EQ(requestFromWire(rb.getRoot<wire::ReservationRequest>().asReader()).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 // Ensures every VM state and every field of a migration observation (the agent writes it, vrmd
 // reads it back through AgentResult) survives the wire, and an unknown state reads as running.
 TEST(WireConvertTest, VmStatesAndObservationsRoundTrip) {

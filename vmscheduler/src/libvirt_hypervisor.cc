@@ -1,7 +1,9 @@
 #include "libvirt_hypervisor.h"
 
 #include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -38,9 +40,45 @@ Result<std::unique_ptr<Hypervisor>> LibvirtHypervisor::create(const HypervisorOp
   auto threadsParam = params.takeChoice("threads", {"auto", "on", "off"});
   if (!threadsParam) return threadsParam.status();
   const std::string threads = threadsParam->value_or("auto");
+  const std::string network = params.take("network").value_or("");
+  const std::string bridge = params.take("bridge").value_or("");
+  auto source = params.takeChoice("address-source", {"lease", "agent", "none"});
+  if (!source) return source.status();
+  auto addressTimeout = params.takeDuration("address-timeout");
+  if (!addressTimeout) return addressTimeout.status();
+  hv->addressTimeoutNs_ = addressTimeout->value_or(120 * kNsPerSec);
+  hv->account_ = params.take("account").value_or("vrm");
+  auto migrationTimeout = params.takeDuration("migration-timeout");
+  if (!migrationTimeout) return migrationTimeout.status();
+  hv->migrationTimeoutNs_ = migrationTimeout->value_or(600 * kNsPerSec);
+  auto maxRounds = params.takeUnsigned("max-rounds");
+  if (!maxRounds) return maxRounds.status();
+  hv->maxRounds_ = maxRounds->value_or(60);
   if (Status s = params.finish(); !s) return s;
   if (hv->uri_.empty()) return Status::invalid("libvirt backend needs the parameter uri");
+  if (!network.empty() && !bridge.empty()) {
+    return params.invalid("bridge", "and network cannot both be given (a clone has one NIC)");
+  }
+  if (!network.empty()) hv->nic_ = {CloneNic::Kind::kNetwork, network};
+  if (!bridge.empty()) hv->nic_ = {CloneNic::Kind::kBridge, bridge};
+  // Default: the lease where libvirt's network hands them out, else nothing to ask.
+  const std::string sourceName = source->value_or(network.empty() ? "none" : "lease");
+  hv->addressSource_ = sourceName == "lease"   ? AddressSource::kLease
+                       : sourceName == "agent" ? AddressSource::kAgent
+                                               : AddressSource::kNone;
+  if (hv->addressSource_ == AddressSource::kLease && network.empty()) {
+    return params.invalid("address-source",
+                          "lease needs a libvirt network (the network parameter): a bridge's "
+                          "DHCP server is not libvirt's; use agent");
+  }
   if (hv->parkDir_.empty()) hv->parkDir_ = hv->stateDir_;
+  // The stage dir receives save images from other hosts' libvirtds: it must exist before any
+  // prepare-incoming names a file in it (libvirtd creates the file, not its directory).
+  if (!hv->stateDir_.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(hv->stateDir_, ec);
+    if (ec) return params.invalid("stage-dir", "'" + hv->stateDir_ + "': " + ec.message());
+  }
   if (!hv->templateDir_.empty() && !std::filesystem::is_directory(hv->templateDir_)) {
     return Status::invalid("libvirt template-xml-dir '" + hv->templateDir_ +
                            "' is not a directory");
@@ -49,24 +87,116 @@ Result<std::unique_ptr<Hypervisor>> LibvirtHypervisor::create(const HypervisorOp
 
   hv->conn_ = virConnectOpen(hv->uri_.c_str());
   if (!hv->conn_) {
-    return Status::invalid(lastError("cannot connect to libvirt at '" + hv->uri_ + "'").message());
+    return Status::invalid(
+        lastError(params.describe("uri") + ": cannot connect to '" + hv->uri_ + "'").message());
   }
   virNodeInfo node;
   if (virNodeGetInfo(hv->conn_, &node) < 0) {
-    return Status::invalid(lastError("libvirt at '" + hv->uri_ + "': node info").message());
+    return Status::invalid(lastError(params.describe("uri") + ": node info").message());
   }
   hv->host_.name = spec.name;
   hv->host_.cpuCores = node.cpus;
   hv->host_.memoryBytes = static_cast<std::uint64_t>(node.memory) * 1024;
   hv->host_.nicBandwidthBytesPerSec = spec.nicBandwidthBytesPerSec;
   for (const VmSpec& v : spec.vms) hv->hints_[v.id] = v;
+  hv->uriSetting_ = params.describe("uri");
+  if (Status s = hv->checkSettings(params); !s) return s;
   return std::unique_ptr<Hypervisor>(std::move(hv));
+}
+
+Status LibvirtHypervisor::checkNetwork(const std::string& name, const std::string& setting) const {
+  virNetworkPtr net = virNetworkLookupByName(conn_, name.c_str());
+  if (!net) {
+    Status s = lastError(setting + ": no libvirt network '" + name + "' at '" + uri_ + "'");
+    return s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInternal
+               ? Status::invalid(s.message())
+               : s;
+  }
+  const int active = virNetworkIsActive(net);
+  virNetworkFree(net);
+  if (active == 0) {
+    return Status::invalid(setting + ": libvirt network '" + name + "' at '" + uri_ +
+                           "' is not active (virsh net-start " + name + ")");
+  }
+  return Status::ok();
+}
+
+Status LibvirtHypervisor::checkTemplate(const std::string& name, const std::string& xml,
+                                        const std::string& setting) const {
+  // Define it under a name nothing else uses and undefine it again: libvirt's own parser and the
+  // driver's checks (virtualization type, emulator, devices) judge it, here rather than at the
+  // first clone. A read-only or refused connection fails here too.
+  CloneSpec probe{
+      "vrm-check-" + std::to_string(::getpid()) + "-" + name, name, 1, 128ull << 20, "", 0};
+  std::string domainXml = withNic(instantiateTemplate(xml, probe), nic_, macFor(probe.vmId));
+  // (Not VIR_DOMAIN_DEFINE_VALIDATE: checking against libvirt's RelaxNG schema costs seconds of
+  // CPU per template, and the parser and the driver's checks already catch what would not run.)
+  Domain dom(virDomainDefineXML(conn_, domainXml.c_str()));
+  if (!dom) {
+    Status s = lastError(setting + " is refused by libvirt at '" + uri_ + "'");
+    if (s.code() == StatusCode::kUnauthorized) {  // the connection, not the template
+      return Status::unauthorized(uriSetting_ + " may not define domains (checking " + setting +
+                                  "): " + s.message());
+    }
+    return Status::invalid(s.message());
+  }
+  undefine(dom.ptr);
+  for (const std::string& network : networksOf(domainXml)) {
+    if (Status s = checkNetwork(network, setting); !s) return s;
+  }
+  return Status::ok();
+}
+
+Status LibvirtHypervisor::checkSettings(const backend::BackendParams& params) const {
+  if (nic_.kind == CloneNic::Kind::kNetwork) {
+    if (Status s = checkNetwork(nic_.name, params.describe("network")); !s) return s;
+  }
+  if (nic_.kind == CloneNic::Kind::kBridge) {
+    virInterfacePtr iface = virInterfaceLookupByName(conn_, nic_.name.c_str());
+    if (iface) {
+      virInterfaceFree(iface);
+    } else if (virErrorPtr e = virGetLastError(); e && e->code == VIR_ERR_NO_INTERFACE) {
+      return Status::invalid(params.describe("bridge") + ": host '" + host_.name +
+                             "' has no interface '" + nic_.name + "' (libvirt at '" + uri_ + "')");
+    }  // a driver without the interface API: the first clone's start will say
+  }
+  for (const auto& [name, xml] : inlineTemplates_) {
+    if (Status s = checkTemplate(name, xml, params.describe("template." + name)); !s) return s;
+  }
+  if (!templateDir_.empty()) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(templateDir_, ec)) {
+      if (entry.path().extension() != ".xml") continue;
+      const std::string name = entry.path().stem().string();
+      if (inlineTemplates_.count(name)) continue;
+      auto xml = templateXml(name);
+      if (!xml.isOk()) return xml.status();
+      if (Status s = checkTemplate(name, *xml, "libvirt template " + entry.path().string()); !s) {
+        return s;
+      }
+    }
+  }
+  return Status::ok();
 }
 
 LibvirtHypervisor::~LibvirtHypervisor() {
   waitForWorkers();
   ops_.clear();
   if (conn_) virConnectClose(conn_);
+}
+
+libvirt_detail::WorkConnection LibvirtHypervisor::workConnection() const {
+  // Not for the test driver: there a new connection to test:///FILE is a new, empty node.
+  const bool own = threaded_ && uri_.rfind("test:", 0) != 0;
+  return {conn_, own ? uri_ : std::string()};
+}
+
+Result<std::string> LibvirtHypervisor::domainXml(const std::string& vmId) const {
+  auto dom = lookup(conn_, vmId, host_.name);
+  if (!dom.isOk()) return dom.status();
+  CString xml{virDomainGetXMLDesc(dom->ptr, 0)};
+  if (!xml.s) return lastError("xml of vm '" + vmId + "'");
+  return std::string(xml.s);
 }
 
 void LibvirtHypervisor::waitForWorkers() {
@@ -114,7 +244,11 @@ std::vector<VmInfo> LibvirtHypervisor::inventory() const {
     const Tags tags = tagsOf(dom.ptr);
     vm.reservationId = tags.reservationId;
     vm.templateName = tags.templateName;
-    if (auto a = addresses_.find(vm.id); a != addresses_.end()) vm.address = a->second;
+    vm.address = tags.address;
+    if (tags.requestedMemoryKib > 0 && tags.requestedMemoryKib * 1024 <= vm.memoryBytes) {
+      vm.memoryBytes = tags.requestedMemoryKib * 1024;  // the size vrm asked for (Tags)
+      vm.nonzeroMemoryBytes = std::min(vm.nonzeroMemoryBytes, vm.memoryBytes);
+    }
     vms[vm.id] = std::move(vm);
   }
   free(doms);
@@ -253,22 +387,22 @@ Status LibvirtHypervisor::startMigration(OperationId id, const MigrationSpec& sp
   op.observation = backend::observationOf(vm, host_.name, spec.destinationHost, spec.mode);
   MigrationObservation& obs = op.observation;
 
-  virConnectPtr conn = conn_;
   const std::string vmId = spec.vmId;
   const std::string host = host_.name;
   if (spec.destinationEndpoint.rfind("save:", 0) == 0) {
     // Suspend-copy-resume through a save image the destination restores.
     obs.mode = MigrationMode::kSuspendCopyResume;
     const std::string path = spec.destinationEndpoint.substr(5);
-    op.work = std::make_shared<SaveMigrationWork>(conn, vmId, host, path);
+    op.work = std::make_shared<SaveMigrationWork>(workConnection(), vmId, host, path);
   } else {
     const std::string uri = spec.destinationEndpoint;
     const bool live = spec.mode == MigrationMode::kLive;
+    op.live = live;
     op.maxBandwidth = std::make_shared<std::atomic<double>>(spec.maxBandwidthBytesPerSec);
     const auto capRef = op.maxBandwidth;
     const TimeNs downtimeLimitNs = spec.downtimeLimitNs;
-    op.work =
-        std::make_shared<UriMigrationWork>(conn, vmId, host, uri, live, capRef, downtimeLimitNs);
+    op.work = std::make_shared<UriMigrationWork>(workConnection(), vmId, host, uri, live, capRef,
+                                                 downtimeLimitNs);
   }
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
   vm.state = VmState::kMigratingOut;
@@ -372,10 +506,9 @@ Status LibvirtHypervisor::startPark(OperationId id, const std::string& vmId) {
   op.local = Operation::Local::kPark;
   op.vmId = vmId;
   op.observation = backend::observationOf(vm, host_.name, host_.name, MigrationMode::kSuspend);
-  virConnectPtr conn = conn_;
   const std::string host = host_.name;
   const std::string path = parkImage(vmId);
-  op.work = std::make_shared<ParkWork>(conn, vmId, host, path);
+  op.work = std::make_shared<ParkWork>(workConnection(), vmId, host, path);
   parking_[vmId] = Operation::Local::kPark;
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
   if (threaded_) launch(placed);
@@ -403,9 +536,8 @@ Status LibvirtHypervisor::startUnpark(OperationId id, const std::string& vmId) {
   op.local = Operation::Local::kUnpark;
   op.vmId = vmId;
   op.observation = backend::observationOf(vm, host_.name, host_.name, MigrationMode::kSuspend);
-  virConnectPtr conn = conn_;
   const std::string path = vm.stateFile;
-  op.work = std::make_shared<UnparkWork>(conn, vmId, path);
+  op.work = std::make_shared<UnparkWork>(workConnection(), vmId, path);
   parking_[vmId] = Operation::Local::kUnpark;
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
   if (threaded_) launch(placed);
@@ -435,7 +567,6 @@ Status LibvirtHypervisor::startClone(OperationId id, const CloneSpec& spec) {
     return Status::invalid("clone '" + spec.vmId + "' needs positive memory and cpu cores");
   }
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
-  const std::string fallbackAddress = spec.vmId + "." + host_.name;
   if (busy_.count(spec.vmId)) {
     return Status::rejected("vm id '" + spec.vmId + "' already exists on host '" + host_.name +
                             "'");
@@ -447,12 +578,8 @@ Status LibvirtHypervisor::startClone(OperationId id, const CloneSpec& spec) {
                               "'");
     }
     // A retried clone that already finished: report the same handle again.
-    OperationEvent done;
-    done.opId = id;
-    done.kind = OperationEvent::Kind::kCompleted;
-    auto a = addresses_.find(spec.vmId);
-    done.clone =
-        VmHandle{spec.vmId, host_.name, a != addresses_.end() ? a->second : fallbackAddress, "vrm"};
+    OperationEvent done = backend::completedEvent(id);
+    done.clone = VmHandle{spec.vmId, host_.name, tags.address, account_};
     immediate_.push_back(std::move(done));
     return Status::ok();
   }
@@ -460,15 +587,24 @@ Status LibvirtHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   if (!xml.isOk()) return xml.status();
   if (Status s = checkRoom(spec.cpuCores, spec.memoryBytes); !s) return s;
 
-  const std::string domainXml = instantiateTemplate(*xml, spec);
-  const std::string metadata = tagsXml(spec.reservationId, spec.templateName);
-  virConnectPtr conn = conn_;
-  const std::string vmId = spec.vmId;
-  const std::string host = host_.name;
+  Tags tags;
+  tags.reservationId = spec.reservationId;
+  tags.templateName = spec.templateName;
+  tags.requestedMemoryKib = spec.memoryBytes / 1024;
+  const std::string mac = macFor(spec.vmId);
+  const std::string domainXml = withNic(instantiateTemplate(*xml, spec), nic_, mac);
+  AddressWait wait;
+  wait.source = addressSource_;
+  wait.mac = mac;
+  wait.timeoutNs = addressTimeoutNs_;
+  wait.where = addressSource_ == AddressSource::kLease
+                   ? "the DHCP lease of libvirt network '" + nic_.name + "'"
+                   : "the guest agent";
   Operation op;
   op.isMigration = false;
   op.vmId = spec.vmId;
-  op.work = std::make_shared<CloneWork>(conn, vmId, host, domainXml, metadata, fallbackAddress);
+  op.work = std::make_shared<CloneWork>(workConnection(), spec.vmId, host_.name, domainXml,
+                                        std::move(tags), std::move(wait), account_);
   VmInfo placeholder;
   placeholder.id = spec.vmId;
   placeholder.cpuCores = spec.cpuCores;
@@ -519,7 +655,6 @@ Status LibvirtHypervisor::destroy(const std::string& vmId) {
     return lastError("destroy vm '" + vmId + "'");
   }
   undefine(dom->ptr);
-  addresses_.erase(vmId);
   if (!parkDir_.empty()) {
     std::error_code ec;
     std::filesystem::remove(parkImage(vmId), ec);  // a parked VM's saved state goes with it
@@ -527,7 +662,8 @@ Status LibvirtHypervisor::destroy(const std::string& vmId) {
   return Status::ok();
 }
 
-std::optional<OperationEvent> LibvirtHypervisor::progressOf(OperationId id, Operation& op) {
+std::optional<OperationEvent> LibvirtHypervisor::progressOf(OperationId id, Operation& op,
+                                                            TimeNs now) {
   if (!op.isMigration) return std::nullopt;
   auto dom = lookup(conn_, op.vmId, host_.name);
   if (!dom.isOk()) return std::nullopt;
@@ -537,10 +673,39 @@ std::optional<OperationEvent> LibvirtHypervisor::progressOf(OperationId id, Oper
   if (virDomainGetJobStats(dom->ptr, &type, &stats, &n, 0) < 0) return std::nullopt;
   unsigned long long processed = 0;
   unsigned long long total = 0;
+  unsigned long long remaining = 0;
+  unsigned long long rounds = 0;
+  unsigned long long dirtyPages = 0;
   (void)virTypedParamsGetULLong(stats, n, VIR_DOMAIN_JOB_DATA_PROCESSED, &processed);
   (void)virTypedParamsGetULLong(stats, n, VIR_DOMAIN_JOB_DATA_TOTAL, &total);
+  (void)virTypedParamsGetULLong(stats, n, VIR_DOMAIN_JOB_DATA_REMAINING, &remaining);
+  (void)virTypedParamsGetULLong(stats, n, VIR_DOMAIN_JOB_MEMORY_ITERATION, &rounds);
+  (void)virTypedParamsGetULLong(stats, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, &dirtyPages);
   virTypedParamsFree(stats, n);
-  if (type == VIR_DOMAIN_JOB_NONE || processed == op.lastBytesSent) return std::nullopt;
+  if (type == VIR_DOMAIN_JOB_NONE) return std::nullopt;
+  if (op.live && op.abortReason.empty()) {
+    // libvirt (like QEMU) lets a live migration that cannot converge run for ever; stop it as the
+    // qemu backend does, and report why when the migration call returns.
+    if (op.watchedSinceNs == 0) op.watchedSinceNs = now;
+    const TimeNs elapsed = now - op.watchedSinceNs;
+    std::string why;
+    if (maxRounds_ > 0 && rounds > maxRounds_) {
+      why = std::to_string(rounds) + " rounds";
+    } else if (migrationTimeoutNs_ > 0 && elapsed > migrationTimeoutNs_) {
+      why = formatDuration(elapsed);
+    }
+    if (!why.empty()) {
+      op.abortReason = "live migration of vm '" + op.vmId + "' did not converge after " + why +
+                       " (" + formatBytes(static_cast<double>(remaining)) +
+                       " still to send, dirty rate " +
+                       formatBytes(static_cast<double>(dirtyPages) * 4096) +
+                       "/s): cancelled, the vm keeps running on " + host_.name;
+      if (virDomainAbortJob(dom->ptr) < 0) {
+        spdlog::warn("{}", lastError("cancel the migration of '" + op.vmId + "'").toString());
+      }
+    }
+  }
+  if (processed == op.lastBytesSent) return std::nullopt;
   op.lastBytesSent = processed;
   OperationEvent e;
   e.opId = id;
@@ -552,7 +717,11 @@ std::optional<OperationEvent> LibvirtHypervisor::progressOf(OperationId id, Oper
   return e;
 }
 
-OperationEvent LibvirtHypervisor::complete(OperationId id, Operation& op, WorkResult result) {
+OperationEvent LibvirtHypervisor::complete(OperationId id, Operation& op, WorkResult result,
+                                           TimeNs now) {
+  // A worker launched before the agent's first poll() has no start on the poll timeline: place it
+  // back from this poll by what it measured.
+  if (op.startNs == 0) op.startNs = std::max<TimeNs>(0, now - result.elapsedNs);
   OperationEvent e;
   e.opId = id;
   e.kind = OperationEvent::Kind::kCompleted;
@@ -562,7 +731,10 @@ OperationEvent LibvirtHypervisor::complete(OperationId id, Operation& op, WorkRe
     busy_.erase(op.vmId);
   }
   if (!result.status) {
-    e.status = std::move(result.status);
+    e.status =
+        op.abortReason.empty()
+            ? std::move(result.status)
+            : Status::rejected(op.abortReason + " (libvirt: " + result.status.message() + ")");
     return e;
   }
   if (op.local != Operation::Local::kNone) {
@@ -600,7 +772,6 @@ OperationEvent LibvirtHypervisor::complete(OperationId id, Operation& op, WorkRe
     e.status = Status::rejected("vm '" + op.vmId + "' was destroyed before its clone finished");
     return e;
   }
-  addresses_[op.vmId] = result.clone.address;
   e.clone = std::move(result.clone);
   return e;
 }
@@ -621,11 +792,11 @@ std::vector<OperationEvent> LibvirtHypervisor::poll(TimeNs now) {
       result = op.future.get();
     }
     if (result) {
-      events.push_back(complete(it->first, op, std::move(*result)));
+      events.push_back(complete(it->first, op, std::move(*result), now));
       it = ops_.erase(it);
       continue;
     }
-    if (auto progress = progressOf(it->first, op)) events.push_back(std::move(*progress));
+    if (auto progress = progressOf(it->first, op, now)) events.push_back(std::move(*progress));
     ++it;
   }
   return events;

@@ -17,16 +17,42 @@
 //                     local directory is best. Default: stage-dir; with neither, parking is
 //                     rejected.
 //   threads           "auto" (default), "on" or "off". On: long calls (migrate, save, define and
-//                     start) run on a worker thread each and finish through poll(); off: they
-//                     run inside poll(). Auto is off for test:// URIs (instant calls) and on
-//                     otherwise.
+//                     start) run on a worker thread each, on a libvirt connection of their own
+//                     (libvirt holds back a connection's other calls while a peer-to-peer
+//                     migration runs on it), and finish through poll(); off: they run inside
+//                     poll(). Auto is off for test:// URIs (instant calls) and on otherwise.
+//   network           optional. The libvirt network clones are attached to (<interface
+//                     type='network'>), e.g. "default"; checked at start (exists, active).
+//   bridge            optional, instead of network. A host bridge clones are attached to
+//                     (<interface type='bridge'>); checked at start where the driver lists host
+//                     interfaces. A clone's NIC is virtio with the MAC macFor(vm id) (stable per
+//                     VM); a template with an <interface> of its own keeps it (it gets the MAC).
+//   address-source    "lease" (default with network): the DHCP lease of the libvirt network
+//                     (virDomainInterfaceAddresses, source LEASE); "agent": the QEMU guest agent
+//                     in the guest (source AGENT; the template needs the org.qemu.guest_agent.0
+//                     channel); "none" (default otherwise): no address. A clone is handed back
+//                     only once its source names an IPv4 address of its NIC.
+//   address-timeout   a clone without an address after this is destroyed and failed
+//                     (unavailable). Default 120s.
+//   account           the login account handles name. Default "vrm".
+//   migration-timeout a live migration still running after this is cancelled
+//                     (virDomainAbortJob) and reported as not converging (rejected). Default
+//                     600s; 0s disables.
+//   max-rounds        likewise past this many memory iterations. Default 60; 0 disables.
+// Checked at start, each an invalid-argument naming the setting with libvirt's reason: the uri
+// opens; the network or bridge exists; every template (inline and in template-xml-dir) is
+// defined under a probe name and undefined again, so libvirt's parser and the driver judge it
+// (XML, virtualization type, emulator, the networks it names); a read-only connection is
+// unauthorized.
 // HostInfo: cores and memory from virNodeGetInfo; the NIC bandwidth from the HostSpec (libvirt
 // does not know it). VMs: every libvirt domain, named by its domain name. Running/blocked
 // domains are running; paused, shut-off, crashed and PM-suspended ones are suspended (resume()
 // starts a shut-off domain). Memory is the domain's maximum; non-zero memory its current
 // balloon size unless the HostSpec lists the VM (then the HostSpec's figures, and its dirty
-// rate and disk size, which libvirt does not report). Reservation and template are kept in
-// the domain's metadata (namespace kMetadataNamespace), so they survive agent restarts.
+// rate and disk size, which libvirt does not report). Reservation, template, the clone's address
+// and its source, and the memory vrm asked for are kept in the domain's metadata (namespace
+// kMetadataNamespace, libvirt_detail::Tags), so they survive agent restarts and migrations; a
+// clone's memory is reported as asked (libvirt may round it up).
 //
 // Migration: the destination chooses how VMs arrive, through prepareIncoming()'s endpoint:
 //   "save:<path>"  (no migration-uri, a stage-dir) the source saves the VM to <path>
@@ -58,15 +84,20 @@
 // Clones: the template's XML with "{{name}}", "{{memory_kib}}", "{{vcpus}}" replaced when
 // present; otherwise the first <name>'s text becomes the VM id, <uuid> is dropped, and <memory>,
 // <currentMemory> and <vcpu> are set from the CloneSpec. Disks are used as the template names
-// them (give each clone its own image with "{{name}}" in the disk path). The clone is defined
-// (virDomainDefineXML), tagged, and started (virDomainCreate); its address is the first address
-// libvirt's lease source knows, else "<vm>.<host>".
+// them (give each clone its own image with "{{name}}" in the disk path). The NIC of the network
+// or bridge setting is added. (Unlike the qemu backend, no workaround for QEMU 7.2's TCG
+// migration bug with RAM sizes that are multiples of 256 KiB: libvirt rounds every size up to a
+// whole MiB; the tests run QEMU through tests/libvirt/qemu-tcg.sh instead.) The clone is defined
+// (virDomainDefineXML), tagged, and started (virDomainCreate); then its address source is asked
+// every 250 ms until it names the NIC's IPv4 address (the handle: vm, host, that address, the
+// account), the domain stops, or address-timeout passes. A clone that fails after its define is
+// destroyed and undefined.
 //
 // Errors: libvirt errors become typed Status values carrying libvirt's message: no such domain
 // -> not-found; XML errors and invalid arguments -> invalid-argument; operations the VM's state
 // or the driver does not allow -> rejected; authentication -> unauthorized; a lost connection ->
-// unavailable; anything else -> internal. create() fails with invalid-argument when the URI
-// cannot be opened.
+// unavailable; anything else -> internal (libvirt's "Attempt to migrate guest to the same host"
+// is an internal error). create() fails as listed under "Checked at start".
 //
 // Thread safety: as every Hypervisor, driven by one thread. Worker threads only make libvirt
 // calls (libvirt connections are thread-safe) on values copied for them and hand their result
@@ -82,6 +113,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/params.h"
 #include "libvirt_operations.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
@@ -114,6 +146,9 @@ class LibvirtHypervisor final : public Hypervisor {
   std::vector<OperationEvent> poll(TimeNs now) override;
   TimeNs nextEventTime() const override;
 
+  // The domain XML libvirt has for `vmId` (diagnostics, tests). Errors: not-found, lastError's.
+  Result<std::string> domainXml(const std::string& vmId) const;
+
   // Blocks until every worker thread has returned (the next poll() then reports them). For tests
   // of the threaded mode and for shutdown.
   void waitForWorkers();
@@ -128,7 +163,10 @@ class LibvirtHypervisor final : public Hypervisor {
     std::shared_ptr<libvirt_detail::LibvirtWork> work;  // inline mode: run by the first poll()
     std::future<WorkResult> future;                     // worker mode
     bool started = false;
-    bool cancelled = false;  // clone whose VM was destroyed meanwhile
+    bool cancelled = false;     // clone whose VM was destroyed meanwhile
+    bool live = false;          // a live migration to a libvirt URI
+    std::string abortReason;    // set when progressOf() cancelled it
+    TimeNs watchedSinceNs = 0;  // the poll that first saw it running (its migration-timeout)
     TimeNs startNs = 0;
     std::uint64_t lastBytesSent = 0;
     // Migration: its bandwidth cap (bytes/s, 0 = unlimited), shared with the work so a cap set
@@ -139,6 +177,17 @@ class LibvirtHypervisor final : public Hypervisor {
   };
 
   LibvirtHypervisor() = default;
+  // What a long operation runs on: its own connection in worker mode (see WorkConnection).
+  libvirt_detail::WorkConnection workConnection() const;
+  // The checks create() makes once connected: the network or bridge, and every template.
+  Status checkSettings(const backend::BackendParams& params) const;
+  // invalid-argument naming `setting` when libvirt has no active network `name`.
+  Status checkNetwork(const std::string& name, const std::string& setting) const;
+  // invalid-argument (unauthorized for a read-only connection) naming `setting` when libvirt
+  // does not accept template `name` (defined under a probe name and undefined at once), or one
+  // of its networks is missing.
+  Status checkTemplate(const std::string& name, const std::string& xml,
+                       const std::string& setting) const;
   Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
   // Rejected when the VM is migrating out, cloning or incoming here.
   Status checkIdle(const std::string& vmId) const;
@@ -147,11 +196,14 @@ class LibvirtHypervisor final : public Hypervisor {
   // Queues an ok completion of `op` for the next poll() (a park or unpark already done).
   void completeAtOnce(OperationId op);
   void launch(Operation& op);
-  OperationEvent complete(OperationId id, Operation& op, WorkResult result);
-  std::optional<OperationEvent> progressOf(OperationId id, Operation& op);
+  OperationEvent complete(OperationId id, Operation& op, WorkResult result, TimeNs now);
+  // A progress event of migration `op` from libvirt's job statistics, if it moved on; cancels a
+  // live migration past max-rounds or migration-timeout (op.abortReason says why).
+  std::optional<OperationEvent> progressOf(OperationId id, Operation& op, TimeNs now);
 
   virConnectPtr conn_ = nullptr;
   std::string uri_;
+  std::string uriSetting_;  // "libvirt parameter uri", for messages
   bool threaded_ = false;
   HostInfo host_;
   std::map<std::string, VmSpec> hints_;  // HostSpec VMs by id
@@ -160,11 +212,16 @@ class LibvirtHypervisor final : public Hypervisor {
   std::string stateDir_;
   std::string migrationUri_;
   std::string parkDir_;
+  libvirt_detail::CloneNic nic_;
+  libvirt_detail::AddressSource addressSource_ = libvirt_detail::AddressSource::kNone;
+  TimeNs addressTimeoutNs_ = 0;
+  std::string account_;
+  TimeNs migrationTimeoutNs_ = 0;  // 0: none
+  std::uint64_t maxRounds_ = 0;    // 0: none
 
   std::map<std::string, VmInfo> busy_;  // VMs migrating out, cloning or incoming, by id
   std::map<std::string, Operation::Local> parking_;   // VMs being parked or unparked, by id
   std::map<std::string, std::string> incomingPaths_;  // save image per incoming VM
-  std::map<std::string, std::string> addresses_;      // clone addresses, by VM id
   std::map<OperationId, Operation> ops_;
   std::vector<OperationEvent> immediate_;
   TimeNs lastPollNs_ = 0;

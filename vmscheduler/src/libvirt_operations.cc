@@ -5,16 +5,37 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "libvirt_hypervisor.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::vmscheduler::libvirt_detail {
 
+Result<OpenedConnection> OpenedConnection::open(const WorkConnection& c) {
+  if (c.uri.empty()) return OpenedConnection(c.shared, false);
+  virConnectPtr conn = virConnectOpen(c.uri.c_str());
+  if (!conn) {
+    Status s = lastError("connect to libvirt at '" + c.uri + "'");
+    return Status::unavailable(s.message());
+  }
+  return OpenedConnection(conn, true);
+}
+
+OpenedConnection::~OpenedConnection() {
+  if (owned_ && conn_) virConnectClose(conn_);
+}
+
 WorkResult SaveMigrationWork::run() {
   WorkResult r;
+  auto opened = OpenedConnection::open(conn_);
+  if (!opened.isOk()) {
+    r.status = opened.status();
+    return r;
+  }
+  virConnectPtr conn = opened->get();
   const auto t0 = SteadyClock::now();
-  auto dom = lookup(conn_, vmId_, host_);
+  auto dom = lookup(conn, vmId_, host_);
   if (!dom.isOk()) {
     r.status = dom.status();
     return r;
@@ -41,8 +62,14 @@ WorkResult SaveMigrationWork::run() {
 
 WorkResult UriMigrationWork::run() {
   WorkResult r;
+  auto opened = OpenedConnection::open(conn_);
+  if (!opened.isOk()) {
+    r.status = opened.status();
+    return r;
+  }
+  virConnectPtr conn = opened->get();
   const auto t0 = SteadyClock::now();
-  auto dom = lookup(conn_, vmId_, host_);
+  auto dom = lookup(conn, vmId_, host_);
   if (!dom.isOk()) {
     r.status = dom.status();
     return r;
@@ -82,8 +109,14 @@ WorkResult UriMigrationWork::run() {
 
 WorkResult ParkWork::run() {
   WorkResult r;
+  auto opened = OpenedConnection::open(conn_);
+  if (!opened.isOk()) {
+    r.status = opened.status();
+    return r;
+  }
+  virConnectPtr conn = opened->get();
   const auto t0 = SteadyClock::now();
-  auto dom = lookup(conn_, vmId_, host_);
+  auto dom = lookup(conn, vmId_, host_);
   if (!dom.isOk()) {
     r.status = dom.status();
     return r;
@@ -91,7 +124,7 @@ WorkResult ParkWork::run() {
   if (virDomainIsPersistent(dom->ptr) == 0) {
     // A transient domain would vanish once saved, and with it our record that it is parked.
     CString xml{virDomainGetXMLDesc(dom->ptr, VIR_DOMAIN_XML_SECURE)};
-    Domain persistent(xml.s ? virDomainDefineXML(conn_, xml.s) : nullptr);
+    Domain persistent(xml.s ? virDomainDefineXML(conn, xml.s) : nullptr);
     if (!persistent) {
       r.status = lastError("define vm '" + vmId_ + "' before parking it");
       return r;
@@ -115,11 +148,17 @@ WorkResult ParkWork::run() {
 
 WorkResult UnparkWork::run() {
   WorkResult r;
+  auto opened = OpenedConnection::open(conn_);
+  if (!opened.isOk()) {
+    r.status = opened.status();
+    return r;
+  }
+  virConnectPtr conn = opened->get();
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(path_, ec);
   r.migration.transferredBytes = ec ? 0 : bytes;
   const auto t0 = SteadyClock::now();
-  if (virDomainRestore(conn_, path_.c_str()) < 0) {
+  if (virDomainRestore(conn, path_.c_str()) < 0) {
     r.status = lastError("unpark vm '" + vmId_ + "' from " + path_);
     return r;
   }
@@ -133,22 +172,54 @@ WorkResult UnparkWork::run() {
 
 WorkResult CloneWork::run() {
   WorkResult r;
-  const auto t0 = SteadyClock::now();
-  Domain dom(virDomainDefineXML(conn_, domainXml_.c_str()));
-  if (!dom) {
-    r.status = lastError("define clone '" + vmId_ + "' on host '" + host_ + "'");
+  auto opened = OpenedConnection::open(conn_);
+  if (!opened.isOk()) {
+    r.status = opened.status();
     return r;
   }
-  if (virDomainSetMetadata(dom.ptr, VIR_DOMAIN_METADATA_ELEMENT, metadata_.c_str(), "vrm",
-                           LibvirtHypervisor::kMetadataNamespace, VIR_DOMAIN_AFFECT_CONFIG) < 0) {
-    spdlog::warn("{}", lastError("tag clone '" + vmId_ + "'").toString());
+  virConnectPtr conn = opened->get();
+  const auto t0 = SteadyClock::now();
+  const std::string what = "clone '" + vmId_ + "' on host '" + host_ + "'";
+  Domain dom(virDomainDefineXML(conn, domainXml_.c_str()));
+  if (!dom) {
+    r.status = lastError("define " + what);
+    return r;
   }
+  if (Status s = setTags(dom.ptr, tags_); !s) spdlog::warn("{}: {}", what, s.toString());
   if (virDomainCreate(dom.ptr) < 0) {
-    r.status = lastError("start clone '" + vmId_ + "' on host '" + host_ + "'");
+    r.status = lastError("start " + what);
     undefine(dom.ptr);
     return r;
   }
-  r.clone = VmHandle{vmId_, host_, addressOf(dom.ptr, fallbackAddress_), "vrm"};
+  std::string address;
+  const auto deadline = t0 + std::chrono::nanoseconds(wait_.timeoutNs);
+  while (wait_.source != AddressSource::kNone) {
+    auto found = addressOf(dom.ptr, wait_.source, wait_.mac);
+    if (!found.isOk()) {
+      r.status = Status(found.status().code(), what + ": " + found.status().message());
+    } else if (!found->empty()) {
+      address = *found;
+      break;
+    } else if (virDomainIsActive(dom.ptr) != 1) {
+      r.status =
+          Status::unavailable(what + " stopped before " + wait_.where + " had an address for it");
+    } else if (SteadyClock::now() >= deadline) {
+      r.status = Status::unavailable(what + " has no address from " + wait_.where + " after " +
+                                     formatDuration(wait_.timeoutNs) +
+                                     " (is the guest's NIC up and asking?); destroyed");
+    }
+    if (!r.status) {
+      if (virDomainIsActive(dom.ptr) == 1) (void)virDomainDestroy(dom.ptr);
+      undefine(dom.ptr);
+      return r;
+    }
+    std::this_thread::sleep_for(std::chrono::nanoseconds(wait_.intervalNs));
+  }
+  tags_.address = address;
+  tags_.addressSource = addressSourceName(wait_.source);
+  if (Status s = setTags(dom.ptr, tags_); !s) spdlog::warn("{}: {}", what, s.toString());
+  r.clone = VmHandle{vmId_, host_, address, account_};
+  r.addressSource = wait_.source;
   r.elapsedNs = since(t0);
   return r;
 }

@@ -21,6 +21,35 @@ struct WorkResult {
   TimeNs elapsedNs = 0;
   MigrationObservation migration;  // measured fields only
   VmHandle clone;
+  AddressSource addressSource = AddressSource::kNone;  // where clone.address came from
+};
+
+// The connection a long operation runs on: the facade's (inline mode, and libvirt's test driver,
+// where test:///FILE gives every connection a node of its own), or one the work opens to `uri` for
+// itself and closes when done (worker mode): libvirt holds back a connection's other calls while
+// it runs a peer-to-peer migration on it (job statistics, the bandwidth cap and cancelling would
+// wait until the migration ended), so the facade's connection must stay free.
+struct WorkConnection {
+  virConnectPtr shared = nullptr;
+  std::string uri;  // non-empty: open a connection of its own
+};
+
+// A WorkConnection made usable; closes the connection it opened.
+class OpenedConnection {
+ public:
+  // Errors: unavailable with libvirt's reason when `c.uri` cannot be opened.
+  static Result<OpenedConnection> open(const WorkConnection& c);
+  OpenedConnection(OpenedConnection&& o) noexcept
+      : conn_(std::exchange(o.conn_, nullptr)), owned_(o.owned_) {}
+  OpenedConnection& operator=(OpenedConnection&&) = delete;
+  OpenedConnection(const OpenedConnection&) = delete;
+  ~OpenedConnection();
+  virConnectPtr get() const { return conn_; }
+
+ private:
+  OpenedConnection(virConnectPtr conn, bool owned) : conn_(conn), owned_(owned) {}
+  virConnectPtr conn_;
+  bool owned_;
 };
 
 class LibvirtWork {
@@ -33,12 +62,15 @@ class LibvirtWork {
 // domain is undefined here afterwards.
 class SaveMigrationWork final : public LibvirtWork {
  public:
-  SaveMigrationWork(virConnectPtr conn, std::string vmId, std::string host, std::string path)
-      : conn_(conn), vmId_(std::move(vmId)), host_(std::move(host)), path_(std::move(path)) {}
+  SaveMigrationWork(WorkConnection conn, std::string vmId, std::string host, std::string path)
+      : conn_(std::move(conn)),
+        vmId_(std::move(vmId)),
+        host_(std::move(host)),
+        path_(std::move(path)) {}
   WorkResult run() override;
 
  private:
-  virConnectPtr conn_;
+  WorkConnection conn_;
   std::string vmId_, host_, path_;
 };
 
@@ -46,10 +78,10 @@ class SaveMigrationWork final : public LibvirtWork {
 // bandwidth cap read from `maxBandwidth` when it starts (bytes/s, 0 = unlimited).
 class UriMigrationWork final : public LibvirtWork {
  public:
-  UriMigrationWork(virConnectPtr conn, std::string vmId, std::string host, std::string uri,
+  UriMigrationWork(WorkConnection conn, std::string vmId, std::string host, std::string uri,
                    bool live, std::shared_ptr<std::atomic<double>> maxBandwidth,
                    TimeNs downtimeLimitNs)
-      : conn_(conn),
+      : conn_(std::move(conn)),
         vmId_(std::move(vmId)),
         host_(std::move(host)),
         uri_(std::move(uri)),
@@ -59,7 +91,7 @@ class UriMigrationWork final : public LibvirtWork {
   WorkResult run() override;
 
  private:
-  virConnectPtr conn_;
+  WorkConnection conn_;
   std::string vmId_, host_, uri_;
   bool live_;
   std::shared_ptr<std::atomic<double>> maxBandwidth_;
@@ -69,44 +101,62 @@ class UriMigrationWork final : public LibvirtWork {
 // Saves the domain to `path` (defining a transient one first, so its parked record survives).
 class ParkWork final : public LibvirtWork {
  public:
-  ParkWork(virConnectPtr conn, std::string vmId, std::string host, std::string path)
-      : conn_(conn), vmId_(std::move(vmId)), host_(std::move(host)), path_(std::move(path)) {}
+  ParkWork(WorkConnection conn, std::string vmId, std::string host, std::string path)
+      : conn_(std::move(conn)),
+        vmId_(std::move(vmId)),
+        host_(std::move(host)),
+        path_(std::move(path)) {}
   WorkResult run() override;
 
  private:
-  virConnectPtr conn_;
+  WorkConnection conn_;
   std::string vmId_, host_, path_;
 };
 
 // Restores the domain from its park image at `path`, then removes the image.
 class UnparkWork final : public LibvirtWork {
  public:
-  UnparkWork(virConnectPtr conn, std::string vmId, std::string path)
-      : conn_(conn), vmId_(std::move(vmId)), path_(std::move(path)) {}
+  UnparkWork(WorkConnection conn, std::string vmId, std::string path)
+      : conn_(std::move(conn)), vmId_(std::move(vmId)), path_(std::move(path)) {}
   WorkResult run() override;
 
  private:
-  virConnectPtr conn_;
+  WorkConnection conn_;
   std::string vmId_, path_;
 };
 
-// Defines `domainXml`, tags it with `metadata` (tagsXml()) and starts it; the handle's address
-// is the first lease libvirt knows, else `fallbackAddress`.
+// How a clone's address is found once it runs.
+struct AddressWait {
+  AddressSource source = AddressSource::kNone;
+  std::string mac;       // of the clone's NIC
+  std::string where;     // for messages: "the DHCP lease of network 'vrm-net'"
+  TimeNs timeoutNs = 0;  // a clone without an address after this fails
+  TimeNs intervalNs = 250 * kNsPerMs;
+};
+
+// Defines `domainXml`, tags it with `tags` and starts it, then asks `wait.source` for its address
+// until it has one (kept in its tags), the domain stops, or the timeout passes; a clone that fails
+// after its define is destroyed and undefined (never handed back unreachable). The handle's
+// account is `account`.
 class CloneWork final : public LibvirtWork {
  public:
-  CloneWork(virConnectPtr conn, std::string vmId, std::string host, std::string domainXml,
-            std::string metadata, std::string fallbackAddress)
-      : conn_(conn),
+  CloneWork(WorkConnection conn, std::string vmId, std::string host, std::string domainXml,
+            Tags tags, AddressWait wait, std::string account)
+      : conn_(std::move(conn)),
         vmId_(std::move(vmId)),
         host_(std::move(host)),
         domainXml_(std::move(domainXml)),
-        metadata_(std::move(metadata)),
-        fallbackAddress_(std::move(fallbackAddress)) {}
+        tags_(std::move(tags)),
+        wait_(std::move(wait)),
+        account_(std::move(account)) {}
   WorkResult run() override;
 
  private:
-  virConnectPtr conn_;
-  std::string vmId_, host_, domainXml_, metadata_, fallbackAddress_;
+  WorkConnection conn_;
+  std::string vmId_, host_, domainXml_;
+  Tags tags_;
+  AddressWait wait_;
+  std::string account_;
 };
 
 }  // namespace vrm::vmscheduler::libvirt_detail

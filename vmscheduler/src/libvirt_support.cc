@@ -1,7 +1,9 @@
 #include "libvirt_support.h"
 
 #include <libvirt/virterror.h>
+#include <strings.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -133,27 +135,145 @@ std::string xmlEscape(const std::string& text) {
   return out;
 }
 
+const char* addressSourceName(AddressSource source) {
+  switch (source) {
+    case AddressSource::kLease:
+      return "lease";
+    case AddressSource::kAgent:
+      return "agent";
+    case AddressSource::kNone:
+      break;
+  }
+  return "none";
+}
+
 Tags tagsOf(virDomainPtr dom) {
   CString meta{virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
                                     LibvirtHypervisor::kMetadataNamespace, 0)};
   if (!meta.s) return {};
   const std::string xml = meta.s;
-  return {attribute(xml, "reservation"), attribute(xml, "template")};
+  Tags tags{attribute(xml, "reservation"), attribute(xml, "template"), attribute(xml, "address"),
+            attribute(xml, "address-source"), 0};
+  const std::string kib = attribute(xml, "memory-kib");
+  if (!kib.empty() && kib.find_first_not_of("0123456789") == std::string::npos && kib.size() < 16) {
+    tags.requestedMemoryKib = std::stoull(kib);
+  }
+  return tags;
 }
 
-std::string addressOf(virDomainPtr dom, const std::string& fallback) {
+std::string tagsXml(const Tags& tags) {
+  std::string xml = "<vm reservation='" + xmlEscape(tags.reservationId) + "' template='" +
+                    xmlEscape(tags.templateName) + "'";
+  if (!tags.address.empty()) xml += " address='" + xmlEscape(tags.address) + "'";
+  if (!tags.addressSource.empty()) {
+    xml += " address-source='" + xmlEscape(tags.addressSource) + "'";
+  }
+  if (tags.requestedMemoryKib > 0) {
+    xml += " memory-kib='" + std::to_string(tags.requestedMemoryKib) + "'";
+  }
+  return xml + "/>";
+}
+
+Status setTags(virDomainPtr dom, const Tags& tags) {
+  unsigned flags = 0;
+  if (virDomainIsPersistent(dom) == 1) flags |= VIR_DOMAIN_AFFECT_CONFIG;
+  if (virDomainIsActive(dom) == 1) flags |= VIR_DOMAIN_AFFECT_LIVE;
+  if (flags == 0) return Status::ok();
+  if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, tagsXml(tags).c_str(), "vrm",
+                           LibvirtHypervisor::kMetadataNamespace, flags) < 0) {
+    return lastError("tag vm");
+  }
+  return Status::ok();
+}
+
+std::string macFor(const std::string& vmId) {
+  std::uint32_t hash = 2166136261u;  // FNV-1a, 32 bits
+  for (unsigned char c : vmId) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  char mac[18];
+  std::snprintf(mac, sizeof mac, "52:54:00:%02x:%02x:%02x", (hash >> 16) & 0xff, (hash >> 8) & 0xff,
+                hash & 0xff);
+  return mac;
+}
+
+std::string withNic(std::string xml, const CloneNic& nic, const std::string& mac) {
+  const std::string macElement = "<mac address='" + mac + "'/>";
+  if (const auto iface = findOpen(xml, "interface"); iface != std::string::npos) {
+    const auto openEnd = xml.find('>', iface);
+    const auto close = xml.find("</interface>", iface);
+    if (openEnd == std::string::npos || xml[openEnd - 1] == '/' || close == std::string::npos) {
+      return xml;  // <interface .../> or broken: libvirt's validation will say
+    }
+    if (findOpen(xml.substr(openEnd, close - openEnd), "mac") == std::string::npos) {
+      xml.insert(openEnd + 1, macElement);
+    }
+    return xml;
+  }
+  if (nic.kind == CloneNic::Kind::kNone) return xml;
+  const auto devicesEnd = xml.rfind("</devices>");
+  const std::string source =
+      nic.kind == CloneNic::Kind::kNetwork
+          ? "<interface type='network'><source network='" + xmlEscape(nic.name) + "'/>"
+          : "<interface type='bridge'><source bridge='" + xmlEscape(nic.name) + "'/>";
+  const std::string element = source + macElement + "<model type='virtio'/></interface>";
+  if (devicesEnd != std::string::npos) {
+    xml.insert(devicesEnd, element);
+  } else if (const auto domainEnd = xml.rfind("</domain>"); domainEnd != std::string::npos) {
+    xml.insert(domainEnd, "<devices>" + element + "</devices>");
+  }
+  return xml;
+}
+
+std::vector<std::string> networksOf(const std::string& xml) {
+  std::vector<std::string> out;
+  for (auto at = findOpen(xml, "interface"); at != std::string::npos;
+       at = findOpen(xml, "interface", at + 1)) {
+    const auto close = xml.find("</interface>", at);
+    const std::string iface = xml.substr(at, close == std::string::npos ? close : close - at);
+    if (attribute(iface.substr(0, iface.find('>')), "type") != "network") continue;
+    const auto source = findOpen(iface, "source");
+    if (source == std::string::npos) continue;
+    const std::string name =
+        attribute(iface.substr(source, iface.find('>', source) - source), "network");
+    if (!name.empty()) out.push_back(name);
+  }
+  return out;
+}
+
+Result<std::string> addressOf(virDomainPtr dom, AddressSource source, const std::string& mac) {
+  if (source == AddressSource::kNone) return std::string();
   virDomainInterfacePtr* ifaces = nullptr;
-  const int n =
-      virDomainInterfaceAddresses(dom, &ifaces, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
+  const int n = virDomainInterfaceAddresses(dom, &ifaces,
+                                            source == AddressSource::kLease
+                                                ? VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE
+                                                : VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+                                            0);
+  if (n < 0) {
+    virErrorPtr e = virGetLastError();
+    // The guest agent is not up yet (early boot): not an error, ask again later.
+    if (e && (e->code == VIR_ERR_AGENT_UNRESPONSIVE || e->code == VIR_ERR_AGENT_UNSYNCED)) {
+      return std::string();
+    }
+    return lastError(std::string("address of the vm from its ") + addressSourceName(source));
+  }
   std::string address;
   for (int i = 0; i < n; ++i) {
-    for (unsigned j = 0; address.empty() && j < ifaces[i]->naddrs; ++j) {
-      if (ifaces[i]->addrs[j].addr) address = ifaces[i]->addrs[j].addr;
+    const virDomainInterfacePtr iface = ifaces[i];
+    const bool ours =
+        mac.empty() ? (iface->name == nullptr || std::strcmp(iface->name, "lo") != 0)
+                    : (iface->hwaddr != nullptr && strcasecmp(iface->hwaddr, mac.c_str()) == 0);
+    for (unsigned j = 0; ours && address.empty() && j < iface->naddrs; ++j) {
+      const virDomainIPAddress& a = iface->addrs[j];
+      if (a.type == VIR_IP_ADDR_TYPE_IPV4 && a.addr && std::strncmp(a.addr, "127.", 4) != 0) {
+        address = a.addr;
+      }
     }
-    virDomainInterfaceFree(ifaces[i]);
+    virDomainInterfaceFree(iface);
   }
   free(ifaces);
-  return address.empty() ? fallback : address;
+  return address;
 }
 
 void undefine(virDomainPtr dom) {
@@ -184,7 +304,6 @@ Status lastError(const std::string& what) {
     case VIR_ERR_OPERATION_UNSUPPORTED:
     case VIR_ERR_ARGUMENT_UNSUPPORTED:
     case VIR_ERR_NO_SUPPORT:
-    case VIR_ERR_OPERATION_DENIED:
     case VIR_ERR_DOM_EXIST:
     case VIR_ERR_MIGRATE_UNSAFE:
     case VIR_ERR_OPERATION_TIMEOUT:
@@ -193,6 +312,7 @@ Status lastError(const std::string& what) {
     case VIR_ERR_AUTH_CANCELLED:
     case VIR_ERR_AUTH_UNAVAILABLE:
     case VIR_ERR_ACCESS_DENIED:
+    case VIR_ERR_OPERATION_DENIED:  // "operation forbidden": a read-only connection, an ACL
       return Status::unauthorized(message);
     case VIR_ERR_NO_CONNECT:
     case VIR_ERR_SYSTEM_ERROR:
@@ -245,11 +365,6 @@ std::string instantiateTemplate(std::string xml, const CloneSpec& spec) {
   }
   if (spec.cpuCores > 0) replaceElement(xml, "vcpu", std::to_string(spec.cpuCores), true);
   return xml;
-}
-
-std::string tagsXml(const std::string& reservationId, const std::string& templateName) {
-  return "<vm reservation='" + xmlEscape(reservationId) + "' template='" + xmlEscape(templateName) +
-         "'/>";
 }
 
 }  // namespace vrm::vmscheduler::libvirt_detail

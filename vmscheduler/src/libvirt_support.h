@@ -8,8 +8,10 @@
 #include <libvirt/libvirt.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "vrm/vmscheduler/hypervisor.h"
 
@@ -52,17 +54,50 @@ Result<Domain> lookup(virConnectPtr conn, const std::string& vmId, const std::st
 VmState stateOf(int libvirtState);
 std::string xmlEscape(const std::string& text);
 
-// What vrm keeps in a domain's metadata (namespace LibvirtHypervisor::kMetadataNamespace).
+// Where a clone's address comes from (the backend's address-source setting).
+enum class AddressSource {
+  kNone,   // not looked up: the handle has no address
+  kLease,  // the DHCP lease of the libvirt network (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
+  kAgent,  // the QEMU guest agent in the guest (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT)
+};
+const char* addressSourceName(AddressSource source);  // "none", "lease", "agent"
+
+// What vrm keeps in a domain's metadata (namespace LibvirtHypervisor::kMetadataNamespace), so it
+// survives agent restarts and travels with the domain when it migrates.
 struct Tags {
   std::string reservationId;
   std::string templateName;
+  std::string address;        // the clone's address once known, empty before
+  std::string addressSource;  // addressSourceName() of where `address` came from
+  // The memory vrm asked for, in KiB; inventory() reports it rather than the domain's maximum,
+  // which libvirt rounds up (to a whole MiB for QEMU).
+  std::uint64_t requestedMemoryKib = 0;
 };
 Tags tagsOf(virDomainPtr dom);
-// The metadata element for a clone of `templateName` for `reservationId`.
-std::string tagsXml(const std::string& reservationId, const std::string& templateName);
+// The metadata element holding `tags`.
+std::string tagsXml(const Tags& tags);
+// Writes `tags` into the domain's metadata: its persistent definition, and the running domain's
+// (which a migration carries) when it runs. Errors: lastError's.
+Status setTags(virDomainPtr dom, const Tags& tags);
 
-// The first address libvirt's lease source knows for the domain, else `fallback`.
-std::string addressOf(virDomainPtr dom, const std::string& fallback);
+// The MAC address of a clone's NIC, a function of its id only (52:54:00 and 24 bits of the id's
+// FNV-1a hash), so a clone made again gets the same one and DHCP servers see a stable client.
+std::string macFor(const std::string& vmId);
+
+// The NIC a clone gets on its host (the backend's network or bridge setting).
+struct CloneNic {
+  enum class Kind { kNone, kNetwork, kBridge } kind = Kind::kNone;
+  std::string name;  // the libvirt network or the host bridge
+};
+// `xml` with the clone's NIC: with no <interface> in it, one of `nic` (virtio, MAC `mac`) is added
+// before </devices>; a template's own first <interface> without a <mac> gets `mac`.
+std::string withNic(std::string xml, const CloneNic& nic, const std::string& mac);
+// The libvirt networks `xml`'s interfaces name (<source network='X'/>).
+std::vector<std::string> networksOf(const std::string& xml);
+// One look at the domain's IPv4 address from `source` on the NIC with MAC `mac` (any NIC but
+// loopback when `mac` is empty). Returns the address, or empty when the source does not know it
+// yet (no lease yet, guest agent not connected yet). Errors: lastError's for anything else.
+Result<std::string> addressOf(virDomainPtr dom, AddressSource source, const std::string& mac);
 // Removes a domain's persistent definition, if it has one.
 void undefine(virDomainPtr dom);
 

@@ -22,6 +22,10 @@ VmRecord toRecord(const VmInfo& vm, const std::string& host) {
   r.allowLive = vm.allowLive;
   r.allowSuspend = vm.allowSuspend;
   r.stateFile = vm.stateFile;
+  r.diskDirtyRateBytesPerSec = vm.diskDirtyRateBytesPerSec;
+  r.dirtyRateSamplesBytesPerSec = vm.dirtyRateSamplesBytesPerSec;
+  r.modifiedMemoryBytes = vm.modifiedMemoryBytes;
+  r.workload = vm.workload;
   return r;
 }
 
@@ -40,6 +44,10 @@ VmInfo fromRecord(const VmRecord& r) {
   vm.allowLive = r.allowLive;
   vm.allowSuspend = r.allowSuspend;
   vm.stateFile = r.stateFile;
+  vm.diskDirtyRateBytesPerSec = r.diskDirtyRateBytesPerSec;
+  vm.dirtyRateSamplesBytesPerSec = r.dirtyRateSamplesBytesPerSec;
+  vm.modifiedMemoryBytes = r.modifiedMemoryBytes;
+  vm.workload = r.workload;
   return vm;
 }
 

@@ -47,7 +47,7 @@ class TempDir {
 
 // Writes a test-driver node file with 8 cores, 16 GiB and `domains` (running VMs).
 std::string writeNode(const fs::path& dir, const std::string& name,
-                      const std::vector<std::string>& domains) {
+                      const std::vector<std::string>& domains, const std::string& extra = "") {
   const fs::path file = dir / (name + ".xml");
   std::ofstream out(file);
   out << "<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>8</cores><threads>1</threads>"
@@ -58,7 +58,7 @@ std::string writeNode(const fs::path& dir, const std::string& name,
         << "</name><memory unit='KiB'>1048576</memory><vcpu>2</vcpu><os><type>hvm</type></os>"
            "</domain>";
   }
-  out << "</node>";
+  out << extra << "</node>";
   return "test://" + file.string();
 }
 
@@ -112,7 +112,8 @@ TEST(LibvirtHypervisorTest, InventoryListsTheNodesDomains) {
 }
 
 // Ensures a clone from an inline template is defined, tagged and started, reported by poll(),
-// listed with its reservation and template, repeated idempotently, and refused on a clash.
+// listed with its reservation and template, repeated idempotently, and refused on a clash. With
+// no network setting nobody is asked for its address: the handle has none (never a guess).
 TEST(LibvirtHypervisorTest, CloneDefinesAndStartsFromTemplate) {
   TempDir dir;
   auto hv =
@@ -127,7 +128,8 @@ TEST(LibvirtHypervisorTest, CloneDefinesAndStartsFromTemplate) {
   ASSERT_TRUE(done->clone);
   EXPECT_EQ(done->clone->vmId, "r1-0");
   EXPECT_EQ(done->clone->host, "h1");
-  EXPECT_EQ(done->clone->address, "r1-0.h1");
+  EXPECT_EQ(done->clone->address, "");
+  EXPECT_EQ(done->clone->account, "vrm");
   auto vm = findVm(hv->inventory(), "r1-0");
   ASSERT_TRUE(vm);
   EXPECT_EQ(vm->state, VmState::kRunning);
@@ -139,7 +141,7 @@ TEST(LibvirtHypervisorTest, CloneDefinesAndStartsFromTemplate) {
   ASSERT_TRUE(hv->startClone(5, cloneSpec("r1-0")).isOk());  // vrmd retries: same handle
   auto again = completionAt(*hv, 5, kStart + 1);
   ASSERT_TRUE(again && again->clone);
-  EXPECT_EQ(again->clone->address, "r1-0.h1");
+  EXPECT_EQ(again->clone->address, "");
   CloneSpec other = cloneSpec("r1-0");
   other.reservationId = "r2";
   EXPECT_EQ(hv->startClone(6, other).code(), StatusCode::kRejected);
@@ -150,9 +152,10 @@ TEST(LibvirtHypervisorTest, CloneDefinesAndStartsFromTemplate) {
 // as name, a fresh uuid, and the requested memory and cores.
 TEST(LibvirtHypervisorTest, CloneFromTemplateDirRewritesPlainXml) {
   TempDir dir;
-  std::ofstream(dir.path() / "golden.xml") << kPlainTemplate;
-  auto hv = makeLibvirt(
-      "h1", {{"uri", writeNode(dir.path(), "h1", {})}, {"template_xml_dir", dir.path().string()}});
+  fs::create_directories(dir.path() / "templates");
+  std::ofstream(dir.path() / "templates" / "golden.xml") << kPlainTemplate;
+  auto hv = makeLibvirt("h1", {{"uri", writeNode(dir.path(), "h1", {})},
+                               {"template_xml_dir", (dir.path() / "templates").string()}});
   ASSERT_TRUE(hv);
   ASSERT_TRUE(hv->startClone(1, cloneSpec("a", "golden")).isOk());
   ASSERT_TRUE(hv->startClone(2, cloneSpec("b", "golden")).isOk());  // same template, new uuid
@@ -355,15 +358,13 @@ TEST(LibvirtHypervisorTest, WorkerThreadsCompleteThroughPoll) {
   EXPECT_EQ(hv->nextEventTime(), kTimeInfinity);
 }
 
-// Ensures expected failures are typed: unknown VMs are not-found, a bad template XML is
-// invalid-argument carrying libvirt's message, unknown templates and parameters and unusable
-// URIs are invalid-argument.
+// Ensures expected failures are typed: unknown VMs are not-found, unknown templates, parameters
+// and unusable URIs are invalid-argument, and templates libvirt refuses are invalid-argument when
+// the agent starts, naming the template and carrying libvirt's message.
 TEST(LibvirtHypervisorTest, ErrorsAreTyped) {
   TempDir dir;
-  auto hv = makeLibvirt(
-      "h1", {{"uri", writeNode(dir.path(), "h1", {})},
-             {"template.broken", "<domain>garbage"},
-             {"template.incomplete", "<domain type='test'><name>{{name}}</name></domain>"}});
+  const std::string uri = writeNode(dir.path(), "h1", {});
+  auto hv = makeLibvirt("h1", {{"uri", uri}});
   ASSERT_TRUE(hv);
   EXPECT_EQ(hv->suspend("ghost").code(), StatusCode::kNotFound);
   EXPECT_EQ(hv->resume("ghost").code(), StatusCode::kNotFound);
@@ -374,19 +375,22 @@ TEST(LibvirtHypervisorTest, ErrorsAreTyped) {
       StatusCode::kNotFound);
   EXPECT_EQ(hv->startClone(2, cloneSpec("c", "nosuch")).code(), StatusCode::kInvalidArgument);
 
-  ASSERT_TRUE(hv->startClone(3, cloneSpec("c", "broken")).isOk());
-  auto broken = completionAt(*hv, 3, kStart);
-  ASSERT_TRUE(broken);
-  EXPECT_EQ(broken->status.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(broken->status.message().find("garbage"), std::string::npos)
-      << broken->status.message();
-  ASSERT_TRUE(hv->startClone(4, cloneSpec("d", "incomplete")).isOk());
-  auto incomplete = completionAt(*hv, 4, kStart);
-  ASSERT_TRUE(incomplete);
-  EXPECT_EQ(incomplete->status.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(incomplete->status.message().find("os <type>"), std::string::npos)
-      << incomplete->status.message();
-  EXPECT_TRUE(hv->inventory().empty());
+  auto expectRefused = [&](const std::string& name, const std::string& xml,
+                           const std::string& libvirtSays) {
+    HypervisorOptions options;
+    options.host.name = "h1";
+    options.params = {{"uri", uri}, {"template." + name, xml}};
+    auto bad = Hypervisor::create("libvirt", options);
+    ASSERT_FALSE(bad.isOk()) << name;
+    EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << bad.status().toString();
+    EXPECT_NE(bad.status().message().find("template." + name), std::string::npos)
+        << bad.status().message();
+    EXPECT_NE(bad.status().message().find(libvirtSays), std::string::npos)
+        << bad.status().message();
+  };
+  expectRefused("broken", "<domain>garbage", "garbage");
+  expectRefused("incomplete", "<domain type='test'><name>{{name}}</name></domain>", "os <type>");
+  EXPECT_TRUE(hv->inventory().empty()) << "the checks leave nothing defined";
 
   for (const auto& params : std::vector<std::map<std::string, std::string>>{
            {},
@@ -394,7 +398,12 @@ TEST(LibvirtHypervisorTest, ErrorsAreTyped) {
            {{"uri", "nosuchdriver:///"}},
            {{"uri", "test:///default"}, {"colour", "blue"}},
            {{"uri", "test:///default"}, {"threads", "maybe"}},
-           {{"uri", "test:///default"}, {"template_xml_dir", "/nonexistent/dir"}}}) {
+           {{"uri", "test:///default"}, {"template_xml_dir", "/nonexistent/dir"}},
+           {{"uri", "test:///default"}, {"network", "default"}, {"bridge", "br0"}},
+           {{"uri", "test:///default"}, {"address-source", "lease"}},
+           {{"uri", "test:///default"}, {"address-source", "dns"}},
+           {{"uri", "test:///default"}, {"network", "no-such-net"}},
+           {{"uri", "test:///default"}, {"address-timeout", "soon"}}}) {
     HypervisorOptions options;
     options.host.name = "h1";
     options.params = params;
@@ -402,6 +411,59 @@ TEST(LibvirtHypervisorTest, ErrorsAreTyped) {
     ASSERT_FALSE(bad.isOk());
     EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << bad.status().toString();
   }
+}
+
+// Ensures a clone on the host's libvirt network: the template (without a NIC) gets a virtio NIC
+// on that network with a MAC that is a function of the VM id, and the handle's address is the
+// one the network's lease source reports for that MAC, kept in the domain's metadata (a new
+// agent lists it).
+TEST(LibvirtHypervisorTest, CloneOnANetworkGetsItsNicAndItsLeaseAddress) {
+  TempDir dir;
+  const std::string uri =
+      writeNode(dir.path(), "h1", {},
+                "<network><name>lab</name><bridge name='virbr9'/><forward/>"
+                "<ip address='192.168.9.1' netmask='255.255.255.0'><dhcp>"
+                "<range start='192.168.9.10' end='192.168.9.99'/></dhcp></ip></network>");
+  auto hv = makeLibvirt("h1", {{"uri", uri}, {"network", "lab"}, {"template.small", kTemplate}});
+  ASSERT_TRUE(hv);
+  Status started = hv->startClone(1, cloneSpec("net-1"));
+  ASSERT_TRUE(started.isOk()) << started.toString();
+  auto done = completionAt(*hv, 1, kStart);
+  ASSERT_TRUE(done && done->clone) << (done ? done->status.toString() : "no completion");
+  auto& lv = dynamic_cast<LibvirtHypervisor&>(*hv);
+  auto xml = lv.domainXml("net-1");
+  ASSERT_TRUE(xml.isOk()) << xml.status().toString();
+  const std::string mac = libvirt_detail::macFor("net-1");
+  EXPECT_EQ(mac, libvirt_detail::macFor("net-1"));
+  EXPECT_NE(mac, libvirt_detail::macFor("net-2"));
+  EXPECT_EQ(mac.rfind("52:54:00:", 0), 0u);
+  EXPECT_NE(xml->find("<mac address='" + mac + "'/>"), std::string::npos) << *xml;
+  EXPECT_NE(xml->find("<source network='lab'"), std::string::npos) << *xml;
+  // The test driver's lease source makes addresses up on the network's subnet.
+  EXPECT_EQ(done->clone->address.rfind("192.168.9.", 0), 0u) << done->clone->address;
+  EXPECT_EQ(findVm(hv->inventory(), "net-1")->address, done->clone->address);  // its metadata
+  EXPECT_TRUE(hv->destroy("net-1").isOk());
+}
+
+// Ensures the template rewriting for networks: a template's own NIC keeps its network and gets the
+// clone's MAC, a bridge NIC is added where the template has none, and the networks a template
+// names are found.
+TEST(LibvirtHypervisorTest, TemplateNicsGetTheClonesMac) {
+  using namespace libvirt_detail;
+  const std::string own =
+      "<domain type='qemu'><devices><interface type='network'><source network='lab'/>"
+      "</interface></devices></domain>";
+  const std::string withMac = withNic(own, {CloneNic::Kind::kBridge, "br0"}, "52:54:00:01:02:03");
+  EXPECT_NE(withMac.find("<interface type='network'><mac address='52:54:00:01:02:03'/>"),
+            std::string::npos)
+      << withMac;
+  EXPECT_EQ(withMac.find("br0"), std::string::npos) << withMac;
+  EXPECT_EQ(networksOf(withMac), std::vector<std::string>{"lab"});
+  const std::string bridged = withNic("<domain type='kvm'><devices></devices></domain>",
+                                      {CloneNic::Kind::kBridge, "br0"}, "52:54:00:01:02:03");
+  EXPECT_NE(bridged.find("<interface type='bridge'><source bridge='br0'/>"), std::string::npos)
+      << bridged;
+  EXPECT_TRUE(networksOf(bridged).empty());
 }
 
 // Ensures destroying a VM still cloning (not yet started by poll) completes its clone as rejected.

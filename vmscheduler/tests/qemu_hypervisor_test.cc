@@ -26,6 +26,7 @@
 
 #include "qemu/qmp_client.h"
 #include "schema/vrm.capnp.h"
+#include "test_text.h"
 #include "vrm/protocol/codec.h"
 #include "vrm/vmscheduler/agent.h"
 #include "vrm/vmscheduler/hypervisor.h"
@@ -40,18 +41,8 @@ constexpr std::uint64_t kMiB = 1024 * 1024;
 
 bool haveQemu() { return std::system("command -v qemu-system-x86_64 >/dev/null 2>&1") == 0; }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::size_t countOf(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
-    ++n;
-  }
-  return n;
-}
+using testing_text::countOf;
+using testing_text::readFile;
 
 class QemuHypervisorTest : public ::testing::Test {
  protected:

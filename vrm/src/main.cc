@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
   std::string clusterPath;
   std::string margin = "60s", planningLatency = "1s", heartbeatTimeout = "30s";
   std::string model = "simple";
-  std::string plannerName = "cost-aware", liveModel = "qemu-precopy", scrModel = "zhao-scr";
+  std::string plannerName = "cost-aware", liveModel = "qemu-precopy", scrModel = "qemu-scr";
+  double dirtyRateQuantile = 0.9;
   double timeScale = 0;
   std::int64_t clockOrigin = 0;
   std::string logLevel = "info";
@@ -103,6 +104,12 @@ int main(int argc, char** argv) {
                  "while vacating, re-plan the moves not started when time to deadline / time "
                  "left falls to this (seed 004's warning)")
       ->capture_default_str();
+  double quantile = 0.95;
+  app.add_option("--quantile", quantile,
+                 "dedicated admission: plan with the vacate's makespan at this quantile of the "
+                 "observed prediction errors (the latest safe start's headroom)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 0.999));
   app.add_option("--danger-ratio", dangerRatio,
                  "mark the reservation at risk and tell its owner below this ratio (danger)")
       ->capture_default_str();
@@ -130,6 +137,11 @@ int main(int argc, char** argv) {
   app.add_option("--scr-model", scrModel, "cost-aware: model of suspend-copy-resume")
       ->capture_default_str();
   app.add_option("--model", model, "sequential: migration cost model")->capture_default_str();
+  app.add_option("--dirty-rate-quantile", dirtyRateQuantile,
+                 "cost-aware with --calibrate: plan each VM at this quantile of its recent "
+                 "dirty-rate samples (0 = its current sample)")
+      ->check(CLI::Range(0.0, 0.999))
+      ->capture_default_str();
   app.add_option("--time-scale", timeScale,
                  "run the clock this many times faster than real time (simulation, demos)");
   app.add_option("--clock-origin", clockOrigin,
@@ -245,6 +257,8 @@ int main(int argc, char** argv) {
     vrm::manager::CalibratingPlannerOptions calibration;
     calibration.liveModel = liveModel;
     calibration.scrModel = scrModel;
+    calibration.quantile = quantile;
+    calibration.dirtyRateQuantile = dirtyRateQuantile;
     for (const auto& h : cluster->hosts) {
       calibration.nicBandwidthByHost[h.name] = h.nicBandwidthBytesPerSec;
     }
@@ -262,12 +276,16 @@ int main(int argc, char** argv) {
     options.onObservation = [calibrating](const vrm::MigrationObservation& o) {
       calibrating->observe({o});
     };
+    options.onClone = [calibrating](const std::string& tmpl, const std::string& host,
+                                    vrm::TimeNs ns) { calibrating->observeClone(tmpl, host, ns); };
+    webOptions.extraMetrics = [calibrating] { return calibrating->metricsSnapshot(); };
   }
   options.marginNs = *marginNs;
   options.planningLatencyNs = *latencyNs;
   options.heartbeatTimeoutNs = *timeoutNs;
   options.warningRatio = warningRatio;
   options.dangerRatio = dangerRatio;
+  options.quantile = quantile;
   options.assessPeriodNs = *assessNs;
   options.commandTimeoutFactor = commandTimeoutFactor;
   options.commandTimeoutFloorNs = *floorNs;

@@ -864,6 +864,9 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
                                                             : planner::VacateObjective::kMakespan;
   base.maxVmTimeNs = req.maxVmTimeNs;
   base.relativeErrorSamples = moveErrors_;
+  base.quantile = options_.quantile;
+  if (req.quantile > 0) base.quantile = req.quantile;  // the request's own (issue 20)
+  base.cloneTemplate = req.templateName;               // a planner may know its clones' real time
   // First without suspensions: a host whose VMs all find a destination is preferred; hosts
   // that need some of their VMs parked for the window are tried after them (below).
   base.suspendPolicy = planner::SuspendPolicy::kNever;
@@ -1461,6 +1464,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         break;
       }
       c.state = CloneState::kRunning;
+      if (options_.onClone) options_.onClone(r.request.templateName, c.host, now - p.sentNs);
       if (result.cloned) {
         c.address = result.cloned->address;
         c.account = result.cloned->account;
@@ -1847,7 +1851,8 @@ std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId,
   if (auto r = reservations_.find(reservationId); r != reservations_.end()) {
     deadline = commandDeadline(r->second, step, move, clock_.now());
   }
-  pending_[cmd.id] = Pending{reservationId, step, move, clone, cmd.host, cmd, deadline};
+  pending_[cmd.id] =
+      Pending{reservationId, step, move, clone, cmd.host, cmd, deadline, clock_.now()};
   spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind), cmd.vmId,
                 cmd.host, cmd.id);
   outbox_.push_back(std::move(cmd));
@@ -2242,8 +2247,9 @@ Result<VacatePlan> Manager::planRest(Reservation& r, const std::set<MoveId>& res
   req.marginNs = 0;
   req.nowNs = fromNs;
   req.objective = planner::VacateObjective::kMakespan;  // catching up: fastest wins
-  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : 0.95;
+  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : options_.quantile;
   req.relativeErrorSamples = moveErrors_;
+  req.cloneTemplate = r.request.templateName;
   // A VM left without a destination is parked for the window rather than failing the re-plan
   // (the planner only parks VMs that allow suspension).
   req.suspendPolicy = planner::SuspendPolicy::kWhenNoRoom;

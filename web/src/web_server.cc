@@ -644,6 +644,7 @@ Response WebServer::Impl::metrics() {
   for (const auto& [code, count] : responsesByCode) {
     o << "vrm_web_responses_total{code=\"" << code << "\"} " << count << "\n";
   }
+  if (options.extraMetrics) o << options.extraMetrics();
   return reply(200, o.str(), "text/plain; version=0.0.4; charset=utf-8");
 }
 

@@ -111,6 +111,7 @@ class WebServerTest : public manager::testing::ManagerFixture {
     w.vrmdEndpoint = kInproc;
     w.templates = templates_;
     w.maxBodyBytes = 4096;
+    w.extraMetrics = [] { return std::string("vrm_model_heldout_predictions{mode=\"live\"} 3\n"); };
     web_ = std::make_unique<WebServer>(ctx_, w);
     ASSERT_TRUE(web_->start().isOk());
     ASSERT_NE(web_->port(), 0);
@@ -311,6 +312,8 @@ TEST_F(WebServerTest, MetricsFollowTheReservations) {
   EXPECT_NE(m.find("vrm_migrations_pending 1\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_hosts{reachable=\"true\"} 3\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_migration_prediction_error_seconds_count 0\n"), std::string::npos);
+  // What vrmd adds (the calibrating planner's held-out model errors) comes last.
+  EXPECT_NE(m.find("vrm_model_heldout_predictions{mode=\"live\"} 3\n"), std::string::npos);
 
   // Start the vacate with the migration held by its agent: one migration in flight.
   stopLoop();

@@ -20,6 +20,7 @@
 #include "vrm/planner/calibration.h"
 #include "vrm/planner/dirty_log.h"
 #include "vrm/planner/migration_model.h"
+#include "vrm/planner/online_calibration.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::vrmctl {
@@ -37,6 +38,7 @@ const std::map<std::string, std::set<std::string>>& profileFlagsByModel() {
       {"liu-base", {"--dirty-rate"}},
       {"liu-refined", {"--dirty-rate"}},
       {"qemu-precopy", {"--nonzero-memory", "--dirty-rate", "--wws"}},
+      {"qemu-scr", {"--nonzero-memory"}},
       {"akoush-bounds", {}},
       {"akoush-avg", {"--dirty-rate", "--wws"}},
       {"akoush-hist", {"--wws", "--dirty-log"}},
@@ -307,6 +309,7 @@ int runPredict(const Context& ctx, const PredictArgs& a, bool quantileGiven) {
         rate("--bandwidth", link.bandwidthBytesPerSec),
         rate("--dirty-rate", vm.dirtyRateBytesPerSec),
         rate("--disk-dirty-rate", vm.diskDirtyRateBytesPerSec),
+        rate("--line-rate", link.lineRateBytesPerSec),
         duration("--pre-overhead", link.preOverheadS),
         duration("--post-overhead", link.postOverheadS)}) {
     if (!s) return ctx.fail(s);
@@ -386,6 +389,98 @@ int runCalibrate(const Context& ctx, const std::string& modelName, const std::st
   return kExitOk;
 }
 
+// calibrate --report: the observations replayed in order through the online calibrator vrmd
+// runs (the same refit policy), printing the error of the model in force on each observation
+// before it was fitted on it, summarised over the last N.
+struct ReportArgs {
+  std::size_t last = 50;
+  std::size_t minObservations = 5;
+  std::size_t refitEvery = 10;
+};
+
+int runCalibrateReport(const Context& ctx, const std::string& modelName, const std::string& path,
+                       const ReportArgs& r) {
+  auto text = readFile(path, "--observations");
+  if (!text) return ctx.fail(text.status());
+  auto observations = planner::parseObservationsCsv(*text);
+  if (!observations) {
+    return ctx.fail(Status::invalid(path + ": " + observations.status().message()));
+  }
+  if (r.last == 0) return ctx.fail(Status::invalid("--last must be at least 1"));
+  planner::OnlineCalibrationOptions options;
+  options.minObservations = r.minObservations;
+  options.refitEvery = r.refitEvery;
+  options.heldOutWindow = r.last;
+  options.keepLatest = std::max<std::size_t>(500, r.minObservations);
+  auto online = planner::OnlineCalibrator::create(modelName, options);
+  if (!online) return ctx.fail(online.status());
+  for (const auto& o : *observations) (*online)->observe(o);
+  const planner::HeldOutSummary s = (*online)->summary();
+  const auto& held = (*online)->heldOut();
+  if (ctx.json) {
+    json predictions = json::array();
+    for (const auto& h : held) {
+      json p = {{"observed_s", h.observedS},
+                {"predicted_s", h.predictedS},
+                {"from_defaults", h.fromDefaults}};
+      if (h.observedDowntimeS) {
+        p["observed_downtime_s"] = *h.observedDowntimeS;
+        p["predicted_downtime_s"] = *h.predictedDowntimeS;
+      }
+      for (const auto& [name, op] : h.phases) {
+        p["phases"][name] = {{"observed_s", op.first}, {"predicted_s", op.second}};
+      }
+      predictions.push_back(p);
+    }
+    json phases = json::object();
+    for (const auto& [name, v] : s.meanAbsPhaseErrorS) phases[name] = v;
+    std::cout << json{{"model", modelName},
+                      {"observations", observations->size()},
+                      {"fits", (*online)->fits()},
+                      {"held_out", s.count},
+                      {"mean_abs_relative_error", s.meanAbsRelativeError},
+                      {"worst_abs_relative_error", s.worstAbsRelativeError},
+                      {"mean_abs_error_s", s.meanAbsErrorS},
+                      {"mean_abs_downtime_error_s",
+                       number(s.downtimeCount ? s.meanAbsDowntimeErrorS : NAN)},
+                      {"worst_abs_downtime_error_s",
+                       number(s.downtimeCount ? s.worstAbsDowntimeErrorS : NAN)},
+                      {"mean_abs_phase_error_s", phases},
+                      {"predictions", predictions}}
+                     .dump(2)
+              << "\n";
+    return kExitOk;
+  }
+  std::printf("%s: %zu observations replayed, %zu fits (first after %zu, then every %zu)\n",
+              modelName.c_str(), observations->size(), (*online)->fits(), r.minObservations,
+              r.refitEvery);
+  std::printf("\n  %-4s %10s %10s %8s %12s %12s  %s\n", "#", "observed", "predicted", "error",
+              "down_obs", "down_pred", "by");
+  std::size_t i = observations->size() - held.size();
+  for (const auto& h : held) {
+    std::printf(
+        "  %-4zu %9.3fs %9.3fs %7.1f%% %12s %12s  %s\n", ++i, h.observedS, h.predictedS,
+        100 * (h.observedS - h.predictedS) / h.predictedS,
+        h.observedDowntimeS ? formatDuration(secondsToNs(*h.observedDowntimeS)).c_str() : "-",
+        h.predictedDowntimeS ? formatDuration(secondsToNs(*h.predictedDowntimeS)).c_str() : "-",
+        h.fromDefaults ? "defaults" : "calibrated");
+  }
+  std::printf("\nheld-out error over the last %zu (not fitted on when predicted):\n", s.count);
+  std::printf("  total time  mean %.1f %%, worst %.1f %%, mean %.3f s\n",
+              100 * s.meanAbsRelativeError, 100 * s.worstAbsRelativeError, s.meanAbsErrorS);
+  if (s.downtimeCount) {
+    std::printf("  downtime    mean %.1f ms, worst %.1f ms (%zu observations)\n",
+                1000 * s.meanAbsDowntimeErrorS, 1000 * s.worstAbsDowntimeErrorS, s.downtimeCount);
+  }
+  for (const auto& [name, v] : s.meanAbsPhaseErrorS) {
+    std::printf("  %-11s mean %.3f s\n", name.c_str(), v);
+  }
+  if (!(*online)->lastError().empty()) {
+    std::printf("last fit failed: %s\n", (*online)->lastError().c_str());
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void addModelCommands(CLI::App& app, Context& ctx) {
@@ -407,7 +502,7 @@ void addModelCommands(CLI::App& app, Context& ctx) {
   };
   const Flag flags[] = {
       {"--memory", "VM memory size (all models; optional for tsakalozos-disk)"},
-      {"--nonzero-memory", "resident non-zero memory (simple, qemu-precopy)"},
+      {"--nonzero-memory", "resident non-zero memory (simple, qemu-precopy, qemu-scr)"},
       {"--bandwidth", "migration goodput (required)"},
       {"--dirty-rate", "memory dirty rate (liu-*, qemu-precopy, akoush-avg)"},
       {"--wws", "writable working set size (qemu-precopy, akoush-avg, akoush-hist)"},
@@ -415,6 +510,7 @@ void addModelCommands(CLI::App& app, Context& ctx) {
       {"--workload", "cpu, memory or other: recovery time (zhao-scr)"},
       {"--pre-overhead", "setup time before any byte moves"},
       {"--post-overhead", "commit time after the last byte"},
+      {"--line-rate", "what the path carries unthrottled (qemu-precopy's stop-and-copy)"},
       {"--resume-time", "resume_time_s (liu-*, zhao-scr)"},
       {"--threshold", "stop threshold in pages: threshold_pages (liu-*), stop_pages (akoush)"},
       {"--max-rounds", "max_rounds (liu-*), max_iterations (akoush-avg/hist)"},
@@ -441,6 +537,8 @@ void addModelCommands(CLI::App& app, Context& ctx) {
   struct CalibrateArgs {
     std::string model, observations;
     double relativeError = 0.1;
+    bool report = false;
+    ReportArgs replay;
   };
   auto c = std::make_shared<CalibrateArgs>();
   auto* calibrate = app.add_subcommand(
@@ -456,9 +554,19 @@ void addModelCommands(CLI::App& app, Context& ctx) {
       ->add_option("--relative-error", c->relativeError,
                    "relative error for quantiles without residuals")
       ->capture_default_str();
+  calibrate->add_flag("--report", c->report,
+                      "replay the observations in order through vrmd's online calibration and "
+                      "report the error on the last N it had not been fitted on");
+  calibrate->add_option("--last", c->replay.last, "--report: N")->capture_default_str();
+  calibrate->add_option("--min-observations", c->replay.minObservations, "--report: first fit")
+      ->capture_default_str();
+  calibrate->add_option("--refit-every", c->replay.refitEvery, "--report: observations per refit")
+      ->capture_default_str();
   calibrate->add_flag("--json", ctx.json, "machine-readable output");
-  calibrate->callback(
-      [&ctx, c] { ctx.exitCode = runCalibrate(ctx, c->model, c->observations, c->relativeError); });
+  calibrate->callback([&ctx, c] {
+    ctx.exitCode = c->report ? runCalibrateReport(ctx, c->model, c->observations, c->replay)
+                             : runCalibrate(ctx, c->model, c->observations, c->relativeError);
+  });
 }
 
 }  // namespace vrm::vrmctl

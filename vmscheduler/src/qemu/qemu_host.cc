@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include "qemu/qemu_support.h"
 
@@ -174,6 +176,11 @@ void QemuHost::pollDirtyRate(QemuVm& vm, TimeNs now) {
   if (status == "measured") {
     // dirty-rate is in MiB/s.
     vm.info.dirtyRateBytesPerSec = jsonNumber(*r, "dirty-rate") * 1024 * 1024;
+    // The recent samples, for a quantile of the rate (VmRecord::dirtyRateSamplesBytesPerSec).
+    constexpr std::size_t kKeptSamples = 8;
+    auto& samples = vm.info.dirtyRateSamplesBytesPerSec;
+    samples.push_back(vm.info.dirtyRateBytesPerSec);
+    if (samples.size() > kKeptSamples) samples.erase(samples.begin());
   }
 }
 
@@ -183,20 +190,69 @@ void QemuHost::updateResident(QemuVm& vm) {
   if (vm.proc.pid <= 0) return;
   std::ifstream smaps("/proc/" + std::to_string(vm.proc.pid) + "/smaps");
   const std::uint64_t ramKib = (vm.info.memoryBytes + 1023) / 1024;
-  std::uint64_t bestSize = 0, bestRss = 0, size = 0;
+  std::uint64_t bestSize = 0, bestRss = 0, size = 0, start = 0, bestStart = 0;
   std::string line;
   while (std::getline(smaps, line)) {
-    std::uint64_t kb = 0;
-    if (std::sscanf(line.c_str(), "Size: %lu kB", &kb) == 1) {
+    std::uint64_t kb = 0, from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &from, &to) == 2) {
+      start = from;  // a mapping's header line; its Size and Rss follow
+    } else if (std::sscanf(line.c_str(), "Size: %lu kB", &kb) == 1) {
       size = kb;
     } else if (std::sscanf(line.c_str(), "Rss: %lu kB", &kb) == 1) {
       if (size >= ramKib && size <= ramKib + 4096 && (bestSize == 0 || size < bestSize)) {
         bestSize = size;
         bestRss = kb;
+        bestStart = start;
       }
     }
   }
-  if (bestSize > 0) vm.info.nonzeroMemoryBytes = std::min(bestRss * 1024, vm.info.memoryBytes);
+  if (bestSize == 0) return;
+  vm.info.nonzeroMemoryBytes = std::min(bestRss * 1024, vm.info.memoryBytes);
+  // The resident size counts the pages the guest zeroed; a sample of the pages counts only the
+  // non-zero ones, which is what a migration sends (guest_memory_sampler.h).
+  auto sample = vm.memorySampler.sample(vm.proc.pid, bestStart, bestSize * 1024);
+  if (sample) {
+    vm.info.nonzeroMemoryBytes = std::min(sample->nonzeroBytes, vm.info.memoryBytes);
+    if (sample->modifiedBytes)
+      vm.info.modifiedMemoryBytes = vm.modifiedMemoryBytes = *sample->modifiedBytes;
+  } else if (!vm.memorySamplerWarned) {
+    vm.memorySamplerWarned = true;
+    spdlog::warn("qemu: vm {}: non-zero memory from the resident size only: {}", vm.info.id,
+                 sample.status().message());
+  }
+  updateUsage(vm);
+}
+
+void QemuHost::updateUsage(QemuVm& vm) {
+  // The QEMU's CPU time (utime + stime, fields 14 and 15 of /proc/PID/stat, after the command
+  // name in parentheses), as a share since the previous call. (The disk's size and write rate
+  // are measured by the disk migration's support code, VmInfo::diskDirtyRateBytesPerSec.)
+  const auto now = std::chrono::steady_clock::now();
+  double cpu = -1;
+  {
+    std::ifstream stat("/proc/" + std::to_string(vm.proc.pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');
+    if (close != std::string::npos) {
+      std::istringstream fields(text.substr(close + 2));
+      std::string f;
+      unsigned long long utime = 0, stime = 0;
+      for (int i = 3; i <= 15 && fields >> f; ++i) {
+        if (i == 14) utime = std::strtoull(f.c_str(), nullptr, 10);
+        if (i == 15) stime = std::strtoull(f.c_str(), nullptr, 10);
+      }
+      cpu = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+  }
+  if (vm.usageAt) {
+    const double dt = std::chrono::duration<double>(now - *vm.usageAt).count();
+    if (dt > 0 && cpu >= 0) {
+      vm.info.workload = classifyWorkload(vm.info.dirtyRateBytesPerSec, vm.info.memoryBytes,
+                                          std::max(0.0, cpu - vm.cpuSeconds) / dt);
+    }
+  }
+  vm.usageAt = now;
+  if (cpu >= 0) vm.cpuSeconds = cpu;
 }
 
 }  // namespace vrm::vmscheduler::qemu

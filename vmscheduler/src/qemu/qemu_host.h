@@ -5,13 +5,16 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backend/vm_table.h"
+#include "qemu/guest_memory_sampler.h"
 #include "qemu/qemu_config.h"
 #include "qemu/qmp_client.h"
 #include "qemu/state_transfer.h"
@@ -41,6 +44,13 @@ struct QemuVm {
   std::unique_ptr<StateReceiver> receiver;
   bool restoring = false;
   TimeNs restoreDeadlineNs = 0;
+  // Non-zero and modified memory, sampled with the resident size (updateResident).
+  GuestMemorySampler memorySampler;
+  bool memorySamplerWarned = false;
+  std::uint64_t modifiedMemoryBytes = 0;  // over the last sampling interval
+  // For the CPU share between two updateResident() calls.
+  std::optional<std::chrono::steady_clock::time_point> usageAt;
+  double cpuSeconds = 0;
 };
 
 class QemuHost {
@@ -65,9 +75,11 @@ class QemuHost {
   std::string exitReason(const std::string& vmId, const std::string& otherwise) const;
 
   // Per running VM, between operations: its dirty rate (calc-dirty-rate, page sampling) and its
-  // resident guest memory (the RSS of the guest RAM mapping).
+  // resident guest memory (the RSS of the guest RAM mapping, its non-zero part sampled).
   void pollDirtyRate(QemuVm& vm, TimeNs now);
   static void updateResident(QemuVm& vm);
+  // With updateResident: the guest's workload class (its QEMU's CPU share and dirty rate).
+  static void updateUsage(QemuVm& vm);
 
  private:
   std::map<std::string, std::string> exitReasons_;  // vm id -> why its QEMU exited

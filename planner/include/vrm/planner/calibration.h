@@ -8,7 +8,19 @@
 // immutable and may be shared.
 //
 // What is fitted (every fit is deterministic):
-//  * Link calibration, every model but zhao-scr: an overhead overhead_s (added to the link's
+//  * qemu-precopy (its own fit): setup_s and setup_s_per_gib by least squares on the observed
+//    setup_s (else setup_s is the constant that best fits the totals); the goodput factor, which
+//    scales QEMU's rate limit and with it its stop threshold, by a grid search refined by golden
+//    sections on the squared error of total time (the window count makes that error a step
+//    function); then downtime_base_s and switchover_bandwidth_bytes_per_s by least squares of the
+//    observed downtimes of runs the model sees converge on the bytes it leaves for the
+//    stop-and-copy, and the goodput search once more. overhead_s stays 0.
+//  * qemu-scr (its own fit): device_state_bytes as the median of observed staged-state bytes
+//    (transferred_bytes) beyond the memory stream; with suspend_s (= save), copy_s and resume_s
+//    (= restore) on every row, save on (1, S GiB), copy on (1, S / B), restore on (1, S GiB),
+//    S the observed state, and handoff_s the median of what the phases leave of the total;
+//    without them the total on (1, S GiB, S / B), booked to save and copy.
+//  * Link calibration, every other model but zhao-scr: an overhead overhead_s (added to the link's
 //    pre-overhead) and an effective goodput factor goodput_factor (the link bandwidth is
 //    multiplied by it). Let K_i be the model's bandwidth-independent time (its prediction at an
 //    unbounded bandwidth: Liu's resume time, Tsakalozos' VMM time, 0 for QEMU/Akoush) and x_i the
@@ -66,6 +78,7 @@ struct MigrationObservation {
   std::optional<double> copyS;
   std::optional<double> resumeS;
   std::optional<double> energyJ;  // Liu's energy
+  std::optional<double> setupS;   // qemu-precopy: QEMU's setup-time
   int line = 0;                   // CSV line it came from, for messages (0 = not from a file)
 };
 
@@ -75,7 +88,8 @@ struct MigrationObservation {
 //   required: memory_bytes, bandwidth_bytes_per_sec, total_time_s
 //   optional inputs: nonzero_memory_bytes, dirty_rate_bytes_per_sec, wws_bytes,
 //     modified_memory_bytes, disk_bytes, disk_dirty_rate_bytes_per_sec, workload
-//   optional measurements: downtime_s, transferred_bytes, suspend_s, copy_s, resume_s, energy_j
+//   optional measurements: downtime_s, transferred_bytes, suspend_s, copy_s, resume_s, energy_j,
+//     setup_s
 // Errors: invalid-argument "observations line N: reason" for an unknown, duplicate or missing
 // column, a row with the wrong number of fields, a value that is not a finite number >= 0, an
 // impossible profile (zero memory or bandwidth, non-zero memory above memory), and a file
@@ -83,7 +97,7 @@ struct MigrationObservation {
 inline constexpr const char* kObservationsCsvHeader =
     "memory_bytes,nonzero_memory_bytes,dirty_rate_bytes_per_sec,wws_bytes,modified_memory_bytes,"
     "disk_bytes,disk_dirty_rate_bytes_per_sec,workload,bandwidth_bytes_per_sec,total_time_s,"
-    "downtime_s,transferred_bytes,suspend_s,copy_s,resume_s,energy_j";
+    "downtime_s,transferred_bytes,suspend_s,copy_s,resume_s,energy_j,setup_s";
 Result<std::vector<MigrationObservation>> parseObservationsCsv(std::string_view text);
 
 // A fitted model: its parameters, the link calibration and the fit's residuals.

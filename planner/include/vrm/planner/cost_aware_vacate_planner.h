@@ -29,14 +29,15 @@
 // Contention model (a fluid model). Resources are each host's sending NIC, each host's receiving
 // NIC, each SharedLink, and the suspend store's NIC; a migration uses its source's sending NIC,
 // its destination's receiving NIC and every link it crosses. A move is a sequence of segments,
-// each either fixed (setup, suspend, resume, commit: they take the same time however many moves
-// run, so they overlap freely) or network (a volume of bytes). Moves of one batch in a network
-// segment share the resources by max-min fairness (progressive filling), recomputed whenever a
-// move enters or leaves a network segment. The volumes come from each move's MigrationModel
-// evaluated at its share when the whole batch is on the network (so a dirtying VM that converges
-// alone may not converge in a crowd: it then falls back to suspend-copy-resume when allowed);
-// network time at that share times the share is the volume, which later moves at whatever rate
-// the fair share gives it. Evaluating the volume at the lowest share is conservative for live
+// each either fixed (setup, suspend or save, resume or restore, handoff, commit: they take the
+// same time however many moves run, so they overlap freely) or network (a volume of bytes: a
+// live migration's passes, a suspend-copy-resume's copy, which share the links). Moves of one batch
+// in a network segment share the resources by max-min fairness (progressive filling), recomputed
+// whenever a move enters or leaves a network segment. The volumes come from each move's
+// MigrationModel evaluated at its share when the whole batch is on the network (so a dirtying VM
+// that converges alone may not converge in a crowd: it then falls back to suspend-copy-resume when
+// allowed); network time at that share times the share is the volume, which later moves at whatever
+// rate the fair share gives it. Evaluating the volume at the lowest share is conservative for live
 // migration (more bandwidth later means fewer re-dirtied pages than assumed).
 // A local disk (VmSnapshot::diskBytes > 0, seed 004) is synchronised first, while the VM runs:
 // Disk_size / (Net_Rate - Dirty_Rate) at the move's share is a network segment before the memory
@@ -86,13 +87,18 @@ struct CostAwareVacatePlannerOptions {
   // roomiest fitting host of each group are scored, which picks the same destinations). The
   // reference the grouped search is tested against; slow at thousands of hosts.
   bool exhaustivePlacement = false;
+  // The quantile of the makespan a request without one (VacateRequest::quantile == 0) is
+  // planned at, in (0, 1).
+  double quantile = 0.95;
 };
 
 class CostAwareVacatePlanner final : public VacatePlanner {
  public:
   // `liveModel` predicts live migrations (e.g. qemu-precopy, liu-refined) and `scrModel`
   // suspend-copy-resume (zhao-scr). Either may be null: that mode is then never planned.
-  // Suspensions (MoveMode::kSuspend) take zhao-scr's default suspend and resume phases.
+  // Suspensions (MoveMode::kSuspend) take the suspend-copy-resume model's save and restore
+  // phases (qemu-scr's "save"/"restore", zhao-scr's "suspend"/"resume"); without one, zhao-scr's
+  // defaults.
   CostAwareVacatePlanner(std::shared_ptr<const MigrationModel> liveModel,
                          std::shared_ptr<const MigrationModel> scrModel,
                          CostAwareVacatePlannerOptions options = {});

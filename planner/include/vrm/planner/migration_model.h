@@ -46,6 +46,10 @@ struct LinkProfile {
   double bandwidthBytesPerSec = 0;  // goodput available to this migration
   double preOverheadS = 0;          // setup before any byte moves (reservation, connection)
   double postOverheadS = 0;         // commit/cleanup after the last byte
+  // What the path can carry when nothing throttles the migration (the slowest NIC or link on
+  // it), for the parts a hypervisor sends unthrottled: QEMU's stop-and-copy. 0 = unknown (the
+  // models then use bandwidthBytesPerSec). Never below bandwidthBytesPerSec in a valid profile.
+  double lineRateBytesPerSec = 0;
 };
 
 struct PhaseTime {

@@ -65,6 +65,11 @@ struct VmSnapshot {
   std::vector<double> dirtyRateHistoryBytesPerSec;  // Liu eqs. 11-13, oldest first
   std::uint64_t modifiedMemoryBytes = 0;            // Zhao's suspend-phase input
   std::string workload;                             // "cpu", "memory" or "" (Zhao recovery time)
+  // Added for issue 20 (what the agents measure):
+  // The agent's recent periodic dirty-rate samples, oldest first (dirtyRateBytesPerSec is the
+  // newest); VacateRequest::dirtyRateQuantile plans with a quantile of them.
+  std::vector<double> dirtyRateSamplesBytesPerSec;
+  std::uint64_t writableWorkingSetBytes = 0;  // pages rewritten continuously; 0 = unknown
 };
 
 // A network element several migrations may share, e.g. a rack uplink. A migration crosses it when
@@ -122,8 +127,9 @@ struct VacateRequest {
   TimeNs maxVmDowntimeNs = 0;
   // 0 = the planner chooses the strategy; k = batches of exactly k moves (1 = sequential).
   std::uint32_t batchSize = 0;
-  // makespan at this quantile sets the latest safe start, in (0, 1).
-  double quantile = 0.95;
+  // makespan at this quantile sets the latest safe start, in (0, 1); 0 = the planner's default
+  // (CostAwareVacatePlannerOptions::quantile, 0.95; the skeleton's planner ignores it).
+  double quantile = 0;
   // The calibrator's relative residuals of past vacates, (actual - predicted) / predicted; with
   // at least kMinErrorSamples of them their empirical quantile is used, otherwise a normal error
   // with this relative standard deviation.
@@ -134,6 +140,11 @@ struct VacateRequest {
   // at suspendStoreBandwidthBytesPerSec (the copy then shares the source NIC like a migration).
   std::string suspendStore;
   double suspendStoreBandwidthBytesPerSec = 0;
+  // Added for issue 20: 0 = plan each VM at its current dirty-rate sample; q in (0, 1) = at the
+  // q-quantile of its samples (VmSnapshot::dirtyRateSamplesBytesPerSec) and the current one.
+  double dirtyRateQuantile = 0;
+  // The template the reservation clones (for a calibrated clone time; empty = not known).
+  std::string cloneTemplate;
 };
 
 inline constexpr std::size_t kMinErrorSamples = 5;

@@ -7,6 +7,8 @@
 // memoryBytes (a migration then sends everything).
 #pragma once
 
+#include <algorithm>
+
 #include "vrm/planner/vacate_planner.h"
 #include "vrm/protocol/vm.h"
 
@@ -23,6 +25,10 @@ inline VmSnapshot toVmSnapshot(const VmRecord& vm) {
   s.allowLive = vm.allowLive;
   s.allowSuspend = vm.allowSuspend;
   s.diskBytes = vm.diskBytes;
+  s.diskDirtyRateBytesPerSec = vm.diskDirtyRateBytesPerSec;
+  s.dirtyRateSamplesBytesPerSec = vm.dirtyRateSamplesBytesPerSec;
+  s.modifiedMemoryBytes = std::min(vm.modifiedMemoryBytes, vm.memoryBytes);
+  s.workload = vm.workload;
   return s;
 }
 

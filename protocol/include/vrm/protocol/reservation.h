@@ -70,6 +70,9 @@ struct ReservationRequest {
   // Dedicated: what displaced VMs do once the window ends; nullopt = not said (they stay). A
   // shared reservation displaces nothing, so saying anything there is an error.
   std::optional<Displaced> displaced;
+  // Dedicated: the quantile of its vacate's predicted makespan the latest safe start is set by,
+  // in (0, 1); 0 = vrmd's default (vrmd --quantile).
+  double quantile = 0;
 
   bool returnsDisplaced() const { return displaced == Displaced::kReturn; }
 };

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace vrm {
 
@@ -32,6 +33,14 @@ struct VmRecord {
   bool allowLive = true;        // may be live-migrated (cluster file: allow_live)
   bool allowSuspend = true;     // may be suspended-copied-resumed or parked (allow_suspend)
   std::string stateFile;        // kParked: where its saved state is (backend specific)
+  // The guest's write rate on its local disk as its agent last measured it (cluster file:
+  // disk_dirty_rate): Expression 1's Dirty_Rate when its synchronisation is planned (seed 004).
+  double diskDirtyRateBytesPerSec = 0;  // bytes written to its local disk per second
+  // What the agent measures beyond the dirty rate, for the migration models (issue 20; empty or
+  // 0 = not measured by this backend):
+  std::vector<double> dirtyRateSamplesBytesPerSec;  // recent periodic samples, oldest first
+  std::uint64_t modifiedMemoryBytes = 0;  // memory modified over the last sampling interval
+  std::string workload;                   // "cpu", "memory" or "" (not classified)
 };
 
 }  // namespace vrm

@@ -71,6 +71,12 @@ struct VmInfo {
   bool allowLive = true;
   bool allowSuspend = true;
   std::string stateFile;  // kParked: where its saved state is (a path; the sim names one)
+  double diskDirtyRateBytesPerSec = 0;  // the guest's disk write rate, as last measured
+  // Measured for the migration models where the backend can (protocol/vm.h; the qemu backend
+  // fills them, others leave them empty):
+  std::vector<double> dirtyRateSamplesBytesPerSec;  // recent samples, oldest first
+  std::uint64_t modifiedMemoryBytes = 0;
+  std::string workload;  // "cpu", "memory" or ""
 };
 
 struct MigrationSpec {

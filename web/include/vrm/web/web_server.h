@@ -44,6 +44,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -84,6 +85,10 @@ struct WebServerOptions {
   std::map<std::string, std::string> tokenHashes;
   // The cluster's templates, for /api/templates and the booking form. Default none.
   std::vector<TemplateSpec> templates;
+  // More /metrics lines (text exposition format, complete with # HELP and # TYPE), e.g. the
+  // calibrating planner's model errors. Called on the serving thread: it must be thread-safe.
+  // Default none.
+  std::function<std::string()> extraMetrics;
 };
 
 class WebServer {

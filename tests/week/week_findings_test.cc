@@ -1,0 +1,107 @@
+// What the week found in vrmd, each as a small deterministic regression test of the manager
+// (vrm/'s owner fixes them; until then they are DISABLED_ so that the suite stays green; run
+// them with build/tests/week/week_findings_test --gtest_also_run_disabled_tests).
+#include <gtest/gtest.h>
+
+#include "../../vrm/tests/manager_fixture.h"
+
+namespace vrm::manager::testing {
+namespace {
+
+class WeekFindingsTest : public ManagerFixture {
+ protected:
+  void SetUp() override {
+    startManager({bmiTemplate()});
+    // small is the cheapest host to vacate (2 GiB to move) but nearly full of cores; big1
+    // costs more (12 GiB); spare and spare2 are too small for a clone and only receive VMs.
+    agents_->addHost("small", 24, 64 * kGiB, {FakeAgents::vm("s1", 2 * kGiB, 20)});
+    agents_->addHost("big1", 64, 64 * kGiB,
+                     {FakeAgents::vm("b1", 4 * kGiB, 4), FakeAgents::vm("b2", 4 * kGiB, 4),
+                      FakeAgents::vm("b3", 4 * kGiB, 4)});
+    agents_->addHost("spare", 64, 8 * kGiB, {});
+    agents_->addHost("spare2", 64, 15 * kGiB, {});
+  }
+};
+
+// The week's most frequent rejection (seed 1: 19 of the first 51 dedicated submissions): a
+// booking whose displaced VMs go home is tried on the cheapest host; there its VMs' room at home
+// is booked from its end on, which collides with a later reservation's clones on that host, and
+// the final booking check rejects the whole request ("host small would be overbooked: cpu cores
+// booked 28 > capacity 24") instead of trying the next candidate, big1, which fits. (Nor is the
+// return planned as "stay" for VMs whose home is reserved later, as README "Displaced VMs"
+// describes for execution.)
+TEST_F(WeekFindingsTest,
+       DISABLED_ReturningBookingTriesTheNextHostWhenTheCheapestCannotTakeItsVmsBack) {
+  auto later = manager_->submit(dedicated(18 * kHour, kHour));
+  ASSERT_TRUE(later);
+  ASSERT_EQ(later->state, ReservationState::kAdmitted) << later->reason;
+  ASSERT_EQ(later->hosts, std::vector<std::string>{"small"});
+  ReservationRequest earlier = dedicated(9 * kHour, kHour);
+  earlier.displaced = Displaced::kReturn;
+  auto r = manager_->submit(earlier);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+  EXPECT_EQ(r->hosts, std::vector<std::string>{"big1"});
+}
+
+// The same booking with its displaced VMs staying where the vacate puts them is admitted: the
+// rejection above is the return's booking, not a lack of room.
+TEST_F(WeekFindingsTest, TheSameBookingStayingIsAdmitted) {
+  auto later = manager_->submit(dedicated(18 * kHour, kHour));
+  ASSERT_TRUE(later);
+  ASSERT_EQ(later->state, ReservationState::kAdmitted) << later->reason;
+  auto r = manager_->submit(dedicated(9 * kHour, kHour));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
+}
+
+// Two bookings of one empty host, a (12 cores) that fits one clone: cancelling the first while
+// its clone is being made must not cost the second its booking.
+class CancelWhileCloningTest : public ManagerFixture {
+ protected:
+  void SetUp() override {
+    startManager({bmiTemplate()});
+    agents_->addHost("a", 12, 32 * kGiB, {});
+    agents_->addHost("b", 12, 32 * kGiB, {});
+  }
+  void runFor(TimeNs d) {
+    const TimeNs until = clock_.now() + d;
+    while (clock_.now() < until) {
+      clock_.advance(std::min<TimeNs>(kNsPerSec, until - clock_.now()));
+      agents_->heartbeat();
+      manager_->tick();
+      agents_->pump();
+    }
+  }
+};
+
+// The week's largest loss (seed 1, 2026-11-25 19:42:50): r49 was cancelled while its clones
+// were being made on w014; the clones stay booked without an end until the agents say they are
+// gone, so w014 looked overbooked at every later booking's clone start; repairAfter re-admitted
+// those bookings one by one, each re-admission failed ("re-planning failed after r49 ended
+// before vacating w014: not enough capacity: host w014 would be overbooked: cpu cores booked 32
+// > capacity 24"), and each failure repaired the next: 12 reservations on w014 and the hosts
+// they shared failed 1-3 days before their start, in 2 s. Here: the later booking of host a
+// fails the same way when the earlier one is cancelled while cloning.
+TEST_F(CancelWhileCloningTest, DISABLED_LaterBookingOfTheHostSurvivesACancelWhileCloning) {
+  ReservationRequest first = dedicated(2 * kHour, kHour);
+  first.hostNames = {"a"};
+  auto r1 = manager_->submit(first);
+  ASSERT_TRUE(r1);
+  ASSERT_EQ(r1->state, ReservationState::kAdmitted) << r1->reason;
+  ReservationRequest second = dedicated(6 * kHour, kHour);
+  second.hostNames = {"a"};
+  auto r2 = manager_->submit(second);
+  ASSERT_TRUE(r2);
+  ASSERT_EQ(r2->state, ReservationState::kAdmitted) << r2->reason;
+  agents_->hold.insert(AgentCommand::Kind::kClone);  // the clone is being made
+  runFor(2 * kHour - 30 * kNsPerSec);
+  ASSERT_EQ(manager_->get(r1->id)->state, ReservationState::kPreparing);
+  auto cancelled = manager_->cancel(r1->id, "");
+  ASSERT_TRUE(cancelled);
+  const Reservation after = *manager_->get(r2->id);
+  EXPECT_EQ(after.state, ReservationState::kAdmitted) << after.reason;
+}
+
+}  // namespace
+}  // namespace vrm::manager::testing
