@@ -4,7 +4,7 @@
 //   cluster.h        the cluster as one call sees it, and the contention resources
 //   host_choice.h    step 1: which hosts may be vacated, the cheapest ones to vacate
 //   destinations.h   step 2: where each VM goes
-//   moves.h          a move as fixed and network segments, costed by the models
+//   moves.h          the moves of a placement: the resources each uses, its segments, costed
 //   fluid_sharing.h  concurrent moves sharing NICs and links (max-min fair)
 //   strategies.h     step 3: sequential / batched / parallel, simulated, and the objective's pick
 //   deadline.h       step 4: makespan at the quantile, latest safe start, disk-write caps
