@@ -43,6 +43,12 @@ struct World {
   std::uint32_t admitted = 0, rejected = 0;
 };
 
+double threadCpuUs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
+}
+
 // Built once, shared by every benchmark (booking 10,000 reservations takes a while).
 World& world() {
   static World* w = [] {
@@ -55,27 +61,50 @@ World& world() {
       if (!w->manager->onRegister(scale::generatedHost(i), scale::generatedVms(i))) std::abort();
     }
     const auto t0 = std::chrono::steady_clock::now();
+    // The fill curve: CPU time per submission in each tenth of the setup, so a calendar that
+    // slows down as it fills shows as a rising line (the last tenth against the first).
+    const std::uint32_t tenth = std::max<std::uint32_t>(1, gReservations / 10);
+    std::vector<double> decileCpuUs, sharedCpuUs, dedicatedCpuUs;
+    double shared = 0, dedicated = 0;
+    std::uint32_t sharedCount = 0, dedicatedCount = 0;
     for (std::uint32_t i = 0; i < gReservations; ++i) {
-      auto r = w->manager->submit(scale::generatedRequest(i, kNow));
+      ReservationRequest req = scale::generatedRequest(i, kNow);
+      const bool isShared = req.kind == ReservationKind::kShared;
+      const double c0 = threadCpuUs();
+      auto r = w->manager->submit(std::move(req));
       if (!r) {
         std::fprintf(stderr, "setup submit %u: %s\n", i, r.status().toString().c_str());
         std::abort();
       }
+      (isShared ? shared : dedicated) += threadCpuUs() - c0;
+      ++(isShared ? sharedCount : dedicatedCount);
       (r->state == ReservationState::kAdmitted ? w->admitted : w->rejected)++;
+      if ((i + 1) % tenth == 0) {
+        decileCpuUs.push_back((shared + dedicated) / (sharedCount + dedicatedCount));
+        sharedCpuUs.push_back(sharedCount ? shared / sharedCount : 0);
+        dedicatedCpuUs.push_back(dedicatedCount ? dedicated / dedicatedCount : 0);
+        shared = dedicated = 0;
+        sharedCount = dedicatedCount = 0;
+      }
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr,
                  "setup: %u hosts, %u VMs, %u reservations booked (%u rejected) in %.1f s\n",
                  gHosts, gHosts * scale::kVmsPerHost, w->admitted, w->rejected, s);
+    auto curve = [](const char* what, const std::vector<double>& v) {
+      std::fprintf(stderr, "setup fill curve, %s (CPU us per submission, by tenth):", what);
+      for (double d : v) std::fprintf(stderr, " %.0f", d);
+      if (v.size() >= 2 && v.front() > 0) {
+        std::fprintf(stderr, "; last/first %.2f", v.back() / v.front());
+      }
+      std::fprintf(stderr, "\n");
+    };
+    curve("all", decileCpuUs);
+    curve("shared", sharedCpuUs);
+    curve("dedicated", dedicatedCpuUs);
     return w;
   }();
   return *w;
-}
-
-double threadCpuUs() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
 }
 
 ReservationRequest sharedRequest(std::mt19937& rng, bool dryRun) {

@@ -12,6 +12,9 @@
 // Sends a cheap request every 5 ms from start until vrmd answers, and prints
 // "serving_ms=..."; with --hosts-wanted, then polls the host list until that many hosts are
 // registered and reachable ("hosts_ms=..."). Used to time a restart.
+//
+// With --curve-server KEY --curve-key FILE every socket is a CURVE client of vrmd (the pair in
+// FILE listed as an admin `client` in vrmd's authorized file); without, vrmd must be --insecure.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
@@ -19,12 +22,14 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
 
 #include "../scale/generated_cluster.h"
 #include "vrm/protocol/codec.h"
+#include "vrm/protocol/curve.h"
 #include "vrm/protocol/wire_convert.h"
 
 namespace {
@@ -53,6 +58,15 @@ zmq::message_t getFrame(std::uint64_t requestId, bool hosts) {
   return vrm::protocol::encodeFrame(b);
 }
 
+// The CURVE keys of every socket (--curve-server, --curve-key); none: insecure vrmd.
+std::optional<vrm::protocol::CurveClientKeys> gCurve;
+
+void connect(zmq::socket_t& s, const std::string& endpoint) {
+  s.set(zmq::sockopt::linger, 0);
+  if (gCurve) vrm::protocol::applyCurveClient(s, *gCurve);
+  s.connect(endpoint);
+}
+
 struct Totals {
   std::mutex mu;
   std::vector<double> latencyMs;
@@ -64,8 +78,7 @@ struct Totals {
 void client(const std::string& endpoint, int thread, int window, Clock::time_point deadline,
             std::uint32_t firstRequest, std::uint32_t stride, zmq::context_t& ctx, Totals& totals) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.connect(endpoint);
+  connect(s, endpoint);
   std::map<std::uint64_t, Clock::time_point> inFlight;
   std::vector<double> lat;
   std::uint64_t admitted = 0, rejected = 0, errors = 0, nextId = 1;
@@ -131,8 +144,7 @@ void client(const std::string& endpoint, int thread, int window, Clock::time_poi
 template <typename Done>
 void probe(zmq::context_t& ctx, const std::string& endpoint, bool hosts, Done done) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.connect(endpoint);
+  connect(s, endpoint);
   std::uint64_t id = 0;
   while (true) {
     s.send(getFrame(++id, hosts), zmq::send_flags::none);
@@ -167,7 +179,25 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "index of the first generated request")->capture_default_str();
   app.add_flag("--probe", probeMode, "time until vrmd answers (after a restart)");
   app.add_option("--hosts-wanted", hostsWanted, "--probe: then wait for this many reachable hosts");
+  std::string curveServer, curveKey;
+  app.add_option("--curve-server", curveServer,
+                 "vrmd's CURVE public key (Z85 text or a .pub / .key file); needs --curve-key");
+  app.add_option("--curve-key", curveKey, "this client's CURVE key pair file (vrmctl keygen)");
   CLI11_PARSE(app, argc, argv);
+  if (curveServer.empty() != curveKey.empty()) {
+    std::fprintf(stderr, "vrm_load: CURVE needs both --curve-server and --curve-key\n");
+    return 2;
+  }
+  if (!curveServer.empty()) {
+    auto server = vrm::protocol::resolvePublicKey(curveServer);
+    auto own = vrm::protocol::loadCurveKeyPair(curveKey);
+    if (!server || !own) {
+      std::fprintf(stderr, "vrm_load: %s\n",
+                   (!server ? server.status() : own.status()).toString().c_str());
+      return 2;
+    }
+    gCurve = vrm::protocol::CurveClientKeys{*server, *own};
+  }
   zmq::context_t ctx(2);
 
   if (probeMode) {

@@ -10,6 +10,9 @@
 #
 #   tests/scale/run_scale.sh                   # 10,000 hosts, 10,000 reservations (~15 min)
 #   SMOKE=1 tests/scale/run_scale.sh           # 200 hosts, 300 reservations (< 1 min; ctest scale_smoke)
+# Steps 2-4 run once per mode of MODES (default "insecure curve"): vrmd --insecure, and vrmd
+# with CURVE keys (vrmctl keygen for vrmd and the load client, the agents' generated test keys,
+# HOSTS `agent` lines in the authorized file); the summary reports both.
 # SKIP_BENCH=1 skips step 1. Knobs: HOSTS RESERVATIONS REPEATS THREADS WINDOW LOAD_SECONDS VRM_BUILD_DIR PORT (17100)
 # JITTER (the agents' interval jitter, default the agent's 0.2; 0 = agents in lockstep).
 # The daemon phases (2-4) run under flock /tmp/vrm-e2e.lock (one daemon-starting test at a time
@@ -30,6 +33,7 @@ WINDOW=${WINDOW:-4}
 LOAD_SECONDS=${LOAD_SECONDS:-15}
 BENCH_MIN_TIME=${BENCH_MIN_TIME:-2}
 PORT=${PORT:-17100}
+MODES=${MODES:-insecure curve}
 clients=tcp://127.0.0.1:$PORT
 agents=tcp://127.0.0.1:$((PORT + 1))
 work=$(mktemp -d /tmp/vrm-scale.XXXXXX)
@@ -61,7 +65,7 @@ done
 
 fi
 
-echo "== 2. vrmd with $HOSTS agents over loopback TCP (waiting for /tmp/vrm-e2e.lock)"
+echo "== 2-4. vrmd with $HOSTS agents, modes: $MODES (waiting for /tmp/vrm-e2e.lock)"
 # ctest's scale_smoke runs, like every e2e test, under the caller's flock (VRM_E2E_LOCK_HELD):
 # taking it again here would wait for ourselves.
 if [[ -z "${VRM_E2E_LOCK_HELD:-}" ]]; then
@@ -75,11 +79,28 @@ agent_opts=()
 # FULL_CLUSTER_YAML=1 lists them anyway.
 "$build/tests/vrm_fake_agents" --count "$HOSTS" --print-cluster-yaml \
   $([[ -n "${FULL_CLUSTER_YAML:-}" ]] || echo --no-vms) > "$work/cluster.yaml"
-# Insecure (no CURVE keys for 10,000 generated hosts): the same ZeroMQ front end and loop,
-# without the handshake and encryption costs.
+# Steps 2-4 for one mode: "insecure", or "curve" (keys made here, in the mode's directory).
+run_mode() {
+mode=$1
+dir=$work/$mode
+mkdir -p "$dir"
+pids=()
+security=(--insecure); client_keys=(); agent_keys=()
+if [[ $mode == curve ]]; then
+  "$build/clients/vrmctl" keygen vrmd load --dir "$dir" > /dev/null
+  { echo "client load admin $(cat "$dir/load.pub")"
+    "$build/tests/vrm_fake_agents" --count "$HOSTS" --print-authorized; } > "$dir/authorized"
+  security=(--curve-secret "$dir/vrmd.key" --authorized "$dir/authorized")
+  client_keys=(--curve-server "$dir/vrmd.pub" --curve-key "$dir/load.key")
+  agent_keys=(--curve-server "$dir/vrmd.pub")
+elif [[ $mode != insecure ]]; then
+  echo "run_scale: unknown mode '$mode' in MODES (insecure, curve)" >&2
+  exit 2
+fi
+echo "== 2. [$mode] vrmd with $HOSTS agents over loopback TCP"
 start_vrmd() {
-  "$build/vrm/vrmd" --cluster "$work/cluster.yaml" --store "$work/vrm.db" --clients "$clients" \
-    --agents "$agents" --events off --http off --insecure --log-level warn >> "$work/vrmd.log" 2>&1 &
+  "$build/vrm/vrmd" --cluster "$work/cluster.yaml" --store "$dir/vrm.db" --clients "$clients" \
+    --agents "$agents" --events off --http off "${security[@]}" --log-level warn >> "$dir/vrmd.log" 2>&1 &
   vrmd_pid=$!
   pids+=("$vrmd_pid")
 }
@@ -87,10 +108,10 @@ start_vrmd() {
 # PROBE_TIMEOUT (s) passed.
 probe() {
   local rc=0
-  timeout "${PROBE_TIMEOUT:-900}" "$build/tests/vrm_load" --clients "$clients" --probe "$@" || rc=$?
+  timeout "${PROBE_TIMEOUT:-900}" "$build/tests/vrm_load" --clients "$clients" "${client_keys[@]}" --probe "$@" || rc=$?
   if (( rc != 0 )) || ! kill -0 "$vrmd_pid" 2>/dev/null; then
     echo "run_scale: vrmd did not answer (probe exit $rc); its log:" >&2
-    tail -n 20 "$work/vrmd.log" >&2
+    tail -n 20 "$dir/vrmd.log" >&2
     exit 1
   fi
 }
@@ -102,15 +123,15 @@ per_proc=2500
 for ((first = 0; first < HOSTS; first += per_proc)); do
   n=$(( HOSTS - first < per_proc ? HOSTS - first : per_proc ))
   # Niced: on a real cluster the agents run on their own hosts, not on vrmd's cores.
-  nice -n 10 "$build/tests/vrm_fake_agents" "${agent_opts[@]}" --vrmd "$agents" --first "$first" --count "$n" \
-    > "$work/agents-$first.out" 2>&1 &
+  nice -n 10 "$build/tests/vrm_fake_agents" "${agent_opts[@]}" "${agent_keys[@]}" --vrmd "$agents" --first "$first" --count "$n" \
+    > "$dir/agents-$first.out" 2>&1 &
   pids+=("$!")
 done
-probe --hosts-wanted "$HOSTS" > "$work/register.out"
-say "registration of $HOSTS agents from a cold start: $(field hosts_ms < "$work/register.out") ms"
+probe --hosts-wanted "$HOSTS" > "$dir/register.out"
+say "[$mode] registration of $HOSTS agents from a cold start: $(field hosts_ms < "$dir/register.out") ms"
 
 rss() { awk '/^(VmRSS|VmHWM)/ {printf "%s %.0f MiB  ", $1, $2 / 1024}' "/proc/$vrmd_pid/status"; }
-say "vrmd memory with $HOSTS hosts, $((HOSTS * 10)) VMs, no reservations: $(rss)"
+say "[$mode] vrmd memory with $HOSTS hosts, $((HOSTS * 10)) VMs, no reservations: $(rss)"
 
 seed=1000000
 rates=(); p50s=(); p99s=()
@@ -118,8 +139,8 @@ stored=0
 run=0
 while (( run < REPEATS || (stored < RESERVATIONS && run < REPEATS + 100) )); do
   # Errors (no reply, internal, ...) are counted in the line and reported, not fatal here.
-  out=$("$build/tests/vrm_load" --clients "$clients" --threads "$THREADS" --window "$WINDOW" \
-          --seconds "$LOAD_SECONDS" --seed "$seed" 2>> "$work/load.err") || true
+  out=$("$build/tests/vrm_load" --clients "$clients" "${client_keys[@]}" --threads "$THREADS" --window "$WINDOW" \
+          --seconds "$LOAD_SECONDS" --seed "$seed" 2>> "$dir/load.err") || true
   echo "load run $((run + 1)): $out"
   seed=$((seed + 1000000))
   adm=$(echo "$out" | field admitted); rej=$(echo "$out" | field rejected)
@@ -130,9 +151,9 @@ while (( run < REPEATS || (stored < RESERVATIONS && run < REPEATS + 100) )); do
   fi
   run=$((run + 1))
 done
-say "submissions through ZeroMQ ($THREADS clients x $WINDOW in flight, ${LOAD_SECONDS} s runs, median of $REPEATS): $(printf '%s\n' "${rates[@]}" | median)/s, latency p50 $(printf '%s\n' "${p50s[@]}" | median) ms, p99 $(printf '%s\n' "${p99s[@]}" | median) ms"
-say "vrmd memory with $HOSTS hosts and $stored reservations stored: $(rss)"
-[[ -s "$work/load.err" ]] && say "load errors: $(sort "$work/load.err" | uniq -c | head -5 | tr '\n' ';')"
+say "[$mode] submissions through ZeroMQ ($THREADS clients x $WINDOW in flight, ${LOAD_SECONDS} s runs, median of $REPEATS): $(printf '%s\n' "${rates[@]}" | median)/s, latency p50 $(printf '%s\n' "${p50s[@]}" | median) ms, p99 $(printf '%s\n' "${p99s[@]}" | median) ms"
+say "[$mode] vrmd memory with $HOSTS hosts and $stored reservations stored: $(rss)"
+[[ -s "$dir/load.err" ]] && say "[$mode] load errors: $(sort "$dir/load.err" | uniq -c | head -5 | tr '\n' ';')"
 
 echo "== 3. recovery after kill -9 with $stored reservations in the store"
 serving=(); reconciled=()
@@ -144,13 +165,22 @@ for i in $(seq 1 "$REPEATS"); do
   echo "restart $i: $out"
   serving+=("$(echo "$out" | field serving_ms)"); reconciled+=("$(echo "$out" | field hosts_ms)")
 done
-say "recovery after kill -9 ($stored reservations, $HOSTS agents, median of $REPEATS): serving after $(printf '%s\n' "${serving[@]}" | median) ms, all $HOSTS hosts registered again after $(printf '%s\n' "${reconciled[@]}" | median) ms"
-say "vrmd memory after recovery: $(rss)"
+say "[$mode] recovery after kill -9 ($stored reservations, $HOSTS agents, median of $REPEATS): serving after $(printf '%s\n' "${serving[@]}" | median) ms, all $HOSTS hosts registered again after $(printf '%s\n' "${reconciled[@]}" | median) ms"
+say "[$mode] vrmd memory after recovery: $(rss)"
 
 # A host marked unreachable while its agent was heartbeating means vrmd fell behind.
-unreachable=$(grep -c 'is unreachable: no heartbeat' "$work/vrmd.log" || true)
-say "hosts marked unreachable for silence (vrmd log, whole run): $unreachable"
+unreachable=$(grep -c 'is unreachable: no heartbeat' "$dir/vrmd.log" || true)
+say "[$mode] hosts marked unreachable for silence (vrmd log, whole run): $unreachable"
+if [[ -s "$dir/load.err" ]] || (( unreachable > 0 || stored < RESERVATIONS )); then
+  strict_failed=$((strict_failed + 1))
+fi
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+pids=()
+}
 
+strict_failed=0
+for m in $MODES; do run_mode "$m"; done
 echo
 echo "== summary (machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%s\n' "${summary[@]}"
@@ -158,8 +188,8 @@ printf '%s\n' "${summary[@]}"
 # STRICT=1 (implied by SMOKE=1, as ctest runs it): fail unless every submission was answered,
 # no agent was marked unreachable, and the store reached RESERVATIONS.
 if [[ -n "${STRICT:-${SMOKE:-}}" ]]; then
-  if [[ -s "$work/load.err" ]] || (( unreachable > 0 || stored < RESERVATIONS )); then
-    echo "run_scale: FAILED (load errors: $(wc -l < "$work/load.err"), unreachable: $unreachable, stored $stored of $RESERVATIONS)" >&2
+  if (( $strict_failed > 0 )); then
+    echo "run_scale: FAILED in $strict_failed of the modes ($MODES): load errors, hosts marked unreachable or fewer than $RESERVATIONS stored (see the summary)" >&2
     exit 1
   fi
   echo "run_scale: OK"

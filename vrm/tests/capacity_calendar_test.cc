@@ -66,20 +66,22 @@ TEST(CapacityCalendarTest, ExclusiveWindows) {
 namespace vrm::manager {
 namespace {
 
-// Ensures unbook() takes back exactly what book() added: peaks, verdicts and segments as before.
+// Ensures unbook() takes back exactly what book() added: peaks, verdicts and the instants at
+// which usage falls as before.
 TEST(CapacityCalendarTest, UnbookRestoresTheCalendar) {
   auto c = oneHost();
   c.book("h", 0, 100, {4, 16, 0});
   c.book("h", 50, kTimeInfinity, {8, 8, 0});
-  EXPECT_EQ(c.stableUntil("h", 10), 50);  // segments [0, 50), [50, 100), [100, inf)
+  EXPECT_EQ(c.stableUntil("h", 10), 100);  // usage rises at 50 and first falls at 100
   c.book("h", 20, 60, {10, 0, 0});
   EXPECT_TRUE(c.overbooked("h"));
-  EXPECT_EQ(c.stableUntil("h", 10), 20);
+  EXPECT_EQ(c.stableUntil("h", 10), 60);
   c.unbook("h", 20, 60, {10, 0, 0});
   EXPECT_FALSE(c.overbooked("h"));
   EXPECT_EQ(c.peak("h", 0, 200).cpuCores, 12);
-  EXPECT_EQ(c.stableUntil("h", 10), 50);  // segments joined again
-  EXPECT_EQ(c.stableUntil("h", 50), 100);
+  EXPECT_EQ(c.stableUntil("h", 10), 100);
+  EXPECT_EQ(c.stableUntil("h", 100), kTimeInfinity);
+  EXPECT_EQ(c.footprint().changes, 4u);  // 0, 50, 100 and infinity: the booking left nothing
 }
 
 // Ensures the windowed check sees only violations inside its window, with the full check's
@@ -140,6 +142,312 @@ TEST(CapacityCalendarTest, WorseThanJudgesOnlyWhatWasAdded) {
   c.bookExclusive("h", 40, 60, "r2");
   EXPECT_TRUE(c.worseThan("h", *before, &why));
   EXPECT_NE(why.find("r2"), std::string::npos) << why;
+}
+
+}  // namespace
+}  // namespace vrm::manager
+
+// Forgetting the past (forgetBefore) and the calendar checked against a plain reference.
+#include <boost/icl/interval_map.hpp>
+#include <random>
+#include <set>
+
+namespace vrm::manager {
+namespace {
+
+// Ensures a booking that straddles the horizon keeps its present and future, reads as running
+// since forever before it, and is still taken back exactly by unbook().
+TEST(CapacityCalendarTest, ForgetBeforeKeepsWhatStraddlesNow) {
+  auto c = oneHost();
+  c.book("h", 0, 50, {10, 0, 0});    // over by the horizon: forgotten
+  c.book("h", 80, 200, {4, 8, 0});   // straddles it
+  c.book("h", 150, 300, {2, 0, 0});  // ahead
+  c.forgetBefore(100);
+  EXPECT_EQ(c.forgottenBefore(), 100);
+  EXPECT_EQ(c.peak("h", 0, 60).cpuCores, 4);  // before the horizon: as at 100
+  EXPECT_EQ(c.peak("h", 100, 160).cpuCores, 6);
+  EXPECT_EQ(c.peak("h", 0, kTimeInfinity).cpuCores, 6);
+  c.book("h", 120, 130, {1, 0, 0});      // a change lets the host's past go
+  EXPECT_EQ(c.footprint().changes, 6u);  // the folded past (at 80: +4), 120, 130, 150, 200, 300
+  c.unbook("h", 120, 130, {1, 0, 0});
+  c.unbook("h", 80, 200, {4, 8, 0});  // straddling: its past part was folded, and goes too
+  EXPECT_EQ(c.peak("h", 0, kTimeInfinity).cpuCores, 2);
+  EXPECT_EQ(c.peak("h", 100, 150).memoryBytes, 0);
+  c.unbook("h", 150, 300, {2, 0, 0});
+  EXPECT_EQ(c.footprint().changes, 0u);
+  c.book("h", 10, 90, {16, 0, 0});  // wholly before the horizon: nothing to book
+  EXPECT_EQ(c.peak("h", 0, kTimeInfinity).cpuCores, 0);
+  EXPECT_FALSE(c.overbooked("h"));
+}
+
+// Ensures a clock set back before the horizon sees the calendar as at the horizon: the horizon
+// does not move back, and overbooking messages never name an instant before it.
+TEST(CapacityCalendarTest, ForgetBeforeWithTheClockSetBack) {
+  auto c = oneHost();
+  c.book("h", 0, 150, {20, 0, 0});  // over from 0 to 150
+  std::string why;
+  EXPECT_TRUE(c.overbooked("h", &why));
+  EXPECT_NE(why.find("from " + formatTime(0)), std::string::npos) << why;
+  c.forgetBefore(100);
+  c.forgetBefore(40);  // the clock went back: the horizon stays
+  EXPECT_EQ(c.forgottenBefore(), 100);
+  EXPECT_EQ(c.peak("h", 40, 60).cpuCores, 20);  // as at 100, where the booking still runs
+  EXPECT_TRUE(c.overbookedWithin("h", 40, 60, &why));
+  EXPECT_NE(why.find("from " + formatTime(100)), std::string::npos) << why;
+  EXPECT_EQ(c.stableUntil("h", 40), 150);
+  c.forgetBefore(150);
+  EXPECT_FALSE(c.overbooked("h"));
+  EXPECT_EQ(c.stableUntil("h", 40), kTimeInfinity);
+}
+
+// Ensures an exclusive window partly past keeps its owner from the horizon on, reads as owned
+// before it, and one wholly past is gone.
+TEST(CapacityCalendarTest, ForgetBeforeWithAnExclusiveWindowPartlyPast) {
+  auto c = oneHost();
+  c.bookExclusive("h", 0, 50, "old");
+  c.bookExclusive("h", 80, 200, "r1");
+  c.forgetBefore(100);
+  c.book("h", 0, 10, {1, 0, 0});  // a change of the host: its past is folded now
+  EXPECT_FALSE(c.exclusiveOwner("h", 0, 60, "r1").has_value());  // "old" is forgotten
+  EXPECT_EQ(c.exclusiveOwner("h", 0, 60), "r1");
+  EXPECT_EQ(c.exclusiveOwner("h", 150, 160), "r1");
+  EXPECT_FALSE(c.exclusiveOwner("h", 200, 300).has_value());
+  c.bookExclusive("h", 90, 120, "r2");  // overlaps r1 from the horizon on
+  std::string why;
+  EXPECT_TRUE(c.overbooked("h", &why));
+  EXPECT_EQ(why, "two exclusive owners from " + formatTime(100));
+  EXPECT_EQ(c.stableUntil("h", 0), 120);
+}
+
+// The calendar as it was built before the change treap: Boost.ICL maps of usage per resource,
+// plus the forgetting horizon applied naively (no history is dropped, queries and messages are
+// clamped). The reference for the randomised comparison below.
+class ReferenceCalendar {
+ public:
+  using Interval = boost::icl::right_open_interval<TimeNs>;
+  using UsageMap =
+      boost::icl::interval_map<TimeNs, std::int64_t, boost::icl::partial_absorber, std::less,
+                               boost::icl::inplace_plus, boost::icl::inter_section, Interval>;
+  using OwnerMap =
+      boost::icl::interval_map<TimeNs, std::set<std::string>, boost::icl::partial_absorber,
+                               std::less, boost::icl::inplace_plus, boost::icl::inter_section,
+                               Interval>;
+  struct Host {
+    Usage capacity;
+    UsageMap usage[3];
+    OwnerMap exclusive;
+  };
+  static constexpr TimeNs kNone = std::numeric_limits<TimeNs>::min();
+  static constexpr const char* kNames[3] = {"cpu cores", "memory bytes", "nic bytes/s"};
+
+  Host h;
+  TimeNs horizon = kNone;
+
+  static std::int64_t of(const Usage& u, int r) {
+    return r == 0 ? u.cpuCores : r == 1 ? u.memoryBytes : u.nicBytesPerSec;
+  }
+  bool clamp(TimeNs& from, TimeNs to) const {
+    if (horizon == kNone) return true;
+    if (to <= horizon) return false;
+    if (from <= horizon) from = kNone;
+    return true;
+  }
+  std::pair<TimeNs, TimeNs> queried(TimeNs from, TimeNs to) const {
+    if (to <= horizon) return {horizon, horizon + 1};
+    return {std::max(from, horizon), to};
+  }
+  void book(TimeNs from, TimeNs to, const Usage& u) {
+    if (from >= to || !clamp(from, to)) return;
+    for (int r = 0; r < 3; ++r) {
+      if (of(u, r)) h.usage[r] += std::make_pair(Interval(from, to), of(u, r));
+    }
+  }
+  void bookExclusive(TimeNs from, TimeNs to, const std::string& owner) {
+    if (from >= to || !clamp(from, to)) return;
+    h.exclusive += std::make_pair(Interval(from, to), std::set<std::string>{owner});
+  }
+  Usage peak(TimeNs from, TimeNs to) const {
+    std::tie(from, to) = queried(from, to);
+    std::int64_t p[3] = {0, 0, 0};
+    for (int r = 0; r < 3; ++r) {
+      auto range = h.usage[r].equal_range(Interval(from, to));
+      for (auto it = range.first; it != range.second; ++it) p[r] = std::max(p[r], it->second);
+    }
+    return {p[0], p[1], p[2]};
+  }
+  std::optional<std::string> exclusiveOwner(TimeNs from, TimeNs to) const {
+    std::tie(from, to) = queried(from, to);
+    auto range = h.exclusive.equal_range(Interval(from, to));
+    for (auto it = range.first; it != range.second; ++it) {
+      if (!it->second.empty()) return *it->second.begin();
+    }
+    return std::nullopt;
+  }
+  std::string message(int r, std::int64_t v, TimeNs from) const {
+    return std::string(kNames[r]) + " booked " + std::to_string(v) + " > capacity " +
+           std::to_string(of(h.capacity, r)) + " from " + formatTime(std::max(from, horizon));
+  }
+  bool overbookedWithin(TimeNs from, TimeNs to, std::string* why) const {
+    std::tie(from, to) = queried(from, to);
+    for (int r = 0; r < 3; ++r) {
+      auto range = h.usage[r].equal_range(Interval(from, to));
+      for (auto it = range.first; it != range.second; ++it) {
+        if (it->second > of(h.capacity, r)) {
+          *why = message(r, it->second, it->first.lower());
+          return true;
+        }
+      }
+    }
+    auto range = h.exclusive.equal_range(Interval(from, to));
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second.size() > 1) {
+        *why = "two exclusive owners from " + formatTime(std::max(it->first.lower(), horizon));
+        return true;
+      }
+    }
+    return false;
+  }
+  bool worseThan(const Host& before, std::string* why) const {
+    auto [from, to] = queried(kTimeMinusInfinity, kTimeInfinity);
+    const Interval seen(from, to);
+    for (int r = 0; r < 3; ++r) {
+      UsageMap added = h.usage[r];
+      added -= before.usage[r];
+      for (const auto& [iv, v] : added) {
+        if (v <= 0 || !boost::icl::intersects(iv, seen)) continue;
+        auto range = h.usage[r].equal_range(iv & seen);
+        for (auto it = range.first; it != range.second; ++it) {
+          if (it->second > of(h.capacity, r)) {
+            *why = message(r, it->second, it->first.lower());
+            return true;
+          }
+        }
+      }
+    }
+    auto range = h.exclusive.equal_range(seen);
+    for (auto seg = range.first; seg != range.second; ++seg) {
+      if (seg->second.size() < 2) continue;
+      std::set<std::string> had;
+      auto prior = before.exclusive.equal_range(seg->first & seen);
+      for (auto it = prior.first; it != prior.second; ++it) {
+        had.insert(it->second.begin(), it->second.end());
+      }
+      for (const auto& o : seg->second) {
+        if (had.count(o)) continue;
+        *why = "exclusive window of " + o + " overlaps another from " +
+               formatTime(std::max(seg->first.lower(), horizon));
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+// Ensures the calendar answers every query as the reference does (usage, peaks, free room,
+// exclusive owners, both overbooking checks and worseThan with their messages) through random
+// bookings, unbookings, exclusive windows, snapshots, cleared hosts and forgetting horizons
+// that move on and are asked to move back; and that stableUntil() is safe: "free from t on"
+// and the exclusive owner from t on do not change before it.
+TEST(CapacityCalendarTest, AgreesWithTheReferenceOnRandomBookings) {
+  std::mt19937 rng(20240619);
+  const std::vector<TimeNs> times = {
+      kTimeMinusInfinity, 0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, kTimeInfinity};
+  auto anyTime = [&] { return times[std::uniform_int_distribution<std::size_t>(0, 13)(rng)]; };
+  auto window = [&] {
+    TimeNs a = anyTime(), b = anyTime();
+    if (a > b) std::swap(a, b);
+    return std::make_pair(a, b);
+  };
+  for (int round = 0; round < 60; ++round) {
+    CapacityCalendar c;
+    ReferenceCalendar ref;
+    const Usage cap{16, 64, 100};
+    c.setCapacity("h", cap);
+    ref.h.capacity = cap;
+    struct Booked {
+      TimeNs from, to;
+      Usage usage;
+    };
+    std::vector<Booked> booked;
+    std::shared_ptr<const CapacityCalendar::Bookings> snapshot = c.copyOf("h");
+    ReferenceCalendar::Host refSnapshot = ref.h;
+    TimeNs clock = 0;
+    for (int step = 0; step < 120; ++step) {
+      const int op = std::uniform_int_distribution<int>(0, 99)(rng);
+      if (op < 45) {
+        auto [a, b] = window();
+        std::uniform_int_distribution<std::int64_t> amount(-2, 9);
+        const Usage u{amount(rng), amount(rng) * 4, amount(rng) * 10};
+        c.book("h", a, b, u);
+        ref.book(a, b, u);
+        booked.push_back({a, b, u});
+      } else if (op < 70 && !booked.empty()) {
+        const std::size_t i = std::uniform_int_distribution<std::size_t>(0, booked.size() - 1)(rng);
+        const Booked b = booked[i];
+        booked.erase(booked.begin() + static_cast<std::ptrdiff_t>(i));
+        c.unbook("h", b.from, b.to, b.usage);
+        ref.book(b.from, b.to, {-b.usage.cpuCores, -b.usage.memoryBytes, -b.usage.nicBytesPerSec});
+      } else if (op < 80) {
+        auto [a, b] = window();
+        const std::string owner = "r" + std::to_string(step % 4);
+        c.bookExclusive("h", a, b, owner);
+        ref.bookExclusive(a, b, owner);
+      } else if (op < 88) {
+        // The clock moves on, or (1 in 4) is set back.
+        clock += std::uniform_int_distribution<TimeNs>(-5, 15)(rng);
+        c.forgetBefore(clock);
+        ref.horizon = std::max(ref.horizon, clock);
+      } else if (op < 95) {
+        snapshot = c.copyOf("h");
+        refSnapshot = ref.h;
+      } else if (op < 97) {
+        c.clearHost("h");
+        ref.h = {cap, {}, {}};
+        booked.clear();
+      }
+      ASSERT_EQ(c.forgottenBefore(),
+                ref.horizon == ReferenceCalendar::kNone ? kTimeMinusInfinity : ref.horizon);
+      for (int q = 0; q < 6; ++q) {
+        auto [a, b] = window();
+        if (a >= b) continue;
+        const Usage p = c.peak("h", a, b), rp = ref.peak(a, b);
+        ASSERT_EQ(p.cpuCores, rp.cpuCores) << round << "/" << step << " [" << a << "," << b << ")";
+        ASSERT_EQ(p.memoryBytes, rp.memoryBytes);
+        ASSERT_EQ(p.nicBytesPerSec, rp.nicBytesPerSec);
+        ASSERT_EQ(c.free("h", a, b).cpuCores, cap.cpuCores - rp.cpuCores);
+        ASSERT_EQ(c.exclusiveOwner("h", a, b).has_value(), ref.exclusiveOwner(a, b).has_value());
+        std::string why, refWhy;
+        ASSERT_EQ(c.overbookedWithin("h", a, b, &why), ref.overbookedWithin(a, b, &refWhy));
+        ASSERT_EQ(why, refWhy);
+      }
+      std::string why, refWhy;
+      ASSERT_EQ(c.overbooked("h", &why),
+                ref.overbookedWithin(kTimeMinusInfinity, kTimeInfinity, &refWhy));
+      ASSERT_EQ(why, refWhy);
+      why.clear();
+      refWhy.clear();
+      ASSERT_EQ(c.worseThan("h", *snapshot, &why), ref.worseThan(refSnapshot, &refWhy))
+          << round << "/" << step;
+      ASSERT_EQ(why, refWhy) << round << "/" << step;
+      const TimeNs now = anyTime();
+      if (now == kTimeInfinity) continue;
+      const TimeNs until = c.stableUntil("h", now);
+      ASSERT_GT(until, now);
+      const Usage freeNow = c.free("h", now, kTimeInfinity);
+      const auto ownerNow = c.exclusiveOwner("h", now, kTimeInfinity);
+      for (TimeNs t : times) {
+        if (t <= now || t >= until || t == kTimeInfinity) continue;
+        for (TimeNs u : {t - 1, t, t + 1}) {
+          if (u < now || u >= until) continue;
+          const Usage f = c.free("h", u, kTimeInfinity);
+          ASSERT_EQ(f.cpuCores, freeNow.cpuCores) << round << "/" << step << " at " << u;
+          ASSERT_EQ(f.memoryBytes, freeNow.memoryBytes);
+          ASSERT_EQ(f.nicBytesPerSec, freeNow.nicBytesPerSec);
+          ASSERT_EQ(c.exclusiveOwner("h", u, kTimeInfinity), ownerNow);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -5,15 +5,23 @@
 // Bookings are plain additions; the calendar does not know what they are for. The manager
 // derives them from its state (VMs, plans, reservations) and rebuilds a host's bookings when
 // that state changes, so the calendar never drifts from the truth it is derived from.
-// Not thread-safe.
+//
+// Cost: book, unbook, peak, free, overbooked, overbookedWithin and stableUntil are logarithmic
+// in the host's booked changes, however many bookings overlap the window asked about and
+// however much history the host keeps; exclusiveOwner is logarithmic plus the exclusive windows
+// overlapping the window; worseThan and copyOf are linear in the host's bookings.
+// forgetBefore() lets the past go (memory), without changing any answer about the present or
+// the future. Not thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vrm/protocol/time.h"
@@ -74,11 +82,30 @@ class CapacityCalendar {
   // window were added to a host that was not overbooked (same `why` as the full check).
   bool overbookedWithin(const std::string& host, TimeNs from, TimeNs to,
                         std::string* why = nullptr) const;
-  // The earliest instant after `now` from which free(host, t, kTimeInfinity) or
-  // exclusiveOwner(host, t, kTimeInfinity) may differ from their value at t = now (the end of
-  // the first booked segment still running at `now`); kTimeInfinity if never. Lets callers
-  // cache "free from now on". Logarithmic in the host's segments.
+  // An instant after `now` before which free(host, t, kTimeInfinity) and
+  // exclusiveOwner(host, t, kTimeInfinity) keep their value at t = now: the first instant after
+  // `now` at which some booked usage falls, or an exclusive window ends; kTimeInfinity if none.
+  // Lets callers cache "free from now on". Logarithmic in the host's bookings.
   TimeNs stableUntil(const std::string& host, TimeNs now) const;
+
+  // The past: from now on every instant before `t` reads as `t` itself, on every host: usage,
+  // peaks, exclusive owners, the overbooking checks (and the instant their messages name is no
+  // earlier than `t`). Bookings that end at or before `t` are dropped, and the part before `t`
+  // of the others is kept as one sum per host, so history costs no memory. Book and unbook stay
+  // exact inverses. The horizon never moves back: forgetBefore(t2 < t) does nothing, and a
+  // clock set back before `t` sees the calendar as at `t` (ask only what is safely past).
+  // Constant time: each host lets its past go at its next change.
+  void forgetBefore(TimeNs t);
+  // The horizon set by forgetBefore(); kTimeMinusInfinity when nothing was forgotten.
+  TimeNs forgottenBefore() const;
+
+  // What the calendar holds, for memory accounting.
+  struct Footprint {
+    std::size_t changes = 0;            // usage changes kept (about two per booking)
+    std::size_t usageBytes = 0;         // memory they take (the hosts' node pools)
+    std::size_t exclusiveSegments = 0;  // segments of exclusive windows
+  };
+  Footprint footprint() const;
 
   // An opaque copy of one host's bookings, taken before adding some (see worseThan).
   class Bookings;
@@ -93,9 +120,17 @@ class CapacityCalendar {
 
  private:
   struct HostCalendar;
+  // The host's calendar, created if new, its past let go up to the horizon first.
   HostCalendar& at(const std::string& host);
   const HostCalendar* find(const std::string& host) const;
+  // A booking of [from, to) under the horizon: false when it lies wholly before it (nothing to
+  // book), else `from` folded into the past when it starts at or before it.
+  bool clampToHorizon(TimeNs& from, TimeNs to) const;
+  // The window a query of [from, to) looks at: instants before the horizon read as it.
+  std::pair<TimeNs, TimeNs> queried(TimeNs from, TimeNs to) const;
+
   std::map<std::string, std::unique_ptr<HostCalendar>> hosts_;
+  TimeNs horizon_ = std::numeric_limits<TimeNs>::min();  // forgetBefore(); min = none
 };
 
 }  // namespace vrm::manager
