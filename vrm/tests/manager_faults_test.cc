@@ -53,6 +53,14 @@ class ManagerFaultsTest : public ::testing::Test {
   }
   Reservation submitOnNode1() { return submitDedicated("node1", "small"); }
 
+  // Runs until the vacate's first migrate is sent, and holds it (unanswered); returns it.
+  AgentCommand holdFirstMigrate(const Reservation& r) {
+    agents_->hold = {AgentCommand::Kind::kMigrate};
+    while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+    EXPECT_EQ(agents_->held.size(), 1u);
+    return agents_->held.empty() ? AgentCommand{} : agents_->held[0];
+  }
+
   void step(TimeNs by = kNsPerSec) {
     clock_.advance(by);
     agents_->heartbeat();
@@ -245,10 +253,8 @@ TEST_F(ManagerFaultsTest, MigrateFailedAfterItsDeadlineDropsTheCopy) {
 // its source a moment later, was on neither host.
 TEST_F(ManagerFaultsTest, MigrateFinishedAfterItsDeadlineAcrossARestartIsCommitted) {
   Reservation r = submitOnNode1();
-  agents_->hold = {AgentCommand::Kind::kMigrate};
-  while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
-  ASSERT_EQ(agents_->held.size(), 1u);
-  const AgentCommand migrate = agents_->held[0];
+  const AgentCommand migrate = holdFirstMigrate(r);
+  ASSERT_EQ(migrate.kind, AgentCommand::Kind::kMigrate);
   for (auto& v : agents_->inventory_["node1"]) {
     if (v.id == "a1") v.state = VmState::kMigratingOut;
   }
