@@ -170,7 +170,9 @@ wait_all_terminal() {
 #    move is being committed) only as the destination's incoming copy; at the end no incoming
 #    copy may be left;
 #  * no VM that nobody owns, and at the end no clone of a finished reservation;
-#  * no host holds more cores or memory than it has; at the end every host is reachable.
+#  * no host holds more cores or memory than it has (a parked VM, saved to its host's disk,
+#    holds neither, as the agents count it); at the end every host is reachable and no VM is
+#    left parked.
 check_invariants() {
   local mode=$1 label=$2 list vms hosts
   fetch list list || return 0
@@ -217,7 +219,9 @@ check_invariants() {
         ($vms[] | select($final and .reservation != "") | . as $v | $by[$v.reservation] as $r
           | select($r == null or ($r.state | terminal))
           | "clone \($v.id) of \($v.reservation) (\($r.state // "unknown")) is left on \($v.host)"),
-        ($hosts[] | . as $h | [$vms[] | select(.host == $h.name)] as $on
+        ($vms[] | select($final and .state == "parked" and (.id as $v | $original | index($v)))
+          | "\(.id) is still parked on \(.host) at the end"),
+        ($hosts[] | . as $h | [$vms[] | select(.host == $h.name and .state != "parked")] as $on
           | ($on | map(.cpu_cores) | add // 0) as $cores
           | ($on | map(.memory_bytes) | add // 0) as $mem
           | select($cores > $h.cpu_cores or $mem > $h.memory_bytes)

@@ -1392,6 +1392,10 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       }
       prog.state = MoveState::kDone;
       prog.actualEndNs = now;
+      for (auto& v : vmsByHost_[move.toHost]) {  // after a timed-out commit, held as incoming
+        if (v.id == move.vmId) v.state = VmState::kRunning;
+      }
+      touchHost(move.toHost);
       if (!mv->isVacate()) {
         note(r, "returned " + move.vmId + " home " + move.fromHost + " -> " + move.toHost + " in " +
                     formatDuration(prog.actualEndNs - prog.actualStartNs));
@@ -1971,6 +1975,16 @@ void Manager::expireCommands() {
         continue;
       }
     }
+    if (p.step == Step::kFinishIncoming && p.abandoned) {
+      // A commit whose answer is late or lost: the destination's inventory shows it done.
+      const VmRecord* vm = findVm(p.host, p.command.vmId);
+      if (vm && vm->state == VmState::kRunning) {
+        spdlog::warn("{}: no answer to commit command {} from {}, but {} runs there: committed",
+                     p.reservationId, id, p.host, p.command.vmId);
+        onResult(p.host, result);
+      }
+      continue;
+    }
     if (p.abandoned) continue;  // still waiting for its source's answer
     if ((p.step == Step::kPark || p.step == Step::kUnpark) && r != reservations_.end()) {
       // Likewise a park or unpark whose answer was lost: the VM is in the state it asked for.
@@ -1999,12 +2013,31 @@ void Manager::expireCommands() {
       it->second.deadlineNs = kTimeInfinity;
       it->second.abandoned = true;
       const Move* m = r->second.findMove(p.move);
-      const std::string waiting = why + "; waiting for " + p.host + " to settle " + p.command.vmId;
+      const std::string waiting = "migration of " + p.command.vmId + " from " + p.host +
+                                  " failed: " + why + "; its copy on " + p.command.destinationHost +
+                                  " waits for " + p.host + "'s answer";
       if (m && m->isVacate()) {
         fail(r->second, waiting);
       } else {
         note(r->second, waiting);
       }
+      persist(r->second);
+      continue;
+    }
+    if (p.step == Step::kFinishIncoming && p.command.commit && r != reservations_.end()) {
+      // The source has let the VM go: only this commit brings it to life, and an agent that
+      // restarted meanwhile (its heartbeat timeout not yet passed) still holds the copy. Kept
+      // until answered (repeated when the agent is back); vrmd's view, which took the commit
+      // for done when the source answered, holds the copy as incoming again until the
+      // destination's inventory says otherwise (the kill-agent campaign lost a VM whose move
+      // was settled from that view, its copy then dropped as an orphan).
+      it->second.deadlineNs = kTimeInfinity;
+      it->second.abandoned = true;
+      for (auto& v : vmsByHost_[p.host]) {
+        if (v.id == p.command.vmId) v.state = VmState::kIncoming;
+      }
+      touchHost(p.host);
+      note(r->second, why + "; waiting for " + p.host + " to commit " + p.command.vmId);
       persist(r->second);
       continue;
     }
@@ -2777,14 +2810,14 @@ void Manager::reconcile(Reservation& r) {
     if (atSource && atSource->state == VmState::kMigratingOut) {
       // Still running there, its command sent before a restart of vrmd: its deadline counts
       // from the move's stored start (ManagerOptions::commandTimeoutFactor).
+      // Past it the reservation fails, but the move stays running and the destination keeps
+      // its copy until the source has finished (commit) or given up (drop): dropping it while
+      // the VM is still leaving could leave it on neither host (as in expireCommands).
       const TimeNs deadline = commandDeadline(r, Step::kMigrate, id, prog.actualStartNs);
-      if (!vacate || clock_.now() < deadline) continue;
-      dropIncoming(move.toHost, move.vmId,
-                   {atSource->cpuCores, static_cast<std::int64_t>(move.memoryBytes), 0});
-      prog.state = MoveState::kFailed;
-      failMove(r, id,
-               "host " + move.fromHost + " did not finish its migrate command for " + move.vmId +
-                   " within " + formatDuration(deadline - prog.actualStartNs) + " of its start");
+      if (!vacate || clock_.now() < deadline || isTerminal(r.state)) continue;
+      fail(r, "host " + move.fromHost + " did not finish its migrate command for " + move.vmId +
+                  " within " + formatDuration(deadline - prog.actualStartNs) +
+                  " of its start; its copy on " + move.toHost + " waits for it");
       continue;
     }
     if (atDest && atDest->state == VmState::kRunning && !atSource) {

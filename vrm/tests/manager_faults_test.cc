@@ -53,6 +53,14 @@ class ManagerFaultsTest : public ::testing::Test {
   }
   Reservation submitOnNode1() { return submitDedicated("node1", "small"); }
 
+  // Runs until the vacate's first migrate is sent, and holds it (unanswered); returns it.
+  AgentCommand holdFirstMigrate(const Reservation& r) {
+    agents_->hold = {AgentCommand::Kind::kMigrate};
+    while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+    EXPECT_EQ(agents_->held.size(), 1u);
+    return agents_->held.empty() ? AgentCommand{} : agents_->held[0];
+  }
+
   void step(TimeNs by = kNsPerSec) {
     clock_.advance(by);
     agents_->heartbeat();
@@ -237,6 +245,86 @@ TEST_F(ManagerFaultsTest, MigrateFailedAfterItsDeadlineDropsTheCopy) {
   EXPECT_EQ(manager_->calendar().free("node2", clock_.now(), kTimeInfinity).memoryBytes,
             static_cast<std::int64_t>((64 - 4) * kGiB))
       << "the copy's room is free again";
+}
+
+// Ensures the same across a restart of vrmd: the source still migrates the VM out when vrmd comes
+// back, and only finishes after the move's deadline (counted from its stored start). Before the
+// fix the restarted vrmd dropped the destination's copy at the deadline, and the VM, gone from
+// its source a moment later, was on neither host.
+TEST_F(ManagerFaultsTest, MigrateFinishedAfterItsDeadlineAcrossARestartIsCommitted) {
+  Reservation r = submitOnNode1();
+  const AgentCommand migrate = holdFirstMigrate(r);
+  ASSERT_EQ(migrate.kind, AgentCommand::Kind::kMigrate);
+  for (auto& v : agents_->inventory_["node1"]) {
+    if (v.id == "a1") v.state = VmState::kMigratingOut;
+  }
+
+  // vrmd dies; the agents live on and register with the new one.
+  Manager restarted(clock_, *store_, *planner_, templates_);
+  ASSERT_TRUE(restarted.recover().isOk());
+  FakeAgents agents(restarted);
+  for (const auto& [host, vms] : agents_->inventory_) agents.addHost(host, 16, 64 * kGiB, vms);
+  auto run = [&](int seconds) {
+    for (int i = 0; i < seconds; ++i) {
+      clock_.advance(kNsPerSec);
+      agents.heartbeat();
+      restarted.tick();
+      agents.pump();
+    }
+  };
+  for (int i = 0; i < 600 && restarted.get(r.id)->state != ReservationState::kFailed; ++i) run(1);
+  ASSERT_EQ(restarted.get(r.id)->state, ReservationState::kFailed);
+  EXPECT_NE(restarted.get(r.id)->reason.find("did not finish its migrate command for a1"),
+            std::string::npos)
+      << restarted.get(r.id)->reason;
+  run(5);
+  EXPECT_EQ(agents.count("a1"), 2u) << "the destination's copy is kept while a1 migrates";
+
+  (void)agents.execute(migrate);  // the source finishes: a1 has left node1
+  run(5);
+  ASSERT_EQ(agents.count("a1"), 1u);
+  EXPECT_EQ(agents.hostOf("a1"), "node2");
+  EXPECT_EQ(agents.inventory_["node2"].back().state, VmState::kRunning) << "committed";
+  EXPECT_EQ(placesInView(restarted, "a1"), std::vector<std::string>{"node2"});
+}
+
+// Ensures a commit that times out while its destination's agent is down, but not yet missed (its
+// heartbeat timeout is longer than the commit's deadline, as in the campaigns), is not taken as
+// done: the agent comes back with the VM still incoming and vrmd commits it. Before the fix vrmd
+// settled the move from its own view (which had the VM committed the moment the source let it
+// go), and then dropped the copy the restarted agent reported as an orphan: the kill-agent
+// campaign lost a-1 so.
+TEST_F(ManagerFaultsTest, CommitTimedOutWhileItsAgentRestartsIsNotTakenAsDone) {
+  ManagerOptions options;
+  options.heartbeatTimeoutNs = 5 * 60 * kNsPerSec;  // longer than a commit's 60 s
+  agents_.reset();
+  manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, templates_, options);
+  agents_ = std::make_unique<FakeAgents>(*manager_);
+  agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
+  agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
+  Reservation r = submitOnNode1();
+  agents_->hold = {AgentCommand::Kind::kFinishIncoming};
+  while (agents_->held.empty() && clock_.now() < r.request.startNs) step();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  ASSERT_TRUE(agents_->held[0].commit);
+  agents_->held.clear();  // node2's agent dies with the commit unanswered
+  agents_->hold.clear();
+  agents_->down = {"node2"};
+  for (int i = 0; i < 120; ++i) step();  // past the commit's deadline
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kVacating)
+      << manager_->get(r.id)->events.back().message;
+
+  agents_->down.clear();  // back, with a1 still incoming (a real hypervisor keeps it)
+  ASSERT_TRUE(manager_->onRegister(agents_->hosts_["node2"], agents_->inventory_["node2"]).isOk());
+  agents_->pump();
+  for (int i = 0; i < 600 && manager_->get(r.id)->state != ReservationState::kReady; ++i) step();
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kReady) << manager_->get(r.id)->reason;
+  ASSERT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+  EXPECT_EQ(placesInView(*manager_, "a1"), std::vector<std::string>{"node2"});
+  for (const auto& v : agents_->inventory_["node2"]) {
+    if (v.id == "a1") EXPECT_EQ(v.state, VmState::kRunning) << "committed";
+  }
 }
 
 // Ensures a restarted agent's forgotten commands do not leave a vacate waiting forever: the
