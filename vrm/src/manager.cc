@@ -1256,6 +1256,8 @@ void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
   // Its connection is gone: nothing is sent there, and nothing is settled from what we last
   // heard of it, until the agent speaks again (heartbeat or registration).
   disconnected_.insert(it->second.host);
+  // An abandoned migrate's source may still hold the answer: it is asked again on reconnect.
+  if (it->second.abandoned) return;
   AgentResult r;
   r.commandId = commandId;
   r.status = Status::unavailable(why);
@@ -1870,7 +1872,7 @@ void Manager::resendPending(const std::string& host) {
     // A move sent again starts again: its time until now (the agent's outage) is not
     // migration time, and must not teach the planner that migrations are slow.
     auto r = reservations_.find(p.reservationId);
-    if (r != reservations_.end()) {
+    if (r != reservations_.end() && !p.abandoned) {
       p.deadlineNs = commandDeadline(r->second, p.step, p.move, clock_.now());
     }
     // A migration started again runs at the cap its command carries.
@@ -1946,7 +1948,8 @@ void Manager::expireCommands() {
   for (const auto& [id, p] : pending_) {
     // Only agents that are there and silent on this command: an unreachable one is handled as
     // such (its commands are sent again, with new deadlines, when it is back).
-    if (p.deadlineNs <= now && agentReady(p.host)) expired.push_back(id);
+    // An abandoned migrate is looked at again each time: its VM may have arrived meanwhile.
+    if ((p.deadlineNs <= now || p.abandoned) && agentReady(p.host)) expired.push_back(id);
   }
   for (std::uint64_t id : expired) {
     auto it = pending_.find(id);
@@ -1968,6 +1971,7 @@ void Manager::expireCommands() {
         continue;
       }
     }
+    if (p.abandoned) continue;  // still waiting for its source's answer
     if ((p.step == Step::kPark || p.step == Step::kUnpark) && r != reservations_.end()) {
       // Likewise a park or unpark whose answer was lost: the VM is in the state it asked for.
       const Move* m = r->second.findMove(p.move);
@@ -1986,6 +1990,24 @@ void Manager::expireCommands() {
                             (p.command.vmId.empty() ? "" : " for " + p.command.vmId) +
                             " in time (deadline " + formatTime(p.deadlineNs) + ")";
     spdlog::warn("{}: {}", p.reservationId, why);
+    if (p.step == Step::kMigrate && r != reservations_.end()) {
+      // The source may still be migrating the VM, or have migrated it with its answer held up
+      // on the way (a partition shorter than the heartbeat timeout): dropping the destination's
+      // copy now could leave the VM on neither host. The move fails its reservation now but
+      // stays running, the copy kept and booked, until the source's answer (late, or repeated
+      // when its agent reconnects) commits or drops it (the partition campaign lost VMs so).
+      it->second.deadlineNs = kTimeInfinity;
+      it->second.abandoned = true;
+      const Move* m = r->second.findMove(p.move);
+      const std::string waiting = why + "; waiting for " + p.host + " to settle " + p.command.vmId;
+      if (m && m->isVacate()) {
+        fail(r->second, waiting);
+      } else {
+        note(r->second, waiting);
+      }
+      persist(r->second);
+      continue;
+    }
     result.status = Status::unavailable(why);
     onResult(p.host, result);
   }

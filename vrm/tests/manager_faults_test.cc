@@ -145,6 +145,100 @@ TEST_F(ManagerFaultsTest, UndeliveredCommitIsRetriedWhenTheAgentIsBack) {
   EXPECT_EQ(agents_->inventory_["node2"][0].state, VmState::kRunning) << "committed";
 }
 
+// Holds node1's migration of a1 (the source agent starts it: a1 is migrating out) and lets the
+// clock run past its command's deadline, the source heartbeating all the while; returns it.
+AgentCommand migrateUntilItsDeadlinePasses(ManualClock& clock, FakeAgents& agents, Manager& manager,
+                                           const Reservation& r) {
+  agents.hold = {AgentCommand::Kind::kMigrate};
+  while (agents.held.empty() && clock.now() < r.request.startNs) {
+    clock.advance(kNsPerSec);
+    agents.heartbeat();
+    manager.tick();
+    agents.pump();
+  }
+  EXPECT_EQ(agents.held.size(), 1u);
+  const AgentCommand migrate = agents.held.empty() ? AgentCommand{} : agents.held[0];
+  agents.held.clear();
+  agents.hold.clear();
+  for (auto& v : agents.inventory_["node1"]) {
+    if (v.id == migrate.vmId) v.state = VmState::kMigratingOut;
+  }
+  for (int i = 0; i < 600 && manager.get(r.id)->state != ReservationState::kFailed; ++i) {
+    clock.advance(kNsPerSec);
+    agents.heartbeat();
+    manager.tick();
+    agents.pump();
+  }
+  EXPECT_EQ(manager.get(r.id)->state, ReservationState::kFailed);
+  EXPECT_NE(manager.get(r.id)->reason.find("did not answer its migrate command"), std::string::npos)
+      << manager.get(r.id)->reason;
+  return migrate;
+}
+
+// The hosts vrmd's view (the agents' inventories as it holds them) has `vmId` on, and how.
+std::vector<std::string> placesInView(const Manager& m, const std::string& vmId) {
+  std::vector<std::string> places;
+  for (const auto& v : m.vms()) {
+    if (v.id == vmId)
+      places.push_back(v.host + (v.state == VmState::kIncoming ? " (incoming)" : ""));
+  }
+  return places;
+}
+
+// Ensures a migrate vrmd gave up on ends with the VM on exactly one host, which vrmd knows: the
+// source finishes the migration after the command's deadline (its answer held up by a partition
+// shorter than the heartbeat timeout). Before the fix vrmd failed the move at the deadline and
+// dropped the destination's copy while the source was still migrating, so the VM ended on
+// neither host (the partition campaign lost e-2 so, seeds 505045, 1, 134456).
+TEST_F(ManagerFaultsTest, MigrateFinishedAfterItsDeadlineIsCommitted) {
+  Reservation r = submitOnNode1();
+  const AgentCommand migrate = migrateUntilItsDeadlinePasses(clock_, *agents_, *manager_, r);
+  EXPECT_EQ(agents_->count("a1"), 2u) << "the destination's copy is kept while a1 migrates";
+
+  manager_->onResult(migrate.host, agents_->execute(migrate));  // the late answer: a1 has left
+  agents_->pump();
+  for (int i = 0; i < 5; ++i) step();
+  ASSERT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+  EXPECT_EQ(agents_->inventory_["node2"].back().state, VmState::kRunning) << "committed";
+  EXPECT_EQ(placesInView(*manager_, "a1"), std::vector<std::string>{"node2"});
+  EXPECT_EQ(manager_->get(r.id)->state, ReservationState::kFailed);
+  EXPECT_FALSE(manager_->calendar().overbooked("node2"));
+}
+
+// Ensures the same when the source's answer never comes but its inventory shows the VM gone:
+// the destination's copy is committed from the inventories.
+TEST_F(ManagerFaultsTest, MigrateWhoseLateAnswerIsLostIsSettledFromTheInventories) {
+  Reservation r = submitOnNode1();
+  const AgentCommand migrate = migrateUntilItsDeadlinePasses(clock_, *agents_, *manager_, r);
+  (void)agents_->execute(migrate);  // finished at the source; its answer is lost
+  for (int i = 0; i < 5; ++i) step();
+  ASSERT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+  EXPECT_EQ(agents_->inventory_["node2"].back().state, VmState::kRunning) << "committed";
+  EXPECT_EQ(placesInView(*manager_, "a1"), std::vector<std::string>{"node2"});
+}
+
+// Ensures a migrate vrmd gave up on that then fails at the source leaves the VM there, and only
+// there: the destination's copy is dropped once the source has answered.
+TEST_F(ManagerFaultsTest, MigrateFailedAfterItsDeadlineDropsTheCopy) {
+  Reservation r = submitOnNode1();
+  const AgentCommand migrate = migrateUntilItsDeadlinePasses(clock_, *agents_, *manager_, r);
+  for (auto& v : agents_->inventory_["node1"]) v.state = VmState::kRunning;
+  AgentResult refused;
+  refused.commandId = migrate.id;
+  refused.status = Status::internal("the migration could not converge");
+  manager_->onResult(migrate.host, refused);
+  agents_->pump();
+  for (int i = 0; i < 5; ++i) step();
+  ASSERT_EQ(agents_->count("a1"), 1u);
+  EXPECT_EQ(agents_->hostOf("a1"), "node1");
+  EXPECT_EQ(placesInView(*manager_, "a1"), std::vector<std::string>{"node1"});
+  EXPECT_EQ(manager_->calendar().free("node2", clock_.now(), kTimeInfinity).memoryBytes,
+            static_cast<std::int64_t>((64 - 4) * kGiB))
+      << "the copy's room is free again";
+}
+
 // Ensures a restarted agent's forgotten commands do not leave a vacate waiting forever: the
 // source's agent dies during a migration and comes back (a new process, which knows nothing of
 // it); vrmd sends it the unanswered migration again, under the same id.

@@ -179,6 +179,9 @@ class Manager {
     AgentCommand command;               // as sent, to send again under the same id
     TimeNs deadlineNs = kTimeInfinity;  // unanswered by then: failed (ManagerOptions)
     TimeNs sentNs = 0;                  // when it was first sent
+    // A migrate past its deadline whose VM may still be leaving its source: kept, without a
+    // deadline, until the source's answer says which host has the VM (expireCommands).
+    bool abandoned = false;
   };
 
   Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
