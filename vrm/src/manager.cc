@@ -1392,10 +1392,8 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       }
       prog.state = MoveState::kDone;
       prog.actualEndNs = now;
-      for (auto& v : vmsByHost_[move.toHost]) {  // after a timed-out commit, held as incoming
-        if (v.id == move.vmId) v.state = VmState::kRunning;
-      }
-      touchHost(move.toHost);
+      // After a timed-out commit vrmd's view held the copy as incoming.
+      setVmStateLocally(move.toHost, move.vmId, VmState::kRunning);
       if (!mv->isVacate()) {
         note(r, "returned " + move.vmId + " home " + move.fromHost + " -> " + move.toHost + " in " +
                     formatDuration(prog.actualEndNs - prog.actualStartNs));
@@ -1604,6 +1602,15 @@ void Manager::dropOrphanIncoming(const std::string& host) {
     spdlog::warn("agent {} holds incoming {} that no move brings in: dropping it", host, id);
     dropIncoming(host, id, size);
   }
+}
+
+void Manager::setVmStateLocally(const std::string& host, const std::string& vmId, VmState state) {
+  if (auto it = vmsByHost_.find(host); it != vmsByHost_.end()) {
+    for (auto& v : it->second) {
+      if (v.id == vmId) v.state = state;
+    }
+  }
+  touchHost(host);
 }
 
 const VmRecord* Manager::findVm(const std::string& host, const std::string& vmId) const {
@@ -2033,10 +2040,7 @@ void Manager::expireCommands() {
       // was settled from that view, its copy then dropped as an orphan).
       it->second.deadlineNs = kTimeInfinity;
       it->second.abandoned = true;
-      for (auto& v : vmsByHost_[p.host]) {
-        if (v.id == p.command.vmId) v.state = VmState::kIncoming;
-      }
-      touchHost(p.host);
+      setVmStateLocally(p.host, p.command.vmId, VmState::kIncoming);
       note(r->second, why + "; waiting for " + p.host + " to commit " + p.command.vmId);
       persist(r->second);
       continue;

@@ -337,6 +337,8 @@ class Manager {
   bool cloneInFlight(const std::string& reservationId, Step step, std::size_t clone) const;
   const VmRecord* findVm(const std::string& host, const std::string& vmId) const;
   void moveVmLocally(const std::string& vmId, const std::string& from, const std::string& to);
+  // Sets the state of VM `vmId` on `host` in our view of it (the agent's next heartbeat confirms).
+  void setVmStateLocally(const std::string& host, const std::string& vmId, VmState state);
   // Forgets a VM on `host` in our view of it (the agent's next heartbeat confirms).
   void dropVmLocally(const std::string& host, const std::string& vmId);
   // Tells `host` to discard a prepared, uncommitted incoming VM. Until the agent answers, the
