@@ -16,7 +16,10 @@
 # SKIP_BENCH=1 skips step 1. Knobs: HOSTS RESERVATIONS REPEATS THREADS WINDOW LOAD_SECONDS VRM_BUILD_DIR PORT (17100)
 # JITTER (the agents' interval jitter, default the agent's 0.2; 0 = agents in lockstep).
 # The daemon phases (2-4) run under flock /tmp/vrm-e2e.lock (one daemon-starting test at a time
-# on the machine); the in-process benchmark does not need it.
+# on the machine; VRM_E2E_LOCK names another file); the in-process benchmark does not need it.
+# Under a caller's `flock /tmp/vrm-e2e.lock ...` the script uses the caller's lock (or, when the
+# caller closed it, stops with a message instead of waiting for itself); VRM_E2E_LOCK_HELD=1
+# skips the lock altogether.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,11 +70,37 @@ fi
 
 echo "== 2-4. vrmd with $HOSTS agents, modes: $MODES (waiting for /tmp/vrm-e2e.lock)"
 # ctest's scale_smoke runs, like every e2e test, under the caller's flock (VRM_E2E_LOCK_HELD):
-# taking it again here would wait for ourselves.
-if [[ -z "${VRM_E2E_LOCK_HELD:-}" ]]; then
-  exec 9> /tmp/vrm-e2e.lock
+# taking it again here would wait for ourselves. So would a caller that ran us under
+# `flock /tmp/vrm-e2e.lock` without saying so: flock(1) hands its locked descriptor down to us,
+# and a lock on that descriptor is ours already (flock -n on it succeeds at once), whereas
+# opening the file again gives a new descriptor that waits for the caller, i.e. for ourselves.
+take_e2e_lock() {
+  local lock=${VRM_E2E_LOCK:-/tmp/vrm-e2e.lock} fd target inode pid p
+  for fd in /proc/$$/fd/*; do
+    target=$(readlink "$fd" 2>/dev/null) || continue
+    [[ "$target" == "$lock" ]] || continue
+    if flock -n "${fd##*/}"; then
+      echo "   (holding $lock through descriptor ${fd##*/} inherited from the caller)"
+      return 0
+    fi
+  done
+  # Not handed down (a caller that closed it, e.g. flock -o): if one of our ancestors holds
+  # it, waiting would never end. Say so and stop.
+  if [[ -e "$lock" ]] && inode=$(stat -c %i "$lock" 2>/dev/null); then
+    while read -r _ kind _ _ pid dev _; do
+      [[ "$kind" == FLOCK && "${dev##*:}" == "$inode" ]] || continue
+      for ((p = PPID; p > 1; p = $(ps -o ppid= -p "$p" 2>/dev/null || echo 1))); do
+        if [[ "$p" == "$pid" ]]; then
+          echo "run_scale.sh: $lock is held by our caller (pid $pid: $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)) and would be waited for forever; run with VRM_E2E_LOCK_HELD=1 under that flock, or without the flock" >&2
+          exit 2
+        fi
+      done
+    done < /proc/locks
+  fi
+  exec 9> "$lock"
   flock 9
-fi
+}
+if [[ -z "${VRM_E2E_LOCK_HELD:-}" ]]; then take_e2e_lock; fi
 agent_opts=()
 [[ -n "${JITTER:-}" ]] && agent_opts=(--jitter "$JITTER")
 # vrmd takes only the hosts and templates from its cluster file (the VMs come from the agents):

@@ -14,6 +14,14 @@
 // (copyOf) by copying two vectors. Priorities are a hash of the key, so equal bookings give
 // equal trees in every run.
 //
+// Changes are not put in the tree as they come: they wait in a list until the next question.
+// The manager rebuilds a host by clearing it and booking its hundreds of VMs and moves one by
+// one, and inserting each (with its rotations and node updates) cost more than the rest of
+// the rebuild. At the next question the waiting changes are sorted and merged (equal instants
+// summed, zero sums dropped); then, if they are many for the tree, the tree's changes and
+// theirs are merged into one sorted run and the treap is built from it in one pass (the
+// Cartesian tree by priority on a stack, linear); a few are inserted one by one.
+//
 // Exclusive windows are few (one per dedicated reservation on its own hosts) and keep their
 // Boost.ICL interval_map of owner sets, which stays inside this file.
 #include <algorithm>
@@ -61,20 +69,37 @@ std::string exceedsMessage(int r, std::int64_t booked, std::int64_t cap, TimeNs 
 // The usage of one host as a treap of changes (see the top of the file).
 class UsageChanges {
  public:
-  // Adds `d` to the change at `key` (a node whose changes all become 0 goes).
-  void add(TimeNs key, const Amounts& d) { root_ = add(root_, key, d); }
+  // Adds `d` to the change at `key` (a node whose changes all become 0 goes). It waits with
+  // the other changes made since the last question until the next one (settle()).
+  void add(TimeNs key, const Amounts& d) { pending_.emplace_back(key, d); }
   void clear() {
-    nodes_.clear();
-    free_.clear();
-    root_ = -1;
+    clearTree();
+    pending_.clear();
   }
-  std::size_t size() const { return nodes_.size() - free_.size(); }
+  std::size_t size() const {
+    settle();
+    return count();
+  }
   std::size_t bytes() const {
+    settle();
     return nodes_.capacity() * sizeof(Node) + free_.capacity() * sizeof(std::int32_t);
   }
 
+  UsageChanges() = default;
+  // A copy has every change in its tree (settled first), so a copy that is const (a Bookings
+  // snapshot) never changes.
+  UsageChanges(const UsageChanges& o)
+      : nodes_((o.settle(), o.nodes_)), free_(o.free_), root_(o.root_) {}
+  UsageChanges& operator=(const UsageChanges& o) {
+    if (this != &o) *this = UsageChanges(o);
+    return *this;
+  }
+  UsageChanges(UsageChanges&&) noexcept = default;
+  UsageChanges& operator=(UsageChanges&&) noexcept = default;
+
   // Usage at instant t: the sum of the changes at keys <= t.
   Amounts at(TimeNs t) const {
+    settle();
     Amounts sum{};
     for (std::int32_t n = root_; n >= 0;) {
       const Node& x = nodes_[n];
@@ -90,30 +115,40 @@ class UsageChanges {
   }
   // Highest usage at the changes strictly inside (lo, hi), per resource; kNone where none.
   Amounts maxInside(TimeNs lo, TimeNs hi) const {
+    settle();
     return maxInside(root_, lo, hi, Amounts{}, false, false);
   }
   // The first change inside (lo, hi) after which resource r's usage exceeds `cap`.
   std::optional<TimeNs> firstAbove(int r, TimeNs lo, TimeNs hi, std::int64_t cap) const {
+    settle();
     return firstAbove(root_, r, lo, hi, cap, 0, false, false);
   }
   // The last change at or before t of resource r (the start of its segment holding t).
-  std::optional<TimeNs> lastChangeOf(int r, TimeNs t) const { return lastChange(root_, r, t); }
+  std::optional<TimeNs> lastChangeOf(int r, TimeNs t) const {
+    settle();
+    return lastChange(root_, r, t);
+  }
   // The first change after t at which some resource's usage falls.
-  std::optional<TimeNs> firstFallAfter(TimeNs t) const { return firstFall(root_, t); }
+  std::optional<TimeNs> firstFallAfter(TimeNs t) const {
+    settle();
+    return firstFall(root_, t);
+  }
   // Replaces every change at or before t by one change at kFolded: their sum.
   void foldUpTo(TimeNs t) {
+    settle();
     auto [upTo, after] = split(root_, t);
     const Amounts folded = sumOf(upTo);
     release(upTo);
-    if (size() == 0) clear();  // nothing left: start the pool afresh
+    if (count() == 0) clearTree();  // nothing left: start the pool afresh
     root_ = after;
-    if (folded != Amounts{}) root_ = add(root_, kFolded, folded);
+    if (folded != Amounts{}) root_ = insert(root_, kFolded, folded);
   }
   // The changes in time order.
   std::vector<std::pair<TimeNs, Amounts>> inOrder() const {
+    settle();
     std::vector<std::pair<TimeNs, Amounts>> out;
     out.reserve(size());
-    walk(root_, out);
+    visit(root_, [&](const Node& x) { out.emplace_back(x.key, x.delta); });
     return out;
   }
 
@@ -229,25 +264,119 @@ class UsageChanges {
     return {l, n};
   }
 
-  std::int32_t add(std::int32_t n, TimeNs key, const Amounts& d) {
+  using Change = std::pair<TimeNs, Amounts>;
+
+  std::size_t count() const { return nodes_.size() - free_.size(); }  // nodes in the tree
+  void clearTree() {
+    nodes_.clear();
+    free_.clear();
+    root_ = -1;
+  }
+
+  // Puts the waiting changes in the tree (see the top of the file). Logically const: the
+  // calendar answers the same before and after.
+  void settle() const { const_cast<UsageChanges*>(this)->settlePending(); }
+  void settlePending() {
+    if (pending_.empty()) return;
+    std::sort(pending_.begin(), pending_.end(),
+              [](const Change& a, const Change& b) { return a.first < b.first; });
+    std::size_t out = 0;  // equal instants summed in place, zero sums dropped
+    for (std::size_t i = 0; i < pending_.size();) {
+      Change c = pending_[i];
+      for (++i; i < pending_.size() && pending_[i].first == c.first; ++i) {
+        plus(c.second, pending_[i].second);
+      }
+      if (c.second != Amounts{}) pending_[out++] = c;
+    }
+    pending_.resize(out);
+    const std::size_t n = count();
+    // A few changes into a big tree: one insert each, O(k log n). Else one rebuild, O(n + k).
+    if (pending_.size() * 8 < n) {
+      for (const Change& c : pending_) root_ = insert(root_, c.first, c.second);
+    } else {
+      std::vector<Change> merged;
+      merged.reserve(n + pending_.size());
+      std::size_t j = 0;
+      auto take = [&](const Change& c) {  // appends c, summing into an equal instant
+        if (!merged.empty() && merged.back().first == c.first) {
+          plus(merged.back().second, c.second);
+          if (merged.back().second == Amounts{}) merged.pop_back();
+        } else {
+          merged.push_back(c);
+        }
+      };
+      visit(root_, [&](const Node& x) {
+        while (j < pending_.size() && pending_[j].first < x.key) take(pending_[j++]);
+        take({x.key, x.delta});
+      });
+      while (j < pending_.size()) take(pending_[j++]);
+      build(merged);
+    }
+    // Freed, not kept: a rebuild's burst of hundreds, kept on each of 10,000 hosts, would
+    // cost more memory than their trees.
+    std::vector<Change>().swap(pending_);
+  }
+
+  // The treap of `sorted` (strictly increasing keys, no zero changes), replacing the tree:
+  // nodes in key order, each parent of higher priority than its children (ties go to the
+  // earlier key), linked with a stack of the right spine, then summed bottom-up.
+  void build(const std::vector<Change>& sorted) {
+    clearTree();
+    nodes_.resize(sorted.size());
+    std::vector<std::int32_t> spine;
+    for (std::size_t i = 0; i < sorted.size(); ++i) {
+      const auto n = static_cast<std::int32_t>(i);
+      Node& x = nodes_[i];
+      x.key = sorted[i].first;
+      x.delta = sorted[i].second;
+      x.priority = priorityOf(x.key);
+      std::int32_t last = -1;
+      while (!spine.empty() && nodes_[spine.back()].priority < x.priority) {
+        last = spine.back();
+        spine.pop_back();
+      }
+      x.left = last;
+      if (!spine.empty()) nodes_[spine.back()].right = n;
+      spine.push_back(n);
+    }
+    if (spine.empty()) return;
+    root_ = spine.front();
+    pullAll(root_);
+  }
+  void pullAll(std::int32_t n) {
+    if (n < 0) return;
+    pullAll(nodes_[n].left);
+    pullAll(nodes_[n].right);
+    pull(n);
+  }
+
+  template <typename F>
+  void visit(std::int32_t n, F&& f) const {
+    if (n < 0) return;
+    visit(nodes_[n].left, f);
+    f(nodes_[n]);
+    visit(nodes_[n].right, f);
+  }
+
+  std::int32_t insert(std::int32_t n, TimeNs key, const Amounts& d) {
     if (n < 0) return newNode(key, d);
     if (key == nodes_[n].key) {
       plus(nodes_[n].delta, d);
       if (nodes_[n].delta == Amounts{}) {
         const std::int32_t m = merge(nodes_[n].left, nodes_[n].right);
         free_.push_back(n);
-        if (size() == 0) clear();
+        if (count() == 0) clearTree();
         return m;
       }
       pull(n);
       return n;
     }
     if (key < nodes_[n].key) {
-      const std::int32_t l = add(nodes_[n].left, key, d);
+      const std::int32_t l = insert(nodes_[n].left, key, d);
       nodes_[n].left = l;
       if (l >= 0 && nodes_[l].priority > nodes_[n].priority) return rotateRight(n);
     } else {
-      const std::int32_t r = add(nodes_[n].right, key, d);
+      const std::int32_t r = insert(nodes_[n].right, key, d);
       nodes_[n].right = r;
       if (r >= 0 && nodes_[r].priority > nodes_[n].priority) return rotateLeft(n);
     }
@@ -312,16 +441,10 @@ class UsageChanges {
     return firstFall(x.right, t);
   }
 
-  void walk(std::int32_t n, std::vector<std::pair<TimeNs, Amounts>>& out) const {
-    if (n < 0) return;
-    walk(nodes_[n].left, out);
-    out.emplace_back(nodes_[n].key, nodes_[n].delta);
-    walk(nodes_[n].right, out);
-  }
-
   std::vector<Node> nodes_;
   std::vector<std::int32_t> free_;
   std::int32_t root_ = -1;
+  std::vector<Change> pending_;  // changes not yet in the tree, in the order they came
 };
 
 // Upper bound of the first segment of `map` ending after `now`.

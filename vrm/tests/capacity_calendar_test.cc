@@ -345,7 +345,8 @@ class ReferenceCalendar {
 
 // Ensures the calendar answers every query as the reference does (usage, peaks, free room,
 // exclusive owners, both overbooking checks and worseThan with their messages) through random
-// bookings, unbookings, exclusive windows, snapshots, cleared hosts and forgetting horizons
+// bookings, unbookings, exclusive windows, snapshots, cleared hosts, bursts of changes made
+// with no question between (the calendar settles them in one pass) and forgetting horizons
 // that move on and are asked to move back; and that stableUntil() is safe: "free from t on"
 // and the exclusive owner from t on do not change before it.
 TEST(CapacityCalendarTest, AgreesWithTheReferenceOnRandomBookings) {
@@ -400,10 +401,43 @@ TEST(CapacityCalendarTest, AgreesWithTheReferenceOnRandomBookings) {
       } else if (op < 95) {
         snapshot = c.copyOf("h");
         refSnapshot = ref.h;
-      } else if (op < 97) {
+      } else if (op < 96) {
         c.clearHost("h");
         ref.h = {cap, {}, {}};
         booked.clear();
+      } else {
+        // A burst as the manager's rebuild of a host makes one: (half the time) the host
+        // cleared, then up to 300 bookings and unbookings, at instants of the list or between
+        // them, with no question in between. The questions below see them all at once: built
+        // in one pass into a cleared or small tree, inserted one by one into a big one.
+        if (rng() % 2) {
+          c.clearHost("h");
+          ref.h = {cap, {}, {}};
+          booked.clear();
+        }
+        auto instant = [&] {
+          return rng() % 2 ? anyTime() : std::uniform_int_distribution<TimeNs>(-5, 125)(rng);
+        };
+        const int n = std::uniform_int_distribution<int>(1, 300)(rng);
+        for (int k = 0; k < n; ++k) {
+          if (!booked.empty() && rng() % 4 == 0) {
+            const std::size_t i =
+                std::uniform_int_distribution<std::size_t>(0, booked.size() - 1)(rng);
+            const Booked b = booked[i];
+            booked.erase(booked.begin() + static_cast<std::ptrdiff_t>(i));
+            c.unbook("h", b.from, b.to, b.usage);
+            ref.book(b.from, b.to,
+                     {-b.usage.cpuCores, -b.usage.memoryBytes, -b.usage.nicBytesPerSec});
+            continue;
+          }
+          TimeNs a = instant(), b = instant();
+          if (a > b) std::swap(a, b);
+          std::uniform_int_distribution<std::int64_t> amount(-1, 3);
+          const Usage u{amount(rng), amount(rng) * 4, amount(rng) * 10};
+          c.book("h", a, b, u);
+          ref.book(a, b, u);
+          booked.push_back({a, b, u});
+        }
       }
       ASSERT_EQ(c.forgottenBefore(),
                 ref.horizon == ReferenceCalendar::kNone ? kTimeMinusInfinity : ref.horizon);
