@@ -74,21 +74,20 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
       planner_(planner),
       templates_(std::move(templates)),
       options_(options),
+      registry_(store),
+      reservations_(registry_.inPlace()),
       // Seeded from the clock so ids never repeat across restarts: agents de-duplicate by id.
       nextCommandId_(static_cast<std::uint64_t>(std::max<TimeNs>(clock.now(), 1))),
       startedNs_(clock.now()) {}
 
 Status Manager::recover() {
-  auto loaded = store_.loadReservations();
-  if (!loaded) return loaded.status();
-  for (auto& r : *loaded) {
+  if (Status s = registry_.recover(); !s) return s;
+  for (const auto& [id, r] : registry_.all()) {
     if (!isTerminal(r.state)) touch(r);  // rebuild the calendars from the store
     for (const auto& m : r.moves) {
       if (m.isVacate() && m.progress.state == MoveState::kDone) recordMoveError(m);
     }
-    publishedEvents_[r.id] = r.events.size();
-    dirty_.insert(r.id);  // the first tick files it by its state
-    reservations_[r.id] = std::move(r);
+    dirty_.insert(id);  // the first tick files it by its state
   }
   spdlog::info("recovered {} reservations from the store", reservations_.size());
   return Status::ok();
@@ -177,7 +176,8 @@ Result<Reservation> Manager::submit(ReservationRequest request) {
   Reservation& out = *decided;
   if (out.request.dryRun) return out;
   // Durable before the client hears about it.
-  if (Status s = store_.saveReservation(out); !s) return s;
+  AdmitReservation admit(out);
+  if (auto applied = registry_.apply(admit); !applied) return applied.status();
   spdlog::info(
       "{} {} for {}: {}", out.id, stateName(out.state), out.request.owner,
       out.state == ReservationState::kRejected ? out.reason : "hosts " + [&] {
@@ -185,7 +185,6 @@ Result<Reservation> Manager::submit(ReservationRequest request) {
         for (const auto& x : out.hosts) h += (h.empty() ? "" : ",") + x;
         return h;
       }());
-  reservations_[out.id] = out;
   if (out.state == ReservationState::kAdmitted && out.request.kind == ReservationKind::kShared &&
       bookSharedClones(out, *tmpl, /*undo=*/false)) {
     // Booked exactly as a rebuild would: no need to rebuild its (often busy) hosts.
@@ -193,7 +192,7 @@ Result<Reservation> Manager::submit(ReservationRequest request) {
   } else {
     touch(out);
   }
-  publishNew(out);
+  dirty_.insert(out.id);
   return out;
 }
 
@@ -1120,6 +1119,34 @@ std::vector<Reservation> Manager::list(const ListFilter& f) const {
   return out;
 }
 
+// Cancels a non-terminal reservation: moves already running finish (their results are still
+// handled); no new move starts; clones are torn down.
+class Manager::Cancel final : public ReservationOp {
+ public:
+  Cancel(Manager& manager, std::string id, std::string reason)
+      : manager_(manager), id_(std::move(id)), reason_(std::move(reason)) {}
+  std::string describe() const override { return "cancel " + id_; }
+  bool perform(ReservationDraft& draft) override {
+    Reservation* r = draft.edit(id_);
+    if (!r || isTerminal(r->state)) return false;
+    const ReservationState was = r->state;
+    r->reason = reason_;
+    for (auto& m : r->moves) {
+      if (m.isVacate() && m.progress.state == MoveState::kPlanned) {
+        m.progress.state = MoveState::kSkipped;
+      }
+    }
+    manager_.transition(*r, ReservationState::kCancelled, reason_ + " while " + stateName(was));
+    manager_.startTeardown(*r);
+    return true;
+  }
+
+ private:
+  Manager& manager_;
+  std::string id_;
+  std::string reason_;
+};
+
 Result<Reservation> Manager::cancel(const std::string& id, const std::string& requester,
                                     bool asAdmin) {
   auto it = reservations_.find(id);
@@ -1131,35 +1158,36 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
   if (isTerminal(r.state)) {
     return Status::rejected("reservation " + id + " is already " + stateName(r.state));
   }
-  const ReservationState was = r.state;
-  const Reservation before = r;
-  const std::size_t outboxMark = outbox_.size();
-  const bool wasUnsaved = unsaved_.count(id) > 0;
-  r.reason = "cancelled by " + (requester.empty() ? std::string("an operator") : requester) +
-             (asAdmin && !requester.empty() && requester != r.request.owner ? " (admin)" : "");
-  // Moves already running finish (their results are still handled); no new move starts.
-  for (auto& m : r.moves) {
-    if (m.isVacate() && m.progress.state == MoveState::kPlanned) {
-      m.progress.state = MoveState::kSkipped;
-    }
+  Cancel op(*this, id,
+            "cancelled by " + (requester.empty() ? std::string("an operator") : requester) +
+                (asAdmin && !requester.empty() && requester != r.request.owner ? " (admin)" : ""));
+  if (auto applied = commit(op); !applied) {
+    // Not stored, so not done: a crash would bring the reservation back. Nothing changed (nor
+    // any teardown command released): say so rather than acknowledge a cancel that may not hold.
+    return Status::internal("cannot store the cancellation of " + id + ": " +
+                            applied.status().message());
   }
-  transition(r, ReservationState::kCancelled, r.reason + " while " + stateName(was));
-  startTeardown(r);
-  persist(r);
-  if (auto unsaved = unsaved_.find(id); unsaved != unsaved_.end()) {
-    // Not stored, so not done: a crash would bring the reservation back. Undo it (with its
-    // teardown commands) and say so rather than acknowledge a cancel that may not hold.
-    const std::string why = unsaved->second;
-    for (std::size_t i = outboxMark; i < outbox_.size(); ++i) pending_.erase(outbox_[i].id);
-    outbox_.resize(outboxMark);
-    r = before;
-    if (!wasUnsaved) unsaved_.erase(unsaved);
-    touch(r);
-    return Status::internal("cannot store the cancellation of " + id + ": " + why);
-  }
-  Reservation cancelled = r;  // repairAfter may rehash reservations_
+  Reservation cancelled = reservations_.at(id);  // repairAfter may rehash reservations_
   repairAfter(cancelled);
   return cancelled;
+}
+
+Result<std::vector<std::string>> Manager::commit(ReservationOp& op) {
+  std::vector<Pending> staged;
+  staged_ = &staged;
+  auto applied = registry_.apply(op);
+  staged_ = nullptr;
+  if (!applied) return applied;
+  for (Pending& p : staged) {
+    outbox_.push_back(p.command);
+    const std::uint64_t id = p.command.id;
+    pending_[id] = std::move(p);
+  }
+  for (const auto& id : *applied) {
+    touch(reservations_.at(id));
+    dirty_.insert(id);
+  }
+  return applied;
 }
 
 std::vector<HostRecord> Manager::hosts() const {
@@ -1638,39 +1666,18 @@ void Manager::note(Reservation& r, const std::string& message) {
 
 void Manager::persist(Reservation& r) {
   touch(r);
-  if (Status s = store_.saveReservation(r); !s) {
-    spdlog::error("cannot persist {}: {}; its commands wait until it is stored", r.id,
-                  s.toString());
-    unsaved_[r.id] = s.message();
-    return;
-  }
-  unsaved_.erase(r.id);
-  publishNew(r);
+  if (registry_.saveInPlace(r.id)) dirty_.insert(r.id);
 }
 
 void Manager::retryUnsaved() {
-  std::vector<std::string> ids;
-  for (const auto& [id, why] : unsaved_) ids.push_back(id);
-  for (const auto& id : ids) {
-    auto it = reservations_.find(id);
-    if (it == reservations_.end()) {
-      unsaved_.erase(id);
-    } else {
-      persist(it->second);
-    }
+  for (const auto& id : registry_.retryUnsaved()) {
+    touch(reservations_.at(id));
+    dirty_.insert(id);
   }
 }
 
-void Manager::publishNew(const Reservation& r) {
-  dirty_.insert(r.id);
-  std::size_t& published = publishedEvents_[r.id];
-  for (; published < r.events.size(); ++published) events_.emplace_back(r.events[published], r);
-}
-
 std::vector<std::pair<ReservationEvent, Reservation>> Manager::takeEvents() {
-  std::vector<std::pair<ReservationEvent, Reservation>> out;
-  out.swap(events_);
-  return out;
+  return registry_.takeEvents();
 }
 
 void Manager::repairAfter(const Reservation& cause) {
@@ -1864,12 +1871,17 @@ std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId,
   if (auto r = reservations_.find(reservationId); r != reservations_.end()) {
     deadline = commandDeadline(r->second, step, move, clock_.now());
   }
-  pending_[cmd.id] =
-      Pending{reservationId, step, move, clone, cmd.host, cmd, deadline, clock_.now()};
+  const std::uint64_t id = cmd.id;
   spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind), cmd.vmId,
                 cmd.host, cmd.id);
-  outbox_.push_back(std::move(cmd));
-  return outbox_.back().id;
+  Pending p{reservationId, step, move, clone, cmd.host, std::move(cmd), deadline, clock_.now()};
+  if (staged_) {
+    staged_->push_back(std::move(p));  // released by commit() once its op is stored
+  } else {
+    outbox_.push_back(p.command);
+    pending_[id] = std::move(p);
+  }
+  return id;
 }
 
 void Manager::resendPending(const std::string& host) {
@@ -3027,7 +3039,7 @@ void Manager::schedule(const Reservation& r) {
 }
 
 void Manager::tick() {
-  if (!unsaved_.empty()) retryUnsaved();  // the store may have room again
+  if (registry_.anyUnsaved()) retryUnsaved();  // the store may have room again
   const TimeNs now = clock_.now();
   // Promises that depend on a host that just went away are re-planned (or failed, with the
   // reason) now, not when their vacate would have started.
@@ -3113,7 +3125,7 @@ std::vector<AgentCommand> Manager::takeOutbox() {
   std::vector<AgentCommand> held;
   for (AgentCommand& cmd : outbox_) {
     auto p = pending_.find(cmd.id);
-    const bool waits = p != pending_.end() && unsaved_.count(p->second.reservationId) > 0;
+    const bool waits = p != pending_.end() && registry_.unsaved(p->second.reservationId);
     (waits ? held : out).push_back(std::move(cmd));
   }
   outbox_.swap(held);

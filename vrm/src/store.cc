@@ -150,14 +150,25 @@ Result<std::string> Store::allocateReservationId() {
   return "r" + std::to_string(nextReservation_++);
 }
 
-Status Store::saveReservation(const Reservation& r) {
+Status Store::saveReservation(const Reservation& r) { return saveReservations({&r}); }
+
+Status Store::saveReservations(const std::vector<const Reservation*>& reservations) {
   if (Status s = exec("BEGIN IMMEDIATE"); !s) return s;
+  for (const Reservation* r : reservations) {
+    if (Status s = writeReservation(*r); !s) {
+      (void)exec("ROLLBACK");
+      return s;
+    }
+  }
+  return commit();
+}
+
+Status Store::writeReservation(const Reservation& r) {
   Stmt up(
       db_,
       "INSERT OR REPLACE INTO reservations (id, owner, state, start_ns, end_ns, updated_ns, body)"
       " VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!up.ok()) {
-    (void)exec("ROLLBACK");
     return sqliteError(db_, "save reservation");
   }
   up.bind(1, r.id);
@@ -169,7 +180,6 @@ Status Store::saveReservation(const Reservation& r) {
   up.bindBlob(7, protocol::serializeReservation(r));
   if (up.step() != SQLITE_DONE) {
     Status s = sqliteError(db_, "save reservation " + r.id);
-    (void)exec("ROLLBACK");
     return s;
   }
   std::int64_t n = 0;
@@ -179,13 +189,11 @@ Status Store::saveReservation(const Reservation& r) {
     // Its id is taken for good: never handed out again, even after a restart.
     Stmt next(db_, "UPDATE meta SET value = MAX(value, ?) WHERE key = 'next_reservation'");
     if (!next.ok()) {
-      (void)exec("ROLLBACK");
       return sqliteError(db_, "save reservation id");
     }
     next.bind(1, n + 1);
     if (next.step() != SQLITE_DONE) {
       Status s = sqliteError(db_, "save reservation id " + r.id);
-      (void)exec("ROLLBACK");
       return s;
     }
   }
@@ -196,7 +204,6 @@ Status Store::saveReservation(const Reservation& r) {
             "SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE reservation_id = ? "
             "AND time_ns = ? AND state = ? AND message = ?)");
     if (!ev.ok()) {
-      (void)exec("ROLLBACK");
       return sqliteError(db_, "save event");
     }
     for (int base : {0, 4}) {
@@ -207,11 +214,10 @@ Status Store::saveReservation(const Reservation& r) {
     }
     if (ev.step() != SQLITE_DONE) {
       Status s = sqliteError(db_, "save event for " + r.id);
-      (void)exec("ROLLBACK");
       return s;
     }
   }
-  return commit();
+  return Status::ok();
 }
 
 Result<std::vector<Reservation>> Store::loadReservations() {

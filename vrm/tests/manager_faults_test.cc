@@ -100,6 +100,41 @@ TEST_F(ManagerFaultsTest, CancelThatCannotBeStoredIsRefusedAndUndone) {
   EXPECT_EQ(later.get(r.id)->state, ReservationState::kCancelled);
 }
 
+// Ensures a cancel the store refuses releases none of its teardown commands and publishes none
+// of its events (the op is applied to memory only once stored; nothing is undone by hand), and
+// that the same cancel, once the store takes writes, destroys the clones.
+TEST_F(ManagerFaultsTest, RefusedCancelOfAnActiveReservationChangesNothing) {
+  Reservation r = submitOnNode1();
+  while (clock_.now() < r.request.startNs + 10 * kNsPerSec) step(10 * kNsPerSec);
+  ASSERT_EQ(manager_->get(r.id)->state, ReservationState::kActive);
+  ASSERT_FALSE(manager_->get(r.id)->clones.empty());
+  (void)manager_->takeEvents();
+  const std::size_t sent = agents_->log.size();
+  const std::size_t eventsBefore = manager_->get(r.id)->events.size();
+
+  ASSERT_TRUE(store_->setQueryOnly(true).isOk());
+  auto c = manager_->cancel(r.id, "lab");
+  EXPECT_EQ(c.status().code(), StatusCode::kInternal);
+  EXPECT_TRUE(manager_->takeOutbox().empty());
+  EXPECT_TRUE(manager_->takeEvents().empty());
+  const Reservation after = *manager_->get(r.id);
+  EXPECT_EQ(after.state, ReservationState::kActive);
+  EXPECT_EQ(after.events.size(), eventsBefore);
+  for (const auto& clone : after.clones) EXPECT_EQ(clone.state, CloneState::kRunning);
+
+  ASSERT_TRUE(store_->setQueryOnly(false).isOk());
+  ASSERT_TRUE(manager_->cancel(r.id, "lab").isOk());
+  auto events = manager_->takeEvents();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].first.state, ReservationState::kCancelled);
+  agents_->pump();
+  std::size_t destroys = 0;
+  for (std::size_t i = sent; i < agents_->log.size(); ++i) {
+    destroys += agents_->log[i].kind == AgentCommand::Kind::kDestroy;
+  }
+  EXPECT_EQ(destroys, after.clones.size());
+}
+
 // Ensures no agent acts on a transition the store has not taken (a crash would forget it, and
 // agents would then hold VMs vrmd knows nothing of): the vacate's commands wait while the store
 // refuses writes and go out once it takes them again.

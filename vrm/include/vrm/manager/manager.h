@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "vrm/manager/capacity_calendar.h"
+#include "vrm/manager/reservation_registry.h"
 #include "vrm/manager/store.h"
 #include "vrm/planner/indexed_cluster.h"
 #include "vrm/planner/vacate_planner.h"
@@ -251,18 +252,25 @@ class Manager {
   // Re-plans admitted reservations that depend on an unreachable host.
   void replanAroundLostHosts();
 
+  // Applies `op` through the registry (one store transaction). The commands issued while it is
+  // performed are released into the outbox only once it is stored; on failure they are dropped
+  // and nothing changed. On success the reservations it changed are touched and advanced by
+  // the next tick. Returns their ids, cause first.
+  Result<std::vector<std::string>> commit(ReservationOp& op);
+  class Cancel;  // the op of cancel()
+
   void transition(Reservation& r, ReservationState to, const std::string& message);
   void note(Reservation& r, const std::string& message);
-  // Saves r. When the store fails (disk full), r stays in unsaved_: its commands wait in the
-  // outbox (an agent never acts on a state a crash would forget) and tick() saves it again.
+  // Compatibility path for the changes not yet written as ops: saves r (changed in place in
+  // the registry). When the store fails (disk full), r stays unsaved in the registry: its
+  // commands wait in the outbox (an agent never acts on a state a crash would forget) and
+  // tick() saves it again.
   void persist(Reservation& r);
   void retryUnsaved();
   // Sends the commands still unanswered by `host` again, under their ids: after it registers
   // (a restarted agent) or speaks again after a silence (a partition may have lost them). An
   // agent runs a command id at most once and answers a repeat with its result.
   void resendPending(const std::string& host);
-  // Queues r's events not yet published (only once they are committed).
-  void publishNew(const Reservation& r);
   void advance(Reservation& r);
   // The host's agent registered since vrmd started, is heartbeating, and took our last send.
   bool agentReady(const std::string& host) const;
@@ -362,8 +370,13 @@ class Manager {
   std::set<std::string> registeredSinceStart_;
   // Hosts a command could not be sent to, until their agent speaks again.
   std::set<std::string> disconnected_;
-  std::map<std::string, Reservation> reservations_;
+  // Owns the reservations, their store and their events; reservations_ is its map, for the
+  // code not yet written as ops (the compatibility path).
+  ReservationRegistry registry_;
+  std::map<std::string, Reservation>& reservations_;
   std::map<std::uint64_t, Pending> pending_;
+  // While an op is performed (commit()), the commands it issues wait here for its save.
+  std::vector<Pending>* staged_ = nullptr;
   struct Drop {
     std::uint64_t commandId;
     Usage size;
@@ -373,7 +386,6 @@ class Manager {
   std::uint64_t nextCommandId_;
   TimeNs startedNs_;  // when this manager was built (after a restart: the recovery)
   std::vector<AgentCommand> outbox_;
-  std::map<std::string, std::string> unsaved_;  // reservation -> why the store refused it
   // (actual - predicted) / predicted duration of completed moves, newest last (bounded): the
   // planner sets latest safe starts at the requested quantile of these.
   std::vector<double> moveErrors_;
@@ -387,8 +399,6 @@ class Manager {
   std::map<std::string, int> replans_;
   std::map<std::string, int> parkReplans_;  // re-plans that parked the rest, counted apart
   void recordMoveError(const Move& move);
-  std::vector<std::pair<ReservationEvent, Reservation>> events_;
-  std::map<std::string, std::size_t> publishedEvents_;  // reservation -> events published
   CapacityCalendar calendar_;
   std::set<std::string> dirtyHosts_;
   std::map<std::string, std::set<std::string>> touching_;  // host -> reservations touching it

@@ -32,6 +32,9 @@ class Store {
   // Inserts or replaces the reservation and appends its last event (if any) to the event log,
   // atomically.
   Status saveReservation(const Reservation& reservation);
+  // Saves several reservations (each with its last event) in ONE transaction, in the given
+  // order: all of them or, on any error, none.
+  Status saveReservations(const std::vector<const Reservation*>& reservations);
   Result<std::vector<Reservation>> loadReservations();
 
   Status saveObservation(const MigrationObservation& observation);
@@ -47,6 +50,8 @@ class Store {
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   Status exec(const char* sql);
+  // The statements of one reservation's save, inside a transaction the caller opened.
+  Status writeReservation(const Reservation& reservation);
   // COMMIT, rolling back when it fails.
   Status commit();
   sqlite3* db_;
