@@ -13,6 +13,7 @@ packages=(
   sqlite3                 # e2e tests read vrmd's store (tests/e2e/qemu_test.sh)
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev            # command lines
+  libsystemd-dev          # sd_notify: readiness, status and watchdog under systemd (daemon/)
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev         # cluster descriptions
   nlohmann-json3-dev      # --json output
