@@ -32,15 +32,17 @@ std::map<std::string, std::string> tokenHashesOf(const vrm::manager::AuthorizedK
   return out;
 }
 
-// The web calendar's static files: web/ next to the binary (an installed layout), the source
-// tree's web/static/ seen from a build directory (build/vrm/vrmd), or the source path compiled in.
+// The web calendar's static files: web/ next to the binary, ../share/vrm/web (the packages'
+// /usr/bin/vrmd and /usr/share/vrm/web), the source tree's web/static/ seen from a build
+// directory (build/vrm/vrmd), or the source path compiled in.
 std::string defaultWebRoot(const char* argv0) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path exe = fs::canonical("/proc/self/exe", ec);
   if (ec) exe = fs::absolute(argv0, ec);
   const fs::path dir = exe.parent_path();
-  for (const fs::path& candidate : {dir / "web", dir / ".." / ".." / "web" / "static"}) {
+  for (const fs::path& candidate :
+       {dir / "web", dir / ".." / "share" / "vrm" / "web", dir / ".." / ".." / "web" / "static"}) {
     if (fs::is_regular_file(candidate / "index.html", ec)) return candidate.lexically_normal();
   }
 #ifdef VRM_SOURCE_WEB_ROOT

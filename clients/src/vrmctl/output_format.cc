@@ -3,7 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <cctype>
 #include <map>
 #include <sstream>
 
@@ -43,18 +43,20 @@ std::string csvField(const std::string& s) {
   return out + "\"";
 }
 
-// A string YAML would read as something else (a number, a boolean, null) is quoted.
+// A string YAML would read as something else is quoted: the YAML 1.1 words for booleans and
+// null, and anything starting like a number (numbers, but also timestamps such as
+// 2026-12-02T13:41:38Z and sexagesimal 1:20, which YAML 1.1 parsers turn into dates and ints).
 bool yamlNeedsQuotes(const std::string& s) {
   if (s.empty()) return true;
-  static const char* kSpecial[] = {"true", "false", "yes", "no", "on", "off", "null", "~",
-                                   "True", "False", "Yes", "No", "On", "Off", "Null", "NULL",
-                                   "TRUE", "FALSE", "YES", "NO", "ON", "OFF"};
-  for (const char* w : kSpecial) {
-    if (s == w) return true;
+  const char c = s[0];
+  if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.') return true;
+  std::string lower = s;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char x) { return static_cast<char>(std::tolower(x)); });
+  for (const char* w : {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"}) {
+    if (lower == w) return true;
   }
-  char* end = nullptr;
-  std::strtod(s.c_str(), &end);
-  return end != s.c_str() && *end == '\0';
+  return false;
 }
 
 void emitYaml(YAML::Emitter& out, const json& v) {
