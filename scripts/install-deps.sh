@@ -13,11 +13,14 @@ packages=(
   sqlite3                 # e2e tests read vrmd's store (tests/e2e/qemu_test.sh)
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev            # command lines
+  libsystemd-dev          # sd_notify: readiness, status and watchdog under systemd (daemon/)
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev         # cluster descriptions
   nlohmann-json3-dev      # --json output
   chromium curl           # the web calendar's browser test (tests/e2e/web_test.sh)
   jq                      # JSON checks in the end-to-end tests
+  python3-yaml            # vrmctl -f yaml read back by a real parser (tests/cli/vrmctl_formats_test.py)
+  debootstrap             # the Debian packages installed into a clean root (tests/packaging/deb_test.sh)
   etcd-server             # replicated store (issue 16): tests/ha start real 3-member clusters
   gnuplot-nox             # the week's plots (tests/week/run_week.sh, experiments.sh)
   libvirt-dev             # libvirt backend (the test:/// driver its unit tests use is in libvirt0)

@@ -4,6 +4,7 @@
 #   protocol  <-  planner  <-  {vrm (manager), vmscheduler}   (the daemons never see each other)
 #   protocol  <-  clients (client library)  <-  web
 #   protocol  <-  etcd (the etcd v3 client)
+#   protocol  <-  daemon (systemd notify, config files: what vrmd's and vmschedd's main() share)
 #
 # vrmctl (clients/src/vrmctl/) may also use the planner for its offline commands, and vrmd's
 # main() wires the web server in. Tests, benchmarks, tools and examples may include anything.
@@ -18,6 +19,7 @@ cd "$root"
 # Source folders of each library (include/ and src/ only) and the libraries they may include.
 declare -A allowed=(
   [protocol]="protocol"
+  [daemon]="protocol daemon"
   [etcd]="protocol etcd"
   [planner]="protocol planner"
   [vrm]="protocol planner manager"
@@ -27,7 +29,8 @@ declare -A allowed=(
 )
 # Executables whose main() wires libraries of several layers: what they may add.
 declare -A extra=(
-  [vrm/src/main.cc]="web"
+  [vrm/src/main.cc]="web daemon"
+  [vmscheduler/src/main.cc]="daemon"
   [clients/src/vrmctl]="planner"
 )
 

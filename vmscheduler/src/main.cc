@@ -12,6 +12,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "vrm/daemon/command_line.h"
+#include "vrm/daemon/service_notifier.h"
 #include "vrm/protocol/cluster.h"
 #include "vrm/protocol/curve.h"
 #include "vrm/protocol/time.h"
@@ -66,14 +68,14 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    return fail(e.what());
+  vrm::daemon::addConfigOption(app, "/etc/vrm/vmschedd.conf");
+  const vrm::daemon::CommandLine commandLine = vrm::daemon::parseCommandLine(app, argc, argv);
+  if (commandLine.outcome == vrm::daemon::CommandLine::Outcome::kHelp) {
+    std::fputs(commandLine.text.c_str(), stdout);
+    return 0;
+  }
+  if (commandLine.outcome == vrm::daemon::CommandLine::Outcome::kError) {
+    return fail(commandLine.text);
   }
   if (clockOrigin && !timeScale) return fail("--clock-origin needs --time-scale");
   auto heartbeat = vrm::parseDurationNs(heartbeatText);
@@ -82,6 +84,8 @@ int main(int argc, char** argv) {
 
   auto logger = spdlog::stderr_color_mt("vmschedd");
   spdlog::set_default_logger(logger);
+  // The journal stamps each line with time and unit itself.
+  if (vrm::daemon::stderrIsJournal()) spdlog::set_pattern("%l %v");
   spdlog::set_level(spdlog::level::from_str(logLevel));
 
   auto cluster = vrm::loadClusterSpec(clusterFile);
@@ -138,11 +142,37 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
+  // systemd (Type=notify) hears READY=1 once vrmd has acknowledged the registration, and how
+  // registration goes while it does not.
+  vrm::daemon::ServiceNotifier notifier = vrm::daemon::ServiceNotifier::fromEnvironment();
+  auto notified = [](const vrm::Status& s) {
+    if (!s) spdlog::warn("telling systemd: {}", s.message());
+  };
   zmq::context_t context;
   try {
     vrm::vmscheduler::Agent agent(*clock, **hypervisor, context, options);
     spdlog::info("vmschedd for host {} ({} backend) connecting to {}", host, backend, vrmdEndpoint);
-    agent.run(g_stop);
+    const std::string registering = "registering host " + host + " with vrmd at " + vrmdEndpoint;
+    notified(notifier.status(registering));
+    bool wasRegistered = false, everReady = false;
+    while (!g_stop.load()) {
+      agent.runOnce(std::chrono::milliseconds(100));
+      if (auto sent = notifier.keepAlive(std::chrono::steady_clock::now()); !sent) {
+        notified(sent.status());
+      }
+      if (agent.registered() == wasRegistered) continue;
+      wasRegistered = agent.registered();
+      const std::string registered = "registered host " + host + " with vrmd at " + vrmdEndpoint;
+      if (!wasRegistered) {
+        notified(notifier.status(registering + " (vrmd forgot it)"));
+      } else if (!everReady) {
+        everReady = true;
+        notified(notifier.ready(registered));
+      } else {
+        notified(notifier.status(registered));
+      }
+    }
+    notified(notifier.stopping("stopping"));
   } catch (const zmq::error_t& e) {
     return fail(std::string("--vrmd ") + vrmdEndpoint + ": " + e.what());
   }

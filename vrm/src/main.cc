@@ -10,6 +10,8 @@
 #include <iostream>
 #include <map>
 
+#include "vrm/daemon/command_line.h"
+#include "vrm/daemon/service_notifier.h"
 #include "vrm/manager/calibrating_planner.h"
 #include "vrm/manager/server.h"
 #include "vrm/planner/cost_aware_vacate_planner.h"
@@ -30,15 +32,17 @@ std::map<std::string, std::string> tokenHashesOf(const vrm::manager::AuthorizedK
   return out;
 }
 
-// The web calendar's static files: web/ next to the binary (an installed layout), the source
-// tree's web/static/ seen from a build directory (build/vrm/vrmd), or the source path compiled in.
+// The web calendar's static files: web/ next to the binary, ../share/vrm/web (the packages'
+// /usr/bin/vrmd and /usr/share/vrm/web), the source tree's web/static/ seen from a build
+// directory (build/vrm/vrmd), or the source path compiled in.
 std::string defaultWebRoot(const char* argv0) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path exe = fs::canonical("/proc/self/exe", ec);
   if (ec) exe = fs::absolute(argv0, ec);
   const fs::path dir = exe.parent_path();
-  for (const fs::path& candidate : {dir / "web", dir / ".." / ".." / "web" / "static"}) {
+  for (const fs::path& candidate :
+       {dir / "web", dir / ".." / "share" / "vrm" / "web", dir / ".." / ".." / "web" / "static"}) {
     if (fs::is_regular_file(candidate / "index.html", ec)) return candidate.lexically_normal();
   }
 #ifdef VRM_SOURCE_WEB_ROOT
@@ -152,14 +156,29 @@ int main(int argc, char** argv) {
   app.add_option("--web-root", webRoot,
                  "directory of the web calendar's files (default: web/static of the project)");
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+  vrm::daemon::addConfigOption(app, "/etc/vrm/vrmd.conf");
+  const vrm::daemon::CommandLine commandLine = vrm::daemon::parseCommandLine(app, argc, argv);
+  if (commandLine.outcome == vrm::daemon::CommandLine::Outcome::kHelp) {
+    std::cout << commandLine.text;
+    return 0;
+  }
+  if (commandLine.outcome == vrm::daemon::CommandLine::Outcome::kError) {
+    std::fprintf(stderr, "vrmd: %s\n", commandLine.text.c_str());
+    return 2;
   }
   spdlog::set_level(spdlog::level::from_str(logLevel));
-  spdlog::set_pattern("%H:%M:%S.%e vrmd %^%l%$ %v");
+  // The journal stamps each line with time and unit itself.
+  spdlog::set_pattern(vrm::daemon::stderrIsJournal() ? "%l %v" : "%H:%M:%S.%e vrmd %^%l%$ %v");
+  // systemd (Type=notify) learns when vrmd serves and what it bound; nothing without systemd.
+  vrm::daemon::ServiceNotifier notifier = vrm::daemon::ServiceNotifier::fromEnvironment();
+  auto notified = [](const vrm::Status& s) {
+    if (!s) spdlog::warn("telling systemd: {}", s.message());
+  };
+  // From here SIGTERM (systemctl stop) and SIGINT end the loop below cleanly; one that comes
+  // while vrmd starts takes effect before the first request is served.
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGHUP, onHangup);
 
   auto fail = [](const std::string& what) {
     std::fprintf(stderr, "vrmd: %s\n", what.c_str());
@@ -175,10 +194,16 @@ int main(int argc, char** argv) {
     }
     if (vrm::Status s = vrm::protocol::requireCurve(); !s) return fail(s.message());
     auto keys = vrm::protocol::loadCurveKeyPair(curveSecret);
-    if (!keys) return fail("--curve-secret: " + keys.status().message());
+    if (!keys) {
+      return fail("--curve-secret: " + keys.status().message() +
+                  " ('vrmctl keygen --dir DIR vrmd' makes DIR/vrmd.key; README: Security)");
+    }
     serverKeys = *keys;
     auto list = vrm::manager::AuthorizedKeys::load(authorizedPath);
-    if (!list) return fail("--authorized: " + list.status().message());
+    if (!list) {
+      return fail("--authorized: " + list.status().message() +
+                  " (it lists who may connect; README: Security)");
+    }
     for (const auto& w : list->warnings()) spdlog::warn("--authorized: {}", w);
     authorized = std::make_shared<vrm::manager::AuthorizedKeys>(std::move(*list));
   } else if (!insecure) {
@@ -242,6 +267,7 @@ int main(int argc, char** argv) {
     clock = std::make_unique<vrm::SystemClock>();
   }
 
+  notified(notifier.status("recovering the store " + storePath));
   auto store = vrm::manager::Store::open(storePath);
   if (!store) return fail(store.status().message());
   std::unique_ptr<vrm::planner::VacatePlanner> planner;
@@ -318,17 +344,25 @@ int main(int argc, char** argv) {
     }
     spdlog::info("web calendar on {} (files from {})", webServer.url(), webOptions.webRoot);
   }
+  // What vrmd serves, with the ports the OS chose for '*' and ':0': `systemctl status vrmd`
+  // shows it, and scripts parse it (key=value words).
+  std::string serving = "clients=" + server.clientEndpoint() + " agents=" + server.agentEndpoint();
+  if (!server.eventsEndpoint().empty()) serving += " events=" + server.eventsEndpoint();
+  if (web) serving += " http=" + webServer.url();
+  notified(notifier.ready(serving));
 
-  std::signal(SIGINT, onSignal);
-  std::signal(SIGTERM, onSignal);
-  std::signal(SIGHUP, onHangup);
   while (!gStop.load()) {
     server.runOnce(serverOptions.maxPollWait);
+    if (auto sent = notifier.keepAlive(std::chrono::steady_clock::now()); !sent) {
+      notified(sent.status());
+    }
     if (!gReload.exchange(false)) continue;
+    notified(notifier.reloading("reloading " + authorizedPath));
     // A file that does not parse leaves the previous list in force (and says why).
     auto reloaded = server.reloadAuthorized(authorizedPath);
     if (!reloaded) {
       spdlog::error("SIGHUP: kept the previous authorized list: {}", reloaded.status().toString());
+      notified(notifier.ready(serving + " reload-failed=" + authorizedPath));
       continue;
     }
     for (const auto& w : (*reloaded)->warnings()) spdlog::warn("--authorized: {}", w);
@@ -336,7 +370,9 @@ int main(int argc, char** argv) {
     spdlog::info("SIGHUP: reloaded {}: {} clients, {} agents, {} web tokens authorized",
                  authorizedPath, (*reloaded)->clients().size(), (*reloaded)->agents().size(),
                  (*reloaded)->webs().size());
+    notified(notifier.ready(serving));
   }
+  notified(notifier.stopping("stopping"));
   webServer.stop();
   spdlog::info("stopped");
   return 0;

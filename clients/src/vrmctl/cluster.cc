@@ -22,17 +22,13 @@ void addClusterCommands(CLI::App& app, Context& ctx) {
       ctx.exitCode = ctx.fail(hs.status());
       return;
     }
-    if (ctx.json) {
-      std::cout << client::hostsJson(*hs) << "\n";
-      return;
-    }
-    auto vs = client.vms();
-    if (!vs) {
-      ctx.exitCode = ctx.fail(vs.status());
-      return;
-    }
-    std::cout << client::hostsTable(*hs, *vs, client.serverNowNs());
+    ctx.exitCode = ctx.print(client::hostsJson(*hs), [&]() -> Result<std::string> {
+      auto vs = client.vms();
+      if (!vs) return vs.status();
+      return client::hostsTable(*hs, *vs, client.serverNowNs());
+    });
   });
+  addOutputOptions(*hosts, ctx);
   auto* vms = app.add_subcommand("vms", "every VM and where it runs");
   vms->callback([&ctx] {
     client::Client client = ctx.makeClient();
@@ -41,8 +37,9 @@ void addClusterCommands(CLI::App& app, Context& ctx) {
       ctx.exitCode = ctx.fail(vs.status());
       return;
     }
-    std::cout << (ctx.json ? client::vmsJson(*vs) + "\n" : client::vmsTable(*vs));
+    ctx.exitCode = ctx.print(client::vmsJson(*vs), [&] { return client::vmsTable(*vs); });
   });
+  addOutputOptions(*vms, ctx);
 }
 
 }  // namespace vrm::vrmctl

@@ -4,9 +4,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "output_format.h"
 #include "vrm/client/client.h"
 #include "vrm/protocol/curve.h"
 
@@ -23,7 +26,9 @@ struct Context {
   std::string serverKey;       // vrmd's public key: Z85 text or a file holding it; empty = no CURVE
   std::string clientKey;       // path of our key pair (.key file)
   std::string eventsEndpoint;  // vrmd's event stream (watch); empty = poll
-  bool json = false;
+  bool json = false;           // --json, or -f json: JSON wherever a command has it
+  std::string format = "text";       // -f/--format (output_format.h); list, show, hosts, vms
+  std::vector<std::string> columns;  // -c/--column
   int timeoutMs = 5000;
   int exitCode = kExitOk;
 
@@ -36,7 +41,17 @@ struct Context {
   // Prints `status` as one line on stderr (and as {"error":...} on stdout with --json) and
   // returns its exit code.
   int fail(const Status& status) const;
+  // Prints a listing or show command's result: `jsonText` (its JSON) in the chosen format, or
+  // `text()` for the default text. Returns the exit code (bad input for an unknown column; the
+  // code of text()'s failure, which it printed).
+  int print(const std::string& jsonText, const std::function<Result<std::string>()>& text) const;
 };
+
+// Adds -f/--format, -c/--column and --json to `command` (and to vrmctl itself), bound to ctx.
+void addOutputOptions(CLI::App& command, Context& ctx);
+// The formats a command without its own support for them refuses (-f yaml on submit...):
+// invalid-argument when `format` is not text or json and `command` is not a listing or show.
+Status checkFormatFor(const std::string& command, const Context& ctx);
 
 int exitCodeFor(const Status& status);
 // One event as a single-line JSON object (watch --json).

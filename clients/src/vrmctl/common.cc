@@ -51,6 +51,51 @@ client::Client Context::makeClient() const {
   return client::Client(o);
 }
 
+void addOutputOptions(CLI::App& command, Context& ctx) {
+  command.add_option("-f,--format", ctx.format,
+                     "output: text (default), json, yaml, table, value, csv (list, show, hosts, "
+                     "vms; the others: text or json)");
+  command.add_option("-c,--column", ctx.columns,
+                     "only this column (a JSON field name; repeatable; in the order given)");
+  command.add_flag("--json", ctx.json, "machine-readable output (same as -f json)");
+}
+
+Status checkFormatFor(const std::string& command, const Context& ctx) {
+  auto format = parseOutputFormat(ctx.format);
+  if (!format) return format.status();
+  static const char* kFormatted[] = {"list", "show", "hosts", "vms"};
+  for (const char* c : kFormatted) {
+    if (command == c) return Status::ok();
+  }
+  if (*format != OutputFormat::kText && *format != OutputFormat::kJson) {
+    return Status::invalid("-f " + ctx.format + ": " + command +
+                           " prints text or json (-f yaml|table|value|csv: list, show, hosts, "
+                           "vms)");
+  }
+  if (!ctx.columns.empty()) return Status::invalid("-c/--column: only list, show, hosts, vms");
+  return Status::ok();
+}
+
+int Context::print(const std::string& jsonText,
+                   const std::function<Result<std::string>()>& text) const {
+  auto format = parseOutputFormat(this->format);
+  if (!format) return fail(format.status());
+  if (*format == OutputFormat::kText && json) format = OutputFormat::kJson;
+  if (*format == OutputFormat::kText) {
+    if (!columns.empty()) {
+      return fail(Status::invalid("-c/--column needs -f json|yaml|table|value|csv"));
+    }
+    auto shown = text();
+    if (!shown) return fail(shown.status());
+    std::cout << *shown;
+    return kExitOk;
+  }
+  auto out = formatOutput(nlohmann::json::parse(jsonText), *format, columns);
+  if (!out) return fail(out.status());
+  std::cout << *out;
+  return kExitOk;
+}
+
 int Context::fail(const Status& status) const {
   std::cerr << "vrmctl: " << status.toString() << "\n";
   if (json) {

@@ -95,6 +95,8 @@ int main(int argc, char** argv) {
       "  vrmctl show r1\n"
       "  vrmctl watch r1 --until ready\n"
       "  vrmctl list --state admitted --owner lab-bmi --json\n"
+      "  vrmctl list -f csv -c id -c state -c start\n"
+      "  vrmctl hosts -f value -c name\n"
       "  vrmctl keygen alice      (CURVE keys: alice.key, alice.pub)\n\n"
       "Exit codes: 0 ok, 1 rejected, 2 bad input, 3 cannot reach vrmd.\n"
       "Settings: flags, then VRM_* environment variables, then the config file."};
@@ -128,14 +130,20 @@ int main(int argc, char** argv) {
       ->envname("VRM_TIMEOUT_MS")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_flag("--json", ctx.json, "machine-readable output");
+  addOutputOptions(app, ctx);
   addReservationCommands(app, ctx);
   addClusterCommands(app, ctx);
   addPlanCommand(app, ctx);
   addModelCommands(app, ctx);
   addKeyCommands(app, ctx);
   // Runs after the settings are parsed and before the subcommand.
-  app.parse_complete_callback([&ctx] {
+  app.parse_complete_callback([&ctx, &app] {
+    if (ctx.format == "json") ctx.json = true;
+    for (const CLI::App* command : app.get_subcommands()) {
+      if (vrm::Status s = checkFormatFor(command->get_name(), ctx); !s) {
+        throw CLI::ValidationError(s.message());
+      }
+    }
     if (ctx.owner.empty() && ctx.clientKey.empty()) {
       const char* user = std::getenv("USER");
       ctx.owner = user && *user ? user : "anonymous";

@@ -232,9 +232,10 @@ void addReservationCommands(CLI::App& app, Context& ctx) {
       ctx.exitCode = ctx.fail(r.status());
       return;
     }
-    std::cout << (ctx.json ? client::reservationJson(*r) + "\n"
-                           : client::reservationText(*r, client.serverNowNs()));
+    ctx.exitCode = ctx.print(client::reservationJson(*r),
+                             [&] { return client::reservationText(*r, client.serverNowNs()); });
   });
+  addOutputOptions(*show, ctx);
 
   auto cancelId = std::make_shared<std::string>();
   auto* cancel = app.add_subcommand("cancel", "cancel a reservation at any state");
@@ -293,8 +294,10 @@ void addReservationCommands(CLI::App& app, Context& ctx) {
       ctx.exitCode = ctx.fail(rs.status());
       return;
     }
-    std::cout << (ctx.json ? client::reservationsJson(*rs) + "\n" : client::reservationsTable(*rs));
+    ctx.exitCode =
+        ctx.print(client::reservationsJson(*rs), [&] { return client::reservationsTable(*rs); });
   });
+  addOutputOptions(*list, ctx);
 
   struct WatchArgs {
     std::string id, until, timeout = "1h";
