@@ -665,7 +665,8 @@ TEST_F(QemuHypervisorTest, GuestSurvivesSigkillOfItsAgentProcess) {
 
   const fs::path stateDir = root_ / "h3" / "run" / "vms";
   std::ofstream(stateDir / "bad.vm.json") << "{\"id\": \"bad\", \"pid\": ";
-  auto h3 = make("h3", {});
+  std::unique_ptr<Hypervisor>& h3 = h2_;  // in h2_'s place, so that TearDown kills its guests
+  h3 = make("h3", {});
   ASSERT_TRUE(h3);
   auto k1 = find(*h3, "k1");
   ASSERT_TRUE(k1) << "the guest of the killed agent is listed";
@@ -680,6 +681,65 @@ TEST_F(QemuHypervisorTest, GuestSurvivesSigkillOfItsAgentProcess) {
   ASSERT_TRUE(h3->destroy("k1").isOk());
   EXPECT_TRUE(processGone(pid));
   EXPECT_TRUE(h3->inventory().empty());
+}
+
+// Ensures a live migration in flight when both agents restart is reported honestly as failed:
+// its command died with the old source agent, so the new one cancels it and lists the guest
+// running at the source (memory intact); the destination's new agent lists the waiting guest
+// incoming until it is aborted, and the guest can then migrate again.
+TEST_F(QemuHypervisorTest, MigrationInFlightAcrossAnAgentRestartIsReportedFailed) {
+  clone(*h1_, "m1", "dirty", 1);
+  auto endpoint = h2_->prepareIncoming(*find(*h1_, "m1"));
+  ASSERT_TRUE(endpoint.isOk()) << endpoint.status().toString();
+  MigrationSpec slow;
+  slow.vmId = "m1";
+  slow.destinationHost = "h2";
+  slow.destinationEndpoint = *endpoint;
+  slow.maxBandwidthBytesPerSec = 1.0 * kMiB;  // below the guest's dirty rate: still running below
+  ASSERT_TRUE(h1_->startMigration(2, slow).isOk());
+  pollFor(1500ms);
+  ASSERT_EQ(find(*h1_, "m1")->state, VmState::kMigratingOut);
+  EXPECT_EQ(qemu(*h1_).qmp("m1", "query-migrate")->value("status", ""), "active");
+  const pid_t source = *qemu(*h1_).qemuPid("m1");
+
+  h1_.reset();  // both agents go away mid-migration
+  h2_.reset();
+  h2_ = make("h2", {});  // the destination first: its guest still waits for the stream
+  ASSERT_TRUE(h2_);
+  auto waiting = find(*h2_, "m1");
+  ASSERT_TRUE(waiting) << "the incoming guest is listed again";
+  EXPECT_EQ(waiting->state, VmState::kIncoming);
+  h1_ = make("h1", {});
+  ASSERT_TRUE(h1_);
+  auto m1 = find(*h1_, "m1");
+  ASSERT_TRUE(m1) << "the source guest is listed again";
+  EXPECT_EQ(m1->state, VmState::kRunning);
+  EXPECT_EQ(*qemu(*h1_).qemuPid("m1"), source);
+  EXPECT_EQ(qemu(*h1_).qmp("m1", "query-migrate")->value("status", ""), "cancelled");
+  EXPECT_EQ(qemu(*h1_).qmp("m1", "query-status")->value("status", ""), "running");
+  EXPECT_TRUE(qemu(*h1_).lostVms().empty());
+  // vrmd aborts the destination as for any failed move (QEMU 7.2's incoming side may also
+  // have exited by itself when the stream broke: then it is gone already).
+  const Status aborted = h2_->finishIncoming("m1", false);
+  EXPECT_TRUE(aborted.isOk() || aborted.code() == StatusCode::kNotFound) << aborted.toString();
+  pollFor(200ms);
+  EXPECT_FALSE(find(*h2_, "m1"));
+  EXPECT_FALSE(fs::exists(root_ / "h2" / "run" / "vms" / "m1.vm.json"));
+  expectMemoryIntact(*h1_, "m1");
+
+  // The guest migrates again from the new agent.
+  auto again = h2_->prepareIncoming(*find(*h1_, "m1"));
+  ASSERT_TRUE(again.isOk()) << again.status().toString();
+  MigrationSpec live = slow;
+  live.destinationEndpoint = *again;
+  live.maxBandwidthBytesPerSec = 32.0 * kMiB;
+  live.downtimeLimitNs = 300 * kNsPerMs;
+  ASSERT_TRUE(h1_->startMigration(3, live).isOk());
+  auto moved = runUntilDone(3, 120s);
+  ASSERT_TRUE(moved.has_value());
+  ASSERT_TRUE(moved->status.isOk()) << moved->status.toString();
+  ASSERT_TRUE(h2_->finishIncoming("m1", true).isOk());
+  expectMemoryIntact(*h2_, "m1");
 }
 
 }  // namespace

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <nlohmann/json.hpp>
 
 #include "qemu/qemu_support.h"
 
@@ -73,25 +72,28 @@ std::string vmStateFilePath(const std::string& dir, const std::string& vmId) {
   return dir + "/" + vmId + kSuffix;
 }
 
+nlohmann::json vmInfoFields(const VmInfo& i) {
+  return {{"id", i.id},
+          {"cpu_cores", i.cpuCores},
+          {"memory_bytes", i.memoryBytes},
+          {"disk_bytes", i.diskBytes},
+          {"reservation", i.reservationId},
+          {"address", i.address},
+          {"template", i.templateName},
+          {"allow_live", i.allowLive},
+          {"allow_suspend", i.allowSuspend}};
+}
+
 std::string encodeVmState(const VmStateRecord& r) {
-  const VmInfo& i = r.info;
-  json d = {{"id", i.id},
-            {"state", vmStateName(i.state)},
-            {"cpu_cores", i.cpuCores},
-            {"memory_bytes", i.memoryBytes},
-            {"disk_bytes", i.diskBytes},
-            {"reservation", i.reservationId},
-            {"address", i.address},
-            {"template", i.templateName},
-            {"allow_live", i.allowLive},
-            {"allow_suspend", i.allowSuspend},
+  json d = vmInfoFields(r.info);
+  d.update({{"state", vmStateName(r.info.state)},
             {"pid", r.pid},
             {"qmp", r.qmpPath},
             {"serial", r.serialPath},
             {"log", r.logPath},
             {"disk_path", r.diskPath},
             {"incoming_port", r.incomingPort},
-            {"keep_paused", r.keepPaused}};
+            {"keep_paused", r.keepPaused}});
   if (r.migration) {
     d["migration"] = {{"op", r.migration->opId},
                       {"mode", moveModeName(r.migration->mode)},
@@ -156,18 +158,7 @@ Result<VmStateRecord> decodeVmState(const std::string& text, const std::string& 
 }
 
 Status writeVmStateFile(const std::string& dir, const VmStateRecord& record) {
-  const std::string path = vmStateFilePath(dir, record.info.id);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << encodeVmState(record);
-    if (!out.flush()) return Status::internal("cannot write " + tmp);
-  }
-  if (Status s = syncFile(tmp); !s) return s;
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::internal("cannot replace " + path + ": " + std::strerror(errno));
-  }
-  return Status::ok();
+  return writeFileAtomically(vmStateFilePath(dir, record.info.id), encodeVmState(record));
 }
 
 Result<VmStateRecord> readVmStateFile(const std::string& path) {

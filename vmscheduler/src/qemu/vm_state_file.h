@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ struct VmStateRecord {
   };
   std::optional<Migration> migration;
 };
+
+// The VmInfo fields a file keeps of a guest (id, cores, memory, disk, reservation, address,
+// template, allowed modes), as this file and park.h's description name them.
+nlohmann::json vmInfoFields(const VmInfo& info);
 
 // DIR/ID.vm.json.
 std::string vmStateFilePath(const std::string& dir, const std::string& vmId);
