@@ -32,6 +32,14 @@ cleanup() {
   [[ -n $vrmd_pid ]] && kill -9 "$vrmd_pid" 2>/dev/null || true
   for pid in "${agent_pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # qemu guests outlive their agents (vmscheduler/src/qemu/vm_state_file.h): kill this run's.
+  local f pid
+  while IFS= read -r f; do
+    pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$f" 2>/dev/null || true)
+    if [[ -n $pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$work"; then
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done < <(find "$work" -name '*.vm.json' 2>/dev/null || true)
   if [[ $rc -ne 0 || $failures -ne 0 ]]; then tail -n 40 "$work"/*.log >&2 || true; fi
   rm -rf "$work"
 }

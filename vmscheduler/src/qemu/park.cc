@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "qemu/qemu_support.h"
+#include "qemu/vm_state_file.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::vmscheduler::qemu {
@@ -25,31 +26,12 @@ namespace {
 
 Status writeParkDescription(const QemuConfig& config, const QemuVm& vm) {
   const VmInfo& i = vm.info;
-  const json d = {{"id", i.id},
-                  {"cpu_cores", i.cpuCores},
-                  {"memory_bytes", i.memoryBytes},
-                  {"nonzero_memory_bytes", i.nonzeroMemoryBytes},
-                  {"dirty_rate", i.dirtyRateBytesPerSec},
-                  {"disk_bytes", i.diskBytes},
-                  {"reservation", i.reservationId},
-                  {"address", i.address},
-                  {"template", i.templateName},
-                  {"allow_live", i.allowLive},
-                  {"allow_suspend", i.allowSuspend},
-                  {"state_file", i.stateFile},
-                  {"disk_path", vm.diskPath}};
-  const std::string path = parkDescriptionPath(config, i.id);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << d.dump() << '\n';
-    if (!out.flush()) return Status::internal("cannot write " + tmp);
-  }
-  if (Status s = syncFile(tmp); !s) return s;
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::internal("cannot replace " + path + ": " + std::strerror(errno));
-  }
-  return Status::ok();
+  json d = vmInfoFields(i);
+  d.update({{"nonzero_memory_bytes", i.nonzeroMemoryBytes},
+            {"dirty_rate", i.dirtyRateBytesPerSec},
+            {"state_file", i.stateFile},
+            {"disk_path", vm.diskPath}});
+  return writeFileAtomically(parkDescriptionPath(config, i.id), d.dump() + "\n");
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
   if (auto v = p.take("run-dir")) config.runDir = *v;
   if (auto v = p.take("stage-dir")) config.stageDir = *v;
   if (auto v = p.take("park-dir")) config.parkDir = *v;
+  if (auto v = p.take("vm-state-dir")) config.vmStateDir = *v;
   if (auto v = p.take("migration-address")) config.migrationAddress = *v;
   if (auto v = p.take("migration-ports")) {
     int first = 0, last = 0;
@@ -83,6 +84,7 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
     return Status::invalid("qemu binary '" + config.binary + "' not found");
   }
   if (config.parkDir.empty()) config.parkDir = config.runDir + "/parked";
+  if (config.vmStateDir.empty()) config.vmStateDir = config.runDir + "/vms";
   return config;
 }
 

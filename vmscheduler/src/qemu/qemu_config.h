@@ -22,6 +22,7 @@ struct QemuConfig {
   // opens, and guests under it never run).
   std::string accel = "tcg";
   std::string runDir, stageDir, parkDir;
+  std::string vmStateDir;  // one state file per guest (vm_state_file.h); default <run-dir>/vms
   std::string migrationAddress = "127.0.0.1";
   int firstPort = 49200, lastPort = 49399;
   TimeNs bootTimeoutNs = 120 * kNsPerSec;

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <thread>
 
 #include "qemu/qemu_support.h"
 
@@ -22,7 +22,47 @@ using std::chrono::milliseconds;
 
 namespace {
 constexpr milliseconds kLaunchTimeout{10000};
+// How long a killed adopted QEMU may take to leave /proc (its parent, init, reaps it).
+constexpr milliseconds kAdoptedExitTimeout{5000};
+
+// Whether a process that is not our child is gone: no /proc entry, or a zombie (a parent that
+// does not reap, as PID 1 of some containers).
+bool processGone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos || close + 2 >= text.size()) return true;
+  const char state = text[close + 2];
+  return state == 'Z' || state == 'X';
+}
+
+std::string commandLineOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
 }  // namespace
+
+Result<QemuProcess> QemuHost::adopt(pid_t pid, const std::string& qmpPath) {
+  if (pid <= 0 || processGone(pid)) {
+    return Status::notFound("qemu pid " + std::to_string(pid) + " has exited");
+  }
+  if (commandLineOf(pid).find("unix:" + qmpPath + ",") == std::string::npos) {
+    return Status::notFound("qemu pid " + std::to_string(pid) +
+                            " has exited (the pid now belongs to another process)");
+  }
+  // A busy host can leave a TCG guest's monitor slow to greet: as long as a fresh launch gets.
+  auto client = QmpClient::connect(qmpPath, kLaunchTimeout);
+  if (!client) {
+    return Status::unavailable("qemu pid " + std::to_string(pid) + " does not answer on " +
+                               qmpPath + ": " + client.status().message());
+  }
+  QemuProcess proc;
+  proc.pid = pid;
+  proc.qmpPath = qmpPath;
+  proc.qmp = std::move(*client);
+  proc.adopted = true;
+  return proc;
+}
 
 Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
   auto tit = config.templates.find(vm.info.templateName);
@@ -69,8 +109,10 @@ Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
   pid_t pid = fork();
   if (pid < 0) return Status::internal("fork: " + std::string(std::strerror(errno)));
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    setpgid(0, 0);  // keep terminal signals meant for the agent away from its VMs
+    // A session of its own and no death signal: the guest outlives the agent (a restart or an
+    // upgrade of vmschedd re-attaches, vm_state_file.h), and terminal signals meant for the
+    // agent do not reach it.
+    setsid();
     int devnull = open("/dev/null", O_RDONLY);
     int log = open(proc.logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (devnull >= 0) dup2(devnull, 0);
@@ -78,6 +120,10 @@ Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
       dup2(log, 1);
       dup2(log, 2);
     }
+    // Nothing else of the agent's: an inherited QMP connection of another guest would keep that
+    // guest's monitor busy after the agent is gone (no new agent could attach), an inherited
+    // listening socket would keep the agent's ports from a restarted agent.
+    close_range(3, ~0U, 0);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -114,11 +160,20 @@ Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
 
 void QemuHost::killProcess(QemuProcess& proc) {
   proc.qmp.reset();
-  if (proc.pid > 0) {
-    ::kill(proc.pid, SIGKILL);
+  if (proc.pid <= 0) return;
+  ::kill(proc.pid, SIGKILL);
+  if (proc.adopted) {
+    // Not our child (unless this process started it before re-creating its hypervisor): wait
+    // until it has left, so its memory and ports are free again.
+    const auto deadline = std::chrono::steady_clock::now() + kAdoptedExitTimeout;
+    while (!processGone(proc.pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    waitpid(proc.pid, nullptr, WNOHANG);
+  } else {
     waitpid(proc.pid, nullptr, 0);
-    proc.pid = -1;
   }
+  proc.pid = -1;
 }
 
 void QemuHost::kill(QemuVm& vm) {
@@ -132,13 +187,21 @@ std::vector<std::string> QemuHost::reap() {
   for (auto& [id, vm] : vms) {
     if (vm.proc.pid <= 0) continue;
     int status = 0;
-    if (waitpid(vm.proc.pid, &status, WNOHANG) == vm.proc.pid) {
-      exitReasons_[id] = describeExit(status);
-      spdlog::warn("qemu: vm {} ({}) {}", id, vmStateName(vm.info.state), describeExit(status));
-      vm.proc.pid = -1;
-      vm.proc.qmp.reset();
-      dead.push_back(id);
+    std::string reason;
+    if (vm.proc.adopted) {
+      if (!processGone(vm.proc.pid)) continue;
+      waitpid(vm.proc.pid, nullptr, WNOHANG);  // in case it is our child after all
+      reason = "exited (status unknown: started by an earlier agent)";
+    } else if (waitpid(vm.proc.pid, &status, WNOHANG) == vm.proc.pid) {
+      reason = describeExit(status);
+    } else {
+      continue;
     }
+    exitReasons_[id] = reason;
+    spdlog::warn("qemu: vm {} ({}) {}", id, vmStateName(vm.info.state), reason);
+    vm.proc.pid = -1;
+    vm.proc.qmp.reset();
+    dead.push_back(id);
   }
   return dead;
 }

@@ -27,12 +27,16 @@ struct QemuProcess {
   pid_t pid = -1;
   std::string qmpPath, serialPath, logPath;
   std::unique_ptr<QmpClient> qmp;  // null once the process exited or was killed
+  // Started by an earlier agent and found again (adopt()): not our child, so it cannot be
+  // waited for; its exit is seen in /proc instead.
+  bool adopted = false;
 };
 
 struct QemuVm {
   VmInfo info;
   QemuProcess proc;
-  std::string diskPath;  // qcow2 overlay, for image templates
+  std::string diskPath;     // qcow2 overlay, for image templates
+  std::string savedRecord;  // the vm state file's text as last written ("" = no file)
   TimeNs nextDirtyRateNs = 0;
   bool dirtyRatePending = false;
   TimeNs dirtyRateDueNs = 0;
@@ -66,6 +70,10 @@ class QemuHost {
   // `-incoming INCOMING` ("defer", "exec:cat FILE"). Fills vm.proc, connected over QMP.
   // Errors: invalid-argument (unknown template), internal (QEMU exited or never answered).
   Status launch(QemuVm& vm, const std::string& incoming = "");
+  // Finds the QEMU an earlier agent started for the VM at `qmpPath` with `pid` again: the process
+  // must be alive, be that QEMU (its command line names the socket: pids are reused) and answer
+  // on QMP. Errors: not-found (it exited: why in the message), unavailable (no QMP answer).
+  static Result<QemuProcess> adopt(pid_t pid, const std::string& qmpPath);
   // Kills the VM's QEMU and stops receiving its state.
   static void kill(QemuVm& vm);
   static void killProcess(QemuProcess& proc);

@@ -1,5 +1,6 @@
 #include "qemu/qemu_hypervisor.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "qemu/park.h"
 #include "qemu/qemu_support.h"
 #include "qemu/suspend_copy_resume.h"
+#include "qemu/vm_state_file.h"
 
 namespace vrm::vmscheduler {
 
@@ -30,6 +32,39 @@ constexpr TimeNs kFastPollIntervalNs = 10 * kNsPerMs;
 constexpr TimeNs kIdlePollIntervalNs = 1 * kNsPerSec;
 constexpr TimeNs kResidentIntervalNs = 5 * kNsPerSec;
 
+// Runs `f` when the scope ends: the verbs bring the state files up to date on every return.
+template <class F>
+class ScopeExit {
+ public:
+  explicit ScopeExit(F f) : f_(std::move(f)) {}
+  ~ScopeExit() { f_(); }
+  ScopeExit(const ScopeExit&) = delete;
+  ScopeExit& operator=(const ScopeExit&) = delete;
+
+ private:
+  F f_;
+};
+
+qemu::VmStateRecord recordOf(const QemuVm& vm) {
+  qemu::VmStateRecord r;
+  r.info = vm.info;
+  r.pid = vm.proc.pid;
+  r.qmpPath = vm.proc.qmpPath;
+  r.serialPath = vm.proc.serialPath;
+  r.logPath = vm.proc.logPath;
+  r.diskPath = vm.diskPath;
+  r.incomingPort = vm.incomingPort;
+  r.keepPaused = vm.keepPaused;
+  return r;
+}
+
+// The guest's run state as QEMU reports it ("running", "paused", "inmigrate", ...; "" when it
+// does not answer).
+std::string runStateOf(QmpClient& client) {
+  auto r = client.execute("query-status", {}, kQmpTimeout);
+  return r ? r->value("status", "") : "";
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptions& options) {
@@ -38,7 +73,8 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
   auto config = qemu::parseQemuConfig(spec.name, options.params);
   if (!config) return config.status();
   std::error_code ec;
-  for (const std::string& dir : {config->runDir, config->stageDir, config->parkDir}) {
+  for (const std::string& dir :
+       {config->runDir, config->stageDir, config->parkDir, config->vmStateDir}) {
     std::filesystem::create_directories(dir, ec);
     if (ec) return Status::invalid("cannot create " + dir + ": " + ec.message());
   }
@@ -52,6 +88,7 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
   std::unique_ptr<QemuHypervisor> hv(new QemuHypervisor(std::move(host), std::move(*config)));
   QemuHost& h = hv->host_;
   qemu::loadParkedVms(h);
+  hv->reattach();
   if (!spec.vms.empty()) {
     const std::string& tname = h.config.initialTemplate;
     if (tname.empty() || !h.config.templates.count(tname)) {
@@ -75,12 +112,164 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
       h.vms.add(std::move(vm));
     }
   }
+  hv->persist();
   return std::unique_ptr<Hypervisor>(std::move(hv));
 }
 
 QemuHypervisor::~QemuHypervisor() {
+  // The guests keep running (the next agent re-attaches); only this agent's transfers stop.
   for (auto& [id, op] : ops_) op->abandon();  // aborts copies, removes staged files
-  for (auto& [id, vm] : host_.vms) QemuHost::kill(vm);
+  persist();
+}
+
+void QemuHypervisor::killAllGuests() {
+  for (auto& [id, op] : ops_) op->abandon();
+  ops_.clear();
+  for (auto it = host_.vms.begin(); it != host_.vms.end();) {
+    if (it->second.info.state == VmState::kParked) {
+      ++it;
+      continue;
+    }
+    QemuHost::kill(it->second);
+    it = host_.vms.erase(it);
+  }
+  persist();
+}
+
+void QemuHypervisor::reattach() {
+  const qemu::QemuConfig& config = host_.config;
+  const auto started = std::chrono::steady_clock::now();
+  qemu::VmStateDir dir = qemu::readVmStateDir(config.vmStateDir);
+  for (const auto& bad : dir.errors) {
+    // Kept for a person to look at, out of the way of the next start.
+    std::error_code ec;
+    std::filesystem::rename(bad.path, bad.path + ".corrupt", ec);
+    spdlog::error("qemu: {} (kept as {}.corrupt)", bad.status.message(), bad.path);
+    lost_.push_back({"", bad.status.message()});
+  }
+  std::size_t attached = 0;
+  for (qemu::VmStateRecord& r : dir.records) {
+    const std::string id = r.info.id;
+    auto lose = [&](const std::string& why) {
+      spdlog::warn("qemu: vm {} was lost while no agent watched it: {}", id, why);
+      lost_.push_back({id, why});
+      qemu::removeVmStateFile(config.vmStateDir, id);
+      if (!r.diskPath.empty()) ::unlink(r.diskPath.c_str());
+    };
+    auto proc = QemuHost::adopt(r.pid, r.qmpPath);
+    if (host_.vms.contains(id)) {
+      // Parked (park.h's description was written): that is the VM's state; a QEMU left over
+      // from the park's last moment goes.
+      if (proc) QemuHost::killProcess(*proc);
+      qemu::removeVmStateFile(config.vmStateDir, id);
+      continue;
+    }
+    if (!proc) {
+      if (proc.status().code() == StatusCode::kNotFound) {
+        const std::string log = qemu::tailOf(r.logPath, 200);
+        lose(proc.status().message() + (log.empty() ? "" : " (its log: " + log + ")"));
+      } else {
+        // Alive but silent: not killed (it may be a guest on a starved host), not listed (it
+        // cannot be driven); its state file stays for the next start to try again.
+        const std::string why = proc.status().message() + "; left running, not listed";
+        spdlog::error("qemu: vm {} could not be re-attached: {}", id, why);
+        lost_.push_back({id, why});
+      }
+      continue;
+    }
+    proc->serialPath = r.serialPath;
+    proc->logPath = r.logPath;
+    QemuVm vm;
+    vm.info = r.info;
+    vm.info.nonzeroMemoryBytes = vm.info.memoryBytes;  // until measured again
+    vm.diskPath = r.diskPath;
+    vm.incomingPort = r.incomingPort;
+    vm.keepPaused = r.keepPaused;
+    vm.proc = std::move(*proc);
+    QmpClient& client = *vm.proc.qmp;
+    if (r.migration) {
+      // Its command died with the agent that ran it: nobody would learn its outcome, so it is
+      // stopped here and the guest stays (vrmd sees the move fail and aborts the destination).
+      const auto& m = *r.migration;
+      auto q = qemu::queryMigrate(client);
+      const std::string was = q ? q->status : "unknown";
+      if (q && !q->over()) (void)client.execute("migrate_cancel", {}, kQmpTimeout);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (std::chrono::steady_clock::now() < deadline) {
+        auto now = qemu::queryMigrate(client);
+        if (!now || now->over()) break;
+        std::this_thread::sleep_for(milliseconds(10));
+      }
+      if (m.mode == MigrationMode::kSuspendCopyResume) {
+        ::unlink((config.stageDir + "/" + id + ".state").c_str());
+      } else if (m.mode == MigrationMode::kPark) {
+        ::unlink((config.parkDir + "/" + id + ".state").c_str());
+      }
+      if (m.wasRunning && runStateOf(client) != "running") {
+        (void)client.execute("cont", {}, kQmpTimeout);
+      }
+      vm.info.state = m.wasRunning ? VmState::kRunning : VmState::kSuspended;
+      spdlog::warn(
+          "qemu: vm {}: {} (operation {}) to '{}' was in flight when the agent stopped (QEMU: "
+          "{}): reported failed, the vm stays here {}",
+          id, moveModeName(m.mode), m.opId, m.destinationHost, was, vmStateName(vm.info.state));
+    }
+    const std::string status = runStateOf(client);
+    if (vm.info.state == VmState::kIncoming) {
+      if (status == "running") vm.info.state = VmState::kRunning;  // committed at the last moment
+    } else if (status == "running") {
+      vm.info.state = VmState::kRunning;  // a clone that was booting is listed running
+    } else if (status == "paused" || status == "postmigrate") {
+      vm.info.state = VmState::kSuspended;
+    } else {
+      QemuHost::killProcess(vm.proc);
+      lose("qemu reports run state '" + status + "'; killed");
+      continue;
+    }
+    spdlog::info("qemu: re-attached vm {} (pid {}, {})", id, vm.proc.pid,
+                 vmStateName(vm.info.state));
+    host_.vms.add(std::move(vm));
+    ++attached;
+  }
+  if (!dir.records.empty() || !dir.errors.empty()) {
+    spdlog::info(
+        "qemu: re-attached {} of {} guests in {:.1f} ms", attached,
+        dir.records.size() + dir.errors.size(),
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count());
+  }
+}
+
+void QemuHypervisor::persist() {
+  const std::string& dir = host_.config.vmStateDir;
+  for (auto& [id, vm] : host_.vms) {
+    if (vm.proc.pid <= 0 || vm.info.state == VmState::kParked) {
+      if (!vm.savedRecord.empty()) qemu::removeVmStateFile(dir, id);
+      vm.savedRecord.clear();
+      continue;
+    }
+    qemu::VmStateRecord r = recordOf(vm);
+    for (const auto& [opId, op] : ops_) {
+      if (op->vmId() == id && !r.migration) r.migration = op->outgoing();
+    }
+    std::string text = qemu::encodeVmState(r);
+    if (text == vm.savedRecord) continue;
+    if (Status s = qemu::writeVmStateFile(dir, r); !s) {
+      spdlog::warn("qemu: vm {} would not be re-attached after a restart: {}", id, s.message());
+      continue;
+    }
+    vm.savedRecord = std::move(text);
+    persisted_.insert(id);
+  }
+  for (auto it = persisted_.begin(); it != persisted_.end();) {
+    const QemuVm* vm = host_.vms.find(*it);
+    if (vm && !vm->savedRecord.empty()) {
+      ++it;
+      continue;
+    }
+    qemu::removeVmStateFile(dir, *it);
+    it = persisted_.erase(it);
+  }
 }
 
 std::string QemuHypervisor::migrationEndpoint() const {
@@ -116,6 +305,7 @@ Result<QemuVm*> QemuHypervisor::idleVm(OperationId id, const std::string& vmId) 
 }
 
 Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
+  const ScopeExit persisted([this] { persist(); });
   const qemu::QemuConfig& config = host_.config;
   if (info.id.empty()) return Status::invalid("incoming vm has no id");
   if (info.memoryBytes == 0 || info.cpuCores == 0) {
@@ -173,6 +363,7 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
 }
 
 Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
+  const ScopeExit persisted([this] { persist(); });
   QemuVm* vm = host_.vms.find(vmId);
   if (!vm) return host_.vms.missing(vmId);
   if (vm->info.state != VmState::kIncoming || unparking(vmId)) {
@@ -217,6 +408,7 @@ Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
 }
 
 Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec) {
+  const ScopeExit persisted([this] { persist(); });
   auto found = idleVm(id, spec.vmId);
   if (!found) return found.status();
   QemuVm& vm = **found;
@@ -262,6 +454,7 @@ Status QemuHypervisor::setMigrationBandwidth(const std::string& vmId, double max
 }
 
 Status QemuHypervisor::suspend(const std::string& vmId) {
+  const ScopeExit persisted([this] { persist(); });
   QemuVm* vm = host_.vms.find(vmId);
   if (!vm) return host_.vms.missing(vmId);
   if (vm->info.state == VmState::kSuspended) return Status::ok();
@@ -273,6 +466,7 @@ Status QemuHypervisor::suspend(const std::string& vmId) {
 }
 
 Status QemuHypervisor::resume(const std::string& vmId) {
+  const ScopeExit persisted([this] { persist(); });
   QemuVm* vm = host_.vms.find(vmId);
   if (!vm) return host_.vms.missing(vmId);
   if (vm->info.state == VmState::kRunning) return Status::ok();
@@ -284,11 +478,13 @@ Status QemuHypervisor::resume(const std::string& vmId) {
 }
 
 Status QemuHypervisor::startClone(OperationId id, const CloneSpec& spec) {
+  const ScopeExit persisted([this] { persist(); });
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
   return track(qemu::CloneOperation::start(host_, id, spec, immediate_));
 }
 
 Status QemuHypervisor::startPark(OperationId id, const std::string& vmId) {
+  const ScopeExit persisted([this] { persist(); });
   QemuVm* vm = host_.vms.find(vmId);
   if (!vm) return host_.vms.missing(vmId);
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
@@ -307,6 +503,7 @@ Status QemuHypervisor::startPark(OperationId id, const std::string& vmId) {
 }
 
 Status QemuHypervisor::startUnpark(OperationId id, const std::string& vmId) {
+  const ScopeExit persisted([this] { persist(); });
   QemuVm* vm = host_.vms.find(vmId);
   if (!vm) return host_.vms.missing(vmId);
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
@@ -321,6 +518,7 @@ Status QemuHypervisor::startUnpark(OperationId id, const std::string& vmId) {
 }
 
 Status QemuHypervisor::destroy(const std::string& vmId) {
+  const ScopeExit persisted([this] { persist(); });
   QemuVm* vm = host_.vms.find(vmId);
   if (!vm) return host_.vms.missing(vmId);
   if (vm->info.state == VmState::kMigratingOut) return backend::busy(vmId, "migrating-out");
@@ -340,6 +538,7 @@ Status QemuHypervisor::destroy(const std::string& vmId) {
 }
 
 std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
+  const ScopeExit persisted([this] { persist(); });
   lastPollNs_ = std::max(lastPollNs_, now);
   std::vector<OperationEvent> events = std::move(immediate_);
   immediate_.clear();

@@ -13,6 +13,8 @@
 //                       works too (staged files are fsync'ed, so then the phases pay the disk).
 //   park-dir            where parked VMs' saved states (ID.state) and descriptions (ID.json) are
 //                       kept; they outlive the agent. Default <run-dir>/parked.
+//   vm-state-dir        the guests' state files (one per VM with a QEMU, see below), which a
+//                       restarted agent re-attaches from. Default <run-dir>/vms.
 //   migration-address   IPv4 address incoming migrations (QEMU streams and staged state)
 //                       listen on; peers must reach it. Default 127.0.0.1.
 //   migration-ports     "FIRST-LAST" ports for incoming migrations, two per incoming VM.
@@ -80,9 +82,24 @@
 // files; a failed restore leaves the VM parked. saveNs / restoreNs are measured from `stop` /
 // the QEMU's start to the state being durable / the VM running.
 //
-// QEMU processes are children of this process, die with it (PR_SET_PDEATHSIG) and are reaped by
-// poll(); a VM whose QEMU exits is removed from inventory and any operation on it completes with
-// an internal error. Time: operations start and are measured at poll()'s `now`; phase durations
+// Guests outlive the agent. QEMU runs in a session of its own with no death signal, and every VM
+// with a QEMU has a state file, VM-STATE-DIR/ID.vm.json (vm_state_file.h), rewritten atomically
+// whenever what it records changes (after each verb and each poll()). Destroying the
+// QemuHypervisor (or killing the agent, even with SIGKILL) leaves the guests running; create() on
+// the same directories re-attaches to each over QMP and lists it with the state QEMU reports
+// (running, or suspended when paused). What create() cannot carry over it reports, in the log
+// and in lostVms(): a guest whose QEMU exited while no agent watched (its state file and disk
+// overlay are removed), a state file that is corrupt (renamed ID.vm.json.corrupt; the other
+// guests are attached all the same), a QEMU that does not answer on QMP within 10 s (left
+// running and unlisted, its state file kept for the next start). A migration out that was in
+// flight is reported failed: its command died with the agent that ran it, so it is cancelled
+// and the guest runs on here (vrmd then aborts the destination's incoming VM as for any failed
+// migration). A clone that was booting is listed running. An incoming VM stays incoming, to be
+// committed or aborted by finishIncoming(). Under systemd the agent's unit needs
+// KillMode=process, or stopping the agent kills the guests in its cgroup.
+// QEMU processes this agent started are reaped by poll(); adopted ones are watched in /proc. A
+// VM whose QEMU exits is removed from inventory and any operation on it completes with an
+// internal error. Time: operations start and are measured at poll()'s `now`; phase durations
 // of live migrations come from QEMU's own query-migrate figures.
 #pragma once
 
@@ -91,6 +108,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -131,6 +149,16 @@ class QemuHypervisor final : public Hypervisor {
   Result<nlohmann::json> qmp(const std::string& vmId, const std::string& command,
                              const nlohmann::json& arguments = nlohmann::json());
 
+  // What create() could not carry over from an earlier agent (see above), oldest first.
+  struct LostVm {
+    std::string vmId;  // "" when a corrupt state file named none
+    std::string reason;
+  };
+  const std::vector<LostVm>& lostVms() const { return lost_; }
+  // For tests and tools that must leave nothing behind: kills every guest's QEMU and removes its
+  // state file (the destructor deliberately leaves both).
+  void killAllGuests();
+
  private:
   QemuHypervisor(HostInfo host, qemu::QemuConfig config)
       : host_(std::move(host), std::move(config)) {}
@@ -142,11 +170,18 @@ class QemuHypervisor final : public Hypervisor {
   // Registers a started operation (null: it completed at once, see immediate_).
   template <class Op>
   Status track(Result<std::unique_ptr<Op>> started);
+  // Re-attaches to the guests of the state files in vm-state-dir (create()).
+  void reattach();
+  // Brings the state files in line with the VM table: writes those whose record changed, removes
+  // those of VMs gone or without a QEMU (parked ones are described by park.h).
+  void persist();
 
   qemu::QemuHost host_;
   std::map<OperationId, std::unique_ptr<qemu::QemuOperation>> ops_;
   std::vector<OperationEvent> immediate_;
   TimeNs lastPollNs_ = 0;
+  std::vector<LostVm> lost_;
+  std::set<std::string> persisted_;  // ids with a state file written by this agent
 };
 
 }  // namespace vrm::vmscheduler

@@ -18,6 +18,7 @@
 
 #include "backend/operation_support.h"
 #include "qemu/qemu_host.h"
+#include "qemu/vm_state_file.h"
 
 namespace vrm::vmscheduler::qemu {
 
@@ -44,6 +45,8 @@ class QemuOperation {
   virtual bool unparks() const { return false; }
   // The hypervisor is going away: stop transfers and remove staged files (no completion).
   virtual void abandon() {}
+  // A migration or park out of this host: what its VM's state file records of it.
+  virtual std::optional<VmStateRecord::Migration> outgoing() const { return std::nullopt; }
 
  protected:
   // One step with the VM (`vm` has a QEMU unless handlesExitedQemu()).
@@ -75,6 +78,10 @@ class OutgoingOperation : public QemuOperation {
       : QemuOperation(id, vm.id), previousState_(vm.state), observation_(std::move(observation)) {}
 
   void abandon() override;
+  std::optional<VmStateRecord::Migration> outgoing() const override {
+    return VmStateRecord::Migration{id(), observation_.mode, observation_.toHost,
+                                    previousState_ == VmState::kRunning, observation_.startNs};
+  }
 
  protected:
   void onStart(TimeNs now) override { observation_.startNs = now; }

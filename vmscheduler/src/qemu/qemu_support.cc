@@ -106,6 +106,20 @@ Status syncFile(const std::string& path) {
   return Status::ok();
 }
 
+Status writeFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out.flush()) return Status::internal("cannot write " + tmp);
+  }
+  if (Status s = syncFile(tmp); !s) return s;
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::internal("cannot replace " + path + ": " + std::strerror(errno));
+  }
+  return Status::ok();
+}
+
 std::uint64_t fileSize(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;

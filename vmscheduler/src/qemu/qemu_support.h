@@ -34,6 +34,9 @@ Status runProgram(const std::vector<std::string>& argv);
 bool portFree(const std::string& address, int port);
 // fsync of a file (a no-op on tmpfs, the disk write otherwise). Errors: internal.
 Status syncFile(const std::string& path);
+// Replaces `path` by `text` atomically: PATH.tmp written, fsync'ed and renamed over it, so a
+// reader sees the old text or the new one. Errors: internal naming the file.
+Status writeFileAtomically(const std::string& path, const std::string& text);
 // Size of a file in bytes, 0 when it cannot be read.
 std::uint64_t fileSize(const std::string& path);
 // Nanoseconds since `t0` on the steady clock.
