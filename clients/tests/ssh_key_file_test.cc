@@ -12,8 +12,8 @@ constexpr const char* kKey =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKDLIabwrbChxMufAdl0KXARt4BoFMMlaai4zxaChfqq alice@lab";
 
 std::string writeFile(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + "/ssh_key_file_test." +
-                           std::to_string(::getpid()) + "." + name;
+  const std::string path =
+      ::testing::TempDir() + "/ssh_key_file_test." + std::to_string(::getpid()) + "." + name;
   std::ofstream(path) << text;
   return path;
 }

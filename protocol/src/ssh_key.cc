@@ -9,11 +9,13 @@ namespace vrm {
 
 namespace {
 
-constexpr std::array<std::string_view, 7> kKeyTypes = {
-    "ssh-ed25519",         "ssh-rsa",
-    "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com"};
+constexpr std::array<std::string_view, 7> kKeyTypes = {"ssh-ed25519",
+                                                       "ssh-rsa",
+                                                       "ecdsa-sha2-nistp256",
+                                                       "ecdsa-sha2-nistp384",
+                                                       "ecdsa-sha2-nistp521",
+                                                       "sk-ssh-ed25519@openssh.com",
+                                                       "sk-ecdsa-sha2-nistp256@openssh.com"};
 
 std::optional<std::vector<std::uint8_t>> decodeBase64(std::string_view in) {
   auto value = [](char c) -> int {
@@ -89,9 +91,10 @@ Status checkSshPublicKey(std::string_view key) {
   bool known = false;
   for (auto t : kKeyTypes) known |= t == type;
   if (!known) {
-    return Status::invalid("not an OpenSSH public key: it must start with a key type such as "
-                           "ssh-ed25519 or ssh-rsa, got '" +
-                           std::string(type.substr(0, 40)) + "'");
+    return Status::invalid(
+        "not an OpenSSH public key: it must start with a key type such as "
+        "ssh-ed25519 or ssh-rsa, got '" +
+        std::string(type.substr(0, 40)) + "'");
   }
   if (space == std::string_view::npos) return Status::invalid("SSH public key has no key data");
   std::string_view data = key.substr(space + 1);

@@ -63,8 +63,8 @@ class QemuSshTest : public ::testing::Test {
     fs::create_directories(root_);
     for (const char* name : {"owner", "other"}) {
       const fs::path key = root_ / name;
-      auto [rc, out] = run("ssh-keygen -q -t ed25519 -N '' -C " + std::string(name) + " -f " +
-                           key.string());
+      auto [rc, out] =
+          run("ssh-keygen -q -t ed25519 -N '' -C " + std::string(name) + " -f " + key.string());
       ASSERT_EQ(rc, 0) << out;
     }
   }
@@ -81,18 +81,18 @@ class QemuSshTest : public ::testing::Test {
     o.host.cpuCores = 2;
     o.host.memoryBytes = 1024 * kMiB;
     const std::string guest = VRM_GUEST_DIR;
-    o.params = {{"accel", "tcg"},
-                {"run-dir", (root_ / "run").string()},
-                {"stage-dir", (root_ / "state").string()},
-                {"dirty-rate-interval", "0s"},
-                {"boot-timeout", "180s"},
-                {"network", "user"},
-                {"template.ssh.kernel", guest + "/vmlinuz"},
-                {"template.ssh.initrd", guest + "/initrd-ssh.img"},
-                {"template.ssh.append",
-                 "console=ttyS0 quiet panic=-1 rdinit=/vrm-ssh-init memtouch.mb=16"},
-                {"template.ssh.ready", "vrm-guest: up"},
-                {"template.ssh.ssh", "on"}};
+    o.params = {
+        {"accel", "tcg"},
+        {"run-dir", (root_ / "run").string()},
+        {"stage-dir", (root_ / "state").string()},
+        {"dirty-rate-interval", "0s"},
+        {"boot-timeout", "180s"},
+        {"network", "user"},
+        {"template.ssh.kernel", guest + "/vmlinuz"},
+        {"template.ssh.initrd", guest + "/initrd-ssh.img"},
+        {"template.ssh.append", "console=ttyS0 quiet panic=-1 rdinit=/vrm-ssh-init memtouch.mb=16"},
+        {"template.ssh.ready", "vrm-guest: up"},
+        {"template.ssh.ssh", "on"}};
     auto hv = Hypervisor::create("qemu", o);
     EXPECT_TRUE(hv.isOk()) << hv.status().toString();
     return hv ? std::move(hv).value() : nullptr;
@@ -146,16 +146,16 @@ TEST_F(QemuSshTest, CloneWithKeyIsReachableBySshThroughItsHandle) {
   EXPECT_EQ(h.address, "127.0.0.1");
   EXPECT_GT(h.port, 0u);
   EXPECT_EQ(h.account, "root");
-  EXPECT_NE(h.addressSource.find("forwards 127.0.0.1:" + std::to_string(h.port)),
-            std::string::npos)
+  EXPECT_NE(h.addressSource.find("forwards 127.0.0.1:" + std::to_string(h.port)), std::string::npos)
       << h.addressSource;
 
-  auto [rc, out] = sshTo(h, "owner", "echo logged-in-as-$(id -u); cat /sys/class/net/eth0/address");
+  auto [rc, out] =
+      run(sshTo(h, "owner", "echo logged-in-as-$(id -u); cat /sys/class/net/eth0/address"));
   const auto loggedInAt = std::chrono::steady_clock::now();
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("logged-in-as-0"), std::string::npos) << out;
   EXPECT_NE(out.find(qemu::stableMac(spec.vmId)), std::string::npos) << out;
-  auto [otherRc, otherOut] = sshTo(h, "other", "true");
+  auto [otherRc, otherOut] = run(sshTo(h, "other", "true"));
   EXPECT_NE(otherRc, 0) << "a key the owner did not give got in: " << otherOut;
   using Ms = std::chrono::milliseconds;
   std::printf("clone to ready (ssh answers): %lld ms; clone to first command over ssh: %lld ms\n",
@@ -180,8 +180,10 @@ TEST_F(QemuSshTest, KeyForAnImageTemplateIsRefused) {
   const fs::path image = root_ / "base.qcow2";
   auto [rc, out] = run("qemu-img create -q -f qcow2 " + image.string() + " 16M");
   ASSERT_EQ(rc, 0) << out;
-  o.params = {{"accel", "tcg"},         {"run-dir", (root_ / "run").string()},
-              {"network", "user"},      {"template.disk.image", image.string()},
+  o.params = {{"accel", "tcg"},
+              {"run-dir", (root_ / "run").string()},
+              {"network", "user"},
+              {"template.disk.image", image.string()},
               {"template.disk.ssh", "on"}};
   auto hv = Hypervisor::create("qemu", o);
   ASSERT_TRUE(hv.isOk()) << hv.status().toString();

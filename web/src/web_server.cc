@@ -441,9 +441,9 @@ Response WebServer::Impl::submit(const Request& req) {
   }
   if (!body.is_object()) throw BadRequest("the body must be a JSON object");
   static const std::set<std::string> kFields = {
-      "hosts",  "host_names", "vms",          "start", "start_ns", "duration",  "end",
-      "end_ns", "template",   "vms_per_host", "label", "owner",    "objective", "dry_run",
-      "ssh_public_key"};
+      "hosts",    "host_names", "vms",       "start",    "start_ns",
+      "duration", "end",        "end_ns",    "template", "vms_per_host",
+      "label",    "owner",      "objective", "dry_run",  "ssh_public_key"};
   for (const auto& [key, value] : body.items()) {
     if (!kFields.count(key)) throw BadRequest("unknown field '" + key + "'");
   }

@@ -67,8 +67,8 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
   if (!t.image.empty()) {
     vm.diskPath = host.config.runDir + "/" + spec.vmId + ".qcow2";
     ::unlink(vm.diskPath.c_str());
-    if (Status s = runProgram({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                               t.image, vm.diskPath});
+    if (Status s = runProgram(
+            {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", t.image, vm.diskPath});
         !s) {
       return s;
     }

@@ -96,9 +96,8 @@ VmHandle handleFor(const QemuConfig& config, const QemuTemplate& t, const std::s
   if (config.network == GuestNetworkMode::kUser && t.ssh && forwardPort > 0) {
     h.address = config.forwardAddress;
     h.port = static_cast<std::uint32_t>(forwardPort);
-    h.addressSource = "user-mode network: host " + hostName + " forwards " +
-                      config.forwardAddress + ":" + std::to_string(forwardPort) +
-                      " to the guest's port 22";
+    h.addressSource = "user-mode network: host " + hostName + " forwards " + config.forwardAddress +
+                      ":" + std::to_string(forwardPort) + " to the guest's port 22";
   } else if (config.network == GuestNetworkMode::kBridge) {
     h.addressSource = "bridge " + config.bridge + " on " + hostName + ", MAC " + stableMac(vmId) +
                       ": the address is the bridge's DHCP lease for that MAC, which the agent "

@@ -46,8 +46,8 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
     if (config.bridge.empty()) return p.invalid("bridge", "network=bridge needs bridge=NAME");
     // A bridge is a network device with a bridge/ directory; a plain NIC of that name is not.
     if (access((sysClassNet + "/" + config.bridge + "/bridge").c_str(), F_OK) != 0) {
-      return p.invalid("bridge", "no bridge '" + config.bridge + "' on this host (" +
-                                     sysClassNet + "/" + config.bridge + "/bridge is missing)");
+      return p.invalid("bridge", "no bridge '" + config.bridge + "' on this host (" + sysClassNet +
+                                     "/" + config.bridge + "/bridge is missing)");
     }
   } else if (!config.bridge.empty()) {
     return p.invalid("bridge", "is only for network=bridge");

@@ -39,7 +39,7 @@ struct QemuConfig {
   std::string migrationAddress = "127.0.0.1";
   int firstPort = 49200, lastPort = 49399;
   GuestNetworkMode network = GuestNetworkMode::kNone;
-  std::string bridge;                         // network=bridge: its name (must exist)
+  std::string bridge;                        // network=bridge: its name (must exist)
   std::string forwardAddress = "127.0.0.1";  // network=user: where forwarded ports listen
   TimeNs bootTimeoutNs = 120 * kNsPerSec;
   TimeNs migrationTimeoutNs = 600 * kNsPerSec;

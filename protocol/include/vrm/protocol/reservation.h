@@ -127,7 +127,7 @@ struct ClonePlacement {
   std::string vmId;
   std::string host;
   CloneState state = CloneState::kPending;
-  std::string address;        // "" = not known (addressSource says why) or hidden from the caller
+  std::string address;  // "" = not known (addressSource says why) or hidden from the caller
   std::string account;
   std::uint32_t port = 0;     // ssh's port at address; 0 = not known or not reachable by ssh
   std::string addressSource;  // where address and port come from (the backend says, never guesses)
