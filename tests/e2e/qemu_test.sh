@@ -7,24 +7,20 @@
 # ready; g1 and g2 run on qb only, with their memory verified intact by the guests themselves
 # after the move (a fresh console on qb prints "memtouch: verify ok", never "CORRUPT"); vrmd
 # stored both migration observations, the suspend-copy-resume one with its save, copy and
-# restore phases; no staged state is left behind. The hosts have user-mode networking and the
-# reservation's template runs dropbear (tests/guest/build-guest-ssh.sh): the owner submits with
-# --ssh-key and logs into the clone with the ssh line of its handle, running a command there.
-# Skipped (77) without qemu-system-x86_64.
+# restore phases; no staged state is left behind. Skipped (77) without qemu-system-x86_64.
 # Ports 17300-17349.
 PORT=${PORT:-17300}
 SCALE=1                      # real time: the guests are real
 VRMD_EXTRA="--margin 2s"     # so the vacate starts soon after submission
 source "$(dirname "$0")/lib.sh"
 command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 not installed"; exit 77; }
-for tool in sqlite3 jq ssh ssh-keygen dropbear; do
+for tool in sqlite3 jq; do
   command -v $tool >/dev/null || { echo "skip: $tool not installed (scripts/install-deps.sh)"; exit 77; }
 done
 
 guest=$build/guest
-"$root/tests/guest/build-guest-ssh.sh" "$guest" >"$work/guest.log" 2>&1 ||
-  { echo "FAIL: tests/guest/build-guest-ssh.sh" >&2; cat "$work/guest.log" >&2; exit 1; }
-ssh-keygen -q -t ed25519 -N '' -C e2e-owner -f "$work/owner-key"
+"$root/tests/guest/build-guest.sh" "$guest" >"$work/guest.log" 2>&1 ||
+  { echo "FAIL: tests/guest/build-guest.sh" >&2; cat "$work/guest.log" >&2; exit 1; }
 
 CLUSTER=$work/cluster.yaml
 cat >"$CLUSTER" <<'YAML'
@@ -74,14 +70,12 @@ start_qemu_agent() {
     --backend-param boot-timeout=240s \
     --backend-param dirty-rate-interval=5s \
     --backend-param initial-template=memtouch \
-    --backend-param network=user \
     --backend-param "template.memtouch.kernel=$guest/vmlinuz" \
     --backend-param "template.memtouch.initrd=$guest/initrd.img" \
     --backend-param "template.memtouch.append=$append memtouch.mb=40 memtouch.rate=1000" \
     --backend-param "template.tiny.kernel=$guest/vmlinuz" \
-    --backend-param "template.tiny.initrd=$guest/initrd-ssh.img" \
-    --backend-param "template.tiny.append=$append rdinit=/vrm-ssh-init memtouch.mb=8 memtouch.rate=0" \
-    --backend-param "template.tiny.ssh=on" \
+    --backend-param "template.tiny.initrd=$guest/initrd.img" \
+    --backend-param "template.tiny.append=$append memtouch.mb=8 memtouch.rate=0" \
     --backend-param "template.tiny.ready=memtouch: verify ok" \
     >>"$work/$h.log" 2>&1 &
   agent_pids[$h]=$!
@@ -122,8 +116,7 @@ sleep 5
 
 id=""
 for start in +40s +60s +90s; do
-  if vrmctl submit --host qa --start "$start" --duration 10min --template tiny \
-    --ssh-key "$work/owner-key.pub" >"$work/out" 2>"$work/err"; then
+  if vrmctl submit --host qa --start "$start" --duration 10min --template tiny >"$work/out" 2>"$work/err"; then
     id=$(head -n 1 "$work/out" | awk '{print $1}')
     break
   fi
@@ -142,14 +135,6 @@ for _ in $(seq 1 2400); do  # 240 s: vacate at the latest safe start, then a TCG
 done
 check "reservation ready (is $(state_of "$id"))" test $ready -eq 1
 vrmctl show "$id" | sed 's/^/  | /'
-
-# The handle's ssh line, as printed, with the owner's key and no host-key bookkeeping.
-ssh_line=$(vrmctl --json show "$id" | jq -r '.handles[0].ssh // ""')
-echo "  | handle: $ssh_line"
-check "the handle has an ssh line" test -n "$ssh_line"
-ssh_out=$(${ssh_line/ssh /ssh -i $work/owner-key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=30 -o LogLevel=ERROR } 'echo in-the-clone; cat /proc/cmdline' 2>&1)
-echo "$ssh_out" | sed 's/^/  | ssh: /'
-check "logged into the clone with its handle and ran a command" grep -q in-the-clone <<<"$ssh_out"
 
 expect_exit 0 "inventory" -- vrmctl --json vms
 for vm in g1 g2; do

@@ -21,11 +21,12 @@
 set -euo pipefail
 guest=${1:?usage: build-guest-ssh.sh GUEST_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/initramfs-lib.sh"
 "$here/build-guest.sh" "$guest"
 guest=$(cd "$guest" && pwd)
 cache=${VRM_GUEST_CACHE:-$guest/cache}
 out=$guest/initrd-ssh.img
-if [[ -s $out && $out -nt $guest/initrd.img && $out -nt $0 ]]; then
+if [[ -s $out && $out -nt $guest/initrd.img && $out -nt $0 && $out -nt $here/initramfs-lib.sh ]]; then
   exit 0
 fi
 dropbear=$(command -v dropbear || echo /usr/sbin/dropbear)
@@ -35,29 +36,13 @@ command -v dropbearkey >/dev/null || { echo "build-guest-ssh: no dropbearkey (in
 root=$(mktemp -d)
 work=$(mktemp -d)
 trap 'rm -rf "$root" "$work"' EXIT
-mkdir -p "$root"/{bin,sbin,lib/vrm-modules,etc/dropbear,root/.ssh,var/log,run,dev/pts,tmp}
+mkdir -p "$root"/{bin,sbin,etc/dropbear,root/.ssh,var/log,run,dev/pts,tmp}
 chmod 700 "$root/root" "$root/root/.ssh"
 
-# Kernel modules, in load order (the cloud kernel builds virtio and its NIC as modules).
-modules=(drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko
-  drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko
-  drivers/virtio/virtio_pci.ko net/core/failover.ko drivers/net/net_failover.ko
-  drivers/net/virtio_net.ko)
-deb=$(ls "$cache"/linux-image-*-cloud-amd64*.deb | head -1)
-dpkg-deb -x "$deb" "$work/kernel"
-kdir=$(ls -d "$work"/kernel/lib/modules/*/kernel)
-for m in "${modules[@]}"; do
-  cp "$kdir/$m" "$root/lib/vrm-modules/"
-done
-printf '%s\n' "${modules[@]##*/}" >"$root/lib/vrm-modules/order"
-
-# dropbear is linked dynamically: its libraries come along (ldd lists them, the loader too).
+# The cloud kernel builds virtio and its NIC as modules; dropbear is linked dynamically.
+virtio_net_modules "$(ls "$cache"/linux-image-*-cloud-amd64*.deb | head -1)" "$root"
 cp "$dropbear" "$root/sbin/dropbear"
-for lib in $(ldd "$dropbear" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
-done
-[[ -e $root/lib64/ld-linux-x86-64.so.2 ]] || { mkdir -p "$root/lib64"; cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"; }
+with_libraries "$dropbear" "$root"
 dropbearkey -t ed25519 -f "$root/etc/dropbear/dropbear_ed25519_host_key" >/dev/null 2>&1
 
 # The logged-in shell gets all of busybox (the base image links only what /init uses).
@@ -69,20 +54,7 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
 printf '/bin/sh\n' >"$root/etc/shells"
 
-cat >"$root/etc/udhcpc.script" <<'SCRIPT'
-#!/bin/sh
-# busybox udhcpc's hook: configures eth0 with the lease it got.
-case $1 in
-  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
-    [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
-    echo "vrm-ssh: $interface $ip/${mask:-24}" >/dev/console ;;
-esac
-exit 0
-SCRIPT
-chmod +x "$root/etc/udhcpc.script"
+udhcpc_script "$root" vrm-ssh
 
 cat >"$root/vrm-ssh-init" <<'INIT'
 #!/bin/busybox sh
