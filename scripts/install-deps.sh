@@ -28,6 +28,7 @@ packages=(
                           # ... and the private libvirtd hosts of its slow tests (tests/libvirt/)
   qemu-system-x86 qemu-utils  # qemu backend (qemu-img for qcow2 overlays)
   busybox-static cpio         # the qemu tests' guest initramfs (tests/guest/build-guest.sh)
+  dropbear-bin openssh-client # the test guest's SSH server, and the client the qemu tests log in with
   clang-format                # tests/lint/check_format.sh (formatting is checked in CI)
   clang libclang-rt-14-dev llvm-14  # fuzzing (tests/fuzz.sh): libFuzzer, sanitizers, symbolizer
 )

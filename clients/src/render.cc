@@ -38,9 +38,15 @@ json toJson(const Reservation& r) {
   json clones = json::array();
   for (const auto& c : r.clones) {
     clones.push_back({{"vm", c.vmId}, {"host", c.host}, {"state", cloneStateName(c.state)}});
-    if (c.state == CloneState::kRunning) {
-      handles.push_back(
-          {{"vm", c.vmId}, {"host", c.host}, {"address", c.address}, {"account", c.account}});
+    // Hidden handles (another owner's reservation) have no address: listed as clones only.
+    if (c.hasHandle()) {
+      handles.push_back({{"vm", c.vmId},
+                         {"host", c.host},
+                         {"address", c.address},
+                         {"account", c.account},
+                         {"port", c.port},
+                         {"address_source", c.addressSource},
+                         {"ssh", c.sshCommand()}});
     }
   }
   json events = json::array();
@@ -210,11 +216,13 @@ std::string reservationText(const Reservation& r, TimeNs now) {
   }
   bool anyHandle = false;
   for (const auto& c : r.clones) {
-    if (c.state != CloneState::kRunning) continue;
+    if (!c.hasHandle()) continue;
     if (!anyHandle) o << "  handles\n";
     anyHandle = true;
-    o << "    " << pad(c.vmId, 26) << pad(c.host, 10) << pad(c.address, 34) << "account "
-      << c.account << "\n";
+    const std::string ssh = c.sshCommand();
+    o << "    " << pad(c.vmId, 26) << pad(c.host, 10)
+      << (ssh.empty() ? pad(c.address, 34) + "account " + c.account : ssh) << "\n";
+    if (!c.addressSource.empty()) o << "      address from " << c.addressSource << "\n";
   }
   if (!r.events.empty()) {
     o << "  events\n";

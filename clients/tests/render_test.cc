@@ -50,6 +50,35 @@ TEST(RenderTest, ReservationJsonHasTheContractFields) {
   EXPECT_EQ(j["events"][0]["message"], "admitted");
 }
 
+// Ensures a handle with a port carries the ssh line and where its address comes from, in both
+// forms, and that a hidden handle (another owner's view, address blanked) is no handle at all.
+TEST(RenderTest, HandlesCarryTheSshLineAndHiddenOnesAreOmitted) {
+  Reservation r = sample();
+  ClonePlacement& c = r.clones[0];
+  c.address = "127.0.0.1";
+  c.account = "root";
+  c.port = 40022;
+  c.addressSource = "user-mode forward on node3";
+  auto j = nlohmann::json::parse(reservationJson(r));
+  ASSERT_EQ(j["handles"].size(), 1u);
+  EXPECT_EQ(j["handles"][0]["port"], 40022);
+  EXPECT_EQ(j["handles"][0]["ssh"], "ssh -p 40022 root@127.0.0.1");
+  EXPECT_EQ(j["handles"][0]["address_source"], "user-mode forward on node3");
+  std::string text = reservationText(r, 0);
+  EXPECT_NE(text.find("ssh -p 40022 root@127.0.0.1"), std::string::npos) << text;
+  EXPECT_NE(text.find("address from user-mode forward on node3"), std::string::npos) << text;
+
+  c.address.clear();  // as hideHandles() leaves it
+  c.account.clear();
+  c.port = 0;
+  c.addressSource.clear();
+  j = nlohmann::json::parse(reservationJson(r));
+  EXPECT_EQ(j["handles"].size(), 0u);
+  EXPECT_EQ(j["clones"].size(), 1u);
+  text = reservationText(r, 0);
+  EXPECT_EQ(text.find("handles"), std::string::npos) << text;
+}
+
 // Ensures the human form shows the plan table, a timeline and the handles.
 TEST(RenderTest, ReservationTextShowsPlanTimelineAndHandles) {
   std::string text = reservationText(sample(), 0);

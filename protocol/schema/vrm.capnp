@@ -99,6 +99,8 @@ struct ReservationRequest {
   displaced @13 :Text;           # dedicated: what displaced VMs do after the window:
                                  # "stay" (default, "" too) or "return" (migrate back home)
   quantile @14 :Float64;         # dedicated: makespan quantile of its plan, (0, 1); 0 = default
+  sshPublicKey @15 :Text;        # the owner's OpenSSH public key ("TYPE BASE64 [comment]"), put
+                                 # into its clones at clone time; "" = none
 }
 
 enum ReservationState {
@@ -171,6 +173,9 @@ struct VmHandle {
   host @1 :Text;
   address @2 :Text;
   account @3 :Text;
+  port @4 :UInt32;               # where ssh listens at address (0 = not known / not ssh)
+  addressSource @5 :Text;        # where address and port come from, e.g. "user-mode forward"
+  ssh @6 :Text;                  # a ready command line ("ssh -p PORT ACCOUNT@ADDRESS"), or ""
 }
 
 enum CloneState {
@@ -190,6 +195,8 @@ struct ClonePlacement {
   state @2 :CloneState;
   address @3 :Text;
   account @4 :Text;
+  port @5 :UInt32;               # as in VmHandle
+  addressSource @6 :Text;
 }
 
 struct ReservationEvent {
@@ -295,6 +302,7 @@ struct CloneCommand {
   memoryBytes @3 :UInt64;
   reservationId @4 :Text;
   bootTimeNs @5 :Int64;          # expected clone + boot time (sim backends take this long)
+  sshPublicKey @6 :Text;         # the reservation owner's key, for the clone's account ("" = none)
 }
 
 struct AgentCommand {

@@ -38,6 +38,12 @@ const char* moveStateName(MoveState state) {
   return "unknown";
 }
 
+std::string ClonePlacement::sshCommand() const {
+  if (address.empty() || port == 0 || account.empty()) return "";
+  // An IPv6 literal needs no brackets in user@host form; -p carries the port.
+  return "ssh -p " + std::to_string(port) + " " + account + "@" + address;
+}
+
 const char* cloneStateName(CloneState state) {
   switch (state) {
     case CloneState::kPending:

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "vrm/protocol/codec.h"
+#include "vrm/protocol/ssh_key.h"
 
 namespace vrm::protocol {
 
@@ -91,6 +92,7 @@ void toWire(const ReservationRequest& in, wire::ReservationRequest::Builder out)
   out.setMaxVmTimeNs(in.maxVmTimeNs);
   out.setDisplaced(in.displaced ? displacedName(*in.displaced) : "");
   out.setQuantile(in.quantile);
+  out.setSshPublicKey(in.sshPublicKey);
 }
 
 namespace {
@@ -112,6 +114,7 @@ ReservationRequest requestFields(wire::ReservationRequest::Reader in) {
   r.label = toStd(in.getLabel());
   r.maxVmTimeNs = in.getMaxVmTimeNs();
   r.quantile = in.getQuantile();
+  r.sshPublicKey = toStd(in.getSshPublicKey());
   return r;
 }
 
@@ -134,6 +137,11 @@ Result<ReservationRequest> requestFromWire(wire::ReservationRequest::Reader in) 
   r.displaced = *displaced;
   if (r.quantile != 0 && !(r.quantile > 0 && r.quantile < 1)) {
     return Status::invalid("quantile must be between 0 and 1 (exclusive), or 0 for vrmd's default");
+  }
+  if (!r.sshPublicKey.empty()) {
+    if (Status s = checkSshPublicKey(r.sshPublicKey); !s) {
+      return Status::invalid("sshPublicKey: " + s.message());
+    }
   }
   return r;
 }
@@ -264,9 +272,11 @@ void toWire(const Reservation& in, wire::Reservation::Builder out) {
   out.setLateNoted(in.lateNoted);
   out.setReturnsNoted(in.returnsNoted);
 
+  // Handles only where there is one to give: a clone whose handle was hidden from the caller
+  // (hideHandles) is listed in clones, not as an empty handle.
   std::vector<const ClonePlacement*> running;
   for (const auto& c : in.clones) {
-    if (c.state == CloneState::kRunning) running.push_back(&c);
+    if (c.hasHandle()) running.push_back(&c);
   }
   auto handles = out.initHandles(static_cast<unsigned>(running.size()));
   for (unsigned i = 0; i < running.size(); ++i) {
@@ -274,6 +284,9 @@ void toWire(const Reservation& in, wire::Reservation::Builder out) {
     handles[i].setHost(running[i]->host);
     handles[i].setAddress(running[i]->address);
     handles[i].setAccount(running[i]->account);
+    handles[i].setPort(running[i]->port);
+    handles[i].setAddressSource(running[i]->addressSource);
+    handles[i].setSsh(running[i]->sshCommand());
   }
   auto clones = out.initClones(static_cast<unsigned>(in.clones.size()));
   for (unsigned i = 0; i < in.clones.size(); ++i) {
@@ -283,6 +296,8 @@ void toWire(const Reservation& in, wire::Reservation::Builder out) {
     clones[i].setState(static_cast<wire::CloneState>(static_cast<int>(c.state)));
     clones[i].setAddress(c.address);
     clones[i].setAccount(c.account);
+    clones[i].setPort(c.port);
+    clones[i].setAddressSource(c.addressSource);
   }
   auto events = out.initEvents(static_cast<unsigned>(in.events.size()));
   for (unsigned i = 0; i < in.events.size(); ++i) {
@@ -352,6 +367,8 @@ Reservation fromWire(wire::Reservation::Reader in) {
         clampEnum(c.getState(), wire::CloneState::FAILED, wire::CloneState::FAILED)));
     p.address = toStd(c.getAddress());
     p.account = toStd(c.getAccount());
+    p.port = c.getPort();
+    p.addressSource = toStd(c.getAddressSource());
     r.clones.push_back(std::move(p));
   }
   for (auto e : in.getEvents()) {
@@ -545,6 +562,7 @@ void toWire(const AgentCommand& in, wire::AgentCommand::Builder out) {
       c.setMemoryBytes(in.memoryBytes);
       c.setReservationId(in.reservationId);
       c.setBootTimeNs(in.bootTimeNs);
+      c.setSshPublicKey(in.sshPublicKey);
       break;
     }
     case K::kDestroy:
@@ -584,6 +602,8 @@ AgentResult fromWire(wire::CommandResult::Reader in) {
       c.host = toStd(h.getHost());
       c.address = toStd(h.getAddress());
       c.account = toStd(h.getAccount());
+      c.port = h.getPort();
+      c.addressSource = toStd(h.getAddressSource());
       c.state = CloneState::kRunning;
       r.cloned = c;
       break;

@@ -292,7 +292,9 @@ Status SimHypervisor::startClone(OperationId id, const CloneSpec& spec) {
     return Status::invalid("clone '" + spec.vmId + "' has a negative boot time");
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
 
-  VmHandle handle{spec.vmId, host_.name, spec.vmId + "." + host_.name + ".sim", "vrm"};
+  // The sim's clones are names only: no port, so no ssh line.
+  VmHandle handle{spec.vmId, host_.name, spec.vmId + "." + host_.name + ".sim",
+                  "vrm",     0,          "simulated (a name, not reachable)"};
   if (const VmInfo* existing = vms_.find(spec.vmId)) {
     const VmInfo& vm = *existing;
     const bool sameClone = (vm.state == VmState::kRunning || vm.state == VmState::kSuspended) &&

@@ -69,6 +69,8 @@ void toWire(const VmHandle& handle, wire::VmHandle::Builder out) {
   out.setHost(handle.host);
   out.setAddress(handle.address);
   out.setAccount(handle.account);
+  out.setPort(handle.port);
+  out.setAddressSource(handle.addressSource);
 }
 
 MigrationSpec fromWire(wire::MigrateCommand::Reader in) {
@@ -90,6 +92,7 @@ CloneSpec fromWire(wire::CloneCommand::Reader in) {
   spec.memoryBytes = in.getMemoryBytes();
   spec.reservationId = toStd(in.getReservationId());
   spec.bootTimeNs = in.getBootTimeNs();
+  spec.sshPublicKey = toStd(in.getSshPublicKey());
   return spec;
 }
 

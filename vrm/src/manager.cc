@@ -1500,6 +1500,8 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       if (result.cloned) {
         c.address = result.cloned->address;
         c.account = result.cloned->account;
+        c.port = result.cloned->port;
+        c.addressSource = result.cloned->addressSource;
       }
       // Our view of the host follows our own actions at once, not at the next heartbeat.
       if (!findVm(c.host, c.vmId)) {
@@ -2721,6 +2723,7 @@ void Manager::driveClones(Reservation& r) {
     cmd.memoryBytes = t->memoryBytes;
     cmd.reservationId = r.id;
     cmd.bootTimeNs = t->cloneTimeNs;
+    cmd.sshPublicKey = r.request.sshPublicKey;
     c.state = CloneState::kCloning;
     issue(std::move(cmd), r.id, Step::kClone, MoveId{}, i);
   }

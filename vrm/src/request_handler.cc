@@ -29,6 +29,8 @@ void hideHandles(Reservation& r) {
   for (auto& c : r.clones) {
     c.address.clear();
     c.account.clear();
+    c.port = 0;
+    c.addressSource.clear();
   }
 }
 

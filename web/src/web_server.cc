@@ -24,6 +24,7 @@
 #include "vrm/client/client.h"
 #include "vrm/client/render.h"
 #include "vrm/client/time_spec.h"
+#include "vrm/protocol/ssh_key.h"
 #include "vrm/protocol/token.h"
 #include "vrm/protocol/units.h"
 
@@ -440,8 +441,9 @@ Response WebServer::Impl::submit(const Request& req) {
   }
   if (!body.is_object()) throw BadRequest("the body must be a JSON object");
   static const std::set<std::string> kFields = {
-      "hosts",  "host_names", "vms",          "start", "start_ns", "duration",  "end",
-      "end_ns", "template",   "vms_per_host", "label", "owner",    "objective", "dry_run"};
+      "hosts",    "host_names", "vms",       "start",    "start_ns",
+      "duration", "end",        "end_ns",    "template", "vms_per_host",
+      "label",    "owner",      "objective", "dry_run",  "ssh_public_key"};
   for (const auto& [key, value] : body.items()) {
     if (!kFields.count(key)) throw BadRequest("unknown field '" + key + "'");
   }
@@ -471,6 +473,19 @@ Response WebServer::Impl::submit(const Request& req) {
   if (r.owner.empty()) r.owner = callerName.empty() ? options.defaultOwner : callerName;
   r.templateName = text("template");
   r.label = text("label");
+  if (body.contains("ssh_public_key") && !body["ssh_public_key"].is_null()) {
+    if (!body["ssh_public_key"].is_string()) throw BadRequest("ssh_public_key must be a string");
+    std::string key = body["ssh_public_key"].get<std::string>();
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) {
+      key.pop_back();
+    }
+    if (!key.empty()) {
+      if (Status s = checkSshPublicKey(key); !s) {
+        throw BadRequest("ssh_public_key: " + s.message());
+      }
+      r.sshPublicKey = key;
+    }
+  }
   r.vmsPerHost = count("vms_per_host");
   if (body.contains("dry_run")) {
     if (!body["dry_run"].is_boolean()) throw BadRequest("dry_run must be true or false");

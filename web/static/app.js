@@ -363,6 +363,8 @@ async function book(dryRun) {
   };
   const label = document.getElementById('label').value.trim();
   if (label) body.label = label;
+  const sshKey = document.getElementById('ssh-key').value.trim();
+  if (sshKey) body.ssh_public_key = sshKey;
   if (formKind() === 'hosts') body.hosts = Number.isFinite(count) ? count : 0;
   else body.vms = Number.isFinite(count) ? count : 0;
   if (dryRun) body.dry_run = true;
@@ -515,10 +517,13 @@ function renderReservationPage(id) {
   add(root, h('h3', {}, 'Handles'));
   if (r.handles.length) {
     add(root, h('table', {},
-      h('thead', {}, h('tr', {}, ['vm', 'host', 'address', 'account'].map((x) => h('th', {}, x)))),
+      h('thead', {}, h('tr', {}, ['vm', 'host', 'address', 'account', 'connect'].map((x) => h('th', {}, x)))),
       h('tbody', {}, r.handles.map((c) => h('tr', {},
-        h('td', { class: 'mono' }, c.vm), h('td', {}, c.host), h('td', { class: 'mono' }, c.address),
-        h('td', { class: 'mono' }, c.account))))));
+        h('td', { class: 'mono' }, c.vm), h('td', {}, c.host),
+        h('td', { class: 'mono', title: c.address_source ? `address from ${c.address_source}` : '' },
+          c.port ? `${c.address}:${c.port}` : c.address),
+        h('td', { class: 'mono' }, c.account),
+        h('td', { class: 'mono ssh' }, c.ssh || '–'))))));
   } else {
     add(root, h('div', { class: 'when' },
       r.clones.length ? `${r.clones.length} clone(s): ${r.clones.map((c) => `${c.vm} ${c.state}`).join(', ')}`

@@ -534,5 +534,22 @@ TEST_F(WebAuthTest, ReadersWithoutTheOwnersTokenSeeNoHandles) {
   }
 }
 
+// Ensures the owner's SSH key is taken from ssh_public_key and a bad one is a 400 naming the
+// field, with the reason (net, issue 13).
+TEST_F(WebServerTest, SshPublicKeyIsCheckedAndNamed) {
+  auto booked = post("/api/reservations",
+                     R"({"hosts": 1, "start": "+2h", "duration": "1h", "template": "bmi",
+                         "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKDLIabwrbChxMufAdl0KXARt4BoFMMlaai4zxaChfqq alice@lab\n"})");
+  EXPECT_EQ(booked.status, 201) << booked.body;
+  for (const char* bad : {R"("not a key")", R"("-----BEGIN OPENSSH PRIVATE KEY-----")", "42"}) {
+    auto reply = post("/api/reservations",
+                      std::string(R"({"hosts": 1, "start": "+3h", "duration": "1h", )") +
+                          R"("template": "bmi", "ssh_public_key": )" + bad + "}");
+    EXPECT_EQ(reply.status, 400) << reply.body;
+    EXPECT_NE(reply.parsed().value("message", "").find("ssh_public_key"), std::string::npos)
+        << reply.body;
+  }
+}
+
 }  // namespace
 }  // namespace vrm::web

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "vrm/client/render.h"
+#include "vrm/client/ssh_key_file.h"
 #include "vrm/client/time_spec.h"
 #include "vrm/protocol/units.h"
 
@@ -22,6 +23,7 @@ struct SubmitArgs {
   bool wait = false;
   std::string objective, maxVmTime, displaced;
   std::string waitTimeout = "10min";
+  std::string sshKeyFile;
 };
 
 int runSubmit(const Context& ctx, const SubmitArgs& a) {
@@ -31,6 +33,11 @@ int runSubmit(const Context& ctx, const SubmitArgs& a) {
   req.label = a.label;
   req.dryRun = a.dryRun;
   req.vmsPerHost = a.vmsPerHost;
+  if (!a.sshKeyFile.empty()) {
+    auto key = client::readSshPublicKeyFile(a.sshKeyFile, "--ssh-key");
+    if (!key) return ctx.fail(key.status());
+    req.sshPublicKey = *key;
+  }
   auto objective = objectiveFromName(a.objective);
   if (!objective) return ctx.fail(objective.status());
   req.objective = *objective;
@@ -204,6 +211,8 @@ void addReservationCommands(CLI::App& app, Context& ctx) {
   submit->add_option("--template", args->templateName, "VM template to clone")->required();
   submit->add_option("--vms-per-host", args->vmsPerHost, "clones per dedicated host");
   submit->add_option("--label", args->label, "free text shown in listings");
+  submit->add_option("--ssh-key", args->sshKeyFile,
+                     "your SSH public key file (.pub), put into the clones' account");
   submit
       ->add_option("--objective", args->objective,
                    "dedicated: makespan (finish vacating soonest, default) or degradation "

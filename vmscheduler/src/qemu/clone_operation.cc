@@ -2,10 +2,17 @@
 
 #include <unistd.h>
 
+#include "qemu/guest_network.h"
 #include "qemu/qemu_support.h"
+#include "vrm/protocol/ssh_key.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::vmscheduler::qemu {
+
+namespace {
+// Short: step() runs on the agent's loop; an unanswered probe is retried at the next step.
+constexpr std::chrono::milliseconds kSshProbeTimeout{300};
+}  // namespace
 
 Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
     QemuHost& host, OperationId id, const CloneSpec& spec, std::vector<OperationEvent>& immediate) {
@@ -18,20 +25,36 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
     return Status::invalid("unknown template '" + spec.templateName + "' on host '" +
                            host.info.name + "'");
   }
-  VmHandle handle{spec.vmId, host.info.name, "", "root"};
+  const QemuTemplate& t = tit->second;
   if (const QemuVm* existing = host.vms.find(spec.vmId)) {
     const VmInfo& info = existing->info;
     const bool sameClone = (info.state == VmState::kRunning || info.state == VmState::kSuspended) &&
                            info.templateName == spec.templateName &&
                            info.reservationId == spec.reservationId;
     if (!sameClone) return backend::alreadyOnHost(spec.vmId, host.info.name);
-    handle.address = info.address;
     OperationEvent done = backend::completedEvent(id);
-    done.clone = handle;
+    done.clone = handleFor(host.config, t, host.info.name, spec.vmId, existing->sshForwardPort,
+                           existing->proc.qmpPath);
     immediate.push_back(std::move(done));
     return std::unique_ptr<CloneOperation>();
   }
   if (Status s = host.vms.checkRoom(host.info, spec.cpuCores, spec.memoryBytes); !s) return s;
+  std::string appendExtra;
+  if (!spec.sshPublicKey.empty() && t.ssh) {
+    // vrmd checked the key; the agent does not trust the wire to have.
+    if (Status s = checkSshPublicKey(spec.sshPublicKey); !s) {
+      return Status::invalid("clone '" + spec.vmId + "': sshPublicKey: " + s.message());
+    }
+    if (!t.image.empty()) {
+      return Status::invalid("qemu template '" + spec.templateName +
+                             "': an SSH key goes only into kernel+initramfs templates (image "
+                             "templates would need a cloud-init seed, which this backend does "
+                             "not make yet)");
+    }
+    auto arg = kernelKeyArgument(spec.sshPublicKey, t.append);
+    if (!arg) return Status::invalid("clone '" + spec.vmId + "': " + arg.status().message());
+    appendExtra = *arg;
+  }
   QemuVm vm;
   vm.info.id = spec.vmId;
   vm.info.cpuCores = spec.cpuCores;
@@ -40,18 +63,21 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
   vm.info.state = VmState::kCloning;
   vm.info.reservationId = spec.reservationId;
   vm.info.templateName = spec.templateName;
-  if (!tit->second.image.empty()) {
+  vm.appendExtra = appendExtra;
+  if (!t.image.empty()) {
     vm.diskPath = host.config.runDir + "/" + spec.vmId + ".qcow2";
     ::unlink(vm.diskPath.c_str());
-    if (Status s = runProgram({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                               tit->second.image, vm.diskPath});
+    if (Status s = runProgram(
+            {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", t.image, vm.diskPath});
         !s) {
       return s;
     }
   }
   if (Status s = host.launch(vm); !s) return s;
-  vm.info.address = "unix:" + vm.proc.qmpPath;
-  handle.address = vm.info.address;
+  VmHandle handle =
+      handleFor(host.config, t, host.info.name, spec.vmId, vm.sshForwardPort, vm.proc.qmpPath);
+  vm.info.address =
+      handle.port ? handle.address + ":" + std::to_string(handle.port) : handle.address;
   host.vms.add(std::move(vm));
   return std::unique_ptr<CloneOperation>(new CloneOperation(id, std::move(handle)));
 }
@@ -65,6 +91,10 @@ bool CloneOperation::step(QemuHost& host, QemuVm& vm, TimeNs now,
   } else {
     auto st = vm.proc.qmp->execute("query-status", {}, kQmpTimeout);
     ready = st && st->value("status", "") == "running";
+  }
+  // A clone whose handle is an ssh line is ready when ssh answers there, not before.
+  if (ready && handle_.port > 0) {
+    ready = sshBannerAnswers(handle_.address, static_cast<int>(handle_.port), kSshProbeTimeout);
   }
   if (ready) {
     vm.info.state = VmState::kRunning;

@@ -10,7 +10,8 @@
 namespace vrm::vmscheduler::qemu {
 
 Result<QemuConfig> parseQemuConfig(const std::string& hostName,
-                                   const std::map<std::string, std::string>& params) {
+                                   const std::map<std::string, std::string>& params,
+                                   const std::string& sysClassNet) {
   backend::BackendParams p("qemu", params, {{"state-dir", "stage-dir"}});
   if (!p.status()) return p.status();
   QemuConfig config;
@@ -35,6 +36,22 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
     }
     config.firstPort = first;
     config.lastPort = last;
+  }
+  auto network = p.takeChoice("network", {"none", "user", "bridge"});
+  if (!network) return network.status();
+  if (*network == "user") config.network = GuestNetworkMode::kUser;
+  if (*network == "bridge") config.network = GuestNetworkMode::kBridge;
+  if (auto v = p.take("bridge")) config.bridge = *v;
+  if (auto v = p.take("forward-address")) config.forwardAddress = *v;
+  if (config.network == GuestNetworkMode::kBridge) {
+    if (config.bridge.empty()) return p.invalid("bridge", "network=bridge needs bridge=NAME");
+    // A bridge is a network device with a bridge/ directory; a plain NIC of that name is not.
+    if (access((sysClassNet + "/" + config.bridge + "/bridge").c_str(), F_OK) != 0) {
+      return p.invalid("bridge", "no bridge '" + config.bridge + "' on this host (" + sysClassNet +
+                                     "/" + config.bridge + "/bridge is missing)");
+    }
+  } else if (!config.bridge.empty()) {
+    return p.invalid("bridge", "is only for network=bridge");
   }
   for (auto [key, field] : {std::pair{"boot-timeout", &config.bootTimeoutNs},
                             {"migration-timeout", &config.migrationTimeoutNs},
@@ -65,6 +82,15 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
       t.image = value;
     } else if (field == "ready") {
       t.ready = value;
+    } else if (field == "account") {
+      if (value.empty()) return Status::invalid("qemu parameter template." + rest + ": empty");
+      t.account = value;
+    } else if (field == "ssh") {
+      if (value != "on" && value != "off") {
+        return Status::invalid("qemu parameter template." + rest + ": must be on or off, got '" +
+                               value + "'");
+      }
+      t.ssh = value == "on";
     } else {
       return Status::invalid("unknown qemu template field '" + field + "' in template." + rest);
     }
@@ -73,6 +99,10 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
   for (const auto& [name, t] : config.templates) {
     if (t.kernel.empty() == t.image.empty()) {
       return Status::invalid("qemu template '" + name + "' needs exactly one of kernel or image");
+    }
+    if (t.ssh && config.network == GuestNetworkMode::kNone) {
+      return Status::invalid("qemu template '" + name +
+                             "': ssh=on needs a network (parameter network=user or bridge)");
     }
     for (const std::string* path : {&t.kernel, &t.initrd, &t.image}) {
       if (!path->empty() && access(path->c_str(), R_OK) != 0) {

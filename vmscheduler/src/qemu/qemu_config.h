@@ -14,6 +14,20 @@ struct QemuTemplate {
   std::string kernel, initrd, append;  // a direct-kernel template
   std::string image;                   // or a disk template (qcow2 base image)
   std::string ready;                   // console text marking a clone ready ("": QEMU running)
+  // The guest runs an SSH server on port 22 (template.NAME.ssh=on): a clone is ready only once
+  // its SSH banner answers through the host's network, its handle gives the ssh line, and the
+  // owner's key goes into `account` (kernel templates: on the kernel command line as
+  // vrm.ssh_key=TYPE,BASE64, which tests/guest/build-guest-ssh.sh's init writes out).
+  bool ssh = false;
+  std::string account = "root";  // template.NAME.account: the account handles name
+};
+
+// How the host's guests are networked (parameter network).
+enum class GuestNetworkMode {
+  kNone,    // no NIC (-nodefaults): handles are the QMP socket
+  kUser,    // QEMU user-mode networking, guest port 22 forwarded from forward-address:PORT
+  kBridge,  // a tap on an existing bridge through qemu-bridge-helper; the guest's address
+            // comes from the bridge's DHCP server, which the agent does not see
 };
 
 struct QemuConfig {
@@ -25,6 +39,9 @@ struct QemuConfig {
   std::string vmStateDir;  // one state file per guest (vm_state_file.h); default <run-dir>/vms
   std::string migrationAddress = "127.0.0.1";
   int firstPort = 49200, lastPort = 49399;
+  GuestNetworkMode network = GuestNetworkMode::kNone;
+  std::string bridge;                        // network=bridge: its name (must exist)
+  std::string forwardAddress = "127.0.0.1";  // network=user: where forwarded ports listen
   TimeNs bootTimeoutNs = 120 * kNsPerSec;
   TimeNs migrationTimeoutNs = 600 * kNsPerSec;
   int maxRounds = 60;
@@ -34,9 +51,11 @@ struct QemuConfig {
 };
 
 // Reads and checks the parameters of host `hostName`: unknown names, malformed values, templates
-// that name unreadable files or neither/both of kernel and image, and a binary not found are
-// invalid-argument naming the parameter. Creates nothing.
+// that name unreadable files or neither/both of kernel and image, a binary not found, and a
+// bridge that does not exist are invalid-argument naming the parameter. Creates nothing.
+// `sysClassNet` is where network devices are listed (tests pass a directory of their own).
 Result<QemuConfig> parseQemuConfig(const std::string& hostName,
-                                   const std::map<std::string, std::string>& params);
+                                   const std::map<std::string, std::string>& params,
+                                   const std::string& sysClassNet = "/sys/class/net");
 
 }  // namespace vrm::vmscheduler::qemu

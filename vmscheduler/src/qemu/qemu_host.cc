@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "qemu/guest_network.h"
 #include "qemu/qemu_support.h"
 
 namespace vrm::vmscheduler::qemu {
@@ -99,11 +100,17 @@ Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
   if (!t.kernel.empty()) {
     args.insert(args.end(), {"-kernel", t.kernel});
     if (!t.initrd.empty()) args.insert(args.end(), {"-initrd", t.initrd});
-    args.insert(args.end(), {"-append", t.append});
+    args.insert(args.end(), {"-append", t.append + vm.appendExtra});
   } else {
     if (vm.diskPath.empty()) vm.diskPath = config.runDir + "/" + vm.info.id + ".qcow2";
     args.insert(args.end(), {"-drive", "file=" + vm.diskPath + ",if=virtio,format=qcow2"});
   }
+  // Every guest of a networked host gets the NIC, incoming ones too: a migration needs the same
+  // devices on both sides.
+  auto nic = guestNicFor(config, vm.info.id);
+  if (!nic) return nic.status();
+  args.insert(args.end(), nic->args.begin(), nic->args.end());
+  vm.sshForwardPort = nic->forwardPort;
   if (!incoming.empty()) args.insert(args.end(), {"-incoming", incoming});
 
   pid_t pid = fork();

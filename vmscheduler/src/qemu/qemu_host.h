@@ -37,6 +37,10 @@ struct QemuVm {
   QemuProcess proc;
   std::string diskPath;     // qcow2 overlay, for image templates
   std::string savedRecord;  // the vm state file's text as last written ("" = no file)
+  // Network (guest_network.h): the host port launch() forwarded to guest port 22 (network=user),
+  // and what a clone adds to its template's kernel command line (the owner's key).
+  int sshForwardPort = 0;
+  std::string appendExtra;
   TimeNs nextDirtyRateNs = 0;
   bool dirtyRatePending = false;
   TimeNs dirtyRateDueNs = 0;
@@ -66,7 +70,8 @@ class QemuHost {
   const QemuConfig config;
   backend::VmTable<QemuVm> vms;
 
-  // Starts QEMU for `vm` (its template, cores and memory); a non-empty `incoming` adds
+  // Starts QEMU for `vm` (its template, cores and memory, the host's NIC: guest_network.h); a
+  // non-empty `incoming` adds
   // `-incoming INCOMING` ("defer", "exec:cat FILE"). Fills vm.proc, connected over QMP.
   // Errors: invalid-argument (unknown template), internal (QEMU exited or never answered).
   Status launch(QemuVm& vm, const std::string& incoming = "");

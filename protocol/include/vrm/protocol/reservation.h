@@ -73,6 +73,9 @@ struct ReservationRequest {
   // Dedicated: the quantile of its vacate's predicted makespan the latest safe start is set by,
   // in (0, 1); 0 = vrmd's default (vrmd --quantile).
   double quantile = 0;
+  // The owner's OpenSSH public key, one line "TYPE BASE64 [comment]" (checkSshPublicKey() in
+  // ssh_key.h); backends that can put it into a clone's account do so. "" = none.
+  std::string sshPublicKey;
 
   bool returnsDisplaced() const { return displaced == Displaced::kReturn; }
 };
@@ -119,12 +122,20 @@ struct Move {
 enum class CloneState { kPending, kCloning, kRunning, kDestroying, kDestroyed, kFailed };
 const char* cloneStateName(CloneState state);
 
+// A clone and, once running, its handle: how its owner reaches it.
 struct ClonePlacement {
   std::string vmId;
   std::string host;
   CloneState state = CloneState::kPending;
-  std::string address;
+  std::string address;  // "" = not known (addressSource says why) or hidden from the caller
   std::string account;
+  std::uint32_t port = 0;     // ssh's port at address; 0 = not known or not reachable by ssh
+  std::string addressSource;  // where address and port come from (the backend says, never guesses)
+
+  // A handle is shown only to who may see it: hideHandles() clears these fields.
+  bool hasHandle() const { return state == CloneState::kRunning && !address.empty(); }
+  // "ssh -p PORT ACCOUNT@ADDRESS", or "" without an address, a port and an account.
+  std::string sshCommand() const;
 };
 
 struct ReservationEvent {
@@ -241,6 +252,7 @@ struct AgentCommand {
   std::uint64_t memoryBytes = 0;       // clone
   std::string reservationId;           // clone
   TimeNs bootTimeNs = 0;               // clone
+  std::string sshPublicKey;            // clone: the owner's key ("" = none)
 };
 const char* commandKindName(AgentCommand::Kind kind);
 

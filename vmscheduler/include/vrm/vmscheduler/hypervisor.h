@@ -95,14 +95,21 @@ struct CloneSpec {
   std::uint64_t memoryBytes = 0;
   std::string reservationId;
   TimeNs bootTimeNs = 0;  // clone + boot until the VM answers (the sim takes exactly this long)
+  // The reservation owner's OpenSSH public key, already checked by vrmd (ssh_key.h); a backend
+  // that can puts it into the clone's `account` (qemu: kernel+initramfs templates). "" = none.
+  std::string sshPublicKey;
 };
 
-// How to reach a cloned VM.
+// How to reach a cloned VM. `addressSource` says where address and port come from (a host
+// port forward, a DHCP lease, the configured name, ...): a backend reports what is there and
+// leaves address empty, saying why, rather than guess one.
 struct VmHandle {
   std::string vmId;
   std::string host;
   std::string address;
   std::string account;
+  std::uint32_t port = 0;  // ssh's port at address; 0 = not known or no ssh
+  std::string addressSource;
 };
 
 // Something that happened to an operation in flight, reported by poll().
