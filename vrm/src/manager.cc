@@ -1167,7 +1167,8 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
     return Status::internal("cannot store the cancellation of " + id + ": " +
                             applied.status().message());
   }
-  Reservation cancelled = reservations_.at(id);  // repairAfter may rehash reservations_
+  Reservation cancelled = reservations_.at(id);     // repairAfter may rehash reservations_
+  ReservationRegistry::Batch batch(registry_, id);  // the repairs it causes, saved together
   repairAfter(cancelled);
   return cancelled;
 }
@@ -1314,6 +1315,9 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
   if (rit == reservations_.end()) return;
   Reservation& r = rit->second;
   const TimeNs now = clock_.now();
+  // What the result changes (r, and reservations re-planned because of it) is saved together,
+  // r first.
+  ReservationRegistry::Batch batch(registry_, r.id);
 
   // A move step's move: found by id, so a re-plan in between cannot mislead it. (A reference
   // into r.moves holds only until something adds moves: advance() and failMove() may.)
@@ -1783,6 +1787,7 @@ void Manager::replanAroundLostHosts() {
     if (!h.reachable) lost.insert(name);
   }
   if (lost.empty()) return;
+  ReservationRegistry::Batch batch(registry_, "");  // one loss, one transaction
   std::vector<std::string> affected;
   for (const auto& [id, r] : reservations_) {
     if (r.state != ReservationState::kAdmitted) continue;
@@ -1980,6 +1985,7 @@ void Manager::expireCommands() {
     auto it = pending_.find(id);
     if (it == pending_.end()) continue;  // settled by an earlier expiry's consequences
     const Pending p = it->second;
+    ReservationRegistry::Batch batch(registry_, p.reservationId);
     AgentResult result;
     result.commandId = id;
     auto r = reservations_.find(p.reservationId);
@@ -3067,6 +3073,8 @@ void Manager::tick() {
     }
     Reservation& r = it->second;
     if (r.state != ReservationState::kDone && r.state != ReservationState::kRejected) {
+      // r's change and those of the reservations it re-plans are saved together, r first.
+      ReservationRegistry::Batch batch(registry_, id);
       ++lastTickAdvanced_;
       const std::size_t events = r.events.size();
       const auto clonesBefore = r.clones.size();

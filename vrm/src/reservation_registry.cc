@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <stdexcept>
+
 namespace vrm::manager {
 
 const Reservation* ReservationDraft::find(const std::string& id) const {
@@ -76,19 +79,57 @@ std::vector<std::pair<ReservationEvent, Reservation>> ReservationRegistry::takeE
 }
 
 Status ReservationRegistry::saveInPlace(const std::string& id) {
-  auto it = reservations_.find(id);
-  if (it == reservations_.end()) {
-    unsaved_.erase(id);
-    return Status::notFound("no reservation '" + id + "'");
+  if (batchDepth_ > 0) {
+    if (std::find(batch_.begin(), batch_.end(), id) == batch_.end()) batch_.push_back(id);
+    return Status::ok();
   }
-  if (Status s = store_.saveReservation(it->second); !s) {
-    spdlog::error("cannot persist {}: {}; its commands wait until it is stored", id, s.toString());
-    unsaved_[id] = s.message();
+  return saveTogether({id});
+}
+
+Status ReservationRegistry::saveTogether(const std::vector<std::string>& ids) {
+  std::vector<const Reservation*> batch;
+  std::vector<std::string> present;
+  for (const auto& id : ids) {
+    auto it = reservations_.find(id);
+    if (it == reservations_.end()) {
+      unsaved_.erase(id);  // gone from memory (re-admission's scratch): nothing to save
+      continue;
+    }
+    batch.push_back(&it->second);
+    present.push_back(id);
+  }
+  if (batch.empty()) return Status::ok();
+  if (Status s = store_.saveReservations(batch); !s) {
+    for (const auto& id : present) {
+      spdlog::error("cannot persist {}: {}; its commands wait until it is stored", id,
+                    s.toString());
+      unsaved_[id] = s.message();
+    }
     return s;
   }
-  unsaved_.erase(id);
-  publishNew(it->second);
+  for (std::size_t i = 0; i < present.size(); ++i) {
+    unsaved_.erase(present[i]);
+    publishNew(*batch[i]);
+  }
   return Status::ok();
+}
+
+void ReservationRegistry::beginBatch(const std::string& cause) {
+  if (batchDepth_++ == 0) {
+    batchCause_ = cause;
+    batch_.clear();
+  }
+}
+
+Status ReservationRegistry::endBatch() {
+  if (batchDepth_ == 0) throw std::logic_error("ReservationRegistry::endBatch without a batch");
+  if (--batchDepth_ > 0) return Status::ok();
+  std::vector<std::string> ids;
+  ids.swap(batch_);
+  if (auto c = std::find(ids.begin(), ids.end(), batchCause_); c != ids.end()) {
+    std::rotate(ids.begin(), c, c + 1);  // the cause first, the others in order
+  }
+  return saveTogether(ids);
 }
 
 std::vector<std::string> ReservationRegistry::retryUnsaved() {
@@ -98,7 +139,7 @@ std::vector<std::string> ReservationRegistry::retryUnsaved() {
   for (const auto& id : ids) {
     if (!reservations_.count(id)) {
       unsaved_.erase(id);
-    } else if (saveInPlace(id)) {
+    } else if (saveTogether({id})) {
       saved.push_back(id);
     }
   }

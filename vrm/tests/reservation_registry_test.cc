@@ -155,6 +155,50 @@ TEST_F(ReservationRegistryTest, InPlaceSaveRefusedIsRetried) {
   EXPECT_EQ(stored().at("r1").state, ReservationState::kVacating);
 }
 
+// Ensures the saves of one batch (a change of several reservations on the compatibility path)
+// are one transaction with the cause first: refused, none is stored or published; once the
+// store takes writes, a retry stores them.
+TEST_F(ReservationRegistryTest, BatchSavesTogetherCauseFirst) {
+  auto change = [&](const std::string& id) {
+    Reservation& r = registry_->inPlace().at(id);
+    r.state = ReservationState::kFailed;
+    r.events.push_back({3, ReservationState::kFailed, id + " failed"});
+  };
+  {
+    ReservationRegistry::Batch batch(*registry_, "r2");
+    change("r1");  // a victim saved before its cause, as repairAfter does
+    ASSERT_TRUE(registry_->saveInPlace("r1").isOk());
+    {
+      ReservationRegistry::Batch nested(*registry_, "r1");  // joins the outer batch
+      change("r2");
+      ASSERT_TRUE(registry_->saveInPlace("r2").isOk());
+    }
+    EXPECT_TRUE(registry_->takeEvents().empty()) << "published before the batch was stored";
+    EXPECT_EQ(stored().at("r2").state, ReservationState::kAdmitted);
+  }
+  auto events = registry_->takeEvents();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].first.message, "r2 failed");
+  EXPECT_EQ(events[1].first.message, "r1 failed");
+  EXPECT_EQ(stored().at("r1").state, ReservationState::kFailed);
+  EXPECT_EQ(stored().at("r2").state, ReservationState::kFailed);
+
+  ASSERT_TRUE(store_->setQueryOnly(true).isOk());
+  {
+    ReservationRegistry::Batch batch(*registry_, "r1");
+    registry_->inPlace().at("r1").events.push_back({4, ReservationState::kFailed, "again"});
+    registry_->inPlace().at("r2").events.push_back({4, ReservationState::kFailed, "again"});
+    (void)registry_->saveInPlace("r2");
+    (void)registry_->saveInPlace("r1");
+  }
+  EXPECT_TRUE(registry_->unsaved("r1"));
+  EXPECT_TRUE(registry_->unsaved("r2"));
+  EXPECT_TRUE(registry_->takeEvents().empty());
+  ASSERT_TRUE(store_->setQueryOnly(false).isOk());
+  EXPECT_EQ(registry_->retryUnsaved().size(), 2u);
+  EXPECT_EQ(registry_->takeEvents().size(), 2u);
+}
+
 // Ensures a restart's registry holds what was stored and publishes none of its old events.
 TEST_F(ReservationRegistryTest, RecoverPublishesNothingOld) {
   ReservationRegistry again(*store_);

@@ -104,16 +104,44 @@ class ReservationRegistry {
   std::vector<std::string> retryUnsaved();
   bool unsaved(const std::string& id) const { return unsaved_.count(id) > 0; }
   bool anyUnsaved() const { return !unsaved_.empty(); }
+  // One change of several reservations on the compatibility path (a failure that re-plans
+  // others): the saveInPlace() calls between beginBatch() and the matching endBatch() only mark
+  // their reservations; the outermost endBatch() saves them all in ONE transaction, `cause`
+  // first (when it is among them), then the others in the order they were marked, and queues
+  // their events in that order. Refused, every one of them stays unsaved (nothing published).
+  // Nested batches join the outermost (its cause counts).
+  void beginBatch(const std::string& cause);
+  Status endBatch();
+  // A batch for the scope of the object: begun when built, ended (its error left in unsaved())
+  // when destroyed.
+  class Batch {
+   public:
+    Batch(ReservationRegistry& registry, const std::string& cause) : registry_(registry) {
+      registry_.beginBatch(cause);
+    }
+    ~Batch() { (void)registry_.endBatch(); }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    ReservationRegistry& registry_;
+  };
 
  private:
   // Queues r's events not yet published.
   void publishNew(const Reservation& r);
+  // Saves `ids` (those still in memory) in one transaction and publishes them, in that order;
+  // refused: each is unsaved with the reason.
+  Status saveTogether(const std::vector<std::string>& ids);
 
   Store& store_;
   std::map<std::string, Reservation> reservations_;
   std::vector<std::pair<ReservationEvent, Reservation>> events_;
   std::map<std::string, std::size_t> publishedEvents_;  // reservation -> events published
   std::map<std::string, std::string> unsaved_;          // reservation -> why the store refused
+  int batchDepth_ = 0;
+  std::string batchCause_;
+  std::vector<std::string> batch_;  // marked in the open batch, in order, once each
 };
 
 }  // namespace vrm::manager
