@@ -37,15 +37,23 @@ inline double loadAverage() {
   return load;
 }
 
-// One "[ measured ]" line of a migration's observation and the load.
+// The "[ measured ]" line of a migration's observation with the load, and for suspend-copy-resume
+// its phases when they were measured.
 inline void printObservation(const char* what, const MigrationObservation& o) {
   std::printf(
       "[ measured ] %s: total %.3f s, setup %.3f s, downtime %.3f s, %.1f MiB sent in %u "
-      "rounds at %.1f MiB/s (memory %.1f MiB, dirty rate %.2f MiB/s; load %.2f)\n",
+      "rounds at %.1f MiB/s (memory %.1f MiB, resident %.1f MiB, dirty rate %.2f MiB/s; "
+      "load %.2f)\n",
       what, static_cast<double>(o.endNs - o.startNs) / 1e9, static_cast<double>(o.setupNs) / 1e9,
       static_cast<double>(o.downtimeNs) / 1e9, static_cast<double>(o.transferredBytes) / kMiB,
       o.rounds, o.bandwidthBytesPerSec / kMiB, static_cast<double>(o.memoryBytes) / kMiB,
-      o.dirtyRateBytesPerSec / kMiB, loadAverage());
+      static_cast<double>(o.nonzeroMemoryBytes) / kMiB, o.dirtyRateBytesPerSec / kMiB,
+      loadAverage());
+  if (o.mode == MigrationMode::kSuspendCopyResume && o.saveNs + o.copyNs + o.restoreNs > 0) {
+    std::printf("[ measured ] %s phases: save %.3f s, copy %.3f s, restore %.3f s\n", what,
+                static_cast<double>(o.saveNs) / 1e9, static_cast<double>(o.copyNs) / 1e9,
+                static_cast<double>(o.restoreNs) / 1e9);
+  }
 }
 
 }  // namespace vrm::vmscheduler::guest_test
