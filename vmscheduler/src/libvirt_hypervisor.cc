@@ -17,6 +17,7 @@
 #include "backend/operation_support.h"
 #include "backend/params.h"
 #include "backend/vm_table.h"
+#include "libvirt_startup_checks.h"
 #include "libvirt_support.h"
 #include "vrm/protocol/units.h"
 
@@ -31,64 +32,14 @@ Result<std::unique_ptr<Hypervisor>> LibvirtHypervisor::create(const HypervisorOp
   std::unique_ptr<LibvirtHypervisor> hv(new LibvirtHypervisor());
   backend::BackendParams params("libvirt", options.params, {{"state-dir", "stage-dir"}});
   if (!params.status()) return params.status();
-  hv->uri_ = params.take("uri").value_or("");
-  hv->templateDir_ = params.take("template-xml-dir").value_or("");
-  hv->inlineTemplates_ = params.takePrefixed("template.");
-  hv->stateDir_ = params.take("stage-dir").value_or("");
-  hv->migrationUri_ = params.take("migration-uri").value_or("");
-  hv->parkDir_ = params.take("park-dir").value_or("");
-  auto threadsParam = params.takeChoice("threads", {"auto", "on", "off"});
-  if (!threadsParam) return threadsParam.status();
-  const std::string threads = threadsParam->value_or("auto");
-  const std::string network = params.take("network").value_or("");
-  const std::string bridge = params.take("bridge").value_or("");
-  auto source = params.takeChoice("address-source", {"lease", "agent", "none"});
-  if (!source) return source.status();
-  auto addressTimeout = params.takeDuration("address-timeout");
-  if (!addressTimeout) return addressTimeout.status();
-  hv->addressTimeoutNs_ = addressTimeout->value_or(120 * kNsPerSec);
-  hv->account_ = params.take("account").value_or("vrm");
-  auto migrationTimeout = params.takeDuration("migration-timeout");
-  if (!migrationTimeout) return migrationTimeout.status();
-  hv->migrationTimeoutNs_ = migrationTimeout->value_or(600 * kNsPerSec);
-  auto maxRounds = params.takeUnsigned("max-rounds");
-  if (!maxRounds) return maxRounds.status();
-  hv->maxRounds_ = maxRounds->value_or(60);
-  if (Status s = params.finish(); !s) return s;
-  if (hv->uri_.empty()) return Status::invalid("libvirt backend needs the parameter uri");
-  if (!network.empty() && !bridge.empty()) {
-    return params.invalid("bridge", "and network cannot both be given (a clone has one NIC)");
-  }
-  if (!network.empty()) hv->nic_ = {CloneNic::Kind::kNetwork, network};
-  if (!bridge.empty()) hv->nic_ = {CloneNic::Kind::kBridge, bridge};
-  // Default: the lease where libvirt's network hands them out, else nothing to ask.
-  const std::string sourceName = source->value_or(network.empty() ? "none" : "lease");
-  hv->addressSource_ = sourceName == "lease"   ? AddressSource::kLease
-                       : sourceName == "agent" ? AddressSource::kAgent
-                                               : AddressSource::kNone;
-  if (hv->addressSource_ == AddressSource::kLease && network.empty()) {
-    return params.invalid("address-source",
-                          "lease needs a libvirt network (the network parameter): a bridge's "
-                          "DHCP server is not libvirt's; use agent");
-  }
-  if (hv->parkDir_.empty()) hv->parkDir_ = hv->stateDir_;
-  // The stage dir receives save images from other hosts' libvirtds: it must exist before any
-  // prepare-incoming names a file in it (libvirtd creates the file, not its directory).
-  if (!hv->stateDir_.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(hv->stateDir_, ec);
-    if (ec) return params.invalid("stage-dir", "'" + hv->stateDir_ + "': " + ec.message());
-  }
-  if (!hv->templateDir_.empty() && !std::filesystem::is_directory(hv->templateDir_)) {
-    return Status::invalid("libvirt template-xml-dir '" + hv->templateDir_ +
-                           "' is not a directory");
-  }
-  hv->threaded_ = threads == "on" || (threads == "auto" && hv->uri_.rfind("test:", 0) != 0);
-
-  hv->conn_ = virConnectOpen(hv->uri_.c_str());
+  auto settings = readSettings(params);
+  if (!settings.isOk()) return settings.status();
+  hv->settings_ = std::move(settings).value();
+  const std::string& uri = hv->settings_.uri;
+  hv->conn_ = virConnectOpen(uri.c_str());
   if (!hv->conn_) {
     return Status::invalid(
-        lastError(params.describe("uri") + ": cannot connect to '" + hv->uri_ + "'").message());
+        lastError(params.describe("uri") + ": cannot connect to '" + uri + "'").message());
   }
   virNodeInfo node;
   if (virNodeGetInfo(hv->conn_, &node) < 0) {
@@ -99,84 +50,8 @@ Result<std::unique_ptr<Hypervisor>> LibvirtHypervisor::create(const HypervisorOp
   hv->host_.memoryBytes = static_cast<std::uint64_t>(node.memory) * 1024;
   hv->host_.nicBandwidthBytesPerSec = spec.nicBandwidthBytesPerSec;
   for (const VmSpec& v : spec.vms) hv->hints_[v.id] = v;
-  hv->uriSetting_ = params.describe("uri");
-  if (Status s = hv->checkSettings(params); !s) return s;
+  if (Status s = checkConnected(hv->conn_, hv->settings_, spec.name, params); !s) return s;
   return std::unique_ptr<Hypervisor>(std::move(hv));
-}
-
-Status LibvirtHypervisor::checkNetwork(const std::string& name, const std::string& setting) const {
-  virNetworkPtr net = virNetworkLookupByName(conn_, name.c_str());
-  if (!net) {
-    Status s = lastError(setting + ": no libvirt network '" + name + "' at '" + uri_ + "'");
-    return s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInternal
-               ? Status::invalid(s.message())
-               : s;
-  }
-  const int active = virNetworkIsActive(net);
-  virNetworkFree(net);
-  if (active == 0) {
-    return Status::invalid(setting + ": libvirt network '" + name + "' at '" + uri_ +
-                           "' is not active (virsh net-start " + name + ")");
-  }
-  return Status::ok();
-}
-
-Status LibvirtHypervisor::checkTemplate(const std::string& name, const std::string& xml,
-                                        const std::string& setting) const {
-  // Define it under a name nothing else uses and undefine it again: libvirt's own parser and the
-  // driver's checks (virtualization type, emulator, devices) judge it, here rather than at the
-  // first clone. A read-only or refused connection fails here too.
-  CloneSpec probe{
-      "vrm-check-" + std::to_string(::getpid()) + "-" + name, name, 1, 128ull << 20, "", 0};
-  std::string domainXml = withNic(instantiateTemplate(xml, probe), nic_, macFor(probe.vmId));
-  // (Not VIR_DOMAIN_DEFINE_VALIDATE: checking against libvirt's RelaxNG schema costs seconds of
-  // CPU per template, and the parser and the driver's checks already catch what would not run.)
-  Domain dom(virDomainDefineXML(conn_, domainXml.c_str()));
-  if (!dom) {
-    Status s = lastError(setting + " is refused by libvirt at '" + uri_ + "'");
-    if (s.code() == StatusCode::kUnauthorized) {  // the connection, not the template
-      return Status::unauthorized(uriSetting_ + " may not define domains (checking " + setting +
-                                  "): " + s.message());
-    }
-    return Status::invalid(s.message());
-  }
-  undefine(dom.ptr);
-  for (const std::string& network : networksOf(domainXml)) {
-    if (Status s = checkNetwork(network, setting); !s) return s;
-  }
-  return Status::ok();
-}
-
-Status LibvirtHypervisor::checkSettings(const backend::BackendParams& params) const {
-  if (nic_.kind == CloneNic::Kind::kNetwork) {
-    if (Status s = checkNetwork(nic_.name, params.describe("network")); !s) return s;
-  }
-  if (nic_.kind == CloneNic::Kind::kBridge) {
-    virInterfacePtr iface = virInterfaceLookupByName(conn_, nic_.name.c_str());
-    if (iface) {
-      virInterfaceFree(iface);
-    } else if (virErrorPtr e = virGetLastError(); e && e->code == VIR_ERR_NO_INTERFACE) {
-      return Status::invalid(params.describe("bridge") + ": host '" + host_.name +
-                             "' has no interface '" + nic_.name + "' (libvirt at '" + uri_ + "')");
-    }  // a driver without the interface API: the first clone's start will say
-  }
-  for (const auto& [name, xml] : inlineTemplates_) {
-    if (Status s = checkTemplate(name, xml, params.describe("template." + name)); !s) return s;
-  }
-  if (!templateDir_.empty()) {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(templateDir_, ec)) {
-      if (entry.path().extension() != ".xml") continue;
-      const std::string name = entry.path().stem().string();
-      if (inlineTemplates_.count(name)) continue;
-      auto xml = templateXml(name);
-      if (!xml.isOk()) return xml.status();
-      if (Status s = checkTemplate(name, *xml, "libvirt template " + entry.path().string()); !s) {
-        return s;
-      }
-    }
-  }
-  return Status::ok();
 }
 
 LibvirtHypervisor::~LibvirtHypervisor() {
@@ -187,8 +62,8 @@ LibvirtHypervisor::~LibvirtHypervisor() {
 
 libvirt_detail::WorkConnection LibvirtHypervisor::workConnection() const {
   // Not for the test driver: there a new connection to test:///FILE is a new, empty node.
-  const bool own = threaded_ && uri_.rfind("test:", 0) != 0;
-  return {conn_, own ? uri_ : std::string()};
+  const bool own = settings_.threaded && settings_.uri.rfind("test:", 0) != 0;
+  return {conn_, own ? settings_.uri : std::string()};
 }
 
 Result<std::string> LibvirtHypervisor::domainXml(const std::string& vmId) const {
@@ -206,9 +81,9 @@ void LibvirtHypervisor::waitForWorkers() {
 }
 
 std::string LibvirtHypervisor::migrationEndpoint() const {
-  if (!migrationUri_.empty()) return migrationUri_;
-  if (!stateDir_.empty()) return "save:" + stateDir_;
-  return uri_;
+  if (!settings_.migrationUri.empty()) return settings_.migrationUri;
+  if (!settings_.stageDir.empty()) return "save:" + settings_.stageDir;
+  return settings_.uri;
 }
 
 std::vector<VmInfo> LibvirtHypervisor::inventory() const {
@@ -223,7 +98,7 @@ std::vector<VmInfo> LibvirtHypervisor::inventory() const {
     virDomainInfo info;
     if (virDomainGetInfo(dom.ptr, &info) < 0) continue;  // vanished meanwhile
     vm.state = stateOf(info.state);
-    if (info.state == VIR_DOMAIN_SHUTOFF && !parkDir_.empty()) {
+    if (info.state == VIR_DOMAIN_SHUTOFF && !settings_.parkDir.empty()) {
       std::error_code ec;
       const std::string image = parkImage(vm.id);
       if (std::filesystem::exists(image, ec)) {
@@ -296,10 +171,10 @@ Result<std::string> LibvirtHypervisor::prepareIncoming(const VmInfo& vm) {
     return backend::alreadyOnHost(vm.id, host_.name);
   }
   std::string endpoint;
-  if (!migrationUri_.empty()) {
-    endpoint = migrationUri_;
-  } else if (!stateDir_.empty()) {
-    const std::string path = stateDir_ + "/" + vm.id + ".vrmsave";
+  if (!settings_.migrationUri.empty()) {
+    endpoint = settings_.migrationUri;
+  } else if (!settings_.stageDir.empty()) {
+    const std::string path = settings_.stageDir + "/" + vm.id + ".vrmsave";
     incomingPaths_[vm.id] = path;
     endpoint = "save:" + path;
   } else {
@@ -407,7 +282,7 @@ Status LibvirtHypervisor::startMigration(OperationId id, const MigrationSpec& sp
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
   vm.state = VmState::kMigratingOut;
   busy_[spec.vmId] = vm;
-  if (threaded_) launch(placed);
+  if (settings_.threaded) launch(placed);
   return Status::ok();
 }
 
@@ -463,7 +338,8 @@ Status LibvirtHypervisor::resume(const std::string& vmId) {
   auto dom = lookup(conn_, vmId, host_.name);
   if (!dom.isOk()) return busy_.count(vmId) ? checkIdle(vmId) : dom.status();
   if (Status s = checkIdle(vmId); !s) return s;
-  if (std::error_code ec; !parkDir_.empty() && std::filesystem::exists(parkImage(vmId), ec)) {
+  if (std::error_code ec;
+      !settings_.parkDir.empty() && std::filesystem::exists(parkImage(vmId), ec)) {
     return Status::rejected("vm '" + vmId + "' is parked (unpark it)");
   }
   virDomainInfo info;
@@ -477,7 +353,7 @@ Status LibvirtHypervisor::resume(const std::string& vmId) {
 }
 
 std::string LibvirtHypervisor::parkImage(const std::string& vmId) const {
-  return parkDir_ + "/" + vmId + ".vrmpark";
+  return settings_.parkDir + "/" + vmId + ".vrmpark";
 }
 
 void LibvirtHypervisor::completeAtOnce(OperationId id) {
@@ -489,7 +365,7 @@ Status LibvirtHypervisor::startPark(OperationId id, const std::string& vmId) {
   auto dom = lookup(conn_, vmId, host_.name);
   if (!dom.isOk()) return dom.status();
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
-  if (parkDir_.empty()) {
+  if (settings_.parkDir.empty()) {
     return Status::rejected("host '" + host_.name +
                             "' cannot park VMs: its libvirt backend has no park-dir or stage-dir");
   }
@@ -511,7 +387,7 @@ Status LibvirtHypervisor::startPark(OperationId id, const std::string& vmId) {
   op.work = std::make_shared<ParkWork>(workConnection(), vmId, host, path);
   parking_[vmId] = Operation::Local::kPark;
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
-  if (threaded_) launch(placed);
+  if (settings_.threaded) launch(placed);
   return Status::ok();
 }
 
@@ -540,25 +416,8 @@ Status LibvirtHypervisor::startUnpark(OperationId id, const std::string& vmId) {
   op.work = std::make_shared<UnparkWork>(workConnection(), vmId, path);
   parking_[vmId] = Operation::Local::kUnpark;
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
-  if (threaded_) launch(placed);
+  if (settings_.threaded) launch(placed);
   return Status::ok();
-}
-
-Result<std::string> LibvirtHypervisor::templateXml(const std::string& name) const {
-  if (auto it = inlineTemplates_.find(name); it != inlineTemplates_.end()) return it->second;
-  if (!templateDir_.empty() && !name.empty() && name.find('/') == std::string::npos &&
-      name[0] != '.') {
-    const std::string path = templateDir_ + "/" + name + ".xml";
-    std::ifstream in(path);
-    if (in) {
-      std::stringstream text;
-      text << in.rdbuf();
-      return text.str();
-    }
-  }
-  return Status::invalid(
-      "no clone template '" + name + "' on host '" + host_.name + "'" +
-      (templateDir_.empty() ? std::string() : " (looked in " + templateDir_ + ")"));
 }
 
 Status LibvirtHypervisor::startClone(OperationId id, const CloneSpec& spec) {
@@ -579,11 +438,11 @@ Status LibvirtHypervisor::startClone(OperationId id, const CloneSpec& spec) {
     }
     // A retried clone that already finished: report the same handle again.
     OperationEvent done = backend::completedEvent(id);
-    done.clone = VmHandle{spec.vmId, host_.name, tags.address, account_};
+    done.clone = VmHandle{spec.vmId, host_.name, tags.address, settings_.account};
     immediate_.push_back(std::move(done));
     return Status::ok();
   }
-  auto xml = templateXml(spec.templateName);
+  auto xml = templateXml(settings_, spec.templateName, host_.name);
   if (!xml.isOk()) return xml.status();
   if (Status s = checkRoom(spec.cpuCores, spec.memoryBytes); !s) return s;
 
@@ -592,19 +451,19 @@ Status LibvirtHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   tags.templateName = spec.templateName;
   tags.requestedMemoryKib = spec.memoryBytes / 1024;
   const std::string mac = macFor(spec.vmId);
-  const std::string domainXml = withNic(instantiateTemplate(*xml, spec), nic_, mac);
+  const std::string domainXml = withNic(instantiateTemplate(*xml, spec), settings_.nic, mac);
   AddressWait wait;
-  wait.source = addressSource_;
+  wait.source = settings_.addressSource;
   wait.mac = mac;
-  wait.timeoutNs = addressTimeoutNs_;
-  wait.where = addressSource_ == AddressSource::kLease
-                   ? "the DHCP lease of libvirt network '" + nic_.name + "'"
+  wait.timeoutNs = settings_.addressTimeoutNs;
+  wait.where = settings_.addressSource == AddressSource::kLease
+                   ? "the DHCP lease of libvirt network '" + settings_.nic.name + "'"
                    : "the guest agent";
   Operation op;
   op.isMigration = false;
   op.vmId = spec.vmId;
   op.work = std::make_shared<CloneWork>(workConnection(), spec.vmId, host_.name, domainXml,
-                                        std::move(tags), std::move(wait), account_);
+                                        std::move(tags), std::move(wait), settings_.account);
   VmInfo placeholder;
   placeholder.id = spec.vmId;
   placeholder.cpuCores = spec.cpuCores;
@@ -615,7 +474,7 @@ Status LibvirtHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   placeholder.templateName = spec.templateName;
   busy_[spec.vmId] = std::move(placeholder);
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
-  if (threaded_) launch(placed);
+  if (settings_.threaded) launch(placed);
   return Status::ok();
 }
 
@@ -655,7 +514,7 @@ Status LibvirtHypervisor::destroy(const std::string& vmId) {
     return lastError("destroy vm '" + vmId + "'");
   }
   undefine(dom->ptr);
-  if (!parkDir_.empty()) {
+  if (!settings_.parkDir.empty()) {
     std::error_code ec;
     std::filesystem::remove(parkImage(vmId), ec);  // a parked VM's saved state goes with it
   }
@@ -689,9 +548,9 @@ std::optional<OperationEvent> LibvirtHypervisor::progressOf(OperationId id, Oper
     if (op.watchedSinceNs == 0) op.watchedSinceNs = now;
     const TimeNs elapsed = now - op.watchedSinceNs;
     std::string why;
-    if (maxRounds_ > 0 && rounds > maxRounds_) {
+    if (settings_.maxRounds > 0 && rounds > settings_.maxRounds) {
       why = std::to_string(rounds) + " rounds";
-    } else if (migrationTimeoutNs_ > 0 && elapsed > migrationTimeoutNs_) {
+    } else if (settings_.migrationTimeoutNs > 0 && elapsed > settings_.migrationTimeoutNs) {
       why = formatDuration(elapsed);
     }
     if (!why.empty()) {

@@ -39,11 +39,11 @@
 //                     (virDomainAbortJob) and reported as not converging (rejected). Default
 //                     600s; 0s disables.
 //   max-rounds        likewise past this many memory iterations. Default 60; 0 disables.
-// Checked at start, each an invalid-argument naming the setting with libvirt's reason: the uri
-// opens; the network or bridge exists; every template (inline and in template-xml-dir) is
-// defined under a probe name and undefined again, so libvirt's parser and the driver judge it
-// (XML, virtualization type, emulator, the networks it names); a read-only connection is
-// unauthorized.
+// Read and checked at start (libvirt_startup_checks.h), each an invalid-argument naming the
+// setting with libvirt's reason: the uri opens; the network or bridge exists; every template
+// (inline and in template-xml-dir) is defined under a probe name and undefined again, so
+// libvirt's parser and the driver judge it (XML, virtualization type, emulator, the networks it
+// names); a read-only connection is unauthorized.
 // HostInfo: cores and memory from virNodeGetInfo; the NIC bandwidth from the HostSpec (libvirt
 // does not know it). VMs: every libvirt domain, named by its domain name. Running/blocked
 // domains are running; paused, shut-off, crashed and PM-suspended ones are suspended (resume()
@@ -115,6 +115,7 @@
 
 #include "backend/params.h"
 #include "libvirt_operations.h"
+#include "libvirt_startup_checks.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
 namespace vrm::vmscheduler {
@@ -179,19 +180,9 @@ class LibvirtHypervisor final : public Hypervisor {
   LibvirtHypervisor() = default;
   // What a long operation runs on: its own connection in worker mode (see WorkConnection).
   libvirt_detail::WorkConnection workConnection() const;
-  // The checks create() makes once connected: the network or bridge, and every template.
-  Status checkSettings(const backend::BackendParams& params) const;
-  // invalid-argument naming `setting` when libvirt has no active network `name`.
-  Status checkNetwork(const std::string& name, const std::string& setting) const;
-  // invalid-argument (unauthorized for a read-only connection) naming `setting` when libvirt
-  // does not accept template `name` (defined under a probe name and undefined at once), or one
-  // of its networks is missing.
-  Status checkTemplate(const std::string& name, const std::string& xml,
-                       const std::string& setting) const;
   Status checkRoom(std::uint32_t cores, std::uint64_t memoryBytes) const;
   // Rejected when the VM is migrating out, cloning or incoming here.
   Status checkIdle(const std::string& vmId) const;
-  Result<std::string> templateXml(const std::string& name) const;
   std::string parkImage(const std::string& vmId) const;
   // Queues an ok completion of `op` for the next poll() (a park or unpark already done).
   void completeAtOnce(OperationId op);
@@ -202,22 +193,9 @@ class LibvirtHypervisor final : public Hypervisor {
   std::optional<OperationEvent> progressOf(OperationId id, Operation& op, TimeNs now);
 
   virConnectPtr conn_ = nullptr;
-  std::string uri_;
-  std::string uriSetting_;  // "libvirt parameter uri", for messages
-  bool threaded_ = false;
+  libvirt_detail::LibvirtSettings settings_;
   HostInfo host_;
   std::map<std::string, VmSpec> hints_;  // HostSpec VMs by id
-  std::string templateDir_;
-  std::map<std::string, std::string> inlineTemplates_;
-  std::string stateDir_;
-  std::string migrationUri_;
-  std::string parkDir_;
-  libvirt_detail::CloneNic nic_;
-  libvirt_detail::AddressSource addressSource_ = libvirt_detail::AddressSource::kNone;
-  TimeNs addressTimeoutNs_ = 0;
-  std::string account_;
-  TimeNs migrationTimeoutNs_ = 0;  // 0: none
-  std::uint64_t maxRounds_ = 0;    // 0: none
 
   std::map<std::string, VmInfo> busy_;  // VMs migrating out, cloning or incoming, by id
   std::map<std::string, Operation::Local> parking_;   // VMs being parked or unparked, by id

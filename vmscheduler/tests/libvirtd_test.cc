@@ -28,7 +28,7 @@
 #include <sstream>
 #include <thread>
 
-#include "test_text.h"
+#include "guest_test_support.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
 namespace vrm::vmscheduler {
@@ -37,27 +37,12 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr std::uint64_t kMiB = 1024 * 1024;
-
+using guest_test::kMiB;
+using guest_test::loadAverage;
+using guest_test::printObservation;
+using guest_test::run;
 using testing_text::countOf;
 using testing_text::readFile;
-
-// Runs a shell command; returns its exit status and what it wrote to stdout and stderr.
-std::pair<int, std::string> run(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-double loadAverage() {
-  double load = 0;
-  std::istringstream(readFile("/proc/loadavg")) >> load;
-  return load;
-}
 
 // The guest's domain XML: the test guest booted from kernel + initramfs, its console in the
 // host's log dir, a guest-agent channel, QEMU through tests/libvirt/qemu-tcg.sh (8 KiB more RAM:
@@ -339,16 +324,6 @@ class LibvirtdTest : public ::testing::Test {
       std::this_thread::sleep_for(100ms);
     } while (std::chrono::steady_clock::now() < deadline);
     return {};
-  }
-
-  static void printObservation(const char* what, const MigrationObservation& o) {
-    std::printf(
-        "[ measured ] %s: total %.3f s, setup %.3f s, downtime %.3f s, %.1f MiB sent in %u "
-        "rounds at %.1f MiB/s (memory %.1f MiB, dirty rate %.2f MiB/s; load %.2f)\n",
-        what, static_cast<double>(o.endNs - o.startNs) / 1e9, static_cast<double>(o.setupNs) / 1e9,
-        static_cast<double>(o.downtimeNs) / 1e9, static_cast<double>(o.transferredBytes) / kMiB,
-        o.rounds, o.bandwidthBytesPerSec / kMiB, static_cast<double>(o.memoryBytes) / kMiB,
-        o.dirtyRateBytesPerSec / kMiB, loadAverage());
   }
 
   inline static std::string skipReason_;

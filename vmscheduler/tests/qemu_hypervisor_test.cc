@@ -26,9 +26,9 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "guest_test_support.h"
 #include "qemu/qmp_client.h"
 #include "schema/vrm.capnp.h"
-#include "test_text.h"
 #include "vrm/protocol/codec.h"
 #include "vrm/vmscheduler/agent.h"
 #include "vrm/vmscheduler/hypervisor.h"
@@ -51,6 +51,7 @@ bool processGone(pid_t pid) {
 
 bool haveQemu() { return std::system("command -v qemu-system-x86_64 >/dev/null 2>&1") == 0; }
 
+using guest_test::printObservation;
 using testing_text::countOf;
 using testing_text::readFile;
 
@@ -184,21 +185,6 @@ class QemuHypervisorTest : public ::testing::Test {
     }
     EXPECT_EQ(text.find("CORRUPT"), std::string::npos) << text;
     EXPECT_GT(countOf(text, "memtouch: verify ok"), before) << "console of " << id << ": " << text;
-  }
-
-  static void printObservation(const char* what, const MigrationObservation& o) {
-    std::printf(
-        "[ measured ] %s: total %.3f s, setup %.3f s, downtime %.3f s, %.1f MiB sent in %u "
-        "rounds at %.1f MiB/s (resident %.1f MiB, dirty rate %.1f MiB/s)\n",
-        what, static_cast<double>(o.endNs - o.startNs) / 1e9, static_cast<double>(o.setupNs) / 1e9,
-        static_cast<double>(o.downtimeNs) / 1e9, static_cast<double>(o.transferredBytes) / kMiB,
-        o.rounds, o.bandwidthBytesPerSec / kMiB, static_cast<double>(o.nonzeroMemoryBytes) / kMiB,
-        o.dirtyRateBytesPerSec / kMiB);
-    if (o.mode == MigrationMode::kSuspendCopyResume) {
-      std::printf("[ measured ] %s phases: save %.3f s, copy %.3f s, restore %.3f s\n", what,
-                  static_cast<double>(o.saveNs) / 1e9, static_cast<double>(o.copyNs) / 1e9,
-                  static_cast<double>(o.restoreNs) / 1e9);
-    }
   }
 
   inline static bool guestBuilt_ = false;
