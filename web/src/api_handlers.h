@@ -1,0 +1,58 @@
+// The JSON API's handlers: one method per route of /api/ (the router matches paths and methods
+// and says who asks). Each asks vrmd over the client and answers with what `vrmctl --json`
+// prints (vrm/client/render.h). Runs on the serving thread only, like the client it uses.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "http_text.h"
+#include "metrics_page.h"
+#include "responses.h"
+#include "vrm/protocol/cluster.h"
+
+namespace vrm::client {
+class Client;
+}
+
+namespace vrm::web {
+
+// What a handler gets: the request, its query, the {id} of the path (if the route has one) and
+// the caller's web user name ("" = anonymous or, without authentication, an operator).
+struct ApiCall {
+  const Request& request;
+  const Query& query;
+  std::string id;
+  std::string caller;
+};
+
+class ApiHandlers {
+ public:
+  // `vrmd` and `counters` must outlive this. `defaultOwner` owns reservations booked without an
+  // "owner" field by a caller with no name.
+  ApiHandlers(client::Client& vrmd, std::vector<TemplateSpec> templates, std::string defaultOwner,
+              WebCounters& counters)
+      : vrmd_(vrmd),
+        templates_(std::move(templates)),
+        defaultOwner_(std::move(defaultOwner)),
+        counters_(counters) {}
+
+  // Each throws BadRequest for a request the client got wrong; vrmd's failures are answered with
+  // httpStatusOf() their status.
+  Response now(const ApiCall& call);               // GET /api/now
+  Response hosts(const ApiCall& call);             // GET /api/hosts
+  Response vms(const ApiCall& call);               // GET /api/vms
+  Response templates(const ApiCall& call);         // GET /api/templates
+  Response listReservations(const ApiCall& call);  // GET /api/reservations[?owner&state&from&to]
+  Response submit(const ApiCall& call);            // POST /api/reservations
+  Response show(const ApiCall& call);              // GET /api/reservations/{id}
+  Response cancel(const ApiCall& call);            // POST /api/reservations/{id}/cancel
+
+ private:
+  client::Client& vrmd_;
+  std::vector<TemplateSpec> templates_;
+  std::string defaultOwner_;
+  WebCounters& counters_;
+};
+
+}  // namespace vrm::web

@@ -1,0 +1,59 @@
+#include "responses.h"
+
+#include <nlohmann/json.hpp>
+
+namespace vrm::web {
+
+namespace http = boost::beast::http;
+
+int httpStatusOf(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kRejected:
+      return 409;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kUnauthorized:
+      return 403;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+Response reply(unsigned code, std::string body, const char* type) {
+  Response res{static_cast<http::status>(code), 11};
+  res.set(http::field::server, "vrmd");
+  res.set(http::field::content_type, type);
+  res.set(http::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.body() = std::move(body);
+  return res;
+}
+
+Response errorReply(unsigned code, const std::string& name, const std::string& message) {
+  return reply(code, nlohmann::json{{"error", name}, {"message", message}}.dump());
+}
+
+Response errorReply(const Status& status) {
+  return errorReply(httpStatusOf(status.code()), statusCodeName(status.code()), status.message());
+}
+
+Response unauthenticated(const std::string& message) {
+  Response r = errorReply(401, "unauthorized", message);
+  r.set(http::field::www_authenticate, "Bearer");
+  return r;
+}
+
+Response methodNotAllowed(const char* allowed) {
+  Response r = errorReply(405, "invalid-argument", std::string("use ") + allowed);
+  r.set(http::field::allow, allowed);
+  return r;
+}
+
+}  // namespace vrm::web
