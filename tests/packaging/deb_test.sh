@@ -33,7 +33,7 @@ echo "== cpack -G DEB from $build"
   { cat "$work/cpack.log"; echo "0 passed, 1 failed"; exit 1; }
 mapfile -t debs < <(ls "$work/debs"/*.deb)
 for p in vrmd vmschedd vrmctl libvrm-client-dev; do
-  check "package $p built" compgen -G "$work/debs/${p}_*.deb" >/dev/null
+  check "package $p built" bash -c "compgen -G '$work/debs/${p}_*.deb' >/dev/null"
 done
 check "vrmd's control has a postinst and conffiles" \
   bash -c "dpkg-deb -I $work/debs/vrmd_*.deb | grep -q postinst &&
@@ -59,7 +59,7 @@ in_root() { chroot "$jail" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HO
 
 echo "== apt-get install the packages (their dependencies from Debian)"
 in_root apt-get update -qq >"$work/apt.log" 2>&1 || true
-if in_root apt-get install -y -qq --no-install-recommends /debs/*.deb >>"$work/apt.log" 2>&1; then
+if in_root bash -c 'apt-get install -y -qq --no-install-recommends /debs/*.deb' >>"$work/apt.log" 2>&1; then
   ok "apt-get install of ${#debs[@]} packages"
 else
   tail -20 "$work/apt.log"; bad "apt-get install"
