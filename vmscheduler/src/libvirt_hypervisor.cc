@@ -116,6 +116,7 @@ std::vector<VmInfo> LibvirtHypervisor::inventory() const {
       vm.allowLive = hint->second.allowLive;
       vm.allowSuspend = hint->second.allowSuspend;
     }
+    if (vm.diskBytes == 0) vm.diskBytes = localDiskBytes(dom.ptr);  // the HostSpec's wins
     const Tags tags = tagsOf(dom.ptr);
     vm.reservationId = tags.reservationId;
     vm.templateName = tags.templateName;
@@ -248,6 +249,9 @@ Status LibvirtHypervisor::startMigration(OperationId id, const MigrationSpec& sp
   if (spec.maxBandwidthBytesPerSec < 0 || !std::isfinite(spec.maxBandwidthBytesPerSec)) {
     return Status::invalid("max bandwidth must be a finite rate >= 0");
   }
+  if (spec.diskWriteLimitBytesPerSec < 0 || !std::isfinite(spec.diskWriteLimitBytesPerSec)) {
+    return Status::invalid("disk write limit must be a finite rate >= 0");
+  }
   if (spec.destinationEndpoint.empty()) {
     return Status::invalid("migration of '" + spec.vmId + "' needs the destination's endpoint");
   }
@@ -276,8 +280,10 @@ Status LibvirtHypervisor::startMigration(OperationId id, const MigrationSpec& sp
     op.maxBandwidth = std::make_shared<std::atomic<double>>(spec.maxBandwidthBytesPerSec);
     const auto capRef = op.maxBandwidth;
     const TimeNs downtimeLimitNs = spec.downtimeLimitNs;
+    const DiskCopy disks{settings_.diskMigration == DiskMigration::kCopy,
+                         spec.diskWriteLimitBytesPerSec};
     op.work = std::make_shared<UriMigrationWork>(workConnection(), vmId, host, uri, live, capRef,
-                                                 downtimeLimitNs);
+                                                 downtimeLimitNs, disks);
   }
   auto& placed = ops_.emplace(id, std::move(op)).first->second;
   vm.state = VmState::kMigratingOut;

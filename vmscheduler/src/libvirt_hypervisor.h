@@ -39,6 +39,23 @@
 //                     (virDomainAbortJob) and reported as not converging (rejected). Default
 //                     600s; 0s disables.
 //   max-rounds        likewise past this many memory iterations. Default 60; 0 disables.
+//   disk-migration    "shared" (default): a migration to a libvirt URI sends memory only (the
+//                     destination sees the same disk images); "copy": share-nothing, libvirt
+//                     also copies the VM's writable local disks (localDisksOf():
+//                     VIR_MIGRATE_NON_SHARED_DISK with VIR_MIGRATE_PARAM_MIGRATE_DISKS; QEMU
+//                     mirrors them to an NBD export on the destination at the migration's
+//                     bandwidth cap, then the memory follows). The MigrationSpec's disk write cap
+//                     is set on each copied disk (blkio write_bytes_sec, live) before the start;
+//                     it travels with the domain. Not possible with libvirt 9.0 (measured, see
+//                     README): changing that cap or the copy's rate while it runs (block tuning
+//                     and block-job speed wait for the migration job; virDomainMigrateSetMaxSpeed
+//                     changes the memory stream only) and incremental copies (NON_SHARED_INC is
+//                     refused), so seed 004's broker cannot steer a libvirt disk sync once begun.
+//   disk-dir          optional. Where this host keeps VMs' local disks, as libvirtd sees it (it
+//                     must exist). A host receiving share-nothing migrations needs a libvirt
+//                     storage pool over the directory of each incoming disk (libvirt creates the
+//                     disk there, empty, before the copy); with disk-dir the agent makes a
+//                     transient dir pool over it at start when there is none.
 // Read and checked at start (libvirt_startup_checks.h), each an invalid-argument naming the
 // setting with libvirt's reason: the uri opens; the network or bridge exists; every template
 // (inline and in template-xml-dir) is defined under a probe name and undefined again, so
@@ -49,10 +66,12 @@
 // domains are running; paused, shut-off, crashed and PM-suspended ones are suspended (resume()
 // starts a shut-off domain). Memory is the domain's maximum; non-zero memory its current
 // balloon size unless the HostSpec lists the VM (then the HostSpec's figures, and its dirty
-// rate and disk size, which libvirt does not report). Reservation, template, the clone's address
-// and its source, and the memory vrm asked for are kept in the domain's metadata (namespace
-// kMetadataNamespace, libvirt_detail::Tags), so they survive agent restarts and migrations; a
-// clone's memory is reported as asked (libvirt may round it up).
+// rate, which libvirt does not report, and disk size). The disk size is otherwise what a
+// share-nothing migration copies: the allocation of its local disks (localDiskBytes()); the disk
+// write rate is not reported (libvirt's block stats give totals only). Reservation, template, the
+// clone's address and its source, and the memory vrm asked for are kept in the domain's metadata
+// (namespace kMetadataNamespace, libvirt_detail::Tags), so they survive agent restarts and
+// migrations; a clone's memory is reported as asked (libvirt may round it up).
 //
 // Migration: the destination chooses how VMs arrive, through prepareIncoming()'s endpoint:
 //   "save:<path>"  (no migration-uri, a stage-dir) the source saves the VM to <path>

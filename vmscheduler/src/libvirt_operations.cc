@@ -60,6 +60,23 @@ WorkResult SaveMigrationWork::run() {
   return r;
 }
 
+namespace {
+
+// Caps the guest's writes to disk `dev` at `bytesPerSec` (blkio write_bytes_sec, live).
+Status limitWrites(virDomainPtr dom, const std::string& dev, double bytesPerSec) {
+  virTypedParameterPtr params = nullptr;
+  int count = 0;
+  int capacity = 0;
+  virTypedParamsAddULLong(&params, &count, &capacity, VIR_DOMAIN_BLOCK_IOTUNE_WRITE_BYTES_SEC,
+                          static_cast<unsigned long long>(std::max(1.0, bytesPerSec)));
+  const int rc = virDomainSetBlockIoTune(dom, dev.c_str(), params, count, VIR_DOMAIN_AFFECT_LIVE);
+  virTypedParamsFree(params, count);
+  if (rc < 0) return lastError("cap the disk writes of '" + dev + "' before its copy");
+  return Status::ok();
+}
+
+}  // namespace
+
 WorkResult UriMigrationWork::run() {
   WorkResult r;
   auto opened = OpenedConnection::open(conn_);
@@ -89,6 +106,23 @@ WorkResult UriMigrationWork::run() {
   }
   unsigned flags = VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST;
   if (live_) flags |= VIR_MIGRATE_LIVE;
+  if (disks_.copy) {
+    CString xml{virDomainGetXMLDesc(dom->ptr, 0)};
+    const std::vector<std::string> disks = xml.s ? localDisksOf(xml.s) : std::vector<std::string>();
+    for (const std::string& dev : disks) {
+      if (disks_.writeLimitBytesPerSec <= 0) continue;
+      if (Status s = limitWrites(dom->ptr, dev, disks_.writeLimitBytesPerSec); !s) {
+        virTypedParamsFree(params, count);
+        r.status = s;
+        return r;
+      }
+    }
+    for (const std::string& dev : disks) {
+      virTypedParamsAddString(&params, &count, &capacity, VIR_MIGRATE_PARAM_MIGRATE_DISKS,
+                              dev.c_str());
+    }
+    if (!disks.empty()) flags |= VIR_MIGRATE_NON_SHARED_DISK;
+  }
   const int rc = virDomainMigrateToURI3(dom->ptr, uri_.c_str(), params, count, flags);
   virTypedParamsFree(params, count);
   if (rc < 0) {

@@ -74,20 +74,31 @@ class SaveMigrationWork final : public LibvirtWork {
   std::string vmId_, host_, path_;
 };
 
+// What a migration to a libvirt URI does with the VM's local disks (localDisksOf()).
+struct DiskCopy {
+  bool copy = false;  // disk-migration=copy: VIR_MIGRATE_NON_SHARED_DISK with those disks
+  // Applied to each copied disk (blkio write_bytes_sec, live) before the migration starts: libvirt
+  // 9.0 holds back block tuning while a migration job runs, so the cap cannot follow later.
+  double writeLimitBytesPerSec = 0;
+};
+
 // virDomainMigrateToURI3, peer to peer and persistent at the destination, live or not, at the
-// bandwidth cap read from `maxBandwidth` when it starts (bytes/s, 0 = unlimited).
+// bandwidth cap read from `maxBandwidth` when it starts (bytes/s, 0 = unlimited); with
+// `disks.copy`, the local disks go with it (libvirt mirrors them over NBD at the same cap, then
+// sends the memory).
 class UriMigrationWork final : public LibvirtWork {
  public:
   UriMigrationWork(WorkConnection conn, std::string vmId, std::string host, std::string uri,
                    bool live, std::shared_ptr<std::atomic<double>> maxBandwidth,
-                   TimeNs downtimeLimitNs)
+                   TimeNs downtimeLimitNs, DiskCopy disks)
       : conn_(std::move(conn)),
         vmId_(std::move(vmId)),
         host_(std::move(host)),
         uri_(std::move(uri)),
         live_(live),
         maxBandwidth_(std::move(maxBandwidth)),
-        downtimeLimitNs_(downtimeLimitNs) {}
+        downtimeLimitNs_(downtimeLimitNs),
+        disks_(disks) {}
   WorkResult run() override;
 
  private:
@@ -96,6 +107,7 @@ class UriMigrationWork final : public LibvirtWork {
   bool live_;
   std::shared_ptr<std::atomic<double>> maxBandwidth_;
   TimeNs downtimeLimitNs_;
+  DiskCopy disks_;
 };
 
 // Saves the domain to `path` (defining a transient one first, so its parked record survives).

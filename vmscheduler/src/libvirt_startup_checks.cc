@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 namespace vrm::vmscheduler::libvirt_detail {
@@ -33,6 +34,11 @@ Result<LibvirtSettings> readSettings(backend::BackendParams& params) {
   auto maxRounds = params.takeUnsigned("max-rounds");
   if (!maxRounds) return maxRounds.status();
   s.maxRounds = maxRounds->value_or(s.maxRounds);
+  auto disks = params.takeChoice("disk-migration", {"shared", "copy"});
+  if (!disks) return disks.status();
+  s.diskMigration =
+      disks->value_or("shared") == "copy" ? DiskMigration::kCopy : DiskMigration::kShared;
+  s.diskDir = params.take("disk-dir").value_or("");
   if (Status st = params.finish(); !st) return st;
   if (s.uri.empty()) return Status::invalid("libvirt backend needs the parameter uri");
   if (!network.empty() && !bridge.empty()) {
@@ -135,6 +141,30 @@ Status checkTemplate(virConnectPtr conn, const LibvirtSettings& settings, const 
   return Status::ok();
 }
 
+// The storage pool over `dir` (see checkConnected()): found by its target path and started, or
+// made as a transient dir pool (gone when libvirtd restarts; the next agent start makes it again).
+Status ensureDiskPool(virConnectPtr conn, const std::string& dir, const std::string& setting) {
+  if (virStoragePoolPtr pool = virStoragePoolLookupByTargetPath(conn, dir.c_str())) {
+    const int rc = virStoragePoolIsActive(pool) == 1 ? 0 : virStoragePoolCreate(pool, 0);
+    virStoragePoolFree(pool);
+    if (rc < 0) {
+      return Status::invalid(
+          lastError(setting + ": cannot start the storage pool over '" + dir + "'").message());
+    }
+    return Status::ok();
+  }
+  const std::string name = "vrm-disks-" + std::to_string(std::hash<std::string>{}(dir) % 1000000);
+  const std::string xml = "<pool type='dir'><name>" + xmlEscape(name) + "</name><target><path>" +
+                          xmlEscape(dir) + "</path></target></pool>";
+  virStoragePoolPtr pool = virStoragePoolCreateXML(conn, xml.c_str(), 0);
+  if (!pool) {
+    Status s = lastError(setting + ": cannot make a storage pool over '" + dir + "'");
+    return s.code() == StatusCode::kUnauthorized ? s : Status::invalid(s.message());
+  }
+  virStoragePoolFree(pool);
+  return Status::ok();
+}
+
 }  // namespace
 
 Status checkConnected(virConnectPtr conn, const LibvirtSettings& settings, const std::string& host,
@@ -154,6 +184,11 @@ Status checkConnected(virConnectPtr conn, const LibvirtSettings& settings, const
                              "' has no interface '" + nic.name + "' (libvirt at '" + settings.uri +
                              "')");
     }  // a driver without the interface API: the first clone's start will say
+  }
+  if (!settings.diskDir.empty()) {
+    if (Status s = ensureDiskPool(conn, settings.diskDir, params.describe("disk-dir")); !s) {
+      return s;
+    }
   }
   const std::string uriSetting = params.describe("uri");
   for (const auto& [name, xml] : settings.inlineTemplates) {

@@ -16,6 +16,12 @@
 
 namespace vrm::vmscheduler::libvirt_detail {
 
+// How a migration to a libvirt URI treats the VM's disks (the disk-migration setting).
+enum class DiskMigration {
+  kShared,  // the destination sees the same images (shared storage): only memory is sent
+  kCopy,    // share-nothing: libvirt copies every writable local disk (VIR_MIGRATE_NON_SHARED_DISK)
+};
+
 // The backend's parameters, as read by readSettings().
 struct LibvirtSettings {
   std::string uri;
@@ -31,6 +37,8 @@ struct LibvirtSettings {
   std::string account = "vrm";
   TimeNs migrationTimeoutNs = 600 * kNsPerSec;  // 0: none
   std::uint64_t maxRounds = 60;                 // 0: none
+  DiskMigration diskMigration = DiskMigration::kShared;
+  std::string diskDir;  // disk-dir, as libvirtd sees it; empty: none
 };
 
 // Reads every parameter and checks what can be checked without libvirt: values, combinations,
@@ -45,7 +53,10 @@ Result<std::string> templateXml(const LibvirtSettings& settings, const std::stri
 
 // The checks made once connected on `conn`: the network exists and is active; the bridge exists
 // (where the driver lists host interfaces); every template (inline and in the dir) is defined
-// under a probe name and undefined at once, and the networks it names are checked likewise.
+// under a probe name and undefined at once, and the networks it names are checked likewise; with
+// a disk-dir, a storage pool over it exists and is active (a transient dir pool is made when
+// none is), because libvirt creates an incoming share-nothing VM's disks only in a pool whose
+// target is the disk's directory.
 // Errors: invalid-argument naming the setting with libvirt's reason; unauthorized when the
 // connection may not define domains (read-only).
 Status checkConnected(virConnectPtr conn, const LibvirtSettings& settings, const std::string& host,

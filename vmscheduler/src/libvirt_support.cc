@@ -242,6 +242,37 @@ std::vector<std::string> networksOf(const std::string& xml) {
   return out;
 }
 
+std::vector<std::string> localDisksOf(const std::string& xml) {
+  std::vector<std::string> out;
+  for (auto at = findOpen(xml, "disk"); at != std::string::npos;
+       at = findOpen(xml, "disk", at + 1)) {
+    const auto close = xml.find("</disk>", at);
+    const std::string disk = xml.substr(at, close == std::string::npos ? close : close - at);
+    const std::string open = disk.substr(0, disk.find('>'));
+    const std::string type = attribute(open, "type");
+    const std::string device = attribute(open, "device");
+    if ((type != "file" && type != "block") || (!device.empty() && device != "disk")) continue;
+    if (findOpen(disk, "readonly") != std::string::npos) continue;
+    if (findOpen(disk, "shareable") != std::string::npos) continue;
+    const auto target = findOpen(disk, "target");
+    if (target == std::string::npos) continue;
+    const std::string dev = attribute(disk.substr(target, disk.find('>', target) - target), "dev");
+    if (!dev.empty()) out.push_back(dev);
+  }
+  return out;
+}
+
+std::uint64_t localDiskBytes(virDomainPtr dom) {
+  CString xml{virDomainGetXMLDesc(dom, 0)};
+  if (!xml.s) return 0;
+  std::uint64_t bytes = 0;
+  for (const std::string& dev : localDisksOf(xml.s)) {
+    virDomainBlockInfo info;
+    if (virDomainGetBlockInfo(dom, dev.c_str(), &info, 0) == 0) bytes += info.allocation;
+  }
+  return bytes;
+}
+
 Result<std::string> addressOf(virDomainPtr dom, AddressSource source, const std::string& mac) {
   if (source == AddressSource::kNone) return std::string();
   virDomainInterfacePtr* ifaces = nullptr;

@@ -94,6 +94,12 @@ struct CloneNic {
 std::string withNic(std::string xml, const CloneNic& nic, const std::string& mac);
 // The libvirt networks `xml`'s interfaces name (<source network='X'/>).
 std::vector<std::string> networksOf(const std::string& xml);
+// The target devices ("vda", ...) of the disks of domain `xml` a share-nothing migration copies:
+// disks (device='disk') on a file or block device, neither read-only nor shareable.
+std::vector<std::string> localDisksOf(const std::string& xml);
+// The bytes a share-nothing migration of `dom` copies: the allocation (virDomainGetBlockInfo) of
+// each of its localDisksOf() summed; 0 when libvirt cannot say (no disks, a driver without it).
+std::uint64_t localDiskBytes(virDomainPtr dom);
 // One look at the domain's IPv4 address from `source` on the NIC with MAC `mac` (any NIC but
 // loopback when `mac` is empty). Returns the address, or empty when the source does not know it
 // yet (no lease yet, guest agent not connected yet). Errors: lastError's for anything else.

@@ -403,7 +403,8 @@ TEST(LibvirtHypervisorTest, ErrorsAreTyped) {
            {{"uri", "test:///default"}, {"address-source", "lease"}},
            {{"uri", "test:///default"}, {"address-source", "dns"}},
            {{"uri", "test:///default"}, {"network", "no-such-net"}},
-           {{"uri", "test:///default"}, {"address-timeout", "soon"}}}) {
+           {{"uri", "test:///default"}, {"address-timeout", "soon"}},
+           {{"uri", "test:///default"}, {"disk-migration", "rsync"}}}) {
     HypervisorOptions options;
     options.host.name = "h1";
     options.params = params;
@@ -411,6 +412,45 @@ TEST(LibvirtHypervisorTest, ErrorsAreTyped) {
     ASSERT_FALSE(bad.isOk());
     EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << bad.status().toString();
   }
+}
+
+// Ensures a share-nothing migration copies exactly the disks that are the VM's own: file and block
+// disks, not CD-ROMs, read-only, shareable or network disks.
+TEST(LibvirtHypervisorTest, LocalDisksAreTheWritableFileAndBlockDisks) {
+  const std::string xml =
+      "<domain><devices>"
+      "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+      "<source file='/i/a.qcow2'/><target dev='vda' bus='virtio'/></disk>"
+      "<disk type='block' device='disk'><source dev='/dev/sdb'/><target dev='vdb'/></disk>"
+      "<disk type='file' device='cdrom'><source file='/i/x.iso'/><target dev='hdc'/>"
+      "<readonly/></disk>"
+      "<disk type='file' device='disk'><source file='/i/ro.img'/><target dev='vdc'/>"
+      "<readonly/></disk>"
+      "<disk type='file' device='disk'><source file='/i/s.img'/><target dev='vdd'/>"
+      "<shareable/></disk>"
+      "<disk type='network' device='disk'><source protocol='nbd' name='x'/>"
+      "<target dev='vde'/></disk>"
+      "</devices></domain>";
+  EXPECT_EQ(libvirt_detail::localDisksOf(xml), (std::vector<std::string>{"vda", "vdb"}));
+}
+
+// Ensures the disk-migration setting is checked at start: a value other than shared or copy is
+// an invalid-argument naming the setting and the value; copy with a disk-dir is accepted.
+TEST(LibvirtHypervisorTest, DiskMigrationSettingIsChecked) {
+  TempDir dir;
+  HypervisorOptions options;
+  options.host.name = "h1";
+  options.params = {{"uri", writeNode(dir.path(), "h1", {})}, {"disk-migration", "rsync"}};
+  auto bad = Hypervisor::create("libvirt", options);
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("disk-migration"), std::string::npos)
+      << bad.status().message();
+  EXPECT_NE(bad.status().message().find("rsync"), std::string::npos) << bad.status().message();
+  options.params["disk-migration"] = "copy";
+  options.params["disk-dir"] = dir.path().string();
+  auto good = Hypervisor::create("libvirt", options);
+  EXPECT_TRUE(good.isOk()) << good.status().toString();
 }
 
 // Ensures a clone on the host's libvirt network: the template (without a NIC) gets a virtio NIC

@@ -80,6 +80,17 @@ std::string guestTemplate(int dirtyPagesPerSec) {
          "</domain>\n";
 }
 
+// guestTemplate() with a local qcow2 disk (vda): /var/lib/libvirt/images is each host's own
+// (libvirt-hosts.sh mounts DIR/h<i>/lib there), so the hosts share nothing.
+std::string diskTemplate() {
+  std::string xml = guestTemplate(0);
+  xml.insert(xml.find("    <serial"),
+             "    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+             "<source file='/var/lib/libvirt/images/{{name}}.qcow2'/>"
+             "<target dev='vda' bus='virtio'/></disk>\n");
+  return xml;
+}
+
 // One private libvirt host, as tests/libvirt/libvirt-hosts.sh describes it in hosts.env.
 struct LibvirtHost {
   std::string uri;      // for the agent and the test (unix socket)
@@ -594,6 +605,69 @@ TEST_F(LibvirtdTest, LiveAndSuspendCopyResumeMigrationBetweenTwoLibvirtds) {
 
   ASSERT_TRUE(h2_->destroy("m1").isOk());
   EXPECT_EQ(lv2.state("m1"), -1);
+}
+
+// Ensures a share-nothing migration (disk-migration=copy) between two libvirt hosts: a clone with
+// a local 64 MiB qcow2 disk full of a pattern moves live from h1 to h2 with its disk; h2's disk
+// pool (disk-dir) lets libvirt create the disk there; the plan's disk write cap is on the disk
+// before the copy starts and travels with the domain; h2's copy has the same contents as h1's
+// and the guest's memory is intact.
+TEST_F(LibvirtdTest, ShareNothingMigrationCopiesTheLocalDiskUnderTheWriteCap) {
+  const std::string images = "/var/lib/libvirt/images";  // as the hosts' libvirtds see it
+  for (int i : {1, 2}) fs::create_directories(host(i).dir / "lib" / "images");
+  auto make2 = [&](int i) {
+    return make(i, {{"migration-uri", host(i).tcpUri},
+                    {"disk-migration", "copy"},
+                    {"disk-dir", images},
+                    {"template.disk", diskTemplate()}});
+  };
+  h1_ = make2(1);
+  h2_ = make2(2);
+  ASSERT_TRUE(h1_ && h2_);
+  Libvirt lv1(host(1).uri);
+  Libvirt lv2(host(2).uri);
+  ASSERT_TRUE(lv1 && lv2);
+  const fs::path source = host(1).dir / "lib" / "images" / "d1.qcow2";
+  const fs::path copy = host(2).dir / "lib" / "images" / "d1.qcow2";
+  auto [imgRc, imgOut] =
+      run("qemu-img create -q -f qcow2 " + source.string() +
+          " 64M && qemu-io -f qcow2 -c 'write -q -P 0x5a 0 64M' " + source.string());
+  ASSERT_EQ(imgRc, 0) << imgOut;
+  ASSERT_TRUE(clone(*h1_, "d1", "disk", 1));
+  expectMemoryIntact(1, "d1");
+  const std::uint64_t diskBytes = vmOn(*h1_, "d1").diskBytes;  // the qcow2's allocation
+  EXPECT_GE(diskBytes, 64 * kMiB);
+  EXPECT_LE(diskBytes, 66 * kMiB);
+
+  auto endpoint = h2_->prepareIncoming(vmOn(*h1_, "d1"));
+  ASSERT_TRUE(endpoint.isOk()) << endpoint.status().toString();
+  MigrationSpec spec;
+  spec.vmId = "d1";
+  spec.destinationHost = "h2";
+  spec.destinationEndpoint = *endpoint;
+  spec.mode = MigrationMode::kLive;
+  spec.maxBandwidthBytesPerSec = 16.0 * kMiB;
+  spec.downtimeLimitNs = 300 * kNsPerMs;
+  spec.diskWriteLimitBytesPerSec = 4.0 * kMiB;
+  ASSERT_TRUE(h1_->startMigration(2, spec).isOk());
+  auto moved = runUntilDone(2, 240s);
+  ASSERT_TRUE(moved) << "the migration hung";
+  ASSERT_TRUE(moved->status.isOk()) << moved->status.toString();
+  ASSERT_TRUE(moved->migration);
+  printObservation("share-nothing live h1->h2, 64 MiB disk + 128 MiB guest at 16 MiB/s",
+                   *moved->migration);
+  EXPECT_GE(moved->migration->transferredBytes, 64 * kMiB) << "the disk was not sent";
+  EXPECT_EQ(lv1.state("d1"), -1);
+  ASSERT_TRUE(h2_->finishIncoming("d1", true).isOk());
+  EXPECT_EQ(lv2.state("d1"), VIR_DOMAIN_RUNNING);
+  EXPECT_TRUE(lv2.persistent("d1"));
+  const std::string xml = lv2.xml("d1");
+  EXPECT_NE(xml.find("<write_bytes_sec>4194304</write_bytes_sec>"), std::string::npos) << xml;
+  ASSERT_TRUE(fs::exists(copy)) << "libvirt did not create the disk on h2";
+  auto [cmpRc, cmpOut] = run("qemu-img compare -U " + source.string() + " " + copy.string());
+  EXPECT_EQ(cmpRc, 0) << cmpOut;
+  expectMemoryIntact(2, "d1");
+  ASSERT_TRUE(h2_->destroy("d1").isOk());
 }
 
 }  // namespace

@@ -86,6 +86,10 @@ struct MigrationSpec {
   MigrationMode mode = MigrationMode::kLive;
   double maxBandwidthBytesPerSec = 0;  // 0 = unlimited (the NIC's bandwidth)
   TimeNs downtimeLimitNs = 0;          // 0 = backend default; the sim ignores it
+  // The plan's cap on the guest's disk writes while its local disks are copied (seed 004's
+  // broker: the copy converges only if the guest writes slower than it is sent), applied before
+  // the copy starts; 0 = none. Backends that copy no disk ignore it.
+  double diskWriteLimitBytesPerSec = 0;
 };
 
 struct CloneSpec {
