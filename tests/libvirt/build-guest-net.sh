@@ -17,11 +17,14 @@
 set -euo pipefail
 guest=${1:?usage: build-guest-net.sh GUEST_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../guest/initramfs-lib.sh
+source "$here/../guest/initramfs-lib.sh"
 "$here/../guest/build-guest.sh" "$guest"
 guest=$(cd "$guest" && pwd)
 cache=${VRM_GUEST_CACHE:-$guest/cache}
 out=$guest/initrd-net.img
-if [[ -s $out && $out -nt $guest/initrd.img && $out -nt $0 ]]; then
+if [[ -s $out && $out -nt $guest/initrd.img && $out -nt $0 &&
+      $out -nt $here/../guest/initramfs-lib.sh ]]; then
   exit 0
 fi
 
@@ -63,20 +66,7 @@ for app in insmod ip udhcpc; do
   ln -sf busybox "$root/bin/$app"
 done
 
-cat >"$root/etc/udhcpc.script" <<'SCRIPT'
-#!/bin/sh
-# busybox udhcpc's hook: configures eth0 with the lease it got.
-case $1 in
-  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
-    [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
-    echo "vrm-net: $interface $ip/${mask:-24}" >/dev/console ;;
-esac
-exit 0
-SCRIPT
-chmod +x "$root/etc/udhcpc.script"
+udhcpc_script "$root" vrm-net
 
 cat >"$root/vrm-net-init" <<'INIT'
 #!/bin/sh
