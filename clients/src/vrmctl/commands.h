@@ -62,5 +62,6 @@ void addClusterCommands(CLI::App& app, Context& ctx);      // hosts vms
 void addPlanCommand(CLI::App& app, Context& ctx);          // plan (offline what-if)
 void addModelCommands(CLI::App& app, Context& ctx);        // predict calibrate (offline)
 void addKeyCommands(CLI::App& app, Context& ctx);          // keygen (offline)
+void addBackupCommand(CLI::App& app, Context& ctx);        // backup (admins)
 
 }  // namespace vrm::vrmctl
