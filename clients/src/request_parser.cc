@@ -168,7 +168,8 @@ RequestResult<ReservationRequest> parseRequest(const RequestDraft& d, TimeNs now
     r.endNs = **end;
     if (r.endNs <= r.startNs) {
       return error(d.end.empty() ? RequestField::kEndNs : RequestField::kEnd,
-                   formatTime(r.endNs) + " is not after the start " + formatTime(r.startNs));
+                   "end must be after start (" + formatTime(r.endNs) + " is not after " +
+                       formatTime(r.startNs) + ")");
     }
   } else if (d.duration.empty()) {
     return error(RequestField::kDuration, "give exactly one of duration and end");

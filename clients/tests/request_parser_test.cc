@@ -113,7 +113,7 @@ TEST(RequestParserTest, MistakesNameTheirField) {
       {"neither duration nor end", [](auto& d) { d.duration.clear(); }, RequestField::kDuration,
        "exactly one of duration and end"},
       {"end before start", [](auto& d) { d.duration.clear(), d.end = "+1h"; }, RequestField::kEnd,
-       "not after the start"},
+       "end must be after start"},
       {"no template", [](auto& d) { d.templateName.clear(); }, RequestField::kTemplate, "required"},
       {"label too long", [](auto& d) { d.label = std::string(1001, 'x'); }, RequestField::kLabel,
        "too long"},
