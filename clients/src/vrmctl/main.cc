@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
       "  vrmctl list -f csv -c id -c state -c start\n"
       "  vrmctl hosts -f value -c name\n"
       "  vrmctl keygen alice      (CURVE keys: alice.key, alice.pub)\n"
-      "  vrmctl SUBCOMMAND --help (its options and examples)\n\n"
+      "  vrmctl SUBCOMMAND --help (its options and examples)\n"
+      "  source <(vrmctl completion bash)\n\n"
       "Exit codes: 0 ok, 1 rejected, 2 bad input, 3 cannot reach vrmd.\n"
       "Settings: flags, then VRM_* environment variables, then the config file."};
   app.require_subcommand(1);
