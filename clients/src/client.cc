@@ -214,6 +214,18 @@ Result<Client::BackupInfo> Client::backupTo(const std::string& path) {
   if (std::filesystem::exists(path, ec)) {
     return Status::invalid("'" + path + "' exists: a backup never overwrites a file");
   }
+  auto ask = [&](const std::string& id, std::uint64_t offset) {
+    return impl_->call(
+        [&](auto req) {
+          auto b = req.initBackup();
+          b.setSnapshotId(id);
+          b.setOffset(offset);
+        },
+        readBackupChunk, &serverNowNs_);
+  };
+  // Asked first, so a refused or unreachable backup leaves no file behind.
+  auto first = ask("", 0);
+  if (!first) return first.status();
   const std::string partial = path + ".partial";
   std::FILE* out = std::fopen(partial.c_str(), "wb");
   if (out == nullptr) {
@@ -224,17 +236,6 @@ Result<Client::BackupInfo> Client::backupTo(const std::string& path) {
     std::filesystem::remove(partial, ec);
     return s;
   };
-  auto ask = [&](const std::string& id, std::uint64_t offset) {
-    return impl_->call(
-        [&](auto req) {
-          auto b = req.initBackup();
-          b.setSnapshotId(id);
-          b.setOffset(offset);
-        },
-        readBackupChunk, &serverNowNs_);
-  };
-  auto first = ask("", 0);
-  if (!first) return fail(first.status());
   std::uint64_t written = 0;
   for (Result<BackupChunk> chunk = first;; chunk = ask(first->snapshotId, written)) {
     if (!chunk) return fail(chunk.status());

@@ -39,12 +39,13 @@ class ApiHandlers {
 
   // Each throws BadRequest for a request the client got wrong; vrmd's failures are answered with
   // httpStatusOf() their status.
+  Response openapi(const ApiCall& call);           // GET /api/openapi.json
   Response now(const ApiCall& call);               // GET /api/now
   Response hosts(const ApiCall& call);             // GET /api/hosts
   Response vms(const ApiCall& call);               // GET /api/vms
   Response templates(const ApiCall& call);         // GET /api/templates
   Response listReservations(const ApiCall& call);  // GET /api/reservations[?owner&state&from&to]
-  Response submit(const ApiCall& call);            // POST /api/reservations
+  Response submit(const ApiCall& call);            // POST /api/reservations (request_parser.h)
   Response show(const ApiCall& call);              // GET /api/reservations/{id}
   Response cancel(const ApiCall& call);            // POST /api/reservations/{id}/cancel
 

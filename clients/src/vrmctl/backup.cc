@@ -47,9 +47,7 @@ Status verifyBackup(const std::string& path, std::uint32_t reservations) {
 void addBackupCommand(CLI::App& app, Context& ctx) {
   auto* backup = app.add_subcommand(
       "backup",
-      "write an online backup of vrmd's store to FILE (admins only)\n\n"
-      "Examples:\n"
-      "  vrmctl backup /var/backups/vrm-$(date +%F).db\n"
+      "write an online backup of vrmd's store to FILE (admins only)\n"
       "Restore: stop vrmd, put the file in place of its --store file (removing the store's\n"
       "-wal and -shm files), start vrmd (README: Backups).");
   static std::string path;
