@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "qemu/guest_network.h"
+#include "qemu/qemu_hypervisor.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
 namespace vrm::vmscheduler {
@@ -70,6 +71,8 @@ class QemuSshTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    // Guests outlive their QemuHypervisor (an agent restart re-attaches): kill them explicitly.
+    if (hv_) static_cast<QemuHypervisor&>(*hv_).killAllGuests();
     hv_.reset();
     std::error_code ec;
     if (!root_.empty()) fs::remove_all(root_, ec);
@@ -96,6 +99,17 @@ class QemuSshTest : public ::testing::Test {
     auto hv = Hypervisor::create("qemu", o);
     EXPECT_TRUE(hv.isOk()) << hv.status().toString();
     return hv ? std::move(hv).value() : nullptr;
+  }
+
+  CloneSpec sshClone(const std::string& vmId) {
+    CloneSpec spec;
+    spec.vmId = vmId;
+    spec.templateName = "ssh";
+    spec.cpuCores = 1;
+    spec.memoryBytes = 128 * kMiB;
+    spec.reservationId = "r1";
+    spec.sshPublicKey = readFile(root_ / "owner.pub");
+    return spec;
   }
 
   std::optional<OperationEvent> runUntilDone(OperationId op, std::chrono::seconds limit) {
@@ -167,6 +181,53 @@ TEST_F(QemuSshTest, CloneWithKeyIsReachableBySshThroughItsHandle) {
   auto again = runUntilDone(2, 10s);
   ASSERT_TRUE(again.has_value() && again->clone.has_value());
   EXPECT_EQ(again->clone->port, h.port);
+}
+
+// Ensures a clone keeps its handle across an agent restart: after the backend is destroyed and
+// created again on the same directories, the re-attached clone is listed running and a repeated
+// clone command (what vrmd re-sends to a restarted agent) answers with the same handle — address,
+// forwarded port, account, address source — through which its owner still logs in.
+TEST_F(QemuSshTest, ReattachedCloneKeepsItsHandleAndIsReachable) {
+  hv_ = make();
+  ASSERT_TRUE(hv_);
+  const CloneSpec spec = sshClone("r1-ssh-1");
+  ASSERT_TRUE(hv_->startClone(1, spec).isOk());
+  auto done = runUntilDone(1, 200s);
+  ASSERT_TRUE(done.has_value()) << "clone did not finish";
+  ASSERT_TRUE(done->status.isOk()) << done->status.toString();
+  ASSERT_TRUE(done->clone.has_value());
+  const VmHandle before = *done->clone;
+  ASSERT_GT(before.port, 0u);
+
+  hv_.reset();  // the agent goes away; the guest stays
+  const auto restartAt = std::chrono::steady_clock::now();
+  hv_ = make();
+  ASSERT_TRUE(hv_);
+  const auto inventory = hv_->inventory();
+  ASSERT_EQ(inventory.size(), 1u);
+  EXPECT_EQ(inventory[0].id, spec.vmId);
+  EXPECT_EQ(inventory[0].state, VmState::kRunning);
+  EXPECT_EQ(inventory[0].address, "127.0.0.1:" + std::to_string(before.port));
+
+  ASSERT_TRUE(hv_->startClone(2, spec).isOk());
+  auto again = runUntilDone(2, 10s);
+  ASSERT_TRUE(again.has_value() && again->clone.has_value());
+  ASSERT_TRUE(again->status.isOk()) << again->status.toString();
+  const VmHandle& after = *again->clone;
+  EXPECT_EQ(after.vmId, spec.vmId);
+  EXPECT_EQ(after.host, "h1");
+  EXPECT_EQ(after.address, before.address);
+  EXPECT_EQ(after.port, before.port);
+  EXPECT_EQ(after.account, before.account);
+  EXPECT_EQ(after.addressSource, before.addressSource);
+
+  auto [rc, out] = run(sshTo(after, "owner", "echo still-here-$(id -u)"));
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("still-here-0"), std::string::npos) << out;
+  std::printf("agent restart to a command over ssh through the re-attached handle: %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - restartAt)
+                                         .count()));
 }
 
 // Ensures a key for an SSH image template, which this backend cannot put into the image, is

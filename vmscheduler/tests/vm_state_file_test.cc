@@ -47,6 +47,10 @@ class VmStateFileTest : public ::testing::Test {
     r.diskPath = "/run/" + id + ".qcow2";
     r.incomingPort = 49201;
     r.keepPaused = true;
+    r.sshForwardPort = 40022;
+    r.cloneHandle =
+        VmHandle{id,     "",    "127.0.0.1",
+                 "root", 40022, "user-mode network: host h1 forwards 127.0.0.1:40022 to port 22"};
     r.migration =
         VmStateRecord::Migration{17, MigrationMode::kSuspendCopyResume, "h2", false, 123456789};
     return r;
@@ -79,22 +83,56 @@ TEST_F(VmStateFileTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(back->migration->destinationHost, "h2");
   EXPECT_FALSE(back->migration->wasRunning);
   EXPECT_EQ(back->migration->startNs, 123456789);
+  EXPECT_EQ(back->sshForwardPort, 40022);
+  ASSERT_TRUE(back->cloneHandle.has_value());
+  EXPECT_EQ(back->cloneHandle->vmId, "a");
+  EXPECT_EQ(back->cloneHandle->address, "127.0.0.1");
+  EXPECT_EQ(back->cloneHandle->port, 40022u);
+  EXPECT_EQ(back->cloneHandle->account, "root");
+  EXPECT_EQ(back->cloneHandle->addressSource, r.cloneHandle->addressSource);
 
   r.migration.reset();
+  r.cloneHandle.reset();
   r.info.state = VmState::kRunning;
   ASSERT_TRUE(qemu::writeVmStateFile(dir_, r).isOk());
   back = qemu::readVmStateFile(qemu::vmStateFilePath(dir_, "a"));
   ASSERT_TRUE(back.isOk());
   EXPECT_FALSE(back->migration.has_value());
+  EXPECT_FALSE(back->cloneHandle.has_value());
 
   qemu::removeVmStateFile(dir_, "a");
   EXPECT_EQ(qemu::readVmStateFile(qemu::vmStateFilePath(dir_, "a")).status().code(),
             StatusCode::kNotFound);
 }
 
-// Ensures corrupt files (not JSON, truncated, a field of the wrong type, an unknown state, a
-// record naming another VM) are invalid-argument errors naming the file, while the good file in
-// the same directory is still read and an unfinished temporary is removed.
+// Ensures a file written before the forwarded port and the handle were kept is still read: the
+// port comes from a clone's "ADDRESS:PORT" address (as the clone wrote it), nothing is invented
+// for other addresses, and there is no handle.
+TEST_F(VmStateFileTest, FilesWithoutPortOrHandleAreStillRead) {
+  auto old = [&](const std::string& id, const std::string& address) {
+    VmStateRecord r = sample(id);
+    r.info.address = address;
+    nlohmann::json d = nlohmann::json::parse(qemu::encodeVmState(r));
+    d.erase("ssh_forward_port");
+    d.erase("handle");
+    writeRaw(id + ".vm.json", d.dump());
+    return qemu::readVmStateFile(qemu::vmStateFilePath(dir_, id));
+  };
+  auto clone = old("clone", "127.0.0.1:45123");
+  ASSERT_TRUE(clone.isOk()) << clone.status().toString();
+  EXPECT_EQ(clone->sshForwardPort, 45123);
+  EXPECT_FALSE(clone->cloneHandle.has_value());
+  for (const char* address : {"unix:/run/x:5.qmp", "", "127.0.0.1", "h:99999", "h:12a"}) {
+    auto r = old("plain", address);
+    ASSERT_TRUE(r.isOk()) << address << ": " << r.status().toString();
+    EXPECT_EQ(r->sshForwardPort, 0) << address;
+  }
+}
+
+// Ensures corrupt files (not JSON, truncated, a field of the wrong type, also in the handle, a
+// port out of range, an unknown state, a record naming another VM) are invalid-argument errors
+// naming the file, while the good file in the same directory is still read and an unfinished
+// temporary is removed.
 TEST_F(VmStateFileTest, CorruptFilesAreTypedErrorsAndDoNotHideTheOthers) {
   ASSERT_TRUE(qemu::writeVmStateFile(dir_, sample("good")).isOk());
   const std::string full = qemu::encodeVmState(sample("trunc"));
@@ -106,6 +144,12 @@ TEST_F(VmStateFileTest, CorruptFilesAreTypedErrorsAndDoNotHideTheOthers) {
   std::string state = qemu::encodeVmState(sample("state"));
   state.replace(state.find("migrating-out"), 13, "floating");
   writeRaw("state.vm.json", state);
+  std::string handle = qemu::encodeVmState(sample("handle"));
+  handle.replace(handle.find("\"account\":\"root\""), 16, "\"account\":7");
+  writeRaw("handle.vm.json", handle);
+  std::string port = qemu::encodeVmState(sample("port"));
+  port.replace(port.find("\"ssh_forward_port\":40022"), 24, "\"ssh_forward_port\":70000");
+  writeRaw("port.vm.json", port);
   writeRaw("other.vm.json", qemu::encodeVmState(sample("good")));
   writeRaw("half.vm.json.tmp", "{");
   writeRaw("unrelated.txt", "ignored");
@@ -113,7 +157,7 @@ TEST_F(VmStateFileTest, CorruptFilesAreTypedErrorsAndDoNotHideTheOthers) {
   qemu::VmStateDir read = qemu::readVmStateDir(dir_);
   ASSERT_EQ(read.records.size(), 1u);
   EXPECT_EQ(read.records[0].info.id, "good");
-  ASSERT_EQ(read.errors.size(), 5u);
+  ASSERT_EQ(read.errors.size(), 7u);
   for (const auto& e : read.errors) {
     EXPECT_EQ(e.status.code(), StatusCode::kInvalidArgument) << e.status.toString();
     EXPECT_NE(e.status.message().find(e.path), std::string::npos) << e.status.toString();

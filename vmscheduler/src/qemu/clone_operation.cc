@@ -33,8 +33,12 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
                            info.reservationId == spec.reservationId;
     if (!sameClone) return backend::alreadyOnHost(spec.vmId, host.info.name);
     OperationEvent done = backend::completedEvent(id);
-    done.clone = handleFor(host.config, t, host.info.name, spec.vmId, existing->sshForwardPort,
-                           existing->proc.qmpPath);
+    // The handle the clone gave (kept across agent restarts by the state file); a guest re-attached
+    // from an older state file has only its forwarded port.
+    done.clone = existing->cloneHandle
+                     ? *existing->cloneHandle
+                     : handleFor(host.config, t, host.info.name, spec.vmId,
+                                 existing->sshForwardPort, existing->proc.qmpPath);
     immediate.push_back(std::move(done));
     return std::unique_ptr<CloneOperation>();
   }
@@ -78,6 +82,7 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
       handleFor(host.config, t, host.info.name, spec.vmId, vm.sshForwardPort, vm.proc.qmpPath);
   vm.info.address =
       handle.port ? handle.address + ":" + std::to_string(handle.port) : handle.address;
+  vm.cloneHandle = handle;
   host.vms.add(std::move(vm));
   return std::unique_ptr<CloneOperation>(new CloneOperation(id, std::move(handle)));
 }

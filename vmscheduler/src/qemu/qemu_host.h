@@ -41,6 +41,9 @@ struct QemuVm {
   // and what a clone adds to its template's kernel command line (the owner's key).
   int sshForwardPort = 0;
   std::string appendExtra;
+  // A clone's handle as its clone made it: what a repeated clone answers, also after a restart
+  // (the state file keeps it); unset for guests that are not clones.
+  std::optional<VmHandle> cloneHandle;
   TimeNs nextDirtyRateNs = 0;
   bool dirtyRatePending = false;
   TimeNs dirtyRateDueNs = 0;

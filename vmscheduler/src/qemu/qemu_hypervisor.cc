@@ -55,6 +55,8 @@ qemu::VmStateRecord recordOf(const QemuVm& vm) {
   r.diskPath = vm.diskPath;
   r.incomingPort = vm.incomingPort;
   r.keepPaused = vm.keepPaused;
+  r.sshForwardPort = vm.sshForwardPort;
+  r.cloneHandle = vm.cloneHandle;
   return r;
 }
 
@@ -185,6 +187,9 @@ void QemuHypervisor::reattach() {
     vm.diskPath = r.diskPath;
     vm.incomingPort = r.incomingPort;
     vm.keepPaused = r.keepPaused;
+    vm.sshForwardPort = r.sshForwardPort;
+    vm.cloneHandle = r.cloneHandle;
+    if (vm.cloneHandle) vm.cloneHandle->host = host_.info.name;
     vm.proc = std::move(*proc);
     QmpClient& client = *vm.proc.qmp;
     if (r.migration) {

@@ -66,6 +66,22 @@ class FieldReader {
   std::string error_;
 };
 
+// The port of "ADDRESS:PORT" (how a clone's address was written from its forwarded SSH port),
+// 0 for anything else ("unix:PATH", "", a bare address).
+int portOfAddress(const std::string& address) {
+  if (address.starts_with("unix:")) return 0;
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 == address.size() || address.size() - colon > 6) {
+    return 0;
+  }
+  int port = 0;
+  for (std::size_t k = colon + 1; k < address.size(); ++k) {
+    if (address[k] < '0' || address[k] > '9') return 0;
+    port = port * 10 + (address[k] - '0');
+  }
+  return port <= 65535 ? port : 0;
+}
+
 }  // namespace
 
 std::string vmStateFilePath(const std::string& dir, const std::string& vmId) {
@@ -93,7 +109,14 @@ std::string encodeVmState(const VmStateRecord& r) {
             {"log", r.logPath},
             {"disk_path", r.diskPath},
             {"incoming_port", r.incomingPort},
-            {"keep_paused", r.keepPaused}});
+            {"keep_paused", r.keepPaused},
+            {"ssh_forward_port", r.sshForwardPort}});
+  if (r.cloneHandle) {
+    d["handle"] = {{"address", r.cloneHandle->address},
+                   {"port", r.cloneHandle->port},
+                   {"account", r.cloneHandle->account},
+                   {"address_source", r.cloneHandle->addressSource}};
+  }
   if (r.migration) {
     d["migration"] = {{"op", r.migration->opId},
                       {"mode", moveModeName(r.migration->mode)},
@@ -131,6 +154,23 @@ Result<VmStateRecord> decodeVmState(const std::string& text, const std::string& 
   r.diskPath = f.get<std::string>("disk_path");
   r.incomingPort = f.get<int>("incoming_port");
   r.keepPaused = f.get<bool>("keep_paused");
+  if (d.contains("ssh_forward_port")) {
+    r.sshForwardPort = f.get<int>("ssh_forward_port");
+  } else {
+    r.sshForwardPort = portOfAddress(i.address);  // written before the field existed
+  }
+  if (auto h = d.find("handle"); h != d.end()) {
+    if (!h->is_object()) return corrupt("field 'handle' has the wrong type");
+    FieldReader g(*h);
+    VmHandle handle;
+    handle.vmId = i.id;
+    handle.address = g.get<std::string>("address");
+    handle.port = g.get<std::uint32_t>("port");
+    handle.account = g.get<std::string>("account");
+    handle.addressSource = g.get<std::string>("address_source");
+    if (!g.error().empty()) return corrupt("handle: " + g.error());
+    r.cloneHandle = std::move(handle);
+  }
   if (auto m = d.find("migration"); m != d.end()) {
     if (!m->is_object()) return corrupt("field 'migration' has the wrong type");
     FieldReader g(*m);
@@ -154,6 +194,12 @@ Result<VmStateRecord> decodeVmState(const std::string& text, const std::string& 
   if (i.memoryBytes == 0 || i.cpuCores == 0) return corrupt("no cores or no memory");
   if (r.pid <= 0) return corrupt("pid " + std::to_string(r.pid) + " is not a process id");
   if (r.qmpPath.empty()) return corrupt("no QMP socket");
+  if (r.sshForwardPort < 0 || r.sshForwardPort > 65535) {
+    return corrupt("ssh_forward_port " + std::to_string(r.sshForwardPort) + " is not a port");
+  }
+  if (r.cloneHandle && r.cloneHandle->port > 65535) {
+    return corrupt("handle port " + std::to_string(r.cloneHandle->port) + " is not a port");
+  }
   return r;
 }
 

@@ -1,8 +1,9 @@
 // One small file per guest with a QEMU process, DIR/ID.vm.json: what an agent restarted on the
 // same directories needs to find the guest again (its pid and QMP socket), to list it as it was
-// (cores, memory, template, reservation, address) and to pick up a migration out that was in
-// flight. Written atomically (a temporary file, fsync, rename): a reader sees the old record or
-// the new one, never half of one. Parked VMs are described by park.h instead.
+// (cores, memory, template, reservation, address), to give a clone's handle again (its forwarded
+// SSH port) and to pick up a migration out that was in flight. Written atomically (a temporary
+// file, fsync, rename): a reader sees the old record or the new one, never half of one. Parked VMs
+// are described by park.h instead.
 //
 // Pure functions over files; not thread safe per directory (one agent owns a directory).
 #pragma once
@@ -28,6 +29,14 @@ struct VmStateRecord {
   std::string diskPath;  // qcow2 overlay of an image template, "" otherwise
   int incomingPort = 0;  // kIncoming: the port QEMU's incoming stream listens on
   bool keepPaused = false;
+  // network=user: the host port QEMU forwards to the guest's port 22 (0 = none). Files written
+  // before the field existed: the port of a clone's "ADDRESS:PORT" address, which the clone
+  // wrote from that port, else 0.
+  int sshForwardPort = 0;
+  // A clone's handle as its clone returned it (address, port, account, addressSource; vmId and
+  // host are the record's and the agent's), so that a restarted agent answers a repeated clone
+  // with the same handle. Absent in older files and for guests that are not clones.
+  std::optional<VmHandle> cloneHandle;
   // info.state == kMigratingOut: the migration in flight, so that a restarted agent can follow
   // it (live) or report it failed (the staged copy of suspend-copy-resume dies with the agent).
   struct Migration {
