@@ -34,37 +34,6 @@ void adoptPlan(Reservation& r, VacatePlan plan) {
   }
 }
 
-std::uint64_t usedMemory(const std::vector<VmRecord>& vms) {
-  std::uint64_t m = 0;
-  for (const auto& v : vms) m += v.memoryBytes;
-  return m;
-}
-
-std::uint32_t usedCores(const std::vector<VmRecord>& vms) {
-  std::uint32_t c = 0;
-  for (const auto& v : vms) c += v.cpuCores;
-  return c;
-}
-
-// `known` (as stored, host set) equals `reported` once each reported VM's host is `host`.
-bool sameInventory(const std::vector<VmRecord>& known, const std::vector<VmRecord>& reported,
-                   const std::string& host) {
-  if (known.size() != reported.size()) return false;
-  for (std::size_t i = 0; i < known.size(); ++i) {
-    const VmRecord& a = known[i];
-    const VmRecord& b = reported[i];
-    if (a.id != b.id || a.host != host || a.cpuCores != b.cpuCores ||
-        a.memoryBytes != b.memoryBytes || a.nonzeroMemoryBytes != b.nonzeroMemoryBytes ||
-        a.dirtyRateBytesPerSec != b.dirtyRateBytesPerSec || a.state != b.state ||
-        a.reservationId != b.reservationId || a.address != b.address ||
-        a.diskBytes != b.diskBytes || a.templateName != b.templateName ||
-        a.allowLive != b.allowLive || a.allowSuspend != b.allowSuspend) {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner& planner,
@@ -74,6 +43,8 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
       planner_(planner),
       templates_(std::move(templates)),
       options_(options),
+      inventory_(options.heartbeatTimeoutNs),
+      hosts_(inventory_.hosts()),
       registry_(store),
       reservations_(registry_.inPlace()),
       // Seeded from the clock so ids never repeat across restarts: agents de-duplicate by id.
@@ -329,8 +300,8 @@ void Manager::rebuildHost(const std::string& host) {
     }
   }
   std::map<std::string, VmState> present;
-  if (auto vit = vmsByHost_.find(host); vit != vmsByHost_.end()) {
-    for (const auto& v : vit->second) {
+  {
+    for (const auto& v : inventory_.vmsOn(host)) {
       present[v.id] = v.state;
       if (v.state == VmState::kParked) {
         auto resume = resumesAt.find(v.id);
@@ -582,8 +553,8 @@ void Manager::refreshView(const std::string& name, const HostRecord& h, HostView
     v.vms.clear();
     if (v.ranked) byVacateBytes_.erase({v.vacateBytes, name});
     v.vacateBytes = 0;
-    if (auto it = vmsByHost_.find(name); it != vmsByHost_.end()) {
-      for (const auto& vm : it->second) {
+    {
+      for (const auto& vm : inventory_.vmsOn(name)) {
         if (vm.state == VmState::kIncoming) continue;  // counted on its source
         // Another reservation's clone leaves when that reservation ends, which the exclusive
         // windows and shared-clone checks place before any vacate of this host.
@@ -1193,64 +1164,33 @@ Result<std::vector<std::string>> Manager::commit(ReservationOp& op) {
 
 std::vector<HostRecord> Manager::hosts() const {
   std::vector<HostRecord> out;
-  for (const auto& [name, h] : hosts_) out.push_back(h);
+  for (const auto& [name, h] : inventory_.hosts()) out.push_back(h);
   return out;
 }
 
-std::vector<VmRecord> Manager::vms() const {
-  std::vector<VmRecord> out;
-  for (const auto& [host, vms] : vmsByHost_) out.insert(out.end(), vms.begin(), vms.end());
-  return out;
-}
+std::vector<VmRecord> Manager::vms() const { return inventory_.allVms(); }
 
 // ---------------------------------------------------------------------------------------------
 // Agents
 
+void Manager::apply(const HostChange& change) {
+  if (change.bookingsStale) touchHost(change.host);
+  // A restarted agent knows nothing of them; a running one ignores them.
+  if (change.cameBack) resendPending(change.host);
+  if (change.reported) dropOrphanIncoming(change.host);
+}
+
 Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& vms) {
-  if (host.name.empty()) return Status::invalid("host name is empty");
-  if (host.cpuCores == 0 || host.memoryBytes == 0 || !(host.nicBandwidthBytesPerSec > 0)) {
-    return Status::invalid("host " + host.name + " reports no capacity");
-  }
-  HostRecord h = host;
-  h.reachable = true;
-  h.lastHeartbeatNs = clock_.now();
-  heartbeats_.emplace(h.lastHeartbeatNs, h.name);
-  const bool known = hosts_.count(h.name) > 0;
-  hosts_[h.name] = h;
-  auto& inv = vmsByHost_[h.name];
-  inv = vms;
-  for (auto& v : inv) v.host = h.name;
-  registeredSinceStart_.insert(h.name);
-  disconnected_.erase(h.name);
-  touchHost(h.name);
-  resendPending(h.name);  // a restarted agent knows nothing of them; a running one ignores them
-  dropOrphanIncoming(h.name);
-  spdlog::info("agent {} {} ({} cores, {}, {}, {} VMs)", h.name,
-               known ? "re-registered" : "registered", h.cpuCores, formatBytes(h.memoryBytes),
-               formatRate(h.nicBandwidthBytesPerSec), inv.size());
+  Result<HostChange> change = inventory_.registerHost(host, vms, clock_.now());
+  if (!change) return change.status();
+  apply(*change);
   return Status::ok();
 }
 
 Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>& vms) {
-  auto it = hosts_.find(host);
-  if (it == hosts_.end() || !registeredSinceStart_.count(host)) {
-    return Status::notFound("host " + host + " is not registered");
-  }
-  const bool wasSilent = !it->second.reachable || disconnected_.count(host) > 0;
-  if (!it->second.reachable) spdlog::info("agent {} is reachable again", host);
-  it->second.reachable = true;
-  it->second.lastHeartbeatNs = clock_.now();
-  heartbeats_.emplace(it->second.lastHeartbeatNs, host);
-  disconnected_.erase(host);
-  if (wasSilent) resendPending(host);
-  auto& inv = vmsByHost_[host];
-  // Most heartbeats repeat the inventory: only a change dirties the host's calendar (with
-  // 10,000 agents, rebuilding every host every few seconds would dominate vrmd's loop).
-  if (sameInventory(inv, vms, host)) return Status::ok();
-  inv = vms;
-  for (auto& v : inv) v.host = host;
-  touchHost(host);
-  dropOrphanIncoming(host);
+  Result<HostChange> change = inventory_.heartbeat(host, vms, clock_.now());
+  if (!change) return change.status();
+  apply(*change);
   return Status::ok();
 }
 
@@ -1272,19 +1212,13 @@ void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
     // A drop that did not go out stays in drops_ (its room booked) and is sent again with the
     // host's other unanswered commands when its agent is back (resendPending).
     for (const auto& [key, d] : drops_) {
-      if (d.commandId == commandId) disconnected_.insert(key.first);
+      if (d.commandId == commandId) apply(inventory_.sendFailed(key.first, why, false));
     }
     return;
   }
-  // Nobody is connected as that host: unreachable until its agent heartbeats again.
-  if (auto h = hosts_.find(it->second.host); h != hosts_.end() && h->second.reachable) {
-    spdlog::warn("agent {} is unreachable: {}", h->first, why);
-    h->second.reachable = false;
-    touchHost(h->first);
-  }
-  // Its connection is gone: nothing is sent there, and nothing is settled from what we last
-  // heard of it, until the agent speaks again (heartbeat or registration).
-  disconnected_.insert(it->second.host);
+  // Nobody is connected as that host: unreachable until its agent heartbeats again, and
+  // nothing is settled from what we last heard of it until then.
+  apply(inventory_.sendFailed(it->second.host, why, /*unreachable=*/true));
   // An abandoned migrate's source may still hold the answer: it is asked again on reconnect.
   if (it->second.abandoned) return;
   AgentResult r;
@@ -1342,7 +1276,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         mv->progress.actualStartNs = 0;
         note(r, "destination " + move.toHost + " cannot receive " + move.vmId + " (" +
                     result.status.message() + ")");
-        if (auto h = hosts_.find(move.toHost); h != hosts_.end()) h->second.reachable = false;
+        apply(inventory_.markUnreachable(move.toHost));
         persist(r);
         replanAroundLostHosts();
         return;
@@ -1397,7 +1331,9 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         }
         if (options_.onObservation) options_.onObservation(*result.migrated);
       }
-      moveVmLocally(move.vmId, move.fromHost, move.toHost);
+      for (const HostChange& c : inventory_.moveVm(move.vmId, move.fromHost, move.toHost)) {
+        apply(c);
+      }
       AgentCommand cmd;
       cmd.kind = AgentCommand::Kind::kFinishIncoming;
       cmd.host = move.toHost;
@@ -1425,7 +1361,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       prog.state = MoveState::kDone;
       prog.actualEndNs = now;
       // After a timed-out commit vrmd's view held the copy as incoming.
-      setVmStateLocally(move.toHost, move.vmId, VmState::kRunning);
+      apply(inventory_.setVmState(move.toHost, move.vmId, VmState::kRunning));
       if (!mv->isVacate()) {
         note(r, "returned " + move.vmId + " home " + move.fromHost + " -> " + move.toHost + " in " +
                     formatDuration(prog.actualEndNs - prog.actualStartNs));
@@ -1472,12 +1408,9 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         if (options_.onObservation) options_.onObservation(o);
       }
       // Our view of the host follows at once: a parked VM holds no room until its resume.
-      for (auto& v : vmsByHost_[move.fromHost]) {
-        if (v.id != move.vmId) continue;
-        v.state = park ? VmState::kParked : VmState::kRunning;
-        if (!park) v.stateFile.clear();
-      }
-      touchHost(move.fromHost);
+      apply(inventory_.setVmState(move.fromHost, move.vmId,
+                                  park ? VmState::kParked : VmState::kRunning,
+                                  /*clearStateFile=*/!park));
       prog.state = MoveState::kDone;
       prog.actualEndNs = now;
       if (park) {
@@ -1508,20 +1441,17 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         c.addressSource = result.cloned->addressSource;
       }
       // Our view of the host follows our own actions at once, not at the next heartbeat.
-      if (!findVm(c.host, c.vmId)) {
-        VmRecord vm;
-        vm.id = c.vmId;
-        vm.host = c.host;
-        vm.reservationId = r.id;
-        vm.address = c.address;
-        vm.templateName = r.request.templateName;
-        if (const TemplateSpec* t = findTemplate(r.request.templateName)) {
-          vm.cpuCores = t->cpuCores;
-          vm.memoryBytes = vm.nonzeroMemoryBytes = t->memoryBytes;
-        }
-        vmsByHost_[c.host].push_back(vm);
+      VmRecord vm;
+      vm.id = c.vmId;
+      vm.host = c.host;
+      vm.reservationId = r.id;
+      vm.address = c.address;
+      vm.templateName = r.request.templateName;
+      if (const TemplateSpec* t = findTemplate(r.request.templateName)) {
+        vm.cpuCores = t->cpuCores;
+        vm.memoryBytes = vm.nonzeroMemoryBytes = t->memoryBytes;
       }
-      touchHost(c.host);
+      apply(inventory_.addVm(vm));
       if (isTerminal(r.state)) {
         startTeardown(r);  // cancelled or failed while cloning: do not leak the VM
       } else {
@@ -1550,34 +1480,13 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
         return;
       } else {
         c.state = CloneState::kDestroyed;
-        dropVmLocally(c.host, c.vmId);
+        apply(inventory_.dropVm(c.host, c.vmId));
       }
       advance(r);
       break;
     }
   }
   persist(r);
-}
-
-void Manager::moveVmLocally(const std::string& vmId, const std::string& from,
-                            const std::string& to) {
-  auto& src = vmsByHost_[from];
-  auto it = std::find_if(src.begin(), src.end(), [&](const VmRecord& v) { return v.id == vmId; });
-  if (it == src.end()) return;
-  VmRecord vm = *it;
-  src.erase(it);
-  dropVmLocally(to, vmId);  // its incoming placeholder
-  vm.host = to;
-  vm.state = VmState::kRunning;
-  vmsByHost_[to].push_back(vm);
-  touchHost(from);
-}
-
-void Manager::dropVmLocally(const std::string& host, const std::string& vmId) {
-  auto& inv = vmsByHost_[host];
-  inv.erase(std::remove_if(inv.begin(), inv.end(), [&](const VmRecord& v) { return v.id == vmId; }),
-            inv.end());
-  touchHost(host);
 }
 
 void Manager::dropIncoming(const std::string& host, const std::string& vmId, const Usage& size) {
@@ -1601,7 +1510,7 @@ bool Manager::onDropResult(const std::string& host, const AgentResult& result) {
     if (!result.status && result.status.code() != StatusCode::kNotFound) {
       spdlog::warn("agent {} could not drop incoming {}: {}", host, vmId, result.status.toString());
     } else if (const VmRecord* vm = findVm(host, vmId); vm && vm->state == VmState::kIncoming) {
-      dropVmLocally(host, vmId);
+      apply(inventory_.dropVm(host, vmId));
     }
     // Refused: the shell, if any, shows in the next inventory and dropOrphanIncoming retries.
     drops_.erase(it);
@@ -1612,10 +1521,8 @@ bool Manager::onDropResult(const std::string& host, const AgentResult& result) {
 }
 
 void Manager::dropOrphanIncoming(const std::string& host) {
-  auto inv = vmsByHost_.find(host);
-  if (inv == vmsByHost_.end()) return;
   std::vector<std::pair<std::string, Usage>> orphans;
-  for (const auto& v : inv->second) {
+  for (const auto& v : inventory_.vmsOn(host)) {
     if (v.state != VmState::kIncoming || drops_.count({host, v.id})) continue;
     bool expected = false;
     if (auto t = touching_.find(host); t != touching_.end()) {
@@ -1636,24 +1543,6 @@ void Manager::dropOrphanIncoming(const std::string& host) {
     spdlog::warn("agent {} holds incoming {} that no move brings in: dropping it", host, id);
     dropIncoming(host, id, size);
   }
-}
-
-void Manager::setVmStateLocally(const std::string& host, const std::string& vmId, VmState state) {
-  if (auto it = vmsByHost_.find(host); it != vmsByHost_.end()) {
-    for (auto& v : it->second) {
-      if (v.id == vmId) v.state = state;
-    }
-  }
-  touchHost(host);
-}
-
-const VmRecord* Manager::findVm(const std::string& host, const std::string& vmId) const {
-  auto it = vmsByHost_.find(host);
-  if (it == vmsByHost_.end()) return nullptr;
-  for (const auto& v : it->second) {
-    if (v.id == vmId) return &v;
-  }
-  return nullptr;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2060,7 +1949,7 @@ void Manager::expireCommands() {
       // was settled from that view, its copy then dropped as an orphan).
       it->second.deadlineNs = kTimeInfinity;
       it->second.abandoned = true;
-      setVmStateLocally(p.host, p.command.vmId, VmState::kIncoming);
+      apply(inventory_.setVmState(p.host, p.command.vmId, VmState::kIncoming));
       note(r->second, why + "; waiting for " + p.host + " to commit " + p.command.vmId);
       persist(r->second);
       continue;
@@ -2096,12 +1985,6 @@ void Manager::recordMoveError(const Move& m) {
   moveErrors_.push_back(static_cast<double>(actual - predicted) / static_cast<double>(predicted));
   constexpr std::size_t kKeep = 1000;  // recent behaviour matters most
   if (moveErrors_.size() > kKeep) moveErrors_.erase(moveErrors_.begin());
-}
-
-bool Manager::agentReady(const std::string& host) const {
-  auto it = hosts_.find(host);
-  return it != hosts_.end() && it->second.reachable && registeredSinceStart_.count(host) > 0 &&
-         !disconnected_.count(host);
 }
 
 void Manager::driveMoves(Reservation& r) {
@@ -2865,7 +2748,7 @@ void Manager::reconcile(Reservation& r) {
       if (atDest) {  // a stale prepared copy: drop it before trying again
         dropIncoming(move.toHost, move.vmId,
                      {atDest->cpuCores, static_cast<std::int64_t>(atDest->memoryBytes), 0});
-        dropVmLocally(move.toHost, move.vmId);
+        apply(inventory_.dropVm(move.toHost, move.vmId));
       }
       prog.state = MoveState::kPlanned;
       note(r, "re-issuing the move of " + move.vmId + " after a restart");
@@ -2879,7 +2762,7 @@ void Manager::reconcile(Reservation& r) {
     auto& c = r.clones[i];
     bool cloning = c.state == CloneState::kCloning && !cloneInFlight(r.id, Step::kClone, i);
     bool destroying = c.state == CloneState::kDestroying && !cloneInFlight(r.id, Step::kDestroy, i);
-    if ((!cloning && !destroying) || !registeredSinceStart_.count(c.host)) continue;
+    if ((!cloning && !destroying) || !inventory_.registeredSinceStart(c.host)) continue;
     const VmRecord* vm = findVm(c.host, c.vmId);
     if (cloning && vm && vm->state == VmState::kCloning) {
       // Sent before a restart of vrmd, still cloning: given the slow-command bound from the
@@ -2981,18 +2864,9 @@ void Manager::advance(Reservation& r) {
 bool Manager::expireSilentHosts(TimeNs now) {
   // Judged where the server has read every agent frame, not at now (agentFramesReadUntil).
   const TimeNs readUntil = agentsReadUntilNs_ ? std::min(now, *agentsReadUntilNs_) : now;
-  bool lostHost = false;
-  while (!heartbeats_.empty() &&
-         readUntil - heartbeats_.top().first > options_.heartbeatTimeoutNs) {
-    const auto [at, name] = heartbeats_.top();
-    heartbeats_.pop();
-    auto it = hosts_.find(name);
-    if (it == hosts_.end() || !it->second.reachable || it->second.lastHeartbeatNs != at) continue;
-    it->second.reachable = false;
-    lostHost = true;
-    spdlog::warn("agent {} is unreachable: no heartbeat for {}", name, formatDuration(now - at));
-  }
-  return lostHost;
+  const std::vector<HostChange> lost = inventory_.expireSilent(now, readUntil);
+  for (const HostChange& c : lost) apply(c);
+  return !lost.empty();
 }
 
 void Manager::unschedule(const std::string& id) {
@@ -3121,10 +2995,7 @@ TimeNs Manager::nextWakeNs() const {
         break;
     }
   }
-  // The oldest heartbeat may be stale (its host spoke since): an early wake, never a late one.
-  if (!heartbeats_.empty()) {
-    next = std::min(next, heartbeats_.top().first + options_.heartbeatTimeoutNs + 1);
-  }
+  next = std::min(next, inventory_.nextSilenceCheckNs());
   for (const auto& [id, p] : pending_) {
     if (agentReady(p.host)) next = std::min(next, p.deadlineNs);
   }

@@ -15,12 +15,12 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <queue>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "vrm/manager/capacity_calendar.h"
+#include "vrm/manager/inventory.h"
 #include "vrm/manager/reservation_registry.h"
 #include "vrm/manager/store.h"
 #include "vrm/planner/indexed_cluster.h"
@@ -223,8 +223,9 @@ class Manager {
   TimeNs clonesFrom(const Reservation& r) const;
 
   // Calendar maintenance: bookings of a host are derived from the VMs on it and from the
-  // reservations touching it, and rebuilt lazily when either changes. Invariant: whoever
-  // changes a host's record or inventory (vmsByHost_) calls touchHost(), and whoever changes a
+  // reservations touching it, and rebuilt lazily when either changes. Invariant: every
+  // HostChange of the inventory goes through apply() (which touches the hosts whose bookings
+  // are stale), and whoever changes a
   // reservation's plan, moves or clones calls touch() (persist() does): the admission caches
   // (receiving_, views_) are derived in rebuildHost() too.
   // Every host a reservation involves: its hosts, its moves' sources and destinations, its
@@ -273,7 +274,7 @@ class Manager {
   void resendPending(const std::string& host);
   void advance(Reservation& r);
   // The host's agent registered since vrmd started, is heartbeating, and took our last send.
-  bool agentReady(const std::string& host) const;
+  bool agentReady(const std::string& host) const { return inventory_.ready(host); }
   void driveMoves(Reservation& r);
   // Deadline tracking while vacating (see ManagerOptions::warningRatio).
   void assessVacate(Reservation& r);
@@ -343,12 +344,13 @@ class Manager {
                       std::size_t clone = 0);
   bool inFlight(const std::string& reservationId, Step step, MoveId move) const;
   bool cloneInFlight(const std::string& reservationId, Step step, std::size_t clone) const;
-  const VmRecord* findVm(const std::string& host, const std::string& vmId) const;
-  void moveVmLocally(const std::string& vmId, const std::string& from, const std::string& to);
-  // Sets the state of VM `vmId` on `host` in our view of it (the agent's next heartbeat confirms).
-  void setVmStateLocally(const std::string& host, const std::string& vmId, VmState state);
-  // Forgets a VM on `host` in our view of it (the agent's next heartbeat confirms).
-  void dropVmLocally(const std::string& host, const std::string& vmId);
+  const VmRecord* findVm(const std::string& host, const std::string& vmId) const {
+    return inventory_.findVm(host, vmId);
+  }
+  // Acts on what the inventory says happened to a host: rebuilds its bookings, sends its
+  // unanswered commands again, drops stray incoming VMs. (Re-planning around a lost host is
+  // the caller's: tick() does it once for every host it found silent.)
+  void apply(const HostChange& change);
   // Tells `host` to discard a prepared, uncommitted incoming VM. Until the agent answers, the
   // VM's room stays booked there (drops_): the shell exists until the agent says it is gone.
   void dropIncoming(const std::string& host, const std::string& vmId, const Usage& size);
@@ -365,11 +367,9 @@ class Manager {
   std::vector<TemplateSpec> templates_;
   ManagerOptions options_;
 
-  std::map<std::string, HostRecord> hosts_;
-  std::map<std::string, std::vector<VmRecord>> vmsByHost_;
-  std::set<std::string> registeredSinceStart_;
-  // Hosts a command could not be sent to, until their agent speaks again.
-  std::set<std::string> disconnected_;
+  // The agents' hosts, their VMs and liveness; hosts_ is its map of hosts, read-only.
+  Inventory inventory_;
+  const std::map<std::string, HostRecord>& hosts_;
   // Owns the reservations, their store and their events; reservations_ is its map, for the
   // code not yet written as ops (the compatibility path).
   ReservationRegistry registry_;
@@ -437,7 +437,7 @@ class Manager {
   std::set<std::string> indexDue_;
   struct HostSlot {
     const std::string* name;
-    const HostRecord* host;  // nodes of hosts_, stable
+    const HostRecord* host;  // nodes of hosts_, stable (Inventory)
     HostView* view;          // nodes of views_, stable
     bool reachable;
   };
@@ -461,11 +461,6 @@ class Manager {
   std::map<std::string, TimeNs> dueAt_;
   // Under way: they wait for agents as well as the clock, so every tick advances them.
   std::set<std::string> busy_;
-  // (heartbeat time, host) of every registration and heartbeat, oldest first; an entry older
-  // than its host's lastHeartbeatNs is stale and skipped.
-  std::priority_queue<std::pair<TimeNs, std::string>, std::vector<std::pair<TimeNs, std::string>>,
-                      std::greater<>>
-      heartbeats_;
   std::optional<TimeNs> agentsReadUntilNs_;
   std::size_t lastTickAdvanced_ = 0;
 };

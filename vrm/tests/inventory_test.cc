@@ -1,0 +1,185 @@
+#include "vrm/manager/inventory.h"
+
+#include <gtest/gtest.h>
+
+namespace vrm::manager {
+namespace {
+
+constexpr TimeNs kTimeout = 30 * kNsPerSec;
+
+HostRecord host(const std::string& name) {
+  HostRecord h;
+  h.name = name;
+  h.cpuCores = 8;
+  h.memoryBytes = 16ull << 30;
+  h.nicBandwidthBytesPerSec = 125e6;
+  return h;
+}
+
+VmRecord vm(const std::string& id, VmState state = VmState::kRunning) {
+  VmRecord v;
+  v.id = id;
+  v.cpuCores = 2;
+  v.memoryBytes = v.nonzeroMemoryBytes = 2ull << 30;
+  v.state = state;
+  return v;
+}
+
+// A registration is validated, makes the host reachable and ready, sets each VM's host, and
+// says the caller must rebuild the host's bookings, resend its commands and check its VMs.
+TEST(InventoryTest, RegistrationReplacesTheHostAndAsksForEverything) {
+  Inventory inv(kTimeout);
+  EXPECT_EQ(inv.registerHost(host(""), {}, 1).status().code(), StatusCode::kInvalidArgument);
+  HostRecord empty = host("a");
+  empty.nicBandwidthBytesPerSec = 0;
+  EXPECT_EQ(inv.registerHost(empty, {}, 1).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(inv.hosts().empty());
+
+  Result<HostChange> c = inv.registerHost(host("a"), {vm("v1"), vm("v2")}, 5);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->host, "a");
+  EXPECT_TRUE(c->bookingsStale);
+  EXPECT_TRUE(c->reported);
+  EXPECT_TRUE(c->cameBack);
+  EXPECT_FALSE(c->wentDown);
+  ASSERT_NE(inv.host("a"), nullptr);
+  EXPECT_TRUE(inv.host("a")->reachable);
+  EXPECT_EQ(inv.host("a")->lastHeartbeatNs, 5);
+  EXPECT_TRUE(inv.ready("a"));
+  ASSERT_EQ(inv.vmsOn("a").size(), 2u);
+  EXPECT_EQ(inv.vmsOn("a")[1].host, "a");
+
+  // Registering again replaces the VM list.
+  ASSERT_TRUE(inv.registerHost(host("a"), {vm("v3")}, 6));
+  ASSERT_EQ(inv.allVms().size(), 1u);
+  EXPECT_EQ(inv.allVms()[0].id, "v3");
+}
+
+// A heartbeat repeating the inventory reports nothing; one that differs reports the VMs; a
+// heartbeat from a host that has not registered since the start is refused.
+TEST(InventoryTest, HeartbeatsReportOnlyChangedInventories) {
+  Inventory inv(kTimeout);
+  EXPECT_EQ(inv.heartbeat("a", {}, 1).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(inv.registerHost(host("a"), {vm("v1")}, 1));
+
+  Result<HostChange> same = inv.heartbeat("a", {vm("v1")}, 2);
+  ASSERT_TRUE(same);
+  EXPECT_FALSE(same->bookingsStale || same->reported || same->cameBack || same->wentDown);
+  EXPECT_EQ(inv.host("a")->lastHeartbeatNs, 2);
+
+  Result<HostChange> changed = inv.heartbeat("a", {vm("v1", VmState::kParked)}, 3);
+  ASSERT_TRUE(changed);
+  EXPECT_TRUE(changed->bookingsStale);
+  EXPECT_TRUE(changed->reported);
+  EXPECT_FALSE(changed->cameBack);
+  EXPECT_EQ(inv.findVm("a", "v1")->state, VmState::kParked);
+}
+
+// A host silent for longer than the timeout (judged where the caller has read every frame)
+// goes down once; its next heartbeat brings it back and asks for its commands again.
+TEST(InventoryTest, SilentHostGoesDownAndComesBack) {
+  Inventory inv(kTimeout);
+  ASSERT_TRUE(inv.registerHost(host("a"), {}, 0));
+  ASSERT_TRUE(inv.registerHost(host("b"), {}, 0));
+  ASSERT_TRUE(inv.heartbeat("b", {}, 20 * kNsPerSec));
+  EXPECT_EQ(inv.nextSilenceCheckNs(), kTimeout + 1);
+
+  EXPECT_TRUE(inv.expireSilent(kTimeout, kTimeout).empty());  // not older than the timeout
+  // Frames read only until 10 s: a's heartbeat may still be queued, so a is not judged yet.
+  EXPECT_TRUE(inv.expireSilent(40 * kNsPerSec, 10 * kNsPerSec).empty());
+  std::vector<HostChange> lost = inv.expireSilent(40 * kNsPerSec, 40 * kNsPerSec);
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0].host, "a");
+  EXPECT_TRUE(lost[0].wentDown);
+  EXPECT_FALSE(lost[0].bookingsStale);  // reachability is not booked
+  EXPECT_FALSE(inv.host("a")->reachable);
+  EXPECT_FALSE(inv.ready("a"));
+  EXPECT_TRUE(inv.expireSilent(41 * kNsPerSec, 41 * kNsPerSec).empty());  // once
+  EXPECT_EQ(inv.nextSilenceCheckNs(), 20 * kNsPerSec + kTimeout + 1);     // b's
+
+  Result<HostChange> back = inv.heartbeat("a", {}, 45 * kNsPerSec);
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(back->cameBack);
+  EXPECT_TRUE(inv.host("a")->reachable);
+  EXPECT_TRUE(inv.ready("a"));
+}
+
+// A failed send disconnects the host until it speaks again; only when it is the agent that is
+// gone does the host go down. A host that cannot receive goes down without a disconnection.
+TEST(InventoryTest, FailedSendsDisconnectUntilTheAgentSpeaks) {
+  Inventory inv(kTimeout);
+  ASSERT_TRUE(inv.registerHost(host("a"), {}, 0));
+
+  HostChange drop = inv.sendFailed("a", "gone", /*unreachable=*/false);
+  EXPECT_FALSE(drop.wentDown);
+  EXPECT_TRUE(inv.host("a")->reachable);
+  EXPECT_FALSE(inv.ready("a"));
+  Result<HostChange> spoke = inv.heartbeat("a", {}, 1);
+  ASSERT_TRUE(spoke);
+  EXPECT_TRUE(spoke->cameBack);
+  EXPECT_TRUE(inv.ready("a"));
+
+  HostChange down = inv.sendFailed("a", "gone", /*unreachable=*/true);
+  EXPECT_TRUE(down.wentDown);
+  EXPECT_TRUE(down.bookingsStale);
+  EXPECT_FALSE(inv.host("a")->reachable);
+  EXPECT_FALSE(inv.sendFailed("a", "gone", true).wentDown);  // already down
+
+  ASSERT_TRUE(inv.registerHost(host("a"), {}, 2));
+  HostChange refused = inv.markUnreachable("a");
+  EXPECT_TRUE(refused.wentDown);
+  EXPECT_FALSE(refused.bookingsStale);
+  EXPECT_FALSE(inv.markUnreachable("a").wentDown);
+  EXPECT_FALSE(inv.markUnreachable("nobody").wentDown);
+}
+
+// vrmd's own actions change its view at once and ask for the hosts' bookings to be rebuilt;
+// a migration replaces the destination's incoming placeholder.
+TEST(InventoryTest, OwnActionsUpdateTheViewAtOnce) {
+  Inventory inv(kTimeout);
+  ASSERT_TRUE(inv.registerHost(host("a"), {vm("v1")}, 0));
+  ASSERT_TRUE(inv.registerHost(host("b"), {vm("v1", VmState::kIncoming)}, 0));
+
+  EXPECT_TRUE(inv.moveVm("nope", "a", "b").empty());
+  std::vector<HostChange> moved = inv.moveVm("v1", "a", "b");
+  ASSERT_EQ(moved.size(), 2u);
+  EXPECT_EQ(moved[0].host, "a");
+  EXPECT_EQ(moved[1].host, "b");
+  EXPECT_TRUE(moved[0].bookingsStale && moved[1].bookingsStale);
+  EXPECT_FALSE(moved[0].reported || moved[1].reported);
+  EXPECT_TRUE(inv.vmsOn("a").empty());
+  ASSERT_EQ(inv.vmsOn("b").size(), 1u);
+  EXPECT_EQ(inv.vmsOn("b")[0].host, "b");
+  EXPECT_EQ(inv.vmsOn("b")[0].state, VmState::kRunning);
+
+  VmRecord parked = vm("v1", VmState::kParked);
+  parked.stateFile = "/var/lib/v1.state";
+  ASSERT_TRUE(inv.registerHost(host("b"), {parked}, 1));
+  EXPECT_TRUE(inv.setVmState("b", "v1", VmState::kRunning, /*clearStateFile=*/true).bookingsStale);
+  EXPECT_EQ(inv.findVm("b", "v1")->state, VmState::kRunning);
+  EXPECT_TRUE(inv.findVm("b", "v1")->stateFile.empty());
+
+  VmRecord clone = vm("c1");
+  clone.host = "a";
+  clone.reservationId = "r1";
+  EXPECT_TRUE(inv.addVm(clone).bookingsStale);
+  EXPECT_TRUE(inv.addVm(clone).bookingsStale);  // still asks: it goes with a clone answered
+  EXPECT_EQ(inv.vmsOn("a").size(), 1u);         // but lists it once
+  EXPECT_TRUE(inv.dropVm("a", "c1").bookingsStale);
+  EXPECT_EQ(inv.findVm("a", "c1"), nullptr);
+  EXPECT_TRUE(inv.vmsOn("nobody").empty());
+}
+
+// Pointers into hosts() stay valid as hosts are added (the planner index keeps them).
+TEST(InventoryTest, HostRecordsStayWhereTheyAre) {
+  Inventory inv(kTimeout);
+  ASSERT_TRUE(inv.registerHost(host("m"), {}, 0));
+  const HostRecord* m = inv.host("m");
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(inv.registerHost(host("h" + std::to_string(i)), {}, 0));
+  ASSERT_TRUE(inv.registerHost(host("m"), {}, 1));
+  EXPECT_EQ(inv.host("m"), m);
+  EXPECT_EQ(m->lastHeartbeatNs, 1);
+}
+
+}  // namespace
+}  // namespace vrm::manager
