@@ -3,12 +3,11 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 
 #include "vrm/client/client.h"
 #include "vrm/client/render.h"
+#include "vrm/client/request_parser.h"
 #include "vrm/client/time_spec.h"
-#include "vrm/protocol/ssh_key.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::web {
@@ -97,124 +96,16 @@ Response ApiHandlers::listReservations(const ApiCall& call) {
 }
 
 Response ApiHandlers::submit(const ApiCall& call) {
-  const Request& req = call.request;
-  json body;
-  try {
-    body = json::parse(req.body());
-  } catch (const json::parse_error& e) {
-    throw BadRequest(std::string("malformed JSON: ") + e.what());
-  }
-  if (!body.is_object()) throw BadRequest("the body must be a JSON object");
-  static const std::set<std::string> kFields = {
-      "hosts",    "host_names", "vms",       "start",    "start_ns",
-      "duration", "end",        "end_ns",    "template", "vms_per_host",
-      "label",    "owner",      "objective", "dry_run",  "ssh_public_key"};
-  for (const auto& [key, value] : body.items()) {
-    if (!kFields.count(key)) throw BadRequest("unknown field '" + key + "'");
-  }
-  auto count = [&](const char* key) -> std::uint32_t {
-    if (!body.contains(key) || body[key].is_null()) return 0;
-    const json& v = body[key];
-    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > 100000) {
-      throw BadRequest(std::string(key) + " must be a whole number from 0 to 100000");
-    }
-    return static_cast<std::uint32_t>(v.get<std::int64_t>());
-  };
-  auto text = [&](const char* key) -> std::string {
-    if (!body.contains(key) || body[key].is_null()) return "";
-    if (!body[key].is_string()) throw BadRequest(std::string(key) + " must be a string");
-    auto s = body[key].get<std::string>();
-    if (s.size() > 1000) throw BadRequest(std::string(key) + " is too long");
-    return s;
-  };
-  auto integer = [&](const char* key) -> std::optional<TimeNs> {
-    if (!body.contains(key) || body[key].is_null()) return std::nullopt;
-    if (!body[key].is_number_integer()) throw BadRequest(std::string(key) + " must be an integer");
-    return body[key].get<TimeNs>();
-  };
-
-  ReservationRequest r;
-  r.owner = text("owner");
-  if (r.owner.empty()) r.owner = call.caller.empty() ? defaultOwner_ : call.caller;
-  r.templateName = text("template");
-  r.label = text("label");
-  if (body.contains("ssh_public_key") && !body["ssh_public_key"].is_null()) {
-    if (!body["ssh_public_key"].is_string()) throw BadRequest("ssh_public_key must be a string");
-    std::string key = body["ssh_public_key"].get<std::string>();
-    while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) {
-      key.pop_back();
-    }
-    if (!key.empty()) {
-      if (Status s = checkSshPublicKey(key); !s) {
-        throw BadRequest("ssh_public_key: " + s.message());
-      }
-      r.sshPublicKey = key;
-    }
-  }
-  r.vmsPerHost = count("vms_per_host");
-  if (body.contains("dry_run")) {
-    if (!body["dry_run"].is_boolean()) throw BadRequest("dry_run must be true or false");
-    r.dryRun = body["dry_run"].get<bool>();
-  }
-  const std::string objective = text("objective");
-  if (!objective.empty() && objective != "makespan" && objective != "degradation") {
-    throw BadRequest("objective must be 'makespan' or 'degradation'");
-  }
-  r.objective = objectiveFromName(objective).value();  // checked above
-  const std::uint32_t hosts = count("hosts"), vms = count("vms");
-  if (body.contains("host_names")) {
-    const json& names = body["host_names"];
-    if (!names.is_array() || names.size() > 1000) {
-      throw BadRequest("host_names must be a list of host names");
-    }
-    for (const auto& h : names) {
-      if (!h.is_string()) throw BadRequest("host_names must be a list of host names");
-      r.hostNames.push_back(h.get<std::string>());
-    }
-  }
-  if (vms > 0) {
-    if (hosts > 0 || !r.hostNames.empty()) {
-      throw BadRequest("vms (shared) and hosts / host_names (dedicated) exclude each other");
-    }
-    r.kind = ReservationKind::kShared;
-    r.vmCount = vms;
-  } else {
-    if (hosts == 0 && r.hostNames.empty()) {
-      throw BadRequest(
-          "say how many hosts (hosts), which (host_names), or how many shared "
-          "VMs (vms)");
-    }
-    r.kind = ReservationKind::kDedicated;
-    r.hostCount = hosts;
-  }
-
+  // The same parser as vrmctl submit's (request_parser.h): a mistake is a 400 naming the field.
+  auto draft = client::requestDraftFromJson(call.request.body());
+  if (!draft) throw BadRequest(draft.error().message());
   // Relative times are relative to vrmd's clock, which may run faster than ours.
   auto now = vrmd_.serverNow();
   if (!now) return errorReply(now.status());
-  auto timeOf = [&](const char* textKey, const char* nsKey) -> std::optional<TimeNs> {
-    if (auto ns = integer(nsKey)) return *ns;
-    std::string t = text(textKey);
-    if (t.empty()) return std::nullopt;
-    auto parsed = client::parseTimeSpec(t, *now);
-    if (!parsed) throw BadRequest(std::string(textKey) + ": " + parsed.status().message());
-    return *parsed;
-  };
-  auto start = timeOf("start", "start_ns");
-  if (!start) throw BadRequest("start is required (ISO 8601, 'now' or '+30min')");
-  r.startNs = *start;
-  const std::string duration = text("duration");
-  auto end = timeOf("end", "end_ns");
-  if (duration.empty() == !end.has_value()) {
-    throw BadRequest("give exactly one of duration and end");
-  }
-  if (!duration.empty()) {
-    auto d = parseDurationNs(duration);
-    if (!d) throw BadRequest("duration: " + d.status().message());
-    if (*d > kTimeInfinity - r.startNs) throw BadRequest("duration: too long");
-    r.endNs = r.startNs + *d;
-  } else {
-    r.endNs = *end;
-  }
+  auto parsed = client::parseRequest(*draft, *now);
+  if (!parsed) throw BadRequest(parsed.error().message());
+  ReservationRequest r = std::move(*parsed);
+  if (r.owner.empty()) r.owner = call.caller.empty() ? defaultOwner_ : call.caller;
 
   const auto t0 = std::chrono::steady_clock::now();
   auto decided = vrmd_.submit(r);

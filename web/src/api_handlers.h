@@ -44,7 +44,7 @@ class ApiHandlers {
   Response vms(const ApiCall& call);               // GET /api/vms
   Response templates(const ApiCall& call);         // GET /api/templates
   Response listReservations(const ApiCall& call);  // GET /api/reservations[?owner&state&from&to]
-  Response submit(const ApiCall& call);            // POST /api/reservations
+  Response submit(const ApiCall& call);            // POST /api/reservations (request_parser.h)
   Response show(const ApiCall& call);              // GET /api/reservations/{id}
   Response cancel(const ApiCall& call);            // POST /api/reservations/{id}/cancel
 

@@ -551,5 +551,38 @@ TEST_F(WebServerTest, SshPublicKeyIsCheckedAndNamed) {
   }
 }
 
+// Ensures the API takes what vrmctl submit takes (one parser, request_parser.h): displaced and
+// max_vm_time reach vrmd in the request it books, and a mistake in either is a 400 naming it.
+TEST_F(WebServerTest, DisplacedAndMaxVmTimeReachVrmd) {
+  auto booked = post("/api/reservations",
+                     R"({"hosts": 1, "start": "+2h", "duration": "1h", "template": "bmi",
+                         "objective": "degradation", "max_vm_time": "10min",
+                         "displaced": "return"})");
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  EXPECT_EQ(booked.parsed()["displaced"], "return");
+  client::ClientOptions co;
+  co.endpoint = kInproc;
+  client::Client vrmctl(co, &ctx_);
+  auto stored = vrmctl.get(booked.parsed()["id"].get<std::string>());
+  ASSERT_TRUE(stored.isOk()) << stored.status().toString();
+  EXPECT_EQ(stored->request.objective, Objective::kDegradation);
+  EXPECT_EQ(stored->request.maxVmTimeNs, 10 * 60 * kNsPerSec);
+  EXPECT_EQ(stored->request.displaced, Displaced::kReturn);
+
+  for (const auto& [extra, field] :
+       {std::pair{R"("displaced": "home")", "displaced"},
+        std::pair{R"("max_vm_time": "soon", "objective": "degradation")", "max_vm_time"},
+        std::pair{R"("max_vm_time": "30s")", "max_vm_time"},
+        std::pair{R"("start": "2001-01-01T00:00:00Z")", "start"}}) {
+    std::string body =
+        std::string(R"({"hosts": 1, "duration": "1h", "template": "bmi", )") + extra + "}";
+    if (body.find("\"start\"") == std::string::npos) body.insert(1, R"("start": "+3h", )");
+    auto reply = post("/api/reservations", body);
+    EXPECT_EQ(reply.status, 400) << body << " -> " << reply.body;
+    EXPECT_EQ(reply.parsed().value("message", "").rfind(std::string(field) + ": ", 0), 0u)
+        << reply.body;
+  }
+}
+
 }  // namespace
 }  // namespace vrm::web

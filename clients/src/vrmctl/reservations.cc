@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "vrm/client/render.h"
+#include "vrm/client/request_parser.h"
 #include "vrm/client/ssh_key_file.h"
 #include "vrm/client/time_spec.h"
 #include "vrm/protocol/units.h"
@@ -14,77 +15,29 @@ namespace vrm::vrmctl {
 namespace {
 
 struct SubmitArgs {
-  std::uint32_t hosts = 0;
-  std::vector<std::string> hostNames;
-  std::uint32_t vms = 0;
-  std::string start, duration, end, templateName, label;
-  std::uint32_t vmsPerHost = 0;
+  client::RequestDraft draft;  // the flags as given; parsed by the same parser as the web API's
   bool dryRun = false;
   bool wait = false;
-  std::string objective, maxVmTime, displaced;
   std::string waitTimeout = "10min";
   std::string sshKeyFile;
 };
 
 int runSubmit(const Context& ctx, const SubmitArgs& a) {
-  ReservationRequest req;
-  req.owner = ctx.owner;
-  req.templateName = a.templateName;
-  req.label = a.label;
-  req.dryRun = a.dryRun;
-  req.vmsPerHost = a.vmsPerHost;
+  client::RequestDraft draft = a.draft;
+  draft.owner = ctx.owner;
+  draft.dryRun = a.dryRun ? "true" : "";
   if (!a.sshKeyFile.empty()) {
     auto key = client::readSshPublicKeyFile(a.sshKeyFile, "--ssh-key");
     if (!key) return ctx.fail(key.status());
-    req.sshPublicKey = *key;
-  }
-  auto objective = objectiveFromName(a.objective);
-  if (!objective) return ctx.fail(objective.status());
-  req.objective = *objective;
-  auto displaced = displacedFromName(a.displaced);
-  if (!displaced) return ctx.fail(displaced.status());
-  req.displaced = *displaced;
-  if (!a.maxVmTime.empty()) {
-    auto d = parseDurationNs(a.maxVmTime);
-    if (!d) return ctx.fail(Status::invalid("--max-vm-time: " + d.status().message()));
-    req.maxVmTimeNs = *d;
-  }
-  if (a.vms > 0) {
-    if (a.hosts || !a.hostNames.empty()) {
-      return ctx.fail(
-          Status::invalid("--vms (shared) and --hosts/--host (dedicated) exclude "
-                          "each other"));
-    }
-    req.kind = ReservationKind::kShared;
-    req.vmCount = a.vms;
-  } else {
-    if (!a.hosts && a.hostNames.empty()) {
-      return ctx.fail(
-          Status::invalid("say how many hosts (--hosts N), which (--host NAME), or "
-                          "how many shared VMs (--vms K)"));
-    }
-    req.hostCount = a.hosts;
-    req.hostNames = a.hostNames;
-  }
-  if (a.duration.empty() == a.end.empty()) {
-    return ctx.fail(Status::invalid("give exactly one of --duration and --end"));
+    draft.sshPublicKey = *key;
   }
   client::Client client = ctx.makeClient();
   // Relative times are relative to vrmd's clock, which may run faster than ours.
   auto now = client.serverNow();
   if (!now) return ctx.fail(now.status());
-  auto start = client::parseTimeSpec(a.start, *now);
-  if (!start) return ctx.fail(Status::invalid("--start: " + start.status().message()));
-  req.startNs = *start;
-  if (!a.duration.empty()) {
-    auto d = parseDurationNs(a.duration);
-    if (!d) return ctx.fail(Status::invalid("--duration: " + d.status().message()));
-    req.endNs = req.startNs + *d;
-  } else {
-    auto e = client::parseTimeSpec(a.end, *now);
-    if (!e) return ctx.fail(Status::invalid("--end: " + e.status().message()));
-    req.endNs = *e;
-  }
+  auto parsed = client::parseRequest(draft, *now);
+  if (!parsed) return ctx.fail(Status::invalid(parsed.error().flagMessage()));
+  const ReservationRequest& req = *parsed;
   auto r = client.submit(req);
   if (!r) return ctx.fail(r.status());
   if (r->state == ReservationState::kRejected) {
@@ -202,29 +155,26 @@ int runWatch(const Context& ctx, const std::string& id, const std::string& until
 void addReservationCommands(CLI::App& app, Context& ctx) {
   auto args = std::make_shared<SubmitArgs>();
   auto* submit = app.add_subcommand("submit", "ask for resources over a future window");
-  submit->add_option("--hosts", args->hosts, "dedicated: number of hosts to vacate");
-  submit->add_option("--host", args->hostNames, "dedicated: this host (repeatable)");
-  submit->add_option("--vms", args->vms, "shared: number of VMs, no vacate");
-  submit->add_option("--start", args->start, "ISO 8601 time, 'now' or +DURATION")->required();
-  submit->add_option("--duration", args->duration, "length of the window (2h, 90min)");
-  submit->add_option("--end", args->end, "end of the window instead of --duration");
-  submit->add_option("--template", args->templateName, "VM template to clone")->required();
-  submit->add_option("--vms-per-host", args->vmsPerHost, "clones per dedicated host");
-  submit->add_option("--label", args->label, "free text shown in listings");
+  client::RequestDraft& d = args->draft;
+  submit->add_option("--hosts", d.hosts, "dedicated: number of hosts to vacate");
+  submit->add_option("--host", d.hostNames, "dedicated: this host (repeatable)");
+  submit->add_option("--vms", d.vms, "shared: number of VMs, no vacate");
+  submit->add_option("--start", d.start, "ISO 8601 time, 'now' or +DURATION")->required();
+  submit->add_option("--duration", d.duration, "length of the window (2h, 90min)");
+  submit->add_option("--end", d.end, "end of the window instead of --duration");
+  submit->add_option("--template", d.templateName, "VM template to clone")->required();
+  submit->add_option("--vms-per-host", d.vmsPerHost, "clones per dedicated host");
+  submit->add_option("--label", d.label, "free text shown in listings");
   submit->add_option("--ssh-key", args->sshKeyFile,
                      "your SSH public key file (.pub), put into the clones' account");
-  submit
-      ->add_option("--objective", args->objective,
-                   "dedicated: makespan (finish vacating soonest, default) or degradation "
-                   "(gentlest on each moved VM)")
-      ->check(CLI::IsMember({"makespan", "degradation"}));
-  submit->add_option("--max-vm-time", args->maxVmTime,
+  submit->add_option("--objective", d.objective,
+                     "dedicated: makespan (finish vacating soonest, default) or degradation "
+                     "(gentlest on each moved VM)");
+  submit->add_option("--max-vm-time", d.maxVmTime,
                      "degradation: bound on each VM's own migration time (e.g. 30s)");
-  submit
-      ->add_option("--displaced", args->displaced,
-                   "dedicated: where the VMs moved off the hosts go after the window: stay "
-                   "(default) or return (migrate back home)")
-      ->check(CLI::IsMember({"stay", "return"}));
+  submit->add_option("--displaced", d.displaced,
+                     "dedicated: where the VMs moved off the hosts go after the window: stay "
+                     "(default) or return (migrate back home)");
   submit->add_flag("--dry-run", args->dryRun, "admission decision only; books nothing");
   submit->add_flag("--wait", args->wait, "wait until the reservation is ready");
   submit->add_option("--wait-timeout", args->waitTimeout, "with --wait (real time)")
