@@ -62,5 +62,7 @@ void addClusterCommands(CLI::App& app, Context& ctx);      // hosts vms
 void addPlanCommand(CLI::App& app, Context& ctx);          // plan (offline what-if)
 void addModelCommands(CLI::App& app, Context& ctx);        // predict calibrate (offline)
 void addKeyCommands(CLI::App& app, Context& ctx);          // keygen (offline)
+// completion (offline), and each subcommand's --help examples: call after the others.
+void addHelpAndCompletion(CLI::App& app, Context& ctx);
 
 }  // namespace vrm::vrmctl
