@@ -121,7 +121,7 @@ class VrmctlHelpTest : public ::testing::Test {
 // 2, which would mean the example itself is wrong.
 TEST_F(VrmctlHelpTest, EverySubcommandHasExamplesThatRun) {
   const std::set<std::string> online = {"submit", "show",  "list", "cancel",
-                                        "watch",  "hosts", "vms"};
+                                        "watch",  "hosts", "vms",  "backup"};
   const auto names = subcommands();
   ASSERT_GE(names.size(), 13u) << bash("vrmctl --help").out;
   std::size_t ran = 0;
