@@ -22,6 +22,7 @@ t0=$(date +%s%N)
 elapsed() { echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms"; }
 
 guest=$build/guest
+source "$(dirname "$0")/qemu_lib.sh"
 "$root/tests/guest/build-guest-ssh.sh" "$guest" >"$work/guest.log" 2>&1 ||
   { echo "FAIL: tests/guest/build-guest-ssh.sh" >&2; cat "$work/guest.log" >&2; exit 1; }
 ssh-keygen -q -t ed25519 -N '' -C owner -f "$work/owner"
@@ -54,37 +55,6 @@ if [[ -z $INSECURE ]]; then
   make_keys
 fi
 
-# start_qemu_agent HOST FIRST_PORT: a qemu-backend agent with user-mode networking (mirrors
-# lib.sh's start_agent); a restart uses the same directories and re-attaches to the guests.
-start_qemu_agent() {
-  local h=$1 first=$2
-  local append="console=ttyS0 quiet panic=-1 memtouch.verify=1"
-  local security=()
-  if [[ -z $INSECURE ]]; then
-    security=(--curve-secret "$KEYS/$h.key" --server-key "$KEYS/vrmd.pub")
-  fi
-  mkdir -p "$work/$h"
-  "$build/vmscheduler/vmschedd" --host "$h" --cluster "$CLUSTER" --vrmd "$AGENTS" "${security[@]}" \
-    --backend qemu --heartbeat-interval 2s \
-    --backend-param accel=tcg \
-    --backend-param "run-dir=$work/$h/run" \
-    --backend-param "stage-dir=$work/$h/stage" \
-    --backend-param "migration-ports=$first-$((first + 9))" \
-    --backend-param network=user \
-    --backend-param boot-timeout=180s \
-    --backend-param dirty-rate-interval=5s \
-    --backend-param initial-template=memtouch \
-    --backend-param "template.memtouch.kernel=$guest/vmlinuz" \
-    --backend-param "template.memtouch.initrd=$guest/initrd.img" \
-    --backend-param "template.memtouch.append=$append memtouch.mb=40 memtouch.rate=1000" \
-    --backend-param "template.sshvm.kernel=$guest/vmlinuz" \
-    --backend-param "template.sshvm.initrd=$guest/initrd-ssh.img" \
-    --backend-param "template.sshvm.append=$append rdinit=/vrm-ssh-init memtouch.mb=16" \
-    --backend-param "template.sshvm.ready=vrm-guest: up" \
-    --backend-param template.sshvm.ssh=on \
-    >>"$work/$h.log" 2>&1 &
-  agent_pids[$h]=$!
-}
 
 check() {  # check DESCRIPTION COMMAND...: counts a check that passes when COMMAND succeeds
   local what=$1
@@ -93,8 +63,6 @@ check() {  # check DESCRIPTION COMMAND...: counts a check that passes when COMMA
   if "$@"; then echo "ok: $what"; else failures=$((failures + 1)); echo "FAIL: $what" >&2; fi
 }
 
-# newest_console HOST VM: the serial log of VM's latest QEMU on HOST.
-newest_console() { ls -t "$work/$1/run/$2".*.serial 2>/dev/null | head -n 1; }
 verified_count() {
   local n
   n=$(grep -c "memtouch: verify ok" "$(newest_console "$1" "$2")" 2>/dev/null) || true
@@ -145,8 +113,15 @@ wait_registered() {  # wait_registered HOST N: bounded, until HOST registered mo
 }
 
 start_vrmd
-start_qemu_agent qa 17370
-start_qemu_agent qb 17380
+# User-mode networking with a forwarded SSH port, and the dropbear guest as the clone.
+SSHVM=(--backend-param network=user
+  --backend-param "template.sshvm.kernel=$guest/vmlinuz"
+  --backend-param "template.sshvm.initrd=$guest/initrd-ssh.img"
+  --backend-param "template.sshvm.append=$QEMU_GUEST_APPEND rdinit=/vrm-ssh-init memtouch.mb=16"
+  --backend-param "template.sshvm.ready=vrm-guest: up"
+  --backend-param template.sshvm.ssh=on)
+start_qemu_agent qa 17370 10 180s "${SSHVM[@]}"
+start_qemu_agent qb 17380 10 180s "${SSHVM[@]}"
 wait_hosts 2
 check "g1 booted on qa with its memory verified" wait_verified_after qa g1 0 120
 
@@ -205,8 +180,8 @@ check "g1's QEMU outlives its agent" alive "$pid_g1"
 check "the clone's QEMU outlives its agent" alive "$pid_clone"
 verified_before=$(verified_count qb g1)
 restart_at=$(date +%s%N)
-start_qemu_agent qa 17370
-start_qemu_agent qb 17380
+start_qemu_agent qa 17370 10 180s "${SSHVM[@]}"
+start_qemu_agent qb 17380 10 180s "${SSHVM[@]}"
 check "qa's agent registered again" wait_registered qa "$regs_qa"
 check "qb's agent registered again" wait_registered qb "$regs_qb"
 echo "  | agents restarted and registered in $(( ($(date +%s%N) - restart_at) / 1000000 )) ms"
