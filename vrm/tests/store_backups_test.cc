@@ -6,22 +6,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "sample_reservation.h"
+
 namespace vrm::manager {
 namespace {
-
-Reservation booked(const std::string& id) {
-  Reservation r;
-  r.id = id;
-  r.request.owner = "lab";
-  r.request.hostCount = 1;
-  r.request.startNs = 100;
-  r.request.endNs = 200;
-  r.request.templateName = "t";
-  r.state = ReservationState::kAdmitted;
-  r.hosts = {"h1"};
-  r.events.push_back({1, ReservationState::kAdmitted, "admitted"});
-  return r;
-}
 
 class StoreBackupsTest : public ::testing::Test {
  protected:
@@ -41,7 +29,7 @@ class StoreBackupsTest : public ::testing::Test {
   // Saves reservations r<from>..r<to> in one transaction.
   void saveMany(int from, int to) {
     std::vector<Reservation> rs;
-    for (int i = from; i <= to; ++i) rs.push_back(booked("r" + std::to_string(i)));
+    for (int i = from; i <= to; ++i) rs.push_back(admittedReservation("r" + std::to_string(i)));
     std::vector<const Reservation*> ptrs;
     for (const auto& r : rs) ptrs.push_back(&r);
     ASSERT_TRUE(store_->saveReservations(ptrs));
