@@ -1,7 +1,12 @@
 #include "vrm/client/client.h"
 
 #include <capnp/message.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <thread>
 #include <zmq.hpp>
 
@@ -180,6 +185,77 @@ Result<std::vector<VmRecord>> Client::vms() {
                        return out;
                      },
                      &serverNowNs_);
+}
+
+namespace {
+
+Result<BackupChunk> readBackupChunk(wire::ClientReply::Reader reply) {
+  Status s = fromWire(reply.getStatus());
+  if (!s) return s;
+  if (!reply.isBackup()) return Status::internal("vrmd's reply carries no backup chunk");
+  return fromWire(reply.getBackup());
+}
+
+// Whether `next` continues what was read of `first` so far (`written` bytes).
+Status checkContinues(const BackupChunk& first, const BackupChunk& next, std::uint64_t written) {
+  if (next.snapshotId != first.snapshotId || next.totalBytes != first.totalBytes ||
+      next.offset != written || written + next.data.size() > first.totalBytes ||
+      (next.data.empty() && written < first.totalBytes)) {
+    return Status::internal("vrmd's backup chunks do not fit together (snapshot " +
+                            first.snapshotId + ", at byte " + std::to_string(written) + ")");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<Client::BackupInfo> Client::backupTo(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    return Status::invalid("'" + path + "' exists: a backup never overwrites a file");
+  }
+  auto ask = [&](const std::string& id, std::uint64_t offset) {
+    return impl_->call(
+        [&](auto req) {
+          auto b = req.initBackup();
+          b.setSnapshotId(id);
+          b.setOffset(offset);
+        },
+        readBackupChunk, &serverNowNs_);
+  };
+  // Asked first, so a refused or unreachable backup leaves no file behind.
+  auto first = ask("", 0);
+  if (!first) return first.status();
+  const std::string partial = path + ".partial";
+  std::FILE* out = std::fopen(partial.c_str(), "wb");
+  if (out == nullptr) {
+    return Status::internal("cannot write '" + partial + "': " + std::strerror(errno));
+  }
+  auto fail = [&](Status s) {
+    std::fclose(out);
+    std::filesystem::remove(partial, ec);
+    return s;
+  };
+  std::uint64_t written = 0;
+  for (Result<BackupChunk> chunk = first;; chunk = ask(first->snapshotId, written)) {
+    if (!chunk) return fail(chunk.status());
+    if (Status s = checkContinues(*first, *chunk, written); !s) return fail(s);
+    if (std::fwrite(chunk->data.data(), 1, chunk->data.size(), out) != chunk->data.size()) {
+      return fail(Status::internal("cannot write '" + partial + "': " + std::strerror(errno)));
+    }
+    written += chunk->data.size();
+    if (written == first->totalBytes) break;
+  }
+  if (std::fflush(out) != 0 || ::fsync(fileno(out)) != 0) {
+    return fail(Status::internal("cannot sync '" + partial + "': " + std::strerror(errno)));
+  }
+  std::fclose(out);
+  std::filesystem::rename(partial, path, ec);
+  if (ec) {
+    std::filesystem::remove(partial, ec);
+    return Status::internal("cannot rename '" + partial + "' to '" + path + "': " + ec.message());
+  }
+  return BackupInfo{written, first->reservations, first->takenAtNs};
 }
 
 Result<TimeNs> Client::serverNow() {

@@ -245,6 +245,24 @@ struct ListFilter {
   toNs @3 :Int64;
 }
 
+# An online backup of vrmd's store, read in chunks (admins only). The first request names no
+# snapshot: vrmd takes one (SQLite's backup API, a consistent copy) and answers with its first
+# chunk; the client asks for the rest by snapshot id and offset. vrmd keeps only its newest
+# snapshots and drops one once its last byte has been read (notFound then: start again).
+struct BackupRequest {
+  snapshotId @0 :Text;           # "" = take a new snapshot
+  offset @1 :UInt64;             # byte offset into the snapshot
+}
+
+struct BackupChunk {
+  snapshotId @0 :Text;
+  totalBytes @1 :UInt64;         # size of the whole snapshot (an SQLite database file)
+  offset @2 :UInt64;             # where `data` starts
+  data @3 :Data;                 # empty only past the end
+  reservations @4 :UInt32;       # reservations in the snapshot
+  takenAtNs @5 :Int64;           # vrmd's clock when the snapshot was taken
+}
+
 struct ClientRequest {
   requestId @0 :UInt64;
   union {
@@ -254,6 +272,7 @@ struct ClientRequest {
     cancel @4 :Text;             # reservation id
     hosts @5 :Void;
     vms @6 :Void;
+    backup @8 :BackupRequest;
   }
   requester @7 :Text;            # who asks (owner checks on cancel); empty = operator
 }
@@ -268,6 +287,7 @@ struct ClientReply {
     reservations @5 :List(Reservation);
     hosts @6 :List(HostInfo);
     vms @7 :List(VmInfo);
+    backup @8 :BackupChunk;
   }
 }
 

@@ -636,6 +636,27 @@ void toWire(const ListFilter& in, wire::ListFilter::Builder out) {
   out.setToNs(in.toNs);
 }
 
+void toWire(const BackupChunk& in, wire::BackupChunk::Builder out) {
+  out.setSnapshotId(in.snapshotId);
+  out.setTotalBytes(in.totalBytes);
+  out.setOffset(in.offset);
+  out.setData(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(in.data.data()), in.data.size()));
+  out.setReservations(in.reservations);
+  out.setTakenAtNs(in.takenAtNs);
+}
+
+BackupChunk fromWire(wire::BackupChunk::Reader in) {
+  BackupChunk c;
+  c.snapshotId = toStd(in.getSnapshotId());
+  c.totalBytes = in.getTotalBytes();
+  c.offset = in.getOffset();
+  auto data = in.getData();
+  c.data.assign(reinterpret_cast<const char*>(data.begin()), data.size());
+  c.reservations = in.getReservations();
+  c.takenAtNs = in.getTakenAtNs();
+  return c;
+}
+
 std::string serializeReservation(const Reservation& r) {
   capnp::MallocMessageBuilder b;
   toWire(r, b.initRoot<wire::Reservation>());

@@ -19,6 +19,7 @@ for tool in sqlite3 jq; do
 done
 
 guest=$build/guest
+source "$(dirname "$0")/qemu_lib.sh"
 "$root/tests/guest/build-guest.sh" "$guest" >"$work/guest.log" 2>&1 ||
   { echo "FAIL: tests/guest/build-guest.sh" >&2; cat "$work/guest.log" >&2; exit 1; }
 
@@ -52,37 +53,7 @@ if [[ -z $INSECURE ]]; then
   make_keys
 fi
 
-# start_qemu_agent HOST FIRST_PORT: a qemu-backend agent (mirrors lib.sh's start_agent).
-start_qemu_agent() {
-  local h=$1 first=$2
-  local append="console=ttyS0 quiet panic=-1 memtouch.verify=1"
-  local security=()
-  if [[ -z $INSECURE ]]; then
-    security=(--curve-secret "$KEYS/$h.key" --server-key "$KEYS/vrmd.pub")
-  fi
-  mkdir -p "$work/$h"
-  "$build/vmscheduler/vmschedd" --host "$h" --cluster "$CLUSTER" --vrmd "$AGENTS" "${security[@]}" \
-    --backend qemu --heartbeat-interval 2s \
-    --backend-param accel=tcg \
-    --backend-param "run-dir=$work/$h/run" \
-    --backend-param "stage-dir=$work/$h/stage" \
-    --backend-param "migration-ports=$first-$((first + 19))" \
-    --backend-param boot-timeout=240s \
-    --backend-param dirty-rate-interval=5s \
-    --backend-param initial-template=memtouch \
-    --backend-param "template.memtouch.kernel=$guest/vmlinuz" \
-    --backend-param "template.memtouch.initrd=$guest/initrd.img" \
-    --backend-param "template.memtouch.append=$append memtouch.mb=40 memtouch.rate=1000" \
-    --backend-param "template.tiny.kernel=$guest/vmlinuz" \
-    --backend-param "template.tiny.initrd=$guest/initrd.img" \
-    --backend-param "template.tiny.append=$append memtouch.mb=8 memtouch.rate=0" \
-    --backend-param "template.tiny.ready=memtouch: verify ok" \
-    >>"$work/$h.log" 2>&1 &
-  agent_pids[$h]=$!
-}
 
-# newest_console HOST VM: the serial log of VM's latest QEMU on HOST.
-newest_console() { ls -t "$work/$1/run/$2".*.serial 2>/dev/null | head -n 1; }
 
 # wait_verified HOST VM SECONDS: a "verify ok" in VM's newest console on HOST, no CORRUPT.
 wait_verified() {
@@ -106,8 +77,12 @@ check() {  # check DESCRIPTION COMMAND...: counts a check that passes when COMMA
 }
 
 start_vrmd
-start_qemu_agent qa 17310
-start_qemu_agent qb 17330
+TINY=(--backend-param "template.tiny.kernel=$guest/vmlinuz"
+  --backend-param "template.tiny.initrd=$guest/initrd.img"
+  --backend-param "template.tiny.append=$QEMU_GUEST_APPEND memtouch.mb=8 memtouch.rate=0"
+  --backend-param "template.tiny.ready=memtouch: verify ok")
+start_qemu_agent qa 17310 20 240s "${TINY[@]}"
+start_qemu_agent qb 17330 20 240s "${TINY[@]}"
 wait_hosts 2
 check "g1 booted on qa with its memory filled and verified" wait_verified qa g1 180
 check "g2 booted on qa with its memory filled and verified" wait_verified qa g2 180

@@ -62,6 +62,7 @@ World::World(bool withReservations) : cluster_(exampleCluster()) {
   auto store = manager::Store::open(":memory:");
   if (!store) die("store: " + store.status().message());
   store_ = std::move(*store);
+  backups_ = std::make_unique<manager::StoreBackups>(*store_, clock_);
   auto planner = planner::CostAwareVacatePlanner::create();
   if (!planner) die("planner: " + planner.status().message());
   planner_ = std::move(*planner);
@@ -99,8 +100,8 @@ StatusCode World::callClient(zmq::message_t frame) {
   // frames act as the operator, as users, and as owners of other users' reservations.
   const manager::Caller caller =
       manager::Caller::fromRequester(manager::requesterOf(frame, fuzzLimits()));
-  zmq::message_t reply =
-      manager::answerClientFrame(*manager_, clock_, caller, std::move(frame), fuzzLimits());
+  zmq::message_t reply = manager::answerClientFrame(*manager_, clock_, caller, std::move(frame),
+                                                    fuzzLimits(), backups_.get());
   // The reply goes back to a client: it must always be one well-formed message.
   auto decoded = protocol::decodeFrame(std::move(reply));
   if (!decoded) die("reply frame does not decode: " + decoded.status().message());

@@ -18,6 +18,7 @@
 #include "schema/vrm.capnp.h"
 #include "vrm/manager/manager.h"
 #include "vrm/manager/store.h"
+#include "vrm/manager/store_backups.h"
 #include "vrm/planner/vacate_planner.h"
 #include "vrm/protocol/cluster.h"
 #include "vrm/protocol/codec.h"
@@ -59,6 +60,7 @@ class World {
   ManualClock clock_{kWorldStartNs};
   std::shared_ptr<const ClusterSpec> cluster_;
   std::unique_ptr<manager::Store> store_;
+  std::unique_ptr<manager::StoreBackups> backups_;  // fuzzed backup requests read the store
   std::unique_ptr<planner::VacatePlanner> planner_;
   std::unique_ptr<manager::Manager> manager_;
 };

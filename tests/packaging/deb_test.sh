@@ -35,6 +35,8 @@ mapfile -t debs < <(ls "$work/debs"/*.deb)
 for p in vrmd vmschedd vrmctl libvrm-client-dev; do
   check "package $p built" bash -c "compgen -G '$work/debs/${p}_*.deb' >/dev/null"
 done
+check "vrmctl's package ships its bash completion" \
+  bash -c "dpkg-deb -c $work/debs/vrmctl_*.deb | grep -q ' ./usr/share/bash-completion/completions/vrmctl$'"
 check "vrmd's control has a postinst and conffiles" \
   bash -c "dpkg-deb -I $work/debs/vrmd_*.deb | grep -q postinst &&
            dpkg-deb -I $work/debs/vrmd_*.deb | grep -q conffiles"

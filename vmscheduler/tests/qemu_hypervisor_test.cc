@@ -86,9 +86,11 @@ class QemuHypervisorTest : public ::testing::Test {
   }
 
   std::unique_ptr<Hypervisor> make(const std::string& name,
-                                   std::map<std::string, std::string> extra) {
+                                   std::map<std::string, std::string> extra,
+                                   std::vector<VmSpec> initialVms = {}) {
     HypervisorOptions o;
     o.host.name = name;
+    o.host.vms = std::move(initialVms);
     o.host.cpuCores = 4;
     o.host.memoryBytes = 2048 * kMiB;
     o.params = {{"accel", "tcg"},
@@ -607,6 +609,30 @@ TEST_F(QemuHypervisorTest, GuestsOutliveTheAgentAndAreReattached) {
   ASSERT_TRUE(h1_->destroy("r2").isOk());
   EXPECT_FALSE(fs::exists(stateDir / "r2.vm.json"));
   EXPECT_TRUE(h1_->inventory().empty());
+}
+
+// Ensures the cluster file's VMs are booted only at a host's first start: after one of them is
+// gone (here destroyed; in the e2e test, migrated away) a restarted agent re-attaches the other,
+// the same QEMU, and does not boot a second copy of the one that left.
+TEST_F(QemuHypervisorTest, InitialVmsAreBootedOnlyAtTheFirstStart) {
+  std::vector<VmSpec> vms(2);
+  vms[0].id = "stays";
+  vms[1].id = "leaves";
+  for (VmSpec& v : vms) v.memoryBytes = 128 * kMiB;
+  h1_.reset();  // SetUp's agent listed no VMs: this is the first start that does
+  h1_ = make("h1", {{"initial-template", "idle"}}, vms);
+  ASSERT_TRUE(h1_);
+  ASSERT_TRUE(find(*h1_, "stays") && find(*h1_, "leaves"));
+  const pid_t pid = *qemu(*h1_).qemuPid("stays");
+  ASSERT_TRUE(h1_->destroy("leaves").isOk());
+
+  h1_.reset();  // the agent restarts with the same cluster file
+  h1_ = make("h1", {{"initial-template", "idle"}}, vms);
+  ASSERT_TRUE(h1_);
+  const auto inventory = h1_->inventory();
+  ASSERT_EQ(inventory.size(), 1u);
+  EXPECT_EQ(inventory[0].id, "stays");
+  EXPECT_EQ(*qemu(*h1_).qemuPid("stays"), pid) << "re-attached, not booted again";
 }
 
 // Ensures a guest survives its agent process being killed with SIGKILL (no destructor runs):

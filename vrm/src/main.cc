@@ -320,7 +320,9 @@ int main(int argc, char** argv) {
   if (vrm::Status s = manager.recover(); !s) return fail("recovery: " + s.toString());
 
   zmq::context_t context(1);
+  vrm::manager::StoreBackups backups(**store, *clock);  // vrmctl backup
   vrm::manager::ServerOptions serverOptions;
+  serverOptions.backups = &backups;
   serverOptions.clientEndpoint = clientEndpoint;
   serverOptions.agentEndpoint = agentEndpoint;
   if (eventsEndpoint != "off") serverOptions.eventsEndpoint = eventsEndpoint;

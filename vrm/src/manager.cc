@@ -407,11 +407,26 @@ void Manager::rebuildHost(const std::string& host) {
                      {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
     }
     const TemplateSpec* t = findTemplate(r->request.templateName);
-    for (const auto& c : r->clones) {
+    for (std::size_t i = 0; i < r->clones.size(); ++i) {
+      const auto& c = r->clones[i];
       if (c.host != host || c.state != CloneState::kCloning || present.count(c.vmId) || !t) {
         continue;
       }
-      calendar_.book(host, cloneStart(*r), kTimeInfinity,
+      // Not open-ended: the clone is answered by its command's deadline (or counted failed; a
+      // VM the agent makes later shows in its inventory, which books it) and then destroyed
+      // within a destroy's deadline. Booked with no end, a cancel while cloning overbooked the
+      // host for every later booking, each re-admission failing in turn (issue 18's week).
+      TimeNs answeredBy =
+          commandDeadline(*r, Step::kClone, MoveId{}, std::max(cloneStart(*r), startedNs_));
+      for (const auto& [id, p] : pending_) {
+        if (p.reservationId == r->id && p.step == Step::kClone && p.clone == i) {
+          answeredBy = p.deadlineNs;
+        }
+      }
+      const TimeNs gone = answeredBy >= kTimeInfinity - options_.slowCommandTimeoutNs
+                              ? kTimeInfinity
+                              : answeredBy + options_.slowCommandTimeoutNs;
+      calendar_.book(host, cloneStart(*r), std::max(r->request.endNs, gone),
                      {t->cpuCores, static_cast<std::int64_t>(t->memoryBytes), 0});
     }
   }

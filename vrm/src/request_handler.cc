@@ -49,7 +49,8 @@ std::string requesterOf(const zmq::message_t& payload, const protocol::DecodeLim
 }
 
 zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Caller& caller,
-                                 zmq::message_t payload, const protocol::DecodeLimits& limits) {
+                                 zmq::message_t payload, const protocol::DecodeLimits& limits,
+                                 StoreBackups* backups) {
   capnp::MallocMessageBuilder reply;
   auto out = reply.initRoot<wire::ClientReply>();
   out.setNowNs(clock.now());
@@ -145,6 +146,19 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Cal
           setStatus(Status::ok());
           auto list = out.initVms(static_cast<unsigned>(vs.size()));
           for (unsigned i = 0; i < vs.size(); ++i) toWire(vs[i], list[i]);
+          break;
+        }
+        case wire::ClientRequest::BACKUP: {
+          // A backup holds every owner's reservations and handles.
+          Result<BackupChunk> chunk =
+              Status::unauthorized(caller.describe() + " cannot back up the store (admins only)");
+          if (caller.role == Role::kAdmin) {
+            chunk = backups ? backups->read(toStd(req->getBackup().getSnapshotId()),
+                                            req->getBackup().getOffset())
+                            : Status::unavailable("this vrmd serves no backups");
+          }
+          setStatus(chunk.status());
+          if (chunk) toWire(*chunk, out.initBackup());
           break;
         }
         default:

@@ -180,8 +180,8 @@ void Server::handleClient(zmq::socket_t& socket, bool local) {
   // Envelope: identity, [empty delimiter (REQ clients)], payload.
   const bool delimited = parts.size() >= 3 && parts[1].size() == 0;
   const Caller caller = callerOf(parts.back(), local);
-  zmq::message_t encoded =
-      answerClientFrame(manager_, clock_, caller, std::move(parts.back()), options_.limits);
+  zmq::message_t encoded = answerClientFrame(manager_, clock_, caller, std::move(parts.back()),
+                                             options_.limits, options_.backups);
   try {
     socket.send(parts[0], zmq::send_flags::sndmore);
     if (delimited) socket.send(zmq::message_t(), zmq::send_flags::sndmore);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <memory>
 
 #include "vrm/protocol/wire_convert.h"
 
@@ -299,6 +300,40 @@ Result<std::vector<MigrationObservation>> Store::loadObservations() {
     o.restoreNs = sqlite3_column_int64(s, 16);
     out.push_back(std::move(o));
   }
+  return out;
+}
+
+Result<Store::Snapshot> Store::snapshot() {
+  sqlite3* raw = nullptr;
+  if (sqlite3_open(":memory:", &raw) != SQLITE_OK) {
+    sqlite3_close(raw);
+    return Status::internal("backup: cannot open an in-memory database");
+  }
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> copy(raw, sqlite3_close);
+  sqlite3_backup* backup = sqlite3_backup_init(copy.get(), "main", db_, "main");
+  if (backup == nullptr) return sqliteError(copy.get(), "backup: start");
+  const int stepped = sqlite3_backup_step(backup, -1);
+  if (sqlite3_backup_finish(backup) != SQLITE_OK || stepped != SQLITE_DONE) {
+    return sqliteError(copy.get(), "backup: copy the pages");
+  }
+  Snapshot out;
+  {
+    Stmt check(copy.get(), "PRAGMA integrity_check");
+    if (!check.ok() || check.step() != SQLITE_ROW) return sqliteError(copy.get(), "backup: check");
+    if (const std::string verdict = text(check.get(), 0); verdict != "ok") {
+      return Status::internal("backup: the copy fails SQLite's integrity check: " + verdict);
+    }
+    Stmt count(copy.get(), "SELECT COUNT(*) FROM reservations");
+    if (!count.ok() || count.step() != SQLITE_ROW) {
+      return sqliteError(copy.get(), "backup: count reservations");
+    }
+    out.reservations = static_cast<std::uint32_t>(sqlite3_column_int64(count.get(), 0));
+  }
+  sqlite3_int64 size = 0;
+  unsigned char* bytes = sqlite3_serialize(copy.get(), "main", &size, 0);
+  if (bytes == nullptr) return Status::internal("backup: out of memory serializing the copy");
+  out.bytes.assign(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(size));
+  sqlite3_free(bytes);
   return out;
 }
 

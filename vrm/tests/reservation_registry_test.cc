@@ -2,22 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "sample_reservation.h"
+
 namespace vrm::manager {
 namespace {
-
-Reservation admitted(const std::string& id) {
-  Reservation r;
-  r.id = id;
-  r.request.owner = "lab";
-  r.request.hostCount = 1;
-  r.request.startNs = 100;
-  r.request.endNs = 200;
-  r.request.templateName = "t";
-  r.state = ReservationState::kAdmitted;
-  r.hosts = {"a"};
-  r.events.push_back({1, ReservationState::kAdmitted, "admitted"});
-  return r;
-}
 
 // Fails `ids` in that order (the first is the cause), each with its own event.
 class FailAll final : public ReservationOp {
@@ -54,7 +42,7 @@ class ReservationRegistryTest : public ::testing::Test {
     store_ = std::move(*Store::open(":memory:"));
     registry_ = std::make_unique<ReservationRegistry>(*store_);
     for (const char* id : {"r1", "r2"}) {
-      AdmitReservation admit(admitted(id));
+      AdmitReservation admit(admittedReservation(id));
       ASSERT_TRUE(registry_->apply(admit).isOk());
     }
     (void)registry_->takeEvents();
@@ -72,7 +60,7 @@ class ReservationRegistryTest : public ::testing::Test {
 
 // Ensures an admitted reservation is stored before it is in memory and its events are queued.
 TEST_F(ReservationRegistryTest, AdmitIsStoredAndPublished) {
-  AdmitReservation admit(admitted("r3"));
+  AdmitReservation admit(admittedReservation("r3"));
   auto applied = registry_->apply(admit);
   ASSERT_TRUE(applied.isOk()) << applied.status().toString();
   EXPECT_EQ(*applied, (std::vector<std::string>{"r3"}));
@@ -113,7 +101,7 @@ TEST_F(ReservationRegistryTest, FailedSaveLeavesEverythingUnchanged) {
   EXPECT_EQ(registry_->find("r1")->events.size(), 1u);
   EXPECT_TRUE(registry_->takeEvents().empty());
   EXPECT_FALSE(registry_->anyUnsaved());
-  AdmitReservation admit(admitted("r3"));
+  AdmitReservation admit(admittedReservation("r3"));
   EXPECT_FALSE(registry_->apply(admit).isOk());
   EXPECT_EQ(registry_->find("r3"), nullptr);
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "openapi_document.h"
 #include "vrm/client/client.h"
 #include "vrm/client/render.h"
 #include "vrm/client/request_parser.h"
@@ -13,6 +14,8 @@
 namespace vrm::web {
 
 using nlohmann::json;
+
+Response ApiHandlers::openapi(const ApiCall&) { return reply(200, std::string(openApiDocument())); }
 
 Response ApiHandlers::now(const ApiCall&) {
   auto now = vrmd_.serverNow();

@@ -39,6 +39,7 @@ class ApiHandlers {
 
   // Each throws BadRequest for a request the client got wrong; vrmd's failures are answered with
   // httpStatusOf() their status.
+  Response openapi(const ApiCall& call);           // GET /api/openapi.json
   Response now(const ApiCall& call);               // GET /api/now
   Response hosts(const ApiCall& call);             // GET /api/hosts
   Response vms(const ApiCall& call);               // GET /api/vms

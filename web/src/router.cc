@@ -10,6 +10,7 @@ namespace http = boost::beast::http;
 
 const std::vector<ApiRoute>& apiRoutes() {
   static const std::vector<ApiRoute> kRoutes = {
+      {"GET", "/api/openapi.json", &ApiHandlers::openapi},
       {"GET", "/api/now", &ApiHandlers::now},
       {"GET", "/api/hosts", &ApiHandlers::hosts},
       {"GET", "/api/vms", &ApiHandlers::vms},
@@ -105,9 +106,7 @@ Response Router::api(const Request& req, const std::vector<std::string>& parts,
     allowed += (allowed.empty() ? "" : ", ") + std::string(route.method);
   }
   if (!allowed.empty()) return methodNotAllowed(allowed.c_str());
-  return errorReply(404, "not-found",
-                    "no such API route (see GET /api/...: now, hosts, vms, "
-                    "templates, reservations)");
+  return errorReply(404, "not-found", "no such API route (see GET /api/openapi.json)");
 }
 
 Response Router::metrics() {

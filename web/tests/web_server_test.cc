@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "fake_agents.h"
 #include "manager_fixture.h"
+#include "router.h"
 #include "vrm/client/client.h"
 #include "vrm/client/render.h"
 #include "vrm/manager/auth.h"
@@ -582,6 +584,98 @@ TEST_F(WebServerTest, DisplacedAndMaxVmTimeReachVrmd) {
     EXPECT_EQ(reply.parsed().value("message", "").rfind(std::string(field) + ": ", 0), 0u)
         << reply.body;
   }
+}
+
+// Whether `value` has the shape `schema` (of the OpenAPI document `doc`) says: its type, the
+// required members of an object (of each item of an array), the type and enum of each
+// documented member it has.
+void expectShape(const json& doc, json schema, const json& value, const std::string& where) {
+  while (schema.contains("$ref")) {
+    schema = doc.at(json::json_pointer(schema["$ref"].get<std::string>().substr(1)));
+  }
+  const std::string type = schema.value("type", "");
+  if (schema.contains("enum")) {
+    EXPECT_NE(std::find(schema["enum"].begin(), schema["enum"].end(), value), schema["enum"].end())
+        << where << ": " << value << " is not one of " << schema["enum"];
+  }
+  if (type == "array") {
+    ASSERT_TRUE(value.is_array()) << where;
+    for (const auto& item : value) expectShape(doc, schema["items"], item, where + "[]");
+  } else if (type == "object") {
+    ASSERT_TRUE(value.is_object()) << where << ": " << value;
+    for (const auto& name : schema.value("required", json::array())) {
+      EXPECT_TRUE(value.contains(name.get<std::string>())) << where << " lacks " << name;
+    }
+    const json properties = schema.value("properties", json::object());
+    for (const auto& [name, member] : value.items()) {
+      if (properties.contains(name)) expectShape(doc, properties[name], member, where + "." + name);
+    }
+  } else if (type == "string") {
+    EXPECT_TRUE(value.is_string()) << where << ": " << value;
+  } else if (type == "integer") {
+    EXPECT_TRUE(value.is_number_integer()) << where << ": " << value;
+  } else if (type == "number") {
+    EXPECT_TRUE(value.is_number()) << where << ": " << value;
+  } else if (type == "boolean") {
+    EXPECT_TRUE(value.is_boolean()) << where << ": " << value;
+  }
+}
+
+// Ensures the OpenAPI document served at /api/openapi.json lists exactly the routes the router
+// has (its API table and /metrics), and that the server answers each documented operation as
+// documented: a documented status, and JSON of the documented schema. The booking is the
+// document's own example request.
+TEST_F(WebServerTest, OpenApiDocumentIsTheServersContract) {
+  auto served = get("/api/openapi.json");
+  ASSERT_EQ(served.status, 200) << served.body;
+  const json doc = served.parsed();
+  ASSERT_TRUE(doc.is_object()) << "the document is JSON";
+  EXPECT_EQ(doc.value("openapi", "").rfind("3.", 0), 0u);
+
+  std::set<std::string> documented, routed = {"GET /metrics"};
+  for (const auto& [path, item] : doc["paths"].items()) {
+    for (const auto& [method, op] : item.items()) {
+      if (method == "parameters") continue;
+      std::string upper = method;
+      for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      documented.insert(upper + " " + path);
+    }
+  }
+  for (const auto& route : apiRoutes()) {
+    routed.insert(std::string(route.method) + " " + route.pattern);
+  }
+  EXPECT_EQ(documented, routed) << "every route documented, every documented route served";
+
+  // Each documented operation, called as a client would, answers as documented.
+  const json submitOp = doc["paths"]["/api/reservations"]["post"];
+  const json example = submitOp["requestBody"]["content"]["application/json"]["example"];
+  auto booked = post("/api/reservations", example.dump());
+  ASSERT_EQ(booked.status, 201) << "the document's example books: " << booked.body;
+  const std::string id = booked.parsed()["id"];
+  auto check = [&](const std::string& path, const std::string& method, const HttpReply& reply) {
+    const json op = doc["paths"][path][method];
+    const std::string status = std::to_string(reply.status);
+    ASSERT_TRUE(op["responses"].contains(status)) << method << " " << path << " -> " << status;
+    const json response = op["responses"][status];
+    if (!response.contains("content")) return;
+    const auto& [type, media] = *response["content"].items().begin();
+    if (type == "application/json") {
+      expectShape(doc, media["schema"], reply.parsed(), method + " " + path);
+    }
+  };
+  check("/api/reservations", "post", booked);
+  for (const auto& [path, item] : doc["paths"].items()) {
+    if (!item.contains("get")) continue;
+    std::string target = path;
+    if (auto at = target.find("{id}"); at != std::string::npos) target.replace(at, 4, id);
+    check(path, "get", get(target));
+  }
+  check("/api/reservations/{id}/cancel", "post", post("/api/reservations/" + id + "/cancel", ""));
+  // And the documented errors: a second cancel is 409, an unknown id 404, a bad booking 400.
+  check("/api/reservations/{id}/cancel", "post", post("/api/reservations/" + id + "/cancel", ""));
+  check("/api/reservations/{id}", "get", get("/api/reservations/r999"));
+  check("/api/reservations", "post", post("/api/reservations", R"({"displaced": "home"})"));
+  EXPECT_EQ(get("/api/reservations/" + id + "/plan").status, 404) << "undocumented: no route";
 }
 
 }  // namespace

@@ -62,5 +62,8 @@ void addClusterCommands(CLI::App& app, Context& ctx);      // hosts vms
 void addPlanCommand(CLI::App& app, Context& ctx);          // plan (offline what-if)
 void addModelCommands(CLI::App& app, Context& ctx);        // predict calibrate (offline)
 void addKeyCommands(CLI::App& app, Context& ctx);          // keygen (offline)
+void addBackupCommand(CLI::App& app, Context& ctx);        // backup (admins)
+// completion (offline), and each subcommand's --help examples: call after the others.
+void addHelpAndCompletion(CLI::App& app, Context& ctx);
 
 }  // namespace vrm::vrmctl

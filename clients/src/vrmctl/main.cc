@@ -97,7 +97,10 @@ int main(int argc, char** argv) {
       "  vrmctl list --state admitted --owner lab-bmi --json\n"
       "  vrmctl list -f csv -c id -c state -c start\n"
       "  vrmctl hosts -f value -c name\n"
-      "  vrmctl keygen alice      (CURVE keys: alice.key, alice.pub)\n\n"
+      "  vrmctl keygen alice      (CURVE keys: alice.key, alice.pub)\n"
+      "  vrmctl backup vrm-backup.db   (admins: the store, online)\n"
+      "  vrmctl SUBCOMMAND --help (its options and examples)\n"
+      "  source <(vrmctl completion bash)\n\n"
       "Exit codes: 0 ok, 1 rejected, 2 bad input, 3 cannot reach vrmd.\n"
       "Settings: flags, then VRM_* environment variables, then the config file."};
   app.require_subcommand(1);
@@ -136,6 +139,8 @@ int main(int argc, char** argv) {
   addPlanCommand(app, ctx);
   addModelCommands(app, ctx);
   addKeyCommands(app, ctx);
+  addBackupCommand(app, ctx);
+  addHelpAndCompletion(app, ctx);
   // Runs after the settings are parsed and before the subcommand.
   app.parse_complete_callback([&ctx, &app] {
     if (ctx.format == "json") ctx.json = true;

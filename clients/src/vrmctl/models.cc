@@ -492,9 +492,7 @@ void addModelCommands(CLI::App& app, Context& ctx) {
       "predict",
       "predict one VM's migration with a model (offline)\n\n"
       "Sizes: B, KB, MB, GB (10^3), KiB, MiB, GiB (2^10). Rates: bit/s with SI prefixes "
-      "(Mbit/s, Gbit/s), MB/s, MiB/s, pages/s. Durations: ms, s, min, h.\n"
-      "Example: vrmctl predict --model qemu-precopy --memory 4GiB --bandwidth 1Gbit/s "
-      "--dirty-rate 20MiB/s --json");
+      "(Mbit/s, Gbit/s), MB/s, MiB/s, pages/s. Durations: ms, s, min, h.");
   predict->add_option("--model", a->model, "one of: " + names)->required();
   struct Flag {
     const char* name;

@@ -91,7 +91,14 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
   QemuHost& h = hv->host_;
   qemu::loadParkedVms(h);
   hv->reattach();
-  if (!spec.vms.empty()) {
+  // The cluster file's VMs describe the host's first start: a restarted agent would otherwise
+  // boot a second copy of every one that migrated to another host.
+  const std::string startedMarker = h.config.vmStateDir + "/initial-vms.started";
+  const bool firstStart = !std::filesystem::exists(startedMarker, ec);
+  if (!spec.vms.empty() && !firstStart) {
+    spdlog::info("qemu: host {} started on {} before: its {} initial VMs are not booted again",
+                 spec.name, h.config.vmStateDir, spec.vms.size());
+  } else if (!spec.vms.empty()) {
     const std::string& tname = h.config.initialTemplate;
     if (tname.empty() || !h.config.templates.count(tname)) {
       return Status::invalid("qemu host '" + spec.name +
@@ -115,6 +122,12 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
     }
   }
   hv->persist();
+  if (firstStart && !spec.vms.empty()) {
+    if (Status s = qemu::writeFileAtomically(startedMarker, "initial VMs booted\n"); !s) {
+      return Status::internal("qemu host '" + spec.name + "': " + s.message() +
+                              " (a restart would boot its initial VMs again)");
+    }
+  }
   return std::unique_ptr<Hypervisor>(std::move(hv));
 }
 

@@ -27,7 +27,10 @@
 //   dirty-rate-interval time between dirty-rate measurements of each running VM
 //                       (calc-dirty-rate, page-sampling, 1 s); 0s disables. Default 30s.
 //   initial-template    template the HostSpec's VMs are booted from at start. Default: none
-//                       (then the HostSpec must list no VMs).
+//                       (then the HostSpec must list no VMs). Only at the first start on
+//                       vm-state-dir that lists VMs (initial-vms.started there says it was): a
+//                       restarted agent re-attaches those still here and does not boot again
+//                       those that moved away, were destroyed or died meanwhile.
 //   template.NAME.kernel / .initrd / .append   a direct-kernel template, or
 //   template.NAME.image                         a disk template: clones get a qcow2 overlay
 //                                               (qemu-img) over this base image; migrating such

@@ -59,6 +59,20 @@ class Client {
   Result<std::vector<HostRecord>> hosts();
   Result<std::vector<VmRecord>> vms();
 
+  // Writes an online backup of vrmd's store to the local file `path` (admins only): a
+  // consistent SQLite database file, read from vrmd in chunks into `path`.partial, synced, and
+  // renamed to `path` only once whole, so `path` is either absent or a complete backup. Restore
+  // it by stopping vrmd and putting it in place of vrmd's --store file (README "Backups").
+  // Errors: invalid-argument when `path` exists (nothing is overwritten); vrmd's (unauthorized
+  // for non-admins, notFound when vrmd restarted mid-backup: run it again, unavailable); internal
+  // for chunks that do not fit together or a local write that fails (naming the file).
+  struct BackupInfo {
+    std::uint64_t bytes = 0;
+    std::uint32_t reservations = 0;
+    TimeNs takenAtNs = 0;  // vrmd's clock when the snapshot was taken
+  };
+  Result<BackupInfo> backupTo(const std::string& path);
+
   // Polls until the reservation is ready (or active), calling `onChange` whenever its state or
   // event count changes. Errors: the reservation reached a terminal state (failed / cancelled /
   // rejected: status rejected with its reason), `timeout` elapsed (unavailable), or transport.

@@ -195,6 +195,18 @@ struct HostRecord {
   TimeNs lastHeartbeatNs = 0;
 };
 
+// One piece of an online backup of vrmd's store (ClientRequest.backup): bytes
+// [offset, offset + data.size()) of a consistent snapshot, an SQLite database file of totalBytes
+// holding `reservations` reservations, taken at vrmd's clock takenAtNs.
+struct BackupChunk {
+  std::string snapshotId;
+  std::uint64_t totalBytes = 0;
+  std::uint64_t offset = 0;
+  std::string data;
+  std::uint32_t reservations = 0;
+  TimeNs takenAtNs = 0;
+};
+
 // Measured phases of one completed migration, reported by the agent that ran it and fed to the
 // calibrator. Every figure is what the backend measured, not what it was asked for or what a
 // model predicts; 0 in setupNs, downtimeNs, transferredBytes, rounds or dirtyRateBytesPerSec means

@@ -50,6 +50,9 @@ AgentProgress fromWire(wire::CommandProgress::Reader in);
 ListFilter fromWire(wire::ListFilter::Reader in);
 void toWire(const ListFilter& in, wire::ListFilter::Builder out);
 
+void toWire(const BackupChunk& in, wire::BackupChunk::Builder out);
+BackupChunk fromWire(wire::BackupChunk::Reader in);
+
 // Whole-reservation serialization, used by the store.
 std::string serializeReservation(const Reservation& r);
 Result<Reservation> parseReservation(const void* data, std::size_t size);

@@ -12,6 +12,7 @@
 
 #include "vrm/manager/auth.h"
 #include "vrm/manager/manager.h"
+#include "vrm/manager/store_backups.h"
 #include "vrm/protocol/codec.h"
 
 namespace vrm::manager {
@@ -25,8 +26,11 @@ namespace vrm::manager {
 // user (an empty owner becomes the caller's name; another owner is unauthorized), an admin may
 // name any owner. Cancels need mayActFor(owner). Reservations and VMs of reservations the
 // caller may not act for are returned without handles (clone addresses and accounts blank).
+// Backups (store_backups.h) are for admins only (unauthorized otherwise), and unavailable when
+// `backups` is null.
 zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Caller& caller,
-                                 zmq::message_t payload, const protocol::DecodeLimits& limits);
+                                 zmq::message_t payload, const protocol::DecodeLimits& limits,
+                                 StoreBackups* backups = nullptr);
 
 // The `requester` field of a client request frame, or "" when the frame cannot be read. Does
 // not consume the frame.

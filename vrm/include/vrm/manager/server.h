@@ -32,6 +32,7 @@
 
 #include "vrm/manager/auth.h"
 #include "vrm/manager/manager.h"
+#include "vrm/manager/store_backups.h"
 #include "vrm/protocol/codec.h"
 #include "vrm/protocol/curve.h"
 
@@ -52,6 +53,9 @@ struct ServerOptions {
   // empty = no event stream.
   std::string eventsEndpoint;
   protocol::DecodeLimits limits;
+  // Where admins' backups of the store come from (ClientRequest.backup); must outlive the
+  // server. Null (default) = backups are refused as unavailable.
+  StoreBackups* backups = nullptr;
   // Longest real-time sleep of the loop, so ticks happen even with nothing to read.
   std::chrono::milliseconds maxPollWait{200};
 };
