@@ -418,7 +418,7 @@ void Manager::rebuildHost(const std::string& host) {
       // host for every later booking, each re-admission failing in turn (issue 18's week).
       TimeNs answeredBy =
           commandDeadline(*r, Step::kClone, MoveId{}, std::max(cloneStart(*r), startedNs_));
-      for (const auto& [id, p] : pending_) {
+      for (const auto& [id, p] : commands_.pending()) {
         if (p.reservationId == r->id && p.step == Step::kClone && p.clone == i) {
           answeredBy = p.deadlineNs;
         }
