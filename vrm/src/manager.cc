@@ -1847,7 +1847,7 @@ TimeNs Manager::commandDeadline(const Reservation& r, Step step, MoveId move, Ti
 void Manager::expireCommands() {
   const TimeNs now = clock_.now();
   std::vector<std::uint64_t> expired;
-  // Overdue, and an abandoned migrate each time (its VM may have arrived meanwhile); only to
+  // Overdue, and an abandoned command each time (its VM may have got there meanwhile); only to
   // agents that are there and silent on the command: an unreachable one is handled as such
   // (its commands are sent again, with new deadlines, when it is back).
   for (std::uint64_t id : commands_.overdue(now)) {
@@ -1912,8 +1912,7 @@ void Manager::expireCommands() {
       // disk-full campaign, seed 140580, ended with two VMs parked for good). A late park fails
       // its reservation, as any move past its deadline does, but stays running until the
       // agent's answer (or inventory) settles it, and the teardown then unparks what was parked.
-      it->second.deadlineNs = kTimeInfinity;
-      it->second.abandoned = true;
+      commands_.abandon(id);
       const Move* m = r->second.findMove(p.move);
       const std::string waiting = std::string(p.step == Step::kPark ? "parking " : "unparking ") +
                                   p.command.vmId + " on " + p.host + " failed: " + why +

@@ -55,8 +55,9 @@ struct PendingCommand {
   AgentCommand command;               // as sent, to send again under the same id
   TimeNs deadlineNs = kTimeInfinity;  // unanswered by then: failed (ManagerOptions)
   TimeNs sentNs = 0;                  // when it was first sent
-  // A migrate past its deadline whose VM may still be leaving its source: kept, without a
-  // deadline, until the source's answer says which host has the VM.
+  // Past its deadline but not given up (a migrate whose VM may still be leaving its source, a
+  // commit, a park or unpark an agent slow under load may yet answer): kept, without a
+  // deadline, until its answer or the agent's inventory settles it (Manager::expireCommands).
   bool abandoned = false;
 };
 
