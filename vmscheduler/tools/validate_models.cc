@@ -330,8 +330,7 @@ int main(int argc, char** argv) {
         } else if (auto m = createCalibratedModel(*fit); m) {
           if (printFits) {
             std::printf("# %s, %s, calibrated on %zu cases\n%s\n", model.c_str(),
-                        live ? "live" : "scr", calibration.size(),
-                        formatCalibration(*fit).c_str());
+                        live ? "live" : "scr", calibration.size(), formatCalibration(*fit).c_str());
           }
           variants["calibrated"] = std::move(*m);
         }
