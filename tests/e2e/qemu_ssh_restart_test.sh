@@ -10,7 +10,9 @@
 # account, address source, ssh line) and the test runs a command in the clone with exactly that
 # ssh line plus its key; then both agents are killed with `kill -9` mid-reservation and
 # restarted: every guest's QEMU is the same process, listed once on its host, g1's memory
-# verified intact by the guest itself after the restart, and the same handle still logs in; the
+# verified intact by the guest itself after the restart, and the same handle still logs in (qa's
+# agent was also killed once while the clone booted: the clone is reported ready only once its
+# SSH answers, and the first ssh through the handle has no retry); the
 # reservation then ends (done): the clone is destroyed, g1 still runs on qb.
 # Skipped (77) without qemu-system-x86_64, ssh, ssh-keygen, dropbear or jq. Ports 17360-17399.
 PORT=${PORT:-17360}
@@ -174,6 +176,35 @@ done
 check "dedicated reservation of qa admitted ($(elapsed))" test -n "$id"
 [[ -n $id ]] || { finish; exit 1; }
 
+# qa's agent is killed while the clone boots: the restarted agent must check its readiness again
+# (console, SSH banner) before vrmd hears it is ready, so the ssh below works at once.
+cloning_file() {  # the state file of a VM cloning on qa ("" while none)
+  local f
+  for f in "$work"/qa/run/vms/*.vm.json; do
+    [[ -e $f && $(jq -r '.state' "$f" 2>/dev/null) == cloning ]] && { echo "$f"; return; }
+  done
+}
+booting=""
+for _ in $(seq 1 1200); do  # 120 s: vacate at the latest safe start, then the clone's start
+  booting=$(cloning_file)
+  [[ -n $booting ]] && break
+  [[ $(state_of "$id") =~ ^(ready|active|failed|cancelled|done)$ ]] && break
+  sleep 0.1
+done
+check "the clone was seen booting on qa" test -n "$booting"
+if [[ -n $booting ]]; then
+  booting_vm=$(jq -r '.id' "$booting")
+  regs_qa=$(registrations qa)
+  kill -9 "${agent_pids[qa]}"
+  wait "${agent_pids[qa]}" 2>/dev/null || true
+  check "the clone had not booted when qa's agent was killed" \
+    test -z "$(grep -l 'vrm-guest: up' "$(newest_console qa "$booting_vm")")"
+  start_qemu_agent qa 17370 10 180s "${SSHVM[@]}"
+  check "qa's agent registered again mid-boot" wait_registered qa "$regs_qa"
+  check "qa re-checks the booting clone's readiness" \
+    grep -q "vm $booting_vm: clone (operation [0-9]*) was booting: its readiness is checked again" "$work/qa.log"
+fi
+
 ready=0
 for _ in $(seq 1 1200); do  # 120 s: vacate at the latest safe start, then a TCG boot
   state=$(state_of "$id")
@@ -195,6 +226,7 @@ check "the handle is on qa with a forwarded port" test "$(jq -r '.handles[0].hos
 check "the handle says where its address comes from" \
   grep -q "forwards 127.0.0.1:$port" <<<"$(jq -r '.handles[0].address_source' "$work/show.json")"
 check "the handle gives an ssh line (is '$ssh_line')" test "$ssh_line" = "ssh -p $port root@127.0.0.1"
+# At once, no retry: the clone is reported ready only when its SSH server answers.
 ssh_handle 'echo in-$(cat /sys/class/net/eth0/address)-as-$(id -u)' >"$work/ssh1" 2>&1 || true
 check "a command runs in the clone through the handle ($(elapsed))" grep -q -- "-as-0" "$work/ssh1"
 sed 's/^/  | ssh: /' "$work/ssh1"
