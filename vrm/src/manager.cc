@@ -1916,25 +1916,48 @@ void Manager::expireCommands() {
       }
       continue;
     }
-    if (p.abandoned) continue;  // still waiting for its source's answer
     if ((p.step == Step::kPark || p.step == Step::kUnpark) && r != reservations_.end()) {
-      // Likewise a park or unpark whose answer was lost: the VM is in the state it asked for.
+      // A park or unpark whose answer is late or lost: the agent's inventory says where it got.
+      const bool park = p.step == Step::kPark;
       const Move* m = r->second.findMove(p.move);
       const PlannedMove move = m ? m->planned : PlannedMove{};
       const VmRecord* vm = findVm(move.fromHost, move.vmId);
-      if (vm && vm->state == (p.step == Step::kPark ? VmState::kParked : VmState::kRunning)) {
-        spdlog::warn("{}: no answer to {} command {} from {}, but {} is {}: done", p.reservationId,
-                     commandKindName(p.command.kind), id, p.host, move.vmId,
-                     p.step == Step::kPark ? "parked" : "running");
+      if (!vm || vm->state == (park ? VmState::kParked : VmState::kRunning)) {
+        const char* found = !vm ? "gone" : (park ? "parked" : "running");
+        spdlog::warn("{}: no answer to {} command {} from {}, but {} is {}", p.reservationId,
+                     commandKindName(p.command.kind), id, p.host, move.vmId, found);
+        if (!vm) result.status = Status::notFound(move.vmId + " is gone from " + p.host);
         onResult(p.host, result);
         continue;
       }
+      if (p.abandoned) continue;  // still waiting for its answer
     }
+    if (p.abandoned) continue;  // still waiting for its source's answer
     const std::string why = "host " + p.host + " did not answer its " +
                             commandKindName(p.command.kind) + " command " + std::to_string(id) +
                             (p.command.vmId.empty() ? "" : " for " + p.command.vmId) +
                             " in time (deadline " + formatTime(p.deadlineNs) + ")";
     spdlog::warn("{}: {}", p.reservationId, why);
+    if ((p.step == Step::kPark || p.step == Step::kUnpark) && r != reservations_.end()) {
+      // Still saving or restoring, or its answer on the way (an agent slow under load): failing
+      // the move now would leave a VM that ends up parked with nobody to unpark it (the
+      // disk-full campaign, seed 140580, ended with two VMs parked for good). A late park fails
+      // its reservation, as any move past its deadline does, but stays running until the
+      // agent's answer (or inventory) settles it, and the teardown then unparks what was parked.
+      it->second.deadlineNs = kTimeInfinity;
+      it->second.abandoned = true;
+      const Move* m = r->second.findMove(p.move);
+      const std::string waiting = std::string(p.step == Step::kPark ? "parking " : "unparking ") +
+                                  p.command.vmId + " on " + p.host + " failed: " + why +
+                                  "; waiting for " + p.host + "'s answer";
+      if (m && m->isVacate()) {
+        fail(r->second, waiting);
+      } else {
+        note(r->second, waiting);
+      }
+      persist(r->second);
+      continue;
+    }
     if (p.step == Step::kMigrate && r != reservations_.end()) {
       // The source may still be migrating the VM, or have migrated it with its answer held up
       // on the way (a partition shorter than the heartbeat timeout): dropping the destination's

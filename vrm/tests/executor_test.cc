@@ -947,6 +947,68 @@ TEST_F(ParkingTest, UnansweredParkIsGivenUpAtItsDeadline) {
   EXPECT_EQ(r.state, ReservationState::kFailed) << eventsOf(r);
 }
 
+// Ensures a park answered only after its deadline (an agent slow under load) is still undone:
+// the reservation fails at the deadline, but the VMs the agent then parks are unparked by its
+// teardown. Before the fix the late answers were ignored and v2 and v3 stayed parked for good
+// (the disk-full campaign, seed 140580).
+TEST_F(ParkingTest, ParkAnsweredAfterItsDeadlineIsUnparked) {
+  setUp(/*dstRoomVms=*/2);
+  auto admitted = submit();
+  ASSERT_TRUE(admitted.isOk());
+  ASSERT_EQ(admitted->state, ReservationState::kAdmitted) << admitted->reason;
+  Reservation r = *admitted;
+  agents_->hold.insert(AgentCommand::Kind::kPark);
+  const TimeNs vacateStart = r.plan.latestSafeStartNs;
+  clock_.set(vacateStart);
+  step();
+  runUntil(vacateStart + 70 * kNsPerSec);
+  r = get(r.id);
+  ASSERT_EQ(r.state, ReservationState::kFailed) << eventsOf(r);
+  EXPECT_NE(eventsOf(r).find("waiting for src's answer"), std::string::npos) << eventsOf(r);
+  ASSERT_EQ(agents_->held.size(), 2u);
+  runUntil(clock_.now() + 30 * kNsPerSec);
+  EXPECT_FALSE(get(r.id).returnsNoted) << "the teardown waits for the parks' answers";
+
+  agents_->hold.clear();
+  auto held = std::move(agents_->held);
+  agents_->held.clear();
+  for (const auto& c : held) manager_->onResult(c.host, agents_->execute(c));  // late: parked
+  agents_->pump();
+  runUntil(clock_.now() + 10 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_TRUE(hasEvent(r, "returns done: 2 of 2 parked VMs unparked")) << eventsOf(r);
+  EXPECT_EQ(stateOf("v2"), VmState::kRunning);
+  EXPECT_EQ(stateOf("v3"), VmState::kRunning);
+  expectEachVmOnce();
+  expectNotOverbooked();
+}
+
+// Ensures the same when the late answers are lost: the agent's inventory shows the VMs parked,
+// which settles the parks, and the teardown unparks them.
+TEST_F(ParkingTest, ParkWhoseLateAnswerIsLostIsSettledFromTheInventoryAndUnparked) {
+  setUp(/*dstRoomVms=*/2);
+  auto admitted = submit();
+  ASSERT_TRUE(admitted.isOk());
+  ASSERT_EQ(admitted->state, ReservationState::kAdmitted) << admitted->reason;
+  Reservation r = *admitted;
+  agents_->hold.insert(AgentCommand::Kind::kPark);
+  const TimeNs vacateStart = r.plan.latestSafeStartNs;
+  clock_.set(vacateStart);
+  step();
+  runUntil(vacateStart + 70 * kNsPerSec);
+  ASSERT_EQ(get(r.id).state, ReservationState::kFailed) << eventsOf(get(r.id));
+  agents_->hold.clear();
+  for (const auto& c : agents_->held) (void)agents_->execute(c);  // parked; answers lost
+  agents_->held.clear();
+  runUntil(clock_.now() + 10 * kNsPerSec);
+  r = get(r.id);
+  EXPECT_TRUE(hasEvent(r, "returns done: 2 of 2 parked VMs unparked")) << eventsOf(r);
+  EXPECT_EQ(stateOf("v2"), VmState::kRunning);
+  EXPECT_EQ(stateOf("v3"), VmState::kRunning);
+  expectEachVmOnce();
+  expectNotOverbooked();
+}
+
 // Ensures cancelling during the vacate rolls the parks back: the parked VMs are unparked on
 // src once the clone is gone, and every VM is accounted exactly once.
 TEST_F(ParkingTest, CancelUnparksParkedVms) {

@@ -1,9 +1,6 @@
 #include "vrm/web/web_server.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +11,7 @@
 #include <thread>
 
 #include "fake_agents.h"
+#include "http_test_client.h"
 #include "manager_fixture.h"
 #include "router.h"
 #include "vrm/client/client.h"
@@ -27,55 +25,13 @@ namespace vrm::web {
 using namespace vrm::manager;  // the vrmd core the web server is tested against
 namespace {
 
+using http_client::HttpReply;
+using http_client::httpRequest;
 using manager::testing::FakeAgents;
 using manager::testing::kGiB;
 using manager::testing::kStartOfTime;
 using nlohmann::json;
 constexpr char kInproc[] = "inproc://vrm-web-test";
-
-struct HttpReply {
-  int status = 0;
-  std::string headers;
-  std::string body;
-  json parsed() const { return json::parse(body, nullptr, false); }
-};
-
-// Sends `request` as is to 127.0.0.1:port and reads the answer until the server closes.
-HttpReply httpRequest(std::uint16_t port, const std::string& request) {
-  HttpReply reply;
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    ADD_FAILURE() << "cannot connect";
-    return reply;
-  }
-  std::size_t sent = 0;
-  while (sent < request.size()) {
-    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;  // the server may close early (413); read its answer anyway
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string all;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) all.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  auto split = all.find("\r\n\r\n");
-  if (all.size() < 12 || split == std::string::npos) {
-    ADD_FAILURE() << "no HTTP reply to: " << request.substr(0, 80);
-    return reply;
-  }
-  reply.status = std::stoi(all.substr(9, 3));
-  reply.headers = all.substr(0, split);
-  reply.body = all.substr(split + 4);
-  return reply;
-}
 
 // vrmd's core (Manager + Server on a loop thread, ManualClock) and a WebServer on loopback with
 // an OS-chosen port; requests over a raw socket so malformed ones can be sent too.
