@@ -181,8 +181,9 @@ check "dedicated reservation of qa admitted ($(elapsed))" test -n "$id"
 cloning_file() {  # the state file of a VM cloning on qa ("" while none)
   local f
   for f in "$work"/qa/run/vms/*.vm.json; do
-    [[ -e $f && $(jq -r '.state' "$f" 2>/dev/null) == cloning ]] && { echo "$f"; return; }
+    [[ -e $f && $(jq -r '.state' "$f" 2>/dev/null) == cloning ]] && { echo "$f"; return 0; }
   done
+  return 0
 }
 booting=""
 for _ in $(seq 1 1200); do  # 120 s: vacate at the latest safe start, then the clone's start

@@ -262,9 +262,9 @@ TEST_F(QemuSshTest, CloneBootingAcrossARestartIsReadyOnlyWhenSshAnswers) {
       if (e.opId != 7 || e.kind != OperationEvent::Kind::kCompleted) continue;
       EXPECT_FALSE(done) << "one completion only";
       done = std::move(e);
-      answeredAtCompletion = done->clone && qemu::sshBannerAnswers(
-                                                 done->clone->address,
-                                                 static_cast<int>(done->clone->port), 2000ms);
+      answeredAtCompletion =
+          done->clone &&
+          qemu::sshBannerAnswers(done->clone->address, static_cast<int>(done->clone->port), 2000ms);
     }
     std::this_thread::sleep_for(50ms);
   }

@@ -78,7 +78,8 @@ TEST(ReattachPlanTest, MovesTheOldAgentCarriedAreFailed) {
   EXPECT_EQ(scr.action, Action::kFailMigration);
   EXPECT_EQ(scr.state, VmState::kRunning);
   EXPECT_NE(scr.reason.find("staged"), std::string::npos) << scr.reason;
-  const ReattachPlan park = planReattach(migrating(MigrationMode::kPark, false), "paused", "active");
+  const ReattachPlan park =
+      planReattach(migrating(MigrationMode::kPark, false), "paused", "active");
   EXPECT_EQ(park.action, Action::kFailMigration);
   EXPECT_EQ(park.state, VmState::kSuspended);
   EXPECT_NE(park.reason.find("park"), std::string::npos) << park.reason;

@@ -102,7 +102,17 @@ std::unique_ptr<CloneOperation> CloneOperation::resume(OperationId id, const Qem
 
 bool CloneOperation::step(QemuHost& host, QemuVm& vm, TimeNs now,
                           std::vector<OperationEvent>& out) {
-  const QemuTemplate& t = host.config.templates.at(vm.info.templateName);
+  auto tit = host.config.templates.find(vm.info.templateName);
+  if (tit == host.config.templates.end()) {
+    // A clone re-attached by an agent started without its template: nothing says when it is
+    // ready, so it is not reported ready (it keeps running, listed; destroy removes it).
+    vm.info.state = VmState::kRunning;
+    out.push_back(completed(Status::invalid(
+        "vm '" + vmId() + "': template '" + vm.info.templateName + "' is not defined on host '" +
+        host.info.name + "' (template." + vm.info.templateName + ".*): its readiness is unknown")));
+    return true;
+  }
+  const QemuTemplate& t = tit->second;
   bool ready = false;
   if (!t.ready.empty()) {
     ready = fileContains(vm.proc.serialPath, t.ready);

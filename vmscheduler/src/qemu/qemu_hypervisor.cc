@@ -241,22 +241,24 @@ void QemuHypervisor::reattach() {
       if (m.wasRunning && runStateOf(client) != "running") {
         (void)client.execute("cont", {}, kQmpTimeout);
       }
-      const std::string why = std::string(moveModeName(m.mode)) + " of vm '" + id + "' to '" +
-                              m.destinationHost + "' was in flight when the agent stopped: " +
-                              plan.reason + "; the vm stays on " + host_.info.name + ", " +
-                              vmStateName(vm.info.state);
+      const std::string why =
+          std::string(moveModeName(m.mode)) + " of vm '" + id + "' to '" + m.destinationHost +
+          "' was in flight when the agent stopped: " + plan.reason + "; the vm stays on " +
+          host_.info.name + ", " + vmStateName(vm.info.state);
       spdlog::warn("qemu: operation {}: {}", m.opId, why);
       immediate_.push_back(backend::completedEvent(m.opId, Status::unavailable(why)));
     } else if (plan.action == Action::kFollowMigration) {
       const auto& m = *r.migration;
-      spdlog::info("qemu: vm {}: live migration (operation {}) to '{}' ran on while no agent "
-                   "watched (QEMU: {}): followed to its end",
-                   id, m.opId, m.destinationHost, migrateStatus);
+      spdlog::info(
+          "qemu: vm {}: live migration (operation {}) to '{}' ran on while no agent "
+          "watched (QEMU: {}): followed to its end",
+          id, m.opId, m.destinationHost, migrateStatus);
       ops_.emplace(m.opId, qemu::LiveMigration::resume(host_, vm, m));
     } else if (plan.action == Action::kCheckReadiness) {
       spdlog::info("qemu: vm {}: clone (operation {}) was booting: its readiness is checked again",
                    id, r.clone->opId);
-      ops_.emplace(r.clone->opId, qemu::CloneOperation::resume(r.clone->opId, vm, r.clone->startNs));
+      ops_.emplace(r.clone->opId,
+                   qemu::CloneOperation::resume(r.clone->opId, vm, r.clone->startNs));
     }
     spdlog::info("qemu: re-attached vm {} (pid {}, {})", id, vm.proc.pid,
                  vmStateName(vm.info.state));
@@ -443,8 +445,8 @@ Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
 
 Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec) {
   const ScopeExit persisted([this] { persist(); });
-  if (auto op = ops_.find(id); op != ops_.end() && op->second->vmId() == spec.vmId &&
-                               op->second->outgoing()) {
+  if (auto op = ops_.find(id);
+      op != ops_.end() && op->second->vmId() == spec.vmId && op->second->outgoing()) {
     // This migration, in flight (followed since an agent restart, when vrmd repeats its
     // command): it completes once, at the cap the command carries from now on.
     if (auto applied = op->second->setBandwidth(host_, spec.maxBandwidthBytesPerSec);
@@ -523,8 +525,8 @@ Status QemuHypervisor::resume(const std::string& vmId) {
 
 Status QemuHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   const ScopeExit persisted([this] { persist(); });
-  if (auto op = ops_.find(id); op != ops_.end() && op->second->vmId() == spec.vmId &&
-                               op->second->cloning()) {
+  if (auto op = ops_.find(id);
+      op != ops_.end() && op->second->vmId() == spec.vmId && op->second->cloning()) {
     return Status::ok();  // this clone, booting (also since an agent restart): it completes once
   }
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");

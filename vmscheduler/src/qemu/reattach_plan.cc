@@ -8,8 +8,8 @@ namespace {
 // unanswered query are not among them.
 bool migrationStarted(const std::string& s) {
   for (const char* known : {"setup", "active", "device", "pre-switchover", "cancelling",
-                            "postcopy-active", "postcopy-paused", "postcopy-recover",
-                            "wait-unplug", "colo", "completed", "failed", "cancelled"}) {
+                            "postcopy-active", "postcopy-paused", "postcopy-recover", "wait-unplug",
+                            "colo", "completed", "failed", "cancelled"}) {
     if (s == known) return true;
   }
   return false;
