@@ -195,11 +195,10 @@ TEST(CalibratorTest, QemuPrecopySetupOfOneGuestSizeScalesWithMemory) {
 // on state / bandwidth, restore on a fixed cost plus the state), and the state size's fixed part
 // from the observed staged-file sizes.
 TEST(CalibratorTest, RecoversQemuScrPhases) {
-  const ModelParameters truth = {{"save_base_s", 0.1},        {"save_s_per_gib", 1.2},
-                                 {"save_s_per_memory_gib", 0.9},
-                                 {"copy_base_s", 0.05},       {"copy_bandwidth_factor", 1.05},
-                                 {"restore_base_s", 0.7},     {"restore_s_per_gib", 0.4},
-                                 {"device_state_bytes", 5e5}, {"handoff_s", 0.03}};
+  const ModelParameters truth = {
+      {"save_base_s", 0.1},       {"save_s_per_gib", 1.2},         {"save_s_per_memory_gib", 0.9},
+      {"copy_base_s", 0.05},      {"copy_bandwidth_factor", 1.05}, {"restore_base_s", 0.7},
+      {"restore_s_per_gib", 0.4}, {"device_state_bytes", 5e5},     {"handoff_s", 0.03}};
   auto obs = synthesize(truthFor("qemu-scr", truth, 0, 1), 0.005);
   for (auto& o : obs) o.totalTimeS = *o.suspendS + *o.copyS + *o.resumeS + 0.03;
   auto c = Calibrator().fit("qemu-scr", obs);
@@ -236,7 +235,8 @@ TEST(CalibratorTest, QemuScrSaveOfOneGuestSizeKeepsItsMemoryTerm) {
   }
   auto c = Calibrator().fit("qemu-scr", obs);
   ASSERT_TRUE(c.isOk()) << c.status().toString();
-  const double prior = (*createMigrationModel("qemu-scr"))->parameters().at("save_s_per_memory_gib");
+  const double prior =
+      (*createMigrationModel("qemu-scr"))->parameters().at("save_s_per_memory_gib");
   EXPECT_EQ(c->parameters.at("save_s_per_memory_gib"), prior);
   bool noted = false;
   for (const std::string& n : c->notes) noted |= n.rfind("save_s_per_memory_gib kept at", 0) == 0;

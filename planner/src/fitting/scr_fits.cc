@@ -151,8 +151,8 @@ Status fitQemuScr(Calibration& c, const std::vector<MigrationObservation>& obs) 
         "qemu-scr phases fitted separately on suspend_s (save), copy_s, resume_s (restore); "
         "handoff_s is the median of the rest");
   } else {
-    const std::vector<std::string> keys = {"save_base_s", "save_s_per_gib",
-                                           "copy_bandwidth_factor", "save_s_per_memory_gib"};
+    const std::vector<std::string> keys = {"save_base_s", "save_s_per_gib", "copy_bandwidth_factor",
+                                           "save_s_per_memory_gib"};
     const std::vector<double> prior = {
         p.at("save_base_s") + p.at("copy_base_s") + p.at("restore_base_s") + p.at("handoff_s"),
         p.at("save_s_per_gib") + p.at("restore_s_per_gib"), bandwidthFactor,
