@@ -100,6 +100,18 @@ start_agent() {
   agent_pids[$1]=$!
 }
 
+# browser NAME ARGS... URL: one headless chromium run ($chromium_bin, which the test sets) with a
+# fresh profile. The virtual time budget lets the page's fetches and timers run before the DOM
+# is dumped or the shot taken.
+browser() {
+  local name=$1
+  shift
+  timeout 90 "$chromium_bin" --headless --no-sandbox --disable-gpu --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$work/chromium-$name" --window-size=1400,900 \
+    --virtual-time-budget=8000 "$@" 2>>"$work/chromium.log"
+}
+
 # Waits (bounded, real time) until `vrmctl hosts --json` shows N reachable hosts.
 wait_hosts() {
   local n=$1 up=0

@@ -1,6 +1,11 @@
-// What the week found in vrmd, each as a small deterministic regression test of the manager.
-// The cancel while cloning is fixed (2026-12-03); the returning booking is still DISABLED_ (run
-// it with build/tests/week/week_findings_test --gtest_also_run_disabled_tests).
+// What the week found in vrmd, each as a small deterministic regression test of the manager
+// (vrm/'s owner fixes them; until then they are DISABLED_ so that the suite stays green; run
+// them with build/tests/week/week_findings_test --gtest_also_run_disabled_tests). The cancel
+// while cloning was fixed on 2026-12-03 by bounding the in-flight clone's booking, which broke
+// fuzz_manager_ops' finding-failed-reservations-clone-arrives-later (a clone its agent makes
+// after the command's deadline overbooked the host): undone, the finding is open again. A fix
+// must keep the clone booked until vrmd knows it will not appear (answered, or an inventory
+// after the deadline without it), not until a deadline.
 #include <gtest/gtest.h>
 
 #include "../../vrm/tests/manager_fixture.h"
@@ -83,7 +88,7 @@ class CancelWhileCloningTest : public ManagerFixture {
 // > capacity 24"), and each failure repaired the next: 12 reservations on w014 and the hosts
 // they shared failed 1-3 days before their start, in 2 s. Here: the later booking of host a
 // fails the same way when the earlier one is cancelled while cloning.
-TEST_F(CancelWhileCloningTest, LaterBookingOfTheHostSurvivesACancelWhileCloning) {
+TEST_F(CancelWhileCloningTest, DISABLED_LaterBookingOfTheHostSurvivesACancelWhileCloning) {
   ReservationRequest first = dedicated(2 * kHour, kHour);
   first.hostNames = {"a"};
   auto r1 = manager_->submit(first);
