@@ -9,17 +9,19 @@
 //
 // What is fitted (every fit is deterministic):
 //  * qemu-precopy (its own fit): setup_s and setup_s_per_gib by least squares on the observed
-//    setup_s (else setup_s is the constant that best fits the totals); the goodput factor, which
-//    scales QEMU's rate limit and with it its stop threshold, by a grid search refined by golden
-//    sections on the squared error of total time (the window count makes that error a step
-//    function); then downtime_base_s and switchover_bandwidth_bytes_per_s by least squares of the
-//    observed downtimes of runs the model sees converge on the bytes it leaves for the
+//    setup_s (with guests of a single size setup_s_per_gib alone, setup_s kept: QEMU's setup is
+//    work per page), else setup_s as the constant that best fits the totals; the goodput factor,
+//    which scales QEMU's rate limit and with it its stop threshold, by a grid search refined by
+//    golden sections on the squared error of total time (the window count makes that error a
+//    step function); then downtime_base_s and switchover_bandwidth_bytes_per_s by least squares of
+//    the observed downtimes of runs the model sees converge on the bytes it leaves for the
 //    stop-and-copy, and the goodput search once more. overhead_s stays 0.
 //  * qemu-scr (its own fit): device_state_bytes as the median of observed staged-state bytes
 //    (transferred_bytes) beyond the memory stream; with suspend_s (= save), copy_s and resume_s
-//    (= restore) on every row, save on (1, S GiB), copy on (1, S / B), restore on (1, S GiB),
-//    S the observed state, and handoff_s the median of what the phases leave of the total;
-//    without them the total on (1, S GiB, S / B), booked to save and copy.
+//    (= restore) on every row, save on (1, S GiB, M GiB) (with guests of one size the memory
+//    column keeps its prior), copy on (1, S / B), restore on (1, S GiB), S the observed state,
+//    M the memory, and handoff_s the median of what the phases leave of the total; without
+//    them the total on (1, S GiB, S / B), booked to save and copy.
 //  * Link calibration, every other model but zhao-scr: an overhead overhead_s (added to the link's
 //    pre-overhead) and an effective goodput factor goodput_factor (the link bandwidth is
 //    multiplied by it). Let K_i be the model's bandwidth-independent time (its prediction at an
