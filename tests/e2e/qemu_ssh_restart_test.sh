@@ -165,7 +165,9 @@ g1_sum=$(g1_ssh qa "$G1_FILE_CMD" 2>&1 | awk '{print $1}') || true
 check "a 4 MiB file written in g1 on qa (md5 ${g1_sum:-none})" test ${#g1_sum} -eq 32
 
 id=""
-for start in +45s +60s +75s; do
+# The plan's vacate time depends on g1's measured dirty rate (the file just written raises its
+# recent samples): up to 46 s predicted seen, so try starts far enough out.
+for start in +45s +60s +75s +90s +105s +120s; do
   if vrmctl submit --host qa --start "$start" --duration 30s --template sshvm \
     --ssh-key "$work/owner.pub" >"$work/out" 2>"$work/err"; then
     id=$(head -n 1 "$work/out" | awk '{print $1}')
@@ -186,7 +188,7 @@ cloning_file() {  # the state file of a VM cloning on qa ("" while none)
   return 0
 }
 booting=""
-for _ in $(seq 1 1200); do  # 120 s: vacate at the latest safe start, then the clone's start
+for _ in $(seq 1 1800); do  # 180 s: vacate at the latest safe start, then the clone's start
   booting=$(cloning_file)
   [[ -n $booting ]] && break
   [[ $(state_of "$id") =~ ^(ready|active|failed|cancelled|done)$ ]] && break
@@ -207,7 +209,7 @@ if [[ -n $booting ]]; then
 fi
 
 ready=0
-for _ in $(seq 1 1200); do  # 120 s: vacate at the latest safe start, then a TCG boot
+for _ in $(seq 1 1800); do  # 180 s: vacate at the latest safe start, then a TCG boot
   state=$(state_of "$id")
   [[ $state =~ ^(ready|active)$ ]] && { ready=1; break; }
   [[ $state =~ ^(failed|cancelled|done)$ ]] && break
