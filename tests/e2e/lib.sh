@@ -166,9 +166,10 @@ finish() {
 # state_of ID: the reservation's state word.
 state_of() { vrmctl show "$1" | head -n 1 | awk '{print $2}'; }
 
-# wait_state ID REGEX: bounded real-time wait until the state matches (e.g. 'ready|active').
+# wait_state ID REGEX [SECONDS]: bounded real-time wait (default 30 s) until the state matches
+# (e.g. 'ready|active').
 wait_state() {
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 $((${3:-30} * 10))); do
     [[ $(state_of "$1") =~ ^($2)$ ]] && return 0
     sleep 0.1
   done

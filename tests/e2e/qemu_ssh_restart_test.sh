@@ -245,7 +245,7 @@ check "g1 has a running QEMU on qb (pid $pid_g1)" alive "$pid_g1"
 check "the clone has a running QEMU on qa (pid $pid_clone)" alive "$pid_clone"
 
 # Both agents die mid-reservation (in its window), no destructor runs; the guests stay.
-check "the window started" wait_state "$id" active
+check "the window started" wait_state "$id" active 150  # ready up to ~100 s before its start
 regs_qa=$(registrations qa)
 regs_qb=$(registrations qb)
 kill -9 "${agent_pids[qa]}" "${agent_pids[qb]}"
