@@ -2059,9 +2059,9 @@ void Manager::assessVacate(Reservation& r) {
     // if that does not pay, after them.
     Replan outcome = replanAlongsideRunning(r, a->batch);
     if (!outcome.replaced) {
-      Replan after = replanRemaining(
-          r, a->batch + 1, a->nowNs + replanner_.projectedTimeLeft(r, &unused, true),
-          /*force=*/false);
+      Replan after = replanRemaining(r, a->batch + 1,
+                                     a->nowNs + replanner_.projectedTimeLeft(r, &unused, true),
+                                     /*force=*/false);
       if (after.replaced || outcome.message.empty()) outcome = after;
     }
     if (!outcome.message.empty()) {
@@ -2075,9 +2075,9 @@ void Manager::assessVacate(Reservation& r) {
   // migrating them (a park is a local save, no network) and unpark them after the window.
   // (Counted apart: the warning's re-plans above may have used up their count by now.)
   if (ratio < options_.dangerRatio && replanner_.mayPark(r.id)) {
-    const Replan outcome = replanRemaining(
-        r, a->batch + 1, a->nowNs + replanner_.projectedTimeLeft(r, &unused, true),
-        /*force=*/false, /*park=*/true);
+    const Replan outcome =
+        replanRemaining(r, a->batch + 1, a->nowNs + replanner_.projectedTimeLeft(r, &unused, true),
+                        /*force=*/false, /*park=*/true);
     if (!outcome.message.empty()) {
       replanner_.countPark(r.id);
       note(r, "danger: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) + " < " +

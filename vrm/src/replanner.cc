@@ -199,8 +199,7 @@ bool Replanner::mayPark(const std::string& reservationId) const {
 void Replanner::countPark(const std::string& reservationId) { ++parkReplans_[reservationId]; }
 
 RunningCaps Replanner::capRunning(const Reservation& r, const std::vector<MoveId>& running,
-                                  const std::map<std::string, double>& share,
-                                  TimeNs now) const {
+                                  const std::map<std::string, double>& share, TimeNs now) const {
   RunningCaps out;
   for (MoveId id : running) {
     const Move& move = *r.findMove(id);
@@ -223,10 +222,8 @@ RunningCaps Replanner::capRunning(const Reservation& r, const std::vector<MoveId
       const double bytesLeft =
           static_cast<double>(m.transferredBytes) * (1.0 - std::clamp(done, 0.0, 0.95));
       left = std::max(left, secondsToNs(bytesLeft / cap));
-      out.lowestCapBytesPerSec =
-          out.caps.empty() ? cap : std::min(out.lowestCapBytesPerSec, cap);
-      out.caps.push_back(
-          {id, cap, std::max(m.endOffsetNs, now + left - r.plan.latestSafeStartNs)});
+      out.lowestCapBytesPerSec = out.caps.empty() ? cap : std::min(out.lowestCapBytesPerSec, cap);
+      out.caps.push_back({id, cap, std::max(m.endOffsetNs, now + left - r.plan.latestSafeStartNs)});
     }
     out.timeLeftNs = std::max(out.timeLeftNs, left);
   }

@@ -48,8 +48,8 @@ TEST(ReplannerTest, MoveTimeLeftFollowsProgressOrOverrun) {
   Reservation r = vacating(1000 * kSec);
   Move& m = running(r, planned("v", "a", "b", 0, 0, 40 * kSec), 100 * kSec);
   const MoveId id = m.id;
-  const Move& planMove = r.addMove(MovePurpose::kVacate, planned("w", "a", "c", 1, 40 * kSec,
-                                                                 70 * kSec));
+  const Move& planMove =
+      r.addMove(MovePurpose::kVacate, planned("w", "a", "c", 1, 40 * kSec, 70 * kSec));
   EXPECT_EQ(replanner.moveTimeLeft(r, planMove), 30 * kSec);
   EXPECT_EQ(replanner.moveTimeLeft(r, *r.findMove(id)), 40 * kSec);
   clock.set(130 * kSec);
@@ -216,7 +216,7 @@ TEST(ReplannerTest, CapRunningMovesTheirEndsOut) {
   const RunningCaps fast = replanner.capRunning(r, {a, b}, {{"a", 1e6}}, 0);
   ASSERT_EQ(fast.caps.size(), 1u);
   EXPECT_EQ(fast.caps[0].endOffsetNs, 10 * kSec);  // its plan's end stays
-  EXPECT_EQ(fast.timeLeftNs, 20 * kSec);            // b, uncapped, is the slowest
+  EXPECT_EQ(fast.timeLeftNs, 20 * kSec);           // b, uncapped, is the slowest
 }
 
 // A capped running move should carry its cap while another unfinished move of its batch
