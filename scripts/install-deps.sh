@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config
   libboost-dev            # Boost.ICL (calendars), Boost.Asio and Beast (web calendar)
   libzmq3-dev cppzmq-dev  # ZeroMQ transport
-  libssl-dev              # SHA-256 of the web tokens vrmd stores (OpenSSL's libcrypto)
+  libssl-dev              # SHA-256 of the web tokens vrmd stores; the web's HTTPS (OpenSSL)
   capnproto libcapnp-dev  # wire schemas
   libsqlite3-dev          # durable store
   sqlite3                 # e2e tests read vrmd's store (tests/e2e/qemu_test.sh)
@@ -17,7 +17,8 @@ packages=(
   libspdlog-dev libfmt-dev
   libyaml-cpp-dev         # cluster descriptions
   nlohmann-json3-dev      # --json output
-  chromium curl           # the web calendar's browser test (tests/e2e/web_test.sh)
+  chromium curl           # the web calendar's browser tests (tests/e2e/web_test.sh, web_tls_test.sh)
+  openssl                 # certificates made by the HTTPS test (tests/e2e/web_tls_test.sh)
   jq                      # JSON checks in the end-to-end tests
   python3-yaml            # vrmctl -f yaml read back by a real parser (tests/cli/vrmctl_formats_test.py)
   debootstrap             # the Debian packages installed into a clean root (tests/packaging/deb_test.sh)

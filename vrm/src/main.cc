@@ -153,6 +153,12 @@ int main(int argc, char** argv) {
   app.add_option("--http", httpListen,
                  "web calendar and /api/ on ADDR:PORT (loopback by default), or off")
       ->capture_default_str();
+  std::string httpTlsCert, httpTlsKey;
+  app.add_option("--http-tls-cert", httpTlsCert,
+                 "serve --http over HTTPS with this certificate chain (PEM, leaf first; read "
+                 "again on SIGHUP); plain HTTP there is redirected to https://");
+  app.add_option("--http-tls-key", httpTlsKey,
+                 "the private key (PEM, unencrypted) of --http-tls-cert");
   app.add_option("--web-root", webRoot,
                  "directory of the web calendar's files (default: web/static of the project)");
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error")->capture_default_str();
@@ -244,12 +250,20 @@ int main(int argc, char** argv) {
   auto migrationModel = vrm::planner::createMigrationModel(model);
   if (!migrationModel) return fail("--model: " + migrationModel.status().message());
   const bool web = httpListen != "off";
+  if (!web && !(httpTlsCert.empty() && httpTlsKey.empty())) {
+    return fail("--http-tls-cert/--http-tls-key need the web calendar on (--http ADDR:PORT)");
+  }
   vrm::web::WebServerOptions webOptions;
   if (web) {
     if (vrm::Status s = vrm::web::parseHttpListen(httpListen, webOptions); !s) {
       return fail("--http: " + s.message());
     }
     webOptions.webRoot = webRoot.empty() ? defaultWebRoot(argv[0]) : webRoot;
+    if (httpTlsCert.empty() != httpTlsKey.empty()) {
+      return fail("--http-tls-cert and --http-tls-key go together: give both or neither");
+    }
+    webOptions.tlsCertFile = httpTlsCert;
+    webOptions.tlsKeyFile = httpTlsKey;
     webOptions.templates = cluster->templates;
     webOptions.vrmdEndpoint = "inproc://vrm-web";
     if (authorized) {
@@ -304,7 +318,6 @@ int main(int argc, char** argv) {
     };
     options.onClone = [calibrating](const std::string& tmpl, const std::string& host,
                                     vrm::TimeNs ns) { calibrating->observeClone(tmpl, host, ns); };
-    webOptions.extraMetrics = [calibrating] { return calibrating->metricsSnapshot(); };
   }
   options.marginNs = *marginNs;
   options.planningLatencyNs = *latencyNs;
@@ -319,10 +332,16 @@ int main(int argc, char** argv) {
   vrm::manager::Manager manager(*clock, **store, *planner, cluster->templates, options);
   if (vrm::Status s = manager.recover(); !s) return fail("recovery: " + s.toString());
 
+  // Every submit's latency and decision, whichever way it came (web's /metrics shows them).
+  vrm::manager::AdmissionMetrics admissions;
+  webOptions.extraMetrics = [&admissions, calibrating] {
+    return admissions.text() + (calibrating ? calibrating->metricsSnapshot() : std::string());
+  };
   zmq::context_t context(1);
   vrm::manager::StoreBackups backups(**store, *clock);  // vrmctl backup
   vrm::manager::ServerOptions serverOptions;
   serverOptions.backups = &backups;
+  serverOptions.admissions = &admissions;
   serverOptions.clientEndpoint = clientEndpoint;
   serverOptions.agentEndpoint = agentEndpoint;
   if (eventsEndpoint != "off") serverOptions.eventsEndpoint = eventsEndpoint;
@@ -342,7 +361,10 @@ int main(int argc, char** argv) {
   vrm::web::WebServer webServer(context, webOptions);
   if (web) {
     if (vrm::Status s = webServer.start(); !s) {
-      return fail("--http: " + s.message() + " (choose another with --http ADDR:PORT, or off)");
+      if (s.code() == vrm::StatusCode::kUnavailable) {
+        return fail("--http: " + s.message() + " (choose another with --http ADDR:PORT, or off)");
+      }
+      return fail("--http: " + s.message());
     }
     spdlog::info("web calendar on {} (files from {})", webServer.url(), webOptions.webRoot);
   }
@@ -359,20 +381,33 @@ int main(int argc, char** argv) {
       notified(sent.status());
     }
     if (!gReload.exchange(false)) continue;
-    notified(notifier.reloading("reloading " + authorizedPath));
-    // A file that does not parse leaves the previous list in force (and says why).
-    auto reloaded = server.reloadAuthorized(authorizedPath);
-    if (!reloaded) {
-      spdlog::error("SIGHUP: kept the previous authorized list: {}", reloaded.status().toString());
-      notified(notifier.ready(serving + " reload-failed=" + authorizedPath));
-      continue;
+    // A file that does not load leaves what was loaded before in force (and says why).
+    std::string failed;
+    if (web && !webOptions.tlsCertFile.empty()) {
+      notified(notifier.reloading("reloading " + webOptions.tlsCertFile));
+      if (vrm::Status s = webServer.reloadTls(); !s) {
+        spdlog::error("SIGHUP: kept the previous TLS certificate: {}", s.toString());
+        failed += " reload-failed=" + webOptions.tlsCertFile;
+      } else {
+        spdlog::info("SIGHUP: reloaded the TLS certificate {}", webOptions.tlsCertFile);
+      }
     }
-    for (const auto& w : (*reloaded)->warnings()) spdlog::warn("--authorized: {}", w);
-    if (web) webServer.setTokenHashes(tokenHashesOf(**reloaded));
-    spdlog::info("SIGHUP: reloaded {}: {} clients, {} agents, {} web tokens authorized",
-                 authorizedPath, (*reloaded)->clients().size(), (*reloaded)->agents().size(),
-                 (*reloaded)->webs().size());
-    notified(notifier.ready(serving));
+    if (!authorizedPath.empty()) {
+      notified(notifier.reloading("reloading " + authorizedPath));
+      auto reloaded = server.reloadAuthorized(authorizedPath);
+      if (!reloaded) {
+        spdlog::error("SIGHUP: kept the previous authorized list: {}",
+                      reloaded.status().toString());
+        failed += " reload-failed=" + authorizedPath;
+      } else {
+        for (const auto& w : (*reloaded)->warnings()) spdlog::warn("--authorized: {}", w);
+        if (web) webServer.setTokenHashes(tokenHashesOf(**reloaded));
+        spdlog::info("SIGHUP: reloaded {}: {} clients, {} agents, {} web tokens authorized",
+                     authorizedPath, (*reloaded)->clients().size(), (*reloaded)->agents().size(),
+                     (*reloaded)->webs().size());
+      }
+    }
+    notified(notifier.ready(serving + failed));
   }
   notified(notifier.stopping("stopping"));
   webServer.stop();

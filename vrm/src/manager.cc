@@ -260,9 +260,46 @@ void Manager::rebuildHost(const std::string& host) {
   // until their reservation's end; parked VMs from when a live reservation resumes them (at
   // once when none will: their room must be there for whoever unparks them); everything else
   // forever.
-  std::map<std::string, TimeNs> leavesAt;
+  std::map<std::string, TimeNs> leavesAt;  // the earliest migration away of each VM
   std::map<std::string, TimeNs> cloneUntil;
-  std::map<std::string, TimeNs> resumesAt;
+  // Each live reservation's park of a VM of this host, [park's end, resume): several
+  // reservations may park the same VM, one after the other's resume, so they are kept per
+  // reservation (keyed by VM alone, each park booked the last one's resume: seed 37 of
+  // AdmissionPropertyTest, ParkingTest.TwoReservationsParkingTheSameVmsBookItOnce).
+  struct Away {
+    TimeNs from, until;
+    bool done;  // parked already (from: -infinity)
+  };
+  std::map<std::string, std::vector<Away>> parkedDuring;
+  // Books a VM of the inventory here until `until` but while it is parked. awayNow: parked now,
+  // so away until the first resume; otherwise only the parks still to come count (a done park
+  // of a running VM is one the inventory has not caught up with). A park of a VM that is not
+  // here books nothing: the VM is booked where it is (a stale plan's park, its VM migrated away
+  // since, booked its room here too from the resume on: seed 18 of AdmissionPropertyTest).
+  auto bookExceptAway = [&](const std::string& vmId, bool awayNow, TimeNs until,
+                            const Usage& usage) {
+    std::vector<Away> away;
+    if (auto p = parkedDuring.find(vmId); p != parkedDuring.end()) {
+      for (const Away& a : p->second) {
+        if (awayNow || !a.done) away.push_back(a);
+      }
+    }
+    std::sort(away.begin(), away.end(), [](const Away& a, const Away& b) {
+      return a.from != b.from ? a.from < b.from : a.until < b.until;
+    });
+    if (awayNow && !away.empty()) away.front().from = kTimeMinusInfinity;
+    TimeNs at = kTimeMinusInfinity;
+    for (const Away& a : away) {
+      if (a.from > at) {
+        const TimeNs to = std::min(a.from, until);
+        calendar_.book(host, at, to, usage);
+        at = to;
+      }
+      at = std::max(at, a.until);
+      if (at >= until) return;
+    }
+    calendar_.book(host, at, until, usage);
+  };
   std::vector<const Reservation*> touching;
   // Ended (cancelled, failed) reservations whose agents are still acting: a migration or a
   // return that was running, a clone still being made. What those leave behind stays until
@@ -285,15 +322,19 @@ void Manager::rebuildHost(const std::string& host) {
       if (!move.isVacate()) continue;
       const auto& m = move.planned;
       const MoveState st = move.progress.state;
-      if (m.fromHost == host && move.pendingOrRunning()) {
-        leavesAt[m.vmId] = moveWindow(*r, move).second;
+      if (m.fromHost == host && m.mode != MoveMode::kPark && move.pendingOrRunning()) {
+        const TimeNs end = moveWindow(*r, move).second;
+        auto [l, first] = leavesAt.emplace(m.vmId, end);
+        if (!first) l->second = std::min(l->second, end);
       }
       if (m.toHost == host && m.mode != MoveMode::kPark && move.pendingOrRunning()) {
         receiving = true;
       }
       if (m.mode == MoveMode::kPark && m.fromHost == host && st != MoveState::kSkipped &&
           st != MoveState::kFailed) {
-        resumesAt[m.vmId] = m.resumeAtNs > 0 ? m.resumeAtNs : r->request.endNs;
+        const bool done = !move.pendingOrRunning();
+        parkedDuring[m.vmId].push_back({done ? kTimeMinusInfinity : moveWindow(*r, move).second,
+                                        m.resumeAtNs > 0 ? m.resumeAtNs : r->request.endNs, done});
       }
     }
     for (const auto& c : r->clones) {
@@ -304,19 +345,17 @@ void Manager::rebuildHost(const std::string& host) {
   {
     for (const auto& v : inventory_.vmsOn(host)) {
       present[v.id] = v.state;
-      if (v.state == VmState::kParked) {
-        auto resume = resumesAt.find(v.id);
-        calendar_.book(host, resume == resumesAt.end() ? kTimeMinusInfinity : resume->second,
-                       kTimeInfinity, {v.cpuCores, static_cast<std::int64_t>(v.memoryBytes), 0});
-        continue;
-      }
+      const Usage usage{v.cpuCores, static_cast<std::int64_t>(v.memoryBytes), 0};
       TimeNs until = kTimeInfinity;
       if (auto l = leavesAt.find(v.id); l != leavesAt.end() && v.state != VmState::kIncoming) {
-        until = l->second;
+        until = l->second;  // a parked VM too: resumed, then migrated by a later reservation
       }
       if (auto c = cloneUntil.find(v.id); c != cloneUntil.end()) until = c->second;
-      calendar_.book(host, kTimeMinusInfinity, until,
-                     {v.cpuCores, static_cast<std::int64_t>(v.memoryBytes), 0});
+      if (v.state == VmState::kIncoming) {
+        calendar_.book(host, kTimeMinusInfinity, until, usage);
+      } else {
+        bookExceptAway(v.id, /*awayNow=*/v.state == VmState::kParked, until, usage);
+      }
     }
   }
   for (const Reservation* r : touching) {
@@ -327,16 +366,7 @@ void Manager::rebuildHost(const std::string& host) {
       const auto& m = move.planned;
       const TimeNs start = moveWindow(*r, move).first;
       if (m.mode == MoveMode::kPark) {
-        // Parking: the VM is booked here until the park's predicted end (above, as leaving),
-        // and again from its resume on, until the inventory shows it parked (then that books it).
-        if (m.fromHost == host) {
-          auto p = present.find(m.vmId);
-          if (p == present.end() || p->second != VmState::kParked) {
-            const VmRecord* vm = findVm(host, m.vmId);
-            calendar_.book(host, resumesAt.at(m.vmId), kTimeInfinity,
-                           {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
-          }
-        }
+        // Parking: the VM is booked here (its inventory entry, above) but while it is parked.
         if (m.toHost == m.fromHost) continue;  // its state stays on the source: no network
       }
       if (m.toHost == host && !present.count(m.vmId)) {

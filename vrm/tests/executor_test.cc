@@ -1125,5 +1125,63 @@ TEST_F(ParkingTest, RestartDuringTheWindowStillUnparks) {
   expectEachVmOnce();
 }
 
+// Ensures two reservations that park the same VMs book each VM's room on its host once, between
+// the one's resume and the other's park, not twice from a resume on (seed 37 of
+// AdmissionPropertyTest once the week's admission tried further hosts: the unparks were keyed by
+// VM, so each reservation's park booked the last one's resume again, 12 GiB over capacity).
+// The later window is booked first, as in the seed: its vacate migrates v0 and v1 to dst and
+// parks v2 and v3; the earlier one, finding dst full, parks all four.
+TEST_F(ParkingTest, TwoReservationsParkingTheSameVmsBookItOnce) {
+  setUp(/*dstRoomVms=*/2);
+  auto book = [&](TimeNs startIn) {
+    ReservationRequest req;
+    req.owner = "lab";
+    req.hostNames = {"src"};
+    req.startNs = clock_.now() + startIn;
+    req.endNs = req.startNs + 600 * kNsPerSec;
+    req.templateName = "bmi";
+    req.vmsPerHost = 1;
+    auto r = manager_->submit(req);
+    EXPECT_TRUE(r.isOk());
+    return r.isOk() ? *r : Reservation{};
+  };
+  const Reservation later = book(3 * 3600 * kNsPerSec);
+  ASSERT_EQ(later.state, ReservationState::kAdmitted) << later.reason;
+  ASSERT_EQ(modeCount(later, MoveMode::kSuspend), 2u);
+  const Reservation earlier = book(3600 * kNsPerSec);
+  ASSERT_EQ(earlier.state, ReservationState::kAdmitted) << earlier.reason;
+  ASSERT_EQ(modeCount(earlier, MoveMode::kSuspend), 4u);
+  expectNotOverbooked();
+  const CapacityCalendar& cal = manager_->calendar();
+  auto freeGiB = [&](TimeNs from, TimeNs to) {
+    return cal.free("src", from, to).memoryBytes / kGiB;
+  };
+  // src has 64 GiB: only a clone (16 GiB) in each window; all four VMs (8 GiB) between the
+  // windows; v2 and v3 (4 GiB) after the later one, v0 and v1 being on dst by then.
+  EXPECT_EQ(freeGiB(earlier.request.startNs, earlier.request.endNs), 48);
+  EXPECT_EQ(freeGiB(earlier.request.endNs, later.plan.latestSafeStartNs), 56);
+  EXPECT_EQ(freeGiB(later.request.startNs, later.request.endNs), 48);
+  EXPECT_EQ(freeGiB(later.request.endNs, kTimeInfinity), 60);
+
+  // And so they run: parked and unparked twice, each VM once, src never overbooked.
+  clock_.set(earlier.plan.latestSafeStartNs);
+  while (clock_.now() < later.request.endNs + 10 * kNsPerSec) {
+    runUntil(clock_.now() + 60 * kNsPerSec);
+    std::string why;
+    if (manager_->calendar().overbooked("src", &why)) {
+      ADD_FAILURE() << "src overbooked at " << formatTime(clock_.now()) << ": " << why;
+      break;
+    }
+  }
+  EXPECT_EQ(get(earlier.id).state, ReservationState::kDone) << eventsOf(get(earlier.id));
+  const Reservation done = get(later.id);
+  ASSERT_EQ(done.state, ReservationState::kDone) << eventsOf(done);
+  EXPECT_EQ(agents_->hostOf("v0"), "dst");
+  EXPECT_EQ(stateOf("v2"), VmState::kRunning);
+  EXPECT_EQ(stateOf("v3"), VmState::kRunning);
+  expectEachVmOnce();
+  EXPECT_EQ(freeGiB(clock_.now(), kTimeInfinity), 60);
+}
+
 }  // namespace
 }  // namespace vrm::manager

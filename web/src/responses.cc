@@ -56,4 +56,19 @@ Response methodNotAllowed(const char* allowed) {
   return r;
 }
 
+Response httpsRedirect(const Request& req) {
+  const std::string host(req[http::field::host]);
+  const bool usable = !host.empty() && host.size() <= 255 &&
+                      host.find_first_not_of(
+                          "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == std::string::npos;
+  const std::string target(req.target());
+  if (!usable || target.empty() || target.front() != '/') {
+    return errorReply(400, "invalid-argument", "this port speaks HTTPS only: use https://");
+  }
+  Response res = errorReply(308, "moved", "this port speaks HTTPS only: https://" + host + target);
+  res.set(http::field::location, "https://" + host + target);
+  return res;
+}
+
 }  // namespace vrm::web

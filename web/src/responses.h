@@ -26,5 +26,9 @@ Response errorReply(const Status& status);
 Response unauthenticated(const std::string& message);
 // 405 naming the methods the route takes, in the message and the Allow header.
 Response methodNotAllowed(const char* allowed);
+// A plain-HTTP request that reached the HTTPS port: 308 to the same host and target over https://
+// (the method and body are kept on the retry), or 400 when its Host header is missing or is not
+// a host name or address (a Location must not echo anything else).
+Response httpsRedirect(const Request& req);
 
 }  // namespace vrm::web

@@ -16,6 +16,7 @@
 #include "router.h"
 #include "session.h"
 #include "static_files.h"
+#include "tls.h"
 #include "vrm/client/client.h"
 
 namespace vrm::web {
@@ -31,7 +32,8 @@ struct WebServer::Impl {
   WebServerOptions options;
   TokenTable tokens;
   std::optional<StaticFiles> files;
-  WebCounters counters;  // the serving thread's
+  std::optional<TlsCertificate> tls;  // HTTPS when set
+  WebCounters counters;               // the serving thread's
 
   // Made on the serving thread, which alone uses them (the client's socket lives there).
   std::unique_ptr<client::Client> vrmd;
@@ -52,8 +54,9 @@ void WebServer::Impl::accept() {
   acceptor->async_accept(ioc, [this](boost::system::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
     if (!ec) {
-      startSession(std::move(socket), {options.maxBodyBytes, options.idleTimeout}, *router,
-                   counters);
+      startSession(std::move(socket),
+                   {options.maxBodyBytes, options.idleTimeout, options.hstsMaxAge}, *router,
+                   counters, tls ? &*tls : nullptr);
     } else {
       spdlog::warn("web: accept failed: {}", ec.message());
     }
@@ -72,6 +75,11 @@ Status WebServer::start() {
   auto files = StaticFiles::open(m.options.webRoot, m.options.maxFileBytes);
   if (!files) return files.status();
   m.files.emplace(std::move(*files));
+  if (!m.options.tlsCertFile.empty() || !m.options.tlsKeyFile.empty()) {
+    auto loaded = loadServerTls(m.options.tlsCertFile, m.options.tlsKeyFile);
+    if (!loaded) return loaded.status();
+    m.tls.emplace(m.options.tlsCertFile, m.options.tlsKeyFile, std::move(*loaded));
+  }
   boost::system::error_code ec;
   auto address = net::ip::make_address(m.options.address, ec);
   if (ec) return Status::invalid("'" + m.options.address + "' is not an IP address");
@@ -99,7 +107,7 @@ void WebServer::Impl::serve() {
   co.endpoint = options.vrmdEndpoint;
   co.timeout = options.vrmdTimeout;
   vrmd = std::make_unique<client::Client>(co, &context);
-  api = std::make_unique<ApiHandlers>(*vrmd, options.templates, options.defaultOwner, counters);
+  api = std::make_unique<ApiHandlers>(*vrmd, options.templates, options.defaultOwner);
   router = std::make_unique<Router>(*vrmd, *api, *files, tokens, options.authenticate, counters,
                                     options.extraMetrics);
   try {
@@ -128,12 +136,18 @@ void WebServer::setTokenHashes(std::map<std::string, std::string> tokenHashes) {
   impl_->tokens.replace(std::move(tokenHashes));
 }
 
+Status WebServer::reloadTls() {
+  if (!impl_->tls) return Status::invalid("the web server speaks plain HTTP: no TLS to reload");
+  return impl_->tls->reload();
+}
+
 std::uint16_t WebServer::port() const { return impl_->boundPort; }
 
 std::string WebServer::url() const {
   const std::string& a = impl_->options.address;
   const bool v6 = a.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + a + "]" : a) + ":" + std::to_string(port()) + "/";
+  return (impl_->tls ? "https://" : "http://") + (v6 ? "[" + a + "]" : a) + ":" +
+         std::to_string(port()) + "/";
 }
 
 Status parseHttpListen(const std::string& text, WebServerOptions& options) {

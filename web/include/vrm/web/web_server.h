@@ -38,8 +38,13 @@
 // The web server never decides what a caller may do: it tells vrmd who asks (over inproc, the
 // requester field) and vrmd's request handler decides, as for every client.
 // Without `authenticate` (vrmd --insecure) every request acts as an operator, as vrmd trusts
-// the requester field there: keep it on loopback. HTTP itself is plain text, tokens included:
-// bind it to loopback (the default) or put a TLS proxy in front.
+// the requester field there: keep it on loopback.
+//
+// HTTPS. Plain HTTP carries the tokens in clear text: keep it on loopback (the default). With
+// `tlsCertFile` and `tlsKeyFile` the port speaks TLS 1.2 or 1.3, so the calendar may face the lab
+// network: every answer carries Strict-Transport-Security, and a plain-HTTP request that reaches
+// the port is answered 308 to the same host and target over https:// and its connection closed.
+// The server sets no cookies (callers authenticate with bearer tokens).
 #pragma once
 
 #include <chrono>
@@ -89,6 +94,12 @@ struct WebServerOptions {
   // calibrating planner's model errors. Called on the serving thread: it must be thread-safe.
   // Default none.
   std::function<std::string()> extraMetrics;
+  // HTTPS: the certificate chain (leaf first) and its unencrypted private key, PEM files. Both or
+  // neither (plain HTTP). Read at start() and again by reloadTls().
+  std::string tlsCertFile;
+  std::string tlsKeyFile;
+  // Strict-Transport-Security's max-age over HTTPS. Default one year.
+  std::chrono::seconds hstsMaxAge{365 * 24 * 3600};
 };
 
 class WebServer {
@@ -101,7 +112,8 @@ class WebServer {
   WebServer& operator=(const WebServer&) = delete;
 
   // Listens and starts the serving thread. Errors: invalid-argument (bad address, missing web
-  // root), unavailable (cannot listen: address in use, ...).
+  // root, a TLS certificate or key that cannot be read or do not match), unavailable (cannot
+  // listen: address in use, ...).
   Status start();
   // Stops listening, closes every connection and joins the thread. Idempotent.
   void stop();
@@ -109,10 +121,14 @@ class WebServer {
   // Replaces WebServerOptions::tokenHashes (vrmd's SIGHUP reload); thread-safe, takes effect
   // from the next request.
   void setTokenHashes(std::map<std::string, std::string> tokenHashes);
+  // Reads the TLS certificate and key files again (vrmd's SIGHUP: a renewed certificate) for the
+  // connections accepted from now on; thread-safe. Errors: invalid-argument when the server
+  // serves plain HTTP, or the files' error (the certificate served so far then stays in use).
+  Status reloadTls();
 
   // The port listened on (the OS's choice when the option said 0); 0 before start().
   std::uint16_t port() const;
-  // "http://127.0.0.1:8080/"
+  // "http://127.0.0.1:8080/", or "https://..." with TLS.
   std::string url() const;
 
  private:
