@@ -49,7 +49,8 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
       reservations_(registry_.inPlace()),
       // Seeded from the clock so ids never repeat across restarts: agents de-duplicate by id.
       commands_(static_cast<std::uint64_t>(std::max<TimeNs>(clock.now(), 1))),
-      startedNs_(clock.now()) {}
+      startedNs_(clock.now()),
+      replanner_(clock, {options.warningRatio, options.dangerRatio, options.assessPeriodNs}) {}
 
 Status Manager::recover() {
   if (Status s = registry_.recover(); !s) return s;
@@ -1231,7 +1232,7 @@ void Manager::onProgress(const std::string& host, const AgentProgress& progress)
   const Pending* p = commands_.find(progress.commandId);
   if (!p || (p->step != Step::kMigrate && p->step != Step::kPark)) return;
   if (!(progress.fraction >= 0 && progress.fraction <= 1)) return;  // NaN or nonsense
-  moveFractions_[{p->reservationId, p->move}] = {progress.fraction, clock_.now()};
+  replanner_.onProgress(p->reservationId, p->move, progress.fraction);
 }
 
 void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
@@ -1326,15 +1327,15 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       if (move.replanCapBytesPerSec > 0) {
         // Capped from the start; driveCaps() lifts it if nothing shares its NICs any more.
         cmd.maxBandwidthBytesPerSec = move.replanCapBytesPerSec;
-        sentCaps_[{r.id, p.move}] = move.replanCapBytesPerSec;
+        replanner_.capSent(r.id, p.move, move.replanCapBytesPerSec);
       }
       issue(std::move(cmd), r.id, Step::kMigrate, p.move);
       break;
     }
     case Step::kMigrate: {
       const PlannedMove move = mv->planned;
-      moveFractions_.erase({r.id, p.move});
-      sentCaps_.erase({r.id, p.move});
+      replanner_.forgetProgress(r.id, p.move);
+      replanner_.forgetCap(r.id, p.move);
       if (result.status.code() == StatusCode::kNotFound) {
         // The source no longer has it: a restarted agent whose migration finished before it
         // died. The destination's incoming copy may be the only one: reconcile() commits it
@@ -1407,7 +1408,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       const bool park = p.step == Step::kPark;
       const PlannedMove move = mv->planned;
       auto& prog = mv->progress;
-      moveFractions_.erase({r.id, p.move});
+      replanner_.forgetProgress(r.id, p.move);
       if (result.status.code() == StatusCode::kNotFound) {
         // Gone from its host (destroyed meanwhile): nothing to park or unpark.
         prog.state = MoveState::kSkipped;
@@ -1494,7 +1495,7 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
       if (!result.status) {
         spdlog::info("{}: bandwidth cap of move {} not applied: {}", r.id, moveIdValue(p.move),
                      result.status.toString());
-        if (result.status.code() == StatusCode::kUnavailable) sentCaps_.erase({r.id, p.move});
+        if (result.status.code() == StatusCode::kUnavailable) replanner_.forgetCap(r.id, p.move);
       }
       return;
     }
@@ -1722,7 +1723,7 @@ void Manager::replanAroundLostHosts() {
     if (lostDestination) {
       std::uint32_t unused = 0;
       const Replan outcome = replanRemaining(
-          r, current, clock_.now() + projectedTimeLeft(r, &unused, /*runningOnly=*/true),
+          r, current, clock_.now() + replanner_.projectedTimeLeft(r, &unused, /*runningOnly=*/true),
           /*force=*/true);
       if (!outcome.message.empty()) {
         note(r, "a destination became unreachable; " + outcome.message);
@@ -1805,7 +1806,7 @@ void Manager::resendPending(const std::string& host) {
     }
     // A migration started again runs at the cap its command carries.
     if (p.step == Step::kMigrate) {
-      sentCaps_[{p.reservationId, p.move}] = p.command.maxBandwidthBytesPerSec;
+      replanner_.capSent(p.reservationId, p.move, p.command.maxBandwidthBytesPerSec);
     }
     if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate || p.step == Step::kPark) &&
         r != reservations_.end()) {
@@ -2065,118 +2066,49 @@ void Manager::failMove(Reservation& r, MoveId id, const std::string& reason) {
   advance(r);
 }
 
-TimeNs Manager::moveTimeLeft(const Reservation& r, const Move& move) const {
-  const auto& m = move.planned;
-  const auto& prog = move.progress;
-  const TimeNs predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 0);
-  if (prog.state == MoveState::kPlanned) return predicted;
-  if (prog.state != MoveState::kRunning) return 0;
-  if (prog.actualStartNs <= 0) return predicted;
-  // A move with a progress report is projected at its average rate so far (the agents'
-  // fraction covers all of its phases); one without is on plan until it overruns, and then
-  // assumed to need as long again as it has overrun.
-  const TimeNs now = clock_.now();
-  const TimeNs elapsed = std::max<TimeNs>(now - prog.actualStartNs, 0);
-  auto f = moveFractions_.find({r.id, move.id});
-  if (f != moveFractions_.end() && f->second.first >= 0.02) {
-    const double total =
-        static_cast<double>(f->second.second - prog.actualStartNs) / f->second.first;
-    return std::max<TimeNs>(
-        static_cast<TimeNs>(static_cast<double>(prog.actualStartNs) + total) - now, 0);
-  }
-  return elapsed <= predicted ? predicted - elapsed : elapsed - predicted;
-}
-
-TimeNs Manager::projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch,
-                                  bool runningOnly) const {
-  std::uint32_t batch = UINT32_MAX;
-  for (const auto& m : r.moves) {
-    if (m.isVacate() && m.pendingOrRunning()) batch = std::min(batch, m.planned.batch);
-  }
-  *runningBatch = batch;
-  if (batch == UINT32_MAX) return 0;
-  // The running batch ends with its slowest move; later batches take their planned spans.
-  TimeNs current = 0;
-  std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> laterSpans;  // batch -> planned [start, end)
-  for (const auto& move : r.moves) {
-    if (!move.isVacate()) continue;
-    const auto& m = move.planned;
-    const auto& prog = move.progress;
-    if (m.batch == batch) {
-      if (runningOnly && prog.state != MoveState::kRunning) continue;
-      current = std::max(current, moveTimeLeft(r, move));
-    } else if (!runningOnly && m.batch > batch && prog.state == MoveState::kPlanned) {
-      auto [it, inserted] = laterSpans.emplace(m.batch, std::pair{m.startOffsetNs, m.endOffsetNs});
-      if (!inserted) {
-        it->second.first = std::min(it->second.first, m.startOffsetNs);
-        it->second.second = std::max(it->second.second, m.endOffsetNs);
-      }
-    }
-  }
-  TimeNs later = 0;
-  for (const auto& [b, span] : laterSpans) later += std::max<TimeNs>(span.second - span.first, 0);
-  return current + later;
-}
-
 void Manager::assessVacate(Reservation& r) {
-  const TimeNs now = clock_.now();
-  auto [next, first] = nextAssessNs_.emplace(r.id, now + options_.assessPeriodNs);
-  if (!first && now < next->second) return;
-  next->second = now + options_.assessPeriodNs;
-
-  std::uint32_t batch = 0;
-  const TimeNs left = projectedTimeLeft(r, &batch);
-  if (batch == UINT32_MAX || left <= 0) return;
-  // Judge at the plan's quantile, as admission did: at the latest safe start the ratio is then
-  // 1 + margin / makespan-at-quantile, whatever the error distribution.
-  const double q =
-      r.plan.makespanNs > 0 && r.plan.makespanQuantileNs > r.plan.makespanNs
-          ? static_cast<double>(r.plan.makespanQuantileNs) / static_cast<double>(r.plan.makespanNs)
-          : 1.0;
-  const TimeNs deadline = r.request.startNs - r.plan.cloneTimeNs;
-  auto ratioOf = [&](TimeNs timeLeft) {
-    return static_cast<double>(deadline - now) / (static_cast<double>(timeLeft) * q);
-  };
-  double ratio = ratioOf(left);
-  if (ratio > options_.warningRatio) return;
-
-  constexpr int kMaxReplans = 3;
+  const std::optional<Assessment> a = replanner_.assess(r);
+  if (!a) return;  // not due, or on time
+  double ratio = a->ratio;
   std::uint32_t unused = 0;
-  if (replans_[r.id] < kMaxReplans) {
+  if (replanner_.mayReplan(r.id)) {
     // First the moves not started alongside the running ones (these capped to make room), then,
     // if that does not pay, after them.
-    Replan outcome = replanAlongsideRunning(r, batch);
+    Replan outcome = replanAlongsideRunning(r, a->batch);
     if (!outcome.replaced) {
-      Replan after = replanRemaining(r, batch + 1, now + projectedTimeLeft(r, &unused, true),
+      Replan after = replanRemaining(r, a->batch + 1,
+                                     a->nowNs + replanner_.projectedTimeLeft(r, &unused, true),
                                      /*force=*/false);
       if (after.replaced || outcome.message.empty()) outcome = after;
     }
     if (!outcome.message.empty()) {
-      ++replans_[r.id];
+      replanner_.countReplan(r.id);
       note(r, "warning: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) +
                   " <= " + fmt::format("{:.2f}", options_.warningRatio) + "; " + outcome.message);
-      ratio = ratioOf(projectedTimeLeft(r, &unused));
+      ratio = a->ratioOf(replanner_.projectedTimeLeft(r, &unused));
     }
   }
   // Still projected to miss the deadline: park the VMs not started that allow it instead of
   // migrating them (a park is a local save, no network) and unpark them after the window.
   // (Counted apart: the warning's re-plans above may have used up their count by now.)
-  if (ratio < options_.dangerRatio && parkReplans_[r.id] < kMaxReplans) {
-    const Replan outcome = replanRemaining(r, batch + 1, now + projectedTimeLeft(r, &unused, true),
-                                           /*force=*/false, /*park=*/true);
+  if (ratio < options_.dangerRatio && replanner_.mayPark(r.id)) {
+    const Replan outcome =
+        replanRemaining(r, a->batch + 1, a->nowNs + replanner_.projectedTimeLeft(r, &unused, true),
+                        /*force=*/false, /*park=*/true);
     if (!outcome.message.empty()) {
-      ++parkReplans_[r.id];
+      replanner_.countPark(r.id);
       note(r, "danger: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) + " < " +
                   fmt::format("{:.2f}", options_.dangerRatio) + "; " + outcome.message);
-      ratio = ratioOf(projectedTimeLeft(r, &unused));
+      ratio = a->ratioOf(replanner_.projectedTimeLeft(r, &unused));
     }
   }
   if (ratio < options_.dangerRatio && !r.atRisk) {
-    const TimeNs finish = now + static_cast<TimeNs>(static_cast<double>(left) * q);
+    const TimeNs finish = a->projectedEndNs();
     r.atRisk = true;
     r.riskReason = "vacating is projected to end at " + formatTime(finish) + ", " +
-                   formatDuration(finish - deadline) + " after cloning must begin (" +
-                   formatTime(deadline) + ") for the start at " + formatTime(r.request.startNs);
+                   formatDuration(finish - a->deadlineNs) + " after cloning must begin (" +
+                   formatTime(a->deadlineNs) + ") for the start at " +
+                   formatTime(r.request.startNs);
     spdlog::warn("{} at risk: {}", r.id, r.riskReason);
     note(r, "at-risk: " + r.riskReason);
   }
@@ -2278,34 +2210,15 @@ bool Manager::applyRest(Reservation& r, const Reservation& original, const std::
 
 Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs,
                                          bool force, bool park) {
-  std::set<MoveId> rest;
-  std::map<std::uint32_t, std::pair<TimeNs, TimeNs>> spans;
-  std::uint32_t keptBatch = 0;
-  bool anyKept = false;
   // Parking applies to VMs that allow suspension and are not parked by the plan already.
-  auto parkable = [&](const PlannedMove& m) {
+  const RestSelection selected = selectRest(r, firstBatch, [&](const PlannedMove& m) {
+    if (!park) return true;
     const VmRecord* vm = findVm(m.fromHost, m.vmId);
     return m.mode != MoveMode::kPark && vm && vm->allowSuspend;
-  };
-  for (const auto& move : r.moves) {
-    if (!move.isVacate()) continue;
-    const auto& m = move.planned;
-    if (m.batch < firstBatch || move.progress.state != MoveState::kPlanned ||
-        (park && !parkable(m))) {
-      keptBatch = anyKept ? std::max(keptBatch, m.batch) : m.batch;
-      anyKept = true;
-      continue;
-    }
-    rest.insert(move.id);
-    auto [it, inserted] = spans.emplace(m.batch, std::pair{m.startOffsetNs, m.endOffsetNs});
-    if (!inserted) {
-      it->second.first = std::min(it->second.first, m.startOffsetNs);
-      it->second.second = std::max(it->second.second, m.endOffsetNs);
-    }
-  }
+  });
+  const std::set<MoveId>& rest = selected.rest;
   if (rest.empty()) return {};
-  TimeNs oldSpan = 0;
-  for (const auto& [b, s] : spans) oldSpan += s.second - s.first;
+  const TimeNs oldSpan = selected.oldSpanNs;
   const std::string what = "the " + std::to_string(rest.size()) + " moves not started" +
                            (park ? " as parks on their hosts" : "");
 
@@ -2325,8 +2238,7 @@ Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatc
       " moves, " + (park ? "parked instead of migrated, " : "") + plan->strategy + ", " +
       formatDuration(plan->makespanNs) + " instead of " + formatDuration(oldSpan));
   std::string violation;
-  if (!applyRest(r, original, rest, *plan, anyKept ? keptBatch + 1 : firstBatch, fromNs,
-                 &violation)) {
+  if (!applyRest(r, original, rest, *plan, selected.base, fromNs, &violation)) {
     return {false,
             "the faster re-plan does not fit the calendar (" + violation + "); keeping the plan"};
   }
@@ -2336,81 +2248,31 @@ Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatc
 
 Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t batch) {
   const TimeNs now = clock_.now();
-  std::set<MoveId> rest;
-  std::vector<MoveId> running;
-  for (const auto& m : r.moves) {
-    if (!m.isVacate() || m.planned.batch < batch) continue;
-    if (m.progress.state == MoveState::kPlanned) rest.insert(m.id);
-    // A park in flight is a local save: it shares no NIC and takes no cap.
-    if (m.progress.state == MoveState::kRunning && m.planned.mode != MoveMode::kPark) {
-      running.push_back(m.id);
-    }
-  }
+  const auto [rest, running] = splitAlongside(r, batch);
   if (rest.empty() || running.empty()) return {};
-  std::map<std::string, int> runningOn;  // NIC -> running moves through it
-  for (MoveId id : running) {
-    const Move* m = r.findMove(id);
-    ++runningOn[m->planned.fromHost];
-    ++runningOn[m->planned.toHost];
-  }
-  auto nicOf = [&](const std::string& h) {
-    auto it = hosts_.find(h);
-    return it == hosts_.end() ? 0.0 : it->second.nicBandwidthBytesPerSec;
-  };
   // Pass 1 on whole NICs says how many new moves start at once through each NIC (k). The
   // running moves there are capped at the share each of k + running moves would get, and
   // pass 2 plans the new moves on what those caps leave: its shares then equal the caps.
   auto first = planRest(r, rest, now, {});
   if (!first) return {};
-  std::map<std::string, int> startingOn;
-  for (const auto& m : first->moves) {
-    if (m.batch != 0 || m.mode == MoveMode::kPark) continue;  // a park uses no NIC
-    ++startingOn[m.fromHost];
-    ++startingOn[m.toHost];
-  }
-  std::map<std::string, double> share, inUse;
-  for (const auto& [h, n] : runningOn) {
-    auto k = startingOn.find(h);
-    if (k == startingOn.end()) continue;  // nothing new shares this NIC
-    share[h] = nicOf(h) / static_cast<double>(n + k->second);
-    inUse[h] = share[h] * n;
-  }
-  if (share.empty()) return {};  // the new moves share no NIC with the running ones
-  auto plan = planRest(r, rest, now, inUse);
+  const NicShares nics = shareNics(r, running, first->moves, hosts_);
+  if (nics.share.empty()) return {};  // the new moves share no NIC with the running ones
+  auto plan = planRest(r, rest, now, nics.inUse);
   if (!plan) return {};
 
   const Reservation original = r;
   // Each running move sharing a NIC is capped at its smallest share, and lasts accordingly.
-  TimeNs runningEnd = 0;
-  std::size_t capped = 0;
-  double lowestCap = 0;
-  for (MoveId id : running) {
-    Move& move = *r.findMove(id);
-    auto& m = move.planned;
-    double cap = 0;
-    for (const auto* h : {&m.fromHost, &m.toHost}) {
-      if (auto s = share.find(*h); s != share.end())
-        cap = cap > 0 ? std::min(cap, s->second) : s->second;
-    }
-    TimeNs left = moveTimeLeft(r, move);
-    if (cap > 0) {
-      const TimeNs predicted = std::max<TimeNs>(m.endOffsetNs - m.startOffsetNs, 1);
-      double done =
-          static_cast<double>(now - move.progress.actualStartNs) / static_cast<double>(predicted);
-      if (auto f = moveFractions_.find({r.id, id}); f != moveFractions_.end())
-        done = f->second.first;
-      const double bytesLeft =
-          static_cast<double>(m.transferredBytes) * (1.0 - std::clamp(done, 0.0, 0.95));
-      left = std::max(left, secondsToNs(bytesLeft / cap));
-      m.replanCapBytesPerSec = cap;
-      m.endOffsetNs = std::max(m.endOffsetNs, now + left - r.plan.latestSafeStartNs);
-      lowestCap = capped++ ? std::min(lowestCap, cap) : cap;
-    }
-    runningEnd = std::max(runningEnd, left);
+  const RunningCaps caps = replanner_.capRunning(r, running, nics.share, now);
+  for (const RunningCap& c : caps.caps) {
+    PlannedMove& m = r.findMove(c.move)->planned;
+    m.replanCapBytesPerSec = c.capBytesPerSec;
+    m.endOffsetNs = c.endOffsetNs;
   }
+  const std::size_t capped = caps.caps.size();
+  const double lowestCap = caps.lowestCapBytesPerSec;
   std::uint32_t unused = 0;
-  const TimeNs before = projectedTimeLeft(original, &unused);
-  const TimeNs after = std::max(runningEnd, plan->makespanNs);
+  const TimeNs before = replanner_.projectedTimeLeft(original, &unused);
+  const TimeNs after = std::max(caps.timeLeftNs, plan->makespanNs);
   const std::string what = "the " + std::to_string(rest.size()) + " moves not started";
   if (static_cast<double>(after) > 0.95 * static_cast<double>(before)) {
     r = original;
@@ -2442,43 +2304,24 @@ Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t ba
 }
 
 void Manager::driveCaps(Reservation& r) {
-  for (const auto& move : r.moves) {  // issue() and note() add no moves
-    const auto& m = move.planned;
-    if (!move.isVacate() || m.replanCapBytesPerSec <= 0 ||
-        move.progress.state != MoveState::kRunning) {
-      continue;
-    }
-    bool shared = false;
-    for (const auto& other : r.moves) {
-      if (shared) break;
-      const auto& o = other.planned;
-      if (!other.isVacate() || other.id == move.id || o.batch != m.batch) continue;
-      if (!other.pendingOrRunning()) continue;
-      shared = o.fromHost == m.fromHost || o.fromHost == m.toHost || o.toHost == m.fromHost ||
-               o.toHost == m.toHost;
-    }
-    const double want = shared ? m.replanCapBytesPerSec : 0.0;
-    const auto key = std::pair{r.id, move.id};
-    auto sent = sentCaps_.find(key);
+  for (const CapChange& change : replanner_.capChanges(r)) {
+    const PlannedMove& m = r.findMove(change.move)->planned;  // issue() and note() add no moves
     // Only a migration the source runs can be capped (the migrate command carries the cap when
     // it is sent later: see onResult). Not known what was sent (vrmd restarted): send it.
-    bool migrating = false;
-    for (const auto& [id, p] : commands_.pending()) {
-      migrating |= p.reservationId == r.id && p.step == Step::kMigrate && p.move == move.id;
-    }
+    bool migrating = inFlight(r.id, Step::kMigrate, change.move);
     if (const VmRecord* vm = findVm(m.fromHost, m.vmId)) {
       migrating |= vm->state == VmState::kMigratingOut && agentReady(m.fromHost);
     }
     if (!migrating) continue;
-    if (sent != sentCaps_.end() && sent->second == want) continue;
-    if (inFlight(r.id, Step::kSetBandwidth, move.id)) continue;  // its answer comes first
-    sentCaps_[key] = want;
+    if (inFlight(r.id, Step::kSetBandwidth, change.move)) continue;  // its answer comes first
+    const double want = change.bytesPerSec;
+    replanner_.capSent(r.id, change.move, want);
     AgentCommand cmd;
     cmd.kind = AgentCommand::Kind::kSetBandwidth;
     cmd.host = m.fromHost;
     cmd.vmId = m.vmId;
     cmd.maxBandwidthBytesPerSec = want;
-    issue(std::move(cmd), r.id, Step::kSetBandwidth, move.id);
+    issue(std::move(cmd), r.id, Step::kSetBandwidth, change.move);
     note(r, want > 0 ? "capping " + m.vmId + "'s migration at " + formatRate(want) +
                            " while re-planned moves share its NIC"
                      : "lifting the cap on " + m.vmId +
@@ -2989,9 +2832,7 @@ TimeNs Manager::nextWakeNs() const {
     const Reservation& r = it->second;
     switch (r.state) {
       case ReservationState::kVacating:
-        if (auto a = nextAssessNs_.find(id); a != nextAssessNs_.end()) {
-          next = std::min(next, a->second);
-        }
+        next = std::min(next, replanner_.nextAssessNs(id));
         [[fallthrough]];
       case ReservationState::kPreparing:
         // The start is when a reservation still waiting for a lost agent fails.

@@ -22,6 +22,7 @@
 #include "vrm/manager/capacity_calendar.h"
 #include "vrm/manager/command_tracker.h"
 #include "vrm/manager/inventory.h"
+#include "vrm/manager/replanner.h"
 #include "vrm/manager/reservation_registry.h"
 #include "vrm/manager/store.h"
 #include "vrm/planner/indexed_cluster.h"
@@ -254,16 +255,9 @@ class Manager {
   // The host's agent registered since vrmd started, is heartbeating, and took our last send.
   bool agentReady(const std::string& host) const { return inventory_.ready(host); }
   void driveMoves(Reservation& r);
-  // Deadline tracking while vacating (see ManagerOptions::warningRatio).
+  // Deadline tracking while vacating (see ManagerOptions::warningRatio): acts on what the
+  // Replanner's assessment says, re-planning, parking or marking the reservation at risk.
   void assessVacate(Reservation& r);
-  // Projected time the vacate still needs (mean, not scaled), with the lowest unfinished batch;
-  // `runningOnly`: only the moves of that batch already running (when it would end if nothing
-  // else started).
-  TimeNs projectedTimeLeft(const Reservation& r, std::uint32_t* runningBatch,
-                           bool runningOnly = false) const;
-  // Projected time move m of r still needs: a running move from its progress reports (or its
-  // overrun), a planned one as planned, others 0.
-  TimeNs moveTimeLeft(const Reservation& r, const Move& m) const;
   struct Replan {
     bool replaced = false;
     std::string message;  // what happened ("" = nothing to re-plan)
@@ -363,15 +357,8 @@ class Manager {
   // (actual - predicted) / predicted duration of completed moves, newest last (bounded): the
   // planner sets latest safe starts at the requested quantile of these.
   std::vector<double> moveErrors_;
-  // Latest progress report of each running migration: (reservation, move) -> (fraction, when).
-  std::map<std::pair<std::string, MoveId>, std::pair<double, TimeNs>> moveFractions_;
-  // The bandwidth cap last sent to each capped running migration (0 = uncapped): (reservation,
-  // move) -> bytes/s. Not stored: after a restart the wanted caps are sent again (idempotent).
-  std::map<std::pair<std::string, MoveId>, double> sentCaps_;
-  // When each vacating reservation is next assessed, and how often it was re-planned.
-  std::map<std::string, TimeNs> nextAssessNs_;
-  std::map<std::string, int> replans_;
-  std::map<std::string, int> parkReplans_;  // re-plans that parked the rest, counted apart
+  // Deadline tracking: progress reports, caps sent, when to assess, re-plans counted.
+  Replanner replanner_;
   void recordMoveError(const Move& move);
   CapacityCalendar calendar_;
   std::set<std::string> dirtyHosts_;
