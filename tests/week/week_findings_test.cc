@@ -1,7 +1,8 @@
-// What the week found in vrmd, each as a small deterministic regression test of the manager.
-// The cancel while cloning is fixed (2026-12-03); the returning booking is still DISABLED_ (run
-// it with build/tests/week/week_findings_test --gtest_also_run_disabled_tests).
+// What the week found in vrmd, each as a small deterministic regression test of the manager
+// (both fixed in vrm/src/manager.cc, 2026-12-03; each fails on the code before its fix).
 #include <gtest/gtest.h>
+
+#include <map>
 
 #include "../../vrm/tests/manager_fixture.h"
 
@@ -30,8 +31,7 @@ class WeekFindingsTest : public ManagerFixture {
 // booked 28 > capacity 24") instead of trying the next candidate, big1, which fits. (Nor is the
 // return planned as "stay" for VMs whose home is reserved later, as README "Displaced VMs"
 // describes for execution.)
-TEST_F(WeekFindingsTest,
-       DISABLED_ReturningBookingTriesTheNextHostWhenTheCheapestCannotTakeItsVmsBack) {
+TEST_F(WeekFindingsTest, ReturningBookingTriesTheNextHostWhenTheCheapestCannotTakeItsVmsBack) {
   auto later = manager_->submit(dedicated(18 * kHour, kHour));
   ASSERT_TRUE(later);
   ASSERT_EQ(later->state, ReservationState::kAdmitted) << later->reason;
@@ -42,6 +42,56 @@ TEST_F(WeekFindingsTest,
   ASSERT_TRUE(r);
   EXPECT_EQ(r->state, ReservationState::kAdmitted) << r->reason;
   EXPECT_EQ(r->hosts, std::vector<std::string>{"big1"});
+}
+
+// The other side of the fix above: a host still cannot be dedicated over a window during or
+// after which another vacate's VMs arrive (that vacate's plan counts on the host's room, and
+// this one's would not move them out).
+TEST_F(WeekFindingsTest, HostReceivingAnotherVacatesVmsBeforeTheWindowEndsIsRefused) {
+  auto later = manager_->submit(dedicated(18 * kHour, kHour));
+  ASSERT_TRUE(later);
+  ASSERT_EQ(later->state, ReservationState::kAdmitted) << later->reason;
+  ASSERT_EQ(later->hosts, std::vector<std::string>{"small"});
+  std::string destination;
+  for (const auto& m : later->moves) destination = m.planned.toHost;
+  ASSERT_FALSE(destination.empty());
+  ReservationRequest overlapping = dedicated(17 * kHour, 2 * kHour);  // s1 arrives at ~18 h
+  overlapping.hostNames = {destination};
+  auto r = manager_->submit(overlapping);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->state, ReservationState::kRejected);
+  EXPECT_NE(r->reason.find("is receiving VMs of another vacate"), std::string::npos) << r->reason;
+}
+
+// And a vacate's batches start as soon as the ones before are done, not at their planned
+// offsets: a host that receives a VM of a later batch only after the window's end is still
+// refused when that vacate starts before the window ends (its VMs may arrive from then on).
+TEST_F(WeekFindingsTest, HostReceivingALaterBatchOfAVacateThatStartsBeforeTheWindowEndsIsRefused) {
+  // First fit in name order: b1 and b2 fill aaa, b3 (the third batch) goes to roomy.
+  agents_->addHost("aaa", 64, 8 * kGiB, {});
+  agents_->addHost("roomy", 64, 64 * kGiB, {});
+  ReservationRequest vacateBig1 = dedicated(18 * kHour, kHour);
+  vacateBig1.hostNames = {"big1"};
+  auto b = manager_->submit(vacateBig1);
+  ASSERT_TRUE(b);
+  ASSERT_EQ(b->state, ReservationState::kAdmitted) << b->reason;
+  // The first arrival on each destination.
+  std::map<std::string, TimeNs> arrives;
+  for (const auto& m : b->moves) {
+    const TimeNs at = b->plan.latestSafeStartNs + m.planned.startOffsetNs;
+    auto [it, first] = arrives.emplace(m.planned.toHost, at);
+    if (!first) it->second = std::min(it->second, at);
+  }
+  ASSERT_TRUE(arrives.count("roomy"));
+  ASSERT_GT(arrives["roomy"], b->plan.latestSafeStartNs + kNsPerSec) << "not a later batch";
+  ReservationRequest between = dedicated(0, kHour);
+  between.hostNames = {"roomy"};
+  between.endNs = (b->plan.latestSafeStartNs + arrives["roomy"]) / 2;
+  between.startNs = between.endNs - kHour;
+  auto r = manager_->submit(between);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->state, ReservationState::kRejected);
+  EXPECT_NE(r->reason.find("is receiving VMs of another vacate"), std::string::npos) << r->reason;
 }
 
 // The same booking with its displaced VMs staying where the vacate puts them is admitted: the
