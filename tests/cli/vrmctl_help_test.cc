@@ -2,11 +2,8 @@
 // shows examples and every example runs as written; the bash completion script vrmctl generates
 // completes subcommands, options and option values in a real bash; nothing is coloured.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -14,14 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "command_run.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct ShellRun {
-  int exitCode = -1;
-  std::string out;  // stdout and stderr
-};
+using ShellRun = vrm::cli_test::CommandRun;  // stdout and stderr
 
 std::string quoted(const std::string& s) {
   std::string q = "'";
@@ -70,15 +66,7 @@ class VrmctlHelpTest : public ::testing::Test {
         " && env -i PATH=" + quoted((dir_ / "bin").string() + ":/usr/bin:/bin") +
         " HOME=" + quoted(dir_.string()) +
         " VRM_ENDPOINT=tcp://127.0.0.1:9 VRM_TIMEOUT_MS=300 bash -c " + quoted(script) + " 2>&1";
-    ShellRun r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    const int status = pclose(p);
-    r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return vrm::cli_test::runCommand(cmd);
   }
 
   // The subcommands `vrmctl --help` lists.

@@ -1,33 +1,21 @@
 // Runs the built vrmctl's offline `plan` command (path from VRMCTL_PATH) and checks its JSON and
 // exit codes. No daemon is involved.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "command_run.h"
+
 namespace {
 
-struct CliRun {
-  int exitCode = -1;
-  std::string out;
-};
+using CliRun = vrm::cli_test::CommandRun;
 
 CliRun vrmctl(const std::string& args) {
-  const std::string cmd = std::string(VRMCTL_PATH) + " " + args + " 2>/dev/null";
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return vrm::cli_test::runCommand(std::string(VRMCTL_PATH) + " " + args + " 2>/dev/null");
 }
 
 class VrmctlPlanTest : public ::testing::Test {

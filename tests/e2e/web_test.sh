@@ -76,7 +76,16 @@ expect_output 'id="earliest-feasible-start"' "and the earliest feasible start"
 # 6. /metrics and bad input.
 expect_exit 0 "metrics" -- curl -fsS "$web/metrics"
 expect_output '^vrm_reservations\{state="admitted"\} 1$' "one admitted reservation"
-expect_output '^vrm_admissions_total\{decision="rejected"\} 1$' "one rejection through the web"
+expect_output '^vrm_admissions_total\{via="web",decision="rejected"\} 1$' "one rejection through the web"
+curl -fsS "$web/metrics" >"$work/metrics.txt"
+expect_exit 0 "the Grafana dashboard shows every family vrmd serves, and only those" -- \
+  python3 "$root/tests/e2e/check_dashboard.py" "$root/examples/grafana/vrm-dashboard.json" \
+  "$work/metrics.txt"
+jq '.panels[0].targets[0].expr = "sum(vrm_no_such_metric)"' \
+  "$root/examples/grafana/vrm-dashboard.json" >"$work/bad-dashboard.json"
+expect_exit 1 "and the check fails a query of a metric vrmd does not serve" -- \
+  python3 "$root/tests/e2e/check_dashboard.py" "$work/bad-dashboard.json" "$work/metrics.txt"
+expect_output "serves no metric vrm_no_such_metric" "naming it"
 expect_exit 0 "path traversal is refused" -- \
   curl -sS --path-as-is -o /dev/null -w '%{http_code}\n' "$web/../../etc/passwd"
 expect_output "^404$" "404"

@@ -7,7 +7,7 @@
 # is served after SIGHUP (systemctl reload) and a broken one leaves the renewed one in service; a
 # certificate that cannot be read stops vrmd at the start, naming the file.
 # Exits 77 (ctest: skipped) when chromium or openssl is not installed.
-PORT=${PORT:-17450}
+PORT=${PORT:-17470}
 HTTP_PORT=${HTTP_PORT:-$((PORT + 2))}
 SCALE=${SCALE:-60}  # slow enough that a reservation 3 h ahead stays admitted during the test
 source "$(dirname "$0")/lib.sh"

@@ -7,6 +7,7 @@
 #include "backend/params.h"
 #include "backend/vm_table.h"
 #include "qemu/qemu_config.h"
+#include "qemu/qemu_support.h"
 
 namespace vrm::vmscheduler::backend {
 namespace {
@@ -143,6 +144,22 @@ TEST(QemuConfigTest, BadSettingsAreNamed) {
   missing["template.t.kernel"] = "/nonexistent/vmlinuz";
   EXPECT_NE(qemu::parseQemuConfig("h1", missing).status().message().find("/nonexistent"),
             std::string::npos);
+}
+
+// Ensures the qemu backend samples about 4,096 pages of a guest for its dirty rate within QEMU
+// 7.2's range (a 128 MiB guest gets 2,048 instead of QEMU's default 64) and reads QEMU's whole
+// MiB/s as the middle of their interval.
+TEST(QemuDirtyRateTest, SamplesEnoughPagesAndReadsWholeMibAsTheirMiddle) {
+  constexpr std::uint64_t kMiB = 1 << 20;
+  EXPECT_EQ(qemu::dirtyRateSamplePagesPerGiB(128 * kMiB), 16384);  // QEMU's maximum
+  EXPECT_EQ(qemu::dirtyRateSamplePagesPerGiB(256 * kMiB), 16384);
+  EXPECT_EQ(qemu::dirtyRateSamplePagesPerGiB(1024 * kMiB), 4096);
+  EXPECT_EQ(qemu::dirtyRateSamplePagesPerGiB(3 * 1024 * kMiB), 1366);
+  EXPECT_EQ(qemu::dirtyRateSamplePagesPerGiB(64 * 1024 * kMiB), 512);  // QEMU's default
+  EXPECT_EQ(qemu::dirtyRateSamplePagesPerGiB(0), 512);
+  EXPECT_EQ(qemu::dirtyRateFromReading(0), 0);
+  EXPECT_EQ(qemu::dirtyRateFromReading(3), 3.5 * kMiB);  // 1,000 pages/s (3.9 MiB/s) reads 3
+  EXPECT_EQ(qemu::dirtyRateFromReading(15), 15.5 * kMiB);
 }
 
 }  // namespace

@@ -262,7 +262,7 @@ int main(int argc, char** argv) {
   double calibrationMib = 128;
   std::string liveModels = "qemu-precopy,liu-refined,liu-base,simple";
   std::string scrModels = "qemu-scr,zhao-scr,simple";
-  bool markdown = false, perCase = false;
+  bool markdown = false, perCase = false, printFits = false;
   double lineRate = 1e9;
   app.add_option("sweeps", files, "CSV files of vrm-qemu-sweep")->required();
   app.add_option("--calibration-memory", calibrationMib, "guest size (MiB) calibrated on")
@@ -275,6 +275,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--markdown", markdown, "the summary as a Markdown table");
   app.add_flag("--cases", perCase, "every prediction, case by case");
+  app.add_flag("--fits", printFits, "every calibration, as vrmctl calibrate prints it");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<Run> runs;
@@ -327,6 +328,10 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "vrm-validate-models: calibrate %s: %s\n", model.c_str(),
                        fit.status().toString().c_str());
         } else if (auto m = createCalibratedModel(*fit); m) {
+          if (printFits) {
+            std::printf("# %s, %s, calibrated on %zu cases\n%s\n", model.c_str(),
+                        live ? "live" : "scr", calibration.size(), formatCalibration(*fit).c_str());
+          }
           variants["calibrated"] = std::move(*m);
         }
       }

@@ -318,7 +318,6 @@ int main(int argc, char** argv) {
     };
     options.onClone = [calibrating](const std::string& tmpl, const std::string& host,
                                     vrm::TimeNs ns) { calibrating->observeClone(tmpl, host, ns); };
-    webOptions.extraMetrics = [calibrating] { return calibrating->metricsSnapshot(); };
   }
   options.marginNs = *marginNs;
   options.planningLatencyNs = *latencyNs;
@@ -333,10 +332,16 @@ int main(int argc, char** argv) {
   vrm::manager::Manager manager(*clock, **store, *planner, cluster->templates, options);
   if (vrm::Status s = manager.recover(); !s) return fail("recovery: " + s.toString());
 
+  // Every submit's latency and decision, whichever way it came (web's /metrics shows them).
+  vrm::manager::AdmissionMetrics admissions;
+  webOptions.extraMetrics = [&admissions, calibrating] {
+    return admissions.text() + (calibrating ? calibrating->metricsSnapshot() : std::string());
+  };
   zmq::context_t context(1);
   vrm::manager::StoreBackups backups(**store, *clock);  // vrmctl backup
   vrm::manager::ServerOptions serverOptions;
   serverOptions.backups = &backups;
+  serverOptions.admissions = &admissions;
   serverOptions.clientEndpoint = clientEndpoint;
   serverOptions.agentEndpoint = agentEndpoint;
   if (eventsEndpoint != "off") serverOptions.eventsEndpoint = eventsEndpoint;

@@ -48,7 +48,7 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
       registry_(store),
       reservations_(registry_.inPlace()),
       // Seeded from the clock so ids never repeat across restarts: agents de-duplicate by id.
-      nextCommandId_(static_cast<std::uint64_t>(std::max<TimeNs>(clock.now(), 1))),
+      commands_(static_cast<std::uint64_t>(std::max<TimeNs>(clock.now(), 1))),
       startedNs_(clock.now()) {}
 
 Status Manager::recover() {
@@ -415,10 +415,8 @@ void Manager::rebuildHost(const std::string& host) {
     }
   }
   // A shell being dropped keeps its room until the agent confirms (inventory or not).
-  for (auto d = drops_.lower_bound({host, ""}); d != drops_.end() && d->first.first == host; ++d) {
-    if (!present.count(d->first.second)) {
-      calendar_.book(host, kTimeMinusInfinity, kTimeInfinity, d->second.size);
-    }
+  for (const auto& [vmId, size] : commands_.dropsOn(host)) {
+    if (!present.count(vmId)) calendar_.book(host, kTimeMinusInfinity, kTimeInfinity, size);
   }
   for (const Reservation* r : ended) {
     for (const auto& move : r->moves) {
@@ -450,7 +448,7 @@ void Manager::rebuildHost(const std::string& host) {
       // host for every later booking, each re-admission failing in turn (issue 18's week).
       TimeNs answeredBy =
           commandDeadline(*r, Step::kClone, MoveId{}, std::max(cloneStart(*r), startedNs_));
-      for (const auto& [id, p] : pending_) {
+      for (const auto& [id, p] : commands_.pending()) {
         if (p.reservationId == r->id && p.step == Step::kClone && p.clone == i) {
           answeredBy = p.deadlineNs;
         }
@@ -1246,16 +1244,13 @@ Result<Reservation> Manager::cancel(const std::string& id, const std::string& re
 }
 
 Result<std::vector<std::string>> Manager::commit(ReservationOp& op) {
-  std::vector<Pending> staged;
-  staged_ = &staged;
+  commands_.beginStaging();
   auto applied = registry_.apply(op);
-  staged_ = nullptr;
-  if (!applied) return applied;
-  for (Pending& p : staged) {
-    outbox_.push_back(p.command);
-    const std::uint64_t id = p.command.id;
-    pending_[id] = std::move(p);
+  if (!applied) {
+    commands_.discardStaged();
+    return applied;
   }
+  commands_.releaseStaged();
   for (const auto& id : *applied) {
     touch(reservations_.at(id));
     dirty_.insert(id);
@@ -1298,54 +1293,51 @@ Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>
 void Manager::onProgress(const std::string& host, const AgentProgress& progress) {
   spdlog::debug("progress from {}: command {} {:.0f}% {}", host, progress.commandId,
                 progress.fraction * 100, progress.phase);
-  auto it = pending_.find(progress.commandId);
-  if (it == pending_.end() ||
-      (it->second.step != Step::kMigrate && it->second.step != Step::kPark)) {
-    return;
-  }
+  const Pending* p = commands_.find(progress.commandId);
+  if (!p || (p->step != Step::kMigrate && p->step != Step::kPark)) return;
   if (!(progress.fraction >= 0 && progress.fraction <= 1)) return;  // NaN or nonsense
-  moveFractions_[{it->second.reservationId, it->second.move}] = {progress.fraction, clock_.now()};
+  moveFractions_[{p->reservationId, p->move}] = {progress.fraction, clock_.now()};
 }
 
 void Manager::onSendFailed(std::uint64_t commandId, const std::string& why) {
-  auto it = pending_.find(commandId);
-  if (it == pending_.end()) {
-    // A drop that did not go out stays in drops_ (its room booked) and is sent again with the
+  const Pending* p = commands_.find(commandId);
+  if (!p) {
+    // A drop that did not go out stays in flight (its room booked) and is sent again with the
     // host's other unanswered commands when its agent is back (resendPending).
-    for (const auto& [key, d] : drops_) {
-      if (d.commandId == commandId) apply(inventory_.sendFailed(key.first, why, false));
+    if (auto host = commands_.dropHost(commandId)) {
+      apply(inventory_.sendFailed(*host, why, /*unreachable=*/false));
     }
     return;
   }
+  // Copies: onResult erases the pending entry that `p` points into (fuzz_manager_ops found
+  // the use after free).
+  const std::string host = p->host;
+  const bool abandoned = p->abandoned;
   // Nobody is connected as that host: unreachable until its agent heartbeats again, and
   // nothing is settled from what we last heard of it until then.
-  apply(inventory_.sendFailed(it->second.host, why, /*unreachable=*/true));
+  apply(inventory_.sendFailed(host, why, /*unreachable=*/true));
   // An abandoned migrate's source may still hold the answer: it is asked again on reconnect.
-  if (it->second.abandoned) return;
+  if (abandoned) return;
   AgentResult r;
   r.commandId = commandId;
   r.status = Status::unavailable(why);
-  // A copy: onResult erases the pending entry that `it` points into (fuzz_manager_ops found
-  // the use after free).
-  const std::string host = it->second.host;
   onResult(host, r);
 }
 
 void Manager::onResult(const std::string& host, const AgentResult& result) {
-  auto pit = pending_.find(result.commandId);
-  if (pit == pending_.end()) {
+  const Pending* found = commands_.find(result.commandId);
+  if (!found) {
     if (onDropResult(host, result)) return;
     spdlog::warn("result for unknown command {} from {} ignored", result.commandId, host);
     return;
   }
-  if (pit->second.host != host) {
+  if (found->host != host) {
     // An agent speaks only for its own host: another host's answer settles nothing.
     spdlog::warn("result for command {} came from {} instead of {}: ignored", result.commandId,
-                 host, pit->second.host);
+                 host, found->host);
     return;
   }
-  Pending p = pit->second;
-  pending_.erase(pit);
+  const Pending p = *commands_.take(result.commandId);
   auto rit = reservations_.find(p.reservationId);
   if (rit == reservations_.end()) return;
   Reservation& r = rit->second;
@@ -1591,40 +1583,26 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
 }
 
 void Manager::dropIncoming(const std::string& host, const std::string& vmId, const Usage& size) {
-  if (drops_.count({host, vmId})) return;  // already on its way
-  AgentCommand drop;
-  drop.kind = AgentCommand::Kind::kFinishIncoming;
-  drop.host = host;
-  drop.vmId = vmId;
-  drop.commit = false;
-  drop.id = nextCommandId_++;
-  drops_[{host, vmId}] = Drop{drop.id, size, drop};
-  outbox_.push_back(std::move(drop));
-  touchHost(host);
+  if (commands_.drop(host, vmId, size)) touchHost(host);  // else already on its way
 }
 
 bool Manager::onDropResult(const std::string& host, const AgentResult& result) {
-  for (auto it = drops_.lower_bound({host, ""}); it != drops_.end() && it->first.first == host;
-       ++it) {
-    if (it->second.commandId != result.commandId) continue;
-    const std::string vmId = it->first.second;
-    if (!result.status && result.status.code() != StatusCode::kNotFound) {
-      spdlog::warn("agent {} could not drop incoming {}: {}", host, vmId, result.status.toString());
-    } else if (const VmRecord* vm = findVm(host, vmId); vm && vm->state == VmState::kIncoming) {
-      apply(inventory_.dropVm(host, vmId));
-    }
-    // Refused: the shell, if any, shows in the next inventory and dropOrphanIncoming retries.
-    drops_.erase(it);
-    touchHost(host);
-    return true;
+  const std::optional<std::string> vmId = commands_.settleDrop(host, result.commandId);
+  if (!vmId) return false;
+  if (!result.status && result.status.code() != StatusCode::kNotFound) {
+    spdlog::warn("agent {} could not drop incoming {}: {}", host, *vmId, result.status.toString());
+  } else if (const VmRecord* vm = findVm(host, *vmId); vm && vm->state == VmState::kIncoming) {
+    apply(inventory_.dropVm(host, *vmId));
   }
-  return false;
+  // Refused: the shell, if any, shows in the next inventory and dropOrphanIncoming retries.
+  touchHost(host);
+  return true;
 }
 
 void Manager::dropOrphanIncoming(const std::string& host) {
   std::vector<std::pair<std::string, Usage>> orphans;
   for (const auto& v : inventory_.vmsOn(host)) {
-    if (v.state != VmState::kIncoming || drops_.count({host, v.id})) continue;
+    if (v.state != VmState::kIncoming || commands_.dropping(host, v.id)) continue;
     bool expected = false;
     if (auto t = touching_.find(host); t != touching_.end()) {
       for (const auto& id : t->second) {
@@ -1863,37 +1841,32 @@ void Manager::startTeardown(Reservation& r) {
 
 std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId, Step step,
                              MoveId move, std::size_t clone) {
-  cmd.id = nextCommandId_++;
+  const TimeNs now = clock_.now();
   TimeNs deadline = kTimeInfinity;
   if (auto r = reservations_.find(reservationId); r != reservations_.end()) {
-    deadline = commandDeadline(r->second, step, move, clock_.now());
+    deadline = commandDeadline(r->second, step, move, now);
   }
-  const std::uint64_t id = cmd.id;
-  spdlog::debug("{}: {} {} on {} (command {})", reservationId, commandKindName(cmd.kind), cmd.vmId,
-                cmd.host, cmd.id);
-  Pending p{reservationId, step, move, clone, cmd.host, std::move(cmd), deadline, clock_.now()};
-  if (staged_) {
-    staged_->push_back(std::move(p));  // released by commit() once its op is stored
-  } else {
-    outbox_.push_back(p.command);
-    pending_[id] = std::move(p);
-  }
+  const bool debug = spdlog::should_log(spdlog::level::debug);
+  const std::string what =
+      debug ? fmt::format("{} {} on {}", commandKindName(cmd.kind), cmd.vmId, cmd.host) : "";
+  std::string host = cmd.host;
+  // Staged while an op is performed: released by commit() once the op is stored.
+  const std::uint64_t id = commands_.issue(
+      {reservationId, step, move, clone, std::move(host), std::move(cmd), deadline, now});
+  if (debug) spdlog::debug("{}: {} (command {})", reservationId, what, id);
   return id;
 }
 
 void Manager::resendPending(const std::string& host) {
-  std::set<std::uint64_t> queued;
-  for (const auto& cmd : outbox_) queued.insert(cmd.id);
+  const TimeNs now = clock_.now();
   std::size_t n = 0;
-  for (auto& [id, p] : pending_) {
-    if (p.host != host || queued.count(id)) continue;
-    outbox_.push_back(p.command);
-    ++n;
+  for (std::uint64_t id : commands_.resend(host, &n)) {
+    const Pending& p = *commands_.find(id);
     // A move sent again starts again: its time until now (the agent's outage) is not
     // migration time, and must not teach the planner that migrations are slow.
     auto r = reservations_.find(p.reservationId);
     if (r != reservations_.end() && !p.abandoned) {
-      p.deadlineNs = commandDeadline(r->second, p.step, p.move, clock_.now());
+      commands_.setDeadline(id, commandDeadline(r->second, p.step, p.move, now));
     }
     // A migration started again runs at the cap its command carries.
     if (p.step == Step::kMigrate) {
@@ -1901,14 +1874,9 @@ void Manager::resendPending(const std::string& host) {
     }
     if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate || p.step == Step::kPark) &&
         r != reservations_.end()) {
-      if (Move* m = r->second.findMove(p.move)) m->progress.actualStartNs = clock_.now();
+      if (Move* m = r->second.findMove(p.move)) m->progress.actualStartNs = now;
       touch(r->second);
     }
-  }
-  for (auto d = drops_.lower_bound({host, ""}); d != drops_.end() && d->first.first == host; ++d) {
-    if (queued.count(d->second.commandId)) continue;
-    outbox_.push_back(d->second.command);
-    ++n;
   }
   if (n) spdlog::info("agent {}: sending its {} unanswered commands again", host, n);
 }
@@ -1965,16 +1933,16 @@ TimeNs Manager::commandDeadline(const Reservation& r, Step step, MoveId move, Ti
 void Manager::expireCommands() {
   const TimeNs now = clock_.now();
   std::vector<std::uint64_t> expired;
-  for (const auto& [id, p] : pending_) {
-    // Only agents that are there and silent on this command: an unreachable one is handled as
-    // such (its commands are sent again, with new deadlines, when it is back).
-    // An abandoned migrate is looked at again each time: its VM may have arrived meanwhile.
-    if ((p.deadlineNs <= now || p.abandoned) && agentReady(p.host)) expired.push_back(id);
+  // Overdue, and an abandoned command each time (its VM may have got there meanwhile); only to
+  // agents that are there and silent on the command: an unreachable one is handled as such
+  // (its commands are sent again, with new deadlines, when it is back).
+  for (std::uint64_t id : commands_.overdue(now)) {
+    if (agentReady(commands_.find(id)->host)) expired.push_back(id);
   }
   for (std::uint64_t id : expired) {
-    auto it = pending_.find(id);
-    if (it == pending_.end()) continue;  // settled by an earlier expiry's consequences
-    const Pending p = it->second;
+    const Pending* found = commands_.find(id);
+    if (!found) continue;  // settled by an earlier expiry's consequences
+    const Pending p = *found;
     ReservationRegistry::Batch batch(registry_, p.reservationId);
     AgentResult result;
     result.commandId = id;
@@ -2030,8 +1998,7 @@ void Manager::expireCommands() {
       // disk-full campaign, seed 140580, ended with two VMs parked for good). A late park fails
       // its reservation, as any move past its deadline does, but stays running until the
       // agent's answer (or inventory) settles it, and the teardown then unparks what was parked.
-      it->second.deadlineNs = kTimeInfinity;
-      it->second.abandoned = true;
+      commands_.abandon(id);
       const Move* m = r->second.findMove(p.move);
       const std::string waiting = std::string(p.step == Step::kPark ? "parking " : "unparking ") +
                                   p.command.vmId + " on " + p.host + " failed: " + why +
@@ -2050,8 +2017,7 @@ void Manager::expireCommands() {
       // copy now could leave the VM on neither host. The move fails its reservation now but
       // stays running, the copy kept and booked, until the source's answer (late, or repeated
       // when its agent reconnects) commits or drops it (the partition campaign lost VMs so).
-      it->second.deadlineNs = kTimeInfinity;
-      it->second.abandoned = true;
+      commands_.abandon(id);
       const Move* m = r->second.findMove(p.move);
       const std::string waiting = "migration of " + p.command.vmId + " from " + p.host +
                                   " failed: " + why + "; its copy on " + p.command.destinationHost +
@@ -2071,8 +2037,7 @@ void Manager::expireCommands() {
       // for done when the source answered, holds the copy as incoming again until the
       // destination's inventory says otherwise (the kill-agent campaign lost a VM whose move
       // was settled from that view, its copy then dropped as an orphan).
-      it->second.deadlineNs = kTimeInfinity;
-      it->second.abandoned = true;
+      commands_.abandon(id);
       apply(inventory_.setVmState(p.host, p.command.vmId, VmState::kIncoming));
       note(r->second, why + "; waiting for " + p.host + " to commit " + p.command.vmId);
       persist(r->second);
@@ -2081,20 +2046,6 @@ void Manager::expireCommands() {
     result.status = Status::unavailable(why);
     onResult(p.host, result);
   }
-}
-
-bool Manager::inFlight(const std::string& reservationId, Step step, MoveId move) const {
-  for (const auto& [id, p] : pending_) {
-    if (p.reservationId == reservationId && p.step == step && p.move == move) return true;
-  }
-  return false;
-}
-
-bool Manager::cloneInFlight(const std::string& reservationId, Step step, std::size_t clone) const {
-  for (const auto& [id, p] : pending_) {
-    if (p.reservationId == reservationId && p.step == step && p.clone == clone) return true;
-  }
-  return false;
 }
 
 void Manager::recordMoveError(const Move& m) {
@@ -2545,12 +2496,12 @@ Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t ba
                        violation + ")"};
   }
   // A capped move takes longer: its command's deadline follows its new predicted end.
-  for (auto& [id, p] : pending_) {
+  for (const auto& [id, p] : commands_.pending()) {
     if (p.reservationId != r.id || p.step != Step::kMigrate) continue;
     const Move* m = r.findMove(p.move);
     if (!m || !m->isVacate()) continue;
-    p.deadlineNs = std::max(p.deadlineNs,
-                            commandDeadline(r, Step::kMigrate, p.move, m->progress.actualStartNs));
+    commands_.setDeadline(id, std::max(p.deadlineNs, commandDeadline(r, Step::kMigrate, p.move,
+                                                                     m->progress.actualStartNs)));
   }
   driveCaps(r);
   return {true, "re-planned " + what + " alongside the " + std::to_string(running.size()) +
@@ -2581,7 +2532,7 @@ void Manager::driveCaps(Reservation& r) {
     // Only a migration the source runs can be capped (the migrate command carries the cap when
     // it is sent later: see onResult). Not known what was sent (vrmd restarted): send it.
     bool migrating = false;
-    for (const auto& [id, p] : pending_) {
+    for (const auto& [id, p] : commands_.pending()) {
       migrating |= p.reservationId == r.id && p.step == Step::kMigrate && p.move == move.id;
     }
     if (const VmRecord* vm = findVm(m.fromHost, m.vmId)) {
@@ -3120,7 +3071,7 @@ TimeNs Manager::nextWakeNs() const {
     }
   }
   next = std::min(next, inventory_.nextSilenceCheckNs());
-  for (const auto& [id, p] : pending_) {
+  for (const auto& [id, p] : commands_.pending()) {
     if (agentReady(p.host)) next = std::min(next, p.deadlineNs);
   }
   return next;
@@ -3129,12 +3080,12 @@ TimeNs Manager::nextWakeNs() const {
 std::vector<AgentCommand> Manager::takeOutbox() {
   std::vector<AgentCommand> out;
   std::vector<AgentCommand> held;
-  for (AgentCommand& cmd : outbox_) {
-    auto p = pending_.find(cmd.id);
-    const bool waits = p != pending_.end() && registry_.unsaved(p->second.reservationId);
+  for (AgentCommand& cmd : commands_.takeOutbox()) {
+    const Pending* p = commands_.find(cmd.id);
+    const bool waits = p && registry_.unsaved(p->reservationId);
     (waits ? held : out).push_back(std::move(cmd));
   }
-  outbox_.swap(held);
+  commands_.holdBack(std::move(held));
   return out;
 }
 

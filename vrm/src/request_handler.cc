@@ -50,7 +50,7 @@ std::string requesterOf(const zmq::message_t& payload, const protocol::DecodeLim
 
 zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Caller& caller,
                                  zmq::message_t payload, const protocol::DecodeLimits& limits,
-                                 StoreBackups* backups) {
+                                 StoreBackups* backups, std::optional<SubmitAnswer>* submitted) {
   capnp::MallocMessageBuilder reply;
   auto out = reply.initRoot<wire::ClientReply>();
   out.setNowNs(clock.now());
@@ -72,8 +72,9 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Cal
           Result<ReservationRequest> parsed = protocol::requestFromWire(req->getSubmit());
           ReservationRequest request = parsed ? *parsed : fromWire(req->getSubmit());
           if (request.owner.empty()) request.owner = caller.name;
+          const bool dryRun = request.dryRun;
           Result<Reservation> r = Status::unauthorized("");
-          if (caller.role == Role::kAnonymous && !request.dryRun) {
+          if (caller.role == Role::kAnonymous && !dryRun) {
             r = Status::unauthorized("anonymous callers cannot book: authenticate first");
           } else if (caller.role != Role::kAdmin && request.owner != caller.name) {
             r = Status::unauthorized(caller.describe() + " cannot book for '" + request.owner +
@@ -89,6 +90,13 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Cal
             setStatus(r->state == ReservationState::kRejected ? Status::rejected(r->reason)
                                                               : Status::ok());
             fillReservation(*r, out.initReservation());
+          }
+          if (submitted) {
+            const SubmitDecision d = !r ? SubmitDecision::kError
+                                     : r->state == ReservationState::kRejected
+                                         ? SubmitDecision::kRejected
+                                         : SubmitDecision::kAdmitted;
+            *submitted = SubmitAnswer{d, dryRun};
           }
           break;
         }

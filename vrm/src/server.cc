@@ -180,8 +180,17 @@ void Server::handleClient(zmq::socket_t& socket, bool local) {
   // Envelope: identity, [empty delimiter (REQ clients)], payload.
   const bool delimited = parts.size() >= 3 && parts[1].size() == 0;
   const Caller caller = callerOf(parts.back(), local);
+  // Real time, not vrmd's (possibly scaled) clock: how long a client waits on this loop.
+  const auto started = std::chrono::steady_clock::now();
+  std::optional<SubmitAnswer> submitted;
   zmq::message_t encoded = answerClientFrame(manager_, clock_, caller, std::move(parts.back()),
-                                             options_.limits, options_.backups);
+                                             options_.limits, options_.backups, &submitted);
+  if (submitted && options_.admissions) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    options_.admissions->record(local ? "web" : "zmq", submitted->decision, submitted->dryRun,
+                                seconds);
+  }
   try {
     socket.send(parts[0], zmq::send_flags::sndmore);
     if (delimited) socket.send(zmq::message_t(), zmq::send_flags::sndmore);

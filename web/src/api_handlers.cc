@@ -1,6 +1,5 @@
 #include "api_handlers.h"
 
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -110,16 +109,9 @@ Response ApiHandlers::submit(const ApiCall& call) {
   ReservationRequest r = std::move(*parsed);
   if (r.owner.empty()) r.owner = call.caller.empty() ? defaultOwner_ : call.caller;
 
-  const auto t0 = std::chrono::steady_clock::now();
   auto decided = vrmd_.submit(r);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!decided) {
-    counters_.recordSubmitError();
-    return errorReply(decided.status());
-  }
+  if (!decided) return errorReply(decided.status());
   const bool rejected = decided->state == ReservationState::kRejected;
-  counters_.recordDecision(rejected, seconds);
   return reply(rejected ? 422 : (r.dryRun ? 200 : 201), client::reservationJson(*decided, -1));
 }
 

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "http_text.h"
-#include "metrics_page.h"
 #include "responses.h"
 #include "vrm/protocol/cluster.h"
 
@@ -28,14 +27,11 @@ struct ApiCall {
 
 class ApiHandlers {
  public:
-  // `vrmd` and `counters` must outlive this. `defaultOwner` owns reservations booked without an
-  // "owner" field by a caller with no name.
-  ApiHandlers(client::Client& vrmd, std::vector<TemplateSpec> templates, std::string defaultOwner,
-              WebCounters& counters)
-      : vrmd_(vrmd),
-        templates_(std::move(templates)),
-        defaultOwner_(std::move(defaultOwner)),
-        counters_(counters) {}
+  // `vrmd` must outlive this. `defaultOwner` owns reservations booked without an "owner" field by
+  // a caller with no name. (Submits are timed and counted by vrmd itself, whichever way they
+  // come: vrm/manager/admission_metrics.h.)
+  ApiHandlers(client::Client& vrmd, std::vector<TemplateSpec> templates, std::string defaultOwner)
+      : vrmd_(vrmd), templates_(std::move(templates)), defaultOwner_(std::move(defaultOwner)) {}
 
   // Each throws BadRequest for a request the client got wrong; vrmd's failures are answered with
   // httpStatusOf() their status.
@@ -53,7 +49,6 @@ class ApiHandlers {
   client::Client& vrmd_;
   std::vector<TemplateSpec> templates_;
   std::string defaultOwner_;
-  WebCounters& counters_;
 };
 
 }  // namespace vrm::web

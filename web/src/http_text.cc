@@ -1,7 +1,6 @@
 #include "http_text.h"
 
 #include <cctype>
-#include <sstream>
 
 namespace vrm::web {
 
@@ -66,26 +65,6 @@ bool isReservationId(const std::string& id) {
     }
   }
   return true;
-}
-
-std::string labelValue(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
-std::string formatNumber(double v) {
-  std::ostringstream o;
-  o.precision(9);
-  o << v;
-  return o.str();
 }
 
 }  // namespace vrm::web

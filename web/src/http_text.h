@@ -32,10 +32,4 @@ std::vector<std::string> splitPath(std::string_view path);
 // 1 to 64 letters, digits, '-', '_' or '.': what a reservation id may be in a URL.
 bool isReservationId(const std::string& id);
 
-// A Prometheus label value with backslash, quote and newline escaped.
-std::string labelValue(const std::string& s);
-
-// A sample value: up to 9 significant digits ("0.0005", "1.5").
-std::string formatNumber(double v);
-
 }  // namespace vrm::web

@@ -107,7 +107,7 @@ void WebServer::Impl::serve() {
   co.endpoint = options.vrmdEndpoint;
   co.timeout = options.vrmdTimeout;
   vrmd = std::make_unique<client::Client>(co, &context);
-  api = std::make_unique<ApiHandlers>(*vrmd, options.templates, options.defaultOwner, counters);
+  api = std::make_unique<ApiHandlers>(*vrmd, options.templates, options.defaultOwner);
   router = std::make_unique<Router>(*vrmd, *api, *files, tokens, options.authenticate, counters,
                                     options.extraMetrics);
   try {

@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "fake_agents.h"
@@ -17,6 +20,7 @@
 #include "vrm/client/client.h"
 #include "vrm/client/render.h"
 #include "vrm/manager/auth.h"
+#include "vrm/manager/calibrating_planner.h"
 #include "vrm/manager/server.h"
 #include "vrm/protocol/curve.h"
 #include "vrm/protocol/token.h"
@@ -48,6 +52,7 @@ class WebServerTest : public manager::testing::ManagerFixture {
     o.agentEndpoint = "tcp://127.0.0.1:*";
     o.extraClientEndpoints = {kInproc};
     o.maxPollWait = std::chrono::milliseconds(10);
+    o.admissions = &admissions_;
     server_ = std::make_unique<Server>(ctx_, *manager_, clock_, o);
     ASSERT_TRUE(server_->bind().isOk());
 
@@ -69,7 +74,12 @@ class WebServerTest : public manager::testing::ManagerFixture {
     w.vrmdEndpoint = kInproc;
     w.templates = templates_;
     w.maxBodyBytes = 4096;
-    w.extraMetrics = [] { return std::string("vrm_model_heldout_predictions{mode=\"live\"} 3\n"); };
+    // As vrmd's main() wires it: the admission path's families, then the models' (a real
+    // calibrating planner's, not fitted yet).
+    auto calibrating = CalibratingPlanner::create({});
+    ASSERT_TRUE(calibrating.isOk()) << calibrating.status().toString();
+    calibrating_ = std::move(*calibrating);
+    w.extraMetrics = [this] { return admissions_.text() + calibrating_->metricsText(); };
     web_ = std::make_unique<WebServer>(ctx_, w);
     ASSERT_TRUE(web_->start().isOk());
     ASSERT_NE(web_->port(), 0);
@@ -105,6 +115,8 @@ class WebServerTest : public manager::testing::ManagerFixture {
   }
 
   zmq::context_t ctx_;
+  AdmissionMetrics admissions_;
+  std::unique_ptr<CalibratingPlanner> calibrating_;
   std::unique_ptr<Server> server_;
   std::unique_ptr<WebServer> web_;
   std::filesystem::path base_;
@@ -249,6 +261,112 @@ TEST_F(WebServerTest, StaticFilesStayInsideTheRoot) {
   EXPECT_NE(head.headers.find("Content-Length: 10"), std::string::npos) << head.headers;
 }
 
+// Ensures every family of the whole /metrics page (vrmd's own and what main() adds) follows
+// Prometheus' conventions, and that a submit over ZeroMQ is timed like one through the web.
+TEST_F(WebServerTest, MetricsFollowPrometheusConventions) {
+  ASSERT_EQ(post("/api/reservations",
+                 R"({"hosts": 1, "start": "+2h", "duration": "1h", "template": "bmi"})")
+                .status,
+            201);
+  client::ClientOptions co;
+  co.endpoint = server_->clientEndpoint();
+  client::Client vrmctl(co);
+  ReservationRequest shared;
+  shared.owner = "lab";
+  shared.kind = ReservationKind::kShared;
+  shared.vmCount = 1;
+  shared.templateName = "bmi";
+  shared.startNs = clock_.now() + 3 * 3600 * kNsPerSec;
+  shared.endNs = shared.startNs + 3600 * kNsPerSec;
+  ASSERT_TRUE(vrmctl.submit(shared).isOk());
+  shared.dryRun = true;
+  ASSERT_TRUE(vrmctl.submit(shared).isOk());
+
+  const std::string page = get("/metrics").body;
+  EXPECT_NE(page.find("vrm_admission_latency_seconds_count{via=\"zmq\"} 2\n"), std::string::npos)
+      << page;
+  EXPECT_NE(page.find("vrm_admission_dry_runs_total{via=\"zmq\"} 1\n"), std::string::npos);
+
+  const std::set<std::string> allowedLabels = {"state", "reachable", "via",   "decision",
+                                               "code",  "mode",      "model", "stat",
+                                               "phase", "version",   "le"};
+  std::map<std::string, std::string> typeOf;  // family -> type
+  std::set<std::string> helped;
+  std::map<std::string, double> lastBucket;  // histogram series (name + labels without le)
+  std::istringstream in(page);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# HELP ", 0) == 0) {
+      const std::string name = line.substr(7, line.find(' ', 7) - 7);
+      EXPECT_TRUE(helped.insert(name).second) << "HELP twice for " << name;
+      continue;
+    }
+    if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream words(line.substr(7));
+      std::string name, type;
+      words >> name >> type;
+      EXPECT_TRUE(typeOf.emplace(name, type).second) << "TYPE twice for " << name;
+      EXPECT_TRUE(helped.count(name)) << name << ": TYPE without HELP";
+      EXPECT_EQ(name.rfind("vrm_", 0), 0u) << name;
+      EXPECT_EQ(name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_"), std::string::npos)
+          << name;
+      const bool endsInTotal = name.size() > 6 && name.substr(name.size() - 6) == "_total";
+      EXPECT_EQ(endsInTotal, type == "counter")
+          << "counters, and only they, end in _total: " << name;
+      for (const char* unit : {"seconds", "ratio", "bytes"}) {
+        const auto at = name.find(std::string("_") + unit);
+        if (at == std::string::npos) continue;
+        const std::string rest = name.substr(at + 1 + std::strlen(unit));
+        EXPECT_TRUE(rest.empty() || rest == "_total") << "the unit comes last: " << name;
+      }
+      continue;
+    }
+    ASSERT_FALSE(line.empty() || line[0] == '#') << "unexpected line: " << line;
+    const auto brace = line.find('{');
+    const auto space = line.rfind(' ');
+    const std::string name = line.substr(0, std::min(brace, line.find(' ')));
+    std::string family = name;
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const std::string sfx = suffix;
+      if (!typeOf.count(family) && name.size() > sfx.size() &&
+          name.substr(name.size() - sfx.size()) == sfx) {
+        family = name.substr(0, name.size() - sfx.size());
+      }
+    }
+    ASSERT_TRUE(typeOf.count(family)) << "a sample before its family's TYPE: " << line;
+    std::string labels;
+    if (brace != std::string::npos) labels = line.substr(brace + 1, line.find('}') - brace - 1);
+    std::string withoutLe;
+    std::istringstream pairs(labels);
+    for (std::string pair; std::getline(pairs, pair, ',');) {
+      const std::string label = pair.substr(0, pair.find('='));
+      EXPECT_TRUE(allowedLabels.count(label))
+          << "label " << label << " (ids are not labels): " << line;
+      if (label != "le") withoutLe += pair + ",";
+    }
+    const double value = std::stod(line.substr(space + 1));
+    if (name != family && name.substr(family.size()) == "_bucket") {
+      EXPECT_EQ(typeOf[family], "histogram") << line;
+      const std::string series = family + "{" + withoutLe;
+      auto [it, first] = lastBucket.emplace(series, value);
+      if (!first) {
+        EXPECT_GE(value, it->second) << "buckets are cumulative: " << line;
+        it->second = value;
+      }
+    }
+    if (name != family && name.substr(family.size()) == "_count" && typeOf[family] == "histogram") {
+      const std::string series = family + "{" + withoutLe;
+      ASSERT_TRUE(lastBucket.count(series)) << line;
+      EXPECT_EQ(value, lastBucket[series]) << "+Inf equals the count: " << line;
+    }
+  }
+  for (const char* family :
+       {"vrm_build_info", "vrm_admission_latency_seconds", "vrm_admissions_total",
+        "vrm_vacate_prediction_error_ratio", "vrm_migration_prediction_error_ratio",
+        "vrm_web_responses_total", "vrm_reservations"}) {
+    EXPECT_TRUE(typeOf.count(family)) << family << " is missing";
+  }
+}
+
 // Ensures /metrics counts reservations by state, web admissions and their latency, migrations
 // in flight, and the prediction error of completed moves.
 TEST_F(WebServerTest, MetricsFollowTheReservations) {
@@ -262,16 +380,24 @@ TEST_F(WebServerTest, MetricsFollowTheReservations) {
   const std::string& m = metrics.body;
   EXPECT_NE(m.find("vrm_reservations{state=\"admitted\"} 1\n"), std::string::npos) << m;
   EXPECT_NE(m.find("vrm_reservations{state=\"done\"} 0\n"), std::string::npos) << m;
-  EXPECT_NE(m.find("vrm_admission_latency_seconds_count 1\n"), std::string::npos) << m;
-  EXPECT_NE(m.find("vrm_admission_latency_seconds_bucket{le=\"+Inf\"} 1\n"), std::string::npos);
-  EXPECT_NE(m.find("vrm_admissions_total{decision=\"admitted\"} 1\n"), std::string::npos);
+  // Timed and counted by vrmd's server, as a submit that came through the web (inproc).
+  EXPECT_NE(m.find("vrm_admission_latency_seconds_count{via=\"web\"} 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("vrm_admission_latency_seconds_bucket{via=\"web\",le=\"+Inf\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(m.find("vrm_admission_latency_seconds_count{via=\"zmq\"} 0\n"), std::string::npos);
+  EXPECT_NE(m.find("vrm_admissions_total{via=\"web\",decision=\"admitted\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(m.find("vrm_build_info{version=\""), std::string::npos);
+  EXPECT_NE(m.find("vrm_vacate_prediction_error_ratio_count 0\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_migrations_in_flight 0\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_reservations_at_risk 0\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_migrations_pending 1\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_hosts{reachable=\"true\"} 3\n"), std::string::npos);
   EXPECT_NE(m.find("vrm_migration_prediction_error_seconds_count 0\n"), std::string::npos);
   // What vrmd adds (the calibrating planner's held-out model errors) comes last.
-  EXPECT_NE(m.find("vrm_model_heldout_predictions{mode=\"live\"} 3\n"), std::string::npos);
+  EXPECT_NE(m.find("vrm_model_heldout_predictions{mode=\"live\",model=\"qemu-precopy\"} 0\n"),
+            std::string::npos)
+      << m;
 
   // Start the vacate with the migration held by its agent: one migration in flight.
   stopLoop();
@@ -304,6 +430,9 @@ TEST_F(WebServerTest, MetricsFollowTheReservations) {
   EXPECT_NE(after.find("vrm_migration_prediction_error_seconds_count 1\n"), std::string::npos)
       << after;
   EXPECT_NE(after.find("vrm_migration_prediction_error_seconds_sum "), std::string::npos);
+  EXPECT_NE(after.find("vrm_migration_prediction_error_ratio_count 1\n"), std::string::npos);
+  // One finished vacate (its only move), observed in the vacate histogram.
+  EXPECT_NE(after.find("vrm_vacate_prediction_error_ratio_count 1\n"), std::string::npos) << after;
 }
 
 // Ensures the project's own web calendar files are served with their types, and that the API

@@ -10,25 +10,30 @@
 
 namespace vrm::planner::fitting {
 
-// qemu-precopy: the setup from observed setup times (else the constant that best fits the
-// totals), the goodput factor (which scales the rate limit and with it QEMU's threshold) by a
-// search over a grid refined by golden sections (the window count makes the error a step
-// function of it, so a local search alone can stall), and the downtime's fixed part and
-// switchover rate by a linear fit on the bytes each converging run leaves for the stop-and-copy.
+// qemu-precopy: the setup from observed setup times, per GiB before a constant (else the constant
+// that best fits the totals), the goodput factor (which scales the rate limit and with it QEMU's
+// threshold) by a search over a grid refined by golden sections (the window count makes the
+// error a step function of it, so a local search alone can stall), and the downtime's fixed part
+// and switchover rate by a linear fit on the bytes each converging run leaves for the
+// stop-and-copy.
 Status fitQemuPrecopy(Calibration& c, const std::vector<MigrationObservation>& obs) {
   ModelParameters& p = c.parameters;
   std::vector<std::vector<double>> setupRows;
   std::vector<double> setupY;
   for (const MigrationObservation& o : obs) {
     if (!o.setupS) continue;
-    setupRows.push_back({1, o.vm.memoryBytes / kGiB});
+    setupRows.push_back({o.vm.memoryBytes / kGiB, 1});
     setupY.push_back(*o.setupS);
   }
   const bool setupObserved = setupRows.size() >= 2;
   if (setupObserved) {
-    applyFit(fitNonNegative(setupRows, setupY, {p.at("setup_s"), p.at("setup_s_per_gib")}),
-             {"setup_s", "setup_s_per_gib"}, p, c.notes);
-    c.notes.push_back("setup_s, setup_s_per_gib fitted on the observed setup_s");
+    // The per-GiB column first: when the sizes cannot separate the two (every guest of one
+    // size), the per-GiB part is the one fitted and setup_s keeps its prior, because what QEMU's
+    // setup does (the dirty bitmaps, the first sync, starting dirty logging) is work per page;
+    // fitted as a constant instead, a larger guest's setup is predicted too short.
+    applyFit(fitNonNegative(setupRows, setupY, {p.at("setup_s_per_gib"), p.at("setup_s")}),
+             {"setup_s_per_gib", "setup_s"}, p, c.notes);
+    c.notes.push_back("setup_s_per_gib, setup_s fitted on the observed setup_s");
   }
   // Squared error of total time at goodput g and throughput ceiling cap (0 = none); without
   // observed setups the setup constant is re-solved in closed form (the mean residual, >= 0)

@@ -225,8 +225,11 @@ void QemuHost::pollDirtyRate(QemuVm& vm, TimeNs now) {
   QmpClient& qmp = *vm.proc.qmp;
   if (!vm.dirtyRatePending) {
     if (now < vm.nextDirtyRateNs) return;
-    auto r =
-        qmp.execute("calc-dirty-rate", {{"calc-time", 1}, {"mode", "page-sampling"}}, kQmpTimeout);
+    auto r = qmp.execute("calc-dirty-rate",
+                         {{"calc-time", 1},
+                          {"sample-pages", dirtyRateSamplePagesPerGiB(vm.info.memoryBytes)},
+                          {"mode", "page-sampling"}},
+                         kQmpTimeout);
     vm.nextDirtyRateNs = now + config.dirtyRateIntervalNs;
     if (r) {
       vm.dirtyRatePending = true;
@@ -244,8 +247,8 @@ void QemuHost::pollDirtyRate(QemuVm& vm, TimeNs now) {
   }
   vm.dirtyRatePending = false;
   if (status == "measured") {
-    // dirty-rate is in MiB/s.
-    vm.info.dirtyRateBytesPerSec = jsonNumber(*r, "dirty-rate") * 1024 * 1024;
+    // dirty-rate is in whole MiB/s.
+    vm.info.dirtyRateBytesPerSec = dirtyRateFromReading(jsonNumber(*r, "dirty-rate"));
     // The recent samples, for a quantile of the rate (VmRecord::dirtyRateSamplesBytesPerSec).
     constexpr std::size_t kKeptSamples = 8;
     auto& samples = vm.info.dirtyRateSamplesBytesPerSec;

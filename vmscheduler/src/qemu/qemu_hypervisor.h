@@ -25,7 +25,8 @@
 //   max-rounds          a live migration past this many dirty-sync rounds is cancelled and
 //                       reported as not converging. Default 60.
 //   dirty-rate-interval time between dirty-rate measurements of each running VM
-//                       (calc-dirty-rate, page-sampling, 1 s); 0s disables. Default 30s.
+//                       (calc-dirty-rate, page-sampling, 1 s, about 4,096 sampled pages);
+//                       0s disables. Default 30s.
 //   initial-template    template the HostSpec's VMs are booted from at start. Default: none
 //                       (then the HostSpec must list no VMs). Only at the first start on
 //                       vm-state-dir that lists VMs (initial-vms.started there says it was): a

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -140,6 +141,18 @@ bool stageableName(const std::string& id) {
 double jsonNumber(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+int dirtyRateSamplePagesPerGiB(std::uint64_t memoryBytes) {
+  constexpr double kSamplesPerGuest = 4096, kGiB = 1024.0 * 1024.0 * 1024.0;
+  if (memoryBytes == 0) return 512;
+  const double perGiB = std::ceil(kSamplesPerGuest * kGiB / static_cast<double>(memoryBytes));
+  return static_cast<int>(std::clamp(perGiB, 512.0, 16384.0));
+}
+
+double dirtyRateFromReading(double mibPerSec) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  return mibPerSec >= 1 ? (std::floor(mibPerSec) + 0.5) * kMiB : 0;
 }
 
 namespace {

@@ -46,6 +46,16 @@ bool stageableName(const std::string& id);
 // A number field of a QMP answer, 0 when missing.
 double jsonNumber(const nlohmann::json& j, const char* key);
 
+// calc-dirty-rate's sample-pages (pages sampled per GiB) for a guest of `memoryBytes`: about
+// 4,096 sampled pages per guest, within QEMU 7.2's [128, 16384] and never below its default 512.
+// QEMU's default of 512 per GiB samples 64 pages of a 128 MiB guest, where one changed page reads
+// as 2 MiB/s; 4,096 samples hash 16 MiB twice per measurement.
+int dirtyRateSamplePagesPerGiB(std::uint64_t memoryBytes);
+// The dirty rate a page-sampling measurement stands for, in bytes/s: QEMU reports whole MiB/s,
+// rounded down (dirtyrate.c's update_dirtyrate), so a reading k >= 1 is taken as the middle of
+// [k, k + 1) MiB/s; 0 stays 0 (an idle guest).
+double dirtyRateFromReading(double mibPerSec);
+
 // A migration endpoint from prepareIncoming(): "tcp:HOST:PORT[;state=tcp:HOST:PORT]".
 struct IncomingEndpoint {
   std::string qemu;  // tcp:HOST:PORT, QEMU's own migration stream (live)

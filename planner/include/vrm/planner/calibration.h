@@ -9,11 +9,12 @@
 //
 // What is fitted (every fit is deterministic):
 //  * qemu-precopy (its own fit): setup_s and setup_s_per_gib by least squares on the observed
-//    setup_s (else setup_s is the constant that best fits the totals); the goodput factor, which
-//    scales QEMU's rate limit and with it its stop threshold, by a grid search refined by golden
-//    sections on the squared error of total time (the window count makes that error a step
-//    function); then downtime_base_s and switchover_bandwidth_bytes_per_s by least squares of the
-//    observed downtimes of runs the model sees converge on the bytes it leaves for the
+//    setup_s (with guests of a single size setup_s_per_gib alone, setup_s kept: QEMU's setup is
+//    work per page), else setup_s as the constant that best fits the totals; the goodput factor,
+//    which scales QEMU's rate limit and with it its stop threshold, by a grid search refined by
+//    golden sections on the squared error of total time (the window count makes that error a
+//    step function); then downtime_base_s and switchover_bandwidth_bytes_per_s by least squares of
+//    the observed downtimes of runs the model sees converge on the bytes it leaves for the
 //    stop-and-copy, and the goodput search once more. overhead_s stays 0.
 //  * qemu-scr (its own fit): device_state_bytes as the median of observed staged-state bytes
 //    (transferred_bytes) beyond the memory stream; with suspend_s (= save), copy_s and resume_s

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "vrm/manager/capacity_calendar.h"
+#include "vrm/manager/command_tracker.h"
 #include "vrm/manager/inventory.h"
 #include "vrm/manager/reservation_registry.h"
 #include "vrm/manager/store.h"
@@ -159,31 +160,8 @@ class Manager {
   const CapacityCalendar& calendar();
 
  private:
-  // What a pending command does. Move steps name their move by id, clone steps their clone by
-  // index. kPark / kUnpark: a kPark move parks its VM on its source; its kUnpark move unparks it.
-  enum class Step {
-    kPrepareIncoming,
-    kMigrate,
-    kFinishIncoming,
-    kClone,
-    kDestroy,
-    kSetBandwidth,  // caps or uncaps the move's running migration; nothing waits on it
-    kPark,
-    kUnpark,
-  };
-  struct Pending {
-    std::string reservationId;
-    Step step;
-    MoveId move{};          // move steps
-    std::size_t clone = 0;  // kClone, kDestroy: index in Reservation::clones
-    std::string host;
-    AgentCommand command;               // as sent, to send again under the same id
-    TimeNs deadlineNs = kTimeInfinity;  // unanswered by then: failed (ManagerOptions)
-    TimeNs sentNs = 0;                  // when it was first sent
-    // A migrate past its deadline whose VM may still be leaving its source: kept, without a
-    // deadline, until the source's answer says which host has the VM (expireCommands).
-    bool abandoned = false;
-  };
+  using Step = CommandStep;
+  using Pending = PendingCommand;
 
   Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
   Result<Reservation> admitShared(Reservation r, const TemplateSpec& tmpl);
@@ -344,8 +322,12 @@ class Manager {
   // reservation.
   std::uint64_t issue(AgentCommand cmd, const std::string& reservationId, Step step, MoveId move,
                       std::size_t clone = 0);
-  bool inFlight(const std::string& reservationId, Step step, MoveId move) const;
-  bool cloneInFlight(const std::string& reservationId, Step step, std::size_t clone) const;
+  bool inFlight(const std::string& reservationId, Step step, MoveId move) const {
+    return commands_.inFlight(reservationId, step, move);
+  }
+  bool cloneInFlight(const std::string& reservationId, Step step, std::size_t clone) const {
+    return commands_.cloneInFlight(reservationId, step, clone);
+  }
   const VmRecord* findVm(const std::string& host, const std::string& vmId) const {
     return inventory_.findVm(host, vmId);
   }
@@ -354,7 +336,8 @@ class Manager {
   // the caller's: tick() does it once for every host it found silent.)
   void apply(const HostChange& change);
   // Tells `host` to discard a prepared, uncommitted incoming VM. Until the agent answers, the
-  // VM's room stays booked there (drops_): the shell exists until the agent says it is gone.
+  // VM's room stays booked there (a drop in flight): the shell exists until the agent says it is
+  // gone.
   void dropIncoming(const std::string& host, const std::string& vmId, const Usage& size);
   // Settles a drop's answer; false if `commandId` is not a drop sent to `host`.
   bool onDropResult(const std::string& host, const AgentResult& result);
@@ -376,18 +359,9 @@ class Manager {
   // code not yet written as ops (the compatibility path).
   ReservationRegistry registry_;
   std::map<std::string, Reservation>& reservations_;
-  std::map<std::uint64_t, Pending> pending_;
-  // While an op is performed (commit()), the commands it issues wait here for its save.
-  std::vector<Pending>* staged_ = nullptr;
-  struct Drop {
-    std::uint64_t commandId;
-    Usage size;
-    AgentCommand command;  // to send again when the agent is back
-  };
-  std::map<std::pair<std::string, std::string>, Drop> drops_;  // (host, vm) -> drop in flight
-  std::uint64_t nextCommandId_;
+  // Pending commands (staged while an op is performed: commit()), drops, the outbox.
+  CommandTracker commands_;
   TimeNs startedNs_;  // when this manager was built (after a restart: the recovery)
-  std::vector<AgentCommand> outbox_;
   // (actual - predicted) / predicted duration of completed moves, newest last (bounded): the
   // planner sets latest safe starts at the requested quantile of these.
   std::vector<double> moveErrors_;

@@ -10,6 +10,7 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "vrm/manager/admission_metrics.h"
 #include "vrm/manager/auth.h"
 #include "vrm/manager/manager.h"
 #include "vrm/manager/store_backups.h"
@@ -27,10 +28,16 @@ namespace vrm::manager {
 // name any owner. Cancels need mayActFor(owner). Reservations and VMs of reservations the
 // caller may not act for are returned without handles (clone addresses and accounts blank).
 // Backups (store_backups.h) are for admins only (unauthorized otherwise), and unavailable when
-// `backups` is null.
+// `backups` is null. When the request was a submit, `submitted` (if given) is set to what it
+// came to, for the admission metrics; it is left alone otherwise.
+struct SubmitAnswer {
+  SubmitDecision decision = SubmitDecision::kError;
+  bool dryRun = false;
+};
 zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Caller& caller,
                                  zmq::message_t payload, const protocol::DecodeLimits& limits,
-                                 StoreBackups* backups = nullptr);
+                                 StoreBackups* backups = nullptr,
+                                 std::optional<SubmitAnswer>* submitted = nullptr);
 
 // The `requester` field of a client request frame, or "" when the frame cannot be read. Does
 // not consume the frame.

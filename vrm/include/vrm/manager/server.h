@@ -30,6 +30,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "vrm/manager/admission_metrics.h"
 #include "vrm/manager/auth.h"
 #include "vrm/manager/manager.h"
 #include "vrm/manager/store_backups.h"
@@ -56,6 +57,9 @@ struct ServerOptions {
   // Where admins' backups of the store come from (ClientRequest.backup); must outlive the
   // server. Null (default) = backups are refused as unavailable.
   StoreBackups* backups = nullptr;
+  // Where each submit's latency and decision are recorded (via "zmq" for the TCP endpoint, "web"
+  // for the in-process ones); must outlive the server. Null (default) = not recorded.
+  AdmissionMetrics* admissions = nullptr;
   // Longest real-time sleep of the loop, so ticks happen even with nothing to read.
   std::chrono::milliseconds maxPollWait{200};
 };

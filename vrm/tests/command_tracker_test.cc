@@ -1,0 +1,148 @@
+#include "vrm/manager/command_tracker.h"
+
+#include <gtest/gtest.h>
+
+namespace vrm::manager {
+namespace {
+
+PendingCommand migrate(const std::string& reservation, const std::string& host, MoveId move,
+                       TimeNs deadlineNs = kTimeInfinity) {
+  PendingCommand p;
+  p.reservationId = reservation;
+  p.step = CommandStep::kMigrate;
+  p.move = move;
+  p.host = host;
+  p.command.kind = AgentCommand::Kind::kMigrate;
+  p.command.host = host;
+  p.command.vmId = "v";
+  p.deadlineNs = deadlineNs;
+  return p;
+}
+
+std::vector<std::uint64_t> ids(const std::vector<AgentCommand>& commands) {
+  std::vector<std::uint64_t> out;
+  for (const auto& c : commands) out.push_back(c.id);
+  return out;
+}
+
+// Issued commands get increasing ids from the first, are pending and queued in order; an
+// answered one is taken out once.
+TEST(CommandTrackerTest, IssuedCommandsArePendingAndQueuedInOrder) {
+  CommandTracker t(100);
+  const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}));
+  const std::uint64_t b = t.issue(migrate("r1", "h2", MoveId{2}));
+  EXPECT_EQ(a, 100u);
+  EXPECT_EQ(b, 101u);
+  EXPECT_TRUE(t.inFlight("r1", CommandStep::kMigrate, MoveId{2}));
+  EXPECT_FALSE(t.inFlight("r1", CommandStep::kPark, MoveId{2}));
+  EXPECT_FALSE(t.inFlight("r2", CommandStep::kMigrate, MoveId{2}));
+  EXPECT_EQ(ids(t.takeOutbox()), (std::vector<std::uint64_t>{a, b}));
+  EXPECT_TRUE(t.takeOutbox().empty());
+
+  std::optional<PendingCommand> answered = t.take(a);
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->host, "h1");
+  EXPECT_EQ(answered->command.id, a);
+  EXPECT_FALSE(t.take(a));
+  EXPECT_EQ(t.find(a), nullptr);
+  ASSERT_NE(t.find(b), nullptr);
+}
+
+// While staging, commands get ids but are neither pending nor queued; released they are both,
+// in order; discarded they never existed (an op that failed to save issued nothing).
+TEST(CommandTrackerTest, StagedCommandsWaitForTheSave) {
+  CommandTracker t(1);
+  t.beginStaging();
+  EXPECT_TRUE(t.staging());
+  const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}));
+  EXPECT_EQ(t.find(a), nullptr);
+  EXPECT_TRUE(t.takeOutbox().empty());
+  t.discardStaged();
+  EXPECT_FALSE(t.staging());
+  EXPECT_EQ(t.find(a), nullptr);
+  EXPECT_TRUE(t.takeOutbox().empty());
+
+  t.beginStaging();
+  const std::uint64_t b = t.issue(migrate("r1", "h1", MoveId{1}));
+  const std::uint64_t c = t.issue(migrate("r1", "h1", MoveId{2}));
+  EXPECT_GT(b, a);  // ids are never reused
+  t.releaseStaged();
+  EXPECT_NE(t.find(b), nullptr);
+  EXPECT_NE(t.find(c), nullptr);
+  EXPECT_EQ(ids(t.takeOutbox()), (std::vector<std::uint64_t>{b, c}));
+}
+
+// Commands held back go out first next time, before those queued since.
+TEST(CommandTrackerTest, HeldBackCommandsKeepTheirPlace) {
+  CommandTracker t(1);
+  const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}));
+  t.holdBack(t.takeOutbox());
+  const std::uint64_t b = t.issue(migrate("r2", "h1", MoveId{1}));
+  EXPECT_EQ(ids(t.takeOutbox()), (std::vector<std::uint64_t>{a, b}));
+}
+
+// Overdue: past the deadline, or abandoned (looked at every time); an abandoned command has
+// no deadline.
+TEST(CommandTrackerTest, OverdueAndAbandonedCommands) {
+  CommandTracker t(1);
+  const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}, 50));
+  const std::uint64_t b = t.issue(migrate("r1", "h1", MoveId{2}, 100));
+  EXPECT_TRUE(t.overdue(49).empty());
+  EXPECT_EQ(t.overdue(50), (std::vector<std::uint64_t>{a}));
+  t.setDeadline(a, 200);
+  EXPECT_TRUE(t.overdue(99).empty());
+  t.abandon(b);
+  EXPECT_TRUE(t.find(b)->abandoned);
+  EXPECT_EQ(t.find(b)->deadlineNs, kTimeInfinity);
+  EXPECT_EQ(t.overdue(0), (std::vector<std::uint64_t>{b}));
+  EXPECT_EQ(t.overdue(200), (std::vector<std::uint64_t>{a, b}));
+}
+
+// A resend queues the host's pending commands and drops again under their ids, except those
+// still waiting in the outbox, and says which pending ones went.
+TEST(CommandTrackerTest, ResendQueuesWhatTheHostHasNotAnswered) {
+  CommandTracker t(1);
+  const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}));
+  t.issue(migrate("r1", "h2", MoveId{2}));
+  ASSERT_TRUE(t.drop("h1", "x", {1, 1024, 0}));
+  t.takeOutbox();
+  const std::uint64_t c = t.issue(migrate("r2", "h1", MoveId{1}));  // still queued
+
+  std::size_t queued = 0;
+  EXPECT_EQ(t.resend("h1", &queued), (std::vector<std::uint64_t>{a}));
+  EXPECT_EQ(queued, 2u);  // a and the drop
+  const std::vector<AgentCommand> out = t.takeOutbox();
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].id, c);
+  EXPECT_EQ(out[1].id, a);
+  EXPECT_EQ(out[2].vmId, "x");
+  EXPECT_FALSE(out[2].commit);
+  EXPECT_TRUE(t.resend("h3").empty());
+}
+
+// A drop is sent once per (host, VM) until answered; only its host's answer settles it.
+TEST(CommandTrackerTest, DropsAreSettledByTheirHostsAnswer) {
+  CommandTracker t(7);
+  ASSERT_TRUE(t.drop("h1", "x", {2, 2048, 0}));
+  EXPECT_FALSE(t.drop("h1", "x", {2, 2048, 0}));
+  const std::vector<AgentCommand> out = t.takeOutbox();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, AgentCommand::Kind::kFinishIncoming);
+  EXPECT_EQ(out[0].host, "h1");
+  const std::uint64_t id = out[0].id;
+  EXPECT_TRUE(t.dropping("h1", "x"));
+  EXPECT_EQ(t.dropHost(id), "h1");
+  ASSERT_EQ(t.dropsOn("h1").size(), 1u);
+  EXPECT_EQ(t.dropsOn("h1")[0].second.memoryBytes, 2048);
+  EXPECT_TRUE(t.dropsOn("h2").empty());
+
+  EXPECT_FALSE(t.settleDrop("h2", id));
+  EXPECT_FALSE(t.settleDrop("h1", id + 1));
+  EXPECT_EQ(t.settleDrop("h1", id), "x");
+  EXPECT_FALSE(t.dropping("h1", "x"));
+  EXPECT_FALSE(t.dropHost(id));
+  EXPECT_TRUE(t.drop("h1", "x", {2, 2048, 0}));  // may be dropped again
+}
+
+}  // namespace
+}  // namespace vrm::manager
