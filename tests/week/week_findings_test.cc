@@ -219,8 +219,7 @@ class VacateErrorsTest : public ManagerFixture {
       step();
     }
     const ReservationState s = manager_->get(r.id)->state;
-    ASSERT_TRUE(s == ReservationState::kPreparing || s == ReservationState::kReady)
-        << stateName(s);
+    ASSERT_TRUE(s == ReservationState::kPreparing || s == ReservationState::kReady) << stateName(s);
   }
   Reservation book(const std::string& host, TimeNs startIn) {
     ReservationRequest req = dedicated(startIn, kHour);

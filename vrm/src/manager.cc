@@ -110,7 +110,7 @@ Status Manager::recover() {
   for (const auto& [end, r] : vacated) keepVacateError(moveErrors_, *r);
   for (const auto& [id, r] : registry_.all()) {
     if (!isTerminal(r.state)) touch(r);  // rebuild the calendars from the store
-    dirty_.insert(id);  // the first tick files it by its state
+    dirty_.insert(id);                   // the first tick files it by its state
   }
   spdlog::info("recovered {} reservations from the store", reservations_.size());
   return Status::ok();
