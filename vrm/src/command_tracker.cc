@@ -4,6 +4,15 @@
 #include <iterator>
 
 namespace vrm::manager {
+namespace {
+
+// Keeps `id` among the most recent CommandTracker::kGivenUpKept of `ids` (ids only grow).
+void remember(std::set<std::uint64_t>& ids, std::uint64_t id) {
+  ids.insert(id);
+  while (ids.size() > CommandTracker::kGivenUpKept) ids.erase(ids.begin());
+}
+
+}  // namespace
 
 std::uint64_t CommandTracker::issue(PendingCommand p) {
   p.command.id = nextId_++;
@@ -69,6 +78,7 @@ std::optional<PendingCommand> CommandTracker::take(std::uint64_t id) {
   if (it == pending_.end()) return std::nullopt;
   PendingCommand p = std::move(it->second);
   pending_.erase(it);
+  remember(answered_, id);
   return p;
 }
 
@@ -101,11 +111,27 @@ void CommandTracker::setDeadline(std::uint64_t id, TimeNs deadlineNs) {
   if (auto it = pending_.find(id); it != pending_.end()) it->second.deadlineNs = deadlineNs;
 }
 
-void CommandTracker::abandon(std::uint64_t id) {
+void CommandTracker::abandon(std::uint64_t id, TimeNs nowNs) {
   auto it = pending_.find(id);
-  if (it == pending_.end()) return;
+  if (it == pending_.end() || it->second.abandoned) return;
   it->second.deadlineNs = kTimeInfinity;
   it->second.abandoned = true;
+  it->second.abandonedNs = nowNs;
+}
+
+std::optional<PendingCommand> CommandTracker::giveUp(std::uint64_t id) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return std::nullopt;
+  PendingCommand p = std::move(it->second);
+  pending_.erase(it);
+  givenUp_[id] = p;
+  while (givenUp_.size() > kGivenUpKept) givenUp_.erase(givenUp_.begin());
+  return p;
+}
+
+const PendingCommand* CommandTracker::givenUp(std::uint64_t id) const {
+  auto it = givenUp_.find(id);
+  return it == givenUp_.end() ? nullptr : &it->second;
 }
 
 std::vector<std::uint64_t> CommandTracker::resend(const std::string& host, std::size_t* queued) {
@@ -148,6 +174,7 @@ std::optional<std::string> CommandTracker::settleDrop(const std::string& host,
     if (it->second.commandId != commandId) continue;
     std::string vmId = it->first.second;
     drops_.erase(it);
+    remember(answered_, commandId);
     return vmId;
   }
   return std::nullopt;

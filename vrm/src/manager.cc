@@ -358,14 +358,23 @@ void Manager::rebuildHost(const std::string& host) {
   // vrmd sees it gone, so it is booked with no end (fuzz_manager_ops found a failed
   // reservation's clones arriving after the failure on a host promised to another one).
   std::vector<const Reservation*> ended;
+  // Their clones here that may exist, by VM id: booked until vrmd expects to know them gone
+  // (leftoverGoneBy: answered and destroyed by their commands' deadlines, or booked with no
+  // end from then on). Not with no end at once: a cancel while cloning overbooked the host for
+  // every later booking (issue 18's week finding 1).
+  std::map<std::string, TimeNs> leftoverUntil;
   if (auto t = touching_.find(host); t != touching_.end()) {
     for (const auto& id : t->second) {
       auto rit = reservations_.find(id);
       if (rit == reservations_.end()) continue;
       if (!isTerminal(rit->second.state)) {
         touching.push_back(&rit->second);
-      } else if (stillActing(rit->second)) {
-        ended.push_back(&rit->second);
+        continue;
+      }
+      if (stillActing(rit->second)) ended.push_back(&rit->second);
+      for (std::size_t i = 0; i < rit->second.clones.size(); ++i) {
+        const auto& c = rit->second.clones[i];
+        if (c.host == host) leftoverUntil[c.vmId] = leftoverGoneBy(rit->second, i);
       }
     }
   }
@@ -403,6 +412,7 @@ void Manager::rebuildHost(const std::string& host) {
         until = l->second;  // a parked VM too: resumed, then migrated by a later reservation
       }
       if (auto c = cloneUntil.find(v.id); c != cloneUntil.end()) until = c->second;
+      if (auto l = leftoverUntil.find(v.id); l != leftoverUntil.end()) until = l->second;
       if (v.state == VmState::kIncoming) {
         calendar_.book(host, kTimeMinusInfinity, until, usage);
       } else {
@@ -495,12 +505,12 @@ void Manager::rebuildHost(const std::string& host) {
       if (c.host != host || c.state != CloneState::kCloning || present.count(c.vmId) || !t) {
         continue;
       }
-      // Open-ended while it is being made: an agent may make it however late (its answer lost,
-      // or after the command's deadline), and until vrmd has seen it made and destroyed it holds
-      // the host (fuzz_manager_ops: finding-failed-reservations-clone-arrives-later). Bounding it
-      // by the command's deadline (issue 18's week finding 1, 695cfbb) let that seed overbook the
-      // host again; finding 1 is open (CancelWhileCloningTest, disabled).
-      calendar_.book(host, cloneStart(*r), kTimeInfinity,
+      // Until vrmd knows it will not appear: its agent may make it however late (its answer
+      // lost, or after the command's deadline), so past the deadline it is booked with no end
+      // until the answer or an inventory settles it (fuzz_manager_ops:
+      // finding-failed-reservations-clone-arrives-later); before, until the deadline (and its
+      // destroy's), not forever (issue 18's week finding 1; leftoverGoneBy).
+      calendar_.book(host, cloneStart(*r), leftoverUntil[c.vmId],
                      {t->cpuCores, static_cast<std::int64_t>(t->memoryBytes), 0});
     }
   }
@@ -1373,7 +1383,28 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
   const Pending* found = commands_.find(result.commandId);
   if (!found) {
     if (onDropResult(host, result)) return;
-    spdlog::warn("result for unknown command {} from {} ignored", result.commandId, host);
+    if (const Pending* late = commands_.givenUp(result.commandId)) {
+      const Pending p = *late;
+      settleGivenUp(host, p, result);
+      return;
+    }
+    if (commands_.answered(result.commandId)) {
+      // Sent again (its agent reconnected) and answered again, or answered twice.
+      spdlog::debug("repeated result for command {} from {} ignored", result.commandId, host);
+      return;
+    }
+    if (!commands_.issuedHere(result.commandId)) {
+      // An earlier vrmd's (ids start from the clock): reconcile() settles its work from the
+      // agents' inventories.
+      spdlog::warn("result for command {} from {} of an earlier run of vrmd ignored",
+                   result.commandId, host);
+      return;
+    }
+    // Issued by this vrmd and forgotten: whatever the agent did is nobody's now (a clone never
+    // destroyed, a VM parked for good). Every command that changes an agent's state is kept
+    // until settled, so this is a bug, counted for the invariant checks (tests/faults, week).
+    ++unknownResults_;
+    spdlog::error("result for unknown command {} from {} ignored", result.commandId, host);
     return;
   }
   if (found->host != host) {
@@ -1382,7 +1413,46 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
                  host, found->host);
     return;
   }
-  const Pending p = *commands_.take(result.commandId);
+  settle(*commands_.take(result.commandId), result);
+}
+
+void Manager::settleGivenUp(const std::string& host, const Pending& p, const AgentResult& result) {
+  if (p.host != host) {
+    spdlog::warn("late result for command {} came from {} instead of {}: ignored",
+                 result.commandId, host, p.host);
+    return;
+  }
+  const std::string what = std::string(commandKindName(p.command.kind)) + " command " +
+                           std::to_string(result.commandId) + " from " + host;
+  if (p.step == Step::kPrepareIncoming && result.status) {
+    // The destination prepared a copy after all: nobody migrates into it (its move was planned
+    // again or failed at the deadline), unless a move sent since brings the same VM there.
+    bool expected = false;
+    if (auto t = touching_.find(host); t != touching_.end()) {
+      for (const auto& id : t->second) {
+        auto rit = reservations_.find(id);
+        if (rit == reservations_.end()) continue;
+        for (const auto& m : rit->second.moves) {
+          expected = expected || runningInto(m, host, p.command.vmId);
+        }
+      }
+    }
+    spdlog::warn("late answer to {} (given up at its deadline){}", what,
+                 expected ? "" : "; dropping the copy it prepared");
+    if (!expected) {
+      dropIncoming(host, p.command.vmId,
+                   {p.command.vm.cpuCores, static_cast<std::int64_t>(p.command.vm.memoryBytes),
+                    0});
+    }
+    return;
+  }
+  // Nothing else given up leaves anything behind on the agent: a set-bandwidth changes a
+  // migration that is settled by its own command, a failed prepare made nothing.
+  spdlog::warn("late answer to {} (given up at its deadline) ignored: {}", what,
+               result.status.toString());
+}
+
+void Manager::settle(const Pending& p, const AgentResult& result) {
   auto rit = reservations_.find(p.reservationId);
   if (rit == reservations_.end()) return;
   Reservation& r = rit->second;
@@ -1613,6 +1683,8 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
                       result.status.toString());
         c.state = CloneState::kRunning;  // retried by a later tick, once the agent answers
         persist(r);
+        // Booked with no end until then (leftoverGoneBy): later bookings of the host may not fit.
+        if (isTerminal(r.state)) repairAfter(r);
         return;
       } else {
         c.state = CloneState::kDestroyed;
@@ -1882,6 +1954,30 @@ void Manager::startTeardown(Reservation& r) {
   }
 }
 
+TimeNs Manager::leftoverGoneBy(const Reservation& r, std::size_t clone) const {
+  const ClonePlacement& c = r.clones[clone];
+  if (c.state != CloneState::kCloning && c.state != CloneState::kDestroying) return kTimeInfinity;
+  const Step step = c.state == CloneState::kCloning ? Step::kClone : Step::kDestroy;
+  for (const auto& [id, p] : commands_.pending()) {
+    if (p.reservationId != r.id || p.step != step || p.clone != clone) continue;
+    // Abandoned (past its deadline), not yet sent (its deadline moves when it is) or late
+    // already: nothing says when it will be settled.
+    if (p.abandoned || commands_.heldBack(id) || p.deadlineNs <= clock_.now() ||
+        p.deadlineNs >= kTimeInfinity - options_.slowCommandTimeoutNs) {
+      return kTimeInfinity;
+    }
+    // A clone answered by its deadline is destroyed within a destroy's (startTeardown at once).
+    return step == Step::kClone ? p.deadlineNs + options_.slowCommandTimeoutNs : p.deadlineNs;
+  }
+  return kTimeInfinity;  // nothing in flight for it: it stays until vrmd sees it gone
+}
+
+bool Manager::leftoverCommand(const Pending& p) const {
+  if (p.abandoned || (p.step != Step::kClone && p.step != Step::kDestroy)) return false;
+  auto r = reservations_.find(p.reservationId);
+  return r != reservations_.end() && isTerminal(r->second.state);
+}
+
 std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId, Step step,
                              MoveId move, std::size_t clone) {
   const TimeNs now = clock_.now();
@@ -1918,6 +2014,10 @@ void Manager::resendPending(const std::string& host) {
     if ((p.step == Step::kPrepareIncoming || p.step == Step::kMigrate || p.step == Step::kPark) &&
         r != reservations_.end()) {
       if (Move* m = r->second.findMove(p.move)) m->progress.actualStartNs = now;
+      touch(r->second);
+    }
+    // An ended reservation's leftover is booked until its command's deadline: the new one.
+    if ((p.step == Step::kClone || p.step == Step::kDestroy) && r != reservations_.end()) {
       touch(r->second);
     }
   }
@@ -1978,9 +2078,12 @@ void Manager::expireCommands() {
   std::vector<std::uint64_t> expired;
   // Overdue, and an abandoned command each time (its VM may have got there meanwhile); only to
   // agents that are there and silent on the command: an unreachable one is handled as such
-  // (its commands are sent again, with new deadlines, when it is back).
+  // (its commands are sent again, with new deadlines, when it is back). But an ended
+  // reservation's clone or destroy is abandoned at its deadline all the same: its leftover is
+  // booked until then (leftoverGoneBy), and with no end once nothing says when it goes.
   for (std::uint64_t id : commands_.overdue(now)) {
-    if (agentReady(commands_.find(id)->host)) expired.push_back(id);
+    const Pending& p = *commands_.find(id);
+    if (agentReady(p.host) || leftoverCommand(p)) expired.push_back(id);
   }
   for (std::uint64_t id : expired) {
     const Pending* found = commands_.find(id);
@@ -2029,6 +2132,11 @@ void Manager::expireCommands() {
       }
       if (p.abandoned) continue;  // still waiting for its answer
     }
+    if ((p.step == Step::kClone || p.step == Step::kDestroy) && r != reservations_.end() &&
+        p.clone < r->second.clones.size()) {
+      expireClone(id, p, r->second);
+      continue;
+    }
     if (p.abandoned) continue;  // still waiting for its source's answer
     const std::string why = "host " + p.host + " did not answer its " +
                             commandKindName(p.command.kind) + " command " + std::to_string(id) +
@@ -2039,7 +2147,7 @@ void Manager::expireCommands() {
     // move) or is noted, but stays running, without a deadline, until the answer or the agents'
     // inventories settle it (each expiry looks at the abandoned ones again).
     auto keepWaiting = [&](const std::string& waiting) {
-      commands_.abandon(id);
+      commands_.abandon(id, now);
       const Move* m = r->second.findMove(p.move);
       if (m && m->isVacate()) {
         fail(r->second, waiting);
@@ -2076,15 +2184,85 @@ void Manager::expireCommands() {
       // for done when the source answered, holds the copy as incoming again until the
       // destination's inventory says otherwise (the kill-agent campaign lost a VM whose move
       // was settled from that view, its copy then dropped as an orphan).
-      commands_.abandon(id);
+      commands_.abandon(id, now);
       apply(inventory_.setVmState(p.host, p.command.vmId, VmState::kIncoming));
       note(r->second, why + "; waiting for " + p.host + " to commit " + p.command.vmId);
       persist(r->second);
       continue;
     }
+    // Nothing of it needs undoing if it happens late (a prepare's copy is dropped when its
+    // late answer comes, settleGivenUp): given up, and its late answer known as such.
     result.status = Status::unavailable(why);
-    onResult(p.host, result);
+    commands_.giveUp(id);
+    settle(p, result);
   }
+}
+
+void Manager::expireClone(std::uint64_t id, const Pending& p, Reservation& r) {
+  const bool clone = p.step == Step::kClone;
+  const std::string& vmId = p.command.vmId;
+  AgentResult result;
+  result.commandId = id;
+  if (!agentReady(p.host)) {
+    // An ended reservation's leftover (leftoverCommand): its agent may make or keep the VM
+    // once it is back, so from now on it is booked with no end, until that agent says.
+    commands_.abandon(id, clock_.now());
+    note(r, "host " + p.host + " is unreachable past the deadline of its " +
+                commandKindName(p.command.kind) + " command for " + vmId + "; " + vmId +
+                " stays booked until " + p.host + " says where it is");
+    persist(r);
+    repairAfter(r);
+    return;
+  }
+  // The agent's inventory says where it got: made (only the answer was lost), or, reported at
+  // or after the deadline without the VM, not made (a clone) or gone (a destroy). A VM still
+  // being made or destroyed there keeps its command waiting.
+  const VmRecord* vm = findVm(p.host, vmId);
+  auto h = hosts_.find(p.host);
+  const bool reportedSince =
+      h != hosts_.end() &&
+      h->second.lastHeartbeatNs >= (p.abandoned ? p.abandonedNs : p.deadlineNs);
+  if (clone && vm && vm->state == VmState::kRunning) {
+    spdlog::warn("{}: no answer to clone command {} from {}, but {} runs there: cloned", r.id, id,
+                 p.host, vmId);
+    ClonePlacement handle;
+    handle.vmId = vmId;
+    handle.host = p.host;
+    handle.address = vm->address;
+    handle.account = "vrm";
+    result.cloned = handle;
+    onResult(p.host, result);
+    return;
+  }
+  if (!vm && reportedSince) {
+    spdlog::warn("{}: no answer to {} command {} from {}, and its inventory has no {}: {}", r.id,
+                 commandKindName(p.command.kind), id, p.host, vmId, clone ? "not made" : "gone");
+    result.status = Status::notFound(vmId + (clone ? " was not made on " : " is gone from ") +
+                                     p.host + " (its inventory after the command's deadline)");
+    onResult(p.host, result);
+    return;
+  }
+  if (p.abandoned) return;  // still waiting for its answer
+  // Past its deadline, its answer may still come (an agent slow under load): failing it now
+  // would leave a clone the agent then makes with nobody to destroy it (the disk-full campaign
+  // and the week left such clones behind). The clone fails its reservation, as a command past
+  // its deadline does, but stays cloning (booked with no end) until the agent's answer or
+  // inventory settles it, and the teardown then destroys what was made. A destroy waits the
+  // same way: the VM is there until the agent says it is gone.
+  const std::string why = "host " + p.host + " did not answer its " +
+                          commandKindName(p.command.kind) + " command " + std::to_string(id) +
+                          " for " + vmId + " in time (deadline " + formatTime(p.deadlineNs) +
+                          "); waiting for " + p.host + "'s answer";
+  spdlog::warn("{}: {}", r.id, why);
+  commands_.abandon(id, clock_.now());
+  if (clone && !isTerminal(r.state)) {
+    fail(r, "clone " + vmId + " on " + p.host + " failed: " + why);
+    persist(r);
+    return;
+  }
+  note(r, why);
+  persist(r);
+  repairAfter(r);  // its leftover's booking has no end now
 }
 
 void Manager::driveMoves(Reservation& r) {
@@ -2938,7 +3116,7 @@ TimeNs Manager::nextWakeNs() const {
   }
   next = std::min(next, inventory_.nextSilenceCheckNs());
   for (const auto& [id, p] : commands_.pending()) {
-    if (agentReady(p.host)) next = std::min(next, p.deadlineNs);
+    if (agentReady(p.host) || leftoverCommand(p)) next = std::min(next, p.deadlineNs);
   }
   return next;
 }

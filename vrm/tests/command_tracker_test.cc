@@ -110,11 +110,59 @@ TEST(CommandTrackerTest, OverdueAndAbandonedCommands) {
   EXPECT_EQ(t.overdue(50), (std::vector<std::uint64_t>{a}));
   t.setDeadline(a, 200);
   EXPECT_TRUE(t.overdue(99).empty());
-  t.abandon(b);
+  t.abandon(b, 120);
   EXPECT_TRUE(t.find(b)->abandoned);
   EXPECT_EQ(t.find(b)->deadlineNs, kTimeInfinity);
+  EXPECT_EQ(t.find(b)->abandonedNs, 120);
+  t.abandon(b, 150);  // abandoned once: since the first time
+  EXPECT_EQ(t.find(b)->abandonedNs, 120);
   EXPECT_EQ(t.overdue(0), (std::vector<std::uint64_t>{b}));
   EXPECT_EQ(t.overdue(200), (std::vector<std::uint64_t>{a, b}));
+}
+
+// Every id the tracker issued stays known after it leaves the pending commands: answered (a
+// repeat of the answer is recognised), given up (its late answer finds the command), or a
+// drop's; ids it never issued (an earlier vrmd's, below firstId) are not its.
+TEST(CommandTrackerTest, AnsweredAndGivenUpCommandsStayKnown) {
+  CommandTracker t(1000);
+  const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}, 50));
+  const std::uint64_t b = t.issue(migrate("r1", "h1", MoveId{2}, 50));
+  ASSERT_TRUE(t.drop("h1", "x", {1, 1024, 0}));
+  const std::uint64_t dropId = t.takeOutbox(0).back().id;
+  EXPECT_FALSE(t.answered(a));
+  ASSERT_TRUE(t.take(a));
+  EXPECT_TRUE(t.answered(a));
+  EXPECT_EQ(t.givenUp(a), nullptr);
+
+  std::optional<PendingCommand> given = t.giveUp(b);
+  ASSERT_TRUE(given);
+  EXPECT_EQ(t.find(b), nullptr);
+  ASSERT_NE(t.givenUp(b), nullptr);
+  EXPECT_EQ(t.givenUp(b)->move, MoveId{2});
+  EXPECT_FALSE(t.answered(b));
+  EXPECT_FALSE(t.giveUp(b));
+
+  ASSERT_TRUE(t.settleDrop("h1", dropId));
+  EXPECT_TRUE(t.answered(dropId));
+
+  EXPECT_TRUE(t.issuedHere(a));
+  EXPECT_TRUE(t.issuedHere(dropId));
+  EXPECT_FALSE(t.issuedHere(999));   // an earlier vrmd's
+  EXPECT_FALSE(t.issuedHere(5000));  // not issued yet
+}
+
+// The given-up and answered records are bounded: the oldest go first.
+TEST(CommandTrackerTest, KnownCommandsAreBounded) {
+  CommandTracker t(1);
+  std::vector<std::uint64_t> ids;
+  for (std::size_t i = 0; i < CommandTracker::kGivenUpKept + 2; ++i) {
+    ids.push_back(t.issue(migrate("r1", "h1", MoveId{1})));
+  }
+  for (std::uint64_t id : ids) ASSERT_TRUE(t.giveUp(id));
+  EXPECT_EQ(t.givenUp(ids[0]), nullptr);
+  EXPECT_EQ(t.givenUp(ids[1]), nullptr);
+  EXPECT_NE(t.givenUp(ids[2]), nullptr);
+  EXPECT_NE(t.givenUp(ids.back()), nullptr);
 }
 
 // A resend queues the host's pending commands and drops again under their ids, except those

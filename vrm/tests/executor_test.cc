@@ -132,6 +132,11 @@ class ExecutorTest : public testing::ManagerFixture {
     return std::any_of(r.events.begin(), r.events.end(),
                        [&](const ReservationEvent& e) { return e.message.rfind(prefix, 0) == 0; });
   }
+  static std::string eventsOf(const Reservation& r) {
+    std::string all;
+    for (const auto& e : r.events) all += e.message + "\n";
+    return all;
+  }
   void expectNotOverbooked() {
     const CapacityCalendar& cal = manager_->calendar();
     for (const auto& h : cal.hosts()) {
@@ -650,6 +655,140 @@ TEST_F(CommandTimeoutTest, UnansweredCloneFailsAtItsBound) {
   ASSERT_EQ(r.state, ReservationState::kFailed);
   EXPECT_NE(r.reason.find("host src did not answer its clone command"), std::string::npos)
       << r.reason;
+}
+
+// Runs r's vacate to its end at once (the migrations answered) and holds the clone it then
+// sends, unanswered; its deadline is 95 s later (2 x 45 s + 5 s, longer than the 30 s bound).
+class LateCloneTest : public CommandTimeoutTest {
+ protected:
+  Reservation cloneUnanswered() {
+    Reservation r = admitAndStartVacate();
+    agents_->hold = {AgentCommand::Kind::kClone};
+    auto migrations = std::move(agents_->held);
+    agents_->held.clear();
+    for (const auto& c : migrations) manager_->onResult(c.host, agents_->execute(c));
+    agents_->pump();
+    EXPECT_EQ(get(r.id).state, ReservationState::kPreparing) << get(r.id).events.back().message;
+    EXPECT_EQ(agents_->held.size(), 1u);
+    clone_ = agents_->held.empty() ? AgentCommand{} : agents_->held.front();
+    return get(r.id);
+  }
+  // Past the clone's deadline: r failed, its clone still being made (booked, waited for).
+  Reservation failedWhileCloning(const Reservation& admitted) {
+    runTo(96 * kNsPerSec);
+    Reservation r = get(admitted.id);
+    EXPECT_EQ(r.state, ReservationState::kFailed);
+    EXPECT_NE(r.reason.find("host src did not answer its clone command"), std::string::npos)
+        << r.reason;
+    EXPECT_NE(r.reason.find("waiting for src's answer"), std::string::npos) << r.reason;
+    EXPECT_EQ(r.clones.at(0).state, CloneState::kCloning);
+    return r;
+  }
+  CloneState cloneState(const std::string& id) { return get(id).clones.at(0).state; }
+
+  AgentCommand clone_;
+};
+
+// Ensures a clone answered only after its deadline (an agent slow under load) is destroyed: the
+// reservation fails at the deadline, the clone stays cloning (booked with no end) until the
+// late answer, and the teardown then destroys what the agent made. Before the fix the answer
+// was ignored ("result for unknown command") and the clone stayed on src for good (the
+// disk-full campaign under load, seed 419939: 12 clones; the week's invariant check: 7).
+TEST_F(LateCloneTest, CloneAnsweredAfterItsDeadlineIsDestroyed) {
+  const Reservation r = failedWhileCloning(cloneUnanswered());
+  runTo(120 * kNsPerSec);  // src lists it as being made all along
+  EXPECT_EQ(cloneState(r.id), CloneState::kCloning);
+  EXPECT_EQ(manager_->calendar().free("src", vacateStart_ + 100 * testing::kHour, kTimeInfinity).cpuCores,
+            32 - 8)
+      << "booked with no end while it may still appear";
+  releaseHeld();  // the late answer: made
+  runTo(122 * kNsPerSec);
+  EXPECT_EQ(cloneState(r.id), CloneState::kDestroyed) << eventsOf(get(r.id));
+  EXPECT_EQ(agents_->count(clone_.vmId), 0u);
+  EXPECT_EQ(manager_->resultsForUnknownCommands(), 0u);
+  EXPECT_EQ(manager_->calendar().free("src", vacateStart_ + 100 * testing::kHour, kTimeInfinity).cpuCores,
+            32);
+  expectNotOverbooked();
+}
+
+// Ensures the same when the late answer is lost: the agent's inventory shows the clone running,
+// which settles it, and the teardown destroys it.
+TEST_F(LateCloneTest, CloneWhoseLateAnswerIsLostIsSettledFromTheInventoryAndDestroyed) {
+  const Reservation r = failedWhileCloning(cloneUnanswered());
+  (void)agents_->execute(clone_);  // made; the answer is lost
+  agents_->held.clear();
+  agents_->hold.clear();
+  runTo(99 * kNsPerSec);
+  EXPECT_EQ(cloneState(r.id), CloneState::kDestroyed) << eventsOf(get(r.id));
+  EXPECT_EQ(agents_->count(clone_.vmId), 0u);
+  EXPECT_EQ(manager_->resultsForUnknownCommands(), 0u);
+}
+
+// Ensures a clone the agent no longer lists after the deadline (it gave up, or never got the
+// command) is settled as not made by that inventory: the reservation's teardown is over, and its
+// room is free again. Until that inventory it stays booked with no end.
+TEST_F(LateCloneTest, CloneMissingFromAnInventoryAfterItsDeadlineIsSettledAsNotMade) {
+  const Reservation r = failedWhileCloning(cloneUnanswered());
+  auto& src = agents_->inventory_["src"];
+  src.erase(std::remove_if(src.begin(), src.end(),
+                           [&](const VmRecord& v) { return v.id == clone_.vmId; }),
+            src.end());
+  runTo(98 * kNsPerSec);
+  const Reservation settled = get(r.id);
+  EXPECT_EQ(settled.clones.at(0).state, CloneState::kFailed) << eventsOf(settled);
+  EXPECT_NE(eventsOf(settled).find("was not made on src"), std::string::npos) << eventsOf(settled);
+  EXPECT_EQ(manager_->calendar().free("src", vacateStart_ + 100 * testing::kHour, kTimeInfinity).cpuCores,
+            32);
+  // Its answer, should it come after all, is known: a late answer to a settled command.
+  agents_->held.clear();
+  manager_->onResult("src", agents_->execute(clone_));
+  EXPECT_EQ(manager_->resultsForUnknownCommands(), 0u);
+}
+
+// Ensures a destroy past its deadline is waited for, not given up and sent again as a new
+// command (whose first answer would then be a stranger's): the clone stays destroying, booked,
+// until the late answer settles it. Before, the destroy counted as failed at its deadline and a
+// second one was sent.
+TEST_F(LateCloneTest, DestroyAnsweredAfterItsDeadlineSettlesTheClone) {
+  const Reservation r = cloneUnanswered();
+  releaseHeld();
+  ASSERT_EQ(get(r.id).state, ReservationState::kReady) << get(r.id).events.back().message;
+  agents_->hold = {AgentCommand::Kind::kDestroy};
+  ASSERT_TRUE(manager_->cancel(r.id, "lab").isOk());
+  agents_->pump();
+  ASSERT_EQ(agents_->held.size(), 1u);
+  runTo(130 * kNsPerSec);  // the 30 s bound passed
+  EXPECT_EQ(agents_->held.size(), 1u) << "no second destroy";
+  EXPECT_EQ(cloneState(r.id), CloneState::kDestroying);
+  EXPECT_NE(eventsOf(get(r.id)).find("did not answer its destroy command"), std::string::npos)
+      << eventsOf(get(r.id));
+  releaseHeld();
+  runTo(131 * kNsPerSec);
+  EXPECT_EQ(cloneState(r.id), CloneState::kDestroyed) << eventsOf(get(r.id));
+  EXPECT_EQ(agents_->count(clone_.vmId), 0u);
+  EXPECT_EQ(manager_->resultsForUnknownCommands(), 0u);
+}
+
+// Ensures a prepare-incoming answered after vrmd gave up on it (and planned the move around its
+// destination) is known as late, and the copy it prepared is dropped at once rather than left
+// for the next inventory.
+TEST_F(CommandTimeoutTest, PrepareAnsweredAfterItWasGivenUpHasItsCopyDropped) {
+  Reservation r = admitAndStartVacate(std::nullopt, [&] {
+    agents_->hold.clear();
+    agents_->hold.insert(AgentCommand::Kind::kPrepareIncoming);
+  });
+  runTo(6 * kNsPerSec);
+  ASSERT_TRUE(hasEvent(get(r.id), "destination dst cannot receive v0")) << eventsOf(get(r.id));
+  std::optional<AgentCommand> late;
+  for (const auto& c : agents_->held) {
+    if (c.host == "dst") late = c;
+  }
+  ASSERT_TRUE(late);
+  manager_->onResult("dst", agents_->execute(*late));  // late: the copy is made
+  ASSERT_EQ(agents_->count(late->vmId), 2u);
+  agents_->pump();  // no inventory in between
+  EXPECT_EQ(agents_->count(late->vmId), 1u) << "the late copy on dst is dropped";
+  EXPECT_EQ(manager_->resultsForUnknownCommands(), 0u);
 }
 
 // Ensures deadlines survive a restart of vrmd: a migration sent before the restart, which the

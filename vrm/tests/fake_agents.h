@@ -1,5 +1,5 @@
 // Test helper: plays every agent by answering the manager's commands at once, keeping each
-// host's inventory as a real agent would.
+// host's inventory as a real agent would (a clone held unanswered is listed as being made).
 #pragma once
 
 #include <map>
@@ -48,6 +48,8 @@ class FakeAgents {
         if (c.kind == AgentCommand::Kind::kMigrate) caps[c.vmId] = c.maxBandwidthBytesPerSec;
         if (hold.count(c.kind)) {
           held.push_back(c);
+          // As a real agent lists a clone while it makes it.
+          if (c.kind == AgentCommand::Kind::kClone) inventory_[c.host].push_back(cloning(c));
           continue;
         }
         m_.onResult(c.host, execute(c));
@@ -106,14 +108,14 @@ class FakeAgents {
         break;
       }
       case K::kClone: {
-        VmRecord v;
-        v.id = c.vmId;
-        v.host = c.host;
-        v.memoryBytes = c.memoryBytes;
-        v.cpuCores = c.cpuCores;
+        VmRecord v = cloning(c);
+        v.state = VmState::kRunning;
         v.address = c.vmId + "." + c.host + ".test";
-        v.reservationId = c.reservationId;
-        inv.push_back(v);
+        if (auto it = find(c.vmId); it != inv.end()) {
+          *it = v;  // made while held
+        } else {
+          inv.push_back(v);
+        }
         ClonePlacement p;
         p.vmId = c.vmId;
         p.host = c.host;
@@ -163,6 +165,18 @@ class FakeAgents {
         break;
     }
     return r;
+  }
+
+  // The VM clone command `c` makes, while it is being made.
+  static VmRecord cloning(const AgentCommand& c) {
+    VmRecord v;
+    v.id = c.vmId;
+    v.host = c.host;
+    v.memoryBytes = c.memoryBytes;
+    v.cpuCores = c.cpuCores;
+    v.reservationId = c.reservationId;
+    v.state = VmState::kCloning;
+    return v;
   }
 
   std::size_t count(const std::string& vmId) const {

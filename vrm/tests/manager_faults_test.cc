@@ -2,6 +2,8 @@
 // (full disk) and agents that restart while vrmd waits on them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "fake_agents.h"
 #include "vrm/manager/manager.h"
 
@@ -407,7 +409,11 @@ TEST_F(ManagerFaultsTest, RestartedAgentsForgottenMigrationIsRedone) {
 // reservation fails while one of its clones is still being made; that clone appears after the
 // failure and stays until it is destroyed, so its room must not be promised to anyone else in
 // the meantime. fuzz_manager_ops found a dedicated reservation re-admitted onto that room, and
-// the host booked beyond its cores once the clone arrived.
+// the host booked beyond its cores once the clone arrived. Booked until vrmd knows: by the
+// clone command's deadline (and a destroy's after it) while the answer is due; with no end once
+// the deadline passed unanswered (a booking with no end at once cost the week a host for every
+// later booking, issue 18's finding 1; one ending at the deadline overbooked the host when the
+// clone came later).
 TEST_F(ManagerFaultsTest, CloneStillBeingMadeWhenItsReservationFailsStaysBooked) {
   ReservationRequest req;
   req.owner = "lab";
@@ -427,30 +433,46 @@ TEST_F(ManagerFaultsTest, CloneStillBeingMadeWhenItsReservationFailsStaysBooked)
   const AgentCommand second = agents_->held[1];
   agents_->held.clear();
   agents_->hold.clear();
+  const TimeNs sent = clock_.now();
   AgentResult refused;
   refused.commandId = first.id;
   refused.status = Status::unavailable("no room for the clone after all");
   manager_->onResult(first.host, refused);
   ASSERT_EQ(manager_->get(r->id)->state, ReservationState::kFailed);
+  auto& listed = agents_->inventory_[first.host];  // refused: not being made any more
+  listed.erase(std::remove_if(listed.begin(), listed.end(),
+                              [&](const VmRecord& v) { return v.id == first.vmId; }),
+               listed.end());
 
-  // Long after the window, the clone still in flight is booked: it will exist until destroyed.
-  // (Its agent may make it however late; fuzz_manager_ops' finding-failed-reservations-clone-
-  // arrives-later overbooks the host when the booking ends at the command's deadline.)
-  const TimeNs later = req.endNs + 10 * kHour;
+  // The clone still in flight is booked until it is known gone: answered by its command's
+  // deadline (sent + the 10 min slow-command bound), it is destroyed within a destroy's (10 min
+  // more).
+  const TimeNs goneBy = sent + 20 * 60 * kNsPerSec;
   const auto& calendar = manager_->calendar();
   const Usage capacity = calendar.capacity(second.host);
-  const Usage freeWhileCloning = calendar.free(second.host, later, kTimeInfinity);
   // Each host runs one 1-core VM; the clone takes the template's 2 cores.
-  EXPECT_EQ(freeWhileCloning.cpuCores, capacity.cpuCores - 1 - 2);
+  EXPECT_EQ(calendar.free(second.host, sent, goneBy).cpuCores, capacity.cpuCores - 1 - 2);
+  EXPECT_EQ(calendar.free(second.host, goneBy, kTimeInfinity).cpuCores, capacity.cpuCores - 1);
   EXPECT_FALSE(calendar.overbooked(second.host));
 
-  // It arrives, is destroyed at once, and its room is free again.
+  // Its agent is still making it (and lists it so) when the deadline passes: from then on it
+  // is booked with no end, until the agent says.
+  while (clock_.now() < sent + 11 * 60 * kNsPerSec) step();
+  const TimeNs later = req.endNs + 10 * kHour;
+  EXPECT_EQ(manager_->calendar().free(second.host, later, kTimeInfinity).cpuCores,
+            capacity.cpuCores - 1 - 2);
+  EXPECT_NE(manager_->get(r->id)->events.back().message.find("waiting for " + second.host),
+            std::string::npos)
+      << manager_->get(r->id)->events.back().message;
+
+  // It arrives, late, is destroyed at once, and its room is free again.
   manager_->onResult(second.host, agents_->execute(second));
   agents_->pump();
   step();
   EXPECT_EQ(agents_->count(second.vmId), 0u);
   EXPECT_EQ(manager_->calendar().free(second.host, later, kTimeInfinity).cpuCores,
-            freeWhileCloning.cpuCores + 2);
+            capacity.cpuCores - 1);
+  EXPECT_EQ(manager_->resultsForUnknownCommands(), 0u);
 }
 
 // Ensures the shell a failed migration leaves on its destination keeps its room until the agent

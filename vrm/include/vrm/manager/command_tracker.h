@@ -14,6 +14,11 @@
 //    get their ids but wait aside, neither pending nor in the outbox; released, they become
 //    pending and queued in the order issued; discarded, they are gone (an op that failed to
 //    save issued nothing an agent may act on).
+//  * A command is never forgotten while an answer to it may come: one past its deadline is
+//    either abandoned (still pending, without a deadline, until its answer or the agent's
+//    inventory settles it) or given up (taken out, its id remembered so that a late answer is
+//    known as late, not as a stranger's). Only an id this tracker never issued, or one given up
+//    long ago (kGivenUpKept later ones), is unknown.
 //  * Deadlines and times are the caller's clock, TimeNs (ns).
 //  * Not thread-safe: one event loop (vrmd's) owns it.
 #pragma once
@@ -55,15 +60,17 @@ struct PendingCommand {
   AgentCommand command;               // as sent, to send again under the same id
   TimeNs deadlineNs = kTimeInfinity;  // unanswered by then: failed (ManagerOptions)
   TimeNs sentNs = 0;                  // when it was first sent
-  // Past its deadline but not given up (a migrate whose VM may still be leaving its source, a
-  // commit, a park or unpark an agent slow under load may yet answer): kept, without a
-  // deadline, until its answer or the agent's inventory settles it (Manager::expireCommands).
+  // Past its deadline but not given up (a command that changes an agent's state: a migrate
+  // whose VM may still be leaving its source, a commit, a park or unpark, a clone, a destroy an
+  // agent slow under load may yet answer): kept, without a deadline, until its answer or the
+  // agent's inventory settles it (Manager::expireCommands).
   bool abandoned = false;
+  TimeNs abandonedNs = 0;  // when it was abandoned: an inventory sent after it is news
 };
 
 class CommandTracker {
  public:
-  explicit CommandTracker(std::uint64_t firstId) : nextId_(firstId) {}
+  explicit CommandTracker(std::uint64_t firstId) : firstId_(firstId), nextId_(firstId) {}
 
   // --- sending ---
   // Gives `p.command` the next id, records it pending and queues it (or stages it while
@@ -94,8 +101,23 @@ class CommandTracker {
   // may have arrived meanwhile), by id; not those held back (holdBack) and not yet sent.
   std::vector<std::uint64_t> overdue(TimeNs nowNs) const;
   void setDeadline(std::uint64_t id, TimeNs deadlineNs);
-  // No deadline any more, waiting for an answer however late (PendingCommand::abandoned).
-  void abandon(std::uint64_t id);
+  // No deadline any more, waiting for an answer however late (PendingCommand::abandoned), since
+  // `nowNs`.
+  void abandon(std::uint64_t id, TimeNs nowNs);
+  // Takes the pending command `id` out as given up (its reservation was told it failed), and
+  // remembers it: a late answer is then givenUp(), not unknown. Empty if `id` is not pending.
+  std::optional<PendingCommand> giveUp(std::uint64_t id);
+  // The given-up command `id` (the most recent kGivenUpKept); null if it is not one.
+  const PendingCommand* givenUp(std::uint64_t id) const;
+  // The command `id` was answered (taken) lately (the most recent kGivenUpKept): a repeated
+  // answer (an agent answers a command sent again with its result again).
+  bool answered(std::uint64_t id) const { return answered_.count(id) > 0; }
+  // Held back (holdBack) and not sent since.
+  bool heldBack(std::uint64_t id) const { return heldSince_.count(id) > 0; }
+  // True if `id` is one this tracker issued (a pending, answered, given-up or dropped command,
+  // or a drop); false for ids of an earlier vrmd (ids start from the clock) or made up.
+  bool issuedHere(std::uint64_t id) const { return id >= firstId_ && id < nextId_; }
+  static constexpr std::size_t kGivenUpKept = 4096;
   // Queues again the commands to `host` that are pending (and every drop in flight there),
   // except those still in the outbox, under their ids. Returns the pending ids queued again,
   // by id; `queued` (if not null) gets how many commands went back to the outbox in all.
@@ -123,8 +145,11 @@ class CommandTracker {
     AgentCommand command;  // to send again when the agent is back
   };
 
+  std::uint64_t firstId_;
   std::uint64_t nextId_;
   std::map<std::uint64_t, PendingCommand> pending_;
+  std::map<std::uint64_t, PendingCommand> givenUp_;  // by id, so the oldest goes first
+  std::set<std::uint64_t> answered_;                 // the same, of answered ones (and drops)
   bool staging_ = false;
   std::vector<PendingCommand> staged_;
   std::map<std::pair<std::string, std::string>, Drop> drops_;  // (host, vm) -> drop in flight

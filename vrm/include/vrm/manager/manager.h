@@ -129,9 +129,15 @@ class Manager {
   // not-found when the host has not registered (the agent must register again).
   Status onHeartbeat(const std::string& host, const std::vector<VmRecord>& vms);
   void onProgress(const std::string& host, const AgentProgress& progress);
+  // An answer to a pending command settles it; a late answer to one given up at its deadline
+  // is cleaned up after; a repeated answer is ignored. An answer to a command this vrmd never
+  // issued is ignored at warning level (an earlier vrmd's: reconcile() settles its work from
+  // the inventories), and to one it issued but no longer tracks at error level, counted by
+  // resultsForUnknownCommands(): vrmd forgot something an agent did.
   void onResult(const std::string& host, const AgentResult& result);
   // The command could not be delivered (agent gone): handled as a failed result.
   void onSendFailed(std::uint64_t commandId, const std::string& why);
+  std::size_t resultsForUnknownCommands() const { return unknownResults_; }
 
   // Advances every reservation to the clock's now: starts vacates at their latest safe start,
   // issues moves and clones, activates, ends, and marks silent agents unreachable.
@@ -296,6 +302,9 @@ class Manager {
   // Fails commands past their deadline through the failure path of their step (only those to
   // agents that are reachable and connected: the others wait for the agent, as before).
   void expireCommands();
+  // expireCommands() for clone or destroy p (command `id`) of r: settled from the agent's
+  // inventory, or abandoned (a clone fails its live reservation) until its answer comes.
+  void expireClone(std::uint64_t id, const Pending& p, Reservation& r);
   // After the window (or a cancel / failure): VMs the vacate parked are unparked on their
   // source, all at once, and displaced VMs go home (Displaced::kReturn), one at a time. Creates
   // these teardown moves on first call (kUnpark: mode kPark, fromHost == toHost; kReturn);
@@ -312,6 +321,18 @@ class Manager {
   // where it is (noted) and the teardown goes on.
   void failMove(Reservation& r, MoveId move, const std::string& reason);
   void startTeardown(Reservation& r);
+  // When a clone of ended reservation r that may exist (being made or destroyed) is known to
+  // be gone, or else booked with no end: its command's deadline (a clone's plus a destroy's),
+  // while the command is pending, sent and not past it; kTimeInfinity otherwise (abandoned,
+  // held back, nothing in flight: vrmd waits to see it gone). Bookings of leftovers end there.
+  TimeNs leftoverGoneBy(const Reservation& r, std::size_t clone) const;
+  // A clone or destroy of an ended reservation: expired at its deadline even while its agent
+  // is unreachable (expiry only makes its leftover's booking open-ended).
+  bool leftoverCommand(const Pending& p) const;
+  // What the answer `result` to pending command p (taken out of commands_) changes.
+  void settle(const Pending& p, const AgentResult& result);
+  // A late answer to command p, given up at its deadline: cleans up what it did.
+  void settleGivenUp(const std::string& host, const Pending& p, const AgentResult& result);
   // Queues `cmd` for move `move` (move steps) or clone `clone` (kClone, kDestroy) of the
   // reservation.
   std::uint64_t issue(AgentCommand cmd, const std::string& reservationId, Step step, MoveId move,
@@ -424,6 +445,7 @@ class Manager {
   // Under way: they wait for agents as well as the clock, so every tick advances them.
   std::set<std::string> busy_;
   std::optional<TimeNs> agentsReadUntilNs_;
+  std::size_t unknownResults_ = 0;  // resultsForUnknownCommands()
   std::size_t lastTickAdvanced_ = 0;
 };
 
