@@ -13,12 +13,10 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 const ModelParameters& qemuScrDefaults() {
   static const ModelParameters kDefaults = {
-      {"page_size_bytes", 4096}, {"page_header_bytes", 8},
-      {"zero_page_bytes", 9},    {"device_state_bytes", 2300000},
-      {"save_base_s", 0.1},      {"save_s_per_gib", 0.72},
-      {"copy_base_s", 0.03},     {"copy_bandwidth_factor", 1.0},
-      {"restore_base_s", 0.43},  {"restore_s_per_gib", 0},
-      {"handoff_s", 0.03},
+      {"page_size_bytes", 4096},       {"page_header_bytes", 8}, {"zero_page_bytes", 9},
+      {"device_state_bytes", 2300000}, {"save_base_s", 0.23},    {"save_s_per_gib", 0.3},
+      {"save_s_per_memory_gib", 1.16}, {"copy_base_s", 0.03},    {"copy_bandwidth_factor", 1.0},
+      {"restore_base_s", 0.43},        {"restore_s_per_gib", 0}, {"handoff_s", 0.03},
   };
   return kDefaults;
 }
@@ -38,7 +36,8 @@ class QemuScrModel final : public MigrationModel {
                          (vm.memoryBytes - nonzero) / page * p.at("zero_page_bytes") +
                          p.at("device_state_bytes");
     const double stateGiB = state / kGiB;
-    const double save = p.at("save_base_s") + p.at("save_s_per_gib") * stateGiB;
+    const double save = p.at("save_base_s") + p.at("save_s_per_gib") * stateGiB +
+                        p.at("save_s_per_memory_gib") * vm.memoryBytes / kGiB;
     const double copy =
         p.at("copy_base_s") + p.at("copy_bandwidth_factor") * state / link.bandwidthBytesPerSec;
     const double restore = p.at("restore_base_s") + p.at("restore_s_per_gib") * stateGiB;

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Ensures a reservation on real VMs gives a handle a person logs in with, and survives `kill -9`
 # of the agents: vrmd plus two `vmschedd --backend qemu` agents on loopback (real time, TCG),
-# user-mode networking with a forwarded SSH port. Host qa runs a memtouch guest g1; a dedicated
+# user-mode networking with a forwarded SSH port. Host qa runs a memtouch guest g1 (the dropbear
+# test guest, the owner's key on its command line: the test writes a 4 MiB file in it over SSH
+# and reads its md5 back after the live move and after the agents' restart); a dedicated
 # reservation of qa with the owner's SSH key makes vrmd migrate g1 live to qb and clone the
 # reservation's VM on qa from the dropbear test guest (tests/guest/build-guest-ssh.sh).
 # Checks: the reservation becomes ready; `vrmctl show` gives the clone's handle (address, port,
 # account, address source, ssh line) and the test runs a command in the clone with exactly that
 # ssh line plus its key; then both agents are killed with `kill -9` mid-reservation and
 # restarted: every guest's QEMU is the same process, listed once on its host, g1's memory
-# verified intact by the guest itself after the restart, and the same handle still logs in; the
+# verified intact by the guest itself after the restart, and the same handle still logs in (qa's
+# agent was also killed once while the clone booted: the clone is reported ready only once its
+# SSH answers, and the first ssh through the handle has no retry); the
 # reservation then ends (done): the clone is destroyed, g1 still runs on qb.
 # Skipped (77) without qemu-system-x86_64, ssh, ssh-keygen, dropbear or jq. Ports 17360-17399.
 PORT=${PORT:-17360}
@@ -112,9 +116,41 @@ wait_registered() {  # wait_registered HOST N: bounded, until HOST registered mo
   return 1
 }
 
+# ssh_port PORT COMMAND: runs COMMAND as root in the guest whose SSH the host forwards at
+# 127.0.0.1:PORT, with the owner's key (g1 has it on its template's command line).
+ssh_port() {
+  ssh -i "$work/owner" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o ConnectTimeout=20 -o LogLevel=ERROR -p "$1" root@127.0.0.1 "$2"
+}
+# g1_ssh HOST COMMAND: COMMAND in g1 through HOST's forward of g1's SSH port (from its state file).
+g1_ssh() {
+  local port
+  port=$(jq -r '.ssh_forward_port' "$work/$1/run/vms/g1.vm.json" 2>/dev/null) || return 1
+  [[ $port =~ ^[1-9][0-9]*$ ]] || return 1
+  ssh_port "$port" "$2"
+}
+# wait_g1_ssh HOST: bounded (60 s), until g1 answers a command over SSH on HOST.
+wait_g1_ssh() {
+  for _ in $(seq 1 60); do
+    g1_ssh "$1" true >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  return 1
+}
+# A file in g1's root file system, written before the move and read back after it and after
+# the agents' restart (the test guest's root is its initramfs, in guest RAM: what the check
+# covers is a file's contents through the live migration, not a block device's).
+G1_FILE_CMD='head -c 4194304 /dev/urandom >/root/blob && sync && md5sum /root/blob'
+G1_READ_CMD='md5sum /root/blob'
+
 start_vrmd
 # User-mode networking with a forwarded SSH port, and the dropbear guest as the clone.
+key_arg="vrm.ssh_key=$(awk '{print $1 "," $2}' "$work/owner.pub")"
 SSHVM=(--backend-param network=user
+  --backend-param initial-template=sshmem
+  --backend-param "template.sshmem.kernel=$guest/vmlinuz"
+  --backend-param "template.sshmem.initrd=$guest/initrd-ssh.img"
+  --backend-param "template.sshmem.append=$QEMU_GUEST_APPEND rdinit=/vrm-ssh-init memtouch.mb=40 memtouch.rate=1000 $key_arg"
   --backend-param "template.sshvm.kernel=$guest/vmlinuz"
   --backend-param "template.sshvm.initrd=$guest/initrd-ssh.img"
   --backend-param "template.sshvm.append=$QEMU_GUEST_APPEND rdinit=/vrm-ssh-init memtouch.mb=16"
@@ -124,6 +160,9 @@ start_qemu_agent qa 17370 10 180s "${SSHVM[@]}"
 start_qemu_agent qb 17380 10 180s "${SSHVM[@]}"
 wait_hosts 2
 check "g1 booted on qa with its memory verified" wait_verified_after qa g1 0 120
+check "g1 answers over SSH on qa" wait_g1_ssh qa
+g1_sum=$(g1_ssh qa "$G1_FILE_CMD" 2>&1 | awk '{print $1}') || true
+check "a 4 MiB file written in g1 on qa (md5 ${g1_sum:-none})" test ${#g1_sum} -eq 32
 
 id=""
 for start in +45s +60s +75s; do
@@ -136,6 +175,36 @@ for start in +45s +60s +75s; do
 done
 check "dedicated reservation of qa admitted ($(elapsed))" test -n "$id"
 [[ -n $id ]] || { finish; exit 1; }
+
+# qa's agent is killed while the clone boots: the restarted agent must check its readiness again
+# (console, SSH banner) before vrmd hears it is ready, so the ssh below works at once.
+cloning_file() {  # the state file of a VM cloning on qa ("" while none)
+  local f
+  for f in "$work"/qa/run/vms/*.vm.json; do
+    [[ -e $f && $(jq -r '.state' "$f" 2>/dev/null) == cloning ]] && { echo "$f"; return 0; }
+  done
+  return 0
+}
+booting=""
+for _ in $(seq 1 1200); do  # 120 s: vacate at the latest safe start, then the clone's start
+  booting=$(cloning_file)
+  [[ -n $booting ]] && break
+  [[ $(state_of "$id") =~ ^(ready|active|failed|cancelled|done)$ ]] && break
+  sleep 0.1
+done
+check "the clone was seen booting on qa" test -n "$booting"
+if [[ -n $booting ]]; then
+  booting_vm=$(jq -r '.id' "$booting")
+  regs_qa=$(registrations qa)
+  kill -9 "${agent_pids[qa]}"
+  wait "${agent_pids[qa]}" 2>/dev/null || true
+  check "the clone had not booted when qa's agent was killed" \
+    test -z "$(grep -l 'vrm-guest: up' "$(newest_console qa "$booting_vm")")"
+  start_qemu_agent qa 17370 10 180s "${SSHVM[@]}"
+  check "qa's agent registered again mid-boot" wait_registered qa "$regs_qa"
+  check "qa re-checks the booting clone's readiness" \
+    grep -q "vm $booting_vm: clone (operation [0-9]*) was booting: its readiness is checked again" "$work/qa.log"
+fi
 
 ready=0
 for _ in $(seq 1 1200); do  # 120 s: vacate at the latest safe start, then a TCG boot
@@ -158,12 +227,16 @@ check "the handle is on qa with a forwarded port" test "$(jq -r '.handles[0].hos
 check "the handle says where its address comes from" \
   grep -q "forwards 127.0.0.1:$port" <<<"$(jq -r '.handles[0].address_source' "$work/show.json")"
 check "the handle gives an ssh line (is '$ssh_line')" test "$ssh_line" = "ssh -p $port root@127.0.0.1"
+# At once, no retry: the clone is reported ready only when its SSH server answers.
 ssh_handle 'echo in-$(cat /sys/class/net/eth0/address)-as-$(id -u)' >"$work/ssh1" 2>&1 || true
 check "a command runs in the clone through the handle ($(elapsed))" grep -q -- "-as-0" "$work/ssh1"
 sed 's/^/  | ssh: /' "$work/ssh1"
 
 expect_exit 0 "inventory before the restart" -- vrmctl --json vms
 check "g1 is on qb" test "$(jq -r '[.[] | select(.id == "g1") | .host] | join(",")' "$work/out")" = qb
+check "g1 answers over SSH on qb" wait_g1_ssh qb
+check "g1's file reads back the same after the move" \
+  test "$(g1_ssh qb "$G1_READ_CMD" 2>&1 | awk '{print $1}')" = "$g1_sum"
 pid_g1=$(qemu_pid qb g1)
 pid_clone=$(qemu_pid qa "$clone")
 check "g1 has a running QEMU on qb (pid $pid_g1)" alive "$pid_g1"
@@ -195,6 +268,8 @@ check "g1 is listed once, on qb, running" \
 check "the clone is listed once, on qa, running" \
   test "$(jq -r --arg vm "$clone" '[.[] | select(.id == $vm) | .host + "/" + .state] | join(",")' "$work/out")" = qa/running
 check "g1's memory verified intact after the restart" wait_verified_after qb g1 "$verified_before" 30
+check "g1's file reads back the same after the restart" \
+  test "$(g1_ssh qb "$G1_READ_CMD" 2>&1 | awk '{print $1}')" = "$g1_sum"
 vrmctl --json show "$id" >"$work/show2.json"
 check "vrmctl shows the same handle" test "$(jq -c '.handles[0]' "$work/show2.json")" = "$handle"
 ssh_handle 'echo again-as-$(id -u)' >"$work/ssh2" 2>&1 || true

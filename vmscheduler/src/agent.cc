@@ -146,10 +146,17 @@ void Agent::pollHypervisor(TimeNs now) {
   for (OperationEvent& e : hypervisor_.poll(now)) {
     auto it = inFlight_.find(e.opId);
     if (it == inFlight_.end()) {
-      spdlog::warn("hypervisor reported operation {} which no command started", e.opId);
-      continue;
-    }
-    if (e.kind == OperationEvent::Kind::kProgress) {
+      // An operation the backend resumed after this agent restarted (qemu: a booting clone, a
+      // live migration), under the id of the command an earlier agent ran: vrmd still waits for
+      // that command's result, so it is sent (and kept for the command's repeat).
+      if (e.kind == OperationEvent::Kind::kProgress) continue;
+      if (finished_.count(e.opId)) {
+        spdlog::warn("hypervisor completed operation {} again; ignored", e.opId);
+        continue;
+      }
+      spdlog::info("command {} (started before this agent's restart) finished: {}", e.opId,
+                   e.status.toString());
+    } else if (e.kind == OperationEvent::Kind::kProgress) {
       // At most one progress message per tenth; the result itself says "done".
       if (!(e.fraction < 1.0)) continue;
       const int step = std::clamp(static_cast<int>(std::floor(e.fraction * 10)), 0, 9);
@@ -165,7 +172,7 @@ void Agent::pollHypervisor(TimeNs now) {
       send(protocol::encodeFrame(b));
       continue;
     }
-    inFlight_.erase(it);
+    if (it != inFlight_.end()) inFlight_.erase(it);
     if (e.status.isOk()) {
       spdlog::info("command {} finished", e.opId);
     } else {

@@ -24,6 +24,11 @@ const char* vmStateName(VmState state) {
   return "unknown";
 }
 
+const std::vector<LostVm>& Hypervisor::lostVms() const {
+  static const std::vector<LostVm> kNone;
+  return kNone;
+}
+
 Result<std::unique_ptr<Hypervisor>> Hypervisor::create(std::string_view name,
                                                        const HypervisorOptions& options) {
   if (name == "sim") return SimHypervisor::create(options);

@@ -660,6 +660,32 @@ TEST_F(AgentTest, DuplicateCommandIdRunsOnce) {
   EXPECT_TRUE(nothingReceived());
 }
 
+// Ensures an operation the backend resumed after the agent restarted (the qemu backend follows a
+// live migration, or re-checks a booting clone, under the id of the command an earlier agent
+// ran) gets that command's one result although no command reached this agent: no progress is
+// sent for it, its result is sent when it completes and sent again when vrmd repeats the
+// command, which does not start another.
+TEST_F(AgentTest, OperationResumedAfterARestartGetsItsCommandsResult) {
+  MigrationSpec spec{"web", "h2", "sim://h2/web", MigrationMode::kLive, 0, 0};
+  ASSERT_TRUE(hv_->startMigration(60, spec).isOk());  // as the backend's restart resumed it
+  registerAgent();
+  EXPECT_TRUE(nothingReceived()) << "no progress for a command this agent did not receive";
+  clock_.advance(2'800 * kNsPerMs);
+  agent_->runOnce(0ms);
+  auto done = expectResult(60);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->msg().getResult().getStatus().getCode(), wire::StatusCode::OK);
+  ASSERT_TRUE(done->msg().getResult().isMigrated());
+  EXPECT_EQ(findVm("web"), nullptr);
+  sendMigrate(60, "web");  // vrmd repeats the unanswered command to the re-registered agent
+  agent_->runOnce(2000ms);
+  auto again = expectResult(60);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->msg().getResult().getStatus().getCode(), wire::StatusCode::OK);
+  EXPECT_TRUE(again->msg().getResult().isMigrated());
+  EXPECT_TRUE(nothingReceived());
+}
+
 // Ensures garbage frames (bad sizes, random words, empty, multi-frame, wrong union member) are
 // dropped without a crash and the agent still answers the next command.
 TEST_F(AgentTest, GarbageFrameIsDroppedAndAgentKeepsAnswering) {

@@ -549,7 +549,8 @@ TEST_F(QemuHypervisorTest, ImageTemplateClonesAsQcow2Overlay) {
 // still run; a new one on the same directories lists the running and the suspended guest with
 // their true states (the dirtying guest's memory intact, verified by the guest itself), reports
 // the guest whose QEMU was killed meanwhile as lost (its state file removed), and can still
-// migrate and destroy the re-attached guests.
+// resume and migrate the re-attached guests; one whose QEMU is killed under the new agent is
+// reported lost too (when, why, as what), not kept in the inventory.
 TEST_F(QemuHypervisorTest, GuestsOutliveTheAgentAndAreReattached) {
   clone(*h1_, "r1", "dirty", 1);
   clone(*h1_, "r2", "idle", 2);
@@ -606,7 +607,22 @@ TEST_F(QemuHypervisorTest, GuestsOutliveTheAgentAndAreReattached) {
   EXPECT_TRUE(processGone(pid1)) << "the adopted source QEMU is gone after the move";
   ASSERT_TRUE(h2_->finishIncoming("r1", true).isOk());
   expectMemoryIntact(*h2_, "r1");
-  ASSERT_TRUE(h1_->destroy("r2").isOk());
+
+  // A re-attached guest whose QEMU dies under the running agent is reported lost, not kept.
+  const pid_t pid2 = *qemu(*h1_).qemuPid("r2");
+  ASSERT_EQ(::kill(pid2, SIGKILL), 0);
+  const TimeNs killedNs = now();
+  for (int i = 0; i < 500 && find(*h1_, "r2"); ++i) {
+    h1_->poll(now());
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(find(*h1_, "r2"));
+  ASSERT_EQ(qemu(*h1_).lostVms().size(), 2u);
+  const LostVm& r2Lost = qemu(*h1_).lostVms()[1];
+  EXPECT_EQ(r2Lost.vmId, "r2");
+  EXPECT_EQ(r2Lost.lastState, VmState::kRunning);
+  EXPECT_GE(r2Lost.lostAtNs, killedNs);
+  EXPECT_NE(r2Lost.reason.find("exited"), std::string::npos) << r2Lost.reason;
   EXPECT_FALSE(fs::exists(stateDir / "r2.vm.json"));
   EXPECT_TRUE(h1_->inventory().empty());
 }
@@ -695,11 +711,14 @@ TEST_F(QemuHypervisorTest, GuestSurvivesSigkillOfItsAgentProcess) {
   EXPECT_TRUE(h3->inventory().empty());
 }
 
-// Ensures a live migration in flight when both agents restart is reported honestly as failed:
-// its command died with the old source agent, so the new one cancels it and lists the guest
-// running at the source (memory intact); the destination's new agent lists the waiting guest
-// incoming until it is aborted, and the guest can then migrate again.
-TEST_F(QemuHypervisorTest, MigrationInFlightAcrossAnAgentRestartIsReportedFailed) {
+// Ensures a live migration in flight when both agents restart is followed, not failed: QEMU
+// migrates on while no agent watches, the new source agent lists the guest migrating out (the
+// same QEMU), the repeated command (vrmd re-sends it, same id) attaches at the cap it carries,
+// and the migration completes under that id with its observation from the first start; the
+// guest runs on the destination with its memory intact. Then a suspend-copy-resume whose staged
+// copy the old source agent carried is reported failed under its id after the restart (the
+// guest running at the source, memory intact), since nothing carries the copy on.
+TEST_F(QemuHypervisorTest, MigrationInFlightAcrossAnAgentRestartIsFollowed) {
   clone(*h1_, "m1", "dirty", 1);
   auto endpoint = h2_->prepareIncoming(*find(*h1_, "m1"));
   ASSERT_TRUE(endpoint.isOk()) << endpoint.status().toString();
@@ -708,6 +727,8 @@ TEST_F(QemuHypervisorTest, MigrationInFlightAcrossAnAgentRestartIsReportedFailed
   slow.destinationHost = "h2";
   slow.destinationEndpoint = *endpoint;
   slow.maxBandwidthBytesPerSec = 1.0 * kMiB;  // below the guest's dirty rate: still running below
+  slow.downtimeLimitNs = 300 * kNsPerMs;
+  const TimeNs startedNs = now();
   ASSERT_TRUE(h1_->startMigration(2, slow).isOk());
   pollFor(1500ms);
   ASSERT_EQ(find(*h1_, "m1")->state, VmState::kMigratingOut);
@@ -725,32 +746,59 @@ TEST_F(QemuHypervisorTest, MigrationInFlightAcrossAnAgentRestartIsReportedFailed
   ASSERT_TRUE(h1_);
   auto m1 = find(*h1_, "m1");
   ASSERT_TRUE(m1) << "the source guest is listed again";
-  EXPECT_EQ(m1->state, VmState::kRunning);
+  EXPECT_EQ(m1->state, VmState::kMigratingOut);
   EXPECT_EQ(*qemu(*h1_).qemuPid("m1"), source);
-  EXPECT_EQ(qemu(*h1_).qmp("m1", "query-migrate")->value("status", ""), "cancelled");
-  EXPECT_EQ(qemu(*h1_).qmp("m1", "query-status")->value("status", ""), "running");
+  EXPECT_EQ(qemu(*h1_).qmp("m1", "query-migrate")->value("status", ""), "active");
   EXPECT_TRUE(qemu(*h1_).lostVms().empty());
-  // vrmd aborts the destination as for any failed move (QEMU 7.2's incoming side may also
-  // have exited by itself when the stream broke: then it is gone already).
-  const Status aborted = h2_->finishIncoming("m1", false);
-  EXPECT_TRUE(aborted.isOk() || aborted.code() == StatusCode::kNotFound) << aborted.toString();
-  pollFor(200ms);
-  EXPECT_FALSE(find(*h2_, "m1"));
-  EXPECT_FALSE(fs::exists(root_ / "h2" / "run" / "vms" / "m1.vm.json"));
-  expectMemoryIntact(*h1_, "m1");
 
-  // The guest migrates again from the new agent.
-  auto again = h2_->prepareIncoming(*find(*h1_, "m1"));
-  ASSERT_TRUE(again.isOk()) << again.status().toString();
-  MigrationSpec live = slow;
-  live.destinationEndpoint = *again;
-  live.maxBandwidthBytesPerSec = 32.0 * kMiB;
-  live.downtimeLimitNs = 300 * kNsPerMs;
-  ASSERT_TRUE(h1_->startMigration(3, live).isOk());
-  auto moved = runUntilDone(3, 120s);
-  ASSERT_TRUE(moved.has_value());
+  MigrationSpec repeated = slow;  // vrmd's repeat, at the cap a re-plan gave it meanwhile
+  repeated.maxBandwidthBytesPerSec = 32.0 * kMiB;
+  ASSERT_TRUE(h1_->startMigration(2, repeated).isOk()) << "the repeated command attaches";
+  EXPECT_EQ(qemu(*h1_).qmp("m1", "query-migrate-parameters")->value("max-bandwidth", 0ll),
+            static_cast<long long>(32 * kMiB));
+  auto moved = runUntilDone(2, 120s);
+  ASSERT_TRUE(moved.has_value()) << "the followed migration did not complete";
   ASSERT_TRUE(moved->status.isOk()) << moved->status.toString();
+  ASSERT_TRUE(moved->migration.has_value());
+  EXPECT_EQ(moved->migration->fromHost, "h1");
+  EXPECT_EQ(moved->migration->toHost, "h2");
+  EXPECT_GE(moved->migration->startNs, startedNs);
+  EXPECT_LT(moved->migration->startNs, startedNs + 1 * kNsPerSec) << "the first start, kept";
+  EXPECT_GT(moved->migration->endNs, moved->migration->startNs + 1500 * kNsPerMs);
+  printObservation("followed across a restart", *moved->migration);
+  EXPECT_FALSE(find(*h1_, "m1"));
+  EXPECT_TRUE(processGone(source));
+  EXPECT_FALSE(fs::exists(root_ / "h1" / "run" / "vms" / "m1.vm.json"));
   ASSERT_TRUE(h2_->finishIncoming("m1", true).isOk());
+  expectMemoryIntact(*h2_, "m1");
+
+  // Suspend-copy-resume back to h1, its staged copy crawling, and h2's agent restarts.
+  auto back = h1_->prepareIncoming(*find(*h2_, "m1"));
+  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  MigrationSpec scr;
+  scr.vmId = "m1";
+  scr.destinationHost = "h1";
+  scr.destinationEndpoint = *back;
+  scr.mode = MigrationMode::kSuspendCopyResume;
+  scr.maxBandwidthBytesPerSec = 256.0 * 1024;
+  ASSERT_TRUE(h2_->startMigration(3, scr).isOk());
+  pollFor(2000ms);
+  ASSERT_EQ(find(*h2_, "m1")->state, VmState::kMigratingOut);
+  h2_.reset();
+  h2_ = make("h2", {});
+  ASSERT_TRUE(h2_);
+  EXPECT_EQ(find(*h2_, "m1")->state, VmState::kRunning);
+  std::optional<OperationEvent> failed;
+  for (OperationEvent& e : h2_->poll(now())) {
+    if (e.opId == 3 && e.kind == OperationEvent::Kind::kCompleted) failed = std::move(e);
+  }
+  ASSERT_TRUE(failed.has_value()) << "the interrupted move is reported, under its id";
+  EXPECT_EQ(failed->status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(failed->status.message().find("staged"), std::string::npos)
+      << failed->status.toString();
+  EXPECT_EQ(qemu(*h2_).qmp("m1", "query-status")->value("status", ""), "running");
+  const Status aborted = h1_->finishIncoming("m1", false);  // vrmd aborts the destination
+  EXPECT_TRUE(aborted.isOk() || aborted.code() == StatusCode::kNotFound) << aborted.toString();
   expectMemoryIntact(*h2_, "m1");
 }
 

@@ -230,6 +230,59 @@ TEST_F(QemuSshTest, ReattachedCloneKeepsItsHandleAndIsReachable) {
                                          .count()));
 }
 
+// Ensures a clone still booting when its agent restarts is not reported ready before its SSH
+// server answers: the restarted backend lists it cloning, the repeated clone command (vrmd
+// re-sends it with the same id) attaches to the re-attached boot instead of answering at once,
+// and the one completion comes when the banner answers, with the handle the owner logs in with.
+TEST_F(QemuSshTest, CloneBootingAcrossARestartIsReadyOnlyWhenSshAnswers) {
+  hv_ = make();
+  ASSERT_TRUE(hv_);
+  const CloneSpec spec = sshClone("r1-ssh-2");
+  ASSERT_TRUE(hv_->startClone(7, spec).isOk());
+  for (const OperationEvent& e : hv_->poll(SystemClock().now())) {
+    ASSERT_NE(e.kind, OperationEvent::Kind::kCompleted) << "ready at once: " << e.status.toString();
+  }
+  const std::string console = *static_cast<QemuHypervisor&>(*hv_).consoleLogPath(spec.vmId);
+  const auto restartAt = std::chrono::steady_clock::now();
+  hv_.reset();  // the agent goes away while the guest boots
+  ASSERT_EQ(readFile(console).find("vrm-guest: up"), std::string::npos)
+      << "the guest booted before the restart: the test proves nothing";
+  hv_ = make();
+  ASSERT_TRUE(hv_);
+  const auto inventory = hv_->inventory();
+  ASSERT_EQ(inventory.size(), 1u);
+  EXPECT_EQ(inventory[0].state, VmState::kCloning) << "a booting clone is not listed running";
+
+  ASSERT_TRUE(hv_->startClone(7, spec).isOk()) << "the repeated command attaches";
+  std::optional<OperationEvent> done;
+  bool answeredAtCompletion = false;
+  const auto deadline = std::chrono::steady_clock::now() + 200s;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    for (OperationEvent& e : hv_->poll(SystemClock().now())) {
+      if (e.opId != 7 || e.kind != OperationEvent::Kind::kCompleted) continue;
+      EXPECT_FALSE(done) << "one completion only";
+      done = std::move(e);
+      answeredAtCompletion =
+          done->clone &&
+          qemu::sshBannerAnswers(done->clone->address, static_cast<int>(done->clone->port), 2000ms);
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(done.has_value()) << "the re-attached clone never became ready";
+  ASSERT_TRUE(done->status.isOk()) << done->status.toString();
+  ASSERT_TRUE(done->clone.has_value());
+  EXPECT_TRUE(answeredAtCompletion) << "reported ready before its SSH banner answered";
+  EXPECT_NE(readFile(console).find("vrm-guest: up"), std::string::npos);
+  EXPECT_EQ(hv_->inventory()[0].state, VmState::kRunning);
+  auto [rc, out] = run(sshTo(*done->clone, "owner", "echo booted-across-$(id -u)"));
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("booted-across-0"), std::string::npos) << out;
+  std::printf("agent restart mid-boot to the clone ready (ssh answers): %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - restartAt)
+                                         .count()));
+}
+
 // Ensures a key for an SSH image template, which this backend cannot put into the image, is
 // refused at clone time rather than giving a clone nobody can log into.
 TEST_F(QemuSshTest, KeyForAnImageTemplateIsRefused) {

@@ -53,6 +53,7 @@ class VmStateFileTest : public ::testing::Test {
                  "root", 40022, "user-mode network: host h1 forwards 127.0.0.1:40022 to port 22"};
     r.migration =
         VmStateRecord::Migration{17, MigrationMode::kSuspendCopyResume, "h2", false, 123456789};
+    r.clone = VmStateRecord::Clone{23, 987654321};
     return r;
   }
 
@@ -90,15 +91,20 @@ TEST_F(VmStateFileTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(back->cloneHandle->port, 40022u);
   EXPECT_EQ(back->cloneHandle->account, "root");
   EXPECT_EQ(back->cloneHandle->addressSource, r.cloneHandle->addressSource);
+  ASSERT_TRUE(back->clone.has_value());
+  EXPECT_EQ(back->clone->opId, 23u);
+  EXPECT_EQ(back->clone->startNs, 987654321);
 
   r.migration.reset();
   r.cloneHandle.reset();
+  r.clone.reset();
   r.info.state = VmState::kRunning;
   ASSERT_TRUE(qemu::writeVmStateFile(dir_, r).isOk());
   back = qemu::readVmStateFile(qemu::vmStateFilePath(dir_, "a"));
   ASSERT_TRUE(back.isOk());
   EXPECT_FALSE(back->migration.has_value());
   EXPECT_FALSE(back->cloneHandle.has_value());
+  EXPECT_FALSE(back->clone.has_value());
 
   qemu::removeVmStateFile(dir_, "a");
   EXPECT_EQ(qemu::readVmStateFile(qemu::vmStateFilePath(dir_, "a")).status().code(),

@@ -1,5 +1,8 @@
 #include "vrm/manager/command_tracker.h"
 
+#include <algorithm>
+#include <iterator>
+
 namespace vrm::manager {
 
 std::uint64_t CommandTracker::issue(PendingCommand p) {
@@ -34,13 +37,23 @@ void CommandTracker::discardStaged() {
   staged_.clear();
 }
 
-std::vector<AgentCommand> CommandTracker::takeOutbox() {
+std::vector<AgentCommand> CommandTracker::takeOutbox(TimeNs nowNs) {
   std::vector<AgentCommand> out;
   out.swap(outbox_);
+  for (const AgentCommand& cmd : out) {
+    auto held = heldSince_.find(cmd.id);
+    if (held == heldSince_.end()) continue;
+    auto p = pending_.find(cmd.id);
+    if (p != pending_.end() && p->second.deadlineNs != kTimeInfinity) {
+      p->second.deadlineNs += std::max<TimeNs>(nowNs - held->second, 0);
+    }
+    heldSince_.erase(held);
+  }
   return out;
 }
 
-void CommandTracker::holdBack(std::vector<AgentCommand> commands) {
+void CommandTracker::holdBack(std::vector<AgentCommand> commands, TimeNs nowNs) {
+  for (const AgentCommand& cmd : commands) heldSince_.try_emplace(cmd.id, nowNs);
   commands.insert(commands.end(), std::make_move_iterator(outbox_.begin()),
                   std::make_move_iterator(outbox_.end()));
   outbox_ = std::move(commands);
@@ -78,6 +91,7 @@ bool CommandTracker::cloneInFlight(const std::string& reservationId, CommandStep
 std::vector<std::uint64_t> CommandTracker::overdue(TimeNs nowNs) const {
   std::vector<std::uint64_t> ids;
   for (const auto& [id, p] : pending_) {
+    if (heldSince_.count(id)) continue;  // not sent yet: nothing to be late with
     if (p.deadlineNs <= nowNs || p.abandoned) ids.push_back(id);
   }
   return ids;

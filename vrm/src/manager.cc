@@ -2865,12 +2865,13 @@ TimeNs Manager::nextWakeNs() const {
 std::vector<AgentCommand> Manager::takeOutbox() {
   std::vector<AgentCommand> out;
   std::vector<AgentCommand> held;
-  for (AgentCommand& cmd : commands_.takeOutbox()) {
+  const TimeNs now = clock_.now();
+  for (AgentCommand& cmd : commands_.takeOutbox(now)) {
     const Pending* p = commands_.find(cmd.id);
     const bool waits = p && registry_.unsaved(p->reservationId);
     (waits ? held : out).push_back(std::move(cmd));
   }
-  commands_.holdBack(std::move(held));
+  commands_.holdBack(std::move(held), now);
   return out;
 }
 

@@ -36,8 +36,8 @@ TEST(CommandTrackerTest, IssuedCommandsArePendingAndQueuedInOrder) {
   EXPECT_TRUE(t.inFlight("r1", CommandStep::kMigrate, MoveId{2}));
   EXPECT_FALSE(t.inFlight("r1", CommandStep::kPark, MoveId{2}));
   EXPECT_FALSE(t.inFlight("r2", CommandStep::kMigrate, MoveId{2}));
-  EXPECT_EQ(ids(t.takeOutbox()), (std::vector<std::uint64_t>{a, b}));
-  EXPECT_TRUE(t.takeOutbox().empty());
+  EXPECT_EQ(ids(t.takeOutbox(0)), (std::vector<std::uint64_t>{a, b}));
+  EXPECT_TRUE(t.takeOutbox(0).empty());
 
   std::optional<PendingCommand> answered = t.take(a);
   ASSERT_TRUE(answered);
@@ -56,11 +56,11 @@ TEST(CommandTrackerTest, StagedCommandsWaitForTheSave) {
   EXPECT_TRUE(t.staging());
   const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}));
   EXPECT_EQ(t.find(a), nullptr);
-  EXPECT_TRUE(t.takeOutbox().empty());
+  EXPECT_TRUE(t.takeOutbox(0).empty());
   t.discardStaged();
   EXPECT_FALSE(t.staging());
   EXPECT_EQ(t.find(a), nullptr);
-  EXPECT_TRUE(t.takeOutbox().empty());
+  EXPECT_TRUE(t.takeOutbox(0).empty());
 
   t.beginStaging();
   const std::uint64_t b = t.issue(migrate("r1", "h1", MoveId{1}));
@@ -69,16 +69,35 @@ TEST(CommandTrackerTest, StagedCommandsWaitForTheSave) {
   t.releaseStaged();
   EXPECT_NE(t.find(b), nullptr);
   EXPECT_NE(t.find(c), nullptr);
-  EXPECT_EQ(ids(t.takeOutbox()), (std::vector<std::uint64_t>{b, c}));
+  EXPECT_EQ(ids(t.takeOutbox(0)), (std::vector<std::uint64_t>{b, c}));
 }
 
 // Commands held back go out first next time, before those queued since.
 TEST(CommandTrackerTest, HeldBackCommandsKeepTheirPlace) {
   CommandTracker t(1);
   const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}));
-  t.holdBack(t.takeOutbox());
+  t.holdBack(t.takeOutbox(0), 0);
   const std::uint64_t b = t.issue(migrate("r2", "h1", MoveId{1}));
-  EXPECT_EQ(ids(t.takeOutbox()), (std::vector<std::uint64_t>{a, b}));
+  EXPECT_EQ(ids(t.takeOutbox(0)), (std::vector<std::uint64_t>{a, b}));
+}
+
+// A command held back (its op not saved yet) cannot be late while it waits: it is never
+// overdue then, and the time it waited is added to its deadline when it goes out. Before, a
+// clone held back on a full disk expired as it was sent, and the agent's answer a moment later
+// was ignored as unknown: the failed reservation's teardown left the clone on its host (the
+// disk-full campaign, seed 752646).
+TEST(CommandTrackerTest, HeldBackCommandsDeadlinesRunFromWhenTheyAreSent) {
+  CommandTracker t(1);
+  const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}, /*deadline=*/100));
+  const std::uint64_t b = t.issue(migrate("r1", "h1", MoveId{2}, /*deadline=*/kTimeInfinity));
+  t.holdBack(t.takeOutbox(10), 10);    // held at 10, 90 before a's deadline
+  t.holdBack(t.takeOutbox(500), 500);  // still waiting: held since 10
+  EXPECT_TRUE(t.overdue(1000).empty()) << "not sent: not late";
+  EXPECT_EQ(ids(t.takeOutbox(1000)), (std::vector<std::uint64_t>{a, b}));
+  EXPECT_EQ(t.find(a)->deadlineNs, 1090) << "its 90 left, from when it went out";
+  EXPECT_EQ(t.find(b)->deadlineNs, kTimeInfinity);
+  EXPECT_TRUE(t.overdue(1089).empty());
+  EXPECT_EQ(t.overdue(1090), (std::vector<std::uint64_t>{a}));
 }
 
 // Overdue: past the deadline, or abandoned (looked at every time); an abandoned command has
@@ -105,13 +124,13 @@ TEST(CommandTrackerTest, ResendQueuesWhatTheHostHasNotAnswered) {
   const std::uint64_t a = t.issue(migrate("r1", "h1", MoveId{1}));
   t.issue(migrate("r1", "h2", MoveId{2}));
   ASSERT_TRUE(t.drop("h1", "x", {1, 1024, 0}));
-  t.takeOutbox();
+  t.takeOutbox(0);
   const std::uint64_t c = t.issue(migrate("r2", "h1", MoveId{1}));  // still queued
 
   std::size_t queued = 0;
   EXPECT_EQ(t.resend("h1", &queued), (std::vector<std::uint64_t>{a}));
   EXPECT_EQ(queued, 2u);  // a and the drop
-  const std::vector<AgentCommand> out = t.takeOutbox();
+  const std::vector<AgentCommand> out = t.takeOutbox(0);
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].id, c);
   EXPECT_EQ(out[1].id, a);
@@ -125,7 +144,7 @@ TEST(CommandTrackerTest, DropsAreSettledByTheirHostsAnswer) {
   CommandTracker t(7);
   ASSERT_TRUE(t.drop("h1", "x", {2, 2048, 0}));
   EXPECT_FALSE(t.drop("h1", "x", {2, 2048, 0}));
-  const std::vector<AgentCommand> out = t.takeOutbox();
+  const std::vector<AgentCommand> out = t.takeOutbox(0);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].kind, AgentCommand::Kind::kFinishIncoming);
   EXPECT_EQ(out[0].host, "h1");

@@ -162,6 +162,30 @@ TEST_F(ManagerFaultsTest, CommandsWaitUntilTheirStateIsStored) {
   EXPECT_EQ(restarted.get(r.id)->state, ReservationState::kReady);
 }
 
+// Ensures commands held back while their state cannot be stored get their whole deadline once
+// they are sent: a full disk for longer than a command's deadline must not fail the command
+// the agent has not even seen. Before the fix the first command expired while held (the 60 s
+// floor) and its answer, right after it went out, was ignored: the disk-full campaign (seed
+// 752646) left the clones of failed reservations on their hosts so.
+TEST_F(ManagerFaultsTest, CommandsHeldBackLongerThanTheirDeadlineAreNotFailed) {
+  Reservation r = submitOnNode1();
+  ASSERT_TRUE(store_->setQueryOnly(true).isOk());
+  while (clock_.now() < r.plan.latestSafeStartNs + 200 * kNsPerSec) step(10 * kNsPerSec);
+  EXPECT_TRUE(agents_->log.empty()) << "sent while unstored";
+  ASSERT_TRUE(store_->setQueryOnly(false).isOk());
+  auto served = [&] {
+    const ReservationState s = manager_->get(r.id)->state;
+    return s == ReservationState::kReady || s == ReservationState::kActive;
+  };
+  for (int i = 0; i < 600 && !served(); ++i) step();
+  const Reservation after = *manager_->get(r.id);
+  EXPECT_TRUE(served()) << stateName(after.state) << ": " << after.reason;
+  for (const auto& e : after.events) {
+    EXPECT_EQ(e.message.find("did not answer"), std::string::npos) << e.message;
+  }
+  EXPECT_EQ(agents_->hostOf("a1"), "node2");
+}
+
 // Ensures a commit that cannot reach the destination (its agent died just as the source
 // finished the migration) is retried when that agent is back, instead of failing the move:
 // before the fix the reservation failed and the VM, already gone from its source, was left as

@@ -118,14 +118,17 @@ Status fitQemuScr(Calibration& c, const std::vector<MigrationObservation>& obs) 
   }
   const bool phases = phasesObserved(obs);
   const double bandwidthFactor = p.at("copy_bandwidth_factor");
-  std::vector<std::vector<double>> perGiB, perBandwidth, total;
+  std::vector<std::vector<double>> perGiB, saveRows, perBandwidth, total;
   std::vector<double> saveY, copyY, restoreY, handoffY, totalY;
   for (std::size_t i = 0; i < obs.size(); ++i) {
     const double gib = state[i] / kGiB;
     const double overBandwidth = state[i] / obs[i].bandwidthBytesPerSec;
     perGiB.push_back({1, gib});
+    // The memory column last: with guests of one size it cannot be told from the constant, and
+    // keeps its prior (the default, measured over guests of several sizes).
+    saveRows.push_back({1, gib, obs[i].vm.memoryBytes / kGiB});
     perBandwidth.push_back({1, overBandwidth});
-    total.push_back({1, gib, overBandwidth});
+    total.push_back({1, gib, overBandwidth, obs[i].vm.memoryBytes / kGiB});
     totalY.push_back(obs[i].totalTimeS);
     if (phases) {
       saveY.push_back(*obs[i].suspendS);
@@ -135,10 +138,11 @@ Status fitQemuScr(Calibration& c, const std::vector<MigrationObservation>& obs) 
     }
   }
   if (phases) {
-    const std::vector<std::string> saveKeys = {"save_base_s", "save_s_per_gib"};
+    const std::vector<std::string> saveKeys = {"save_base_s", "save_s_per_gib",
+                                               "save_s_per_memory_gib"};
     const std::vector<std::string> copyKeys = {"copy_base_s", "copy_bandwidth_factor"};
     const std::vector<std::string> restoreKeys = {"restore_base_s", "restore_s_per_gib"};
-    applyFit(fitNonNegative(perGiB, saveY, priors(p, saveKeys)), saveKeys, p, c.notes);
+    applyFit(fitNonNegative(saveRows, saveY, priors(p, saveKeys)), saveKeys, p, c.notes);
     applyFit(fitNonNegative(perBandwidth, copyY, priors(p, copyKeys)), copyKeys, p, c.notes);
     applyFit(fitNonNegative(perGiB, restoreY, priors(p, restoreKeys)), restoreKeys, p, c.notes);
     std::sort(handoffY.begin(), handoffY.end());
@@ -147,11 +151,12 @@ Status fitQemuScr(Calibration& c, const std::vector<MigrationObservation>& obs) 
         "qemu-scr phases fitted separately on suspend_s (save), copy_s, resume_s (restore); "
         "handoff_s is the median of the rest");
   } else {
-    const std::vector<std::string> keys = {"save_base_s", "save_s_per_gib",
-                                           "copy_bandwidth_factor"};
+    const std::vector<std::string> keys = {"save_base_s", "save_s_per_gib", "copy_bandwidth_factor",
+                                           "save_s_per_memory_gib"};
     const std::vector<double> prior = {
         p.at("save_base_s") + p.at("copy_base_s") + p.at("restore_base_s") + p.at("handoff_s"),
-        p.at("save_s_per_gib") + p.at("restore_s_per_gib"), bandwidthFactor};
+        p.at("save_s_per_gib") + p.at("restore_s_per_gib"), bandwidthFactor,
+        p.at("save_s_per_memory_gib")};
     fitOnTotalTime(c, total, totalY, keys, prior,
                    {"copy_base_s", "restore_base_s", "restore_s_per_gib", "handoff_s"},
                    "qemu-scr fitted on total time (no suspend_s/copy_s/resume_s on every row): "

@@ -87,9 +87,32 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
   return std::unique_ptr<CloneOperation>(new CloneOperation(id, std::move(handle)));
 }
 
+BootVerdict bootVerdict(bool checksPassed, TimeNs bootStartNs, TimeNs now, TimeNs timeoutNs) {
+  if (checksPassed) return BootVerdict::kReady;
+  if (timeoutNs > 0 && now - bootStartNs > timeoutNs) return BootVerdict::kTimedOut;
+  return BootVerdict::kBooting;
+}
+
+std::unique_ptr<CloneOperation> CloneOperation::resume(OperationId id, const QemuVm& vm,
+                                                       TimeNs bootStartNs) {
+  VmHandle handle = vm.cloneHandle.value_or(VmHandle{});
+  handle.vmId = vm.info.id;
+  return std::unique_ptr<CloneOperation>(new CloneOperation(id, std::move(handle), bootStartNs));
+}
+
 bool CloneOperation::step(QemuHost& host, QemuVm& vm, TimeNs now,
                           std::vector<OperationEvent>& out) {
-  const QemuTemplate& t = host.config.templates.at(vm.info.templateName);
+  auto tit = host.config.templates.find(vm.info.templateName);
+  if (tit == host.config.templates.end()) {
+    // A clone re-attached by an agent started without its template: nothing says when it is
+    // ready, so it is not reported ready (it keeps running, listed; destroy removes it).
+    vm.info.state = VmState::kRunning;
+    out.push_back(completed(Status::invalid(
+        "vm '" + vmId() + "': template '" + vm.info.templateName + "' is not defined on host '" +
+        host.info.name + "' (template." + vm.info.templateName + ".*): its readiness is unknown")));
+    return true;
+  }
+  const QemuTemplate& t = tit->second;
   bool ready = false;
   if (!t.ready.empty()) {
     ready = fileContains(vm.proc.serialPath, t.ready);
@@ -101,16 +124,17 @@ bool CloneOperation::step(QemuHost& host, QemuVm& vm, TimeNs now,
   if (ready && handle_.port > 0) {
     ready = sshBannerAnswers(handle_.address, static_cast<int>(handle_.port), kSshProbeTimeout);
   }
-  if (ready) {
+  const TimeNs timeout = host.config.bootTimeoutNs;
+  const BootVerdict verdict = bootVerdict(ready, bootStartNs_, now, timeout);
+  if (verdict == BootVerdict::kReady) {
     vm.info.state = VmState::kRunning;
     OperationEvent e = completed(Status::ok());
     e.clone = handle_;
     out.push_back(std::move(e));
     return true;
   }
-  const TimeNs elapsed = now - startNs();
-  const TimeNs timeout = host.config.bootTimeoutNs;
-  if (timeout > 0 && elapsed > timeout) {
+  const TimeNs elapsed = now - bootStartNs_;
+  if (verdict == BootVerdict::kTimedOut) {
     const std::string console = tailOf(vm.proc.serialPath, 200);
     QemuHost::kill(vm);
     host.vms.erase(vmId());

@@ -23,15 +23,34 @@ class CloneOperation final : public QemuOperation {
   static Result<std::unique_ptr<CloneOperation>> start(QemuHost& host, OperationId id,
                                                        const CloneSpec& spec,
                                                        std::vector<OperationEvent>& immediate);
+  // The clone `vm` (listed kCloning, its QEMU re-attached after an agent restart) of command
+  // `id`, whose boot started at `bootStartNs` (0 = at this operation's first poll): ready, and
+  // completed with the clone's handle, only when the same checks as a fresh clone's pass;
+  // failed after boot-timeout from `bootStartNs`.
+  static std::unique_ptr<CloneOperation> resume(OperationId id, const QemuVm& vm,
+                                                TimeNs bootStartNs);
+
+  std::optional<VmStateRecord::Clone> cloning() const override {
+    return VmStateRecord::Clone{id(), bootStartNs_};
+  }
 
  protected:
   bool step(QemuHost& host, QemuVm& vm, TimeNs now, std::vector<OperationEvent>& out) override;
+  void onStart(TimeNs now) override {
+    if (bootStartNs_ == 0) bootStartNs_ = now;
+  }
 
  private:
-  CloneOperation(OperationId id, VmHandle handle)
-      : QemuOperation(id, handle.vmId), handle_(std::move(handle)) {}
+  CloneOperation(OperationId id, VmHandle handle, TimeNs bootStartNs = 0)
+      : QemuOperation(id, handle.vmId), handle_(std::move(handle)), bootStartNs_(bootStartNs) {}
 
   VmHandle handle_;
+  TimeNs bootStartNs_;  // 0 until the first poll
 };
+
+// Where a booting clone stands at `now`: ready once every readiness check passed, timed out once
+// `timeoutNs` (> 0; 0 = never) has passed since `bootStartNs`, booting otherwise.
+enum class BootVerdict { kBooting, kReady, kTimedOut };
+BootVerdict bootVerdict(bool checksPassed, TimeNs bootStartNs, TimeNs now, TimeNs timeoutNs);
 
 }  // namespace vrm::vmscheduler::qemu

@@ -35,6 +35,22 @@ Result<std::unique_ptr<LiveMigration>> LiveMigration::start(QemuHost& host, Qemu
   return op;
 }
 
+std::unique_ptr<LiveMigration> LiveMigration::resume(const QemuHost& host, const QemuVm& vm,
+                                                     const VmStateRecord::Migration& m) {
+  VmInfo before = vm.info;
+  before.state = m.wasRunning ? VmState::kRunning : VmState::kSuspended;
+  MigrationObservation obs =
+      backend::observationOf(before, host.info.name, m.destinationHost, MigrationMode::kLive);
+  obs.startNs = m.startNs;
+  MigrationSpec spec;
+  spec.vmId = vm.info.id;
+  spec.destinationHost = m.destinationHost;
+  spec.mode = MigrationMode::kLive;
+  std::unique_ptr<LiveMigration> op(new LiveMigration(m.opId, before, std::move(obs), spec));
+  op->resumed_ = true;
+  return op;
+}
+
 std::optional<Status> LiveMigration::setBandwidth(QemuHost& host, double maxBytesPerSec) {
   spec_.maxBandwidthBytesPerSec = maxBytesPerSec;
   const double bandwidth = migrationBandwidth(host.info, maxBytesPerSec);
@@ -89,7 +105,8 @@ bool LiveMigration::step(QemuHost& host, QemuVm& vm, TimeNs now, std::vector<Ope
     lastDirtyBytesPerSec_ = pages * (pageSize > 0 ? pageSize : 4096);
   }
   if (cancelReason_.empty()) {
-    const TimeNs elapsed = now - startNs();
+    // From the migration's start, also when an earlier agent started it.
+    const TimeNs elapsed = now - observation_.startNs;
     const int rounds = static_cast<int>(jsonNumber(ram, "dirty-sync-count"));
     std::string why;
     if (host.config.maxRounds > 0 && rounds > host.config.maxRounds) {

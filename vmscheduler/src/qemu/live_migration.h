@@ -21,14 +21,25 @@ class LiveMigration final : public OutgoingOperation {
                                                       const MigrationSpec& spec,
                                                       const IncomingEndpoint& destination);
 
+  // The live migration `m` of `vm` that QEMU ran on while no agent watched (an agent restart),
+  // followed from here under its command's id: its observation starts at m.startNs, its
+  // timeouts count from there, and on failure the VM runs again if it ran before.
+  static std::unique_ptr<LiveMigration> resume(const QemuHost& host, const QemuVm& vm,
+                                               const VmStateRecord::Migration& m);
+
   std::optional<Status> setBandwidth(QemuHost& host, double maxBytesPerSec) override;
 
  protected:
   bool step(QemuHost& host, QemuVm& vm, TimeNs now, std::vector<OperationEvent>& out) override;
+  void onStart(TimeNs now) override {
+    if (!resumed_) OutgoingOperation::onStart(now);
+  }
 
  private:
   LiveMigration(OperationId id, const VmInfo& vm, MigrationObservation obs, MigrationSpec spec)
       : OutgoingOperation(id, vm, std::move(obs)), spec_(std::move(spec)) {}
+
+  bool resumed_ = false;
 
   MigrationSpec spec_;
   std::string cancelReason_;         // set when we cancelled the migration ourselves

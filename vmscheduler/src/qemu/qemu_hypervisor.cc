@@ -13,6 +13,7 @@
 #include "qemu/live_migration.h"
 #include "qemu/park.h"
 #include "qemu/qemu_support.h"
+#include "qemu/reattach_plan.h"
 #include "qemu/suspend_copy_resume.h"
 #include "qemu/vm_state_file.h"
 
@@ -160,14 +161,14 @@ void QemuHypervisor::reattach() {
     std::error_code ec;
     std::filesystem::rename(bad.path, bad.path + ".corrupt", ec);
     spdlog::error("qemu: {} (kept as {}.corrupt)", bad.status.message(), bad.path);
-    lost_.push_back({"", bad.status.message()});
+    lost_.push_back({"", "", VmState::kRunning, bad.status.message(), 0});
   }
   std::size_t attached = 0;
   for (qemu::VmStateRecord& r : dir.records) {
     const std::string id = r.info.id;
     auto lose = [&](const std::string& why) {
       spdlog::warn("qemu: vm {} was lost while no agent watched it: {}", id, why);
-      lost_.push_back({id, why});
+      lost_.push_back({id, r.info.reservationId, r.info.state, why, 0});
       qemu::removeVmStateFile(config.vmStateDir, id);
       if (!r.diskPath.empty()) ::unlink(r.diskPath.c_str());
     };
@@ -188,7 +189,7 @@ void QemuHypervisor::reattach() {
         // cannot be driven); its state file stays for the next start to try again.
         const std::string why = proc.status().message() + "; left running, not listed";
         spdlog::error("qemu: vm {} could not be re-attached: {}", id, why);
-        lost_.push_back({id, why});
+        lost_.push_back({id, r.info.reservationId, r.info.state, why, 0});
       }
       continue;
     }
@@ -205,17 +206,31 @@ void QemuHypervisor::reattach() {
     if (vm.cloneHandle) vm.cloneHandle->host = host_.info.name;
     vm.proc = std::move(*proc);
     QmpClient& client = *vm.proc.qmp;
+    std::string migrateStatus;
     if (r.migration) {
-      // Its command died with the agent that ran it: nobody would learn its outcome, so it is
-      // stopped here and the guest stays (vrmd sees the move fail and aborts the destination).
+      auto q = qemu::queryMigrate(client);
+      migrateStatus = q ? q->status : "";
+    }
+    const qemu::ReattachPlan plan = qemu::planReattach(r, runStateOf(client), migrateStatus);
+    using Action = qemu::ReattachPlan::Action;
+    vm.info.state = plan.state;
+    if (plan.action == Action::kLose) {
+      QemuHost::killProcess(vm.proc);
+      lose(plan.reason);
+      continue;
+    }
+    if (plan.action == Action::kFailMigration) {
+      // Stopped here, the guest stays; its command gets the failure (vrmd then aborts the
+      // destination, as for any failed move).
       const auto& m = *r.migration;
       auto q = qemu::queryMigrate(client);
-      const std::string was = q ? q->status : "unknown";
-      if (q && !q->over()) (void)client.execute("migrate_cancel", {}, kQmpTimeout);
+      if (q && !q->over() && q->status != "none") {
+        (void)client.execute("migrate_cancel", {}, kQmpTimeout);
+      }
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       while (std::chrono::steady_clock::now() < deadline) {
         auto now = qemu::queryMigrate(client);
-        if (!now || now->over()) break;
+        if (!now || now->over() || now->status == "none") break;
         std::this_thread::sleep_for(milliseconds(10));
       }
       if (m.mode == MigrationMode::kSuspendCopyResume) {
@@ -226,23 +241,24 @@ void QemuHypervisor::reattach() {
       if (m.wasRunning && runStateOf(client) != "running") {
         (void)client.execute("cont", {}, kQmpTimeout);
       }
-      vm.info.state = m.wasRunning ? VmState::kRunning : VmState::kSuspended;
-      spdlog::warn(
-          "qemu: vm {}: {} (operation {}) to '{}' was in flight when the agent stopped (QEMU: "
-          "{}): reported failed, the vm stays here {}",
-          id, moveModeName(m.mode), m.opId, m.destinationHost, was, vmStateName(vm.info.state));
-    }
-    const std::string status = runStateOf(client);
-    if (vm.info.state == VmState::kIncoming) {
-      if (status == "running") vm.info.state = VmState::kRunning;  // committed at the last moment
-    } else if (status == "running") {
-      vm.info.state = VmState::kRunning;  // a clone that was booting is listed running
-    } else if (status == "paused" || status == "postmigrate") {
-      vm.info.state = VmState::kSuspended;
-    } else {
-      QemuHost::killProcess(vm.proc);
-      lose("qemu reports run state '" + status + "'; killed");
-      continue;
+      const std::string why =
+          std::string(moveModeName(m.mode)) + " of vm '" + id + "' to '" + m.destinationHost +
+          "' was in flight when the agent stopped: " + plan.reason + "; the vm stays on " +
+          host_.info.name + ", " + vmStateName(vm.info.state);
+      spdlog::warn("qemu: operation {}: {}", m.opId, why);
+      immediate_.push_back(backend::completedEvent(m.opId, Status::unavailable(why)));
+    } else if (plan.action == Action::kFollowMigration) {
+      const auto& m = *r.migration;
+      spdlog::info(
+          "qemu: vm {}: live migration (operation {}) to '{}' ran on while no agent "
+          "watched (QEMU: {}): followed to its end",
+          id, m.opId, m.destinationHost, migrateStatus);
+      ops_.emplace(m.opId, qemu::LiveMigration::resume(host_, vm, m));
+    } else if (plan.action == Action::kCheckReadiness) {
+      spdlog::info("qemu: vm {}: clone (operation {}) was booting: its readiness is checked again",
+                   id, r.clone->opId);
+      ops_.emplace(r.clone->opId,
+                   qemu::CloneOperation::resume(r.clone->opId, vm, r.clone->startNs));
     }
     spdlog::info("qemu: re-attached vm {} (pid {}, {})", id, vm.proc.pid,
                  vmStateName(vm.info.state));
@@ -268,7 +284,9 @@ void QemuHypervisor::persist() {
     }
     qemu::VmStateRecord r = recordOf(vm);
     for (const auto& [opId, op] : ops_) {
-      if (op->vmId() == id && !r.migration) r.migration = op->outgoing();
+      if (op->vmId() != id) continue;
+      if (!r.migration) r.migration = op->outgoing();
+      if (!r.clone) r.clone = op->cloning();
     }
     std::string text = qemu::encodeVmState(r);
     if (text == vm.savedRecord) continue;
@@ -427,6 +445,16 @@ Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
 
 Status QemuHypervisor::startMigration(OperationId id, const MigrationSpec& spec) {
   const ScopeExit persisted([this] { persist(); });
+  if (auto op = ops_.find(id);
+      op != ops_.end() && op->second->vmId() == spec.vmId && op->second->outgoing()) {
+    // This migration, in flight (followed since an agent restart, when vrmd repeats its
+    // command): it completes once, at the cap the command carries from now on.
+    if (auto applied = op->second->setBandwidth(host_, spec.maxBandwidthBytesPerSec);
+        applied && !*applied) {
+      spdlog::warn("qemu: vm {}: the repeated migration's cap: {}", spec.vmId, applied->message());
+    }
+    return Status::ok();
+  }
   auto found = idleVm(id, spec.vmId);
   if (!found) return found.status();
   QemuVm& vm = **found;
@@ -497,6 +525,10 @@ Status QemuHypervisor::resume(const std::string& vmId) {
 
 Status QemuHypervisor::startClone(OperationId id, const CloneSpec& spec) {
   const ScopeExit persisted([this] { persist(); });
+  if (auto op = ops_.find(id);
+      op != ops_.end() && op->second->vmId() == spec.vmId && op->second->cloning()) {
+    return Status::ok();  // this clone, booting (also since an agent restart): it completes once
+  }
   if (ops_.count(id)) return Status::invalid("operation " + std::to_string(id) + " is in flight");
   return track(qemu::CloneOperation::start(host_, id, spec, immediate_));
 }
@@ -561,6 +593,10 @@ std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
   std::vector<OperationEvent> events = std::move(immediate_);
   immediate_.clear();
   const std::vector<std::string> dead = host_.reap();
+  std::map<std::string, VmInfo> before;  // the dead ones as listed until now
+  for (const std::string& id : dead) {
+    if (const QemuVm* vm = host_.vms.find(id)) before.emplace(id, vm->info);
+  }
   for (auto it = ops_.begin(); it != ops_.end();) {
     it = it->second->poll(host_, now, events) ? ops_.erase(it) : std::next(it);
   }
@@ -572,6 +608,16 @@ std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
       if (!vm->diskPath.empty()) ::unlink(vm->diskPath.c_str());
       host_.vms.erase(id);
     }
+    // Gone from the host without a verb that removes it (an operation on it failed with the
+    // QEMU's exit, or none was running): lost, and said so.
+    auto b = before.find(id);
+    if (host_.vms.contains(id) || b == before.end() || b->second.state == VmState::kIncoming) {
+      continue;
+    }
+    const std::string why = "its qemu " + host_.exitReason(id, "exited");
+    spdlog::error("qemu: vm {} ({}) on {} is lost: {}", id, vmStateName(b->second.state),
+                  host_.info.name, why);
+    lost_.push_back({id, b->second.reservationId, b->second.state, why, now});
   }
   for (auto& [id, vm] : host_.vms) {
     if (vm.info.state == VmState::kRunning) host_.pollDirtyRate(vm, now);

@@ -25,7 +25,7 @@
 //   max-rounds          a live migration past this many dirty-sync rounds is cancelled and
 //                       reported as not converging. Default 60.
 //   dirty-rate-interval time between dirty-rate measurements of each running VM
-//                       (calc-dirty-rate, page-sampling, 1 s, about 4,096 sampled pages);
+//                       (calc-dirty-rate, page-sampling, 2 s, about 4,096 sampled pages);
 //                       0s disables. Default 30s.
 //   initial-template    template the HostSpec's VMs are booted from at start. Default: none
 //                       (then the HostSpec must list no VMs). Only at the first start on
@@ -95,11 +95,18 @@
 // and in lostVms(): a guest whose QEMU exited while no agent watched (its state file and disk
 // overlay are removed), a state file that is corrupt (renamed ID.vm.json.corrupt; the other
 // guests are attached all the same), a QEMU that does not answer on QMP within 10 s (left
-// running and unlisted, its state file kept for the next start). A migration out that was in
-// flight is reported failed: its command died with the agent that ran it, so it is cancelled
-// and the guest runs on here (vrmd then aborts the destination's incoming VM as for any failed
-// migration). A clone that was booting is listed running. An incoming VM stays incoming, to be
-// committed or aborted by finishIncoming(). Under systemd the agent's unit needs
+// running and unlisted, its state file kept for the next start). Operations in flight are taken
+// up under the id of the command that started them (the state file keeps it; reattach_plan.h
+// decides): their completion comes from poll() although no call of this process started them,
+// and a repeated start with that id and VM (vrmd re-sends unanswered commands to a re-registered
+// agent) attaches to them instead of starting another (a repeated migration's cap applies). A
+// clone that was booting is listed cloning and is ready only when a fresh clone would be
+// (console text, SSH banner), boot-timeout counted from its first start. A live migration QEMU
+// still runs, or finished or failed meanwhile, is followed to that outcome. A suspend-copy-resume
+// or park in flight is reported failed (its staged copy or save was this agent's work): it is
+// cancelled and the guest runs on here (vrmd then aborts the destination's incoming VM as for
+// any failed migration). An incoming VM stays incoming, to be committed or aborted by
+// finishIncoming(). Under systemd the agent's unit needs
 // KillMode=process, or stopping the agent kills the guests in its cgroup.
 // QEMU processes this agent started are reaped by poll(); adopted ones are watched in /proc. A
 // VM whose QEMU exits is removed from inventory and any operation on it completes with an
@@ -153,12 +160,10 @@ class QemuHypervisor final : public Hypervisor {
   Result<nlohmann::json> qmp(const std::string& vmId, const std::string& command,
                              const nlohmann::json& arguments = nlohmann::json());
 
-  // What create() could not carry over from an earlier agent (see above), oldest first.
-  struct LostVm {
-    std::string vmId;  // "" when a corrupt state file named none
-    std::string reason;
-  };
-  const std::vector<LostVm>& lostVms() const { return lost_; }
+  // What create() could not carry over from an earlier agent (see above), then the guests whose
+  // QEMU exited under this agent without being asked to (not incoming ones: QEMU 7.2's incoming
+  // side exits when its stream breaks, and the guest lives on at the source), oldest first.
+  const std::vector<LostVm>& lostVms() const override { return lost_; }
   // For tests and tools that must leave nothing behind: kills every guest's QEMU and removes its
   // state file (the destructor deliberately leaves both).
   void killAllGuests();

@@ -47,6 +47,8 @@ class QemuOperation {
   virtual void abandon() {}
   // A migration or park out of this host: what its VM's state file records of it.
   virtual std::optional<VmStateRecord::Migration> outgoing() const { return std::nullopt; }
+  // A clone booting: what its VM's state file records of it.
+  virtual std::optional<VmStateRecord::Clone> cloning() const { return std::nullopt; }
 
  protected:
   // One step with the VM (`vm` has a QEMU unless handlesExitedQemu()).

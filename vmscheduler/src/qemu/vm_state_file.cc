@@ -124,6 +124,7 @@ std::string encodeVmState(const VmStateRecord& r) {
                       {"was_running", r.migration->wasRunning},
                       {"start_ns", r.migration->startNs}};
   }
+  if (r.clone) d["clone"] = {{"op", r.clone->opId}, {"start_ns", r.clone->startNs}};
   return d.dump() + "\n";
 }
 
@@ -185,6 +186,15 @@ Result<VmStateRecord> decodeVmState(const std::string& text, const std::string& 
     if (!parsed) return corrupt("unknown migration mode '" + mode + "'");
     mig.mode = *parsed;
     r.migration = mig;
+  }
+  if (auto c = d.find("clone"); c != d.end()) {
+    if (!c->is_object()) return corrupt("field 'clone' has the wrong type");
+    FieldReader g(*c);
+    VmStateRecord::Clone clone;
+    clone.opId = g.get<OperationId>("op");
+    clone.startNs = g.get<TimeNs>("start_ns");
+    if (!g.error().empty()) return corrupt("clone: " + g.error());
+    r.clone = clone;
   }
   if (!f.error().empty()) return corrupt(f.error());
   auto parsedState = stateNamed(state);

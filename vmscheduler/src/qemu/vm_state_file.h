@@ -47,6 +47,15 @@ struct VmStateRecord {
     TimeNs startNs = 0;
   };
   std::optional<Migration> migration;
+  // info.state == kCloning: the clone's command id and when its boot started (0 = not polled
+  // yet), so that a restarted agent checks the clone's readiness again, as a fresh clone's, and
+  // gives that command its result when ready (with boot-timeout counted from `startNs`). Absent in
+  // files written before the field existed: such a clone is listed running, unchecked.
+  struct Clone {
+    OperationId opId = 0;
+    TimeNs startNs = 0;
+  };
+  std::optional<Clone> clone;
 };
 
 // The VmInfo fields a file keeps of a guest (id, cores, memory, disk, reservation, address,

@@ -18,9 +18,10 @@
 //    stop-and-copy, and the goodput search once more. overhead_s stays 0.
 //  * qemu-scr (its own fit): device_state_bytes as the median of observed staged-state bytes
 //    (transferred_bytes) beyond the memory stream; with suspend_s (= save), copy_s and resume_s
-//    (= restore) on every row, save on (1, S GiB), copy on (1, S / B), restore on (1, S GiB),
-//    S the observed state, and handoff_s the median of what the phases leave of the total;
-//    without them the total on (1, S GiB, S / B), booked to save and copy.
+//    (= restore) on every row, save on (1, S GiB, M GiB) (with guests of one size the memory
+//    column keeps its prior), copy on (1, S / B), restore on (1, S GiB), S the observed state,
+//    M the memory, and handoff_s the median of what the phases leave of the total; without
+//    them the total on (1, S GiB, S / B), booked to save and copy.
 //  * Link calibration, every other model but zhao-scr: an overhead overhead_s (added to the link's
 //    pre-overhead) and an effective goodput factor goodput_factor (the link bandwidth is
 //    multiplied by it). Let K_i be the model's bandwidth-independent time (its prediction at an

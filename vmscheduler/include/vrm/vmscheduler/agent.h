@@ -28,6 +28,11 @@
 //    A commandId seen before is not executed again: while it runs the repeat is ignored, once
 //    finished the stored result is sent again (the last `rememberedResults` are kept).
 //    A command of a kind this agent does not know is answered invalid-argument.
+//    An operation the hypervisor resumed after the agent restarted (hypervisor.h: qemu follows
+//    a live migration or re-checks a booting clone under its command's id) gets its result sent
+//    when it completes, although this agent never received the command: vrmd still waits for
+//    it. The result is kept like any other, for the command's repeat; no progress is sent
+//    for such an operation until its command is repeated.
 //  * A malformed frame or unknown ManagerMessage member is logged (warn) and dropped.
 //
 // Thread safety: none. The Agent, its Hypervisor and its socket belong to the thread that

@@ -16,6 +16,10 @@
 //                     not enough free memory / cores
 //   invalid-argument  the request itself is impossible (zero memory, migrate to self, ...)
 // Units: bytes, bytes per second, TimeNs (int64 ns).
+// Restarts: a backend whose guests outlive the agent (qemu) may resume, when it is created,
+// operations an earlier agent started, under their ids; poll() then reports their completion
+// although no call in this process started them, and starting one again with its id and VM
+// attaches to it (ok, one completion) instead of starting another.
 #pragma once
 
 #include <cstdint>
@@ -134,6 +138,16 @@ struct OperationEvent {
   std::optional<VmHandle> clone;
 };
 
+// A guest the host lost without being asked to: its QEMU (or domain) exited, or an agent
+// restart could not find it again. Reported rather than left to vanish from the inventory.
+struct LostVm {
+  std::string vmId;  // "" when the backend could not tell which (a corrupt state file)
+  std::string reservationId;
+  VmState lastState = VmState::kRunning;  // as listed last
+  std::string reason;                     // what happened, for a person
+  TimeNs lostAtNs = 0;                    // the poll() that noticed it; 0 = when created
+};
+
 // Backend configuration. `host` describes the machine (the sim takes capacity and initial VMs
 // from it; real backends will take only the name and discover the rest). `params` holds
 // backend-specific settings (e.g. a libvirt URI); unknown keys are an error.
@@ -210,6 +224,10 @@ class Hypervisor {
   // When poll() next has something to report; kTimeInfinity when nothing is in flight, and a
   // time at or before the last poll's `now` when poll() should be called right away.
   virtual TimeNs nextEventTime() const = 0;
+
+  // Every guest lost since the backend was created, oldest first; grows only. Backends that
+  // cannot lose guests behind the agent's back (the sim) have none.
+  virtual const std::vector<LostVm>& lostVms() const;
 };
 
 }  // namespace vrm::vmscheduler

@@ -74,11 +74,13 @@ class CommandTracker {
   // The staged commands become pending and are queued, in the order issued.
   void releaseStaged();
   void discardStaged();
-  // Commands to send, in order; empties the outbox.
-  std::vector<AgentCommand> takeOutbox();
-  // Puts `commands` (from takeOutbox(), in order) back at the head of the outbox: they wait
-  // for the next takeOutbox().
-  void holdBack(std::vector<AgentCommand> commands);
+  // Commands to send at `nowNs`, in order; empties the outbox. A command that was held back
+  // gets the time it waited added to its deadline: it starts running when it is sent.
+  std::vector<AgentCommand> takeOutbox(TimeNs nowNs);
+  // Puts `commands` (from takeOutbox(), in order) back at the head of the outbox at `nowNs`:
+  // they wait for the next takeOutbox(), and their deadlines do not run meanwhile (an op not
+  // yet saved holds its commands back; the agent has not seen them, so cannot be late).
+  void holdBack(std::vector<AgentCommand> commands, TimeNs nowNs);
 
   // --- pending commands ---
   const std::map<std::uint64_t, PendingCommand>& pending() const { return pending_; }
@@ -89,7 +91,7 @@ class CommandTracker {
   bool inFlight(const std::string& reservationId, CommandStep step, MoveId move) const;
   bool cloneInFlight(const std::string& reservationId, CommandStep step, std::size_t clone) const;
   // Pending commands whose deadline is at or before `nowNs`, and every abandoned one (its VM
-  // may have arrived meanwhile), by id.
+  // may have arrived meanwhile), by id; not those held back (holdBack) and not yet sent.
   std::vector<std::uint64_t> overdue(TimeNs nowNs) const;
   void setDeadline(std::uint64_t id, TimeNs deadlineNs);
   // No deadline any more, waiting for an answer however late (PendingCommand::abandoned).
@@ -127,6 +129,7 @@ class CommandTracker {
   std::vector<PendingCommand> staged_;
   std::map<std::pair<std::string, std::string>, Drop> drops_;  // (host, vm) -> drop in flight
   std::vector<AgentCommand> outbox_;
+  std::map<std::uint64_t, TimeNs> heldSince_;  // held back, not sent since: id -> first held
 };
 
 }  // namespace vrm::manager
