@@ -100,6 +100,18 @@ start_agent() {
   agent_pids[$1]=$!
 }
 
+# browser NAME ARGS... URL: one headless chromium run ($chromium_bin, which the test sets) with a
+# fresh profile. The virtual time budget lets the page's fetches and timers run before the DOM
+# is dumped or the shot taken.
+browser() {
+  local name=$1
+  shift
+  timeout 90 "$chromium_bin" --headless --no-sandbox --disable-gpu --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$work/chromium-$name" --window-size=1400,900 \
+    --virtual-time-budget=8000 "$@" 2>>"$work/chromium.log"
+}
+
 # Waits (bounded, real time) until `vrmctl hosts --json` shows N reachable hosts.
 wait_hosts() {
   local n=$1 up=0
@@ -154,9 +166,10 @@ finish() {
 # state_of ID: the reservation's state word.
 state_of() { vrmctl show "$1" | head -n 1 | awk '{print $2}'; }
 
-# wait_state ID REGEX: bounded real-time wait until the state matches (e.g. 'ready|active').
+# wait_state ID REGEX [SECONDS]: bounded real-time wait (default 30 s) until the state matches
+# (e.g. 'ready|active').
 wait_state() {
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 $((${3:-30} * 10))); do
     [[ $(state_of "$1") =~ ^($2)$ ]] && return 0
     sleep 0.1
   done

@@ -22,17 +22,6 @@ artifacts=$build/tests/artifacts
 mkdir -p "$artifacts"
 web=http://127.0.0.1:$HTTP_PORT
 
-# browser NAME ARGS... URL: one headless chromium run with a fresh profile. The virtual time
-# budget lets the page's fetches and timers run before the DOM is dumped or the shot taken.
-browser() {
-  local name=$1
-  shift
-  timeout 90 "$chromium_bin" --headless --no-sandbox --disable-gpu --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$work/chromium-$name" --window-size=1400,900 \
-    --virtual-time-budget=8000 "$@" 2>>"$work/chromium.log"
-}
-
 start_cluster
 
 expect_exit 0 "vrmd serves the calendar page" -- curl -fsS "$web/"

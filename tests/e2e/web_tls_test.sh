@@ -30,15 +30,6 @@ spki() {
   openssl x509 -in "$work/$1.crt" -pubkey -noout | openssl pkey -pubin -outform der |
     openssl dgst -sha256 -binary | base64
 }
-# browser NAME ARGS... URL: one headless chromium run with a fresh profile (as web_test.sh).
-browser() {
-  local name=$1
-  shift
-  timeout 90 "$chromium_bin" --headless --no-sandbox --disable-gpu --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$work/chromium-$name" --window-size=1400,900 \
-    --virtual-time-budget=8000 "$@" 2>>"$work/chromium.log"
-}
 
 make_cert web
 cp "$work/web.crt" "$work/served.crt"

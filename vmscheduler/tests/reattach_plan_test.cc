@@ -51,6 +51,8 @@ TEST(ReattachPlanTest, BootingCloneIsCheckedAgainNotListedRunning) {
 
   r.clone = VmStateRecord::Clone{7, 0};
   EXPECT_EQ(planReattach(r, "shutdown", "").action, Action::kLose);
+  // Paused by someone else meanwhile: still checked (a clone is ready only while QEMU runs it).
+  EXPECT_EQ(planReattach(r, "paused", "").action, Action::kCheckReadiness);
 }
 
 // Ensures a live migration QEMU still runs, or finished or failed while no agent watched, is

@@ -827,6 +827,34 @@ class ParkingTest : public ::testing::Test {
     ADD_FAILURE() << "no VM " << id;
     return VmState::kRunning;
   }
+  // Admits the parking reservation, holds its parks unanswered past their deadline (predicted
+  // 2 s x 3 + the 60 s floor) and returns it, failed by then.
+  Reservation failWithParksUnanswered() {
+    setUp(/*dstRoomVms=*/2);
+    auto admitted = submit();
+    EXPECT_TRUE(admitted.isOk() && admitted->state == ReservationState::kAdmitted);
+    if (!admitted.isOk()) return Reservation{};
+    agents_->hold.insert(AgentCommand::Kind::kPark);
+    const TimeNs vacateStart = admitted->plan.latestSafeStartNs;
+    clock_.set(vacateStart);
+    step();
+    runUntil(vacateStart + 70 * kNsPerSec);
+    Reservation r = get(admitted->id);
+    EXPECT_EQ(r.state, ReservationState::kFailed) << eventsOf(r);
+    EXPECT_EQ(agents_->held.size(), 2u);
+    agents_->hold.clear();
+    return r;
+  }
+  // After the parks were settled: both VMs unparked by the teardown, each once, nothing
+  // overbooked.
+  void expectBothUnparked(const std::string& id) {
+    const Reservation r = get(id);
+    EXPECT_TRUE(hasEvent(r, "returns done: 2 of 2 parked VMs unparked")) << eventsOf(r);
+    EXPECT_EQ(stateOf("v2"), VmState::kRunning);
+    EXPECT_EQ(stateOf("v3"), VmState::kRunning);
+    expectEachVmOnce();
+    expectNotOverbooked();
+  }
   std::size_t modeCount(const Reservation& r, MoveMode mode) {
     const std::vector<PlannedMove> moves = r.plannedMoves();
     return std::count_if(moves.begin(), moves.end(),
@@ -952,61 +980,26 @@ TEST_F(ParkingTest, UnansweredParkIsGivenUpAtItsDeadline) {
 // teardown. Before the fix the late answers were ignored and v2 and v3 stayed parked for good
 // (the disk-full campaign, seed 140580).
 TEST_F(ParkingTest, ParkAnsweredAfterItsDeadlineIsUnparked) {
-  setUp(/*dstRoomVms=*/2);
-  auto admitted = submit();
-  ASSERT_TRUE(admitted.isOk());
-  ASSERT_EQ(admitted->state, ReservationState::kAdmitted) << admitted->reason;
-  Reservation r = *admitted;
-  agents_->hold.insert(AgentCommand::Kind::kPark);
-  const TimeNs vacateStart = r.plan.latestSafeStartNs;
-  clock_.set(vacateStart);
-  step();
-  runUntil(vacateStart + 70 * kNsPerSec);
-  r = get(r.id);
-  ASSERT_EQ(r.state, ReservationState::kFailed) << eventsOf(r);
+  const Reservation r = failWithParksUnanswered();
   EXPECT_NE(eventsOf(r).find("waiting for src's answer"), std::string::npos) << eventsOf(r);
-  ASSERT_EQ(agents_->held.size(), 2u);
   runUntil(clock_.now() + 30 * kNsPerSec);
   EXPECT_FALSE(get(r.id).returnsNoted) << "the teardown waits for the parks' answers";
-
-  agents_->hold.clear();
   auto held = std::move(agents_->held);
   agents_->held.clear();
   for (const auto& c : held) manager_->onResult(c.host, agents_->execute(c));  // late: parked
   agents_->pump();
   runUntil(clock_.now() + 10 * kNsPerSec);
-  r = get(r.id);
-  EXPECT_TRUE(hasEvent(r, "returns done: 2 of 2 parked VMs unparked")) << eventsOf(r);
-  EXPECT_EQ(stateOf("v2"), VmState::kRunning);
-  EXPECT_EQ(stateOf("v3"), VmState::kRunning);
-  expectEachVmOnce();
-  expectNotOverbooked();
+  expectBothUnparked(r.id);
 }
 
 // Ensures the same when the late answers are lost: the agent's inventory shows the VMs parked,
 // which settles the parks, and the teardown unparks them.
 TEST_F(ParkingTest, ParkWhoseLateAnswerIsLostIsSettledFromTheInventoryAndUnparked) {
-  setUp(/*dstRoomVms=*/2);
-  auto admitted = submit();
-  ASSERT_TRUE(admitted.isOk());
-  ASSERT_EQ(admitted->state, ReservationState::kAdmitted) << admitted->reason;
-  Reservation r = *admitted;
-  agents_->hold.insert(AgentCommand::Kind::kPark);
-  const TimeNs vacateStart = r.plan.latestSafeStartNs;
-  clock_.set(vacateStart);
-  step();
-  runUntil(vacateStart + 70 * kNsPerSec);
-  ASSERT_EQ(get(r.id).state, ReservationState::kFailed) << eventsOf(get(r.id));
-  agents_->hold.clear();
+  const Reservation r = failWithParksUnanswered();
   for (const auto& c : agents_->held) (void)agents_->execute(c);  // parked; answers lost
   agents_->held.clear();
   runUntil(clock_.now() + 10 * kNsPerSec);
-  r = get(r.id);
-  EXPECT_TRUE(hasEvent(r, "returns done: 2 of 2 parked VMs unparked")) << eventsOf(r);
-  EXPECT_EQ(stateOf("v2"), VmState::kRunning);
-  EXPECT_EQ(stateOf("v3"), VmState::kRunning);
-  expectEachVmOnce();
-  expectNotOverbooked();
+  expectBothUnparked(r.id);
 }
 
 // Ensures cancelling during the vacate rolls the parks back: the parked VMs are unparked on

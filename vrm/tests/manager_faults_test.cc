@@ -433,17 +433,15 @@ TEST_F(ManagerFaultsTest, CloneStillBeingMadeWhenItsReservationFailsStaysBooked)
   manager_->onResult(first.host, refused);
   ASSERT_EQ(manager_->get(r->id)->state, ReservationState::kFailed);
 
-  // Up to the window's end, the clone still in flight is booked: it exists until destroyed.
-  // (Not with no end: by its command's deadline plus a destroy's it is answered and destroyed,
-  // or counted failed; issue 18's week lost a host to an open-ended booking.)
-  const TimeNs later = req.endNs - kNsPerSec;
+  // Long after the window, the clone still in flight is booked: it will exist until destroyed.
+  // (Its agent may make it however late; fuzz_manager_ops' finding-failed-reservations-clone-
+  // arrives-later overbooks the host when the booking ends at the command's deadline.)
+  const TimeNs later = req.endNs + 10 * kHour;
   const auto& calendar = manager_->calendar();
   const Usage capacity = calendar.capacity(second.host);
-  const Usage freeWhileCloning = calendar.free(second.host, later, req.endNs);
+  const Usage freeWhileCloning = calendar.free(second.host, later, kTimeInfinity);
   // Each host runs one 1-core VM; the clone takes the template's 2 cores.
   EXPECT_EQ(freeWhileCloning.cpuCores, capacity.cpuCores - 1 - 2);
-  EXPECT_EQ(calendar.free(second.host, req.endNs + kHour, kTimeInfinity).cpuCores,
-            capacity.cpuCores - 1);
   EXPECT_FALSE(calendar.overbooked(second.host));
 
   // It arrives, is destroyed at once, and its room is free again.
@@ -451,7 +449,7 @@ TEST_F(ManagerFaultsTest, CloneStillBeingMadeWhenItsReservationFailsStaysBooked)
   agents_->pump();
   step();
   EXPECT_EQ(agents_->count(second.vmId), 0u);
-  EXPECT_EQ(manager_->calendar().free(second.host, later, req.endNs).cpuCores,
+  EXPECT_EQ(manager_->calendar().free(second.host, later, kTimeInfinity).cpuCores,
             freeWhileCloning.cpuCores + 2);
 }
 

@@ -641,7 +641,7 @@ TEST(ManagerObjectiveTest, ObjectiveAndBoundReachThePlanner) {
 namespace vrm::manager {
 namespace {
 
-// Ensures observed migration errors feed planning: after moves that ran three times longer
+// Ensures observed vacate errors feed planning: after vacates whose moves ran three times longer
 // than predicted, plans take the makespan at the quantile of those errors (so their latest safe
 // start comes earlier), also after a restart.
 TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
@@ -686,9 +686,6 @@ TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
   };
   EXPECT_LT(margin(*before), 1.5);
 
-  auto real = manager.submit(request("src1", false));
-  ASSERT_EQ(real->state, ReservationState::kAdmitted) << real->reason;
-  agents.hold = {AgentCommand::Kind::kMigrate};
   auto step = [&](TimeNs to) {
     while (clock.now() < to) {
       clock.set(std::min(to, clock.now() + 10 * kNsPerSec));
@@ -697,22 +694,33 @@ TEST(ManagerLearningTest, SlowMovesMakeLaterPlansStartEarlier) {
       agents.pump();
     }
   };
-  step(real->plan.latestSafeStartNs + kNsPerSec);
-  for (int round = 0; round < 10 && manager.get(real->id)->state == ReservationState::kVacating;
-       ++round) {
-    ASSERT_FALSE(agents.held.empty());
-    TimeNs longest = 0;
-    for (const auto& m : real->plannedMoves())
-      longest = std::max(longest, m.endOffsetNs - m.startOffsetNs);
-    step(clock.now() + 3 * longest);  // every held move now takes at least 3x its prediction
-    auto held = std::move(agents.held);
-    agents.held.clear();
-    for (const auto& c : held) manager.onResult(c.host, agents.execute(c));
-    agents.pump();
-    manager.tick();
-    agents.pump();
+  // One error per vacate (not per move): enough vacates for the planner to use their quantile.
+  for (std::size_t vacate = 0; vacate < planner::kMinErrorSamples; ++vacate) {
+    ReservationRequest req = request("src1", false);
+    req.displaced = Displaced::kReturn;  // home again for the next vacate
+    auto real = manager.submit(req);
+    ASSERT_EQ(real->state, ReservationState::kAdmitted) << real->reason;
+    agents.hold = {AgentCommand::Kind::kMigrate};
+    step(real->plan.latestSafeStartNs + kNsPerSec);
+    for (int round = 0; round < 10 && manager.get(real->id)->state == ReservationState::kVacating;
+         ++round) {
+      ASSERT_FALSE(agents.held.empty());
+      TimeNs longest = 0;
+      for (const auto& m : real->plannedMoves())
+        longest = std::max(longest, m.endOffsetNs - m.startOffsetNs);
+      step(clock.now() + 3 * longest);  // every held move now takes at least 3x its prediction
+      auto held = std::move(agents.held);
+      agents.held.clear();
+      for (const auto& c : held) manager.onResult(c.host, agents.execute(c));
+      agents.pump();
+      manager.tick();
+      agents.pump();
+    }
+    ASSERT_NE(manager.get(real->id)->state, ReservationState::kVacating);
+    agents.hold.clear();
+    step(real->request.endNs + 600 * kNsPerSec);
+    ASSERT_EQ(manager.get(real->id)->state, ReservationState::kDone);
   }
-  ASSERT_NE(manager.get(real->id)->state, ReservationState::kVacating);
 
   auto after = manager.submit(request("src2", true));
   ASSERT_EQ(after->state, ReservationState::kAdmitted) << after->reason;

@@ -113,13 +113,11 @@ bool CloneOperation::step(QemuHost& host, QemuVm& vm, TimeNs now,
     return true;
   }
   const QemuTemplate& t = tit->second;
-  bool ready = false;
-  if (!t.ready.empty()) {
-    ready = fileContains(vm.proc.serialPath, t.ready);
-  } else {
-    auto st = vm.proc.qmp->execute("query-status", {}, kQmpTimeout);
-    ready = st && st->value("status", "") == "running";
-  }
+  // Ready: QEMU runs the guest (a clone paused meanwhile, e.g. across an agent restart, is
+  // not), its console shows the template's ready text if it has one, and (below) its SSH answers.
+  auto st = vm.proc.qmp->execute("query-status", {}, kQmpTimeout);
+  bool ready = st && st->value("status", "") == "running";
+  if (ready && !t.ready.empty()) ready = fileContains(vm.proc.serialPath, t.ready);
   // A clone whose handle is an ssh line is ready when ssh answers there, not before.
   if (ready && handle_.port > 0) {
     ready = sshBannerAnswers(handle_.address, static_cast<int>(handle_.port), kSshProbeTimeout);

@@ -1,7 +1,7 @@
 // Cloning a VM from a template: a fresh QEMU (kernel + initramfs, or a qcow2 overlay of the
-// template's image), ready when its console shows the template's ready text (or, without one,
-// when QEMU reports it running) and, for an SSH template on a user-mode network, when its SSH
-// server answers on the forwarded port; failed, and the VM removed, after boot-timeout. The
+// template's image), ready when QEMU reports it running, its console shows the template's ready
+// text (if it has one) and, for an SSH template on a user-mode network, its SSH server answers
+// on the forwarded port; failed, and the VM removed, after boot-timeout. The
 // owner's key goes onto an SSH kernel template's command line (guest_network.h); the handle
 // says how to reach the clone and where its address comes from (handleFor()).
 #pragma once

@@ -173,7 +173,8 @@ class Manager {
   planner::VacateRequest snapshot(const Reservation& candidate);
   // verifyBookings(r, keep = false) for a dedicated reservation not yet booked: its own hosts
   // are rebuilt with it, the hosts receiving its VMs only get its bookings for the check.
-  std::string verifyNewDedicated(const Reservation& r, const std::set<std::string>& hosts);
+  std::string verifyNewDedicated(const Reservation& r, const std::set<std::string>& hosts,
+                                 std::string* overbookedHost = nullptr);
   // The same hosts as snapshot(), kept in an index across admissions (cluster_): only the
   // hosts whose view changed are re-indexed, and the planner gets only the VMs it moves.
   // nowNs: the plans' VacateRequest::nowNs.
@@ -220,8 +221,9 @@ class Manager {
   void bookMoveNic(const std::string& host, const Reservation& r, const Move& m);
   void refreshCalendar();
   // Books `r` tentatively and checks that no host it touches becomes overbooked; removes it
-  // again unless `keep`. Returns the violation, or empty.
-  std::string verifyBookings(const Reservation& r, bool keep);
+  // again unless `keep`. Returns the violation, or empty; the host it is on in *overbookedHost.
+  std::string verifyBookings(const Reservation& r, bool keep,
+                             std::string* overbookedHost = nullptr);
   // After `cause` ended early (its vacate did not happen), hosts it touched may be overbooked
   // in the future by reservations that counted on that vacate: re-plan those not yet started,
   // newest first, and fail the ones that no longer fit, with the reason.
@@ -354,12 +356,11 @@ class Manager {
   // Pending commands (staged while an op is performed: commit()), drops, the outbox.
   CommandTracker commands_;
   TimeNs startedNs_;  // when this manager was built (after a restart: the recovery)
-  // (actual - predicted) / predicted duration of completed moves, newest last (bounded): the
-  // planner sets latest safe starts at the requested quantile of these.
-  std::vector<double> moveErrors_;
+  // (actual - admitted mean) / mean makespan of completed vacates, one per vacate, newest last
+  // (bounded): the planner sets latest safe starts at the requested quantile of these.
+  std::vector<double> vacateErrors_;
   // Deadline tracking: progress reports, caps sent, when to assess, re-plans counted.
   Replanner replanner_;
-  void recordMoveError(const Move& move);
   CapacityCalendar calendar_;
   std::set<std::string> dirtyHosts_;
   std::map<std::string, std::set<std::string>> touching_;  // host -> reservations touching it
