@@ -172,7 +172,10 @@ wait_all_terminal() {
 #  * no VM that nobody owns, and at the end no clone of a finished reservation;
 #  * no host holds more cores or memory than it has (a parked VM, saved to its host's disk,
 #    holds neither, as the agents count it); at the end every host is reachable and no VM is
-#    left parked.
+#    left parked;
+#  * vrmd never ignored a result for a command it had issued and forgotten (its log's "result
+#    for unknown command": what the agent did then is nobody's; results for an earlier vrmd's
+#    commands, after a restart, are logged otherwise).
 check_invariants() {
   local mode=$1 label=$2 list vms hosts
   fetch list list || return 0
@@ -230,6 +233,12 @@ check_invariants() {
       )')
   if [[ -n $found ]]; then
     while IFS= read -r line; do violation "$label: $line"; done <<<"$found"
+  fi
+  local unknown
+  unknown=$(grep -c 'result for unknown command' "$work/vrmd.log" 2>/dev/null || true)
+  if [[ ${unknown:-0} -gt ${unknown_seen:-0} ]]; then
+    violation "$label: vrmd ignored $((unknown - ${unknown_seen:-0})) results for commands it had forgotten ($(grep -m1 'result for unknown command' "$work/vrmd.log"))"
+    unknown_seen=$unknown
   fi
 }
 

@@ -358,7 +358,12 @@ json weekFigures(const WeekInputs& in) {
                     {"failed", failures.size()},
                     {"failures", byKind(failures)}};
 
-  const auto violations = checkInvariants(rs, in.cluster, in.journal);
+  auto violations = checkInvariants(rs, in.cluster, in.journal);
+  if (in.unknownResults > 0) {
+    violations.push_back({"unknown-result", "vrmd ignored " + std::to_string(in.unknownResults) +
+                                                " results for commands it had forgotten (vrmd.log: "
+                                                "\"result for unknown command\")"});
+  }
   json v = json::array();
   std::map<std::string, int> vKinds;
   for (const auto& x : violations) {

@@ -20,6 +20,9 @@ struct WeekInputs {
   Workload workload;
   nlohmann::json driverLog;  // vrm_week_driver --log
   nlohmann::json run;        // what the runner records: knobs, scale, load, wall time
+  // Results vrmd's log (vrmd.log) says it ignored for commands it had issued and forgotten
+  // ("result for unknown command"): each is something an agent did that nobody owns now.
+  std::size_t unknownResults = 0;
 };
 
 nlohmann::json weekFigures(const WeekInputs& in);

@@ -59,6 +59,13 @@ int main(int argc, char** argv) {
   } catch (const nlohmann::json::exception& e) {
     return fail(std::string("driver.json / run.json: ") + e.what());
   }
+  // Every vrmd incarnation's log (no log, as in hand-made runs: none counted).
+  {
+    std::ifstream log(dir + "/vrmd.log");
+    for (std::string line; std::getline(log, line);) {
+      if (line.find("result for unknown command") != std::string::npos) ++in.unknownResults;
+    }
+  }
   const nlohmann::json f = vrm::week::weekFigures(in);
   std::ofstream(dir + "/figures.json") << f.dump(1) << "\n";
   const std::string table = vrm::week::figuresTable(f);

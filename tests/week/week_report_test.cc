@@ -456,6 +456,18 @@ TEST(WeekReportTest, FiguresOfTheHandMadeRun) {
   EXPECT_NE(table.find("invariants: all hold"), std::string::npos) << table;
 }
 
+// A result vrmd's log says it ignored for a command it had forgotten breaks the invariants.
+TEST(WeekReportTest, ResultsForUnknownCommandsAreAViolation) {
+  HandMadeRun run;
+  WeekInputs in = run.inputs();
+  in.unknownResults = 3;
+  const auto f = weekFigures(in);
+  EXPECT_FALSE(f["invariants"]["ok"].get<bool>());
+  EXPECT_EQ(f["invariants"]["by_kind"]["unknown-result"], 1);
+  EXPECT_NE(f["invariants"]["violations"][0]["detail"].get<std::string>().find("ignored 3 results"),
+            std::string::npos);
+}
+
 // A timing miss while a host's agent was lost says so and how long, and the on-time rate
 // without such misses leaves it out; agentDownS counts only the part inside the interval, and
 // an agent still down at the end counts until then.

@@ -98,6 +98,26 @@ bool CommandTracker::cloneInFlight(const std::string& reservationId, CommandStep
   return false;
 }
 
+TimeNs CommandTracker::leftoverGoneBy(const std::string& reservationId, std::size_t clone,
+                                      TimeNs nowNs) const {
+  TimeNs goneBy = kTimeInfinity;
+  bool found = false;
+  for (const auto& [id, p] : pending_) {
+    if (p.reservationId != reservationId || p.clone != clone ||
+        (p.step != CommandStep::kClone && p.step != CommandStep::kDestroy)) {
+      continue;
+    }
+    if (p.abandoned || heldSince_.count(id) || p.deadlineNs <= nowNs ||
+        p.deadlineNs >= kTimeInfinity - p.undoneWithinNs) {
+      return kTimeInfinity;
+    }
+    const TimeNs by = p.deadlineNs + (p.step == CommandStep::kClone ? p.undoneWithinNs : 0);
+    goneBy = found ? std::max(goneBy, by) : by;
+    found = true;
+  }
+  return goneBy;
+}
+
 std::vector<std::uint64_t> CommandTracker::overdue(TimeNs nowNs) const {
   std::vector<std::uint64_t> ids;
   for (const auto& [id, p] : pending_) {

@@ -151,6 +151,38 @@ TEST(CommandTrackerTest, AnsweredAndGivenUpCommandsStayKnown) {
   EXPECT_FALSE(t.issuedHere(5000));  // not issued yet
 }
 
+// An ended reservation's clone in flight is known gone by its clone command's deadline plus
+// the destroy it then gets, or by its destroy's deadline; nothing says when once the command is
+// abandoned, held back, or late.
+TEST(CommandTrackerTest, LeftoverGoneByFollowsTheCloneOrDestroyInFlight) {
+  CommandTracker t(1);
+  PendingCommand clone;
+  clone.reservationId = "r1";
+  clone.step = CommandStep::kClone;
+  clone.clone = 1;
+  clone.host = "h1";
+  clone.deadlineNs = 100;
+  clone.undoneWithinNs = 30;
+  const std::uint64_t c = t.issue(clone);
+  EXPECT_EQ(t.leftoverGoneBy("r1", 1, 50), 130);
+  EXPECT_EQ(t.leftoverGoneBy("r1", 0, 50), kTimeInfinity);  // nothing in flight for it
+  EXPECT_EQ(t.leftoverGoneBy("r2", 1, 50), kTimeInfinity);
+  EXPECT_EQ(t.leftoverGoneBy("r1", 1, 100), kTimeInfinity);  // late
+  t.holdBack(t.takeOutbox(50), 50);
+  EXPECT_EQ(t.leftoverGoneBy("r1", 1, 50), kTimeInfinity);  // not sent yet
+  t.takeOutbox(60);
+  EXPECT_EQ(t.leftoverGoneBy("r1", 1, 60), 140);  // its deadline ran from the send
+  t.abandon(c, 110);
+  EXPECT_EQ(t.leftoverGoneBy("r1", 1, 120), kTimeInfinity);
+  ASSERT_TRUE(t.take(c));
+  PendingCommand destroy = clone;
+  destroy.step = CommandStep::kDestroy;
+  destroy.undoneWithinNs = 0;
+  destroy.deadlineNs = 200;
+  t.issue(destroy);
+  EXPECT_EQ(t.leftoverGoneBy("r1", 1, 150), 200);
+}
+
 // The given-up and answered records are bounded: the oldest go first.
 TEST(CommandTrackerTest, KnownCommandsAreBounded) {
   CommandTracker t(1);

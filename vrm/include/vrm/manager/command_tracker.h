@@ -66,6 +66,9 @@ struct PendingCommand {
   // agent's inventory settles it (Manager::expireCommands).
   bool abandoned = false;
   TimeNs abandonedNs = 0;  // when it was abandoned: an inventory sent after it is news
+  // kClone: how long after the answer what it made is gone at the latest if its reservation has
+  // ended (a destroy's deadline: the teardown destroys it at once); see leftoverGoneBy().
+  TimeNs undoneWithinNs = 0;
 };
 
 class CommandTracker {
@@ -114,6 +117,14 @@ class CommandTracker {
   bool answered(std::uint64_t id) const { return answered_.count(id) > 0; }
   // Held back (holdBack) and not sent since.
   bool heldBack(std::uint64_t id) const { return heldSince_.count(id) > 0; }
+  // When what clone `clone` of reservation `reservationId` may have left on its host (it is being
+  // made or destroyed) is known gone at the latest: its pending clone command's deadline plus
+  // the command's undoneWithinNs, or its pending destroy's deadline. kTimeInfinity when nothing
+  // says: neither is pending, or it is abandoned, held back (its deadline moves when it is
+  // sent) or at or past its deadline at `nowNs`. What an ended reservation leaves is booked
+  // until then (BookingProjection), so that a later booking of its host is not refused for a
+  // leftover due to go, and not promised a host a late one may still take.
+  TimeNs leftoverGoneBy(const std::string& reservationId, std::size_t clone, TimeNs nowNs) const;
   // True if `id` is one this tracker issued (a pending, answered, given-up or dropped command,
   // or a drop); false for ids of an earlier vrmd (ids start from the clock) or made up.
   bool issuedHere(std::uint64_t id) const { return id >= firstId_ && id < nextId_; }
