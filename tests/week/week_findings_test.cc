@@ -228,8 +228,9 @@ TEST_F(CancelWhileCloningTest, CloneAnsweredInTimeAfterTheCancelLeavesTheLaterBo
 // later booking keeps its promise too.
 TEST_F(CancelWhileCloningTest, CloneTheAgentDropsIsSettledAndTheLaterBookingKeepsItsPromise) {
   const auto [r1, r2] = cancelWhileCloning();
-  agents_->inventory_["a"].clear();  // the agent gave up on it; its inventory at the deadline
-  runFor(11 * kMinute);               // says so
+  // The agent gave up on it: its inventory at the deadline says so.
+  agents_->inventory_["a"].clear();
+  runFor(11 * kMinute);
   EXPECT_EQ(manager_->get(r1)->clones.at(0).state, CloneState::kFailed);
   EXPECT_EQ(manager_->get(r2)->state, ReservationState::kAdmitted) << manager_->get(r2)->reason;
   expectNotOverbooked();

@@ -947,8 +947,8 @@ void Manager::onResult(const std::string& host, const AgentResult& result) {
 
 void Manager::settleGivenUp(const std::string& host, const Pending& p, const AgentResult& result) {
   if (p.host != host) {
-    spdlog::warn("late result for command {} came from {} instead of {}: ignored",
-                 result.commandId, host, p.host);
+    spdlog::warn("late result for command {} came from {} instead of {}: ignored", result.commandId,
+                 host, p.host);
     return;
   }
   const std::string what = std::string(commandKindName(p.command.kind)) + " command " +
@@ -968,8 +968,7 @@ void Manager::settleGivenUp(const std::string& host, const Pending& p, const Age
                  expected ? "" : "; dropping the copy it prepared");
     if (!expected) {
       dropIncoming(host, p.command.vmId,
-                   {p.command.vm.cpuCores, static_cast<std::int64_t>(p.command.vm.memoryBytes),
-                    0});
+                   {p.command.vm.cpuCores, static_cast<std::int64_t>(p.command.vm.memoryBytes), 0});
     }
     return;
   }
@@ -1210,8 +1209,8 @@ void Manager::settle(const Pending& p, const AgentResult& result) {
                       result.status.toString());
         c.state = CloneState::kRunning;  // retried by a later tick, once the agent answers
         persist(r);
-        // Booked with no end until then (CommandTracker::leftoverGoneBy): later bookings of the host
-        // may not fit.
+        // Booked with no end until then (CommandTracker::leftoverGoneBy): later bookings of the
+        // host may not fit.
         if (isTerminal(r.state)) repairAfter(r);
         return;
       } else {
@@ -1495,8 +1494,8 @@ std::uint64_t Manager::issue(AgentCommand cmd, const std::string& reservationId,
   const std::string what =
       debug ? fmt::format("{} {} on {}", commandKindName(cmd.kind), cmd.vmId, cmd.host) : "";
   std::string host = cmd.host;
-  PendingCommand p{reservationId, step, move, clone, std::move(host), std::move(cmd), deadline,
-                   now};
+  PendingCommand p{reservationId,   step,           move,     clone,
+                   std::move(host), std::move(cmd), deadline, now};
   // What a clone makes, its reservation ended, the teardown destroys within a destroy's bound.
   if (step == Step::kClone) p.undoneWithinNs = options_.slowCommandTimeoutNs;
   // Staged while an op is performed: released by commit() once the op is stored.
@@ -1729,9 +1728,8 @@ void Manager::expireClone(std::uint64_t id, const Pending& p, Reservation& r) {
   // being made or destroyed there keeps its command waiting.
   const VmRecord* vm = findVm(p.host, vmId);
   auto h = hosts_.find(p.host);
-  const bool reportedSince =
-      h != hosts_.end() &&
-      h->second.lastHeartbeatNs >= (p.abandoned ? p.abandonedNs : p.deadlineNs);
+  const bool reportedSince = h != hosts_.end() && h->second.lastHeartbeatNs >=
+                                                      (p.abandoned ? p.abandonedNs : p.deadlineNs);
   if (clone && vm && vm->state == VmState::kRunning) {
     spdlog::warn("{}: no answer to clone command {} from {}, but {} runs there: cloned", r.id, id,
                  p.host, vmId);

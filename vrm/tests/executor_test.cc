@@ -698,16 +698,18 @@ TEST_F(LateCloneTest, CloneAnsweredAfterItsDeadlineIsDestroyed) {
   const Reservation r = failedWhileCloning(cloneUnanswered());
   runTo(120 * kNsPerSec);  // src lists it as being made all along
   EXPECT_EQ(cloneState(r.id), CloneState::kCloning);
-  EXPECT_EQ(manager_->calendar().free("src", vacateStart_ + 100 * testing::kHour, kTimeInfinity).cpuCores,
-            32 - 8)
+  EXPECT_EQ(
+      manager_->calendar().free("src", vacateStart_ + 100 * testing::kHour, kTimeInfinity).cpuCores,
+      32 - 8)
       << "booked with no end while it may still appear";
   releaseHeld();  // the late answer: made
   runTo(122 * kNsPerSec);
   EXPECT_EQ(cloneState(r.id), CloneState::kDestroyed) << eventsOf(get(r.id));
   EXPECT_EQ(agents_->count(clone_.vmId), 0u);
   EXPECT_EQ(manager_->resultsForUnknownCommands(), 0u);
-  EXPECT_EQ(manager_->calendar().free("src", vacateStart_ + 100 * testing::kHour, kTimeInfinity).cpuCores,
-            32);
+  EXPECT_EQ(
+      manager_->calendar().free("src", vacateStart_ + 100 * testing::kHour, kTimeInfinity).cpuCores,
+      32);
   expectNotOverbooked();
 }
 
@@ -737,8 +739,9 @@ TEST_F(LateCloneTest, CloneMissingFromAnInventoryAfterItsDeadlineIsSettledAsNotM
   const Reservation settled = get(r.id);
   EXPECT_EQ(settled.clones.at(0).state, CloneState::kFailed) << eventsOf(settled);
   EXPECT_NE(eventsOf(settled).find("was not made on src"), std::string::npos) << eventsOf(settled);
-  EXPECT_EQ(manager_->calendar().free("src", vacateStart_ + 100 * testing::kHour, kTimeInfinity).cpuCores,
-            32);
+  EXPECT_EQ(
+      manager_->calendar().free("src", vacateStart_ + 100 * testing::kHour, kTimeInfinity).cpuCores,
+      32);
   // Its answer, should it come after all, is known: a late answer to a settled command.
   agents_->held.clear();
   manager_->onResult("src", agents_->execute(clone_));
