@@ -25,6 +25,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::StoreBackend;
 using testing::StoreBackendFactory;
+using testing::StoreContractTest;
 using vrm::testing::EtcdCluster;
 using Clock = std::chrono::steady_clock;
 
@@ -266,7 +267,9 @@ TEST_F(EtcdStoreTest, LargeReservationsAndBatchesStayUnderTheRequestLimit) {
   ASSERT_TRUE(loaded.isOk()) << loaded.status().toString();
   ASSERT_EQ(loaded->size(), 301u);
   for (const Reservation& r : *loaded) {
-    if (r.id == "r1") EXPECT_EQ(r.moves.size(), 12000u);
+    if (r.id == "r1") {
+      EXPECT_EQ(r.moves.size(), 12000u);
+    }
   }
   EXPECT_EQ(*next->countEvents("r301"), 1);
   EXPECT_EQ(*next->allocateReservationId(), "r302");

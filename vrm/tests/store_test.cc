@@ -193,8 +193,8 @@ TEST_P(StoreContractTest, SnapshotReadsBackAsAnSqliteStore) {
   auto snapshot = store->snapshot();
   ASSERT_TRUE(snapshot.isOk()) << snapshot.status().toString();
   EXPECT_EQ(snapshot->reservations, 2u);
-  const std::string path = ::testing::TempDir() + "vrm-snapshot-" + std::to_string(getpid()) + "-" +
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  const std::string path =
+      ::testing::TempDir() + "vrm-snapshot-" + std::to_string(getpid()) + "-" + testName();
   {
     std::FILE* f = std::fopen(path.c_str(), "wb");
     ASSERT_NE(f, nullptr);

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "vrm/manager/store.h"
@@ -29,6 +30,9 @@ struct StoreBackendFactory {
   std::function<Result<std::unique_ptr<StoreBackend>>(const std::string& test)> make;
 };
 
+// gtest prints a parameter that fails a test: the backend's name, not its bytes.
+inline void PrintTo(const StoreBackendFactory& factory, std::ostream* out) { *out << factory.name; }
+
 inline std::string storeBackendName(const ::testing::TestParamInfo<StoreBackendFactory>& info) {
   return info.param.name;
 }
@@ -36,7 +40,7 @@ inline std::string storeBackendName(const ::testing::TestParamInfo<StoreBackendF
 class StoreContractTest : public ::testing::TestWithParam<StoreBackendFactory> {
  protected:
   void SetUp() override {
-    auto backend = GetParam().make(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto backend = GetParam().make(testName());
     if (!backend) {
       if (backend.status().code() == StatusCode::kNotFound) {
         GTEST_SKIP() << backend.status().toString();
@@ -46,6 +50,15 @@ class StoreContractTest : public ::testing::TestWithParam<StoreBackendFactory> {
     backend_ = std::move(*backend);
   }
   void TearDown() override { backend_.reset(); }
+
+  // The running test's name as one path or key segment ("Name-Sqlite").
+  static std::string testName() {
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (char& c : name) {
+      if (c == '/') c = '-';
+    }
+    return name;
+  }
 
   // Opens the store (ASSERTs in the caller: check for null).
   std::unique_ptr<Store> open() {
