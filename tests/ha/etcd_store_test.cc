@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <set>
@@ -255,8 +256,22 @@ TEST_F(EtcdStoreTest, LargeReservationsAndBatchesStayUnderTheRequestLimit) {
   for (const Reservation& r : batch) pointers.push_back(&r);
   const std::size_t bigBytes = protocol::serializeReservation(big).size();
   EXPECT_GT(bigBytes, 2u << 20);
+  std::size_t batchBytes = 0;
+  for (const Reservation& r : batch) batchBytes += protocol::serializeReservation(r).size();
+  const auto t0 = Clock::now();
   ASSERT_TRUE(store->saveReservation(big).isOk()) << storeErrorName(store->lastError());
+  const auto t1 = Clock::now();
   ASSERT_TRUE(store->saveReservations(pointers).isOk()) << storeErrorName(store->lastError());
+  const auto t2 = Clock::now();
+  const auto ms = [](auto d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  std::printf(
+      "one reservation of %zu bytes: %lld ms; a batch of 300 (%zu bytes): %lld ms; "
+      "%lld etcd transactions in all\n",
+      bigBytes, static_cast<long long>(ms(t1 - t0)), batchBytes,
+      static_cast<long long>(ms(t2 - t1)),
+      static_cast<long long>(store->recordStats().transactions));
   EXPECT_GE(store->recordStats().chunkedValues, 1);
   EXPECT_GE(store->recordStats().journalled, 1);
   a->revoke();

@@ -135,10 +135,6 @@ Result<MigrationObservation> decodeObservation(const std::string& key, const std
   return o;
 }
 
-bool sameEvent(const ReservationEvent& a, const ReservationEvent& b) {
-  return a.timeNs == b.timeNs && a.state == b.state && a.message == b.message;
-}
-
 }  // namespace
 
 EtcdStore::EtcdStore(EtcdStoreOptions options, FenceSource fence,
@@ -176,14 +172,18 @@ etcd::SteadyTime EtcdStore::syncDeadline() const {
   return std::chrono::steady_clock::now() + options_.syncTimeout;
 }
 
+std::int64_t EtcdStore::storedCounter() const {
+  const auto& records = records_->records();
+  std::int64_t n = 0;
+  if (auto it = records.find(kCounterKey); it != records.end()) {
+    std::from_chars(it->second.data(), it->second.data() + it->second.size(), n);
+  }
+  return std::max<std::int64_t>(n, 1);
+}
+
 std::int64_t EtcdStore::counterInCopy() const {
   const auto& records = records_->records();
-  std::int64_t next = 1;
-  if (auto it = records.find(kCounterKey); it != records.end()) {
-    std::int64_t n = 0;
-    std::from_chars(it->second.data(), it->second.data() + it->second.size(), n);
-    next = std::max(next, n);
-  }
+  std::int64_t next = storedCounter();
   // Also past every saved id, whatever the counter says.
   const auto [begin, end] = rangeOf(records, kReservations);
   for (auto it = begin; it != end; ++it) {
@@ -309,9 +309,9 @@ Status EtcdStore::saveReservations(const std::vector<const Reservation*>& reserv
   const auto& records = records_->records();
   std::vector<Mutation> mutations;
   // Events added by this batch, per reservation (a batch may save one reservation twice).
-  std::map<std::string, std::vector<ReservationEvent>> added;
-  std::int64_t counter = counterInCopy();
-  const std::int64_t stored = counter;
+  std::map<std::string, std::vector<std::string>> added;
+  const std::int64_t stored = storedCounter();
+  std::int64_t counter = stored;
   for (const Reservation* r : reservations) {
     const std::string segment = keySegment(r->id);
     mutations.push_back(Mutation::put(kReservations + segment, protocol::serializeReservation(*r)));
@@ -320,21 +320,17 @@ Status EtcdStore::saveReservations(const std::vector<const Reservation*>& reserv
     const ReservationEvent& last = r->events.back();
     const std::string logPrefix = kEvents + segment + "/";
     const auto [begin, end] = rangeOf(records, logPrefix);
+    // The encoding is deterministic (JSON with sorted keys): equal events, equal bytes.
+    const std::string encoded = encodeEvent(last);
     bool logged = false;
-    std::int64_t lastSeq = 0;
-    for (auto it = begin; it != end && !logged; ++it) {
-      auto e = decodeEvent(it->first, it->second);
-      if (!e) return failed(StoreError::kIo, e.status().message());
-      logged = sameEvent(*e, last);
-      lastSeq = sequenceOf(it->first);
-    }
-    if (begin != end) lastSeq = sequenceOf(std::prev(end)->first);
+    for (auto it = begin; it != end && !logged; ++it) logged = it->second == encoded;
+    const std::int64_t lastSeq = begin == end ? 0 : sequenceOf(std::prev(end)->first);
     auto& mine = added[segment];
-    for (const ReservationEvent& e : mine) logged = logged || sameEvent(e, last);
+    for (const std::string& e : mine) logged = logged || e == encoded;
     if (logged) continue;
-    mine.push_back(last);
+    mine.push_back(encoded);
     mutations.push_back(
-        Mutation::put(logPrefix + sequenceKey(lastSeq + std::ssize(mine)), encodeEvent(last)));
+        Mutation::put(logPrefix + sequenceKey(lastSeq + std::ssize(mine)), encoded));
   }
   if (counter > stored) mutations.push_back(Mutation::put(kCounterKey, std::to_string(counter)));
   if (Status s = commit(*fence, mutations); !s) return s;

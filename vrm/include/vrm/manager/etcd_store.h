@@ -118,6 +118,9 @@ class EtcdStore final : public Store {
   Status commit(const etcd::Fence& fence, const std::vector<etcd::Mutation>& mutations);
   Status failed(StoreError error, std::string message);
   Status catchUp();
+  // meta/next_reservation as the copy holds it (at least 1).
+  std::int64_t storedCounter() const;
+  // Past it and past every saved "rN" id (a scan: for takeOver and snapshots).
   std::int64_t counterInCopy() const;
   etcd::SteadyTime syncDeadline() const;
 
