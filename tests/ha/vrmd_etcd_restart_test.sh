@@ -29,6 +29,16 @@ echo "store: $STORE"
 kill_vrmd() {
   kill -9 "$vrmd_pid"
   wait "$vrmd_pid" 2>/dev/null || true
+  killed_at=$(date +%s%N)
+}
+# served_after WHAT: prints how long after the kill vrmd answered again (it waited out the dead
+# vrmd's lease to be elected, then recovered from etcd).
+served_after() {
+  for _ in $(seq 1 300); do
+    vrmctl show "$id" >/dev/null 2>&1 && break
+    sleep 0.02
+  done
+  echo "figure: $1: kill -9 to serving again in $((($(date +%s%N) - killed_at) / 1000000)) ms"
 }
 
 start_cluster
@@ -37,6 +47,7 @@ id=$(head -n 1 "$work/out" | awk '{print $1}')
 expect_output "^r1 " "the first id is r1"
 kill_vrmd
 start_vrmd
+served_after "before the vacate"
 wait_hosts 3
 expect_exit 0 "acknowledged reservation is still there after kill -9" -- vrmctl show "$id"
 expect_output "admitted" "still admitted"
@@ -48,9 +59,14 @@ for _ in $(seq 1 3000); do
   [[ $(state_of "$id") == vacating ]] && break
   sleep 0.02
 done
+state=$(state_of "$id")
+checks=$((checks + 1))
+if [[ $state == vacating ]]; then echo "ok: killed mid-vacate"; else
+  failures=$((failures + 1)); echo "FAIL: killed in state $state, not vacating" >&2; fi
 kill_vrmd
 "$harness" kill "$etcd_dir" 0
 start_vrmd
+served_after "mid-vacate, an etcd member down"
 wait_hosts 3
 wait_state "$id" 'ready|active' 120
 expect_exit 0 "ready after a crash mid-vacate with an etcd member down" -- vrmctl show "$id"
