@@ -212,6 +212,38 @@ TEST_F(EtcdStoreTest, NoFenceIsFencedOutUntilTakeOver) {
   EXPECT_EQ(store->lastError(), StoreError::kNone);
 }
 
+// Ensures a commit sent to a cluster that does not answer (every member paused) is
+// kOutcomeUnknown, not a crash or a false "not applied", and that the next write first reads
+// back from etcd, so ids and the event log go on from what etcd really holds.
+TEST_F(EtcdStoreTest, AnUnansweredCommitIsOutcomeUnknownAndReadBack) {
+  auto a = replica();
+  ASSERT_TRUE(a->campaign().isOk());
+  EtcdStoreOptions o = options();
+  o.client.attemptTimeout = 300ms;
+  o.client.callTimeout = 1s;
+  auto opened = EtcdStore::open(o, a->source());
+  ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+  auto& store = *opened;
+  ASSERT_TRUE(store->saveReservation(reservation(*store->allocateReservationId(), "a")).isOk());
+  for (int i = 0; i < cluster_->size(); ++i) ASSERT_TRUE(cluster_->pause(i).isOk());
+  const Status unanswered = store->saveReservation(reservation("r2", "a"));
+  for (int i = 0; i < cluster_->size(); ++i) ASSERT_TRUE(cluster_->resume(i).isOk());
+  EXPECT_FALSE(unanswered.isOk());
+  EXPECT_EQ(store->lastError(), StoreError::kOutcomeUnknown) << unanswered.toString();
+  for (int i = 0; i < cluster_->size(); ++i) ASSERT_TRUE(cluster_->waitReady(i, 30s).isOk());
+  // The request may still have been applied when the members woke (it sat in their socket
+  // buffers): either way the id handed out next follows what etcd holds.
+  auto id = store->allocateReservationId();
+  ASSERT_TRUE(id.isOk()) << id.status().toString();
+  const bool applied = store->loadReservations()->size() == 2;
+  EXPECT_EQ(*id, applied ? "r3" : "r2");
+  std::printf("the unanswered commit was %s\n", applied ? "applied" : "not applied");
+  ASSERT_TRUE(store->saveReservation(reservation(*id, "a")).isOk());
+  EXPECT_EQ(store->lastError(), StoreError::kNone);
+  EXPECT_EQ(*store->countEvents("r2"), 1);
+  EXPECT_EQ(store->loadReservations()->size(), applied ? 3u : 2u);
+}
+
 // Ensures reservation ids never repeat across replicas and restarts: each leader continues
 // from the highest id any earlier leader saved.
 TEST_F(EtcdStoreTest, IdsNeverRepeatAcrossReplicasAndRestarts) {
