@@ -422,7 +422,10 @@ int main(int argc, char** argv) {
   if (web) serving += " http=" + webServer.url();
   notified(notifier.ready(serving));
 
-  while (!gStop.load() && !gDeposed.load()) {
+  // A replica on etcd also checks its leadership locally (the lease's deadline as it can prove
+  // it) before each turn, so one woken from SIGSTOP past its lease stops before acting.
+  auto leading = [&election] { return !gDeposed.load() && (!election || election->isLeader()); };
+  while (!gStop.load() && leading()) {
     server.runOnce(serverOptions.maxPollWait);
     if (auto sent = notifier.keepAlive(std::chrono::steady_clock::now()); !sent) {
       notified(sent.status());
@@ -458,7 +461,7 @@ int main(int argc, char** argv) {
   }
   notified(notifier.stopping("stopping"));
   webServer.stop();
-  if (gDeposed.load()) {
+  if (!leading()) {
     spdlog::error("no longer leading {}: stopping (a restart campaigns again)",
                   storeLocation->toString());
     return 3;
