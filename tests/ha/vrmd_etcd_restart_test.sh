@@ -3,7 +3,8 @@
 # loses nothing acknowledged across `kill -9`: before its vacate and in the middle of it (then
 # with one etcd member killed too), the restarted vrmd waits out the dead one's lease, is
 # elected, recovers the reservation from etcd, and the reservation completes with every VM on
-# exactly one host; ids do not repeat after the restarts.
+# exactly one host; ids do not repeat after the restarts; an admin's backup of it is an SQLite
+# file that vrmd on --store sqlite: serves.
 # The vrmd/agent ports follow tests/e2e/lib.sh (PORT and the three after it).
 PORT=${PORT:-17620}
 # A slower clock than the e2e tests' 600x: a restarted vrmd waits up to the lease TTL (3 s real)
@@ -81,4 +82,22 @@ for vm in web-1 db-1 web-2 batch-1 ci-1 ci-2; do
 done
 expect_exit 0 "a second submission" -- vrmctl submit --host node2 --start +6h --duration 1h --template small
 expect_output "^r2 " "the next id is r2: ids survive the restarts"
+
+# The state moves back to one machine: an admin's backup of the etcd-backed vrmd is an SQLite
+# file a vrmd on --store sqlite: serves with the same reservations.
+expect_exit 0 "list on etcd" -- vrmctl -f value -c id list
+before=$(sort "$work/out" | tr '\n' ' ')
+expect_exit 0 "an admin backs up the etcd store" -- \
+  env VRM_CLIENT_KEY="$KEYS/operator.key" "$build/clients/vrmctl" backup "$work/moved.db"
+expect_output "backed up 2 reservations" "the backup holds both"
+kill -TERM "$vrmd_pid"
+wait "$vrmd_pid" 2>/dev/null || true
+STORE="sqlite:$work/moved.db"
+start_vrmd
+wait_hosts 3
+expect_exit 0 "list on SQLite" -- vrmctl -f value -c id list
+after=$(sort "$work/out" | tr '\n' ' ')
+checks=$((checks + 1))
+if [[ $after == "$before" && -n $after ]]; then echo "ok: the SQLite copy serves $after"; else
+  failures=$((failures + 1)); echo "FAIL: SQLite serves '$after', etcd had '$before'" >&2; fi
 finish

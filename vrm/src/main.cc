@@ -318,9 +318,15 @@ int main(int argc, char** argv) {
     spdlog::info("campaigning to lead {}", storeLocation->toString());
     // Not a wait for correctness: the campaign runs on the election's thread; this loop only
     // lets SIGTERM end a standby that is never elected.
-    while (!election->isLeader()) {
+    for (int turn = 1; !election->isLeader(); ++turn) {
       if (gStop.load()) return 0;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (turn % 100 == 0) {  // every 10 s: who leads, or that etcd says nothing
+        const std::string leader = election->leaderValue();
+        spdlog::info(
+            "still waiting to lead {}: {}", storeLocation->toString(),
+            leader.empty() ? "no leader known (is etcd reachable?)" : "the leader is " + leader);
+      }
     }
     notified(notifier.status("recovering the store " + storeLocation->toString()));
     vrm::manager::EtcdStoreOptions etcdStore;
