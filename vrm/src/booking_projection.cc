@@ -17,6 +17,18 @@ using AlreadyOver = std::map<std::string, std::shared_ptr<const CapacityCalendar
 
 const std::set<std::string> kNoReservations;
 
+// What vacate move m books on each NIC it goes through, over its window [start, end) (end >
+// start): its average rate, but no more than the share the plan gave it (a move that speeds up
+// once others sharing its NIC have finished averages above its share, and averages of
+// overlapping moves could add up to more than a NIC the plan never exceeds), nor than the cap
+// of a re-plan that started moves alongside it (so that they get their planned shares).
+std::int64_t nicRate(const PlannedMove& m, TimeNs start, TimeNs end) {
+  double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
+  if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
+  if (m.replanCapBytesPerSec > 0) rate = std::min(rate, m.replanCapBytesPerSec);
+  return static_cast<std::int64_t>(rate);
+}
+
 }  // namespace
 
 std::set<std::string> hostsTouchedBy(const Reservation& r) {
@@ -395,14 +407,7 @@ void BookingProjection::bookMoveNic(const std::string& host, const Reservation& 
   const PlannedMove& m = move.planned;
   auto [start, end] = moveWindow(r, move);
   if (end <= start) return;
-  // The move's average rate, but no more than the share the plan gave it: a move that speeds
-  // up once others sharing its NIC have finished averages above its share, and averages of
-  // overlapping moves could add up to more than a NIC the plan never exceeds.
-  double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
-  if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
-  // Capped by a re-plan so that the moves it started alongside get their planned shares.
-  if (m.replanCapBytesPerSec > 0) rate = std::min(rate, m.replanCapBytesPerSec);
-  calendar_.book(host, start, end, {0, 0, static_cast<std::int64_t>(rate)});
+  calendar_.book(host, start, end, {0, 0, nicRate(m, start, end)});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,11 +532,7 @@ BookingCheck BookingProjection::checkNewDedicated(const Reservation& r) {
                        kTimeInfinity,
                        {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0}});
     }
-    if (end > start) {
-      double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
-      if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
-      added.push_back({m.toHost, start, end, {0, 0, static_cast<std::int64_t>(rate)}});
-    }
+    if (end > start) added.push_back({m.toHost, start, end, {0, 0, nicRate(m, start, end)}});
   }
   AlreadyOver alreadyOver;
   for (const auto& h : own) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "vrm/manager/command_tracker.h"
 #include "vrm/manager/inventory.h"
 
@@ -371,6 +373,108 @@ TEST_F(BookingProjectionTest, ADropInFlightKeepsItsRoom) {
   ASSERT_TRUE(commands_.drop("c", "ghost", {2, static_cast<std::int64_t>(3 * kGiB), 0}));
   projection_.touchHost("c");
   EXPECT_EQ(peak("c", kT0, kTimeInfinity).memoryBytes, static_cast<std::int64_t>(3 * kGiB));
+}
+
+// What a host's bookings look like at a few instants, for comparing before and after a check.
+std::vector<std::int64_t> profile(const CapacityCalendar& cal, const std::string& h) {
+  std::vector<std::int64_t> out;
+  for (TimeNs t = kT0; t < kT0 + 400 * kSec; t += 5 * kSec) {
+    const Usage u = cal.peak(h, t, t + 5 * kSec);
+    out.insert(out.end(), {u.cpuCores, u.memoryBytes, u.nicBytesPerSec});
+    out.push_back(cal.exclusiveOwner(h, t, t + 5 * kSec) ? 1 : 0);
+  }
+  return out;
+}
+
+// On random clusters with random reservations booked (hosts over capacity among them), the
+// fast checks of new reservations (checkNewDedicated, checkNewShared) find what the reference
+// check finds, word for word, and every check leaves every host's bookings as they were.
+TEST(BookingProjectionRandomTest, FastChecksAgreeWithTheReference) {
+  std::mt19937 rng(12);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int refused = 0, sharedFast = 0;
+  for (int world = 0; world < 20; ++world) {
+    ManualClock clock(kT0);
+    Inventory inventory(30 * kSec);
+    CommandTracker commands(1);
+    std::map<std::string, Reservation> reservations;
+    std::vector<TemplateSpec> templates{{"t", 2, 4 * kGiB, 30 * kSec, 1}};
+    BookingProjection projection(clock, inventory, commands, reservations, templates, 60 * kSec);
+    const std::vector<std::string> names{"h0", "h1", "h2", "h3", "h4", "h5"};
+    for (const auto& h : names) {
+      std::vector<VmRecord> vms;
+      for (int i = pick(0, 4); i > 0; --i) {
+        vms.push_back(
+            vm(h + "-v" + std::to_string(i), static_cast<std::uint64_t>(pick(1, 6)) * kGiB));
+      }
+      ASSERT_TRUE(inventory.registerHost(host(h), vms, kT0));
+      projection.touchHost(h);
+    }
+    // A dedicated reservation of host `h` moving its VMs to random other hosts, or a shared
+    // one of random clones; `id` new.
+    auto randomReservation = [&](const std::string& id) {
+      const std::string h = names[pick(0, 5)];
+      if (pick(0, 2) == 0) {
+        std::vector<std::string> on;
+        for (int i = pick(1, 3); i > 0; --i) on.push_back(names[pick(0, 5)]);
+        Reservation r = shared(id, on);
+        for (std::size_t i = 0; i < r.clones.size(); ++i) r.clones[i].vmId += std::to_string(i);
+        r.request.startNs += pick(0, 10) * 10 * kSec;
+        r.plan.latestSafeStartNs = r.request.startNs - 90 * kSec;
+        return r;
+      }
+      Reservation r = dedicated(id, h);
+      r.plan.latestSafeStartNs += pick(0, 10) * 5 * kSec;
+      TimeNs at = 0;
+      std::uint32_t batch = 0;
+      for (const VmRecord& v : inventory.vmsOn(h)) {
+        std::string to = names[pick(0, 5)];
+        if (to == h) to = names[(pick(0, 4) + 1 + std::stoi(h.substr(1))) % 6];
+        const TimeNs span = pick(1, 8) * 5 * kSec;
+        PlannedMove m = planned(v.id, h, to, batch++, at, at + span);
+        m.memoryBytes = v.memoryBytes;
+        m.transferredBytes = static_cast<std::uint64_t>(pick(1, 20)) * 100'000'000;
+        r.addMove(MovePurpose::kVacate, m);
+        at += span;
+      }
+      r.plan.makespanNs = at;
+      return r;
+    };
+    for (int i = 0; i < 4; ++i) {  // booked, whether they fit or not
+      Reservation& r = reservations["b" + std::to_string(i)] =
+          randomReservation("b" + std::to_string(i));
+      projection.touch(r);
+    }
+    projection.refresh();
+    for (int trial = 0; trial < 15; ++trial) {
+      const Reservation r = randomReservation("new");
+      std::map<std::string, std::vector<std::int64_t>> before;
+      for (const auto& h : names) before[h] = profile(projection.calendar(), h);
+      std::optional<BookingCheck> fast;
+      if (r.request.kind == ReservationKind::kShared) {
+        fast = projection.checkNewShared(r, templates[0]);
+        if (fast) ++sharedFast;
+      } else {
+        fast = projection.checkNewDedicated(r);
+      }
+      const BookingCheck reference = projection.check(r, /*keep=*/false);
+      if (fast) {
+        EXPECT_EQ(fast->violation, reference.violation) << "world " << world << " trial " << trial;
+        EXPECT_EQ(fast->host, reference.host) << "world " << world << " trial " << trial;
+      }
+      if (!reference.ok()) ++refused;
+      EXPECT_EQ(reservations.size(), 4u);
+      for (const auto& h : names) {
+        EXPECT_EQ(profile(projection.calendar(), h), before[h])
+            << h << ", world " << world << " trial " << trial;
+        EXPECT_EQ(projection.reservationsTouching(h).count("new"), 0u);
+      }
+    }
+  }
+  // Both verdicts were tried.
+  EXPECT_GT(refused, 30);
+  EXPECT_LT(refused, 270);
+  EXPECT_GT(sharedFast, 30);
 }
 
 }  // namespace
