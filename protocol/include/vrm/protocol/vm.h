@@ -17,6 +17,8 @@ namespace vrm {
 // kParked: saved to VmRecord::stateFile on its host and stopped (it holds no cores or memory
 // there until it is unparked).
 enum class VmState { kRunning, kSuspended, kMigratingOut, kIncoming, kCloning, kParked };
+// "running", "migrating-out", ...; for logs and events.
+const char* vmStateName(VmState state);
 
 struct VmRecord {
   std::string id;

@@ -49,8 +49,7 @@ using VmState = vrm::VmState;
 using MigrationMode = vrm::MoveMode;
 using MigrationObservation = vrm::MigrationObservation;
 
-// "running", "migrating-out", ...; for logs.
-const char* vmStateName(VmState state);
+using vrm::vmStateName;  // protocol/vm.h
 
 struct HostInfo {
   std::string name;
