@@ -106,8 +106,8 @@ class AgentTest : public ::testing::Test {
     HypervisorOptions hvOptions;
     hvOptions.host = testHost();
     hvOptions.params["ground_truth"] = "rule";  // exact times for the timing checks below
-    auto losing = std::make_unique<LosingHypervisor>(
-        std::move(Hypervisor::create("sim", hvOptions)).value());
+    auto losing =
+        std::make_unique<LosingHypervisor>(std::move(Hypervisor::create("sim", hvOptions)).value());
     losing_ = losing.get();
     hv_ = std::move(losing);
     AgentOptions options;
@@ -352,8 +352,8 @@ TEST_F(AgentTest, EveryReportCarriesTheLostGuests) {
   ASSERT_TRUE(agent_->registered());
 
   for (int i = 0; i < 70; ++i) {
-    losing_->lost.push_back({"vm" + std::to_string(i), "", VmState::kRunning, "exited",
-                             kStart + i});
+    losing_->lost.push_back(
+        {"vm" + std::to_string(i), "", VmState::kRunning, "exited", kStart + i});
   }
   for (int beat = 0; beat < 2; ++beat) {
     clock_.advance(kHeartbeat);
@@ -362,7 +362,7 @@ TEST_F(AgentTest, EveryReportCarriesTheLostGuests) {
     ASSERT_TRUE(hb && hb->msg().isHeartbeat());
     auto repeated = hb->msg().getHeartbeat().getLost();
     ASSERT_EQ(repeated.size(), 64u);
-    EXPECT_EQ(toStd(repeated[0].getId()), "vm7");  // 71 lost: the oldest 7 left out
+    EXPECT_EQ(toStd(repeated[0].getId()), "vm6");  // 71 lost: the oldest 7 (gone, vm0-vm5) left out
     EXPECT_EQ(toStd(repeated[63].getId()), "vm69");
     EXPECT_EQ(repeated[63].getLostAtNs(), kStart + 69);
   }

@@ -21,8 +21,8 @@ bool sameInventory(const std::vector<VmRecord>& known, const std::vector<VmRecor
         a.dirtyRateBytesPerSec != b.dirtyRateBytesPerSec || a.state != b.state ||
         a.reservationId != b.reservationId || a.address != b.address ||
         a.diskBytes != b.diskBytes || a.templateName != b.templateName ||
-        a.allowLive != b.allowLive || a.allowSuspend != b.allowSuspend ||
-        a.account != b.account || a.sshPort != b.sshPort || a.addressSource != b.addressSource) {
+        a.allowLive != b.allowLive || a.allowSuspend != b.allowSuspend || a.account != b.account ||
+        a.sshPort != b.sshPort || a.addressSource != b.addressSource) {
       return false;
     }
   }
@@ -214,6 +214,10 @@ bool Inventory::ready(const std::string& host) const {
 
 std::vector<LostVm> Inventory::newlyLost(const std::string& host,
                                          const std::vector<LostVm>& reported) {
+  if (reported.empty()) {  // most reports: nothing to compare, nothing to keep
+    lostReported_.erase(host);
+    return {};
+  }
   std::set<std::tuple<std::string, TimeNs, std::string>> now;
   std::vector<LostVm> fresh;
   const auto& before = lostReported_[host];

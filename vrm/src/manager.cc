@@ -1327,6 +1327,26 @@ void Manager::onLost(const std::string& host, const LostVm& lost) {
   if (lost.vmId.empty()) return;  // nothing to match it with (the agent logged it)
   const std::string what = "host " + host + " lost VM " + lost.vmId + " (" +
                            vmStateName(lost.lastState) + "): " + lost.reason;
+  auto liveClone = [&](Reservation& r) {
+    return std::find_if(r.clones.begin(), r.clones.end(), [&](const ClonePlacement& c) {
+      return c.vmId == lost.vmId && c.host == host &&
+             (c.state == CloneState::kCloning || c.state == CloneState::kRunning);
+    });
+  };
+  // The reservations it served, told first: a displaced VM's (its move or return not done yet),
+  // a clone's. Ids kept: failing one may re-plan others.
+  std::vector<std::string> served;
+  for (auto& [id, r] : reservations_) {
+    const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [&](const Move& m) {
+      return m.planned.vmId == lost.vmId &&
+             (m.planned.fromHost == host || m.planned.toHost == host) &&
+             (m.progress.state == MoveState::kPlanned || m.progress.state == MoveState::kRunning);
+    });
+    if (!moving && liveClone(r) == r.clones.end()) continue;
+    served.push_back(id);
+    note(r, "lost: " + what);
+    persist(r);
+  }
   // Its unanswered commands fail, each through its step's own path: where the VM's absence
   // settles the step (a park, a destroy), as if the agent had answered not-found; a migration,
   // a clone or a commit as refused (reconcile would otherwise commit a migration's incoming
@@ -1346,52 +1366,31 @@ void Manager::onLost(const std::string& host, const LostVm& lost) {
     result.status = std::move(status);
     onResult(host, result);
   }
-  // The reservations it served: a displaced VM's (its move or return is settled by the step
-  // that next touches it), a clone's. Ids first: failing one may re-plan others.
-  auto served = [&](const Reservation& r) {
-    return std::any_of(r.moves.begin(), r.moves.end(),
-                       [&](const Move& m) {
-                         return m.planned.vmId == lost.vmId &&
-                                (m.planned.fromHost == host || m.planned.toHost == host) &&
-                                (m.progress.state == MoveState::kPlanned ||
-                                 m.progress.state == MoveState::kRunning);
-                       }) ||
-           std::any_of(r.clones.begin(), r.clones.end(), [&](const ClonePlacement& c) {
-             return c.vmId == lost.vmId && c.host == host &&
-                    (c.state == CloneState::kCloning || c.state == CloneState::kRunning);
-           });
-  };
-  std::vector<std::string> ids;
-  for (const auto& [id, r] : reservations_) {
-    if (served(r)) ids.push_back(id);
-  }
-  for (const std::string& id : ids) {
+  // A clone still counted as made or being made. Ending or ended: its teardown's destroy
+  // finds it gone.
+  for (const std::string& id : served) {
     auto rit = reservations_.find(id);
     if (rit == reservations_.end()) continue;
     Reservation& r = rit->second;
+    auto clone = liveClone(r);
+    if (clone == r.clones.end() || isTerminal(r.state) || r.state == ReservationState::kEnding) {
+      continue;
+    }
     ReservationRegistry::Batch batch(registry_, r.id);
-    note(r, "lost: " + what);
-    auto clone = std::find_if(r.clones.begin(), r.clones.end(), [&](const ClonePlacement& c) {
-      return c.vmId == lost.vmId && c.host == host &&
-             (c.state == CloneState::kCloning || c.state == CloneState::kRunning);
-    });
-    // Ending or ended: its teardown's destroy finds it gone.
-    if (clone != r.clones.end() && !isTerminal(r.state) && r.state != ReservationState::kEnding) {
-      clone->state = CloneState::kFailed;
-      if (r.state != ReservationState::kReady && r.state != ReservationState::kActive) {
-        fail(r, "clone " + lost.vmId + " on " + host +
-                    " was lost before the reservation was ready: " + lost.reason);
-      } else {
-        // The others keep running for their owner: failing the reservation would destroy them.
-        const auto running = std::count_if(r.clones.begin(), r.clones.end(), [](const auto& c) {
-          return c.state == CloneState::kRunning;
-        });
-        r.atRisk = true;
-        r.riskReason = "clone " + lost.vmId + " on " + host + " was lost (" + lost.reason +
-                       "); " + std::to_string(running) + " of " +
-                       std::to_string(r.clones.size()) + " clones still run";
-        note(r, "at-risk: " + r.riskReason);
-      }
+    clone->state = CloneState::kFailed;
+    if (r.state != ReservationState::kReady && r.state != ReservationState::kActive) {
+      fail(r, "clone " + lost.vmId + " on " + host +
+                  " was lost before the reservation was ready: " + lost.reason);
+    } else {
+      // The others keep running for their owner: failing the reservation would destroy them.
+      const auto running = std::count_if(r.clones.begin(), r.clones.end(), [](const auto& c) {
+        return c.state == CloneState::kRunning;
+      });
+      r.atRisk = true;
+      r.riskReason = "clone " + lost.vmId + " on " + host + " was lost (" + lost.reason + "); " +
+                     std::to_string(running) + " of " + std::to_string(r.clones.size()) +
+                     " clones still run";
+      note(r, "at-risk: " + r.riskReason);
     }
     persist(r);
   }

@@ -209,7 +209,8 @@ TEST(InventoryTest, LostGuestsAreReportedOncePerGuest) {
   EXPECT_TRUE(c->lost.empty());
   EXPECT_FALSE(c->bookingsStale) << "the VMs did not change";
   // Same VM lost again later (re-cloned, then lost), a second one, and a duplicate.
-  c = inv.heartbeat("a", {}, 3, {lostVm("v1", 0), lostVm("v1", 3), lostVm("v2", 3), lostVm("v2", 3)});
+  c = inv.heartbeat("a", {}, 3,
+                    {lostVm("v1", 0), lostVm("v1", 3), lostVm("v2", 3), lostVm("v2", 3)});
   ASSERT_TRUE(c);
   EXPECT_EQ(idsOf(c->lost), (std::vector<std::string>{"v1@3", "v2@3"}));
   // An agent restart: what it reported before is gone from its list, and comes back only as a

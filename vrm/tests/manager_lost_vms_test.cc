@@ -128,8 +128,7 @@ TEST_F(LostVmTest, CloneLostWhileBootingFailsTheReservation) {
 
   auto r = manager_->get(booked.id);
   EXPECT_EQ(r->state, ReservationState::kFailed);
-  EXPECT_NE(r->reason.find("clone " + cloneCmd.vmId + " on node2"), std::string::npos)
-      << r->reason;
+  EXPECT_NE(r->reason.find("clone " + cloneCmd.vmId + " on node2"), std::string::npos) << r->reason;
   EXPECT_NE(r->reason.find("its qemu exited with status 1"), std::string::npos) << r->reason;
 
   // The command is settled: a late answer changes nothing, a re-registration resends nothing.
