@@ -22,6 +22,9 @@ packages=(
   jq                      # JSON checks in the end-to-end tests
   python3-yaml            # vrmctl -f yaml read back by a real parser (tests/cli/vrmctl_formats_test.py)
   debootstrap             # the Debian packages installed into a clean root (tests/packaging/deb_test.sh)
+  lintian                 # the Debian packages checked (tests/packaging/lintian_test.sh)
+  man-db                  # the manual pages rendered (tests/packaging/man_pages_test.py)
+  zsh                     # vrmctl's zsh completion loaded in a real zsh (tests/cli/vrmctl_help_test)
   etcd-server             # replicated store (issue 16): tests/ha start real 3-member clusters
   gnuplot-nox             # the week's plots (tests/week/run_week.sh, experiments.sh)
   libvirt-dev             # libvirt backend (the test:/// driver its unit tests use is in libvirt0)

@@ -1,6 +1,7 @@
 // Runs the built vrmctl (VRMCTL_PATH) as a user would, with no daemon: every subcommand's --help
-// shows examples and every example runs as written; the bash completion script vrmctl generates
-// completes subcommands, options and option values in a real bash; nothing is coloured.
+// shows examples and every example runs as written; the bash and zsh completion scripts vrmctl
+// generates complete subcommands, options and option values in a real bash and a real zsh;
+// nothing is coloured.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -101,6 +102,22 @@ class VrmctlHelpTest : public ::testing::Test {
     return offered;
   }
 
+  // What zsh's completion system offers for `line` (its last word is completed), sorted: the
+  // script vrmctl generated is autoloaded from $fpath as _vrmctl (as the vrmctl package installs
+  // it), and tests/cli/zsh_complete.zsh types the line into an interactive zsh under a
+  // pseudo-terminal, presses TAB and prints the candidates.
+  std::set<std::string> zshComplete(const std::string& line) const {
+    ShellRun r = bash("timeout 60 zsh " +
+                      quoted(std::string(VRM_SOURCE_DIR) + "/tests/cli/zsh_complete.zsh") +
+                      " zfunc " + quoted(line));
+    EXPECT_EQ(r.exitCode, 0) << line << "\n" << r.out;
+    std::set<std::string> offered;
+    for (const auto& l : lines(r.out)) {
+      if (!l.empty()) offered.insert(l);
+    }
+    return offered;
+  }
+
   fs::path dir_;
 };
 
@@ -154,7 +171,7 @@ TEST_F(VrmctlHelpTest, BashCompletionKnowsTheCommandTree) {
             std::set<std::string>{"admitted"});
   EXPECT_EQ(complete({"vrmctl", "--json", "hosts", "-f", "c"}), std::set<std::string>{"csv"})
       << "a flag of vrmctl's takes no value: hosts is the subcommand";
-  EXPECT_EQ(complete({"vrmctl", "completion", ""}), std::set<std::string>{"bash"});
+  EXPECT_EQ(complete({"vrmctl", "completion", ""}), (std::set<std::string>{"bash", "zsh"}));
   EXPECT_TRUE(complete({"vrmctl", "submit", "--vms", ""}).empty()) << "a number: no words";
   const auto top = complete({"vrmctl", "--"});
   EXPECT_TRUE(top.count("--vrmd") && top.count("--config") && top.count("--help"));
@@ -173,10 +190,58 @@ TEST_F(VrmctlHelpTest, BashCompletionKnowsTheCommandTree) {
   EXPECT_GE(listed, 15u);
 }
 
+// Ensures the zsh completion generated from the same command tree and value table as bash's,
+// loaded by a real zsh's compinit, offers every subcommand, each subcommand's own options, the
+// values of closed sets, files and directories where they are asked for, and skips the values
+// of vrmctl's own options when finding the subcommand.
+TEST_F(VrmctlHelpTest, ZshCompletionKnowsTheCommandTree) {
+  ASSERT_EQ(bash("command -v zsh").exitCode, 0) << "no zsh: scripts/install-deps.sh installs it";
+  ASSERT_EQ(bash("mkdir zfunc && vrmctl completion zsh > zfunc/_vrmctl").exitCode, 0);
+  ASSERT_EQ(bash("zsh -n zfunc/_vrmctl").exitCode, 0) << "the script parses";
+  ASSERT_EQ(bash("head -1 zfunc/_vrmctl").out, "#compdef vrmctl\n");
+
+  const auto names = subcommands();
+  EXPECT_EQ(zshComplete("vrmctl "), std::set<std::string>(names.begin(), names.end()));
+  EXPECT_EQ(zshComplete("vrmctl su"), std::set<std::string>{"submit"});
+  EXPECT_EQ(zshComplete("vrmctl submit --max"), std::set<std::string>{"--max-vm-time"});
+  EXPECT_EQ(zshComplete("vrmctl submit --objective "),
+            (std::set<std::string>{"makespan", "degradation"}));
+  EXPECT_EQ(zshComplete("vrmctl submit --hosts 1 --displaced r"), std::set<std::string>{"return"});
+  EXPECT_EQ(zshComplete("vrmctl --vrmd tcp://x:1 list --state adm"),
+            std::set<std::string>{"admitted"});
+  EXPECT_EQ(zshComplete("vrmctl list --state admitted --state re"),
+            (std::set<std::string>{"ready", "rejected", "requested"}))
+      << "--state is repeatable";
+  EXPECT_EQ(zshComplete("vrmctl --json hosts -f c"), std::set<std::string>{"csv"})
+      << "a flag of vrmctl's takes no value: hosts is the subcommand";
+  EXPECT_EQ(zshComplete("vrmctl completion "), (std::set<std::string>{"bash", "zsh"}));
+  EXPECT_EQ(zshComplete("vrmctl calibrate --model simple --observations migr"),
+            std::set<std::string>{"migrations.csv"});
+  EXPECT_EQ(zshComplete("vrmctl keygen --dir exa"), std::set<std::string>{"examples"})
+      << "directories only";
+  EXPECT_TRUE(zshComplete("vrmctl submit --vms ").empty()) << "a number: no words";
+  const auto top = zshComplete("vrmctl --");
+  EXPECT_TRUE(top.count("--vrmd") && top.count("--config") && top.count("--help"));
+  EXPECT_FALSE(top.count("--objective")) << "submit's option, not vrmctl's";
+
+  // Every long option submit's --help lists is offered after `vrmctl submit --`.
+  const auto offered = zshComplete("vrmctl submit --");
+  std::size_t listed = 0;
+  for (const auto& line : lines(bash("vrmctl submit --help").out)) {
+    auto at = line.find("--");
+    if (line.rfind("  ", 0) != 0 || at == std::string::npos || at > 8) continue;
+    std::string option = line.substr(at, line.find_first_of(" ,", at) - at);
+    EXPECT_TRUE(offered.count(option)) << option;
+    ++listed;
+  }
+  EXPECT_GE(listed, 15u);
+}
+
 // Ensures vrmctl colours nothing, so NO_COLOR (no-color.org) holds whatever it is set to: no
 // escape sequence in any help text or in the completion script.
 TEST_F(VrmctlHelpTest, NothingIsColoured) {
-  std::string all = bash("vrmctl --help").out + bash("vrmctl completion bash").out;
+  std::string all = bash("vrmctl --help").out + bash("vrmctl completion bash").out +
+                    bash("vrmctl completion zsh").out;
   for (const auto& name : subcommands()) all += bash("vrmctl " + name + " --help").out;
   EXPECT_EQ(all.find('\x1b'), std::string::npos);
   EXPECT_GT(all.size(), 5000u);

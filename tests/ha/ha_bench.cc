@@ -6,6 +6,10 @@
 //       RecordStore, fenced, one at a time; then the same records in batches of K; then the
 //       same N single-record commits to SQLite as vrmd's store makes them (WAL,
 //       synchronous=FULL, one transaction each). Latency p50 / p99 / max and commits per second.
+//   ha_bench store [--ops N] [--moves M]
+//       What one admission costs vrmd's store: N times, allocate an id and save a new
+//       reservation (M planned moves, one event) through EtcdStore (fenced, on the cluster) and
+//       through SqliteStore (a file under $TMPDIR). Latency of the save p50 / p99 / max.
 //   ha_bench failover [--rounds N] [--ttl S]
 //       Three candidates (etcd_campaigner processes) on one election; each round kill -9 the
 //       leader and time until another prints "elected"; a new candidate replaces the dead one.
@@ -29,6 +33,9 @@
 #include "vrm/etcd/client.h"
 #include "vrm/etcd/election.h"
 #include "vrm/etcd/record_store.h"
+#include "vrm/manager/etcd_store.h"
+#include "vrm/manager/store.h"
+#include "vrm/protocol/wire_convert.h"
 
 namespace {
 
@@ -207,12 +214,85 @@ int failoverBench(int argc, char** argv) {
   return 0;
 }
 
+// A reservation as admission saves it: a plan of `moves` moves and its first event.
+vrm::Reservation admitted(const std::string& id, long moves) {
+  vrm::Reservation r;
+  r.id = id;
+  r.request.owner = "lab";
+  r.request.hostCount = 2;
+  r.request.startNs = 1'000'000'000;
+  r.request.endNs = 2'000'000'000;
+  r.request.templateName = "bmi";
+  r.state = vrm::ReservationState::kAdmitted;
+  r.hosts = {"node-0001", "node-0002"};
+  for (long i = 0; i < moves; ++i) {
+    vrm::PlannedMove m;
+    m.vmId = "vm-" + std::to_string(i);
+    m.fromHost = "node-0001";
+    m.toHost = "node-" + std::to_string(100 + i);
+    m.endOffsetNs = 30'000'000'000;
+    r.addMove(vrm::MovePurpose::kVacate, m);
+  }
+  r.events.push_back({1, vrm::ReservationState::kAdmitted, "admitted"});
+  return r;
+}
+
+// N admissions' saves on `store`; false when one fails.
+bool saveAdmissions(vrm::manager::Store& store, const char* what, long ops, long moves) {
+  std::vector<double> latencies;
+  const auto begin = Clock::now();
+  for (long i = 0; i < ops; ++i) {
+    auto id = store.allocateReservationId();
+    if (!id) return false;
+    const vrm::Reservation r = admitted(*id, moves);
+    const auto t0 = Clock::now();
+    if (vrm::Status s = store.saveReservation(r); !s) {
+      std::fprintf(stderr, "ha_bench: %s: %s\n", what, s.toString().c_str());
+      return false;
+    }
+    latencies.push_back(ms(Clock::now() - t0));
+  }
+  report(what, latencies, std::chrono::duration<double>(Clock::now() - begin).count(), ops);
+  return true;
+}
+
+int storeBench(int argc, char** argv) {
+  const long ops = flag(argc, argv, "--ops", 500);
+  const long moves = flag(argc, argv, "--moves", 8);
+  std::unique_ptr<EtcdCluster> cluster;
+  if (int rc = startCluster(&cluster); rc != 0) return rc;
+  std::printf("a reservation of %zu bytes (%ld moves)\n",
+              vrm::protocol::serializeReservation(admitted("r1", moves)).size(), moves);
+  auto client = etcd::Client::create({cluster->clientEndpoints()});
+  auto lease = (*client)->leaseGrant(60);
+  auto campaign =
+      (*client)->startCampaign(vrm::manager::EtcdStore::electionName("/vrm/"), lease->id, "bench");
+  auto key = campaign->wait(Clock::now() + 10s);
+  if (!key || !key->has_value()) return 1;
+  const etcd::Fence fence{(*key)->key, (*key)->rev, lease->id};
+  vrm::manager::EtcdStoreOptions options;
+  options.client.endpoints = cluster->clientEndpoints();
+  auto store = vrm::manager::EtcdStore::open(options, [fence] { return fence; });
+  if (!store) {
+    std::fprintf(stderr, "ha_bench: %s\n", store.status().toString().c_str());
+    return 1;
+  }
+  if (!saveAdmissions(**store, "EtcdStore, one admission's save", ops, moves)) return 1;
+  const std::string path = cluster->dir() + "/bench-store.db";
+  auto sqlite = vrm::manager::Store::open(path);
+  if (!sqlite || !saveAdmissions(**sqlite, "SqliteStore, one admission's save", ops, moves)) {
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "commit") return commitBench(argc, argv);
   if (mode == "failover") return failoverBench(argc, argv);
-  std::fprintf(stderr, "usage: ha_bench commit|failover [options] (see the source)\n");
+  if (mode == "store") return storeBench(argc, argv);
+  std::fprintf(stderr, "usage: ha_bench commit|store|failover [options] (see the source)\n");
   return 2;
 }

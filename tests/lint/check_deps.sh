@@ -3,7 +3,7 @@
 #
 #   protocol  <-  planner  <-  {vrm (manager), vmscheduler}   (the daemons never see each other)
 #   protocol  <-  clients (client library)  <-  web
-#   protocol  <-  etcd (the etcd v3 client)
+#   protocol  <-  etcd (the etcd v3 client)  <-  vrm (its etcd store)
 #   protocol  <-  daemon (systemd notify, config files: what vrmd's and vmschedd's main() share)
 #
 # vrmctl (clients/src/vrmctl/) may also use the planner for its offline commands, and vrmd's
@@ -22,7 +22,7 @@ declare -A allowed=(
   [daemon]="protocol daemon"
   [etcd]="protocol etcd"
   [planner]="protocol planner"
-  [vrm]="protocol planner manager"
+  [vrm]="protocol planner manager etcd"
   [vmscheduler]="protocol planner vmscheduler"
   [clients]="protocol client"
   [web]="protocol client web"

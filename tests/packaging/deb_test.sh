@@ -37,6 +37,8 @@ for p in vrmd vmschedd vrmctl libvrm-client-dev; do
 done
 check "vrmctl's package ships its bash completion" \
   bash -c "dpkg-deb -c $work/debs/vrmctl_*.deb | grep -q ' ./usr/share/bash-completion/completions/vrmctl$'"
+check "vrmctl's package ships its zsh completion" \
+  bash -c "dpkg-deb -c $work/debs/vrmctl_*.deb | grep -q ' ./usr/share/zsh/vendor-completions/_vrmctl$'"
 check "vrmd's control has a postinst and conffiles" \
   bash -c "dpkg-deb -I $work/debs/vrmd_*.deb | grep -q postinst &&
            dpkg-deb -I $work/debs/vrmd_*.deb | grep -q conffiles"

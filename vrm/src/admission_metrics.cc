@@ -1,12 +1,24 @@
 #include "vrm/manager/admission_metrics.h"
 
+#include <algorithm>
 #include <iterator>
 #include <vector>
 
 namespace vrm::manager {
 namespace {
 
-constexpr const char* kPaths[] = {"zmq", "web"};
+// The ways a submit comes in: the `via` label's value, and what it is (for the help text).
+struct Path {
+  const char* via;
+  const char* what;
+};
+constexpr Path kPaths[] = {{AdmissionMetrics::kViaZmq, "vrmctl, the client library"},
+                           {AdmissionMetrics::kViaWeb, "the web calendar and HTTP API"}};
+
+bool isKnownPath(const std::string& via) {
+  return std::any_of(std::begin(kPaths), std::end(kPaths),
+                     [&](const Path& p) { return via == p.via; });
+}
 
 const char* decisionName(SubmitDecision d) {
   switch (d) {
@@ -41,14 +53,20 @@ void AdmissionMetrics::record(const std::string& via, SubmitDecision decision, b
 std::string AdmissionMetrics::text() const {
   std::lock_guard<std::mutex> lock(mutex_);
   // Every known path, and any other one recorded.
-  std::vector<std::string> paths(std::begin(kPaths), std::end(kPaths));
+  std::vector<std::string> paths;
+  std::string ways;
+  for (const Path& p : kPaths) {
+    paths.push_back(p.via);
+    ways += std::string(ways.empty() ? "" : " or ") + p.via + " (" + p.what + ")";
+  }
   for (const auto& [via, h] : latencyByVia_) {
-    if (via != "zmq" && via != "web") paths.push_back(via);
+    if (!isKnownPath(via)) paths.push_back(via);
   }
   std::string out;
   appendMetricHeader(out, "vrm_admission_latency_seconds", "histogram",
                      "Time vrmd took to answer a submit (decode, admission, store commit), by the "
-                     "way it came in: zmq (vrmctl, the client library) or web.");
+                     "way it came in: " +
+                         ways + ".");
   for (const auto& via : paths) {
     auto it = latencyByVia_.find(via);
     const std::string labels = "via=\"" + metricLabelValue(via) + "\"";

@@ -4,8 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <sstream>
+
+#include "vrm/protocol/metrics_text.h"
 
 namespace vrm::manager {
 
@@ -200,37 +200,35 @@ std::vector<ModeReport> CalibratingPlanner::report() const {
 }
 
 std::string CalibratingPlanner::metricsText() const {
-  std::ostringstream o;
-  auto number = [](double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return std::string(buf);
-  };
-  auto head = [&](const char* name, const char* type, const char* help) {
-    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-  };
+  // Every family labelled by the mode and the model in force for it (protocol/metrics_text.h
+  // writes the headers, numbers and label values as the other units of /metrics do).
+  std::string out;
   const auto modes = report();
-  auto each = [&](const char* name, auto value) {
+  auto labels = [](const ModeReport& r) {
+    return "mode=\"" + metricLabelValue(r.mode) + "\",model=\"" + metricLabelValue(r.model) + "\"";
+  };
+  auto each = [&](const char* name, const char* type, const char* help, auto value) {
+    appendMetricHeader(out, name, type, help);
     for (const ModeReport& r : modes) {
-      o << name << "{mode=\"" << r.mode << "\",model=\"" << r.model << "\"} " << value(r) << "\n";
+      out += std::string(name) + "{" + labels(r) + "} " + formatMetricNumber(value(r)) + "\n";
     }
   };
-  head("vrm_model_observations", "gauge", "Observed migrations the model of a mode is fitted on.");
-  each("vrm_model_observations", [](const ModeReport& r) { return r.observations; });
-  head("vrm_model_fits_total", "counter", "Successful refits of the model of a mode.");
-  each("vrm_model_fits_total", [](const ModeReport& r) { return r.fits; });
-  head("vrm_model_heldout_predictions", "gauge",
-       "Recent observations the model in force predicted before it was fitted on them.");
-  each("vrm_model_heldout_predictions", [](const ModeReport& r) { return r.heldOut.count; });
+  each("vrm_model_observations", "gauge", "Observed migrations the model of a mode is fitted on.",
+       [](const ModeReport& r) { return static_cast<double>(r.observations); });
+  each("vrm_model_fits_total", "counter", "Successful refits of the model of a mode.",
+       [](const ModeReport& r) { return static_cast<double>(r.fits); });
+  each("vrm_model_heldout_predictions", "gauge",
+       "Recent observations the model in force predicted before it was fitted on them.",
+       [](const ModeReport& r) { return static_cast<double>(r.heldOut.count); });
   // A gauge with a mean and a worst series per mode.
   auto meanAndWorst = [&](const char* name, const char* help, double planner::HeldOutSummary::*mean,
                           double planner::HeldOutSummary::*worst) {
-    head(name, "gauge", help);
+    appendMetricHeader(out, name, "gauge", help);
     for (const ModeReport& r : modes) {
       for (const auto& [stat, v] :
            {std::pair{"mean", r.heldOut.*mean}, std::pair{"worst", r.heldOut.*worst}}) {
-        o << name << "{mode=\"" << r.mode << "\",model=\"" << r.model << "\",stat=\"" << stat
-          << "\"} " << number(v) << "\n";
+        out += std::string(name) + "{" + labels(r) + ",stat=\"" + stat + "\"} " +
+               formatMetricNumber(v) + "\n";
       }
     }
   };
@@ -242,15 +240,16 @@ std::string CalibratingPlanner::metricsText() const {
                "|observed - predicted| downtime over the held-out predictions.",
                &planner::HeldOutSummary::meanAbsDowntimeErrorS,
                &planner::HeldOutSummary::worstAbsDowntimeErrorS);
-  head("vrm_model_heldout_phase_error_seconds", "gauge",
-       "Mean |observed - predicted| time of each suspend-copy-resume phase, held out.");
+  appendMetricHeader(
+      out, "vrm_model_heldout_phase_error_seconds", "gauge",
+      "Mean |observed - predicted| time of each suspend-copy-resume phase, held out.");
   for (const ModeReport& r : modes) {
     for (const auto& [phase, v] : r.heldOut.meanAbsPhaseErrorS) {
-      o << "vrm_model_heldout_phase_error_seconds{mode=\"" << r.mode << "\",model=\"" << r.model
-        << "\",phase=\"" << phase << "\"} " << number(v) << "\n";
+      out += "vrm_model_heldout_phase_error_seconds{" + labels(r) + ",phase=\"" +
+             metricLabelValue(phase) + "\"} " + formatMetricNumber(v) + "\n";
     }
   }
-  return o.str();
+  return out;
 }
 
 }  // namespace vrm::manager

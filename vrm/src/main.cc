@@ -9,10 +9,13 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <thread>
 
 #include "vrm/daemon/command_line.h"
 #include "vrm/daemon/service_notifier.h"
+#include "vrm/etcd/election.h"
 #include "vrm/manager/calibrating_planner.h"
+#include "vrm/manager/etcd_store.h"
 #include "vrm/manager/server.h"
 #include "vrm/planner/cost_aware_vacate_planner.h"
 #include "vrm/protocol/units.h"
@@ -22,6 +25,8 @@ namespace {
 
 std::atomic<bool> gStop{false};
 std::atomic<bool> gReload{false};
+// Set by the election's thread when this replica stops leading its etcd store.
+std::atomic<bool> gDeposed{false};
 void onSignal(int) { gStop = true; }
 void onHangup(int) { gReload = true; }
 
@@ -87,7 +92,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--agents", agentEndpoint, "ZeroMQ endpoint for vmschedd agents")
       ->capture_default_str();
-  app.add_option("--store", storePath, "SQLite database file")->capture_default_str();
+  app.add_option("--store", storePath,
+                 "where the state lives: sqlite:PATH (or PATH), an SQLite file; or "
+                 "etcd://H1:2379,H2:2379[/prefix], an etcd cluster (README: High availability)")
+      ->capture_default_str();
   app.add_option("--cluster", clusterPath, "cluster description (YAML) with the VM templates")
       ->required();
   app.add_option("--margin", margin, "slack between vacate end and cloning")->capture_default_str();
@@ -245,6 +253,8 @@ int main(int argc, char** argv) {
     return fail("--danger-ratio must be positive and at most --warning-ratio");
   }
   if (timeScale < 0) return fail("--time-scale must be positive");
+  auto storeLocation = vrm::manager::parseStoreLocation(storePath);
+  if (!storeLocation) return fail(storeLocation.status().message());
   auto cluster = vrm::loadClusterSpec(clusterPath);
   if (!cluster) return fail(cluster.status().message());
   auto migrationModel = vrm::planner::createMigrationModel(model);
@@ -281,9 +291,52 @@ int main(int argc, char** argv) {
     clock = std::make_unique<vrm::SystemClock>();
   }
 
-  notified(notifier.status("recovering the store " + storePath));
-  auto store = vrm::manager::Store::open(storePath);
-  if (!store) return fail(store.status().message());
+  // The store. On etcd this replica first waits to be elected (a standby waits here until the
+  // leader is gone), then commits fenced by its term; it exits (3) if it stops leading, so that
+  // its restart campaigns again (followers serving redirects come later: README, High
+  // availability).
+  std::unique_ptr<vrm::etcd::Election> election;
+  std::unique_ptr<vrm::manager::Store> store;
+  if (storeLocation->kind == vrm::manager::StoreLocation::Kind::kSqlite) {
+    notified(notifier.status("recovering the store " + storeLocation->path));
+    auto opened = vrm::manager::Store::open(storeLocation->path);
+    if (!opened) return fail(opened.status().message());
+    store = std::move(*opened);
+  } else {
+    vrm::etcd::ClientOptions etcdClient;
+    etcdClient.endpoints = storeLocation->endpoints;
+    vrm::etcd::ElectionOptions electionOptions;
+    electionOptions.name = vrm::manager::EtcdStore::electionName(storeLocation->prefix);
+    electionOptions.value = clientEndpoint;
+    auto started = vrm::etcd::Election::start(
+        etcdClient, electionOptions, [](const vrm::etcd::LeadershipEvent& event) {
+          if (event.kind == vrm::etcd::LeadershipEvent::Kind::kSteppedDown) gDeposed = true;
+        });
+    if (!started) return fail("--store: " + started.error().toString());
+    election = std::move(*started);
+    notified(notifier.status("waiting to lead " + storeLocation->toString()));
+    spdlog::info("campaigning to lead {}", storeLocation->toString());
+    // Not a wait for correctness: the campaign runs on the election's thread; this loop only
+    // lets SIGTERM end a standby that is never elected.
+    for (int turn = 1; !election->isLeader(); ++turn) {
+      if (gStop.load()) return 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (turn % 100 == 0) {  // every 10 s: who leads, or that etcd says nothing
+        const std::string leader = election->leaderValue();
+        spdlog::info(
+            "still waiting to lead {}: {}", storeLocation->toString(),
+            leader.empty() ? "no leader known (is etcd reachable?)" : "the leader is " + leader);
+      }
+    }
+    notified(notifier.status("recovering the store " + storeLocation->toString()));
+    vrm::manager::EtcdStoreOptions etcdStore;
+    etcdStore.client = etcdClient;
+    etcdStore.prefix = storeLocation->prefix;
+    auto opened =
+        vrm::manager::EtcdStore::open(etcdStore, [e = election.get()] { return e->fence(); });
+    if (!opened) return fail("--store: " + opened.status().message());
+    store = std::move(*opened);
+  }
   std::unique_ptr<vrm::planner::VacatePlanner> planner;
   vrm::manager::CalibratingPlanner* calibrating = nullptr;
   if (plannerName == "sequential") {
@@ -307,7 +360,7 @@ int main(int argc, char** argv) {
     calibrating = p->get();
     planner = std::move(*p);
     // The migrations watched before this start calibrate the models now.
-    auto observed = (*store)->loadObservations();
+    auto observed = store->loadObservations();
     if (!observed) return fail("store: " + observed.status().message());
     calibrating->observe(*observed);
   }
@@ -329,7 +382,7 @@ int main(int argc, char** argv) {
   options.commandTimeoutFactor = commandTimeoutFactor;
   options.commandTimeoutFloorNs = *floorNs;
   options.slowCommandTimeoutNs = *slowNs;
-  vrm::manager::Manager manager(*clock, **store, *planner, cluster->templates, options);
+  vrm::manager::Manager manager(*clock, *store, *planner, cluster->templates, options);
   if (vrm::Status s = manager.recover(); !s) return fail("recovery: " + s.toString());
 
   // Every submit's latency and decision, whichever way it came (web's /metrics shows them).
@@ -338,7 +391,7 @@ int main(int argc, char** argv) {
     return admissions.text() + (calibrating ? calibrating->metricsSnapshot() : std::string());
   };
   zmq::context_t context(1);
-  vrm::manager::StoreBackups backups(**store, *clock);  // vrmctl backup
+  vrm::manager::StoreBackups backups(*store, *clock);  // vrmctl backup
   vrm::manager::ServerOptions serverOptions;
   serverOptions.backups = &backups;
   serverOptions.admissions = &admissions;
@@ -352,7 +405,7 @@ int main(int argc, char** argv) {
   vrm::manager::Server server(context, manager, *clock, serverOptions);
   if (vrm::Status s = server.bind(); !s) return fail(s.message());
   spdlog::info("listening for clients on {}, agents on {}, store {}", server.clientEndpoint(),
-               server.agentEndpoint(), storePath);
+               server.agentEndpoint(), storeLocation->toString());
   if (authorized) {
     spdlog::info("CURVE on (public key {}): {} clients, {} agents, {} web tokens authorized",
                  serverKeys->publicKey, authorized->clients().size(), authorized->agents().size(),
@@ -375,7 +428,10 @@ int main(int argc, char** argv) {
   if (web) serving += " http=" + webServer.url();
   notified(notifier.ready(serving));
 
-  while (!gStop.load()) {
+  // A replica on etcd also checks its leadership locally (the lease's deadline as it can prove
+  // it) before each turn, so one woken from SIGSTOP past its lease stops before acting.
+  auto leading = [&election] { return !gDeposed.load() && (!election || election->isLeader()); };
+  while (!gStop.load() && leading()) {
     server.runOnce(serverOptions.maxPollWait);
     if (auto sent = notifier.keepAlive(std::chrono::steady_clock::now()); !sent) {
       notified(sent.status());
@@ -411,6 +467,11 @@ int main(int argc, char** argv) {
   }
   notified(notifier.stopping("stopping"));
   webServer.stop();
+  if (!leading()) {
+    spdlog::error("no longer leading {}: stopping (a restart campaigns again)",
+                  storeLocation->toString());
+    return 3;
+  }
   spdlog::info("stopped");
   return 0;
 }

@@ -12,11 +12,6 @@ namespace {
 
 bool overlaps(TimeNs a0, TimeNs a1, TimeNs b0, TimeNs b1) { return a0 < b1 && b0 < a1; }
 
-// Hosts already overbooked before a reservation is tried (agents reported more than vrmd knew,
-// an ended reservation's leftovers), with their bookings then: the reservation may not make
-// that overbooking worse (CapacityCalendar::worseThan).
-using AlreadyOver = std::map<std::string, std::shared_ptr<const CapacityCalendar::Bookings>>;
-
 bool runningInto(const Move& m, const std::string& host, const std::string& vmId) {
   return m.progress.state == MoveState::kRunning && m.planned.toHost == host &&
          m.planned.vmId == vmId;
@@ -97,7 +92,9 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
       // Seeded from the clock so ids never repeat across restarts: agents de-duplicate by id.
       commands_(static_cast<std::uint64_t>(std::max<TimeNs>(clock.now(), 1))),
       startedNs_(clock.now()),
-      replanner_(clock, {options.warningRatio, options.dangerRatio, options.assessPeriodNs}) {}
+      replanner_(clock, {options.warningRatio, options.dangerRatio, options.assessPeriodNs}),
+      projection_(clock, inventory_, commands_, registry_.all(), templates_, options.marginNs),
+      calendar_(projection_.bookings()) {}
 
 Status Manager::recover() {
   if (Status s = registry_.recover(); !s) return s;
@@ -209,428 +206,52 @@ Result<Reservation> Manager::submit(ReservationRequest request) {
         for (const auto& x : out.hosts) h += (h.empty() ? "" : ",") + x;
         return h;
       }());
-  if (out.state == ReservationState::kAdmitted && out.request.kind == ReservationKind::kShared &&
-      bookSharedClones(out, *tmpl, /*undo=*/false)) {
-    // Booked exactly as a rebuild would: no need to rebuild its (often busy) hosts.
-    for (const auto& h : hostsTouchedBy(out)) touching_[h].insert(out.id);
-  } else {
+  // A shared one is booked exactly as a rebuild would: no need to rebuild its (often busy) hosts.
+  if (out.state != ReservationState::kAdmitted || out.request.kind != ReservationKind::kShared ||
+      !projection_.bookAdmittedShared(out, *tmpl)) {
     touch(out);
   }
   dirty_.insert(out.id);
   return out;
 }
 
-const std::set<std::string>& Manager::pendingDestinations() {
-  refreshCalendar();  // receiving_ is derived host by host with the calendar
-  return receiving_;
-}
-
-TimeNs Manager::prepareAt(const Reservation& r) const {
-  if (r.request.kind == ReservationKind::kDedicated) return r.plan.latestSafeStartNs;
-  const TemplateSpec* t = findTemplate(r.request.templateName);
-  TimeNs clone = t ? t->cloneTimeNs : 0;
-  return r.request.startNs - clone - options_.marginNs;
-}
-
-TimeNs Manager::cloneStart(const Reservation& r) const {
-  if (r.request.kind == ReservationKind::kShared) return prepareAt(r);
-  return r.plan.latestSafeStartNs + r.plan.makespanNs;
-}
-
-TimeNs Manager::clonesFrom(const Reservation& r) const {
-  TimeNs from = cloneStart(r);
-  // Clones are made once the vacate is done: a move that started late pushes them back, or
-  // its VM and the clones would be booked on the host at once.
-  for (const auto& m : r.moves) {
-    if (m.isVacate() && m.pendingOrRunning()) from = std::max(from, moveWindow(r, m).second);
-  }
-  return from;
-}
-
-std::pair<TimeNs, TimeNs> Manager::moveWindow(const Reservation& r, const Move& move) const {
-  const auto& m = move.planned;
-  TimeNs start = r.plan.latestSafeStartNs + m.startOffsetNs;
-  TimeNs end = r.plan.latestSafeStartNs + m.endOffsetNs;
-  if (move.progress.actualStartNs) {
-    start = move.progress.actualStartNs;
-    end = std::max(end, start + (m.endOffsetNs - m.startOffsetNs));
-  } else {
-    // Not started: it waits for the moves before it, so it is as late as the latest of them
-    // (a late first batch would otherwise be booked alongside the batch planned after it).
-    TimeNs delay = 0;
-    for (const auto& o : r.moves) {
-      if (!o.isVacate() || !o.progress.actualStartNs || o.planned.batch > m.batch) continue;
-      delay = std::max(
-          delay, o.progress.actualStartNs - (r.plan.latestSafeStartNs + o.planned.startOffsetNs));
-    }
-    start += delay;
-    end += delay;
-  }
-  return {start, end};
-}
-
 // ---------------------------------------------------------------------------------------------
-// Capacity calendar
-
-void Manager::touchHost(const std::string& host) { dirtyHosts_.insert(host); }
-
-std::set<std::string> Manager::hostsTouchedBy(const Reservation& r) {
-  std::set<std::string> hosts(r.hosts.begin(), r.hosts.end());
-  for (const auto& m : r.moves) {
-    if (!m.isVacate()) continue;  // a teardown move goes between the same hosts
-    hosts.insert(m.planned.fromHost);
-    hosts.insert(m.planned.toHost);
-  }
-  for (const auto& c : r.clones) hosts.insert(c.host);
-  return hosts;
-}
+// Bookings (BookingProjection) and the admission views derived from them
 
 void Manager::touch(const Reservation& r) {
   dirty_.insert(r.id);
-  for (const auto& h : hostsTouchedBy(r)) {
-    dirtyHosts_.insert(h);
-    touching_[h].insert(r.id);
-  }
+  projection_.touch(r);
 }
 
-void Manager::rebuildHost(const std::string& host) {
-  calendar_.clearHost(host);
-  if (auto v = views_.find(host); v != views_.end()) {
-    v->second.vmsStale = true;
-    v->second.overbooked = -1;
-    viewsDue_.insert(host);
-  }
-  bool receiving = false;
-  auto hit = hosts_.find(host);
-  if (hit != hosts_.end()) {
-    const HostRecord& h = hit->second;
-    calendar_.setCapacity(
-        host, {static_cast<std::int64_t>(h.cpuCores), static_cast<std::int64_t>(h.memoryBytes),
-               static_cast<std::int64_t>(h.nicBandwidthBytesPerSec)});
-  }
-  // VMs leaving this host under a plan stay booked until their move's predicted end; clones
-  // until their reservation's end; parked VMs from when a live reservation resumes them (at
-  // once when none will: their room must be there for whoever unparks them); everything else
-  // forever.
-  std::map<std::string, TimeNs> leavesAt;  // the earliest migration away of each VM
-  std::map<std::string, TimeNs> cloneUntil;
-  // Each live reservation's park of a VM of this host, [park's end, resume): several
-  // reservations may park the same VM, one after the other's resume, so they are kept per
-  // reservation (keyed by VM alone, each park booked the last one's resume: seed 37 of
-  // AdmissionPropertyTest, ParkingTest.TwoReservationsParkingTheSameVmsBookItOnce).
-  struct Away {
-    TimeNs from, until;
-    bool done;  // parked already (from: -infinity)
-  };
-  std::map<std::string, std::vector<Away>> parkedDuring;
-  // Books a VM of the inventory here until `until` but while it is parked. awayNow: parked now,
-  // so away until the first resume; otherwise only the parks still to come count (a done park
-  // of a running VM is one the inventory has not caught up with). A park of a VM that is not
-  // here books nothing: the VM is booked where it is (a stale plan's park, its VM migrated away
-  // since, booked its room here too from the resume on: seed 18 of AdmissionPropertyTest).
-  auto bookExceptAway = [&](const std::string& vmId, bool awayNow, TimeNs until,
-                            const Usage& usage) {
-    std::vector<Away> away;
-    if (auto p = parkedDuring.find(vmId); p != parkedDuring.end()) {
-      for (const Away& a : p->second) {
-        if (awayNow || !a.done) away.push_back(a);
-      }
-    }
-    std::sort(away.begin(), away.end(), [](const Away& a, const Away& b) {
-      return a.from != b.from ? a.from < b.from : a.until < b.until;
-    });
-    if (awayNow && !away.empty()) away.front().from = kTimeMinusInfinity;
-    TimeNs at = kTimeMinusInfinity;
-    for (const Away& a : away) {
-      if (a.from > at) {
-        const TimeNs to = std::min(a.from, until);
-        calendar_.book(host, at, to, usage);
-        at = to;
-      }
-      at = std::max(at, a.until);
-      if (at >= until) return;
-    }
-    calendar_.book(host, at, until, usage);
-  };
-  std::vector<const Reservation*> touching;
-  // Ended (cancelled, failed) reservations whose agents are still acting: a migration or a
-  // return that was running, a clone still being made. What those leave behind stays until
-  // vrmd sees it gone, so it is booked with no end (fuzz_manager_ops found a failed
-  // reservation's clones arriving after the failure on a host promised to another one).
-  std::vector<const Reservation*> ended;
-  if (auto t = touching_.find(host); t != touching_.end()) {
-    for (const auto& id : t->second) {
-      auto rit = reservations_.find(id);
-      if (rit == reservations_.end()) continue;
-      if (!isTerminal(rit->second.state)) {
-        touching.push_back(&rit->second);
-      } else if (stillActing(rit->second)) {
-        ended.push_back(&rit->second);
-      }
+void Manager::refreshViews() {
+  projection_.refresh();
+  BookingChanges changed = projection_.takeChanges();
+  for (const auto& host : changed.rebuilt) {
+    if (auto v = views_.find(host); v != views_.end()) {
+      v->second.vmsStale = true;
+      viewsDue_.insert(host);
     }
   }
-  for (const Reservation* r : touching) {
-    for (const auto& move : r->moves) {
-      if (!move.isVacate()) continue;
-      const auto& m = move.planned;
-      const MoveState st = move.progress.state;
-      if (m.fromHost == host && m.mode != MoveMode::kPark && move.pendingOrRunning()) {
-        const TimeNs end = moveWindow(*r, move).second;
-        auto [l, first] = leavesAt.emplace(m.vmId, end);
-        if (!first) l->second = std::min(l->second, end);
-      }
-      if (m.toHost == host && m.mode != MoveMode::kPark && move.pendingOrRunning()) {
-        receiving = true;
-      }
-      if (m.mode == MoveMode::kPark && m.fromHost == host && st != MoveState::kSkipped &&
-          st != MoveState::kFailed) {
-        const bool done = !move.pendingOrRunning();
-        parkedDuring[m.vmId].push_back({done ? kTimeMinusInfinity : moveWindow(*r, move).second,
-                                        m.resumeAtNs > 0 ? m.resumeAtNs : r->request.endNs, done});
-      }
-    }
-    for (const auto& c : r->clones) {
-      if (c.host == host) cloneUntil[c.vmId] = r->request.endNs;
-    }
-  }
-  std::map<std::string, VmState> present;
-  {
-    for (const auto& v : inventory_.vmsOn(host)) {
-      present[v.id] = v.state;
-      const Usage usage{v.cpuCores, static_cast<std::int64_t>(v.memoryBytes), 0};
-      TimeNs until = kTimeInfinity;
-      if (auto l = leavesAt.find(v.id); l != leavesAt.end() && v.state != VmState::kIncoming) {
-        until = l->second;  // a parked VM too: resumed, then migrated by a later reservation
-      }
-      if (auto c = cloneUntil.find(v.id); c != cloneUntil.end()) until = c->second;
-      if (v.state == VmState::kIncoming) {
-        calendar_.book(host, kTimeMinusInfinity, until, usage);
-      } else {
-        bookExceptAway(v.id, /*awayNow=*/v.state == VmState::kParked, until, usage);
-      }
-    }
-  }
-  for (const Reservation* r : touching) {
-    // Incoming VMs from the move's start onward (once present, the inventory books them);
-    // both NICs for the move's window.
-    for (const auto& move : r->moves) {
-      if (!move.isVacate() || !move.pendingOrRunning()) continue;
-      const auto& m = move.planned;
-      const TimeNs start = moveWindow(*r, move).first;
-      if (m.mode == MoveMode::kPark) {
-        // Parking: the VM is booked here (its inventory entry, above) but while it is parked.
-        if (m.toHost == m.fromHost) continue;  // its state stays on the source: no network
-      }
-      if (m.toHost == host && !present.count(m.vmId)) {
-        const VmRecord* vm = findVm(m.fromHost, m.vmId);
-        calendar_.book(host, start, kTimeInfinity,
-                       {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
-      }
-      if (m.toHost == host || m.fromHost == host) bookMoveNic(host, *r, move);
-    }
-    const TemplateSpec* t = findTemplate(r->request.templateName);
-    for (const auto& c : r->clones) {
-      if (c.host != host || present.count(c.vmId) || !t) continue;
-      if (c.state == CloneState::kDestroyed || c.state == CloneState::kFailed) continue;
-      calendar_.book(host, clonesFrom(*r), r->request.endNs,
-                     {t->cpuCores, static_cast<std::int64_t>(t->memoryBytes), 0});
-    }
-    if (r->request.kind == ReservationKind::kDedicated &&
-        std::find(r->hosts.begin(), r->hosts.end(), host) != r->hosts.end()) {
-      calendar_.bookExclusive(host, r->plan.latestSafeStartNs, r->request.endNs, r->id);
-    }
-    // Displaced VMs that will come home keep their room at home from the window's end on
-    // (they stay booked where they went, too, until they leave: conservative, never over).
-    if (r->request.returnsDisplaced()) {
-      for (const auto& move : r->moves) {
-        if (!move.isVacate()) continue;
-        const auto& m = move.planned;
-        const MoveState st = move.progress.state;
-        if (m.fromHost != host || m.mode == MoveMode::kPark) continue;  // parks: above
-        if (st != MoveState::kPlanned && st != MoveState::kRunning && st != MoveState::kDone) {
-          continue;
-        }
-        // Still here and leaving: booked until its move ends above, and from the window's end
-        // on here. Moved and back here (or coming back): the inventory books it.
-        if (st == MoveState::kDone && present.count(m.vmId)) continue;
-        bool settled = false;  // its return already ended (done, skipped or failed)
-        for (const auto& back : r->moves) {
-          if (!back.isVacate() && back.planned.vmId == m.vmId && !back.pendingOrRunning()) {
-            settled = true;
-          }
-        }
-        if (settled) continue;
-        const VmRecord* vm = findVm(m.toHost, m.vmId);
-        if (!vm) vm = findVm(m.fromHost, m.vmId);
-        calendar_.book(host, r->request.endNs, kTimeInfinity,
-                       {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
-      }
-    }
-  }
-  // A shell being dropped keeps its room until the agent confirms (inventory or not).
-  for (const auto& [vmId, size] : commands_.dropsOn(host)) {
-    if (!present.count(vmId)) calendar_.book(host, kTimeMinusInfinity, kTimeInfinity, size);
-  }
-  for (const Reservation* r : ended) {
-    for (const auto& move : r->moves) {
-      const PlannedMove& m = move.planned;
-      const MoveProgress* p = &move.progress;
-      if (p->state != MoveState::kRunning) continue;
-      // A park or unpark in flight changes nothing but the VM's state here: its inventory
-      // books it (running until parked; parked, with no live reservation, at once).
-      if (m.mode == MoveMode::kPark) continue;
-      if (move.isVacate() && (m.toHost == host || m.fromHost == host)) {
-        bookMoveNic(host, *r, move);  // as while the reservation lived
-      }
-      if (m.toHost != host) continue;
-      receiving = true;
-      if (present.count(m.vmId)) continue;  // arrived: the inventory books it
-      const VmRecord* vm = findVm(m.fromHost, m.vmId);
-      calendar_.book(host, p->actualStartNs ? p->actualStartNs : clock_.now(), kTimeInfinity,
-                     {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0});
-    }
-    const TemplateSpec* t = findTemplate(r->request.templateName);
-    for (std::size_t i = 0; i < r->clones.size(); ++i) {
-      const auto& c = r->clones[i];
-      if (c.host != host || c.state != CloneState::kCloning || present.count(c.vmId) || !t) {
-        continue;
-      }
-      // Open-ended while it is being made: an agent may make it however late (its answer lost,
-      // or after the command's deadline), and until vrmd has seen it made and destroyed it holds
-      // the host (fuzz_manager_ops: finding-failed-reservations-clone-arrives-later). Bounding it
-      // by the command's deadline (issue 18's week finding 1, 695cfbb) let that seed overbook the
-      // host again; finding 1 is open (CancelWhileCloningTest, disabled).
-      calendar_.book(host, cloneStart(*r), kTimeInfinity,
-                     {t->cpuCores, static_cast<std::int64_t>(t->memoryBytes), 0});
-    }
-  }
-  if (receiving) {
-    receiving_.insert(host);
-  } else {
-    receiving_.erase(host);
-  }
-}
-
-void Manager::bookMoveNic(const std::string& host, const Reservation& r, const Move& move) {
-  const PlannedMove& m = move.planned;
-  auto [start, end] = moveWindow(r, move);
-  if (end <= start) return;
-  // The move's average rate, but no more than the share the plan gave it: a move that speeds
-  // up once others sharing its NIC have finished averages above its share, and averages of
-  // overlapping moves could add up to more than a NIC the plan never exceeds.
-  double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
-  if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
-  // Capped by a re-plan so that the moves it started alongside get their planned shares.
-  if (m.replanCapBytesPerSec > 0) rate = std::min(rate, m.replanCapBytesPerSec);
-  calendar_.book(host, start, end, {0, 0, static_cast<std::int64_t>(rate)});
-}
-
-bool Manager::stillActing(const Reservation& r) {
-  for (const auto& m : r.moves) {
-    if (m.progress.state == MoveState::kRunning) return true;
-  }
-  for (const auto& c : r.clones) {
-    if (c.state == CloneState::kCloning) return true;
-  }
-  return false;
-}
-
-void Manager::refreshCalendar() {
-  for (const auto& h : dirtyHosts_) rebuildHost(h);
-  dirtyHosts_.clear();
-}
-
-const CapacityCalendar& Manager::calendar() {
-  refreshCalendar();
-  return calendar_;
-}
-
-bool Manager::bookSharedClones(const Reservation& r, const TemplateSpec& tmpl, bool undo) {
-  if (!undo) {
-    for (const auto& c : r.clones) {
-      if (dirtyHosts_.count(c.host) || findVm(c.host, c.vmId)) return false;
-    }
-  }
-  const TimeNs from = cloneStart(r);
-  const Usage usage{tmpl.cpuCores, static_cast<std::int64_t>(tmpl.memoryBytes), 0};
-  for (const auto& c : r.clones) {
-    if (c.state == CloneState::kDestroyed || c.state == CloneState::kFailed) continue;
-    if (undo) {
-      calendar_.unbook(c.host, from, r.request.endNs, usage);
-    } else {
-      calendar_.book(c.host, from, r.request.endNs, usage);
-    }
-    if (auto v = views_.find(c.host); v != views_.end()) {
+  for (const auto& host : changed.rebooked) {
+    if (auto v = views_.find(host); v != views_.end()) {
       v->second.freeStale = true;
-      viewsDue_.insert(c.host);
+      viewsDue_.insert(host);
     }
   }
-  return true;
 }
 
-std::string Manager::verifyBookings(const Reservation& r, bool keep, std::string* overbookedHost) {
-  refreshCalendar();
-  const std::set<std::string> hosts = hostsTouchedBy(r);
-  const TemplateSpec* tmpl = findTemplate(r.request.templateName);
-  if (!keep && r.request.kind == ReservationKind::kShared && r.moves.empty() && tmpl &&
-      !reservations_.count(r.id)) {
-    // A new shared reservation only adds its clones on [cloneStart, end): book them, check that
-    // window, take them back. Same verdict and message as the rebuild below, without rebuilding
-    // hosts that may carry thousands of bookings.
-    AlreadyOver alreadyOver;
-    for (const auto& h : hosts) {
-      int& over = views_[h].overbooked;  // a full scan of a busy host is the costly part
-      if (over < 0) over = calendar_.overbooked(h) ? 1 : 0;
-      if (over) alreadyOver[h] = calendar_.copyOf(h);
-    }
-    if (bookSharedClones(r, *tmpl, /*undo=*/false)) {
-      std::string violation;
-      for (const auto& h : hosts) {
-        std::string why;
-        auto before = alreadyOver.find(h);
-        if (before == alreadyOver.end()
-                ? calendar_.overbookedWithin(h, cloneStart(r), r.request.endNs, &why)
-                : calendar_.worseThan(h, *before->second, &why)) {
-          violation = "host " + h + " would be overbooked: " + why;
-          if (overbookedHost) *overbookedHost = h;
-          break;
-        }
-      }
-      bookSharedClones(r, *tmpl, /*undo=*/true);
-      return violation;
+BookingCheck Manager::verifyBookings(const Reservation& r, bool keep) {
+  const bool fresh = !keep && !reservations_.count(r.id);
+  if (fresh && r.request.kind == ReservationKind::kShared && r.moves.empty()) {
+    if (const TemplateSpec* tmpl = findTemplate(r.request.templateName)) {
+      if (auto checked = projection_.checkNewShared(r, *tmpl)) return *checked;
     }
   }
-  if (options_.incrementalAdmission && !keep && r.request.kind == ReservationKind::kDedicated &&
-      !reservations_.count(r.id)) {
-    return verifyNewDedicated(r, hosts, overbookedHost);
+  if (fresh && options_.incrementalAdmission && r.request.kind == ReservationKind::kDedicated) {
+    return projection_.checkNewDedicated(r);
   }
-  AlreadyOver alreadyOver;
-  for (const auto& h : hosts) {
-    if (calendar_.overbooked(h)) alreadyOver[h] = calendar_.copyOf(h);
-  }
-  const bool inserted = reservations_.emplace(r.id, r).second;
-  touch(r);
-  refreshCalendar();
-  std::string violation;
-  for (const auto& h : hosts) {
-    std::string why;
-    auto before = alreadyOver.find(h);
-    if (before == alreadyOver.end() ? calendar_.overbooked(h, &why)
-                                    : calendar_.worseThan(h, *before->second, &why)) {
-      violation = "host " + h + " would be overbooked: " + why;
-      if (overbookedHost) *overbookedHost = h;
-      break;
-    }
-  }
-  if (!keep || !violation.empty()) {
-    if (inserted) reservations_.erase(r.id);
-    for (const auto& h : hosts) {
-      touching_[h].erase(r.id);
-      dirtyHosts_.insert(h);
-    }
-    if (!inserted) touch(reservations_.at(r.id));
-  }
-  return violation;
+  dirty_.insert(r.id);  // the reference check touches r (advanced by the next tick, as touched)
+  return projection_.check(r, keep);
 }
 
 void Manager::refreshView(const std::string& name, const HostRecord& h, HostView& v, TimeNs now) {
@@ -689,86 +310,8 @@ bool Manager::canReceive(const std::string& name, const HostRecord& h, const Hos
   return h.reachable && !exclusive;
 }
 
-std::string Manager::verifyNewDedicated(const Reservation& r, const std::set<std::string>& hosts,
-                                        std::string* overbookedHost) {
-  // Its own hosts (vacated, cloned to) change in several ways: VMs leave, clones and its
-  // exclusive window arrive. They are rebuilt with it, as for any reservation.
-  std::set<std::string> own(r.hosts.begin(), r.hosts.end());
-  for (const auto& m : r.moves) own.insert(m.planned.fromHost);
-  for (const auto& c : r.clones) own.insert(c.host);
-  // The hosts that only receive its VMs get, from each move's start on, the incoming VM and
-  // the NIC rate, exactly as rebuildHost() books them: booked here, checked from the first
-  // of them on (overbookedWithin), and taken back, with no rebuild of those hosts.
-  struct Added {
-    std::string host;
-    TimeNs from, to;
-    Usage usage;
-  };
-  std::vector<Added> added;
-  std::map<std::string, TimeNs> firstAdded;
-  for (const auto& move : r.moves) {
-    const auto& m = move.planned;
-    if (own.count(m.toHost) || !move.pendingOrRunning()) continue;
-    auto [start, end] = moveWindow(r, move);
-    if (!findVm(m.toHost, m.vmId)) {
-      const VmRecord* vm = findVm(m.fromHost, m.vmId);
-      added.push_back({m.toHost,
-                       start,
-                       kTimeInfinity,
-                       {vm ? vm->cpuCores : 1, static_cast<std::int64_t>(m.memoryBytes), 0}});
-    }
-    if (end > start) {
-      double rate = static_cast<double>(m.transferredBytes) / nsToSeconds(end - start);
-      if (m.networkLimitBytesPerSec > 0) rate = std::min(rate, m.networkLimitBytesPerSec);
-      added.push_back({m.toHost, start, end, {0, 0, static_cast<std::int64_t>(rate)}});
-    }
-  }
-  AlreadyOver alreadyOver;
-  for (const auto& h : own) {
-    if (calendar_.overbooked(h)) alreadyOver[h] = calendar_.copyOf(h);
-  }
-  for (const auto& a : added) {
-    auto [it, first] = firstAdded.emplace(a.host, a.from);
-    if (!first) it->second = std::min(it->second, a.from);
-    int& over = views_[a.host].overbooked;  // cached: a full scan of a busy host is costly
-    if (over < 0) over = calendar_.overbooked(a.host) ? 1 : 0;
-    if (over && !alreadyOver.count(a.host)) alreadyOver[a.host] = calendar_.copyOf(a.host);
-  }
-  reservations_.emplace(r.id, r);
-  for (const auto& h : own) {
-    touching_[h].insert(r.id);
-    dirtyHosts_.insert(h);
-  }
-  refreshCalendar();  // only `own` was dirty
-  for (const auto& a : added) calendar_.book(a.host, a.from, a.to, a.usage);
-  std::string violation;
-  for (const auto& h : hosts) {  // in name order, as the full check reports the first
-    std::string why;
-    bool over = false;
-    if (auto before = alreadyOver.find(h); before != alreadyOver.end()) {
-      over = calendar_.worseThan(h, *before->second, &why);
-    } else if (own.count(h)) {
-      over = calendar_.overbooked(h, &why);
-    } else if (auto f = firstAdded.find(h); f != firstAdded.end()) {
-      over = calendar_.overbookedWithin(h, f->second, kTimeInfinity, &why);
-    }
-    if (over) {
-      violation = "host " + h + " would be overbooked: " + why;
-      if (overbookedHost) *overbookedHost = h;
-      break;
-    }
-  }
-  for (const auto& a : added) calendar_.unbook(a.host, a.from, a.to, a.usage);
-  reservations_.erase(r.id);
-  for (const auto& h : own) {
-    touching_[h].erase(r.id);
-    dirtyHosts_.insert(h);
-  }
-  return violation;
-}
-
 planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
-  refreshCalendar();
+  refreshViews();
   planner::VacateRequest req;
   const TimeNs now = clock_.now();
   req.hosts.reserve(hosts_.size());
@@ -786,7 +329,7 @@ planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
 }
 
 const planner::IndexedCluster* Manager::plannerCluster(const Reservation& candidate, TimeNs nowNs) {
-  refreshCalendar();
+  refreshViews();
   const TimeNs now = clock_.now();
   // Hosts are only ever added: a new one means a new index.
   const bool rebuild = !cluster_ || cluster_->size() != hosts_.size();
@@ -933,9 +476,9 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   // that need some of their VMs parked for the window are tried after them (below).
   base.suspendPolicy = planner::SuspendPolicy::kNever;
 
-  // A copy: the final check below rebuilds hosts, which changes receiving_ while candidates are
-  // still being tried.
-  const std::set<std::string> incoming = pendingDestinations();
+  // A copy: the final check below rebuilds hosts, which changes the receiving hosts while
+  // candidates are still being tried.
+  const std::set<std::string> incoming = projection_.receiving();
   // A host receiving another vacate's VMs cannot be dedicated while they arrive, nor after (this
   // plan would not move them): only when that vacate starts after this window ends. Its start,
   // not the moves' planned starts: a batch starts as soon as the one before is done, so any of
@@ -944,10 +487,8 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   // after the window.)
   auto receivesBefore = [&](const std::string& host, TimeNs until) {
     if (!incoming.count(host)) return false;
-    auto t = touching_.find(host);
-    if (t == touching_.end()) return true;
     bool seen = false;
-    for (const auto& id : t->second) {
+    for (const auto& id : projection_.reservationsTouching(host)) {
       auto it = reservations_.find(id);
       if (it == reservations_.end()) continue;
       for (const auto& move : it->second.moves) {
@@ -963,9 +504,7 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
   };
   // Shared clones booked on a host during the window keep it from being dedicated.
   auto sharedClonesOn = [&](const std::string& host, TimeNs from) -> std::string {
-    auto t = touching_.find(host);
-    if (t == touching_.end()) return "";
-    for (const auto& id : t->second) {
+    for (const auto& id : projection_.reservationsTouching(host)) {
       auto it = reservations_.find(id);
       if (it == reservations_.end() || isTerminal(it->second.state) ||
           it->second.request.kind != ReservationKind::kShared) {
@@ -1120,13 +659,13 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
       }
     }
     // Exact check: with this reservation booked, no host it touches is overbooked at any instant.
-    std::string overbooked;
-    const std::string violation = verifyBookings(r, /*keep=*/false, &overbooked);
-    if (violation.empty()) break;
+    const BookingCheck checked = verifyBookings(r, /*keep=*/false);
+    if (checked.ok()) break;
+    const std::string& violation = checked.violation;
     if (!req.hostNames.empty()) return reject("not enough capacity: " + violation);
     // The host the check names, if it is one of the set (the others' bookings only follow from
     // the set's plan), else the last one chosen.
-    auto refused = std::find(chosen.begin(), chosen.end(), overbooked);
+    auto refused = std::find(chosen.begin(), chosen.end(), checked.host);
     if (refused == chosen.end()) refused = std::prev(chosen.end());
     spdlog::debug("{}: final check refused host {} ({}); trying the next candidate", r.id, *refused,
                   violation);
@@ -1160,7 +699,7 @@ Result<Reservation> Manager::admitShared(Reservation r, const TemplateSpec& tmpl
     transition(r, ReservationState::kRejected, r.reason);
     return r;
   }
-  const auto& incoming = pendingDestinations();  // brings the calendar up to date
+  const auto& incoming = projection_.receiving();  // brings the calendar up to date
   std::uint32_t placed = 0;
   for (const auto& [name, h] : hosts_) {
     if (placed == req.vmCount) break;
@@ -1198,8 +737,8 @@ Result<Reservation> Manager::admitShared(Reservation r, const TemplateSpec& tmpl
   r.plan.marginNs = options_.marginNs;
   r.plan.latestSafeStartNs = begin;
   r.plan.strategy = "none";
-  if (std::string violation = verifyBookings(r, /*keep=*/false); !violation.empty()) {
-    return reject("not enough capacity: " + violation);
+  if (const BookingCheck checked = verifyBookings(r, /*keep=*/false); !checked.ok()) {
+    return reject("not enough capacity: " + checked.violation);
   }
   transition(r, ReservationState::kAdmitted,
              "admitted: " + std::to_string(placed) + " x " + tmpl.name + "; cloning starts at " +
@@ -1724,15 +1263,13 @@ void Manager::dropOrphanIncoming(const std::string& host) {
   for (const auto& v : inventory_.vmsOn(host)) {
     if (v.state != VmState::kIncoming || commands_.dropping(host, v.id)) continue;
     bool expected = false;
-    if (auto t = touching_.find(host); t != touching_.end()) {
-      for (const auto& id : t->second) {
-        auto rit = reservations_.find(id);
-        if (rit == reservations_.end()) continue;
-        for (const auto& m : rit->second.moves) {
-          expected = expected || runningInto(m, host, v.id);
-        }
-        if (expected) break;
+    for (const auto& id : projection_.reservationsTouching(host)) {
+      auto rit = reservations_.find(id);
+      if (rit == reservations_.end()) continue;
+      for (const auto& m : rit->second.moves) {
+        expected = expected || runningInto(m, host, v.id);
       }
+      if (expected) break;
     }
     if (!expected) {
       orphans.emplace_back(v.id, Usage{v.cpuCores, static_cast<std::int64_t>(v.memoryBytes), 0});
@@ -1778,12 +1315,10 @@ void Manager::repairAfter(const Reservation& cause) {
   refreshCalendar();
   for (const auto& host : hostsTouchedBy(cause)) {
     std::vector<std::string> victims;
-    if (auto t = touching_.find(host); t != touching_.end()) {
-      for (const auto& id : t->second) {
-        auto it = reservations_.find(id);
-        if (it != reservations_.end() && it->second.state == ReservationState::kAdmitted) {
-          victims.push_back(id);
-        }
+    for (const auto& id : projection_.reservationsTouching(host)) {
+      auto it = reservations_.find(id);
+      if (it != reservations_.end() && it->second.state == ReservationState::kAdmitted) {
+        victims.push_back(id);
       }
     }
     // The newest promise gives way first.
@@ -1839,7 +1374,7 @@ void Manager::readmit(const std::string& id, const std::string& why) {
       }
     }
     reservations_.erase(id);
-    for (const auto& h : hosts) dirtyHosts_.insert(h);
+    for (const auto& h : hosts) touchHost(h);
   }
   Reservation next = old;
   if (again && again->state == ReservationState::kAdmitted && overbooks.empty()) {
@@ -2295,7 +1830,7 @@ Result<VacatePlan> Manager::planRest(Reservation& r, const std::set<MoveId>& res
   r.moves.erase(std::remove_if(r.moves.begin(), r.moves.end(),
                                [&](const Move& m) { return rest.count(m.id) > 0; }),
                 r.moves.end());
-  for (const auto& h : hostsTouchedBy(original)) dirtyHosts_.insert(h);
+  for (const auto& h : hostsTouchedBy(original)) touchHost(h);
   refreshCalendar();
   planner::VacateRequest req = snapshot(r);
   r = original;
@@ -2345,7 +1880,7 @@ bool Manager::applyRest(Reservation& r, const Reservation& original, const std::
                                [&](const Move& m) { return rest.count(m.id) > 0; }),
                 r.moves.end());
   // Hosts overbooked without the moves replaced are not the new plan's fault (verifyBookings).
-  for (const auto& h : hostsTouchedBy(original)) dirtyHosts_.insert(h);
+  for (const auto& h : hostsTouchedBy(original)) touchHost(h);
   refreshCalendar();
   // The new moves follow the moves that stay, at offsets from the vacate start as before, with
   // new ids: what refers to the moves that stay (commands, progress, caps) still does.
@@ -2358,7 +1893,7 @@ bool Manager::applyRest(Reservation& r, const Reservation& original, const std::
         m.mode == MoveMode::kPark ? MovePurpose::kPark : MovePurpose::kVacate;
     r.addMove(purpose, std::move(m));
   }
-  *violation = verifyBookings(r, /*keep=*/true);
+  *violation = verifyBookings(r, /*keep=*/true).violation;
   if (violation->empty()) {
     refreshCalendar();
     std::set<std::string> hosts = hostsTouchedBy(original);

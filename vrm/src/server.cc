@@ -188,8 +188,8 @@ void Server::handleClient(zmq::socket_t& socket, bool local) {
   if (submitted && options_.admissions) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    options_.admissions->record(local ? "web" : "zmq", submitted->decision, submitted->dryRun,
-                                seconds);
+    options_.admissions->record(local ? AdmissionMetrics::kViaWeb : AdmissionMetrics::kViaZmq,
+                                submitted->decision, submitted->dryRun, seconds);
   }
   try {
     socket.send(parts[0], zmq::send_flags::sndmore);

@@ -1,5 +1,6 @@
-// --help examples for every subcommand, and `vrmctl completion bash`: a bash completion script
-// generated from the CLI11 command tree, so it knows every subcommand and option there is.
+// --help examples for every subcommand, and `vrmctl completion bash|zsh`: bash and zsh completion
+// scripts generated from the CLI11 command tree and one table of option values (valuesOf), so
+// both know every subcommand and option there is.
 #include <iostream>
 #include <map>
 #include <set>
@@ -52,7 +53,8 @@ const std::map<std::string, std::vector<std::string>>& examples() {
       {"backup", {"vrmctl backup vrm-backup.db", "vrmctl --json backup /tmp/vrm-backup.db"}},
       {"completion",
        {"source <(vrmctl completion bash)",
-        "vrmctl completion bash > ~/.local/share/bash-completion/completions/vrmctl"}},
+        "vrmctl completion bash > ~/.local/share/bash-completion/completions/vrmctl",
+        "mkdir -p ~/.zfunc && vrmctl completion zsh > ~/.zfunc/_vrmctl"}},
   };
   return kExamples;
 }
@@ -78,7 +80,8 @@ std::vector<std::string> namesOf(const CLI::Option& o) {
   return names;
 }
 
-// What an option's value can be, for completion: a word list, or "FILE" / "DIR".
+// What an option's (or a positional's, by its name) value can be, for completion: a word list,
+// or "FILE" / "DIR". Both shells' scripts are generated from this one table.
 std::string valuesOf(const std::string& option) {
   static const std::map<std::string, std::string> kValues = [] {
     std::vector<std::string> states;
@@ -109,6 +112,8 @@ std::string valuesOf(const std::string& option) {
         {"--server-key", "FILE"},
         {"--client-key", "FILE"},
         {"--dir", "DIR"},
+        {"shell", "bash zsh"},  // completion's positional
+        {"FILE", "FILE"},       // backup's positional
     };
   }();
   auto it = kValues.find(option);
@@ -177,7 +182,8 @@ void writeBashCompletion(std::ostream& out, const CLI::App& app) {
     out << "    " << sub->get_name() << ")\n";
     writeScope(out, *sub, "      ");
     if (sub->get_name() == "completion") {
-      out << "      [[ $cur != -* ]] && COMPREPLY=($(compgen -W \"bash\" -- \"$cur\")) && return\n";
+      out << "      [[ $cur != -* ]] && COMPREPLY=($(compgen -W \"" << valuesOf("shell")
+          << "\" -- \"$cur\")) && return\n";
     }
     out << "      [[ $cur == -* ]] && COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
            "      return ;;\n";
@@ -187,17 +193,123 @@ void writeBashCompletion(std::ostream& out, const CLI::App& app) {
          "complete -F _vrmctl vrmctl\n";
 }
 
+// A zsh _arguments or _describe description: the first line, with the characters that end or
+// split a spec ([ ] : \ and the spec's own single quotes) escaped.
+std::string zshDescription(const std::string& text) {
+  const std::string d = text.substr(0, text.find('\n'));
+  std::string out;
+  for (char c : d) {
+    if (c == '[' || c == ']' || c == ':' || c == '\\') out += '\\';
+    if (c == '\'') {
+      out += "'\\''";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// The action completing an option's or a positional's value: a word list, files, directories,
+// or nothing to offer (a number, a name, a time).
+std::string zshAction(const std::string& option, const std::string& label) {
+  const std::string values = valuesOf(option);
+  if (values == "FILE") return ":" + label + ":_files";
+  if (values == "DIR") return ":" + label + ":_files -/";
+  if (values.empty()) return ":" + label + ": ";
+  return ":" + label + ":(" + values + ")";
+}
+
+// One _arguments spec per option of `app` (short and long spellings grouped, repeatable ones
+// starred), then its positionals; each line ends in a continuation.
+void writeZshSpecs(std::ostream& out, const CLI::App& app, const std::string& indent) {
+  for (const CLI::Option* o : optionsOf(app)) {
+    const auto names = namesOf(*o);
+    const bool repeatable = o->get_items_expected_max() > 1;  // a vector: --host A --host B
+    const bool valued = o->get_items_expected_max() > 0;
+    std::string label = o->get_type_name().empty() ? "value" : o->get_type_name();
+    for (auto& c : label) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    label = label.substr(0, label.find_first_of(" :=["));
+    std::string spec;
+    if (names.size() > 1) {
+      spec = (repeatable ? "'*" : "'(" + join(names) + ")") + "'{";
+      for (std::size_t i = 0; i < names.size(); ++i) spec += (i ? "," : "") + names[i];
+      spec += "}'";
+    } else {
+      spec = (repeatable ? "'*" : "'") + names.front();
+    }
+    spec += "[" + zshDescription(o->get_description()) + "]";
+    if (valued) spec += zshAction(names.back(), label);
+    out << indent << spec << "' \\\n";
+  }
+  int position = 1;
+  for (const CLI::Option* o :
+       app.get_options([](const CLI::Option* o) { return !o->nonpositional(); })) {
+    const std::string name = o->get_name();
+    const bool rest = o->get_items_expected_max() > 1;  // keygen's names
+    // "N:description:action": zshAction's label is the description here.
+    out << indent << "'" << (rest ? std::string("*") : std::to_string(position++))
+        << zshAction(name, zshDescription(o->get_description())) << "' \\\n";
+  }
+}
+
+void writeZshCompletion(std::ostream& out, const CLI::App& app) {
+  out << "#compdef vrmctl\n"
+         "# zsh completion for vrmctl; generated by `vrmctl completion zsh` from vrmctl's own\n"
+         "# command line, so it lists every subcommand and option of the vrmctl that made it.\n"
+         "# Install it as _vrmctl in a directory of $fpath, or `source <(vrmctl completion zsh)`\n"
+         "# after compinit.\n"
+         "_vrmctl() {\n"
+         "  local curcontext=\"$curcontext\" state line ret=1\n"
+         "  typeset -A opt_args\n"
+         "  _arguments -C \\\n";
+  writeZshSpecs(out, app, "    ");
+  out << "    '1:subcommand:->subcommand' \\\n"
+         "    '*::argument:->argument' && ret=0\n"
+         "  case $state in\n"
+         "    subcommand)\n"
+         "      local -a subcommands\n"
+         "      subcommands=(\n";
+  for (const CLI::App* sub : subcommandsOf(app)) {
+    out << "        '" << sub->get_name() << ":" << zshDescription(sub->get_description()) << "'\n";
+  }
+  out << "      )\n"
+         "      _describe -t subcommands 'vrmctl subcommand' subcommands && ret=0\n"
+         "      ;;\n"
+         "    argument)\n"
+         "      curcontext=\"${curcontext%:*:*}:vrmctl-$line[1]:\"\n"
+         "      case $line[1] in\n";
+  for (const CLI::App* sub : subcommandsOf(app)) {
+    out << "        " << sub->get_name() << ")\n"
+        << "          _arguments \\\n";
+    writeZshSpecs(out, *sub, "            ");
+    out << "            && ret=0\n"
+           "          ;;\n";
+  }
+  out << "      esac\n"
+         "      ;;\n"
+         "  esac\n"
+         "  return ret\n"
+         "}\n"
+         "# Autoloaded from $fpath the file is the function's body: complete. Sourced: register.\n"
+         "if [[ $funcstack[1] == _vrmctl ]]; then _vrmctl \"$@\"; else compdef _vrmctl vrmctl; "
+         "fi\n";
+}
+
 }  // namespace
 
 void addHelpAndCompletion(CLI::App& app, Context& ctx) {
   auto shell = std::make_shared<std::string>();
-  auto* completion = app.add_subcommand(
-      "completion", "print a shell completion script for vrmctl (bash; zsh: bashcompinit)");
-  completion->add_option("shell", *shell, "the shell: bash")
+  auto* completion =
+      app.add_subcommand("completion", "print a shell completion script for vrmctl (bash or zsh)");
+  completion->add_option("shell", *shell, "the shell: bash or zsh")
       ->required()
-      ->check(CLI::IsMember({"bash"}));
-  completion->callback([&app, &ctx] {
-    writeBashCompletion(std::cout, app);
+      ->check(CLI::IsMember({"bash", "zsh"}));
+  completion->callback([&app, &ctx, shell] {
+    if (*shell == "zsh") {
+      writeZshCompletion(std::cout, app);
+    } else {
+      writeBashCompletion(std::cout, app);
+    }
     ctx.exitCode = kExitOk;
   });
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {

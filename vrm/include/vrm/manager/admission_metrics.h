@@ -24,7 +24,11 @@ class AdmissionMetrics {
   static constexpr double kLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
 
-  // A submit that came in `via` ("zmq" or "web") was answered after `seconds` (decoding,
+  // The ways a submit comes in: what record() is told and the `via` label says.
+  static constexpr const char* kViaZmq = "zmq";  // the client endpoint: vrmctl, the client library
+  static constexpr const char* kViaWeb = "web";  // the web calendar and HTTP API, over inproc
+
+  // A submit that came in `via` (kViaZmq, kViaWeb) was answered after `seconds` (decoding,
   // admission and the store's commit). Dry runs are timed as admissions but counted apart.
   void record(const std::string& via, SubmitDecision decision, bool dryRun, double seconds);
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "vrm/manager/booking_projection.h"
 #include "vrm/manager/capacity_calendar.h"
 #include "vrm/manager/command_tracker.h"
 #include "vrm/manager/inventory.h"
@@ -164,7 +165,7 @@ class Manager {
 
   // The booked capacity of every host, brought up to date. Exposed for tests and operators:
   // an admitted reservation never leaves a host overbooked at any instant.
-  const CapacityCalendar& calendar();
+  const CapacityCalendar& calendar() { return projection_.calendar(); }
 
  private:
   using Step = CommandStep;
@@ -177,10 +178,6 @@ class Manager {
   // only needs those of the hosts it vacates: vmsToVacate). Built from views_, so only hosts
   // whose state changed, or whose bookings changed at an instant already passed, are computed.
   planner::VacateRequest snapshot(const Reservation& candidate);
-  // verifyBookings(r, keep = false) for a dedicated reservation not yet booked: its own hosts
-  // are rebuilt with it, the hosts receiving its VMs only get its bookings for the check.
-  std::string verifyNewDedicated(const Reservation& r, const std::set<std::string>& hosts,
-                                 std::string* overbookedHost = nullptr);
   // The same hosts as snapshot(), kept in an index across admissions (cluster_): only the
   // hosts whose view changed are re-indexed, and the planner gets only the VMs it moves.
   // nowNs: the plans' VacateRequest::nowNs.
@@ -194,42 +191,24 @@ class Manager {
                   const Reservation& candidate, TimeNs now) const;
   // The VMs a vacate of `hosts` moves, in the cluster's order (as a full snapshot lists them).
   std::vector<planner::VmSnapshot> vmsToVacate(std::vector<std::string> hosts) const;
-  // Hosts receiving VMs of a planned or running move (they can be neither dedicated nor given
-  // shared clones). Derived with the calendar, so this is exact and costs nothing per call.
-  const std::set<std::string>& pendingDestinations();
-  // The shared reservation `r`'s clone bookings, exactly as rebuildHost() would add them; false
-  // (nothing booked) when a host is dirty or already runs one of the clones' ids (it is then
-  // left to the rebuild).
-  bool bookSharedClones(const Reservation& r, const TemplateSpec& tmpl, bool undo);
-  TimeNs prepareAt(const Reservation& r) const;
-  // Absolute predicted window of vacate move m of r (actual start once it started).
-  std::pair<TimeNs, TimeNs> moveWindow(const Reservation& r, const Move& m) const;
-  TimeNs cloneStart(const Reservation& r) const;
-  // When r's clones are booked from: cloneStart, or later if a move of its vacate ends later.
-  TimeNs clonesFrom(const Reservation& r) const;
+  TimeNs prepareAt(const Reservation& r) const { return projection_.prepareAt(r); }
+  TimeNs cloneStart(const Reservation& r) const { return projection_.cloneStart(r); }
 
-  // Calendar maintenance: bookings of a host are derived from the VMs on it and from the
-  // reservations touching it, and rebuilt lazily when either changes. Invariant: every
-  // HostChange of the inventory goes through apply() (which touches the hosts whose bookings
-  // are stale), and whoever changes a
-  // reservation's plan, moves or clones calls touch() (persist() does): the admission caches
-  // (receiving_, views_) are derived in rebuildHost() too.
-  // Every host a reservation involves: its hosts, its moves' sources and destinations, its
-  // clones' hosts.
-  static std::set<std::string> hostsTouchedBy(const Reservation& r);
+  // The bookings are the BookingProjection's, derived from the inventory and the reservations.
+  // Invariant: every HostChange of the inventory goes through apply() (which touches the hosts
+  // whose bookings are stale), and whoever changes a reservation's plan, moves or clones calls
+  // touch() (persist() and commit() do). touch() also has the next tick advance r.
   void touch(const Reservation& r);
-  void touchHost(const std::string& host);
-  void rebuildHost(const std::string& host);
-  // An ended reservation whose agents may still change a host (a running move or return, a
-  // clone being made): its effects stay booked until vrmd sees them settle.
-  static bool stillActing(const Reservation& r);
-  // Books vacate move m of r on `host`'s NIC for the move's window.
-  void bookMoveNic(const std::string& host, const Reservation& r, const Move& m);
-  void refreshCalendar();
-  // Books `r` tentatively and checks that no host it touches becomes overbooked; removes it
-  // again unless `keep`. Returns the violation, or empty; the host it is on in *overbookedHost.
-  std::string verifyBookings(const Reservation& r, bool keep,
-                             std::string* overbookedHost = nullptr);
+  void touchHost(const std::string& host) { projection_.touchHost(host); }
+  void refreshCalendar() { projection_.refresh(); }
+  // refreshCalendar(), then the admission views of the hosts whose bookings changed since the
+  // last call are marked to be derived again (BookingChanges): before reading views_.
+  void refreshViews();
+  // Books `r` tentatively and checks that no host it touches becomes overbooked; takes it off
+  // again unless `keep` (r is booked already: a re-plan). A new reservation is checked by the
+  // projection's fast checks (checkNewShared, checkNewDedicated unless
+  // !ManagerOptions::incrementalAdmission), anything else by the reference check.
+  BookingCheck verifyBookings(const Reservation& r, bool keep);
   // After `cause` ended early (its vacate did not happen), hosts it touched may be overbooked
   // in the future by reservations that counted on that vacate: re-plan those not yet started,
   // newest first, and fail the ones that no longer fit, with the reason.
@@ -369,14 +348,13 @@ class Manager {
   std::vector<double> vacateErrors_;
   // Deadline tracking: progress reports, caps sent, when to assess, re-plans counted.
   Replanner replanner_;
-  CapacityCalendar calendar_;
-  std::set<std::string> dirtyHosts_;
-  std::map<std::string, std::set<std::string>> touching_;  // host -> reservations touching it
-  // Derived in rebuildHost(): hosts with a planned or running move towards them.
-  std::set<std::string> receiving_;
+  // The bookings derived from the inventory and the reservations; calendar_ is its calendar,
+  // read-only (brought up to date by refreshCalendar()).
+  BookingProjection projection_;
+  const CapacityCalendar& calendar_;
   // Per host, what snapshot() needs, cached. vmsStale when the host was rebuilt (inventory or
   // reservations changed); the free capacity and exclusive owner "from now on" are kept until
-  // the calendar's stableUntil() or a booking change.
+  // the calendar's stableUntil() or a booking change (both told by refreshViews()).
   struct HostView {
     bool vmsStale = true;
     bool freeStale = true;
@@ -386,9 +364,6 @@ class Manager {
     std::optional<std::string> exclusiveOwner;  // first owner of a window in [computedAt, inf)
     std::vector<planner::VmSnapshot> vms;       // what a vacate of the host moves
     std::uint64_t vacateBytes = 0;              // planner::vacateBytes of the host
-    // calendar_.overbooked(host), -1 = not known since the last rebuild. Booking an admitted
-    // shared reservation leaves it as it was (admission checked its window).
-    int overbooked = -1;
     bool indexStale = true;          // snap changed since cluster_ last took it (indexDue_)
     bool indexedCanReceive = false;  // the canReceive cluster_ holds for the host
     bool ranked = false;             // (vacateBytes, name) is in byVacateBytes_
