@@ -66,6 +66,22 @@ struct VmInfo {
   dirtyRateSamples @15 :List(Float64);  # recent dirty-rate samples, bytes/s, oldest first
   modifiedMemoryBytes @16 :UInt64;      # memory modified over the last sampling interval
   workload @17 :Text;                   # "cpu", "memory" or ""
+  # How to reach a clone, as its agent knows it (VmHandle's fields): vrmd sets a handle from
+  # the inventory when it did not see the clone's answer (a restart of vrmd mid-clone).
+  account @18 :Text;
+  sshPort @19 :UInt32;                  # ssh's port at address; 0 = not known / not ssh
+  addressSource @20 :Text;
+}
+
+# A guest its host lost without being asked to (its QEMU exited, or a restarted agent could not
+# find it again). Agents report every one they lost since they started; vrmd acts once per
+# (host, id, lostAtNs).
+struct LostVm {
+  id @0 :Text;                   # "" when the agent could not tell which (a corrupt state file)
+  reservationId @1 :Text;
+  lastState @2 :VmState;         # as listed last
+  reason @3 :Text;               # what happened, for a person
+  lostAtNs @4 :Int64;            # agent's clock when it noticed
 }
 
 enum MigrationMode {
@@ -299,11 +315,13 @@ struct AgentRegister {
   vms @1 :List(VmInfo);
   backend @2 :Text;              # "sim", "qemu", "libvirt"
   migrationEndpoint @3 :Text;    # where peers send migration streams (backend specific)
+  lost @4 :List(LostVm);         # guests lost since the agent started, oldest first (bounded)
 }
 
 struct AgentHeartbeat {
   timeNs @0 :Int64;
   vms @1 :List(VmInfo);          # current inventory
+  lost @2 :List(LostVm);         # as in AgentRegister
 }
 
 struct MigrateCommand {

@@ -44,6 +44,24 @@ std::string ClonePlacement::sshCommand() const {
   return "ssh -p " + std::to_string(port) + " " + account + "@" + address;
 }
 
+const char* vmStateName(VmState state) {
+  switch (state) {
+    case VmState::kRunning:
+      return "running";
+    case VmState::kSuspended:
+      return "suspended";
+    case VmState::kMigratingOut:
+      return "migrating-out";
+    case VmState::kIncoming:
+      return "incoming";
+    case VmState::kCloning:
+      return "cloning";
+    case VmState::kParked:
+      return "parked";
+  }
+  return "unknown";
+}
+
 const char* cloneStateName(CloneState state) {
   switch (state) {
     case CloneState::kPending:

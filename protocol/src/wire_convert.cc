@@ -501,6 +501,9 @@ void toWire(const VmRecord& in, wire::VmInfo::Builder out) {
   for (unsigned i = 0; i < samples.size(); ++i) samples.set(i, in.dirtyRateSamplesBytesPerSec[i]);
   out.setModifiedMemoryBytes(in.modifiedMemoryBytes);
   out.setWorkload(in.workload);
+  out.setAccount(in.account);
+  out.setSshPort(in.sshPort);
+  out.setAddressSource(in.addressSource);
 }
 
 VmRecord fromWire(wire::VmInfo::Reader in) {
@@ -523,6 +526,27 @@ VmRecord fromWire(wire::VmInfo::Reader in) {
   for (double d : in.getDirtyRateSamples()) v.dirtyRateSamplesBytesPerSec.push_back(d);
   v.modifiedMemoryBytes = in.getModifiedMemoryBytes();
   v.workload = toStd(in.getWorkload());
+  v.account = toStd(in.getAccount());
+  v.sshPort = in.getSshPort();
+  v.addressSource = toStd(in.getAddressSource());
+  return v;
+}
+
+void toWire(const LostVm& in, wire::LostVm::Builder out) {
+  out.setId(in.vmId);
+  out.setReservationId(in.reservationId);
+  out.setLastState(toWire(in.lastState));
+  out.setReason(in.reason);
+  out.setLostAtNs(in.lostAtNs);
+}
+
+LostVm fromWire(wire::LostVm::Reader in) {
+  LostVm v;
+  v.vmId = toStd(in.getId());
+  v.reservationId = toStd(in.getReservationId());
+  v.lastState = fromWire(in.getLastState());
+  v.reason = toStd(in.getReason());
+  v.lostAtNs = in.getLostAtNs();
   return v;
 }
 

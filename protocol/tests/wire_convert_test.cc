@@ -264,6 +264,40 @@ TEST(WireConvertTest, MeasuredVmInputsAndRequestQuantileRoundTrip) {
             StatusCode::kInvalidArgument);
 }
 
+// Ensures a clone's handle in the inventory (issue 13: vrmd sets a handle from it after a
+// restart) and a lost guest's every field cross the wire; an old agent's VmInfo has none.
+TEST(WireConvertTest, InventoryHandlesAndLostVmsRoundTrip) {
+  VmRecord v;
+  v.id = "c1";
+  v.address = "127.0.0.1";
+  v.account = "owner";
+  v.sshPort = 40022;
+  v.addressSource = "user-mode forward";
+  capnp::MallocMessageBuilder b;
+  toWire(v, b.initRoot<wire::VmInfo>());
+  VmRecord back = fromWire(b.getRoot<wire::VmInfo>().asReader());
+  EXPECT_EQ(back.address, "127.0.0.1");
+  EXPECT_EQ(back.account, "owner");
+  EXPECT_EQ(back.sshPort, 40022u);
+  EXPECT_EQ(back.addressSource, "user-mode forward");
+  capnp::MallocMessageBuilder old;
+  old.initRoot<wire::VmInfo>().setId("old");
+  VmRecord fromOld = fromWire(old.getRoot<wire::VmInfo>().asReader());
+  EXPECT_EQ(fromOld.sshPort, 0u);
+  EXPECT_TRUE(fromOld.account.empty());
+
+  LostVm lost{"c1", "r7", VmState::kMigratingOut, "its qemu exited (killed by signal 9)", 42};
+  capnp::MallocMessageBuilder lb;
+  toWire(lost, lb.initRoot<wire::LostVm>());
+  LostVm lostBack = fromWire(lb.getRoot<wire::LostVm>().asReader());
+  EXPECT_EQ(lostBack.vmId, "c1");
+  EXPECT_EQ(lostBack.reservationId, "r7");
+  EXPECT_EQ(lostBack.lastState, VmState::kMigratingOut);
+  EXPECT_EQ(lostBack.reason, lost.reason);
+  EXPECT_EQ(lostBack.lostAtNs, 42);
+  EXPECT_EQ(std::string(vmStateName(VmState::kMigratingOut)), "migrating-out");
+}
+
 // Ensures every VM state and every field of a migration observation (the agent writes it, vrmd
 // reads it back through AgentResult) survives the wire, and an unknown state reads as running.
 TEST(WireConvertTest, VmStatesAndObservationsRoundTrip) {

@@ -13,7 +13,9 @@
 # verified intact by the guest itself after the restart, and the same handle still logs in (qa's
 # agent was also killed once while the clone booted: the clone is reported ready only once its
 # SSH answers, and the first ssh through the handle has no retry); the
-# reservation then ends (done): the clone is destroyed, g1 still runs on qb.
+# reservation's clone is then killed while qa's agent is down again: the restarted agent reports
+# it lost and vrmd says so in the reservation's events and marks it at risk (issue 13 item 2);
+# the reservation then ends (done), g1 still runs on qb.
 # Skipped (77) without qemu-system-x86_64, ssh, ssh-keygen, dropbear or jq. Ports 17360-17399.
 PORT=${PORT:-17360}
 SCALE=1                   # real time: the guests are real
@@ -170,7 +172,7 @@ id=""
 # retried at the earliest feasible start vrmd names in its rejection, plus 10 s.
 start=+45s
 for _ in 1 2 3 4; do
-  if vrmctl submit --host qa --start "$start" --duration 30s --template sshvm \
+  if vrmctl submit --host qa --start "$start" --duration 90s --template sshvm \
     --ssh-key "$work/owner.pub" >"$work/out" 2>"$work/err"; then
     id=$(head -n 1 "$work/out" | awk '{print $1}')
     break
@@ -283,8 +285,38 @@ ssh_handle 'echo again-as-$(id -u)' >"$work/ssh2" 2>&1 || true
 check "the same handle still logs in after the restart" grep -q "again-as-0" "$work/ssh2"
 sed 's/^/  | ssh: /' "$work/ssh2"
 
+# The clone dies while qa's agent is down: the restarted agent reports it lost, and vrmd says so
+# in the reservation's events (naming the VM and what happened), marks it at risk and keeps it
+# active (no handle for the lost clone); the end does not wait for it.
+regs_qa=$(registrations qa)
+kill -9 "${agent_pids[qa]}"
+wait "${agent_pids[qa]}" 2>/dev/null || true
+kill -9 "$pid_clone"
+check "the clone's QEMU is killed while qa's agent is down" gone "$pid_clone"
+start_qemu_agent qa 17370 10 180s "${SSHVM[@]}"
+check "qa's agent registered again after the clone died" wait_registered qa "$regs_qa"
+lost_event() {  # the reservation's event saying the clone was lost ("" until there is one)
+  vrmctl --json show "$id" 2>/dev/null |
+    jq -r --arg vm "$clone" '.events[].message | select(startswith("lost: host qa lost VM " + $vm + " (running): "))'
+}
+lost=""
+for _ in $(seq 1 100); do
+  lost=$(lost_event)
+  [[ -n $lost ]] && break
+  sleep 0.1
+done
+echo "  | $lost"
+check "vrmd reports the clone lost, with the reason" grep -q "has exited" <<<"$lost"
+vrmctl --json show "$id" >"$work/show3.json"
+check "the reservation is still active (is $(jq -r .state "$work/show3.json"))" \
+  test "$(jq -r .state "$work/show3.json")" = active
+check "the reservation is at risk, naming the clone" \
+  grep -q "clone $clone on qa was lost" <<<"$(jq -r '.risk_reason // ""' "$work/show3.json")"
+check "the lost clone has no handle" test "$(jq '.handles | length' "$work/show3.json")" -eq 0
+check "vrmctl show says AT RISK" grep -q "AT RISK" <<<"$(vrmctl show "$id")"
+
 done_=0
-for _ in $(seq 1 900); do  # the window's end, then the clone's destroy
+for _ in $(seq 1 1500); do  # the window's end (up to 150 s), then the teardown
   state=$(state_of "$id")
   [[ $state == done ]] && { done_=1; break; }
   [[ $state =~ ^(failed|cancelled)$ ]] && break

@@ -18,6 +18,16 @@ using protocol::toStd;
 
 // Frames handled per runOnce() at most, so that a flood cannot starve timers and progress.
 constexpr int kMaxFramesPerIteration = 1000;
+// Lost guests per registration or heartbeat at most (the newest): vrmd acts on each once, so
+// repeating them costs little, and a host losing more than this at once is reported in part.
+constexpr std::size_t kMaxLostReported = 64;
+
+template <typename Builder>
+void writeLost(const std::vector<LostVm>& lost, Builder out) {
+  const std::size_t first = lost.size() > kMaxLostReported ? lost.size() - kMaxLostReported : 0;
+  auto list = out.initLost(static_cast<unsigned>(lost.size() - first));
+  for (unsigned i = 0; i < list.size(); ++i) protocol::toWire(lost[first + i], list[i]);
+}
 
 zmq::message_t resultFrame(std::uint64_t commandId, const Status& status,
                            const std::function<void(wire::CommandResult::Builder)>& fill = {}) {
@@ -128,6 +138,7 @@ void Agent::sendRegister() {
   for (unsigned i = 0; i < vms.size(); ++i) wireconv::toWire(vms[i], host_, list[i]);
   reg.setBackend(std::string(hypervisor_.backendName()));
   reg.setMigrationEndpoint(hypervisor_.migrationEndpoint());
+  writeLost(hypervisor_.lostVms(), reg);
   spdlog::debug("registering host {} with {} VMs at {}", host_, vms.size(), options_.vrmdEndpoint);
   send(protocol::encodeFrame(b));
 }
@@ -139,6 +150,7 @@ void Agent::sendHeartbeat(TimeNs now) {
   const std::vector<VmInfo> vms = hypervisor_.inventory();
   auto list = hb.initVms(static_cast<unsigned>(vms.size()));
   for (unsigned i = 0; i < vms.size(); ++i) wireconv::toWire(vms[i], host_, list[i]);
+  writeLost(hypervisor_.lostVms(), hb);
   send(protocol::encodeFrame(b));
 }
 

@@ -6,24 +6,6 @@
 
 namespace vrm::vmscheduler {
 
-const char* vmStateName(VmState state) {
-  switch (state) {
-    case VmState::kRunning:
-      return "running";
-    case VmState::kSuspended:
-      return "suspended";
-    case VmState::kMigratingOut:
-      return "migrating-out";
-    case VmState::kIncoming:
-      return "incoming";
-    case VmState::kCloning:
-      return "cloning";
-    case VmState::kParked:
-      return "parked";
-  }
-  return "unknown";
-}
-
 const std::vector<LostVm>& Hypervisor::lostVms() const {
   static const std::vector<LostVm> kNone;
   return kNone;

@@ -121,6 +121,10 @@ std::vector<VmInfo> LibvirtHypervisor::inventory() const {
     vm.reservationId = tags.reservationId;
     vm.templateName = tags.templateName;
     vm.address = tags.address;
+    if (!tags.reservationId.empty() && !tags.address.empty()) {
+      vm.account = settings_.account;  // as the clone's handle gave it (no port: not known)
+      vm.addressSource = tags.addressSource;
+    }
     if (tags.requestedMemoryKib > 0 && tags.requestedMemoryKib * 1024 <= vm.memoryBytes) {
       vm.memoryBytes = tags.requestedMemoryKib * 1024;  // the size vrm asked for (Tags)
       vm.nonzeroMemoryBytes = std::min(vm.nonzeroMemoryBytes, vm.memoryBytes);

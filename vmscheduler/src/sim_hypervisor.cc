@@ -470,6 +470,8 @@ OperationEvent SimHypervisor::complete(OperationId id, Operation& op) {
     VmInfo& vm = *vms_.find(op.vmId);  // destroy() removes the op along with a cloning VM
     vm.state = VmState::kRunning;
     vm.address = op.handle.address;
+    vm.account = op.handle.account;
+    vm.addressSource = op.handle.addressSource;
     e.clone = op.handle;
   }
   return e;

@@ -26,6 +26,9 @@ VmRecord toRecord(const VmInfo& vm, const std::string& host) {
   r.dirtyRateSamplesBytesPerSec = vm.dirtyRateSamplesBytesPerSec;
   r.modifiedMemoryBytes = vm.modifiedMemoryBytes;
   r.workload = vm.workload;
+  r.account = vm.account;
+  r.sshPort = vm.sshPort;
+  r.addressSource = vm.addressSource;
   return r;
 }
 
@@ -48,6 +51,9 @@ VmInfo fromRecord(const VmRecord& r) {
   vm.dirtyRateSamplesBytesPerSec = r.dirtyRateSamplesBytesPerSec;
   vm.modifiedMemoryBytes = r.modifiedMemoryBytes;
   vm.workload = r.workload;
+  vm.account = r.account;
+  vm.sshPort = r.sshPort;
+  vm.addressSource = r.addressSource;
   return vm;
 }
 

@@ -46,6 +46,48 @@ HostSpec testHost() {
   return h;
 }
 
+// The sim, plus guests lost as a real backend reports them (the sim never loses one).
+class LosingHypervisor final : public Hypervisor {
+ public:
+  explicit LosingHypervisor(std::unique_ptr<Hypervisor> inner) : inner_(std::move(inner)) {}
+  std::vector<LostVm> lost;
+
+  std::string_view backendName() const override { return inner_->backendName(); }
+  HostInfo hostInfo() const override { return inner_->hostInfo(); }
+  std::string migrationEndpoint() const override { return inner_->migrationEndpoint(); }
+  std::vector<VmInfo> inventory() const override { return inner_->inventory(); }
+  Result<std::string> prepareIncoming(const VmInfo& vm) override {
+    return inner_->prepareIncoming(vm);
+  }
+  Status finishIncoming(const std::string& vmId, bool commit) override {
+    return inner_->finishIncoming(vmId, commit);
+  }
+  Status startMigration(OperationId op, const MigrationSpec& spec) override {
+    return inner_->startMigration(op, spec);
+  }
+  Status setMigrationBandwidth(const std::string& vmId, double maxBytesPerSec) override {
+    return inner_->setMigrationBandwidth(vmId, maxBytesPerSec);
+  }
+  Status suspend(const std::string& vmId) override { return inner_->suspend(vmId); }
+  Status resume(const std::string& vmId) override { return inner_->resume(vmId); }
+  Status startPark(OperationId op, const std::string& vmId) override {
+    return inner_->startPark(op, vmId);
+  }
+  Status startUnpark(OperationId op, const std::string& vmId) override {
+    return inner_->startUnpark(op, vmId);
+  }
+  Status startClone(OperationId op, const CloneSpec& spec) override {
+    return inner_->startClone(op, spec);
+  }
+  Status destroy(const std::string& vmId) override { return inner_->destroy(vmId); }
+  std::vector<OperationEvent> poll(TimeNs now) override { return inner_->poll(now); }
+  TimeNs nextEventTime() const override { return inner_->nextEventTime(); }
+  const std::vector<LostVm>& lostVms() const override { return lost; }
+
+ private:
+  std::unique_ptr<Hypervisor> inner_;
+};
+
 // One AgentMessage as vrmd's ROUTER received it.
 struct Received {
   protocol::DecodedFrame frame;
@@ -64,7 +106,10 @@ class AgentTest : public ::testing::Test {
     HypervisorOptions hvOptions;
     hvOptions.host = testHost();
     hvOptions.params["ground_truth"] = "rule";  // exact times for the timing checks below
-    hv_ = std::move(Hypervisor::create("sim", hvOptions)).value();
+    auto losing =
+        std::make_unique<LosingHypervisor>(std::move(Hypervisor::create("sim", hvOptions)).value());
+    losing_ = losing.get();
+    hv_ = std::move(losing);
     AgentOptions options;
     options.vrmdEndpoint = endpoint_;
     options.heartbeatIntervalNs = kHeartbeat;
@@ -174,6 +219,7 @@ class AgentTest : public ::testing::Test {
   std::string endpoint_;
   zmq::socket_t router_;
   std::unique_ptr<Hypervisor> hv_;
+  LosingHypervisor* losing_ = nullptr;  // hv_
   std::unique_ptr<Agent> agent_;
   std::vector<VmInfo> inventory_;
 };
@@ -285,6 +331,41 @@ TEST_F(AgentTest, HeartbeatsOnlyAfterTheInterval) {
   EXPECT_EQ(hb->msg().getHeartbeat().getVms().size(), 2u);
   agent_->runOnce(0ms);
   EXPECT_TRUE(nothingReceived());  // one per interval
+}
+
+// Ensures registrations and heartbeats carry the guests the hypervisor lost, every time (vrmd
+// acts once per guest, so a missed heartbeat or a restarted vrmd loses nothing), at most the
+// newest 64.
+TEST_F(AgentTest, EveryReportCarriesTheLostGuests) {
+  losing_->lost.push_back({"gone", "r1", VmState::kCloning, "its qemu exited", 0});
+  agent_->runOnce(0ms);
+  auto reg = receive();
+  ASSERT_TRUE(reg && reg->msg().isRegister());
+  auto lost = reg->msg().getRegister().getLost();
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(toStd(lost[0].getId()), "gone");
+  EXPECT_EQ(toStd(lost[0].getReservationId()), "r1");
+  EXPECT_EQ(lost[0].getLastState(), wire::VmState::CLONING);
+  EXPECT_EQ(toStd(lost[0].getReason()), "its qemu exited");
+  sendRegistered(wire::StatusCode::OK);
+  agent_->runOnce(2000ms);
+  ASSERT_TRUE(agent_->registered());
+
+  for (int i = 0; i < 70; ++i) {
+    losing_->lost.push_back(
+        {"vm" + std::to_string(i), "", VmState::kRunning, "exited", kStart + i});
+  }
+  for (int beat = 0; beat < 2; ++beat) {
+    clock_.advance(kHeartbeat);
+    agent_->runOnce(0ms);
+    auto hb = receive();
+    ASSERT_TRUE(hb && hb->msg().isHeartbeat());
+    auto repeated = hb->msg().getHeartbeat().getLost();
+    ASSERT_EQ(repeated.size(), 64u);
+    EXPECT_EQ(toStd(repeated[0].getId()), "vm6");  // 71 lost: the oldest 7 (gone, vm0-vm5) left out
+    EXPECT_EQ(toStd(repeated[63].getId()), "vm69");
+    EXPECT_EQ(repeated[63].getLostAtNs(), kStart + 69);
+  }
 }
 
 // Times (clock, from kStart) of the register attempts and heartbeats of an agent of host h1

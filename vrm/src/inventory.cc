@@ -21,7 +21,8 @@ bool sameInventory(const std::vector<VmRecord>& known, const std::vector<VmRecor
         a.dirtyRateBytesPerSec != b.dirtyRateBytesPerSec || a.state != b.state ||
         a.reservationId != b.reservationId || a.address != b.address ||
         a.diskBytes != b.diskBytes || a.templateName != b.templateName ||
-        a.allowLive != b.allowLive || a.allowSuspend != b.allowSuspend) {
+        a.allowLive != b.allowLive || a.allowSuspend != b.allowSuspend || a.account != b.account ||
+        a.sshPort != b.sshPort || a.addressSource != b.addressSource) {
       return false;
     }
   }
@@ -41,7 +42,7 @@ HostChange actedOn(const std::string& host) {
 }  // namespace
 
 Result<HostChange> Inventory::registerHost(const HostRecord& host, const std::vector<VmRecord>& vms,
-                                           TimeNs nowNs) {
+                                           TimeNs nowNs, const std::vector<LostVm>& lost) {
   if (host.name.empty()) return Status::invalid("host name is empty");
   if (host.cpuCores == 0 || host.memoryBytes == 0 || !(host.nicBandwidthBytesPerSec > 0)) {
     return Status::invalid("host " + host.name + " reports no capacity");
@@ -64,11 +65,12 @@ Result<HostChange> Inventory::registerHost(const HostRecord& host, const std::ve
   c.reported = true;
   // A restarted agent knows nothing of vrmd's commands; a running one ignores repeats.
   c.cameBack = true;
+  c.lost = newlyLost(h.name, lost);
   return c;
 }
 
 Result<HostChange> Inventory::heartbeat(const std::string& host, const std::vector<VmRecord>& vms,
-                                        TimeNs nowNs) {
+                                        TimeNs nowNs, const std::vector<LostVm>& lost) {
   auto it = hosts_.find(host);
   if (it == hosts_.end() || !registeredSinceStart_.count(host)) {
     return Status::notFound("host " + host + " is not registered");
@@ -81,6 +83,7 @@ Result<HostChange> Inventory::heartbeat(const std::string& host, const std::vect
   it->second.lastHeartbeatNs = nowNs;
   heartbeats_.emplace(it->second.lastHeartbeatNs, host);
   disconnected_.erase(host);
+  c.lost = newlyLost(host, lost);
   // Most heartbeats repeat the inventory: only a change is reported (with 10,000 agents,
   // rebuilding every host's bookings every few seconds would dominate vrmd's loop).
   if (sameInventory(vmsOn(host), vms, host)) return c;
@@ -207,6 +210,28 @@ bool Inventory::ready(const std::string& host) const {
   auto it = hosts_.find(host);
   return it != hosts_.end() && it->second.reachable && registeredSinceStart_.count(host) > 0 &&
          !disconnected_.count(host);
+}
+
+std::vector<LostVm> Inventory::newlyLost(const std::string& host,
+                                         const std::vector<LostVm>& reported) {
+  if (reported.empty()) {  // most reports: nothing to compare, nothing to keep
+    lostReported_.erase(host);
+    return {};
+  }
+  std::set<std::tuple<std::string, TimeNs, std::string>> now;
+  std::vector<LostVm> fresh;
+  const auto& before = lostReported_[host];
+  for (const LostVm& vm : reported) {
+    auto key = std::make_tuple(vm.vmId, vm.lostAtNs, vm.reason);
+    if (!before.count(key) && !now.count(key)) fresh.push_back(vm);
+    now.insert(std::move(key));
+  }
+  lostReported_[host] = std::move(now);
+  for (const LostVm& vm : fresh) {
+    spdlog::error("agent {} lost vm {} ({}): {}", host, vm.vmId.empty() ? "(unnamed)" : vm.vmId,
+                  vmStateName(vm.lastState), vm.reason);
+  }
+  return fresh;
 }
 
 void Inventory::replaceVms(const std::string& host, const std::vector<VmRecord>& vms) {

@@ -855,20 +855,97 @@ std::vector<VmRecord> Manager::vms() const { return inventory_.allVms(); }
 
 void Manager::apply(const HostChange& change) {
   if (change.bookingsStale) touchHost(change.host);
+  // Before the resend: a command for a guest that is gone fails rather than going out again.
+  for (const LostVm& lost : change.lost) onLost(change.host, lost);
   // A restarted agent knows nothing of them; a running one ignores them.
   if (change.cameBack) resendPending(change.host);
   if (change.reported) dropOrphanIncoming(change.host);
 }
 
-Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& vms) {
-  Result<HostChange> change = inventory_.registerHost(host, vms, clock_.now());
+void Manager::onLost(const std::string& host, const LostVm& lost) {
+  if (lost.vmId.empty()) return;  // nothing to match it with (the agent logged it)
+  const std::string what = "host " + host + " lost VM " + lost.vmId + " (" +
+                           vmStateName(lost.lastState) + "): " + lost.reason;
+  auto liveClone = [&](Reservation& r) {
+    return std::find_if(r.clones.begin(), r.clones.end(), [&](const ClonePlacement& c) {
+      return c.vmId == lost.vmId && c.host == host &&
+             (c.state == CloneState::kCloning || c.state == CloneState::kRunning);
+    });
+  };
+  // The reservations it served, told first: a displaced VM's (its move or return not done yet),
+  // a clone's. Ids kept: failing one may re-plan others.
+  std::vector<std::string> served;
+  for (auto& [id, r] : reservations_) {
+    const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [&](const Move& m) {
+      return m.planned.vmId == lost.vmId &&
+             (m.planned.fromHost == host || m.planned.toHost == host) &&
+             (m.progress.state == MoveState::kPlanned || m.progress.state == MoveState::kRunning);
+    });
+    if (!moving && liveClone(r) == r.clones.end()) continue;
+    served.push_back(id);
+    note(r, "lost: " + what);
+    persist(r);
+  }
+  // Its unanswered commands fail, each through its step's own path: where the VM's absence
+  // settles the step (a park, a destroy), as if the agent had answered not-found; a migration,
+  // a clone or a commit as refused (reconcile would otherwise commit a migration's incoming
+  // copy, which a source lost mid-way never finished).
+  std::vector<std::pair<std::uint64_t, Status>> failed;
+  for (const auto& [id, p] : commands_.pending()) {
+    const std::string& vmId =
+        p.command.kind == AgentCommand::Kind::kPrepareIncoming ? p.command.vm.id : p.command.vmId;
+    if (p.host != host || vmId != lost.vmId) continue;
+    const bool absenceSettles = p.step == Step::kPark || p.step == Step::kUnpark ||
+                                p.step == Step::kDestroy || p.step == Step::kSetBandwidth;
+    failed.emplace_back(id, absenceSettles ? Status::notFound(what) : Status::rejected(what));
+  }
+  for (auto& [id, status] : failed) {
+    AgentResult result;
+    result.commandId = id;
+    result.status = std::move(status);
+    onResult(host, result);
+  }
+  // A clone still counted as made or being made. Ending or ended: its teardown's destroy
+  // finds it gone.
+  for (const std::string& id : served) {
+    auto rit = reservations_.find(id);
+    if (rit == reservations_.end()) continue;
+    Reservation& r = rit->second;
+    auto clone = liveClone(r);
+    if (clone == r.clones.end() || isTerminal(r.state) || r.state == ReservationState::kEnding) {
+      continue;
+    }
+    ReservationRegistry::Batch batch(registry_, r.id);
+    clone->state = CloneState::kFailed;
+    if (r.state != ReservationState::kReady && r.state != ReservationState::kActive) {
+      fail(r, "clone " + lost.vmId + " on " + host +
+                  " was lost before the reservation was ready: " + lost.reason);
+    } else {
+      // The others keep running for their owner: failing the reservation would destroy them.
+      const auto running = std::count_if(r.clones.begin(), r.clones.end(), [](const auto& c) {
+        return c.state == CloneState::kRunning;
+      });
+      r.atRisk = true;
+      r.riskReason = "clone " + lost.vmId + " on " + host + " was lost (" + lost.reason + "); " +
+                     std::to_string(running) + " of " + std::to_string(r.clones.size()) +
+                     " clones still run";
+      note(r, "at-risk: " + r.riskReason);
+    }
+    persist(r);
+  }
+}
+
+Status Manager::onRegister(const HostRecord& host, const std::vector<VmRecord>& vms,
+                           const std::vector<LostVm>& lost) {
+  Result<HostChange> change = inventory_.registerHost(host, vms, clock_.now(), lost);
   if (!change) return change.status();
   apply(*change);
   return Status::ok();
 }
 
-Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>& vms) {
-  Result<HostChange> change = inventory_.heartbeat(host, vms, clock_.now());
+Status Manager::onHeartbeat(const std::string& host, const std::vector<VmRecord>& vms,
+                            const std::vector<LostVm>& lost) {
+  Result<HostChange> change = inventory_.heartbeat(host, vms, clock_.now(), lost);
   if (!change) return change.status();
   apply(*change);
   return Status::ok();
@@ -2408,8 +2485,11 @@ void Manager::reconcile(Reservation& r) {
     if (cloning) {
       if (vm && vm->state == VmState::kRunning) {
         c.state = CloneState::kRunning;
+        // The handle as the agent keeps it (the clone's answer was missed).
         c.address = vm->address;
-        c.account = "vrm";
+        c.account = vm->account;
+        c.port = vm->sshPort;
+        c.addressSource = vm->addressSource;
       } else if (!vm) {
         c.state = CloneState::kPending;  // driveClones re-issues it
       }

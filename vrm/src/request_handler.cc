@@ -211,16 +211,21 @@ std::optional<zmq::message_t> applyAgentFrame(Manager& manager, const std::strin
         } else {
           std::vector<VmRecord> vms;
           for (auto v : reg.getVms()) vms.push_back(fromWire(v));
-          s = manager.onRegister(h, vms);
+          std::vector<LostVm> lost;
+          for (auto v : reg.getLost()) lost.push_back(fromWire(v));
+          s = manager.onRegister(h, vms, lost);
         }
         if (!s) spdlog::warn("registration of {} refused: {}", host, s.toString());
         answerRegistered(s);
         break;
       }
       case wire::AgentMessage::HEARTBEAT: {
+        auto hb = msg->getHeartbeat();
         std::vector<VmRecord> vms;
-        for (auto v : msg->getHeartbeat().getVms()) vms.push_back(fromWire(v));
-        Status s = manager.onHeartbeat(host, vms);
+        for (auto v : hb.getVms()) vms.push_back(fromWire(v));
+        std::vector<LostVm> lost;
+        for (auto v : hb.getLost()) lost.push_back(fromWire(v));
+        Status s = manager.onHeartbeat(host, vms, lost);
         if (s.code() == StatusCode::kNotFound) answerRegistered(s);
         break;
       }

@@ -57,11 +57,16 @@ class FakeAgents {
     }
   }
 
-  // Re-sends every host's inventory as a heartbeat.
+  // Re-sends every host's inventory as a heartbeat, with the guests it lost (lost[host]), as
+  // a real agent repeats them.
   void heartbeat() {
     for (auto& [h, vms] : inventory_) {
-      if (!down.count(h)) (void)m_.onHeartbeat(h, vms);
+      if (!down.count(h)) (void)m_.onHeartbeat(h, vms, lostOn(h));
     }
+  }
+  std::vector<LostVm> lostOn(const std::string& host) const {
+    auto it = lost.find(host);
+    return it == lost.end() ? std::vector<LostVm>{} : it->second;
   }
 
   AgentResult execute(const AgentCommand& c) {
@@ -204,6 +209,8 @@ class FakeAgents {
   std::vector<AgentCommand> held;
   // The bandwidth cap of each VM's migration as last set (migrate or set-bandwidth; 0 = none).
   std::map<std::string, double> caps;
+  // The guests each host's agent lost since it started (Hypervisor::lostVms()), oldest first.
+  std::map<std::string, std::vector<LostVm>> lost;
 
  private:
   Manager& m_;

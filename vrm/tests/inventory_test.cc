@@ -181,5 +181,72 @@ TEST(InventoryTest, HostRecordsStayWhereTheyAre) {
   EXPECT_EQ(m->lastHeartbeatNs, 1);
 }
 
+LostVm lostVm(const std::string& id, TimeNs atNs, const std::string& reason = "its qemu exited") {
+  LostVm v;
+  v.vmId = id;
+  v.lastState = VmState::kRunning;
+  v.reason = reason;
+  v.lostAtNs = atNs;
+  return v;
+}
+
+std::vector<std::string> idsOf(const std::vector<LostVm>& lost) {
+  std::vector<std::string> ids;
+  for (const auto& v : lost) ids.push_back(v.vmId + "@" + std::to_string(v.lostAtNs));
+  return ids;
+}
+
+// Agents repeat every guest they lost in each report: each is reported once, in the agent's
+// order, also when its registration repeats it; one the agent no longer lists is forgotten;
+// a new inventory (a restarted vrmd) reports each once more.
+TEST(InventoryTest, LostGuestsAreReportedOncePerGuest) {
+  Inventory inv(kTimeout);
+  Result<HostChange> c = inv.registerHost(host("a"), {vm("v2")}, 1, {lostVm("v1", 0)});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(idsOf(c->lost), std::vector<std::string>{"v1@0"});
+  c = inv.heartbeat("a", {vm("v2")}, 2, {lostVm("v1", 0)});
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->lost.empty());
+  EXPECT_FALSE(c->bookingsStale) << "the VMs did not change";
+  // Same VM lost again later (re-cloned, then lost), a second one, and a duplicate.
+  c = inv.heartbeat("a", {}, 3,
+                    {lostVm("v1", 0), lostVm("v1", 3), lostVm("v2", 3), lostVm("v2", 3)});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(idsOf(c->lost), (std::vector<std::string>{"v1@3", "v2@3"}));
+  // An agent restart: what it reported before is gone from its list, and comes back only as a
+  // new loss (another time or reason).
+  c = inv.registerHost(host("a"), {}, 4, {lostVm("v2", 0, "its qemu had exited")});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(idsOf(c->lost), std::vector<std::string>{"v2@0"});
+  c = inv.registerHost(host("a"), {}, 5, {lostVm("v2", 0, "its qemu had exited")});
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->lost.empty()) << "a repeated registration";
+  // A heartbeat refused (host not registered) reports nothing.
+  EXPECT_EQ(inv.heartbeat("b", {}, 5, {lostVm("x", 1)}).status().code(), StatusCode::kNotFound);
+
+  Inventory restarted(kTimeout);
+  c = restarted.registerHost(host("a"), {}, 6, {lostVm("v2", 0, "its qemu had exited")});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(idsOf(c->lost), std::vector<std::string>{"v2@0"});
+}
+
+// A clone's handle in the inventory (account, ssh port, address source) is part of what a
+// heartbeat reports: vrmd's view takes it when it changes.
+TEST(InventoryTest, HandleFieldsAreReported) {
+  Inventory inv(kTimeout);
+  ASSERT_TRUE(inv.registerHost(host("a"), {vm("c1")}, 1));
+  VmRecord withHandle = vm("c1");
+  withHandle.account = "owner";
+  withHandle.sshPort = 2222;
+  withHandle.addressSource = "user-mode forward";
+  Result<HostChange> c = inv.heartbeat("a", {withHandle}, 2);
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->reported);
+  ASSERT_NE(inv.findVm("a", "c1"), nullptr);
+  EXPECT_EQ(inv.findVm("a", "c1")->sshPort, 2222u);
+  EXPECT_EQ(inv.findVm("a", "c1")->account, "owner");
+  EXPECT_EQ(inv.findVm("a", "c1")->addressSource, "user-mode forward");
+}
+
 }  // namespace
 }  // namespace vrm::manager

@@ -80,9 +80,7 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
   if (Status s = host.launch(vm); !s) return s;
   VmHandle handle =
       handleFor(host.config, t, host.info.name, spec.vmId, vm.sshForwardPort, vm.proc.qmpPath);
-  vm.info.address =
-      handle.port ? handle.address + ":" + std::to_string(handle.port) : handle.address;
-  vm.cloneHandle = handle;
+  setCloneHandle(vm, handle);
   host.vms.add(std::move(vm));
   return std::unique_ptr<CloneOperation>(new CloneOperation(id, std::move(handle)));
 }

@@ -43,6 +43,14 @@ std::string commandLineOf(pid_t pid) {
 }
 }  // namespace
 
+void setCloneHandle(QemuVm& vm, const VmHandle& handle) {
+  vm.cloneHandle = handle;
+  vm.info.address = handle.address;
+  vm.info.account = handle.account;
+  vm.info.sshPort = handle.port;
+  vm.info.addressSource = handle.addressSource;
+}
+
 Result<QemuProcess> QemuHost::adopt(pid_t pid, const std::string& qmpPath) {
   if (pid <= 0 || processGone(pid)) {
     return Status::notFound("qemu pid " + std::to_string(pid) + " has exited");

@@ -64,6 +64,10 @@ struct QemuVm {
   double cpuSeconds = 0;
 };
 
+// Records `handle` as the clone `vm` gave: kept for a repeated clone, and in the VM's info
+// (address, account, sshPort, addressSource) so that the inventory tells vrmd how to reach it.
+void setCloneHandle(QemuVm& vm, const VmHandle& handle);
+
 class QemuHost {
  public:
   QemuHost(HostInfo host, QemuConfig config)

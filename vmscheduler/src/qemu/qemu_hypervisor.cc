@@ -202,8 +202,11 @@ void QemuHypervisor::reattach() {
     vm.incomingPort = r.incomingPort;
     vm.keepPaused = r.keepPaused;
     vm.sshForwardPort = r.sshForwardPort;
-    vm.cloneHandle = r.cloneHandle;
-    if (vm.cloneHandle) vm.cloneHandle->host = host_.info.name;
+    if (r.cloneHandle) {
+      VmHandle handle = *r.cloneHandle;
+      handle.host = host_.info.name;
+      setCloneHandle(vm, handle);
+    }
     vm.proc = std::move(*proc);
     QmpClient& client = *vm.proc.qmp;
     std::string migrateStatus;

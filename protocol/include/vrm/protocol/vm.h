@@ -10,11 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "vrm/protocol/time.h"
+
 namespace vrm {
 
 // kParked: saved to VmRecord::stateFile on its host and stopped (it holds no cores or memory
 // there until it is unparked).
 enum class VmState { kRunning, kSuspended, kMigratingOut, kIncoming, kCloning, kParked };
+// "running", "migrating-out", ...; for logs and events.
+const char* vmStateName(VmState state);
 
 struct VmRecord {
   std::string id;
@@ -41,6 +45,21 @@ struct VmRecord {
   std::vector<double> dirtyRateSamplesBytesPerSec;  // recent periodic samples, oldest first
   std::uint64_t modifiedMemoryBytes = 0;  // memory modified over the last sampling interval
   std::string workload;                   // "cpu", "memory" or "" (not classified)
+  // How to reach it, for a clone whose agent knows (the handle its clone command returned):
+  // vrmd sets a clone's handle from these when it did not see that answer (a restart).
+  std::string account;
+  std::uint32_t sshPort = 0;  // ssh's port at address; 0 = not known or no ssh
+  std::string addressSource;  // where address and sshPort come from ("user-mode forward", ...)
+};
+
+// A guest a host lost without being asked to: its QEMU (or domain) exited, or an agent restart
+// could not find it again. Reported by the agent rather than left to vanish from its inventory.
+struct LostVm {
+  std::string vmId;  // "" when the backend could not tell which (a corrupt state file)
+  std::string reservationId;
+  VmState lastState = VmState::kRunning;  // as listed last
+  std::string reason;                     // what happened, for a person
+  TimeNs lostAtNs = 0;                    // the agent's clock when it noticed
 };
 
 }  // namespace vrm

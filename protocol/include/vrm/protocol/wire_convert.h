@@ -42,6 +42,8 @@ MigrationObservation fromWire(wire::MigrationObservation::Reader in);
 
 void toWire(const VmRecord& in, wire::VmInfo::Builder out);
 VmRecord fromWire(wire::VmInfo::Reader in);
+void toWire(const LostVm& in, wire::LostVm::Builder out);
+LostVm fromWire(wire::LostVm::Reader in);
 
 void toWire(const AgentCommand& in, wire::AgentCommand::Builder out);
 AgentResult fromWire(wire::CommandResult::Reader in);

@@ -12,8 +12,12 @@
 //    registered(notFound) at any time (vrmd restarted and forgot the host) triggers an immediate
 //    re-register. Any other non-ok code is logged as an error and registration is retried every
 //    registerErrorRetryIntervalNs.
-//  * Heartbeats: once registered, AgentMessage.heartbeat{timeNs, vms (full inventory)} whenever
-//    heartbeatIntervalNs of clock time have passed since registration or the last heartbeat.
+//  * Heartbeats: once registered, AgentMessage.heartbeat{timeNs, vms (full inventory), lost}
+//    whenever heartbeatIntervalNs of clock time have passed since registration or the last
+//    heartbeat.
+//  * Lost guests: registrations and heartbeats carry every guest the hypervisor lost since the
+//    agent started (Hypervisor::lostVms(), the newest 64), each time: vrmd acts once per (host,
+//    VM, lostAtNs), and so learns of them even if a heartbeat or a vrmd went missing.
 //  * Jitter (AgentOptions::intervalJitter): agents started together, or told together that
 //    vrmd restarted, must not register and heartbeat in lockstep (10,000 agents in step are
 //    bursts vrmd cannot read in time). Register retries and heartbeats then come after a wait

@@ -49,8 +49,7 @@ using VmState = vrm::VmState;
 using MigrationMode = vrm::MoveMode;
 using MigrationObservation = vrm::MigrationObservation;
 
-// "running", "migrating-out", ...; for logs.
-const char* vmStateName(VmState state);
+using vrm::vmStateName;  // protocol/vm.h
 
 struct HostInfo {
   std::string name;
@@ -81,6 +80,11 @@ struct VmInfo {
   std::vector<double> dirtyRateSamplesBytesPerSec;  // recent samples, oldest first
   std::uint64_t modifiedMemoryBytes = 0;
   std::string workload;  // "cpu", "memory" or ""
+  // A clone's handle as its clone operation returned it (VmHandle), kept so that vrmd can set
+  // the handle from the inventory when it missed the answer. Empty / 0 for other VMs.
+  std::string account;
+  std::uint32_t sshPort = 0;
+  std::string addressSource;
 };
 
 struct MigrationSpec {
@@ -138,15 +142,9 @@ struct OperationEvent {
   std::optional<VmHandle> clone;
 };
 
-// A guest the host lost without being asked to: its QEMU (or domain) exited, or an agent
-// restart could not find it again. Reported rather than left to vanish from the inventory.
-struct LostVm {
-  std::string vmId;  // "" when the backend could not tell which (a corrupt state file)
-  std::string reservationId;
-  VmState lastState = VmState::kRunning;  // as listed last
-  std::string reason;                     // what happened, for a person
-  TimeNs lostAtNs = 0;                    // the poll() that noticed it; 0 = when created
-};
+// A guest the host lost without being asked to (protocol/vm.h): its QEMU (or domain) exited,
+// or an agent restart could not find it again. The agent reports these to vrmd.
+using LostVm = vrm::LostVm;
 
 // Backend configuration. `host` describes the machine (the sim takes capacity and initial VMs
 // from it; real backends will take only the name and discover the rest). `params` holds

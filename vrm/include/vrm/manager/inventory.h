@@ -22,6 +22,7 @@
 #include <queue>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -49,6 +50,10 @@ struct HostChange {
   // The agent speaks again, after registering, a silence or a lost connection: the commands
   // it has not answered may have been lost and are sent again.
   bool cameBack = false;
+  // Guests the agent reports lost (LostVm) that it had not reported before, oldest first. An
+  // agent repeats every guest it lost since it started in each report; a guest counts as
+  // reported by (VM id, lostAtNs, reason). After a vrmd restart each is new once more.
+  std::vector<LostVm> lost;
 };
 
 class Inventory {
@@ -60,13 +65,14 @@ class Inventory {
   // An agent (re-)registers at `nowNs` with its record and VMs: they replace what was known,
   // and the host is reachable and connected. invalid-argument for an empty name or a host
   // without capacity (nothing changes then).
+  // `lost`: the guests the agent reports lost (HostChange::lost).
   Result<HostChange> registerHost(const HostRecord& host, const std::vector<VmRecord>& vms,
-                                  TimeNs nowNs);
+                                  TimeNs nowNs, const std::vector<LostVm>& lost = {});
   // A heartbeat at `nowNs` with the agent's VMs. not-found when the host has not registered
   // since this inventory was built (the agent must register again). Reports VMs only when they
   // differ from vrmd's view (most heartbeats repeat it).
   Result<HostChange> heartbeat(const std::string& host, const std::vector<VmRecord>& vms,
-                               TimeNs nowNs);
+                               TimeNs nowNs, const std::vector<LostVm>& lost = {});
   // Hosts whose last heartbeat is older than the timeout at `readUntilNs` (the time up to
   // which the caller has read every agent frame; see Manager::agentFramesReadUntil) become
   // unreachable; `nowNs` is for the log. One change per host that went down, oldest first.
@@ -124,6 +130,10 @@ class Inventory {
  private:
   // Replaces the host's VM list by `vms`, each with its host set.
   void replaceVms(const std::string& host, const std::vector<VmRecord>& vms);
+  // The guests of `reported` not in the host's last report (HostChange::lost); remembers
+  // `reported` as that report. (A guest the agent no longer repeats never comes back, so only
+  // the last report is kept.)
+  std::vector<LostVm> newlyLost(const std::string& host, const std::vector<LostVm>& reported);
 
   TimeNs heartbeatTimeoutNs_;
   std::map<std::string, HostRecord> hosts_;
@@ -131,6 +141,8 @@ class Inventory {
   std::set<std::string> registeredSinceStart_;
   // Hosts a command could not be sent to, until their agent speaks again.
   std::set<std::string> disconnected_;
+  // Per host, the lost guests its agent reported last, as (VM id, lostAtNs, reason).
+  std::map<std::string, std::set<std::tuple<std::string, TimeNs, std::string>>> lostReported_;
   // (heartbeat time, host) of every registration and heartbeat, oldest first; an entry older
   // than its host's lastHeartbeatNs is stale and skipped.
   std::priority_queue<std::pair<TimeNs, std::string>, std::vector<std::pair<TimeNs, std::string>>,

@@ -126,9 +126,15 @@ class Manager {
   std::vector<VmRecord> vms() const;
 
   // --- agent API ---
-  Status onRegister(const HostRecord& host, const std::vector<VmRecord>& vms);
+  // `lost`: the guests the agent lost since it started (it repeats them in every report); each
+  // is acted on once (Inventory): an error-level event on the reservations it served, its
+  // unanswered commands failed, its reservation failed (a clone lost before the reservation was
+  // ready) or marked at risk (a clone lost after: the others keep running).
+  Status onRegister(const HostRecord& host, const std::vector<VmRecord>& vms,
+                    const std::vector<LostVm>& lost = {});
   // not-found when the host has not registered (the agent must register again).
-  Status onHeartbeat(const std::string& host, const std::vector<VmRecord>& vms);
+  Status onHeartbeat(const std::string& host, const std::vector<VmRecord>& vms,
+                     const std::vector<LostVm>& lost = {});
   void onProgress(const std::string& host, const AgentProgress& progress);
   // An answer to a pending command settles it; a late answer to one given up at its deadline
   // is cleaned up after; a repeated answer is ignored. An answer to a command this vrmd never
@@ -324,6 +330,8 @@ class Manager {
   // unanswered commands again, drops stray incoming VMs. (Re-planning around a lost host is
   // the caller's: tick() does it once for every host it found silent.)
   void apply(const HostChange& change);
+  // Acts on a guest `host` lost (apply(), before any resend): see onRegister.
+  void onLost(const std::string& host, const LostVm& lost);
   // Tells `host` to discard a prepared, uncommitted incoming VM. Until the agent answers, the
   // VM's room stays booked there (a drop in flight): the shell exists until the agent says it is
   // gone.
