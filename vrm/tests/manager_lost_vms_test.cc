@@ -179,16 +179,18 @@ TEST_F(LostVmTest, HandleSetFromTheInventoryAfterARestartIsTheAgents) {
   agents_->hold = {AgentCommand::Kind::kClone};
   runUntil(booked.request.startNs - 30 * kNsPerSec, kNsPerSec);
   ASSERT_EQ(agents_->held.size(), 1u);
-  VmRecord made;  // the agent made the clone; vrmd died before its answer
-  made.id = agents_->held[0].vmId;
-  made.reservationId = booked.id;
-  made.cpuCores = 8;
-  made.memoryBytes = 16 * kGiB;
+  // The agent made the clone (its record, listed as being made while held, is now running);
+  // vrmd died before its answer.
+  auto& listed = agents_->inventory_["node2"];
+  const auto clone = std::find_if(listed.begin(), listed.end(),
+                                  [&](const VmRecord& v) { return v.id == agents_->held[0].vmId; });
+  ASSERT_NE(clone, listed.end());
+  VmRecord& made = *clone;
+  made.state = VmState::kRunning;
   made.address = "127.0.0.1";
   made.sshPort = 40022;
   made.account = "owner";
   made.addressSource = "user-mode network: host node2 forwards 127.0.0.1:40022 to port 22";
-  agents_->inventory_["node2"].push_back(made);
 
   Manager restarted(clock_, *store_, *planner_, templates_);
   ASSERT_TRUE(restarted.recover().isOk());
