@@ -119,15 +119,7 @@ class CancelWhileCloningTest : public ManagerFixture {
     agents_->addHost("a", 12, 32 * kGiB, {});
     agents_->addHost("b", 12, 32 * kGiB, {});
   }
-  void runFor(TimeNs d) {
-    const TimeNs until = clock_.now() + d;
-    while (clock_.now() < until) {
-      clock_.advance(std::min<TimeNs>(kNsPerSec, until - clock_.now()));
-      agents_->heartbeat();
-      manager_->tick();
-      agents_->pump();
-    }
-  }
+  void runFor(TimeNs d) { runUntil(clock_.now() + d, kNsPerSec); }
   // The first booking of a is cancelled while its clone is being made (held unanswered); a
   // second booking of a, four hours later, was admitted before. Returns their ids.
   std::pair<std::string, std::string> cancelWhileCloning() {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,17 @@ class ManagerFixture : public ::testing::Test {
     manager_ = std::make_unique<Manager>(clock_, *store_, planner ? *planner : *planner_,
                                          templates_, options);
     agents_ = std::make_unique<FakeAgents>(*manager_);
+  }
+
+  // Advances the clock to `t` in steps of at most `step`, the agents heartbeating, the manager
+  // ticking and the agents answering at each.
+  void runUntil(TimeNs t, TimeNs step = 10 * kNsPerSec) {
+    while (clock_.now() < t) {
+      clock_.set(std::min(t, clock_.now() + step));
+      agents_->heartbeat();
+      manager_->tick();
+      agents_->pump();
+    }
   }
 
   // A dedicated reservation of `hosts` hosts (0: the test names them in hostNames) of the first

@@ -23,16 +23,6 @@ class LostVmTest : public ManagerFixture {
     agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
   }
 
-  // Advances the clock in steps, keeping agents alive and answering commands.
-  void runUntil(TimeNs t, TimeNs step = 10 * kNsPerSec) {
-    while (clock_.now() < t) {
-      clock_.set(std::min(t, clock_.now() + step));
-      agents_->heartbeat();
-      manager_->tick();
-      agents_->pump();
-    }
-  }
-
   // node2 dedicated for two hours from two hours on: b1 moves to node1, one clone on node2.
   Reservation bookNode2() {
     auto req = dedicated(2 * kHour, 2 * kHour, 0);

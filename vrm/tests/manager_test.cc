@@ -29,16 +29,6 @@ class ManagerTest : public testing::ManagerFixture {
     agents_->addHost("node3", 16, 64 * kGiB, {FakeAgents::vm("c1", 2 * kGiB)});
   }
 
-  // Advances the clock in steps, keeping agents alive and answering commands.
-  void runUntil(TimeNs t, TimeNs step = 10 * kNsPerSec) {
-    while (clock_.now() < t) {
-      clock_.set(std::min(t, clock_.now() + step));
-      agents_->heartbeat();
-      manager_->tick();
-      agents_->pump();
-    }
-  }
-
   // Vacates node1 (two VMs) until the first VM has migrated but its commit is unanswered: the
   // moment a crash of vrmd hurts most. Agents keep their state; the held commit is lost.
   Reservation crashMidVacateOfNode1() {
