@@ -186,11 +186,7 @@ TEST_F(CancelWhileCloningTest, CloneAnsweredAfterTheCancelIsDestroyedAndTheLater
   runFor(15 * kMinute);  // past the clone's 10 min deadline: a still listed it as being made
   ASSERT_EQ(manager_->get(r2)->state, ReservationState::kFailed)
       << "booked with no end while it may appear, the host cannot be promised";
-  auto held = std::move(agents_->held);
-  agents_->held.clear();
-  agents_->hold.clear();
-  for (const auto& c : held) manager_->onResult(c.host, agents_->execute(c));
-  agents_->pump();
+  const auto held = agents_->answerHeld();
   runFor(kMinute);
   EXPECT_EQ(manager_->get(r1)->clones.at(0).state, CloneState::kDestroyed);
   EXPECT_EQ(agents_->count(held.at(0).vmId), 0u);
@@ -202,11 +198,7 @@ TEST_F(CancelWhileCloningTest, CloneAnsweredAfterTheCancelIsDestroyedAndTheLater
 TEST_F(CancelWhileCloningTest, CloneAnsweredInTimeAfterTheCancelLeavesTheLaterBookingAlone) {
   const auto [r1, r2] = cancelWhileCloning();
   runFor(5 * kMinute);
-  auto held = std::move(agents_->held);
-  agents_->held.clear();
-  agents_->hold.clear();
-  for (const auto& c : held) manager_->onResult(c.host, agents_->execute(c));
-  agents_->pump();
+  const auto held = agents_->answerHeld();
   runFor(kMinute);
   EXPECT_EQ(manager_->get(r1)->clones.at(0).state, CloneState::kDestroyed);
   EXPECT_EQ(agents_->count(held.at(0).vmId), 0u);

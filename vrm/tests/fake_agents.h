@@ -57,6 +57,17 @@ class FakeAgents {
     }
   }
 
+  // Stops holding commands and answers the held ones (late, if their deadlines passed), then
+  // what they cause. Returns the commands it answered.
+  std::vector<AgentCommand> answerHeld() {
+    hold.clear();
+    std::vector<AgentCommand> answered = std::move(held);
+    held.clear();
+    for (const auto& c : answered) m_.onResult(c.host, execute(c));
+    pump();
+    return answered;
+  }
+
   // Re-sends every host's inventory as a heartbeat, with the guests it lost (lost[host]), as
   // a real agent repeats them.
   void heartbeat() {
