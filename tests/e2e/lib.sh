@@ -158,6 +158,18 @@ expect_output() {
   fi
 }
 
+# expect_once VM...: each VM id appears exactly once in the last command's output (the
+# inventory of `vrmctl --json vms`): nothing lost, nothing duplicated.
+expect_once() {
+  local vm n
+  for vm in "$@"; do
+    n=$(grep -c "\"id\": \"$vm\"" "$work/out" || true)
+    checks=$((checks + 1))
+    if [[ $n -eq 1 ]]; then echo "ok: $vm exists exactly once"; else
+      failures=$((failures + 1)); echo "FAIL: $vm appears $n times" >&2; fi
+  done
+}
+
 finish() {
   echo "$((checks - failures)) passed, $failures failed"
   [[ $failures -eq 0 ]]

@@ -28,12 +28,7 @@ expect_exit 0 "ready after a crash mid-vacate" -- vrmctl show "$id"
 expect_output "^r[0-9]+ +(ready|active)" "ready or active"
 expect_output "handles" "with handles"
 expect_exit 0 "inventory" -- vrmctl --json vms
-for vm in web-1 db-1 web-2 batch-1 ci-1 ci-2; do
-  n=$(grep -c "\"id\": \"$vm\"" "$work/out" || true)
-  checks=$((checks + 1))
-  if [[ $n -eq 1 ]]; then echo "ok: $vm exists exactly once"; else
-    failures=$((failures + 1)); echo "FAIL: $vm appears $n times" >&2; fi
-done
+expect_once web-1 db-1 web-2 batch-1 ci-1 ci-2
 grep -q '"host": "node1"' <(grep -A3 '"id": "web-1"' "$work/out") &&
   { failures=$((failures + 1)); echo "FAIL: web-1 still on node1" >&2; } || echo "ok: node1 vacated"
 finish
