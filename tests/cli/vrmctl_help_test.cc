@@ -33,6 +33,17 @@ std::vector<std::string> lines(const std::string& text) {
   return out;
 }
 
+// The long options a --help text lists: each indented option line's first "--name".
+std::vector<std::string> longOptionsListed(const std::string& help) {
+  std::vector<std::string> options;
+  for (const auto& line : lines(help)) {
+    auto at = line.find("--");
+    if (line.rfind("  ", 0) != 0 || at == std::string::npos || at > 8) continue;
+    options.push_back(line.substr(at, line.find_first_of(" ,", at) - at));
+  }
+  return options;
+}
+
 // Each test gets a directory as its HOME and working directory, `vrmctl` on its PATH, and a
 // vrmd endpoint nobody listens on (asking it fails after 300 ms: exit 3).
 class VrmctlHelpTest : public ::testing::Test {
@@ -179,15 +190,9 @@ TEST_F(VrmctlHelpTest, BashCompletionKnowsTheCommandTree) {
 
   // Every long option submit's --help lists is offered after `vrmctl submit --`.
   const auto offered = complete({"vrmctl", "submit", "--"});
-  std::size_t listed = 0;
-  for (const auto& line : lines(bash("vrmctl submit --help").out)) {
-    auto at = line.find("--");
-    if (line.rfind("  ", 0) != 0 || at == std::string::npos || at > 8) continue;
-    std::string option = line.substr(at, line.find_first_of(" ,", at) - at);
-    EXPECT_TRUE(offered.count(option)) << option;
-    ++listed;
-  }
-  EXPECT_GE(listed, 15u);
+  const auto listed = longOptionsListed(bash("vrmctl submit --help").out);
+  for (const auto& option : listed) EXPECT_TRUE(offered.count(option)) << option;
+  EXPECT_GE(listed.size(), 15u);
 }
 
 // Ensures the zsh completion generated from the same command tree and value table as bash's,
@@ -226,15 +231,9 @@ TEST_F(VrmctlHelpTest, ZshCompletionKnowsTheCommandTree) {
 
   // Every long option submit's --help lists is offered after `vrmctl submit --`.
   const auto offered = zshComplete("vrmctl submit --");
-  std::size_t listed = 0;
-  for (const auto& line : lines(bash("vrmctl submit --help").out)) {
-    auto at = line.find("--");
-    if (line.rfind("  ", 0) != 0 || at == std::string::npos || at > 8) continue;
-    std::string option = line.substr(at, line.find_first_of(" ,", at) - at);
-    EXPECT_TRUE(offered.count(option)) << option;
-    ++listed;
-  }
-  EXPECT_GE(listed, 15u);
+  const auto listed = longOptionsListed(bash("vrmctl submit --help").out);
+  for (const auto& option : listed) EXPECT_TRUE(offered.count(option)) << option;
+  EXPECT_GE(listed.size(), 15u);
 }
 
 // Ensures vrmctl colours nothing, so NO_COLOR (no-color.org) holds whatever it is set to: no
