@@ -210,12 +210,7 @@ class AuthServerTest : public testing::ManagerFixture {
   // Runs the manager (loop stopped) with the fake agents until `id` is ready.
   void runUntilReady(const std::string& id) {
     stopLoop();
-    for (int i = 0; i < 4 * 3600 && manager_->get(id)->state != ReservationState::kReady; ++i) {
-      clock_.advance(kNsPerSec);
-      agents_->heartbeat();
-      manager_->tick();
-      agents_->pump();
-    }
+    ManagerFixture::runUntilReady(id, 4 * 3600 * kNsPerSec);
     ASSERT_EQ(manager_->get(id)->state, ReservationState::kReady);
     startLoop();
   }

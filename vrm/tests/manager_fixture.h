@@ -59,6 +59,15 @@ class ManagerFixture : public ::testing::Test {
     }
   }
 
+  // Steps a second at a time (as runUntil) until reservation `id` is ready or `bound` has
+  // passed; the caller asserts which.
+  void runUntilReady(const std::string& id, TimeNs bound) {
+    const TimeNs until = clock_.now() + bound;
+    while (clock_.now() < until && manager_->get(id)->state != ReservationState::kReady) {
+      runUntil(clock_.now() + kNsPerSec, kNsPerSec);
+    }
+  }
+
   // A dedicated reservation of `hosts` hosts (0: the test names them in hostNames) of the first
   // template, owned by `owner_`, starting `startIn` from now for `length`.
   ReservationRequest dedicated(TimeNs startIn = 2 * kHour, TimeNs length = kHour,
