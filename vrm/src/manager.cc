@@ -12,6 +12,14 @@ namespace {
 
 bool overlaps(TimeNs a0, TimeNs a1, TimeNs b0, TimeNs b1) { return a0 < b1 && b0 < a1; }
 
+// A clone's handle as its agent keeps it in the inventory (when the clone's answer was missed).
+void takeHandle(ClonePlacement& c, const VmRecord& vm) {
+  c.address = vm.address;
+  c.account = vm.account;
+  c.port = vm.sshPort;
+  c.addressSource = vm.addressSource;
+}
+
 bool runningInto(const Move& m, const std::string& host, const std::string& vmId) {
   return m.progress.state == MoveState::kRunning && m.planned.toHost == host &&
          m.planned.vmId == vmId;
@@ -1813,8 +1821,7 @@ void Manager::expireClone(std::uint64_t id, const Pending& p, Reservation& r) {
     ClonePlacement handle;
     handle.vmId = vmId;
     handle.host = p.host;
-    handle.address = vm->address;
-    handle.account = "vrm";
+    takeHandle(handle, *vm);
     result.cloned = handle;
     onResult(p.host, result);
     return;
@@ -2485,11 +2492,7 @@ void Manager::reconcile(Reservation& r) {
     if (cloning) {
       if (vm && vm->state == VmState::kRunning) {
         c.state = CloneState::kRunning;
-        // The handle as the agent keeps it (the clone's answer was missed).
-        c.address = vm->address;
-        c.account = vm->account;
-        c.port = vm->sshPort;
-        c.addressSource = vm->addressSource;
+        takeHandle(c, *vm);
       } else if (!vm) {
         c.state = CloneState::kPending;  // driveClones re-issues it
       }
