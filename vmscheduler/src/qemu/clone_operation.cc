@@ -69,7 +69,7 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
   vm.info.templateName = spec.templateName;
   vm.appendExtra = appendExtra;
   if (!t.image.empty()) {
-    vm.diskPath = host.config.runDir + "/" + spec.vmId + ".qcow2";
+    vm.diskPath = host.config.diskDir + "/" + spec.vmId + ".qcow2";
     ::unlink(vm.diskPath.c_str());
     if (Status s = runProgram(
             {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", t.image, vm.diskPath});

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -73,6 +74,29 @@ Result<QemuProcess> QemuHost::adopt(pid_t pid, const std::string& qmpPath) {
   return proc;
 }
 
+Status QemuHost::prepareDataDisk(const std::string& path, std::uint64_t bytes, bool incoming) {
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  if (incoming) {
+    // The source's QEMU writes it until the switch-over: it must be the same file.
+    if (!exists) {
+      return Status::invalid("data disk " + path + " is not on host '" + info.name +
+                             "': migrating a VM with a data disk needs disk-dir on storage both "
+                             "hosts share");
+    }
+    return Status::ok();
+  }
+  if (exists) return Status::ok();  // a restart of the VM (unpark): its contents stay
+  std::ofstream make(path, std::ios::binary);
+  make.close();
+  std::filesystem::resize_file(path, bytes, ec);
+  if (!make || ec) {
+    return Status::internal("cannot make data disk " + path + ": " +
+                            (ec ? ec.message() : std::string("open failed")));
+  }
+  return Status::ok();
+}
+
 Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
   auto tit = config.templates.find(vm.info.templateName);
   if (tit == config.templates.end()) {
@@ -109,8 +133,15 @@ Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
     args.insert(args.end(), {"-kernel", t.kernel});
     if (!t.initrd.empty()) args.insert(args.end(), {"-initrd", t.initrd});
     args.insert(args.end(), {"-append", t.append + vm.appendExtra});
+    if (t.dataDiskBytes > 0) {
+      if (vm.diskPath.empty()) vm.diskPath = config.diskDir + "/" + vm.info.id + ".data.raw";
+      if (Status s = prepareDataDisk(vm.diskPath, t.dataDiskBytes, !incoming.empty()); !s) {
+        return s;
+      }
+      args.insert(args.end(), {"-drive", "file=" + vm.diskPath + ",if=virtio,format=raw"});
+    }
   } else {
-    if (vm.diskPath.empty()) vm.diskPath = config.runDir + "/" + vm.info.id + ".qcow2";
+    if (vm.diskPath.empty()) vm.diskPath = config.diskDir + "/" + vm.info.id + ".qcow2";
     args.insert(args.end(), {"-drive", "file=" + vm.diskPath + ",if=virtio,format=qcow2"});
   }
   // Every guest of a networked host gets the NIC, incoming ones too: a migration needs the same

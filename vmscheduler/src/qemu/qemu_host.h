@@ -70,6 +70,10 @@ void setCloneHandle(QemuVm& vm, const VmHandle& handle);
 
 class QemuHost {
  public:
+  // A data disk of `bytes` at `path` for a VM about to start: made (sparse, zeros) unless it
+  // exists; for an incoming VM (`incoming`) it must exist already (shared storage: invalid-
+  // argument naming disk-dir otherwise).
+  Status prepareDataDisk(const std::string& path, std::uint64_t bytes, bool incoming);
   QemuHost(HostInfo host, QemuConfig config)
       : info(std::move(host)), config(std::move(config)), vms(info.name) {}
 

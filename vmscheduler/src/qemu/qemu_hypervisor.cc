@@ -77,7 +77,7 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
   if (!config) return config.status();
   std::error_code ec;
   for (const std::string& dir :
-       {config->runDir, config->stageDir, config->parkDir, config->vmStateDir}) {
+       {config->runDir, config->stageDir, config->parkDir, config->vmStateDir, config->diskDir}) {
     std::filesystem::create_directories(dir, ec);
     if (ec) return Status::invalid("cannot create " + dir + ": " + ec.message());
   }
@@ -170,7 +170,9 @@ void QemuHypervisor::reattach() {
       spdlog::warn("qemu: vm {} was lost while no agent watched it: {}", id, why);
       lost_.push_back({id, r.info.reservationId, r.info.state, why, 0});
       qemu::removeVmStateFile(config.vmStateDir, id);
-      if (!r.diskPath.empty()) ::unlink(r.diskPath.c_str());
+      if (!r.diskPath.empty() && r.info.state != VmState::kIncoming) {
+        ::unlink(r.diskPath.c_str());  // an incoming VM's is still its source's
+      }
     };
     auto proc = QemuHost::adopt(r.pid, r.qmpPath);
     if (host_.vms.contains(id)) {
@@ -585,7 +587,10 @@ Status QemuHypervisor::destroy(const std::string& vmId) {
     break;
   }
   QemuHost::kill(*vm);
-  if (!vm->diskPath.empty()) ::unlink(vm->diskPath.c_str());
+  // An incoming VM's disk (shared storage, disk-dir) is its source's until it is committed.
+  if (!vm->diskPath.empty() && vm->info.state != VmState::kIncoming) {
+    ::unlink(vm->diskPath.c_str());
+  }
   host_.vms.erase(vmId);
   return Status::ok();
 }
@@ -608,7 +613,9 @@ std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
   for (const std::string& id : dead) {
     QemuVm* vm = host_.vms.find(id);
     if (vm && !vm->proc.qmp && vm->info.state != VmState::kParked) {
-      if (!vm->diskPath.empty()) ::unlink(vm->diskPath.c_str());
+      if (!vm->diskPath.empty() && vm->info.state != VmState::kIncoming) {
+        ::unlink(vm->diskPath.c_str());  // an incoming VM's is still its source's
+      }
       host_.vms.erase(id);
     }
     // Gone from the host without a verb that removes it (an operation on it failed with the

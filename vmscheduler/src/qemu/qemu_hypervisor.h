@@ -15,6 +15,10 @@
 //                       kept; they outlive the agent. Default <run-dir>/parked.
 //   vm-state-dir        the guests' state files (one per VM with a QEMU, see below), which a
 //                       restarted agent re-attaches from. Default <run-dir>/vms.
+//   disk-dir            the guests' disks (qcow2 overlays, data disks). Default run-dir. The
+//                       same directory on two hosts is shared storage: a VM with a disk
+//                       migrates with it in place, nothing copied (an incoming VM's data disk
+//                       must already be there).
 //   migration-address   IPv4 address incoming migrations (QEMU streams and staged state)
 //                       listen on; peers must reach it. Default 127.0.0.1.
 //   migration-ports     "FIRST-LAST" ports for incoming migrations, two per incoming VM.
@@ -35,7 +39,10 @@
 //   template.NAME.kernel / .initrd / .append   a direct-kernel template, or
 //   template.NAME.image                         a disk template: clones get a qcow2 overlay
 //                                               (qemu-img) over this base image; migrating such
-//                                               a VM needs run-dir on storage both hosts share.
+//                                               a VM needs disk-dir on storage both hosts share.
+//   template.NAME.data-disk  SIZE (e.g. 64MiB): kernel templates' VMs get a raw data disk of
+//                        this size as their first virtio disk, DISK-DIR/ID.data.raw (sparse),
+//                        kept across restarts and migrations, removed when the VM is destroyed.
 //   template.NAME.ready  text on the serial console that marks a clone ready. Default: the VM
 //                        is ready as soon as QEMU reports it running.
 //
