@@ -159,7 +159,7 @@ TEST(QemuConfigTest, DataDisksAndTheirDirectory) {
   EXPECT_EQ(config->diskDir, "/tmp/r");
   params["disk-dir"] = "/shared/disks";
   EXPECT_EQ(qemu::parseQemuConfig("h1", params)->diskDir, "/shared/disks");
-  for (const std::string& bad : {"0", "lots"}) {
+  for (const std::string& bad : {"0", "lots", "16XB", "-1MiB"}) {
     params["template.k.data-disk"] = bad;
     auto refused = qemu::parseQemuConfig("h1", params);
     ASSERT_FALSE(refused.isOk()) << bad;

@@ -1263,6 +1263,9 @@ void Manager::settle(const Pending& p, const AgentResult& result) {
       vm.host = c.host;
       vm.reservationId = r.id;
       vm.address = c.address;
+      vm.account = c.account;
+      vm.sshPort = c.port;
+      vm.addressSource = c.addressSource;
       vm.templateName = r.request.templateName;
       if (const TemplateSpec* t = findTemplate(r.request.templateName)) {
         vm.cpuCores = t->cpuCores;

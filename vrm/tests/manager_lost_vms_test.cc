@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -203,6 +204,82 @@ TEST_F(LostVmTest, HandleSetFromTheInventoryAfterARestartIsTheAgents) {
   EXPECT_EQ(c.account, "owner");
   EXPECT_EQ(c.addressSource, made.addressSource);
   EXPECT_EQ(c.sshCommand(), "ssh -p 40022 owner@127.0.0.1");
+}
+
+// A clone's answer sets vrmd's inventory record of it at once, handle and all (vrmctl vms shows
+// it before the next heartbeat), also where a heartbeat listed the clone as being made.
+TEST_F(LostVmTest, AnsweredCloneIsListedWithItsHandleAtOnce) {
+  const Reservation booked = bookNode2();
+  agents_->hold = {AgentCommand::Kind::kClone};
+  runUntil(booked.request.startNs - 30 * kNsPerSec, kNsPerSec);
+  ASSERT_EQ(agents_->held.size(), 1u);
+  const AgentCommand cloneCmd = agents_->held[0];
+  auto listed = [&]() -> std::optional<VmRecord> {
+    for (const VmRecord& v : manager_->vms()) {
+      if (v.id == cloneCmd.vmId) return v;
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(listed()) << "listed as being made by node2's heartbeats";
+  EXPECT_EQ(listed()->state, VmState::kCloning);
+
+  AgentResult answer;
+  answer.commandId = cloneCmd.id;
+  ClonePlacement made;
+  made.vmId = cloneCmd.vmId;
+  made.host = "node2";
+  made.address = "127.0.0.1";
+  made.account = "owner";
+  made.port = 40022;
+  made.addressSource = "user-mode network: host node2 forwards 127.0.0.1:40022 to port 22";
+  answer.cloned = made;
+  manager_->onResult("node2", answer);  // no heartbeat since
+
+  const auto vm = listed();
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->state, VmState::kRunning);
+  EXPECT_EQ(vm->address, "127.0.0.1");
+  EXPECT_EQ(vm->account, "owner");
+  EXPECT_EQ(vm->sshPort, 40022u);
+  EXPECT_EQ(vm->addressSource, made.addressSource);
+  EXPECT_EQ(manager_->get(booked.id)->clones.at(0).sshCommand(), "ssh -p 40022 owner@127.0.0.1");
+}
+
+// A clone whose answer never came, settled at its command's deadline from the agent's inventory
+// (expireClone), gets the agent's handle: account, port and where they come from, not a guess.
+TEST_F(LostVmTest, LateCloneSettledFromTheInventoryGetsTheAgentsHandle) {
+  ManagerOptions options;
+  options.slowCommandTimeoutNs = 60 * kNsPerSec;
+  startManager({bmiTemplate()}, options);
+  agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
+  agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
+  const Reservation booked = bookNode2();
+  agents_->hold = {AgentCommand::Kind::kClone};
+  runUntil(booked.request.startNs - 30 * kNsPerSec, kNsPerSec);
+  ASSERT_EQ(agents_->held.size(), 1u);
+  const std::string cloneId = agents_->held[0].vmId;
+  // The agent made the clone and lists it with its handle; its answer is lost.
+  auto& inv = agents_->inventory_["node2"];
+  auto made = std::find_if(inv.begin(), inv.end(), [&](const VmRecord& v) { return v.id == cloneId; });
+  ASSERT_NE(made, inv.end());
+  made->state = VmState::kRunning;
+  made->address = "127.0.0.1";
+  made->sshPort = 40023;
+  made->account = "owner";
+  made->addressSource = "user-mode network: host node2 forwards 127.0.0.1:40023 to port 22";
+  const std::string source = made->addressSource;
+
+  runUntilReady(booked.id, 600 * kNsPerSec);
+  const auto r = manager_->get(booked.id);
+  ASSERT_TRUE(r->state == ReservationState::kReady || r->state == ReservationState::kActive)
+      << stateName(r->state) << ": " << r->reason;
+  EXPECT_EQ(eventsWith(booked.id, "failed"), 0u);
+  const ClonePlacement& c = r->clones.at(0);
+  EXPECT_EQ(c.address, "127.0.0.1");
+  EXPECT_EQ(c.port, 40023u);
+  EXPECT_EQ(c.account, "owner");
+  EXPECT_EQ(c.addressSource, source);
+  EXPECT_EQ(c.sshCommand(), "ssh -p 40023 owner@127.0.0.1");
 }
 
 }  // namespace

@@ -74,26 +74,30 @@ Result<QemuProcess> QemuHost::adopt(pid_t pid, const std::string& qmpPath) {
   return proc;
 }
 
-Status QemuHost::prepareDataDisk(const std::string& path, std::uint64_t bytes, bool incoming) {
+Status QemuHost::prepareDataDisk(const std::string& path, std::uint64_t bytes,
+                                 bool incoming) const {
   std::error_code ec;
-  const bool exists = std::filesystem::exists(path, ec);
   if (incoming) {
     // The source's QEMU writes it until the switch-over: it must be the same file.
-    if (!exists) {
+    if (!std::filesystem::exists(path, ec)) {
       return Status::invalid("data disk " + path + " is not on host '" + info.name +
-                             "': migrating a VM with a data disk needs disk-dir on storage both "
-                             "hosts share");
+                             "': a VM with a data disk moves only between hosts whose disk-dir "
+                             "is the same shared storage (disk-dir=" + config.diskDir + ")");
     }
     return Status::ok();
   }
-  if (exists) return Status::ok();  // a restart of the VM (unpark): its contents stay
-  std::ofstream make(path, std::ios::binary);
-  make.close();
-  std::filesystem::resize_file(path, bytes, ec);
-  if (!make || ec) {
-    return Status::internal("cannot make data disk " + path + ": " +
-                            (ec ? ec.message() : std::string("open failed")));
+  // O_TRUNC then a size: sparse zeros, whatever a VM of the same id left there.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) {
+      ::close(fd);
+      ::unlink(path.c_str());
+    }
+    return Status::unavailable("cannot make data disk " + path + " on host '" + info.name +
+                               "' (disk-dir=" + config.diskDir + "): " + why);
   }
+  ::close(fd);
   return Status::ok();
 }
 

@@ -76,10 +76,26 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
   auto config = qemu::parseQemuConfig(spec.name, options.params);
   if (!config) return config.status();
   std::error_code ec;
-  for (const std::string& dir :
-       {config->runDir, config->stageDir, config->parkDir, config->vmStateDir, config->diskDir}) {
+  for (const auto& [param, dir] : {std::pair{"run-dir", config->runDir},
+                                   {"stage-dir", config->stageDir},
+                                   {"park-dir", config->parkDir},
+                                   {"vm-state-dir", config->vmStateDir},
+                                   {"disk-dir", config->diskDir}}) {
     std::filesystem::create_directories(dir, ec);
-    if (ec) return Status::invalid("cannot create " + dir + ": " + ec.message());
+    if (ec) {
+      return Status::invalid("qemu parameter " + std::string(param) + ": cannot create " + dir +
+                             ": " + ec.message());
+    }
+  }
+  // Disks are made at clone time: a disk-dir they cannot be made in is said at start.
+  const bool makesDisks = std::any_of(config->templates.begin(), config->templates.end(),
+                                      [](const auto& t) {
+                                        return t.second.dataDiskBytes > 0 || !t.second.image.empty();
+                                      });
+  if (makesDisks) {
+    if (Status s = qemu::checkWritableDir(config->diskDir); !s) {
+      return Status::invalid("qemu parameter disk-dir: " + s.message());
+    }
   }
   HostInfo host;
   host.name = spec.name;
