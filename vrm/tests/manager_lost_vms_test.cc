@@ -33,6 +33,32 @@ class LostVmTest : public ManagerFixture {
     return *r;
   }
 
+  // node2's agent restarts and re-attaches `vm` after all: listed again, nothing reported lost
+  // (a new agent process knows only what it found).
+  void relist(const VmRecord& vm) {
+    agents_->lost.erase("node2");
+    agents_->inventory_["node2"].push_back(vm);
+    ASSERT_TRUE(manager_
+                    ->onRegister(agents_->hosts_["node2"], agents_->inventory_["node2"],
+                                 agents_->lostOn("node2"))
+                    .isOk());
+    agents_->pump();
+  }
+
+  VmRecord listedOnNode2(const std::string& vmId) {
+    for (const VmRecord& v : agents_->inventory_["node2"]) {
+      if (v.id == vmId) return v;
+    }
+    ADD_FAILURE() << vmId << " is not on node2";
+    return {};
+  }
+
+  bool destroySent(const std::string& vmId) const {
+    return std::any_of(agents_->log.begin(), agents_->log.end(), [&](const AgentCommand& c) {
+      return c.kind == AgentCommand::Kind::kDestroy && c.vmId == vmId;
+    });
+  }
+
   // node2's agent lost `vmId`: gone from its inventory, listed as lost from now on.
   void lose(const std::string& vmId, VmState lastState, const std::string& reason) {
     auto& inv = agents_->inventory_["node2"];
@@ -280,6 +306,70 @@ TEST_F(LostVmTest, LateCloneSettledFromTheInventoryGetsTheAgentsHandle) {
   EXPECT_EQ(c.account, "owner");
   EXPECT_EQ(c.addressSource, source);
   EXPECT_EQ(c.sshCommand(), "ssh -p 40023 owner@127.0.0.1");
+}
+
+// A clone an agent restart could not re-attach ("left running, not listed") is lost; when a later
+// agent lists it again it is found: running for its owner again (one event, however often it is
+// listed), booked and destroyed at the end of the window like any other.
+TEST_F(LostVmTest, LostCloneListedAgainRunsAgain) {
+  const Reservation booked = bookNode2();
+  runUntil(booked.request.startNs + kNsPerSec, kNsPerSec);
+  ASSERT_EQ(manager_->get(booked.id)->state, ReservationState::kActive);
+  const std::string clone = manager_->get(booked.id)->clones.at(0).vmId;
+  const VmRecord record = listedOnNode2(clone);
+
+  lose(clone, VmState::kRunning,
+       "qemu pid 4242 does not answer on /run/vrm/c.qmp; left running, not listed");
+  runUntil(clock_.now() + 5 * kNsPerSec, kNsPerSec);
+  ASSERT_EQ(manager_->get(booked.id)->clones[0].state, CloneState::kFailed);
+
+  agents_->log.clear();
+  relist(record);
+  runUntil(clock_.now() + 10 * kNsPerSec, kNsPerSec);  // 10 heartbeats listing it
+  const auto r = manager_->get(booked.id);
+  EXPECT_EQ(r->state, ReservationState::kActive);
+  EXPECT_EQ(r->clones[0].state, CloneState::kRunning);
+  EXPECT_EQ(r->clones[0].address, record.address);
+  EXPECT_EQ(eventsWith(booked.id, "found: host node2 lists VM " + clone +
+                                      " again (running), reported lost before; it runs again"),
+            1u);
+  EXPECT_TRUE(r->atRisk) << "at-risk stays raised, as a record";
+  EXPECT_FALSE(destroySent(clone));
+
+  runUntil(booked.request.endNs + 10 * kNsPerSec, kNsPerSec);
+  EXPECT_EQ(manager_->get(booked.id)->state, ReservationState::kDone);
+  EXPECT_TRUE(destroySent(clone)) << "destroyed at the end of the window";
+  EXPECT_EQ(agents_->count(clone), 0u);
+}
+
+// A clone lost while it booted failed its reservation; listed again later, it is a leftover
+// nobody owns: found (an event) and destroyed.
+TEST_F(LostVmTest, LostCloneListedAgainAfterItsReservationFailedIsDestroyed) {
+  const Reservation booked = bookNode2();
+  agents_->hold = {AgentCommand::Kind::kClone};
+  runUntil(booked.request.startNs - 30 * kNsPerSec, kNsPerSec);
+  ASSERT_EQ(agents_->held.size(), 1u);
+  const std::string clone = agents_->held[0].vmId;
+  VmRecord record = listedOnNode2(clone);  // listed as being made
+  lose(clone, VmState::kCloning,
+       "qemu pid 4242 does not answer on /run/vrm/c.qmp; left running, not listed");
+  agents_->heartbeat();
+  ASSERT_EQ(manager_->get(booked.id)->state, ReservationState::kFailed);
+  agents_->hold.clear();
+  agents_->held.clear();
+
+  agents_->log.clear();
+  record.state = VmState::kRunning;  // it finished booting while no agent watched
+  relist(record);
+  runUntil(clock_.now() + 10 * kNsPerSec, kNsPerSec);
+  EXPECT_EQ(manager_->get(booked.id)->state, ReservationState::kFailed);
+  EXPECT_EQ(eventsWith(booked.id, "found: host node2 lists VM " + clone +
+                                      " again (running), reported lost before; the reservation "
+                                      "has ended: destroying it"),
+            1u);
+  EXPECT_TRUE(destroySent(clone));
+  EXPECT_EQ(agents_->count(clone), 0u);
+  EXPECT_EQ(manager_->get(booked.id)->clones[0].state, CloneState::kDestroyed);
 }
 
 }  // namespace
