@@ -255,6 +255,9 @@ sed 's/^/  | ssh: /' "$work/ssh1"
 
 expect_exit 0 "inventory before the restart" -- vrmctl --json vms
 check "g1 is on qb" test "$(jq -r '[.[] | select(.id == "g1") | .host] | join(",")' "$work/out")" = qb
+check "vrmctl vms gives the clone's ssh port" \
+  test "$(jq -r --arg vm "$clone" '.[] | select(.id == $vm) | .ssh_port' "$work/out")" = "$port"
+check "vrmctl vms shows the clone at 127.0.0.1:$port" grep -q " 127.0.0.1:$port " <<<"$(vrmctl vms)"
 check "g1 answers over SSH on qb" wait_g1_ssh qb
 check "g1's file reads back the same after the move" \
   test "$(g1_ssh qb "$G1_READ_CMD" 2>&1 | awk '{print $1}')" = "$g1_sum"
