@@ -549,7 +549,7 @@ TEST_F(QemuHypervisorTest, ImageTemplateClonesAsQcow2Overlay) {
 // the template's size in disk-dir), written through the guest's QEMU; a live move to a host with
 // the same disk-dir (shared storage) leaves the file in place, and the destination's QEMU writes
 // the same file beside what the source wrote; a host with its own disk-dir refuses the VM naming
-// disk-dir; destroy removes the file.
+// disk-dir; destroy removes the file, a guest whose QEMU dies keeps it.
 TEST_F(QemuHypervisorTest, DataDiskIsMadeAtCloneKeptAcrossAMoveAndRemovedAtDestroy) {
   const fs::path shared = root_ / "shared-disks";
   const std::string guest = VRM_GUEST_DIR;
@@ -622,6 +622,20 @@ TEST_F(QemuHypervisorTest, DataDiskIsMadeAtCloneKeptAcrossAMoveAndRemovedAtDestr
 
   ASSERT_TRUE(h2_->destroy("v").isOk());
   EXPECT_FALSE(fs::exists(file));
+
+  // A guest whose QEMU dies (a reboot under -no-reboot, a crash) is lost, not destroyed: its
+  // disk stays for a person to recover.
+  clone(*h1_, "w", "dd", 3);
+  const pid_t pid = *qemu(*h1_).qemuPid("w");
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  for (int i = 0; i < 500 && find(*h1_, "w"); ++i) {
+    h1_->poll(now());
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(find(*h1_, "w"));
+  ASSERT_FALSE(qemu(*h1_).lostVms().empty());
+  EXPECT_EQ(qemu(*h1_).lostVms().back().vmId, "w");
+  EXPECT_TRUE(fs::exists(shared / "w.data.raw"));
 }
 
 // Ensures guests outlive their agent: after the QemuHypervisor is destroyed, its guests' QEMUs

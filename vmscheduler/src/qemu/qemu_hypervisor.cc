@@ -186,9 +186,9 @@ void QemuHypervisor::reattach() {
       spdlog::warn("qemu: vm {} was lost while no agent watched it: {}", id, why);
       lost_.push_back({id, r.info.reservationId, r.info.state, why, 0});
       qemu::removeVmStateFile(config.vmStateDir, id);
-      if (!r.diskPath.empty() && r.info.state != VmState::kIncoming) {
-        ::unlink(r.diskPath.c_str());  // an incoming VM's is still its source's
-      }
+      // Its disk stays: lost is not destroyed (on shared storage it may be another host's VM's
+      // now; otherwise it is what the guest wrote, for a person to recover).
+      if (!r.diskPath.empty()) spdlog::warn("qemu: vm {}'s disk {} is kept", id, r.diskPath);
     };
     auto proc = QemuHost::adopt(r.pid, r.qmpPath);
     if (host_.vms.contains(id)) {
@@ -629,8 +629,10 @@ std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
   for (const std::string& id : dead) {
     QemuVm* vm = host_.vms.find(id);
     if (vm && !vm->proc.qmp && vm->info.state != VmState::kParked) {
+      // Lost, not destroyed: its disk stays (a guest that rebooted, -no-reboot, keeps what it
+      // wrote; an incoming VM's is its source's).
       if (!vm->diskPath.empty() && vm->info.state != VmState::kIncoming) {
-        ::unlink(vm->diskPath.c_str());  // an incoming VM's is still its source's
+        spdlog::warn("qemu: vm {}'s disk {} is kept", id, vm->diskPath);
       }
       host_.vms.erase(id);
     }

@@ -99,8 +99,8 @@
 // QemuHypervisor (or killing the agent, even with SIGKILL) leaves the guests running; create() on
 // the same directories re-attaches to each over QMP and lists it with the state QEMU reports
 // (running, or suspended when paused). What create() cannot carry over it reports, in the log
-// and in lostVms(): a guest whose QEMU exited while no agent watched (its state file and disk
-// overlay are removed), a state file that is corrupt (renamed ID.vm.json.corrupt; the other
+// and in lostVms(): a guest whose QEMU exited while no agent watched (its state file is
+// removed; its disk in disk-dir is kept, as for any lost guest: lost is not destroyed), a state file that is corrupt (renamed ID.vm.json.corrupt; the other
 // guests are attached all the same), a QEMU that does not answer on QMP within 10 s (left
 // running and unlisted, its state file kept for the next start). Operations in flight are taken
 // up under the id of the command that started them (the state file keeps it; reattach_plan.h
