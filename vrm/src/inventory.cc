@@ -180,7 +180,8 @@ HostChange Inventory::setVmState(const std::string& host, const std::string& vmI
 
 HostChange Inventory::addVm(const VmRecord& vm) {
   std::vector<VmRecord>& vms = vmsByHost_[vm.host];
-  auto listed = std::find_if(vms.begin(), vms.end(), [&](const VmRecord& v) { return v.id == vm.id; });
+  auto listed =
+      std::find_if(vms.begin(), vms.end(), [&](const VmRecord& v) { return v.id == vm.id; });
   if (listed == vms.end()) {
     vms.push_back(vm);
   } else {

@@ -286,7 +286,8 @@ TEST_F(LostVmTest, LateCloneSettledFromTheInventoryGetsTheAgentsHandle) {
   const std::string cloneId = agents_->held[0].vmId;
   // The agent made the clone and lists it with its handle; its answer is lost.
   auto& inv = agents_->inventory_["node2"];
-  auto made = std::find_if(inv.begin(), inv.end(), [&](const VmRecord& v) { return v.id == cloneId; });
+  auto made =
+      std::find_if(inv.begin(), inv.end(), [&](const VmRecord& v) { return v.id == cloneId; });
   ASSERT_NE(made, inv.end());
   made->state = VmState::kRunning;
   made->address = "127.0.0.1";

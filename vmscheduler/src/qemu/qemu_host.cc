@@ -82,7 +82,8 @@ Status QemuHost::prepareDataDisk(const std::string& path, std::uint64_t bytes,
     if (!std::filesystem::exists(path, ec)) {
       return Status::invalid("data disk " + path + " is not on host '" + info.name +
                              "': a VM with a data disk moves only between hosts whose disk-dir "
-                             "is the same shared storage (disk-dir=" + config.diskDir + ")");
+                             "is the same shared storage (disk-dir=" +
+                             config.diskDir + ")");
     }
     return Status::ok();
   }

@@ -88,10 +88,9 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
     }
   }
   // Disks are made at clone time: a disk-dir they cannot be made in is said at start.
-  const bool makesDisks = std::any_of(config->templates.begin(), config->templates.end(),
-                                      [](const auto& t) {
-                                        return t.second.dataDiskBytes > 0 || !t.second.image.empty();
-                                      });
+  const bool makesDisks = std::any_of(
+      config->templates.begin(), config->templates.end(),
+      [](const auto& t) { return t.second.dataDiskBytes > 0 || !t.second.image.empty(); });
   if (makesDisks) {
     if (Status s = qemu::checkWritableDir(config->diskDir); !s) {
       return Status::invalid("qemu parameter disk-dir: " + s.message());

@@ -100,25 +100,25 @@
 // the same directories re-attaches to each over QMP and lists it with the state QEMU reports
 // (running, or suspended when paused). What create() cannot carry over it reports, in the log
 // and in lostVms(): a guest whose QEMU exited while no agent watched (its state file is
-// removed; its disk in disk-dir is kept, as for any lost guest: lost is not destroyed), a state file that is corrupt (renamed ID.vm.json.corrupt; the other
-// guests are attached all the same), a QEMU that does not answer on QMP within 10 s (left
-// running and unlisted, its state file kept for the next start). Operations in flight are taken
-// up under the id of the command that started them (the state file keeps it; reattach_plan.h
-// decides): their completion comes from poll() although no call of this process started them,
-// and a repeated start with that id and VM (vrmd re-sends unanswered commands to a re-registered
-// agent) attaches to them instead of starting another (a repeated migration's cap applies). A
-// clone that was booting is listed cloning and is ready only when a fresh clone would be
-// (console text, SSH banner), boot-timeout counted from its first start. A live migration QEMU
-// still runs, or finished or failed meanwhile, is followed to that outcome. A suspend-copy-resume
-// or park in flight is reported failed (its staged copy or save was this agent's work): it is
-// cancelled and the guest runs on here (vrmd then aborts the destination's incoming VM as for
-// any failed migration). An incoming VM stays incoming, to be committed or aborted by
-// finishIncoming(). Under systemd the agent's unit needs
-// KillMode=process, or stopping the agent kills the guests in its cgroup.
-// QEMU processes this agent started are reaped by poll(); adopted ones are watched in /proc. A
-// VM whose QEMU exits is removed from inventory and any operation on it completes with an
-// internal error. Time: operations start and are measured at poll()'s `now`; phase durations
-// of live migrations come from QEMU's own query-migrate figures.
+// removed; its disk in disk-dir is kept, as for any lost guest: lost is not destroyed), a state
+// file that is corrupt (renamed ID.vm.json.corrupt; the other guests are attached all the same), a
+// QEMU that does not answer on QMP within 10 s (left running and unlisted, its state file kept for
+// the next start). Operations in flight are taken up under the id of the command that started them
+// (the state file keeps it; reattach_plan.h decides): their completion comes from poll() although
+// no call of this process started them, and a repeated start with that id and VM (vrmd re-sends
+// unanswered commands to a re-registered agent) attaches to them instead of starting another (a
+// repeated migration's cap applies). A clone that was booting is listed cloning and is ready only
+// when a fresh clone would be (console text, SSH banner), boot-timeout counted from its first
+// start. A live migration QEMU still runs, or finished or failed meanwhile, is followed to that
+// outcome. A suspend-copy-resume or park in flight is reported failed (its staged copy or save was
+// this agent's work): it is cancelled and the guest runs on here (vrmd then aborts the
+// destination's incoming VM as for any failed migration). An incoming VM stays incoming, to be
+// committed or aborted by finishIncoming(). Under systemd the agent's unit needs KillMode=process,
+// or stopping the agent kills the guests in its cgroup. QEMU processes this agent started are
+// reaped by poll(); adopted ones are watched in /proc. A VM whose QEMU exits is removed from
+// inventory and any operation on it completes with an internal error. Time: operations start and
+// are measured at poll()'s `now`; phase durations of live migrations come from QEMU's own
+// query-migrate figures.
 #pragma once
 
 #include <sys/types.h>
