@@ -23,6 +23,7 @@
 #include <functional>
 #include <iterator>
 #include <optional>
+#include <set>
 #include <thread>
 #include <zmq.hpp>
 
@@ -718,6 +719,58 @@ TEST_F(QemuHypervisorTest, GuestsOutliveTheAgentAndAreReattached) {
   EXPECT_NE(r2Lost.reason.find("exited"), std::string::npos) << r2Lost.reason;
   EXPECT_FALSE(fs::exists(stateDir / "r2.vm.json"));
   EXPECT_TRUE(h1_->inventory().empty());
+}
+
+// Ensures a guest whose QEMU does not answer when the agent starts (here stopped with SIGSTOP) is
+// reported lost, "left running, not listed", its state file kept, and is tried again: once it
+// answers it is listed (the same QEMU, its memory intact) and no longer reported lost; one that
+// died meanwhile is reported lost for that, its state file removed.
+TEST_F(QemuHypervisorTest, GuestSilentAtStartIsListedOnceItAnswers) {
+  clone(*h1_, "s", "dirty", 1);
+  clone(*h1_, "d", "idle", 2);
+  const pid_t pidS = *qemu(*h1_).qemuPid("s");
+  const pid_t pidD = *qemu(*h1_).qemuPid("d");
+  h1_.reset();
+  ASSERT_EQ(::kill(pidS, SIGSTOP), 0);
+  ASSERT_EQ(::kill(pidD, SIGSTOP), 0);
+  h1_ = make("h1", {});  // waits 10 s for each greeting
+  ASSERT_TRUE(h1_);
+  EXPECT_FALSE(find(*h1_, "s"));
+  EXPECT_FALSE(find(*h1_, "d"));
+  auto lostIds = [&] {
+    std::set<std::string> ids;
+    for (const LostVm& l : qemu(*h1_).lostVms()) {
+      EXPECT_NE(l.reason.find("left running, not listed"), std::string::npos) << l.reason;
+      ids.insert(l.vmId);
+    }
+    return ids;
+  };
+  EXPECT_EQ(lostIds(), (std::set<std::string>{"s", "d"}));
+  const fs::path stateDir = root_ / "h1" / "run" / "vms";
+  EXPECT_TRUE(fs::exists(stateDir / "s.vm.json"));
+
+  ASSERT_EQ(::kill(pidS, SIGCONT), 0);  // answers again
+  ASSERT_EQ(::kill(pidD, SIGKILL), 0);  // dies meanwhile
+  ASSERT_EQ(waitpid(pidD, nullptr, 0), pidD);
+  const TimeNs t = now();
+  h1_->poll(t);  // the first poll: tries again 30 s later
+  EXPECT_FALSE(find(*h1_, "s"));
+  EXPECT_LE(h1_->nextEventTime(), t + 30 * kNsPerSec);
+  h1_->poll(t + 31 * kNsPerSec);
+  auto s = find(*h1_, "s");
+  ASSERT_TRUE(s) << "listed once it answers";
+  EXPECT_EQ(s->state, VmState::kRunning);
+  EXPECT_EQ(*qemu(*h1_).qemuPid("s"), pidS);
+  EXPECT_FALSE(find(*h1_, "d"));
+  ASSERT_EQ(qemu(*h1_).lostVms().size(), 1u);
+  const LostVm& d = qemu(*h1_).lostVms()[0];
+  EXPECT_EQ(d.vmId, "d");
+  EXPECT_NE(d.reason.find("exited"), std::string::npos) << d.reason;
+  EXPECT_EQ(d.lostAtNs, t + 31 * kNsPerSec);
+  EXPECT_FALSE(fs::exists(stateDir / "d.vm.json"));
+  expectMemoryIntact(*h1_, "s");
+  h1_->poll(now());
+  EXPECT_TRUE(fs::exists(stateDir / "s.vm.json"));
 }
 
 // Ensures the cluster file's VMs are booted only at a host's first start: after one of them is

@@ -52,7 +52,8 @@ void setCloneHandle(QemuVm& vm, const VmHandle& handle) {
   vm.info.addressSource = handle.addressSource;
 }
 
-Result<QemuProcess> QemuHost::adopt(pid_t pid, const std::string& qmpPath) {
+Result<QemuProcess> QemuHost::adopt(pid_t pid, const std::string& qmpPath,
+                                    std::chrono::milliseconds qmpTimeout) {
   if (pid <= 0 || processGone(pid)) {
     return Status::notFound("qemu pid " + std::to_string(pid) + " has exited");
   }
@@ -60,8 +61,7 @@ Result<QemuProcess> QemuHost::adopt(pid_t pid, const std::string& qmpPath) {
     return Status::notFound("qemu pid " + std::to_string(pid) +
                             " has exited (the pid now belongs to another process)");
   }
-  // A busy host can leave a TCG guest's monitor slow to greet: as long as a fresh launch gets.
-  auto client = QmpClient::connect(qmpPath, kLaunchTimeout);
+  auto client = QmpClient::connect(qmpPath, qmpTimeout);
   if (!client) {
     return Status::unavailable("qemu pid " + std::to_string(pid) + " does not answer on " +
                                qmpPath + ": " + client.status().message());

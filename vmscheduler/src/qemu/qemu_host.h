@@ -94,8 +94,12 @@ class QemuHost {
   Status prepareDataDisk(const std::string& path, std::uint64_t bytes, bool incoming) const;
   // Finds the QEMU an earlier agent started for the VM at `qmpPath` with `pid` again: the process
   // must be alive, be that QEMU (its command line names the socket: pids are reused) and answer
-  // on QMP. Errors: not-found (it exited: why in the message), unavailable (no QMP answer).
-  static Result<QemuProcess> adopt(pid_t pid, const std::string& qmpPath);
+  // on QMP within `qmpTimeout`. Errors: not-found (it exited: why in the message), unavailable
+  // (no QMP answer).
+  static Result<QemuProcess> adopt(pid_t pid, const std::string& qmpPath,
+                                   std::chrono::milliseconds qmpTimeout = kAdoptQmpTimeout);
+  // A busy host can leave a TCG guest's monitor slow to greet: as long as a fresh launch gets.
+  static constexpr std::chrono::milliseconds kAdoptQmpTimeout{10000};
   // Kills the VM's QEMU and stops receiving its state.
   static void kill(QemuVm& vm);
   static void killProcess(QemuProcess& proc);

@@ -32,6 +32,10 @@ constexpr TimeNs kPollIntervalNs = 50 * kNsPerMs;
 constexpr TimeNs kFastPollIntervalNs = 10 * kNsPerMs;
 constexpr TimeNs kIdlePollIntervalNs = 1 * kNsPerSec;
 constexpr TimeNs kResidentIntervalNs = 5 * kNsPerSec;
+// A guest left unlisted at start (its QEMU did not answer on QMP) is tried again this often,
+// each try waiting this long for QEMU's greeting.
+constexpr TimeNs kSilentRetryIntervalNs = 30 * kNsPerSec;
+constexpr milliseconds kSilentRetryQmpTimeout{1000};
 
 // Runs `f` when the scope ends: the verbs bring the state files up to date on every return.
 template <class F>
@@ -181,14 +185,6 @@ void QemuHypervisor::reattach() {
   std::size_t attached = 0;
   for (qemu::VmStateRecord& r : dir.records) {
     const std::string id = r.info.id;
-    auto lose = [&](const std::string& why) {
-      spdlog::warn("qemu: vm {} was lost while no agent watched it: {}", id, why);
-      lost_.push_back({id, r.info.reservationId, r.info.state, why, 0});
-      qemu::removeVmStateFile(config.vmStateDir, id);
-      // Its disk stays: lost is not destroyed (on shared storage it may be another host's VM's
-      // now; otherwise it is what the guest wrote, for a person to recover).
-      if (!r.diskPath.empty()) spdlog::warn("qemu: vm {}'s disk {} is kept", id, r.diskPath);
-    };
     auto proc = QemuHost::adopt(r.pid, r.qmpPath);
     if (host_.vms.contains(id)) {
       // Parked (park.h's description was written): that is the VM's state; a QEMU left over
@@ -200,90 +196,18 @@ void QemuHypervisor::reattach() {
     if (!proc) {
       if (proc.status().code() == StatusCode::kNotFound) {
         const std::string log = qemu::tailOf(r.logPath, 200);
-        lose(proc.status().message() + (log.empty() ? "" : " (its log: " + log + ")"));
+        loseRecord(r, proc.status().message() + (log.empty() ? "" : " (its log: " + log + ")"), 0);
       } else {
         // Alive but silent: not killed (it may be a guest on a starved host), not listed (it
-        // cannot be driven); its state file stays for the next start to try again.
+        // cannot be driven); its state file stays, and poll() tries it again (retrySilent).
         const std::string why = proc.status().message() + "; left running, not listed";
         spdlog::error("qemu: vm {} could not be re-attached: {}", id, why);
         lost_.push_back({id, r.info.reservationId, r.info.state, why, 0});
+        silent_.push_back({std::move(r), why});
       }
       continue;
     }
-    proc->serialPath = r.serialPath;
-    proc->logPath = r.logPath;
-    QemuVm vm;
-    vm.info = r.info;
-    vm.info.nonzeroMemoryBytes = vm.info.memoryBytes;  // until measured again
-    vm.diskPath = r.diskPath;
-    vm.incomingPort = r.incomingPort;
-    vm.keepPaused = r.keepPaused;
-    vm.sshForwardPort = r.sshForwardPort;
-    if (r.cloneHandle) {
-      VmHandle handle = *r.cloneHandle;
-      handle.host = host_.info.name;
-      setCloneHandle(vm, handle);
-    }
-    vm.proc = std::move(*proc);
-    QmpClient& client = *vm.proc.qmp;
-    std::string migrateStatus;
-    if (r.migration) {
-      auto q = qemu::queryMigrate(client);
-      migrateStatus = q ? q->status : "";
-    }
-    const qemu::ReattachPlan plan = qemu::planReattach(r, runStateOf(client), migrateStatus);
-    using Action = qemu::ReattachPlan::Action;
-    vm.info.state = plan.state;
-    if (plan.action == Action::kLose) {
-      QemuHost::killProcess(vm.proc);
-      lose(plan.reason);
-      continue;
-    }
-    if (plan.action == Action::kFailMigration) {
-      // Stopped here, the guest stays; its command gets the failure (vrmd then aborts the
-      // destination, as for any failed move).
-      const auto& m = *r.migration;
-      auto q = qemu::queryMigrate(client);
-      if (q && !q->over() && q->status != "none") {
-        (void)client.execute("migrate_cancel", {}, kQmpTimeout);
-      }
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (std::chrono::steady_clock::now() < deadline) {
-        auto now = qemu::queryMigrate(client);
-        if (!now || now->over() || now->status == "none") break;
-        std::this_thread::sleep_for(milliseconds(10));
-      }
-      if (m.mode == MigrationMode::kSuspendCopyResume) {
-        ::unlink((config.stageDir + "/" + id + ".state").c_str());
-      } else if (m.mode == MigrationMode::kPark) {
-        ::unlink((config.parkDir + "/" + id + ".state").c_str());
-      }
-      if (m.wasRunning && runStateOf(client) != "running") {
-        (void)client.execute("cont", {}, kQmpTimeout);
-      }
-      const std::string why =
-          std::string(moveModeName(m.mode)) + " of vm '" + id + "' to '" + m.destinationHost +
-          "' was in flight when the agent stopped: " + plan.reason + "; the vm stays on " +
-          host_.info.name + ", " + vmStateName(vm.info.state);
-      spdlog::warn("qemu: operation {}: {}", m.opId, why);
-      immediate_.push_back(backend::completedEvent(m.opId, Status::unavailable(why)));
-    } else if (plan.action == Action::kFollowMigration) {
-      const auto& m = *r.migration;
-      spdlog::info(
-          "qemu: vm {}: live migration (operation {}) to '{}' ran on while no agent "
-          "watched (QEMU: {}): followed to its end",
-          id, m.opId, m.destinationHost, migrateStatus);
-      ops_.emplace(m.opId, qemu::LiveMigration::resume(host_, vm, m));
-    } else if (plan.action == Action::kCheckReadiness) {
-      spdlog::info("qemu: vm {}: clone (operation {}) was booting: its readiness is checked again",
-                   id, r.clone->opId);
-      ops_.emplace(r.clone->opId,
-                   qemu::CloneOperation::resume(r.clone->opId, vm, r.clone->startNs));
-    }
-    spdlog::info("qemu: re-attached vm {} (pid {}, {})", id, vm.proc.pid,
-                 vmStateName(vm.info.state));
-    host_.vms.add(std::move(vm));
-    ++attached;
+    attached += attach(r, std::move(*proc), 0) ? 1 : 0;
   }
   if (!dir.records.empty() || !dir.errors.empty()) {
     spdlog::info(
@@ -291,6 +215,129 @@ void QemuHypervisor::reattach() {
         dir.records.size() + dir.errors.size(),
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
             .count());
+  }
+}
+
+void QemuHypervisor::loseRecord(const qemu::VmStateRecord& r, const std::string& why,
+                                TimeNs lostAtNs) {
+  const std::string& id = r.info.id;
+  spdlog::warn("qemu: vm {} was lost while no agent watched it: {}", id, why);
+  lost_.push_back({id, r.info.reservationId, r.info.state, why, lostAtNs});
+  qemu::removeVmStateFile(host_.config.vmStateDir, id);
+  // Its disk stays: lost is not destroyed (on shared storage it may be another host's VM's now;
+  // otherwise it is what the guest wrote, for a person to recover).
+  if (!r.diskPath.empty()) spdlog::warn("qemu: vm {}'s disk {} is kept", id, r.diskPath);
+}
+
+bool QemuHypervisor::attach(qemu::VmStateRecord& r, qemu::QemuProcess proc, TimeNs lostAtNs) {
+  const qemu::QemuConfig& config = host_.config;
+  const std::string id = r.info.id;
+  proc.serialPath = r.serialPath;
+  proc.logPath = r.logPath;
+  QemuVm vm;
+  vm.info = r.info;
+  vm.info.nonzeroMemoryBytes = vm.info.memoryBytes;  // until measured again
+  vm.diskPath = r.diskPath;
+  vm.incomingPort = r.incomingPort;
+  vm.keepPaused = r.keepPaused;
+  vm.sshForwardPort = r.sshForwardPort;
+  if (r.cloneHandle) {
+    VmHandle handle = *r.cloneHandle;
+    handle.host = host_.info.name;
+    setCloneHandle(vm, handle);
+  }
+  vm.proc = std::move(proc);
+  QmpClient& client = *vm.proc.qmp;
+  std::string migrateStatus;
+  if (r.migration) {
+    auto q = qemu::queryMigrate(client);
+    migrateStatus = q ? q->status : "";
+  }
+  const qemu::ReattachPlan plan = qemu::planReattach(r, runStateOf(client), migrateStatus);
+  using Action = qemu::ReattachPlan::Action;
+  vm.info.state = plan.state;
+  if (plan.action == Action::kLose) {
+    QemuHost::killProcess(vm.proc);
+    loseRecord(r, plan.reason, lostAtNs);
+    return false;
+  }
+  if (plan.action == Action::kFailMigration) {
+    // Stopped here, the guest stays; its command gets the failure (vrmd then aborts the
+    // destination, as for any failed move).
+    const auto& m = *r.migration;
+    auto q = qemu::queryMigrate(client);
+    if (q && !q->over() && q->status != "none") {
+      (void)client.execute("migrate_cancel", {}, kQmpTimeout);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto now = qemu::queryMigrate(client);
+      if (!now || now->over() || now->status == "none") break;
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    if (m.mode == MigrationMode::kSuspendCopyResume) {
+      ::unlink((config.stageDir + "/" + id + ".state").c_str());
+    } else if (m.mode == MigrationMode::kPark) {
+      ::unlink((config.parkDir + "/" + id + ".state").c_str());
+    }
+    if (m.wasRunning && runStateOf(client) != "running") {
+      (void)client.execute("cont", {}, kQmpTimeout);
+    }
+    const std::string why =
+        std::string(moveModeName(m.mode)) + " of vm '" + id + "' to '" + m.destinationHost +
+        "' was in flight when the agent stopped: " + plan.reason + "; the vm stays on " +
+        host_.info.name + ", " + vmStateName(vm.info.state);
+    spdlog::warn("qemu: operation {}: {}", m.opId, why);
+    immediate_.push_back(backend::completedEvent(m.opId, Status::unavailable(why)));
+  } else if (plan.action == Action::kFollowMigration) {
+    const auto& m = *r.migration;
+    spdlog::info(
+        "qemu: vm {}: live migration (operation {}) to '{}' ran on while no agent "
+        "watched (QEMU: {}): followed to its end",
+        id, m.opId, m.destinationHost, migrateStatus);
+    ops_.emplace(m.opId, qemu::LiveMigration::resume(host_, vm, m));
+  } else if (plan.action == Action::kCheckReadiness) {
+    spdlog::info("qemu: vm {}: clone (operation {}) was booting: its readiness is checked again",
+                 id, r.clone->opId);
+    ops_.emplace(r.clone->opId, qemu::CloneOperation::resume(r.clone->opId, vm, r.clone->startNs));
+  }
+  spdlog::info("qemu: re-attached vm {} (pid {}, {})", id, vm.proc.pid, vmStateName(vm.info.state));
+  host_.vms.add(std::move(vm));
+  return true;
+}
+
+void QemuHypervisor::retrySilent(TimeNs now) {
+  if (silent_.empty()) return;
+  if (nextSilentRetryNs_ == 0) nextSilentRetryNs_ = now + kSilentRetryIntervalNs;
+  if (now < nextSilentRetryNs_) return;
+  nextSilentRetryNs_ = now + kSilentRetryIntervalNs;
+  for (auto it = silent_.begin(); it != silent_.end();) {
+    // Short: the agent's loop waits for it.
+    auto proc = QemuHost::adopt(it->record.pid, it->record.qmpPath, kSilentRetryQmpTimeout);
+    if (!proc && proc.status().code() != StatusCode::kNotFound) {
+      ++it;  // still silent
+      continue;
+    }
+    Silent silent = std::move(*it);
+    it = silent_.erase(it);
+    const std::string id = silent.record.info.id;
+    // No longer "left running, not listed": what follows says what it is now.
+    lost_.erase(std::remove_if(
+                    lost_.begin(), lost_.end(),
+                    [&](const LostVm& l) { return l.vmId == id && l.reason == silent.lostReason; }),
+                lost_.end());
+    if (!proc) {
+      loseRecord(silent.record, proc.status().message(), now);
+    } else if (host_.vms.contains(id)) {
+      // Another guest of that id came since (vrmd gave this one up): this QEMU is nobody's to
+      // drive, and reporting it lost would speak for the other. Left running, for a person.
+      spdlog::error(
+          "qemu: vm {}: its qemu (pid {}) answers again, but another vm of that id "
+          "runs here now; left running, not listed, not tried again",
+          id, silent.record.pid);
+    } else if (attach(silent.record, std::move(*proc), now)) {
+      spdlog::info("qemu: vm {} answers again: listed", id);
+    }
   }
 }
 
@@ -613,6 +660,7 @@ Status QemuHypervisor::destroy(const std::string& vmId) {
 std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
   const ScopeExit persisted([this] { persist(); });
   lastPollNs_ = std::max(lastPollNs_, now);
+  retrySilent(now);
   std::vector<OperationEvent> events = std::move(immediate_);
   immediate_.clear();
   const std::vector<std::string> dead = host_.reap();
@@ -668,6 +716,9 @@ TimeNs QemuHypervisor::nextEventTime() const {
   }
   if (!ops_.empty()) return lastPollNs_ + kPollIntervalNs;
   TimeNs next = kTimeInfinity;
+  if (!silent_.empty()) {
+    next = nextSilentRetryNs_ ? nextSilentRetryNs_ : lastPollNs_ + kSilentRetryIntervalNs;
+  }
   for (const auto& [id, vm] : host_.vms) {
     next = std::min(next, lastPollNs_ + kIdlePollIntervalNs);
     if (vm.dirtyRatePending) next = std::min(next, vm.dirtyRateDueNs);

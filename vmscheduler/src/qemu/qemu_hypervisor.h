@@ -102,23 +102,24 @@
 // and in lostVms(): a guest whose QEMU exited while no agent watched (its state file is
 // removed; its disk in disk-dir is kept, as for any lost guest: lost is not destroyed), a state
 // file that is corrupt (renamed ID.vm.json.corrupt; the other guests are attached all the same), a
-// QEMU that does not answer on QMP within 10 s (left running and unlisted, its state file kept for
-// the next start). Operations in flight are taken up under the id of the command that started them
-// (the state file keeps it; reattach_plan.h decides): their completion comes from poll() although
-// no call of this process started them, and a repeated start with that id and VM (vrmd re-sends
-// unanswered commands to a re-registered agent) attaches to them instead of starting another (a
-// repeated migration's cap applies). A clone that was booting is listed cloning and is ready only
-// when a fresh clone would be (console text, SSH banner), boot-timeout counted from its first
-// start. A live migration QEMU still runs, or finished or failed meanwhile, is followed to that
-// outcome. A suspend-copy-resume or park in flight is reported failed (its staged copy or save was
-// this agent's work): it is cancelled and the guest runs on here (vrmd then aborts the
-// destination's incoming VM as for any failed migration). An incoming VM stays incoming, to be
-// committed or aborted by finishIncoming(). Under systemd the agent's unit needs KillMode=process,
-// or stopping the agent kills the guests in its cgroup. QEMU processes this agent started are
-// reaped by poll(); adopted ones are watched in /proc. A VM whose QEMU exits is removed from
-// inventory and any operation on it completes with an internal error. Time: operations start and
-// are measured at poll()'s `now`; phase durations of live migrations come from QEMU's own
-// query-migrate figures.
+// QEMU that does not answer on QMP within 10 s (left running and unlisted, its state file kept;
+// poll() tries it again every 30 s, for 1 s, and once it answers it is attached and listed, no
+// longer reported lost, or, gone meanwhile, reported lost for what it is). Operations in flight are
+// taken up under the id of the command that started them (the state file keeps it; reattach_plan.h
+// decides): their completion comes from poll() although no call of this process started them, and a
+// repeated start with that id and VM (vrmd re-sends unanswered commands to a re-registered agent)
+// attaches to them instead of starting another (a repeated migration's cap applies). A clone that
+// was booting is listed cloning and is ready only when a fresh clone would be (console text, SSH
+// banner), boot-timeout counted from its first start. A live migration QEMU still runs, or finished
+// or failed meanwhile, is followed to that outcome. A suspend-copy-resume or park in flight is
+// reported failed (its staged copy or save was this agent's work): it is cancelled and the guest
+// runs on here (vrmd then aborts the destination's incoming VM as for any failed migration). An
+// incoming VM stays incoming, to be committed or aborted by finishIncoming(). Under systemd the
+// agent's unit needs KillMode=process, or stopping the agent kills the guests in its cgroup. QEMU
+// processes this agent started are reaped by poll(); adopted ones are watched in /proc. A VM whose
+// QEMU exits is removed from inventory and any operation on it completes with an internal error.
+// Time: operations start and are measured at poll()'s `now`; phase durations of live migrations
+// come from QEMU's own query-migrate figures.
 #pragma once
 
 #include <sys/types.h>
@@ -188,6 +189,15 @@ class QemuHypervisor final : public Hypervisor {
   Status track(Result<std::unique_ptr<Op>> started);
   // Re-attaches to the guests of the state files in vm-state-dir (create()).
   void reattach();
+  // Lists the guest of state file `r` over its QEMU `proc`, found again, as reattach_plan.h
+  // says (a migration or clone in flight taken up or failed); false when the plan loses it.
+  bool attach(qemu::VmStateRecord& r, qemu::QemuProcess proc, TimeNs lostAtNs);
+  // Reports the guest of `r` lost at `lostAtNs` (0: before any poll) and removes its state file;
+  // its disk is kept.
+  void loseRecord(const qemu::VmStateRecord& r, const std::string& why, TimeNs lostAtNs);
+  // From poll(): tries the guests left unlisted at start again (silent_, every 30 s); one that
+  // answers is attached (and no longer reported lost), one that exited meanwhile is lost.
+  void retrySilent(TimeNs now);
   // Brings the state files in line with the VM table: writes those whose record changed, removes
   // those of VMs gone or without a QEMU (parked ones are described by park.h).
   void persist();
@@ -197,6 +207,13 @@ class QemuHypervisor final : public Hypervisor {
   std::vector<OperationEvent> immediate_;
   TimeNs lastPollNs_ = 0;
   std::vector<LostVm> lost_;
+  // Guests whose QEMU did not answer at start: their state file, and the reason lost_ gave.
+  struct Silent {
+    qemu::VmStateRecord record;
+    std::string lostReason;
+  };
+  std::vector<Silent> silent_;
+  TimeNs nextSilentRetryNs_ = 0;     // 0: from the first poll on
   std::set<std::string> persisted_;  // ids with a state file written by this agent
 };
 
