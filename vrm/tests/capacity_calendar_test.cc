@@ -578,9 +578,8 @@ TEST(CapacityCalendarTest, ForgettingChangesNoAnswerAtOrAfterNow) {
           if (a > b) std::swap(a, b);
           if (q == 0) b = kTimeInfinity;
           const std::string where = "round " + std::to_string(round) + " step " +
-                                    std::to_string(step) + " host " + h + " [" +
-                                    std::to_string(a) + ", " + std::to_string(b) + ") now " +
-                                    std::to_string(now);
+                                    std::to_string(step) + " host " + h + " [" + std::to_string(a) +
+                                    ", " + std::to_string(b) + ") now " + std::to_string(now);
           const Usage p = forgets.peak(h, a, b), r = remembers.peak(h, a, b);
           ASSERT_EQ(p.cpuCores, r.cpuCores) << where;
           ASSERT_EQ(p.memoryBytes, r.memoryBytes) << where;
