@@ -305,6 +305,17 @@ struct ClientReply {
     vms @7 :List(VmInfo);
     backup @8 :BackupChunk;
   }
+  # Set by a replica that does not lead (a standby vrmd on etcd), on every reply, with status
+  # unavailable and nothing else: send the request again to the leader it names. Unset when
+  # this replica served the request.
+  notLeader @9 :NotLeader;
+}
+
+# "Not the leader": where a replica that does not lead says the leader is (README: High
+# availability).
+struct NotLeader {
+  leaderEndpoint @0 :Text;       # the leader's advertised endpoint (vrmd --advertise); empty =
+                                 # no leader known (an election under way, etcd unreachable)
 }
 
 # ---------------------------------------------------------------------------------------------
