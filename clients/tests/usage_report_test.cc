@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "command_run.h"
@@ -195,6 +196,27 @@ TEST(UsageReportTest, EmptyWindowIsAllZero) {
   EXPECT_EQ(usageReportJson(usageReport({}, kT0, kT0 + kH, ReportGrouping::kHost)).size(), 1u);
   const std::string text = usageReportText(usageReport({}, kT0, kT0 + kH, ReportGrouping::kHost));
   EXPECT_NE(text.find("total"), std::string::npos) << text;
+}
+
+// Ensures the text table has a header, a line per row and the total, with the figures of the JSON.
+TEST(UsageReportTest, TextTableHasEveryRowAndTheTotal) {
+  const std::string text =
+      usageReportText(usageReport(fixture(), kT0, kT0 + 10 * kH, ReportGrouping::kOwner));
+  std::vector<std::string> lines;
+  for (std::size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1) {
+    lines.push_back(text.substr(at, nl - at));
+  }
+  ASSERT_EQ(lines.size(), 7u) << text;  // title, header, alice, bob, carol, erin, total
+  EXPECT_EQ(lines[0],
+            "usage from " + formatTime(kT0) + " to " + formatTime(kT0 + 10 * kH) + " by owner");
+  EXPECT_EQ(lines[1].rfind("OWNER", 0), 0u) << text;
+  EXPECT_EQ(lines[2].rfind("alice", 0), 0u) << text;
+  EXPECT_NE(lines[2].find("+25.0%"), std::string::npos) << text;
+  EXPECT_NE(lines[2].find("3.00"), std::string::npos) << text;
+  EXPECT_EQ(lines[6].rfind("total", 0), 0u) << text;
+  EXPECT_NE(lines[6].find("+2.5%"), std::string::npos) << text;
+  EXPECT_NE(lines[6].find("cancelled=1"), std::string::npos) << text;
+  std::cout << text;
 }
 
 // Ensures --by names its groupings, and refuses project (not in vrm yet) with the reason.

@@ -264,12 +264,14 @@ std::string usageReportText(const UsageReport& report) {
     for (const auto& [s, n] : row.states) {
       states += (states.empty() ? "" : " ") + std::string(stateName(s)) + "=" + std::to_string(n);
     }
-    table.push_back(
-        {name, std::to_string(row.reservations), fixed(row.hostHours, 2), fixed(row.vmHours, 2),
-         std::to_string(row.vacates), formatDuration(secondsToNs(row.vacateSeconds)),
-         formatDuration(secondsToNs(row.vacatePredictedSeconds)), percent(meanOf(row.vacateErrors)),
-         percent(worstOf(row.vacateErrors)), std::to_string(row.vacateMoves),
-         formatBytes(static_cast<double>(row.vacatePlannedBytes)), states.empty() ? "-" : states});
+    table.push_back({name, std::to_string(row.reservations), fixed(row.hostHours, 2),
+                     fixed(row.vmHours, 2), std::to_string(row.vacates),
+                     row.vacates ? formatDuration(secondsToNs(row.vacateSeconds)) : "-",
+                     row.vacates ? formatDuration(secondsToNs(row.vacatePredictedSeconds)) : "-",
+                     percent(meanOf(row.vacateErrors)), percent(worstOf(row.vacateErrors)),
+                     std::to_string(row.vacateMoves),
+                     formatBytes(static_cast<double>(row.vacatePlannedBytes)),
+                     states.empty() ? "-" : states});
   };
   for (const auto& row : report.rows) line(row, row.group);
   line(report.total, "total");
