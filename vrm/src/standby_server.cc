@@ -49,7 +49,8 @@ Status StandbyServer::bind() {
   try {
     if (options_.curve) {
       if (Status s = protocol::requireCurve(); !s) return s;
-      protocol::applyCurveServer(*socket_, *options_.curve, "");
+      // No ZAP handler listens in this context: every CURVE client is let in (see the header).
+      protocol::applyCurveServer(*socket_, *options_.curve, "vrm-standby");
     }
   } catch (const zmq::error_t& e) {
     return Status::invalid(std::string("cannot use the server key: ") + e.what());
