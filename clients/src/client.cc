@@ -3,10 +3,10 @@
 #include <capnp/message.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <thread>
@@ -148,7 +148,7 @@ struct Client::Impl {
             return Status::unavailable(
                 "vrmd at " + options.endpoint +
                 ((*leader)->empty() ? " does not lead and knows no leader"
-                                 : " does not lead and names " + **leader + " as the leader") +
+                                    : " does not lead and names " + **leader + " as the leader") +
                 " (an election under way, or etcd out of its reach?): try again");
           }
           *serverNow = reply->getNowNs();

@@ -292,7 +292,7 @@ int main(int argc, char** argv) {
   }
   auto leaseSeconds = vrm::manager::parseLeaseTtl(leaseTtl);
   if (!leaseSeconds) return fail(leaseSeconds.status().message());
-  auto advertised = !onEtcd              ? vrm::Result<std::string>(clientEndpoint)
+  auto advertised = !onEtcd             ? vrm::Result<std::string>(clientEndpoint)
                     : advertise.empty() ? vrm::manager::defaultAdvertisedEndpoint(clientEndpoint)
                                         : vrm::manager::parseAdvertisedEndpoint(advertise);
   if (!advertised) return fail(advertised.status().message());
@@ -374,10 +374,10 @@ int main(int argc, char** argv) {
     standbyOptions.curve = serverKeys;
     standby = std::make_unique<vrm::manager::StandbyServer>(standbyOptions);
     if (vrm::Status s = standby->bind(); !s) return failOn(s, "--clients: " + s.message());
-    spdlog::info("campaigning to lead {} as {} (lease {} s); meanwhile clients on {} are told "
-                 "where the leader is",
-                 storeLocation->toString(), *advertised, leaseSeconds->count(),
-                 standby->clientEndpoint());
+    spdlog::info(
+        "campaigning to lead {} as {} (lease {} s); meanwhile clients on {} are told "
+        "where the leader is",
+        storeLocation->toString(), *advertised, leaseSeconds->count(), standby->clientEndpoint());
     // A standby is a started service (systemd must not time its start out): READY=1 with what
     // it does; READY=1 again once it leads and serves.
     std::string leaderSaid = "?";

@@ -44,8 +44,7 @@ Status StandbyServer::bind() {
   context_ = std::make_unique<zmq::context_t>(1);
   socket_ = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::router);
   socket_->set(zmq::sockopt::linger, 0);
-  socket_->set(zmq::sockopt::maxmsgsize,
-               static_cast<std::int64_t>(options_.limits.maxFrameBytes));
+  socket_->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options_.limits.maxFrameBytes));
   try {
     if (options_.curve) {
       if (Status s = protocol::requireCurve(); !s) return s;

@@ -12,12 +12,12 @@ TEST(ReplicaOptionsTest, AdvertisedEndpointMustBeReachable) {
   struct Case {
     std::string value, why;
   };
-  for (const Case& c : {Case{"vrm1:5555", "not tcp://HOST:PORT"}, Case{"tcp://vrm1", "no port"},
-                        Case{"tcp://*:5555", "'*' is not an address"},
-                        Case{"tcp://0.0.0.0:5555", "'0.0.0.0' is not an address"},
-                        Case{"tcp://:5555", "'' is not an address"},
-                        Case{"tcp://vrm1:*", "port '*'"}, Case{"tcp://vrm1:0", "port '0'"},
-                        Case{"tcp://vrm1:70000", "port '70000'"}}) {
+  for (const Case& c :
+       {Case{"vrm1:5555", "not tcp://HOST:PORT"}, Case{"tcp://vrm1", "no port"},
+        Case{"tcp://*:5555", "'*' is not an address"},
+        Case{"tcp://0.0.0.0:5555", "'0.0.0.0' is not an address"},
+        Case{"tcp://:5555", "'' is not an address"}, Case{"tcp://vrm1:*", "port '*'"},
+        Case{"tcp://vrm1:0", "port '0'"}, Case{"tcp://vrm1:70000", "port '70000'"}}) {
     auto parsed = parseAdvertisedEndpoint(c.value);
     ASSERT_FALSE(parsed) << c.value;
     EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);

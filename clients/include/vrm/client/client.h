@@ -38,7 +38,7 @@ struct ClientOptions {
   // (unavailable: "... does not lead and knows no leader ..."). Later requests start from the
   // replica that answered last.
   std::string endpoint = "tcp://127.0.0.1:5555";
-  std::chrono::milliseconds timeout{5000};        // per request
+  std::chrono::milliseconds timeout{5000};  // per request
   // Who asks. vrmd trusts it only in insecure mode (and from its in-process web calendar);
   // with CURVE the key decides.
   std::string requester;
