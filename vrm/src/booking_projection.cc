@@ -141,6 +141,12 @@ void BookingProjection::refresh() {
   stale_.clear();
 }
 
+void BookingProjection::forgetBefore(TimeNs now) {
+  if (now <= calendar_.forgottenBefore()) return;
+  calendar_.forgetBefore(now);
+  std::erase_if(overbooked_, [](const auto& entry) { return entry.second; });
+}
+
 BookingChanges BookingProjection::takeChanges() {
   BookingChanges out;
   std::swap(out, changes_);

@@ -2125,6 +2125,7 @@ void Manager::schedule(const Reservation& r) {
 void Manager::tick() {
   if (registry_.anyUnsaved()) retryUnsaved();  // the store may have room again
   const TimeNs now = clock_.now();
+  projection_.forgetBefore(now);  // the calendar lets the past go (issue 19 item 1)
   // Promises that depend on a host that just went away are re-planned (or failed, with the
   // reason) now, not when their vacate would have started.
   if (expireSilentHosts(now)) replanAroundLostHosts();

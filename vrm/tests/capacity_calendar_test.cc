@@ -486,3 +486,156 @@ TEST(CapacityCalendarTest, AgreesWithTheReferenceOnRandomBookings) {
 
 }  // namespace
 }  // namespace vrm::manager
+
+// Forgetting against remembering (issue 19 item 1): the trim vrmd's tick makes must not drop
+// anything still ahead nor change any answer about now or later.
+#include "manager_fixture.h"
+
+namespace vrm::manager {
+namespace {
+
+// Ensures a calendar told forgetBefore(now) as a clock moves on answers every question about
+// now or later (peaks, free room, exclusive owners, the windowed overbooking check, stableUntil)
+// as one that remembers everything, on several hosts, through random bookings (some since
+// forever, some forever), unbookings of bookings made before the horizon passed them, exclusive
+// windows and rebuilds (a host cleared and booked again with what it holds, past included, as
+// the manager's projection does); and that it keeps fewer changes than the one remembering.
+TEST(CapacityCalendarTest, ForgettingChangesNoAnswerAtOrAfterNow) {
+  std::mt19937 rng(19001);
+  const std::vector<std::string> hostNames = {"a", "b", "c"};
+  const Usage cap{16, 64, 100};
+  std::size_t forgottenChanges = 0, keptChanges = 0;
+  for (int round = 0; round < 40; ++round) {
+    CapacityCalendar forgets, remembers;
+    for (const auto& h : hostNames) {
+      forgets.setCapacity(h, cap);
+      remembers.setCapacity(h, cap);
+    }
+    struct Booked {
+      std::string host;
+      TimeNs from, to;
+      Usage usage;
+    };
+    std::vector<Booked> booked;
+    std::vector<std::pair<Booked, std::string>> exclusive;
+    TimeNs now = 0;
+    auto instant = [&](TimeNs lo) {
+      const int pick = std::uniform_int_distribution<int>(0, 19)(rng);
+      if (pick == 0) return kTimeMinusInfinity;
+      if (pick == 1) return kTimeInfinity;
+      return lo + std::uniform_int_distribution<TimeNs>(0, 400)(rng);
+    };
+    auto anyHost = [&] { return hostNames[rng() % hostNames.size()]; };
+    for (int step = 0; step < 150; ++step) {
+      const int op = std::uniform_int_distribution<int>(0, 99)(rng);
+      if (op < 40) {
+        // Bookings around now: some already partly past, most ahead.
+        TimeNs a = instant(now - 100), b = instant(now - 100);
+        if (a > b) std::swap(a, b);
+        std::uniform_int_distribution<std::int64_t> amount(0, 6);
+        const Booked x{anyHost(), a, b, {amount(rng), amount(rng) * 4, amount(rng) * 10}};
+        forgets.book(x.host, x.from, x.to, x.usage);
+        remembers.book(x.host, x.from, x.to, x.usage);
+        booked.push_back(x);
+      } else if (op < 60 && !booked.empty()) {
+        const std::size_t i = rng() % booked.size();
+        const Booked x = booked[i];
+        booked.erase(booked.begin() + static_cast<std::ptrdiff_t>(i));
+        forgets.unbook(x.host, x.from, x.to, x.usage);
+        remembers.unbook(x.host, x.from, x.to, x.usage);
+      } else if (op < 68) {
+        TimeNs a = instant(now - 50), b = instant(now - 50);
+        if (a > b) std::swap(a, b);
+        const Booked x{anyHost(), a, b, {}};
+        const std::string owner = "r" + std::to_string(rng() % 3);
+        forgets.bookExclusive(x.host, a, b, owner);
+        remembers.bookExclusive(x.host, a, b, owner);
+        exclusive.push_back({x, owner});
+      } else if (op < 72) {
+        // A rebuild: the host cleared and booked again with everything it holds.
+        const std::string h = anyHost();
+        forgets.clearHost(h);
+        remembers.clearHost(h);
+        for (const auto& x : booked) {
+          if (x.host != h) continue;
+          forgets.book(h, x.from, x.to, x.usage);
+          remembers.book(h, x.from, x.to, x.usage);
+        }
+        for (const auto& [x, owner] : exclusive) {
+          if (x.host != h) continue;
+          forgets.bookExclusive(h, x.from, x.to, owner);
+          remembers.bookExclusive(h, x.from, x.to, owner);
+        }
+      } else {
+        now += std::uniform_int_distribution<TimeNs>(0, 12)(rng);
+        forgets.forgetBefore(now);
+      }
+      // Questions about now or later, on every host.
+      for (const auto& h : hostNames) {
+        for (int q = 0; q < 4; ++q) {
+          TimeNs a = now + std::uniform_int_distribution<TimeNs>(0, 350)(rng);
+          TimeNs b = now + std::uniform_int_distribution<TimeNs>(1, 400)(rng);
+          if (a > b) std::swap(a, b);
+          if (q == 0) b = kTimeInfinity;
+          const std::string where = "round " + std::to_string(round) + " step " +
+                                    std::to_string(step) + " host " + h + " [" + std::to_string(a) +
+                                    ", " + std::to_string(b) + ") now " + std::to_string(now);
+          const Usage p = forgets.peak(h, a, b), r = remembers.peak(h, a, b);
+          ASSERT_EQ(p.cpuCores, r.cpuCores) << where;
+          ASSERT_EQ(p.memoryBytes, r.memoryBytes) << where;
+          ASSERT_EQ(p.nicBytesPerSec, r.nicBytesPerSec) << where;
+          ASSERT_EQ(forgets.free(h, a, b).cpuCores, remembers.free(h, a, b).cpuCores) << where;
+          for (const std::string except : {"", "r0"}) {
+            ASSERT_EQ(forgets.exclusiveOwner(h, a, b, except),
+                      remembers.exclusiveOwner(h, a, b, except))
+                << where;
+          }
+          std::string whyF, whyR;
+          ASSERT_EQ(forgets.overbookedWithin(h, a, b, &whyF),
+                    remembers.overbookedWithin(h, a, b, &whyR))
+              << where << ": " << whyF << " / " << whyR;
+          ASSERT_EQ(forgets.stableUntil(h, a), remembers.stableUntil(h, a)) << where;
+        }
+      }
+    }
+    forgottenChanges += forgets.footprint().changes;
+    keptChanges += remembers.footprint().changes;
+  }
+  EXPECT_LT(forgottenChanges, keptChanges) << "forgetting dropped nothing";
+}
+
+class CalendarHorizonTest : public testing::ManagerFixture {};
+
+// Ensures vrmd's tick lets its calendar forget up to now: once a shared reservation is over, the
+// calendar's horizon is the tick's now, and a reservation still ahead keeps its room booked (a
+// submission that would not fit beside it is still refused).
+TEST_F(CalendarHorizonTest, TickForgetsWhatEndedAndKeepsWhatIsAhead) {
+  TemplateSpec small{"small", 8, 16 * testing::kGiB, 30 * kNsPerSec, 1};
+  startManager({small});
+  agents_->addHost("h1", 16, 64 * testing::kGiB, {});
+  auto shared = [&](TimeNs startNs, std::uint32_t vms) {
+    ReservationRequest req;
+    req.owner = "course";
+    req.kind = ReservationKind::kShared;
+    req.vmCount = vms;
+    req.templateName = "small";
+    req.startNs = startNs;
+    req.endNs = req.startNs + testing::kHour;
+    return manager_->submit(req);
+  };
+  auto first = shared(clock_.now() + testing::kHour, 2);
+  ASSERT_EQ(first->state, ReservationState::kAdmitted) << first->reason;
+  auto ahead = shared(clock_.now() + 10 * testing::kHour, 2);
+  ASSERT_EQ(ahead->state, ReservationState::kAdmitted) << ahead->reason;
+  runUntil(first->request.endNs + 10 * 60 * kNsPerSec, 30 * kNsPerSec);
+  ASSERT_EQ(manager_->get(first->id)->state, ReservationState::kDone);
+  const CapacityCalendar& calendar = manager_->calendar();
+  EXPECT_EQ(calendar.forgottenBefore(), clock_.now());
+  const TimeNs from = ahead->request.startNs - 60 * kNsPerSec, to = ahead->request.endNs;
+  EXPECT_EQ(calendar.peak("h1", from, to).cpuCores, 16);
+  auto refused = shared(ahead->request.startNs, 1);
+  EXPECT_EQ(refused->state, ReservationState::kRejected) << "the reservation ahead lost its room";
+}
+
+}  // namespace
+}  // namespace vrm::manager

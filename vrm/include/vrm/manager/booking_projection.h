@@ -93,6 +93,10 @@ class BookingProjection {
   void touchHost(const std::string& host);
   // Rebuilds every host touched since the last refresh.
   void refresh();
+  // The calendar lets go of the past (CapacityCalendar::forgetBefore): `now` is the caller's
+  // clock, the Manager's at its tick. No answer about `now` or later changes, so no cache
+  // derived from the bookings is told (a host overbooked only before `now` is checked again).
+  void forgetBefore(TimeNs now);
 
   // --- the bookings ---
   // The calendar as it stands (call refresh() first to have it up to date).
