@@ -279,6 +279,8 @@ int main(int argc, char** argv) {
     if (authorized) {
       webOptions.authenticate = true;
       webOptions.tokenHashes = tokenHashesOf(*authorized);
+      // The calendar feeds' read-only tokens are derived from it (web/src/calendar_feeds.h).
+      webOptions.calendarSecret = serverKeys->secretKey;
     }
   }
 

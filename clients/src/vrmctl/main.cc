@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
       "  vrmctl hosts -f value -c name\n"
       "  vrmctl keygen alice      (CURVE keys: alice.key, alice.pub)\n"
       "  vrmctl backup vrm-backup.db   (admins: the store, online)\n"
+      "  vrmctl report --from -7d --to now --by owner --csv\n"
       "  vrmctl SUBCOMMAND --help (its options and examples)\n"
       "  source <(vrmctl completion bash)\n\n"
       "Exit codes: 0 ok, 1 rejected, 2 bad input, 3 cannot reach vrmd.\n"
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
   addModelCommands(app, ctx);
   addKeyCommands(app, ctx);
   addBackupCommand(app, ctx);
+  addReportCommand(app, ctx);
   addHelpAndCompletion(app, ctx);
   // Runs after the settings are parsed and before the subcommand.
   app.parse_complete_callback([&ctx, &app] {
