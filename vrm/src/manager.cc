@@ -356,7 +356,48 @@ void Manager::apply(const HostChange& change) {
   for (const LostVm& lost : change.lost) onLost(change.host, lost);
   // A restarted agent knows nothing of them; a running one ignores them.
   if (change.cameBack) resendPending(change.host);
-  if (change.reported) dropOrphanIncoming(change.host);
+  if (change.reported) {
+    dropOrphanIncoming(change.host);
+    onRelisted(change.host);
+  }
+}
+
+void Manager::onRelisted(const std::string& host) {
+  // Only onLost() fails a clone of a reservation that goes on; an ended one's failed clone
+  // listed again is a leftover either way (lost before the reservation was ready, or made
+  // after its command failed).
+  std::vector<std::pair<std::string, std::string>> found;  // (reservation id, vm id)
+  for (const VmRecord& v : inventory_.vmsOn(host)) {
+    if (v.reservationId.empty() ||
+        (v.state != VmState::kRunning && v.state != VmState::kSuspended)) {
+      continue;
+    }
+    auto rit = reservations_.find(v.reservationId);
+    if (rit == reservations_.end()) continue;
+    for (const ClonePlacement& c : rit->second.clones) {
+      if (c.vmId == v.id && c.host == host && c.state == CloneState::kFailed) {
+        found.emplace_back(rit->first, v.id);
+      }
+    }
+  }
+  for (const auto& [id, vmId] : found) {
+    Reservation& r = reservations_.at(id);
+    auto c = std::find_if(r.clones.begin(), r.clones.end(), [&](const ClonePlacement& p) {
+      return p.vmId == vmId && p.host == host && p.state == CloneState::kFailed;
+    });
+    const VmRecord* vm = findVm(host, vmId);
+    if (c == r.clones.end() || !vm) continue;
+    ReservationRegistry::Batch batch(registry_, r.id);
+    c->state = CloneState::kRunning;
+    if (c->address.empty()) takeHandle(*c, *vm);
+    const bool ended = isTerminal(r.state) || r.state == ReservationState::kEnding;
+    const std::string what = "found: host " + host + " lists VM " + vmId + " again (" +
+                             vmStateName(vm->state) + "), reported lost before; ";
+    spdlog::warn("{}: {}", r.id, what + (ended ? "destroying it" : "it runs again"));
+    note(r, what + (ended ? "the reservation has ended: destroying it" : "it runs again"));
+    if (ended) startTeardown(r);
+    persist(r);
+  }
 }
 
 void Manager::onLost(const std::string& host, const LostVm& lost) {
@@ -752,6 +793,9 @@ void Manager::settle(const Pending& p, const AgentResult& result) {
       vm.host = c.host;
       vm.reservationId = r.id;
       vm.address = c.address;
+      vm.account = c.account;
+      vm.sshPort = c.port;
+      vm.addressSource = c.addressSource;
       vm.templateName = r.request.templateName;
       if (const TemplateSpec* t = findTemplate(r.request.templateName)) {
         vm.cpuCores = t->cpuCores;

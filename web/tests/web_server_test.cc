@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "command_run.h"
 #include "fake_agents.h"
 #include "http_test_client.h"
 #include "manager_fixture.h"
@@ -34,6 +35,7 @@ using http_client::HttpReply;
 using http_client::httpRequest;
 using manager::testing::FakeAgents;
 using manager::testing::kGiB;
+using manager::testing::kHour;
 using manager::testing::kStartOfTime;
 using nlohmann::json;
 constexpr char kInproc[] = "inproc://vrm-web-test";
@@ -904,6 +906,67 @@ TEST_F(WebAuthTest, FeedsOpenOnlyWithTheirLinksReadOnlyToken) {
   ASSERT_EQ(renewed.status, 200) << renewed.body;
   EXPECT_NE(renewed.parsed()["path"], path);
   EXPECT_EQ(call("GET", renewed.parsed()["path"], "").status, 200);
+}
+
+// Ensures vrmctl report, run as a program against a real vrmd core over TCP, finds in vrmd's list
+// answer what it reports: a dedicated reservation run to its end gives its host-hours clipped to
+// the window, its finished vacate with the actual time its moves took and the plan's prediction,
+// and its moves' planned bytes; a window after the vacate has the hours and no vacate.
+TEST_F(WebServerTest, VrmctlReportReadsWhatVrmdLists) {
+  auto booked = post("/api/reservations", R"({"hosts": 1, "start": "+2h", "duration": "1h",
+                                              "template": "bmi", "owner": "lab"})");
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  const std::string id = booked.parsed()["id"];
+  const TimeNs start = booked.parsed()["start_ns"];
+  stopLoop();
+  runUntil(start + 2 * kHour);
+  const Reservation done = *manager_->get(id);
+  startLoop();
+  ASSERT_EQ(done.state, ReservationState::kDone) << stateName(done.state);
+  TimeNs first = kTimeInfinity, last = 0;
+  std::uint64_t bytes = 0;
+  for (const auto& m : done.moves) {
+    if (!m.isVacate()) continue;
+    ASSERT_EQ(m.progress.state, MoveState::kDone);
+    first = std::min(first, m.progress.actualStartNs);
+    last = std::max(last, m.progress.actualEndNs);
+    bytes += m.planned.transferredBytes;
+  }
+  ASSERT_LT(last, start) << "the vacate finished before the window";
+
+  auto report = [&](TimeNs from, TimeNs to) {
+    const auto run =
+        cli_test::runCommand(std::string(VRMCTL_PATH) + " --vrmd " + server_->clientEndpoint() +
+                             " --json report --from " + formatTime(from) + " --to " +
+                             formatTime(to) + " --by owner 2>&1");
+    EXPECT_EQ(run.exitCode, 0) << run.out;
+    return json::parse(run.out, nullptr, false);
+  };
+  // From before the vacate to half an hour into the window.
+  const json rows = report(kStartOfTime, start + kHour / 2);
+  ASSERT_EQ(rows.size(), 2u) << rows.dump(2);
+  const json& lab = rows[0];
+  EXPECT_EQ(lab["group"], "lab");
+  EXPECT_EQ(lab["reservations"], 1);
+  EXPECT_EQ(lab["state_done"], 1);
+  EXPECT_DOUBLE_EQ(lab["host_hours"].get<double>(), 0.5) << "clipped at the window's end";
+  EXPECT_EQ(lab["vacates"], 1);
+  EXPECT_NEAR(lab["vacate_s"].get<double>(), nsToSeconds(last - first), 1e-3);
+  EXPECT_NEAR(lab["vacate_predicted_s"].get<double>(), nsToSeconds(done.plan.makespanNs), 1e-3);
+  const double error = (nsToSeconds(last - first) - nsToSeconds(done.plan.makespanNs)) /
+                       nsToSeconds(done.plan.makespanNs);
+  EXPECT_NEAR(lab["vacate_error_mean"].get<double>(), error, 1e-5);
+  EXPECT_EQ(lab["vacate_moves"], done.vacateMoveCount());
+  EXPECT_EQ(lab["vacate_planned_bytes"], bytes);
+  EXPECT_GT(bytes, 0u);
+  EXPECT_EQ(rows[1]["total"], true);
+
+  // From the start (after the vacate) past the end: the whole hour, no vacate.
+  const json later = report(start, start + 3 * kHour);
+  ASSERT_EQ(later.size(), 2u) << later.dump(2);
+  EXPECT_DOUBLE_EQ(later[0]["host_hours"].get<double>(), 1.0);
+  EXPECT_EQ(later[0]["vacates"], 0);
+  EXPECT_TRUE(later[0]["vacate_error_mean"].is_null());
 }
 
 // Whether `value` has the shape `schema` (of the OpenAPI document `doc`) says: its type, the

@@ -115,7 +115,9 @@ int main(int argc, char** argv) {
                  "config file of defaults (key = value: vrmd, events, owner, timeout-ms); "
                  "$VRM_CONFIG or ~/.config/vrm/vrmctl.conf. Flags > environment > file")
       ->envname("VRM_CONFIG");
-  app.add_option("--vrmd", ctx.endpoint, "vrmd's client endpoint")
+  app.add_option("--vrmd", ctx.endpoint,
+                 "vrmd's client endpoint, or several replicas' separated by commas (the one "
+                 "that leads is found)")
       ->envname("VRM_ENDPOINT")
       ->capture_default_str();
   app.add_option("--events", ctx.eventsEndpoint, "vrmd's event stream, for watch (else it polls)")

@@ -130,7 +130,10 @@ class Manager {
   // `lost`: the guests the agent lost since it started (it repeats them in every report); each
   // is acted on once (Inventory): an error-level event on the reservations it served, its
   // unanswered commands failed, its reservation failed (a clone lost before the reservation was
-  // ready) or marked at risk (a clone lost after: the others keep running).
+  // ready) or marked at risk (a clone lost after: the others keep running). A clone reported
+  // lost that its host lists again (an agent that could not re-attach it, "left running, not
+  // listed", and a later one that did) is found: it runs again for its owner, or, its
+  // reservation ended, is destroyed; at-risk stays raised, as a record.
   Status onRegister(const HostRecord& host, const std::vector<VmRecord>& vms,
                     const std::vector<LostVm>& lost = {});
   // not-found when the host has not registered (the agent must register again).
@@ -316,6 +319,9 @@ class Manager {
   void apply(const HostChange& change);
   // Acts on a guest `host` lost (apply(), before any resend): see onRegister.
   void onLost(const std::string& host, const LostVm& lost);
+  // Clones onLost() marked failed that `host`'s own report lists again (apply()): see
+  // onRegister.
+  void onRelisted(const std::string& host);
   // Tells `host` to discard a prepared, uncommitted incoming VM. Until the agent answers, the
   // VM's room stays booked there (a drop in flight): the shell exists until the agent says it is
   // gone.
