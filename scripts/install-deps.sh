@@ -21,6 +21,7 @@ packages=(
   openssl                 # certificates made by the HTTPS test (tests/e2e/web_tls_test.sh)
   jq                      # JSON checks in the end-to-end tests
   python3-yaml            # vrmctl -f yaml read back by a real parser (tests/cli/vrmctl_formats_test.py)
+  python3-icalendar       # the calendar feeds read back by a real parser (web/tests/check_ics.py)
   debootstrap             # the Debian packages installed into a clean root (tests/packaging/deb_test.sh)
   lintian                 # the Debian packages checked (tests/packaging/lintian_test.sh)
   man-db                  # the manual pages rendered (tests/packaging/man_pages_test.py)

@@ -3,10 +3,12 @@
 #include <capnp/message.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <zmq.hpp>
 
@@ -19,8 +21,22 @@ namespace vrm::client {
 using protocol::fromWire;
 using protocol::toWire;
 
+// "a,b" -> {"a", "b"}, empty parts dropped; {""} for "" (so that connect() says what is wrong).
+std::vector<std::string> splitEndpointList(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t from = 0;
+  while (from <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', from), list.size());
+    if (comma > from) out.push_back(list.substr(from, comma - from));
+    from = comma + 1;
+  }
+  if (out.empty()) out.push_back(list);
+  return out;
+}
+
 struct Client::Impl {
-  ClientOptions options;
+  ClientOptions options;  // options.endpoint: the one connected to now, of `endpoints` or not
+  std::vector<std::string> endpoints;  // as configured
   std::unique_ptr<zmq::context_t> ownedContext;
   zmq::context_t* context;
   std::unique_ptr<zmq::socket_t> socket;
@@ -52,10 +68,49 @@ struct Client::Impl {
     socket->connect(options.endpoint);
   }
 
-  // Sends the request built in `b` (its requestId is set here) and returns the decoded reply.
+  void connectTo(const std::string& endpoint) {
+    options.endpoint = endpoint;
+    connect();
+  }
+
+  // Sends the request to the endpoint connected to and returns the decoded reply; on the way
+  // to a leader (see ClientOptions::endpoint) it follows one redirect and tries each configured
+  // endpoint at most once.
   template <typename Fill, typename Read>
   auto call(Fill fill, Read read, TimeNs* serverNow)
       -> decltype(read(std::declval<wire::ClientReply::Reader>())) {
+    std::vector<std::string> tried;
+    bool redirected = false;
+    while (true) {
+      std::optional<std::string> leader;  // set when the replica asked does not lead
+      bool timedOut = false;
+      auto result = callOnce(fill, read, serverNow, &leader, &timedOut);
+      tried.push_back(options.endpoint);
+      auto triedAlready = [&](const std::string& e) {
+        return std::find(tried.begin(), tried.end(), e) != tried.end();
+      };
+      // Once only, even to the replica just asked: one that was elected while the request
+      // waited answers that it leads now.
+      if (leader && !leader->empty() && !redirected) {
+        redirected = true;
+        connectTo(*leader);
+        continue;
+      }
+      if (!leader && !timedOut) return result;  // an answer (or an error of this request)
+      // Not the leader, or no answer: the next configured replica not asked yet, if any.
+      auto next = std::find_if(endpoints.begin(), endpoints.end(),
+                               [&](const std::string& e) { return !triedAlready(e); });
+      if (next == endpoints.end()) return result;
+      connectTo(*next);
+    }
+  }
+
+  // One request to options.endpoint: the decoded reply, or the error. `*leader` is set when the
+  // replica answered that it does not lead (with where it says the leader is, "" if unknown);
+  // `*timedOut` when it did not answer in time.
+  template <typename Fill, typename Read>
+  auto callOnce(Fill fill, Read read, TimeNs* serverNow, std::optional<std::string>* leader,
+                bool* timedOut) -> decltype(read(std::declval<wire::ClientReply::Reader>())) {
     if (!configError) return configError;
     capnp::MallocMessageBuilder b;
     auto req = b.initRoot<wire::ClientRequest>();
@@ -87,8 +142,16 @@ struct Client::Impl {
         if (!reply)
           return Status::internal("malformed reply from vrmd: " + reply.status().message());
         if (reply->getRequestId() != id && reply->getRequestId() != 0) continue;  // stale
-        *serverNow = reply->getNowNs();
         try {
+          if (reply->hasNotLeader()) {
+            *leader = protocol::toStd(reply->getNotLeader().getLeaderEndpoint());
+            return Status::unavailable(
+                "vrmd at " + options.endpoint +
+                ((*leader)->empty() ? " does not lead and knows no leader"
+                                    : " does not lead and names " + **leader + " as the leader") +
+                " (an election under way, or etcd out of its reach?): try again");
+          }
+          *serverNow = reply->getNowNs();
           return read(*reply);
         } catch (const kj::Exception& e) {
           return Status::internal(std::string("malformed reply from vrmd: ") +
@@ -102,13 +165,16 @@ struct Client::Impl {
     const std::string hint =
         options.endpoint.rfind("inproc://", 0) == 0 ? "" : monitor->timeoutHint();
     connect();  // drop whatever arrives late
+    *timedOut = true;
     return Status::unavailable("vrmd at " + options.endpoint + " did not answer within " +
                                std::to_string(options.timeout.count()) + " ms" + hint);
   }
 };
 
 Client::Client(ClientOptions options, zmq::context_t* context) : impl_(std::make_unique<Impl>()) {
+  impl_->endpoints = splitEndpointList(options.endpoint);
   impl_->options = std::move(options);
+  impl_->options.endpoint = impl_->endpoints.front();
   if (!context) {
     impl_->ownedContext = std::make_unique<zmq::context_t>(1);
     context = impl_->ownedContext.get();

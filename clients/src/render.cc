@@ -143,7 +143,8 @@ std::string vmsJson(const std::vector<VmRecord>& vms, int indent) {
                  {"dirty_rate_bytes_per_sec", v.dirtyRateBytesPerSec},
                  {"state", kStates[static_cast<int>(v.state)]},
                  {"reservation", v.reservationId},
-                 {"address", v.address}});
+                 {"address", v.address},
+                 {"ssh_port", v.sshPort}});
   }
   return a.dump(indent);
 }
@@ -280,13 +281,16 @@ std::string vmsTable(const std::vector<VmRecord>& vms) {
                                   "incoming", "cloning",   "parked"};
   std::ostringstream o;
   o << pad("VM", 26) << pad("HOST", 10) << pad("STATE", 14) << pad("CORES", 6) << pad("MEMORY", 12)
-    << pad("NONZERO", 12) << pad("DIRTY RATE", 14) << "RESERVATION\n";
+    << pad("NONZERO", 12) << pad("DIRTY RATE", 14) << pad("ADDRESS", 22) << "RESERVATION\n";
   for (const auto& v : vms) {
+    // With ssh's port where it is not 22's usual place (a qemu clone's forwarded port).
+    std::string address = v.address.empty() ? "-" : v.address;
+    if (!v.address.empty() && v.sshPort != 0) address += ":" + std::to_string(v.sshPort);
     o << pad(v.id, 26) << pad(v.host, 10) << pad(kStates[static_cast<int>(v.state)], 14)
       << pad(std::to_string(v.cpuCores), 6)
       << pad(formatBytes(static_cast<double>(v.memoryBytes)), 12)
       << pad(formatBytes(static_cast<double>(v.nonzeroMemoryBytes)), 12)
-      << pad(formatBytes(v.dirtyRateBytesPerSec) + "/s", 14)
+      << pad(formatBytes(v.dirtyRateBytesPerSec) + "/s", 14) << pad(address, 22)
       << (v.reservationId.empty() ? "-" : v.reservationId) << "\n";
   }
   return o.str();

@@ -103,5 +103,33 @@ TEST(RenderTest, TimelineCoversMovesReplannedPastTheMakespan) {
   EXPECT_NE(text.find("db-1"), std::string::npos);
 }
 
+// Ensures vrmctl vms says how to reach a clone whose ssh has a port of its own (a qemu clone's
+// forwarded port): ADDRESS is address:port in the table, ssh_port beside address in the JSON.
+TEST(RenderTest, VmsShowTheAddressWithItsSshPort) {
+  VmRecord forwarded;
+  forwarded.id = "r7-sshmem-1";
+  forwarded.host = "qa";
+  forwarded.address = "127.0.0.1";
+  forwarded.sshPort = 40022;
+  forwarded.reservationId = "r7";
+  VmRecord plain;
+  plain.id = "r8-bmi-1";
+  plain.host = "node3";
+  plain.address = "r8-bmi-1.node3";
+  VmRecord none;
+  none.id = "web-1";
+  none.host = "node1";
+  const std::vector<VmRecord> vms = {forwarded, plain, none};
+  const std::string table = vmsTable(vms);
+  EXPECT_NE(table.find("ADDRESS"), std::string::npos) << table;
+  EXPECT_NE(table.find(" 127.0.0.1:40022 "), std::string::npos) << table;
+  EXPECT_NE(table.find(" r8-bmi-1.node3 "), std::string::npos) << table;
+  EXPECT_EQ(table.find("r8-bmi-1.node3:"), std::string::npos) << table;
+  const auto json = nlohmann::json::parse(vmsJson(vms, -1));
+  EXPECT_EQ(json[0]["address"], "127.0.0.1");
+  EXPECT_EQ(json[0]["ssh_port"], 40022);
+  EXPECT_EQ(json[1]["ssh_port"], 0);
+}
+
 }  // namespace
 }  // namespace vrm::client

@@ -136,8 +136,8 @@ class VrmctlHelpTest : public ::testing::Test {
 // offline ones succeed, the others get as far as asking vrmd (exit 3, unreachable) — never exit
 // 2, which would mean the example itself is wrong.
 TEST_F(VrmctlHelpTest, EverySubcommandHasExamplesThatRun) {
-  const std::set<std::string> online = {"submit", "show",  "list", "cancel",
-                                        "watch",  "hosts", "vms",  "backup"};
+  const std::set<std::string> online = {"submit", "show", "list",   "cancel", "watch",
+                                        "hosts",  "vms",  "backup", "report"};
   const auto names = subcommands();
   ASSERT_GE(names.size(), 13u) << bash("vrmctl --help").out;
   std::size_t ran = 0;

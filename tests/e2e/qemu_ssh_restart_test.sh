@@ -141,15 +141,24 @@ wait_g1_ssh() {
 }
 # A file in g1's root file system, written before the move and read back after it and after
 # the agents' restart (the test guest's root is its initramfs, in guest RAM: what the check
-# covers is a file's contents through the live migration, not a block device's).
+# covers is a file's contents through the live migration).
 G1_FILE_CMD='head -c 4194304 /dev/urandom >/root/blob && sync && md5sum /root/blob'
 G1_READ_CMD='md5sum /root/blob'
+# And g1's data disk (/dev/vda, a raw file in the agents' shared disk-dir): 4 MiB written
+# through the block device, read back after the move and the restart with the guest's page
+# cache dropped first, so the bytes come from the disk QEMU on qb opened.
+G1_DISK_CMD='head -c 4194304 /dev/urandom >/dev/vda && sync && echo 3 >/proc/sys/vm/drop_caches && head -c 4194304 /dev/vda | md5sum'
+G1_DISK_READ_CMD='echo 3 >/proc/sys/vm/drop_caches && head -c 4194304 /dev/vda | md5sum'
+disk_file_sum() { head -c 4194304 "$work/disks/g1.data.raw" | md5sum | awk '{print $1}'; }
 
 start_vrmd
 # User-mode networking with a forwarded SSH port, and the dropbear guest as the clone.
 key_arg="vrm.ssh_key=$(awk '{print $1 "," $2}' "$work/owner.pub")"
+mkdir -p "$work/disks"  # both agents' disk-dir: storage the two hosts share
 SSHVM=(--backend-param network=user
+  --backend-param "disk-dir=$work/disks"
   --backend-param initial-template=sshmem
+  --backend-param template.sshmem.data-disk=16MiB
   --backend-param "template.sshmem.kernel=$guest/vmlinuz"
   --backend-param "template.sshmem.initrd=$guest/initrd-ssh.img"
   --backend-param "template.sshmem.append=$QEMU_GUEST_APPEND rdinit=/vrm-ssh-init memtouch.mb=40 memtouch.rate=1000 $key_arg"
@@ -165,6 +174,9 @@ check "g1 booted on qa with its memory verified" wait_verified_after qa g1 0 120
 check "g1 answers over SSH on qa" wait_g1_ssh qa
 g1_sum=$(g1_ssh qa "$G1_FILE_CMD" 2>&1 | awk '{print $1}') || true
 check "a 4 MiB file written in g1 on qa (md5 ${g1_sum:-none})" test ${#g1_sum} -eq 32
+disk_sum=$(g1_ssh qa "$G1_DISK_CMD" 2>&1 | awk '{print $1}') || true
+check "4 MiB written to g1's data disk on qa (md5 ${disk_sum:-none})" test ${#disk_sum} -eq 32
+check "the disk file holds what g1 wrote" test "$(disk_file_sum)" = "$disk_sum"
 
 id=""
 # The plan's vacate time depends on g1's measured dirty rate (the file just written raises its
@@ -243,9 +255,14 @@ sed 's/^/  | ssh: /' "$work/ssh1"
 
 expect_exit 0 "inventory before the restart" -- vrmctl --json vms
 check "g1 is on qb" test "$(jq -r '[.[] | select(.id == "g1") | .host] | join(",")' "$work/out")" = qb
+check "vrmctl vms gives the clone's ssh port" \
+  test "$(jq -r --arg vm "$clone" '.[] | select(.id == $vm) | .ssh_port' "$work/out")" = "$port"
+check "vrmctl vms shows the clone at 127.0.0.1:$port" grep -q " 127.0.0.1:$port " <<<"$(vrmctl vms)"
 check "g1 answers over SSH on qb" wait_g1_ssh qb
 check "g1's file reads back the same after the move" \
   test "$(g1_ssh qb "$G1_READ_CMD" 2>&1 | awk '{print $1}')" = "$g1_sum"
+check "g1's data disk reads back the same on qb after the move" \
+  test "$(g1_ssh qb "$G1_DISK_READ_CMD" 2>&1 | awk '{print $1}')" = "$disk_sum"
 pid_g1=$(qemu_pid qb g1)
 pid_clone=$(qemu_pid qa "$clone")
 check "g1 has a running QEMU on qb (pid $pid_g1)" alive "$pid_g1"
@@ -279,6 +296,8 @@ check "the clone is listed once, on qa, running" \
 check "g1's memory verified intact after the restart" wait_verified_after qb g1 "$verified_before" 30
 check "g1's file reads back the same after the restart" \
   test "$(g1_ssh qb "$G1_READ_CMD" 2>&1 | awk '{print $1}')" = "$g1_sum"
+check "g1's data disk reads back the same after the restart" \
+  test "$(g1_ssh qb "$G1_DISK_READ_CMD" 2>&1 | awk '{print $1}')" = "$disk_sum"
 vrmctl --json show "$id" >"$work/show2.json"
 check "vrmctl shows the same handle" test "$(jq -c '.handles[0]' "$work/show2.json")" = "$handle"
 ssh_handle 'echo again-as-$(id -u)' >"$work/ssh2" 2>&1 || true
@@ -327,6 +346,7 @@ vrmctl show "$id" | sed 's/^/  | /'
 check "the clone's QEMU is gone" gone "$pid_clone"
 check "g1's QEMU still runs, the same process" alive "$pid_g1"
 expect_exit 0 "inventory at the end" -- vrmctl --json vms
+check "g1's data disk is still there (g1 runs)" test -e "$work/disks/g1.data.raw"
 check "g1 still on qb" test "$(jq -r '[.[] | select(.id == "g1") | .host + "/" + .state] | join(",")' "$work/out")" = qb/running
 check "the clone is gone from the inventory" \
   test -z "$(jq -r --arg vm "$clone" '.[] | select(.id == $vm) | .host' "$work/out")"

@@ -1,8 +1,9 @@
 # Shared by the scripts that add a network to the test guest's initramfs (build-guest-ssh.sh;
 # tests/libvirt/build-guest-net.sh can use it too). Source it; each function states its effect.
 
-# virtio_net_modules KERNEL_DEB ROOT [EXTRA_MODULE...]: copies the cloud kernel's virtio PCI and
-# NIC modules (and any EXTRA_MODULE, a path under the kernel's module tree) into
+# virtio_net_modules KERNEL_DEB ROOT [EXTRA_MODULE...]: copies the cloud kernel's virtio PCI,
+# NIC and block (a data disk is /dev/vda) modules (and any EXTRA_MODULE, a path under the
+# kernel's module tree) into
 # ROOT/lib/vrm-modules with a load order in ROOT/lib/vrm-modules/order.
 virtio_net_modules() {
   local deb=$1 root=$2
@@ -10,7 +11,7 @@ virtio_net_modules() {
   local modules=(drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko
     drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko
     drivers/virtio/virtio_pci.ko net/core/failover.ko drivers/net/net_failover.ko
-    drivers/net/virtio_net.ko "$@")
+    drivers/net/virtio_net.ko drivers/block/virtio_blk.ko "$@")
   local unpacked
   unpacked=$(mktemp -d)
   dpkg-deb -x "$deb" "$unpacked"

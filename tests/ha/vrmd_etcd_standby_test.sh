@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Ensures two vrmd on one etcd store never both lead: the second waits as a standby (it does not
-# serve) while the first leads; when the first is paused past its lease (SIGSTOP) the standby is
-# elected and serves what the first acknowledged; the first, woken (SIGCONT), does not act as
+# Ensures two vrmd on one etcd store never both lead: the second waits as a standby while the
+# first leads, answering clients "not the leader" with the first's endpoint (vrmctl given only the
+# standby is served by the leader); when the first is paused past its lease (SIGSTOP) the standby
+# is elected and serves what the first acknowledged; the first, woken (SIGCONT), does not act as
 # leader again but exits with status 3; a vrmd stopped with SIGTERM hands over at once (its lease
-# revoked). Also: a malformed --store value stops vrmd with a message naming it.
+# revoked); after kill -9 of the leader the same client, given the standby or both replicas,
+# reaches the new leader. Also: a malformed --store value stops vrmd with a message naming it.
 # The vrmd/agent ports follow tests/e2e/lib.sh (PORT and the three after it; PORT+10.. for the
 # second vrmd).
 PORT=${PORT:-17640}
@@ -14,7 +16,7 @@ command -v etcd >/dev/null || { echo "SKIP: etcd is not installed"; exit 77; }
 etcd_dir="" first="" second=""
 ha_cleanup() {
   local rc=$?
-  for pid in $first $second; do kill -CONT "$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null; done
+  for pid in $first $second ${third:-} ${fourth:-}; do kill -CONT "$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null; done
   [[ -n $etcd_dir ]] && "$harness" stop "$etcd_dir" >/dev/null 2>&1 || true
   (exit "$rc")
   cleanup
@@ -44,12 +46,19 @@ id=$(head -n 1 "$work/out" | awk '{print $1}')
 
 # The second vrmd, on ports of its own: a standby while the first leads.
 SECOND="tcp://127.0.0.1:$((PORT + 10))"
-CLIENTS=$SECOND AGENTS="tcp://127.0.0.1:$((PORT + 11))" EVENTS="tcp://127.0.0.1:$((PORT + 13))" \
-  start_vrmd
+start_second() {  # a vrmd on the second's ports; its debug log says whom it redirected
+  CLIENTS=$SECOND AGENTS="tcp://127.0.0.1:$((PORT + 11))" EVENTS="tcp://127.0.0.1:$((PORT + 13))" \
+    VRMD_EXTRA="--log-level debug" start_vrmd
+}
+start_second
 second=$vrmd_pid
-sleep 1  # (not for correctness: gives a wrongly serving standby the time to show it)
-check "the standby does not serve while the first leads" \
-  bash -c "! VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$SECOND '$build/clients/vrmctl' show $id >/dev/null 2>&1"
+for _ in $(seq 1 100); do  # until the standby answers at all (bound, campaigning)
+  VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$SECOND vrmctl show "$id" >"$work/out" 2>&1 && break
+  sleep 0.05
+done
+check "vrmctl given only the standby is served by the leader" grep -qE "^$id +admitted" "$work/out"
+check "the standby said the leader is the first" \
+  grep -q "not the leader (the leader is $CLIENTS)" "$work/vrmd.log"
 
 # Pause the leader past its 3 s lease: the standby takes over and serves what was acknowledged.
 kill -STOP "$first"
@@ -86,5 +95,28 @@ handover=$(($(now_ms) - stopped_at))
 echo "figure: SIGTERM of the leader to the standby serving: $handover ms"
 check "the third vrmd serves $id" grep -qE "^$id +admitted" "$work/out"
 check "handover after SIGTERM under 2.5 s (lease revoked, not expired)" test "$handover" -lt 2500
-vrmd_pid=$third
+
+# kill -9 of the leader (the third) with a standby (a fourth on the second's ports): a client
+# given only the standby, and one given both (the dead one first), reach the new leader.
+start_second
+fourth=$vrmd_pid
+for _ in $(seq 1 100); do
+  VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$SECOND vrmctl show "$id" >"$work/out" 2>&1 && break
+  sleep 0.05
+done
+check "given the standby, served by the leader (the third)" grep -qE "^$id +admitted" "$work/out"
+kill -9 "$third"
+killed_at=$(now_ms)
+wait "$third" 2>/dev/null || true
+for _ in $(seq 1 300); do
+  VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$SECOND vrmctl show "$id" >"$work/out" 2>&1 && break
+  sleep 0.02
+done
+failover=$(($(now_ms) - killed_at))
+echo "figure: kill -9 of the leader to the standby serving: $failover ms"
+check "after kill -9, the client given the standby is served by it" grep -qE "^$id +admitted" "$work/out"
+check "failover after kill -9 under 10 s (3 s lease)" test "$failover" -lt 10000
+expect_exit 0 "a client given both replicas, the dead one first, reaches the new leader" -- \
+  env VRM_TIMEOUT_MS=1000 VRM_ENDPOINT="$CLIENTS_FIRST,$SECOND" "$build/clients/vrmctl" show "$id"
+vrmd_pid=$fourth
 finish

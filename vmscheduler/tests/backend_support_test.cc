@@ -146,6 +146,35 @@ TEST(QemuConfigTest, BadSettingsAreNamed) {
             std::string::npos);
 }
 
+// Ensures a data disk is read as a size for kernel templates only, and disk-dir defaults to
+// run-dir (issue 13: a disk the guest writes, carried by shared storage when it moves).
+TEST(QemuConfigTest, DataDisksAndTheirDirectory) {
+  std::map<std::string, std::string> params = {{"binary", "/bin/true"},
+                                               {"run-dir", "/tmp/r"},
+                                               {"template.k.kernel", "/bin/true"},
+                                               {"template.k.data-disk", "16MiB"}};
+  auto config = qemu::parseQemuConfig("h1", params);
+  ASSERT_TRUE(config.isOk()) << config.status().toString();
+  EXPECT_EQ(config->templates.at("k").dataDiskBytes, 16u << 20);
+  EXPECT_EQ(config->diskDir, "/tmp/r");
+  params["disk-dir"] = "/shared/disks";
+  EXPECT_EQ(qemu::parseQemuConfig("h1", params)->diskDir, "/shared/disks");
+  for (const std::string& bad : {"0", "lots", "16XB", "-1MiB"}) {
+    params["template.k.data-disk"] = bad;
+    auto refused = qemu::parseQemuConfig("h1", params);
+    ASSERT_FALSE(refused.isOk()) << bad;
+    EXPECT_NE(refused.status().message().find("template.k.data-disk"), std::string::npos)
+        << refused.status().message();
+  }
+  params.erase("template.k.kernel");
+  params["template.k.data-disk"] = "16MiB";
+  params["template.k.image"] = "/bin/true";
+  auto image = qemu::parseQemuConfig("h1", params);
+  ASSERT_FALSE(image.isOk());
+  EXPECT_NE(image.status().message().find("data-disk is for kernel templates"), std::string::npos)
+      << image.status().message();
+}
+
 // Ensures the qemu backend samples about 4,096 pages of a guest for its dirty rate within QEMU
 // 7.2's range (a 128 MiB guest gets 2,048 instead of QEMU's default 64) and reads QEMU's whole
 // MiB/s as the middle of their interval.

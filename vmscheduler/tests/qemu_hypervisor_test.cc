@@ -545,6 +545,99 @@ TEST_F(QemuHypervisorTest, ImageTemplateClonesAsQcow2Overlay) {
   EXPECT_FALSE(fs::exists(overlay));
 }
 
+// Ensures a kernel template's data disk on a real guest (issue 13): made at clone (a raw file of
+// the template's size in disk-dir), written through the guest's QEMU; a live move to a host with
+// the same disk-dir (shared storage) leaves the file in place, and the destination's QEMU writes
+// the same file beside what the source wrote; a host with its own disk-dir refuses the VM naming
+// disk-dir; destroy removes the file, a guest whose QEMU dies keeps it.
+TEST_F(QemuHypervisorTest, DataDiskIsMadeAtCloneKeptAcrossAMoveAndRemovedAtDestroy) {
+  const fs::path shared = root_ / "shared-disks";
+  const std::string guest = VRM_GUEST_DIR;
+  const std::map<std::string, std::string> disk = {
+      {"disk-dir", shared.string()},
+      {"template.dd.kernel", guest + "/vmlinuz"},
+      {"template.dd.initrd", guest + "/initrd.img"},
+      {"template.dd.append", "console=ttyS0 quiet panic=-1 memtouch.mb=40 memtouch.rate=0"},
+      {"template.dd.ready", "memtouch: verify ok"},
+      {"template.dd.data-disk", "16MiB"}};
+  h1_ = make("h1", disk);
+  h2_ = make("h2", disk);
+  ASSERT_TRUE(h1_ && h2_);
+  clone(*h1_, "v", "dd", 1);
+  const fs::path file = shared / "v.data.raw";
+  ASSERT_TRUE(fs::exists(file));
+  EXPECT_EQ(fs::file_size(file), 16 * kMiB);
+
+  // Writes through the VM's QEMU on `hv` (its virtio disk, as the guest's own writes go), then
+  // reads the file as the host sees it.
+  auto qemuWrite = [&](Hypervisor& hv, int pattern, int offsetMiB) {
+    const std::string cmd = "qemu-io virtio0 \"write -P " + std::to_string(pattern) + " " +
+                            std::to_string(offsetMiB) + "M 1M\"";
+    auto r = qemu(hv).qmp("v", "human-monitor-command", {{"command-line", cmd}});
+    ASSERT_TRUE(r.isOk()) << r.status().toString();  // cache=writeback: in the file at once
+  };
+  auto fileHolds = [&](int pattern, int offsetMiB) {
+    std::ifstream in(file, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(offsetMiB) * kMiB);
+    std::string bytes(kMiB, '\0');
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return in.gcount() == static_cast<std::streamsize>(kMiB) &&
+           bytes.find_first_not_of(static_cast<char>(pattern)) == std::string::npos;
+  };
+  qemuWrite(*h1_, 0x5a, 0);
+  EXPECT_TRUE(fileHolds(0x5a, 0));
+
+  // Share-nothing: a host with a disk-dir of its own does not take the VM.
+  auto h3 = make("h3", {{"disk-dir", (root_ / "h3-disks").string()},
+                        {"template.dd.kernel", guest + "/vmlinuz"},
+                        {"template.dd.data-disk", "16MiB"}});
+  ASSERT_TRUE(h3);
+  auto refused = h3->prepareIncoming(*find(*h1_, "v"));
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("disk-dir="), std::string::npos)
+      << refused.status().message();
+  EXPECT_TRUE(h3->inventory().empty());
+  EXPECT_FALSE(fs::exists(root_ / "h3-disks" / "v.data.raw"));
+  h3.reset();
+
+  auto endpoint = h2_->prepareIncoming(*find(*h1_, "v"));
+  ASSERT_TRUE(endpoint.isOk()) << endpoint.status().toString();
+  MigrationSpec live;
+  live.vmId = "v";
+  live.destinationHost = "h2";
+  live.destinationEndpoint = *endpoint;
+  live.maxBandwidthBytesPerSec = 64.0 * kMiB;
+  ASSERT_TRUE(h1_->startMigration(2, live).isOk());
+  auto moved = runUntilDone(2, 120s);
+  ASSERT_TRUE(moved.has_value());
+  ASSERT_TRUE(moved->status.isOk()) << moved->status.toString();
+  ASSERT_TRUE(h2_->finishIncoming("v", true).isOk());
+  EXPECT_FALSE(find(*h1_, "v"));
+  ASSERT_TRUE(fs::exists(file)) << "the source left the shared disk to its destination";
+  EXPECT_TRUE(fileHolds(0x5a, 0)) << "what the guest wrote on h1";
+  qemuWrite(*h2_, 0xa5, 1);
+  EXPECT_TRUE(fileHolds(0xa5, 1)) << "h2's QEMU writes the same file";
+  EXPECT_TRUE(fileHolds(0x5a, 0));
+
+  ASSERT_TRUE(h2_->destroy("v").isOk());
+  EXPECT_FALSE(fs::exists(file));
+
+  // A guest whose QEMU dies (a reboot under -no-reboot, a crash) is lost, not destroyed: its
+  // disk stays for a person to recover.
+  clone(*h1_, "w", "dd", 3);
+  const pid_t pid = *qemu(*h1_).qemuPid("w");
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  for (int i = 0; i < 500 && find(*h1_, "w"); ++i) {
+    h1_->poll(now());
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(find(*h1_, "w"));
+  ASSERT_FALSE(qemu(*h1_).lostVms().empty());
+  EXPECT_EQ(qemu(*h1_).lostVms().back().vmId, "w");
+  EXPECT_TRUE(fs::exists(shared / "w.data.raw"));
+}
+
 // Ensures guests outlive their agent: after the QemuHypervisor is destroyed, its guests' QEMUs
 // still run; a new one on the same directories lists the running and the suspended guest with
 // their true states (the dirtying guest's memory intact, verified by the guest itself), reports

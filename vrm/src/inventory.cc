@@ -179,7 +179,19 @@ HostChange Inventory::setVmState(const std::string& host, const std::string& vmI
 }
 
 HostChange Inventory::addVm(const VmRecord& vm) {
-  if (!findVm(vm.host, vm.id)) vmsByHost_[vm.host].push_back(vm);
+  std::vector<VmRecord>& vms = vmsByHost_[vm.host];
+  auto listed =
+      std::find_if(vms.begin(), vms.end(), [&](const VmRecord& v) { return v.id == vm.id; });
+  if (listed == vms.end()) {
+    vms.push_back(vm);
+  } else {
+    // Listed by a heartbeat while it was being made: now made, reached as its answer says.
+    listed->state = vm.state;
+    listed->address = vm.address;
+    listed->account = vm.account;
+    listed->sshPort = vm.sshPort;
+    listed->addressSource = vm.addressSource;
+  }
   return actedOn(vm.host);
 }
 

@@ -16,12 +16,24 @@
 #include "vrm/etcd/election.h"
 #include "vrm/manager/calibrating_planner.h"
 #include "vrm/manager/etcd_store.h"
+#include "vrm/manager/replica_options.h"
 #include "vrm/manager/server.h"
+#include "vrm/manager/standby_server.h"
 #include "vrm/planner/cost_aware_vacate_planner.h"
 #include "vrm/protocol/units.h"
 #include "vrm/web/web_server.h"
 
 namespace {
+
+// vrmd's exit statuses (vrmd.8, EXIT STATUS). The systemd unit restarts on every one but
+// kBadConfiguration (RestartPreventExitStatus=2): a restart cannot mend a configuration, and it
+// is how a could-not-start-now failure and a deposed leader get their next try.
+enum ExitStatus : int {
+  kStopped = 0,           // SIGTERM or SIGINT
+  kBadConfiguration = 2,  // a flag, the config file, a key, the cluster file; a corrupt store
+  kDeposed = 3,           // stopped leading its etcd store: a restart campaigns again
+  kCannotStartNow = 75,   // EX_TEMPFAIL: store, etcd or a port not available now
+};
 
 std::atomic<bool> gStop{false};
 std::atomic<bool> gReload{false};
@@ -95,6 +107,14 @@ int main(int argc, char** argv) {
   app.add_option("--store", storePath,
                  "where the state lives: sqlite:PATH (or PATH), an SQLite file; or "
                  "etcd://H1:2379,H2:2379[/prefix], an etcd cluster (README: High availability)")
+      ->capture_default_str();
+  std::string advertise, leaseTtl = "3s";
+  app.add_option("--advertise", advertise,
+                 "on etcd: the client endpoint others reach this vrmd at (tcp://HOST:PORT); "
+                 "standbys send clients to the leader's (default: --clients, if such an address)");
+  app.add_option("--lease-ttl", leaseTtl,
+                 "on etcd: how long a leader that stops renewing its lease still leads (whole "
+                 "seconds); a failover takes about this long")
       ->capture_default_str();
   app.add_option("--cluster", clusterPath, "cluster description (YAML) with the VM templates")
       ->required();
@@ -178,7 +198,7 @@ int main(int argc, char** argv) {
   }
   if (commandLine.outcome == vrm::daemon::CommandLine::Outcome::kError) {
     std::fprintf(stderr, "vrmd: %s\n", commandLine.text.c_str());
-    return 2;
+    return kBadConfiguration;
   }
   spdlog::set_level(spdlog::level::from_str(logLevel));
   // The journal stamps each line with time and unit itself.
@@ -194,9 +214,20 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, onSignal);
   std::signal(SIGHUP, onHangup);
 
+  // A configuration that cannot work: restarting will not help.
   auto fail = [](const std::string& what) {
     std::fprintf(stderr, "vrmd: %s\n", what.c_str());
-    return 2;
+    return kBadConfiguration;
+  };
+  // Something vrmd needs is not there now (a store, etcd, a port): a later start may work.
+  auto failNow = [](const std::string& what) {
+    std::fprintf(stderr, "vrmd: %s (exit %d: try again later)\n", what.c_str(), kCannotStartNow);
+    return kCannotStartNow;
+  };
+  // Failures whose Status says which: unavailable (address in use, store or etcd unreachable) is
+  // for now, anything else (malformed, corrupt, contradictory) is the configuration's.
+  auto failOn = [&](const vrm::Status& s, const std::string& what) {
+    return s.code() == vrm::StatusCode::kUnavailable ? failNow(what) : fail(what);
   };
   // Security first: a daemon that would run open by mistake must not start at all.
   std::optional<vrm::protocol::CurveKeyPair> serverKeys;
@@ -255,6 +286,16 @@ int main(int argc, char** argv) {
   if (timeScale < 0) return fail("--time-scale must be positive");
   auto storeLocation = vrm::manager::parseStoreLocation(storePath);
   if (!storeLocation) return fail(storeLocation.status().message());
+  const bool onEtcd = storeLocation->kind == vrm::manager::StoreLocation::Kind::kEtcd;
+  if (!onEtcd && (app.count("--advertise") > 0 || app.count("--lease-ttl") > 0)) {
+    return fail("--advertise and --lease-ttl are for replicas on etcd (--store etcd://...)");
+  }
+  auto leaseSeconds = vrm::manager::parseLeaseTtl(leaseTtl);
+  if (!leaseSeconds) return fail(leaseSeconds.status().message());
+  auto advertised = !onEtcd             ? vrm::Result<std::string>(clientEndpoint)
+                    : advertise.empty() ? vrm::manager::defaultAdvertisedEndpoint(clientEndpoint)
+                                        : vrm::manager::parseAdvertisedEndpoint(advertise);
+  if (!advertised) return fail(advertised.status().message());
   auto cluster = vrm::loadClusterSpec(clusterPath);
   if (!cluster) return fail(cluster.status().message());
   auto migrationModel = vrm::planner::createMigrationModel(model);
@@ -279,6 +320,8 @@ int main(int argc, char** argv) {
     if (authorized) {
       webOptions.authenticate = true;
       webOptions.tokenHashes = tokenHashesOf(*authorized);
+      // The calendar feeds' read-only tokens are derived from it (web/src/calendar_feeds.h).
+      webOptions.calendarSecret = serverKeys->secretKey;
     }
   }
 
@@ -291,50 +334,84 @@ int main(int argc, char** argv) {
     clock = std::make_unique<vrm::SystemClock>();
   }
 
-  // The store. On etcd this replica first waits to be elected (a standby waits here until the
-  // leader is gone), then commits fenced by its term; it exits (3) if it stops leading, so that
-  // its restart campaigns again (followers serving redirects come later: README, High
-  // availability).
+  // The store. On etcd this replica first waits to be elected: a standby, it answers clients on
+  // its client endpoint with "not the leader" naming the leader's advertised endpoint until the
+  // leader is gone. Elected, it commits fenced by its term; it exits (3) if it stops leading, so
+  // that its restart campaigns again (README: High availability).
   std::unique_ptr<vrm::etcd::Election> election;
+  std::unique_ptr<vrm::manager::StandbyServer> standby;
   std::unique_ptr<vrm::manager::Store> store;
   if (storeLocation->kind == vrm::manager::StoreLocation::Kind::kSqlite) {
     notified(notifier.status("recovering the store " + storeLocation->path));
     auto opened = vrm::manager::Store::open(storeLocation->path);
-    if (!opened) return fail(opened.status().message());
+    if (!opened) return failNow(opened.status().message());
     store = std::move(*opened);
   } else {
     vrm::etcd::ClientOptions etcdClient;
     etcdClient.endpoints = storeLocation->endpoints;
     vrm::etcd::ElectionOptions electionOptions;
     electionOptions.name = vrm::manager::EtcdStore::electionName(storeLocation->prefix);
-    electionOptions.value = clientEndpoint;
+    electionOptions.value = *advertised;
+    electionOptions.leaseTtl = *leaseSeconds;
+    // etcd out of reach at start is for later (exit 75, the unit restarts vrmd); once running,
+    // a replica that loses etcd waits and says so.
+    {
+      auto probe = vrm::etcd::Client::create(etcdClient);
+      if (!probe) return fail("--store: " + probe.error().toString());
+      auto leader = (*probe)->leader(electionOptions.name);
+      if (!leader && leader.error().code() != vrm::etcd::ErrorCode::kNotFound) {
+        return failOn(leader.error().toStatus(),
+                      "--store: etcd at " + storeLocation->toString() +
+                          " does not answer: " + leader.error().toString());
+      }
+    }
     auto started = vrm::etcd::Election::start(
         etcdClient, electionOptions, [](const vrm::etcd::LeadershipEvent& event) {
           if (event.kind == vrm::etcd::LeadershipEvent::Kind::kSteppedDown) gDeposed = true;
         });
     if (!started) return fail("--store: " + started.error().toString());
     election = std::move(*started);
-    notified(notifier.status("waiting to lead " + storeLocation->toString()));
-    spdlog::info("campaigning to lead {}", storeLocation->toString());
-    // Not a wait for correctness: the campaign runs on the election's thread; this loop only
-    // lets SIGTERM end a standby that is never elected.
+    vrm::manager::StandbyServerOptions standbyOptions;
+    standbyOptions.clientEndpoint = clientEndpoint;
+    standbyOptions.curve = serverKeys;
+    standby = std::make_unique<vrm::manager::StandbyServer>(standbyOptions);
+    if (vrm::Status s = standby->bind(); !s) return failOn(s, "--clients: " + s.message());
+    spdlog::info(
+        "campaigning to lead {} as {} (lease {} s); meanwhile clients on {} are told "
+        "where the leader is",
+        storeLocation->toString(), *advertised, leaseSeconds->count(), standby->clientEndpoint());
+    // A standby is a started service (systemd must not time its start out): READY=1 with what
+    // it does; READY=1 again once it leads and serves.
+    std::string leaderSaid = "?";
     for (int turn = 1; !election->isLeader(); ++turn) {
-      if (gStop.load()) return 0;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (turn % 100 == 0) {  // every 10 s: who leads, or that etcd says nothing
-        const std::string leader = election->leaderValue();
+      if (gStop.load()) return kStopped;
+      const std::string leader = election->leaderValue();
+      if (leader != leaderSaid) {
+        leaderSaid = leader;
+        notified(notifier.ready("standby of " + storeLocation->toString() +
+                                " clients=" + standby->clientEndpoint() +
+                                " leader=" + (leader.empty() ? "none" : leader)));
+      }
+      if (auto sent = notifier.keepAlive(std::chrono::steady_clock::now()); !sent) {
+        notified(sent.status());
+      }
+      // The campaign runs on the election's thread; this loop answers clients meanwhile and
+      // lets SIGTERM end a standby that is never elected.
+      standby->runOnce(std::chrono::milliseconds(100), leader, clock->now());
+      if (turn % 100 == 0) {  // about every 10 s: who leads, or that etcd says nothing
         spdlog::info(
             "still waiting to lead {}: {}", storeLocation->toString(),
             leader.empty() ? "no leader known (is etcd reachable?)" : "the leader is " + leader);
       }
     }
+    spdlog::info("elected to lead {}", storeLocation->toString());
     notified(notifier.status("recovering the store " + storeLocation->toString()));
     vrm::manager::EtcdStoreOptions etcdStore;
     etcdStore.client = etcdClient;
     etcdStore.prefix = storeLocation->prefix;
     auto opened =
         vrm::manager::EtcdStore::open(etcdStore, [e = election.get()] { return e->fence(); });
-    if (!opened) return fail("--store: " + opened.status().message());
+    if (!opened) return failNow("--store: " + opened.status().message());
     store = std::move(*opened);
   }
   std::unique_ptr<vrm::planner::VacatePlanner> planner;
@@ -361,7 +438,7 @@ int main(int argc, char** argv) {
     planner = std::move(*p);
     // The migrations watched before this start calibrate the models now.
     auto observed = store->loadObservations();
-    if (!observed) return fail("store: " + observed.status().message());
+    if (!observed) return failNow("store: " + observed.status().message());
     calibrating->observe(*observed);
   }
   vrm::manager::ManagerOptions options;
@@ -383,7 +460,7 @@ int main(int argc, char** argv) {
   options.commandTimeoutFloorNs = *floorNs;
   options.slowCommandTimeoutNs = *slowNs;
   vrm::manager::Manager manager(*clock, *store, *planner, cluster->templates, options);
-  if (vrm::Status s = manager.recover(); !s) return fail("recovery: " + s.toString());
+  if (vrm::Status s = manager.recover(); !s) return failOn(s, "recovery: " + s.toString());
 
   // Every submit's latency and decision, whichever way it came (web's /metrics shows them).
   vrm::manager::AdmissionMetrics admissions;
@@ -402,8 +479,20 @@ int main(int argc, char** argv) {
   serverOptions.authorized = authorized;
   // The web calendar talks to the core as a client, over inproc://.
   if (web) serverOptions.extraClientEndpoints.push_back(webOptions.vrmdEndpoint);
+  // A replica on etcd checks its leadership locally (the lease's deadline as it can prove it)
+  // before each loop turn, so one woken from SIGSTOP past its lease stops before acting, and
+  // again right before sending agent commands, so that the turn it woke in sends none (its
+  // writes are fenced out by etcd; commands to agents are not).
+  auto leading = [&election] { return !gDeposed.load() && (!election || election->isLeader()); };
+  if (election) serverOptions.mayAct = leading;
   vrm::manager::Server server(context, manager, *clock, serverOptions);
-  if (vrm::Status s = server.bind(); !s) return fail(s.message());
+  if (standby) {
+    // Requests that came while this replica recovered: the leader is here now (the client
+    // library sends them again to this endpoint, which the server binds next).
+    standby->runOnce(std::chrono::milliseconds(0), *advertised, clock->now());
+    standby->close();
+  }
+  if (vrm::Status s = server.bind(); !s) return failOn(s, s.message());
   spdlog::info("listening for clients on {}, agents on {}, store {}", server.clientEndpoint(),
                server.agentEndpoint(), storeLocation->toString());
   if (authorized) {
@@ -415,7 +504,8 @@ int main(int argc, char** argv) {
   if (web) {
     if (vrm::Status s = webServer.start(); !s) {
       if (s.code() == vrm::StatusCode::kUnavailable) {
-        return fail("--http: " + s.message() + " (choose another with --http ADDR:PORT, or off)");
+        return failNow("--http: " + s.message() +
+                       " (choose another with --http ADDR:PORT, or off)");
       }
       return fail("--http: " + s.message());
     }
@@ -428,9 +518,6 @@ int main(int argc, char** argv) {
   if (web) serving += " http=" + webServer.url();
   notified(notifier.ready(serving));
 
-  // A replica on etcd also checks its leadership locally (the lease's deadline as it can prove
-  // it) before each turn, so one woken from SIGSTOP past its lease stops before acting.
-  auto leading = [&election] { return !gDeposed.load() && (!election || election->isLeader()); };
   while (!gStop.load() && leading()) {
     server.runOnce(serverOptions.maxPollWait);
     if (auto sent = notifier.keepAlive(std::chrono::steady_clock::now()); !sent) {
@@ -470,8 +557,8 @@ int main(int argc, char** argv) {
   if (!leading()) {
     spdlog::error("no longer leading {}: stopping (a restart campaigns again)",
                   storeLocation->toString());
-    return 3;
+    return kDeposed;
   }
   spdlog::info("stopped");
-  return 0;
+  return kStopped;
 }

@@ -102,7 +102,8 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
       startedNs_(clock.now()),
       replanner_(clock, {options.warningRatio, options.dangerRatio, options.assessPeriodNs}),
       projection_(clock, inventory_, commands_, registry_.all(), templates_, options.marginNs),
-      calendar_(projection_.bookings()) {}
+      calendar_(projection_.bookings()),
+      index_(inventory_, projection_.bookings()) {}
 
 Status Manager::recover() {
   if (Status s = registry_.recover(); !s) return s;
@@ -233,19 +234,7 @@ void Manager::touch(const Reservation& r) {
 
 void Manager::refreshViews() {
   projection_.refresh();
-  BookingChanges changed = projection_.takeChanges();
-  for (const auto& host : changed.rebuilt) {
-    if (auto v = views_.find(host); v != views_.end()) {
-      v->second.vmsStale = true;
-      viewsDue_.insert(host);
-    }
-  }
-  for (const auto& host : changed.rebooked) {
-    if (auto v = views_.find(host); v != views_.end()) {
-      v->second.freeStale = true;
-      viewsDue_.insert(host);
-    }
-  }
+  index_.bookingsChanged(projection_.takeChanges());
 }
 
 BookingCheck Manager::verifyBookings(const Reservation& r, bool keep) {
@@ -262,185 +251,14 @@ BookingCheck Manager::verifyBookings(const Reservation& r, bool keep) {
   return projection_.check(r, keep);
 }
 
-void Manager::refreshView(const std::string& name, const HostRecord& h, HostView& v, TimeNs now) {
-  if (v.vmsStale) {
-    v.snap.name = name;
-    v.snap.cpuCores = h.cpuCores;
-    v.snap.memoryBytes = h.memoryBytes;
-    v.snap.nicBandwidthBytesPerSec = h.nicBandwidthBytesPerSec;
-    v.vms.clear();
-    if (v.ranked) byVacateBytes_.erase({v.vacateBytes, name});
-    v.vacateBytes = 0;
-    {
-      for (const auto& vm : inventory_.vmsOn(name)) {
-        if (vm.state == VmState::kIncoming) continue;  // counted on its source
-        // Another reservation's clone leaves when that reservation ends, which the exclusive
-        // windows and shared-clone checks place before any vacate of this host.
-        if (!vm.reservationId.empty()) continue;
-        planner::VmSnapshot vs = planner::toVmSnapshot(vm);
-        vs.host = name;
-        v.vacateBytes += vs.nonzeroMemoryBytes;
-        v.vms.push_back(std::move(vs));
-      }
-    }
-    byVacateBytes_.insert({v.vacateBytes, name});
-    v.ranked = true;
-    v.vmsStale = false;
-    v.freeStale = true;
-  }
-  if (v.freeStale || now < v.computedAt || now >= v.validUntil) {
-    // What stays free from now on, after every booking (VMs, incoming moves, clones).
-    // Displaced VMs stay where they land, so a destination must also be free of exclusive
-    // windows forever: another reservation's vacate plan would not know about the newcomer.
-    Usage free = calendar_.free(name, now, kTimeInfinity);
-    v.snap.freeMemoryBytes =
-        static_cast<std::uint64_t>(std::max<std::int64_t>(free.memoryBytes, 0));
-    v.snap.freeCpuCores = static_cast<std::uint32_t>(std::max<std::int64_t>(free.cpuCores, 0));
-    v.exclusiveOwner = calendar_.exclusiveOwner(name, now, kTimeInfinity);
-    v.computedAt = now;
-    latestView_ = std::max(latestView_, now);
-    if (v.expires) viewExpiries_.erase({v.validUntil, name});
-    v.validUntil = calendar_.stableUntil(name, now);
-    v.expires = v.validUntil != kTimeInfinity;
-    if (v.expires) viewExpiries_.insert({v.validUntil, name});
-    v.freeStale = false;
-    v.indexStale = true;
-    indexDue_.insert(name);
-  }
-}
-
-bool Manager::canReceive(const std::string& name, const HostRecord& h, const HostView& v,
-                         const Reservation& candidate, TimeNs now) const {
-  bool exclusive = v.exclusiveOwner.has_value();
-  if (exclusive && *v.exclusiveOwner == candidate.id) {  // rare: ask without the candidate
-    exclusive = calendar_.exclusiveOwner(name, now, kTimeInfinity, candidate.id).has_value();
-  }
-  return h.reachable && !exclusive;
-}
-
 planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
   refreshViews();
-  planner::VacateRequest req;
-  const TimeNs now = clock_.now();
-  req.hosts.reserve(hosts_.size());
-  auto vit = views_.begin();
-  for (const auto& [name, h] : hosts_) {
-    // views_ holds a subset of hosts_'s names, walked in step: no lookups.
-    if (vit == views_.end() || vit->first != name) vit = views_.emplace_hint(vit, name, HostView{});
-    HostView& v = vit->second;
-    ++vit;
-    refreshView(name, h, v, now);
-    req.hosts.push_back(v.snap);
-    req.hosts.back().canReceive = canReceive(name, h, v, candidate, now);
-  }
-  return req;
+  return index_.snapshot(candidate, clock_.now());
 }
 
 const planner::IndexedCluster* Manager::plannerCluster(const Reservation& candidate, TimeNs nowNs) {
   refreshViews();
-  const TimeNs now = clock_.now();
-  // Hosts are only ever added: a new one means a new index.
-  const bool rebuild = !cluster_ || cluster_->size() != hosts_.size();
-  // A candidate already booked may own exclusive windows, which it does not conflict with:
-  // canReceive is then decided for it, for every host (rare: re-planning).
-  const bool ownsWindows = reservations_.count(candidate.id) > 0;
-  auto index = [&](const std::string& name, const HostRecord& h, HostView& v) -> Status {
-    const bool receive = canReceive(name, h, v, candidate, now);
-    if (!v.indexStale && receive == v.indexedCanReceive) return Status::ok();
-    planner::HostSnapshot snap = v.snap;
-    snap.canReceive = receive;
-    if (Status s = cluster_->updateHost(std::move(snap)); !s) return s;
-    v.indexStale = false;
-    v.indexedCanReceive = receive;
-    return Status::ok();
-  };
-  auto fail = [&] {  // plan from snapshot() this time; index again next time
-    cluster_.reset();
-    return nullptr;
-  };
-  if (rebuild || ownsWindows || candidateSpecific_ || now < latestView_) {
-    // Every host: refresh its view, index it when it changed.
-    std::vector<planner::HostSnapshot> all;
-    if (rebuild) {
-      cluster_.reset();
-      all.reserve(hosts_.size());
-    } else {
-      cluster_->setNow(nowNs);
-    }
-    hostSlots_.clear();
-    hostSlots_.reserve(hosts_.size());
-    auto vit = views_.begin();
-    for (const auto& [name, h] : hosts_) {
-      if (vit == views_.end() || vit->first != name) {
-        vit = views_.emplace_hint(vit, name, HostView{});
-      }
-      HostView& v = vit->second;
-      ++vit;
-      hostSlots_.push_back({&name, &h, &v, h.reachable});
-      refreshView(name, h, v, now);
-      if (!rebuild) {
-        if (!index(name, h, v)) return fail();
-        continue;
-      }
-      v.indexStale = false;
-      v.indexedCanReceive = canReceive(name, h, v, candidate, now);
-      all.push_back(v.snap);
-      all.back().canReceive = v.indexedCanReceive;
-    }
-    if (rebuild) {
-      auto ix = planner::IndexedCluster::create(std::move(all), {}, nowNs);
-      if (!ix) return fail();
-      cluster_ = std::move(*ix);
-    }
-    viewsDue_.clear();
-    indexDue_.clear();
-    candidateSpecific_ = ownsWindows;
-    return &*cluster_;
-  }
-  // Only what changed: views marked stale or expired, hosts whose reachability changed.
-  cluster_->setNow(nowNs);
-  auto refresh = [&](const std::string& name) {
-    auto h = hosts_.find(name);
-    if (h != hosts_.end()) refreshView(name, h->second, views_[name], now);
-  };
-  const std::vector<std::string> due(viewsDue_.begin(), viewsDue_.end());
-  viewsDue_.clear();
-  for (const auto& name : due) refresh(name);
-  while (!viewExpiries_.empty() && viewExpiries_.begin()->first <= now) {
-    const std::string name = viewExpiries_.begin()->second;
-    auto h = hosts_.find(name);
-    if (h == hosts_.end()) {
-      viewExpiries_.erase(viewExpiries_.begin());
-      continue;
-    }
-    refreshView(name, h->second, views_[name], now);  // replaces its entry by a later one
-  }
-  for (auto& slot : hostSlots_) {
-    if (slot.host->reachable == slot.reachable) continue;
-    slot.reachable = slot.host->reachable;
-    indexDue_.insert(*slot.name);
-  }
-  for (const auto& name : indexDue_) {
-    auto h = hosts_.find(name);
-    if (h == hosts_.end()) continue;
-    HostView& v = views_[name];
-    if (!index(name, h->second, v)) {
-      indexDue_.clear();
-      return fail();
-    }
-  }
-  indexDue_.clear();
-  return &*cluster_;
-}
-
-std::vector<planner::VmSnapshot> Manager::vmsToVacate(std::vector<std::string> hosts) const {
-  std::sort(hosts.begin(), hosts.end());  // the cluster's order
-  std::vector<planner::VmSnapshot> vms;
-  for (const auto& h : hosts) {
-    auto v = views_.find(h);
-    if (v != views_.end()) vms.insert(vms.end(), v->second.vms.begin(), v->second.vms.end());
-  }
-  return vms;
+  return index_.cluster(candidate, reservations_.count(candidate.id) > 0, clock_.now(), nowNs);
 }
 
 Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& tmpl) {
@@ -545,10 +363,10 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
     return "";
   };
   // Candidates are tried cheapest vacate first (fewest bytes to move, then by name), each
-  // checked when its turn comes: byVacateBytes_ keeps every host in that order (the views
+  // checked when its turn comes: index_.byVacateBytes() keeps every host in that order (the views
   // were just refreshed), since a few candidates usually suffice.
   std::size_t nextNamed = 0;
-  auto nextRanked = byVacateBytes_.begin();
+  auto nextRanked = index_.byVacateBytes().begin();
   if (!req.hostNames.empty()) {
     for (const auto& name : req.hostNames) {
       if (std::string why = consider(name); !why.empty()) return reject(why);
@@ -559,7 +377,7 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
     if (!req.hostNames.empty()) {
       return nextNamed == req.hostNames.size() ? "" : req.hostNames[nextNamed++];
     }
-    while (nextRanked != byVacateBytes_.end()) {
+    while (nextRanked != index_.byVacateBytes().end()) {
       const std::string& name = (nextRanked++)->second;
       // consider() would refuse a receiving host too, after costlier checks.
       if (receivesBefore(name, req.endNs)) continue;
@@ -600,7 +418,7 @@ Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& t
       // hosts' free capacity); listing just those keeps each trial small.
       base.hostsToVacate = chosen;
       base.hostsToVacate.push_back(c);
-      base.vms = vmsToVacate(base.hostsToVacate);
+      base.vms = index_.vmsToVacate(base.hostsToVacate);
       auto p = cluster ? planner_.plan(*cluster, base) : planner_.plan(base);
       if (p) {
         // The vacate window starts before the reservation: the host must be free then too.
@@ -867,7 +685,48 @@ void Manager::apply(const HostChange& change) {
   for (const LostVm& lost : change.lost) onLost(change.host, lost);
   // A restarted agent knows nothing of them; a running one ignores them.
   if (change.cameBack) resendPending(change.host);
-  if (change.reported) dropOrphanIncoming(change.host);
+  if (change.reported) {
+    dropOrphanIncoming(change.host);
+    onRelisted(change.host);
+  }
+}
+
+void Manager::onRelisted(const std::string& host) {
+  // Only onLost() fails a clone of a reservation that goes on; an ended one's failed clone
+  // listed again is a leftover either way (lost before the reservation was ready, or made
+  // after its command failed).
+  std::vector<std::pair<std::string, std::string>> found;  // (reservation id, vm id)
+  for (const VmRecord& v : inventory_.vmsOn(host)) {
+    if (v.reservationId.empty() ||
+        (v.state != VmState::kRunning && v.state != VmState::kSuspended)) {
+      continue;
+    }
+    auto rit = reservations_.find(v.reservationId);
+    if (rit == reservations_.end()) continue;
+    for (const ClonePlacement& c : rit->second.clones) {
+      if (c.vmId == v.id && c.host == host && c.state == CloneState::kFailed) {
+        found.emplace_back(rit->first, v.id);
+      }
+    }
+  }
+  for (const auto& [id, vmId] : found) {
+    Reservation& r = reservations_.at(id);
+    auto c = std::find_if(r.clones.begin(), r.clones.end(), [&](const ClonePlacement& p) {
+      return p.vmId == vmId && p.host == host && p.state == CloneState::kFailed;
+    });
+    const VmRecord* vm = findVm(host, vmId);
+    if (c == r.clones.end() || !vm) continue;
+    ReservationRegistry::Batch batch(registry_, r.id);
+    c->state = CloneState::kRunning;
+    if (c->address.empty()) takeHandle(*c, *vm);
+    const bool ended = isTerminal(r.state) || r.state == ReservationState::kEnding;
+    const std::string what = "found: host " + host + " lists VM " + vmId + " again (" +
+                             vmStateName(vm->state) + "), reported lost before; ";
+    spdlog::warn("{}: {}", r.id, what + (ended ? "destroying it" : "it runs again"));
+    note(r, what + (ended ? "the reservation has ended: destroying it" : "it runs again"));
+    if (ended) startTeardown(r);
+    persist(r);
+  }
 }
 
 void Manager::onLost(const std::string& host, const LostVm& lost) {
@@ -1263,6 +1122,9 @@ void Manager::settle(const Pending& p, const AgentResult& result) {
       vm.host = c.host;
       vm.reservationId = r.id;
       vm.address = c.address;
+      vm.account = c.account;
+      vm.sshPort = c.port;
+      vm.addressSource = c.addressSource;
       vm.templateName = r.request.templateName;
       if (const TemplateSpec* t = findTemplate(r.request.templateName)) {
         vm.cpuCores = t->cpuCores;
@@ -1999,7 +1861,7 @@ Result<VacatePlan> Manager::planRest(Reservation& r, const std::set<MoveId>& res
       h.nicBandwidthBytesPerSec = std::max(h.nicBandwidthBytesPerSec - u->second, 0.0);
     }
   }
-  req.vms = vmsToVacate(r.hosts);  // snapshot() lists no VMs: those of the vacated hosts
+  req.vms = index_.vmsToVacate(r.hosts);  // snapshot() lists no VMs: those of the vacated hosts
   req.vms.erase(std::remove_if(req.vms.begin(), req.vms.end(),
                                [&](const planner::VmSnapshot& v) { return !restVms.count(v.id); }),
                 req.vms.end());

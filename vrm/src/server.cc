@@ -67,16 +67,24 @@ Status Server::bind() {
         "INSECURE mode: no authentication; anyone who reaches vrmd's endpoints may "
         "submit and cancel as anyone and act as any agent");
   }
-  try {
-    clients_.bind(options_.clientEndpoint);
-    boundClientEndpoint_ = clients_.get(zmq::sockopt::last_endpoint);
-    for (const auto& endpoint : options_.extraClientEndpoints) localClients_.bind(endpoint);
-    if (!options_.eventsEndpoint.empty()) events_.bind(options_.eventsEndpoint);
-    agents_.bind(options_.agentEndpoint);
-  } catch (const zmq::error_t& e) {
-    return Status::unavailable(std::string("cannot bind: ") + e.what());
+  // Each named in its error, so that an operator knows which address is taken.
+  auto bind = [](zmq::socket_t& socket, const std::string& endpoint) {
+    try {
+      socket.bind(endpoint);
+    } catch (const zmq::error_t& e) {
+      return Status::unavailable("cannot bind " + endpoint + ": " + e.what());
+    }
+    return Status::ok();
+  };
+  if (Status s = bind(clients_, options_.clientEndpoint); !s) return s;
+  boundClientEndpoint_ = clients_.get(zmq::sockopt::last_endpoint);
+  for (const auto& endpoint : options_.extraClientEndpoints) {
+    if (Status s = bind(localClients_, endpoint); !s) return s;
   }
-  return Status::ok();
+  if (!options_.eventsEndpoint.empty()) {
+    if (Status s = bind(events_, options_.eventsEndpoint); !s) return s;
+  }
+  return bind(agents_, options_.agentEndpoint);
 }
 
 std::string Server::clientEndpoint() const { return boundClientEndpoint_; }
@@ -279,6 +287,7 @@ void Server::publishEvents() {
 }
 
 void Server::flushOutbox() {
+  if (options_.mayAct && !options_.mayAct()) return;
   for (AgentCommand& cmd : manager_.takeOutbox()) {
     capnp::MallocMessageBuilder b;
     toWire(cmd, b.initRoot<wire::ManagerMessage>().initCommand());

@@ -248,5 +248,35 @@ TEST(InventoryTest, HandleFieldsAreReported) {
   EXPECT_EQ(inv.findVm("a", "c1")->addressSource, "user-mode forward");
 }
 
+// A clone vrmd was told it made is listed at once with the handle its answer gave, also when a
+// heartbeat listed it as being made (its measured figures stay).
+TEST(InventoryTest, AnsweredCloneTakesItsAnswersHandle) {
+  Inventory inv(kTimeout);
+  VmRecord booting = vm("c1", VmState::kCloning);
+  booting.dirtyRateBytesPerSec = 5e6;
+  ASSERT_TRUE(inv.registerHost(host("a"), {booting}, 1));
+  VmRecord made = vm("c1");
+  made.host = "a";
+  made.address = "127.0.0.1";
+  made.account = "owner";
+  made.sshPort = 40022;
+  made.addressSource = "user-mode forward";
+  inv.addVm(made);
+  VmRecord fresh = made;
+  fresh.id = "c2";
+  inv.addVm(fresh);
+  for (const std::string id : {"c1", "c2"}) {
+    const VmRecord* v = inv.findVm("a", id);
+    ASSERT_NE(v, nullptr) << id;
+    EXPECT_EQ(v->state, VmState::kRunning) << id;
+    EXPECT_EQ(v->address, "127.0.0.1") << id;
+    EXPECT_EQ(v->account, "owner") << id;
+    EXPECT_EQ(v->sshPort, 40022u) << id;
+    EXPECT_EQ(v->addressSource, "user-mode forward") << id;
+  }
+  EXPECT_EQ(inv.findVm("a", "c1")->dirtyRateBytesPerSec, 5e6);
+  EXPECT_EQ(inv.vmsOn("a").size(), 2u);
+}
+
 }  // namespace
 }  // namespace vrm::manager

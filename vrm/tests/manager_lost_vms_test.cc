@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,32 @@ class LostVmTest : public ManagerFixture {
     auto r = manager_->submit(req);
     EXPECT_TRUE(r.isOk() && r->state == ReservationState::kAdmitted);
     return *r;
+  }
+
+  // node2's agent restarts and re-attaches `vm` after all: listed again, nothing reported lost
+  // (a new agent process knows only what it found).
+  void relist(const VmRecord& vm) {
+    agents_->lost.erase("node2");
+    agents_->inventory_["node2"].push_back(vm);
+    ASSERT_TRUE(manager_
+                    ->onRegister(agents_->hosts_["node2"], agents_->inventory_["node2"],
+                                 agents_->lostOn("node2"))
+                    .isOk());
+    agents_->pump();
+  }
+
+  VmRecord listedOnNode2(const std::string& vmId) {
+    for (const VmRecord& v : agents_->inventory_["node2"]) {
+      if (v.id == vmId) return v;
+    }
+    ADD_FAILURE() << vmId << " is not on node2";
+    return {};
+  }
+
+  bool destroySent(const std::string& vmId) const {
+    return std::any_of(agents_->log.begin(), agents_->log.end(), [&](const AgentCommand& c) {
+      return c.kind == AgentCommand::Kind::kDestroy && c.vmId == vmId;
+    });
   }
 
   // node2's agent lost `vmId`: gone from its inventory, listed as lost from now on.
@@ -203,6 +230,147 @@ TEST_F(LostVmTest, HandleSetFromTheInventoryAfterARestartIsTheAgents) {
   EXPECT_EQ(c.account, "owner");
   EXPECT_EQ(c.addressSource, made.addressSource);
   EXPECT_EQ(c.sshCommand(), "ssh -p 40022 owner@127.0.0.1");
+}
+
+// A clone's answer sets vrmd's inventory record of it at once, handle and all (vrmctl vms shows
+// it before the next heartbeat), also where a heartbeat listed the clone as being made.
+TEST_F(LostVmTest, AnsweredCloneIsListedWithItsHandleAtOnce) {
+  const Reservation booked = bookNode2();
+  agents_->hold = {AgentCommand::Kind::kClone};
+  runUntil(booked.request.startNs - 30 * kNsPerSec, kNsPerSec);
+  ASSERT_EQ(agents_->held.size(), 1u);
+  const AgentCommand cloneCmd = agents_->held[0];
+  auto listed = [&]() -> std::optional<VmRecord> {
+    for (const VmRecord& v : manager_->vms()) {
+      if (v.id == cloneCmd.vmId) return v;
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(listed()) << "listed as being made by node2's heartbeats";
+  EXPECT_EQ(listed()->state, VmState::kCloning);
+
+  AgentResult answer;
+  answer.commandId = cloneCmd.id;
+  ClonePlacement made;
+  made.vmId = cloneCmd.vmId;
+  made.host = "node2";
+  made.address = "127.0.0.1";
+  made.account = "owner";
+  made.port = 40022;
+  made.addressSource = "user-mode network: host node2 forwards 127.0.0.1:40022 to port 22";
+  answer.cloned = made;
+  manager_->onResult("node2", answer);  // no heartbeat since
+
+  const auto vm = listed();
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->state, VmState::kRunning);
+  EXPECT_EQ(vm->address, "127.0.0.1");
+  EXPECT_EQ(vm->account, "owner");
+  EXPECT_EQ(vm->sshPort, 40022u);
+  EXPECT_EQ(vm->addressSource, made.addressSource);
+  EXPECT_EQ(manager_->get(booked.id)->clones.at(0).sshCommand(), "ssh -p 40022 owner@127.0.0.1");
+}
+
+// A clone whose answer never came, settled at its command's deadline from the agent's inventory
+// (expireClone), gets the agent's handle: account, port and where they come from, not a guess.
+TEST_F(LostVmTest, LateCloneSettledFromTheInventoryGetsTheAgentsHandle) {
+  ManagerOptions options;
+  options.slowCommandTimeoutNs = 60 * kNsPerSec;
+  startManager({bmiTemplate()}, options);
+  agents_->addHost("node1", 16, 64 * kGiB, {FakeAgents::vm("a1", 8 * kGiB)});
+  agents_->addHost("node2", 16, 64 * kGiB, {FakeAgents::vm("b1", 4 * kGiB)});
+  const Reservation booked = bookNode2();
+  agents_->hold = {AgentCommand::Kind::kClone};
+  runUntil(booked.request.startNs - 30 * kNsPerSec, kNsPerSec);
+  ASSERT_EQ(agents_->held.size(), 1u);
+  const std::string cloneId = agents_->held[0].vmId;
+  // The agent made the clone and lists it with its handle; its answer is lost.
+  auto& inv = agents_->inventory_["node2"];
+  auto made =
+      std::find_if(inv.begin(), inv.end(), [&](const VmRecord& v) { return v.id == cloneId; });
+  ASSERT_NE(made, inv.end());
+  made->state = VmState::kRunning;
+  made->address = "127.0.0.1";
+  made->sshPort = 40023;
+  made->account = "owner";
+  made->addressSource = "user-mode network: host node2 forwards 127.0.0.1:40023 to port 22";
+  const std::string source = made->addressSource;
+
+  runUntilReady(booked.id, 600 * kNsPerSec);
+  const auto r = manager_->get(booked.id);
+  ASSERT_TRUE(r->state == ReservationState::kReady || r->state == ReservationState::kActive)
+      << stateName(r->state) << ": " << r->reason;
+  EXPECT_EQ(eventsWith(booked.id, "failed"), 0u);
+  const ClonePlacement& c = r->clones.at(0);
+  EXPECT_EQ(c.address, "127.0.0.1");
+  EXPECT_EQ(c.port, 40023u);
+  EXPECT_EQ(c.account, "owner");
+  EXPECT_EQ(c.addressSource, source);
+  EXPECT_EQ(c.sshCommand(), "ssh -p 40023 owner@127.0.0.1");
+}
+
+// A clone an agent restart could not re-attach ("left running, not listed") is lost; when a later
+// agent lists it again it is found: running for its owner again (one event, however often it is
+// listed), booked and destroyed at the end of the window like any other.
+TEST_F(LostVmTest, LostCloneListedAgainRunsAgain) {
+  const Reservation booked = bookNode2();
+  runUntil(booked.request.startNs + kNsPerSec, kNsPerSec);
+  ASSERT_EQ(manager_->get(booked.id)->state, ReservationState::kActive);
+  const std::string clone = manager_->get(booked.id)->clones.at(0).vmId;
+  const VmRecord record = listedOnNode2(clone);
+
+  lose(clone, VmState::kRunning,
+       "qemu pid 4242 does not answer on /run/vrm/c.qmp; left running, not listed");
+  runUntil(clock_.now() + 5 * kNsPerSec, kNsPerSec);
+  ASSERT_EQ(manager_->get(booked.id)->clones[0].state, CloneState::kFailed);
+
+  agents_->log.clear();
+  relist(record);
+  runUntil(clock_.now() + 10 * kNsPerSec, kNsPerSec);  // 10 heartbeats listing it
+  const auto r = manager_->get(booked.id);
+  EXPECT_EQ(r->state, ReservationState::kActive);
+  EXPECT_EQ(r->clones[0].state, CloneState::kRunning);
+  EXPECT_EQ(r->clones[0].address, record.address);
+  EXPECT_EQ(eventsWith(booked.id, "found: host node2 lists VM " + clone +
+                                      " again (running), reported lost before; it runs again"),
+            1u);
+  EXPECT_TRUE(r->atRisk) << "at-risk stays raised, as a record";
+  EXPECT_FALSE(destroySent(clone));
+
+  runUntil(booked.request.endNs + 10 * kNsPerSec, kNsPerSec);
+  EXPECT_EQ(manager_->get(booked.id)->state, ReservationState::kDone);
+  EXPECT_TRUE(destroySent(clone)) << "destroyed at the end of the window";
+  EXPECT_EQ(agents_->count(clone), 0u);
+}
+
+// A clone lost while it booted failed its reservation; listed again later, it is a leftover
+// nobody owns: found (an event) and destroyed.
+TEST_F(LostVmTest, LostCloneListedAgainAfterItsReservationFailedIsDestroyed) {
+  const Reservation booked = bookNode2();
+  agents_->hold = {AgentCommand::Kind::kClone};
+  runUntil(booked.request.startNs - 30 * kNsPerSec, kNsPerSec);
+  ASSERT_EQ(agents_->held.size(), 1u);
+  const std::string clone = agents_->held[0].vmId;
+  VmRecord record = listedOnNode2(clone);  // listed as being made
+  lose(clone, VmState::kCloning,
+       "qemu pid 4242 does not answer on /run/vrm/c.qmp; left running, not listed");
+  agents_->heartbeat();
+  ASSERT_EQ(manager_->get(booked.id)->state, ReservationState::kFailed);
+  agents_->hold.clear();
+  agents_->held.clear();
+
+  agents_->log.clear();
+  record.state = VmState::kRunning;  // it finished booting while no agent watched
+  relist(record);
+  runUntil(clock_.now() + 10 * kNsPerSec, kNsPerSec);
+  EXPECT_EQ(manager_->get(booked.id)->state, ReservationState::kFailed);
+  EXPECT_EQ(eventsWith(booked.id, "found: host node2 lists VM " + clone +
+                                      " again (running), reported lost before; the reservation "
+                                      "has ended: destroying it"),
+            1u);
+  EXPECT_TRUE(destroySent(clone));
+  EXPECT_EQ(agents_->count(clone), 0u);
+  EXPECT_EQ(manager_->get(booked.id)->clones[0].state, CloneState::kDestroyed);
 }
 
 }  // namespace

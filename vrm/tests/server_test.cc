@@ -200,3 +200,85 @@ TEST(ServerEventsTest, SubmitPublishesItsEvents) {
 
 }  // namespace
 }  // namespace vrm::manager
+
+namespace vrm::manager {
+namespace {
+
+// Ensures that while ServerOptions::mayAct says no (a replica past its lease), the manager's
+// commands are not sent to agents but kept, and go out on the first turn it says yes again.
+TEST(ServerLeadershipTest, NoAgentCommandsWhileItMayNotAct) {
+  ManualClock clock{1'800'000'000 * kNsPerSec};
+  zmq::context_t ctx;
+  auto store = std::move(*Store::open(":memory:"));
+  planner::SequentialVacatePlanner planner(std::shared_ptr<const planner::MigrationModel>(
+      std::move(*planner::createMigrationModel("simple"))));
+  TemplateSpec t;
+  t.name = "bmi";
+  t.memoryBytes = 4 * kGiB;
+  Manager manager(clock, *store, planner, std::vector{t});
+  bool mayAct = true;
+  ServerOptions o;
+  o.clientEndpoint = "inproc://clients";
+  o.agentEndpoint = "inproc://agents";
+  o.mayAct = [&mayAct] { return mayAct; };
+  Server server(ctx, manager, clock, o);
+  ASSERT_TRUE(server.bind().isOk());
+
+  zmq::socket_t agent(ctx, zmq::socket_type::dealer);
+  agent.set(zmq::sockopt::routing_id, "node1");
+  agent.set(zmq::sockopt::linger, 0);
+  agent.connect(server.agentEndpoint());
+  bool registered = false;
+  // What the server sent the agent in `turns` loop turns, each `step` of the clock later (the
+  // agent heartbeating at each once registered).
+  auto received = [&](int turns, TimeNs step) {
+    std::vector<wire::ManagerMessage::Which> kinds;
+    for (int i = 0; i < turns; ++i) {
+      clock.set(clock.now() + step);
+      if (registered) {
+        capnp::MallocMessageBuilder hb;
+        hb.initRoot<wire::AgentMessage>().initHeartbeat().setTimeNs(clock.now());
+        agent.send(protocol::encodeFrame(hb), zmq::send_flags::none);
+      }
+      server.runOnce(std::chrono::milliseconds(1));
+      zmq::message_t msg;
+      while (agent.recv(msg, zmq::recv_flags::dontwait)) {
+        auto frame = protocol::decodeFrame(std::move(msg));
+        EXPECT_TRUE(frame.isOk());
+        kinds.push_back(frame->root<wire::ManagerMessage>()->which());
+      }
+    }
+    return kinds;
+  };
+  capnp::MallocMessageBuilder b;
+  auto reg = b.initRoot<wire::AgentMessage>().initRegister();
+  reg.initHost().setName("node1");
+  reg.getHost().setCpuCores(8);
+  reg.getHost().setMemoryBytes(16 * kGiB);
+  reg.getHost().setNicBandwidthBytesPerSec(125e6);
+  agent.send(protocol::encodeFrame(b), zmq::send_flags::none);
+  ASSERT_EQ(received(5, 0), std::vector{wire::ManagerMessage::REGISTERED});
+  registered = true;
+
+  ReservationRequest r;
+  r.owner = "lab";
+  r.kind = ReservationKind::kDedicated;
+  r.hostCount = 1;
+  r.startNs = clock.now() + 3600 * kNsPerSec;
+  r.endNs = r.startNs + 3600 * kNsPerSec;
+  r.templateName = "bmi";
+  auto admitted = manager.submit(r);
+  ASSERT_TRUE(admitted) << admitted.status().toString();
+  ASSERT_EQ(admitted->state, ReservationState::kAdmitted);
+
+  // Past the start: the clone is due, but nothing goes out while it may not act.
+  mayAct = false;
+  EXPECT_TRUE(received(130, 30 * kNsPerSec).empty());
+  mayAct = true;
+  const auto kinds = received(1, 0);
+  ASSERT_FALSE(kinds.empty());
+  for (auto k : kinds) EXPECT_EQ(k, wire::ManagerMessage::COMMAND);
+}
+
+}  // namespace
+}  // namespace vrm::manager

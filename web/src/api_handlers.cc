@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "calendar_feeds.h"
 #include "openapi_document.h"
 #include "vrm/client/client.h"
 #include "vrm/client/render.h"
@@ -57,6 +58,8 @@ Response ApiHandlers::cancel(const ApiCall& call) {
   if (!r) return errorReply(r.status());
   return reply(200, client::reservationJson(*r, -1));
 }
+
+Response ApiHandlers::calendarLink(const ApiCall& call) { return feeds_.link(call); }
 
 Response ApiHandlers::listReservations(const ApiCall& call) {
   ListFilter filter;

@@ -16,6 +16,8 @@ class Client;
 
 namespace vrm::web {
 
+class CalendarFeeds;
+
 // What a handler gets: the request, its query, the {id} of the path (if the route has one) and
 // the caller's web user name ("" = anonymous or, without authentication, an operator).
 struct ApiCall {
@@ -30,8 +32,13 @@ class ApiHandlers {
   // `vrmd` must outlive this. `defaultOwner` owns reservations booked without an "owner" field by
   // a caller with no name. (Submits are timed and counted by vrmd itself, whichever way they
   // come: vrm/manager/admission_metrics.h.)
-  ApiHandlers(client::Client& vrmd, std::vector<TemplateSpec> templates, std::string defaultOwner)
-      : vrmd_(vrmd), templates_(std::move(templates)), defaultOwner_(std::move(defaultOwner)) {}
+  // `feeds` (calendar_feeds.h) must outlive this too.
+  ApiHandlers(client::Client& vrmd, CalendarFeeds& feeds, std::vector<TemplateSpec> templates,
+              std::string defaultOwner)
+      : vrmd_(vrmd),
+        feeds_(feeds),
+        templates_(std::move(templates)),
+        defaultOwner_(std::move(defaultOwner)) {}
 
   // Each throws BadRequest for a request the client got wrong; vrmd's failures are answered with
   // httpStatusOf() their status.
@@ -44,9 +51,11 @@ class ApiHandlers {
   Response submit(const ApiCall& call);            // POST /api/reservations (request_parser.h)
   Response show(const ApiCall& call);              // GET /api/reservations/{id}
   Response cancel(const ApiCall& call);            // POST /api/reservations/{id}/cancel
+  Response calendarLink(const ApiCall& call);      // GET /api/calendar-link (calendar_feeds.h)
 
  private:
   client::Client& vrmd_;
+  CalendarFeeds& feeds_;
   std::vector<TemplateSpec> templates_;
   std::string defaultOwner_;
 };

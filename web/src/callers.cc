@@ -19,6 +19,11 @@ std::optional<std::string> TokenTable::nameOf(const std::string& token) const {
   return it->second;
 }
 
+std::map<std::string, std::string> TokenTable::snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return hashes_;
+}
+
 Caller identifyCaller(const Request& req, bool authenticate, const TokenTable& tokens) {
   Caller caller;
   if (!authenticate) return caller;

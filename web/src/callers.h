@@ -23,6 +23,8 @@ class TokenTable {
   // The web user `token` belongs to, nullopt when unknown. Only hashes are compared, so the time
   // taken tells nothing about the token.
   std::optional<std::string> nameOf(const std::string& token) const;
+  // A copy of the table (hash -> name), for the calendar feeds' tokens (calendar_feeds.h).
+  std::map<std::string, std::string> snapshot() const;
 
  private:
   mutable std::mutex mutex_;

@@ -19,6 +19,7 @@ const std::vector<ApiRoute>& apiRoutes() {
       {"POST", "/api/reservations", &ApiHandlers::submit},
       {"GET", "/api/reservations/{id}", &ApiHandlers::show},
       {"POST", "/api/reservations/{id}/cancel", &ApiHandlers::cancel},
+      {"GET", "/api/calendar-link", &ApiHandlers::calendarLink},
   };
   return kRoutes;
 }
@@ -47,8 +48,10 @@ Response Router::handle(const Request& req) {
   } catch (const BadRequest& e) {
     return errorReply(400, "invalid-argument", e.what());
   } catch (const std::exception& e) {
-    spdlog::warn("web: {} {}: {}", std::string(req.method_string()), std::string(req.target()),
-                 e.what());
+    // The path only: a query may hold a calendar feed's token.
+    const std::string_view target(req.target().data(), req.target().size());
+    spdlog::warn("web: {} {}: {}", std::string(req.method_string()),
+                 std::string(target.substr(0, target.find('?'))), e.what());
     return errorReply(500, "internal", e.what());
   }
 }
@@ -68,6 +71,7 @@ Response Router::dispatch(const Request& req) {
   // Until api() reads a token, vrmd is asked as nobody in particular (see web_server.h).
   vrmd_.setRequester("");
   if (!parts.empty() && parts[0] == "api") return api(req, parts, query);
+  if (!parts.empty() && parts[0] == "calendar") return calendar_.serve(req, parts, query);
   if (parts.size() == 1 && parts[0] == "metrics") {
     if (req.method() != http::verb::get) {
       return errorReply(405, "invalid-argument", "use GET");

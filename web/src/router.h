@@ -1,7 +1,7 @@
 // The web server's application: one request in, one response out. Decodes the target, says who
 // asks (callers.h), and dispatches: /api/... by the route table to ApiHandlers, /metrics to the
-// metrics page, anything else to the static files (the single-page app for / and
-// /reservations/{id}). Runs on the serving thread only.
+// metrics page, /calendar/ to the calendar feeds, anything else to the static files (the
+// single-page app for / and /reservations/{id}). Runs on the serving thread only.
 #pragma once
 
 #include <functional>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api_handlers.h"
+#include "calendar_feeds.h"
 #include "callers.h"
 #include "metrics_page.h"
 #include "responses.h"
@@ -33,10 +34,12 @@ const std::vector<ApiRoute>& apiRoutes();
 class Router {
  public:
   // Every reference must outlive the router. `extraMetrics` may be empty.
-  Router(client::Client& vrmd, ApiHandlers& api, const StaticFiles& files, const TokenTable& tokens,
-         bool authenticate, WebCounters& counters, std::function<std::string()> extraMetrics)
+  Router(client::Client& vrmd, ApiHandlers& api, CalendarFeeds& calendar, const StaticFiles& files,
+         const TokenTable& tokens, bool authenticate, WebCounters& counters,
+         std::function<std::string()> extraMetrics)
       : vrmd_(vrmd),
         api_(api),
+        calendar_(calendar),
         files_(files),
         tokens_(tokens),
         authenticate_(authenticate),
@@ -54,6 +57,7 @@ class Router {
 
   client::Client& vrmd_;
   ApiHandlers& api_;
+  CalendarFeeds& calendar_;
   const StaticFiles& files_;
   const TokenTable& tokens_;
   bool authenticate_;

@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 
 #include "api_handlers.h"
+#include "calendar_feeds.h"
 #include "callers.h"
 #include "metrics_page.h"
 #include "router.h"
@@ -37,6 +38,7 @@ struct WebServer::Impl {
 
   // Made on the serving thread, which alone uses them (the client's socket lives there).
   std::unique_ptr<client::Client> vrmd;
+  std::unique_ptr<CalendarFeeds> calendar;
   std::unique_ptr<ApiHandlers> api;
   std::unique_ptr<Router> router;
 
@@ -107,9 +109,16 @@ void WebServer::Impl::serve() {
   co.endpoint = options.vrmdEndpoint;
   co.timeout = options.vrmdTimeout;
   vrmd = std::make_unique<client::Client>(co, &context);
-  api = std::make_unique<ApiHandlers>(*vrmd, options.templates, options.defaultOwner);
-  router = std::make_unique<Router>(*vrmd, *api, *files, tokens, options.authenticate, counters,
-                                    options.extraMetrics);
+  CalendarFeedOptions feeds;
+  feeds.authenticate = options.authenticate;
+  feeds.secret = options.calendarSecret;
+  feeds.uidDomain = options.calendarUidDomain;
+  feeds.tls = tls.has_value();
+  feeds.version = VRM_VERSION;
+  calendar = std::make_unique<CalendarFeeds>(*vrmd, tokens, std::move(feeds));
+  api = std::make_unique<ApiHandlers>(*vrmd, *calendar, options.templates, options.defaultOwner);
+  router = std::make_unique<Router>(*vrmd, *api, *calendar, *files, tokens, options.authenticate,
+                                    counters, options.extraMetrics);
   try {
     ioc.run();
   } catch (const std::exception& e) {
@@ -117,6 +126,7 @@ void WebServer::Impl::serve() {
   }
   router.reset();
   api.reset();
+  calendar.reset();
   vrmd.reset();
 }
 

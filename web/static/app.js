@@ -70,6 +70,14 @@ function takeTokenFromUrl() {
   history.replaceState(null, '', location.pathname + location.search);
 }
 
+// The link to the token owner's calendar feed (README: Calendar feeds), shown once known.
+async function updateFeedLink() {
+  const a = document.getElementById('nav-ics');
+  const r = (state.token || apiToken()) ? await api('GET', '/api/calendar-link') : { ok: false };
+  a.hidden = !r.ok;
+  if (r.ok) a.href = r.data.url;
+}
+
 async function api(method, path, body) {
   const init = { method, headers: {} };
   const token = state.token || apiToken();
@@ -547,7 +555,9 @@ async function main() {
   document.getElementById('token').addEventListener('change', (e) => {
     setApiToken(e.target.value.trim());
     refresh();
+    updateFeedLink();
   });
+  updateFeedLink();
   const params = new URLSearchParams(location.search);
   const span = parseFloat(params.get('span'));
   if (span > 0) {

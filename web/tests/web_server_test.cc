@@ -1,6 +1,7 @@
 #include "vrm/web/web_server.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "command_run.h"
 #include "fake_agents.h"
 #include "http_test_client.h"
 #include "manager_fixture.h"
@@ -33,6 +35,7 @@ using http_client::HttpReply;
 using http_client::httpRequest;
 using manager::testing::FakeAgents;
 using manager::testing::kGiB;
+using manager::testing::kHour;
 using manager::testing::kStartOfTime;
 using nlohmann::json;
 constexpr char kInproc[] = "inproc://vrm-web-test";
@@ -74,6 +77,7 @@ class WebServerTest : public manager::testing::ManagerFixture {
     w.vrmdEndpoint = kInproc;
     w.templates = templates_;
     w.maxBodyBytes = 4096;
+    w.calendarUidDomain = "vrm.test";
     // As vrmd's main() wires it: the admission path's families, then the models' (a real
     // calibrating planner's, not fitted yet).
     auto calibrating = CalibratingPlanner::create({});
@@ -520,6 +524,8 @@ class WebAuthTest : public manager::testing::ManagerFixture {
     w.templates = templates_;
     w.authenticate = true;
     for (const auto& entry : o.authorized->webs()) w.tokenHashes[entry.tokenHash] = entry.name;
+    w.calendarSecret = serverKeys->secretKey;  // as vrmd's main() wires it
+    w.calendarUidDomain = "vrm.test";
     web_ = std::make_unique<WebServer>(ctx_, w);
     ASSERT_TRUE(web_->start().isOk());
     startLoop();
@@ -666,6 +672,303 @@ TEST_F(WebServerTest, DisplacedAndMaxVmTimeReachVrmd) {
   }
 }
 
+// What Python's icalendar (check_ics.py) finds in `ics` against `expected` (its format is in the
+// script): its exit code and report.
+std::pair<int, std::string> checkWithIcalendar(const std::string& ics, const json& expected) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("vrm-ics-" + std::to_string(::getpid()) + "-" +
+                    ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "feed.ics", std::ios::binary) << ics;
+  std::ofstream(dir / "expected.json", std::ios::binary) << expected.dump();
+  const std::string command = std::string(VRM_DEBIAN_PYTHON3) + " " + VRM_WEB_TEST_SCRIPTS +
+                              "/check_ics.py " + (dir / "feed.ics").string() + " " +
+                              (dir / "expected.json").string() + " 2>&1";
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return {-1, "cannot run " + command};
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  const int rc = ::pclose(pipe);
+  std::filesystem::remove_all(dir);
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+}
+
+// "/calendar/" + the owner, percent-encoded, + ".ics".
+std::string ownerFeedPath(const std::string& owner) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string path = "/calendar/";
+  for (unsigned char c : owner) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') {
+      path += static_cast<char>(c);
+    } else {
+      path += '%';
+      path += kHex[c >> 4];
+      path += kHex[c & 15];
+    }
+  }
+  return path + ".ics";
+}
+
+std::string utcIso(TimeNs t) { return formatTime(t / kNsPerSec * kNsPerSec); }
+
+// Ensures an owner's feed is an iCalendar object that a real parser (Python's icalendar) reads
+// back exactly: one VEVENT per reservation with its stable UID, UTC window, summary, status from
+// its state, description, hosts and page; an owner and a label full of ',', ';', '\', newlines
+// and non-ASCII text come back as they were (CR LF read as one newline), long lines folded
+// within 75 octets; the same UIDs on the next fetch.
+TEST_F(WebServerTest, OwnerFeedIsReadBackByARealParser) {
+  const std::string owner = "Zoë, Lab; \\ ops\nsecond 研究";
+  const std::string label =
+      "BMI; decoder, run \\ 42\r\nnight shift — 長いラベル " + std::string(60, 'x') + " 🧠";
+  auto booked = post("/api/reservations", json{{"hosts", 1},
+                                               {"start", "+2h"},
+                                               {"duration", "90min"},
+                                               {"template", "bmi"},
+                                               {"owner", owner},
+                                               {"label", label}}
+                                              .dump());
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  const json r1 = booked.parsed();
+  auto other = post(
+      "/api/reservations",
+      json{{"vms", 1}, {"start", "+5h"}, {"duration", "1h"}, {"template", "bmi"}, {"owner", owner}}
+          .dump());
+  ASSERT_EQ(other.status, 201) << other.body;
+  auto cancelled =
+      post("/api/reservations/" + other.parsed()["id"].get<std::string>() + "/cancel", "");
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  const json r2 = cancelled.parsed();
+  ASSERT_EQ(post("/api/reservations", R"({"hosts": 1, "start": "+3h", "duration": "1h",
+                                          "template": "bmi", "owner": "someone else"})")
+                .status,
+            201);
+
+  auto feed = get(ownerFeedPath(owner));
+  ASSERT_EQ(feed.status, 200) << feed.body;
+  EXPECT_NE(feed.headers.find("Content-Type: text/calendar; charset=utf-8"), std::string::npos)
+      << feed.headers;
+
+  std::string labelRead = label;  // CR LF is one newline in TEXT
+  labelRead.replace(labelRead.find("\r\n"), 2, "\n");
+  const std::string id1 = r1["id"], id2 = r2["id"];
+  const json expected = {
+      {"calname", "vrm: " + owner},
+      {"folded", true},
+      {"events",
+       {{{"uid", id1 + "@vrm.test"},
+         {"summary", labelRead + " (" + owner + ", " + id1 + ")"},
+         {"status", "CONFIRMED"},
+         {"dtstart", utcIso(r1["start_ns"])},
+         {"dtend", utcIso(r1["end_ns"])},
+         {"url", "http://localhost/reservations/" + id1},
+         {"location", "node3"},
+         {"description",
+          "State: admitted\nOwner: " + owner +
+              "\nKind: dedicated\nHosts: node3\nTemplate: bmi\nLabel: " + labelRead +
+              "\nLatest safe start: " + r1["plan"]["latest_safe_start"].get<std::string>() +
+              "\nPage: http://localhost/reservations/" + id1}},
+        {{"uid", id2 + "@vrm.test"},
+         {"summary", "bmi on 1 VM (" + owner + ", " + id2 + ")"},
+         {"status", "CANCELLED"},
+         {"dtstart", utcIso(r2["start_ns"])},
+         {"dtend", utcIso(r2["end_ns"])},
+         {"url", "http://localhost/reservations/" + id2},
+         {"description_has",
+          {"State: cancelled", "Kind: shared, 1 VM",
+           "Reason: " + r2["reason"].get<std::string>()}}}}}};
+  auto [rc, report] = checkWithIcalendar(feed.body, expected);
+  EXPECT_EQ(rc, 0) << report << "\n" << feed.body;
+  EXPECT_EQ(get(ownerFeedPath(owner)).body, feed.body) << "a feed is stable between changes";
+
+  auto nobody = get("/calendar/nobody.ics");
+  ASSERT_EQ(nobody.status, 200) << "an owner without reservations has an empty calendar";
+  auto [emptyRc, emptyReport] =
+      checkWithIcalendar(nobody.body, {{"calname", "vrm: nobody"}, {"events", json::array()}});
+  EXPECT_EQ(emptyRc, 0) << emptyReport;
+  EXPECT_EQ(get("/calendar/nobody.txt").status, 404);
+  EXPECT_EQ(get("/calendar/a/b/c.ics").status, 404);
+  EXPECT_EQ(post("/calendar/nobody.ics", "").status, 405);
+}
+
+// Ensures a host's feed lists exactly the reservations holding that host, whoever owns them.
+TEST_F(WebServerTest, HostFeedListsTheReservationsOnTheHost) {
+  std::map<std::string, std::string> hostOf;  // id -> host
+  // Two dedicated reservations of node1 and a shared one wherever it fits.
+  for (const auto& [owner, which, start] :
+       {std::tuple{"a", json{{"host_names", {"node1"}}}, "+2h"},
+        std::tuple{"b", json{{"vms", 1}}, "+5h"},
+        std::tuple{"c", json{{"host_names", {"node1"}}}, "+8h"}}) {
+    json request = which;
+    request.update({{"start", start}, {"duration", "1h"}, {"template", "bmi"}, {"owner", owner}});
+    auto booked = post("/api/reservations", request.dump());
+    ASSERT_EQ(booked.status, 201) << booked.body;
+    hostOf[booked.parsed()["id"]] = booked.parsed()["hosts"][0];
+  }
+  for (const char* host : {"node1", "node2", "node3"}) {
+    json events = json::array();
+    for (const auto& [id, on] : hostOf) {
+      if (on == host) events.push_back({{"uid", id + "@vrm.test"}, {"location", host}});
+    }
+    for (auto& e : events) {  // the window and status of each, from the API
+      auto r = get("/api/reservations/" +
+                   e["uid"].get<std::string>().substr(0, e["uid"].get<std::string>().find('@')))
+                   .parsed();
+      e["dtstart"] = utcIso(r["start_ns"]);
+      e["dtend"] = utcIso(r["end_ns"]);
+      e["status"] = "CONFIRMED";
+    }
+    auto feed = get(std::string("/calendar/host/") + host + ".ics");
+    ASSERT_EQ(feed.status, 200) << feed.body;
+    auto [rc, report] = checkWithIcalendar(
+        feed.body, {{"calname", std::string("vrm: host ") + host}, {"events", events}});
+    EXPECT_EQ(rc, 0) << host << ": " << report << "\n" << feed.body;
+  }
+}
+
+// Ensures a feed opens only with its own link's token: the link is given to a token of its owner
+// (any user's for a host); no token is 401, a wrong one, another owner's, or one for an owner
+// that does not exist 403 with the same answer; the feed token writes nothing (it is no bearer
+// token); revoking the bearer token it was given for revokes the feed.
+TEST_F(WebAuthTest, FeedsOpenOnlyWithTheirLinksReadOnlyToken) {
+  auto booked = call("POST", "/api/reservations", kAliceToken, booking(R"(, "label": "alice's")"));
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  const std::string id = booked.parsed()["id"];
+  const std::string host = booked.parsed()["hosts"][0];
+
+  EXPECT_EQ(call("GET", "/api/calendar-link", "").status, 401) << "anonymous gets no link";
+  EXPECT_EQ(call("GET", "/api/calendar-link?owner=alice", kBobToken).status, 403);
+  EXPECT_EQ(call("GET", "/api/calendar-link?owner=alice", kAdminToken).status, 403)
+      << "the web server does not know roles: an owner's link goes to the owner only";
+  EXPECT_EQ(call("GET", "/api/calendar-link?host=nowhere", kBobToken).status, 404);
+  EXPECT_EQ(call("GET", "/api/calendar-link?colour=red", kAliceToken).status, 400);
+  auto link = call("GET", "/api/calendar-link", kAliceToken);
+  ASSERT_EQ(link.status, 200) << link.body;
+  const std::string path = link.parsed()["path"];
+  EXPECT_EQ(link.parsed()["url"], "http://localhost" + path);
+  ASSERT_EQ(path.rfind("/calendar/alice.ics?token=", 0), 0u) << path;
+  const std::string feedToken = path.substr(path.find('=') + 1);
+  EXPECT_EQ(feedToken.size(), 32u);
+  EXPECT_EQ(call("GET", "/api/calendar-link?owner=alice", kAliceToken).parsed()["path"], path)
+      << "a link is stable";
+
+  auto feed = call("GET", path, "");
+  ASSERT_EQ(feed.status, 200) << feed.body;
+  auto [rc, report] =
+      checkWithIcalendar(feed.body, {{"calname", "vrm: alice"},
+                                     {"events",
+                                      {{{"uid", id + "@vrm.test"},
+                                        {"summary", "alice's (alice, " + id + ")"},
+                                        {"status", "CONFIRMED"},
+                                        {"location", host},
+                                        {"dtstart", utcIso(booked.parsed()["start_ns"])},
+                                        {"dtend", utcIso(booked.parsed()["end_ns"])},
+                                        {"url", "http://localhost/reservations/" + id}}}}});
+  EXPECT_EQ(rc, 0) << report << "\n" << feed.body;
+
+  auto missing = call("GET", "/calendar/alice.ics", "");
+  EXPECT_EQ(missing.status, 401) << missing.body;
+  EXPECT_EQ(missing.parsed()["error"], "unauthorized");
+  EXPECT_EQ(call("GET", "/calendar/alice.ics?token=", "").status, 401);
+  const auto wrong = call("GET", "/calendar/alice.ics?token=" + std::string(32, '0'), "");
+  EXPECT_EQ(wrong.status, 403) << wrong.body;
+  EXPECT_EQ(wrong.parsed()["error"], "unauthorized");
+  for (const std::string& other : std::vector<std::string>{
+           "/calendar/bob.ics", "/calendar/nobody.ics", "/calendar/host/" + host + ".ics"}) {
+    auto theirs = call("GET", other + "?token=" + feedToken, "");
+    EXPECT_EQ(theirs.status, 403) << other;
+    EXPECT_EQ(theirs.body, wrong.body) << other << ": the same answer whether it exists or not";
+  }
+  EXPECT_EQ(call("GET", path, kAliceToken).status, 200) << "a bearer header changes nothing";
+
+  // The feed token is read-only: it is no bearer token.
+  EXPECT_EQ(call("POST", "/api/reservations/" + id + "/cancel", feedToken).status, 401);
+  EXPECT_EQ(call("POST", "/api/reservations", feedToken, booking()).status, 401);
+  EXPECT_EQ(call("GET", "/api/reservations", feedToken).status, 401);
+  EXPECT_EQ(call("POST", path, "").status, 405);
+
+  // A host's link goes to any user, and opens that host's feed only.
+  auto hostLink = call("GET", "/api/calendar-link?host=" + host, kBobToken);
+  ASSERT_EQ(hostLink.status, 200) << hostLink.body;
+  const std::string hostPath = hostLink.parsed()["path"];
+  EXPECT_EQ(hostPath.rfind("/calendar/host/" + host + ".ics?token=", 0), 0u) << hostPath;
+  auto hostFeed = call("GET", hostPath, "");
+  ASSERT_EQ(hostFeed.status, 200) << hostFeed.body;
+  EXPECT_NE(hostFeed.body.find("UID:" + id + "@vrm.test\r\n"), std::string::npos);
+
+  // Alice's bearer token replaced (the authorized file's line changed, SIGHUP): her old feed
+  // link stops working, a new one is given to the new token.
+  web_->setTokenHashes({{protocol::hashBearerToken("alice-new-token-0123456789"), "alice"},
+                        {protocol::hashBearerToken(kBobToken), "bob"}});
+  EXPECT_EQ(call("GET", path, "").status, 403) << "revoked with the bearer token";
+  EXPECT_EQ(call("GET", hostPath, "").status, 200) << "bob's host link still works";
+  auto renewed = call("GET", "/api/calendar-link", "alice-new-token-0123456789");
+  ASSERT_EQ(renewed.status, 200) << renewed.body;
+  EXPECT_NE(renewed.parsed()["path"], path);
+  EXPECT_EQ(call("GET", renewed.parsed()["path"], "").status, 200);
+}
+
+// Ensures vrmctl report, run as a program against a real vrmd core over TCP, finds in vrmd's list
+// answer what it reports: a dedicated reservation run to its end gives its host-hours clipped to
+// the window, its finished vacate with the actual time its moves took and the plan's prediction,
+// and its moves' planned bytes; a window after the vacate has the hours and no vacate.
+TEST_F(WebServerTest, VrmctlReportReadsWhatVrmdLists) {
+  auto booked = post("/api/reservations", R"({"hosts": 1, "start": "+2h", "duration": "1h",
+                                              "template": "bmi", "owner": "lab"})");
+  ASSERT_EQ(booked.status, 201) << booked.body;
+  const std::string id = booked.parsed()["id"];
+  const TimeNs start = booked.parsed()["start_ns"];
+  stopLoop();
+  runUntil(start + 2 * kHour);
+  const Reservation done = *manager_->get(id);
+  startLoop();
+  ASSERT_EQ(done.state, ReservationState::kDone) << stateName(done.state);
+  TimeNs first = kTimeInfinity, last = 0;
+  std::uint64_t bytes = 0;
+  for (const auto& m : done.moves) {
+    if (!m.isVacate()) continue;
+    ASSERT_EQ(m.progress.state, MoveState::kDone);
+    first = std::min(first, m.progress.actualStartNs);
+    last = std::max(last, m.progress.actualEndNs);
+    bytes += m.planned.transferredBytes;
+  }
+  ASSERT_LT(last, start) << "the vacate finished before the window";
+
+  auto report = [&](TimeNs from, TimeNs to) {
+    const auto run =
+        cli_test::runCommand(std::string(VRMCTL_PATH) + " --vrmd " + server_->clientEndpoint() +
+                             " --json report --from " + formatTime(from) + " --to " +
+                             formatTime(to) + " --by owner 2>&1");
+    EXPECT_EQ(run.exitCode, 0) << run.out;
+    return json::parse(run.out, nullptr, false);
+  };
+  // From before the vacate to half an hour into the window.
+  const json rows = report(kStartOfTime, start + kHour / 2);
+  ASSERT_EQ(rows.size(), 2u) << rows.dump(2);
+  const json& lab = rows[0];
+  EXPECT_EQ(lab["group"], "lab");
+  EXPECT_EQ(lab["reservations"], 1);
+  EXPECT_EQ(lab["state_done"], 1);
+  EXPECT_DOUBLE_EQ(lab["host_hours"].get<double>(), 0.5) << "clipped at the window's end";
+  EXPECT_EQ(lab["vacates"], 1);
+  EXPECT_NEAR(lab["vacate_s"].get<double>(), nsToSeconds(last - first), 1e-3);
+  EXPECT_NEAR(lab["vacate_predicted_s"].get<double>(), nsToSeconds(done.plan.makespanNs), 1e-3);
+  const double error = (nsToSeconds(last - first) - nsToSeconds(done.plan.makespanNs)) /
+                       nsToSeconds(done.plan.makespanNs);
+  EXPECT_NEAR(lab["vacate_error_mean"].get<double>(), error, 1e-5);
+  EXPECT_EQ(lab["vacate_moves"], done.vacateMoveCount());
+  EXPECT_EQ(lab["vacate_planned_bytes"], bytes);
+  EXPECT_GT(bytes, 0u);
+  EXPECT_EQ(rows[1]["total"], true);
+
+  // From the start (after the vacate) past the end: the whole hour, no vacate.
+  const json later = report(start, start + 3 * kHour);
+  ASSERT_EQ(later.size(), 2u) << later.dump(2);
+  EXPECT_DOUBLE_EQ(later[0]["host_hours"].get<double>(), 1.0);
+  EXPECT_EQ(later[0]["vacates"], 0);
+  EXPECT_TRUE(later[0]["vacate_error_mean"].is_null());
+}
+
 // Whether `value` has the shape `schema` (of the OpenAPI document `doc`) says: its type, the
 // required members of an object (of each item of an array), the type and enum of each
 // documented member it has, and no undocumented member where the schema allows none
@@ -724,6 +1027,7 @@ TEST_F(WebServerTest, OpenApiDocumentIsTheServersContract) {
   EXPECT_EQ(doc.value("openapi", "").rfind("3.", 0), 0u);
 
   std::set<std::string> documented, routed = {"GET /metrics"};
+  for (const char* feed : calendarFeedPatterns()) routed.insert(std::string("GET ") + feed);
   for (const auto& [path, item] : doc["paths"].items()) {
     for (const auto& [method, op] : item.items()) {
       if (method == "parameters") continue;
@@ -767,6 +1071,9 @@ TEST_F(WebServerTest, OpenApiDocumentIsTheServersContract) {
     if (!item.contains("get")) continue;
     std::string target = path;
     if (auto at = target.find("{id}"); at != std::string::npos) target.replace(at, 4, id);
+    if (auto at = target.find("{owner}"); at != std::string::npos) target.replace(at, 7, "web");
+    if (auto at = target.find("{host}"); at != std::string::npos) target.replace(at, 6, "node3");
+    if (path == "/api/calendar-link") target += "?owner=web";
     check(path, "get", get(target));
   }
   check("/api/reservations/{id}/cancel", "post", post("/api/reservations/" + id + "/cancel", ""));

@@ -63,6 +63,7 @@ void addPlanCommand(CLI::App& app, Context& ctx);          // plan (offline what
 void addModelCommands(CLI::App& app, Context& ctx);        // predict calibrate (offline)
 void addKeyCommands(CLI::App& app, Context& ctx);          // keygen (offline)
 void addBackupCommand(CLI::App& app, Context& ctx);        // backup (admins)
+void addReportCommand(CLI::App& app, Context& ctx);        // report (usage over a window)
 // completion (offline), and each subcommand's --help examples: call after the others.
 void addHelpAndCompletion(CLI::App& app, Context& ctx);
 

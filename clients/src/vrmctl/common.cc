@@ -54,7 +54,7 @@ client::Client Context::makeClient() const {
 void addOutputOptions(CLI::App& command, Context& ctx) {
   command.add_option("-f,--format", ctx.format,
                      "output: text (default), json, yaml, table, value, csv (list, show, hosts, "
-                     "vms; the others: text or json)");
+                     "vms, report; the others: text or json)");
   command.add_option("-c,--column", ctx.columns,
                      "only this column (a JSON field name; repeatable; in the order given)");
   command.add_flag("--json", ctx.json, "machine-readable output (same as -f json)");
@@ -63,16 +63,18 @@ void addOutputOptions(CLI::App& command, Context& ctx) {
 Status checkFormatFor(const std::string& command, const Context& ctx) {
   auto format = parseOutputFormat(ctx.format);
   if (!format) return format.status();
-  static const char* kFormatted[] = {"list", "show", "hosts", "vms"};
+  static const char* kFormatted[] = {"list", "show", "hosts", "vms", "report"};
   for (const char* c : kFormatted) {
     if (command == c) return Status::ok();
   }
   if (*format != OutputFormat::kText && *format != OutputFormat::kJson) {
     return Status::invalid("-f " + ctx.format + ": " + command +
                            " prints text or json (-f yaml|table|value|csv: list, show, hosts, "
-                           "vms)");
+                           "vms, report)");
   }
-  if (!ctx.columns.empty()) return Status::invalid("-c/--column: only list, show, hosts, vms");
+  if (!ctx.columns.empty()) {
+    return Status::invalid("-c/--column: only list, show, hosts, vms, report");
+  }
   return Status::ok();
 }
 

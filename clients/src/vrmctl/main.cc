@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
       "  vrmctl hosts -f value -c name\n"
       "  vrmctl keygen alice      (CURVE keys: alice.key, alice.pub)\n"
       "  vrmctl backup vrm-backup.db   (admins: the store, online)\n"
+      "  vrmctl report --from -7d --to now --by owner --csv\n"
       "  vrmctl SUBCOMMAND --help (its options and examples)\n"
       "  source <(vrmctl completion bash)\n\n"
       "Exit codes: 0 ok, 1 rejected, 2 bad input, 3 cannot reach vrmd.\n"
@@ -114,7 +115,9 @@ int main(int argc, char** argv) {
                  "config file of defaults (key = value: vrmd, events, owner, timeout-ms); "
                  "$VRM_CONFIG or ~/.config/vrm/vrmctl.conf. Flags > environment > file")
       ->envname("VRM_CONFIG");
-  app.add_option("--vrmd", ctx.endpoint, "vrmd's client endpoint")
+  app.add_option("--vrmd", ctx.endpoint,
+                 "vrmd's client endpoint, or several replicas' separated by commas (the one "
+                 "that leads is found)")
       ->envname("VRM_ENDPOINT")
       ->capture_default_str();
   app.add_option("--events", ctx.eventsEndpoint, "vrmd's event stream, for watch (else it polls)")
@@ -140,6 +143,7 @@ int main(int argc, char** argv) {
   addModelCommands(app, ctx);
   addKeyCommands(app, ctx);
   addBackupCommand(app, ctx);
+  addReportCommand(app, ctx);
   addHelpAndCompletion(app, ctx);
   // Runs after the settings are parsed and before the subcommand.
   app.parse_complete_callback([&ctx, &app] {

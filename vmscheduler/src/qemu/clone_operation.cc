@@ -69,7 +69,7 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
   vm.info.templateName = spec.templateName;
   vm.appendExtra = appendExtra;
   if (!t.image.empty()) {
-    vm.diskPath = host.config.runDir + "/" + spec.vmId + ".qcow2";
+    vm.diskPath = host.config.diskDir + "/" + spec.vmId + ".qcow2";
     ::unlink(vm.diskPath.c_str());
     if (Status s = runProgram(
             {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", t.image, vm.diskPath});
@@ -77,7 +77,10 @@ Result<std::unique_ptr<CloneOperation>> CloneOperation::start(
       return s;
     }
   }
-  if (Status s = host.launch(vm); !s) return s;
+  if (Status s = host.launch(vm); !s) {
+    if (!vm.diskPath.empty()) ::unlink(vm.diskPath.c_str());  // the clone never was
+    return s;
+  }
   VmHandle handle =
       handleFor(host.config, t, host.info.name, spec.vmId, vm.sshForwardPort, vm.proc.qmpPath);
   setCloneHandle(vm, handle);
@@ -133,6 +136,7 @@ bool CloneOperation::step(QemuHost& host, QemuVm& vm, TimeNs now,
   if (verdict == BootVerdict::kTimedOut) {
     const std::string console = tailOf(vm.proc.serialPath, 200);
     QemuHost::kill(vm);
+    if (!vm.diskPath.empty()) ::unlink(vm.diskPath.c_str());  // never handed out
     host.vms.erase(vmId());
     out.push_back(completed(Status::internal("vm '" + vmId() + "' was not ready after " +
                                              formatDuration(timeout) + "; console: " + console)));

@@ -6,6 +6,7 @@
 
 #include "backend/params.h"
 #include "qemu/qemu_support.h"
+#include "vrm/protocol/units.h"
 
 namespace vrm::vmscheduler::qemu {
 
@@ -25,6 +26,7 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
   if (auto v = p.take("stage-dir")) config.stageDir = *v;
   if (auto v = p.take("park-dir")) config.parkDir = *v;
   if (auto v = p.take("vm-state-dir")) config.vmStateDir = *v;
+  if (auto v = p.take("disk-dir")) config.diskDir = *v;
   if (auto v = p.take("migration-address")) config.migrationAddress = *v;
   if (auto v = p.take("migration-ports")) {
     int first = 0, last = 0;
@@ -80,6 +82,13 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
       t.append = value;
     } else if (field == "image") {
       t.image = value;
+    } else if (field == "data-disk") {
+      auto bytes = parseBytes(value);
+      if (!bytes || *bytes == 0) {
+        return Status::invalid("qemu parameter template." + rest + ": a size like 64MiB, got '" +
+                               value + "'");
+      }
+      t.dataDiskBytes = *bytes;
     } else if (field == "ready") {
       t.ready = value;
     } else if (field == "account") {
@@ -100,6 +109,11 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
     if (t.kernel.empty() == t.image.empty()) {
       return Status::invalid("qemu template '" + name + "' needs exactly one of kernel or image");
     }
+    if (t.dataDiskBytes > 0 && t.kernel.empty()) {
+      return Status::invalid("qemu template '" + name +
+                             "': data-disk is for kernel templates (an image template's clones "
+                             "have their overlay)");
+    }
     if (t.ssh && config.network == GuestNetworkMode::kNone) {
       return Status::invalid("qemu template '" + name +
                              "': ssh=on needs a network (parameter network=user or bridge)");
@@ -115,6 +129,7 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
   }
   if (config.parkDir.empty()) config.parkDir = config.runDir + "/parked";
   if (config.vmStateDir.empty()) config.vmStateDir = config.runDir + "/vms";
+  if (config.diskDir.empty()) config.diskDir = config.runDir;
   return config;
 }
 

@@ -2,6 +2,7 @@
 // qemu_hypervisor.h).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -20,6 +21,10 @@ struct QemuTemplate {
   // vrm.ssh_key=TYPE,BASE64, which tests/guest/build-guest-ssh.sh's init writes out).
   bool ssh = false;
   std::string account = "root";  // template.NAME.account: the account handles name
+  // template.NAME.data-disk (kernel templates): a raw disk of this many bytes attached as the
+  // guest's first virtio disk, DISK-DIR/ID.data.raw, made (sparse) at the VM's first start and
+  // removed when it is destroyed. 0 = none.
+  std::uint64_t dataDiskBytes = 0;
 };
 
 // How the host's guests are networked (parameter network).
@@ -37,6 +42,9 @@ struct QemuConfig {
   std::string accel = "tcg";
   std::string runDir, stageDir, parkDir;
   std::string vmStateDir;  // one state file per guest (vm_state_file.h); default <run-dir>/vms
+  // The guests' disks (qcow2 overlays, data disks); default run-dir. Two agents given the same
+  // directory share storage: a VM migrates with its disk in place (nothing is copied).
+  std::string diskDir;
   std::string migrationAddress = "127.0.0.1";
   int firstPort = 49200, lastPort = 49399;
   GuestNetworkMode network = GuestNetworkMode::kNone;

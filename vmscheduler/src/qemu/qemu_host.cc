@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -73,6 +74,34 @@ Result<QemuProcess> QemuHost::adopt(pid_t pid, const std::string& qmpPath) {
   return proc;
 }
 
+Status QemuHost::prepareDataDisk(const std::string& path, std::uint64_t bytes,
+                                 bool incoming) const {
+  std::error_code ec;
+  if (incoming) {
+    // The source's QEMU writes it until the switch-over: it must be the same file.
+    if (!std::filesystem::exists(path, ec)) {
+      return Status::invalid("data disk " + path + " is not on host '" + info.name +
+                             "': a VM with a data disk moves only between hosts whose disk-dir "
+                             "is the same shared storage (disk-dir=" +
+                             config.diskDir + ")");
+    }
+    return Status::ok();
+  }
+  // O_TRUNC then a size: sparse zeros, whatever a VM of the same id left there.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) {
+      ::close(fd);
+      ::unlink(path.c_str());
+    }
+    return Status::unavailable("cannot make data disk " + path + " on host '" + info.name +
+                               "' (disk-dir=" + config.diskDir + "): " + why);
+  }
+  ::close(fd);
+  return Status::ok();
+}
+
 Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
   auto tit = config.templates.find(vm.info.templateName);
   if (tit == config.templates.end()) {
@@ -109,8 +138,15 @@ Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
     args.insert(args.end(), {"-kernel", t.kernel});
     if (!t.initrd.empty()) args.insert(args.end(), {"-initrd", t.initrd});
     args.insert(args.end(), {"-append", t.append + vm.appendExtra});
+    if (t.dataDiskBytes > 0) {
+      if (vm.diskPath.empty()) vm.diskPath = config.diskDir + "/" + vm.info.id + ".data.raw";
+      if (Status s = prepareDataDisk(vm.diskPath, t.dataDiskBytes, !incoming.empty()); !s) {
+        return s;
+      }
+      args.insert(args.end(), {"-drive", "file=" + vm.diskPath + ",if=virtio,format=raw"});
+    }
   } else {
-    if (vm.diskPath.empty()) vm.diskPath = config.runDir + "/" + vm.info.id + ".qcow2";
+    if (vm.diskPath.empty()) vm.diskPath = config.diskDir + "/" + vm.info.id + ".qcow2";
     args.insert(args.end(), {"-drive", "file=" + vm.diskPath + ",if=virtio,format=qcow2"});
   }
   // Every guest of a networked host gets the NIC, incoming ones too: a migration needs the same

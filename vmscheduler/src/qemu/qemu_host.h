@@ -35,7 +35,10 @@ struct QemuProcess {
 struct QemuVm {
   VmInfo info;
   QemuProcess proc;
-  std::string diskPath;     // qcow2 overlay, for image templates
+  // The VM's disk in disk-dir: the qcow2 overlay of an image template, the raw data disk of a
+  // kernel template with data-disk; "" for none. Removed when the VM is destroyed (or never
+  // came up), left for the destination when it migrates (shared storage).
+  std::string diskPath;
   std::string savedRecord;  // the vm state file's text as last written ("" = no file)
   // Network (guest_network.h): the host port launch() forwarded to guest port 22 (network=user),
   // and what a clone adds to its template's kernel command line (the owner's key).
@@ -82,6 +85,13 @@ class QemuHost {
   // `-incoming INCOMING` ("defer", "exec:cat FILE"). Fills vm.proc, connected over QMP.
   // Errors: invalid-argument (unknown template), internal (QEMU exited or never answered).
   Status launch(QemuVm& vm, const std::string& incoming = "");
+  // The data disk of a VM about to start (launch() calls it for templates with data-disk):
+  // a VM's first start (`incoming` false: a clone, an initial VM) gets a fresh one of `bytes`,
+  // sparse zeros, replacing any file a VM of the same id left there (a new VM never sees an
+  // old one's bytes); an incoming VM (migration, unpark, restore) must find its own already,
+  // on storage its source shares. Errors: invalid-argument (an incoming VM's disk is not there:
+  // names disk-dir), unavailable (the file cannot be made in disk-dir: names it and why).
+  Status prepareDataDisk(const std::string& path, std::uint64_t bytes, bool incoming) const;
   // Finds the QEMU an earlier agent started for the VM at `qmpPath` with `pid` again: the process
   // must be alive, be that QEMU (its command line names the socket: pids are reused) and answer
   // on QMP. Errors: not-found (it exited: why in the message), unavailable (no QMP answer).

@@ -76,10 +76,25 @@ Result<std::unique_ptr<Hypervisor>> QemuHypervisor::create(const HypervisorOptio
   auto config = qemu::parseQemuConfig(spec.name, options.params);
   if (!config) return config.status();
   std::error_code ec;
-  for (const std::string& dir :
-       {config->runDir, config->stageDir, config->parkDir, config->vmStateDir}) {
+  for (const auto& [param, dir] : {std::pair{"run-dir", config->runDir},
+                                   {"stage-dir", config->stageDir},
+                                   {"park-dir", config->parkDir},
+                                   {"vm-state-dir", config->vmStateDir},
+                                   {"disk-dir", config->diskDir}}) {
     std::filesystem::create_directories(dir, ec);
-    if (ec) return Status::invalid("cannot create " + dir + ": " + ec.message());
+    if (ec) {
+      return Status::invalid("qemu parameter " + std::string(param) + ": cannot create " + dir +
+                             ": " + ec.message());
+    }
+  }
+  // Disks are made at clone time: a disk-dir they cannot be made in is said at start.
+  const bool makesDisks = std::any_of(
+      config->templates.begin(), config->templates.end(),
+      [](const auto& t) { return t.second.dataDiskBytes > 0 || !t.second.image.empty(); });
+  if (makesDisks) {
+    if (Status s = qemu::checkWritableDir(config->diskDir); !s) {
+      return Status::invalid("qemu parameter disk-dir: " + s.message());
+    }
   }
   HostInfo host;
   host.name = spec.name;
@@ -170,7 +185,9 @@ void QemuHypervisor::reattach() {
       spdlog::warn("qemu: vm {} was lost while no agent watched it: {}", id, why);
       lost_.push_back({id, r.info.reservationId, r.info.state, why, 0});
       qemu::removeVmStateFile(config.vmStateDir, id);
-      if (!r.diskPath.empty()) ::unlink(r.diskPath.c_str());
+      // Its disk stays: lost is not destroyed (on shared storage it may be another host's VM's
+      // now; otherwise it is what the guest wrote, for a person to recover).
+      if (!r.diskPath.empty()) spdlog::warn("qemu: vm {}'s disk {} is kept", id, r.diskPath);
     };
     auto proc = QemuHost::adopt(r.pid, r.qmpPath);
     if (host_.vms.contains(id)) {
@@ -585,7 +602,10 @@ Status QemuHypervisor::destroy(const std::string& vmId) {
     break;
   }
   QemuHost::kill(*vm);
-  if (!vm->diskPath.empty()) ::unlink(vm->diskPath.c_str());
+  // An incoming VM's disk (shared storage, disk-dir) is its source's until it is committed.
+  if (!vm->diskPath.empty() && vm->info.state != VmState::kIncoming) {
+    ::unlink(vm->diskPath.c_str());
+  }
   host_.vms.erase(vmId);
   return Status::ok();
 }
@@ -608,7 +628,11 @@ std::vector<OperationEvent> QemuHypervisor::poll(TimeNs now) {
   for (const std::string& id : dead) {
     QemuVm* vm = host_.vms.find(id);
     if (vm && !vm->proc.qmp && vm->info.state != VmState::kParked) {
-      if (!vm->diskPath.empty()) ::unlink(vm->diskPath.c_str());
+      // Lost, not destroyed: its disk stays (a guest that rebooted, -no-reboot, keeps what it
+      // wrote; an incoming VM's is its source's).
+      if (!vm->diskPath.empty() && vm->info.state != VmState::kIncoming) {
+        spdlog::warn("qemu: vm {}'s disk {} is kept", id, vm->diskPath);
+      }
       host_.vms.erase(id);
     }
     // Gone from the host without a verb that removes it (an operation on it failed with the

@@ -15,6 +15,10 @@
 //                       kept; they outlive the agent. Default <run-dir>/parked.
 //   vm-state-dir        the guests' state files (one per VM with a QEMU, see below), which a
 //                       restarted agent re-attaches from. Default <run-dir>/vms.
+//   disk-dir            the guests' disks (qcow2 overlays, data disks). Default run-dir. The
+//                       same directory on two hosts is shared storage: a VM with a disk
+//                       migrates with it in place, nothing copied (an incoming VM's data disk
+//                       must already be there).
 //   migration-address   IPv4 address incoming migrations (QEMU streams and staged state)
 //                       listen on; peers must reach it. Default 127.0.0.1.
 //   migration-ports     "FIRST-LAST" ports for incoming migrations, two per incoming VM.
@@ -35,7 +39,10 @@
 //   template.NAME.kernel / .initrd / .append   a direct-kernel template, or
 //   template.NAME.image                         a disk template: clones get a qcow2 overlay
 //                                               (qemu-img) over this base image; migrating such
-//                                               a VM needs run-dir on storage both hosts share.
+//                                               a VM needs disk-dir on storage both hosts share.
+//   template.NAME.data-disk  SIZE (e.g. 64MiB): kernel templates' VMs get a raw data disk of
+//                        this size as their first virtio disk, DISK-DIR/ID.data.raw (sparse),
+//                        kept across restarts and migrations, removed when the VM is destroyed.
 //   template.NAME.ready  text on the serial console that marks a clone ready. Default: the VM
 //                        is ready as soon as QEMU reports it running.
 //
@@ -92,26 +99,26 @@
 // QemuHypervisor (or killing the agent, even with SIGKILL) leaves the guests running; create() on
 // the same directories re-attaches to each over QMP and lists it with the state QEMU reports
 // (running, or suspended when paused). What create() cannot carry over it reports, in the log
-// and in lostVms(): a guest whose QEMU exited while no agent watched (its state file and disk
-// overlay are removed), a state file that is corrupt (renamed ID.vm.json.corrupt; the other
-// guests are attached all the same), a QEMU that does not answer on QMP within 10 s (left
-// running and unlisted, its state file kept for the next start). Operations in flight are taken
-// up under the id of the command that started them (the state file keeps it; reattach_plan.h
-// decides): their completion comes from poll() although no call of this process started them,
-// and a repeated start with that id and VM (vrmd re-sends unanswered commands to a re-registered
-// agent) attaches to them instead of starting another (a repeated migration's cap applies). A
-// clone that was booting is listed cloning and is ready only when a fresh clone would be
-// (console text, SSH banner), boot-timeout counted from its first start. A live migration QEMU
-// still runs, or finished or failed meanwhile, is followed to that outcome. A suspend-copy-resume
-// or park in flight is reported failed (its staged copy or save was this agent's work): it is
-// cancelled and the guest runs on here (vrmd then aborts the destination's incoming VM as for
-// any failed migration). An incoming VM stays incoming, to be committed or aborted by
-// finishIncoming(). Under systemd the agent's unit needs
-// KillMode=process, or stopping the agent kills the guests in its cgroup.
-// QEMU processes this agent started are reaped by poll(); adopted ones are watched in /proc. A
-// VM whose QEMU exits is removed from inventory and any operation on it completes with an
-// internal error. Time: operations start and are measured at poll()'s `now`; phase durations
-// of live migrations come from QEMU's own query-migrate figures.
+// and in lostVms(): a guest whose QEMU exited while no agent watched (its state file is
+// removed; its disk in disk-dir is kept, as for any lost guest: lost is not destroyed), a state
+// file that is corrupt (renamed ID.vm.json.corrupt; the other guests are attached all the same), a
+// QEMU that does not answer on QMP within 10 s (left running and unlisted, its state file kept for
+// the next start). Operations in flight are taken up under the id of the command that started them
+// (the state file keeps it; reattach_plan.h decides): their completion comes from poll() although
+// no call of this process started them, and a repeated start with that id and VM (vrmd re-sends
+// unanswered commands to a re-registered agent) attaches to them instead of starting another (a
+// repeated migration's cap applies). A clone that was booting is listed cloning and is ready only
+// when a fresh clone would be (console text, SSH banner), boot-timeout counted from its first
+// start. A live migration QEMU still runs, or finished or failed meanwhile, is followed to that
+// outcome. A suspend-copy-resume or park in flight is reported failed (its staged copy or save was
+// this agent's work): it is cancelled and the guest runs on here (vrmd then aborts the
+// destination's incoming VM as for any failed migration). An incoming VM stays incoming, to be
+// committed or aborted by finishIncoming(). Under systemd the agent's unit needs KillMode=process,
+// or stopping the agent kills the guests in its cgroup. QEMU processes this agent started are
+// reaped by poll(); adopted ones are watched in /proc. A VM whose QEMU exits is removed from
+// inventory and any operation on it completes with an internal error. Time: operations start and
+// are measured at poll()'s `now`; phase durations of live migrations come from QEMU's own
+// query-migrate figures.
 #pragma once
 
 #include <sys/types.h>

@@ -121,6 +121,17 @@ Status writeFileAtomically(const std::string& path, const std::string& text) {
   return Status::ok();
 }
 
+Status checkWritableDir(const std::string& dir) {
+  std::string probe = dir + "/.vrm-write-probe-XXXXXX";
+  const int fd = ::mkstemp(probe.data());
+  if (fd < 0) {
+    return Status::unavailable("cannot make files in " + dir + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return Status::ok();
+}
+
 std::uint64_t fileSize(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;

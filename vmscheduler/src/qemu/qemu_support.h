@@ -37,6 +37,9 @@ Status syncFile(const std::string& path);
 // Replaces `path` by `text` atomically: PATH.tmp written, fsync'ed and renamed over it, so a
 // reader sees the old text or the new one. Errors: internal naming the file.
 Status writeFileAtomically(const std::string& path, const std::string& text);
+// Whether files can be made in directory `dir`: one is made and removed (the only test that
+// also holds for root and read-only mounts). Errors: unavailable naming the directory and why.
+Status checkWritableDir(const std::string& dir);
 // Size of a file in bytes, 0 when it cannot be read.
 std::uint64_t fileSize(const std::string& path);
 // Nanoseconds since `t0` on the steady clock.

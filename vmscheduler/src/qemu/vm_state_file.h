@@ -26,7 +26,7 @@ struct VmStateRecord {
   VmInfo info;
   pid_t pid = -1;
   std::string qmpPath, serialPath, logPath;
-  std::string diskPath;  // qcow2 overlay of an image template, "" otherwise
+  std::string diskPath;  // QemuVm::diskPath: qcow2 overlay or raw data disk, "" for none
   int incomingPort = 0;  // kIncoming: the port QEMU's incoming stream listens on
   bool keepPaused = false;
   // network=user: the host port QEMU forwards to the guest's port 22 (0 = none). Files written

@@ -29,8 +29,16 @@ class context_t;
 namespace vrm::client {
 
 struct ClientOptions {
-  std::string endpoint = "tcp://127.0.0.1:5555";  // vrmd's client endpoint
-  std::chrono::milliseconds timeout{5000};        // per request
+  // vrmd's client endpoint, or the endpoints of several vrmd replicas on etcd separated by
+  // commas ("tcp://a:5555,tcp://b:5555"). A replica that does not lead answers "not the leader"
+  // naming the leader's endpoint (README: High availability): the client sends the request again
+  // there, once. When a replica names no leader, or does not answer in time, the client asks the
+  // next listed replica it has not asked for this request. So a request waits at most
+  // (number of endpoints + 1) x timeout; the error of the last one asked says why it failed
+  // (unavailable: "... does not lead and knows no leader ..."). Later requests start from the
+  // replica that answered last.
+  std::string endpoint = "tcp://127.0.0.1:5555";
+  std::chrono::milliseconds timeout{5000};  // per request
   // Who asks. vrmd trusts it only in insecure mode (and from its in-process web calendar);
   // with CURVE the key decides.
   std::string requester;

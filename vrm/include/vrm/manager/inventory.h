@@ -103,8 +103,9 @@ class Inventory {
   // saved state (an unparked VM's) is no longer there.
   HostChange setVmState(const std::string& host, const std::string& vmId, VmState state,
                         bool clearStateFile = false);
-  // A VM vrmd made (a clone) now runs on `vm.host`; the list is left as it is when the host
-  // already lists it.
+  // A VM vrmd made (a clone) now runs on `vm.host`, as `vm` says. A host that already lists it
+  // (a heartbeat while it was being made) gets its state and handle (address, account,
+  // sshPort, addressSource) from `vm`, its measured figures kept.
   HostChange addVm(const VmRecord& vm);
 
   // --- queries ---

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "vrm/manager/admission_index.h"
 #include "vrm/manager/booking_projection.h"
 #include "vrm/manager/capacity_calendar.h"
 #include "vrm/manager/command_tracker.h"
@@ -129,7 +130,10 @@ class Manager {
   // `lost`: the guests the agent lost since it started (it repeats them in every report); each
   // is acted on once (Inventory): an error-level event on the reservations it served, its
   // unanswered commands failed, its reservation failed (a clone lost before the reservation was
-  // ready) or marked at risk (a clone lost after: the others keep running).
+  // ready) or marked at risk (a clone lost after: the others keep running). A clone reported
+  // lost that its host lists again (an agent that could not re-attach it, "left running, not
+  // listed", and a later one that did) is found: it runs again for its owner, or, its
+  // reservation ended, is destroyed; at-risk stays raised, as a record.
   Status onRegister(const HostRecord& host, const std::vector<VmRecord>& vms,
                     const std::vector<LostVm>& lost = {});
   // not-found when the host has not registered (the agent must register again).
@@ -180,23 +184,10 @@ class Manager {
   Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
   Result<Reservation> admitShared(Reservation r, const TemplateSpec& tmpl);
   Status validate(const ReservationRequest& req, const TemplateSpec** tmpl) const;
-  // Every host (in name order) as the planner sees it from now on; VMs are left out (a plan
-  // only needs those of the hosts it vacates: vmsToVacate). Built from views_, so only hosts
-  // whose state changed, or whose bookings changed at an instant already passed, are computed.
+  // The AdmissionIndex's snapshot() and cluster() at the clock's now, the views refreshed
+  // first (refreshViews). nowNs: the plans' VacateRequest::nowNs.
   planner::VacateRequest snapshot(const Reservation& candidate);
-  // The same hosts as snapshot(), kept in an index across admissions (cluster_): only the
-  // hosts whose view changed are re-indexed, and the planner gets only the VMs it moves.
-  // nowNs: the plans' VacateRequest::nowNs.
-  // Null when the hosts cannot be indexed (a NIC without bandwidth): plan from snapshot().
   const planner::IndexedCluster* plannerCluster(const Reservation& candidate, TimeNs nowNs);
-  struct HostView;
-  // Brings `name`'s view up to date at `now`; canReceive is left to the caller.
-  void refreshView(const std::string& name, const HostRecord& h, HostView& v, TimeNs now);
-  // Whether `name` can receive VMs planned for `candidate` (reachable, no exclusive window).
-  bool canReceive(const std::string& name, const HostRecord& h, const HostView& v,
-                  const Reservation& candidate, TimeNs now) const;
-  // The VMs a vacate of `hosts` moves, in the cluster's order (as a full snapshot lists them).
-  std::vector<planner::VmSnapshot> vmsToVacate(std::vector<std::string> hosts) const;
   TimeNs prepareAt(const Reservation& r) const { return projection_.prepareAt(r); }
   TimeNs cloneStart(const Reservation& r) const { return projection_.cloneStart(r); }
 
@@ -207,8 +198,8 @@ class Manager {
   void touch(const Reservation& r);
   void touchHost(const std::string& host) { projection_.touchHost(host); }
   void refreshCalendar() { projection_.refresh(); }
-  // refreshCalendar(), then the admission views of the hosts whose bookings changed since the
-  // last call are marked to be derived again (BookingChanges): before reading views_.
+  // refreshCalendar(), then the AdmissionIndex is told which hosts' bookings changed since the
+  // last call (BookingChanges): before reading it.
   void refreshViews();
   // Books `r` tentatively and checks that no host it touches becomes overbooked; takes it off
   // again unless `keep` (r is booked already: a re-plan). A new reservation is checked by the
@@ -332,6 +323,9 @@ class Manager {
   void apply(const HostChange& change);
   // Acts on a guest `host` lost (apply(), before any resend): see onRegister.
   void onLost(const std::string& host, const LostVm& lost);
+  // Clones onLost() marked failed that `host`'s own report lists again (apply()): see
+  // onRegister.
+  void onRelisted(const std::string& host);
   // Tells `host` to discard a prepared, uncommitted incoming VM. Until the agent answers, the
   // VM's room stays booked there (a drop in flight): the shell exists until the agent says it is
   // gone.
@@ -368,45 +362,9 @@ class Manager {
   // read-only (brought up to date by refreshCalendar()).
   BookingProjection projection_;
   const CapacityCalendar& calendar_;
-  // Per host, what snapshot() needs, cached. vmsStale when the host was rebuilt (inventory or
-  // reservations changed); the free capacity and exclusive owner "from now on" are kept until
-  // the calendar's stableUntil() or a booking change (both told by refreshViews()).
-  struct HostView {
-    bool vmsStale = true;
-    bool freeStale = true;
-    TimeNs computedAt = 0;
-    TimeNs validUntil = 0;
-    planner::HostSnapshot snap;  // canReceive is decided per call (reachability, candidate)
-    std::optional<std::string> exclusiveOwner;  // first owner of a window in [computedAt, inf)
-    std::vector<planner::VmSnapshot> vms;       // what a vacate of the host moves
-    std::uint64_t vacateBytes = 0;              // planner::vacateBytes of the host
-    bool indexStale = true;          // snap changed since cluster_ last took it (indexDue_)
-    bool indexedCanReceive = false;  // the canReceive cluster_ holds for the host
-    bool ranked = false;             // (vacateBytes, name) is in byVacateBytes_
-    bool expires = false;            // (validUntil, name) is in viewExpiries_
-  };
-  std::map<std::string, HostView> views_;
-  // The planner's index of every host (plannerCluster()), and the dedicated candidates in the
-  // order admission tries them: fewest bytes to move, then by name.
-  std::optional<planner::IndexedCluster> cluster_;
-  std::set<std::pair<std::uint64_t, std::string>> byVacateBytes_;
-  // What plannerCluster() must look at instead of every host: views marked stale since it
-  // last ran, views whose free capacity expires (validUntil, host), views whose snapshot
-  // changed since cluster_ took it, and every host's reachability as cluster_ last saw it.
-  std::set<std::string> viewsDue_;
-  std::set<std::pair<TimeNs, std::string>> viewExpiries_;
-  std::set<std::string> indexDue_;
-  struct HostSlot {
-    const std::string* name;
-    const HostRecord* host;  // nodes of hosts_, stable (Inventory)
-    HostView* view;          // nodes of views_, stable
-    bool reachable;
-  };
-  std::vector<HostSlot> hostSlots_;
-  // The latest `now` a view was computed at: a clock set back before it makes every view
-  // suspect (refreshView recomputes a view computed in the future).
-  TimeNs latestView_ = 0;
-  bool candidateSpecific_ = false;  // cluster_ holds canReceive decided for one candidate
+  // The admission views of every host and the planner's index of them, derived from the
+  // inventory and the bookings (refreshViews() tells it what changed).
+  AdmissionIndex index_;
 
   // What tick() has to do. Invariant: every reservation that is neither final (done, rejected,
   // or cancelled/failed with its teardown over) is in dirty_, due_ or busy_.

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -62,6 +63,10 @@ struct ServerOptions {
   AdmissionMetrics* admissions = nullptr;
   // Longest real-time sleep of the loop, so ticks happen even with nothing to read.
   std::chrono::milliseconds maxPollWait{200};
+  // Asked right before the manager's commands go to agents, each loop turn: false = this vrmd
+  // may not act on the world now (a replica on etcd past its lease: its leadership cannot be
+  // proven), and the commands stay in the manager's outbox. Empty (default) = always may.
+  std::function<bool()> mayAct;
 };
 
 class Server {

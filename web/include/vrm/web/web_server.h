@@ -15,6 +15,9 @@
 //   GET  /api/reservations/{id}             as `vrmctl --json show ID`
 //   POST /api/reservations                  JSON body (below): the admission decision
 //   POST /api/reservations/{id}/cancel
+//   GET  /api/calendar-link[?owner=|?host=]  the link of a calendar feed (token needed)
+//   GET  /calendar/OWNER.ics?token=T        an owner's reservations as iCalendar (RFC 5545)
+//   GET  /calendar/host/HOST.ics?token=T    a host's reservations as iCalendar
 //   GET  /metrics                           text exposition format 0.0.4
 //
 // POST /api/reservations body: {"hosts": N} or {"host_names": [...]} (dedicated) or {"vms": K}
@@ -39,6 +42,11 @@
 // requester field) and vrmd's request handler decides, as for every client.
 // Without `authenticate` (vrmd --insecure) every request acts as an operator, as vrmd trusts
 // the requester field there: keep it on loopback.
+//
+// Calendar feeds (web/src/calendar_feeds.h says why and how): the token in a feed's query is
+// not a bearer token but a read-only one for that feed alone, derived by HMAC from
+// `calendarSecret` and the bearer token's hash it was given for; a missing one is 401, one that
+// does not open that feed 403.
 //
 // HTTPS. Plain HTTP carries the tokens in clear text: keep it on loopback (the default). With
 // `tlsCertFile` and `tlsKeyFile` the port speaks TLS 1.2 or 1.3, so the calendar may face the lab
@@ -98,6 +106,12 @@ struct WebServerOptions {
   // neither (plain HTTP). Read at start() and again by reloadTls().
   std::string tlsCertFile;
   std::string tlsKeyFile;
+  // Calendar feeds: the secret their tokens are derived from (vrmd passes its CURVE secret
+  // key). With `authenticate` and no secret, feeds are off (404). Default none.
+  std::string calendarSecret;
+  // The domain of the feeds' event UIDs ("r7@DOMAIN"); keep it the same on every replica so a
+  // calendar recognises its events. Default: the machine's host name.
+  std::string calendarUidDomain;
   // Strict-Transport-Security's max-age over HTTPS. Default one year.
   std::chrono::seconds hstsMaxAge{365 * 24 * 3600};
 };
