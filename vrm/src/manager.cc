@@ -380,8 +380,10 @@ void Manager::onRelisted(const std::string& host) {
       }
     }
   }
-  for (const auto& [id, vmId] : found) {
-    Reservation& r = reservations_.at(id);
+  for (const auto& entry : found) {
+    const std::string& vmId = entry.second;  // a named reference: C++17 lambdas cannot capture
+                                             // structured bindings (clang refuses)
+    Reservation& r = reservations_.at(entry.first);
     auto c = std::find_if(r.clones.begin(), r.clones.end(), [&](const ClonePlacement& p) {
       return p.vmId == vmId && p.host == host && p.state == CloneState::kFailed;
     });
