@@ -9,6 +9,7 @@
 
 #include <utility>
 
+#include "sample_records.h"
 #include "vrm/manager/command_tracker.h"
 #include "vrm/manager/inventory.h"
 #include "vrm/protocol/units.h"
@@ -17,7 +18,7 @@ namespace vrm::manager {
 namespace {
 
 constexpr TimeNs kSec = kNsPerSec;
-constexpr std::uint64_t kGiB = 1ull << 30;
+using sample::kGiB;
 constexpr TimeNs kT0 = 1000 * kSec;
 constexpr TimeNs kStart = kT0 + 3600 * kSec;
 constexpr TimeNs kEnd = kT0 + 7200 * kSec;
@@ -25,22 +26,8 @@ constexpr TimeNs kMargin = 60 * kSec;
 constexpr TimeNs kLatency = kSec;
 constexpr TimeNs kMoveNs = 60 * kSec;  // each of FakePlanner's moves
 
-HostRecord host(const std::string& name) {
-  HostRecord h;
-  h.name = name;
-  h.cpuCores = 8;
-  h.memoryBytes = 16 * kGiB;
-  h.nicBandwidthBytesPerSec = 125e6;
-  return h;
-}
-
-VmRecord vm(const std::string& id, std::uint64_t memoryBytes = 2 * kGiB) {
-  VmRecord v;
-  v.id = id;
-  v.cpuCores = 2;
-  v.memoryBytes = v.nonzeroMemoryBytes = memoryBytes;
-  return v;
-}
+using sample::host;
+using sample::vm;
 
 // Moves each VM of the hosts to vacate onto the first host (by name) that may receive it, is
 // not vacated and has room, one after another, 60 s each (below any NIC here); parks a VM without
