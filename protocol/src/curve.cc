@@ -203,7 +203,8 @@ HandshakeMonitor::HandshakeMonitor(zmq::context_t& context, zmq::socket_t& socke
   const std::string endpoint = "inproc://vrm-handshake-monitor-" + std::to_string(::getpid()) +
                                "-" + std::to_string(counter++);
   const int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+                     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                     ZMQ_EVENT_DISCONNECTED;
   if (zmq_socket_monitor(socket_.handle(), endpoint.c_str(), events) != 0) throw zmq::error_t();
   events_.set(zmq::sockopt::linger, 0);
   events_.connect(endpoint);
@@ -225,6 +226,9 @@ Status HandshakeMonitor::check() {
     std::memcpy(&value, static_cast<const char*>(head.data()) + 2, 4);
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
       succeeded_ = true;
+      ++handshakes_;
+    } else if (event == ZMQ_EVENT_DISCONNECTED) {
+      ++disconnects_;  // not a verdict: a refused handshake is reported by its own event
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
       verdict = Status::unauthorized(
           peer_ + " refused our key (ZAP status " + std::to_string(value) +

@@ -122,7 +122,8 @@ ReservationRequest sharedRequest(std::mt19937& rng, bool dryRun) {
 
 // The same, starting after everything booked (15-22 days ahead): the first host fits, so this
 // is what one host's check costs however many reservations are booked, against SharedDryRun,
-// which walks the hosts already full in its window first (admitShared is first-fit by name).
+// which walks the hosts already full in its window first (Admission::decideShared is first-fit
+// by name).
 ReservationRequest sharedBeyondRequest(std::mt19937& rng, bool dryRun) {
   ReservationRequest r = sharedRequest(rng, dryRun);
   r.startNs += 15 * 24 * 3600 * kNsPerSec;

@@ -16,7 +16,11 @@ command -v etcd >/dev/null || { echo "SKIP: etcd is not installed"; exit 77; }
 etcd_dir="" first="" second=""
 ha_cleanup() {
   local rc=$?
-  for pid in $first $second ${third:-} ${fourth:-}; do kill -CONT "$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null; done
+  # (|| true: under set -e a replica the test already killed would end the trap here.)
+  for pid in $first $second ${third:-} ${fourth:-}; do
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -9 "$pid" 2>/dev/null || true
+  done
   [[ -n $etcd_dir ]] && "$harness" stop "$etcd_dir" >/dev/null 2>&1 || true
   (exit "$rc")
   cleanup

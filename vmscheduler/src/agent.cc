@@ -78,9 +78,11 @@ void Agent::runOnce(std::chrono::milliseconds maxWait) {
   const TimeNs timer = registered_ ? nextHeartbeatNs_ : nextRegisterNs_;
   const TimeNs wake = std::min(timer, hypervisor_.nextEventTime());
   const auto timeout = clock_.realDelayUntil(wake, maxWait);
-  zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+  // The monitor's events too: vrmd coming back wakes the loop at once.
+  zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                             {monitor_->events().handle(), 0, ZMQ_POLLIN, 0}};
   try {
-    zmq::poll(items, 1, timeout);
+    zmq::poll(items, 2, timeout);
   } catch (const zmq::error_t& e) {
     if (e.num() == EINTR) return;  // a signal: let run() look at its stop flag
     throw;
@@ -93,6 +95,7 @@ void Agent::runOnce(std::chrono::milliseconds maxWait) {
   } else if (monitor_->succeeded()) {
     lastHandshakeError_.clear();
   }
+  watchConnection();
   sendDue();
 }
 
@@ -113,6 +116,31 @@ void Agent::sendDue() {
     sendHeartbeat(now);
     nextHeartbeatNs_ = now + jittered(options_.heartbeatIntervalNs);
   }
+}
+
+void Agent::watchConnection() {
+  if (monitor_->disconnects() != disconnectsSeen_) {
+    disconnectsSeen_ = monitor_->disconnects();
+    spdlog::info("lost the connection to vrmd at {}", options_.vrmdEndpoint);
+  }
+  const std::uint64_t handshakes = monitor_->handshakes();
+  if (handshakes == handshakesSeen_) return;
+  const bool back = handshakesSeen_ > 0;  // the first connection carries the first register
+  handshakesSeen_ = handshakes;
+  if (!back) return;
+  ++reconnections_;
+  // A vrmd that restarted does not know this host: register again (jittered), heartbeat after.
+  const TimeNs now = clock_.now();
+  TimeNs wait = 0;
+  if (options_.reconnectRegisterSpreadNs > 0) {
+    wait = std::uniform_int_distribution<TimeNs>(0, options_.reconnectRegisterSpreadNs)(jitterRng_);
+  }
+  registered_ = false;
+  nextHeartbeatNs_ = kTimeInfinity;
+  registerIntervalNs_ = options_.registerRetryIntervalNs;
+  nextRegisterNs_ = now + wait;
+  spdlog::info("vrmd at {} is back; registering host {} again in {:.3f}s", options_.vrmdEndpoint,
+               host_, nsToSeconds(wait));
 }
 
 TimeNs Agent::jittered(TimeNs interval) {

@@ -72,18 +72,6 @@ void keepVacateError(std::vector<double>& errors, const Reservation& r) {
   if (errors.size() > kKeep) errors.erase(errors.begin());
 }
 
-// A plan's moves become the reservation's, with new ids (a park is a kPark move).
-void adoptPlan(Reservation& r, VacatePlan plan) {
-  std::vector<PlannedMove> moves = std::move(plan.moves);
-  r.plan = std::move(static_cast<PlanSummary&>(plan));
-  r.moves.clear();
-  for (auto& m : moves) {
-    const MovePurpose purpose =
-        m.mode == MoveMode::kPark ? MovePurpose::kPark : MovePurpose::kVacate;
-    r.addMove(purpose, std::move(m));
-  }
-}
-
 }  // namespace
 
 Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner& planner,
@@ -102,8 +90,10 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
       startedNs_(clock.now()),
       replanner_(clock, {options.warningRatio, options.dangerRatio, options.assessPeriodNs}),
       projection_(clock, inventory_, commands_, registry_.all(), templates_, options.marginNs),
-      calendar_(projection_.bookings()),
-      index_(inventory_, projection_.bookings()) {}
+      index_(inventory_, projection_.bookings()),
+      admission_(
+          planner_, inventory_.hosts(), registry_.all(), projection_, index_, vacateErrors_,
+          {options.marginNs, options.planningLatencyNs, options.quantile, options.admissionPath}) {}
 
 Status Manager::recover() {
   if (Status s = registry_.recover(); !s) return s;
@@ -200,10 +190,7 @@ Result<Reservation> Manager::submit(ReservationRequest request) {
     r.id = *id;
   }
   r.events.push_back({now, ReservationState::kRequested, "requested by " + r.request.owner});
-  auto decided = r.request.kind == ReservationKind::kShared ? admitShared(std::move(r), *tmpl)
-                                                            : admitDedicated(std::move(r), *tmpl);
-  if (!decided) return decided.status();
-  Reservation& out = *decided;
+  Reservation out = admit(std::move(r), *tmpl);
   if (out.request.dryRun) return out;
   // Durable before the client hears about it.
   AdmitReservation admit(out);
@@ -237,339 +224,23 @@ void Manager::refreshViews() {
   index_.bookingsChanged(projection_.takeChanges());
 }
 
-BookingCheck Manager::verifyBookings(const Reservation& r, bool keep) {
-  const bool fresh = !keep && !reservations_.count(r.id);
-  if (fresh && r.request.kind == ReservationKind::kShared && r.moves.empty()) {
-    if (const TemplateSpec* tmpl = findTemplate(r.request.templateName)) {
-      if (auto checked = projection_.checkNewShared(r, *tmpl)) return *checked;
-    }
-  }
-  if (fresh && options_.incrementalAdmission && r.request.kind == ReservationKind::kDedicated) {
-    return projection_.checkNewDedicated(r);
-  }
-  dirty_.insert(r.id);  // the reference check touches r (advanced by the next tick, as touched)
-  return projection_.check(r, keep);
-}
-
 planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
   refreshViews();
   return index_.snapshot(candidate, clock_.now());
 }
 
-const planner::IndexedCluster* Manager::plannerCluster(const Reservation& candidate, TimeNs nowNs) {
+Reservation Manager::admit(Reservation candidate, const TemplateSpec& tmpl) {
   refreshViews();
-  return index_.cluster(candidate, reservations_.count(candidate.id) > 0, clock_.now(), nowNs);
-}
-
-Result<Reservation> Manager::admitDedicated(Reservation r, const TemplateSpec& tmpl) {
-  const TimeNs now = clock_.now();
-  const auto& req = r.request;
-  auto reject = [&](const std::string& why, TimeNs earliest = 0) {
-    r.reason = why;
-    r.earliestFeasibleStartNs = earliest;
-    r.plan = {};
-    r.moves.clear();
-    r.clones.clear();
-    r.hosts.clear();
-    transition(r, ReservationState::kRejected, why);
-    return r;
-  };
-  const std::size_t wanted = req.hostNames.empty() ? req.hostCount : req.hostNames.size();
-  // The clones must fit an emptied host.
-  const std::uint64_t cloneMem = tmpl.memoryBytes * req.vmsPerHost;
-  const std::uint32_t cloneCores = tmpl.cpuCores * req.vmsPerHost;
-
-  // The hosts come from the index kept across admissions; the request lists no hosts.
-  const planner::IndexedCluster* cluster =
-      options_.incrementalAdmission ? plannerCluster(r, now + options_.planningLatencyNs) : nullptr;
-  planner::VacateRequest base = cluster ? planner::VacateRequest{} : snapshot(r);
-  base.reservationStartNs = req.startNs;
-  base.reservationEndNs = req.endNs;
-  base.cloneTimeNs = tmpl.cloneTimeNs;
-  base.marginNs = options_.marginNs;
-  base.nowNs = now + options_.planningLatencyNs;
-  base.cloneCpuCoresPerHost = cloneCores;
-  base.cloneMemoryBytesPerHost = cloneMem;
-  base.objective = req.objective == Objective::kDegradation ? planner::VacateObjective::kDegradation
-                                                            : planner::VacateObjective::kMakespan;
-  base.maxVmTimeNs = req.maxVmTimeNs;
-  // One error per completed vacate, not per move (keepVacateError; issue 18).
-  base.relativeErrorSamples = vacateErrors_;
-  base.quantile = options_.quantile;
-  if (req.quantile > 0) base.quantile = req.quantile;  // the request's own (issue 20)
-  base.cloneTemplate = req.templateName;               // a planner may know its clones' real time
-  // First without suspensions: a host whose VMs all find a destination is preferred; hosts
-  // that need some of their VMs parked for the window are tried after them (below).
-  base.suspendPolicy = planner::SuspendPolicy::kNever;
-
-  // A copy: the final check below rebuilds hosts, which changes the receiving hosts while
-  // candidates are still being tried.
-  const std::set<std::string> incoming = projection_.receiving();
-  // A host receiving another vacate's VMs cannot be dedicated while they arrive, nor after (this
-  // plan would not move them): only when that vacate starts after this window ends. Its start,
-  // not the moves' planned starts: a batch starts as soon as the one before is done, so any of
-  // its VMs may arrive from the vacate's start on. (Refused outright before issue 18: the week's
-  // next candidate after a refused cheapest host was often the destination of a vacate hours
-  // after the window.)
-  auto receivesBefore = [&](const std::string& host, TimeNs until) {
-    if (!incoming.count(host)) return false;
-    bool seen = false;
-    for (const auto& id : projection_.reservationsTouching(host)) {
-      auto it = reservations_.find(id);
-      if (it == reservations_.end()) continue;
-      for (const auto& move : it->second.moves) {
-        const PlannedMove& m = move.planned;
-        if (!move.isVacate() || m.toHost != host || m.mode == MoveMode::kPark) continue;
-        if (move.progress.state == MoveState::kRunning) return true;
-        if (move.progress.state != MoveState::kPlanned || isTerminal(it->second.state)) continue;
-        seen = true;
-        if (std::max(it->second.plan.latestSafeStartNs, now) < until) return true;
-      }
-    }
-    return !seen;  // receiving for a reason not seen here: refused, as before
-  };
-  // Shared clones booked on a host during the window keep it from being dedicated.
-  auto sharedClonesOn = [&](const std::string& host, TimeNs from) -> std::string {
-    for (const auto& id : projection_.reservationsTouching(host)) {
-      auto it = reservations_.find(id);
-      if (it == reservations_.end() || isTerminal(it->second.state) ||
-          it->second.request.kind != ReservationKind::kShared) {
-        continue;
-      }
-      if (prepareAt(it->second) < req.endNs && from < it->second.request.endNs) {
-        for (const auto& c : it->second.clones) {
-          if (c.host == host) return id;
-        }
-      }
-    }
-    return "";
-  };
-  auto consider = [&](const std::string& name) -> std::string {
-    const HostRecord& h = hosts_.at(name);
-    if (!h.reachable) return "host " + name + " is unreachable";
-    if (auto owner = calendar_.exclusiveOwner(name, req.startNs, req.endNs, r.id)) {
-      return "host " + name + " conflicts with reservation " + *owner;
-    }
-    if (auto owner = sharedClonesOn(name, req.startNs); !owner.empty()) {
-      return "host " + name + " conflicts with reservation " + owner;
-    }
-    if (receivesBefore(name, req.endNs)) {
-      return "host " + name + " is receiving VMs of another vacate";
-    }
-    if (h.memoryBytes < cloneMem || h.cpuCores < cloneCores) {
-      return "host " + name + " is too small for " + std::to_string(req.vmsPerHost) + " x " +
-             tmpl.name;
-    }
-    return "";
-  };
-  // Candidates are tried cheapest vacate first (fewest bytes to move, then by name), each
-  // checked when its turn comes: index_.byVacateBytes() keeps every host in that order (the views
-  // were just refreshed), since a few candidates usually suffice.
-  std::size_t nextNamed = 0;
-  auto nextRanked = index_.byVacateBytes().begin();
-  if (!req.hostNames.empty()) {
-    for (const auto& name : req.hostNames) {
-      if (std::string why = consider(name); !why.empty()) return reject(why);
-    }
+  AdmissionDecision d = admission_.decide(std::move(candidate), tmpl, clock_.now());
+  Reservation& r = d.reservation;
+  if (d.admitted) {
+    transition(r, ReservationState::kAdmitted, d.message);
+  } else {
+    r.reason = d.message;
+    r.earliestFeasibleStartNs = d.earliestFeasibleStartNs;
+    transition(r, ReservationState::kRejected, d.message);
   }
-  // The next candidate in that order; empty when none is left.
-  auto nextCandidate = [&]() -> std::string {
-    if (!req.hostNames.empty()) {
-      return nextNamed == req.hostNames.size() ? "" : req.hostNames[nextNamed++];
-    }
-    while (nextRanked != index_.byVacateBytes().end()) {
-      const std::string& name = (nextRanked++)->second;
-      // consider() would refuse a receiving host too, after costlier checks.
-      if (receivesBefore(name, req.endNs)) continue;
-      if (consider(name).empty()) return name;
-    }
-    return "";
-  };
-
-  std::vector<std::string> chosen;
-  Result<VacatePlan> plan = Status::rejected("no candidate host");
-  std::string lastFailure;
-  // Candidates some VM of which has no destination: tried again, parking those VMs (planner
-  // SuspendPolicy::kWhenNoRoom, only VMs that allow suspension), once the others are used up.
-  std::vector<std::string> needParking;
-  bool parkingPass = false;
-  auto nextOrParked = [&]() -> std::string {
-    if (!parkingPass) {
-      std::string c = nextCandidate();
-      if (!c.empty()) return c;
-      if (needParking.empty()) return "";
-      parkingPass = true;
-      base.suspendPolicy = planner::SuspendPolicy::kWhenNoRoom;
-      std::reverse(needParking.begin(), needParking.end());  // popped from the back, in order
-    }
-    if (needParking.empty()) return "";
-    std::string c = std::move(needParking.back());
-    needParking.pop_back();
-    return c;
-  };
-  // The final check (verifyBookings) books the whole request; when it fails on a host of the
-  // set, that host gives way to the next candidate (issue 18: a booking whose displaced VMs go
-  // home was refused outright when the cheapest host could not take them back after its window,
-  // though the next host could). Named hosts have no next candidate.
-  const MoveId firstMoveId = r.nextMoveId;
-  for (;;) {
-    for (std::string c = nextOrParked(); !c.empty(); c = nextOrParked()) {
-      // Only the VMs of the hosts being vacated matter to the planner (the others are in the
-      // hosts' free capacity); listing just those keeps each trial small.
-      base.hostsToVacate = chosen;
-      base.hostsToVacate.push_back(c);
-      base.vms = index_.vmsToVacate(base.hostsToVacate);
-      auto p = cluster ? planner_.plan(*cluster, base) : planner_.plan(base);
-      if (p) {
-        // The vacate window starts before the reservation: the host must be free then too.
-        std::optional<std::string> owner =
-            calendar_.exclusiveOwner(c, p->latestSafeStartNs, req.endNs, r.id);
-        if (!owner) {
-          if (auto shared = sharedClonesOn(c, p->latestSafeStartNs); !shared.empty())
-            owner = shared;
-        }
-        if (owner) {
-          lastFailure = "host " + c + " conflicts with reservation " + *owner;
-          if (!req.hostNames.empty()) break;
-          continue;
-        }
-        chosen.push_back(c);
-        plan = std::move(p);
-        if (chosen.size() == wanted) break;
-      } else {
-        lastFailure = p.status().message();
-        if (!parkingPass && p.status().code() == StatusCode::kRejected) {
-          needParking.push_back(c);
-          continue;  // named hosts too: the other named hosts may still be planned without parking
-        }
-        if (!req.hostNames.empty()) break;
-      }
-    }
-    // The first host (by name) that could not be a candidate, for the message.
-    std::string firstReason;
-    if (chosen.size() < wanted && lastFailure.empty() && req.hostNames.empty()) {
-      for (const auto& [name, h] : hosts_) {
-        firstReason = consider(name);
-        if (!firstReason.empty()) break;
-      }
-    }
-    if (chosen.size() < wanted) {
-      std::string why = "not enough capacity: " + std::to_string(chosen.size()) + " of " +
-                        std::to_string(wanted) + " hosts can be vacated";
-      if (!lastFailure.empty()) {
-        why += " (" + lastFailure + ")";
-      } else if (!firstReason.empty()) {
-        why += " (" + firstReason + ")";
-      }
-      return reject(why);
-    }
-    adoptPlan(r, std::move(*plan));
-    r.hosts = chosen;
-    if (r.plan.latestSafeStartNs < now + options_.planningLatencyNs) {
-      // Everything shifts with the start, so this start would be just in time.
-      TimeNs earliest = req.startNs + (now + options_.planningLatencyNs - r.plan.latestSafeStartNs);
-      return reject("vacate cannot finish by the start: moving " + std::to_string(r.moves.size()) +
-                        " VMs takes " + formatDuration(r.plan.makespanNs) + ", cloning " +
-                        formatDuration(r.plan.cloneTimeNs) + ", margin " +
-                        formatDuration(r.plan.marginNs) + "; latest safe start " +
-                        formatTime(r.plan.latestSafeStartNs) + " has passed",
-                    earliest);
-    }
-    std::uint32_t k = 0;
-    for (const auto& host : r.hosts) {
-      for (std::uint32_t i = 0; i < req.vmsPerHost; ++i) {
-        ClonePlacement c;
-        c.vmId = r.id + "-" + tmpl.name + "-" + std::to_string(++k);
-        c.host = host;
-        r.clones.push_back(std::move(c));
-      }
-    }
-    // Exact check: with this reservation booked, no host it touches is overbooked at any instant.
-    const BookingCheck checked = verifyBookings(r, /*keep=*/false);
-    if (checked.ok()) break;
-    const std::string& violation = checked.violation;
-    if (!req.hostNames.empty()) return reject("not enough capacity: " + violation);
-    // The host the check names, if it is one of the set (the others' bookings only follow from
-    // the set's plan), else the last one chosen.
-    auto refused = std::find(chosen.begin(), chosen.end(), checked.host);
-    if (refused == chosen.end()) refused = std::prev(chosen.end());
-    spdlog::debug("{}: final check refused host {} ({}); trying the next candidate", r.id, *refused,
-                  violation);
-    chosen.erase(refused);
-    lastFailure = violation;
-    plan = Status::rejected("no candidate host");
-    r.plan = {};
-    r.moves.clear();
-    r.clones.clear();
-    r.hosts.clear();
-    r.nextMoveId = firstMoveId;  // the refused plan's moves were never given out
-  }
-  std::string hostsText;
-  for (const auto& h : r.hosts) hostsText += (hostsText.empty() ? "" : ", ") + h;
-  transition(r, ReservationState::kAdmitted,
-             "admitted on " + hostsText + "; " + std::to_string(r.moves.size()) + " VMs to move (" +
-                 r.plan.strategy + ", predicted " + formatDuration(r.plan.makespanNs) +
-                 "); vacate starts at " + formatTime(r.plan.latestSafeStartNs));
-  return r;
-}
-
-Result<Reservation> Manager::admitShared(Reservation r, const TemplateSpec& tmpl) {
-  const TimeNs now = clock_.now();
-  const auto& req = r.request;
-  const TimeNs begin = req.startNs - tmpl.cloneTimeNs - options_.marginNs;
-  if (begin < now + options_.planningLatencyNs) {
-    r.reason = "too late to clone: cloning takes " + formatDuration(tmpl.cloneTimeNs) +
-               " plus a margin of " + formatDuration(options_.marginNs);
-    r.earliestFeasibleStartNs =
-        now + options_.planningLatencyNs + tmpl.cloneTimeNs + options_.marginNs;
-    transition(r, ReservationState::kRejected, r.reason);
-    return r;
-  }
-  const auto& incoming = projection_.receiving();  // brings the calendar up to date
-  std::uint32_t placed = 0;
-  for (const auto& [name, h] : hosts_) {
-    if (placed == req.vmCount) break;
-    if (!h.reachable || incoming.count(name) ||
-        calendar_.exclusiveOwner(name, begin, req.endNs, r.id)) {
-      continue;
-    }
-    Usage free = calendar_.free(name, begin, req.endNs);
-    while (placed < req.vmCount &&
-           free.memoryBytes >= static_cast<std::int64_t>(tmpl.memoryBytes) &&
-           free.cpuCores >= tmpl.cpuCores) {
-      free.memoryBytes -= static_cast<std::int64_t>(tmpl.memoryBytes);
-      free.cpuCores -= tmpl.cpuCores;
-      ClonePlacement c;
-      c.vmId = r.id + "-" + tmpl.name + "-" + std::to_string(++placed);
-      c.host = name;
-      r.clones.push_back(std::move(c));
-      if (std::find(r.hosts.begin(), r.hosts.end(), name) == r.hosts.end()) {
-        r.hosts.push_back(name);
-      }
-    }
-  }
-  auto reject = [&](const std::string& why) {
-    r.clones.clear();
-    r.hosts.clear();
-    r.reason = why;
-    transition(r, ReservationState::kRejected, r.reason);
-    return r;
-  };
-  if (placed < req.vmCount) {
-    return reject("not enough capacity: room for " + std::to_string(placed) + " of " +
-                  std::to_string(req.vmCount) + " x " + tmpl.name);
-  }
-  r.plan.cloneTimeNs = tmpl.cloneTimeNs;
-  r.plan.marginNs = options_.marginNs;
-  r.plan.latestSafeStartNs = begin;
-  r.plan.strategy = "none";
-  if (const BookingCheck checked = verifyBookings(r, /*keep=*/false); !checked.ok()) {
-    return reject("not enough capacity: " + checked.violation);
-  }
-  transition(r, ReservationState::kAdmitted,
-             "admitted: " + std::to_string(placed) + " x " + tmpl.name + "; cloning starts at " +
-                 formatTime(begin));
-  return r;
+  return std::move(r);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -709,8 +380,10 @@ void Manager::onRelisted(const std::string& host) {
       }
     }
   }
-  for (const auto& [id, vmId] : found) {
-    Reservation& r = reservations_.at(id);
+  for (const auto& entry : found) {
+    const std::string& vmId = entry.second;  // a named reference: C++17 lambdas cannot capture
+                                             // structured bindings (clang refuses)
+    Reservation& r = reservations_.at(entry.first);
     auto c = std::find_if(r.clones.begin(), r.clones.end(), [&](const ClonePlacement& p) {
       return p.vmId == vmId && p.host == host && p.state == CloneState::kFailed;
     });
@@ -1256,7 +929,7 @@ void Manager::repairAfter(const Reservation& cause) {
       return reservations_.at(a).createdNs > reservations_.at(b).createdNs;
     });
     for (const auto& id : victims) {
-      if (!calendar_.overbooked(host)) break;
+      if (!projection_.bookings().overbooked(host)) break;
       readmit(id, cause.id + " ended before vacating " + host);
     }
   }
@@ -1271,7 +944,7 @@ void Manager::readmit(const std::string& id, const std::string& why) {
   refreshCalendar();
   std::set<std::string> wasOver;
   for (const auto& h : hostsTouchedBy(old)) {
-    if (calendar_.overbooked(h)) wasOver.insert(h);
+    if (projection_.bookings().overbooked(h)) wasOver.insert(h);
   }
   // Take it off the books and run admission again for the same request.
   reservations_.erase(id);
@@ -1286,8 +959,7 @@ void Manager::readmit(const std::string& id, const std::string& why) {
   const TemplateSpec* t = findTemplate(old.request.templateName);
   Result<Reservation> again = Status::internal("template vanished");
   if (t) {
-    again = old.request.kind == ReservationKind::kShared ? admitShared(fresh, *t)
-                                                         : admitDedicated(fresh, *t);
+    again = admit(fresh, *t);
   }
   std::string overbooks;
   if (again && again->state == ReservationState::kAdmitted) {
@@ -1298,7 +970,7 @@ void Manager::readmit(const std::string& id, const std::string& why) {
     for (const auto& h : hostsTouchedBy(*again)) hosts.insert(h);
     for (const auto& h : hosts) {
       std::string over;
-      if (!wasOver.count(h) && calendar_.overbooked(h, &over)) {
+      if (!wasOver.count(h) && projection_.bookings().overbooked(h, &over)) {
         overbooks = "not enough capacity: host " + h + " would be overbooked: " + over;
         break;
       }
@@ -1889,17 +1561,17 @@ bool Manager::applyRest(Reservation& r, const Reservation& original, const std::
                         const VacatePlan& plan, std::uint32_t base, TimeNs fromNs,
                         std::string* violation) {
   // Hosts over capacity with the plan as it is: the new one may not overbook any other
-  // (verifyBookings() passes over hosts already over once the moves replaced are taken off; a
+  // (the check passes over hosts already over once the moves replaced are taken off; a
   // plan that parks VMs brings them back after the window: see readmit(), fuzz_manager_ops).
   refreshCalendar();
   std::set<std::string> wasOver;
   for (const auto& h : hostsTouchedBy(original)) {
-    if (calendar_.overbooked(h)) wasOver.insert(h);
+    if (projection_.bookings().overbooked(h)) wasOver.insert(h);
   }
   r.moves.erase(std::remove_if(r.moves.begin(), r.moves.end(),
                                [&](const Move& m) { return rest.count(m.id) > 0; }),
                 r.moves.end());
-  // Hosts overbooked without the moves replaced are not the new plan's fault (verifyBookings).
+  // Hosts overbooked without the moves replaced are not the new plan's fault (the check).
   for (const auto& h : hostsTouchedBy(original)) touchHost(h);
   refreshCalendar();
   // The new moves follow the moves that stay, at offsets from the vacate start as before, with
@@ -1913,14 +1585,15 @@ bool Manager::applyRest(Reservation& r, const Reservation& original, const std::
         m.mode == MoveMode::kPark ? MovePurpose::kPark : MovePurpose::kVacate;
     r.addMove(purpose, std::move(m));
   }
-  *violation = verifyBookings(r, /*keep=*/true).violation;
+  dirty_.insert(r.id);  // the check touches r (advanced by the next tick, as touched)
+  *violation = projection_.check(r, /*keep=*/true).violation;
   if (violation->empty()) {
     refreshCalendar();
     std::set<std::string> hosts = hostsTouchedBy(original);
     for (const auto& h : hostsTouchedBy(r)) hosts.insert(h);
     for (const auto& h : hosts) {
       std::string over;
-      if (!wasOver.count(h) && calendar_.overbooked(h, &over)) {
+      if (!wasOver.count(h) && projection_.bookings().overbooked(h, &over)) {
         *violation = "host " + h + " would be overbooked: " + over;
         break;
       }
@@ -2138,7 +1811,7 @@ bool Manager::driveReturns(Reservation& r) {
     }
     // Home may have been promised to someone else since (its capacity was kept for the VM, but
     // an exclusive window means the host must stay empty): then the VM stays where it is.
-    if (auto owner = calendar_.exclusiveOwner(move.toHost, now, kTimeInfinity, r.id)) {
+    if (auto owner = projection_.bookings().exclusiveOwner(move.toHost, now, kTimeInfinity, r.id)) {
       prog.state = MoveState::kSkipped;
       note(r, move.vmId + " stays on " + move.fromHost + ": its home " + move.toHost +
                   " is reserved by " + *owner);
@@ -2147,7 +1820,7 @@ bool Manager::driveReturns(Reservation& r) {
     // A reservation that ended early (cancelled, failed) no longer keeps room at home: check it.
     if (isTerminal(r.state)) {
       refreshCalendar();
-      const Usage free = calendar_.free(move.toHost, now, kTimeInfinity);
+      const Usage free = projection_.bookings().free(move.toHost, now, kTimeInfinity);
       if (free.memoryBytes < static_cast<std::int64_t>(vm->memoryBytes) ||
           free.cpuCores < static_cast<std::int64_t>(vm->cpuCores)) {
         prog.state = MoveState::kSkipped;

@@ -24,7 +24,7 @@ struct World {
   explicit World(bool incremental) {
     ManagerOptions o;
     o.heartbeatTimeoutNs = 15 * kMin;
-    o.incrementalAdmission = incremental;
+    o.admissionPath = incremental ? AdmissionPath::kIndexed : AdmissionPath::kFullSnapshot;
     manager = std::make_unique<Manager>(
         clock, *store, *planner,
         std::vector<TemplateSpec>{{"bmi", 16, 32 * kGiB, 90 * kNsPerSec, 1},

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "sample_records.h"
 #include "vrm/manager/command_tracker.h"
 #include "vrm/manager/inventory.h"
 
@@ -11,25 +12,11 @@ namespace vrm::manager {
 namespace {
 
 constexpr TimeNs kSec = kNsPerSec;
-constexpr std::uint64_t kGiB = 1ull << 30;
+using sample::kGiB;
 constexpr TimeNs kT0 = 1000 * kSec;
 
-HostRecord host(const std::string& name) {
-  HostRecord h;
-  h.name = name;
-  h.cpuCores = 8;
-  h.memoryBytes = 16 * kGiB;
-  h.nicBandwidthBytesPerSec = 125e6;
-  return h;
-}
-
-VmRecord vm(const std::string& id, std::uint64_t memoryBytes = 2 * kGiB) {
-  VmRecord v;
-  v.id = id;
-  v.cpuCores = 2;
-  v.memoryBytes = v.nonzeroMemoryBytes = memoryBytes;
-  return v;
-}
+using sample::host;
+using sample::vm;
 
 PlannedMove planned(const std::string& vmId, const std::string& from, const std::string& to,
                     std::uint32_t batch, TimeNs startNs, TimeNs endNs) {

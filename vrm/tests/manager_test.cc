@@ -259,7 +259,8 @@ TEST_F(ManagerTest, UndeliverableCommandIsAnsweredOnce) {
   manager_->onSendFailed(cmds[0].id, "agent " + cmds[0].host + " is not connected");
   manager_->onSendFailed(cmds[0].id, "again");  // no longer pending: ignored
   std::string events;
-  for (const auto& e : manager_->get(r->id)->events) events += e.message + "\n";
+  const Reservation after = *manager_->get(r->id);  // held: get() returns a temporary
+  for (const auto& e : after.events) events += e.message + "\n";
   EXPECT_NE(events.find("is not connected"), std::string::npos) << events;
   EXPECT_EQ(events.find("again"), std::string::npos) << events;
 }
@@ -282,7 +283,8 @@ TEST_F(ManagerTest, ResultFromAnotherHostIsIgnored) {
   manager_->onResult(cmds[0].host, agents_->execute(cmds[0]));  // the real answer still counts
   agents_->pump();
   std::string events;
-  for (const auto& e : manager_->get(r->id)->events) events += e.message + "\n";
+  const Reservation after = *manager_->get(r->id);  // held: get() returns a temporary
+  for (const auto& e : after.events) events += e.message + "\n";
   EXPECT_EQ(events.find("forged"), std::string::npos) << events;
   EXPECT_NE(manager_->get(r->id)->state, ReservationState::kFailed) << events;
 }

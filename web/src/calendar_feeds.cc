@@ -9,6 +9,7 @@
 #include <climits>
 #include <nlohmann/json.hpp>
 
+#include "http_text.h"
 #include "icalendar.h"
 #include "vrm/client/client.h"
 #include "vrm/protocol/token.h"
@@ -43,22 +44,6 @@ std::string usableHost(const Request& req) {
                           "abcdefghijklmnopqrstuvwxyz"
                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == std::string::npos;
   return usable ? host : "";
-}
-
-std::string pathSegment(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 // "alice.ics" -> "alice"; "" when the segment is no calendar file.
@@ -227,7 +212,7 @@ Response CalendarFeeds::link(const ApiCall& call) {
   const std::string host = usableHost(call.request);
   if (host.empty()) throw BadRequest("a Host header (a host name or address) is needed");
   std::string path = std::string("/calendar/") + (kind == FeedKind::kHost ? "host/" : "") +
-                     pathSegment(name) + ".ics";
+                     percentEncode(name) + ".ics";
   if (!token.empty()) path += "?token=" + token;
   return reply(200, nlohmann::json{{"kind", kindName(kind)},
                                    {"name", name},

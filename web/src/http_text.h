@@ -23,6 +23,10 @@ using Query = std::multimap<std::string, std::string>;
 // escape.
 std::string percentDecode(std::string_view s, bool plusIsSpace);
 
+// Escapes every byte but RFC 3986's unreserved characters (letters, digits, - . _ ~) as %XX:
+// a text made safe to be one segment of a URL path.
+std::string percentEncode(std::string_view s);
+
 // "a=1&b=x+y&c" -> {a: "1", b: "x y", c: ""}; empty pairs are skipped. Throws BadRequest.
 Query parseQuery(std::string_view query);
 

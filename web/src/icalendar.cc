@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "http_text.h"
+
 namespace vrm::web::ical {
 
 namespace {
@@ -37,23 +39,6 @@ std::size_t utf8SequenceAt(std::string_view s, std::size_t i) {
 
 std::string plural(std::size_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
-// Characters of a URL path segment that need no escape (RFC 3986 unreserved).
-std::string percentEncode(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 std::string joined(const std::vector<std::string>& items) {

@@ -8,6 +8,7 @@
 // unavailable when the ZeroMQ library was built without CURVE.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <zmq.hpp>
@@ -79,6 +80,10 @@ class HandshakeMonitor {
   Status check();
   // A handshake completed since the monitor started.
   bool succeeded() const { return succeeded_; }
+  // Handshakes completed and connections lost since the monitor started, as read by check():
+  // a handshake after a lost connection is the peer back (restarted, or the network healed).
+  std::uint64_t handshakes() const { return handshakes_; }
+  std::uint64_t disconnects() const { return disconnects_; }
   // The reason to add to a timeout: what to check about keys when no handshake completed.
   std::string timeoutHint() const;
 
@@ -88,6 +93,8 @@ class HandshakeMonitor {
   std::string peer_;
   bool curve_;
   bool succeeded_ = false;
+  std::uint64_t handshakes_ = 0;
+  std::uint64_t disconnects_ = 0;
 };
 
 }  // namespace vrm::protocol

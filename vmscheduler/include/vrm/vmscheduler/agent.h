@@ -12,6 +12,14 @@
 //    registered(notFound) at any time (vrmd restarted and forgot the host) triggers an immediate
 //    re-register. Any other non-ok code is logged as an error and registration is retried every
 //    registerErrorRetryIntervalNs.
+//  * vrmd back: the DEALER's connection events are watched (ZeroMQ socket monitor, through
+//    protocol::HandshakeMonitor). A lost connection is logged; a handshake completed after one
+//    (vrmd restarted, or the network healed) means this vrmd may not know the host: the agent
+//    takes itself as unregistered (no heartbeat until answered) and registers again after a wait
+//    drawn from [0, reconnectRegisterSpreadNs] of clock time, then as at start-up. So a restarted
+//    vrmd has every host back within about the spread, not at each host's next heartbeat, and
+//    10,000 agents told at once do not register in one burst. A registered(notFound) arriving
+//    first (a heartbeat queued while vrmd was away) registers at once as above.
 //  * Heartbeats: once registered, AgentMessage.heartbeat{timeNs, vms (full inventory), lost}
 //    whenever heartbeatIntervalNs of clock time have passed since registration or the last
 //    heartbeat.
@@ -80,6 +88,9 @@ struct AgentOptions {
   double intervalJitter = 0.2;
   // Seed of those draws, mixed with the host name. Default 0.
   std::uint64_t jitterSeed = 0;
+  // After vrmd came back (a new connection's handshake), the register goes out after a wait
+  // drawn from [0, this] (clock time, seeded like the jitter); 0 = at once. Default 1 s.
+  TimeNs reconnectRegisterSpreadNs = 1 * kNsPerSec;
   // Limits applied to every frame from vrmd (untrusted input). Defaults: see codec.h.
   protocol::DecodeLimits decodeLimits;
   // Finished command results kept for answering repeated command ids. Default 1024.
@@ -109,6 +120,8 @@ class Agent {
 
   // True once vrmd acknowledged the last register. For tests and status logs.
   bool registered() const { return registered_; }
+  // Times vrmd came back (a handshake after a lost connection) so far. For tests and logs.
+  std::uint64_t reconnections() const { return reconnections_; }
 
  private:
   // A migrate or clone the hypervisor is still running.
@@ -131,6 +144,8 @@ class Agent {
   TimeNs jittered(TimeNs interval);
   // Delay of the first heartbeat after registering: random in (0, interval] when jittering.
   TimeNs firstHeartbeatDelay();
+  // Reads the connection events the monitor collected: vrmd gone, vrmd back (see the contract).
+  void watchConnection();
 
   Clock& clock_;
   Hypervisor& hypervisor_;
@@ -144,6 +159,9 @@ class Agent {
   TimeNs nextRegisterNs_ = 0;               // while !registered_; 0 = at the first runOnce()
   TimeNs registerIntervalNs_ = 0;           // retry or error-retry interval, by vrmd's last answer
   TimeNs nextHeartbeatNs_ = kTimeInfinity;  // while registered_
+  std::uint64_t handshakesSeen_ = 0;        // monitor_->handshakes() at the last look
+  std::uint64_t disconnectsSeen_ = 0;       // monitor_->disconnects() at the last look
+  std::uint64_t reconnections_ = 0;
   std::mt19937_64 jitterRng_;
 
   std::unordered_map<std::uint64_t, InFlight> inFlight_;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "vrm/manager/admission.h"
 #include "vrm/manager/admission_index.h"
 #include "vrm/manager/booking_projection.h"
 #include "vrm/manager/capacity_calendar.h"
@@ -76,12 +77,11 @@ struct ManagerOptions {
   // latest safe start's headroom. In (0, 1). Default 0.95.
   double quantile = 0.95;
 
-  // Dedicated admission plans from an index of every host kept across admissions (only hosts
-  // that changed are re-indexed) and checks a new reservation's bookings by rebuilding only
-  // its own hosts (default). false: a full snapshot of every host per admission and a rebuild
-  // of every host it touches, as before issue 5's "Speed" work: the reference the default is
-  // tested against (same decisions); slow at thousands of hosts.
-  bool incrementalAdmission = true;
+  // kIndexed (vrmd's): dedicated admission plans from an index of every host kept across
+  // admissions and checks a new reservation by rebuilding only its own hosts. kFullSnapshot is
+  // the reference AdmissionEquivalenceTest checks it against (same decisions; slow at
+  // thousands of hosts): for that test only (see admission.h).
+  AdmissionPath admissionPath = AdmissionPath::kIndexed;
 
   // Command deadlines: an agent that heartbeats but never answers a command must not stall its
   // reservation. A migration or park must be answered within its predicted duration x
@@ -181,13 +181,14 @@ class Manager {
   using Step = CommandStep;
   using Pending = PendingCommand;
 
-  Result<Reservation> admitDedicated(Reservation r, const TemplateSpec& tmpl);
-  Result<Reservation> admitShared(Reservation r, const TemplateSpec& tmpl);
+  // Admission's decision on `candidate` (new: not among the reservations), the views
+  // refreshed first, recorded on it: admitted or rejected (reason, earliest feasible start),
+  // with the transition's event. Neither stored nor booked.
+  Reservation admit(Reservation candidate, const TemplateSpec& tmpl);
   Status validate(const ReservationRequest& req, const TemplateSpec** tmpl) const;
-  // The AdmissionIndex's snapshot() and cluster() at the clock's now, the views refreshed
-  // first (refreshViews). nowNs: the plans' VacateRequest::nowNs.
+  // The AdmissionIndex's snapshot() at the clock's now, the views refreshed first
+  // (refreshViews): what a re-plan plans from.
   planner::VacateRequest snapshot(const Reservation& candidate);
-  const planner::IndexedCluster* plannerCluster(const Reservation& candidate, TimeNs nowNs);
   TimeNs prepareAt(const Reservation& r) const { return projection_.prepareAt(r); }
   TimeNs cloneStart(const Reservation& r) const { return projection_.cloneStart(r); }
 
@@ -201,11 +202,6 @@ class Manager {
   // refreshCalendar(), then the AdmissionIndex is told which hosts' bookings changed since the
   // last call (BookingChanges): before reading it.
   void refreshViews();
-  // Books `r` tentatively and checks that no host it touches becomes overbooked; takes it off
-  // again unless `keep` (r is booked already: a re-plan). A new reservation is checked by the
-  // projection's fast checks (checkNewShared, checkNewDedicated unless
-  // !ManagerOptions::incrementalAdmission), anything else by the reference check.
-  BookingCheck verifyBookings(const Reservation& r, bool keep);
   // After `cause` ended early (its vacate did not happen), hosts it touched may be overbooked
   // in the future by reservations that counted on that vacate: re-plan those not yet started,
   // newest first, and fail the ones that no longer fit, with the reason.
@@ -358,13 +354,14 @@ class Manager {
   std::vector<double> vacateErrors_;
   // Deadline tracking: progress reports, caps sent, when to assess, re-plans counted.
   Replanner replanner_;
-  // The bookings derived from the inventory and the reservations; calendar_ is its calendar,
-  // read-only (brought up to date by refreshCalendar()).
+  // The bookings derived from the inventory and the reservations (brought up to date by
+  // refreshCalendar()).
   BookingProjection projection_;
-  const CapacityCalendar& calendar_;
   // The admission views of every host and the planner's index of them, derived from the
   // inventory and the bookings (refreshViews() tells it what changed).
   AdmissionIndex index_;
+  // Decides on new reservations from the bookings and index_; admit() records its decisions.
+  Admission admission_;
 
   // What tick() has to do. Invariant: every reservation that is neither final (done, rejected,
   // or cancelled/failed with its teardown over) is in dirty_, due_ or busy_.

@@ -1,0 +1,143 @@
+// The agent's return after a vrmd restart (issue 19 item 4): vrmd's ROUTER goes away and a new
+// one binds the same TCP endpoint; the agent sees the connection come back (socket monitor) and
+// registers again within its spread of clock time, long before its next heartbeat.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "schema/vrm.capnp.h"
+#include "vrm/protocol/codec.h"
+#include "vrm/vmscheduler/agent.h"
+
+namespace vrm::vmscheduler {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr TimeNs kStart = 1'000 * kNsPerSec;
+constexpr TimeNs kHeartbeat = 60 * kNsPerSec;
+constexpr TimeNs kSpread = 2 * kNsPerSec;
+
+// Plays vrmd over TCP in a context of its own, so that closing it closes the listener at once
+// (the new one can bind the same port).
+struct FakeVrmd {
+  explicit FakeVrmd(const std::string& endpoint) {
+    router.set(zmq::sockopt::linger, 0);
+    router.bind(endpoint);
+  }
+  std::string endpoint() { return router.get(zmq::sockopt::last_endpoint); }
+  // The next message's kind, if one is waiting (non-blocking).
+  std::optional<wire::AgentMessage::Which> poll() {
+    zmq::message_t identity, payload;
+    if (!router.recv(identity, zmq::recv_flags::dontwait)) return std::nullopt;
+    EXPECT_EQ(identity.to_string(), "h1");
+    EXPECT_TRUE(router.recv(payload));
+    auto frame = protocol::decodeFrame(std::move(payload));
+    EXPECT_TRUE(frame.isOk());
+    if (!frame) return std::nullopt;
+    return frame->root<wire::AgentMessage>()->which();
+  }
+  void answerRegistered() {
+    capnp::MallocMessageBuilder b;
+    b.initRoot<wire::ManagerMessage>().initRegistered().setCode(wire::StatusCode::OK);
+    router.send(zmq::buffer(std::string("h1")), zmq::send_flags::sndmore);
+    router.send(protocol::encodeFrame(b), zmq::send_flags::none);
+  }
+  zmq::context_t context;
+  zmq::socket_t router{context, zmq::socket_type::router};
+};
+
+std::unique_ptr<Hypervisor> simHost() {
+  HypervisorOptions o;
+  o.host.name = "h1";
+  o.host.cpuCores = 8;
+  o.host.memoryBytes = 16'000'000'000;
+  o.host.nicBandwidthBytesPerSec = 1e9;
+  return std::move(Hypervisor::create("sim", o)).value();
+}
+
+// Runs the agent (real-time waits of at most 20 ms: TCP connects asynchronously) until `done`,
+// for at most 10 s of real time: a bound for a failing test, not a timing assumption.
+template <typename Done>
+bool runUntil(Agent& agent, Done done) {
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    agent.runOnce(20ms);
+  }
+  return true;
+}
+
+// Ensures that after vrmd went away and came back on the same endpoint the agent takes itself
+// as unregistered and sends a register within the spread (here 2 s) of clock time after it saw
+// the new connection, with no heartbeat due (60 s), and is registered again once answered.
+TEST(AgentReconnectTest, RegistersAgainWithinTheSpreadWhenVrmdComesBack) {
+  ManualClock clock(kStart);
+  auto hv = simHost();
+  auto vrmd = std::make_unique<FakeVrmd>("tcp://127.0.0.1:*");
+  const std::string endpoint = vrmd->endpoint();
+  zmq::context_t context;
+  AgentOptions options;
+  options.vrmdEndpoint = endpoint;
+  options.heartbeatIntervalNs = kHeartbeat;
+  options.reconnectRegisterSpreadNs = kSpread;
+  options.jitterSeed = 19;
+  Agent agent(clock, *hv, context, options);
+
+  std::optional<wire::AgentMessage::Which> got;
+  ASSERT_TRUE(runUntil(agent, [&] { return (got = vrmd->poll()).has_value(); }));
+  ASSERT_EQ(*got, wire::AgentMessage::REGISTER);
+  vrmd->answerRegistered();
+  ASSERT_TRUE(runUntil(agent, [&] { return agent.registered(); }));
+  EXPECT_EQ(agent.reconnections(), 0u) << "the first connection is no return";
+
+  vrmd.reset();  // vrmd is killed: its listener closes
+  vrmd = std::make_unique<FakeVrmd>(endpoint);
+  ASSERT_TRUE(runUntil(agent, [&] { return agent.reconnections() == 1; }));
+  EXPECT_FALSE(agent.registered());
+  const TimeNs back = clock.now();
+  // Clock time moves on in steps of 50 ms until the register arrives.
+  got.reset();
+  while (!(got = vrmd->poll()) && clock.now() - back <= kSpread + kNsPerSec) {
+    clock.advance(50'000'000);
+    agent.runOnce(5ms);
+  }
+  ASSERT_TRUE(got.has_value()) << "no register within the spread";
+  EXPECT_EQ(*got, wire::AgentMessage::REGISTER);
+  EXPECT_LE(clock.now() - back, kSpread + 50'000'000);
+  vrmd->answerRegistered();
+  ASSERT_TRUE(runUntil(agent, [&] { return agent.registered(); }));
+}
+
+// Ensures that with no spread the register goes out as soon as the agent sees vrmd back, before
+// the clock moves at all.
+TEST(AgentReconnectTest, WithoutASpreadRegistersAtOnce) {
+  ManualClock clock(kStart);
+  auto hv = simHost();
+  auto vrmd = std::make_unique<FakeVrmd>("tcp://127.0.0.1:*");
+  const std::string endpoint = vrmd->endpoint();
+  zmq::context_t context;
+  AgentOptions options;
+  options.vrmdEndpoint = endpoint;
+  options.heartbeatIntervalNs = kHeartbeat;
+  options.reconnectRegisterSpreadNs = 0;
+  Agent agent(clock, *hv, context, options);
+  std::optional<wire::AgentMessage::Which> got;
+  ASSERT_TRUE(runUntil(agent, [&] { return (got = vrmd->poll()).has_value(); }));
+  vrmd->answerRegistered();
+  ASSERT_TRUE(runUntil(agent, [&] { return agent.registered(); }));
+
+  vrmd.reset();
+  vrmd = std::make_unique<FakeVrmd>(endpoint);
+  got.reset();
+  ASSERT_TRUE(runUntil(agent, [&] { return (got = vrmd->poll()).has_value(); }));
+  EXPECT_EQ(*got, wire::AgentMessage::REGISTER);
+  EXPECT_EQ(clock.now(), kStart);
+  EXPECT_EQ(agent.reconnections(), 1u);
+}
+
+}  // namespace
+}  // namespace vrm::vmscheduler
