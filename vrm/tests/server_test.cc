@@ -15,6 +15,23 @@ namespace {
 
 constexpr std::uint64_t kGiB = 1ull << 30;
 
+TemplateSpec bmiTemplate() {
+  TemplateSpec t;
+  t.name = "bmi";
+  t.memoryBytes = 4 * kGiB;
+  return t;
+}
+
+// A vrmd core for the tests that drive their own Server: an in-memory store, the "simple"
+// model's sequential planner, the one template "bmi".
+struct BmiCore {
+  ManualClock clock{1'800'000'000 * kNsPerSec};
+  std::unique_ptr<Store> store = std::move(*Store::open(":memory:"));
+  planner::SequentialVacatePlanner planner{std::shared_ptr<const planner::MigrationModel>(
+      std::move(*planner::createMigrationModel("simple")))};
+  Manager manager{clock, *store, planner, std::vector{bmiTemplate()}};
+};
+
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -22,10 +39,7 @@ class ServerTest : public ::testing::Test {
     planner_ = std::make_unique<planner::SequentialVacatePlanner>(
         std::shared_ptr<const planner::MigrationModel>(
             std::move(*planner::createMigrationModel("simple"))));
-    TemplateSpec t;
-    t.name = "bmi";
-    t.memoryBytes = 4 * kGiB;
-    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, std::vector{t});
+    manager_ = std::make_unique<Manager>(clock_, *store_, *planner_, std::vector{bmiTemplate()});
     ServerOptions o;
     o.clientEndpoint = "tcp://127.0.0.1:*";
     o.agentEndpoint = "tcp://127.0.0.1:*";
@@ -146,15 +160,10 @@ namespace {
 
 // Ensures committed reservation events are published on the PUB socket under "<id>|".
 TEST(ServerEventsTest, SubmitPublishesItsEvents) {
-  ManualClock clock{1'800'000'000 * kNsPerSec};
+  BmiCore core;
+  ManualClock& clock = core.clock;
+  Manager& manager = core.manager;
   zmq::context_t ctx;
-  auto store = std::move(*Store::open(":memory:"));
-  planner::SequentialVacatePlanner planner(std::shared_ptr<const planner::MigrationModel>(
-      std::move(*planner::createMigrationModel("simple"))));
-  TemplateSpec t;
-  t.name = "bmi";
-  t.memoryBytes = 4 * kGiB;
-  Manager manager(clock, *store, planner, std::vector{t});
   HostRecord h{"node1", 8, 16 * kGiB, 125e6, "sim", "", true, 0};
   ASSERT_TRUE(manager.onRegister(h, {}).isOk());
   ServerOptions o;
@@ -207,15 +216,10 @@ namespace {
 // Ensures that while ServerOptions::mayAct says no (a replica past its lease), the manager's
 // commands are not sent to agents but kept, and go out on the first turn it says yes again.
 TEST(ServerLeadershipTest, NoAgentCommandsWhileItMayNotAct) {
-  ManualClock clock{1'800'000'000 * kNsPerSec};
+  BmiCore core;
+  ManualClock& clock = core.clock;
+  Manager& manager = core.manager;
   zmq::context_t ctx;
-  auto store = std::move(*Store::open(":memory:"));
-  planner::SequentialVacatePlanner planner(std::shared_ptr<const planner::MigrationModel>(
-      std::move(*planner::createMigrationModel("simple"))));
-  TemplateSpec t;
-  t.name = "bmi";
-  t.memoryBytes = 4 * kGiB;
-  Manager manager(clock, *store, planner, std::vector{t});
   bool mayAct = true;
   ServerOptions o;
   o.clientEndpoint = "inproc://clients";
