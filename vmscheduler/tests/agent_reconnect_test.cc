@@ -71,72 +71,69 @@ bool runUntil(Agent& agent, Done done) {
   return true;
 }
 
+// An agent for host h1 on a sim hypervisor, connected to a FakeVrmd on an OS-chosen port, and
+// registered once (the first connection, which is no return).
+class AgentReconnectTest : public ::testing::Test {
+ protected:
+  void startRegistered(TimeNs spread, std::uint64_t jitterSeed = 0) {
+    AgentOptions options;
+    options.vrmdEndpoint = endpoint;
+    options.heartbeatIntervalNs = kHeartbeat;
+    options.reconnectRegisterSpreadNs = spread;
+    options.jitterSeed = jitterSeed;
+    agent = std::make_unique<Agent>(clock, *hv, context, options);
+    std::optional<wire::AgentMessage::Which> got;
+    ASSERT_TRUE(runUntil(*agent, [&] { return (got = vrmd->poll()).has_value(); }));
+    ASSERT_EQ(*got, wire::AgentMessage::REGISTER);
+    vrmd->answerRegistered();
+    ASSERT_TRUE(runUntil(*agent, [&] { return agent->registered(); }));
+    EXPECT_EQ(agent->reconnections(), 0u) << "the first connection is no return";
+  }
+
+  ManualClock clock{kStart};
+  std::unique_ptr<Hypervisor> hv = simHost();
+  std::unique_ptr<FakeVrmd> vrmd = std::make_unique<FakeVrmd>("tcp://127.0.0.1:*");
+  const std::string endpoint = vrmd->endpoint();
+  zmq::context_t context;
+  std::unique_ptr<Agent> agent;
+};
+
 // Ensures that after vrmd went away and came back on the same endpoint the agent takes itself
 // as unregistered and sends a register within the spread (here 2 s) of clock time after it saw
 // the new connection, with no heartbeat due (60 s), and is registered again once answered.
-TEST(AgentReconnectTest, RegistersAgainWithinTheSpreadWhenVrmdComesBack) {
-  ManualClock clock(kStart);
-  auto hv = simHost();
-  auto vrmd = std::make_unique<FakeVrmd>("tcp://127.0.0.1:*");
-  const std::string endpoint = vrmd->endpoint();
-  zmq::context_t context;
-  AgentOptions options;
-  options.vrmdEndpoint = endpoint;
-  options.heartbeatIntervalNs = kHeartbeat;
-  options.reconnectRegisterSpreadNs = kSpread;
-  options.jitterSeed = 19;
-  Agent agent(clock, *hv, context, options);
-
-  std::optional<wire::AgentMessage::Which> got;
-  ASSERT_TRUE(runUntil(agent, [&] { return (got = vrmd->poll()).has_value(); }));
-  ASSERT_EQ(*got, wire::AgentMessage::REGISTER);
-  vrmd->answerRegistered();
-  ASSERT_TRUE(runUntil(agent, [&] { return agent.registered(); }));
-  EXPECT_EQ(agent.reconnections(), 0u) << "the first connection is no return";
+TEST_F(AgentReconnectTest, RegistersAgainWithinTheSpreadWhenVrmdComesBack) {
+  ASSERT_NO_FATAL_FAILURE(startRegistered(kSpread, /*jitterSeed=*/19));
 
   vrmd.reset();  // vrmd is killed: its listener closes
   vrmd = std::make_unique<FakeVrmd>(endpoint);
-  ASSERT_TRUE(runUntil(agent, [&] { return agent.reconnections() == 1; }));
-  EXPECT_FALSE(agent.registered());
+  ASSERT_TRUE(runUntil(*agent, [&] { return agent->reconnections() == 1; }));
+  EXPECT_FALSE(agent->registered());
   const TimeNs back = clock.now();
+  std::optional<wire::AgentMessage::Which> got;
   // Clock time moves on in steps of 50 ms until the register arrives.
-  got.reset();
   while (!(got = vrmd->poll()) && clock.now() - back <= kSpread + kNsPerSec) {
     clock.advance(50'000'000);
-    agent.runOnce(5ms);
+    agent->runOnce(5ms);
   }
   ASSERT_TRUE(got.has_value()) << "no register within the spread";
   EXPECT_EQ(*got, wire::AgentMessage::REGISTER);
   EXPECT_LE(clock.now() - back, kSpread + 50'000'000);
   vrmd->answerRegistered();
-  ASSERT_TRUE(runUntil(agent, [&] { return agent.registered(); }));
+  ASSERT_TRUE(runUntil(*agent, [&] { return agent->registered(); }));
 }
 
 // Ensures that with no spread the register goes out as soon as the agent sees vrmd back, before
 // the clock moves at all.
-TEST(AgentReconnectTest, WithoutASpreadRegistersAtOnce) {
-  ManualClock clock(kStart);
-  auto hv = simHost();
-  auto vrmd = std::make_unique<FakeVrmd>("tcp://127.0.0.1:*");
-  const std::string endpoint = vrmd->endpoint();
-  zmq::context_t context;
-  AgentOptions options;
-  options.vrmdEndpoint = endpoint;
-  options.heartbeatIntervalNs = kHeartbeat;
-  options.reconnectRegisterSpreadNs = 0;
-  Agent agent(clock, *hv, context, options);
-  std::optional<wire::AgentMessage::Which> got;
-  ASSERT_TRUE(runUntil(agent, [&] { return (got = vrmd->poll()).has_value(); }));
-  vrmd->answerRegistered();
-  ASSERT_TRUE(runUntil(agent, [&] { return agent.registered(); }));
+TEST_F(AgentReconnectTest, WithoutASpreadRegistersAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(startRegistered(/*spread=*/0));
 
   vrmd.reset();
   vrmd = std::make_unique<FakeVrmd>(endpoint);
-  got.reset();
-  ASSERT_TRUE(runUntil(agent, [&] { return (got = vrmd->poll()).has_value(); }));
+  std::optional<wire::AgentMessage::Which> got;
+  ASSERT_TRUE(runUntil(*agent, [&] { return (got = vrmd->poll()).has_value(); }));
   EXPECT_EQ(*got, wire::AgentMessage::REGISTER);
   EXPECT_EQ(clock.now(), kStart);
-  EXPECT_EQ(agent.reconnections(), 1u);
+  EXPECT_EQ(agent->reconnections(), 1u);
 }
 
 }  // namespace
