@@ -33,6 +33,15 @@ check() {  # check DESCRIPTION COMMAND...: passes when COMMAND succeeds
   if "$@"; then echo "ok: $what"; else failures=$((failures + 1)); echo "FAIL: $what" >&2; fi
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# show_until_served ENDPOINTS TRIES PAUSE: asks for $id until an answer (into $work/out), at most
+# TRIES times PAUSE s apart; what the answer says is for the check that follows.
+show_until_served() {
+  for _ in $(seq 1 "$2"); do
+    VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$1 vrmctl show "$id" >"$work/out" 2>&1 && return 0
+    sleep "$3"
+  done
+  return 0
+}
 
 for bad in "etcd://" "etcd://h1:0" "etcd:h1:2379" "mysql://db"; do
   rc=0
@@ -56,10 +65,7 @@ start_second() {  # a vrmd on the second's ports; its debug log says whom it red
 }
 start_second
 second=$vrmd_pid
-for _ in $(seq 1 100); do  # until the standby answers at all (bound, campaigning)
-  VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$SECOND vrmctl show "$id" >"$work/out" 2>&1 && break
-  sleep 0.05
-done
+show_until_served "$SECOND" 100 0.05  # until the standby answers at all (bound, campaigning)
 check "vrmctl given only the standby is served by the leader" grep -qE "^$id +admitted" "$work/out"
 check "the standby said the leader is the first" \
   grep -q "not the leader (the leader is $CLIENTS)" "$work/vrmd.log"
@@ -67,10 +73,7 @@ check "the standby said the leader is the first" \
 # Pause the leader past its 3 s lease: the standby takes over and serves what was acknowledged.
 kill -STOP "$first"
 paused_at=$(now_ms)
-for _ in $(seq 1 300); do
-  VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$SECOND vrmctl show "$id" >"$work/out" 2>&1 && break
-  sleep 0.05
-done
+show_until_served "$SECOND" 300 0.05
 echo "figure: leader paused to the standby serving: $(($(now_ms) - paused_at)) ms"
 check "the standby, elected, serves $id" grep -qE "^$id +admitted" "$work/out"
 kill -CONT "$first"
@@ -91,10 +94,7 @@ kill -TERM "$second"
 stopped_at=$(now_ms)
 wait "$second" 2>/dev/null || true
 second=""
-for _ in $(seq 1 300); do
-  VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$CLIENTS_FIRST vrmctl show "$id" >"$work/out" 2>&1 && break
-  sleep 0.02
-done
+show_until_served "$CLIENTS_FIRST" 300 0.02
 handover=$(($(now_ms) - stopped_at))
 echo "figure: SIGTERM of the leader to the standby serving: $handover ms"
 check "the third vrmd serves $id" grep -qE "^$id +admitted" "$work/out"
@@ -104,18 +104,12 @@ check "handover after SIGTERM under 2.5 s (lease revoked, not expired)" test "$h
 # given only the standby, and one given both (the dead one first), reach the new leader.
 start_second
 fourth=$vrmd_pid
-for _ in $(seq 1 100); do
-  VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$SECOND vrmctl show "$id" >"$work/out" 2>&1 && break
-  sleep 0.05
-done
+show_until_served "$SECOND" 100 0.05
 check "given the standby, served by the leader (the third)" grep -qE "^$id +admitted" "$work/out"
 kill -9 "$third"
 killed_at=$(now_ms)
 wait "$third" 2>/dev/null || true
-for _ in $(seq 1 300); do
-  VRM_TIMEOUT_MS=500 VRM_ENDPOINT=$SECOND vrmctl show "$id" >"$work/out" 2>&1 && break
-  sleep 0.02
-done
+show_until_served "$SECOND" 300 0.02
 failover=$(($(now_ms) - killed_at))
 echo "figure: kill -9 of the leader to the standby serving: $failover ms"
 check "after kill -9, the client given the standby is served by it" grep -qE "^$id +admitted" "$work/out"
