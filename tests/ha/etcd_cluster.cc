@@ -236,6 +236,9 @@ Status EtcdCluster::launch(int i) {
       ::dup2(out, 2);
     }
     if (in >= 0) ::dup2(in, 0);
+    // Nothing else the caller had open goes with the member: a member detached from a test
+    // that was killed (its EXIT trap never ran) must not keep, say, the test's lock file open.
+    ::close_range(3, ~0U, 0);
     ::execvp(argv[0], argv.data());
     ::_exit(127);
   }

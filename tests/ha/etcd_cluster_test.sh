@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The etcd test harness from the shell (tests/ha/etcd_cluster_main.cc): a 3-member cluster on
 # OS-chosen ports serves writes through any member, survives a killed and a paused member,
-# takes a killed member back, and leaves no process or file behind after `stop`.
+# takes a killed member back, keeps none of its caller's open files, and leaves no process or
+# file behind after `stop`.
 set -euo pipefail
 build=${VRM_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 harness=$build/tests/ha/etcd_cluster
@@ -16,7 +17,14 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# A file the caller holds open (as flock holds the e2e lock) must not go with the members: one
+# left running by a killed test would hold it.
+exec {held}>"$work/held"
 dir=$("$harness" start --root "$work")
+exec {held}>&-
+for p in $("$harness" status "$dir" | awk '{print $3}'); do
+  ls -l "/proc/$p/fd" 2>/dev/null | grep -q "$work/held" && fail "member pid $p inherited an open file"
+done
 endpoints=$("$harness" endpoints "$dir")
 IFS=, read -r -a eps <<<"$endpoints"
 [[ ${#eps[@]} == 3 ]] || fail "expected 3 endpoints, got $endpoints"
