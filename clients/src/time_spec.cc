@@ -16,13 +16,17 @@ Result<TimeNs> parseTimeSpec(std::string_view text, TimeNs now) {
   auto bad = [&] {
     return Status::invalid("'" + s +
                            "' is not a time: use ISO 8601 (2026-11-23T14:00:00Z), 'now', or "
-                           "+DURATION (+2h, +30min)");
+                           "+/-DURATION (+2h, +30min, -7d)");
   };
   if (s.empty()) return bad();
   if (s == "now") return now;
-  if (s[0] == '+') {
+  if (s[0] == '+' || s[0] == '-') {
     auto d = parseDurationNs(s.substr(1));
     if (!d) return Status::invalid("'" + s + "': " + d.status().message());
+    if (s[0] == '-') {
+      if (*d > now) return Status::invalid("'" + s + "' is before 1970");
+      return now - *d;
+    }
     if (now > 0 && *d > kTimeInfinity - now) {  // the clock is read from vrmd: do not trust it
       return Status::invalid("'" + s + "' is beyond the last representable time");
     }

@@ -18,6 +18,7 @@ TEST(TimeSpecTest, AcceptedForms) {
   EXPECT_EQ(*parseTimeSpec("now", kNow), kNow);
   EXPECT_EQ(*parseTimeSpec("+2h", kNow), kNow + 7200 * kNsPerSec);
   EXPECT_EQ(*parseTimeSpec("+90min", kNow), kNow + 5400 * kNsPerSec);
+  EXPECT_EQ(*parseTimeSpec("-7d", kNow), kNow - 7 * 86400 * kNsPerSec);
 }
 
 // Ensures nonsense is an invalid-argument error that shows the accepted forms.
@@ -36,6 +37,11 @@ TEST(TimeSpecTest, RejectsNonsense) {
 TEST(TimeSpecTest, RejectsTimesOutOfRange) {
   for (const char* bad : {"+2h", "+1d"}) {
     auto t = parseTimeSpec(bad, kTimeInfinity - 1);
+    ASSERT_FALSE(t.isOk()) << bad;
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+  }
+  for (const char* bad : {"-2h", "-1d"}) {  // before 1970 on a clock an hour after it
+    auto t = parseTimeSpec(bad, 3600 * kNsPerSec);
     ASSERT_FALSE(t.isOk()) << bad;
     EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
   }

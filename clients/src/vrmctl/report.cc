@@ -14,21 +14,11 @@ struct ReportArgs {
   bool csv = false;
 };
 
-// A time as submit takes it, or -DURATION before `now` (a report looks back).
-Result<TimeNs> reportTime(const std::string& text, TimeNs now) {
-  if (!text.empty() && text[0] == '-') {
-    auto d = parseDurationNs(std::string_view(text).substr(1));
-    if (!d) return Status::invalid("'" + text + "': " + d.status().message());
-    return now - *d;
-  }
-  return client::parseTimeSpec(text, now);
-}
-
 // The window [from, to) at `now`; invalid-argument naming the flag otherwise.
 Result<std::pair<TimeNs, TimeNs>> windowOf(const ReportArgs& a, TimeNs now) {
-  auto from = reportTime(a.from, now);
+  auto from = client::parseTimeSpec(a.from, now);
   if (!from) return Status::invalid("--from: " + from.status().message());
-  auto to = reportTime(a.to, now);
+  auto to = client::parseTimeSpec(a.to, now);
   if (!to) return Status::invalid("--to: " + to.status().message());
   if (*to <= *from) {
     return Status::invalid("--to (" + formatTime(*to) + ") must be after --from (" +

@@ -1,7 +1,7 @@
 // Times as people type them: ISO 8601 ("2026-11-23T14:00:00Z", "2026-11-23T14:00",
 // "2026-11-23 14:00", a trailing "Z" or "+HH:MM" offset; no offset means UTC), "now", or a
-// time relative to `now` ("+2h", "+90min", "+1d"). Errors are invalid-argument naming the
-// accepted forms.
+// time relative to `now`, later ("+2h", "+90min", "+1d") or earlier ("-7d": what a report looks
+// back to). Errors are invalid-argument naming the accepted forms.
 #pragma once
 
 #include <string_view>
