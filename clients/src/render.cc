@@ -111,6 +111,68 @@ std::string clockOf(TimeNs t) { return formatTime(t).substr(11, 8); }
 
 std::string reservationJson(const Reservation& r, int indent) { return toJson(r).dump(indent); }
 
+std::string reservationJson(const Reservation& r, const std::vector<WebhookDelivery>& deliveries,
+                            int indent) {
+  json j = toJson(r);
+  if (!deliveries.empty()) {
+    json a = json::array();
+    for (const auto& d : deliveries) {
+      json jd = {{"url", d.url},
+                 {"event", d.eventId},
+                 {"kind", d.kind},
+                 {"state", deliveryStateName(d.state)},
+                 {"attempts", d.attempts}};
+      if (!d.lastError.empty()) jd["last_error"] = d.lastError;
+      if (d.lastAttemptNs) jd["last_attempt"] = formatTime(d.lastAttemptNs);
+      if (d.nextAttemptNs) jd["next_attempt"] = formatTime(d.nextAttemptNs);
+      a.push_back(std::move(jd));
+    }
+    j["webhooks"] = std::move(a);
+  }
+  return j.dump(indent);
+}
+
+std::string webhookDeliveriesText(const std::vector<WebhookDelivery>& deliveries, TimeNs now) {
+  std::map<std::string, std::vector<const WebhookDelivery*>> byUrl;
+  std::vector<std::string> order;
+  for (const auto& d : deliveries) {
+    if (!byUrl.count(d.url)) order.push_back(d.url);
+    byUrl[d.url].push_back(&d);
+  }
+  std::ostringstream o;
+  for (const auto& url : order) {
+    std::map<DeliveryState, int> counts;
+    const WebhookDelivery* stuck = nullptr;  // the oldest not delivered
+    std::uint32_t attempts = 0;
+    for (const auto* d : byUrl[url]) {
+      ++counts[d->state];
+      attempts += d->attempts;
+      if (d->state != DeliveryState::kDelivered && !stuck) stuck = d;
+    }
+    const int total = static_cast<int>(byUrl[url].size());
+    o << "  webhook   " << url << ": ";
+    if (!stuck) {
+      o << "delivered (" << total << " event" << (total == 1 ? "" : "s") << ", " << attempts
+        << " attempt" << (attempts == 1 ? "" : "s") << ")\n";
+      continue;
+    }
+    o << (counts[DeliveryState::kFailing] || counts[DeliveryState::kGaveUp] ? "failing"
+                                                                             : "pending")
+      << " (" << counts[DeliveryState::kDelivered] << " of " << total << " delivered";
+    if (counts[DeliveryState::kGaveUp]) o << ", " << counts[DeliveryState::kGaveUp] << " given up";
+    o << "); " << stuck->kind << ": " << deliveryStateName(stuck->state) << ", " << stuck->attempts
+      << " attempt" << (stuck->attempts == 1 ? "" : "s");
+    if (!stuck->lastError.empty()) o << ", last error: " << stuck->lastError;
+    if (stuck->nextAttemptNs && stuck->state == DeliveryState::kFailing) {
+      o << ", next try "
+        << (now && stuck->nextAttemptNs > now ? "in " + formatDuration(stuck->nextAttemptNs - now)
+                                              : std::string("now"));
+    }
+    o << "\n";
+  }
+  return o.str();
+}
+
 std::string reservationsJson(const std::vector<Reservation>& rs, int indent) {
   json a = json::array();
   for (const auto& r : rs) a.push_back(toJson(r));

@@ -309,6 +309,29 @@ struct ClientReply {
   # unavailable and nothing else: send the request again to the leader it names. Unset when
   # this replica served the request.
   notLeader @9 :NotLeader;
+  # get: how the webhooks configured for the reservation's owner (vrmd --webhooks) fared with
+  # its events, one entry per event and webhook, oldest first; empty to callers who may not act
+  # for the owner, and when vrmd has no webhooks. (Added in session 31: additions only.)
+  deliveries @10 :List(WebhookDelivery);
+}
+
+# One reservation event's delivery to one webhook (README: Notifications).
+struct WebhookDelivery {
+  url @0 :Text;                  # the webhook's URL, without its query string
+  eventId @1 :Text;              # the id in the POSTed body ("r5.e3", "r5.before-end")
+  kind @2 :Text;                 # "admitted", "vacate-started", "at-risk", "ready", ...
+  state @3 :WebhookDeliveryState;
+  attempts @4 :UInt32;           # POSTs made so far
+  lastError @5 :Text;            # why the last attempt failed ("" when none has)
+  lastAttemptNs @6 :Int64;       # vrmd's clock; 0 = not attempted yet
+  nextAttemptNs @7 :Int64;       # pending / failing: when it is tried next
+}
+
+enum WebhookDeliveryState {
+  pending @0;                    # not attempted yet, or an attempt under way
+  delivered @1;                  # answered 2xx
+  failing @2;                    # the last attempt failed; tried again at nextAttemptNs
+  gaveUp @3;                     # still failing when vrmd stopped trying (vrmd --webhooks' cap)
 }
 
 # "Not the leader": where a replica that does not lead says the leader is (README: High

@@ -1,4 +1,5 @@
 #include "vrm/protocol/reservation.h"
+#include "vrm/protocol/webhook_delivery.h"
 
 namespace vrm {
 
@@ -20,6 +21,20 @@ std::optional<ReservationState> stateFromName(const std::string& name) {
 bool isTerminal(ReservationState state) {
   return state == ReservationState::kDone || state == ReservationState::kRejected ||
          state == ReservationState::kCancelled || state == ReservationState::kFailed;
+}
+
+const char* deliveryStateName(DeliveryState state) {
+  switch (state) {
+    case DeliveryState::kPending:
+      return "pending";
+    case DeliveryState::kDelivered:
+      return "delivered";
+    case DeliveryState::kFailing:
+      return "failing";
+    case DeliveryState::kGaveUp:
+      return "gave-up";
+  }
+  return "?";
 }
 
 const char* moveStateName(MoveState state) {

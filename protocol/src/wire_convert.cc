@@ -681,6 +681,56 @@ BackupChunk fromWire(wire::BackupChunk::Reader in) {
   return c;
 }
 
+void toWire(const WebhookDelivery& in, wire::WebhookDelivery::Builder out) {
+  out.setUrl(in.url);
+  out.setEventId(in.eventId);
+  out.setKind(in.kind);
+  switch (in.state) {
+    case DeliveryState::kPending:
+      out.setState(wire::WebhookDeliveryState::PENDING);
+      break;
+    case DeliveryState::kDelivered:
+      out.setState(wire::WebhookDeliveryState::DELIVERED);
+      break;
+    case DeliveryState::kFailing:
+      out.setState(wire::WebhookDeliveryState::FAILING);
+      break;
+    case DeliveryState::kGaveUp:
+      out.setState(wire::WebhookDeliveryState::GAVE_UP);
+      break;
+  }
+  out.setAttempts(in.attempts);
+  out.setLastError(in.lastError);
+  out.setLastAttemptNs(in.lastAttemptNs);
+  out.setNextAttemptNs(in.nextAttemptNs);
+}
+
+WebhookDelivery fromWire(wire::WebhookDelivery::Reader in) {
+  WebhookDelivery d;
+  d.url = toStd(in.getUrl());
+  d.eventId = toStd(in.getEventId());
+  d.kind = toStd(in.getKind());
+  switch (in.getState()) {
+    case wire::WebhookDeliveryState::DELIVERED:
+      d.state = DeliveryState::kDelivered;
+      break;
+    case wire::WebhookDeliveryState::FAILING:
+      d.state = DeliveryState::kFailing;
+      break;
+    case wire::WebhookDeliveryState::GAVE_UP:
+      d.state = DeliveryState::kGaveUp;
+      break;
+    default:  // pending, or a state newer than this side
+      d.state = DeliveryState::kPending;
+      break;
+  }
+  d.attempts = in.getAttempts();
+  d.lastError = toStd(in.getLastError());
+  d.lastAttemptNs = in.getLastAttemptNs();
+  d.nextAttemptNs = in.getNextAttemptNs();
+  return d;
+}
+
 std::string serializeReservation(const Reservation& r) {
   capnp::MallocMessageBuilder b;
   toWire(r, b.initRoot<wire::Reservation>());

@@ -17,8 +17,10 @@
 #include "vrm/manager/calibrating_planner.h"
 #include "vrm/manager/etcd_store.h"
 #include "vrm/manager/replica_options.h"
+#include "vrm/manager/notifier.h"
 #include "vrm/manager/server.h"
 #include "vrm/manager/standby_server.h"
+#include "vrm/manager/webhook_sender.h"
 #include "vrm/planner/cost_aware_vacate_planner.h"
 #include "vrm/protocol/units.h"
 #include "vrm/web/web_server.h"
@@ -190,6 +192,15 @@ int main(int argc, char** argv) {
   app.add_option("--web-root", webRoot,
                  "directory of the web calendar's files (default: web/static of the project)");
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error")->capture_default_str();
+  // --- webhook notifications (README: Notifications) ---
+  std::string webhooksPath, webhookCaFile;
+  app.add_option("--webhooks", webhooksPath,
+                 "webhooks of reservation events, one a line: 'owner NAME URL SECRET EVENTS' "
+                 "(README: Notifications); keep it readable by vrm only (it holds the secrets)");
+  app.add_option("--webhook-ca-file", webhookCaFile,
+                 "https webhooks: CA certificates (PEM) their certificates are checked against "
+                 "(default: the system's)");
+  // --- end webhook notifications ---
   vrm::daemon::addConfigOption(app, "/etc/vrm/vrmd.conf");
   const vrm::daemon::CommandLine commandLine = vrm::daemon::parseCommandLine(app, argc, argv);
   if (commandLine.outcome == vrm::daemon::CommandLine::Outcome::kHelp) {
@@ -324,6 +335,23 @@ int main(int argc, char** argv) {
       webOptions.calendarSecret = serverKeys->secretKey;
     }
   }
+
+  // --- webhook notifications: a bad file stops vrmd before it serves ---
+  std::vector<vrm::manager::Webhook> webhooks;
+  std::unique_ptr<vrm::manager::HttpWebhookSender> webhookSender;
+  if (!webhooksPath.empty()) {
+    auto loaded = vrm::manager::loadWebhooks(webhooksPath);
+    if (!loaded) return fail("--webhooks: " + loaded.status().message());
+    webhooks = std::move(*loaded);
+    vrm::manager::HttpWebhookSenderOptions senderOptions;
+    senderOptions.caFile = webhookCaFile;
+    auto sender = vrm::manager::HttpWebhookSender::create(senderOptions);
+    if (!sender) return fail("--webhook-ca-file: " + sender.status().message());
+    webhookSender = std::move(*sender);
+  } else if (!webhookCaFile.empty()) {
+    return fail("--webhook-ca-file needs --webhooks");
+  }
+  // --- end webhook notifications ---
 
   std::unique_ptr<vrm::Clock> clock;
   if (timeScale > 0) {
@@ -485,6 +513,15 @@ int main(int argc, char** argv) {
   // writes are fenced out by etcd; commands to agents are not).
   auto leading = [&election] { return !gDeposed.load() && (!election || election->isLeader()); };
   if (election) serverOptions.mayAct = leading;
+  // --- webhook notifications: the reservations recovered have their before-end followed ---
+  vrm::manager::Notifier webhookNotifier(*clock, webhooks);
+  if (webhookSender) {
+    for (const auto& r : manager.list({})) webhookNotifier.track(r);
+    serverOptions.notifier = &webhookNotifier;
+    serverOptions.webhooks = webhookSender.get();
+    spdlog::info("webhooks: {} from {}", webhooks.size(), webhooksPath);
+  }
+  // --- end webhook notifications ---
   vrm::manager::Server server(context, manager, *clock, serverOptions);
   if (standby) {
     // Requests that came while this replica recovered: the leader is here now (the client

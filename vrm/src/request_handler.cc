@@ -50,7 +50,8 @@ std::string requesterOf(const zmq::message_t& payload, const protocol::DecodeLim
 
 zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Caller& caller,
                                  zmq::message_t payload, const protocol::DecodeLimits& limits,
-                                 StoreBackups* backups, std::optional<SubmitAnswer>* submitted) {
+                                 StoreBackups* backups, std::optional<SubmitAnswer>* submitted,
+                                 const Notifier* notifier) {
   capnp::MallocMessageBuilder reply;
   auto out = reply.initRoot<wire::ClientReply>();
   out.setNowNs(clock.now());
@@ -103,6 +104,11 @@ zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Cal
         case wire::ClientRequest::GET: {
           auto r = manager.get(toStd(req->getGet()));
           setStatus(r.status());
+          if (r && notifier && caller.mayActFor(r->request.owner)) {
+            const auto deliveries = notifier->deliveriesOf(r->id);
+            auto list = out.initDeliveries(static_cast<unsigned>(deliveries.size()));
+            for (unsigned i = 0; i < deliveries.size(); ++i) toWire(deliveries[i], list[i]);
+          }
           if (r) fillReservationFor(caller, std::move(*r), out.initReservation());
           break;
         }

@@ -95,6 +95,9 @@ std::string Server::eventsEndpoint() const {
 
 void Server::runOnce(std::chrono::milliseconds maxWait) {
   auto wait = std::min(maxWait, clock_.realDelayUntil(manager_.nextWakeNs(), maxWait));
+  if (options_.notifier) {
+    wait = std::min(wait, clock_.realDelayUntil(options_.notifier->nextWakeNs(), maxWait));
+  }
   zmq::pollitem_t items[] = {{clients_.handle(), 0, ZMQ_POLLIN, 0},
                              {agents_.handle(), 0, ZMQ_POLLIN, 0},
                              {localClients_.handle(), 0, ZMQ_POLLIN, 0},
@@ -127,6 +130,7 @@ void Server::runOnce(std::chrono::milliseconds maxWait) {
   manager_.tick();
   flushOutbox();
   publishEvents();
+  deliverWebhooks();
 }
 
 void Server::run(const std::atomic<bool>& stop) {
@@ -192,7 +196,8 @@ void Server::handleClient(zmq::socket_t& socket, bool local) {
   const auto started = std::chrono::steady_clock::now();
   std::optional<SubmitAnswer> submitted;
   zmq::message_t encoded = answerClientFrame(manager_, clock_, caller, std::move(parts.back()),
-                                             options_.limits, options_.backups, &submitted);
+                                             options_.limits, options_.backups, &submitted,
+                                             options_.notifier);
   if (submitted && options_.admissions) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -257,6 +262,7 @@ void Server::handleAgent() {
 
 void Server::publishEvents() {
   for (const auto& [event, r] : manager_.takeEvents()) {
+    if (options_.notifier) options_.notifier->observe(event, r);
     if (options_.eventsEndpoint.empty()) continue;
     capnp::MallocMessageBuilder b;
     auto notice = b.initRoot<wire::EventNotice>();
@@ -284,6 +290,14 @@ void Server::publishEvents() {
       spdlog::debug("cannot publish an event of {}: {}", r.id, e.what());
     }
   }
+}
+
+void Server::deliverWebhooks() {
+  if (!options_.notifier || !options_.webhooks) return;
+  for (const auto& outcome : options_.webhooks->takeOutcomes()) {
+    options_.notifier->onOutcome(outcome);
+  }
+  for (auto& post : options_.notifier->takeDue()) options_.webhooks->send(std::move(post));
 }
 
 void Server::flushOutbox() {

@@ -186,13 +186,16 @@ void addReservationCommands(CLI::App& app, Context& ctx) {
   show->add_option("id", *id, "reservation id")->required();
   show->callback([&ctx, id] {
     client::Client client = ctx.makeClient();
-    auto r = client.get(*id);
+    std::vector<WebhookDelivery> deliveries;
+    auto r = client.get(*id, deliveries);
     if (!r) {
       ctx.exitCode = ctx.fail(r.status());
       return;
     }
-    ctx.exitCode = ctx.print(client::reservationJson(*r),
-                             [&] { return client::reservationText(*r, client.serverNowNs()); });
+    ctx.exitCode = ctx.print(client::reservationJson(*r, deliveries), [&] {
+      return client::reservationText(*r, client.serverNowNs()) +
+             client::webhookDeliveriesText(deliveries, client.serverNowNs());
+    });
   });
   addOutputOptions(*show, ctx);
 

@@ -21,6 +21,7 @@
 
 #include "vrm/protocol/reservation.h"
 #include "vrm/protocol/status.h"
+#include "vrm/protocol/webhook_delivery.h"
 
 namespace zmq {
 class context_t;
@@ -62,6 +63,9 @@ class Client {
   // invalid-argument (malformed request), unavailable (vrmd unreachable), internal.
   Result<Reservation> submit(const ReservationRequest& request);
   Result<Reservation> get(const std::string& id);
+  // get, and how its events' webhook deliveries fared (vrmd --webhooks; empty when vrmd has
+  // none, or the caller may not act for the owner), into `deliveries`.
+  Result<Reservation> get(const std::string& id, std::vector<WebhookDelivery>& deliveries);
   Result<std::vector<Reservation>> list(const ListFilter& filter = {});
   Result<Reservation> cancel(const std::string& id);
   Result<std::vector<HostRecord>> hosts();

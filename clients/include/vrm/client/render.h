@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "vrm/protocol/reservation.h"
+#include "vrm/protocol/webhook_delivery.h"
 
 namespace vrm::client {
 
@@ -16,6 +17,13 @@ std::string vmsJson(const std::vector<VmRecord>& vms, int indent = 2);
 
 // Multi-line description: window, hosts, plan table with a timeline, handles, events.
 std::string reservationText(const Reservation& r, TimeNs now);
+// vrmctl show's webhook lines (README: Notifications), one per webhook URL: "delivered" when
+// every event reached it, else how many are pending / failing / given up, with the oldest
+// unsettled one's attempts, last error and next try. "" when there are no deliveries.
+std::string webhookDeliveriesText(const std::vector<WebhookDelivery>& deliveries, TimeNs now);
+// The reservation's JSON with a "webhooks" array (one object per delivery) when there are any.
+std::string reservationJson(const Reservation& r, const std::vector<WebhookDelivery>& deliveries,
+                            int indent = 2);
 // One line per reservation.
 std::string reservationsTable(const std::vector<Reservation>& rs);
 std::string hostsTable(const std::vector<HostRecord>& hosts, const std::vector<VmRecord>& vms,

@@ -7,6 +7,7 @@
 
 #include "schema/vrm.capnp.h"
 #include "vrm/protocol/reservation.h"
+#include "vrm/protocol/webhook_delivery.h"
 
 namespace vrm::protocol {
 
@@ -54,6 +55,10 @@ void toWire(const ListFilter& in, wire::ListFilter::Builder out);
 
 void toWire(const BackupChunk& in, wire::BackupChunk::Builder out);
 BackupChunk fromWire(wire::BackupChunk::Reader in);
+
+// Unknown delivery states (a schema newer than this side) read as pending.
+void toWire(const WebhookDelivery& in, wire::WebhookDelivery::Builder out);
+WebhookDelivery fromWire(wire::WebhookDelivery::Reader in);
 
 // Whole-reservation serialization, used by the store.
 std::string serializeReservation(const Reservation& r);

@@ -13,6 +13,7 @@
 #include "vrm/manager/admission_metrics.h"
 #include "vrm/manager/auth.h"
 #include "vrm/manager/manager.h"
+#include "vrm/manager/notifier.h"
 #include "vrm/manager/store_backups.h"
 #include "vrm/protocol/codec.h"
 
@@ -29,7 +30,9 @@ namespace vrm::manager {
 // caller may not act for are returned without handles (clone addresses and accounts blank).
 // Backups (store_backups.h) are for admins only (unauthorized otherwise), and unavailable when
 // `backups` is null. When the request was a submit, `submitted` (if given) is set to what it
-// came to, for the admission metrics; it is left alone otherwise.
+// came to, for the admission metrics; it is left alone otherwise. A get reply carries the
+// reservation's webhook deliveries from `notifier` (if given) to callers who may act for its
+// owner.
 struct SubmitAnswer {
   SubmitDecision decision = SubmitDecision::kError;
   bool dryRun = false;
@@ -37,7 +40,8 @@ struct SubmitAnswer {
 zmq::message_t answerClientFrame(Manager& manager, const Clock& clock, const Caller& caller,
                                  zmq::message_t payload, const protocol::DecodeLimits& limits,
                                  StoreBackups* backups = nullptr,
-                                 std::optional<SubmitAnswer>* submitted = nullptr);
+                                 std::optional<SubmitAnswer>* submitted = nullptr,
+                                 const Notifier* notifier = nullptr);
 
 // The `requester` field of a client request frame, or "" when the frame cannot be read. Does
 // not consume the frame.

@@ -34,7 +34,9 @@
 #include "vrm/manager/admission_metrics.h"
 #include "vrm/manager/auth.h"
 #include "vrm/manager/manager.h"
+#include "vrm/manager/notifier.h"
 #include "vrm/manager/store_backups.h"
+#include "vrm/manager/webhook_sender.h"
 #include "vrm/protocol/codec.h"
 #include "vrm/protocol/curve.h"
 
@@ -67,6 +69,13 @@ struct ServerOptions {
   // may not act on the world now (a replica on etcd past its lease: its leadership cannot be
   // proven), and the commands stay in the manager's outbox. Empty (default) = always may.
   std::function<bool()> mayAct;
+  // Webhook notifications (README: Notifications): each loop turn, every committed event goes
+  // to `notifier`, the outcomes `webhooks` finished go back to it and the posts it has due go to
+  // `webhooks` (which makes them on its own threads: the loop never waits for an endpoint);
+  // get replies carry the reservation's deliveries. Both must outlive the server; null
+  // (default) = no webhooks.
+  Notifier* notifier = nullptr;
+  WebhookSender* webhooks = nullptr;
 };
 
 class Server {
@@ -108,6 +117,7 @@ class Server {
   Caller callerOf(const zmq::message_t& payload, bool local) const;
   void flushOutbox();
   void publishEvents();
+  void deliverWebhooks();
   void sendToAgent(const std::string& host, capnp::MessageBuilder& message);
 
   zmq::context_t& context_;
