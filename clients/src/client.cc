@@ -214,14 +214,13 @@ Result<Reservation> Client::get(const std::string& id) {
 }
 
 Result<Reservation> Client::get(const std::string& id, std::vector<WebhookDelivery>& deliveries) {
-  return impl_->call(
-      [&](auto req) { req.setGet(id); },
-      [&](wire::ClientReply::Reader reply) {
-        deliveries.clear();
-        for (auto d : reply.getDeliveries()) deliveries.push_back(fromWire(d));
-        return readReservation(reply);
-      },
-      &serverNowNs_);
+  return impl_->call([&](auto req) { req.setGet(id); },
+                     [&](wire::ClientReply::Reader reply) {
+                       deliveries.clear();
+                       for (auto d : reply.getDeliveries()) deliveries.push_back(fromWire(d));
+                       return readReservation(reply);
+                     },
+                     &serverNowNs_);
 }
 
 Result<Reservation> Client::cancel(const std::string& id) {

@@ -156,8 +156,7 @@ std::string webhookDeliveriesText(const std::vector<WebhookDelivery>& deliveries
         << " attempt" << (attempts == 1 ? "" : "s") << ")\n";
       continue;
     }
-    o << (counts[DeliveryState::kFailing] || counts[DeliveryState::kGaveUp] ? "failing"
-                                                                             : "pending")
+    o << (counts[DeliveryState::kFailing] || counts[DeliveryState::kGaveUp] ? "failing" : "pending")
       << " (" << counts[DeliveryState::kDelivered] << " of " << total << " delivered";
     if (counts[DeliveryState::kGaveUp]) o << ", " << counts[DeliveryState::kGaveUp] << " given up";
     o << "); " << stuck->kind << ": " << deliveryStateName(stuck->state) << ", " << stuck->attempts

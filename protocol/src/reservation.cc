@@ -1,4 +1,5 @@
 #include "vrm/protocol/reservation.h"
+
 #include "vrm/protocol/webhook_delivery.h"
 
 namespace vrm {

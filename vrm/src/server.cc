@@ -195,9 +195,9 @@ void Server::handleClient(zmq::socket_t& socket, bool local) {
   // Real time, not vrmd's (possibly scaled) clock: how long a client waits on this loop.
   const auto started = std::chrono::steady_clock::now();
   std::optional<SubmitAnswer> submitted;
-  zmq::message_t encoded = answerClientFrame(manager_, clock_, caller, std::move(parts.back()),
-                                             options_.limits, options_.backups, &submitted,
-                                             options_.notifier);
+  zmq::message_t encoded =
+      answerClientFrame(manager_, clock_, caller, std::move(parts.back()), options_.limits,
+                        options_.backups, &submitted, options_.notifier);
   if (submitted && options_.admissions) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
