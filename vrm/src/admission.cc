@@ -260,8 +260,17 @@ AdmissionDecision Admission::decideDedicated(Reservation r, const TemplateSpec& 
     if (r.plan.latestSafeStartNs < now + options_.planningLatencyNs) {
       // Everything shifts with the start, so this start would be just in time.
       TimeNs earliest = req.startNs + (now + options_.planningLatencyNs - r.plan.latestSafeStartNs);
+      // The planned makespan is the quantile one (never below the lower bound), which is what the
+      // latest safe start subtracts: say both, or the sum does not add up for the reader.
+      std::string planned;
+      if (r.plan.makespanQuantileNs > r.plan.makespanNs) {
+        planned = " (planned as " + formatDuration(r.plan.makespanQuantileNs) + ": at the " +
+                  std::to_string(static_cast<int>(r.plan.quantile * 100 + 0.5)) +
+                  " % quantile of the prediction error, never below the " +
+                  formatDuration(r.plan.makespanLowerBoundNs) + " lower bound)";
+      }
       return reject("vacate cannot finish by the start: moving " + std::to_string(r.moves.size()) +
-                        " VMs takes " + formatDuration(r.plan.makespanNs) + ", cloning " +
+                        " VMs takes " + formatDuration(r.plan.makespanNs) + planned + ", cloning " +
                         formatDuration(r.plan.cloneTimeNs) + ", margin " +
                         formatDuration(r.plan.marginNs) + "; latest safe start " +
                         formatTime(r.plan.latestSafeStartNs) + " has passed",
