@@ -187,8 +187,8 @@ void Agent::moveOn(ReplicaEndpoints::Leaving why, const std::string& reason) {
   } else if (hop.pause) {
     // No replica leads now: one try per round, the rounds backing off.
     wait = jittered(roundPauseNs_);
-    roundPauseNs_ = std::max(roundPauseNs_,
-                             std::min(2 * roundPauseNs_, options_.registerRetryMaxIntervalNs));
+    roundPauseNs_ =
+        std::max(roundPauseNs_, std::min(2 * roundPauseNs_, options_.registerRetryMaxIntervalNs));
   }
   // A replica answered, or none was reached: the new one is not known to be behind.
   registerIntervalNs_ = options_.registerRetryIntervalNs;

@@ -446,9 +446,8 @@ int main(int argc, char** argv) {
       standbyWeb.setLeaderUrl(leaderAddress.httpUrl);
       if (leader != leaderSaid) {
         leaderSaid = leader;
-        notified(notifier.ready("standby of " + storeLocation->toString() +
-                                " clients=" + standby->clientEndpoint() +
-                                " agents=" + standby->agentEndpoint() +
+        notified(notifier.ready("standby of " + storeLocation->toString() + " clients=" +
+                                standby->clientEndpoint() + " agents=" + standby->agentEndpoint() +
                                 (web ? " http=" + standbyWeb.url() : std::string()) +
                                 " leader=" + (leader.empty() ? "none" : leader)));
       }

@@ -72,8 +72,8 @@ Result<std::string> parseAdvertisedHttpUrl(const std::string& value) {
   return value.substr(0, value.find("://") + 3) + rest + "/";
 }
 
-Result<std::string> defaultAdvertisedHttpUrl(const std::string& listenAddress,
-                                             std::uint16_t port, bool tls,
+Result<std::string> defaultAdvertisedHttpUrl(const std::string& listenAddress, std::uint16_t port,
+                                             bool tls,
                                              const std::string& advertisedClientEndpoint) {
   if (port == 0) {
     return Status::invalid(

@@ -86,8 +86,7 @@ Status StandbyServer::bind() {
                   const char* flag, std::string& bound) -> Status {
     socket = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::router);
     socket->set(zmq::sockopt::linger, 0);
-    socket->set(zmq::sockopt::maxmsgsize,
-                static_cast<std::int64_t>(options_.limits.maxFrameBytes));
+    socket->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options_.limits.maxFrameBytes));
     // Insecure agents are known by their host name as routing id: a new connection of one
     // takes the name over (as the leader's Server does), or its answers would go to the old.
     if (!options_.curve) socket->set(zmq::sockopt::router_handover, 1);
@@ -104,8 +103,7 @@ Status StandbyServer::bind() {
       socket->bind(endpoint);
       bound = socket->get(zmq::sockopt::last_endpoint);
     } catch (const zmq::error_t& e) {
-      return Status::unavailable(std::string(flag) + ": cannot bind " + endpoint + ": " +
-                                 e.what());
+      return Status::unavailable(std::string(flag) + ": cannot bind " + endpoint + ": " + e.what());
     }
     return Status::ok();
   };

@@ -48,8 +48,9 @@ class Router {
         extraMetrics_(std::move(extraMetrics)),
         standbyLeaderUrl_(std::move(standbyLeaderUrl)) {}
 
-  // The answer to `req` (a standby's, responses.h: standbyAnswer, with `standbyLeaderUrl`). Never throws: a BadRequest from any handler is a 400, any other
-  // exception a 500 (logged). The caller sets keep-alive and the payload's length.
+  // The answer to `req` (a standby's, responses.h: standbyAnswer, with `standbyLeaderUrl`). Never
+  // throws: a BadRequest from any handler is a 400, any other exception a 500 (logged). The caller
+  // sets keep-alive and the payload's length.
   Response handle(const Request& req);
 
  private:

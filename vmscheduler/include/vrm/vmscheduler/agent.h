@@ -121,9 +121,10 @@ struct AgentOptions {
 
 class Agent {
  public:
-  // Connects the DEALER to the first of options.vrmdEndpoint (CURVE with options.curve, else routing id =
-  // hypervisor.hostInfo().name; linger 0). Sends nothing until the first runOnce(). zmq errors here
-  // (bad endpoint) throw zmq::error_t: they are configuration bugs found at start-up.
+  // Connects the DEALER to the first of options.vrmdEndpoint (CURVE with options.curve, else
+  // routing id = hypervisor.hostInfo().name; linger 0). Sends nothing until the first runOnce().
+  // zmq errors here (bad endpoint) throw zmq::error_t: they are configuration bugs found at
+  // start-up.
   Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, AgentOptions options);
   ~Agent();
   Agent(const Agent&) = delete;
@@ -186,15 +187,15 @@ class Agent {
   std::string lastHandshakeError_;
 
   bool registered_ = false;
-  TimeNs nextRegisterNs_ = 0;               // while !registered_; 0 = at the first runOnce()
-  TimeNs registerIntervalNs_ = 0;           // retry or error-retry interval, by vrmd's last answer
-  TimeNs roundPauseNs_ = 0;  // the wait after a whole round of "not the leader" (backs off)
+  TimeNs nextRegisterNs_ = 0;      // while !registered_; 0 = at the first runOnce()
+  TimeNs registerIntervalNs_ = 0;  // retry or error-retry interval, by vrmd's last answer
+  TimeNs roundPauseNs_ = 0;        // the wait after a whole round of "not the leader" (backs off)
   TimeNs nextHeartbeatNs_ = kTimeInfinity;  // while registered_
   std::uint64_t handshakesSeen_ = 0;        // monitor_->handshakes() at the last look
   std::uint64_t disconnectsSeen_ = 0;       // monitor_->disconnects() at the last look
   std::uint64_t reconnections_ = 0;
-  bool connected_ = false;                      // a handshake since the last connection loss
-  TimeNs connectDeadlineNs_ = kTimeInfinity;    // while !connected_ with several endpoints
+  bool connected_ = false;                    // a handshake since the last connection loss
+  TimeNs connectDeadlineNs_ = kTimeInfinity;  // while !connected_ with several endpoints
   std::uint64_t endpointHops_ = 0;
   std::mt19937_64 jitterRng_;
 

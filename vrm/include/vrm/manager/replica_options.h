@@ -45,8 +45,7 @@ Result<std::string> parseAdvertisedHttpUrl(const std::string& value);
 // the --http address, or the advertised client endpoint's host when it listens on a wildcard
 // (0.0.0.0, ::); the port listened on. Invalid-argument (asking for --advertise-http) for port
 // 0, whose port is not known before the election.
-Result<std::string> defaultAdvertisedHttpUrl(const std::string& listenAddress,
-                                             std::uint16_t port, bool tls,
-                                             const std::string& advertisedClientEndpoint);
+Result<std::string> defaultAdvertisedHttpUrl(const std::string& listenAddress, std::uint16_t port,
+                                             bool tls, const std::string& advertisedClientEndpoint);
 
 }  // namespace vrm::manager
