@@ -55,6 +55,13 @@ Agent::Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, Agen
   registerIntervalNs_ = options_.registerRetryIntervalNs;
   roundPauseNs_ = options_.registerRetryIntervalNs;
   jitterRng_.seed(options_.jitterSeed ^ std::hash<std::string>{}(host_));
+  // Every endpoint of the list is tried now, so that a bad one is found at start-up rather
+  // than when the agent first moves to it.
+  for (std::size_t i = 1; i < endpoints_.all().size(); ++i) {
+    zmq::socket_t probe(context_, zmq::socket_type::dealer);
+    probe.set(zmq::sockopt::linger, 0);
+    probe.connect(endpoints_.all()[i]);
+  }
   connectCurrent();
 }
 

@@ -123,8 +123,8 @@ class Agent {
  public:
   // Connects the DEALER to the first of options.vrmdEndpoint (CURVE with options.curve, else
   // routing id = hypervisor.hostInfo().name; linger 0). Sends nothing until the first runOnce().
-  // zmq errors here (bad endpoint) throw zmq::error_t: they are configuration bugs found at
-  // start-up.
+  // zmq errors here (a bad endpoint, any of the list) throw zmq::error_t: configuration bugs found
+  // at start-up.
   Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, AgentOptions options);
   ~Agent();
   Agent(const Agent&) = delete;

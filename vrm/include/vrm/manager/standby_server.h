@@ -38,9 +38,9 @@ zmq::message_t answerAgentAsStandby(const std::string& leaderEndpoint);
 
 struct StandbyServerOptions {
   std::string clientEndpoint = "tcp://127.0.0.1:5555";  // as ServerOptions::clientEndpoint
-  std::string agentEndpoint;  // as ServerOptions::agentEndpoint; "" = agents not answered
-  std::optional<protocol::CurveKeyPair> curve;  // set: a CURVE server (see above)
+  std::optional<protocol::CurveKeyPair> curve;          // set: a CURVE server (see above)
   protocol::DecodeLimits limits;
+  std::string agentEndpoint;  // as ServerOptions::agentEndpoint; "" = agents not answered
 };
 
 class StandbyServer {
