@@ -159,7 +159,8 @@ void VacateExecutor::assessVacate(Reservation& r, VacateEffects& out) {
     if (!outcome.message.empty()) {
       replanner_.countReplan(r.id);
       note(r, "warning: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) +
-                  " <= " + fmt::format("{:.2f}", replanner_.options().warningRatio) + "; " + outcome.message);
+                  " <= " + fmt::format("{:.2f}", replanner_.options().warningRatio) + "; " +
+                  outcome.message);
       ratio = a->ratioOf(replanner_.projectedTimeLeft(r, &unused));
     }
   }
@@ -390,7 +391,8 @@ void VacateExecutor::driveCaps(Reservation& r, VacateEffects& out) {
       migrating |= vm->state == VmState::kMigratingOut && inventory_.ready(m.fromHost);
     }
     if (!migrating) continue;
-    if (inFlight(r, CommandStep::kSetBandwidth, change.move, out)) continue;  // its answer comes first
+    if (inFlight(r, CommandStep::kSetBandwidth, change.move, out))
+      continue;  // its answer comes first
     const double want = change.bytesPerSec;
     replanner_.capSent(r.id, change.move, want);
     AgentCommand cmd;

@@ -83,8 +83,8 @@ class VacateExecutorTest : public ::testing::Test {
         projection_(clock_, inventory_, commands_, reservations_, templates_, 10 * kSec),
         index_(inventory_, projection_.bookings()),
         replanner_(clock_, {1.1, 1.0, kSec}),
-        executor_(clock_, planner_, inventory_, commands_, projection_, index_, replanner_,
-                  errors_, {0.95}) {
+        executor_(clock_, planner_, inventory_, commands_, projection_, index_, replanner_, errors_,
+                  {0.95}) {
     std::vector<VmRecord> vms;
     for (const char* id : {"v1", "v2", "v3"}) vms.push_back(sample::vm(id));
     register_("src", vms);
@@ -142,7 +142,8 @@ class VacateExecutorTest : public ::testing::Test {
 // its destination carrying the VM's record; the move runs from now.
 TEST_F(VacateExecutorTest, DriveStartsOnlyTheLowestBatch) {
   Reservation& r = vacating();
-  const MoveId first = r.addMove(MovePurpose::kVacate, planned("v1", "src", "dst", 0, 0, 10 * kSec)).id;
+  const MoveId first =
+      r.addMove(MovePurpose::kVacate, planned("v1", "src", "dst", 0, 0, 10 * kSec)).id;
   const MoveId second =
       r.addMove(MovePurpose::kVacate, planned("v2", "src", "dst", 1, 10 * kSec, 20 * kSec)).id;
 
@@ -165,7 +166,8 @@ TEST_F(VacateExecutorTest, DriveStartsOnlyTheLowestBatch) {
 // over in the same call: the next batch starts at once.
 TEST_F(VacateExecutorTest, DriveSkipsGoneVmsAndPassesOverAnEmptyBatch) {
   Reservation& r = vacating();
-  const MoveId gone = r.addMove(MovePurpose::kVacate, planned("v9", "src", "dst", 0, 0, 10 * kSec)).id;
+  const MoveId gone =
+      r.addMove(MovePurpose::kVacate, planned("v9", "src", "dst", 0, 0, 10 * kSec)).id;
   const MoveId next =
       r.addMove(MovePurpose::kVacate, planned("v2", "src", "dst", 1, 10 * kSec, 20 * kSec)).id;
 
@@ -279,8 +281,10 @@ TEST_F(VacateExecutorTest, LateVacateReplansTheMovesNotStarted) {
   running.progress.state = MoveState::kRunning;
   running.progress.actualStartNs = kT0;
   const MoveId kept = running.id;
-  const MoveId b = r.addMove(MovePurpose::kVacate, planned("v2", "src", "dst", 1, 10 * kSec, 20 * kSec)).id;
-  const MoveId c = r.addMove(MovePurpose::kVacate, planned("v3", "src", "dst", 2, 20 * kSec, 30 * kSec)).id;
+  const MoveId b =
+      r.addMove(MovePurpose::kVacate, planned("v2", "src", "dst", 1, 10 * kSec, 20 * kSec)).id;
+  const MoveId c =
+      r.addMove(MovePurpose::kVacate, planned("v3", "src", "dst", 2, 20 * kSec, 30 * kSec)).id;
   clock_.set(kT0 + 15 * kSec);  // the park overran by 5 s: 5 s + 10 s + 10 s left
 
   const VacateEffects e = executor_.drive(r);
@@ -340,7 +344,8 @@ TEST_F(VacateExecutorTest, LateVacateWithoutAReplanIsMarkedAtRisk) {
 // though the new plan is not faster; a lost host being vacated marks the reservation at risk.
 TEST_F(VacateExecutorTest, LostDestinationIsPlannedAroundAndLostSourceIsAtRisk) {
   Reservation& r = vacating();
-  const MoveId id = r.addMove(MovePurpose::kVacate, planned("v1", "src", "dst", 0, 0, 10 * kSec)).id;
+  const MoveId id =
+      r.addMove(MovePurpose::kVacate, planned("v1", "src", "dst", 0, 0, 10 * kSec)).id;
   inventory_.markUnreachable("dst");
 
   const VacateEffects e = executor_.aroundLostHosts(r, {"dst"});
@@ -353,7 +358,8 @@ TEST_F(VacateExecutorTest, LostDestinationIsPlannedAroundAndLostSourceIsAtRisk) 
 
   executor_.aroundLostHosts(r, {"src"});
   EXPECT_TRUE(r.atRisk);
-  EXPECT_EQ(r.riskReason, "host src being vacated is unreachable; its VMs move when its agent is back");
+  EXPECT_EQ(r.riskReason,
+            "host src being vacated is unreachable; its VMs move when its agent is back");
 }
 
 }  // namespace
