@@ -95,7 +95,8 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
           planner_, inventory_.hosts(), registry_.all(), projection_, index_, vacateErrors_,
           {options.marginNs, options.planningLatencyNs, options.quantile, options.admissionPath}),
       vacate_(clock, planner_, inventory_, commands_, projection_, index_, replanner_,
-              vacateErrors_, {options.quantile}) {}
+              vacateErrors_, {options.quantile}),
+      teardown_(clock, inventory_, commands_, projection_, templates_) {}
 
 Status Manager::recover() {
   if (Status s = registry_.recover(); !s) return s;
@@ -1050,20 +1051,11 @@ void Manager::fail(Reservation& r, const std::string& reason) {
   repairAfter(r);
 }
 
-void Manager::startTeardown(Reservation& r) {
-  for (std::size_t i = 0; i < r.clones.size(); ++i) {
-    auto& c = r.clones[i];
-    if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
-    if (c.state == CloneState::kRunning && !cloneInFlight(r.id, Step::kDestroy, i)) {
-      // An unreachable agent cannot destroy anything; retry when it is back.
-      if (!agentReady(c.host)) continue;
-      AgentCommand cmd;
-      cmd.kind = AgentCommand::Kind::kDestroy;
-      cmd.host = c.host;
-      cmd.vmId = c.vmId;
-      c.state = CloneState::kDestroying;
-      issue(std::move(cmd), r.id, Step::kDestroy, MoveId{}, i);
-    }
+void Manager::startTeardown(Reservation& r) { applyTeardown(r, teardown_.start(r)); }
+
+void Manager::applyTeardown(Reservation& r, TeardownEffects effects) {
+  for (TeardownCommand& c : effects.commands) {
+    issue(std::move(c.command), r.id, c.step, c.move, c.clone);
   }
 }
 
@@ -1386,199 +1378,6 @@ void Manager::failMove(Reservation& r, MoveId id, const std::string& reason) {
   }
 }
 
-bool Manager::parksVms(const Reservation& r) {
-  for (const auto& m : r.moves) {
-    if (m.purpose == MovePurpose::kPark &&
-        (m.progress.state == MoveState::kDone || m.progress.state == MoveState::kRunning)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-bool Manager::driveReturns(Reservation& r) {
-  const TimeNs now = clock_.now();
-  if (!r.hasTeardownMoves()) {
-    std::uint32_t k = 0;
-    std::size_t parked = 0;
-    std::vector<std::pair<MovePurpose, PlannedMove>> teardown;
-    for (const auto& m : r.moves) {
-      if (!m.isVacate() || m.progress.state != MoveState::kDone) continue;
-      const PlannedMove& out = m.planned;
-      const bool park = m.purpose == MovePurpose::kPark;
-      if (!park && !r.request.returnsDisplaced()) continue;
-      parked += park;
-      PlannedMove back;
-      back.vmId = out.vmId;
-      back.fromHost = park ? out.fromHost : out.toHost;  // a parked VM is unparked where it is
-      back.toHost = out.fromHost;
-      back.mode = out.mode;
-      back.batch = k++;
-      back.memoryBytes = out.memoryBytes;
-      back.transferredBytes = out.transferredBytes;
-      teardown.emplace_back(park ? MovePurpose::kUnpark : MovePurpose::kReturn, std::move(back));
-    }
-    if (teardown.empty()) return true;
-    for (auto& [purpose, back] : teardown) r.addMove(purpose, std::move(back));
-    if (parked) note(r, "unparking " + std::to_string(parked) + " parked VMs");
-    if (teardown.size() > parked) {
-      note(r, "returning " + std::to_string(teardown.size() - parked) +
-                  " displaced VMs home, one at a time");
-    }
-  }
-  // Parked VMs first, all at once: each is restored from its own host's disk, and a displaced
-  // VM's home may be where one of them waits. (issue() and note() add no moves.)
-  bool unparking = false;
-  for (auto& m : r.moves) {
-    const PlannedMove& move = m.planned;
-    auto& prog = m.progress;
-    if (m.purpose != MovePurpose::kUnpark) continue;
-    if (prog.state == MoveState::kRunning) unparking = true;
-    if (prog.state != MoveState::kPlanned) continue;
-    if (!agentReady(move.fromHost)) {
-      unparking = true;  // wait for its agent (its VM's room stays booked meanwhile)
-      continue;
-    }
-    const VmRecord* vm = findVm(move.fromHost, move.vmId);
-    if (!vm) {
-      prog.state = MoveState::kSkipped;
-      note(r, move.vmId + " is no longer on " + move.fromHost + "; not unparked");
-      continue;
-    }
-    prog.state = MoveState::kRunning;
-    prog.actualStartNs = now;
-    AgentCommand cmd;
-    cmd.kind = AgentCommand::Kind::kUnpark;
-    cmd.host = move.fromHost;
-    cmd.vmId = move.vmId;
-    issue(std::move(cmd), r.id, Step::kUnpark, m.id);
-    unparking = true;
-  }
-  if (unparking) return false;
-  for (auto& m : r.moves) {
-    auto& prog = m.progress;
-    if (m.purpose != MovePurpose::kReturn) continue;
-    if (prog.state == MoveState::kRunning) return false;
-    if (prog.state != MoveState::kPlanned) continue;
-    const PlannedMove& move = m.planned;
-    if (!agentReady(move.fromHost) || !agentReady(move.toHost)) return false;
-    const VmRecord* vm = findVm(move.fromHost, move.vmId);
-    if (!vm || vm->state == VmState::kIncoming) {
-      prog.state = MoveState::kSkipped;
-      note(r, move.vmId + " is no longer on " + move.fromHost + "; not returned");
-      continue;
-    }
-    // Home may have been promised to someone else since (its capacity was kept for the VM, but
-    // an exclusive window means the host must stay empty): then the VM stays where it is.
-    if (auto owner = projection_.bookings().exclusiveOwner(move.toHost, now, kTimeInfinity, r.id)) {
-      prog.state = MoveState::kSkipped;
-      note(r, move.vmId + " stays on " + move.fromHost + ": its home " + move.toHost +
-                  " is reserved by " + *owner);
-      continue;
-    }
-    // A reservation that ended early (cancelled, failed) no longer keeps room at home: check it.
-    if (isTerminal(r.state)) {
-      refreshCalendar();
-      const Usage free = projection_.bookings().free(move.toHost, now, kTimeInfinity);
-      if (free.memoryBytes < static_cast<std::int64_t>(vm->memoryBytes) ||
-          free.cpuCores < static_cast<std::int64_t>(vm->cpuCores)) {
-        prog.state = MoveState::kSkipped;
-        note(r, move.vmId + " stays on " + move.fromHost + ": its home " + move.toHost +
-                    " has no room for it any more");
-        continue;
-      }
-    }
-    prog.state = MoveState::kRunning;
-    prog.actualStartNs = now;
-    AgentCommand cmd;
-    cmd.kind = AgentCommand::Kind::kPrepareIncoming;
-    cmd.host = move.toHost;
-    cmd.vmId = move.vmId;
-    cmd.vm = *vm;
-    issue(std::move(cmd), r.id, Step::kPrepareIncoming, m.id);
-    note(r, "returning " + move.vmId + " " + move.fromHost + " -> " + move.toHost);
-    return false;
-  }
-  return true;
-}
-
-void Manager::driveClones(Reservation& r) {
-  const TemplateSpec* t = findTemplate(r.request.templateName);
-  bool allRunning = true;
-  for (std::size_t i = 0; i < r.clones.size(); ++i) {
-    auto& c = r.clones[i];
-    if (c.state != CloneState::kRunning) allRunning = false;
-    if (c.state != CloneState::kPending || !t || !agentReady(c.host)) continue;
-    AgentCommand cmd;
-    cmd.kind = AgentCommand::Kind::kClone;
-    cmd.host = c.host;
-    cmd.vmId = c.vmId;
-    cmd.templateName = t->name;
-    cmd.cpuCores = t->cpuCores;
-    cmd.memoryBytes = t->memoryBytes;
-    cmd.reservationId = r.id;
-    cmd.bootTimeNs = t->cloneTimeNs;
-    cmd.sshPublicKey = r.request.sshPublicKey;
-    c.state = CloneState::kCloning;
-    issue(std::move(cmd), r.id, Step::kClone, MoveId{}, i);
-  }
-  if (allRunning) {
-    std::string handles;
-    for (const auto& c : r.clones) handles += (handles.empty() ? "" : ", ") + c.address;
-    transition(r, ReservationState::kReady, "ready: " + handles);
-  }
-}
-
-void Manager::driveTeardown(Reservation& r) {
-  startTeardown(r);
-  bool allGone = std::all_of(r.clones.begin(), r.clones.end(), [](const ClonePlacement& c) {
-    return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
-  });
-  if (allGone && (r.request.returnsDisplaced() || parksVms(r))) {
-    // After the window, or after a cancel or failure that stopped the vacate half-way (a roll
-    // back): once no move of the vacate is running any more.
-    const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const Move& m) {
-      return m.isVacate() && m.progress.state == MoveState::kRunning;
-    });
-    if (moving || !driveReturns(r)) return;
-  }
-  // "N of M displaced VMs returned home", "N of M parked VMs unparked", as they apply.
-  auto returnsSummary = [&]() {
-    std::size_t returned = 0, total = 0, unparked = 0, parked = 0;
-    for (const auto& m : r.moves) {
-      const bool done = m.progress.state == MoveState::kDone;
-      if (m.purpose == MovePurpose::kUnpark) {
-        ++parked;
-        unparked += done;
-      } else if (m.purpose == MovePurpose::kReturn) {
-        ++total;
-        returned += done;
-      }
-    }
-    std::string text;
-    if (r.request.returnsDisplaced()) {
-      text = std::to_string(returned) + " of " + std::to_string(total) +
-             " displaced VMs returned home";
-    }
-    if (parked) {
-      text += (text.empty() ? "" : "; ") + std::to_string(unparked) + " of " +
-              std::to_string(parked) + " parked VMs unparked";
-    }
-    return text;
-  };
-  if (allGone && isTerminal(r.state) && r.hasTeardownMoves() &&
-      (r.request.returnsDisplaced() || parksVms(r)) && !r.returnsNoted) {
-    r.returnsNoted = true;
-    note(r, "returns done: " + returnsSummary());
-  }
-  if (allGone && r.state == ReservationState::kEnding) {
-    const std::string summary = returnsSummary();
-    transition(r, ReservationState::kDone,
-               "reservation ended; its VMs are destroyed" +
-                   (summary.empty() ? std::string() : "; " + summary));
-  }
-}
-
 // After a restart nothing is in flight: settle moves and clones that were running from what the
 // agents report, re-issuing what did not happen. Waits until the hosts involved registered.
 // Moves are walked by index and looked up again after each step: failMove() may add moves.
@@ -1688,7 +1487,7 @@ void Manager::reconcile(Reservation& r) {
         c.state = CloneState::kRunning;
         takeHandle(c, *vm);
       } else if (!vm) {
-        c.state = CloneState::kPending;  // driveClones re-issues it
+        c.state = CloneState::kPending;  // Teardown::driveClones re-issues it
       }
     } else {
       c.state = vm ? CloneState::kRunning : CloneState::kDestroyed;  // teardown re-issues
@@ -1718,7 +1517,7 @@ void Manager::advance(Reservation& r) {
         applyVacate(r, vacate_.drive(r));
         break;
       case ReservationState::kPreparing:
-        driveClones(r);
+        applyTeardown(r, teardown_.driveClones(r));
         break;
       case ReservationState::kReady:
         if (now >= r.request.startNs) transition(r, ReservationState::kActive, "started");
@@ -1733,7 +1532,7 @@ void Manager::advance(Reservation& r) {
       case ReservationState::kFailed:
         // Moves still running after a cancel or failure lose their caps too.
         applyVacate(r, vacate_.driveCaps(r));
-        driveTeardown(r);
+        applyTeardown(r, teardown_.drive(r));
         break;
       default:
         break;
@@ -1811,7 +1610,7 @@ void Manager::schedule(const Reservation& r) {
         return m.isVacate() && m.progress.state == MoveState::kRunning;
       });
       // Nor a parked VM to unpark (its unpark not yet created, or not settled).
-      bool unparking = parksVms(r) && !r.hasTeardownMoves();
+      bool unparking = Teardown::parksVms(r) && !r.hasTeardownMoves();
       for (const auto& m : r.moves) {
         unparking |= m.purpose == MovePurpose::kUnpark && m.pendingOrRunning();
       }

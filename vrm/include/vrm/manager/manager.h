@@ -28,6 +28,7 @@
 #include "vrm/manager/replanner.h"
 #include "vrm/manager/reservation_registry.h"
 #include "vrm/manager/store.h"
+#include "vrm/manager/teardown.h"
 #include "vrm/manager/vacate_executor.h"
 #include "vrm/planner/indexed_cluster.h"
 #include "vrm/planner/vacate_planner.h"
@@ -245,22 +246,15 @@ class Manager {
   // expireCommands() for clone or destroy p (command `id`) of r: settled from the agent's
   // inventory, or abandoned (a clone fails its live reservation) until its answer comes.
   void expireClone(std::uint64_t id, const Pending& p, Reservation& r);
-  // After the window (or a cancel / failure): VMs the vacate parked are unparked on their
-  // source, all at once, and displaced VMs go home (Displaced::kReturn), one at a time. Creates
-  // these teardown moves on first call (kUnpark: mode kPark, fromHost == toHost; kReturn);
-  // true once every one has ended (done, skipped or failed: a VM that cannot go home stays
-  // where it is, noted).
-  bool driveReturns(Reservation& r);
-  // Some move of the vacate parked (or is parking) its VM: teardown must unpark it.
-  static bool parksVms(const Reservation& r);
-  void driveClones(Reservation& r);
-  void driveTeardown(Reservation& r);
   void reconcile(Reservation& r);
   void fail(Reservation& r, const std::string& reason);
   // A move step failed: a vacate move fails the reservation; a teardown move leaves its VM
   // where it is (noted) and the teardown goes on (VacateExecutor::failMove decides).
   void failMove(Reservation& r, MoveId move, const std::string& reason);
+  // Teardown::start(r), applied.
   void startTeardown(Reservation& r);
+  // Issues the commands the Teardown returned for r, in order.
+  void applyTeardown(Reservation& r, TeardownEffects effects);
   // A clone or destroy of an ended reservation: expired at its deadline even while its agent
   // is unreachable (expiry only makes its leftover's booking open-ended).
   bool leftoverCommand(const Pending& p) const;
@@ -333,6 +327,9 @@ class Manager {
   // Drives running vacates (moves, deadline tracking, re-plans, caps); applyVacate() applies
   // what it returns.
   VacateExecutor vacate_;
+  // Makes and destroys clones, unparks parked VMs and brings displaced VMs home;
+  // applyTeardown() issues what it returns.
+  Teardown teardown_;
 
   // What tick() has to do. Invariant: every reservation that is neither final (done, rejected,
   // or cancelled/failed with its teardown over) is in dirty_, due_ or busy_.
