@@ -7,6 +7,12 @@
 // active -> ending -> done, or rejected / cancelled / failed with a reason. Every transition is
 // saved to the Store before the call returns, so what a client was told survives a crash.
 //
+// The jobs live in units (docs/architecture.md) that return what happened: a running vacate in
+// the VacateExecutor (VacateEffects), clones, unparks and returns in the Teardown
+// (TeardownEffects), deadline tracking in the Replanner, bookings in the BookingProjection.
+// The Manager applies their effects: it issues their commands, files reservations for the next
+// tick, and saves what changed.
+//
 // Not thread-safe: one event loop owns it.
 #pragma once
 
