@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "vrm/manager/reservation_events.h"
 #include "vrm/planner/vm_adapter.h"
 #include "vrm/protocol/units.h"
 
@@ -886,14 +887,11 @@ void Manager::dropOrphanIncoming(const std::string& host) {
 // Lifecycle
 
 void Manager::transition(Reservation& r, ReservationState to, const std::string& message) {
-  r.state = to;
-  r.updatedNs = clock_.now();
-  r.events.push_back({r.updatedNs, to, message});
+  recordTransition(r, to, clock_.now(), message);
 }
 
 void Manager::note(Reservation& r, const std::string& message) {
-  r.updatedNs = clock_.now();
-  r.events.push_back({r.updatedNs, r.state, message});
+  recordNote(r, clock_.now(), message);
 }
 
 void Manager::persist(Reservation& r) {

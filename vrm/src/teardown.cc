@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "vrm/manager/reservation_events.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::manager {
@@ -253,14 +254,11 @@ const TemplateSpec* Teardown::findTemplate(const std::string& name) const {
 }
 
 void Teardown::transition(Reservation& r, ReservationState to, const std::string& message) const {
-  r.state = to;
-  r.updatedNs = clock_.now();
-  r.events.push_back({r.updatedNs, to, message});
+  recordTransition(r, to, clock_.now(), message);
 }
 
 void Teardown::note(Reservation& r, const std::string& message) const {
-  r.updatedNs = clock_.now();
-  r.events.push_back({r.updatedNs, r.state, message});
+  recordNote(r, clock_.now(), message);
 }
 
 }  // namespace vrm::manager

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "vrm/manager/reservation_events.h"
 #include "vrm/protocol/units.h"
 
 namespace vrm::manager {
@@ -422,14 +423,11 @@ void VacateExecutor::refreshViews() {
 
 void VacateExecutor::transition(Reservation& r, ReservationState to,
                                 const std::string& message) const {
-  r.state = to;
-  r.updatedNs = clock_.now();
-  r.events.push_back({r.updatedNs, to, message});
+  recordTransition(r, to, clock_.now(), message);
 }
 
 void VacateExecutor::note(Reservation& r, const std::string& message) const {
-  r.updatedNs = clock_.now();
-  r.events.push_back({r.updatedNs, r.state, message});
+  recordNote(r, clock_.now(), message);
 }
 
 }  // namespace vrm::manager
