@@ -706,13 +706,23 @@ TEST_F(QemuHypervisorTest, ShareNothingMigrationMirrorsTheDataDiskOverNbd) {
   live.diskWriteLimitBytesPerSec = 16.0 * kMiB;
   const auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(h1_->startMigration(2, live).isOk());
-  // A write while the disk is being copied reaches the copy too (the mirror follows writes).
+  // A write while the disk is being copied reaches the copy too (the mirror follows writes);
+  // meanwhile the guest's writes are capped and a new migration cap reaches the mirror.
   bool wroteDuring = false;
+  double writeCap = 0, mirrorSpeed = 0;
   auto moved = runUntilDone(2, 120s, [&] {
-    if (!wroteDuring && progress_.back().phase == "disk") {
-      wroteDuring = true;
-      write(*h1_, 0x77, 8);
+    if (wroteDuring || progress_.back().phase != "disk") return;
+    wroteDuring = true;
+    write(*h1_, 0x77, 8);
+    auto blocks = qemu(*h1_).qmp("v", "query-block", nlohmann::json::object());
+    ASSERT_TRUE(blocks.isOk());
+    for (const auto& b : *blocks) {
+      if (b.value("device", "") == "virtio0") writeCap = b["inserted"].value("bps_wr", 0.0);
     }
+    ASSERT_TRUE(h1_->setMigrationBandwidth("v", 128.0 * kMiB).isOk());
+    auto jobs = qemu(*h1_).qmp("v", "query-block-jobs", nlohmann::json::object());
+    ASSERT_TRUE(jobs.isOk());
+    for (const auto& j : *jobs) mirrorSpeed = j.value("speed", 0.0);
   });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -720,6 +730,8 @@ TEST_F(QemuHypervisorTest, ShareNothingMigrationMirrorsTheDataDiskOverNbd) {
   ASSERT_TRUE(moved->status.isOk()) << moved->status.toString();
   ASSERT_TRUE(moved->migration.has_value());
   EXPECT_TRUE(wroteDuring) << "no progress of phase disk was reported";
+  EXPECT_EQ(writeCap, 16.0 * kMiB) << "the disk-write cap while the disk is copied";
+  EXPECT_EQ(mirrorSpeed, 128.0 * kMiB) << "the mirror's rate after setMigrationBandwidth";
   std::printf(
       "[ measured ] share-nothing move of a %llu MiB data disk + 128 MiB guest: %.1f s "
       "(%s transferred, memory and disk; downtime %.0f ms)\n",
@@ -747,6 +759,68 @@ TEST_F(QemuHypervisorTest, ShareNothingMigrationMirrorsTheDataDiskOverNbd) {
   EXPECT_EQ(md5Of(copy), md5Of(root_ / "expected.raw")) << "h2's QEMU writes its own copy";
   ASSERT_TRUE(h2_->destroy("v").isOk());
   EXPECT_FALSE(fs::exists(copy));
+}
+
+// Ensures a share-nothing move whose destination goes away while the disk is copied (its QEMU
+// killed: the NBD export gone) fails with unavailable naming the disk copy, and leaves the VM
+// running on its source with its disk as it was, no mirror job, no write cap; the destination's
+// empty disk is removed with it.
+TEST_F(QemuHypervisorTest, ShareNothingMoveWhoseDestinationGoesAwayKeepsTheVmAndItsDisk) {
+  const std::string guest = VRM_GUEST_DIR;
+  auto local = [&](const std::string& host) {
+    return std::map<std::string, std::string>{
+        {"disk-dir", (root_ / (host + "-disks")).string()},
+        {"disk-storage", "local"},
+        {"template.dd.kernel", guest + "/vmlinuz"},
+        {"template.dd.initrd", guest + "/initrd.img"},
+        {"template.dd.append", "console=ttyS0 quiet panic=-1 memtouch.mb=40 memtouch.rate=0"},
+        {"template.dd.ready", "memtouch: verify ok"},
+        {"template.dd.data-disk", "64MiB"}};
+  };
+  h1_ = make("h1", local("h1"));
+  h2_ = make("h2", local("h2"));
+  ASSERT_TRUE(h1_ && h2_);
+  clone(*h1_, "v", "dd", 1);
+  auto r = qemu(*h1_).qmp("v", "human-monitor-command",
+                          {{"command-line", "qemu-io virtio0 \"write -P 90 0 4M\""}});
+  ASSERT_TRUE(r.isOk());
+  const fs::path source = root_ / "h1-disks" / "v.data.raw";
+  const std::string before = md5Of(source);
+
+  auto endpoint = h2_->prepareIncoming(*find(*h1_, "v"));
+  ASSERT_TRUE(endpoint.isOk()) << endpoint.status().toString();
+  MigrationSpec live;
+  live.vmId = "v";
+  live.destinationHost = "h2";
+  live.destinationEndpoint = *endpoint;
+  live.maxBandwidthBytesPerSec = 8.0 * kMiB;  // 8 s for the disk: time to pull the plug
+  live.diskWriteLimitBytesPerSec = 4.0 * kMiB;
+  ASSERT_TRUE(h1_->startMigration(2, live).isOk());
+  bool dropped = false;
+  auto failed = runUntilDone(2, 60s, [&] {
+    if (dropped || progress_.back().phase != "disk") return;
+    dropped = true;
+    ASSERT_TRUE(h2_->finishIncoming("v", false).isOk());
+  });
+  ASSERT_TRUE(dropped);
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_EQ(failed->status.code(), StatusCode::kUnavailable) << failed->status.toString();
+  EXPECT_NE(failed->status.message().find("disk copy of vm 'v' to h2"), std::string::npos)
+      << failed->status.toString();
+  EXPECT_FALSE(fs::exists(root_ / "h2-disks" / "v.data.raw"));
+  auto vm = find(*h1_, "v");
+  ASSERT_TRUE(vm.has_value());
+  EXPECT_EQ(vm->state, VmState::kRunning);
+  auto jobs = qemu(*h1_).qmp("v", "query-jobs", nlohmann::json::object());
+  ASSERT_TRUE(jobs.isOk());
+  EXPECT_TRUE(jobs->empty()) << jobs->dump();
+  auto blocks = qemu(*h1_).qmp("v", "query-block", nlohmann::json::object());
+  ASSERT_TRUE(blocks.isOk());
+  for (const auto& b : *blocks) {
+    if (b.value("device", "") == "virtio0") EXPECT_EQ(b["inserted"].value("bps_wr", -1), 0);
+  }
+  EXPECT_EQ(md5Of(source), before);
+  expectMemoryIntact(*h1_, "v");
 }
 
 // Ensures guests outlive their agent: after the QemuHypervisor is destroyed, its guests' QEMUs
