@@ -743,9 +743,7 @@ TEST_F(QemuHypervisorTest, ShareNothingMigrationMirrorsTheDataDiskOverNbd) {
   EXPECT_FALSE(find(*h1_, "v"));
   EXPECT_FALSE(fs::exists(source)) << "the source's own copy is left behind";
 
-  {
-    std::ofstream(root_ / "expected.raw", std::ios::binary) << expected;
-  }
+  { std::ofstream(root_ / "expected.raw", std::ios::binary) << expected; }
   EXPECT_EQ(md5Of(copy), md5Of(root_ / "expected.raw")) << "the destination's disk differs";
   auto exports = qemu(*h2_).qmp("v", "query-block-exports", nlohmann::json::object());
   ASSERT_TRUE(exports.isOk()) << exports.status().toString();

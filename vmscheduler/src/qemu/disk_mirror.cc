@@ -40,11 +40,11 @@ Status startDiskExport(QmpClient& qmp, const std::string& address, int port) {
     }
   }
   if (node.empty()) return Status::internal(std::string("no data disk ") + kDataDiskDevice);
-  if (auto r = qmp.execute("nbd-server-start",
-                           {{"addr",
-                             {{"type", "inet"},
-                              {"data", {{"host", address}, {"port", std::to_string(port)}}}}}},
-                           kQmpTimeout);
+  if (auto r = qmp.execute(
+          "nbd-server-start",
+          {{"addr",
+            {{"type", "inet"}, {"data", {{"host", address}, {"port", std::to_string(port)}}}}}},
+          kQmpTimeout);
       !r) {
     return failed("nbd-server-start on " + address + ":" + std::to_string(port), r.status());
   }
@@ -72,12 +72,13 @@ Status stopDiskExport(QmpClient& qmp) {
 Result<DiskMirror> DiskMirror::start(QmpClient& qmp, const std::string& host, int port,
                                      double speedBytesPerSec, double writeLimitBytesPerSec) {
   const std::string where = host + ":" + std::to_string(port);
-  if (auto r = qmp.execute("blockdev-add",
-                           {{"driver", "nbd"},
-                            {"node-name", kTargetNode},
-                            {"server", {{"type", "inet"}, {"host", host}, {"port", std::to_string(port)}}},
-                            {"export", kDiskExportName}},
-                           kQmpTimeout);
+  if (auto r = qmp.execute(
+          "blockdev-add",
+          {{"driver", "nbd"},
+           {"node-name", kTargetNode},
+           {"server", {{"type", "inet"}, {"host", host}, {"port", std::to_string(port)}}},
+           {"export", kDiskExportName}},
+          kQmpTimeout);
       !r) {
     return failed("blockdev-add of the destination's disk at nbd " + where, r.status());
   }

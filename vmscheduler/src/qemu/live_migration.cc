@@ -33,10 +33,10 @@ double mirrorSpeed(double bandwidth) { return bandwidth >= kUnlimitedBytesPerSec
 // A disk mirror pauses the memory migration before its switch-over (the mirror completes there,
 // the guest stopped); without one it must not pause (a capability outlives a migration).
 Status setPauseBeforeSwitchover(QmpClient& qmp, const std::string& vmId, bool on) {
-  auto r = qmp.execute(
-      "migrate-set-capabilities",
-      {{"capabilities", {{{"capability", "pause-before-switchover"}, {"state", on}}}}},
-      kQmpTimeout);
+  auto r =
+      qmp.execute("migrate-set-capabilities",
+                  {{"capabilities", {{{"capability", "pause-before-switchover"}, {"state", on}}}}},
+                  kQmpTimeout);
   if (!r) return Status::internal("vm '" + vmId + "': " + r.status().message());
   return Status::ok();
 }
@@ -64,8 +64,8 @@ Result<std::unique_ptr<LiveMigration>> LiveMigration::start(QemuHost& host, Qemu
     auto mirror = DiskMirror::start(qmp, destination.diskHost, destination.diskPort,
                                     mirrorSpeed(bandwidth), spec.diskWriteLimitBytesPerSec);
     if (!mirror) {
-      return Status::unavailable("vm '" + vm.info.id + "': disk copy to " +
-                                 spec.destinationHost + ": " + mirror.status().message());
+      return Status::unavailable("vm '" + vm.info.id + "': disk copy to " + spec.destinationHost +
+                                 ": " + mirror.status().message());
     }
     op->mirror_ = std::move(*mirror);
     op->memoryStarted_ = false;
@@ -144,13 +144,13 @@ bool LiveMigration::stepDisk(QemuHost& host, QemuVm& vm, TimeNs now,
     return true;
   }
   if (const std::string why = timedOut(host, now, 0); !why.empty()) {
-    failWithMirror(vm,
-                   Status::rejected(what + " did not converge after " + why + " (" +
-                                    formatBytes(static_cast<double>(p->copiedBytes)) + " of " +
-                                    formatBytes(static_cast<double>(p->totalBytes)) +
-                                    " copied): cancelled, the vm keeps running on " +
-                                    host.info.name),
-                   out);
+    failWithMirror(
+        vm,
+        Status::rejected(what + " did not converge after " + why + " (" +
+                         formatBytes(static_cast<double>(p->copiedBytes)) + " of " +
+                         formatBytes(static_cast<double>(p->totalBytes)) +
+                         " copied): cancelled, the vm keeps running on " + host.info.name),
+        out);
     return true;
   }
   if (p->state != DiskMirror::State::kReady) {
@@ -187,11 +187,11 @@ void LiveMigration::stepSwitchover(QemuVm& vm, std::vector<OperationEvent>& out)
   }
   if (p->state == DiskMirror::State::kFailed) {
     (void)qmp.execute("migrate_cancel", {}, kQmpTimeout);
-    failWithMirror(vm,
-                   Status::unavailable("disk copy of vm '" + vmId() + "' to " +
-                                       spec_.destinationHost + " failed at the switch-over: " +
-                                       p->error),
-                   out);
+    failWithMirror(
+        vm,
+        Status::unavailable("disk copy of vm '" + vmId() + "' to " + spec_.destinationHost +
+                            " failed at the switch-over: " + p->error),
+        out);
     return;
   }
   if (p->state != DiskMirror::State::kCompleted) return;  // the final sync runs

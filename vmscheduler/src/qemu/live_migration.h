@@ -6,10 +6,10 @@
 // migration starts once the mirror is ready and pauses before the switch-over, where the mirror
 // completes with the guest stopped (phases "disk", then "copy"). The observation's
 // transferredBytes then counts memory and disk bytes (as libvirt's data-processed does), its
-// startNs is the mirror's start; when it completes, the source QEMU is killed and the VM leaves this host. A
-// migration past max-rounds dirty-sync rounds or migration-timeout is cancelled and reported
-// as not converging (rejected), the VM running on here. Phase durations come from QEMU's own
-// query-migrate figures.
+// startNs is the mirror's start; when it completes, the source QEMU is killed and the VM leaves
+// this host. A migration past max-rounds dirty-sync rounds or migration-timeout is cancelled and
+// reported as not converging (rejected), the VM running on here. Phase durations come from QEMU's
+// own query-migrate figures.
 #pragma once
 
 #include <memory>

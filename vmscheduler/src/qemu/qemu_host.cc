@@ -140,8 +140,8 @@ Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
     args.insert(args.end(), {"-append", t.append + vm.appendExtra});
     if (t.dataDiskBytes > 0) {
       if (vm.diskPath.empty()) vm.diskPath = config.diskDir + "/" + vm.info.id + ".data.raw";
-      if (Status s = prepareDataDisk(vm.diskPath, t.dataDiskBytes, !incoming.empty(),
-                                 vm.diskFromMirror);
+      if (Status s =
+              prepareDataDisk(vm.diskPath, t.dataDiskBytes, !incoming.empty(), vm.diskFromMirror);
           !s) {
         return s;
       }

@@ -457,9 +457,8 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
   }
   // A third for the NBD export of a disk to be copied (disk-storage=local).
   const int after = vm.receiver ? vm.receiver->port() : port;
-  for (int p = after + 1; p <= config.lastPort && port != 0 && vm.diskFromMirror &&
-                          vm.diskExportPort == 0;
-       ++p) {
+  for (int p = after + 1;
+       p <= config.lastPort && port != 0 && vm.diskFromMirror && vm.diskExportPort == 0; ++p) {
     if (!ours(p) && qemu::portFree(config.migrationAddress, p)) vm.diskExportPort = p;
   }
   if (port == 0 || (!vm.receiver && qemu::stageableName(info.id)) ||
@@ -486,8 +485,7 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
                             "': " + r.status().message());
   }
   if (vm.diskFromMirror) {
-    if (Status s =
-            qemu::startDiskExport(*vm.proc.qmp, config.migrationAddress, vm.diskExportPort);
+    if (Status s = qemu::startDiskExport(*vm.proc.qmp, config.migrationAddress, vm.diskExportPort);
         !s) {
       QemuHost::kill(vm);
       dropDisk();
