@@ -344,8 +344,7 @@ AdmissionDecision Admission::decideShared(Reservation r, const TemplateSpec& tmp
     // Only the hosts that may have room for one clone over the window, still in name order:
     // those it leaves out would take none (HostRoomIndex's contract), so the places are the
     // walk's below.
-    auto candidates =
-        index_.hostsWithRoom().candidates(begin, req.endNs, mem, tmpl.cpuCores, now);
+    auto candidates = index_.hostsWithRoom().candidates(begin, req.endNs, mem, tmpl.cpuCores, now);
     for (const HostRecord* h = candidates.next(); h && placed < req.vmCount;
          h = candidates.next()) {
       place(h->name, *h);

@@ -204,14 +204,16 @@ void HostRoomIndex::updateBlock(std::size_t block, const std::vector<Room>& befo
   };
   std::vector<Room>& best = blockSlots_[block];
   for (std::size_t c = 0; c < best.size(); ++c) {
-    update(best[c], before[c], row.slots[c], [c](const Row& r) -> const Room& { return r.slots[c]; });
+    update(best[c], before[c], row.slots[c],
+           [c](const Row& r) -> const Room& { return r.slots[c]; });
   }
-  update(blockTail_[block], tailBefore, row.tail, [](const Row& r) -> const Room& { return r.tail; });
+  update(blockTail_[block], tailBefore, row.tail,
+         [](const Row& r) -> const Room& { return r.tail; });
 }
 
 HostRoomIndex::Candidates HostRoomIndex::candidates(TimeNs from, TimeNs to,
-                                                    std::int64_t memoryBytes,
-                                                    std::int64_t cpuCores, TimeNs nowNs) {
+                                                    std::int64_t memoryBytes, std::int64_t cpuCores,
+                                                    TimeNs nowNs) {
   refresh(nowNs);
   const TimeNs slot = options_.slotNs;
   const std::int64_t end = base_ + options_.slotCount;

@@ -678,8 +678,8 @@ TEST(CapacityCalendarTest, UsageStepsAnswerAsPeakForEveryWindowInside) {
       c.forgetBefore(now);
     }
     const TimeNs from = now - 20 + std::uniform_int_distribution<TimeNs>(0, 100)(rng);
-    const TimeNs to = op == 9 ? kTimeInfinity
-                              : from + 1 + std::uniform_int_distribution<TimeNs>(0, 250)(rng);
+    const TimeNs to =
+        op == 9 ? kTimeInfinity : from + 1 + std::uniform_int_distribution<TimeNs>(0, 250)(rng);
     const auto steps = c.usageSteps("h", from, to);
     const std::string where = "step " + std::to_string(step) + " [" + std::to_string(from) + ", " +
                               std::to_string(to) + ") now " + std::to_string(now);
@@ -695,11 +695,13 @@ TEST(CapacityCalendarTest, UsageStepsAnswerAsPeakForEveryWindowInside) {
       if (a >= b) continue;
       Usage fromSteps{};
       for (std::size_t i = 0; i < steps.size(); ++i) {
-        const bool holdsAtA = steps[i].first <= a && (i + 1 == steps.size() || steps[i + 1].first > a);
+        const bool holdsAtA =
+            steps[i].first <= a && (i + 1 == steps.size() || steps[i + 1].first > a);
         if (!holdsAtA && !(steps[i].first > a && steps[i].first < b)) continue;
         fromSteps.cpuCores = std::max(fromSteps.cpuCores, steps[i].second.cpuCores);
         fromSteps.memoryBytes = std::max(fromSteps.memoryBytes, steps[i].second.memoryBytes);
-        fromSteps.nicBytesPerSec = std::max(fromSteps.nicBytesPerSec, steps[i].second.nicBytesPerSec);
+        fromSteps.nicBytesPerSec =
+            std::max(fromSteps.nicBytesPerSec, steps[i].second.nicBytesPerSec);
       }
       const Usage p = c.peak("h", a, b);
       ASSERT_EQ(fromSteps.cpuCores, p.cpuCores) << where << " window [" << a << ", " << b << ")";

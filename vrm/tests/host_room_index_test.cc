@@ -82,8 +82,8 @@ TEST(HostRoomIndexTest, RandomBookingsNeverHideAHostWithRoom) {
       if (op < 45) {
         // Mostly a filled first part of the cluster, as first fit makes it.
         for (int k = 0; k < 10; ++k) {
-          const std::string host = uniform(0, 3) ? "h" + std::to_string(100 + uniform(0, 24))
-                                                  : anyHost();
+          const std::string host =
+              uniform(0, 3) ? "h" + std::to_string(100 + uniform(0, 24)) : anyHost();
           TimeNs a = now + uniform(-200, 900), b = a + uniform(1, 800);
           if (uniform(0, 15) == 0) a = kTimeMinusInfinity;
           if (uniform(0, 30) == 0) b = kTimeInfinity;
@@ -200,8 +200,8 @@ TEST(HostRoomIndexTest, SkipsFullBlocksWhole) {
   }
   EXPECT_EQ(counted.hostsLookedAt(), 4u) << "the last block's hosts only";
   // [now + 2.5 h, now + 3.5 h) holds no whole slot: every host is offered (and asked exactly).
-  EXPECT_EQ(namesOf(index.candidates(now + 2 * hour + hour / 2, now + 3 * hour + hour / 2,
-                                     4 * kGiB, 2, now))
+  EXPECT_EQ(namesOf(index.candidates(now + 2 * hour + hour / 2, now + 3 * hour + hour / 2, 4 * kGiB,
+                                     2, now))
                 .size(),
             16u);
 }

@@ -7,11 +7,11 @@
 // that state changes, so the calendar never drifts from the truth it is derived from.
 //
 // Cost: book, unbook, peak, free, overbooked, overbookedWithin and stableUntil are logarithmic
-// in the host's booked changes (usageSteps plus the changes it lists), however many bookings overlap the window asked about and
-// however much history the host keeps; exclusiveOwner is logarithmic plus the exclusive windows
-// overlapping the window; worseThan and copyOf are linear in the host's bookings.
-// forgetBefore() lets the past go (memory), without changing any answer about the present or
-// the future. Not thread-safe.
+// in the host's booked changes (usageSteps plus the changes it lists), however many bookings
+// overlap the window asked about and however much history the host keeps; exclusiveOwner is
+// logarithmic plus the exclusive windows overlapping the window; worseThan and copyOf are linear in
+// the host's bookings. forgetBefore() lets the past go (memory), without changing any answer about
+// the present or the future. Not thread-safe.
 #pragma once
 
 #include <cstddef>

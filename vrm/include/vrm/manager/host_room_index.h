@@ -125,8 +125,7 @@ class HostRoomIndex::Candidates {
 
  private:
   friend class HostRoomIndex;
-  Candidates(const HostRoomIndex& index, std::vector<std::size_t> columns, bool tail,
-             Room demand);
+  Candidates(const HostRoomIndex& index, std::vector<std::size_t> columns, bool tail, Room demand);
   // Whether the slots looked at (and the tail, when the window reaches it) leave less than the
   // demand in `slots` / `after`.
   bool ruledOut(const std::vector<Room>& slots, const Room& after) const;
