@@ -469,5 +469,10 @@ struct ManagerMessage {
   union {
     registered @0 :Status;       # answer to register
     command @1 :AgentCommand;
+    # A replica that does not lead (a standby vrmd on etcd) answers every agent message with
+    # this and nothing else: register with another replica (vmschedd tries the next endpoint
+    # of its --vrmd list). leaderEndpoint is the leader's client endpoint, for logs: agents
+    # find the leader's agent endpoint among their own list.
+    notLeader @2 :NotLeader;
   }
 }

@@ -224,6 +224,8 @@ Status HandshakeMonitor::check() {
     std::uint32_t value;
     std::memcpy(&event, head.data(), 2);
     std::memcpy(&value, static_cast<const char*>(head.data()) + 2, 4);
+    // Every other event watched is a connection lost or a handshake failed.
+    connected_ = event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
       succeeded_ = true;
       ++handshakes_;

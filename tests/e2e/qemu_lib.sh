@@ -35,3 +35,25 @@ start_qemu_agent() {
 
 # newest_console HOST VM: the serial log of VM's latest QEMU on HOST.
 newest_console() { ls -t "$work/$1/run/$2".*.serial 2>/dev/null | head -n 1; }
+
+# submit_soon START [ARG...]: `vrmctl submit --start START ARG...`, printing each rejection. The
+# plan's vacate time depends on the guests' measured dirty rates, which a loaded machine (CI runs
+# two tests at once) or a guest writing a file raises for a while (33 s to 1 m 39 s predicted for
+# moves that take 4 s), so a start too soon is retried at the earliest feasible start vrmd names
+# in its rejection, plus 10 s: that start being admitted is itself checked. Up to four tries.
+# Sets id to the admitted reservation's, or to "" when none was.
+submit_soon() {
+  local start=$1 earliest
+  shift
+  id=""
+  for _ in 1 2 3 4; do
+    if vrmctl submit --start "$start" "$@" >"$work/out" 2>"$work/err"; then
+      id=$(head -n 1 "$work/out" | awk '{print $1}')
+      return 0
+    fi
+    sed 's/^/  | /' "$work/out" "$work/err"
+    earliest=$(sed -n 's/.*earliest feasible start *\([0-9T:.Z-]*\).*/\1/p' "$work/out" | head -n 1)
+    [[ -n $earliest ]] || return 0
+    start=$(date -u -d "$earliest + 10 seconds" +%Y-%m-%dT%H:%M:%SZ)
+  done
+}

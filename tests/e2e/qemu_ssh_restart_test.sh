@@ -178,22 +178,7 @@ disk_sum=$(g1_ssh qa "$G1_DISK_CMD" 2>&1 | awk '{print $1}') || true
 check "4 MiB written to g1's data disk on qa (md5 ${disk_sum:-none})" test ${#disk_sum} -eq 32
 check "the disk file holds what g1 wrote" test "$(disk_file_sum)" = "$disk_sum"
 
-id=""
-# The plan's vacate time depends on g1's measured dirty rate (the file just written raises its
-# recent samples: 33 s to 1 m 39 s predicted for a move that takes 4 s), so a start too soon is
-# retried at the earliest feasible start vrmd names in its rejection, plus 10 s.
-start=+45s
-for _ in 1 2 3 4; do
-  if vrmctl submit --host qa --start "$start" --duration 90s --template sshvm \
-    --ssh-key "$work/owner.pub" >"$work/out" 2>"$work/err"; then
-    id=$(head -n 1 "$work/out" | awk '{print $1}')
-    break
-  fi
-  sed 's/^/  | /' "$work/out" "$work/err"
-  earliest=$(sed -n 's/.*earliest feasible start *\([0-9T:.Z-]*\).*/\1/p' "$work/out" | head -n 1)
-  [[ -n $earliest ]] || break
-  start=$(date -u -d "$earliest + 10 seconds" +%Y-%m-%dT%H:%M:%SZ)
-done
+submit_soon +45s --host qa --duration 90s --template sshvm --ssh-key "$work/owner.pub"
 check "dedicated reservation of qa admitted ($(elapsed))" test -n "$id"
 [[ -n $id ]] || { finish; exit 1; }
 

@@ -89,14 +89,7 @@ check "g2 booted on qa with its memory filled and verified" wait_verified qa g2 
 # Two heartbeats with measured resident memory before planning.
 sleep 5
 
-id=""
-for start in +40s +60s +90s; do
-  if vrmctl submit --host qa --start "$start" --duration 10min --template tiny >"$work/out" 2>"$work/err"; then
-    id=$(head -n 1 "$work/out" | awk '{print $1}')
-    break
-  fi
-  sed 's/^/  | /' "$work/out" "$work/err"
-done
+submit_soon +40s --host qa --duration 10min --template tiny
 check "dedicated reservation of qa admitted" test -n "$id"
 [[ -n $id ]] || { finish; exit 1; }
 vrmctl show "$id" | sed 's/^/  | /'

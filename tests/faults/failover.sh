@@ -2,20 +2,21 @@
 # Fault campaign 5: `kill -9` of the leading vrmd of two replicas on a 3-member etcd cluster
 # (issue 16), under a stream of submissions and cancels.
 #
-# Two vrmd replicas share one etcd store: A (clients on PORT) and B (clients on PORT+10). Both
-# are given the same agents and events endpoints, which only the leader binds (a standby binds
-# its client endpoint alone), so the sim agents reconnect to whichever replica leads, as they
-# would to a service address. vrmctl is given both client endpoints (VRM_ENDPOINT=A,B) and finds
-# the leader. Each round submits a burst (sometimes with a submit in flight), may cancel one,
-# kills the leader with SIGKILL, measures the time until a client is served again (by the
-# standby, elected once the dead leader's lease runs out) and restarts the killed replica as
-# the new standby. Invariants of lib.sh after every round and at the end: no acknowledged
-# reservation or cancel lost, every VM on exactly one host, every reservation finished with a
-# reason when it failed.
+# Two vrmd replicas share one etcd store: A (clients on PORT, agents on PORT+1) and B (clients
+# on PORT+10, agents on PORT+11). The sim agents are given both agent endpoints (vmschedd
+# --vrmd A,B) and register with whichever leads (a standby answers them "not the leader");
+# vrmctl is given both client endpoints (VRM_ENDPOINT=A,B) and finds the leader. (The events
+# endpoint is shared: only the leader binds it.) Each round submits a burst (sometimes with a
+# submit in flight), may cancel one, kills the leader with SIGKILL, measures the time until a
+# client is served again (by the standby, elected once the dead leader's lease runs out) and
+# until every agent has registered with it, and restarts the killed replica as the new
+# standby. Invariants of lib.sh after every round and at the end: no acknowledged reservation
+# or cancel lost, every VM on exactly one host, every reservation finished with a reason when
+# it failed.
 #
 #   tests/faults/failover.sh [--rounds N] [--seed S]
-# Prints its seed and "figure:" lines (kill -9 to serving again, p50 and max). Exit 0 when
-# there is no violation.
+# Prints its seed and "figure:" lines (kill -9 to serving again, and to every agent registered
+# with the new leader: p50 and max). Exit 0 when there is no violation.
 PORT=${PORT:-17280}
 # The lease is real time (3 s): a slower clock keeps the windows (minutes of the scaled clock)
 # longer than a failover.
@@ -33,6 +34,7 @@ A=$CLIENTS
 B="tcp://127.0.0.1:$((PORT + 10))"
 export VRM_ENDPOINT="$A,$B"
 declare -A pid_of=()  # client endpoint -> pid of the replica there
+declare -A agents_of=([$A]=$AGENTS [$B]="tcp://127.0.0.1:$((PORT + 11))")
 failover_exit() {
   local rc=$?
   for p in "${pid_of[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -43,20 +45,37 @@ failover_exit() {
 trap failover_exit EXIT
 
 start_replica() {  # start_replica CLIENT_ENDPOINT
-  CLIENTS=$1 start_vrmd
+  CLIENTS=$1 AGENTS=${agents_of[$1]} start_vrmd
   pid_of[$1]=$vrmd_pid
   vrmd_pid=""  # this script kills the replicas itself
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# registered_with AGENT_ENDPOINT: every agent's last registration (its log) was with it.
+registered_with() {
+  local h
+  for h in "${HOSTS[@]}"; do
+    [[ $(grep "host $h registered with vrmd at" "$work/$h.log" | tail -n 1) == *" $1" ]] ||
+      return 1
+  done
+}
+# p50_max LIST...: "p50 X ms, max Y ms over N".
+p50_max() {
+  local sorted n
+  (($# > 0)) || { echo "none"; return; }
+  sorted=$(printf '%s\n' "$@" | sort -n)
+  n=$#
+  echo "p50 $(sed -n "$(((n + 1) / 2))p" <<<"$sorted") ms, max $(tail -n 1 <<<"$sorted") ms" \
+    "over $n failovers (lease 3 s): $(tr '\n' ' ' <<<"$sorted")"
+}
 
 start_replica "$A"
-for h in "${HOSTS[@]}"; do start_agent "$h"; done
+for h in "${HOSTS[@]}"; do AGENTS="${agents_of[$A]},${agents_of[$B]}" start_agent "$h"; done
 wait_hosts ${#HOSTS[@]}
 leader=$A standby=$B
 start_replica "$B"
 
 submitted=0 mid_submit=0
-ids=() failovers=()
+ids=() failovers=() reattached=()
 for ((round = 1; round <= ROUNDS; round++)); do
   rnd 1 4
   for ((i = 0; i < R; i++)); do
@@ -97,6 +116,17 @@ for ((round = 1; round <= ROUNDS; round++)); do
     failovers+=($((served - killed_at)))
     echo "round $round: kill -9 of the leader at $leader, served again after $((served - killed_at)) ms"
   fi
+  joined=""
+  for _ in $(seq 1 300); do
+    if registered_with "${agents_of[$standby]}"; then joined=$(now_ms); break; fi
+    sleep 0.05
+  done
+  if [[ -z $joined ]]; then
+    violation "round $round: the agents did not register with the new leader within 15 s"
+  else
+    reattached+=($((joined - killed_at)))
+    echo "round $round: every agent registered with the new leader after $((joined - killed_at)) ms"
+  fi
   [[ -n $submitter ]] && { wait "$submitter" || true; }
   start_replica "$leader"  # the new standby
   tmp=$leader leader=$standby standby=$tmp
@@ -108,12 +138,9 @@ wait_all_terminal 180 || violation "reservations did not finish"
 sleep 0.5  # a few heartbeats: vrmctl vms is then the agents' own view
 check_invariants final "at the end"
 failure_reasons
-sorted=$(printf '%s\n' "${failovers[@]}" | sort -n)
-n=${#failovers[@]}
-p50=$(sed -n "$(((n + 1) / 2))p" <<<"$sorted")
-max=$(tail -n 1 <<<"$sorted")
-echo "figure: kill -9 of the leader to a client served again: p50 ${p50:-?} ms, max ${max:-?} ms" \
-  "over $n failovers (lease 3 s): $(tr '\n' ' ' <<<"$sorted")"
+echo "figure: kill -9 of the leader to a client served again: $(p50_max "${failovers[@]}")"
+echo "figure: kill -9 of the leader to every agent registered with the new one:" \
+  "$(p50_max "${reattached[@]}")"
 echo "failover: seed=$SEED rounds=$ROUNDS kills=$kills (mid-submit=$mid_submit)" \
   "lifecycles=$submitted acknowledged=$(grep -c '^submit' "$acked")" \
   "completed: $(outcome_summary) violations=$violations"

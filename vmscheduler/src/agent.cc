@@ -48,9 +48,26 @@ zmq::message_t resultFrame(std::uint64_t commandId, const Status& status,
 Agent::Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, AgentOptions options)
     : clock_(clock),
       hypervisor_(hypervisor),
+      context_(context),
       options_(std::move(options)),
       host_(hypervisor.hostInfo().name),
-      socket_(context, zmq::socket_type::dealer) {
+      endpoints_(options_.vrmdEndpoint) {
+  registerIntervalNs_ = options_.registerRetryIntervalNs;
+  roundPauseNs_ = options_.registerRetryIntervalNs;
+  jitterRng_.seed(options_.jitterSeed ^ std::hash<std::string>{}(host_));
+  // Every endpoint of the list is tried now, so that a bad one is found at start-up rather
+  // than when the agent first moves to it.
+  for (std::size_t i = 1; i < endpoints_.all().size(); ++i) {
+    zmq::socket_t probe(context_, zmq::socket_type::dealer);
+    probe.set(zmq::sockopt::linger, 0);
+    probe.connect(endpoints_.all()[i]);
+  }
+  connectCurrent();
+}
+
+void Agent::connectCurrent() {
+  monitor_.reset();  // before the socket it watches closes
+  socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
   socket_.set(zmq::sockopt::linger, 0);
   if (options_.curve) {
     // vrmd knows us by our key and routes to the connection the key speaks from; a routing
@@ -61,10 +78,14 @@ Agent::Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, Agen
     socket_.set(zmq::sockopt::routing_id, host_);
   }
   monitor_ = std::make_unique<protocol::HandshakeMonitor>(
-      context, socket_, "vrmd at " + options_.vrmdEndpoint, options_.curve.has_value());
-  socket_.connect(options_.vrmdEndpoint);
-  registerIntervalNs_ = options_.registerRetryIntervalNs;
-  jitterRng_.seed(options_.jitterSeed ^ std::hash<std::string>{}(host_));
+      context_, socket_, "vrmd at " + endpoints_.current(), options_.curve.has_value());
+  socket_.connect(endpoints_.current());
+  handshakesSeen_ = 0;
+  disconnectsSeen_ = 0;
+  connected_ = false;
+  lastHandshakeError_.clear();
+  connectDeadlineNs_ =
+      endpoints_.rotates() ? clock_.now() + options_.connectTimeoutNs : kTimeInfinity;
 }
 
 Agent::~Agent() { monitor_.reset(); }
@@ -76,7 +97,8 @@ void Agent::run(const std::atomic<bool>& stop) {
 void Agent::runOnce(std::chrono::milliseconds maxWait) {
   sendDue();
   const TimeNs timer = registered_ ? nextHeartbeatNs_ : nextRegisterNs_;
-  const TimeNs wake = std::min(timer, hypervisor_.nextEventTime());
+  const TimeNs connectTimer = connected_ ? kTimeInfinity : connectDeadlineNs_;
+  const TimeNs wake = std::min({timer, connectTimer, hypervisor_.nextEventTime()});
   const auto timeout = clock_.realDelayUntil(wake, maxWait);
   // The monitor's events too: vrmd coming back wakes the loop at once.
   zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
@@ -101,6 +123,10 @@ void Agent::runOnce(std::chrono::milliseconds maxWait) {
 
 void Agent::sendDue() {
   const TimeNs now = clock_.now();
+  if (!connected_ && now >= connectDeadlineNs_) {
+    moveOn(ReplicaEndpoints::Leaving::kUnreachable,
+           fmt::format("no handshake within {:.1f}s", nsToSeconds(options_.connectTimeoutNs)));
+  }
   if (!registered_ && now >= nextRegisterNs_) {
     sendRegister();
     nextRegisterNs_ = now + jittered(registerIntervalNs_);
@@ -121,7 +147,15 @@ void Agent::sendDue() {
 void Agent::watchConnection() {
   if (monitor_->disconnects() != disconnectsSeen_) {
     disconnectsSeen_ = monitor_->disconnects();
-    spdlog::info("lost the connection to vrmd at {}", options_.vrmdEndpoint);
+    spdlog::info("lost the connection to vrmd at {}", endpoints_.current());
+  }
+  const bool wasConnected = connected_;
+  connected_ = monitor_->connected();
+  if (connected_) {
+    connectDeadlineNs_ = kTimeInfinity;
+  } else if (wasConnected && endpoints_.rotates()) {
+    // Lost: back within the timeout (a restart, the network), or another replica leads.
+    connectDeadlineNs_ = clock_.now() + options_.connectTimeoutNs;
   }
   const std::uint64_t handshakes = monitor_->handshakes();
   if (handshakes == handshakesSeen_) return;
@@ -139,8 +173,56 @@ void Agent::watchConnection() {
   nextHeartbeatNs_ = kTimeInfinity;
   registerIntervalNs_ = options_.registerRetryIntervalNs;
   nextRegisterNs_ = now + wait;
-  spdlog::info("vrmd at {} is back; registering host {} again in {:.3f}s", options_.vrmdEndpoint,
+  spdlog::info("vrmd at {} is back; registering host {} again in {:.3f}s", endpoints_.current(),
                host_, nsToSeconds(wait));
+}
+
+void Agent::moveOn(ReplicaEndpoints::Leaving why, const std::string& reason) {
+  const std::string left = endpoints_.current();
+  const ReplicaEndpoints::Hop hop = endpoints_.next(why);
+  ++endpointHops_;
+  registered_ = false;
+  nextHeartbeatNs_ = kTimeInfinity;
+  connectCurrent();
+  TimeNs wait = 0;
+  if (why == ReplicaEndpoints::Leaving::kUnreachable) {
+    // Every agent of a dead leader leaves it at about the same time: spread as on a return.
+    if (options_.reconnectRegisterSpreadNs > 0) {
+      wait =
+          std::uniform_int_distribution<TimeNs>(0, options_.reconnectRegisterSpreadNs)(jitterRng_);
+    }
+  } else if (hop.pause) {
+    // No replica leads now: one try per round, the rounds backing off.
+    wait = jittered(roundPauseNs_);
+    roundPauseNs_ =
+        std::max(roundPauseNs_, std::min(2 * roundPauseNs_, options_.registerRetryMaxIntervalNs));
+  }
+  // A replica answered, or none was reached: the new one is not known to be behind.
+  registerIntervalNs_ = options_.registerRetryIntervalNs;
+  nextRegisterNs_ = clock_.now() + wait;
+  const auto level = why == ReplicaEndpoints::Leaving::kNotLeader && !hop.pause
+                         ? spdlog::level::debug
+                         : spdlog::level::info;
+  spdlog::log(level, "vrmd at {}: {}; registering host {} at {} in {:.3f}s", left, reason, host_,
+              hop.endpoint, nsToSeconds(wait));
+}
+
+void Agent::handleNotLeader(const std::string& leaderEndpoint) {
+  const std::string why = "not the leader (" +
+                          (leaderEndpoint.empty() ? std::string("no leader known")
+                                                  : "the leader is " + leaderEndpoint) +
+                          ")";
+  if (endpoints_.rotates()) {
+    moveOn(ReplicaEndpoints::Leaving::kNotLeader, why);
+    return;
+  }
+  // The one endpoint given: it may be elected later. The register retry timer runs on.
+  spdlog::info("vrmd at {}: {}; retrying there (give --vrmd every replica's endpoint)",
+               endpoints_.current(), why);
+  if (!registered_) return;
+  registered_ = false;
+  nextHeartbeatNs_ = kTimeInfinity;
+  nextRegisterNs_ = clock_.now() + jittered(registerIntervalNs_);
 }
 
 TimeNs Agent::jittered(TimeNs interval) {
@@ -167,7 +249,7 @@ void Agent::sendRegister() {
   reg.setBackend(std::string(hypervisor_.backendName()));
   reg.setMigrationEndpoint(hypervisor_.migrationEndpoint());
   writeLost(hypervisor_.lostVms(), reg);
-  spdlog::debug("registering host {} with {} VMs at {}", host_, vms.size(), options_.vrmdEndpoint);
+  spdlog::debug("registering host {} with {} VMs at {}", host_, vms.size(), endpoints_.current());
   send(protocol::encodeFrame(b));
 }
 
@@ -278,6 +360,9 @@ void Agent::handleFrame(zmq::message_t&& frame) {
       case wire::ManagerMessage::COMMAND:
         handleCommand(root->getCommand());
         return;
+      case wire::ManagerMessage::NOT_LEADER:
+        handleNotLeader(toStd(root->getNotLeader().getLeaderEndpoint()));
+        return;
     }
     spdlog::warn("dropping a ManagerMessage with unknown member {}",
                  static_cast<int>(root->which()));
@@ -292,10 +377,12 @@ void Agent::handleRegistered(StatusCode code, const std::string& message) {
   const TimeNs now = clock_.now();
   if (code == StatusCode::kOk) {
     registerIntervalNs_ = options_.registerRetryIntervalNs;
+    roundPauseNs_ = options_.registerRetryIntervalNs;
+    endpoints_.foundLeader();
     if (registered_) return;  // an answer to a repeated register
     registered_ = true;
     nextHeartbeatNs_ = now + firstHeartbeatDelay();
-    spdlog::info("host {} registered with vrmd", host_);
+    spdlog::info("host {} registered with vrmd at {}", host_, endpoints_.current());
     return;
   }
   registered_ = false;

@@ -48,7 +48,10 @@ int main(int argc, char** argv) {
   std::string curveSecret, serverKey;
   app.add_option("--host", host, "this host's name, as in the cluster file")->required();
   app.add_option("--cluster", clusterFile, "cluster file (YAML) describing this host")->required();
-  app.add_option("--vrmd", vrmdEndpoint, "vrmd's agent endpoint")->capture_default_str();
+  app.add_option("--vrmd", vrmdEndpoint,
+                 "vrmd's agent endpoint, or every vrmd replica's, comma-separated "
+                 "(tcp://a:5556,tcp://b:5556): the agent registers with whichever leads")
+      ->capture_default_str();
   app.add_option("--curve-secret", curveSecret,
                  "this agent's CURVE key pair file (vrmctl keygen HOST: HOST.key); vrmd's "
                  "authorized file lists its public key as 'agent HOST <key>'");
@@ -135,6 +138,9 @@ int main(int argc, char** argv) {
       std::max<vrm::TimeNs>(options.registerRetryIntervalNs, vrm::secondsToNs(scale));
   options.registerErrorRetryIntervalNs =
       std::max<vrm::TimeNs>(options.registerErrorRetryIntervalNs, vrm::secondsToNs(30 * scale));
+  // A TCP connection takes real time: about one real second to complete, whatever the clock.
+  options.connectTimeoutNs =
+      std::max<vrm::TimeNs>(options.connectTimeoutNs, vrm::secondsToNs(scale));
 
   struct sigaction sa {};
   sa.sa_handler = onSignal;
@@ -152,8 +158,10 @@ int main(int argc, char** argv) {
   try {
     vrm::vmscheduler::Agent agent(*clock, **hypervisor, context, options);
     spdlog::info("vmschedd for host {} ({} backend) connecting to {}", host, backend, vrmdEndpoint);
-    const std::string registering = "registering host " + host + " with vrmd at " + vrmdEndpoint;
-    notified(notifier.status(registering));
+    auto registering = [&] {
+      return "registering host " + host + " with vrmd at " + agent.vrmdEndpoint();
+    };
+    notified(notifier.status(registering()));
     bool wasRegistered = false, everReady = false;
     while (!g_stop.load()) {
       agent.runOnce(std::chrono::milliseconds(100));
@@ -162,9 +170,10 @@ int main(int argc, char** argv) {
       }
       if (agent.registered() == wasRegistered) continue;
       wasRegistered = agent.registered();
-      const std::string registered = "registered host " + host + " with vrmd at " + vrmdEndpoint;
+      const std::string registered =
+          "registered host " + host + " with vrmd at " + agent.vrmdEndpoint();
       if (!wasRegistered) {
-        notified(notifier.status(registering + " (vrmd forgot it)"));
+        notified(notifier.status(registering() + " (vrmd forgot it, or it no longer leads)"));
       } else if (!everReady) {
         everReady = true;
         notified(notifier.ready(registered));

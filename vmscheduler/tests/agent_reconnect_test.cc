@@ -1,6 +1,8 @@
 // The agent's return after a vrmd restart (issue 19 item 4): vrmd's ROUTER goes away and a new
 // one binds the same TCP endpoint; the agent sees the connection come back (socket monitor) and
-// registers again within its spread of clock time, long before its next heartbeat.
+// registers again within its spread of clock time, long before its next heartbeat. And the
+// agent given several replicas (issue 16): it registers with the one that leads, moving past
+// standbys ("not the leader") and dead replicas (no handshake within its connect timeout).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -26,6 +28,8 @@ constexpr TimeNs kSpread = 2 * kNsPerSec;
 struct FakeVrmd {
   explicit FakeVrmd(const std::string& endpoint) {
     router.set(zmq::sockopt::linger, 0);
+    // As vrmd in insecure mode: an agent's new connection takes over its host name.
+    router.set(zmq::sockopt::router_handover, 1);
     router.bind(endpoint);
   }
   std::string endpoint() { return router.get(zmq::sockopt::last_endpoint); }
@@ -43,6 +47,15 @@ struct FakeVrmd {
   void answerRegistered() {
     capnp::MallocMessageBuilder b;
     b.initRoot<wire::ManagerMessage>().initRegistered().setCode(wire::StatusCode::OK);
+    answer(b);
+  }
+  // As a standby vrmd answers (vrm/src/standby_server.cc).
+  void answerNotLeader() {
+    capnp::MallocMessageBuilder b;
+    b.initRoot<wire::ManagerMessage>().initNotLeader().setLeaderEndpoint("tcp://leader:5555");
+    answer(b);
+  }
+  void answer(capnp::MallocMessageBuilder& b) {
     router.send(zmq::buffer(std::string("h1")), zmq::send_flags::sndmore);
     router.send(protocol::encodeFrame(b), zmq::send_flags::none);
   }
@@ -134,6 +147,116 @@ TEST_F(AgentReconnectTest, WithoutASpreadRegistersAtOnce) {
   EXPECT_EQ(*got, wire::AgentMessage::REGISTER);
   EXPECT_EQ(clock.now(), kStart);
   EXPECT_EQ(agent->reconnections(), 1u);
+}
+
+// Two (or more) fake replicas on OS-chosen ports and an agent given their endpoints.
+class AgentReplicasTest : public ::testing::Test {
+ protected:
+  void start(const std::string& endpoints) {
+    AgentOptions options;
+    options.vrmdEndpoint = endpoints;
+    options.heartbeatIntervalNs = kHeartbeat;
+    options.reconnectRegisterSpreadNs = 0;
+    options.connectTimeoutNs = kConnectTimeout;
+    agent = std::make_unique<Agent>(clock, *hv, context, options);
+  }
+  // Runs the agent until `vrmd` has a message, the clock moving on 50 ms per turn when
+  // `advance`; at most 10 s of real time.
+  std::optional<wire::AgentMessage::Which> next(FakeVrmd& vrmd, bool advance) {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < until) {
+      if (auto got = vrmd.poll()) return got;
+      if (advance) clock.advance(50'000'000);
+      agent->runOnce(5ms);
+    }
+    return std::nullopt;
+  }
+  // An endpoint nothing listens on (a port the OS gave and took back).
+  static std::string deadEndpoint() { return FakeVrmd("tcp://127.0.0.1:*").endpoint(); }
+
+  static constexpr TimeNs kConnectTimeout = 1 * kNsPerSec;
+  ManualClock clock{kStart};
+  std::unique_ptr<Hypervisor> hv = simHost();
+  zmq::context_t context;
+  std::unique_ptr<Agent> agent;
+};
+
+// Ensures a standby's "not the leader" sends the register to the next replica at once (the
+// clock does not move), which registers the agent.
+TEST_F(AgentReplicasTest, MovesPastAStandbyToTheLeader) {
+  FakeVrmd standby("tcp://127.0.0.1:*"), leader("tcp://127.0.0.1:*");
+  start(standby.endpoint() + "," + leader.endpoint());
+  ASSERT_EQ(next(standby, false), wire::AgentMessage::REGISTER);
+  standby.answerNotLeader();
+  ASSERT_EQ(next(leader, false), wire::AgentMessage::REGISTER);
+  EXPECT_EQ(clock.now(), kStart);
+  leader.answerRegistered();
+  ASSERT_TRUE(runUntil(*agent, [&] { return agent->registered(); }));
+  EXPECT_EQ(agent->vrmdEndpoint(), leader.endpoint());
+  EXPECT_EQ(agent->endpointHops(), 1u);
+}
+
+// Ensures a replica that completes no handshake is left once the connect timeout of clock time
+// has passed, not before, and the next one registers the agent.
+TEST_F(AgentReplicasTest, MovesPastADeadReplicaAfterTheConnectTimeout) {
+  FakeVrmd leader("tcp://127.0.0.1:*");
+  start(deadEndpoint() + "," + leader.endpoint());
+  for (int i = 0; i < 10; ++i) agent->runOnce(5ms);  // the clock stands still
+  EXPECT_EQ(agent->endpointHops(), 0u);
+  ASSERT_EQ(next(leader, true), wire::AgentMessage::REGISTER);
+  EXPECT_GE(clock.now() - kStart, kConnectTimeout);
+  EXPECT_LE(clock.now() - kStart, kConnectTimeout + 100'000'000);
+  leader.answerRegistered();
+  ASSERT_TRUE(runUntil(*agent, [&] { return agent->registered(); }));
+  EXPECT_EQ(agent->vrmdEndpoint(), leader.endpoint());
+}
+
+// Ensures that when the leader the agent registered with dies and the standby is elected, the
+// agent leaves the dead one within the connect timeout and registers with the new leader.
+TEST_F(AgentReplicasTest, FindsTheNewLeaderAfterTheLeaderDies) {
+  auto first = std::make_unique<FakeVrmd>("tcp://127.0.0.1:*");
+  FakeVrmd second("tcp://127.0.0.1:*");
+  start(first->endpoint() + "," + second.endpoint());
+  ASSERT_EQ(next(*first, false), wire::AgentMessage::REGISTER);
+  first->answerRegistered();
+  ASSERT_TRUE(runUntil(*agent, [&] { return agent->registered(); }));
+  const TimeNs killed = clock.now();
+  first.reset();  // kill -9 of the leader; the second (elected) answers from now on
+  ASSERT_EQ(next(second, true), wire::AgentMessage::REGISTER);
+  EXPECT_LE(clock.now() - killed, kConnectTimeout + 100'000'000);
+  EXPECT_FALSE(agent->registered());
+  second.answerRegistered();
+  ASSERT_TRUE(runUntil(*agent, [&] { return agent->registered(); }));
+  EXPECT_EQ(agent->vrmdEndpoint(), second.endpoint());
+}
+
+// Ensures that when every replica says "not the leader" (an election under way) the agent
+// waits a register retry interval before the next round instead of looping at network speed.
+TEST_F(AgentReplicasTest, PausesWhenNoReplicaLeads) {
+  FakeVrmd a("tcp://127.0.0.1:*"), b("tcp://127.0.0.1:*");
+  start(a.endpoint() + "," + b.endpoint());
+  ASSERT_EQ(next(a, false), wire::AgentMessage::REGISTER);
+  a.answerNotLeader();
+  ASSERT_EQ(next(b, false), wire::AgentMessage::REGISTER);
+  b.answerNotLeader();
+  for (int i = 0; i < 10; ++i) agent->runOnce(5ms);  // the clock stands still
+  EXPECT_FALSE(a.poll().has_value()) << "a new round without a pause";
+  ASSERT_EQ(next(a, true), wire::AgentMessage::REGISTER);
+  EXPECT_GT(clock.now() - kStart, 0);
+  EXPECT_LE(clock.now() - kStart, 1 * kNsPerSec + 100'000'000);  // the retry interval
+}
+
+// Ensures an agent given one endpoint stays on it after "not the leader" (that vrmd may be
+// elected) and registers there again after the retry interval.
+TEST_F(AgentReplicasTest, WithOneEndpointRetriesTheStandby) {
+  FakeVrmd standby("tcp://127.0.0.1:*");
+  start(standby.endpoint());
+  ASSERT_EQ(next(standby, false), wire::AgentMessage::REGISTER);
+  standby.answerNotLeader();
+  ASSERT_EQ(next(standby, true), wire::AgentMessage::REGISTER);
+  EXPECT_EQ(agent->endpointHops(), 0u);
+  standby.answerRegistered();  // elected
+  ASSERT_TRUE(runUntil(*agent, [&] { return agent->registered(); }));
 }
 
 }  // namespace

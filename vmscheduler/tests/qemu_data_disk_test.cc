@@ -13,6 +13,7 @@
 
 #include "qemu/qemu_config.h"
 #include "qemu/qemu_host.h"
+#include "qemu/qemu_support.h"
 #include "vrm/vmscheduler/hypervisor.h"
 
 namespace vrm::vmscheduler {
@@ -132,6 +133,73 @@ TEST_F(QemuDataDiskTest, AgentStartChecksDiskDir) {
   ASSERT_TRUE(hv.isOk()) << hv.status().toString();
   EXPECT_TRUE(fs::is_directory(root_ / "new" / "disks"));
   EXPECT_TRUE(fs::is_empty(root_ / "new" / "disks"));  // the probe file is gone
+}
+
+// Ensures disk-storage takes shared (the default) or local and nothing else, naming the
+// parameter.
+TEST_F(QemuDataDiskTest, DiskStorageIsSharedOrLocal) {
+  auto p = params((root_ / "disks").string());
+  auto config = qemu::parseQemuConfig("h1", p);
+  ASSERT_TRUE(config.isOk()) << config.status().toString();
+  EXPECT_FALSE(config->localDiskStorage);
+  p["disk-storage"] = "local";
+  config = qemu::parseQemuConfig("h1", p);
+  ASSERT_TRUE(config.isOk()) << config.status().toString();
+  EXPECT_TRUE(config->localDiskStorage);
+  p["disk-storage"] = "nfs";
+  config = qemu::parseQemuConfig("h1", p);
+  ASSERT_FALSE(config.isOk());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(config.status().message().find("disk-storage"), std::string::npos)
+      << config.status().message();
+}
+
+// Ensures a destination endpoint's optional parts parse in their order (state=, then disk=, each
+// once) and anything else is refused: the source mirrors a disk only when disk= names a port.
+TEST_F(QemuDataDiskTest, EndpointNamesTheDiskExport) {
+  qemu::IncomingEndpoint e;
+  ASSERT_TRUE(qemu::parseIncomingEndpoint(
+      "tcp:127.0.0.1:49200;state=tcp:127.0.0.1:49201;disk=tcp:127.0.0.1:49202", e));
+  EXPECT_EQ(e.qemu, "tcp:127.0.0.1:49200");
+  EXPECT_EQ(e.statePort, 49201);
+  EXPECT_EQ(e.diskHost, "127.0.0.1");
+  EXPECT_EQ(e.diskPort, 49202);
+  qemu::IncomingEndpoint d;
+  ASSERT_TRUE(qemu::parseIncomingEndpoint("tcp:10.0.0.2:49200;disk=tcp:10.0.0.2:49203", d));
+  EXPECT_EQ(d.statePort, 0);
+  EXPECT_EQ(d.diskPort, 49203);
+  qemu::IncomingEndpoint shared;
+  ASSERT_TRUE(qemu::parseIncomingEndpoint("tcp:127.0.0.1:49200;state=tcp:127.0.0.1:49201", shared));
+  EXPECT_EQ(shared.diskPort, 0);
+  for (const char* bad : {"tcp:h:1;disk=tcp:h:2;state=tcp:h:3", "tcp:h:1;disk=tcp:h:x",
+                          "tcp:h:1;disk=tcp:h:2;disk=tcp:h:3", "tcp:h:1;nbd=tcp:h:2"}) {
+    qemu::IncomingEndpoint x;
+    EXPECT_FALSE(qemu::parseIncomingEndpoint(bad, x)) << bad;
+  }
+}
+
+// Ensures a host with disk-storage=local refuses an incoming VM of an image template with an
+// invalid-argument naming why (its qcow2 overlay is not copied), before any QEMU starts.
+TEST_F(QemuDataDiskTest, LocalStorageRefusesImageTemplateVms) {
+  HypervisorOptions o;
+  o.host.name = "h1";
+  o.host.cpuCores = 2;
+  o.host.memoryBytes = 1024 * kMiB;
+  o.params = params((root_ / "disks").string());
+  o.params["disk-storage"] = "local";
+  o.params["template.img.image"] = "/bin/true";
+  auto hv = Hypervisor::create("qemu", o);
+  ASSERT_TRUE(hv.isOk()) << hv.status().toString();
+  VmInfo vm;
+  vm.id = "v";
+  vm.memoryBytes = 128 * kMiB;
+  vm.templateName = "img";
+  auto refused = (*hv)->prepareIncoming(vm);
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("disk-storage=local"), std::string::npos)
+      << refused.status().message();
+  EXPECT_TRUE((*hv)->inventory().empty());
 }
 
 }  // namespace

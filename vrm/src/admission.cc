@@ -260,8 +260,17 @@ AdmissionDecision Admission::decideDedicated(Reservation r, const TemplateSpec& 
     if (r.plan.latestSafeStartNs < now + options_.planningLatencyNs) {
       // Everything shifts with the start, so this start would be just in time.
       TimeNs earliest = req.startNs + (now + options_.planningLatencyNs - r.plan.latestSafeStartNs);
+      // The planned makespan is the quantile one (never below the lower bound), which is what the
+      // latest safe start subtracts: say both, or the sum does not add up for the reader.
+      std::string planned;
+      if (r.plan.makespanQuantileNs > r.plan.makespanNs) {
+        planned = " (planned as " + formatDuration(r.plan.makespanQuantileNs) + ": at the " +
+                  std::to_string(static_cast<int>(r.plan.quantile * 100 + 0.5)) +
+                  " % quantile of the prediction error, never below the " +
+                  formatDuration(r.plan.makespanLowerBoundNs) + " lower bound)";
+      }
       return reject("vacate cannot finish by the start: moving " + std::to_string(r.moves.size()) +
-                        " VMs takes " + formatDuration(r.plan.makespanNs) + ", cloning " +
+                        " VMs takes " + formatDuration(r.plan.makespanNs) + planned + ", cloning " +
                         formatDuration(r.plan.cloneTimeNs) + ", margin " +
                         formatDuration(r.plan.marginNs) + "; latest safe start " +
                         formatTime(r.plan.latestSafeStartNs) + " has passed",
@@ -316,18 +325,20 @@ AdmissionDecision Admission::decideShared(Reservation r, const TemplateSpec& tmp
     return AdmissionDecision{false, std::move(r), std::move(why), earliest};
   }
   const auto& incoming = projection_.receiving();  // brings the calendar up to date
+  // Whatever that refresh rebuilt, the index of hosts with room must know before it is asked.
+  index_.bookingsChanged(projection_.takeChanges());
+  const auto mem = static_cast<std::int64_t>(tmpl.memoryBytes);
   std::uint32_t placed = 0;
-  for (const auto& [name, h] : hosts_) {
-    if (placed == req.vmCount) break;
+  // First fit in host-name order: as many clones on a host as its free capacity over the
+  // window holds, asked exactly of the calendar.
+  auto place = [&](const std::string& name, const HostRecord& h) {
     if (!h.reachable || incoming.count(name) ||
         calendar.exclusiveOwner(name, begin, req.endNs, r.id)) {
-      continue;
+      return;
     }
     Usage free = calendar.free(name, begin, req.endNs);
-    while (placed < req.vmCount &&
-           free.memoryBytes >= static_cast<std::int64_t>(tmpl.memoryBytes) &&
-           free.cpuCores >= tmpl.cpuCores) {
-      free.memoryBytes -= static_cast<std::int64_t>(tmpl.memoryBytes);
+    while (placed < req.vmCount && free.memoryBytes >= mem && free.cpuCores >= tmpl.cpuCores) {
+      free.memoryBytes -= mem;
       free.cpuCores -= tmpl.cpuCores;
       ClonePlacement c;
       c.vmId = r.id + "-" + tmpl.name + "-" + std::to_string(++placed);
@@ -336,6 +347,21 @@ AdmissionDecision Admission::decideShared(Reservation r, const TemplateSpec& tmp
       if (std::find(r.hosts.begin(), r.hosts.end(), name) == r.hosts.end()) {
         r.hosts.push_back(name);
       }
+    }
+  };
+  if (options_.path == AdmissionPath::kIndexed) {
+    // Only the hosts that may have room for one clone over the window, still in name order:
+    // those it leaves out would take none (HostRoomIndex's contract), so the places are the
+    // walk's below.
+    auto candidates = index_.hostsWithRoom().candidates(begin, req.endNs, mem, tmpl.cpuCores, now);
+    for (const HostRecord* h = candidates.next(); h && placed < req.vmCount;
+         h = candidates.next()) {
+      place(h->name, *h);
+    }
+  } else {
+    for (const auto& [name, h] : hosts_) {
+      if (placed == req.vmCount) break;
+      place(name, h);
     }
   }
   auto reject = [&](const std::string& why) {

@@ -7,10 +7,15 @@
 
 namespace vrm::manager {
 
-AdmissionIndex::AdmissionIndex(const Inventory& inventory, const CapacityCalendar& bookings)
-    : inventory_(inventory), hosts_(inventory.hosts()), calendar_(bookings) {}
+AdmissionIndex::AdmissionIndex(const Inventory& inventory, const CapacityCalendar& bookings,
+                               HostRoomOptions room)
+    : inventory_(inventory),
+      hosts_(inventory.hosts()),
+      calendar_(bookings),
+      room_(inventory.hosts(), bookings, room) {}
 
 void AdmissionIndex::bookingsChanged(const BookingChanges& changes) {
+  room_.bookingsChanged(changes);
   for (const auto& host : changes.rebuilt) {
     if (auto v = views_.find(host); v != views_.end()) {
       v->second.vmsStale = true;

@@ -143,6 +143,12 @@ class UsageChanges {
     root_ = after;
     if (folded != Amounts{}) root_ = insert(root_, kFolded, folded);
   }
+  // f(key, delta) for each change strictly inside (lo, hi), in time order.
+  template <typename F>
+  void forEachInside(TimeNs lo, TimeNs hi, F&& f) const {
+    settle();
+    visitInside(root_, lo, hi, f);
+  }
   // The changes in time order.
   std::vector<std::pair<TimeNs, Amounts>> inOrder() const {
     settle();
@@ -358,6 +364,15 @@ class UsageChanges {
     visit(nodes_[n].right, f);
   }
 
+  template <typename F>
+  void visitInside(std::int32_t n, TimeNs lo, TimeNs hi, F& f) const {
+    if (n < 0) return;
+    const Node& x = nodes_[n];
+    if (x.key > lo) visitInside(x.left, lo, hi, f);
+    if (x.key > lo && x.key < hi) f(x.key, x.delta);
+    if (x.key < hi) visitInside(x.right, lo, hi, f);
+  }
+
   std::int32_t insert(std::int32_t n, TimeNs key, const Amounts& d) {
     if (n < 0) return newNode(key, d);
     if (key == nodes_[n].key) {
@@ -550,6 +565,25 @@ Usage CapacityCalendar::peak(const std::string& host, TimeNs from, TimeNs to) co
   const Amounts inside = h->usage.maxInside(from, to);
   for (int r = 0; r < kResources; ++r) best[r] = std::max({best[r], inside[r], std::int64_t{0}});
   return usageOf(best);
+}
+
+std::vector<std::pair<TimeNs, Usage>> CapacityCalendar::usageSteps(const std::string& host,
+                                                                   TimeNs from, TimeNs to) const {
+  std::vector<std::pair<TimeNs, Usage>> out;
+  if (from >= to) return out;
+  std::tie(from, to) = queried(from, to);
+  const HostCalendar* h = find(host);
+  if (!h) {
+    out.emplace_back(from, Usage{});
+    return out;
+  }
+  Amounts sum = h->usage.at(from);
+  out.emplace_back(from, usageOf(sum));
+  h->usage.forEachInside(from, to, [&](TimeNs key, const Amounts& d) {
+    for (int r = 0; r < kResources; ++r) sum[r] += d[r];
+    out.emplace_back(key, usageOf(sum));
+  });
+  return out;
 }
 
 Usage CapacityCalendar::free(const std::string& host, TimeNs from, TimeNs to) const {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "vrm/daemon/command_line.h"
@@ -71,6 +72,33 @@ std::string defaultWebRoot(const char* argv0) {
 #endif
 }
 
+// The web port of a replica that does not lead (web_server.h: Standby): every request is sent
+// to the leader's URL, which the standby loop updates from the election.
+class StandbyWeb {
+ public:
+  ~StandbyWeb() { stop(); }
+  vrm::Status start(vrm::web::WebServerOptions options) {
+    options.standbyLeaderUrl = [this] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return leaderUrl_;
+    };
+    server_ = std::make_unique<vrm::web::WebServer>(context_, std::move(options));
+    return server_->start();
+  }
+  void setLeaderUrl(const std::string& url) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    leaderUrl_ = url;
+  }
+  std::string url() const { return server_ ? server_->url() : std::string(); }
+  void stop() { server_.reset(); }
+
+ private:
+  zmq::context_t context_{1};  // its client is never used: a standby asks no core
+  std::mutex mutex_;
+  std::string leaderUrl_;
+  std::unique_ptr<vrm::web::WebServer> server_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -110,10 +138,14 @@ int main(int argc, char** argv) {
                  "where the state lives: sqlite:PATH (or PATH), an SQLite file; or "
                  "etcd://H1:2379,H2:2379[/prefix], an etcd cluster (README: High availability)")
       ->capture_default_str();
-  std::string advertise, leaseTtl = "3s";
+  std::string advertise, advertiseHttp, leaseTtl = "3s";
   app.add_option("--advertise", advertise,
                  "on etcd: the client endpoint others reach this vrmd at (tcp://HOST:PORT); "
                  "standbys send clients to the leader's (default: --clients, if such an address)");
+  app.add_option("--advertise-http", advertiseHttp,
+                 "on etcd with --http: the web URL others reach this vrmd at "
+                 "(http(s)://HOST:PORT); standbys answer 307 to the leader's (default: the "
+                 "--http address, or --advertise's host when --http listens on a wildcard)");
   app.add_option("--lease-ttl", leaseTtl,
                  "on etcd: how long a leader that stops renewing its lease still leads (whole "
                  "seconds); a failover takes about this long")
@@ -298,8 +330,11 @@ int main(int argc, char** argv) {
   auto storeLocation = vrm::manager::parseStoreLocation(storePath);
   if (!storeLocation) return fail(storeLocation.status().message());
   const bool onEtcd = storeLocation->kind == vrm::manager::StoreLocation::Kind::kEtcd;
-  if (!onEtcd && (app.count("--advertise") > 0 || app.count("--lease-ttl") > 0)) {
-    return fail("--advertise and --lease-ttl are for replicas on etcd (--store etcd://...)");
+  if (!onEtcd && (app.count("--advertise") > 0 || app.count("--lease-ttl") > 0 ||
+                  app.count("--advertise-http") > 0)) {
+    return fail(
+        "--advertise, --advertise-http and --lease-ttl are for replicas on etcd (--store "
+        "etcd://...)");
   }
   auto leaseSeconds = vrm::manager::parseLeaseTtl(leaseTtl);
   if (!leaseSeconds) return fail(leaseSeconds.status().message());
@@ -316,6 +351,8 @@ int main(int argc, char** argv) {
     return fail("--http-tls-cert/--http-tls-key need the web calendar on (--http ADDR:PORT)");
   }
   vrm::web::WebServerOptions webOptions;
+  std::string advertisedHttp;  // on etcd with --http: the leader key names it
+  if (!web && app.count("--advertise-http") > 0) return fail("--advertise-http needs --http");
   if (web) {
     if (vrm::Status s = vrm::web::parseHttpListen(httpListen, webOptions); !s) {
       return fail("--http: " + s.message());
@@ -328,6 +365,14 @@ int main(int argc, char** argv) {
     webOptions.tlsKeyFile = httpTlsKey;
     webOptions.templates = cluster->templates;
     webOptions.vrmdEndpoint = "inproc://vrm-web";
+    if (onEtcd) {
+      auto url = advertiseHttp.empty()
+                     ? vrm::manager::defaultAdvertisedHttpUrl(webOptions.address, webOptions.port,
+                                                              !httpTlsCert.empty(), *advertised)
+                     : vrm::manager::parseAdvertisedHttpUrl(advertiseHttp);
+      if (!url) return fail(url.status().message());
+      advertisedHttp = *url;
+    }
     if (authorized) {
       webOptions.authenticate = true;
       webOptions.tokenHashes = tokenHashesOf(*authorized);
@@ -368,6 +413,7 @@ int main(int argc, char** argv) {
   // that its restart campaigns again (README: High availability).
   std::unique_ptr<vrm::etcd::Election> election;
   std::unique_ptr<vrm::manager::StandbyServer> standby;
+  StandbyWeb standbyWeb;  // on etcd with --http: until this replica's web server starts
   std::unique_ptr<vrm::manager::Store> store;
   if (storeLocation->kind == vrm::manager::StoreLocation::Kind::kSqlite) {
     notified(notifier.status("recovering the store " + storeLocation->path));
@@ -379,7 +425,7 @@ int main(int argc, char** argv) {
     etcdClient.endpoints = storeLocation->endpoints;
     vrm::etcd::ElectionOptions electionOptions;
     electionOptions.name = vrm::manager::EtcdStore::electionName(storeLocation->prefix);
-    electionOptions.value = *advertised;
+    electionOptions.value = vrm::manager::formatLeaderValue({*advertised, advertisedHttp});
     electionOptions.leaseTtl = *leaseSeconds;
     // etcd out of reach at start is for later (exit 75, the unit restarts vrmd); once running,
     // a replica that loses etcd waits and says so.
@@ -401,23 +447,36 @@ int main(int argc, char** argv) {
     election = std::move(*started);
     vrm::manager::StandbyServerOptions standbyOptions;
     standbyOptions.clientEndpoint = clientEndpoint;
+    // Agents given every replica's endpoint are told to try the next one.
+    standbyOptions.agentEndpoint = agentEndpoint;
     standbyOptions.curve = serverKeys;
     standby = std::make_unique<vrm::manager::StandbyServer>(standbyOptions);
-    if (vrm::Status s = standby->bind(); !s) return failOn(s, "--clients: " + s.message());
+    if (vrm::Status s = standby->bind(); !s) return failOn(s, s.message());
     spdlog::info(
         "campaigning to lead {} as {} (lease {} s); meanwhile clients on {} are told "
-        "where the leader is",
-        storeLocation->toString(), *advertised, leaseSeconds->count(), standby->clientEndpoint());
+        "where the leader is, agents on {} to try another replica",
+        storeLocation->toString(), *advertised, leaseSeconds->count(), standby->clientEndpoint(),
+        standby->agentEndpoint());
+    // With --http, browsers and API clients are sent to the leader's web URL (307) meanwhile.
+    if (web) {
+      if (vrm::Status s = standbyWeb.start(webOptions); !s) {
+        return failOn(s, "--http: " + s.message());
+      }
+    }
     // A standby is a started service (systemd must not time its start out): READY=1 with what
     // it does; READY=1 again once it leads and serves.
     std::string leaderSaid = "?";
     for (int turn = 1; !election->isLeader(); ++turn) {
       if (gStop.load()) return kStopped;
-      const std::string leader = election->leaderValue();
+      const vrm::manager::LeaderAddress leaderAddress =
+          vrm::manager::parseLeaderValue(election->leaderValue());
+      const std::string& leader = leaderAddress.clientEndpoint;
+      standbyWeb.setLeaderUrl(leaderAddress.httpUrl);
       if (leader != leaderSaid) {
         leaderSaid = leader;
-        notified(notifier.ready("standby of " + storeLocation->toString() +
-                                " clients=" + standby->clientEndpoint() +
+        notified(notifier.ready("standby of " + storeLocation->toString() + " clients=" +
+                                standby->clientEndpoint() + " agents=" + standby->agentEndpoint() +
+                                (web ? " http=" + standbyWeb.url() : std::string()) +
                                 " leader=" + (leader.empty() ? "none" : leader)));
       }
       if (auto sent = notifier.keepAlive(std::chrono::steady_clock::now()); !sent) {
@@ -493,7 +552,10 @@ int main(int argc, char** argv) {
   // Every submit's latency and decision, whichever way it came (web's /metrics shows them).
   vrm::manager::AdmissionMetrics admissions;
   webOptions.extraMetrics = [&admissions, calibrating] {
-    return admissions.text() + (calibrating ? calibrating->metricsSnapshot() : std::string());
+    // A standby's page says 0 (web_server.h: Standby); a vrmd on SQLite always serves.
+    return "# HELP vrm_leader 1 when this vrmd leads its store and serves, 0 on a standby\n"
+           "# TYPE vrm_leader gauge\nvrm_leader 1\n" +
+           admissions.text() + (calibrating ? calibrating->metricsSnapshot() : std::string());
   };
   zmq::context_t context(1);
   vrm::manager::StoreBackups backups(*store, *clock);  // vrmctl backup
@@ -538,6 +600,7 @@ int main(int argc, char** argv) {
                  authorized->webs().size());
   }
   vrm::web::WebServer webServer(context, webOptions);
+  standbyWeb.stop();  // frees the port (the last 307s went out)
   if (web) {
     if (vrm::Status s = webServer.start(); !s) {
       if (s.code() == vrm::StatusCode::kUnavailable) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "vrm/manager/reservation_events.h"
 #include "vrm/planner/vm_adapter.h"
 #include "vrm/protocol/units.h"
 
@@ -93,7 +94,10 @@ Manager::Manager(const Clock& clock, Store& store, const planner::VacatePlanner&
       index_(inventory_, projection_.bookings()),
       admission_(
           planner_, inventory_.hosts(), registry_.all(), projection_, index_, vacateErrors_,
-          {options.marginNs, options.planningLatencyNs, options.quantile, options.admissionPath}) {}
+          {options.marginNs, options.planningLatencyNs, options.quantile, options.admissionPath}),
+      vacate_(clock, planner_, inventory_, commands_, projection_, index_, replanner_,
+              vacateErrors_, {options.quantile}),
+      teardown_(clock, inventory_, commands_, projection_, templates_) {}
 
 Status Manager::recover() {
   if (Status s = registry_.recover(); !s) return s;
@@ -222,11 +226,6 @@ void Manager::touch(const Reservation& r) {
 void Manager::refreshViews() {
   projection_.refresh();
   index_.bookingsChanged(projection_.takeChanges());
-}
-
-planner::VacateRequest Manager::snapshot(const Reservation& candidate) {
-  refreshViews();
-  return index_.snapshot(candidate, clock_.now());
 }
 
 Reservation Manager::admit(Reservation candidate, const TemplateSpec& tmpl) {
@@ -888,14 +887,11 @@ void Manager::dropOrphanIncoming(const std::string& host) {
 // Lifecycle
 
 void Manager::transition(Reservation& r, ReservationState to, const std::string& message) {
-  r.state = to;
-  r.updatedNs = clock_.now();
-  r.events.push_back({r.updatedNs, to, message});
+  recordTransition(r, to, clock_.now(), message);
 }
 
 void Manager::note(Reservation& r, const std::string& message) {
-  r.updatedNs = clock_.now();
-  r.events.push_back({r.updatedNs, r.state, message});
+  recordNote(r, clock_.now(), message);
 }
 
 void Manager::persist(Reservation& r) {
@@ -1030,33 +1026,7 @@ void Manager::replanAroundLostHosts() {
   // being vacated cannot be emptied until its agent returns, so the promise is at risk.
   for (auto& [id, r] : reservations_) {
     if (r.state != ReservationState::kVacating) continue;
-    std::string lostSource;
-    bool lostDestination = false;
-    std::uint32_t current = UINT32_MAX;
-    for (const auto& move : r.moves) {
-      if (!move.isVacate()) continue;
-      const auto& m = move.planned;
-      if (move.pendingOrRunning()) current = std::min(current, m.batch);
-      if (move.progress.state != MoveState::kPlanned) continue;
-      lostDestination |= lost.count(m.toHost) > 0;
-      if (lost.count(m.fromHost)) lostSource = m.fromHost;
-    }
-    if (lostDestination) {
-      std::uint32_t unused = 0;
-      const Replan outcome = replanRemaining(
-          r, current, clock_.now() + replanner_.projectedTimeLeft(r, &unused, /*runningOnly=*/true),
-          /*force=*/true);
-      if (!outcome.message.empty()) {
-        note(r, "a destination became unreachable; " + outcome.message);
-      }
-    }
-    if (!lostSource.empty() && !r.atRisk) {
-      r.atRisk = true;
-      r.riskReason = "host " + lostSource +
-                     " being vacated is unreachable; its VMs move when "
-                     "its agent is back";
-      note(r, "at-risk: " + r.riskReason);
-    }
+    applyVacate(r, vacate_.aroundLostHosts(r, lost));
     persist(r);
   }
 }
@@ -1079,20 +1049,11 @@ void Manager::fail(Reservation& r, const std::string& reason) {
   repairAfter(r);
 }
 
-void Manager::startTeardown(Reservation& r) {
-  for (std::size_t i = 0; i < r.clones.size(); ++i) {
-    auto& c = r.clones[i];
-    if (c.state == CloneState::kPending) c.state = CloneState::kDestroyed;
-    if (c.state == CloneState::kRunning && !cloneInFlight(r.id, Step::kDestroy, i)) {
-      // An unreachable agent cannot destroy anything; retry when it is back.
-      if (!agentReady(c.host)) continue;
-      AgentCommand cmd;
-      cmd.kind = AgentCommand::Kind::kDestroy;
-      cmd.host = c.host;
-      cmd.vmId = c.vmId;
-      c.state = CloneState::kDestroying;
-      issue(std::move(cmd), r.id, Step::kDestroy, MoveId{}, i);
-    }
+void Manager::startTeardown(Reservation& r) { applyTeardown(r, teardown_.start(r)); }
+
+void Manager::applyTeardown(Reservation& r, TeardownEffects effects) {
+  for (TeardownCommand& c : effects.commands) {
+    issue(std::move(c.command), r.id, c.step, c.move, c.clone);
   }
 }
 
@@ -1391,532 +1352,27 @@ void Manager::expireClone(std::uint64_t id, const Pending& p, Reservation& r) {
   repairAfter(r);  // its leftover's booking has no end now
 }
 
-void Manager::driveMoves(Reservation& r) {
-  const TimeNs now = clock_.now();
-  // The lowest batch with unfinished moves runs; the next starts when it is done. A batch whose
-  // moves all turn out to be unnecessary is passed over at once.
-  while (true) {
-    std::uint32_t batch = UINT32_MAX;
-    for (const auto& m : r.moves) {
-      if (m.isVacate() && m.pendingOrRunning()) batch = std::min(batch, m.planned.batch);
+void Manager::applyVacate(Reservation& r, VacateEffects effects) {
+  for (MoveCommand& c : effects.commands) issue(std::move(c.command), r.id, c.step, c.move);
+  if (effects.touched) dirty_.insert(r.id);
+  if (effects.migrationsSlowed) {
+    // A capped move takes longer: its command's deadline follows its new predicted end.
+    for (const auto& [id, p] : commands_.pending()) {
+      if (p.reservationId != r.id || p.step != Step::kMigrate) continue;
+      const Move* m = r.findMove(p.move);
+      if (!m || !m->isVacate()) continue;
+      commands_.setDeadline(id, std::max(p.deadlineNs, commandDeadline(r, Step::kMigrate, p.move,
+                                                                       m->progress.actualStartNs)));
     }
-    if (batch == UINT32_MAX) {
-      transition(r, ReservationState::kPreparing,
-                 "hosts vacated; cloning " + std::to_string(r.clones.size()) + " VMs");
-      return;
-    }
-    bool busy = false;
-    for (auto& m : r.moves) {  // issue() and note() add no moves
-      const auto& move = m.planned;
-      if (!m.isVacate() || move.batch != batch) continue;
-      if (m.progress.state == MoveState::kRunning) busy = true;
-      if (m.progress.state != MoveState::kPlanned) continue;
-      // Until both agents are back (after a restart, or a blip) their inventories are not
-      // known: wait rather than send into the void or skip a VM we cannot see yet.
-      if (!agentReady(move.fromHost) || !agentReady(move.toHost)) {
-        busy = true;
-        continue;
-      }
-      const VmRecord* vm = findVm(move.fromHost, move.vmId);
-      if (!vm) {
-        // Already gone from the source (moved by an earlier vacate, or destroyed).
-        m.progress.state = MoveState::kSkipped;
-        note(r, move.vmId + " is no longer on " + move.fromHost + "; move skipped");
-        continue;
-      }
-      busy = true;
-      m.progress.state = MoveState::kRunning;
-      m.progress.actualStartNs = now;
-      if (m.purpose == MovePurpose::kPark) {
-        // No destination: parked on its source for the window, unparked after it.
-        AgentCommand cmd;
-        cmd.kind = AgentCommand::Kind::kPark;
-        cmd.host = move.fromHost;
-        cmd.vmId = move.vmId;
-        issue(std::move(cmd), r.id, Step::kPark, m.id);
-        note(r, "parking " + move.vmId + " on " + move.fromHost + " until " +
-                    formatTime(move.resumeAtNs > 0 ? move.resumeAtNs : r.request.endNs));
-        continue;
-      }
-      AgentCommand cmd;
-      cmd.kind = AgentCommand::Kind::kPrepareIncoming;
-      cmd.host = move.toHost;
-      cmd.vmId = move.vmId;
-      cmd.vm = *vm;
-      issue(std::move(cmd), r.id, Step::kPrepareIncoming, m.id);
-      note(r, "moving " + move.vmId + " " + move.fromHost + " -> " + move.toHost + " (" +
-                  moveModeName(move.mode) + ", " + formatBytes(move.transferredBytes) + ")");
-    }
-    if (busy) return;
   }
+  if (effects.vacated) keepVacateError(vacateErrors_, r);
 }
 
 void Manager::failMove(Reservation& r, MoveId id, const std::string& reason) {
-  const Move* m = r.findMove(id);
-  if (!m || m->isVacate()) {
+  if (vacate_.failMove(r, id, reason) == AfterMoveFailure::kFailReservation) {
     fail(r, reason);
-    return;
-  }
-  const PlannedMove& move = m->planned;
-  note(r, reason + "; " + move.vmId + " stays on " +
-              (findVm(move.toHost, move.vmId) ? move.toHost : move.fromHost));
-  advance(r);
-}
-
-void Manager::assessVacate(Reservation& r) {
-  const std::optional<Assessment> a = replanner_.assess(r);
-  if (!a) return;  // not due, or on time
-  double ratio = a->ratio;
-  std::uint32_t unused = 0;
-  if (replanner_.mayReplan(r.id)) {
-    // First the moves not started alongside the running ones (these capped to make room), then,
-    // if that does not pay, after them.
-    Replan outcome = replanAlongsideRunning(r, a->batch);
-    if (!outcome.replaced) {
-      Replan after = replanRemaining(r, a->batch + 1,
-                                     a->nowNs + replanner_.projectedTimeLeft(r, &unused, true),
-                                     /*force=*/false);
-      if (after.replaced || outcome.message.empty()) outcome = after;
-    }
-    if (!outcome.message.empty()) {
-      replanner_.countReplan(r.id);
-      note(r, "warning: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) +
-                  " <= " + fmt::format("{:.2f}", options_.warningRatio) + "; " + outcome.message);
-      ratio = a->ratioOf(replanner_.projectedTimeLeft(r, &unused));
-    }
-  }
-  // Still projected to miss the deadline: park the VMs not started that allow it instead of
-  // migrating them (a park is a local save, no network) and unpark them after the window.
-  // (Counted apart: the warning's re-plans above may have used up their count by now.)
-  if (ratio < options_.dangerRatio && replanner_.mayPark(r.id)) {
-    const Replan outcome =
-        replanRemaining(r, a->batch + 1, a->nowNs + replanner_.projectedTimeLeft(r, &unused, true),
-                        /*force=*/false, /*park=*/true);
-    if (!outcome.message.empty()) {
-      replanner_.countPark(r.id);
-      note(r, "danger: timetodeadline/timeleft " + fmt::format("{:.2f}", ratio) + " < " +
-                  fmt::format("{:.2f}", options_.dangerRatio) + "; " + outcome.message);
-      ratio = a->ratioOf(replanner_.projectedTimeLeft(r, &unused));
-    }
-  }
-  if (ratio < options_.dangerRatio && !r.atRisk) {
-    const TimeNs finish = a->projectedEndNs();
-    r.atRisk = true;
-    r.riskReason = "vacating is projected to end at " + formatTime(finish) + ", " +
-                   formatDuration(finish - a->deadlineNs) + " after cloning must begin (" +
-                   formatTime(a->deadlineNs) + ") for the start at " +
-                   formatTime(r.request.startNs);
-    spdlog::warn("{} at risk: {}", r.id, r.riskReason);
-    note(r, "at-risk: " + r.riskReason);
-  }
-}
-
-Result<VacatePlan> Manager::planRest(Reservation& r, const std::set<MoveId>& rest, TimeNs fromNs,
-                                     const std::map<std::string, double>& nicInUse, bool park) {
-  // Plan the remaining VMs against the cluster without this reservation's remaining moves.
-  std::set<std::string> restVms;
-  for (const auto& m : r.moves) {
-    if (rest.count(m.id)) restVms.insert(m.planned.vmId);
-  }
-  const Reservation original = r;
-  r.moves.erase(std::remove_if(r.moves.begin(), r.moves.end(),
-                               [&](const Move& m) { return rest.count(m.id) > 0; }),
-                r.moves.end());
-  for (const auto& h : hostsTouchedBy(original)) touchHost(h);
-  refreshCalendar();
-  planner::VacateRequest req = snapshot(r);
-  r = original;
-  touch(r);
-  refreshCalendar();
-  for (auto& h : req.hosts) {
-    if (auto u = nicInUse.find(h.name); u != nicInUse.end()) {
-      h.nicBandwidthBytesPerSec = std::max(h.nicBandwidthBytesPerSec - u->second, 0.0);
-    }
-  }
-  req.vms = index_.vmsToVacate(r.hosts);  // snapshot() lists no VMs: those of the vacated hosts
-  req.vms.erase(std::remove_if(req.vms.begin(), req.vms.end(),
-                               [&](const planner::VmSnapshot& v) { return !restVms.count(v.id); }),
-                req.vms.end());
-  req.hostsToVacate = r.hosts;
-  req.reservationStartNs = r.request.startNs;
-  req.reservationEndNs = r.request.endNs;
-  req.cloneTimeNs = r.plan.cloneTimeNs;
-  req.marginNs = 0;
-  req.nowNs = fromNs;
-  req.objective = planner::VacateObjective::kMakespan;  // catching up: fastest wins
-  req.quantile = r.plan.quantile > 0 && r.plan.quantile < 1 ? r.plan.quantile : options_.quantile;
-  req.relativeErrorSamples = vacateErrors_;
-  req.cloneTemplate = r.request.templateName;
-  // A VM left without a destination is parked for the window rather than failing the re-plan
-  // (the planner only parks VMs that allow suspension).
-  req.suspendPolicy = planner::SuspendPolicy::kWhenNoRoom;
-  if (park) {
-    // Every one of them parked: no host receives them.
-    for (auto& h : req.hosts) h.canReceive = false;
-  }
-  return planner_.plan(req);
-}
-
-bool Manager::applyRest(Reservation& r, const Reservation& original, const std::set<MoveId>& rest,
-                        const VacatePlan& plan, std::uint32_t base, TimeNs fromNs,
-                        std::string* violation) {
-  // Hosts over capacity with the plan as it is: the new one may not overbook any other
-  // (the check passes over hosts already over once the moves replaced are taken off; a
-  // plan that parks VMs brings them back after the window: see readmit(), fuzz_manager_ops).
-  refreshCalendar();
-  std::set<std::string> wasOver;
-  for (const auto& h : hostsTouchedBy(original)) {
-    if (projection_.bookings().overbooked(h)) wasOver.insert(h);
-  }
-  r.moves.erase(std::remove_if(r.moves.begin(), r.moves.end(),
-                               [&](const Move& m) { return rest.count(m.id) > 0; }),
-                r.moves.end());
-  // Hosts overbooked without the moves replaced are not the new plan's fault (the check).
-  for (const auto& h : hostsTouchedBy(original)) touchHost(h);
-  refreshCalendar();
-  // The new moves follow the moves that stay, at offsets from the vacate start as before, with
-  // new ids: what refers to the moves that stay (commands, progress, caps) still does.
-  const TimeNs shift = fromNs - r.plan.latestSafeStartNs;
-  for (auto m : plan.moves) {
-    m.batch += base;
-    m.startOffsetNs += shift;
-    m.endOffsetNs += shift;
-    const MovePurpose purpose =
-        m.mode == MoveMode::kPark ? MovePurpose::kPark : MovePurpose::kVacate;
-    r.addMove(purpose, std::move(m));
-  }
-  dirty_.insert(r.id);  // the check touches r (advanced by the next tick, as touched)
-  *violation = projection_.check(r, /*keep=*/true).violation;
-  if (violation->empty()) {
-    refreshCalendar();
-    std::set<std::string> hosts = hostsTouchedBy(original);
-    for (const auto& h : hostsTouchedBy(r)) hosts.insert(h);
-    for (const auto& h : hosts) {
-      std::string over;
-      if (!wasOver.count(h) && projection_.bookings().overbooked(h, &over)) {
-        *violation = "host " + h + " would be overbooked: " + over;
-        break;
-      }
-    }
-  }
-  if (violation->empty()) return true;
-  r = original;
-  touch(r);
-  refreshCalendar();
-  return false;
-}
-
-Manager::Replan Manager::replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs,
-                                         bool force, bool park) {
-  // Parking applies to VMs that allow suspension and are not parked by the plan already.
-  const RestSelection selected = selectRest(r, firstBatch, [&](const PlannedMove& m) {
-    if (!park) return true;
-    const VmRecord* vm = findVm(m.fromHost, m.vmId);
-    return m.mode != MoveMode::kPark && vm && vm->allowSuspend;
-  });
-  const std::set<MoveId>& rest = selected.rest;
-  if (rest.empty()) return {};
-  const TimeNs oldSpan = selected.oldSpanNs;
-  const std::string what = "the " + std::to_string(rest.size()) + " moves not started" +
-                           (park ? " as parks on their hosts" : "");
-
-  auto plan = planRest(r, rest, fromNs, {}, park);
-  if (!plan) {
-    return {false,
-            "re-planning " + what + " failed (" + plan.status().message() + "); keeping the plan"};
-  }
-  if (!force && static_cast<double>(plan->makespanNs) > 0.95 * static_cast<double>(oldSpan)) {
-    return {false, "re-planning " + what + " gains nothing (" + plan->strategy + ": " +
-                       formatDuration(plan->makespanNs) + " vs " + formatDuration(oldSpan) +
-                       "); keeping the plan"};
-  }
-  const Reservation original = r;
-  r.plan.notes.push_back(
-      "re-planned at " + formatTime(clock_.now()) + ": " + std::to_string(rest.size()) +
-      " moves, " + (park ? "parked instead of migrated, " : "") + plan->strategy + ", " +
-      formatDuration(plan->makespanNs) + " instead of " + formatDuration(oldSpan));
-  std::string violation;
-  if (!applyRest(r, original, rest, *plan, selected.base, fromNs, &violation)) {
-    return {false,
-            "the faster re-plan does not fit the calendar (" + violation + "); keeping the plan"};
-  }
-  return {true, "re-planned " + what + ": " + plan->strategy + ", " +
-                    formatDuration(plan->makespanNs) + " instead of " + formatDuration(oldSpan)};
-}
-
-Manager::Replan Manager::replanAlongsideRunning(Reservation& r, std::uint32_t batch) {
-  const TimeNs now = clock_.now();
-  const auto [rest, running] = splitAlongside(r, batch);
-  if (rest.empty() || running.empty()) return {};
-  // Pass 1 on whole NICs says how many new moves start at once through each NIC (k). The
-  // running moves there are capped at the share each of k + running moves would get, and
-  // pass 2 plans the new moves on what those caps leave: its shares then equal the caps.
-  auto first = planRest(r, rest, now, {});
-  if (!first) return {};
-  const NicShares nics = shareNics(r, running, first->moves, hosts_);
-  if (nics.share.empty()) return {};  // the new moves share no NIC with the running ones
-  auto plan = planRest(r, rest, now, nics.inUse);
-  if (!plan) return {};
-
-  const Reservation original = r;
-  // Each running move sharing a NIC is capped at its smallest share, and lasts accordingly.
-  const RunningCaps caps = replanner_.capRunning(r, running, nics.share, now);
-  for (const RunningCap& c : caps.caps) {
-    PlannedMove& m = r.findMove(c.move)->planned;
-    m.replanCapBytesPerSec = c.capBytesPerSec;
-    m.endOffsetNs = c.endOffsetNs;
-  }
-  const std::size_t capped = caps.caps.size();
-  const double lowestCap = caps.lowestCapBytesPerSec;
-  std::uint32_t unused = 0;
-  const TimeNs before = replanner_.projectedTimeLeft(original, &unused);
-  const TimeNs after = std::max(caps.timeLeftNs, plan->makespanNs);
-  const std::string what = "the " + std::to_string(rest.size()) + " moves not started";
-  if (static_cast<double>(after) > 0.95 * static_cast<double>(before)) {
-    r = original;
-    return {false, "starting " + what + " alongside the running ones gains nothing (" +
-                       formatDuration(after) + " vs " + formatDuration(before) + ")"};
-  }
-  r.plan.notes.push_back("re-planned at " + formatTime(now) + ": " + std::to_string(rest.size()) +
-                         " moves alongside the " + std::to_string(running.size()) + " running, " +
-                         plan->strategy + "; " + std::to_string(capped) + " running capped at " +
-                         formatRate(lowestCap));
-  std::string violation;
-  if (!applyRest(r, original, rest, *plan, batch, now, &violation)) {
-    return {false, "starting " + what + " alongside the running ones does not fit the calendar (" +
-                       violation + ")"};
-  }
-  // A capped move takes longer: its command's deadline follows its new predicted end.
-  for (const auto& [id, p] : commands_.pending()) {
-    if (p.reservationId != r.id || p.step != Step::kMigrate) continue;
-    const Move* m = r.findMove(p.move);
-    if (!m || !m->isVacate()) continue;
-    commands_.setDeadline(id, std::max(p.deadlineNs, commandDeadline(r, Step::kMigrate, p.move,
-                                                                     m->progress.actualStartNs)));
-  }
-  driveCaps(r);
-  return {true, "re-planned " + what + " alongside the " + std::to_string(running.size()) +
-                    " running: " + plan->strategy + ", " + formatDuration(after) + " instead of " +
-                    formatDuration(before) + "; " + std::to_string(capped) + " running capped at " +
-                    formatRate(lowestCap) + " while they share a NIC"};
-}
-
-void Manager::driveCaps(Reservation& r) {
-  for (const CapChange& change : replanner_.capChanges(r)) {
-    const PlannedMove& m = r.findMove(change.move)->planned;  // issue() and note() add no moves
-    // Only a migration the source runs can be capped (the migrate command carries the cap when
-    // it is sent later: see onResult). Not known what was sent (vrmd restarted): send it.
-    bool migrating = inFlight(r.id, Step::kMigrate, change.move);
-    if (const VmRecord* vm = findVm(m.fromHost, m.vmId)) {
-      migrating |= vm->state == VmState::kMigratingOut && agentReady(m.fromHost);
-    }
-    if (!migrating) continue;
-    if (inFlight(r.id, Step::kSetBandwidth, change.move)) continue;  // its answer comes first
-    const double want = change.bytesPerSec;
-    replanner_.capSent(r.id, change.move, want);
-    AgentCommand cmd;
-    cmd.kind = AgentCommand::Kind::kSetBandwidth;
-    cmd.host = m.fromHost;
-    cmd.vmId = m.vmId;
-    cmd.maxBandwidthBytesPerSec = want;
-    issue(std::move(cmd), r.id, Step::kSetBandwidth, change.move);
-    note(r, want > 0 ? "capping " + m.vmId + "'s migration at " + formatRate(want) +
-                           " while re-planned moves share its NIC"
-                     : "lifting the cap on " + m.vmId +
-                           "'s migration: the moves sharing its NIC have ended");
-  }
-}
-
-bool Manager::parksVms(const Reservation& r) {
-  for (const auto& m : r.moves) {
-    if (m.purpose == MovePurpose::kPark &&
-        (m.progress.state == MoveState::kDone || m.progress.state == MoveState::kRunning)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-bool Manager::driveReturns(Reservation& r) {
-  const TimeNs now = clock_.now();
-  if (!r.hasTeardownMoves()) {
-    std::uint32_t k = 0;
-    std::size_t parked = 0;
-    std::vector<std::pair<MovePurpose, PlannedMove>> teardown;
-    for (const auto& m : r.moves) {
-      if (!m.isVacate() || m.progress.state != MoveState::kDone) continue;
-      const PlannedMove& out = m.planned;
-      const bool park = m.purpose == MovePurpose::kPark;
-      if (!park && !r.request.returnsDisplaced()) continue;
-      parked += park;
-      PlannedMove back;
-      back.vmId = out.vmId;
-      back.fromHost = park ? out.fromHost : out.toHost;  // a parked VM is unparked where it is
-      back.toHost = out.fromHost;
-      back.mode = out.mode;
-      back.batch = k++;
-      back.memoryBytes = out.memoryBytes;
-      back.transferredBytes = out.transferredBytes;
-      teardown.emplace_back(park ? MovePurpose::kUnpark : MovePurpose::kReturn, std::move(back));
-    }
-    if (teardown.empty()) return true;
-    for (auto& [purpose, back] : teardown) r.addMove(purpose, std::move(back));
-    if (parked) note(r, "unparking " + std::to_string(parked) + " parked VMs");
-    if (teardown.size() > parked) {
-      note(r, "returning " + std::to_string(teardown.size() - parked) +
-                  " displaced VMs home, one at a time");
-    }
-  }
-  // Parked VMs first, all at once: each is restored from its own host's disk, and a displaced
-  // VM's home may be where one of them waits. (issue() and note() add no moves.)
-  bool unparking = false;
-  for (auto& m : r.moves) {
-    const PlannedMove& move = m.planned;
-    auto& prog = m.progress;
-    if (m.purpose != MovePurpose::kUnpark) continue;
-    if (prog.state == MoveState::kRunning) unparking = true;
-    if (prog.state != MoveState::kPlanned) continue;
-    if (!agentReady(move.fromHost)) {
-      unparking = true;  // wait for its agent (its VM's room stays booked meanwhile)
-      continue;
-    }
-    const VmRecord* vm = findVm(move.fromHost, move.vmId);
-    if (!vm) {
-      prog.state = MoveState::kSkipped;
-      note(r, move.vmId + " is no longer on " + move.fromHost + "; not unparked");
-      continue;
-    }
-    prog.state = MoveState::kRunning;
-    prog.actualStartNs = now;
-    AgentCommand cmd;
-    cmd.kind = AgentCommand::Kind::kUnpark;
-    cmd.host = move.fromHost;
-    cmd.vmId = move.vmId;
-    issue(std::move(cmd), r.id, Step::kUnpark, m.id);
-    unparking = true;
-  }
-  if (unparking) return false;
-  for (auto& m : r.moves) {
-    auto& prog = m.progress;
-    if (m.purpose != MovePurpose::kReturn) continue;
-    if (prog.state == MoveState::kRunning) return false;
-    if (prog.state != MoveState::kPlanned) continue;
-    const PlannedMove& move = m.planned;
-    if (!agentReady(move.fromHost) || !agentReady(move.toHost)) return false;
-    const VmRecord* vm = findVm(move.fromHost, move.vmId);
-    if (!vm || vm->state == VmState::kIncoming) {
-      prog.state = MoveState::kSkipped;
-      note(r, move.vmId + " is no longer on " + move.fromHost + "; not returned");
-      continue;
-    }
-    // Home may have been promised to someone else since (its capacity was kept for the VM, but
-    // an exclusive window means the host must stay empty): then the VM stays where it is.
-    if (auto owner = projection_.bookings().exclusiveOwner(move.toHost, now, kTimeInfinity, r.id)) {
-      prog.state = MoveState::kSkipped;
-      note(r, move.vmId + " stays on " + move.fromHost + ": its home " + move.toHost +
-                  " is reserved by " + *owner);
-      continue;
-    }
-    // A reservation that ended early (cancelled, failed) no longer keeps room at home: check it.
-    if (isTerminal(r.state)) {
-      refreshCalendar();
-      const Usage free = projection_.bookings().free(move.toHost, now, kTimeInfinity);
-      if (free.memoryBytes < static_cast<std::int64_t>(vm->memoryBytes) ||
-          free.cpuCores < static_cast<std::int64_t>(vm->cpuCores)) {
-        prog.state = MoveState::kSkipped;
-        note(r, move.vmId + " stays on " + move.fromHost + ": its home " + move.toHost +
-                    " has no room for it any more");
-        continue;
-      }
-    }
-    prog.state = MoveState::kRunning;
-    prog.actualStartNs = now;
-    AgentCommand cmd;
-    cmd.kind = AgentCommand::Kind::kPrepareIncoming;
-    cmd.host = move.toHost;
-    cmd.vmId = move.vmId;
-    cmd.vm = *vm;
-    issue(std::move(cmd), r.id, Step::kPrepareIncoming, m.id);
-    note(r, "returning " + move.vmId + " " + move.fromHost + " -> " + move.toHost);
-    return false;
-  }
-  return true;
-}
-
-void Manager::driveClones(Reservation& r) {
-  const TemplateSpec* t = findTemplate(r.request.templateName);
-  bool allRunning = true;
-  for (std::size_t i = 0; i < r.clones.size(); ++i) {
-    auto& c = r.clones[i];
-    if (c.state != CloneState::kRunning) allRunning = false;
-    if (c.state != CloneState::kPending || !t || !agentReady(c.host)) continue;
-    AgentCommand cmd;
-    cmd.kind = AgentCommand::Kind::kClone;
-    cmd.host = c.host;
-    cmd.vmId = c.vmId;
-    cmd.templateName = t->name;
-    cmd.cpuCores = t->cpuCores;
-    cmd.memoryBytes = t->memoryBytes;
-    cmd.reservationId = r.id;
-    cmd.bootTimeNs = t->cloneTimeNs;
-    cmd.sshPublicKey = r.request.sshPublicKey;
-    c.state = CloneState::kCloning;
-    issue(std::move(cmd), r.id, Step::kClone, MoveId{}, i);
-  }
-  if (allRunning) {
-    std::string handles;
-    for (const auto& c : r.clones) handles += (handles.empty() ? "" : ", ") + c.address;
-    transition(r, ReservationState::kReady, "ready: " + handles);
-  }
-}
-
-void Manager::driveTeardown(Reservation& r) {
-  startTeardown(r);
-  bool allGone = std::all_of(r.clones.begin(), r.clones.end(), [](const ClonePlacement& c) {
-    return c.state == CloneState::kDestroyed || c.state == CloneState::kFailed;
-  });
-  if (allGone && (r.request.returnsDisplaced() || parksVms(r))) {
-    // After the window, or after a cancel or failure that stopped the vacate half-way (a roll
-    // back): once no move of the vacate is running any more.
-    const bool moving = std::any_of(r.moves.begin(), r.moves.end(), [](const Move& m) {
-      return m.isVacate() && m.progress.state == MoveState::kRunning;
-    });
-    if (moving || !driveReturns(r)) return;
-  }
-  // "N of M displaced VMs returned home", "N of M parked VMs unparked", as they apply.
-  auto returnsSummary = [&]() {
-    std::size_t returned = 0, total = 0, unparked = 0, parked = 0;
-    for (const auto& m : r.moves) {
-      const bool done = m.progress.state == MoveState::kDone;
-      if (m.purpose == MovePurpose::kUnpark) {
-        ++parked;
-        unparked += done;
-      } else if (m.purpose == MovePurpose::kReturn) {
-        ++total;
-        returned += done;
-      }
-    }
-    std::string text;
-    if (r.request.returnsDisplaced()) {
-      text = std::to_string(returned) + " of " + std::to_string(total) +
-             " displaced VMs returned home";
-    }
-    if (parked) {
-      text += (text.empty() ? "" : "; ") + std::to_string(unparked) + " of " +
-              std::to_string(parked) + " parked VMs unparked";
-    }
-    return text;
-  };
-  if (allGone && isTerminal(r.state) && r.hasTeardownMoves() &&
-      (r.request.returnsDisplaced() || parksVms(r)) && !r.returnsNoted) {
-    r.returnsNoted = true;
-    note(r, "returns done: " + returnsSummary());
-  }
-  if (allGone && r.state == ReservationState::kEnding) {
-    const std::string summary = returnsSummary();
-    transition(r, ReservationState::kDone,
-               "reservation ended; its VMs are destroyed" +
-                   (summary.empty() ? std::string() : "; " + summary));
+  } else {
+    advance(r);
   }
 }
 
@@ -2029,7 +1485,7 @@ void Manager::reconcile(Reservation& r) {
         c.state = CloneState::kRunning;
         takeHandle(c, *vm);
       } else if (!vm) {
-        c.state = CloneState::kPending;  // driveClones re-issues it
+        c.state = CloneState::kPending;  // Teardown::driveClones re-issues it
       }
     } else {
       c.state = vm ? CloneState::kRunning : CloneState::kDestroyed;  // teardown re-issues
@@ -2056,13 +1512,10 @@ void Manager::advance(Reservation& r) {
         }
         break;
       case ReservationState::kVacating:
-        driveMoves(r);
-        if (r.state == ReservationState::kPreparing) keepVacateError(vacateErrors_, r);  // vacated
-        if (r.state == ReservationState::kVacating) assessVacate(r);
-        driveCaps(r);
+        applyVacate(r, vacate_.drive(r));
         break;
       case ReservationState::kPreparing:
-        driveClones(r);
+        applyTeardown(r, teardown_.driveClones(r));
         break;
       case ReservationState::kReady:
         if (now >= r.request.startNs) transition(r, ReservationState::kActive, "started");
@@ -2075,8 +1528,9 @@ void Manager::advance(Reservation& r) {
       case ReservationState::kEnding:
       case ReservationState::kCancelled:
       case ReservationState::kFailed:
-        driveCaps(r);  // moves still running after a cancel or failure lose their caps too
-        driveTeardown(r);
+        // Moves still running after a cancel or failure lose their caps too.
+        applyVacate(r, vacate_.driveCaps(r));
+        applyTeardown(r, teardown_.drive(r));
         break;
       default:
         break;
@@ -2154,7 +1608,7 @@ void Manager::schedule(const Reservation& r) {
         return m.isVacate() && m.progress.state == MoveState::kRunning;
       });
       // Nor a parked VM to unpark (its unpark not yet created, or not settled).
-      bool unparking = parksVms(r) && !r.hasTeardownMoves();
+      bool unparking = Teardown::parksVms(r) && !r.hasTeardownMoves();
       for (const auto& m : r.moves) {
         unparking |= m.purpose == MovePurpose::kUnpark && m.pendingOrRunning();
       }

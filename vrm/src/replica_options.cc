@@ -47,6 +47,49 @@ Result<std::string> defaultAdvertisedEndpoint(const std::string& clientEndpoint)
   return clientEndpoint;
 }
 
+std::string formatLeaderValue(const LeaderAddress& leader) {
+  return leader.httpUrl.empty() ? leader.clientEndpoint
+                                : leader.clientEndpoint + " " + leader.httpUrl;
+}
+
+LeaderAddress parseLeaderValue(const std::string& value) {
+  const std::size_t space = value.find(' ');
+  if (space == std::string::npos) return LeaderAddress{value, ""};
+  return LeaderAddress{value.substr(0, space), value.substr(space + 1)};
+}
+
+Result<std::string> parseAdvertisedHttpUrl(const std::string& value) {
+  std::string rest;
+  for (const char* scheme : {"http://", "https://"}) {
+    if (value.rfind(scheme, 0) == 0) rest = value.substr(std::string_view(scheme).size());
+  }
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  std::string why = rest.empty() ? "not http(s)://HOST:PORT" : whyNotAdvertisable("tcp://" + rest);
+  if (!why.empty()) {
+    return Status::invalid("--advertise-http " + value + ": " + why +
+                           " (the web address of this vrmd others connect to)");
+  }
+  return value.substr(0, value.find("://") + 3) + rest + "/";
+}
+
+Result<std::string> defaultAdvertisedHttpUrl(const std::string& listenAddress, std::uint16_t port,
+                                             bool tls,
+                                             const std::string& advertisedClientEndpoint) {
+  if (port == 0) {
+    return Status::invalid(
+        "--http with port 0 on etcd: its port is not known before the election; give "
+        "--advertise-http URL or a port");
+  }
+  std::string host = listenAddress;
+  if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") {
+    const std::string rest = advertisedClientEndpoint.substr(std::string_view("tcp://").size());
+    host = rest.substr(0, rest.rfind(':'));
+  } else if (host.find(':') != std::string::npos && host.front() != '[') {
+    host = "[" + host + "]";  // IPv6
+  }
+  return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(port) + "/";
+}
+
 Result<std::chrono::seconds> parseLeaseTtl(const std::string& value) {
   auto ns = parseDurationNs(value);
   if (!ns) return Status::invalid("--lease-ttl " + value + ": " + ns.status().message());

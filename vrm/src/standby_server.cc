@@ -35,51 +35,24 @@ zmq::message_t answerAsStandby(const zmq::message_t& request, const std::string&
   return protocol::encodeFrame(b);
 }
 
-StandbyServer::StandbyServer(StandbyServerOptions options) : options_(std::move(options)) {}
-
-StandbyServer::~StandbyServer() { close(); }
-
-Status StandbyServer::bind() {
-  close();
-  context_ = std::make_unique<zmq::context_t>(1);
-  socket_ = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::router);
-  socket_->set(zmq::sockopt::linger, 0);
-  socket_->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options_.limits.maxFrameBytes));
-  try {
-    if (options_.curve) {
-      if (Status s = protocol::requireCurve(); !s) return s;
-      // No ZAP handler listens in this context: every CURVE client is let in (see the header).
-      protocol::applyCurveServer(*socket_, *options_.curve, "vrm-standby");
-    }
-  } catch (const zmq::error_t& e) {
-    return Status::invalid(std::string("cannot use the server key: ") + e.what());
-  }
-  try {
-    socket_->bind(options_.clientEndpoint);
-    bound_ = socket_->get(zmq::sockopt::last_endpoint);
-  } catch (const zmq::error_t& e) {
-    close();
-    return Status::unavailable("cannot bind " + options_.clientEndpoint + ": " + e.what());
-  }
-  return Status::ok();
+zmq::message_t answerAgentAsStandby(const std::string& leaderEndpoint) {
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::ManagerMessage>().initNotLeader().setLeaderEndpoint(leaderEndpoint);
+  return protocol::encodeFrame(b);
 }
 
-int StandbyServer::runOnce(std::chrono::milliseconds maxWait, const std::string& leaderEndpoint,
-                           TimeNs nowNs) {
-  if (!socket_) return 0;
-  zmq::pollitem_t item{socket_->handle(), 0, ZMQ_POLLIN, 0};
-  try {
-    zmq::poll(&item, 1, maxWait);
-  } catch (const zmq::error_t& e) {
-    if (e.num() != EINTR) throw;
-  }
+namespace {
+
+// Answers up to `budget` messages waiting on ROUTER `socket` with answer(payload); returns how
+// many. Envelope: identity, [empty delimiter (REQ clients)], payload.
+template <typename Answer>
+int answerWaiting(zmq::socket_t& socket, int budget, Answer answer) {
   int answered = 0;
-  // Bounded, as the leader's loop: the caller checks its election between turns.
-  for (; answered < 256; ++answered) {
+  for (; answered < budget; ++answered) {
     std::vector<zmq::message_t> parts;
     while (true) {
       zmq::message_t part;
-      if (!socket_->recv(part, parts.empty() ? zmq::recv_flags::dontwait : zmq::recv_flags::none))
+      if (!socket.recv(part, parts.empty() ? zmq::recv_flags::dontwait : zmq::recv_flags::none))
         break;
       const bool more = part.more();
       parts.push_back(std::move(part));
@@ -87,28 +60,95 @@ int StandbyServer::runOnce(std::chrono::milliseconds maxWait, const std::string&
     }
     if (parts.empty()) break;
     if (parts.size() < 2) continue;  // no envelope: nothing to answer
-    // Envelope: identity, [empty delimiter (REQ clients)], payload.
     const bool delimited = parts.size() >= 3 && parts[1].size() == 0;
-    zmq::message_t answer = answerAsStandby(parts.back(), leaderEndpoint, nowNs, options_.limits);
+    zmq::message_t reply = answer(parts.back());
     try {
-      socket_->send(parts[0], zmq::send_flags::sndmore);
-      if (delimited) socket_->send(zmq::message_t(), zmq::send_flags::sndmore);
-      socket_->send(answer, zmq::send_flags::none);
+      socket.send(parts[0], zmq::send_flags::sndmore);
+      if (delimited) socket.send(zmq::message_t(), zmq::send_flags::sndmore);
+      socket.send(reply, zmq::send_flags::none);
     } catch (const zmq::error_t& e) {
-      spdlog::warn("cannot answer a client as a standby: {}", e.what());
+      spdlog::warn("cannot answer as a standby: {}", e.what());
     }
-  }
-  if (answered > 0) {
-    spdlog::debug("answered {} client request(s): not the leader ({})", answered,
-                  leaderEndpoint.empty() ? "no leader known" : "the leader is " + leaderEndpoint);
   }
   return answered;
 }
 
+}  // namespace
+
+StandbyServer::StandbyServer(StandbyServerOptions options) : options_(std::move(options)) {}
+
+StandbyServer::~StandbyServer() { close(); }
+
+Status StandbyServer::bind() {
+  close();
+  context_ = std::make_unique<zmq::context_t>(1);
+  auto open = [&](std::unique_ptr<zmq::socket_t>& socket, const std::string& endpoint,
+                  const char* flag, std::string& bound) -> Status {
+    socket = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::router);
+    socket->set(zmq::sockopt::linger, 0);
+    socket->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options_.limits.maxFrameBytes));
+    // Insecure agents are known by their host name as routing id: a new connection of one
+    // takes the name over (as the leader's Server does), or its answers would go to the old.
+    if (!options_.curve) socket->set(zmq::sockopt::router_handover, 1);
+    try {
+      if (options_.curve) {
+        if (Status s = protocol::requireCurve(); !s) return s;
+        // No ZAP handler listens in this context: every CURVE peer is let in (see the header).
+        protocol::applyCurveServer(*socket, *options_.curve, "vrm-standby");
+      }
+    } catch (const zmq::error_t& e) {
+      return Status::invalid(std::string("cannot use the server key: ") + e.what());
+    }
+    try {
+      socket->bind(endpoint);
+      bound = socket->get(zmq::sockopt::last_endpoint);
+    } catch (const zmq::error_t& e) {
+      return Status::unavailable(std::string(flag) + ": cannot bind " + endpoint + ": " + e.what());
+    }
+    return Status::ok();
+  };
+  Status s = open(socket_, options_.clientEndpoint, "--clients", bound_);
+  if (s && !options_.agentEndpoint.empty()) {
+    s = open(agents_, options_.agentEndpoint, "--agents", boundAgents_);
+  }
+  if (!s) close();
+  return s;
+}
+
+int StandbyServer::runOnce(std::chrono::milliseconds maxWait, const std::string& leaderEndpoint,
+                           TimeNs nowNs) {
+  if (!socket_) return 0;
+  zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
+                             {agents_ ? agents_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+  try {
+    zmq::poll(items, agents_ ? 2 : 1, maxWait);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) throw;
+  }
+  // Bounded, as the leader's loop: the caller checks its election between turns.
+  const int clients = answerWaiting(*socket_, 256, [&](const zmq::message_t& request) {
+    return answerAsStandby(request, leaderEndpoint, nowNs, options_.limits);
+  });
+  const int agents = agents_ ? answerWaiting(*agents_, 256,
+                                             [&](const zmq::message_t&) {
+                                               return answerAgentAsStandby(leaderEndpoint);
+                                             })
+                             : 0;
+  if (clients + agents > 0) {
+    spdlog::debug("answered {} client request(s) and {} agent message(s): not the leader ({})",
+                  clients, agents,
+                  leaderEndpoint.empty() ? "no leader known" : "the leader is " + leaderEndpoint);
+  }
+  return clients + agents;
+}
+
 void StandbyServer::close() {
   socket_.reset();
+  agents_.reset();
   if (context_) context_->close();  // returns once every socket of it is closed
   context_.reset();
+  bound_.clear();
+  boundAgents_.clear();
 }
 
 }  // namespace vrm::manager

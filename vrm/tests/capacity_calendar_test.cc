@@ -639,3 +639,82 @@ TEST_F(CalendarHorizonTest, TickForgetsWhatEndedAndKeepsWhatIsAhead) {
 
 }  // namespace
 }  // namespace vrm::manager
+
+// usageSteps, which the index of hosts with room (HostRoomIndex) derives its slots from.
+#include <algorithm>
+#include <tuple>
+
+namespace vrm::manager {
+namespace {
+
+// Ensures usageSteps answers as peak() for every window inside the one asked about: the highest
+// of the step holding at the window's start and the steps inside it, none below 0; steps in
+// strictly increasing time order from the asked start (or the horizon), through random
+// bookings, unbookings and a horizon moving on; an unknown host is one step of nothing.
+TEST(CapacityCalendarTest, UsageStepsAnswerAsPeakForEveryWindowInside) {
+  std::mt19937 rng(19019);
+  CapacityCalendar c;
+  c.setCapacity("h", {16, 64, 100});
+  std::vector<std::tuple<TimeNs, TimeNs, Usage>> booked;
+  TimeNs now = 0;
+  for (int step = 0; step < 400; ++step) {
+    const int op = std::uniform_int_distribution<int>(0, 9)(rng);
+    if (op < 5) {
+      TimeNs a = now - 50 + std::uniform_int_distribution<TimeNs>(0, 300)(rng);
+      TimeNs b = now - 50 + std::uniform_int_distribution<TimeNs>(0, 300)(rng);
+      if (a > b) std::swap(a, b);
+      if (op == 0) b = kTimeInfinity;
+      std::uniform_int_distribution<std::int64_t> amount(-1, 5);  // a few negative changes
+      const Usage u{amount(rng), amount(rng) * 4, amount(rng) * 10};
+      c.book("h", a, b, u);
+      booked.emplace_back(a, b, u);
+    } else if (op < 7 && !booked.empty()) {
+      const std::size_t i = rng() % booked.size();
+      const auto [a, b, u] = booked[i];
+      booked.erase(booked.begin() + static_cast<std::ptrdiff_t>(i));
+      c.unbook("h", a, b, u);
+    } else if (op == 7) {
+      now += std::uniform_int_distribution<TimeNs>(0, 10)(rng);
+      c.forgetBefore(now);
+    }
+    const TimeNs from = now - 20 + std::uniform_int_distribution<TimeNs>(0, 100)(rng);
+    const TimeNs to =
+        op == 9 ? kTimeInfinity : from + 1 + std::uniform_int_distribution<TimeNs>(0, 250)(rng);
+    const auto steps = c.usageSteps("h", from, to);
+    const std::string where = "step " + std::to_string(step) + " [" + std::to_string(from) + ", " +
+                              std::to_string(to) + ") now " + std::to_string(now);
+    ASSERT_FALSE(steps.empty()) << where;
+    ASSERT_EQ(steps.front().first, std::max(from, c.forgottenBefore())) << where;
+    for (std::size_t i = 1; i < steps.size(); ++i) {
+      ASSERT_LT(steps[i - 1].first, steps[i].first) << where;
+      ASSERT_LT(steps[i].first, to) << where;
+    }
+    for (int q = 0; q < 6; ++q) {
+      const TimeNs a = steps.front().first + std::uniform_int_distribution<TimeNs>(0, 200)(rng);
+      const TimeNs b = std::min(to, a + 1 + std::uniform_int_distribution<TimeNs>(0, 120)(rng));
+      if (a >= b) continue;
+      Usage fromSteps{};
+      for (std::size_t i = 0; i < steps.size(); ++i) {
+        const bool holdsAtA =
+            steps[i].first <= a && (i + 1 == steps.size() || steps[i + 1].first > a);
+        if (!holdsAtA && !(steps[i].first > a && steps[i].first < b)) continue;
+        fromSteps.cpuCores = std::max(fromSteps.cpuCores, steps[i].second.cpuCores);
+        fromSteps.memoryBytes = std::max(fromSteps.memoryBytes, steps[i].second.memoryBytes);
+        fromSteps.nicBytesPerSec =
+            std::max(fromSteps.nicBytesPerSec, steps[i].second.nicBytesPerSec);
+      }
+      const Usage p = c.peak("h", a, b);
+      ASSERT_EQ(fromSteps.cpuCores, p.cpuCores) << where << " window [" << a << ", " << b << ")";
+      ASSERT_EQ(fromSteps.memoryBytes, p.memoryBytes) << where;
+      ASSERT_EQ(fromSteps.nicBytesPerSec, p.nicBytesPerSec) << where;
+    }
+  }
+  const auto unknown = c.usageSteps("nobody", 5, 10);
+  ASSERT_EQ(unknown.size(), 1u);
+  EXPECT_EQ(unknown.front().first, std::max<TimeNs>(5, c.forgottenBefore()));
+  EXPECT_EQ(unknown.front().second.cpuCores, 0);
+  EXPECT_TRUE(c.usageSteps("h", 10, 10).empty());
+}
+
+}  // namespace
+}  // namespace vrm::manager

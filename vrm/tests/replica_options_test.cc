@@ -52,5 +52,46 @@ TEST(ReplicaOptionsTest, LeaseTtlIsWholeSecondsInRange) {
   }
 }
 
+// Ensures the leader key's value carries the endpoint and the web URL and reads back, and that
+// a value of an endpoint alone (an older vrmd) is an endpoint with no URL.
+TEST(ReplicaOptionsTest, LeaderValueRoundTrips) {
+  const LeaderAddress both{"tcp://10.0.0.1:5555", "http://10.0.0.1:8080/"};
+  EXPECT_EQ(formatLeaderValue(both), "tcp://10.0.0.1:5555 http://10.0.0.1:8080/");
+  const LeaderAddress read = parseLeaderValue(formatLeaderValue(both));
+  EXPECT_EQ(read.clientEndpoint, both.clientEndpoint);
+  EXPECT_EQ(read.httpUrl, both.httpUrl);
+  EXPECT_EQ(formatLeaderValue({"tcp://h:1", ""}), "tcp://h:1");
+  EXPECT_EQ(parseLeaderValue("tcp://h:1").clientEndpoint, "tcp://h:1");
+  EXPECT_EQ(parseLeaderValue("tcp://h:1").httpUrl, "");
+  EXPECT_EQ(parseLeaderValue("").clientEndpoint, "") << "no leader known";
+}
+
+// Ensures --advertise-http takes http(s)://HOST:PORT others can reach, ending it in '/', and
+// names the flag otherwise.
+TEST(ReplicaOptionsTest, AdvertisedHttpUrlIsReachable) {
+  EXPECT_EQ(*parseAdvertisedHttpUrl("http://vrm1:8080"), "http://vrm1:8080/");
+  EXPECT_EQ(*parseAdvertisedHttpUrl("https://vrm1:443/"), "https://vrm1:443/");
+  for (const char* bad : {"vrm1:8080", "ftp://vrm1:21", "http://0.0.0.0:8080", "http://vrm1",
+                          "http://vrm1:0", "http://vrm1:8080/x", "http://"}) {
+    auto parsed = parseAdvertisedHttpUrl(bad);
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_EQ(parsed.status().message().rfind("--advertise-http ", 0), 0u)
+        << parsed.status().message();
+  }
+}
+
+// Ensures the default web URL is the --http address and port (https with TLS), the advertised
+// client endpoint's host for a wildcard address, and that port 0 asks for --advertise-http.
+TEST(ReplicaOptionsTest, DefaultAdvertisedHttpUrl) {
+  EXPECT_EQ(*defaultAdvertisedHttpUrl("10.0.0.1", 8080, false, "tcp://vrm1:5555"),
+            "http://10.0.0.1:8080/");
+  EXPECT_EQ(*defaultAdvertisedHttpUrl("0.0.0.0", 8443, true, "tcp://vrm1:5555"),
+            "https://vrm1:8443/");
+  EXPECT_EQ(*defaultAdvertisedHttpUrl("::1", 80, false, "tcp://vrm1:5555"), "http://[::1]:80/");
+  auto zero = defaultAdvertisedHttpUrl("127.0.0.1", 0, false, "tcp://vrm1:5555");
+  ASSERT_FALSE(zero);
+  EXPECT_NE(zero.status().message().find("--advertise-http"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace vrm::manager

@@ -226,5 +226,39 @@ TEST(StandbyServerCloseTest, ClosingFreesThePort) {
   EXPECT_TRUE(again.bind());
 }
 
+// Ensures a standby with an agent endpoint answers an agent's register with notLeader naming
+// the leader, and nothing else (the agent moves on to the next replica).
+TEST_F(StandbyServerTest, AnswersAgentsNotTheLeader) {
+  StandbyServerOptions o;
+  o.clientEndpoint = "tcp://127.0.0.1:*";
+  o.agentEndpoint = "tcp://127.0.0.1:*";
+  StandbyServer standby(o);
+  ASSERT_TRUE(standby.bind());
+  ASSERT_FALSE(standby.agentEndpoint().empty());
+  zmq::socket_t agent(ctx_, zmq::socket_type::dealer);
+  agent.set(zmq::sockopt::linger, 0);
+  agent.set(zmq::sockopt::routing_id, "node1");
+  agent.connect(standby.agentEndpoint());
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::AgentMessage>().initRegister().initHost().setName("node1");
+  agent.send(protocol::encodeFrame(b), zmq::send_flags::none);
+  int answered = 0;
+  for (int i = 0; i < 500 && answered == 0; ++i) {
+    answered = standby.runOnce(milliseconds(10), "tcp://leader:5555", 0);
+  }
+  ASSERT_EQ(answered, 1);
+  agent.set(zmq::sockopt::rcvtimeo, 5000);
+  zmq::message_t reply;
+  ASSERT_TRUE(agent.recv(reply));
+  auto frame = protocol::decodeFrame(std::move(reply));
+  ASSERT_TRUE(frame);
+  auto root = frame->root<wire::ManagerMessage>();
+  ASSERT_TRUE(root);
+  ASSERT_EQ(root->which(), wire::ManagerMessage::NOT_LEADER);
+  EXPECT_EQ(protocol::toStd(root->getNotLeader().getLeaderEndpoint()), "tcp://leader:5555");
+  standby.close();
+  EXPECT_TRUE(standby.agentEndpoint().empty());
+}
+
 }  // namespace
 }  // namespace vrm::manager

@@ -71,4 +71,29 @@ Response httpsRedirect(const Request& req) {
   return res;
 }
 
+Response standbyAnswer(const Request& req, const std::string& leaderUrl) {
+  const std::string target(req.target());
+  if (req.method() == http::verb::get && target == "/metrics") {
+    return reply(200,
+                 "# HELP vrm_leader 1 when this vrmd leads its store and serves, 0 on a standby\n"
+                 "# TYPE vrm_leader gauge\nvrm_leader 0\n",
+                 "text/plain; version=0.0.4; charset=utf-8");
+  }
+  if (target.empty() || target.front() != '/') {
+    return errorReply(400, "invalid-argument", "the request target must be an absolute path");
+  }
+  if (leaderUrl.empty()) {
+    Response res = errorReply(503, "unavailable",
+                              "this vrmd does not lead and knows no leader (an election under "
+                              "way, or etcd out of its reach): try again");
+    res.set(http::field::retry_after, "1");
+    return res;
+  }
+  std::string base = leaderUrl;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  Response res = errorReply(307, "moved", "this vrmd does not lead: the leader is at " + leaderUrl);
+  res.set(http::field::location, base + target);
+  return res;
+}
+
 }  // namespace vrm::web

@@ -30,5 +30,10 @@ Response methodNotAllowed(const char* allowed);
 // (the method and body are kept on the retry), or 400 when its Host header is missing or is not
 // a host name or address (a Location must not echo anything else).
 Response httpsRedirect(const Request& req);
+// The answer of a standby replica (web_server.h: standbyLeaderUrl): GET /metrics is the
+// standby's own page (vrm_leader 0); any other request is 307 to `leaderUrl` ("http://h:p/")
+// with the request's target (the method and body are kept on the retry), or 503 with
+// Retry-After when no leader is known ("") or the target is not an absolute path (400).
+Response standbyAnswer(const Request& req, const std::string& leaderUrl);
 
 }  // namespace vrm::web

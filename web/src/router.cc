@@ -44,6 +44,7 @@ bool matches(const char* pattern, const std::vector<std::string>& parts, std::st
 
 Response Router::handle(const Request& req) {
   try {
+    if (standbyLeaderUrl_) return standbyAnswer(req, standbyLeaderUrl_());
     return dispatch(req);
   } catch (const BadRequest& e) {
     return errorReply(400, "invalid-argument", e.what());

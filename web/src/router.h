@@ -36,7 +36,8 @@ class Router {
   // Every reference must outlive the router. `extraMetrics` may be empty.
   Router(client::Client& vrmd, ApiHandlers& api, CalendarFeeds& calendar, const StaticFiles& files,
          const TokenTable& tokens, bool authenticate, WebCounters& counters,
-         std::function<std::string()> extraMetrics)
+         std::function<std::string()> extraMetrics,
+         std::function<std::string()> standbyLeaderUrl = {})
       : vrmd_(vrmd),
         api_(api),
         calendar_(calendar),
@@ -44,10 +45,12 @@ class Router {
         tokens_(tokens),
         authenticate_(authenticate),
         counters_(counters),
-        extraMetrics_(std::move(extraMetrics)) {}
+        extraMetrics_(std::move(extraMetrics)),
+        standbyLeaderUrl_(std::move(standbyLeaderUrl)) {}
 
-  // The answer to `req`. Never throws: a BadRequest from any handler is a 400, any other
-  // exception a 500 (logged). The caller sets keep-alive and the payload's length.
+  // The answer to `req` (a standby's, responses.h: standbyAnswer, with `standbyLeaderUrl`). Never
+  // throws: a BadRequest from any handler is a 400, any other exception a 500 (logged). The caller
+  // sets keep-alive and the payload's length.
   Response handle(const Request& req);
 
  private:
@@ -63,6 +66,7 @@ class Router {
   bool authenticate_;
   WebCounters& counters_;
   std::function<std::string()> extraMetrics_;
+  std::function<std::string()> standbyLeaderUrl_;
 };
 
 }  // namespace vrm::web

@@ -118,7 +118,7 @@ void WebServer::Impl::serve() {
   calendar = std::make_unique<CalendarFeeds>(*vrmd, tokens, std::move(feeds));
   api = std::make_unique<ApiHandlers>(*vrmd, *calendar, options.templates, options.defaultOwner);
   router = std::make_unique<Router>(*vrmd, *api, *calendar, *files, tokens, options.authenticate,
-                                    counters, options.extraMetrics);
+                                    counters, options.extraMetrics, options.standbyLeaderUrl);
   try {
     ioc.run();
   } catch (const std::exception& e) {

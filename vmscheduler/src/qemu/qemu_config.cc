@@ -27,6 +27,9 @@ Result<QemuConfig> parseQemuConfig(const std::string& hostName,
   if (auto v = p.take("park-dir")) config.parkDir = *v;
   if (auto v = p.take("vm-state-dir")) config.vmStateDir = *v;
   if (auto v = p.take("disk-dir")) config.diskDir = *v;
+  auto storage = p.takeChoice("disk-storage", {"shared", "local"});
+  if (!storage) return storage.status();
+  config.localDiskStorage = *storage == "local";
   if (auto v = p.take("migration-address")) config.migrationAddress = *v;
   if (auto v = p.take("migration-ports")) {
     int first = 0, last = 0;

@@ -45,6 +45,10 @@ struct QemuConfig {
   // The guests' disks (qcow2 overlays, data disks); default run-dir. Two agents given the same
   // directory share storage: a VM migrates with its disk in place (nothing is copied).
   std::string diskDir;
+  // disk-storage=local: disk-dir is this host's own (share-nothing): an incoming VM's data disk
+  // is made empty here and filled over NBD by its source's mirror (disk_mirror.h); shared (the
+  // default): the disk is already there.
+  bool localDiskStorage = false;
   std::string migrationAddress = "127.0.0.1";
   int firstPort = 49200, lastPort = 49399;
   GuestNetworkMode network = GuestNetworkMode::kNone;

@@ -74,16 +74,16 @@ Result<QemuProcess> QemuHost::adopt(pid_t pid, const std::string& qmpPath,
   return proc;
 }
 
-Status QemuHost::prepareDataDisk(const std::string& path, std::uint64_t bytes,
-                                 bool incoming) const {
+Status QemuHost::prepareDataDisk(const std::string& path, std::uint64_t bytes, bool incoming,
+                                 bool fromMirror) const {
   std::error_code ec;
-  if (incoming) {
+  if (incoming && !fromMirror) {
     // The source's QEMU writes it until the switch-over: it must be the same file.
     if (!std::filesystem::exists(path, ec)) {
       return Status::invalid("data disk " + path + " is not on host '" + info.name +
                              "': a VM with a data disk moves only between hosts whose disk-dir "
                              "is the same shared storage (disk-dir=" +
-                             config.diskDir + ")");
+                             config.diskDir + ") or to a host with disk-storage=local");
     }
     return Status::ok();
   }
@@ -140,7 +140,9 @@ Status QemuHost::launch(QemuVm& vm, const std::string& incoming) {
     args.insert(args.end(), {"-append", t.append + vm.appendExtra});
     if (t.dataDiskBytes > 0) {
       if (vm.diskPath.empty()) vm.diskPath = config.diskDir + "/" + vm.info.id + ".data.raw";
-      if (Status s = prepareDataDisk(vm.diskPath, t.dataDiskBytes, !incoming.empty()); !s) {
+      if (Status s =
+              prepareDataDisk(vm.diskPath, t.dataDiskBytes, !incoming.empty(), vm.diskFromMirror);
+          !s) {
         return s;
       }
       args.insert(args.end(), {"-drive", "file=" + vm.diskPath + ",if=virtio,format=raw"});

@@ -52,6 +52,12 @@ struct QemuVm {
   TimeNs dirtyRateDueNs = 0;
   TimeNs nextResidentNs = 0;
   int incomingPort = 0;
+  // Incoming to a share-nothing host (disk-storage=local): the data disk was made empty here and
+  // is exported writable on this port for the source's mirror (disk_mirror.h) until
+  // finishIncoming(); 0 otherwise. The disk is this host's: dropped with the VM if it never
+  // commits.
+  int diskExportPort = 0;
+  bool diskFromMirror = false;
   bool keepPaused = false;  // incoming VM that was suspended at the source: stays suspended
   // Incoming by suspend-copy-resume: receives the staged state; once it has, the VM's QEMU is
   // replaced by one restoring from it (restoring until QEMU leaves inmigrate).
@@ -89,9 +95,11 @@ class QemuHost {
   // a VM's first start (`incoming` false: a clone, an initial VM) gets a fresh one of `bytes`,
   // sparse zeros, replacing any file a VM of the same id left there (a new VM never sees an
   // old one's bytes); an incoming VM (migration, unpark, restore) must find its own already,
-  // on storage its source shares. Errors: invalid-argument (an incoming VM's disk is not there:
+  // on storage its source shares (or, `fromMirror`, one made empty here for the source's mirror
+  // to fill: disk-storage=local). Errors: invalid-argument (an incoming VM's disk is not there:
   // names disk-dir), unavailable (the file cannot be made in disk-dir: names it and why).
-  Status prepareDataDisk(const std::string& path, std::uint64_t bytes, bool incoming) const;
+  Status prepareDataDisk(const std::string& path, std::uint64_t bytes, bool incoming,
+                         bool fromMirror = false) const;
   // Finds the QEMU an earlier agent started for the VM at `qmpPath` with `pid` again: the process
   // must be alive, be that QEMU (its command line names the socket: pids are reused) and answer
   // on QMP within `qmpTimeout`. Errors: not-found (it exited: why in the message), unavailable

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "qemu/clone_operation.h"
+#include "qemu/disk_mirror.h"
 #include "qemu/live_migration.h"
 #include "qemu/park.h"
 #include "qemu/qemu_support.h"
@@ -421,9 +422,22 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
   vm.info.state = VmState::kIncoming;
   vm.keepPaused = info.state == VmState::kSuspended;
   if (vm.info.templateName.empty()) vm.info.templateName = config.initialTemplate;
+  if (config.localDiskStorage) {
+    const auto t = config.templates.find(vm.info.templateName);
+    if (t != config.templates.end() && !t->second.image.empty()) {
+      return Status::invalid("incoming vm '" + info.id + "' of image template '" + t->first +
+                             "' cannot come to host '" + host_.info.name +
+                             "' (disk-storage=local): only data disks are copied; its qcow2 "
+                             "overlay needs disk-dir on shared storage");
+    }
+    vm.diskFromMirror = t != config.templates.end() && t->second.dataDiskBytes > 0;
+  }
   auto ours = [&](int p) {
     for (const auto& [id, other] : host_.vms) {
-      if (other.incomingPort == p || (other.receiver && other.receiver->port() == p)) return true;
+      if (other.incomingPort == p || other.diskExportPort == p ||
+          (other.receiver && other.receiver->port() == p)) {
+        return true;
+      }
     }
     return false;
   };
@@ -441,25 +455,50 @@ Result<std::string> QemuHypervisor::prepareIncoming(const VmInfo& info) {
       if (receiver) vm.receiver = std::move(receiver).value();
     }
   }
-  if (port == 0 || (!vm.receiver && qemu::stageableName(info.id))) {
+  // A third for the NBD export of a disk to be copied (disk-storage=local).
+  const int after = vm.receiver ? vm.receiver->port() : port;
+  for (int p = after + 1;
+       p <= config.lastPort && port != 0 && vm.diskFromMirror && vm.diskExportPort == 0; ++p) {
+    if (!ours(p) && qemu::portFree(config.migrationAddress, p)) vm.diskExportPort = p;
+  }
+  if (port == 0 || (!vm.receiver && qemu::stageableName(info.id)) ||
+      (vm.diskFromMirror && vm.diskExportPort == 0)) {
     return Status::rejected("no free migration ports on host '" + host_.info.name + "' in " +
                             std::to_string(config.firstPort) + "-" +
                             std::to_string(config.lastPort));
   }
+  // A disk made here for the mirror is this host's: gone again when the VM does not come.
+  auto dropDisk = [&] {
+    if (vm.diskFromMirror && !vm.diskPath.empty()) ::unlink(vm.diskPath.c_str());
+  };
   if (Status s = host_.launch(vm, "defer"); !s) {
     vm.receiver.reset();
+    dropDisk();
     return s;
   }
   std::string endpoint = "tcp:" + config.migrationAddress + ":" + std::to_string(port);
   auto r = vm.proc.qmp->execute("migrate-incoming", {{"uri", endpoint}}, kQmpTimeout);
   if (!r) {
     QemuHost::kill(vm);
+    dropDisk();
     return Status::internal("migrate-incoming on host '" + host_.info.name +
                             "': " + r.status().message());
+  }
+  if (vm.diskFromMirror) {
+    if (Status s = qemu::startDiskExport(*vm.proc.qmp, config.migrationAddress, vm.diskExportPort);
+        !s) {
+      QemuHost::kill(vm);
+      dropDisk();
+      return Status::internal("incoming vm '" + info.id + "' on host '" + host_.info.name +
+                              "': export of its disk: " + s.message());
+    }
   }
   vm.incomingPort = port;
   if (vm.receiver) {
     endpoint += ";state=tcp:" + config.migrationAddress + ":" + std::to_string(vm.receiver->port());
+  }
+  if (vm.diskFromMirror) {
+    endpoint += ";disk=tcp:" + config.migrationAddress + ":" + std::to_string(vm.diskExportPort);
   }
   host_.vms.add(std::move(vm));
   return endpoint;
@@ -475,6 +514,7 @@ Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
   }
   if (!commit) {
     QemuHost::kill(*vm);
+    if (vm->diskFromMirror && !vm->diskPath.empty()) ::unlink(vm->diskPath.c_str());
     host_.vms.erase(vmId);
     return Status::ok();
   }
@@ -496,6 +536,14 @@ Status QemuHypervisor::finishIncoming(const std::string& vmId, bool commit) {
     }
     std::this_thread::sleep_for(milliseconds(20));
   }
+  if (vm->diskExportPort != 0) {
+    // The source's mirror completed before its switch-over: nobody writes through it any more.
+    if (Status s = qemu::stopDiskExport(*vm->proc.qmp); !s) {
+      return Status::internal("incoming vm '" + vmId + "': " + s.message());
+    }
+    vm->diskExportPort = 0;
+  }
+  vm->diskFromMirror = false;
   if (status != "running" && !vm->keepPaused) {
     if (status != "paused" && status != "prelaunch" && status != "postmigrate") {
       return Status::internal("incoming vm '" + vmId + "' is in state " + status);
@@ -649,8 +697,9 @@ Status QemuHypervisor::destroy(const std::string& vmId) {
     break;
   }
   QemuHost::kill(*vm);
-  // An incoming VM's disk (shared storage, disk-dir) is its source's until it is committed.
-  if (!vm->diskPath.empty() && vm->info.state != VmState::kIncoming) {
+  // An incoming VM's disk (shared storage, disk-dir) is its source's until it is committed,
+  // unless it was made here for the source's mirror.
+  if (!vm->diskPath.empty() && (vm->info.state != VmState::kIncoming || vm->diskFromMirror)) {
     ::unlink(vm->diskPath.c_str());
   }
   host_.vms.erase(vmId);

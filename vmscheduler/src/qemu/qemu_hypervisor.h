@@ -19,6 +19,10 @@
 //                       same directory on two hosts is shared storage: a VM with a disk
 //                       migrates with it in place, nothing copied (an incoming VM's data disk
 //                       must already be there).
+//   disk-storage        "shared" (default: as above) or "local": disk-dir is this host's own;
+//                       an incoming VM's data disk is made empty here and filled by its
+//                       source's NBD mirror (disk_mirror.h), a third migration port per VM;
+//                       image-template VMs are refused (their overlay is not copied).
 //   migration-address   IPv4 address incoming migrations (QEMU streams and staged state)
 //                       listen on; peers must reach it. Default 127.0.0.1.
 //   migration-ports     "FIRST-LAST" ports for incoming migrations, two per incoming VM.
@@ -61,6 +65,8 @@
 // Migration: the destination's prepareIncoming() does not know the mode, so it gets ready for
 // both: it starts QEMU with `-incoming defer` and `migrate-incoming tcp:ADDR:PORT`, listens for a
 // staged state on a second port (state_transfer.h), and returns "tcp:ADDR:PORT;state=tcp:ADDR:P2".
+// With disk-storage=local it also exports the VM's empty data disk over NBD and adds
+// ";disk=tcp:ADDR:P3"; the source then mirrors the disk first (live_migration.h).
 // Live: the source sets max-bandwidth and downtime-limit and migrates to tcp:ADDR:PORT; progress
 // comes from query-migrate; when it completes, the source QEMU is killed and the VM leaves the
 // source's inventory.

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 namespace vrm::vmscheduler::qemu {
 
@@ -190,10 +191,18 @@ bool parseIncomingEndpoint(const std::string& endpoint, IncomingEndpoint& out) {
   std::string host;
   int port = 0;
   if (!parseTcpEndpoint(out.qemu, host, port)) return false;
-  if (semi == std::string::npos) return true;
-  const std::string rest = endpoint.substr(semi + 1);
-  if (rest.rfind("state=", 0) != 0) return false;
-  return parseTcpEndpoint(rest.substr(6), out.stateHost, out.statePort);
+  std::string rest = semi == std::string::npos ? "" : endpoint.substr(semi + 1);
+  // Each optional part once, in order: state=, then disk=.
+  for (auto [key, host, port] : {std::tuple{"state=", &out.stateHost, &out.statePort},
+                                 {"disk=", &out.diskHost, &out.diskPort}}) {
+    if (rest.rfind(key, 0) != 0) continue;
+    const auto next = rest.find(';');
+    if (!parseTcpEndpoint(rest.substr(std::strlen(key), next - std::strlen(key)), *host, *port)) {
+      return false;
+    }
+    rest = next == std::string::npos ? "" : rest.substr(next + 1);
+  }
+  return rest.empty();
 }
 
 }  // namespace vrm::vmscheduler::qemu

@@ -59,11 +59,16 @@ int dirtyRateSamplePagesPerGiB(std::uint64_t memoryBytes);
 // [k, k + 1) MiB/s; 0 stays 0 (an idle guest).
 double dirtyRateFromReading(double mibPerSec);
 
-// A migration endpoint from prepareIncoming(): "tcp:HOST:PORT[;state=tcp:HOST:PORT]".
+// A migration endpoint from prepareIncoming():
+// "tcp:HOST:PORT[;state=tcp:HOST:PORT][;disk=tcp:HOST:PORT]", the optional parts in that order.
 struct IncomingEndpoint {
   std::string qemu;  // tcp:HOST:PORT, QEMU's own migration stream (live)
   std::string stateHost;
   int statePort = 0;  // 0: the destination takes no staged state
+  // The destination's NBD server exporting the VM's empty data disk (disk-storage=local), which
+  // the source mirrors the disk into (disk_mirror.h); 0: the disk is shared, nothing to copy.
+  std::string diskHost;
+  int diskPort = 0;
 };
 bool parseIncomingEndpoint(const std::string& endpoint, IncomingEndpoint& out);
 

@@ -84,6 +84,9 @@ class HandshakeMonitor {
   // a handshake after a lost connection is the peer back (restarted, or the network healed).
   std::uint64_t handshakes() const { return handshakes_; }
   std::uint64_t disconnects() const { return disconnects_; }
+  // The last event read was a completed handshake (not a lost or failed connection): the peer
+  // is there now, as far as check() has read.
+  bool connected() const { return connected_; }
   // The reason to add to a timeout: what to check about keys when no handshake completed.
   std::string timeoutHint() const;
 
@@ -95,6 +98,7 @@ class HandshakeMonitor {
   bool succeeded_ = false;
   std::uint64_t handshakes_ = 0;
   std::uint64_t disconnects_ = 0;
+  bool connected_ = false;
 };
 
 }  // namespace vrm::protocol

@@ -45,6 +45,20 @@
 //    when it completes, although this agent never received the command: vrmd still waits for
 //    it. The result is kept like any other, for the command's repeat; no progress is sent
 //    for such an operation until its command is repeated.
+//  * Replicas (README: High availability): AgentOptions::vrmdEndpoint may list every vrmd
+//    replica's agent endpoint ("tcp://a:5556,tcp://b:5556"); the agent talks to one at a time
+//    (ReplicaEndpoints: in order, round again) and registers with whichever leads. It moves on
+//    to the next endpoint, with a socket of its own (what was queued for the old one is
+//    dropped; vrmd repeats commands), when
+//      - the replica answers ManagerMessage.notLeader (a standby): the register goes to the
+//        next one at once, or after a wait of the register retry interval (backing off as
+//        above) once every endpoint in a row has said so (an election under way);
+//      - no handshake completes within connectTimeoutNs of connecting to it, or of losing the
+//        connection to it (the leader died): the register goes to the next one after a wait
+//        drawn from [0, reconnectRegisterSpreadNs], as when vrmd comes back.
+//    A connected replica that does not answer a register is waited for (a leader that is
+//    behind), as with one endpoint. With one endpoint the agent never moves: notLeader is
+//    retried there at the register retry interval, backing off (that vrmd may be elected).
 //  * A malformed frame or unknown ManagerMessage member is logged (warn) and dropped.
 //
 // Thread safety: none. The Agent, its Hypervisor and its socket belong to the thread that
@@ -68,12 +82,17 @@
 #include "vrm/protocol/curve.h"
 #include "vrm/protocol/time.h"
 #include "vrm/vmscheduler/hypervisor.h"
+#include "vrm/vmscheduler/replica_endpoints.h"
 
 namespace vrm::vmscheduler {
 
 struct AgentOptions {
-  // vrmd's agent ROUTER. Default "tcp://127.0.0.1:5556".
+  // vrmd's agent ROUTER, or every replica's, comma-separated (see Replicas above). Default
+  // "tcp://127.0.0.1:5556".
   std::string vrmdEndpoint = "tcp://127.0.0.1:5556";
+  // With several endpoints: clock time a connection to one may take to complete its handshake
+  // (from connecting, or from losing it) before the agent moves on to the next. Default 1 s.
+  TimeNs connectTimeoutNs = 1 * kNsPerSec;
   // Clock time between heartbeats once registered. Default 5 s.
   TimeNs heartbeatIntervalNs = 5 * kNsPerSec;
   // Clock time before the first repeat of an unanswered register. Default 1 s.
@@ -102,9 +121,10 @@ struct AgentOptions {
 
 class Agent {
  public:
-  // Connects the DEALER to options.vrmdEndpoint (CURVE with options.curve, else routing id =
-  // hypervisor.hostInfo().name; linger 0). Sends nothing until the first runOnce(). zmq errors here
-  // (bad endpoint) throw zmq::error_t: they are configuration bugs found at start-up.
+  // Connects the DEALER to the first of options.vrmdEndpoint (CURVE with options.curve, else
+  // routing id = hypervisor.hostInfo().name; linger 0). Sends nothing until the first runOnce().
+  // zmq errors here (a bad endpoint, any of the list) throw zmq::error_t: configuration bugs found
+  // at start-up.
   Agent(Clock& clock, Hypervisor& hypervisor, zmq::context_t& context, AgentOptions options);
   ~Agent();
   Agent(const Agent&) = delete;
@@ -122,6 +142,10 @@ class Agent {
   bool registered() const { return registered_; }
   // Times vrmd came back (a handshake after a lost connection) so far. For tests and logs.
   std::uint64_t reconnections() const { return reconnections_; }
+  // The endpoint talked to now (one of options.vrmdEndpoint). For tests and status logs.
+  const std::string& vrmdEndpoint() const { return endpoints_.current(); }
+  // Moves to another replica's endpoint so far (see Replicas above). For tests and logs.
+  std::uint64_t endpointHops() const { return endpointHops_; }
 
  private:
   // A migrate or clone the hypervisor is still running.
@@ -146,22 +170,33 @@ class Agent {
   TimeNs firstHeartbeatDelay();
   // Reads the connection events the monitor collected: vrmd gone, vrmd back (see the contract).
   void watchConnection();
+  // A new DEALER (and monitor) connected to endpoints_.current(); the old one, if any, closed.
+  void connectCurrent();
+  // Leaves the current replica for the next (see Replicas above), unregistered.
+  void moveOn(ReplicaEndpoints::Leaving why, const std::string& reason);
+  void handleNotLeader(const std::string& leaderEndpoint);
 
   Clock& clock_;
   Hypervisor& hypervisor_;
+  zmq::context_t& context_;
   AgentOptions options_;
   std::string host_;
+  ReplicaEndpoints endpoints_;
   zmq::socket_t socket_;
   std::unique_ptr<protocol::HandshakeMonitor> monitor_;  // reset before socket_ closes
   std::string lastHandshakeError_;
 
   bool registered_ = false;
-  TimeNs nextRegisterNs_ = 0;               // while !registered_; 0 = at the first runOnce()
-  TimeNs registerIntervalNs_ = 0;           // retry or error-retry interval, by vrmd's last answer
+  TimeNs nextRegisterNs_ = 0;      // while !registered_; 0 = at the first runOnce()
+  TimeNs registerIntervalNs_ = 0;  // retry or error-retry interval, by vrmd's last answer
+  TimeNs roundPauseNs_ = 0;        // the wait after a whole round of "not the leader" (backs off)
   TimeNs nextHeartbeatNs_ = kTimeInfinity;  // while registered_
   std::uint64_t handshakesSeen_ = 0;        // monitor_->handshakes() at the last look
   std::uint64_t disconnectsSeen_ = 0;       // monitor_->disconnects() at the last look
   std::uint64_t reconnections_ = 0;
+  bool connected_ = false;                    // a handshake since the last connection loss
+  TimeNs connectDeadlineNs_ = kTimeInfinity;  // while !connected_ with several endpoints
+  std::uint64_t endpointHops_ = 0;
   std::mt19937_64 jitterRng_;
 
   std::unordered_map<std::uint64_t, InFlight> inFlight_;

@@ -12,14 +12,17 @@
 //    admission views (AdmissionIndex), which the caller has brought up to date (the calendar
 //    refreshed, the index told what changed: Manager::refreshViews) before decide(). It writes
 //    to none of them, except through the projection's tentative checks, which leave the
-//    bookings as they were (BookingProjection's contract), and the index's cache of views.
+//    bookings as they were (BookingProjection's contract), and the index's caches (a shared
+//    decision tells the index what the projection's last refresh changed, if anything).
 //  * The candidate is new: not among the reservations (a re-admission takes the old one off
 //    first). Move ids are given from its nextMoveId; a refused plan's ids are given back.
 //  * Two paths with the same decisions (AdmissionEquivalenceTest): kIndexed, vrmd's, plans from
 //    the AdmissionIndex's index kept across admissions and checks a dedicated reservation by
-//    rebuilding only its own hosts; kFullSnapshot, the reference for that test, plans from a
-//    snapshot of every host and checks by rebuilding every host it touches (slow at thousands
-//    of hosts).
+//    rebuilding only its own hosts, and places a shared one's clones on the hosts that the
+//    index of hosts with room (HostRoomIndex) offers; kFullSnapshot, the reference for that
+//    test, plans from a snapshot of every host, checks by rebuilding every host it touches and
+//    places clones by asking every host (slow at thousands of hosts). Both place first fit in
+//    host-name order (HostRoomIndexTest.SharedPlacesAsTheWalkOverEveryHost).
 //  * Time is TimeNs (ns) passed in (the Manager's clock); intervals are half-open [from, to).
 //  * Not thread-safe: one event loop (vrmd's) owns it.
 #pragma once
@@ -38,7 +41,7 @@
 namespace vrm::manager {
 
 enum class AdmissionPath {
-  kIndexed,       // vrmd's: the index kept across admissions, the checks of the own hosts
+  kIndexed,       // vrmd's: the indexes kept across admissions, the checks of the own hosts
   kFullSnapshot,  // the reference AdmissionEquivalenceTest checks kIndexed against
 };
 

@@ -1,8 +1,9 @@
 // What admission plans from: every host as the planner sees it from now on (its capacity, what
 // stays free of it after every booking, whether it may receive VMs), the VMs a vacate of each
 // host would move, and the planner's index of all of them, kept across admissions so that only
-// the hosts that changed are derived and indexed again. One of the units of vrmd's core
-// (docs/architecture.md); the Manager owns one.
+// the hosts that changed are derived and indexed again; and the index of the hosts with room
+// over a window (HostRoomIndex) that shared admission places from, told of the same changes.
+// One of the units of vrmd's core (docs/architecture.md); the Manager owns one.
 //
 // Contract:
 //  * A cache derived from the Inventory's hosts and VMs and the capacity calendar, both read
@@ -30,6 +31,7 @@
 
 #include "vrm/manager/booking_projection.h"
 #include "vrm/manager/capacity_calendar.h"
+#include "vrm/manager/host_room_index.h"
 #include "vrm/planner/indexed_cluster.h"
 #include "vrm/planner/vacate_planner.h"
 #include "vrm/protocol/cluster.h"
@@ -43,11 +45,17 @@ class Inventory;
 class AdmissionIndex {
  public:
   // `inventory` and `bookings` (the BookingProjection's calendar) must outlive the index.
-  AdmissionIndex(const Inventory& inventory, const CapacityCalendar& bookings);
+  // `room`: the slots and blocks of hostsWithRoom() (defaults: HostRoomOptions).
+  AdmissionIndex(const Inventory& inventory, const CapacityCalendar& bookings,
+                 HostRoomOptions room = {});
 
   // The hosts whose bookings changed (BookingProjection::takeChanges()): a rebuilt host's VMs
-  // and free capacity are derived again, a rebooked one's free capacity.
+  // and free capacity are derived again, a rebooked one's free capacity; both are told to
+  // hostsWithRoom().
   void bookingsChanged(const BookingChanges& changes);
+
+  // The hosts that may have room over a window, in name order (shared admission's first fit).
+  HostRoomIndex& hostsWithRoom() { return room_; }
 
   // Every host (in name order) as the planner sees it from `nowNs` on, canReceive decided for
   // `candidate`; VMs are left out (a plan only needs those of the hosts it vacates:
@@ -125,6 +133,7 @@ class AdmissionIndex {
   // suspect (refreshView recomputes a view computed in the future).
   TimeNs latestView_ = 0;
   bool candidateSpecific_ = false;  // cluster_ holds canReceive decided for one candidate
+  HostRoomIndex room_;
 };
 
 }  // namespace vrm::manager

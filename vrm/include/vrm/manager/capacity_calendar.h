@@ -7,11 +7,11 @@
 // that state changes, so the calendar never drifts from the truth it is derived from.
 //
 // Cost: book, unbook, peak, free, overbooked, overbookedWithin and stableUntil are logarithmic
-// in the host's booked changes, however many bookings overlap the window asked about and
-// however much history the host keeps; exclusiveOwner is logarithmic plus the exclusive windows
-// overlapping the window; worseThan and copyOf are linear in the host's bookings.
-// forgetBefore() lets the past go (memory), without changing any answer about the present or
-// the future. Not thread-safe.
+// in the host's booked changes (usageSteps plus the changes it lists), however many bookings
+// overlap the window asked about and however much history the host keeps; exclusiveOwner is
+// logarithmic plus the exclusive windows overlapping the window; worseThan and copyOf are linear in
+// the host's bookings. forgetBefore() lets the past go (memory), without changing any answer about
+// the present or the future. Not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -70,6 +70,15 @@ class CapacityCalendar {
 
   // Highest booked usage at any instant of [from, to), per resource independently.
   Usage peak(const std::string& host, TimeNs from, TimeNs to) const;
+  // The booked usage over [from, to) as steps (t, usage from t until the next step's t): the
+  // first at `from`, then one at each change inside (from, to), in time order. Instants before
+  // the horizon read as the horizon, as in peak(): the first step is then at the horizon. So
+  // peak(host, a, b) for from <= a < b <= to is the highest of the step holding at a and those
+  // inside (a, b), none below 0. An unknown host: one step of nothing. Empty when from >= to.
+  // Logarithmic plus the changes inside the window (a caller deriving many windows at once
+  // walks them once instead of asking peak() for each).
+  std::vector<std::pair<TimeNs, Usage>> usageSteps(const std::string& host, TimeNs from,
+                                                   TimeNs to) const;
   // capacity - peak over [from, to); components may be negative when overbooked.
   Usage free(const std::string& host, TimeNs from, TimeNs to) const;
   // An owner, other than `except`, of an exclusive window overlapping [from, to).

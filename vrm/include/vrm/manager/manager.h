@@ -7,6 +7,12 @@
 // active -> ending -> done, or rejected / cancelled / failed with a reason. Every transition is
 // saved to the Store before the call returns, so what a client was told survives a crash.
 //
+// The jobs live in units (docs/architecture.md) that return what happened: a running vacate in
+// the VacateExecutor (VacateEffects), clones, unparks and returns in the Teardown
+// (TeardownEffects), deadline tracking in the Replanner, bookings in the BookingProjection.
+// The Manager applies their effects: it issues their commands, files reservations for the next
+// tick, and saves what changed.
+//
 // Not thread-safe: one event loop owns it.
 #pragma once
 
@@ -28,6 +34,8 @@
 #include "vrm/manager/replanner.h"
 #include "vrm/manager/reservation_registry.h"
 #include "vrm/manager/store.h"
+#include "vrm/manager/teardown.h"
+#include "vrm/manager/vacate_executor.h"
 #include "vrm/planner/indexed_cluster.h"
 #include "vrm/planner/vacate_planner.h"
 #include "vrm/protocol/cluster.h"
@@ -186,9 +194,6 @@ class Manager {
   // with the transition's event. Neither stored nor booked.
   Reservation admit(Reservation candidate, const TemplateSpec& tmpl);
   Status validate(const ReservationRequest& req, const TemplateSpec** tmpl) const;
-  // The AdmissionIndex's snapshot() at the clock's now, the views refreshed first
-  // (refreshViews): what a re-plan plans from.
-  planner::VacateRequest snapshot(const Reservation& candidate);
   TimeNs prepareAt(const Reservation& r) const { return projection_.prepareAt(r); }
   TimeNs cloneStart(const Reservation& r) const { return projection_.cloneStart(r); }
 
@@ -234,40 +239,10 @@ class Manager {
   void advance(Reservation& r);
   // The host's agent registered since vrmd started, is heartbeating, and took our last send.
   bool agentReady(const std::string& host) const { return inventory_.ready(host); }
-  void driveMoves(Reservation& r);
-  // Deadline tracking while vacating (see ManagerOptions::warningRatio): acts on what the
-  // Replanner's assessment says, re-planning, parking or marking the reservation at risk.
-  void assessVacate(Reservation& r);
-  struct Replan {
-    bool replaced = false;
-    std::string message;  // what happened ("" = nothing to re-plan)
-  };
-  // Re-plans the moves not started of batches >= `firstBatch` to start at `fromNs`, after the
-  // moves that stay; keeps the new plan when its bookings fit and (unless `force`: a destination
-  // was lost) it is at least 5% faster than the old.
-  // `park`: only the moves whose VMs may be suspended are re-planned, as suspensions (parked on
-  // their source for the window: no network, seconds) instead of migrations.
-  Replan replanRemaining(Reservation& r, std::uint32_t firstBatch, TimeNs fromNs, bool force,
-                         bool park = false);
-  // The bandwidth-limit action: re-plans the moves not started of the running batch `batch`
-  // and later to start now, alongside the running moves, on the NIC bandwidth those leave
-  // them, and caps each running move sharing a NIC with them at the share the new plan gives a
-  // move there (PlannedMove::replanCapBytesPerSec; its predicted end moves out accordingly).
-  // Kept when its bookings fit and it ends at least 5% sooner than the current projection.
-  Replan replanAlongsideRunning(Reservation& r, std::uint32_t batch);
-  // Shared by both: plans the VMs of moves `rest` of r from `fromNs` (hosts' NICs reduced by
-  // `nicInUse`), without r's moves `rest` in the calendar while planning. A VM left without a
-  // destination is parked (if it allows it); `park`: every one is parked.
-  Result<VacatePlan> planRest(Reservation& r, const std::set<MoveId>& rest, TimeNs fromNs,
-                              const std::map<std::string, double>& nicInUse, bool park = false);
-  // Replaces r's moves `rest` by `plan`'s, new moves with new ids at the end (batches from
-  // `base`, times from `fromNs`); undone (false, with the violation) when the bookings do not
-  // fit. `original` is r before.
-  bool applyRest(Reservation& r, const Reservation& original, const std::set<MoveId>& rest,
-                 const VacatePlan& plan, std::uint32_t base, TimeNs fromNs, std::string* violation);
-  // Sends each running move with a re-plan cap the cap it should have now: the cap while
-  // another unfinished move of its batch shares one of its NICs, none (0) once none does.
-  void driveCaps(Reservation& r);
+  // Applies what the VacateExecutor returned for r: issues its commands (in order), has the
+  // next tick advance r if it was touched, moves the deadlines of its capped migrations, and
+  // keeps the error of a vacate that ended.
+  void applyVacate(Reservation& r, VacateEffects effects);
   // When an unanswered command to `move` of r (move steps) or to a clone of r is given up
   // (ManagerOptions).
   TimeNs commandDeadline(const Reservation& r, Step step, MoveId move, TimeNs sentNs) const;
@@ -277,22 +252,15 @@ class Manager {
   // expireCommands() for clone or destroy p (command `id`) of r: settled from the agent's
   // inventory, or abandoned (a clone fails its live reservation) until its answer comes.
   void expireClone(std::uint64_t id, const Pending& p, Reservation& r);
-  // After the window (or a cancel / failure): VMs the vacate parked are unparked on their
-  // source, all at once, and displaced VMs go home (Displaced::kReturn), one at a time. Creates
-  // these teardown moves on first call (kUnpark: mode kPark, fromHost == toHost; kReturn);
-  // true once every one has ended (done, skipped or failed: a VM that cannot go home stays
-  // where it is, noted).
-  bool driveReturns(Reservation& r);
-  // Some move of the vacate parked (or is parking) its VM: teardown must unpark it.
-  static bool parksVms(const Reservation& r);
-  void driveClones(Reservation& r);
-  void driveTeardown(Reservation& r);
   void reconcile(Reservation& r);
   void fail(Reservation& r, const std::string& reason);
   // A move step failed: a vacate move fails the reservation; a teardown move leaves its VM
-  // where it is (noted) and the teardown goes on.
+  // where it is (noted) and the teardown goes on (VacateExecutor::failMove decides).
   void failMove(Reservation& r, MoveId move, const std::string& reason);
+  // Teardown::start(r), applied.
   void startTeardown(Reservation& r);
+  // Issues the commands the Teardown returned for r, in order.
+  void applyTeardown(Reservation& r, TeardownEffects effects);
   // A clone or destroy of an ended reservation: expired at its deadline even while its agent
   // is unreachable (expiry only makes its leftover's booking open-ended).
   bool leftoverCommand(const Pending& p) const;
@@ -362,6 +330,12 @@ class Manager {
   AdmissionIndex index_;
   // Decides on new reservations from the bookings and index_; admit() records its decisions.
   Admission admission_;
+  // Drives running vacates (moves, deadline tracking, re-plans, caps); applyVacate() applies
+  // what it returns.
+  VacateExecutor vacate_;
+  // Makes and destroys clones, unparks parked VMs and brings displaced VMs home;
+  // applyTeardown() issues what it returns.
+  Teardown teardown_;
 
   // What tick() has to do. Invariant: every reservation that is neither final (done, rejected,
   // or cancelled/failed with its teardown over) is in dirty_, due_ or busy_.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "vrm/protocol/status.h"
@@ -24,5 +25,27 @@ Result<std::string> defaultAdvertisedEndpoint(const std::string& clientEndpoint)
 // (etcd's leases count seconds; etcd itself raises a TTL below its minimum, 1.5 x its election
 // timeout, 2 s by default).
 Result<std::chrono::seconds> parseLeaseTtl(const std::string& value);
+
+// Where the leader is, as its election key's value says: the advertised client endpoint and,
+// with --http, the advertised web URL, where standbys send clients and browsers.
+struct LeaderAddress {
+  std::string clientEndpoint;  // "tcp://HOST:PORT"; "" = no leader known
+  std::string httpUrl;         // "http://HOST:PORT/" or https; "" = none advertised
+};
+// The value's text: the endpoint, then a space and the URL when there is one. A value with
+// no space (a vrmd from before the URL) is an endpoint alone.
+std::string formatLeaderValue(const LeaderAddress& leader);
+LeaderAddress parseLeaderValue(const std::string& value);
+
+// --advertise-http: "http://HOST:PORT" or "https://HOST:PORT" (a trailing '/' allowed) others
+// can reach, with a host as for --advertise. Returned with a trailing '/'.
+Result<std::string> parseAdvertisedHttpUrl(const std::string& value);
+
+// The advertised web URL when --advertise-http is not given: https:// with TLS, else http://;
+// the --http address, or the advertised client endpoint's host when it listens on a wildcard
+// (0.0.0.0, ::); the port listened on. Invalid-argument (asking for --advertise-http) for port
+// 0, whose port is not known before the election.
+Result<std::string> defaultAdvertisedHttpUrl(const std::string& listenAddress, std::uint16_t port,
+                                             bool tls, const std::string& advertisedClientEndpoint);
 
 }  // namespace vrm::manager

@@ -2,11 +2,13 @@
 // availability): it binds the client endpoint the leader would and answers every request with
 // "not the leader" (status unavailable, ClientReply.notLeader) naming the leader's advertised
 // endpoint, so that a client given any replica reaches the leader (the client library follows
-// the redirect once). It serves nothing else: no store is open, no agent is talked to.
+// the redirect once). With an agent endpoint it binds that too and answers every agent message
+// with ManagerMessage.notLeader, so that an agent given every replica's endpoint moves on to
+// the next (vmscheduler/.../replica_endpoints.h). It serves nothing else: no store is open.
 //
-// Security: with `curve` the socket is a CURVE server with vrmd's key pair, but without a ZAP
-// handler, so any client that knows vrmd's public key gets the answer; it tells nothing but where
-// the leader is, and the leader authenticates the request itself.
+// Security: with `curve` the sockets are CURVE servers with vrmd's key pair, but without a ZAP
+// handler, so any peer that knows vrmd's public key gets the answer; it tells nothing but where
+// the leader is, and the leader authenticates the request (or the agent's key) itself.
 //
 // Threading: one owner thread (vrmd's main thread while it waits to be elected).
 #pragma once
@@ -30,10 +32,15 @@ namespace vrm::manager {
 zmq::message_t answerAsStandby(const zmq::message_t& request, const std::string& leaderEndpoint,
                                TimeNs nowNs, const protocol::DecodeLimits& limits = {});
 
+// The answer of a replica that does not lead to any agent message, whatever it holds:
+// ManagerMessage.notLeader{leaderEndpoint} ("" = no leader known).
+zmq::message_t answerAgentAsStandby(const std::string& leaderEndpoint);
+
 struct StandbyServerOptions {
   std::string clientEndpoint = "tcp://127.0.0.1:5555";  // as ServerOptions::clientEndpoint
   std::optional<protocol::CurveKeyPair> curve;          // set: a CURVE server (see above)
   protocol::DecodeLimits limits;
+  std::string agentEndpoint;  // as ServerOptions::agentEndpoint; "" = agents not answered
 };
 
 class StandbyServer {
@@ -48,11 +55,13 @@ class StandbyServer {
   // Errors: unavailable with ZeroMQ's reason (address in use), invalid-argument for a key
   // ZeroMQ refuses.
   Status bind();
-  // The bound endpoint (the OS's port for "*"); empty before bind().
+  // The bound endpoints (the OS's port for "*"); empty before bind() (agent: or without one).
   std::string clientEndpoint() const { return bound_; }
+  std::string agentEndpoint() const { return boundAgents_; }
 
   // Waits up to `maxWait` for requests, then answers every one that has arrived as
-  // answerAsStandby(leaderEndpoint). Returns how many were answered.
+  // answerAsStandby(leaderEndpoint), and every agent message as answerAgentAsStandby. Returns
+  // how many were answered.
   int runOnce(std::chrono::milliseconds maxWait, const std::string& leaderEndpoint, TimeNs nowNs);
 
   // Unbinds and closes the socket and ends its context: on return the port is free. Requests
@@ -64,7 +73,9 @@ class StandbyServer {
   StandbyServerOptions options_;
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> socket_;
+  std::unique_ptr<zmq::socket_t> agents_;  // with options_.agentEndpoint
   std::string bound_;
+  std::string boundAgents_;
 };
 
 }  // namespace vrm::manager

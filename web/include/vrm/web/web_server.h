@@ -20,6 +20,11 @@
 //   GET  /calendar/host/HOST.ics?token=T    a host's reservations as iCalendar
 //   GET  /metrics                           text exposition format 0.0.4
 //
+// Standby (standbyLeaderUrl set: a vrmd replica on etcd that does not lead, README: High
+// availability): every request is answered 307 to the leader's URL with the same target, and
+// GET /metrics says `vrm_leader 0`; 503 with Retry-After while no leader is known. vrmd runs
+// such a server until elected, then stops it and starts the serving one on the same port.
+//
 // POST /api/reservations body: {"hosts": N} or {"host_names": [...]} (dedicated) or {"vms": K}
 // (shared); "start" (ISO 8601, "now" or "+30min", relative to vrmd's clock) or "start_ns";
 // "duration" ("2h") or "end" / "end_ns"; "template"; optional "vms_per_host", "label", "owner"
@@ -114,6 +119,9 @@ struct WebServerOptions {
   std::string calendarUidDomain;
   // Strict-Transport-Security's max-age over HTTPS. Default one year.
   std::chrono::seconds hstsMaxAge{365 * 24 * 3600};
+  // Set: a standby (see above); it returns the leader's base URL ("http://h:p/", "" = none
+  // known). Called on the serving thread: it must be thread-safe. Default unset: serve.
+  std::function<std::string()> standbyLeaderUrl;
 };
 
 class WebServer {
